@@ -1,0 +1,256 @@
+//! Located diagnostics: every user-facing config error says where
+//! (`file:line:col`), which field, what value, and what would be valid.
+//!
+//! Loaders deserialize into raw types, then validate into real types,
+//! pushing every problem into a [`Diagnostics`] list before failing, so a
+//! user fixes a file in one pass rather than one error per run.
+
+use std::fmt;
+
+use serde::de::DeserializeOwned;
+
+/// A 1-based line and column in a source file.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Pos {
+    pub line: u32,
+    pub col: u32,
+}
+
+impl Pos {
+    pub const fn new(line: u32, col: u32) -> Self {
+        Pos { line, col }
+    }
+
+    /// The position of a value read through [`Sp`], if the YAML reader knew it.
+    pub fn of<T>(sp: &Sp<T>) -> Option<Pos> {
+        let loc = sp.referenced;
+        (loc.line() > 0).then(|| Pos::new(loc.line() as u32, loc.column() as u32))
+    }
+
+    /// Moves a position found inside a YAML scalar (for example a PromQL
+    /// error column) to the file. `col` is 1-based inside the scalar; only
+    /// exact for plain and single-line scalars, which is what rules use.
+    pub fn offset_within(self, col_in_value: u32) -> Pos {
+        Pos::new(self.line, self.col + col_in_value.saturating_sub(1))
+    }
+}
+
+/// A value read from YAML together with where it was written.
+pub type Sp<T> = serde_saphyr::Spanned<T>;
+
+/// One problem found in one file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Diagnostic {
+    pub file: String,
+    pub pos: Option<Pos>,
+    /// A path to the field such as `groups[0].rules[2].expr`; empty for
+    /// whole-file problems.
+    pub field: String,
+    pub message: String,
+}
+
+impl Diagnostic {
+    pub fn new(
+        file: impl Into<String>,
+        pos: Option<Pos>,
+        field: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        Diagnostic {
+            file: file.into(),
+            pos,
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.file)?;
+        if let Some(p) = self.pos {
+            write!(f, ":{}:{}", p.line, p.col)?;
+        }
+        f.write_str(": ")?;
+        if !self.field.is_empty() {
+            write!(f, "{}: ", self.field)?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+/// Every problem found while loading a set of files.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Diagnostics(pub Vec<Diagnostic>);
+
+impl Diagnostics {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn push(&mut self, d: Diagnostic) {
+        self.0.push(d);
+    }
+
+    pub fn extend(&mut self, other: Diagnostics) {
+        self.0.extend(other.0);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Diagnostic> {
+        self.0.iter()
+    }
+
+    /// `Ok(value)` when nothing was reported, else every diagnostic.
+    pub fn into_result<T>(self, value: T) -> Result<T, Diagnostics> {
+        if self.0.is_empty() {
+            Ok(value)
+        } else {
+            Err(self)
+        }
+    }
+
+    /// Ordered by file and position so output reads top to bottom.
+    pub fn sorted(mut self) -> Self {
+        self.0
+            .sort_by(|a, b| (&a.file, a.pos).cmp(&(&b.file, b.pos)));
+        self
+    }
+}
+
+impl From<Diagnostic> for Diagnostics {
+    fn from(d: Diagnostic) -> Self {
+        Diagnostics(vec![d])
+    }
+}
+
+impl fmt::Display for Diagnostics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, d) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{d}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Diagnostics {}
+
+/// Joins a list of valid choices for "expected one of" messages.
+pub fn one_of<S: AsRef<str>>(choices: &[S]) -> String {
+    let mut v: Vec<&str> = choices.iter().map(AsRef::as_ref).collect();
+    v.sort_unstable();
+    v.join(", ")
+}
+
+/// The closest choice within a small edit distance, for "did you mean".
+pub fn did_you_mean<'a, S: AsRef<str>>(got: &str, choices: &'a [S]) -> Option<&'a str> {
+    choices
+        .iter()
+        .map(AsRef::as_ref)
+        .map(|c| (edit_distance(got, c), c))
+        .filter(|(d, c)| *d <= 2.max(c.len() / 3))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    let mut cur = vec![0; b.len() + 1];
+    for i in 1..=a.len() {
+        cur[0] = i;
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            cur[j] = (prev[j] + 1).min(cur[j - 1] + 1).min(prev[j - 1] + cost);
+        }
+        std::mem::swap(&mut prev, &mut cur);
+    }
+    prev[b.len()]
+}
+
+/// Parses one YAML document into a raw type. A syntax or shape error (bad
+/// indentation, unknown field, wrong type) becomes one located diagnostic;
+/// serde cannot continue past those, so later checks collect the rest.
+pub fn from_yaml<T: DeserializeOwned>(file: &str, text: &str) -> Result<T, Diagnostic> {
+    // Aliases are bounded by serde-saphyr's defaults, which refuse
+    // "billion laughs" expansion; duplicate keys are an error there too.
+    serde_saphyr::from_str::<T>(text).map_err(|e| {
+        let pos = e
+            .location()
+            .filter(|l| l.line() > 0)
+            .map(|l| Pos::new(l.line() as u32, l.column() as u32));
+        Diagnostic::new(file, pos, "", yaml_message(&e))
+    })
+}
+
+/// serde-saphyr renders a source snippet into its Display; chat and
+/// terminals want the one-line reason, since we print the location
+/// ourselves.
+fn yaml_message(e: &serde_saphyr::Error) -> String {
+    let full = e.to_string();
+    let first = full.lines().next().unwrap_or_default().trim();
+    // Drop a trailing " at line X column Y" that duplicates our prefix.
+    let cut = first.find(" at line ").map_or(first, |i| &first[..i]);
+    cut.trim_start_matches("error: ").to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Raw {
+        name: Sp<String>,
+        count: Option<u32>,
+    }
+
+    #[test]
+    fn unknown_field_is_located() {
+        let err = from_yaml::<Raw>("f.yaml", "name: x\ncuont: 3\n").unwrap_err();
+        assert_eq!(err.file, "f.yaml");
+        assert_eq!(err.pos.map(|p| p.line), Some(2), "{err}");
+        assert!(err.message.contains("cuont"), "{err}");
+    }
+
+    #[test]
+    fn spanned_values_know_their_position() {
+        let raw = from_yaml::<Raw>("f.yaml", "count: 1\nname:   hello\n").unwrap();
+        assert_eq!(Pos::of(&raw.name), Some(Pos::new(2, 9)));
+    }
+
+    #[test]
+    fn wrong_type_is_located() {
+        let err = from_yaml::<Raw>("f.yaml", "name: x\ncount: many\n").unwrap_err();
+        assert_eq!(err.pos.map(|p| p.line), Some(2), "{err}");
+    }
+
+    #[test]
+    fn display_has_file_line_col_field() {
+        let d = Diagnostic::new(
+            "a.yml",
+            Some(Pos::new(3, 7)),
+            "steps[1].action",
+            "unknown action",
+        );
+        assert_eq!(d.to_string(), "a.yml:3:7: steps[1].action: unknown action");
+    }
+
+    #[test]
+    fn suggests_close_names() {
+        assert_eq!(did_you_mean("htp", &["http", "chat", "wait"]), Some("http"));
+        assert_eq!(did_you_mean("zzzzzz", &["http", "chat"]), None);
+    }
+}
