@@ -40,6 +40,8 @@
 //!   the bot watches and mitigates in the demo, the tests and the benchmarks.
 
 pub mod clock;
+pub mod config;
+pub mod store;
 pub mod diag;
 pub mod duration;
 pub mod labels;

@@ -1,0 +1,398 @@
+//! The daemon's config file (`firebreak.yaml`) and its defaults.
+//!
+//! Raw types mirror the YAML with `deny_unknown_fields`; [`Config::load`]
+//! validates them into [`Config`], collecting every problem with its
+//! location. Every field has a default, so a small setup is a few lines and
+//! `firebreak demo` needs no file at all.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use crate::diag::{Diagnostic, Diagnostics, Pos, Sp, from_yaml, one_of};
+use crate::duration::PromDuration;
+use crate::labels::Labels;
+
+/// The validated configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub scrape: Vec<ScrapeTarget>,
+    pub evaluation_interval: PromDuration,
+    pub external_labels: Labels,
+    pub alert_paths: Vec<String>,
+    pub runbook_paths: Vec<String>,
+    /// Named HTTP endpoints that runbook `http` steps may call; no other
+    /// host is reachable from a runbook.
+    pub targets: BTreeMap<String, Target>,
+    pub secrets: BTreeMap<String, SecretSource>,
+    pub chat: ChatConfig,
+    pub store_url: String,
+    pub automation_paused: bool,
+    /// Alert labels whose values group alerts into one incident.
+    pub incident_group_by: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ScrapeTarget {
+    pub name: String,
+    pub url: reqwest::Url,
+    pub interval: PromDuration,
+    pub timeout: PromDuration,
+    pub labels: Labels,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Target {
+    pub name: String,
+    pub url: reqwest::Url,
+    pub timeout: PromDuration,
+    /// Name of a secret sent as `Authorization: Bearer <secret>`.
+    pub bearer_secret: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SecretSource {
+    Env(String),
+    File(String),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChatConfig {
+    /// Channel where incidents are posted.
+    pub channel: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            scrape: Vec::new(),
+            evaluation_interval: PromDuration::from_secs(60),
+            external_labels: Labels::new(),
+            alert_paths: vec!["alerts".into()],
+            runbook_paths: vec!["runbooks".into()],
+            targets: BTreeMap::new(),
+            secrets: BTreeMap::new(),
+            chat: ChatConfig {
+                channel: "#incidents".into(),
+            },
+            store_url: "sqlite://firebreak.db".into(),
+            automation_paused: false,
+            incident_group_by: vec!["event".into()],
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    sources: RawSources,
+    #[serde(default)]
+    rules: RawRules,
+    #[serde(default)]
+    runbooks: RawRunbooks,
+    #[serde(default)]
+    targets: BTreeMap<String, Sp<RawTarget>>,
+    #[serde(default)]
+    secrets: BTreeMap<String, Sp<RawSecret>>,
+    #[serde(default)]
+    chat: RawChat,
+    #[serde(default)]
+    store: RawStore,
+    #[serde(default)]
+    automation: RawAutomation,
+    #[serde(default)]
+    incidents: RawIncidents,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawSources {
+    #[serde(default)]
+    scrape: Vec<Sp<RawScrape>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawScrape {
+    name: Sp<String>,
+    url: Sp<String>,
+    interval: Option<Sp<String>>,
+    timeout: Option<Sp<String>>,
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawRules {
+    paths: Option<Vec<String>>,
+    evaluation_interval: Option<Sp<String>>,
+    #[serde(default)]
+    external_labels: BTreeMap<String, String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawRunbooks {
+    paths: Option<Vec<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTarget {
+    url: Sp<String>,
+    timeout: Option<Sp<String>>,
+    bearer_token_secret: Option<Sp<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSecret {
+    env: Option<String>,
+    file: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawChat {
+    channel: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawStore {
+    url: Option<Sp<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawAutomation {
+    paused: Option<bool>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawIncidents {
+    group_by: Option<Vec<String>>,
+}
+
+/// Collects diagnostics for one file, so validators read as a list of checks.
+struct Checker<'a> {
+    file: &'a str,
+    out: Diagnostics,
+}
+
+impl Checker<'_> {
+    fn err(&mut self, pos: Option<Pos>, field: impl Into<String>, msg: impl Into<String>) {
+        self.out.push(Diagnostic::new(self.file, pos, field, msg));
+    }
+
+    fn duration(&mut self, v: &Option<Sp<String>>, field: &str, default: PromDuration) -> PromDuration {
+        match v {
+            None => default,
+            Some(sp) => PromDuration::parse(&sp.value).unwrap_or_else(|e| {
+                self.err(Pos::of(sp), field, e.to_string());
+                default
+            }),
+        }
+    }
+
+    fn url(&mut self, sp: &Sp<String>, field: &str) -> Option<reqwest::Url> {
+        match reqwest::Url::parse(&sp.value) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") => Some(u),
+            Ok(u) => {
+                self.err(Pos::of(sp), field, format!("unsupported scheme {:?} in {:?}; expected http or https", u.scheme(), sp.value));
+                None
+            }
+            Err(e) => {
+                self.err(Pos::of(sp), field, format!("invalid URL {:?}: {e}; expected e.g. http://127.0.0.1:9100/metrics", sp.value));
+                None
+            }
+        }
+    }
+}
+
+impl Config {
+    /// Parses and validates a config file, reporting every problem at once.
+    pub fn load(file: &str, text: &str) -> Result<Config, Diagnostics> {
+        let raw: RawConfig = from_yaml(file, text)?;
+        let mut c = Checker { file, out: Diagnostics::new() };
+        let defaults = Config::default();
+
+        let mut scrape = Vec::new();
+        for (i, sp) in raw.sources.scrape.iter().enumerate() {
+            let r = &sp.value;
+            let field = format!("sources.scrape[{i}]");
+            if scrape.iter().any(|t: &ScrapeTarget| t.name == r.name.value) {
+                c.err(Pos::of(&r.name), format!("{field}.name"), format!("duplicate scrape target name {:?}", r.name.value));
+            }
+            let interval = c.duration(&r.interval, &format!("{field}.interval"), PromDuration::from_secs(15));
+            // Unset, the timeout is 10s or the interval if shorter; set
+            // explicitly, a timeout longer than the interval is a mistake.
+            let timeout = c.duration(&r.timeout, &format!("{field}.timeout"), PromDuration::from_secs(10).min(interval));
+            if timeout > interval {
+                c.err(Pos::of(sp), format!("{field}.timeout"), format!("timeout {timeout} is longer than the interval {interval}; it must be at most the interval"));
+            }
+            if let Some(url) = c.url(&r.url, &format!("{field}.url")) {
+                scrape.push(ScrapeTarget {
+                    name: r.name.value.clone(),
+                    url,
+                    interval,
+                    timeout,
+                    labels: r.labels.clone().into(),
+                });
+            }
+        }
+
+        let mut secrets = BTreeMap::new();
+        for (name, sp) in &raw.secrets {
+            let field = format!("secrets.{name}");
+            match (&sp.value.env, &sp.value.file) {
+                (Some(e), None) => {
+                    secrets.insert(name.clone(), SecretSource::Env(e.clone()));
+                }
+                (None, Some(f)) => {
+                    secrets.insert(name.clone(), SecretSource::File(f.clone()));
+                }
+                _ => c.err(Pos::of(sp), field, "give exactly one of `env: VAR` or `file: PATH`"),
+            }
+        }
+
+        let mut targets = BTreeMap::new();
+        for (name, sp) in &raw.targets {
+            let r = &sp.value;
+            let field = format!("targets.{name}");
+            let timeout = c.duration(&r.timeout, &format!("{field}.timeout"), PromDuration::from_secs(10));
+            if let Some(s) = &r.bearer_token_secret
+                && !secrets.contains_key(&s.value)
+            {
+                let known: Vec<&String> = secrets.keys().collect();
+                let valid = if known.is_empty() { "no secrets are defined under `secrets:`".to_owned() } else { format!("defined secrets: {}", one_of(&known)) };
+                c.err(Pos::of(s), format!("{field}.bearer_token_secret"), format!("unknown secret {:?}; {valid}", s.value));
+            }
+            if let Some(url) = c.url(&r.url, &format!("{field}.url")) {
+                targets.insert(
+                    name.clone(),
+                    Target {
+                        name: name.clone(),
+                        url,
+                        timeout,
+                        bearer_secret: r.bearer_token_secret.as_ref().map(|s| s.value.clone()),
+                    },
+                );
+            }
+        }
+
+        let evaluation_interval = c.duration(&raw.rules.evaluation_interval, "rules.evaluation_interval", defaults.evaluation_interval);
+        if evaluation_interval.is_zero()
+            && let Some(sp) = &raw.rules.evaluation_interval
+        {
+            c.err(Pos::of(sp), "rules.evaluation_interval", "must be greater than 0s");
+        }
+
+        let store_url = match &raw.store.url {
+            None => defaults.store_url.clone(),
+            Some(sp) => {
+                if !(sp.value.starts_with("sqlite:") || sp.value.starts_with("postgres://") || sp.value.starts_with("postgresql://")) {
+                    c.err(Pos::of(sp), "store.url", format!("unsupported store {:?}; expected sqlite://PATH or postgres://USER@HOST/DB", sp.value));
+                }
+                sp.value.clone()
+            }
+        };
+
+        let config = Config {
+            scrape,
+            evaluation_interval,
+            external_labels: raw.rules.external_labels.into(),
+            alert_paths: raw.rules.paths.unwrap_or(defaults.alert_paths),
+            runbook_paths: raw.runbooks.paths.unwrap_or(defaults.runbook_paths),
+            targets,
+            secrets,
+            chat: ChatConfig {
+                channel: raw.chat.channel.unwrap_or(defaults.chat.channel),
+            },
+            store_url,
+            automation_paused: raw.automation.paused.unwrap_or(false),
+            incident_group_by: raw.incidents.group_by.unwrap_or(defaults.incident_group_by),
+        };
+        c.out.into_result(config)
+    }
+}
+
+/// Reads a secret's value. Secrets are resolved only when a step needs
+/// them and are never logged or rendered into chat.
+pub fn resolve_secret(src: &SecretSource) -> Result<String, String> {
+    match src {
+        SecretSource::Env(var) => std::env::var(var).map_err(|_| format!("environment variable {var} is not set")),
+        SecretSource::File(path) => std::fs::read_to_string(path)
+            .map(|s| s.trim_end_matches(['\n', '\r']).to_owned())
+            .map_err(|e| format!("cannot read secret file {path}: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_gives_defaults() {
+        let c = Config::load("f.yaml", "{}").unwrap();
+        assert_eq!(c.store_url, "sqlite://firebreak.db");
+        assert_eq!(c.evaluation_interval, PromDuration::from_secs(60));
+        assert_eq!(c.alert_paths, vec!["alerts"]);
+    }
+
+    #[test]
+    fn small_config_loads() {
+        let c = Config::load(
+            "f.yaml",
+            "sources:\n  scrape:\n    - name: sim\n      url: http://127.0.0.1:9100/metrics\n      interval: 5s\ntargets:\n  sim:\n    url: http://127.0.0.1:9100\n",
+        )
+        .unwrap();
+        assert_eq!(c.scrape[0].interval, PromDuration::from_secs(5));
+        assert_eq!(c.targets["sim"].url.as_str(), "http://127.0.0.1:9100/");
+    }
+
+    #[test]
+    fn every_error_is_reported_with_location() {
+        let text = "\
+sources:
+  scrape:
+    - name: a
+      url: ftp://x
+      interval: 5q
+targets:
+  sim:
+    url: http://127.0.0.1:1
+    bearer_token_secret: nope
+store:
+  url: mysql://x
+";
+        let errs = Config::load("cfg.yaml", text).unwrap_err();
+        let lines: Vec<String> = errs.iter().map(ToString::to_string).collect();
+        assert_eq!(errs.len(), 4, "{lines:#?}");
+        assert!(lines.iter().any(|l| l.starts_with("cfg.yaml:4:12: sources.scrape[0].url: unsupported scheme")), "{lines:#?}");
+        assert!(lines.iter().any(|l| l.starts_with("cfg.yaml:5:17: sources.scrape[0].interval: invalid duration")), "{lines:#?}");
+        assert!(lines.iter().any(|l| l.starts_with("cfg.yaml:9:26: targets.sim.bearer_token_secret: unknown secret \"nope\"")), "{lines:#?}");
+        assert!(lines.iter().any(|l| l.starts_with("cfg.yaml:11:8: store.url: unsupported store")), "{lines:#?}");
+    }
+
+    #[test]
+    fn unknown_field_is_rejected_with_location() {
+        let errs = Config::load("c.yaml", "automation:\n  pasued: true\n").unwrap_err();
+        let d = &errs.0[0];
+        assert_eq!(d.pos.map(|p| p.line), Some(2), "{d}");
+        assert!(d.message.contains("pasued"), "{d}");
+    }
+
+    #[test]
+    fn secrets_resolve_from_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("tok");
+        std::fs::write(&p, "s3cret\n").unwrap();
+        let v = resolve_secret(&SecretSource::File(p.display().to_string())).unwrap();
+        assert_eq!(v, "s3cret");
+        assert!(resolve_secret(&SecretSource::Env("FIREBREAK_SURELY_UNSET_VAR".into())).is_err());
+    }
+}

@@ -1,0 +1,525 @@
+//! The durable record beside the flow: runs and steps, alerts, the incident
+//! timeline and the chat outbox.
+//!
+//! One code path for embedded SQLite (the default: one file, created on
+//! first run) and PostgreSQL (the path for replicas), through sqlx's `Any`
+//! driver. SQL here sticks to what both accept: TEXT, BIGINT and DOUBLE
+//! PRECISION columns, `$N` placeholders, ids made by the bot rather than by
+//! the database.
+
+use serde::Serialize;
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::{AnyPool, Row};
+
+use crate::clock::Millis;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open store {url}: {source}")]
+    Open {
+        url: String,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("store query failed ({what}): {source}")]
+    Query {
+        what: &'static str,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("stored {what} is corrupt: {detail}")]
+    Corrupt { what: &'static str, detail: String },
+}
+
+type Result<T> = std::result::Result<T, StoreError>;
+
+fn q(what: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
+    move |source| StoreError::Query { what, source }
+}
+
+/// Schema, applied idempotently at open. Kept as plain DDL both databases
+/// accept; numbered so that later migrations can be appended.
+const SCHEMA: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS runs (
+        id TEXT PRIMARY KEY,
+        runbook TEXT NOT NULL,
+        incident TEXT NOT NULL,
+        concurrency_key TEXT NOT NULL,
+        state TEXT NOT NULL,
+        trigger_json TEXT NOT NULL,
+        started_at BIGINT NOT NULL,
+        finished_at BIGINT,
+        error TEXT
+    )",
+    "CREATE TABLE IF NOT EXISTS steps (
+        run_id TEXT NOT NULL,
+        step_id TEXT NOT NULL,
+        seq BIGINT NOT NULL,
+        state TEXT NOT NULL,
+        attempts BIGINT NOT NULL,
+        started_at BIGINT NOT NULL,
+        finished_at BIGINT,
+        output_json TEXT,
+        error TEXT,
+        PRIMARY KEY (run_id, step_id)
+    )",
+    "CREATE TABLE IF NOT EXISTS alerts (
+        fingerprint TEXT PRIMARY KEY,
+        alertname TEXT NOT NULL,
+        labels_json TEXT NOT NULL,
+        annotations_json TEXT NOT NULL,
+        state TEXT NOT NULL,
+        active_at BIGINT NOT NULL,
+        fired_at BIGINT,
+        resolved_at BIGINT,
+        value DOUBLE PRECISION NOT NULL
+    )",
+    "CREATE TABLE IF NOT EXISTS timeline (
+        incident TEXT NOT NULL,
+        seq BIGINT NOT NULL,
+        at BIGINT NOT NULL,
+        kind TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        text TEXT NOT NULL,
+        PRIMARY KEY (incident, seq)
+    )",
+    "CREATE TABLE IF NOT EXISTS outbox (
+        seq BIGINT PRIMARY KEY,
+        channel TEXT NOT NULL,
+        payload_json TEXT NOT NULL,
+        created_at BIGINT NOT NULL,
+        sent_at BIGINT,
+        attempts BIGINT NOT NULL
+    )",
+];
+
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: AnyPool,
+}
+
+/// One line of an incident's timeline.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct TimelineEntry {
+    pub incident: String,
+    pub seq: i64,
+    pub at: Millis,
+    pub kind: String,
+    /// Who did it: `firebreak` for automation, else the person.
+    pub actor: String,
+    pub text: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RunRecord {
+    pub id: String,
+    pub runbook: String,
+    pub incident: String,
+    pub concurrency_key: String,
+    pub state: String,
+    pub started_at: Millis,
+    pub finished_at: Option<Millis>,
+    pub error: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct StepRecord {
+    pub run_id: String,
+    pub step_id: String,
+    pub state: String,
+    pub attempts: i64,
+    pub started_at: Millis,
+    pub finished_at: Option<Millis>,
+    pub output_json: Option<String>,
+    pub error: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct OutboxRow {
+    pub seq: i64,
+    pub channel: String,
+    pub payload_json: String,
+    pub attempts: i64,
+}
+
+impl Store {
+    /// Opens (creating if needed) the store at `url`: `sqlite://PATH`,
+    /// `sqlite::memory:` or `postgres://...`.
+    pub async fn open(url: &str) -> Result<Store> {
+        install_default_drivers();
+        let url_owned = url.to_owned();
+        let connect_url = if url.starts_with("sqlite:") && !url.contains("mode=") && !url.contains(":memory:") {
+            // Create the file on first run.
+            format!("{url}{}mode=rwc", if url.contains('?') { "&" } else { "?" })
+        } else {
+            url.to_owned()
+        };
+        // An in-memory SQLite database exists per connection; one
+        // connection keeps it whole.
+        let max = if url.contains(":memory:") { 1 } else { 4 };
+        let pool = AnyPoolOptions::new()
+            .max_connections(max)
+            .connect(&connect_url)
+            .await
+            .map_err(|source| StoreError::Open { url: url_owned.clone(), source })?;
+        if url.starts_with("sqlite:") {
+            // WAL lets the outbox sender read while the executor writes.
+            for pragma in &["PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL", "PRAGMA busy_timeout=5000"] {
+                sqlx::query(*pragma).execute(&pool).await.map_err(q("pragma"))?;
+            }
+        }
+        for ddl in SCHEMA {
+            sqlx::query(*ddl).execute(&pool).await.map_err(q("schema"))?;
+        }
+        Ok(Store { pool })
+    }
+
+    // --- runs and steps -------------------------------------------------
+
+    pub async fn insert_run(&self, r: &RunRecord, trigger_json: &str) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO runs (id, runbook, incident, concurrency_key, state, trigger_json, started_at, finished_at, error)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, NULL)",
+        )
+        .bind(&r.id)
+        .bind(&r.runbook)
+        .bind(&r.incident)
+        .bind(&r.concurrency_key)
+        .bind(&r.state)
+        .bind(trigger_json)
+        .bind(r.started_at)
+        .execute(&self.pool)
+        .await
+        .map_err(q("insert run"))?;
+        Ok(())
+    }
+
+    pub async fn finish_run(&self, id: &str, state: &str, at: Millis, error: Option<&str>) -> Result<()> {
+        sqlx::query("UPDATE runs SET state = $1, finished_at = $2, error = $3 WHERE id = $4")
+            .bind(state)
+            .bind(at)
+            .bind(error)
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(q("finish run"))?;
+        Ok(())
+    }
+
+    pub async fn runs(&self) -> Result<Vec<RunRecord>> {
+        let rows = sqlx::query("SELECT id, runbook, incident, concurrency_key, state, started_at, finished_at, error FROM runs ORDER BY started_at, id")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(q("list runs"))?;
+        rows.iter()
+            .map(|r| {
+                Ok(RunRecord {
+                    id: r.try_get(0).map_err(q("read run"))?,
+                    runbook: r.try_get(1).map_err(q("read run"))?,
+                    incident: r.try_get(2).map_err(q("read run"))?,
+                    concurrency_key: r.try_get(3).map_err(q("read run"))?,
+                    state: r.try_get(4).map_err(q("read run"))?,
+                    started_at: r.try_get(5).map_err(q("read run"))?,
+                    finished_at: r.try_get(6).map_err(q("read run"))?,
+                    error: r.try_get(7).map_err(q("read run"))?,
+                })
+            })
+            .collect()
+    }
+
+    /// Records that a step is about to act. Written before the action so a
+    /// crash leaves evidence of what may have happened.
+    pub async fn step_started(&self, run_id: &str, step_id: &str, seq: i64, attempts: i64, at: Millis) -> Result<()> {
+        sqlx::query("DELETE FROM steps WHERE run_id = $1 AND step_id = $2")
+            .bind(run_id)
+            .bind(step_id)
+            .execute(&self.pool)
+            .await
+            .map_err(q("reset step"))?;
+        sqlx::query(
+            "INSERT INTO steps (run_id, step_id, seq, state, attempts, started_at, finished_at, output_json, error)
+             VALUES ($1, $2, $3, 'running', $4, $5, NULL, NULL, NULL)",
+        )
+        .bind(run_id)
+        .bind(step_id)
+        .bind(seq)
+        .bind(attempts)
+        .bind(at)
+        .execute(&self.pool)
+        .await
+        .map_err(q("start step"))?;
+        Ok(())
+    }
+
+    pub async fn step_finished(&self, run_id: &str, step_id: &str, state: &str, attempts: i64, at: Millis, output_json: Option<&str>, error: Option<&str>) -> Result<()> {
+        sqlx::query("UPDATE steps SET state = $1, attempts = $2, finished_at = $3, output_json = $4, error = $5 WHERE run_id = $6 AND step_id = $7")
+            .bind(state)
+            .bind(attempts)
+            .bind(at)
+            .bind(output_json)
+            .bind(error)
+            .bind(run_id)
+            .bind(step_id)
+            .execute(&self.pool)
+            .await
+            .map_err(q("finish step"))?;
+        Ok(())
+    }
+
+    pub async fn steps(&self, run_id: &str) -> Result<Vec<StepRecord>> {
+        let rows = sqlx::query("SELECT run_id, step_id, state, attempts, started_at, finished_at, output_json, error FROM steps WHERE run_id = $1 ORDER BY seq")
+            .bind(run_id)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(q("list steps"))?;
+        rows.iter()
+            .map(|r| {
+                Ok(StepRecord {
+                    run_id: r.try_get(0).map_err(q("read step"))?,
+                    step_id: r.try_get(1).map_err(q("read step"))?,
+                    state: r.try_get(2).map_err(q("read step"))?,
+                    attempts: r.try_get(3).map_err(q("read step"))?,
+                    started_at: r.try_get(4).map_err(q("read step"))?,
+                    finished_at: r.try_get(5).map_err(q("read step"))?,
+                    output_json: r.try_get(6).map_err(q("read step"))?,
+                    error: r.try_get(7).map_err(q("read step"))?,
+                })
+            })
+            .collect()
+    }
+
+    // --- alerts ------------------------------------------------------------
+
+    #[allow(clippy::too_many_arguments)]
+    pub async fn upsert_alert(&self, fingerprint: &str, alertname: &str, labels_json: &str, annotations_json: &str, state: &str, active_at: Millis, fired_at: Option<Millis>, resolved_at: Option<Millis>, value: f64) -> Result<()> {
+        sqlx::query("DELETE FROM alerts WHERE fingerprint = $1")
+            .bind(fingerprint)
+            .execute(&self.pool)
+            .await
+            .map_err(q("replace alert"))?;
+        sqlx::query(
+            "INSERT INTO alerts (fingerprint, alertname, labels_json, annotations_json, state, active_at, fired_at, resolved_at, value)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(fingerprint)
+        .bind(alertname)
+        .bind(labels_json)
+        .bind(annotations_json)
+        .bind(state)
+        .bind(active_at)
+        .bind(fired_at)
+        .bind(resolved_at)
+        // NaN is not storable everywhere; alerts with NaN values are rare
+        // and the value is informational.
+        .bind(if value.is_finite() { value } else { 0.0 })
+        .execute(&self.pool)
+        .await
+        .map_err(q("upsert alert"))?;
+        Ok(())
+    }
+
+    // --- timeline ------------------------------------------------------------
+
+    /// Appends to an incident's timeline; `seq` orders entries that share a
+    /// millisecond.
+    pub async fn append_timeline(&self, incident: &str, at: Millis, kind: &str, actor: &str, text: &str) -> Result<()> {
+        let next: i64 = sqlx::query("SELECT COALESCE(MAX(seq), 0) + 1 FROM timeline WHERE incident = $1")
+            .bind(incident)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(q("timeline seq"))?
+            .try_get(0)
+            .map_err(q("timeline seq"))?;
+        sqlx::query("INSERT INTO timeline (incident, seq, at, kind, actor, text) VALUES ($1, $2, $3, $4, $5, $6)")
+            .bind(incident)
+            .bind(next)
+            .bind(at)
+            .bind(kind)
+            .bind(actor)
+            .bind(text)
+            .execute(&self.pool)
+            .await
+            .map_err(q("append timeline"))?;
+        Ok(())
+    }
+
+    pub async fn incidents(&self) -> Result<Vec<String>> {
+        let rows = sqlx::query("SELECT incident, MIN(at) AS first FROM timeline GROUP BY incident ORDER BY first, incident")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(q("list incidents"))?;
+        rows.iter().map(|r| r.try_get(0).map_err(q("read incident"))).collect()
+    }
+
+    pub async fn timeline(&self, incident: &str) -> Result<Vec<TimelineEntry>> {
+        let rows = sqlx::query("SELECT incident, seq, at, kind, actor, text FROM timeline WHERE incident = $1 ORDER BY at, seq")
+            .bind(incident)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(q("read timeline"))?;
+        rows.iter()
+            .map(|r| {
+                Ok(TimelineEntry {
+                    incident: r.try_get(0).map_err(q("read timeline"))?,
+                    seq: r.try_get(1).map_err(q("read timeline"))?,
+                    at: r.try_get(2).map_err(q("read timeline"))?,
+                    kind: r.try_get(3).map_err(q("read timeline"))?,
+                    actor: r.try_get(4).map_err(q("read timeline"))?,
+                    text: r.try_get(5).map_err(q("read timeline"))?,
+                })
+            })
+            .collect()
+    }
+
+    // --- outbox ----------------------------------------------------------------
+
+    /// Writes a message before it is sent; returns its sequence number,
+    /// which is also the delivery order.
+    pub async fn enqueue_outbox(&self, channel: &str, payload_json: &str, at: Millis) -> Result<i64> {
+        let mut tx = self.pool.begin().await.map_err(q("outbox begin"))?;
+        let seq: i64 = sqlx::query("SELECT COALESCE(MAX(seq), 0) + 1 FROM outbox")
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(q("outbox seq"))?
+            .try_get(0)
+            .map_err(q("outbox seq"))?;
+        sqlx::query("INSERT INTO outbox (seq, channel, payload_json, created_at, sent_at, attempts) VALUES ($1, $2, $3, $4, NULL, 0)")
+            .bind(seq)
+            .bind(channel)
+            .bind(payload_json)
+            .bind(at)
+            .execute(&mut *tx)
+            .await
+            .map_err(q("enqueue outbox"))?;
+        tx.commit().await.map_err(q("outbox commit"))?;
+        Ok(seq)
+    }
+
+    /// Unsent messages in order, at most `limit`.
+    pub async fn pending_outbox(&self, limit: i64) -> Result<Vec<OutboxRow>> {
+        let rows = sqlx::query("SELECT seq, channel, payload_json, attempts FROM outbox WHERE sent_at IS NULL ORDER BY seq LIMIT $1")
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(q("pending outbox"))?;
+        rows.iter()
+            .map(|r| {
+                Ok(OutboxRow {
+                    seq: r.try_get(0).map_err(q("read outbox"))?,
+                    channel: r.try_get(1).map_err(q("read outbox"))?,
+                    payload_json: r.try_get(2).map_err(q("read outbox"))?,
+                    attempts: r.try_get(3).map_err(q("read outbox"))?,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn mark_sent(&self, seq: i64, at: Millis) -> Result<()> {
+        sqlx::query("UPDATE outbox SET sent_at = $1, attempts = attempts + 1 WHERE seq = $2")
+            .bind(at)
+            .bind(seq)
+            .execute(&self.pool)
+            .await
+            .map_err(q("mark sent"))?;
+        Ok(())
+    }
+
+    pub async fn mark_attempt_failed(&self, seq: i64) -> Result<()> {
+        sqlx::query("UPDATE outbox SET attempts = attempts + 1 WHERE seq = $1")
+            .bind(seq)
+            .execute(&self.pool)
+            .await
+            .map_err(q("mark attempt"))?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn temp_store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("fb.db").display());
+        (dir, Store::open(&url).await.unwrap())
+    }
+
+    #[tokio::test]
+    async fn creates_file_on_first_run_and_reopens() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("fb.db");
+        let url = format!("sqlite://{}", path.display());
+        let s = Store::open(&url).await.unwrap();
+        s.append_timeline("inc-1", 10, "alert", "firebreak", "fired").await.unwrap();
+        s.close().await;
+        assert!(path.exists());
+        let s = Store::open(&url).await.unwrap();
+        assert_eq!(s.timeline("inc-1").await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn timeline_keeps_order_within_a_millisecond() {
+        let (_d, s) = temp_store().await;
+        s.append_timeline("i", 5, "a", "firebreak", "first").await.unwrap();
+        s.append_timeline("i", 5, "b", "firebreak", "second").await.unwrap();
+        s.append_timeline("i", 1, "c", "firebreak", "earliest").await.unwrap();
+        let t: Vec<String> = s.timeline("i").await.unwrap().into_iter().map(|e| e.text).collect();
+        assert_eq!(t, ["earliest", "first", "second"]);
+        assert_eq!(s.incidents().await.unwrap(), ["i"]);
+    }
+
+    #[tokio::test]
+    async fn outbox_delivers_in_order_and_survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("fb.db").display());
+        let s = Store::open(&url).await.unwrap();
+        let a = s.enqueue_outbox("#c", "{\"n\":1}", 1).await.unwrap();
+        let b = s.enqueue_outbox("#c", "{\"n\":2}", 2).await.unwrap();
+        assert!(b > a);
+        s.mark_attempt_failed(a).await.unwrap();
+        s.close().await;
+        let s = Store::open(&url).await.unwrap();
+        let p = s.pending_outbox(10).await.unwrap();
+        assert_eq!(p.iter().map(|r| r.seq).collect::<Vec<_>>(), [a, b]);
+        assert_eq!(p[0].attempts, 1);
+        s.mark_sent(a, 3).await.unwrap();
+        assert_eq!(s.pending_outbox(10).await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn runs_and_steps_round_trip() {
+        let (_d, s) = temp_store().await;
+        let run = RunRecord {
+            id: "run-1".into(),
+            runbook: "rb".into(),
+            incident: "inc".into(),
+            concurrency_key: "launch".into(),
+            state: "running".into(),
+            started_at: 100,
+            finished_at: None,
+            error: None,
+        };
+        s.insert_run(&run, "{}").await.unwrap();
+        s.step_started("run-1", "b", 2, 1, 101).await.unwrap();
+        s.step_started("run-1", "a", 1, 1, 100).await.unwrap();
+        s.step_finished("run-1", "a", "succeeded", 1, 102, Some("{\"x\":1}"), None).await.unwrap();
+        s.finish_run("run-1", "failed", 110, Some("boom")).await.unwrap();
+        let runs = s.runs().await.unwrap();
+        assert_eq!(runs[0].state, "failed");
+        assert_eq!(runs[0].error.as_deref(), Some("boom"));
+        let steps = s.steps("run-1").await.unwrap();
+        assert_eq!(steps.iter().map(|x| x.step_id.as_str()).collect::<Vec<_>>(), ["a", "b"]);
+        assert_eq!(steps[0].output_json.as_deref(), Some("{\"x\":1}"));
+        assert_eq!(steps[1].state, "running");
+    }
+
+    #[tokio::test]
+    async fn bad_url_is_a_clear_error() {
+        let e = Store::open("sqlite:///nonexistent-dir-xyz/sub/fb.db").await.unwrap_err();
+        assert!(e.to_string().contains("cannot open store sqlite:///nonexistent-dir-xyz/sub/fb.db"), "{e}");
+    }
+}
