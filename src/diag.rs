@@ -202,7 +202,16 @@ fn yaml_message(e: &serde_saphyr::Error) -> String {
     let first = full.lines().next().unwrap_or_default().trim();
     // Drop a trailing " at line X column Y" that duplicates our prefix.
     let cut = first.find(" at line ").map_or(first, |i| &first[..i]);
-    cut.trim_start_matches("error: ").to_owned()
+    let cut = cut.trim_start_matches("error: ");
+    strip_line_column_prefix(cut).to_owned()
+}
+
+/// `line 3 column 5: msg` -> `msg`.
+fn strip_line_column_prefix(s: &str) -> &str {
+    let Some(rest) = s.strip_prefix("line ") else { return s };
+    let Some((_, rest)) = rest.split_once(" column ") else { return s };
+    let Some((col, msg)) = rest.split_once(": ") else { return s };
+    if col.chars().all(|c| c.is_ascii_digit()) { msg } else { s }
 }
 
 #[cfg(test)]

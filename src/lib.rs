@@ -39,13 +39,17 @@
 //! - [`sim`]: the live audio platform simulator, a real HTTP service that
 //!   the bot watches and mitigates in the demo, the tests and the benchmarks.
 
+pub mod chat;
 pub mod clock;
 pub mod config;
 pub mod store;
 pub mod diag;
 pub mod duration;
+pub mod executor;
 pub mod labels;
+pub mod matchers;
 pub mod promql;
 pub mod rules;
+pub mod runbook;
 pub mod sim;
 pub mod tsdb;

@@ -1,0 +1,202 @@
+//! `http`: call a named target from config. Runbooks cannot name hosts:
+//! the path is joined to the target's base URL and a result on another
+//! host, port or scheme is refused. Mutating calls carry an
+//! `Idempotency-Key` derived from the run and step, so a retry (or a
+//! resumed run) applies once. Fields of the JSON response can be captured
+//! for later steps with JSON pointers.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde_json::{Map, Value as Json, json};
+
+use super::{Action, ActionError, Done, StepCtx, check_shape};
+use crate::chat::BoxFut;
+use crate::config::resolve_secret;
+use crate::runbook::CheckEnv;
+
+pub struct Http;
+
+const METHODS: [&str; 5] = ["GET", "POST", "PUT", "PATCH", "DELETE"];
+/// Responses are captured from, not stored whole; bound what we read.
+const MAX_BODY: usize = 1 << 20;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Params {
+    target: String,
+    #[serde(default = "get")]
+    method: String,
+    path: String,
+    #[serde(default)]
+    query: BTreeMap<String, Json>,
+    body: Option<Json>,
+    /// Accepted statuses; default any 2xx.
+    #[serde(default)]
+    expect: Vec<u16>,
+    /// Output field name to JSON pointer into the response body.
+    #[serde(default)]
+    capture: BTreeMap<String, String>,
+}
+
+fn get() -> String {
+    "GET".into()
+}
+
+impl Action for Http {
+    fn name(&self) -> &'static str {
+        "http"
+    }
+
+    fn check(&self, with: &Json, env: &CheckEnv) -> Vec<(String, String)> {
+        let p = match check_shape::<Params>(with) {
+            Ok(p) => p,
+            Err(e) => return e,
+        };
+        let mut errs = Vec::new();
+        if p.target.contains("{{") {
+            errs.push(("target".into(), "must be a target name, not a template: runbooks may only call targets named in config".into()));
+        } else if !env.targets.contains(&p.target) {
+            let known: Vec<&String> = env.targets.iter().collect();
+            let valid = if known.is_empty() { "no targets are defined in config (`targets:`)".to_owned() } else { format!("known targets: {}", crate::diag::one_of(&known)) };
+            errs.push(("target".into(), format!("unknown target {:?}; {valid}", p.target)));
+        }
+        if !METHODS.contains(&p.method.as_str()) {
+            errs.push(("method".into(), format!("unknown method {:?}; expected one of: {}", p.method, METHODS.join(", "))));
+        }
+        if !p.path.starts_with('/') || p.path.starts_with("//") {
+            errs.push(("path".into(), format!("{:?} must be a path starting with a single `/` (the host comes from the target)", p.path)));
+        }
+        for (name, ptr) in &p.capture {
+            if !ptr.is_empty() && !ptr.starts_with('/') {
+                errs.push((format!("capture.{name}"), format!("{ptr:?} is not a JSON pointer; expected e.g. /room/id")));
+            }
+        }
+        for s in &p.expect {
+            if !(100..=599).contains(s) {
+                errs.push(("expect".into(), format!("{s} is not an HTTP status")));
+            }
+        }
+        errs
+    }
+
+    fn run<'a>(&'a self, ctx: &'a StepCtx<'a>, with: Json) -> BoxFut<'a, Result<Done, ActionError>> {
+        Box::pin(async move {
+            let p: Params = serde_json::from_value(with).map_err(|e| ActionError::fatal(format!("bad parameters: {e}")))?;
+            let target = ctx.env.targets.get(&p.target).ok_or_else(|| ActionError::fatal(format!("unknown target {:?}", p.target)))?;
+            let url = join_on_target(&target.url, &p.path)?;
+            let method = reqwest::Method::from_bytes(p.method.as_bytes()).map_err(|_| ActionError::fatal(format!("bad method {:?}", p.method)))?;
+            let mut req = ctx.env.http.request(method.clone(), url.clone()).timeout(target.timeout.to_std());
+            if !p.query.is_empty() {
+                let pairs: Vec<(String, String)> = p.query.iter().map(|(k, v)| (k.clone(), v.as_str().map_or_else(|| v.to_string(), str::to_owned))).collect();
+                req = req.query(&pairs);
+            }
+            if method != reqwest::Method::GET {
+                req = req.header("Idempotency-Key", &ctx.idempotency_key);
+            }
+            if let Some(b) = &p.body {
+                req = req.json(b);
+            }
+            if let Some(secret) = &target.bearer_secret {
+                let src = ctx.env.secrets.get(secret).ok_or_else(|| ActionError::fatal(format!("secret {secret:?} is not configured")))?;
+                let token = resolve_secret(src).map_err(ActionError::fatal)?;
+                req = req.bearer_auth(token);
+            }
+            let shown = format!("{method} {}{}", p.target, url.path());
+            let resp = req.send().await.map_err(|e| ActionError::retryable(format!("{shown}: {}", describe(&e))))?;
+            let status = resp.status();
+            let bytes = resp.bytes().await.map_err(|e| ActionError::retryable(format!("{shown}: reading response: {}", describe(&e))))?;
+            let text = String::from_utf8_lossy(&bytes[..bytes.len().min(MAX_BODY)]).into_owned();
+            let body: Json = serde_json::from_str(&text).unwrap_or(Json::String(text.clone()));
+            let ok = if p.expect.is_empty() { status.is_success() } else { p.expect.contains(&status.as_u16()) };
+            if !ok {
+                let detail = body.get("error").and_then(Json::as_str).map_or_else(|| truncate(&text, 200), str::to_owned);
+                let msg = format!("{shown} returned {status}: {detail}");
+                let retry = status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS;
+                return Err(ActionError { message: msg, retryable: retry });
+            }
+            let mut out = Map::new();
+            out.insert("status".into(), json!(status.as_u16()));
+            for (name, ptr) in &p.capture {
+                let v = body.pointer(ptr).ok_or_else(|| ActionError::fatal(format!("{shown}: response has nothing at {ptr} to capture as `{name}`")))?;
+                out.insert(name.clone(), v.clone());
+            }
+            out.insert("body".into(), body);
+            Ok(Done {
+                output: Json::Object(out),
+                summary: format!("{shown} → {}", status.as_u16()),
+            })
+        })
+    }
+}
+
+/// Joins a path to a target base URL, refusing anything that would leave
+/// the target.
+fn join_on_target(base: &reqwest::Url, path: &str) -> Result<reqwest::Url, ActionError> {
+    if !path.starts_with('/') || path.starts_with("//") || path.contains('\\') {
+        return Err(ActionError::fatal(format!("path {path:?} must start with a single `/`")));
+    }
+    let joined = format!("{}{}", base.as_str().trim_end_matches('/'), path);
+    let url = reqwest::Url::parse(&joined).map_err(|e| ActionError::fatal(format!("bad path {path:?}: {e}")))?;
+    if url.scheme() != base.scheme() || url.host() != base.host() || url.port_or_known_default() != base.port_or_known_default() {
+        return Err(ActionError::fatal(format!("path {path:?} leaves the target")));
+    }
+    Ok(url)
+}
+
+fn describe(e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        "timed out".into()
+    } else if e.is_connect() {
+        "connection failed".into()
+    } else {
+        e.to_string()
+    }
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    if s.len() <= n {
+        return s.to_owned();
+    }
+    let mut end = n;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env() -> CheckEnv {
+        CheckEnv {
+            targets: ["sim".to_owned()].into(),
+        }
+    }
+
+    #[test]
+    fn check_reports_every_problem() {
+        let e = Http.check(&json!({"target": "simm", "method": "YEET", "path": "api", "capture": {"x": "room"}}), &env());
+        let fields: Vec<&str> = e.iter().map(|(f, _)| f.as_str()).collect();
+        assert_eq!(fields, ["target", "method", "path", "capture.x"], "{e:?}");
+        assert!(e[0].1.contains("known targets: sim"), "{e:?}");
+    }
+
+    #[test]
+    fn unknown_param_is_named() {
+        let e = Http.check(&json!({"target": "sim", "path": "/", "bdy": {}}), &env());
+        assert!(e[0].1.contains("bdy"), "{e:?}");
+    }
+
+    #[test]
+    fn paths_cannot_leave_the_target() {
+        let base = reqwest::Url::parse("http://127.0.0.1:9100/").unwrap();
+        assert_eq!(join_on_target(&base, "/api/v1/rooms").unwrap().as_str(), "http://127.0.0.1:9100/api/v1/rooms");
+        assert!(join_on_target(&base, "//evil.example/x").is_err());
+        assert!(join_on_target(&base, "@evil.example/x").is_err());
+        assert!(join_on_target(&base, "http://evil/").is_err());
+        let based = reqwest::Url::parse("http://127.0.0.1:9100/prefix/").unwrap();
+        assert_eq!(join_on_target(&based, "/x").unwrap().as_str(), "http://127.0.0.1:9100/prefix/x");
+    }
+}

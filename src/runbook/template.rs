@@ -1,0 +1,192 @@
+//! Runbook templates: MiniJinja with the sharp edges removed.
+//!
+//! Step parameters, `when` conditions, input sources and concurrency keys
+//! are templates over `alert`, `inputs`, `steps` and `run`. The engine is
+//! built with no loader (so no `include`), no environment access and a fuel
+//! limit, so a template can neither read files or secrets nor loop forever.
+//! Undefined values are errors, not empty strings: a typo in a runbook
+//! fails loudly at validation or at the step, never posts a blank.
+
+use std::collections::BTreeSet;
+
+use minijinja::{Environment, UndefinedBehavior, Value};
+use serde_json::Value as Json;
+
+/// The names a template may start from.
+pub const ROOTS: [&str; 4] = ["alert", "inputs", "steps", "run"];
+
+/// Enough for any sane step template; a loop over a huge list runs out.
+const FUEL: u64 = 50_000;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct TemplateError {
+    /// 1-based line inside the template, where MiniJinja knows it.
+    pub line: Option<u32>,
+    pub message: String,
+}
+
+impl TemplateError {
+    fn from_mj(e: &minijinja::Error) -> Self {
+        let mut message = e.detail().map_or_else(|| e.kind().to_string(), |d| format!("{}: {d}", e.kind()));
+        // MiniJinja keeps the cause (e.g. which key was undefined) separately.
+        let mut src = std::error::Error::source(e);
+        while let Some(s) = src {
+            message.push_str(&format!(": {s}"));
+            src = s.source();
+        }
+        TemplateError {
+            line: e.line().map(|l| l as u32),
+            message,
+        }
+    }
+}
+
+/// The variables a template reads, as dotted paths (`steps.create.room`).
+pub type Refs = BTreeSet<String>;
+
+pub struct Templates {
+    env: Environment<'static>,
+}
+
+impl Default for Templates {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Templates {
+    pub fn new() -> Self {
+        let mut env = Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        env.set_fuel(Some(FUEL));
+        // Rendering into JSON bodies and chat, never HTML.
+        env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
+        Templates { env }
+    }
+
+    /// True when `s` is exactly one `{{ expression }}`: such a value keeps
+    /// the expression's type (a number stays a number in a JSON body).
+    fn whole_expression(s: &str) -> Option<&str> {
+        let t = s.trim();
+        let inner = t.strip_prefix("{{")?.strip_suffix("}}")?;
+        (!inner.contains("{{") && !inner.contains("}}") && !inner.starts_with('-') && !inner.ends_with('-')).then_some(inner.trim())
+    }
+
+    /// Compiles a template and returns what it reads.
+    pub fn check(&self, src: &str) -> Result<Refs, TemplateError> {
+        if let Some(expr) = Self::whole_expression(src) {
+            return self.check_expr(expr);
+        }
+        let t = self.env.template_from_str(src).map_err(|e| TemplateError::from_mj(&e))?;
+        Ok(t.undeclared_variables(true).into_iter().collect())
+    }
+
+    /// Compiles an expression (as in `when:`) and returns what it reads.
+    pub fn check_expr(&self, expr: &str) -> Result<Refs, TemplateError> {
+        let e = self.env.compile_expression(expr).map_err(|e| TemplateError::from_mj(&e))?;
+        Ok(e.undeclared_variables(true).into_iter().collect())
+    }
+
+    pub fn render_str(&self, src: &str, ctx: &Json) -> Result<String, TemplateError> {
+        let ctx = Value::from(minijinja::value::Serde(ctx));
+        self.env.render_str(src, ctx).map_err(|e| TemplateError::from_mj(&e))
+    }
+
+    pub fn eval(&self, expr: &str, ctx: &Json) -> Result<Json, TemplateError> {
+        let e = self.env.compile_expression(expr).map_err(|e| TemplateError::from_mj(&e))?;
+        let v = e.eval(Value::from(minijinja::value::Serde(ctx))).map_err(|e| TemplateError::from_mj(&e))?;
+        serde_json::to_value(&v).map_err(|e| TemplateError {
+            line: None,
+            message: format!("expression result cannot be used as a value: {e}"),
+        })
+    }
+
+    pub fn eval_bool(&self, expr: &str, ctx: &Json) -> Result<bool, TemplateError> {
+        let e = self.env.compile_expression(expr).map_err(|e| TemplateError::from_mj(&e))?;
+        let v = e.eval(Value::from(minijinja::value::Serde(ctx))).map_err(|e| TemplateError::from_mj(&e))?;
+        Ok(v.is_true())
+    }
+
+    /// Renders every string inside a JSON value; keys are left alone.
+    pub fn render_value(&self, v: &Json, ctx: &Json) -> Result<Json, TemplateError> {
+        Ok(match v {
+            Json::String(s) if !s.contains("{{") && !s.contains("{%") => v.clone(),
+            Json::String(s) => match Self::whole_expression(s) {
+                Some(expr) => self.eval(expr, ctx)?,
+                None => Json::String(self.render_str(s, ctx)?),
+            },
+            Json::Array(items) => Json::Array(items.iter().map(|i| self.render_value(i, ctx)).collect::<Result<_, _>>()?),
+            Json::Object(map) => Json::Object(map.iter().map(|(k, i)| Ok((k.clone(), self.render_value(i, ctx)?))).collect::<Result<_, TemplateError>>()?),
+            other => other.clone(),
+        })
+    }
+
+    /// Every template string inside a JSON value, with its field path.
+    pub fn strings_in(v: &Json, path: &str, out: &mut Vec<(String, String)>) {
+        match v {
+            Json::String(s) if s.contains("{{") || s.contains("{%") => out.push((path.to_owned(), s.clone())),
+            Json::Array(items) => items.iter().enumerate().for_each(|(i, x)| Self::strings_in(x, &format!("{path}[{i}]"), out)),
+            Json::Object(map) => map.iter().for_each(|(k, x)| Self::strings_in(x, &format!("{path}.{k}"), out)),
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn whole_expressions_keep_their_type() {
+        let t = Templates::new();
+        let ctx = json!({"inputs": {"capacity": 1500000, "room": "r1"}});
+        let v = t.render_value(&json!({"capacity": "{{ inputs.capacity }}", "title": "Room {{ inputs.room }}"}), &ctx).unwrap();
+        assert_eq!(v, json!({"capacity": 1500000, "title": "Room r1"}));
+    }
+
+    #[test]
+    fn undefined_is_an_error_naming_the_key() {
+        let t = Templates::new();
+        let e = t.render_str("x {{ inputs.nope }}", &json!({"inputs": {}})).unwrap_err();
+        assert!(e.message.contains("undefined"), "{e}");
+    }
+
+    #[test]
+    fn refs_are_reported_nested() {
+        let t = Templates::new();
+        let r = t.check("{{ steps.create.room }} {{ alert.labels.room }}").unwrap();
+        assert!(r.contains("steps.create.room"), "{r:?}");
+        assert!(r.contains("alert.labels.room"), "{r:?}");
+    }
+
+    #[test]
+    fn syntax_errors_have_a_line() {
+        let t = Templates::new();
+        let e = t.check("ok\n{{ inputs.x | }}").unwrap_err();
+        assert_eq!(e.line, Some(2), "{e:?}");
+    }
+
+    #[test]
+    fn templates_cannot_include_files() {
+        let t = Templates::new();
+        let e = t.render_str("{% include '/etc/passwd' %}", &json!({})).unwrap_err();
+        assert!(!e.message.contains("root:"), "{e}");
+    }
+
+    #[test]
+    fn runaway_loops_run_out_of_fuel() {
+        let t = Templates::new();
+        let e = t.render_str("{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}", &json!({}));
+        assert!(e.is_err());
+    }
+
+    #[test]
+    fn when_expressions_are_truthy() {
+        let t = Templates::new();
+        let ctx = json!({"alert": {"value": 3.0}});
+        assert!(t.eval_bool("alert.value > 2", &ctx).unwrap());
+        assert!(!t.eval_bool("alert.value > 5", &ctx).unwrap());
+    }
+}

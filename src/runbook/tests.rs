@@ -1,0 +1,161 @@
+use super::*;
+use serde_json::json;
+
+fn env() -> CheckEnv {
+    CheckEnv {
+        targets: ["sim".to_owned()].into(),
+    }
+}
+
+const GOOD: &str = r#"kind: runbook
+name: move-event
+description: Move the event.
+owner: sre
+trigger:
+  alerts:
+    - alertname: ListenerCapacityBreachPredicted
+      matchers: ['severity="critical"', 'room=~"main|backup"']
+inputs:
+  event:
+    type: string
+    from: alert.labels.event
+    default: launch
+  capacity:
+    type: integer
+    default: 1500000
+policy:
+  concurrency_key: "event/{{ inputs.event }}"
+  cooldown: 15m
+steps:
+  - id: create_room
+    action: http
+    with:
+      target: sim
+      method: POST
+      path: /api/v1/rooms
+      body: {account: cohost, capacity: "{{ inputs.capacity }}"}
+      capture: {room: /room/id}
+    retries: {attempts: 3, backoff: 2s}
+  - id: move
+    action: http
+    with:
+      target: sim
+      method: POST
+      path: "/api/v1/events/{{ inputs.event }}/move"
+      body: {room: "{{ steps.create_room.room }}"}
+  - id: tell
+    action: chat
+    when: steps.move.status == 200
+    with:
+      text: "Moved to {{ steps.create_room.room }}"
+"#;
+
+#[test]
+fn a_good_runbook_loads() {
+    let rb = parse_runbook("rb.yaml", GOOD, &env()).unwrap();
+    assert_eq!(rb.name, "move-event");
+    assert_eq!(rb.steps.len(), 3);
+    assert_eq!(rb.steps[0].retries, 3);
+    assert_eq!(rb.cooldown, PromDuration::from_secs(900));
+    assert_eq!(rb.steps[1].pos.map(|p| p.line), Some(30));
+    let labels: Labels = [("alertname", "ListenerCapacityBreachPredicted"), ("severity", "critical"), ("room", "main")].into_iter().collect();
+    assert!(rb.matches_alert(&labels));
+    let other = labels.clone().with("room", "elsewhere");
+    assert!(!rb.matches_alert(&other));
+    let wrong_name = labels.with("alertname", "Other");
+    assert!(!rb.matches_alert(&wrong_name));
+}
+
+#[test]
+fn every_error_is_reported_with_its_location() {
+    let bad = r#"kind: runbook
+name: Bad_Name
+trigger:
+  alerts:
+    - alertname: X
+      matchers: ['severity=~"("']
+inputs:
+  event: {type: string, default: 3}
+policy:
+  cooldown: 10 minutes
+steps:
+  - id: first
+    action: htp
+    with: {target: sim, path: /x}
+  - id: second
+    action: http
+    with:
+      target: nowhere
+      path: "/events/{{ inputs.evnt }}"
+      body: {room: "{{ steps.third.room }}"}
+    timeout: 0s
+  - id: third
+    action: chat
+    with: {text: "{{ steps.nope.x }} {{ foo }}"}
+  - id: third
+    action: wait
+    with: {duration: 5x}
+"#;
+    let errs = parse_runbook("bad.yaml", bad, &env()).unwrap_err();
+    let lines: Vec<String> = errs.clone().sorted().iter().map(ToString::to_string).collect();
+    let expect = [
+        "bad.yaml:2:7: name: invalid name",
+        "bad.yaml:6:",
+        "bad.yaml:8:",
+        "bad.yaml:10:13: policy.cooldown: invalid duration",
+        "bad.yaml:13:13: steps[0].action: unknown action \"htp\" (did you mean `http`?)",
+        "steps[1].with.target: unknown target \"nowhere\"; known targets: sim",
+        "steps[1].with.path: unknown input `evnt` (did you mean `inputs.event`?)",
+        "steps[1].with.body.room: step `third` runs later",
+        "bad.yaml:21:14: steps[1].timeout: must be greater than 0s",
+        "steps[2].with.text: unknown step `nope`",
+        "steps[2].with.text: unknown variable `foo`",
+        "steps[3].id: duplicate step id \"third\"",
+        "steps[3].with.duration: invalid duration",
+    ];
+    for e in expect {
+        assert!(lines.iter().any(|l| l.contains(e)), "missing {e:?} in:\n{}", lines.join("\n"));
+    }
+    assert_eq!(lines.len(), expect.len(), "{}", lines.join("\n"));
+    // Every diagnostic is located.
+    assert!(errs.iter().all(|d| d.pos.is_some()), "{}", lines.join("\n"));
+}
+
+#[test]
+fn unknown_fields_are_rejected_with_location() {
+    let text = GOOD.replace("    retries: {attempts: 3, backoff: 2s}", "    retry: 3");
+    let errs = parse_runbook("rb.yaml", &text, &env()).unwrap_err();
+    assert_eq!(errs.len(), 1);
+    assert!(errs.0[0].message.contains("retry"), "{}", errs);
+    assert_eq!(errs.0[0].pos.map(|p| p.line), Some(29), "{errs}");
+    assert!(!errs.0[0].message.contains("line 29"), "location is not repeated: {errs}");
+}
+
+#[test]
+fn a_runbook_that_cannot_start_is_an_error() {
+    let text = "kind: runbook\nname: idle\nsteps:\n  - id: a\n    action: wait\n    with: {duration: 1s}\n";
+    let errs = parse_runbook("idle.yaml", text, &env()).unwrap_err();
+    assert!(errs.to_string().contains("can never start"), "{errs}");
+}
+
+#[test]
+fn duplicate_names_across_files_and_dispatch_order() {
+    let a = GOOD.replace("name: move-event", "name: b-second");
+    let b = GOOD.replace("name: move-event", "name: a-first");
+    let c = GOOD.replace("name: move-event", "name: z-urgent\npriority: 1");
+    let files = vec![("a.yaml".to_owned(), a.clone()), ("b.yaml".to_owned(), b), ("c.yaml".to_owned(), c)];
+    let rbs = load_runbooks(&files, &env()).unwrap();
+    let names: Vec<&str> = rbs.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, ["z-urgent", "a-first", "b-second"]);
+    let dup = vec![("a.yaml".to_owned(), a.clone()), ("d.yaml".to_owned(), a)];
+    let errs = load_runbooks(&dup, &env()).unwrap_err();
+    assert!(errs.to_string().contains("already used by a.yaml"), "{errs}");
+}
+
+#[test]
+fn inputs_coerce_from_label_strings() {
+    assert_eq!(coerce(InputType::Integer, json!("1500000")), Ok(json!(1_500_000)));
+    assert_eq!(coerce(InputType::Boolean, json!("true")), Ok(json!(true)));
+    assert_eq!(coerce(InputType::String, json!(3)), Ok(json!("3")));
+    assert!(coerce(InputType::Integer, json!("lots")).unwrap_err().contains("not a integer"));
+}
