@@ -62,6 +62,38 @@ pub struct ChatConfig {
     pub channel: String,
 }
 
+/// Where `firebreak sim` listens unless told otherwise.
+pub const DEFAULT_SIM_ADDR: &str = "127.0.0.1:9100";
+
+impl Config {
+    /// The getting-started setup used when no config file is given: watch
+    /// and mitigate a local `firebreak sim`. A config file starts from
+    /// empty sources and targets instead, so production never points at a
+    /// simulator by accident.
+    pub fn for_simulator(addr: &str) -> Config {
+        let base = reqwest::Url::parse(&format!("http://{addr}/")).expect("socket address makes a URL");
+        let mut c = Config::default();
+        c.scrape.push(ScrapeTarget {
+            name: "sim".into(),
+            url: base.join("metrics").expect("static path"),
+            interval: PromDuration::from_secs(15),
+            timeout: PromDuration::from_secs(10),
+            labels: Labels::new(),
+        });
+        c.targets.insert(
+            "sim".into(),
+            Target {
+                name: "sim".into(),
+                url: base,
+                timeout: PromDuration::from_secs(10),
+                bearer_secret: None,
+            },
+        );
+        c.chat.channel = "#live-incidents".into();
+        c
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {

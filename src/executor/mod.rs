@@ -20,21 +20,12 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::chat::{ChatMessage, Kind};
+pub use crate::dispatch::AlertCtx;
 use crate::clock::Millis;
 use crate::runbook::template::Templates;
 use crate::runbook::{OnFailure, Runbook};
 use crate::store::{RunRecord, Store};
 use actions::{ActionEnv, ActionError, StepCtx};
-
-/// The alert that started a run, as templates see it (`alert.*`).
-#[derive(Clone, Debug, Serialize)]
-pub struct AlertCtx {
-    pub name: String,
-    pub labels: BTreeMap<String, String>,
-    pub annotations: BTreeMap<String, String>,
-    pub value: f64,
-    pub fired_at: Millis,
-}
 
 #[derive(Clone, Debug)]
 pub struct RunRequest {

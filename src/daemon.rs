@@ -1,0 +1,112 @@
+//! The daemon: everything `firebreak run` runs, wired in the one-way flow.
+//!
+//! ```text
+//! scrape tasks ─(64)─▶ watcher ─(1024)─▶ control ─▶ executor runs ─▶ outbox ─▶ chat
+//!                                          ▲  ▲(256) run ends
+//!                          commands ──(64)─┘
+//! ```
+//! Numbers are queue bounds; a full queue makes its sender wait (no
+//! sample, alert or run end is dropped), and chat goes through the durable
+//! outbox, which has no in-memory queue to fill.
+//!
+//! `firebreak demo` runs exactly this, on a scaled clock against the
+//! simulator.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::chat::{ChatAdapter, Outbox};
+use crate::clock::Clock;
+use crate::control::{Command, Control};
+use crate::dispatch::{Dispatcher, Pause};
+use crate::executor::Executor;
+use crate::executor::actions::ActionEnv;
+use crate::load::Loaded;
+use crate::rules::RuleEngine;
+use crate::store::Store;
+use crate::tsdb::SeriesStore;
+use crate::watcher::Watcher;
+
+/// How long shutdown waits for chat to flush before leaving the rest in
+/// the outbox for the next start.
+const CHAT_FLUSH: Duration = Duration::from_secs(5);
+/// Samples kept: the longest range shipped rules use is minutes; the
+/// watcher issue derives this from the loaded rules.
+const RETENTION_MS: i64 = 60 * 60 * 1000;
+
+pub struct Daemon {
+    pub commands: mpsc::Sender<Command>,
+    done: tokio::task::JoinHandle<()>,
+}
+
+impl Daemon {
+    /// Starts every task. They stop when `shutdown` is cancelled; then
+    /// [`Daemon::wait`] returns once runs have stopped and chat is flushed.
+    pub fn start(loaded: Loaded, store: Store, clock: Clock, chat: Arc<dyn ChatAdapter>, shutdown: CancellationToken) -> anyhow::Result<Daemon> {
+        let http = crate::net::client()?;
+        let config = loaded.config;
+        let outbox = Outbox::new(store.clone());
+        let tracker = TaskTracker::new();
+
+        let (scrape_tx, scrape_rx) = mpsc::channel(64);
+        let (alert_tx, alert_rx) = mpsc::channel(1024);
+        let (finished_tx, finished_rx) = mpsc::channel(256);
+        let (command_tx, command_rx) = mpsc::channel(64);
+
+        for target in &config.scrape {
+            tracker.spawn(crate::source::scrape::run(target.clone(), http.clone(), clock.clone(), scrape_tx.clone(), shutdown.clone()));
+        }
+        drop(scrape_tx);
+
+        let engine = RuleEngine::new(loaded.rule_groups, config.external_labels.clone(), clock.now());
+        let watcher = Watcher {
+            engine,
+            series: SeriesStore::new(RETENTION_MS),
+        };
+        tracker.spawn(watcher.run(scrape_rx, alert_tx, clock.clone(), shutdown.clone()));
+
+        let env = ActionEnv {
+            http,
+            targets: config.targets.clone(),
+            secrets: config.secrets.clone(),
+            outbox: outbox.clone(),
+            clock: clock.clone(),
+            channel: config.chat.channel.clone(),
+        };
+        let executor = Executor::new(env, store.clone(), shutdown.clone(), finished_tx);
+        let paused = config.automation_paused.then(|| Pause {
+            by: "config".into(),
+            reason: "automation.paused is true".into(),
+            since: clock.now(),
+        });
+        let control = Control::new(Dispatcher::new(loaded.runbooks, paused), executor.clone(), store.clone(), outbox.clone(), clock.clone(), config.chat.channel.clone(), config.incident_group_by.clone());
+        tracker.spawn(control.run(alert_rx, finished_rx, command_rx, shutdown.clone()));
+        tracker.close();
+
+        // Chat has its own stop signal: it keeps delivering while the rest
+        // winds down, then flushes.
+        let chat_stop = CancellationToken::new();
+        let delivery = tokio::spawn(outbox.deliver(chat, clock, chat_stop.clone(), CHAT_FLUSH));
+
+        let done = tokio::spawn(async move {
+            shutdown.cancelled().await;
+            tracker.wait().await;
+            executor.drain().await;
+            chat_stop.cancel();
+            if let Err(e) = delivery.await {
+                tracing::error!(error = %e, "chat delivery task failed");
+            }
+        });
+        Ok(Daemon { commands: command_tx, done })
+    }
+
+    /// Waits until shutdown has completed.
+    pub async fn wait(self) -> anyhow::Result<()> {
+        self.done.await.context("daemon shutdown task failed")
+    }
+}

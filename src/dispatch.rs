@@ -1,0 +1,254 @@
+//! Dispatch: which runbooks start for a firing alert, with what inputs,
+//! and whether policy lets them.
+//!
+//! Pure model: the control loop owns one [`Dispatcher`] and feeds it alerts
+//! and run ends with `now`. Policy, in the order it is checked:
+//! 1. a global pause stops every automatic start;
+//! 2. one run per (runbook, concurrency key) at a time: a second alert for
+//!    the same event joins the run in progress instead of starting another;
+//! 3. a cooldown after a run started for that key.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde_json::{Value as Json, json};
+
+use crate::clock::Millis;
+use crate::runbook::template::Templates;
+use crate::runbook::{Runbook, coerce};
+
+/// The alert that starts a run, as templates see it (`alert.*`).
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct AlertCtx {
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
+    pub value: f64,
+    pub fired_at: Millis,
+}
+
+#[derive(Clone, Debug)]
+pub struct Plan {
+    pub runbook: Arc<Runbook>,
+    pub concurrency_key: String,
+    pub inputs: BTreeMap<String, Json>,
+}
+
+#[derive(Clone, Debug)]
+pub enum Decision {
+    Start(Plan),
+    Skip { runbook: String, reason: String },
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Pause {
+    pub by: String,
+    pub reason: String,
+    pub since: Millis,
+}
+
+type Key = (String, String);
+
+pub struct Dispatcher {
+    runbooks: Vec<Arc<Runbook>>,
+    active: HashMap<Key, String>,
+    last_start: HashMap<Key, Millis>,
+    paused: Option<Pause>,
+    templates: Templates,
+}
+
+impl Dispatcher {
+    /// `runbooks` must already be in dispatch order (see [`crate::runbook`]).
+    pub fn new(runbooks: Vec<Arc<Runbook>>, paused: Option<Pause>) -> Self {
+        Dispatcher {
+            runbooks,
+            active: HashMap::new(),
+            last_start: HashMap::new(),
+            paused,
+            templates: Templates::new(),
+        }
+    }
+
+    pub fn runbooks(&self) -> &[Arc<Runbook>] {
+        &self.runbooks
+    }
+
+    pub fn paused(&self) -> Option<&Pause> {
+        self.paused.as_ref()
+    }
+
+    pub fn pause(&mut self, p: Pause) {
+        self.paused = Some(p);
+    }
+
+    pub fn resume(&mut self) -> Option<Pause> {
+        self.paused.take()
+    }
+
+    /// Runs in progress: (runbook, concurrency key) -> run id.
+    pub fn active(&self) -> impl Iterator<Item = (&str, &str, &str)> {
+        self.active.iter().map(|((rb, k), id)| (rb.as_str(), k.as_str(), id.as_str()))
+    }
+
+    /// Decides what a firing alert starts. The caller must report each
+    /// `Start` it acts on with [`Dispatcher::started`].
+    pub fn on_firing(&self, alert: &AlertCtx, now: Millis) -> Vec<Decision> {
+        let labels: crate::labels::Labels = alert.labels.clone().into();
+        let mut out = Vec::new();
+        for rb in self.runbooks.iter().filter(|rb| rb.matches_alert(&labels)) {
+            out.push(self.decide(rb, alert, now));
+        }
+        out
+    }
+
+    fn decide(&self, rb: &Arc<Runbook>, alert: &AlertCtx, now: Millis) -> Decision {
+        let skip = |reason: String| Decision::Skip {
+            runbook: rb.name.clone(),
+            reason,
+        };
+        if let Some(p) = &self.paused {
+            return skip(format!("automation is paused by {} ({})", p.by, p.reason));
+        }
+        let inputs = match self.inputs_from_alert(rb, alert) {
+            Ok(i) => i,
+            Err(e) => return skip(e),
+        };
+        let ctx = json!({"alert": alert, "inputs": inputs});
+        let key = match self.templates.render_str(&rb.concurrency_key, &ctx) {
+            Ok(k) => k,
+            Err(e) => return skip(format!("concurrency key: {}", e.message)),
+        };
+        let k = (rb.name.clone(), key.clone());
+        if let Some(run) = self.active.get(&k) {
+            return skip(format!("run {run} is already handling {key}"));
+        }
+        if let Some(last) = self.last_start.get(&k) {
+            let until = last + rb.cooldown.as_millis() as i64;
+            if now < until {
+                return skip(format!("in cooldown for {key} for another {}s", (until - now + 999) / 1000));
+            }
+        }
+        Decision::Start(Plan {
+            runbook: rb.clone(),
+            concurrency_key: key,
+            inputs,
+        })
+    }
+
+    /// Fills inputs from the alert (`from:`), falling back to defaults.
+    pub fn inputs_from_alert(&self, rb: &Runbook, alert: &AlertCtx) -> Result<BTreeMap<String, Json>, String> {
+        let ctx = json!({"alert": alert});
+        let mut out = BTreeMap::new();
+        for input in &rb.inputs {
+            let from = input.from.as_ref().and_then(|f| self.templates.eval(f, &ctx).ok()).filter(|v| !v.is_null());
+            let Some(v) = from.or_else(|| input.default.clone()) else {
+                return Err(format!("input `{}` has no value: the alert has no `{}` and there is no default", input.name, input.from.as_deref().unwrap_or("source")));
+            };
+            let v = coerce(input.ty, v).map_err(|e| format!("input `{}`: {e}", input.name))?;
+            out.insert(input.name.clone(), v);
+        }
+        Ok(out)
+    }
+
+    pub fn started(&mut self, runbook: &str, key: &str, run_id: &str, now: Millis) {
+        let k = (runbook.to_owned(), key.to_owned());
+        self.active.insert(k.clone(), run_id.to_owned());
+        self.last_start.insert(k, now);
+    }
+
+    pub fn finished(&mut self, runbook: &str, key: &str) {
+        self.active.remove(&(runbook.to_owned(), key.to_owned()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runbook::{CheckEnv, parse_runbook};
+
+    fn rb() -> Arc<Runbook> {
+        let text = r#"kind: runbook
+name: move
+trigger:
+  alerts: [{alertname: Full}]
+inputs:
+  event: {type: string, from: alert.labels.event}
+  capacity: {type: integer, from: alert.labels.cap, default: 10}
+policy:
+  concurrency_key: "{{ inputs.event }}"
+  cooldown: 10m
+steps:
+  - {id: a, action: wait, with: {duration: 1s}}
+"#;
+        Arc::new(parse_runbook("m.yaml", text, &CheckEnv::default()).unwrap())
+    }
+
+    fn alert(event: &str) -> AlertCtx {
+        AlertCtx {
+            name: "Full".into(),
+            labels: [("alertname", "Full"), ("event", event), ("cap", "250")].into_iter().map(|(a, b)| (a.to_owned(), b.to_owned())).collect(),
+            annotations: BTreeMap::new(),
+            value: 1.0,
+            fired_at: 0,
+        }
+    }
+
+    fn start(d: &[Decision]) -> &Plan {
+        match d {
+            [Decision::Start(p)] => p,
+            other => panic!("expected one start, got {other:?}"),
+        }
+    }
+
+    fn skip(d: &[Decision]) -> &str {
+        match d {
+            [Decision::Skip { reason, .. }] => reason,
+            other => panic!("expected one skip, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn one_run_per_event_then_cooldown() {
+        let mut d = Dispatcher::new(vec![rb()], None);
+        let p = start(&d.on_firing(&alert("launch"), 0)).clone();
+        assert_eq!(p.concurrency_key, "launch");
+        assert_eq!(p.inputs["capacity"], json!(250));
+        d.started("move", "launch", "run-1", 0);
+        assert!(skip(&d.on_firing(&alert("launch"), 1000)).contains("run-1 is already handling launch"));
+        // Another event is independent.
+        start(&d.on_firing(&alert("other"), 1000));
+        d.finished("move", "launch");
+        assert!(skip(&d.on_firing(&alert("launch"), 60_000)).contains("cooldown"));
+        start(&d.on_firing(&alert("launch"), 600_000));
+    }
+
+    #[test]
+    fn pause_stops_automatic_starts() {
+        let mut d = Dispatcher::new(vec![rb()], None);
+        d.pause(Pause {
+            by: "alice".into(),
+            reason: "maintenance".into(),
+            since: 0,
+        });
+        assert!(skip(&d.on_firing(&alert("launch"), 0)).contains("paused by alice (maintenance)"));
+        d.resume();
+        start(&d.on_firing(&alert("launch"), 0));
+    }
+
+    #[test]
+    fn missing_input_is_a_clear_skip() {
+        let d = Dispatcher::new(vec![rb()], None);
+        let mut a = alert("launch");
+        a.labels.remove("event");
+        assert!(skip(&d.on_firing(&a, 0)).contains("input `event` has no value"));
+    }
+
+    #[test]
+    fn other_alerts_start_nothing() {
+        let d = Dispatcher::new(vec![rb()], None);
+        let mut a = alert("launch");
+        a.labels.insert("alertname".into(), "Other".into());
+        assert!(d.on_firing(&a, 0).is_empty());
+    }
+}

@@ -1,0 +1,43 @@
+//! The alert rules and runbooks compiled into the binary, so `firebreak
+//! demo` runs on a fresh machine with no files. They are the files under
+//! `alerts/` and `runbooks/`; a test keeps this list and the directories
+//! in step.
+
+pub const ALERT_FILES: &[(&str, &str)] = &[("alerts/live-event.rules.yml", include_str!("../alerts/live-event.rules.yml"))];
+
+pub const RUNBOOK_FILES: &[(&str, &str)] = &[
+    ("runbooks/move-to-secondary-room.yaml", include_str!("../runbooks/move-to-secondary-room.yaml")),
+    ("runbooks/mute-feedback-speaker.yaml", include_str!("../runbooks/mute-feedback-speaker.yaml")),
+];
+
+pub fn owned(files: &[(&str, &str)]) -> Vec<(String, String)> {
+    files.iter().map(|(n, t)| ((*n).to_owned(), (*t).to_owned())).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn on_disk(dir: &str) -> Vec<(String, String)> {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut out: Vec<(String, String)> = std::fs::read_dir(root.join(dir))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("yml" | "yaml")))
+            .filter(|p| !p.file_name().unwrap().to_string_lossy().contains("test"))
+            .map(|p| (format!("{dir}/{}", p.file_name().unwrap().to_string_lossy()), std::fs::read_to_string(&p).unwrap()))
+            .collect();
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn embedded_files_are_the_files_on_disk() {
+        let mut a = owned(ALERT_FILES);
+        a.sort();
+        assert_eq!(a, on_disk("alerts"), "update src/embedded.rs to match alerts/");
+        let mut r = owned(RUNBOOK_FILES);
+        r.sort();
+        assert_eq!(r, on_disk("runbooks"), "update src/embedded.rs to match runbooks/");
+    }
+}

@@ -1,0 +1,187 @@
+//! Loading what the daemon runs on: the config, alert rule files and
+//! runbooks, from disk or from the embedded defaults. Every problem in
+//! every file is collected before failing.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::Deserialize;
+
+use crate::config::Config;
+use crate::diag::{Diagnostic, Diagnostics};
+use crate::rules::RuleGroup;
+use crate::runbook::{CheckEnv, Runbook, load_runbooks};
+
+#[derive(Clone, Debug)]
+pub struct Loaded {
+    pub config: Config,
+    pub rule_groups: Vec<RuleGroup>,
+    pub runbooks: Vec<Arc<Runbook>>,
+    pub rule_files: usize,
+}
+
+/// What a YAML file is, judged by its top-level keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileKind {
+    Rules,
+    /// A promtool rule test file (`rule_files:`), run by `firebreak test rules`.
+    RuleTest,
+    Runbook,
+    Config,
+    Unknown,
+}
+
+#[derive(Deserialize)]
+struct Peek {
+    kind: Option<String>,
+    groups: Option<serde::de::IgnoredAny>,
+    rule_files: Option<serde::de::IgnoredAny>,
+    sources: Option<serde::de::IgnoredAny>,
+    targets: Option<serde::de::IgnoredAny>,
+    store: Option<serde::de::IgnoredAny>,
+    rules: Option<serde::de::IgnoredAny>,
+    chat: Option<serde::de::IgnoredAny>,
+}
+
+pub fn classify(text: &str) -> FileKind {
+    let Ok(p) = serde_saphyr::from_str::<Peek>(text) else {
+        return FileKind::Unknown;
+    };
+    if p.kind.as_deref() == Some("runbook") {
+        FileKind::Runbook
+    } else if p.rule_files.is_some() {
+        FileKind::RuleTest
+    } else if p.groups.is_some() {
+        FileKind::Rules
+    } else if p.sources.is_some() || p.targets.is_some() || p.store.is_some() || p.rules.is_some() || p.chat.is_some() {
+        FileKind::Config
+    } else {
+        FileKind::Unknown
+    }
+}
+
+/// Reads every `.yml`/`.yaml` file under the given files and directories
+/// (sorted, so output is stable). Unreadable paths become diagnostics.
+pub fn read_yaml_files(paths: &[PathBuf], errs: &mut Diagnostics) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for p in paths {
+        collect(p, &mut out, errs);
+    }
+    out.sort();
+    out.dedup_by(|a, b| a.0 == b.0);
+    out
+}
+
+fn collect(p: &Path, out: &mut Vec<(String, String)>, errs: &mut Diagnostics) {
+    let name = p.display().to_string();
+    if p.is_dir() {
+        match std::fs::read_dir(p) {
+            Ok(rd) => {
+                let mut entries: Vec<PathBuf> = rd.filter_map(Result::ok).map(|e| e.path()).collect();
+                entries.sort();
+                for e in entries {
+                    if e.is_dir() || matches!(e.extension().and_then(|x| x.to_str()), Some("yml" | "yaml")) {
+                        collect(&e, out, errs);
+                    }
+                }
+            }
+            Err(e) => errs.push(Diagnostic::new(name, None, "", format!("cannot read directory: {e}"))),
+        }
+    } else {
+        match std::fs::read_to_string(p) {
+            Ok(t) => out.push((name, t)),
+            Err(e) => errs.push(Diagnostic::new(name, None, "", format!("cannot read file: {e}"))),
+        }
+    }
+}
+
+/// Validates rule files and runbooks against a config. Files of other
+/// kinds in the lists are skipped (rule tests) or reported (unknown).
+pub fn load(config: Config, alert_files: &[(String, String)], runbook_files: &[(String, String)]) -> Result<Loaded, Diagnostics> {
+    let mut errs = Diagnostics::new();
+    let mut groups = Vec::new();
+    let mut rule_files = 0;
+    let mut runbooks_in = Vec::new();
+    for (name, text) in alert_files.iter().chain(runbook_files) {
+        match classify(text) {
+            FileKind::Rules => {
+                rule_files += 1;
+                match crate::rules::parse_rule_file(name, text, config.evaluation_interval) {
+                    Ok(f) => groups.extend(f.groups),
+                    Err(e) => errs.extend(e),
+                }
+            }
+            FileKind::Runbook => runbooks_in.push((name.clone(), text.clone())),
+            FileKind::RuleTest => {}
+            FileKind::Config => errs.push(Diagnostic::new(name, None, "", "this looks like a config file; pass it with --config")),
+            FileKind::Unknown => {
+                // Let the strictest parser say what is wrong.
+                match crate::diag::from_yaml::<serde::de::IgnoredAny>(name, text) {
+                    Err(d) => errs.push(d),
+                    Ok(_) => errs.push(Diagnostic::new(name, None, "", "not a rule file (`groups:`), a rule test (`rule_files:`) or a runbook (`kind: runbook`)")),
+                }
+            }
+        }
+    }
+    let env = CheckEnv {
+        targets: config.targets.keys().cloned().collect(),
+    };
+    let runbooks = match load_runbooks(&runbooks_in, &env) {
+        Ok(r) => r.into_iter().map(Arc::new).collect(),
+        Err(e) => {
+            errs.extend(e);
+            Vec::new()
+        }
+    };
+    errs.sorted().into_result(Loaded {
+        config,
+        rule_groups: groups,
+        runbooks,
+        rule_files,
+    })
+}
+
+/// Loads the config file (or the defaults) and the files it names.
+pub fn load_from_disk(config_path: Option<&Path>) -> Result<Loaded, Diagnostics> {
+    let config = match config_path {
+        Some(p) => {
+            let name = p.display().to_string();
+            let text = std::fs::read_to_string(p).map_err(|e| Diagnostics::from(Diagnostic::new(&name, None, "", format!("cannot read config: {e}"))))?;
+            Config::load(&name, &text)?
+        }
+        None => Config::for_simulator(crate::config::DEFAULT_SIM_ADDR),
+    };
+    let mut errs = Diagnostics::new();
+    let alert_paths: Vec<PathBuf> = config.alert_paths.iter().map(PathBuf::from).collect();
+    let runbook_paths: Vec<PathBuf> = config.runbook_paths.iter().map(PathBuf::from).collect();
+    let alerts = read_yaml_files(&alert_paths, &mut errs);
+    let runbooks = read_yaml_files(&runbook_paths, &mut errs);
+    match load(config, &alerts, &runbooks) {
+        Ok(l) if errs.is_empty() => Ok(l),
+        Ok(_) => Err(errs),
+        Err(e) => {
+            errs.extend(e);
+            Err(errs.sorted())
+        }
+    }
+}
+
+/// The embedded rules and runbooks, validated against `config`.
+pub fn load_embedded(config: Config) -> Result<Loaded, Diagnostics> {
+    load(config, &crate::embedded::owned(crate::embedded::ALERT_FILES), &crate::embedded::owned(crate::embedded::RUNBOOK_FILES))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classifies_by_top_level_keys() {
+        assert_eq!(classify("groups: []"), FileKind::Rules);
+        assert_eq!(classify("rule_files: [a.yml]\ntests: []"), FileKind::RuleTest);
+        assert_eq!(classify("kind: runbook\nname: x"), FileKind::Runbook);
+        assert_eq!(classify("store: {url: 'sqlite://x'}"), FileKind::Config);
+        assert_eq!(classify("hello: world"), FileKind::Unknown);
+        assert_eq!(classify(": : :"), FileKind::Unknown);
+    }
+}

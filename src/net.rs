@@ -1,0 +1,25 @@
+//! The one HTTP client setup. reqwest is built without a TLS crypto
+//! provider of its own (`rustls-no-provider`) so it does not clash with the
+//! one slack-morphism brings; we install ring's, once, before any client
+//! exists.
+
+use std::sync::Once;
+
+static PROVIDER: Once = Once::new();
+
+pub fn install_crypto_provider() {
+    PROVIDER.call_once(|| {
+        // Err means another provider is already installed, which is fine.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
+pub fn client() -> anyhow::Result<reqwest::Client> {
+    install_crypto_provider();
+    use anyhow::Context;
+    reqwest::Client::builder()
+        .user_agent(concat!("firebreak/", env!("CARGO_PKG_VERSION")))
+        .pool_idle_timeout(std::time::Duration::from_secs(30))
+        .build()
+        .context("building the HTTP client")
+}

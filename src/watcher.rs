@@ -1,0 +1,72 @@
+//! The watcher: owns the series store and the rule engine. Scrape batches
+//! come in, rules are evaluated when their groups are due, and alert
+//! transitions go out to the control loop. One task owns both, so the
+//! model code needs no locks; queries from runbooks will come through a
+//! request queue to the same task.
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::clock::Clock;
+use crate::labels::{Labels, METRIC_NAME};
+use crate::rules::{AlertEvent, RuleEngine};
+use crate::source::ScrapeBatch;
+use crate::tsdb::SeriesStore;
+
+pub struct Watcher {
+    pub engine: RuleEngine,
+    pub series: SeriesStore,
+}
+
+impl Watcher {
+    /// Applies one scrape: its samples (or staleness, if it failed) and the
+    /// target's `up` series.
+    pub fn ingest(&mut self, batch: ScrapeBatch) {
+        let up_labels: Labels = batch.target_labels.clone().with(METRIC_NAME, "up");
+        let up = match batch.result {
+            Ok(samples) => {
+                self.series.ingest_scrape(&batch.target, batch.at, samples);
+                1.0
+            }
+            Err(_) => {
+                self.series.mark_target_stale(&batch.target, batch.at);
+                0.0
+            }
+        };
+        if let Err(e) = self.series.append(up_labels, batch.at, up) {
+            tracing::warn!(target = %batch.target, error = %e, "cannot record up");
+        }
+        let dur_labels = batch.target_labels.with(METRIC_NAME, "scrape_duration_seconds");
+        let _ = self.series.append(dur_labels, batch.at, batch.duration_ms as f64 / 1000.0);
+    }
+
+    /// Runs until shutdown. Alert events go out through `alerts`; when that
+    /// queue is full the watcher waits, so evaluation slows down rather
+    /// than dropping a transition.
+    pub async fn run(mut self, mut scrapes: mpsc::Receiver<ScrapeBatch>, alerts: mpsc::Sender<AlertEvent>, clock: Clock, shutdown: CancellationToken) {
+        loop {
+            let due = self.engine.next_due();
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                batch = scrapes.recv() => match batch {
+                    Some(b) => self.ingest(b),
+                    None => return,
+                },
+                _ = clock.sleep_until(due) => {
+                    let now = clock.now();
+                    let outcome = self.engine.eval_due(&mut self.series, now);
+                    for e in &outcome.errors {
+                        tracing::warn!(error = %e, "rule evaluation failed");
+                    }
+                    self.series.gc(now);
+                    for ev in outcome.events {
+                        tokio::select! {
+                            r = alerts.send(ev) => if r.is_err() { return },
+                            _ = shutdown.cancelled() => return,
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,47 @@
+//! The main job end to end: `firebreak demo`'s loop (simulator, scrape,
+//! rules, dispatch, runbooks, chat, store) replays 2023-05-24 and beats
+//! 2023's outcome.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use firebreak::demo::{DemoOptions, run};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Clone, Default)]
+struct Buf(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Buf {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_replay_moves_the_event_before_saturation_and_keeps_the_audience() {
+    let buf = Buf::default();
+    let report = run(DemoOptions { speed: 120.0, seed: 42 }, Box::new(buf.clone()), CancellationToken::new()).await.unwrap();
+    let out = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+
+    // Detected and mitigated within minutes of the start, not half an hour.
+    let mitigate = report.time_to_mitigate_ms.expect(&out);
+    assert!(mitigate < 10 * 60_000, "mitigated after {mitigate}ms\n{out}");
+    assert!(report.time_to_detect_ms.expect(&out) <= mitigate);
+    assert!(report.time_to_mute_ms.expect(&out) < 5 * 60_000, "{out}");
+    // The event lives in the secondary account's room and kept its audience.
+    let ev = &report.sim.event;
+    assert_eq!(ev.account, "cohost", "{out}");
+    assert!(!ev.crashed, "{out}");
+    assert!(report.kept_ratio() > 0.85, "kept {:.2}\n{out}", report.kept_ratio());
+    // Exactly one move: the concurrency key held across repeated alerts.
+    assert_eq!(ev.moves.len(), 1, "{out}");
+
+    // What people saw.
+    for needle in ["ListenerCapacityBreachPredicted* [critical] firing", "runbook *move-to-secondary-room* started", "`move_event` (http) POST sim/api/v1/events/launch/move → 200", "runbook *mute-feedback-speaker* started", "--- timeline: incident", "listeners kept"] {
+        assert!(out.contains(needle), "missing {needle:?} in:\n{out}");
+    }
+}
