@@ -43,6 +43,7 @@ pub mod clock;
 pub mod diag;
 pub mod duration;
 pub mod labels;
+pub mod matchers;
 pub mod promql;
 pub mod rules;
 pub mod sim;
