@@ -232,8 +232,9 @@ fn locate_error(expr: &str, message: &str) -> Option<usize> {
 /// The start of the first token after which no simple completion of the
 /// expression parses: where a human reader would say the error is.
 fn viable_prefix_error(expr: &str) -> Option<usize> {
-    const COMPLETIONS: [&str; 14] = [
-        "", " 1", ")", " 1)", "))", " 1))", "}", "\"}", "x}", "]", " 1m]", "x", " x", "(x)",
+    const COMPLETIONS: [&str; 18] = [
+        "", " 1", ")", " 1)", "))", " 1))", "x)", " x)", "x))", " x))", "}", "\"}", "x}", "]",
+        " 1m]", "x", " x", "(x)",
     ];
     let starts = token_starts(expr);
     let viable = |end: usize| {
