@@ -62,4 +62,4 @@ pub mod load;
 pub mod net;
 pub mod watcher;
 pub mod validate;
-pub mod demo;
+// pub mod demo; (after sim merge)

@@ -106,7 +106,7 @@ pub fn load(config: Config, alert_files: &[(String, String)], runbook_files: &[(
         match classify(text) {
             FileKind::Rules => {
                 rule_files += 1;
-                match crate::rules::parse_rule_file(name, text, config.evaluation_interval) {
+                match crate::rules::parse_rule_file_with(name, text, config.evaluation_interval.as_millis() as i64) {
                     Ok(f) => groups.extend(f.groups),
                     Err(e) => errs.extend(e),
                 }

@@ -168,7 +168,10 @@ impl std::str::FromStr for Matcher {
         let mut v = parse_matchers(s)?;
         match v.len() {
             1 => Ok(v.remove(0)),
-            n => Err(MatcherError::at(1, format!("expected one matcher, found {n}"))),
+            n => Err(MatcherError::at(
+                1,
+                format!("expected one matcher, found {n}"),
+            )),
         }
     }
 }
@@ -384,11 +387,7 @@ mod tests {
         let m = parse_matchers("alertname=X,severity!=info, team !~ a.*").unwrap();
         assert_eq!(
             m.iter().map(ToString::to_string).collect::<Vec<_>>(),
-            vec![
-                r#"alertname="X""#,
-                r#"severity!="info""#,
-                r#"team!~"a.*""#
-            ]
+            vec![r#"alertname="X""#, r#"severity!="info""#, r#"team!~"a.*""#]
         );
     }
 

@@ -56,7 +56,7 @@ impl Watcher {
                     let now = clock.now();
                     let outcome = self.engine.eval_due(&mut self.series, now);
                     for e in &outcome.errors {
-                        tracing::warn!(error = %e, "rule evaluation failed");
+                        tracing::warn!(group = %e.group, rule = %e.rule, error = %e.message, "rule evaluation failed");
                     }
                     self.series.gc(now);
                     for ev in outcome.events {

@@ -1,1 +1,302 @@
-//! (placeholder, being written)
+//! PromQL over the series store: parsing (through `promql-parser`) and
+//! instant evaluation with Prometheus 2.42 semantics.
+//!
+//! Owns the query value types ([`Value`], [`Sample`], [`Series`]), the
+//! parse and evaluation errors, and the public entry points [`parse`] and
+//! [`eval_instant`], which rules, runbooks' `query` steps and the CLI all
+//! use. The evaluator itself lives in `eval` (selectors, operators,
+//! aggregations) and `functions` (the function library).
+//!
+//! Semantics follow Prometheus 2.42, where they differ from 3.x:
+//! - instant selectors look back 5m and include a sample exactly 5m old
+//!   (`[t-5m, t]`); 3.x made that window left-open;
+//! - range selectors `x[r]` select `[t-r, t]`, closed on the left; 3.x
+//!   selects `(t-r, t]`.
+//!
+//! Native histograms and experimental functions are not supported and are
+//! reported by name, never silently answered.
+
+mod eval;
+mod functions;
+
+use std::fmt;
+
+pub use promql_parser::parser::Expr;
+
+use crate::clock::Millis;
+use crate::labels::Labels;
+use crate::tsdb::SeriesStore;
+
+/// How far back an instant selector looks for a sample.
+pub const LOOKBACK_MS: Millis = 5 * 60 * 1000;
+
+/// Step for subqueries written without one (`x[10m:]`): Prometheus's default
+/// global evaluation interval.
+pub const DEFAULT_SUBQUERY_STEP_MS: Millis = 60 * 1000;
+
+/// One element of an instant vector.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Sample {
+    pub labels: Labels,
+    pub value: f64,
+}
+
+/// One element of a range vector: samples oldest first.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Series {
+    pub labels: Labels,
+    pub samples: Vec<(Millis, f64)>,
+}
+
+/// The result of evaluating an expression at one instant.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub enum Value {
+    Scalar(f64),
+    Vector(Vec<Sample>),
+    Matrix(Vec<Series>),
+    String(String),
+}
+
+impl Value {
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Value::Scalar(_) => "scalar",
+            Value::Vector(_) => "instant vector",
+            Value::Matrix(_) => "range vector",
+            Value::String(_) => "string",
+        }
+    }
+}
+
+/// A query that does not parse. `col` is 1-based in the expression (in
+/// characters, counting from the start of the whole string, newlines
+/// included), when the error could be placed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub struct PromqlError {
+    pub message: String,
+    pub col: Option<usize>,
+}
+
+impl fmt::Display for PromqlError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.col {
+            Some(c) => write!(f, "column {c}: {}", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+impl PromqlError {
+    /// The error's (line, column) inside a multi-line expression, both
+    /// 1-based.
+    pub fn line_col(&self, expr: &str) -> Option<(usize, usize)> {
+        let col = self.col?;
+        let mut line = 1;
+        let mut line_start = 0;
+        for (i, c) in expr.chars().enumerate() {
+            if i + 1 >= col {
+                break;
+            }
+            if c == '\n' {
+                line += 1;
+                line_start = i + 1;
+            }
+        }
+        Some((line, col - line_start))
+    }
+}
+
+/// Why an expression could not be evaluated.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum EvalError {
+    #[error("{0} is not supported by firebreak's evaluator")]
+    Unsupported(String),
+    #[error("{0}")]
+    Type(String),
+    #[error("{0}")]
+    Matching(String),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Parses a PromQL expression.
+pub fn parse(expr: &str) -> Result<Expr, PromqlError> {
+    if expr.trim().is_empty() {
+        return Err(PromqlError {
+            message: "empty expression".to_owned(),
+            col: Some(1),
+        });
+    }
+    promql_parser::parser::parse(expr).map_err(|message| {
+        let col = locate_error(expr, &message);
+        let message = if message == "invalid promql query" {
+            match col {
+                Some(_) => "syntax error: unexpected token here".to_owned(),
+                None => "syntax error".to_owned(),
+            }
+        } else {
+            message
+        };
+        PromqlError { message, col }
+    })
+}
+
+/// Evaluates `expr` at instant `at` over `store`.
+pub fn eval_instant(expr: &Expr, store: &SeriesStore, at: Millis) -> Result<Value, EvalError> {
+    eval::Evaluator::new(store, at).eval(expr, at)
+}
+
+/// Parses and evaluates in one call: the runbooks' `query` step.
+pub fn query(expr: &str, store: &SeriesStore, at: Millis) -> Result<Value, QueryError> {
+    let e = parse(expr)?;
+    Ok(eval_instant(&e, store, at)?)
+}
+
+/// Either half of [`query`] failing.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum QueryError {
+    #[error("parse error: {0}")]
+    Parse(#[from] PromqlError),
+    #[error("evaluation error: {0}")]
+    Eval(#[from] EvalError),
+}
+
+/// The parser reports most errors without a position; find one ourselves
+/// for the common mistakes: unbalanced brackets, a stray character, an
+/// unknown function, and otherwise the first token after which the
+/// expression can no longer be completed.
+fn locate_error(expr: &str, message: &str) -> Option<usize> {
+    let chars: Vec<char> = expr.chars().collect();
+    // Unbalanced brackets, outside string literals.
+    let mut stack: Vec<(char, usize)> = Vec::new();
+    let mut quote: Option<char> = None;
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if let Some(q) = quote {
+            if c == '\\' {
+                i += 1;
+            } else if c == q {
+                quote = None;
+            }
+        } else {
+            match c {
+                '"' | '\'' | '`' => quote = Some(c),
+                '#' => {
+                    while i < chars.len() && chars[i] != '\n' {
+                        i += 1;
+                    }
+                }
+                '(' | '[' | '{' => stack.push((c, i)),
+                ')' | ']' | '}' => {
+                    let want = match c {
+                        ')' => '(',
+                        ']' => '[',
+                        _ => '{',
+                    };
+                    match stack.pop() {
+                        Some((open, _)) if open == want => {}
+                        _ => return Some(i + 1),
+                    }
+                }
+                _ => {}
+            }
+        }
+        i += 1;
+    }
+    if let Some((_, at)) = stack.last() {
+        return Some(at + 1);
+    }
+    // "unexpected character: 'x'" and friends from the lexer.
+    if let Some(idx) = message.find("unexpected character") {
+        let rest = &message[idx..];
+        if let Some(q) = rest.find('\'') {
+            if let Some(ch) = rest[q + 1..].chars().next() {
+                if let Some(pos) = chars.iter().position(|c| *c == ch) {
+                    return Some(pos + 1);
+                }
+            }
+        }
+    }
+    // Quoted names in the message ("unknown function with name 'foo'").
+    for part in message.split('\'').skip(1).step_by(2) {
+        if part.len() > 1 {
+            if let Some(b) = expr.find(part) {
+                return Some(expr[..b].chars().count() + 1);
+            }
+        }
+    }
+    viable_prefix_error(expr)
+}
+
+/// The start of the first token after which no simple completion of the
+/// expression parses: where a human reader would say the error is.
+fn viable_prefix_error(expr: &str) -> Option<usize> {
+    const COMPLETIONS: [&str; 18] = [
+        "", " 1", ")", " 1)", "))", " 1))", "x)", " x)", "x))", " x))", "}", "\"}", "x}", "]",
+        " 1m]", "x", " x", "(x)",
+    ];
+    let starts = token_starts(expr);
+    let viable = |end: usize| {
+        let prefix = &expr[..end];
+        COMPLETIONS.iter().any(|c| {
+            let mut s = String::with_capacity(prefix.len() + c.len());
+            s.push_str(prefix);
+            s.push_str(c);
+            promql_parser::parser::parse(&s).is_ok()
+        })
+    };
+    // Each token start `b` begins a token that ends at the next start.
+    for (k, &b) in starts.iter().enumerate() {
+        let end = starts.get(k + 1).copied().unwrap_or(expr.len());
+        if !viable(end) && (k == 0 || viable(b)) {
+            return Some(expr[..b].chars().count() + 1);
+        }
+    }
+    None
+}
+
+/// Byte offsets where tokens start, roughly as PromQL lexes them: words,
+/// numbers/durations, strings, and operator runs.
+fn token_starts(expr: &str) -> Vec<usize> {
+    let b = expr.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        if c.is_ascii_whitespace() {
+            i += 1;
+            continue;
+        }
+        out.push(i);
+        if c.is_ascii_alphanumeric() || c == b'_' || c == b':' || c == b'.' {
+            while i < b.len() && (b[i].is_ascii_alphanumeric() || b"_:.".contains(&b[i])) {
+                i += 1;
+            }
+        } else if c == b'"' || c == b'\'' || c == b'`' {
+            i += 1;
+            while i < b.len() && b[i] != c {
+                if b[i] == b'\\' {
+                    i += 1;
+                }
+                i += 1;
+            }
+            i += 1;
+        } else if b"=!<>~".contains(&c) {
+            while i < b.len() && b"=!<>~".contains(&b[i]) {
+                i += 1;
+            }
+        } else {
+            // Single-byte punctuation, or one whole UTF-8 character.
+            i += 1;
+            while i < b.len() && (b[i] & 0xC0) == 0x80 {
+                i += 1;
+            }
+        }
+    }
+    out.retain(|&s| s <= expr.len());
+    out
+}
+
+#[cfg(test)]
+mod tests;
