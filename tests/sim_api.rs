@@ -399,3 +399,24 @@ async fn sim_handle_follows_a_paused_clock() {
     assert_eq!(st.time, sim.scenario_origin() + 5 * MIN);
     assert!(st.event.listeners > 0);
 }
+
+#[tokio::test(start_paused = true)]
+async fn same_seed_same_snapshot_through_the_handle() {
+    let make = |seed| {
+        let scenario = Scenario::builtin();
+        let clock = Clock::scaled(scenario.start, 120.0);
+        Sim::new(SimOptions { scenario, seed }, clock)
+    };
+    let (a, b, c) = (make(9), make(9), make(10));
+    // Different call patterns: `a` is asked often, `b` once.
+    for _ in 0..10 {
+        tokio::time::sleep(std::time::Duration::from_millis(900)).await;
+        a.snapshot();
+    }
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await; // 18:15 ET
+    let (sa, sb, sc) = (a.snapshot(), b.snapshot(), c.snapshot());
+    assert_eq!(sa.time, sa.scheduled_start + 15 * MIN);
+    assert_eq!(sa, sb);
+    assert_eq!(a.metrics_text(), b.metrics_text());
+    assert_ne!(sa.event.listeners, sc.event.listeners);
+}
