@@ -1,0 +1,1871 @@
+//! The simulator's world: accounts, rooms, speakers and the one event, and
+//! how an audience of hundreds of thousands behaves against them.
+//!
+//! Pure model: no I/O, no clock. [`World::advance_to`] steps in fixed
+//! one-simulated-second ticks, so a run depends only on the scenario, the
+//! seed and *when* (in simulated time) admin operations were applied, never
+//! on how often the caller asks to advance.
+//!
+//! # Dynamics, one tick (one simulated second)
+//!
+//! 1. **Arrivals.** The interested audience (`followers x reach` of the
+//!    promoter) arrives along the scenario's profile curve, normalised so
+//!    its integral is that audience, with Poisson noise. Arrivals stop after
+//!    the scenario's end.
+//! 2. **Joins.** Attempts are new arrivals plus clients retrying a failed
+//!    join plus crash victims returning after a move; all go to the event's
+//!    *current* room. A room's join service processes at most
+//!    `admission_rate` joins per second (the excess fails: `overload`) and
+//!    admits only while it has space (`capacity`, or an admin cap). Without
+//!    a cap a full room rejects (`capacity`); with a cap the excess waits in
+//!    the room's waiting room and is admitted as space frees. A crashed room
+//!    rejects everything (`room_down`).
+//! 3. **Retries.** Each failed client retries after a few seconds with
+//!    `retry_probability` (apps retry automatically) or gives up (lost).
+//!    This is the failure mode of 2023: once a room is full, every rejected
+//!    client comes back about ten times, so the join load multiplies until
+//!    it exceeds the admission rate — the room is killed by the retry
+//!    storm, not by its listeners. A cap breaks the loop, because waiting
+//!    clients do not retry; so does a bigger room.
+//! 4. **Load.** Utilisation is the larger of `listeners / capacity` and
+//!    `attempts / admission_rate`. Stream latency grows steeply with it
+//!    (a queueing knee near 1). Every second with utilisation above 1 adds
+//!    to the room's accumulated overload, healthy seconds drain it at
+//!    `recovery_rate`; when it reaches `crash_after` the room crashes: the
+//!    stream is cut, all listeners are dropped. Most of those would come
+//!    back if the event restarted soon (`crash_return`), but they lose
+//!    interest by the minute; the rest are gone.
+//! 5. **Leaving.** A small base churn, plus quality churn while latency is
+//!    above a second, plus feedback churn while an unmuted, connected
+//!    speaker feeds back or loses packets.
+//!
+//! A **move** takes the event's speakers and listeners to a ready room
+//! (a few percent fail to follow), ends the old room, and tells the waiting
+//! crash victims, who return over the next couple of minutes.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt::Write as _;
+
+use serde::{Deserialize, Serialize};
+
+use super::scenario::{Role, Scenario};
+use crate::clock::Millis;
+
+const TICK_MS: Millis = 1000;
+
+/// Latency histogram buckets, seconds.
+pub const LATENCY_BUCKETS: [f64; 8] = [0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+/// Spread of the log-normal latency distribution (sigma of its log).
+const LATENCY_SIGMA: f64 = 0.5;
+/// One latency observation per this many listeners per tick.
+const LISTENERS_PER_SAMPLE: u64 = 1000;
+/// Room capacities and caps the admin API accepts.
+pub const MAX_CAPACITY: u64 = 100_000_000;
+
+// ------------------------------------------------------------------ PRNG
+
+/// xoshiro256** seeded through splitmix64: tiny, fast, and fixed here so a
+/// seed reproduces a run across versions of everything else.
+#[derive(Clone, Debug)]
+pub struct Rng([u64; 4]);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        let mut x = seed;
+        let mut next = || {
+            x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = x;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^ (z >> 31)
+        };
+        Rng([next(), next(), next(), next()])
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        let s = &mut self.0;
+        let out = s[1].wrapping_mul(5).rotate_left(7).wrapping_mul(9);
+        let t = s[1] << 17;
+        s[2] ^= s[0];
+        s[3] ^= s[1];
+        s[1] ^= s[2];
+        s[0] ^= s[3];
+        s[2] ^= t;
+        s[3] = s[3].rotate_left(45);
+        out
+    }
+
+    /// Uniform in [0, 1).
+    pub fn unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Standard normal (Box-Muller).
+    pub fn normal(&mut self) -> f64 {
+        let u1 = 1.0 - self.unit(); // (0, 1], so ln is finite
+        let u2 = self.unit();
+        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+    }
+
+    /// Poisson(lambda): exact for small means, normal approximation above.
+    pub fn poisson(&mut self, lambda: f64) -> u64 {
+        if lambda <= 0.0 || !lambda.is_finite() {
+            return 0;
+        }
+        if lambda < 30.0 {
+            let l = (-lambda).exp();
+            let mut k = 0;
+            let mut p = 1.0;
+            loop {
+                p *= self.unit();
+                if p <= l {
+                    return k;
+                }
+                k += 1;
+            }
+        }
+        (lambda + lambda.sqrt() * self.normal()).round().max(0.0) as u64
+    }
+
+    /// Binomial(n, p): exact for small n, normal approximation above.
+    pub fn binomial(&mut self, n: u64, p: f64) -> u64 {
+        if n == 0 || p <= 0.0 || p.is_nan() {
+            return 0;
+        }
+        if p >= 1.0 {
+            return n;
+        }
+        if n < 30 {
+            return (0..n).filter(|_| self.unit() < p).count() as u64;
+        }
+        let mean = n as f64 * p;
+        let sd = (mean * (1.0 - p)).sqrt();
+        ((mean + sd * self.normal()).round().max(0.0) as u64).min(n)
+    }
+}
+
+/// Error function (Abramowitz & Stegun 7.1.26, |error| < 1.5e-7).
+pub fn erf(x: f64) -> f64 {
+    let sign = if x < 0.0 { -1.0 } else { 1.0 };
+    let x = x.abs();
+    let t = 1.0 / (1.0 + 0.327_591_1 * x);
+    let poly = t
+        * (0.254_829_592
+            + t * (-0.284_496_736
+                + t * (1.421_413_741 + t * (-1.453_152_027 + t * 1.061_405_429))));
+    sign * (1.0 - poly * (-x * x).exp())
+}
+
+fn normal_cdf(z: f64) -> f64 {
+    0.5 * (1.0 + erf(z / std::f64::consts::SQRT_2))
+}
+
+// ---------------------------------------------------------------- errors
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SimError {
+    #[error("unknown event {got:?}; valid events: {valid}")]
+    UnknownEvent { got: String, valid: String },
+    #[error("unknown room {got:?}; valid rooms: {valid}")]
+    UnknownRoom { got: String, valid: String },
+    #[error("unknown account {got:?}; valid accounts: {valid}")]
+    UnknownAccount { got: String, valid: String },
+    #[error("unknown speaker {got:?} in room {room:?}; speakers in that room: {valid}")]
+    UnknownSpeaker {
+        room: String,
+        got: String,
+        valid: String,
+    },
+    /// The request is well-formed but the world's state forbids it.
+    #[error("{0}")]
+    Conflict(String),
+    /// A value is out of range.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+fn list(ids: impl Iterator<Item = String>) -> String {
+    let v: Vec<String> = ids.collect();
+    if v.is_empty() {
+        "(none)".into()
+    } else {
+        v.join(", ")
+    }
+}
+
+// ----------------------------------------------------------------- state
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RoomState {
+    /// Created, not hosting anything; a move target.
+    Ready,
+    /// Hosting the event.
+    Live,
+    Crashed,
+    /// The event moved away.
+    Ended,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailReason {
+    Capacity = 0,
+    Overload = 1,
+    RoomDown = 2,
+}
+const FAIL_REASONS: [&str; 3] = ["capacity", "overload", "room_down"];
+const LEFT_REASONS: [&str; 4] = ["churn", "quality", "crash", "moved_lost"];
+const LEFT_CHURN: usize = 0;
+const LEFT_QUALITY: usize = 1;
+const LEFT_CRASH: usize = 2;
+const LEFT_MOVED: usize = 3;
+
+#[derive(Clone, Debug, Default)]
+struct Histogram {
+    /// Cumulative counts per [`LATENCY_BUCKETS`] bound.
+    buckets: [u64; LATENCY_BUCKETS.len()],
+    count: u64,
+    sum: f64,
+}
+
+impl Histogram {
+    /// Adds `n` observations drawn from a log-normal with mean `mean`;
+    /// bucket increments are the expected counts, rounded, so they stay
+    /// deterministic and cumulative counts stay monotonic.
+    fn observe(&mut self, n: u64, mean: f64) {
+        let mu = mean.ln() - LATENCY_SIGMA * LATENCY_SIGMA / 2.0;
+        for (b, le) in self.buckets.iter_mut().zip(LATENCY_BUCKETS) {
+            let frac = normal_cdf((le.ln() - mu) / LATENCY_SIGMA);
+            *b += (n as f64 * frac).round() as u64;
+        }
+        self.count += n;
+        self.sum += n as f64 * mean;
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Room {
+    id: String,
+    account: String,
+    title: String,
+    capacity: u64,
+    admission_rate: u64,
+    cap: Option<u64>,
+    state: RoomState,
+    listeners: u64,
+    waiting: u64,
+    created_at: Millis,
+    crashed_at: Option<Millis>,
+    ended_at: Option<Millis>,
+    overload_s: f64,
+    utilisation: f64,
+    latency_s: f64,
+    join_requests: u64,
+    failures: [u64; 3],
+    left: [u64; 4],
+    latency: Histogram,
+}
+
+impl Room {
+    fn new(
+        id: String,
+        account: String,
+        title: String,
+        capacity: u64,
+        admission_rate: u64,
+        now: Millis,
+        base_latency: f64,
+    ) -> Room {
+        Room {
+            id,
+            account,
+            title,
+            capacity,
+            admission_rate,
+            cap: None,
+            state: RoomState::Ready,
+            listeners: 0,
+            waiting: 0,
+            created_at: now,
+            crashed_at: None,
+            ended_at: None,
+            overload_s: 0.0,
+            utilisation: 0.0,
+            latency_s: base_latency,
+            join_requests: 0,
+            failures: [0; 3],
+            left: [0; 4],
+            latency: Histogram::default(),
+        }
+    }
+
+    /// Where admission stops: the admin cap if set, else the capacity.
+    fn limit(&self) -> u64 {
+        self.cap.unwrap_or(self.capacity)
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Speaker {
+    id: String,
+    name: String,
+    room: String,
+    base_feedback: f64,
+    base_packet_loss: f64,
+    feedback: f64,
+    packet_loss: f64,
+    connected: bool,
+    muted: bool,
+}
+
+/// One move of the event, as recorded and as returned by the admin API.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MoveRecord {
+    pub at: Millis,
+    pub at_rfc3339: String,
+    pub from_room: String,
+    pub from_account: String,
+    pub to_room: String,
+    pub to_account: String,
+    pub listeners_moved: u64,
+    pub listeners_lost: u64,
+    pub waiting_moved: u64,
+    pub speakers_moved: Vec<String>,
+    /// Crash victims told about the new room, who re-join over the next
+    /// `return_window`.
+    pub returning: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CrashRecord {
+    pub room: String,
+    pub at: Millis,
+    pub at_rfc3339: String,
+    pub listeners_dropped: u64,
+}
+
+#[derive(Clone, Debug)]
+struct Event {
+    id: String,
+    title: String,
+    room: String,
+    secondary_account: String,
+    moves: Vec<MoveRecord>,
+    crashes: Vec<CrashRecord>,
+    peak: u64,
+    peak_at: Option<Millis>,
+}
+
+/// The whole simulated platform.
+#[derive(Clone, Debug)]
+pub struct World {
+    scenario: Scenario,
+    seed: u64,
+    time: Millis,
+    rng: Rng,
+    rooms: Vec<Room>,
+    speakers: Vec<Speaker>,
+    event: Event,
+    /// Retry rings, index 0 is due at the next tick. `fresh` clients never
+    /// got in; `back` are crash victims who did, kept apart so unique
+    /// listener counts stay honest.
+    retry_fresh: VecDeque<u64>,
+    retry_back: VecDeque<u64>,
+    /// Crash victims waiting for news of a restart.
+    stranded: u64,
+    /// People per (ms x intensity) of the profile curve.
+    arrival_scale: f64,
+    arrivals: u64,
+    unique: u64,
+    gave_up: u64,
+    crash_lost: u64,
+    moved_lost: u64,
+    room_seq: BTreeMap<String, u32>,
+}
+
+impl World {
+    /// A world at the scenario's start, the event live in its first room.
+    pub fn new(scenario: &Scenario, seed: u64) -> World {
+        let sc = scenario.clone();
+        let base_latency = sc.dynamics.base_latency_s;
+        let mut rooms: Vec<Room> = sc
+            .rooms
+            .iter()
+            .map(|r| {
+                Room::new(
+                    r.id.clone(),
+                    r.account.clone(),
+                    r.title.clone(),
+                    r.capacity,
+                    r.admission_rate,
+                    sc.start,
+                    base_latency,
+                )
+            })
+            .collect();
+        for r in &mut rooms {
+            if r.id == sc.event.room {
+                r.state = RoomState::Live;
+            }
+        }
+        let speakers = sc
+            .speakers
+            .iter()
+            .map(|s| Speaker {
+                id: s.id.clone(),
+                name: s.name.clone(),
+                room: s.room.clone(),
+                base_feedback: s.feedback,
+                base_packet_loss: s.packet_loss,
+                feedback: s.feedback,
+                packet_loss: s.packet_loss,
+                connected: true,
+                muted: false,
+            })
+            .collect();
+        let integral: f64 = sc
+            .audience
+            .profile
+            .windows(2)
+            .map(|w| (w[1].0 - w[0].0) as f64 * (w[0].1 + w[1].1) / 2.0)
+            .sum();
+        let arrival_scale = if integral > 0.0 {
+            sc.interested_audience() / integral
+        } else {
+            0.0
+        };
+        let ring = sc
+            .behaviour
+            .retry_delay_max_s
+            .max(sc.behaviour.return_window_s) as usize
+            + 1;
+        let event = Event {
+            id: sc.event.id.clone(),
+            title: sc.event.title.clone(),
+            room: sc.event.room.clone(),
+            secondary_account: sc.event.secondary_account.clone(),
+            moves: Vec::new(),
+            crashes: Vec::new(),
+            peak: 0,
+            peak_at: None,
+        };
+        let mut w = World {
+            time: sc.start,
+            seed,
+            rng: Rng::new(seed),
+            rooms,
+            speakers,
+            event,
+            retry_fresh: VecDeque::from(vec![0; ring]),
+            retry_back: VecDeque::from(vec![0; ring]),
+            stranded: 0,
+            arrival_scale,
+            arrivals: 0,
+            unique: 0,
+            gave_up: 0,
+            crash_lost: 0,
+            moved_lost: 0,
+            room_seq: BTreeMap::new(),
+            scenario: sc,
+        };
+        w.update_speakers(w.time);
+        w
+    }
+
+    pub fn scenario(&self) -> &Scenario {
+        &self.scenario
+    }
+
+    /// Simulated time of the last tick.
+    pub fn time(&self) -> Millis {
+        self.time
+    }
+
+    /// Runs whole ticks up to `now`; a partial second waits for the next
+    /// call. Going backwards is a no-op.
+    pub fn advance_to(&mut self, now: Millis) {
+        while self.time + TICK_MS <= now {
+            self.time += TICK_MS;
+            self.tick(self.time);
+        }
+    }
+
+    /// Jumps to `now` without simulating the gap (nobody arrives, nothing
+    /// changes). Only for a clock that is wildly ahead of the world, where
+    /// ticking through days would stall the caller.
+    pub fn skip_to(&mut self, now: Millis) {
+        if now > self.time {
+            self.time += (now - self.time) / TICK_MS * TICK_MS;
+        }
+    }
+
+    /// Arrival rate (people per second) at `t`.
+    pub fn arrival_rate(&self, t: Millis) -> f64 {
+        if t >= self.scenario.end {
+            return 0.0;
+        }
+        let off = t - self.scenario.scheduled_start;
+        let p = &self.scenario.audience.profile;
+        let Some(i) = p.windows(2).position(|w| off >= w[0].0 && off < w[1].0) else {
+            return 0.0;
+        };
+        let (t0, v0) = p[i];
+        let (t1, v1) = p[i + 1];
+        let f = (off - t0) as f64 / (t1 - t0) as f64;
+        (v0 + (v1 - v0) * f) * self.arrival_scale * 1000.0
+    }
+
+    fn room_idx(&self, id: &str) -> Option<usize> {
+        self.rooms.iter().position(|r| r.id == id)
+    }
+
+    fn current_idx(&self) -> usize {
+        // The event's room always exists: rooms are never deleted and moves
+        // only target existing rooms.
+        self.room_idx(&self.event.room).unwrap_or(0)
+    }
+
+    fn update_speakers(&mut self, t: Millis) {
+        for s in &mut self.speakers {
+            s.feedback = s.base_feedback;
+            s.packet_loss = s.base_packet_loss;
+            s.connected = true;
+            for f in self.scenario.faults.iter().filter(|f| f.speaker == s.id) {
+                if t < f.at || t >= f.until {
+                    continue;
+                }
+                if let Some(v) = f.feedback {
+                    s.feedback = v;
+                }
+                if let Some(v) = f.packet_loss {
+                    s.packet_loss = v;
+                }
+                if let Some(every) = f.reconnect_every_ms {
+                    let phase = (t - f.at) % every;
+                    if phase >= every - f.reconnect_for_ms {
+                        s.connected = false;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Queues `n` clients to retry, spread evenly over the retry delays.
+    fn schedule(&mut self, n: u64, back: bool, min_s: u32, max_s: u32) {
+        let ring = if back {
+            &mut self.retry_back
+        } else {
+            &mut self.retry_fresh
+        };
+        let (lo, hi) = (min_s.max(1) as usize, max_s.max(min_s).max(1) as usize);
+        let hi = hi.min(ring.len());
+        let lo = lo.min(hi);
+        let k = (hi - lo + 1) as u64;
+        for (j, slot) in (lo - 1..hi).enumerate() {
+            ring[slot] += n / k + u64::from((j as u64) < n % k);
+        }
+    }
+
+    /// Failed clients: most retry, the rest give up.
+    fn fail(&mut self, room: usize, reason: FailReason, fresh: u64, back: u64) {
+        self.rooms[room].failures[reason as usize] += fresh + back;
+        let b = &self.scenario.behaviour;
+        let (p, lo, hi) = (
+            b.retry_probability,
+            b.retry_delay_min_s,
+            b.retry_delay_max_s,
+        );
+        for (n, is_back) in [(fresh, false), (back, true)] {
+            let retry = self.rng.binomial(n, p);
+            self.gave_up += n - retry;
+            self.schedule(retry, is_back, lo, hi);
+        }
+    }
+
+    fn tick(&mut self, t: Millis) {
+        self.update_speakers(t);
+        let lambda = self.arrival_rate(t - TICK_MS / 2);
+        let arrivals = self.rng.poisson(lambda);
+        self.arrivals += arrivals;
+        let fresh = arrivals + self.retry_fresh.pop_front().unwrap_or(0);
+        self.retry_fresh.push_back(0);
+        let back = self.retry_back.pop_front().unwrap_or(0);
+        self.retry_back.push_back(0);
+
+        let b = self.scenario.behaviour.clone();
+        let lost = self
+            .rng
+            .binomial(self.stranded, b.stranded_give_up_per_min / 60.0);
+        self.stranded -= lost;
+        self.crash_lost += lost;
+
+        let cur = self.current_idx();
+        self.rooms[cur].join_requests += fresh + back;
+        if self.rooms[cur].state == RoomState::Live {
+            self.admit(cur, fresh, back);
+        } else {
+            self.fail(cur, FailReason::RoomDown, fresh, back);
+        }
+
+        for i in 0..self.rooms.len() {
+            let attempts = if i == cur { fresh + back } else { 0 };
+            self.room_tick(i, attempts, t);
+        }
+
+        let now = self.rooms[self.current_idx()].listeners;
+        if now > self.event.peak {
+            self.event.peak = now;
+            self.event.peak_at = Some(t);
+        }
+    }
+
+    fn admit(&mut self, i: usize, fresh: u64, back: u64) {
+        let r = &mut self.rooms[i];
+        let mut budget = r.admission_rate;
+        // The waiting room goes first: those clients queued earliest.
+        let from_wait = r
+            .waiting
+            .min(r.limit().saturating_sub(r.listeners))
+            .min(budget);
+        r.waiting -= from_wait;
+        r.listeners += from_wait;
+        budget -= from_wait;
+        self.unique += from_wait;
+
+        let attempts = fresh + back;
+        let served = attempts.min(budget);
+        let space = r.limit().saturating_sub(r.listeners);
+        let admitted = served.min(space);
+        let excess = served - admitted;
+        r.listeners += admitted;
+        let capped = r.cap.is_some();
+        if capped {
+            r.waiting += excess;
+        }
+        // Split outcomes between fresh and returning clients in proportion.
+        let share = |n: u64| {
+            if attempts == 0 {
+                0
+            } else {
+                (n as u128 * back as u128 / attempts as u128) as u64
+            }
+        };
+        let admitted_back = share(admitted);
+        self.unique += admitted - admitted_back;
+        let overload = attempts - served;
+        let ob = share(overload);
+        self.fail(i, FailReason::Overload, overload - ob, ob);
+        if !capped {
+            let cb = share(excess);
+            self.fail(i, FailReason::Capacity, excess - cb, cb);
+        }
+    }
+
+    fn room_tick(&mut self, i: usize, attempts: u64, t: Millis) {
+        let b = &self.scenario.behaviour;
+        let d = &self.scenario.dynamics;
+        let (base_churn, quality_churn, feedback_churn, waiting_give_up) = (
+            b.base_churn_per_min / 60.0,
+            b.quality_churn_per_min / 60.0,
+            b.feedback_churn_per_min / 60.0,
+            b.waiting_give_up_per_min / 60.0,
+        );
+        let (base_latency, crash_after, recovery) =
+            (d.base_latency_s, d.crash_after_s as f64, d.recovery_rate);
+        if self.rooms[i].state != RoomState::Live {
+            let r = &mut self.rooms[i];
+            r.utilisation = 0.0;
+            r.overload_s = 0.0;
+            return;
+        }
+        // Audio badness of the room's active speakers: what listeners hear.
+        let (mut fb, mut pl) = (0.0f64, 0.0f64);
+        for s in self
+            .speakers
+            .iter()
+            .filter(|s| s.room == self.rooms[i].id && s.connected && !s.muted)
+        {
+            fb = fb.max(s.feedback);
+            pl = pl.max(s.packet_loss);
+        }
+        let audio = fb + pl / 2.0;
+
+        let jitter = 1.0 + 0.03 * self.rng.normal();
+        let r = &mut self.rooms[i];
+        let u =
+            (r.listeners as f64 / r.capacity as f64).max(attempts as f64 / r.admission_rate as f64);
+        r.utilisation = u;
+        // A queueing knee: flat while lightly loaded, x8 at utilisation 1,
+        // tens of seconds beyond it.
+        r.latency_s = (base_latency * (1.0 + 3.0 * (u / 0.9).powi(8)) * jitter.max(0.5)).min(30.0);
+        let quality = quality_churn * ((r.latency_s - 1.0) / 4.0).clamp(0.0, 1.0);
+
+        let churn = self.rng.binomial(r.listeners, base_churn);
+        r.listeners -= churn;
+        let q = self
+            .rng
+            .binomial(r.listeners, quality + feedback_churn * audio);
+        r.listeners -= q;
+        r.left[LEFT_CHURN] += churn;
+        r.left[LEFT_QUALITY] += q;
+        let give_up = self.rng.binomial(r.waiting, waiting_give_up);
+        r.waiting -= give_up;
+        self.gave_up += give_up;
+
+        if r.listeners > 0 {
+            let n = (r.listeners / LISTENERS_PER_SAMPLE).max(1);
+            r.latency.observe(n, r.latency_s);
+        }
+
+        if u > 1.0 {
+            r.overload_s += 1.0;
+        } else {
+            r.overload_s = (r.overload_s - recovery).max(0.0);
+        }
+        if r.overload_s >= crash_after {
+            self.crash(i, t);
+        }
+    }
+
+    fn crash(&mut self, i: usize, t: Millis) {
+        let crash_return = self.scenario.behaviour.crash_return;
+        let r = &mut self.rooms[i];
+        let dropped = r.listeners + r.waiting;
+        r.left[LEFT_CRASH] += r.listeners;
+        r.listeners = 0;
+        r.waiting = 0;
+        r.state = RoomState::Crashed;
+        r.crashed_at = Some(t);
+        r.latency_s = 0.0;
+        r.utilisation = 0.0;
+        let room = r.id.clone();
+        let returning = self.rng.binomial(dropped, crash_return);
+        self.stranded += returning;
+        self.crash_lost += dropped - returning;
+        self.event.crashes.push(CrashRecord {
+            room,
+            at: t,
+            at_rfc3339: rfc3339(t),
+            listeners_dropped: dropped,
+        });
+    }
+
+    // ----------------------------------------------------- admin operations
+
+    fn check_event(&self, event: &str) -> Result<(), SimError> {
+        if event == self.event.id {
+            Ok(())
+        } else {
+            Err(SimError::UnknownEvent {
+                got: event.into(),
+                valid: self.event.id.clone(),
+            })
+        }
+    }
+
+    fn room_or_404(&self, room: &str) -> Result<usize, SimError> {
+        self.room_idx(room).ok_or_else(|| SimError::UnknownRoom {
+            got: room.into(),
+            valid: list(self.rooms.iter().map(|r| r.id.clone())),
+        })
+    }
+
+    /// Creates a ready room on `account`, id `<account>-<n>`.
+    pub fn create_room(
+        &mut self,
+        account: &str,
+        capacity: Option<u64>,
+        admission_rate: Option<u64>,
+        title: Option<String>,
+    ) -> Result<RoomSnapshot, SimError> {
+        if self.scenario.account(account).is_none() {
+            return Err(SimError::UnknownAccount {
+                got: account.into(),
+                valid: list(self.scenario.accounts.iter().map(|a| a.id.clone())),
+            });
+        }
+        let defaults = self.scenario.room_defaults;
+        let capacity = capacity.unwrap_or(defaults.capacity);
+        let admission_rate = admission_rate.unwrap_or(defaults.admission_rate);
+        if capacity == 0 || capacity > MAX_CAPACITY {
+            return Err(SimError::Invalid(format!(
+                "capacity {capacity} is out of range; expected 1..={MAX_CAPACITY} listeners"
+            )));
+        }
+        if admission_rate == 0 || admission_rate > MAX_CAPACITY {
+            return Err(SimError::Invalid(format!(
+                "admission_rate {admission_rate} is out of range; expected 1..={MAX_CAPACITY} joins per second"
+            )));
+        }
+        let id = loop {
+            let n = self.room_seq.entry(account.to_owned()).or_insert(0);
+            *n += 1;
+            let id = format!("{account}-{n}");
+            if self.room_idx(&id).is_none() {
+                break id;
+            }
+        };
+        let title = title.unwrap_or_else(|| self.event.title.clone());
+        let room = Room::new(
+            id,
+            account.to_owned(),
+            title,
+            capacity,
+            admission_rate,
+            self.time,
+            self.scenario.dynamics.base_latency_s,
+        );
+        self.rooms.push(room);
+        Ok(self.room_snapshot(self.rooms.len() - 1))
+    }
+
+    /// Moves the event, its speakers and listeners to a ready room.
+    pub fn move_event(&mut self, event: &str, to: &str) -> Result<MoveRecord, SimError> {
+        self.check_event(event)?;
+        let ti = self.room_or_404(to)?;
+        let fi = self.current_idx();
+        if ti == fi {
+            return Err(SimError::Conflict(format!(
+                "event {event:?} is already in room {to:?}; move it to a ready room"
+            )));
+        }
+        if self.rooms[ti].state != RoomState::Ready {
+            let ready = list(
+                self.rooms
+                    .iter()
+                    .filter(|r| r.state == RoomState::Ready)
+                    .map(|r| r.id.clone()),
+            );
+            return Err(SimError::Conflict(format!(
+                "room {to:?} is {}; the event can only move to a ready room (ready rooms: {ready})",
+                state_name(self.rooms[ti].state)
+            )));
+        }
+        let t = self.time;
+        let loss = self.scenario.behaviour.move_loss;
+        let from = &mut self.rooms[fi];
+        let n = from.listeners;
+        let lost = (n as f64 * loss).round() as u64;
+        let moved = n - lost;
+        let waiting = from.waiting;
+        from.left[LEFT_MOVED] += lost;
+        from.listeners = 0;
+        from.waiting = 0;
+        if from.state == RoomState::Live {
+            from.state = RoomState::Ended;
+            from.ended_at = Some(t);
+            from.utilisation = 0.0;
+        }
+        let (from_room, from_account) = (from.id.clone(), from.account.clone());
+        self.moved_lost += lost;
+        let to_room = &mut self.rooms[ti];
+        to_room.listeners += moved;
+        to_room.waiting += waiting;
+        to_room.state = RoomState::Live;
+        let to_account = to_room.account.clone();
+        let mut speakers_moved = Vec::new();
+        for s in &mut self.speakers {
+            if s.room == from_room {
+                s.room = to.to_owned();
+                speakers_moved.push(s.id.clone());
+            }
+        }
+        let returning = self.stranded;
+        self.stranded = 0;
+        let window = self.scenario.behaviour.return_window_s;
+        self.schedule(returning, true, 1, window);
+        self.event.room = to.to_owned();
+        let rec = MoveRecord {
+            at: t,
+            at_rfc3339: rfc3339(t),
+            from_room,
+            from_account,
+            to_room: to.to_owned(),
+            to_account,
+            listeners_moved: moved,
+            listeners_lost: lost,
+            waiting_moved: waiting,
+            speakers_moved,
+            returning,
+        };
+        self.event.moves.push(rec.clone());
+        Ok(rec)
+    }
+
+    /// Sets or clears a room's listener cap.
+    pub fn set_cap(&mut self, room: &str, cap: Option<u64>) -> Result<RoomSnapshot, SimError> {
+        let i = self.room_or_404(room)?;
+        if let Some(c) = cap
+            && (c == 0 || c > MAX_CAPACITY)
+        {
+            return Err(SimError::Invalid(format!(
+                "max_listeners {c} is out of range; expected 1..={MAX_CAPACITY}, or null to clear the cap"
+            )));
+        }
+        if self.rooms[i].state == RoomState::Ended {
+            return Err(SimError::Conflict(format!(
+                "room {room:?} has ended; cap the event's current room {:?}",
+                self.event.room
+            )));
+        }
+        self.rooms[i].cap = cap;
+        Ok(self.room_snapshot(i))
+    }
+
+    /// Mutes or unmutes a speaker in a room.
+    pub fn mute(
+        &mut self,
+        room: &str,
+        speaker: &str,
+        muted: bool,
+    ) -> Result<SpeakerSnapshot, SimError> {
+        self.room_or_404(room)?;
+        let Some(s) = self
+            .speakers
+            .iter_mut()
+            .find(|s| s.id == speaker && s.room == room)
+        else {
+            return Err(SimError::UnknownSpeaker {
+                room: room.into(),
+                got: speaker.into(),
+                valid: list(
+                    self.speakers
+                        .iter()
+                        .filter(|s| s.room == room)
+                        .map(|s| s.id.clone()),
+                ),
+            });
+        };
+        s.muted = muted;
+        Ok(speaker_snapshot(s))
+    }
+
+    // ------------------------------------------------------------ snapshots
+
+    pub fn room(&self, room: &str) -> Result<RoomSnapshot, SimError> {
+        Ok(self.room_snapshot(self.room_or_404(room)?))
+    }
+
+    pub fn event(&self, event: &str) -> Result<EventSnapshot, SimError> {
+        self.check_event(event)?;
+        Ok(self.event_snapshot())
+    }
+
+    fn secondary_ready(&self) -> bool {
+        self.rooms.iter().any(|r| {
+            r.account == self.event.secondary_account
+                && r.state == RoomState::Ready
+                && r.id != self.event.room
+        })
+    }
+
+    fn room_snapshot(&self, i: usize) -> RoomSnapshot {
+        let r = &self.rooms[i];
+        RoomSnapshot {
+            id: r.id.clone(),
+            account: r.account.clone(),
+            title: r.title.clone(),
+            state: r.state,
+            up: r.state != RoomState::Crashed,
+            hosting_event: (r.id == self.event.room).then(|| self.event.id.clone()),
+            capacity: r.capacity,
+            admission_rate: r.admission_rate,
+            listener_cap: r.cap,
+            listeners: r.listeners,
+            waiting: r.waiting,
+            utilisation: r.utilisation,
+            latency_seconds: r.latency_s,
+            overload_seconds: r.overload_s,
+            created_at: r.created_at,
+            crashed_at: r.crashed_at,
+            ended_at: r.ended_at,
+            join_requests: r.join_requests,
+            join_failures: JoinFailures {
+                capacity: r.failures[0],
+                overload: r.failures[1],
+                room_down: r.failures[2],
+            },
+            left: Left {
+                churn: r.left[LEFT_CHURN],
+                quality: r.left[LEFT_QUALITY],
+                crash: r.left[LEFT_CRASH],
+                moved_lost: r.left[LEFT_MOVED],
+            },
+            speakers: self
+                .speakers
+                .iter()
+                .filter(|s| s.room == r.id)
+                .map(speaker_snapshot)
+                .collect(),
+        }
+    }
+
+    fn event_snapshot(&self) -> EventSnapshot {
+        let cur = &self.rooms[self.current_idx()];
+        let e = &self.event;
+        let crash = self.crash_lost + self.stranded;
+        EventSnapshot {
+            id: e.id.clone(),
+            title: e.title.clone(),
+            scheduled_start: self.scenario.scheduled_start,
+            room: cur.id.clone(),
+            account: cur.account.clone(),
+            room_state: cur.state,
+            listeners: cur.listeners,
+            waiting: cur.waiting,
+            peak_listeners: e.peak,
+            peak_at: e.peak_at,
+            arrivals: self.arrivals,
+            unique_listeners: self.unique,
+            lost: Lost {
+                gave_up: self.gave_up,
+                crash,
+                moved: self.moved_lost,
+                total: self.gave_up + crash + self.moved_lost,
+            },
+            crashed: !e.crashes.is_empty(),
+            crashed_at: e.crashes.first().map(|c| c.at),
+            crashes: e.crashes.clone(),
+            moves: e.moves.clone(),
+            secondary_account: e.secondary_account.clone(),
+            secondary_ready: self.secondary_ready(),
+        }
+    }
+
+    /// The full state, serde-serializable.
+    pub fn snapshot(&self) -> StateSnapshot {
+        StateSnapshot {
+            time: self.time,
+            time_rfc3339: rfc3339(self.time),
+            scenario: self.scenario.name.clone(),
+            seed: self.seed,
+            start: self.scenario.start,
+            scheduled_start: self.scenario.scheduled_start,
+            end: self.scenario.end,
+            arrivals_over: self.time >= self.scenario.end,
+            event: self.event_snapshot(),
+            rooms: (0..self.rooms.len())
+                .map(|i| self.room_snapshot(i))
+                .collect(),
+            accounts: self
+                .scenario
+                .accounts
+                .iter()
+                .map(|a| AccountSnapshot {
+                    id: a.id.clone(),
+                    name: a.name.clone(),
+                    followers: a.followers,
+                    role: a.role,
+                })
+                .collect(),
+            reference: self.scenario.reference.clone(),
+        }
+    }
+
+    // -------------------------------------------------------------- metrics
+
+    /// Prometheus text exposition format 0.0.4.
+    pub fn render_metrics(&self, out: &mut String) {
+        let ev = &self.event;
+        let room_labels =
+            |r: &Room| format!("room=\"{}\",account=\"{}\"", esc(&r.id), esc(&r.account));
+        let family = |out: &mut String, name: &str, kind: &str, help: &str| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        };
+
+        family(
+            out,
+            "live_room_listeners",
+            "gauge",
+            "Listeners connected to the room.",
+        );
+        for r in &self.rooms {
+            let event = if r.id == ev.room {
+                format!(",event=\"{}\"", esc(&ev.id))
+            } else {
+                String::new()
+            };
+            let _ = writeln!(
+                out,
+                "live_room_listeners{{{}{event}}} {}",
+                room_labels(r),
+                r.listeners
+            );
+        }
+        let gauges: [RoomGauge; 6] = [
+            (
+                "live_room_capacity",
+                "Concurrent listeners the room's infrastructure can serve.",
+                |r| Some(r.capacity as f64),
+            ),
+            (
+                "live_room_admission_rate",
+                "Join requests per second the room can process.",
+                |r| Some(r.admission_rate as f64),
+            ),
+            (
+                "live_room_listener_cap",
+                "Admin-set cap on listeners; excess joins wait.",
+                |r| r.cap.map(|c| c as f64),
+            ),
+            (
+                "live_room_waiting",
+                "Listeners held in the room's waiting room by a cap.",
+                |r| Some(r.waiting as f64),
+            ),
+            ("live_room_up", "1 unless the room has crashed.", |r| {
+                Some(f64::from(u8::from(r.state != RoomState::Crashed)))
+            }),
+            (
+                "live_room_utilisation",
+                "Load: the larger of listeners/capacity and joins/admission rate.",
+                |r| Some(r.utilisation),
+            ),
+        ];
+        for (name, help, get) in gauges {
+            family(out, name, "gauge", help);
+            for r in &self.rooms {
+                if let Some(v) = get(r) {
+                    let _ = writeln!(out, "{name}{{{}}} {}", room_labels(r), num(v));
+                }
+            }
+        }
+
+        family(
+            out,
+            "live_join_requests_total",
+            "counter",
+            "Join attempts received by the room.",
+        );
+        for r in &self.rooms {
+            let _ = writeln!(
+                out,
+                "live_join_requests_total{{{}}} {}",
+                room_labels(r),
+                r.join_requests
+            );
+        }
+        family(
+            out,
+            "live_join_failures_total",
+            "counter",
+            "Failed join attempts by reason (capacity, overload, room_down).",
+        );
+        for r in &self.rooms {
+            for (reason, v) in FAIL_REASONS.iter().zip(r.failures) {
+                let _ = writeln!(
+                    out,
+                    "live_join_failures_total{{{},reason=\"{reason}\"}} {v}",
+                    room_labels(r)
+                );
+            }
+        }
+        family(
+            out,
+            "live_listeners_left_total",
+            "counter",
+            "Listeners who left the room by reason (churn, quality, crash, moved_lost).",
+        );
+        for r in &self.rooms {
+            for (reason, v) in LEFT_REASONS.iter().zip(r.left) {
+                let _ = writeln!(
+                    out,
+                    "live_listeners_left_total{{{},reason=\"{reason}\"}} {v}",
+                    room_labels(r)
+                );
+            }
+        }
+
+        family(
+            out,
+            "live_stream_latency_seconds",
+            "histogram",
+            "Audio stream latency sampled across listeners.",
+        );
+        for r in &self.rooms {
+            let l = room_labels(r);
+            for (le, c) in LATENCY_BUCKETS.iter().zip(r.latency.buckets) {
+                let _ = writeln!(
+                    out,
+                    "live_stream_latency_seconds_bucket{{{l},le=\"{le}\"}} {c}"
+                );
+            }
+            let h = &r.latency;
+            let _ = writeln!(
+                out,
+                "live_stream_latency_seconds_bucket{{{l},le=\"+Inf\"}} {}",
+                h.count
+            );
+            let _ = writeln!(out, "live_stream_latency_seconds_sum{{{l}}} {}", num(h.sum));
+            let _ = writeln!(out, "live_stream_latency_seconds_count{{{l}}} {}", h.count);
+        }
+
+        let speaker_gauges: [SpeakerGauge; 4] = [
+            (
+                "live_speaker_feedback_level",
+                "Feedback level on the speaker's input (0..1), muted or not.",
+                |s| s.feedback,
+            ),
+            (
+                "live_speaker_packet_loss_ratio",
+                "Packet loss on the speaker's uplink (0..1).",
+                |s| s.packet_loss,
+            ),
+            ("live_speaker_muted", "1 if the speaker is muted.", |s| {
+                f64::from(u8::from(s.muted))
+            }),
+            (
+                "live_speaker_connected",
+                "1 if the speaker is connected.",
+                |s| f64::from(u8::from(s.connected)),
+            ),
+        ];
+        for (name, help, get) in speaker_gauges {
+            family(out, name, "gauge", help);
+            for s in &self.speakers {
+                let Some(r) = self.room_idx(&s.room).map(|i| &self.rooms[i]) else {
+                    continue;
+                };
+                let _ = writeln!(
+                    out,
+                    "{name}{{{},speaker=\"{}\"}} {}",
+                    room_labels(r),
+                    esc(&s.id),
+                    num(get(s))
+                );
+            }
+        }
+
+        let cur = &self.rooms[self.current_idx()];
+        let e = esc(&ev.id);
+        family(
+            out,
+            "live_event_listeners",
+            "gauge",
+            "Listeners of the event in its current room.",
+        );
+        let _ = writeln!(
+            out,
+            "live_event_listeners{{event=\"{e}\"}} {}",
+            cur.listeners
+        );
+        family(
+            out,
+            "live_event_info",
+            "gauge",
+            "Where the event is: its current room and account.",
+        );
+        let _ = writeln!(
+            out,
+            "live_event_info{{event=\"{e}\",{}}} 1",
+            room_labels(cur)
+        );
+        family(
+            out,
+            "live_secondary_room_ready",
+            "gauge",
+            "1 if a ready room exists on the event's secondary account.",
+        );
+        let _ = writeln!(
+            out,
+            "live_secondary_room_ready{{event=\"{e}\",account=\"{}\"}} {}",
+            esc(&ev.secondary_account),
+            u8::from(self.secondary_ready())
+        );
+        family(
+            out,
+            "live_sim_time_seconds",
+            "gauge",
+            "Simulated time, seconds since the Unix epoch.",
+        );
+        let _ = writeln!(
+            out,
+            "live_sim_time_seconds {}",
+            num(self.time as f64 / 1000.0)
+        );
+    }
+}
+
+/// `(name, help, value)`; `None` omits the room's series.
+type RoomGauge = (&'static str, &'static str, fn(&Room) -> Option<f64>);
+type SpeakerGauge = (&'static str, &'static str, fn(&Speaker) -> f64);
+
+fn esc(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+fn num(v: f64) -> String {
+    if v.is_finite() {
+        format!("{v}")
+    } else if v.is_nan() {
+        "NaN".into()
+    } else if v > 0.0 {
+        "+Inf".into()
+    } else {
+        "-Inf".into()
+    }
+}
+
+fn state_name(s: RoomState) -> &'static str {
+    match s {
+        RoomState::Ready => "ready",
+        RoomState::Live => "live",
+        RoomState::Crashed => "crashed",
+        RoomState::Ended => "ended",
+    }
+}
+
+pub fn rfc3339(t: Millis) -> String {
+    chrono::DateTime::from_timestamp_millis(t)
+        .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_default()
+}
+
+fn speaker_snapshot(s: &Speaker) -> SpeakerSnapshot {
+    SpeakerSnapshot {
+        id: s.id.clone(),
+        name: s.name.clone(),
+        room: s.room.clone(),
+        feedback_level: s.feedback,
+        packet_loss_ratio: s.packet_loss,
+        connected: s.connected,
+        muted: s.muted,
+    }
+}
+
+// ------------------------------------------------------------ snapshots
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StateSnapshot {
+    pub time: Millis,
+    pub time_rfc3339: String,
+    pub scenario: String,
+    pub seed: u64,
+    pub start: Millis,
+    pub scheduled_start: Millis,
+    pub end: Millis,
+    /// True once the scenario's arrivals have stopped.
+    pub arrivals_over: bool,
+    pub event: EventSnapshot,
+    pub rooms: Vec<RoomSnapshot>,
+    pub accounts: Vec<AccountSnapshot>,
+    /// The 2023 figures to compare with.
+    pub reference: super::scenario::Reference,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EventSnapshot {
+    pub id: String,
+    pub title: String,
+    pub scheduled_start: Millis,
+    /// The current room and its account.
+    pub room: String,
+    pub account: String,
+    pub room_state: RoomState,
+    /// Listeners now, in the current room.
+    pub listeners: u64,
+    pub waiting: u64,
+    pub peak_listeners: u64,
+    pub peak_at: Option<Millis>,
+    /// People who ever tried to join (first attempts only).
+    pub arrivals: u64,
+    /// People who ever got in.
+    pub unique_listeners: u64,
+    pub lost: Lost,
+    pub crashed: bool,
+    /// The first crash of a room hosting the event.
+    pub crashed_at: Option<Millis>,
+    pub crashes: Vec<CrashRecord>,
+    pub moves: Vec<MoveRecord>,
+    pub secondary_account: String,
+    pub secondary_ready: bool,
+}
+
+/// Listeners lost to the event, by cause.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Lost {
+    /// Gave up joining (retries exhausted, or left a waiting room).
+    pub gave_up: u64,
+    /// Dropped by a crash and not (yet) back.
+    pub crash: u64,
+    /// Did not follow a move.
+    pub moved: u64,
+    pub total: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RoomSnapshot {
+    pub id: String,
+    pub account: String,
+    pub title: String,
+    pub state: RoomState,
+    pub up: bool,
+    pub hosting_event: Option<String>,
+    pub capacity: u64,
+    pub admission_rate: u64,
+    pub listener_cap: Option<u64>,
+    pub listeners: u64,
+    pub waiting: u64,
+    pub utilisation: f64,
+    pub latency_seconds: f64,
+    /// Accumulated hard overload; the room crashes at `crash_after`.
+    pub overload_seconds: f64,
+    pub created_at: Millis,
+    pub crashed_at: Option<Millis>,
+    pub ended_at: Option<Millis>,
+    pub join_requests: u64,
+    pub join_failures: JoinFailures,
+    pub left: Left,
+    pub speakers: Vec<SpeakerSnapshot>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JoinFailures {
+    pub capacity: u64,
+    pub overload: u64,
+    pub room_down: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Left {
+    pub churn: u64,
+    pub quality: u64,
+    pub crash: u64,
+    pub moved_lost: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SpeakerSnapshot {
+    pub id: String,
+    pub name: String,
+    pub room: String,
+    pub feedback_level: f64,
+    pub packet_loss_ratio: f64,
+    pub connected: bool,
+    pub muted: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AccountSnapshot {
+    pub id: String,
+    pub name: String,
+    pub followers: u64,
+    pub role: Role,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIN: Millis = 60_000;
+
+    fn world() -> World {
+        World::new(&Scenario::builtin(), 42)
+    }
+
+    /// `hh:mm` Eastern (UTC-4) on the day of the scenario.
+    fn et(w: &World, h: i64, m: i64) -> Millis {
+        w.scenario().scheduled_start + ((h - 18) * 60 + m) * MIN
+    }
+
+    fn run(w: &mut World, label: &str, actions: &[Action<'_>]) {
+        let mut acts = actions.iter().peekable();
+        let end = et(w, 18, 50);
+        let mut t = w.scenario().start;
+        while t <= end {
+            w.advance_to(t);
+            while let Some((at, f)) = acts.peek() {
+                if w.scenario().scheduled_start + at * 1000 <= t {
+                    f(w);
+                    acts.next();
+                } else {
+                    break;
+                }
+            }
+            if (t - w.scenario().start) % (2 * MIN) == 0 {
+                let s = w.snapshot();
+                let r = s.rooms.iter().find(|r| r.id == s.event.room).unwrap();
+                eprintln!(
+                    "{label} {} room={} L={} W={} u={:.2} lat={:.2} ov={} fail={:?} peak={} lost={:?}",
+                    &s.time_rfc3339[11..16],
+                    r.id,
+                    r.listeners,
+                    r.waiting,
+                    r.utilisation,
+                    r.latency_seconds,
+                    r.overload_seconds,
+                    r.join_failures,
+                    s.event.peak_listeners,
+                    s.event.lost
+                );
+            }
+            t += 1000;
+        }
+    }
+
+    /// `(seconds after 18:00, admin operation)`.
+    type Action<'a> = (i64, &'a dyn Fn(&mut World));
+
+    fn mv(w: &mut World) {
+        w.create_room("cohost", Some(1_500_000), None, None)
+            .unwrap();
+        w.move_event("launch", "cohost-1").unwrap();
+    }
+
+    fn first_time(
+        w: &mut World,
+        until: Millis,
+        pred: impl Fn(&StateSnapshot) -> bool,
+    ) -> Option<Millis> {
+        let mut t = w.time();
+        while t < until {
+            t += 1000;
+            w.advance_to(t);
+            if pred(&w.snapshot()) {
+                return Some(t);
+            }
+        }
+        None
+    }
+
+    #[test]
+    fn no_intervention_saturates_then_crashes_like_2023() {
+        let mut w = world();
+        let end = et(&w, 18, 45);
+        let full =
+            first_time(&mut w, end, |s| s.rooms[0].join_failures.capacity > 0).expect("saturates");
+        assert!(
+            (et(&w, 18, 10)..et(&w, 18, 22)).contains(&full),
+            "saturated at {}",
+            rfc3339(full)
+        );
+        let crash = first_time(&mut w, end, |s| s.event.crashed).expect("crashes");
+        assert!(
+            (et(&w, 18, 20)..et(&w, 18, 30)).contains(&crash),
+            "crashed at {}",
+            rfc3339(crash)
+        );
+        w.advance_to(end);
+        let s = w.snapshot();
+        assert!(
+            s.event.peak_listeners > 450_000,
+            "{}",
+            s.event.peak_listeners
+        );
+        assert!(s.event.listeners <= s.event.peak_listeners / 2);
+        assert_eq!(s.event.crashed_at, Some(crash));
+        assert!(!s.rooms[0].up);
+        assert!(s.rooms[0].join_failures.room_down > 0);
+        assert!(
+            s.rooms[0].join_failures.overload > 0,
+            "the retry storm overloads the join service"
+        );
+        assert!(s.event.lost.total > s.event.peak_listeners / 2);
+    }
+
+    #[test]
+    fn early_move_keeps_the_audience_and_serves_the_peak() {
+        let mut w = world();
+        w.advance_to(et(&w, 18, 4));
+        let before = w.snapshot().event.listeners;
+        mv(&mut w);
+        let s = w.snapshot();
+        assert_eq!(s.event.room, "cohost-1");
+        assert_eq!(s.event.account, "cohost");
+        assert_eq!(s.event.moves.len(), 1);
+        assert_eq!(
+            s.event.moves[0].speakers_moved,
+            ["host", "owner", "moderator"]
+        );
+        let lost = s.event.moves[0].listeners_lost;
+        assert!(lost > 0 && lost < before / 20, "{lost} of {before}");
+        assert_eq!(s.rooms[0].state, RoomState::Ended);
+        w.advance_to(et(&w, 18, 45));
+        let s = w.snapshot();
+        assert!(!s.event.crashed);
+        let r = &s.rooms[1];
+        assert_eq!(
+            r.join_failures,
+            JoinFailures {
+                capacity: 0,
+                overload: 0,
+                room_down: 0
+            }
+        );
+        assert!(
+            s.event.listeners * 10 > s.event.peak_listeners * 9,
+            "{:?}",
+            s.event
+        );
+        assert!(
+            s.event.listeners * 10 > s.event.unique_listeners * 9,
+            "{:?}",
+            s.event
+        );
+        assert!(
+            s.event.peak_listeners > 520_000,
+            "more than the old room could hold"
+        );
+    }
+
+    #[test]
+    fn restart_after_the_crash_keeps_about_half() {
+        let mut w = world();
+        w.advance_to(et(&w, 18, 33));
+        assert!(w.snapshot().event.crashed);
+        mv(&mut w);
+        assert!(w.snapshot().event.moves[0].returning > 200_000);
+        w.advance_to(et(&w, 18, 45));
+        let s = w.snapshot();
+        let ratio = s.event.listeners as f64 / s.event.peak_listeners as f64;
+        assert!((0.35..0.7).contains(&ratio), "{ratio} {:?}", s.event);
+        assert_eq!(
+            s.rooms[1].state,
+            RoomState::Live,
+            "the restarted room survives"
+        );
+    }
+
+    #[test]
+    fn a_cap_holds_the_excess_and_prevents_the_crash() {
+        let mut w = world();
+        w.advance_to(et(&w, 18, 10));
+        w.set_cap("main", Some(480_000)).unwrap();
+        w.advance_to(et(&w, 18, 20));
+        let s = w.snapshot();
+        assert!(s.rooms[0].waiting > 0);
+        assert!(s.rooms[0].listeners <= 480_000);
+        assert_eq!(s.rooms[0].join_failures.capacity, 0);
+        w.advance_to(et(&w, 18, 45));
+        assert!(!w.snapshot().event.crashed);
+        // Clearing the cap drains the waiting room into the free space.
+        let waiting = w.snapshot().rooms[0].waiting;
+        w.set_cap("main", None).unwrap();
+        w.advance_to(et(&w, 18, 46));
+        assert!(w.snapshot().rooms[0].waiting < waiting);
+    }
+
+    fn host(s: &StateSnapshot) -> SpeakerSnapshot {
+        s.rooms
+            .iter()
+            .flat_map(|r| r.speakers.iter())
+            .find(|s| s.id == "host")
+            .unwrap()
+            .clone()
+    }
+
+    #[test]
+    fn feedback_fault_has_a_window_and_muting_removes_its_churn() {
+        let mut w = world();
+        w.advance_to(et(&w, 18, 0));
+        assert!(host(&w.snapshot()).feedback_level < 0.1);
+        w.advance_to(et(&w, 18, 1));
+        let h = host(&w.snapshot());
+        assert!((h.feedback_level - 0.85).abs() < 1e-9 && h.connected);
+        // Reconnects: the last 15 s of every 4 minutes from 18:00:30.
+        w.advance_to(et(&w, 18, 4) + 20_000);
+        assert!(!host(&w.snapshot()).connected);
+        w.advance_to(et(&w, 18, 21));
+        assert!(host(&w.snapshot()).feedback_level < 0.1);
+
+        let quality_by = |mute: bool| {
+            let mut w = world();
+            w.advance_to(et(&w, 18, 0) + 40_000);
+            if mute {
+                let s = w.mute("main", "host", true).unwrap();
+                assert!(
+                    s.muted && s.feedback_level > 0.8,
+                    "the input still shows feedback"
+                );
+            }
+            w.advance_to(et(&w, 18, 15));
+            w.snapshot().rooms[0].left.quality
+        };
+        let (unmuted, muted) = (quality_by(false), quality_by(true));
+        assert!(
+            unmuted > 5_000 && unmuted > muted * 5,
+            "unmuted {unmuted}, muted {muted}"
+        );
+    }
+
+    #[test]
+    fn same_seed_same_world_however_it_is_advanced() {
+        let (mut a, mut b) = (world(), world());
+        let t = et(&a, 18, 12);
+        a.advance_to(t);
+        let mut x = b.time();
+        let mut step = 1;
+        while x < t {
+            x = (x + step * 337).min(t);
+            b.advance_to(x);
+            step = step % 7 + 1;
+        }
+        assert_eq!(a.snapshot(), b.snapshot());
+        let (mut ma, mut mb) = (String::new(), String::new());
+        a.render_metrics(&mut ma);
+        b.render_metrics(&mut mb);
+        assert_eq!(ma, mb);
+        let mut c = World::new(&Scenario::builtin(), 43);
+        c.advance_to(t);
+        assert_ne!(a.snapshot().event.listeners, c.snapshot().event.listeners);
+    }
+
+    #[test]
+    fn prng_is_pinned() {
+        // A change here changes every recorded run: make it deliberately.
+        let mut r = Rng::new(42);
+        let v: Vec<u64> = (0..3).map(|_| r.next_u64() % 1_000_000).collect();
+        assert_eq!(v, PINNED_PRNG);
+        assert!((erf(1.0) - 0.842_700_79).abs() < 1e-6);
+        assert!(erf(0.0).abs() < 1e-6 && (erf(-1.0) + erf(1.0)).abs() < 1e-12);
+    }
+    const PINNED_PRNG: [u64; 3] = [558_742, 543_102, 559_009];
+
+    #[test]
+    fn metrics_parse_and_keep_the_contract() {
+        let mut w = world();
+        w.advance_to(et(&w, 18, 3));
+        w.create_room("cohost", None, None, Some("Backup".into()))
+            .unwrap();
+        w.set_cap("main", Some(400_000)).unwrap();
+        w.advance_to(et(&w, 18, 4));
+        let mut text = String::new();
+        w.render_metrics(&mut text);
+        let lines = text.lines().map(|l| Ok(l.to_owned()));
+        let scrape = prometheus_parse::Scrape::parse(lines).unwrap();
+        let find = |name: &str, room: Option<&str>| {
+            scrape
+                .samples
+                .iter()
+                .filter(|s| {
+                    s.metric == name && room.is_none_or(|r| s.labels.get("room") == Some(r))
+                })
+                .collect::<Vec<_>>()
+        };
+        use prometheus_parse::Value;
+        let main = find("live_room_listeners", Some("main"));
+        assert_eq!(main.len(), 1);
+        assert_eq!(main[0].labels.get("event"), Some("launch"));
+        assert_eq!(main[0].labels.get("account"), Some("owner"));
+        let backup = find("live_room_listeners", Some("cohost-1"));
+        assert_eq!(backup[0].labels.get("event"), None);
+        assert!(matches!(main[0].value, Value::Gauge(v) if v > 100_000.0));
+        assert_eq!(find("live_room_listener_cap", None).len(), 1);
+        assert_eq!(find("live_join_failures_total", Some("cohost-1")).len(), 3);
+        assert_eq!(find("live_listeners_left_total", Some("main")).len(), 4);
+        for name in [
+            "live_room_capacity",
+            "live_room_waiting",
+            "live_room_up",
+            "live_join_requests_total",
+            "live_speaker_feedback_level",
+            "live_speaker_packet_loss_ratio",
+            "live_speaker_muted",
+            "live_speaker_connected",
+            "live_event_listeners",
+            "live_event_info",
+            "live_secondary_room_ready",
+            "live_sim_time_seconds",
+        ] {
+            assert!(!find(name, None).is_empty(), "{name} missing");
+            assert!(scrape.docs.contains_key(name), "{name} has no HELP");
+        }
+        assert!(
+            matches!(find("live_secondary_room_ready", None)[0].value, Value::Gauge(v) if v == 1.0)
+        );
+        assert!(
+            matches!(find("live_join_requests_total", Some("main"))[0].value, Value::Counter(v) if v > 0.0)
+        );
+        let hist = find("live_stream_latency_seconds", Some("main"));
+        let Value::Histogram(buckets) = &hist[0].value else {
+            panic!("{hist:?}")
+        };
+        assert_eq!(buckets.len(), LATENCY_BUCKETS.len() + 1);
+        assert!(
+            buckets.windows(2).all(|b| b[0].count <= b[1].count),
+            "{buckets:?}"
+        );
+        assert!(buckets.last().unwrap().less_than.is_infinite());
+        assert!(buckets.last().unwrap().count > 0.0);
+        assert!(text.contains("# TYPE live_stream_latency_seconds histogram"));
+    }
+
+    #[test]
+    fn admin_errors_say_what_is_valid() {
+        let mut w = world();
+        let e = w.move_event("launch", "main").unwrap_err();
+        assert!(matches!(e, SimError::Conflict(_)), "{e}");
+        let e = w.move_event("launch", "nope").unwrap_err().to_string();
+        assert!(e.contains("main"), "{e}");
+        let e = w.move_event("lunch", "main").unwrap_err().to_string();
+        assert!(e.contains("launch"), "{e}");
+        let e = w
+            .create_room("bob", None, None, None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("cohost") && e.contains("owner"), "{e}");
+        assert!(matches!(
+            w.create_room("cohost", Some(0), None, None),
+            Err(SimError::Invalid(_))
+        ));
+        let e = w.mute("main", "hots", true).unwrap_err().to_string();
+        assert!(e.contains("host"), "{e}");
+        assert!(!w.snapshot().event.secondary_ready);
+        assert_eq!(
+            w.create_room("cohost", None, None, None).unwrap().id,
+            "cohost-1"
+        );
+        assert!(w.snapshot().event.secondary_ready);
+        assert_eq!(
+            w.create_room("cohost", None, None, None).unwrap().id,
+            "cohost-2"
+        );
+        w.move_event("launch", "cohost-1").unwrap();
+        let e = w.move_event("launch", "main").unwrap_err().to_string();
+        assert!(e.contains("ended") && e.contains("cohost-2"), "{e}");
+    }
+
+    #[test]
+    #[ignore = "seed sweep for tuning"]
+    fn seed_sweep() {
+        for seed in 0..40 {
+            let mut w = World::new(&Scenario::builtin(), seed);
+            let end = et(&w, 18, 45);
+            let crash = first_time(&mut w, end, |s| s.event.crashed);
+            let mut m = World::new(&Scenario::builtin(), seed);
+            m.advance_to(et(&m, 18, 6));
+            mv(&mut m);
+            m.advance_to(end);
+            let s = m.snapshot();
+            eprintln!(
+                "seed {seed} crash {:?} move keeps {:.3} of peak, failures {:?}",
+                crash.map(rfc3339),
+                s.event.listeners as f64 / s.event.peak_listeners as f64,
+                s.rooms[1].join_failures
+            );
+        }
+    }
+
+    #[test]
+    #[ignore = "prints the dynamics for tuning"]
+    fn tune_print() {
+        let mut w = world();
+        run(&mut w, "none", &[]);
+        let mv = |w: &mut World| {
+            w.create_room("cohost", Some(1_500_000), None, None)
+                .unwrap();
+            w.move_event("launch", "cohost-1").unwrap();
+        };
+        let mut w = world();
+        run(&mut w, "move", &[(4 * 60, &mv)]);
+        let mut w = world();
+        run(&mut w, "late", &[(32 * 60, &mv)]);
+        let mut w = world();
+        let cap = |w: &mut World| {
+            w.set_cap("main", Some(480_000)).unwrap();
+        };
+        run(&mut w, "cap", &[(10 * 60, &cap)]);
+    }
+}
