@@ -71,7 +71,8 @@ impl Config {
     /// empty sources and targets instead, so production never points at a
     /// simulator by accident.
     pub fn for_simulator(addr: &str) -> Config {
-        let base = reqwest::Url::parse(&format!("http://{addr}/")).expect("socket address makes a URL");
+        let base =
+            reqwest::Url::parse(&format!("http://{addr}/")).expect("socket address makes a URL");
         let mut c = Config::default();
         c.scrape.push(ScrapeTarget {
             name: "sim".into(),
@@ -220,7 +221,12 @@ impl Checker<'_> {
         self.out.push(Diagnostic::new(self.file, pos, field, msg));
     }
 
-    fn duration(&mut self, v: &Option<Sp<String>>, field: &str, default: PromDuration) -> PromDuration {
+    fn duration(
+        &mut self,
+        v: &Option<Sp<String>>,
+        field: &str,
+        default: PromDuration,
+    ) -> PromDuration {
         match v {
             None => default,
             Some(sp) => PromDuration::parse(&sp.value).unwrap_or_else(|e| {
@@ -234,11 +240,26 @@ impl Checker<'_> {
         match reqwest::Url::parse(&sp.value) {
             Ok(u) if matches!(u.scheme(), "http" | "https") => Some(u),
             Ok(u) => {
-                self.err(Pos::of(sp), field, format!("unsupported scheme {:?} in {:?}; expected http or https", u.scheme(), sp.value));
+                self.err(
+                    Pos::of(sp),
+                    field,
+                    format!(
+                        "unsupported scheme {:?} in {:?}; expected http or https",
+                        u.scheme(),
+                        sp.value
+                    ),
+                );
                 None
             }
             Err(e) => {
-                self.err(Pos::of(sp), field, format!("invalid URL {:?}: {e}; expected e.g. http://127.0.0.1:9100/metrics", sp.value));
+                self.err(
+                    Pos::of(sp),
+                    field,
+                    format!(
+                        "invalid URL {:?}: {e}; expected e.g. http://127.0.0.1:9100/metrics",
+                        sp.value
+                    ),
+                );
                 None
             }
         }
@@ -249,7 +270,10 @@ impl Config {
     /// Parses and validates a config file, reporting every problem at once.
     pub fn load(file: &str, text: &str) -> Result<Config, Diagnostics> {
         let raw: RawConfig = from_yaml(file, text)?;
-        let mut c = Checker { file, out: Diagnostics::new() };
+        let mut c = Checker {
+            file,
+            out: Diagnostics::new(),
+        };
         let defaults = Config::default();
 
         let mut scrape = Vec::new();
@@ -257,12 +281,24 @@ impl Config {
             let r = &sp.value;
             let field = format!("sources.scrape[{i}]");
             if scrape.iter().any(|t: &ScrapeTarget| t.name == r.name.value) {
-                c.err(Pos::of(&r.name), format!("{field}.name"), format!("duplicate scrape target name {:?}", r.name.value));
+                c.err(
+                    Pos::of(&r.name),
+                    format!("{field}.name"),
+                    format!("duplicate scrape target name {:?}", r.name.value),
+                );
             }
-            let interval = c.duration(&r.interval, &format!("{field}.interval"), PromDuration::from_secs(15));
+            let interval = c.duration(
+                &r.interval,
+                &format!("{field}.interval"),
+                PromDuration::from_secs(15),
+            );
             // Unset, the timeout is 10s or the interval if shorter; set
             // explicitly, a timeout longer than the interval is a mistake.
-            let timeout = c.duration(&r.timeout, &format!("{field}.timeout"), PromDuration::from_secs(10).min(interval));
+            let timeout = c.duration(
+                &r.timeout,
+                &format!("{field}.timeout"),
+                PromDuration::from_secs(10).min(interval),
+            );
             if timeout > interval {
                 c.err(Pos::of(sp), format!("{field}.timeout"), format!("timeout {timeout} is longer than the interval {interval}; it must be at most the interval"));
             }
@@ -287,7 +323,11 @@ impl Config {
                 (None, Some(f)) => {
                     secrets.insert(name.clone(), SecretSource::File(f.clone()));
                 }
-                _ => c.err(Pos::of(sp), field, "give exactly one of `env: VAR` or `file: PATH`"),
+                _ => c.err(
+                    Pos::of(sp),
+                    field,
+                    "give exactly one of `env: VAR` or `file: PATH`",
+                ),
             }
         }
 
@@ -295,13 +335,25 @@ impl Config {
         for (name, sp) in &raw.targets {
             let r = &sp.value;
             let field = format!("targets.{name}");
-            let timeout = c.duration(&r.timeout, &format!("{field}.timeout"), PromDuration::from_secs(10));
+            let timeout = c.duration(
+                &r.timeout,
+                &format!("{field}.timeout"),
+                PromDuration::from_secs(10),
+            );
             if let Some(s) = &r.bearer_token_secret
                 && !secrets.contains_key(&s.value)
             {
                 let known: Vec<&String> = secrets.keys().collect();
-                let valid = if known.is_empty() { "no secrets are defined under `secrets:`".to_owned() } else { format!("defined secrets: {}", one_of(&known)) };
-                c.err(Pos::of(s), format!("{field}.bearer_token_secret"), format!("unknown secret {:?}; {valid}", s.value));
+                let valid = if known.is_empty() {
+                    "no secrets are defined under `secrets:`".to_owned()
+                } else {
+                    format!("defined secrets: {}", one_of(&known))
+                };
+                c.err(
+                    Pos::of(s),
+                    format!("{field}.bearer_token_secret"),
+                    format!("unknown secret {:?}; {valid}", s.value),
+                );
             }
             if let Some(url) = c.url(&r.url, &format!("{field}.url")) {
                 targets.insert(
@@ -316,17 +368,28 @@ impl Config {
             }
         }
 
-        let evaluation_interval = c.duration(&raw.rules.evaluation_interval, "rules.evaluation_interval", defaults.evaluation_interval);
+        let evaluation_interval = c.duration(
+            &raw.rules.evaluation_interval,
+            "rules.evaluation_interval",
+            defaults.evaluation_interval,
+        );
         if evaluation_interval.is_zero()
             && let Some(sp) = &raw.rules.evaluation_interval
         {
-            c.err(Pos::of(sp), "rules.evaluation_interval", "must be greater than 0s");
+            c.err(
+                Pos::of(sp),
+                "rules.evaluation_interval",
+                "must be greater than 0s",
+            );
         }
 
         let store_url = match &raw.store.url {
             None => defaults.store_url.clone(),
             Some(sp) => {
-                if !(sp.value.starts_with("sqlite:") || sp.value.starts_with("postgres://") || sp.value.starts_with("postgresql://")) {
+                if !(sp.value.starts_with("sqlite:")
+                    || sp.value.starts_with("postgres://")
+                    || sp.value.starts_with("postgresql://"))
+                {
                     c.err(Pos::of(sp), "store.url", format!("unsupported store {:?}; expected sqlite://PATH or postgres://USER@HOST/DB", sp.value));
                 }
                 sp.value.clone()
@@ -356,7 +419,9 @@ impl Config {
 /// them and are never logged or rendered into chat.
 pub fn resolve_secret(src: &SecretSource) -> Result<String, String> {
     match src {
-        SecretSource::Env(var) => std::env::var(var).map_err(|_| format!("environment variable {var} is not set")),
+        SecretSource::Env(var) => {
+            std::env::var(var).map_err(|_| format!("environment variable {var} is not set"))
+        }
         SecretSource::File(path) => std::fs::read_to_string(path)
             .map(|s| s.trim_end_matches(['\n', '\r']).to_owned())
             .map_err(|e| format!("cannot read secret file {path}: {e}")),
@@ -404,10 +469,31 @@ store:
         let errs = Config::load("cfg.yaml", text).unwrap_err();
         let lines: Vec<String> = errs.iter().map(ToString::to_string).collect();
         assert_eq!(errs.len(), 4, "{lines:#?}");
-        assert!(lines.iter().any(|l| l.starts_with("cfg.yaml:4:12: sources.scrape[0].url: unsupported scheme")), "{lines:#?}");
-        assert!(lines.iter().any(|l| l.starts_with("cfg.yaml:5:17: sources.scrape[0].interval: invalid duration")), "{lines:#?}");
-        assert!(lines.iter().any(|l| l.starts_with("cfg.yaml:9:26: targets.sim.bearer_token_secret: unknown secret \"nope\"")), "{lines:#?}");
-        assert!(lines.iter().any(|l| l.starts_with("cfg.yaml:11:8: store.url: unsupported store")), "{lines:#?}");
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with("cfg.yaml:4:12: sources.scrape[0].url: unsupported scheme")),
+            "{lines:#?}"
+        );
+        assert!(
+            lines
+                .iter()
+                .any(|l| l
+                    .starts_with("cfg.yaml:5:17: sources.scrape[0].interval: invalid duration")),
+            "{lines:#?}"
+        );
+        assert!(
+            lines.iter().any(|l| l.starts_with(
+                "cfg.yaml:9:26: targets.sim.bearer_token_secret: unknown secret \"nope\""
+            )),
+            "{lines:#?}"
+        );
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with("cfg.yaml:11:8: store.url: unsupported store")),
+            "{lines:#?}"
+        );
     }
 
     #[test]

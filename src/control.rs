@@ -50,7 +50,15 @@ pub struct Control {
 }
 
 impl Control {
-    pub fn new(dispatcher: Dispatcher, executor: Executor, store: Store, outbox: Outbox, clock: Clock, channel: String, incident_group_by: Vec<String>) -> Self {
+    pub fn new(
+        dispatcher: Dispatcher,
+        executor: Executor,
+        store: Store,
+        outbox: Outbox,
+        clock: Clock,
+        channel: String,
+        incident_group_by: Vec<String>,
+    ) -> Self {
         Control {
             dispatcher,
             executor,
@@ -66,7 +74,13 @@ impl Control {
     }
 
     /// Runs until shutdown or until every input queue is closed.
-    pub async fn run(mut self, mut alerts: mpsc::Receiver<AlertEvent>, mut finished: mpsc::Receiver<RunFinished>, mut commands: mpsc::Receiver<Command>, shutdown: CancellationToken) {
+    pub async fn run(
+        mut self,
+        mut alerts: mpsc::Receiver<AlertEvent>,
+        mut finished: mpsc::Receiver<RunFinished>,
+        mut commands: mpsc::Receiver<Command>,
+        shutdown: CancellationToken,
+    ) {
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
@@ -82,7 +96,11 @@ impl Control {
     /// `group_by` labels name it. An alert without them joins the newest
     /// open incident, since in practice it is about the same trouble.
     fn incident_for(&mut self, labels: &BTreeMap<String, String>, alertname: &str) -> String {
-        let parts: Vec<&str> = self.incident_group_by.iter().filter_map(|k| labels.get(k).map(String::as_str)).collect();
+        let parts: Vec<&str> = self
+            .incident_group_by
+            .iter()
+            .filter_map(|k| labels.get(k).map(String::as_str))
+            .collect();
         let id = if !parts.is_empty() {
             parts.join("-")
         } else if let Some(last) = &self.last_incident {
@@ -108,7 +126,11 @@ impl Control {
     }
 
     async fn timeline(&self, incident: &str, at: Millis, kind: &str, actor: &str, text: &str) {
-        if let Err(e) = self.store.append_timeline(incident, at, kind, actor, text).await {
+        if let Err(e) = self
+            .store
+            .append_timeline(incident, at, kind, actor, text)
+            .await
+        {
             tracing::error!(error = %e, "cannot write timeline");
         }
     }
@@ -124,18 +146,51 @@ impl Control {
         };
         let labels_json = serde_json::to_string(&labels).unwrap_or_default();
         let ann_json = serde_json::to_string(&a.annotations).unwrap_or_default();
-        if let Err(e) = self.store.upsert_alert(&format!("{fp:016x}"), &a.rule, &labels_json, &ann_json, state, a.active_at, a.fired_at, a.resolved_at, a.value).await {
+        if let Err(e) = self
+            .store
+            .upsert_alert(
+                &format!("{fp:016x}"),
+                &a.rule,
+                &labels_json,
+                &ann_json,
+                state,
+                a.active_at,
+                a.fired_at,
+                a.resolved_at,
+                a.value,
+            )
+            .await
+        {
             tracing::error!(error = %e, "cannot record alert");
         }
-        let summary = a.annotations.get("summary").cloned().unwrap_or_else(|| a.labels.to_string());
+        let summary = a
+            .annotations
+            .get("summary")
+            .cloned()
+            .unwrap_or_else(|| a.labels.to_string());
         match ev.kind {
             AlertEventKind::Pending => {}
             AlertEventKind::Firing => {
                 let incident = self.incident_for(&labels, &a.rule);
                 self.firing.insert(fp, (a.rule.clone(), incident.clone()));
-                self.timeline(&incident, ev.at, "alert_firing", "firebreak", &format!("{} firing: {summary}", a.rule)).await;
-                let sev = labels.get("severity").map(|s| format!(" [{s}]")).unwrap_or_default();
-                self.say(Some(&incident), Kind::Firing, format!("*{}*{sev} firing: {summary}", a.rule)).await;
+                self.timeline(
+                    &incident,
+                    ev.at,
+                    "alert_firing",
+                    "firebreak",
+                    &format!("{} firing: {summary}", a.rule),
+                )
+                .await;
+                let sev = labels
+                    .get("severity")
+                    .map(|s| format!(" [{s}]"))
+                    .unwrap_or_default();
+                self.say(
+                    Some(&incident),
+                    Kind::Firing,
+                    format!("*{}*{sev} firing: {summary}", a.rule),
+                )
+                .await;
                 let ctx = AlertCtx {
                     name: a.rule.clone(),
                     labels,
@@ -150,8 +205,20 @@ impl Control {
                     Some((_, inc)) => inc,
                     None => self.incident_for(&labels, &a.rule),
                 };
-                self.timeline(&incident, ev.at, "alert_resolved", "firebreak", &format!("{} resolved", a.rule)).await;
-                self.say(Some(&incident), Kind::Resolved, format!("*{}* resolved ({})", a.rule, a.labels.without_metric_name())).await;
+                self.timeline(
+                    &incident,
+                    ev.at,
+                    "alert_resolved",
+                    "firebreak",
+                    &format!("{} resolved", a.rule),
+                )
+                .await;
+                self.say(
+                    Some(&incident),
+                    Kind::Resolved,
+                    format!("*{}* resolved{}", a.rule, identifying(&labels)),
+                )
+                .await;
             }
         }
     }
@@ -163,7 +230,12 @@ impl Control {
                 Decision::Start(plan) => {
                     self.run_seq += 1;
                     let run_id = format!("{}-{}-{}", plan.runbook.name, now / 1000, self.run_seq);
-                    self.dispatcher.started(&plan.runbook.name, &plan.concurrency_key, &run_id, now);
+                    self.dispatcher.started(
+                        &plan.runbook.name,
+                        &plan.concurrency_key,
+                        &run_id,
+                        now,
+                    );
                     self.executor.start(RunRequest {
                         run_id,
                         runbook: plan.runbook,
@@ -176,11 +248,23 @@ impl Control {
                 }
                 Decision::Skip { runbook, reason } => {
                     tracing::info!(%runbook, %reason, "runbook not started");
-                    self.timeline(incident, now, "run_skipped", "firebreak", &format!("runbook {runbook} not started: {reason}")).await;
+                    self.timeline(
+                        incident,
+                        now,
+                        "run_skipped",
+                        "firebreak",
+                        &format!("runbook {runbook} not started: {reason}"),
+                    )
+                    .await;
                     // People need to know when automation stood aside for
                     // a reason they control; duplicates are routine.
                     if self.dispatcher.paused().is_some() {
-                        self.say(Some(incident), Kind::Note, format!("not starting *{runbook}*: {reason}")).await;
+                        self.say(
+                            Some(incident),
+                            Kind::Note,
+                            format!("not starting *{runbook}*: {reason}"),
+                        )
+                        .await;
                     }
                 }
             }
@@ -200,18 +284,69 @@ impl Control {
             Command::Status(reply) => {
                 let _ = reply.send(Status {
                     paused: self.dispatcher.paused().cloned(),
-                    running: self.dispatcher.active().map(|(a, b, c)| (a.to_owned(), b.to_owned(), c.to_owned())).collect(),
+                    running: self
+                        .dispatcher
+                        .active()
+                        .map(|(a, b, c)| (a.to_owned(), b.to_owned(), c.to_owned()))
+                        .collect(),
                     firing: self.firing.values().map(|(n, _)| n.clone()).collect(),
                 });
             }
             Command::Pause { by, reason } => {
-                self.dispatcher.pause(Pause { by: by.clone(), reason: reason.clone(), since: now });
-                self.say(None, Kind::Note, format!("automation paused by {by}: {reason}")).await;
+                self.dispatcher.pause(Pause {
+                    by: by.clone(),
+                    reason: reason.clone(),
+                    since: now,
+                });
+                self.say(
+                    None,
+                    Kind::Note,
+                    format!("automation paused by {by}: {reason}"),
+                )
+                .await;
             }
             Command::Resume { by } => {
                 self.dispatcher.resume();
-                self.say(None, Kind::Note, format!("automation resumed by {by}")).await;
+                self.say(None, Kind::Note, format!("automation resumed by {by}"))
+                    .await;
             }
         }
+    }
+}
+
+/// The labels that tell one alert of a rule from another, for one-line
+/// chat messages: not the name, the routing labels or the scrape's own.
+fn identifying(labels: &BTreeMap<String, String>) -> String {
+    const NOISE: [&str; 5] = ["alertname", "severity", "job", "instance", "__name__"];
+    let parts: Vec<String> = labels
+        .iter()
+        .filter(|(k, _)| !NOISE.contains(&k.as_str()))
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", parts.join(", "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identifying_labels_leave_out_noise() {
+        let l: BTreeMap<String, String> = [
+            ("alertname", "X"),
+            ("job", "sim"),
+            ("room", "main"),
+            ("speaker", "host"),
+            ("severity", "critical"),
+        ]
+        .into_iter()
+        .map(|(a, b)| (a.to_owned(), b.to_owned()))
+        .collect();
+        assert_eq!(identifying(&l), " (room=main, speaker=host)");
+        assert_eq!(identifying(&BTreeMap::new()), "");
     }
 }

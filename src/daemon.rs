@@ -47,7 +47,13 @@ pub struct Daemon {
 impl Daemon {
     /// Starts every task. They stop when `shutdown` is cancelled; then
     /// [`Daemon::wait`] returns once runs have stopped and chat is flushed.
-    pub fn start(loaded: Loaded, store: Store, clock: Clock, chat: Arc<dyn ChatAdapter>, shutdown: CancellationToken) -> anyhow::Result<Daemon> {
+    pub fn start(
+        loaded: Loaded,
+        store: Store,
+        clock: Clock,
+        chat: Arc<dyn ChatAdapter>,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<Daemon> {
         let http = crate::net::client()?;
         let config = loaded.config;
         let outbox = Outbox::new(store.clone());
@@ -59,11 +65,21 @@ impl Daemon {
         let (command_tx, command_rx) = mpsc::channel(64);
 
         for target in &config.scrape {
-            tracker.spawn(crate::source::scrape::run(target.clone(), http.clone(), clock.clone(), scrape_tx.clone(), shutdown.clone()));
+            tracker.spawn(crate::source::scrape::run(
+                target.clone(),
+                http.clone(),
+                clock.clone(),
+                scrape_tx.clone(),
+                shutdown.clone(),
+            ));
         }
         drop(scrape_tx);
 
-        let engine = RuleEngine::new(loaded.rule_groups, config.external_labels.clone(), clock.now());
+        let engine = RuleEngine::new(
+            loaded.rule_groups,
+            config.external_labels.clone(),
+            clock.now(),
+        );
         let watcher = Watcher {
             engine,
             series: SeriesStore::new(RETENTION_MS),
@@ -84,7 +100,15 @@ impl Daemon {
             reason: "automation.paused is true".into(),
             since: clock.now(),
         });
-        let control = Control::new(Dispatcher::new(loaded.runbooks, paused), executor.clone(), store.clone(), outbox.clone(), clock.clone(), config.chat.channel.clone(), config.incident_group_by.clone());
+        let control = Control::new(
+            Dispatcher::new(loaded.runbooks, paused),
+            executor.clone(),
+            store.clone(),
+            outbox.clone(),
+            clock.clone(),
+            config.chat.channel.clone(),
+            config.incident_group_by.clone(),
+        );
         tracker.spawn(control.run(alert_rx, finished_rx, command_rx, shutdown.clone()));
         tracker.close();
 
@@ -102,7 +126,10 @@ impl Daemon {
                 tracing::error!(error = %e, "chat delivery task failed");
             }
         });
-        Ok(Daemon { commands: command_tx, done })
+        Ok(Daemon {
+            commands: command_tx,
+            done,
+        })
     }
 
     /// Waits until shutdown has completed.

@@ -45,7 +45,11 @@ impl DemoReport {
     /// Listeners at the end as a share of the peak.
     pub fn kept_ratio(&self) -> f64 {
         let e = &self.sim.event;
-        if e.peak_listeners == 0 { 0.0 } else { e.listeners as f64 / e.peak_listeners as f64 }
+        if e.peak_listeners == 0 {
+            0.0
+        } else {
+            e.listeners as f64 / e.peak_listeners as f64
+        }
     }
 }
 
@@ -55,7 +59,10 @@ fn eastern() -> FixedOffset {
 }
 
 fn hms(at: Millis) -> String {
-    eastern().timestamp_millis_opt(at).single().map_or_else(|| "?".into(), |t| t.format("%H:%M:%S").to_string())
+    eastern()
+        .timestamp_millis_opt(at)
+        .single()
+        .map_or_else(|| "?".into(), |t| t.format("%H:%M:%S").to_string())
 }
 
 fn minutes(ms: Millis) -> String {
@@ -81,26 +88,47 @@ struct Shared(Arc<Mutex<Box<dyn Write + Send>>>);
 
 impl Write for Shared {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().map_err(|_| std::io::Error::other("poisoned"))?.write(buf)
+        self.0
+            .lock()
+            .map_err(|_| std::io::Error::other("poisoned"))?
+            .write(buf)
     }
     fn flush(&mut self) -> std::io::Result<()> {
-        self.0.lock().map_err(|_| std::io::Error::other("poisoned"))?.flush()
+        self.0
+            .lock()
+            .map_err(|_| std::io::Error::other("poisoned"))?
+            .flush()
     }
 }
 
-pub async fn run(opts: DemoOptions, out: Box<dyn Write + Send>, shutdown: CancellationToken) -> anyhow::Result<DemoReport> {
+pub async fn run(
+    opts: DemoOptions,
+    out: Box<dyn Write + Send>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<DemoReport> {
     let mut out = Shared(Arc::new(Mutex::new(out)));
     let scenario = Scenario::builtin();
     let clock = Clock::scaled(scenario.start, opts.speed);
 
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.context("binding the simulator to loopback")?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .context("binding the simulator to loopback")?;
     let addr = listener.local_addr()?;
-    let sim = Sim::new(SimOptions { scenario: scenario.clone(), seed: opts.seed }, clock.clone());
+    let sim = Sim::new(
+        SimOptions {
+            scenario: scenario.clone(),
+            seed: opts.seed,
+        },
+        clock.clone(),
+    );
     let sim_stop = CancellationToken::new();
     let sim_task = tokio::spawn(sim.clone().serve(listener, sim_stop.clone()));
 
     let dir = tempfile::tempdir().context("creating a temporary directory for the store")?;
-    let store_url = format!("sqlite://{}", dir.path().join("firebreak-demo.db").display());
+    let store_url = format!(
+        "sqlite://{}",
+        dir.path().join("firebreak-demo.db").display()
+    );
     let store = Store::open(&store_url).await?;
 
     // The embedded defaults, pointed at this simulator, scraping often
@@ -112,9 +140,14 @@ pub async fn run(opts: DemoOptions, out: Box<dyn Write + Send>, shutdown: Cancel
         t.interval = PromDuration::from_secs(5);
         t.timeout = PromDuration::from_secs(5);
     }
-    let loaded = crate::load::load_embedded(config).map_err(|d| anyhow::anyhow!("embedded rules or runbooks are invalid:\n{d}"))?;
+    let loaded = crate::load::load_embedded(config)
+        .map_err(|d| anyhow::anyhow!("embedded rules or runbooks are invalid:\n{d}"))?;
 
-    writeln!(out, "firebreak demo: replaying {:?} at {}x (seed {})", scenario.name, opts.speed, opts.seed)?;
+    writeln!(
+        out,
+        "firebreak demo: replaying {:?} at {}x (seed {})",
+        scenario.name, opts.speed, opts.seed
+    )?;
     writeln!(
         out,
         "  replay {} to {} ET, event scheduled {} ET; simulator on http://{addr}; {} rule group(s), {} runbook(s)",
@@ -124,12 +157,22 @@ pub async fn run(opts: DemoOptions, out: Box<dyn Write + Send>, shutdown: Cancel
         loaded.rule_groups.len(),
         loaded.runbooks.len()
     )?;
-    writeln!(out, "  in 2023 there was no plan: the fix took about {} minutes and lost about half the audience.", scenario.reference.mitigation_minutes)?;
+    writeln!(
+        out,
+        "  in 2023 there was no plan: the fix took about {} minutes and lost about half the audience.",
+        scenario.reference.mitigation_minutes
+    )?;
     writeln!(out, "\n--- chat: {} ---", loaded.config.chat.channel)?;
 
     let chat = Arc::new(Console::new(Box::new(out.clone()), eastern(), "ET"));
     let daemon_stop = shutdown.child_token();
-    let daemon = Daemon::start(loaded, store.clone(), clock.clone(), chat, daemon_stop.clone())?;
+    let daemon = Daemon::start(
+        loaded,
+        store.clone(),
+        clock.clone(),
+        chat,
+        daemon_stop.clone(),
+    )?;
     tokio::select! {
         _ = clock.sleep_until(scenario.end) => {}
         _ = shutdown.cancelled() => {}
@@ -152,11 +195,19 @@ pub async fn run(opts: DemoOptions, out: Box<dyn Write + Send>, shutdown: Cancel
     store.close().await;
 
     let start = snapshot.scheduled_start;
-    let first = |pred: &dyn Fn(&TimelineEntry) -> bool| incidents.iter().flat_map(|(_, t)| t.iter()).filter(|e| pred(e)).map(|e| e.at).min();
+    let first = |pred: &dyn Fn(&TimelineEntry) -> bool| {
+        incidents
+            .iter()
+            .flat_map(|(_, t)| t.iter())
+            .filter(|e| pred(e))
+            .map(|e| e.at)
+            .min()
+    };
     let report = DemoReport {
         time_to_detect_ms: first(&|e| e.kind == "alert_firing" && e.at >= start).map(|t| t - start),
         time_to_mitigate_ms: snapshot.event.moves.first().map(|m| m.at - start),
-        time_to_mute_ms: first(&|e| e.kind == "step" && e.text.starts_with("mute:")).map(|t| t - start),
+        time_to_mute_ms: first(&|e| e.kind == "step" && e.text.starts_with("mute:"))
+            .map(|t| t - start),
         incidents,
         sim: snapshot,
     };
@@ -168,26 +219,86 @@ fn print_summary(out: &mut impl Write, r: &DemoReport) -> std::io::Result<()> {
     for (id, tl) in &r.incidents {
         writeln!(out, "\n--- timeline: incident {id} ---")?;
         for e in tl {
-            writeln!(out, "{} ET  {:<14} {:<10} {}", hms(e.at), e.kind, e.actor, e.text)?;
+            writeln!(
+                out,
+                "{} ET  {:<14} {:<10} {}",
+                hms(e.at),
+                e.kind,
+                e.actor,
+                e.text
+            )?;
         }
     }
     let e = &r.sim.event;
     let reference = &r.sim.reference;
     let or_none = |v: Option<Millis>| v.map_or_else(|| "never".to_owned(), minutes);
-    let ref_kept = if reference.listeners_before > 0 { reference.listeners_after as f64 / reference.listeners_before as f64 } else { 0.0 };
-    writeln!(out, "\n--- outcome (times from the scheduled start, {} ET) ---", hms(r.sim.scheduled_start))?;
+    let ref_kept = if reference.listeners_before > 0 {
+        reference.listeners_after as f64 / reference.listeners_before as f64
+    } else {
+        0.0
+    };
+    writeln!(
+        out,
+        "\n--- outcome (times from the scheduled start, {} ET) ---",
+        hms(r.sim.scheduled_start)
+    )?;
     writeln!(out, "{:<22} {:<34} {}", "", "firebreak", "2023-05-24")?;
-    writeln!(out, "{:<22} {:<34} {}", "time to detect", or_none(r.time_to_detect_ms), "no alert; staff saw it live")?;
-    writeln!(out, "{:<22} {:<34} {}", "time to mitigate", or_none(r.time_to_mitigate_ms), format!("about {} minutes", reference.mitigation_minutes))?;
-    writeln!(out, "{:<22} {:<34} {}", "host feedback muted", or_none(r.time_to_mute_ms), "never; 20 minutes of screeching")?;
+    writeln!(
+        out,
+        "{:<22} {:<34} {}",
+        "time to detect",
+        or_none(r.time_to_detect_ms),
+        "no alert; staff saw it live"
+    )?;
+    writeln!(
+        out,
+        "{:<22} {:<34} {}",
+        "time to mitigate",
+        or_none(r.time_to_mitigate_ms),
+        format!("about {} minutes", reference.mitigation_minutes)
+    )?;
+    writeln!(
+        out,
+        "{:<22} {:<34} {}",
+        "host feedback muted",
+        or_none(r.time_to_mute_ms),
+        "never; 20 minutes of screeching"
+    )?;
     writeln!(
         out,
         "{:<22} {:<34} {}",
         "listeners kept",
-        format!("{:.0}% ({} of peak {})", r.kept_ratio() * 100.0, thousands(e.listeners), thousands(e.peak_listeners)),
-        format!("{:.0}% ({} of {})", ref_kept * 100.0, thousands(reference.listeners_after), thousands(reference.listeners_before))
+        format!(
+            "{:.0}% ({} of peak {})",
+            r.kept_ratio() * 100.0,
+            thousands(e.listeners),
+            thousands(e.peak_listeners)
+        ),
+        format!(
+            "{:.0}% ({} of {})",
+            ref_kept * 100.0,
+            thousands(reference.listeners_after),
+            thousands(reference.listeners_before)
+        )
     )?;
-    writeln!(out, "{:<22} {:<34} {}", "room crashed", if e.crashed { "yes" } else { "no" }, "yes, about 18:25")?;
-    writeln!(out, "{:<22} {} now in room {} on {}; {} lost (gave up {}, crash {}, move {})", "event", e.title, e.room, e.account, thousands(e.lost.total), thousands(e.lost.gave_up), thousands(e.lost.crash), thousands(e.lost.moved))?;
+    writeln!(
+        out,
+        "{:<22} {:<34} {}",
+        "room crashed",
+        if e.crashed { "yes" } else { "no" },
+        "yes, about 18:25"
+    )?;
+    writeln!(
+        out,
+        "{:<22} {} now in room {} on {}; {} lost (gave up {}, crash {}, move {})",
+        "event",
+        e.title,
+        e.room,
+        e.account,
+        thousands(e.lost.total),
+        thousands(e.lost.gave_up),
+        thousands(e.lost.crash),
+        thousands(e.lost.moved)
+    )?;
     out.flush()
 }

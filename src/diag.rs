@@ -208,10 +208,20 @@ fn yaml_message(e: &serde_saphyr::Error) -> String {
 
 /// `line 3 column 5: msg` -> `msg`.
 fn strip_line_column_prefix(s: &str) -> &str {
-    let Some(rest) = s.strip_prefix("line ") else { return s };
-    let Some((_, rest)) = rest.split_once(" column ") else { return s };
-    let Some((col, msg)) = rest.split_once(": ") else { return s };
-    if col.chars().all(|c| c.is_ascii_digit()) { msg } else { s }
+    let Some(rest) = s.strip_prefix("line ") else {
+        return s;
+    };
+    let Some((_, rest)) = rest.split_once(" column ") else {
+        return s;
+    };
+    let Some((col, msg)) = rest.split_once(": ") else {
+        return s;
+    };
+    if col.chars().all(|c| c.is_ascii_digit()) {
+        msg
+    } else {
+        s
+    }
 }
 
 #[cfg(test)]

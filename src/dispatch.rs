@@ -88,7 +88,9 @@ impl Dispatcher {
 
     /// Runs in progress: (runbook, concurrency key) -> run id.
     pub fn active(&self) -> impl Iterator<Item = (&str, &str, &str)> {
-        self.active.iter().map(|((rb, k), id)| (rb.as_str(), k.as_str(), id.as_str()))
+        self.active
+            .iter()
+            .map(|((rb, k), id)| (rb.as_str(), k.as_str(), id.as_str()))
     }
 
     /// Decides what a firing alert starts. The caller must report each
@@ -126,7 +128,10 @@ impl Dispatcher {
         if let Some(last) = self.last_start.get(&k) {
             let until = last + rb.cooldown.as_millis() as i64;
             if now < until {
-                return skip(format!("in cooldown for {key} for another {}s", (until - now + 999) / 1000));
+                return skip(format!(
+                    "in cooldown for {key} for another {}s",
+                    (until - now + 999) / 1000
+                ));
             }
         }
         Decision::Start(Plan {
@@ -137,13 +142,25 @@ impl Dispatcher {
     }
 
     /// Fills inputs from the alert (`from:`), falling back to defaults.
-    pub fn inputs_from_alert(&self, rb: &Runbook, alert: &AlertCtx) -> Result<BTreeMap<String, Json>, String> {
+    pub fn inputs_from_alert(
+        &self,
+        rb: &Runbook,
+        alert: &AlertCtx,
+    ) -> Result<BTreeMap<String, Json>, String> {
         let ctx = json!({"alert": alert});
         let mut out = BTreeMap::new();
         for input in &rb.inputs {
-            let from = input.from.as_ref().and_then(|f| self.templates.eval(f, &ctx).ok()).filter(|v| !v.is_null());
+            let from = input
+                .from
+                .as_ref()
+                .and_then(|f| self.templates.eval(f, &ctx).ok())
+                .filter(|v| !v.is_null());
             let Some(v) = from.or_else(|| input.default.clone()) else {
-                return Err(format!("input `{}` has no value: the alert has no `{}` and there is no default", input.name, input.from.as_deref().unwrap_or("source")));
+                return Err(format!(
+                    "input `{}` has no value: the alert has no `{}` and there is no default",
+                    input.name,
+                    input.from.as_deref().unwrap_or("source")
+                ));
             };
             let v = coerce(input.ty, v).map_err(|e| format!("input `{}`: {e}", input.name))?;
             out.insert(input.name.clone(), v);
@@ -187,7 +204,10 @@ steps:
     fn alert(event: &str) -> AlertCtx {
         AlertCtx {
             name: "Full".into(),
-            labels: [("alertname", "Full"), ("event", event), ("cap", "250")].into_iter().map(|(a, b)| (a.to_owned(), b.to_owned())).collect(),
+            labels: [("alertname", "Full"), ("event", event), ("cap", "250")]
+                .into_iter()
+                .map(|(a, b)| (a.to_owned(), b.to_owned()))
+                .collect(),
             annotations: BTreeMap::new(),
             value: 1.0,
             fired_at: 0,
@@ -215,7 +235,9 @@ steps:
         assert_eq!(p.concurrency_key, "launch");
         assert_eq!(p.inputs["capacity"], json!(250));
         d.started("move", "launch", "run-1", 0);
-        assert!(skip(&d.on_firing(&alert("launch"), 1000)).contains("run-1 is already handling launch"));
+        assert!(
+            skip(&d.on_firing(&alert("launch"), 1000)).contains("run-1 is already handling launch")
+        );
         // Another event is independent.
         start(&d.on_firing(&alert("other"), 1000));
         d.finished("move", "launch");

@@ -3,15 +3,27 @@
 //! `alerts/` and `runbooks/`; a test keeps this list and the directories
 //! in step.
 
-pub const ALERT_FILES: &[(&str, &str)] = &[("alerts/live-event.rules.yml", include_str!("../alerts/live-event.rules.yml"))];
+pub const ALERT_FILES: &[(&str, &str)] = &[(
+    "alerts/live-event.rules.yml",
+    include_str!("../alerts/live-event.rules.yml"),
+)];
 
 pub const RUNBOOK_FILES: &[(&str, &str)] = &[
-    ("runbooks/move-to-secondary-room.yaml", include_str!("../runbooks/move-to-secondary-room.yaml")),
-    ("runbooks/mute-feedback-speaker.yaml", include_str!("../runbooks/mute-feedback-speaker.yaml")),
+    (
+        "runbooks/move-to-secondary-room.yaml",
+        include_str!("../runbooks/move-to-secondary-room.yaml"),
+    ),
+    (
+        "runbooks/mute-feedback-speaker.yaml",
+        include_str!("../runbooks/mute-feedback-speaker.yaml"),
+    ),
 ];
 
 pub fn owned(files: &[(&str, &str)]) -> Vec<(String, String)> {
-    files.iter().map(|(n, t)| ((*n).to_owned(), (*t).to_owned())).collect()
+    files
+        .iter()
+        .map(|(n, t)| ((*n).to_owned(), (*t).to_owned()))
+        .collect()
 }
 
 #[cfg(test)]
@@ -25,7 +37,12 @@ mod tests {
             .map(|e| e.unwrap().path())
             .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("yml" | "yaml")))
             .filter(|p| !p.file_name().unwrap().to_string_lossy().contains("test"))
-            .map(|p| (format!("{dir}/{}", p.file_name().unwrap().to_string_lossy()), std::fs::read_to_string(&p).unwrap()))
+            .map(|p| {
+                (
+                    format!("{dir}/{}", p.file_name().unwrap().to_string_lossy()),
+                    std::fs::read_to_string(&p).unwrap(),
+                )
+            })
             .collect();
         out.sort();
         out
@@ -35,9 +52,17 @@ mod tests {
     fn embedded_files_are_the_files_on_disk() {
         let mut a = owned(ALERT_FILES);
         a.sort();
-        assert_eq!(a, on_disk("alerts"), "update src/embedded.rs to match alerts/");
+        assert_eq!(
+            a,
+            on_disk("alerts"),
+            "update src/embedded.rs to match alerts/"
+        );
         let mut r = owned(RUNBOOK_FILES);
         r.sort();
-        assert_eq!(r, on_disk("runbooks"), "update src/embedded.rs to match runbooks/");
+        assert_eq!(
+            r,
+            on_disk("runbooks"),
+            "update src/embedded.rs to match runbooks/"
+        );
     }
 }

@@ -53,7 +53,12 @@ pub fn classify(text: &str) -> FileKind {
         FileKind::RuleTest
     } else if p.groups.is_some() {
         FileKind::Rules
-    } else if p.sources.is_some() || p.targets.is_some() || p.store.is_some() || p.rules.is_some() || p.chat.is_some() {
+    } else if p.sources.is_some()
+        || p.targets.is_some()
+        || p.store.is_some()
+        || p.rules.is_some()
+        || p.chat.is_some()
+    {
         FileKind::Config
     } else {
         FileKind::Unknown
@@ -77,27 +82,44 @@ fn collect(p: &Path, out: &mut Vec<(String, String)>, errs: &mut Diagnostics) {
     if p.is_dir() {
         match std::fs::read_dir(p) {
             Ok(rd) => {
-                let mut entries: Vec<PathBuf> = rd.filter_map(Result::ok).map(|e| e.path()).collect();
+                let mut entries: Vec<PathBuf> =
+                    rd.filter_map(Result::ok).map(|e| e.path()).collect();
                 entries.sort();
                 for e in entries {
-                    if e.is_dir() || matches!(e.extension().and_then(|x| x.to_str()), Some("yml" | "yaml")) {
+                    if e.is_dir()
+                        || matches!(e.extension().and_then(|x| x.to_str()), Some("yml" | "yaml"))
+                    {
                         collect(&e, out, errs);
                     }
                 }
             }
-            Err(e) => errs.push(Diagnostic::new(name, None, "", format!("cannot read directory: {e}"))),
+            Err(e) => errs.push(Diagnostic::new(
+                name,
+                None,
+                "",
+                format!("cannot read directory: {e}"),
+            )),
         }
     } else {
         match std::fs::read_to_string(p) {
             Ok(t) => out.push((name, t)),
-            Err(e) => errs.push(Diagnostic::new(name, None, "", format!("cannot read file: {e}"))),
+            Err(e) => errs.push(Diagnostic::new(
+                name,
+                None,
+                "",
+                format!("cannot read file: {e}"),
+            )),
         }
     }
 }
 
 /// Validates rule files and runbooks against a config. Files of other
 /// kinds in the lists are skipped (rule tests) or reported (unknown).
-pub fn load(config: Config, alert_files: &[(String, String)], runbook_files: &[(String, String)]) -> Result<Loaded, Diagnostics> {
+pub fn load(
+    config: Config,
+    alert_files: &[(String, String)],
+    runbook_files: &[(String, String)],
+) -> Result<Loaded, Diagnostics> {
     let mut errs = Diagnostics::new();
     let mut groups = Vec::new();
     let mut rule_files = 0;
@@ -106,14 +128,23 @@ pub fn load(config: Config, alert_files: &[(String, String)], runbook_files: &[(
         match classify(text) {
             FileKind::Rules => {
                 rule_files += 1;
-                match crate::rules::parse_rule_file_with(name, text, config.evaluation_interval.as_millis() as i64) {
+                match crate::rules::parse_rule_file_with(
+                    name,
+                    text,
+                    config.evaluation_interval.as_millis() as i64,
+                ) {
                     Ok(f) => groups.extend(f.groups),
                     Err(e) => errs.extend(e),
                 }
             }
             FileKind::Runbook => runbooks_in.push((name.clone(), text.clone())),
             FileKind::RuleTest => {}
-            FileKind::Config => errs.push(Diagnostic::new(name, None, "", "this looks like a config file; pass it with --config")),
+            FileKind::Config => errs.push(Diagnostic::new(
+                name,
+                None,
+                "",
+                "this looks like a config file; pass it with --config",
+            )),
             FileKind::Unknown => {
                 // Let the strictest parser say what is wrong.
                 match crate::diag::from_yaml::<serde::de::IgnoredAny>(name, text) {
@@ -146,7 +177,14 @@ pub fn load_from_disk(config_path: Option<&Path>) -> Result<Loaded, Diagnostics>
     let config = match config_path {
         Some(p) => {
             let name = p.display().to_string();
-            let text = std::fs::read_to_string(p).map_err(|e| Diagnostics::from(Diagnostic::new(&name, None, "", format!("cannot read config: {e}"))))?;
+            let text = std::fs::read_to_string(p).map_err(|e| {
+                Diagnostics::from(Diagnostic::new(
+                    &name,
+                    None,
+                    "",
+                    format!("cannot read config: {e}"),
+                ))
+            })?;
             Config::load(&name, &text)?
         }
         None => Config::for_simulator(crate::config::DEFAULT_SIM_ADDR),
@@ -168,7 +206,11 @@ pub fn load_from_disk(config_path: Option<&Path>) -> Result<Loaded, Diagnostics>
 
 /// The embedded rules and runbooks, validated against `config`.
 pub fn load_embedded(config: Config) -> Result<Loaded, Diagnostics> {
-    load(config, &crate::embedded::owned(crate::embedded::ALERT_FILES), &crate::embedded::owned(crate::embedded::RUNBOOK_FILES))
+    load(
+        config,
+        &crate::embedded::owned(crate::embedded::ALERT_FILES),
+        &crate::embedded::owned(crate::embedded::RUNBOOK_FILES),
+    )
 }
 
 #[cfg(test)]
@@ -178,7 +220,10 @@ mod tests {
     #[test]
     fn classifies_by_top_level_keys() {
         assert_eq!(classify("groups: []"), FileKind::Rules);
-        assert_eq!(classify("rule_files: [a.yml]\ntests: []"), FileKind::RuleTest);
+        assert_eq!(
+            classify("rule_files: [a.yml]\ntests: []"),
+            FileKind::RuleTest
+        );
         assert_eq!(classify("kind: runbook\nname: x"), FileKind::Runbook);
         assert_eq!(classify("store: {url: 'sqlite://x'}"), FileKind::Config);
         assert_eq!(classify("hello: world"), FileKind::Unknown);

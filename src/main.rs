@@ -11,7 +11,12 @@ use clap::{Parser, Subcommand, ValueEnum};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
-#[command(name = "firebreak", version, about = "Site-reliability runbook and incident automation bot for live events.", long_about = "firebreak watches metrics, evaluates Prometheus alert rules, runs declarative runbooks that mitigate (move an event to a secondary room, cap listeners, mute a speaker), and posts every step to chat.\n\nStart with `firebreak demo`: it replays the 2023-05-24 launch against the built-in simulator.")]
+#[command(
+    name = "firebreak",
+    version,
+    about = "Site-reliability runbook and incident automation bot for live events.",
+    long_about = "firebreak watches metrics, evaluates Prometheus alert rules, runs declarative runbooks that mitigate (move an event to a secondary room, cap listeners, mute a speaker), and posts every step to chat.\n\nStart with `firebreak demo`: it replays the 2023-05-24 launch against the built-in simulator."
+)]
 struct Cli {
     /// Log format on stderr.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
@@ -79,7 +84,10 @@ fn main() -> ExitCode {
         _ => "info",
     };
     init_logging(cli.log_format, default_level);
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -97,8 +105,13 @@ fn main() -> ExitCode {
 
 fn init_logging(format: LogFormat, default_level: &str) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("FIREBREAK_LOG").unwrap_or_else(|_| EnvFilter::new(default_level));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter =
+        EnvFilter::try_from_env("FIREBREAK_LOG").unwrap_or_else(|_| EnvFilter::new(default_level));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -111,15 +124,16 @@ fn cancel_on_signal(token: CancellationToken) {
         let ctrl_c = tokio::signal::ctrl_c();
         #[cfg(unix)]
         {
-            let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot listen for SIGTERM");
-                    let _ = ctrl_c.await;
-                    token.cancel();
-                    return;
-                }
-            };
+            let mut term =
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot listen for SIGTERM");
+                        let _ = ctrl_c.await;
+                        token.cancel();
+                        return;
+                    }
+                };
             tokio::select! {
                 _ = ctrl_c => {}
                 _ = term.recv() => {}
@@ -135,7 +149,10 @@ fn cancel_on_signal(token: CancellationToken) {
 async fn dispatch(cmd: Cmd) -> anyhow::Result<ExitCode> {
     match cmd {
         Cmd::Demo { speed, seed } => {
-            anyhow::ensure!(speed > 0.0 && speed.is_finite(), "--speed must be a positive number, got {speed}");
+            anyhow::ensure!(
+                speed > 0.0 && speed.is_finite(),
+                "--speed must be a positive number, got {speed}"
+            );
             let shutdown = CancellationToken::new();
             cancel_on_signal(shutdown.clone());
             let opts = firebreak::demo::DemoOptions { speed, seed };
@@ -147,27 +164,48 @@ async fn dispatch(cmd: Cmd) -> anyhow::Result<ExitCode> {
                 Ok(l) => l,
                 Err(d) => {
                     eprintln!("{d}");
-                    eprintln!("firebreak: not starting: {} error(s); fix them and run `firebreak validate` to check", d.len());
+                    eprintln!(
+                        "firebreak: not starting: {} error(s); fix them and run `firebreak validate` to check",
+                        d.len()
+                    );
                     return Ok(ExitCode::FAILURE);
                 }
             };
             let store = firebreak::store::Store::open(&loaded.config.store_url).await?;
             let clock = firebreak::clock::Clock::system();
-            let chat = std::sync::Arc::new(firebreak::chat::console::Console::stdout(chrono::FixedOffset::east_opt(0).expect("zero offset"), "UTC"));
+            let chat = std::sync::Arc::new(firebreak::chat::console::Console::stdout(
+                chrono::FixedOffset::east_opt(0).expect("zero offset"),
+                "UTC",
+            ));
             let shutdown = CancellationToken::new();
             cancel_on_signal(shutdown.clone());
-            tracing::info!(rules = loaded.rule_groups.len(), runbooks = loaded.runbooks.len(), scrape_targets = loaded.config.scrape.len(), "firebreak running");
-            let daemon = firebreak::daemon::Daemon::start(loaded, store.clone(), clock, chat, shutdown)?;
+            tracing::info!(
+                rules = loaded.rule_groups.len(),
+                runbooks = loaded.runbooks.len(),
+                scrape_targets = loaded.config.scrape.len(),
+                "firebreak running"
+            );
+            let daemon =
+                firebreak::daemon::Daemon::start(loaded, store.clone(), clock, chat, shutdown)?;
             daemon.wait().await?;
             store.close().await;
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::Sim { listen, scenario, speed, seed } => {
-            anyhow::ensure!(speed > 0.0 && speed.is_finite(), "--speed must be a positive number, got {speed}");
+        Cmd::Sim {
+            listen,
+            scenario,
+            speed,
+            seed,
+        } => {
+            anyhow::ensure!(
+                speed > 0.0 && speed.is_finite(),
+                "--speed must be a positive number, got {speed}"
+            );
             let scenario = match scenario {
                 None => firebreak::sim::Scenario::builtin(),
                 Some(p) => {
-                    let text = std::fs::read_to_string(&p).with_context(|| format!("reading scenario {}", p.display()))?;
+                    let text = std::fs::read_to_string(&p)
+                        .with_context(|| format!("reading scenario {}", p.display()))?;
                     match firebreak::sim::Scenario::load(&p.display().to_string(), &text) {
                         Ok(s) => s,
                         Err(d) => {
@@ -178,12 +216,18 @@ async fn dispatch(cmd: Cmd) -> anyhow::Result<ExitCode> {
                 }
             };
             let clock = firebreak::clock::Clock::scaled(scenario.start, speed);
-            let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("listening on {listen}"))?;
+            let listener = tokio::net::TcpListener::bind(listen)
+                .await
+                .with_context(|| format!("listening on {listen}"))?;
             let addr = listener.local_addr()?;
-            eprintln!("firebreak sim: scenario {:?} at {speed}x on http://{addr} (metrics at /metrics, admin API at /api/v1/state)", scenario.name);
+            eprintln!(
+                "firebreak sim: scenario {:?} at {speed}x on http://{addr} (metrics at /metrics, admin API at /api/v1/state)",
+                scenario.name
+            );
             let shutdown = CancellationToken::new();
             cancel_on_signal(shutdown.clone());
-            let sim = firebreak::sim::Sim::new(firebreak::sim::SimOptions { scenario, seed }, clock);
+            let sim =
+                firebreak::sim::Sim::new(firebreak::sim::SimOptions { scenario, seed }, clock);
             sim.serve(listener, shutdown).await?;
             Ok(ExitCode::SUCCESS)
         }
@@ -193,7 +237,11 @@ async fn dispatch(cmd: Cmd) -> anyhow::Result<ExitCode> {
                 eprintln!("{d}");
             }
             println!("{}", report.summary());
-            Ok(if report.ok() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+            Ok(if report.ok() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
     }
 }

@@ -23,18 +23,33 @@ impl Report {
     }
 
     pub fn summary(&self) -> String {
-        let cfg = self.config_file.as_deref().map_or_else(|| "built-in defaults".to_owned(), |c| c.to_owned());
+        let cfg = self
+            .config_file
+            .as_deref()
+            .map_or_else(|| "built-in defaults".to_owned(), |c| c.to_owned());
         if self.ok() {
             format!(
                 "ok: config {cfg}, {} rule file(s) with {} group(s), {} runbook(s){}",
                 self.rule_files,
                 self.rule_groups,
                 self.runbooks,
-                if self.skipped_rule_tests > 0 { format!("; {} rule test file(s) left to `firebreak test rules`", self.skipped_rule_tests) } else { String::new() }
+                if self.skipped_rule_tests > 0 {
+                    format!(
+                        "; {} rule test file(s) left to `firebreak test rules`",
+                        self.skipped_rule_tests
+                    )
+                } else {
+                    String::new()
+                }
             )
         } else {
-            let files: std::collections::BTreeSet<&str> = self.diagnostics.iter().map(|d| d.file.as_str()).collect();
-            format!("{} error(s) in {} file(s)", self.diagnostics.len(), files.len())
+            let files: std::collections::BTreeSet<&str> =
+                self.diagnostics.iter().map(|d| d.file.as_str()).collect();
+            format!(
+                "{} error(s) in {} file(s)",
+                self.diagnostics.len(),
+                files.len()
+            )
         }
     }
 }
@@ -47,18 +62,32 @@ pub fn validate(config_path: Option<&Path>, paths: &[PathBuf]) -> Report {
     let mut report = Report::default();
     let mut errs = Diagnostics::new();
     let files = read_yaml_files(paths, &mut errs);
-    let (config_files, other): (Vec<_>, Vec<_>) = files.into_iter().partition(|(_, t)| classify(t) == FileKind::Config);
+    let (config_files, other): (Vec<_>, Vec<_>) = files
+        .into_iter()
+        .partition(|(_, t)| classify(t) == FileKind::Config);
 
     let mut config_sources: Vec<(String, String)> = Vec::new();
     match config_path {
         Some(p) => match std::fs::read_to_string(p) {
             Ok(t) => config_sources.push((p.display().to_string(), t)),
-            Err(e) => errs.push(Diagnostic::new(p.display().to_string(), None, "", format!("cannot read config: {e}"))),
+            Err(e) => errs.push(Diagnostic::new(
+                p.display().to_string(),
+                None,
+                "",
+                format!("cannot read config: {e}"),
+            )),
         },
-        None if config_files.is_empty() && Path::new("firebreak.yaml").exists() => match std::fs::read_to_string("firebreak.yaml") {
-            Ok(t) => config_sources.push(("firebreak.yaml".into(), t)),
-            Err(e) => errs.push(Diagnostic::new("firebreak.yaml", None, "", format!("cannot read config: {e}"))),
-        },
+        None if config_files.is_empty() && Path::new("firebreak.yaml").exists() => {
+            match std::fs::read_to_string("firebreak.yaml") {
+                Ok(t) => config_sources.push(("firebreak.yaml".into(), t)),
+                Err(e) => errs.push(Diagnostic::new(
+                    "firebreak.yaml",
+                    None,
+                    "",
+                    format!("cannot read config: {e}"),
+                )),
+            }
+        }
         None => {}
     }
     config_sources.extend(config_files);
@@ -79,16 +108,29 @@ pub fn validate(config_path: Option<&Path>, paths: &[PathBuf]) -> Report {
     let config = config.unwrap_or_else(|| Config::for_simulator(DEFAULT_SIM_ADDR));
 
     let other = if paths.is_empty() {
-        let defaults: Vec<PathBuf> = config.alert_paths.iter().chain(&config.runbook_paths).map(PathBuf::from).collect();
+        let defaults: Vec<PathBuf> = config
+            .alert_paths
+            .iter()
+            .chain(&config.runbook_paths)
+            .map(PathBuf::from)
+            .collect();
         read_yaml_files(&defaults, &mut errs)
     } else {
         other
     };
-    report.skipped_rule_tests = other.iter().filter(|(_, t)| classify(t) == FileKind::RuleTest).count();
+    report.skipped_rule_tests = other
+        .iter()
+        .filter(|(_, t)| classify(t) == FileKind::RuleTest)
+        .count();
     // Runbooks are checked against the config's targets; if the config
     // itself is broken, say so rather than flag every http step.
     if config_failed {
-        errs.push(Diagnostic::new(config_sources[0].0.clone(), None, "", "runbooks were checked against the built-in defaults because this config has errors"));
+        errs.push(Diagnostic::new(
+            config_sources[0].0.clone(),
+            None,
+            "",
+            "runbooks were checked against the built-in defaults because this config has errors",
+        ));
     }
     match load(config, &other, &[]) {
         Ok(l) => {

@@ -36,14 +36,24 @@ impl Watcher {
         if let Err(e) = self.series.append(up_labels, batch.at, up) {
             tracing::warn!(target = %batch.target, error = %e, "cannot record up");
         }
-        let dur_labels = batch.target_labels.with(METRIC_NAME, "scrape_duration_seconds");
-        let _ = self.series.append(dur_labels, batch.at, batch.duration_ms as f64 / 1000.0);
+        let dur_labels = batch
+            .target_labels
+            .with(METRIC_NAME, "scrape_duration_seconds");
+        let _ = self
+            .series
+            .append(dur_labels, batch.at, batch.duration_ms as f64 / 1000.0);
     }
 
     /// Runs until shutdown. Alert events go out through `alerts`; when that
     /// queue is full the watcher waits, so evaluation slows down rather
     /// than dropping a transition.
-    pub async fn run(mut self, mut scrapes: mpsc::Receiver<ScrapeBatch>, alerts: mpsc::Sender<AlertEvent>, clock: Clock, shutdown: CancellationToken) {
+    pub async fn run(
+        mut self,
+        mut scrapes: mpsc::Receiver<ScrapeBatch>,
+        alerts: mpsc::Sender<AlertEvent>,
+        clock: Clock,
+        shutdown: CancellationToken,
+    ) {
         loop {
             let due = self.engine.next_due();
             tokio::select! {

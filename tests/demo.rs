@@ -24,24 +24,69 @@ impl Write for Buf {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_replay_moves_the_event_before_saturation_and_keeps_the_audience() {
     let buf = Buf::default();
-    let report = run(DemoOptions { speed: 120.0, seed: 42 }, Box::new(buf.clone()), CancellationToken::new()).await.unwrap();
+    let report = run(
+        DemoOptions {
+            speed: 120.0,
+            seed: 42,
+        },
+        Box::new(buf.clone()),
+        CancellationToken::new(),
+    )
+    .await
+    .unwrap();
     let out = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
 
     // Detected and mitigated within minutes of the start, not half an hour.
     let mitigate = report.time_to_mitigate_ms.expect(&out);
-    assert!(mitigate < 10 * 60_000, "mitigated after {mitigate}ms\n{out}");
+    assert!(
+        mitigate < 10 * 60_000,
+        "mitigated after {mitigate}ms\n{out}"
+    );
     assert!(report.time_to_detect_ms.expect(&out) <= mitigate);
     assert!(report.time_to_mute_ms.expect(&out) < 5 * 60_000, "{out}");
     // The event lives in the secondary account's room and kept its audience.
     let ev = &report.sim.event;
     assert_eq!(ev.account, "cohost", "{out}");
     assert!(!ev.crashed, "{out}");
-    assert!(report.kept_ratio() > 0.85, "kept {:.2}\n{out}", report.kept_ratio());
+    assert!(
+        report.kept_ratio() > 0.85,
+        "kept {:.2}\n{out}",
+        report.kept_ratio()
+    );
     // Exactly one move: the concurrency key held across repeated alerts.
     assert_eq!(ev.moves.len(), 1, "{out}");
 
+    // Both runbooks ran to the end, including the move's verification.
+    let runs: Vec<&str> = report
+        .incidents
+        .iter()
+        .flat_map(|(_, t)| t.iter())
+        .filter(|e| e.kind == "run_succeeded")
+        .map(|e| e.text.as_str())
+        .collect();
+    assert!(
+        runs.iter()
+            .any(|t| t.starts_with("runbook move-to-secondary-room succeeded")),
+        "{out}"
+    );
+    assert!(
+        runs.iter()
+            .any(|t| t.starts_with("runbook mute-feedback-speaker succeeded")),
+        "{out}"
+    );
+    assert!(!out.contains("failed"), "nothing failed:\n{out}");
+    // One incident for the event: the speaker's alert joined it.
+    assert_eq!(report.incidents.len(), 1, "{out}");
+
     // What people saw.
-    for needle in ["ListenerCapacityBreachPredicted* [critical] firing", "runbook *move-to-secondary-room* started", "`move_event` (http) POST sim/api/v1/events/launch/move → 200", "runbook *mute-feedback-speaker* started", "--- timeline: incident", "listeners kept"] {
+    for needle in [
+        "ListenerCapacityBreachPredicted* [critical] firing",
+        "runbook *move-to-secondary-room* started",
+        "`move_event` (http) POST sim/api/v1/events/launch/move → 200",
+        "runbook *mute-feedback-speaker* started",
+        "--- timeline: incident launch",
+        "listeners kept",
+    ] {
         assert!(out.contains(needle), "missing {needle:?} in:\n{out}");
     }
 }

@@ -29,23 +29,45 @@ struct Fake {
     fail_first: usize,
 }
 
-async fn rooms(State(s): State<Arc<Mutex<Fake>>>, headers: HeaderMap, Json(body): Json<Value>) -> (StatusCode, Json<Value>) {
+async fn rooms(
+    State(s): State<Arc<Mutex<Fake>>>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> (StatusCode, Json<Value>) {
     let mut f = s.lock().unwrap();
-    let key = headers.get("idempotency-key").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    let key = headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
     f.calls.push((key, body.clone()));
     if f.fail_first > 0 {
         f.fail_first -= 1;
-        return (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"error": "overloaded"})));
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"error": "overloaded"})),
+        );
     }
     if body.get("account") == Some(&json!("nobody")) {
-        return (StatusCode::NOT_FOUND, Json(json!({"error": "unknown account \"nobody\"; valid: cohost, owner"})));
+        return (
+            StatusCode::NOT_FOUND,
+            Json(json!({"error": "unknown account \"nobody\"; valid: cohost, owner"})),
+        );
     }
-    (StatusCode::CREATED, Json(json!({"room": {"id": "cohost-1", "capacity": body["capacity"]}})))
+    (
+        StatusCode::CREATED,
+        Json(json!({"room": {"id": "cohost-1", "capacity": body["capacity"]}})),
+    )
 }
 
 async fn fake_target(fail_first: usize) -> (String, Arc<Mutex<Fake>>) {
-    let state = Arc::new(Mutex::new(Fake { fail_first, ..Fake::default() }));
-    let app = axum::Router::new().route("/api/v1/rooms", post(rooms)).with_state(state.clone());
+    let state = Arc::new(Mutex::new(Fake {
+        fail_first,
+        ..Fake::default()
+    }));
+    let app = axum::Router::new()
+        .route("/api/v1/rooms", post(rooms))
+        .with_state(state.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -99,7 +121,14 @@ async fn run_once(fail_first: usize, account: &str) -> (Outcome, Arc<Mutex<Fake>
         clock: Clock::system(),
         channel: "#test".into(),
     };
-    let rb = parse_runbook("make-room.yaml", RUNBOOK, &CheckEnv { targets: ["sim".to_owned()].into() }).unwrap();
+    let rb = parse_runbook(
+        "make-room.yaml",
+        RUNBOOK,
+        &CheckEnv {
+            targets: ["sim".to_owned()].into(),
+        },
+    )
+    .unwrap();
     let (tx, mut rx) = mpsc::channel(4);
     let exec = Executor::new(env, store.clone(), CancellationToken::new(), tx);
     let mut inputs = BTreeMap::new();
@@ -131,7 +160,12 @@ async fn chat_texts(store: &Store) -> Vec<String> {
         .await
         .unwrap()
         .into_iter()
-        .map(|r| serde_json::from_str::<Value>(&r.payload_json).unwrap()["text"].as_str().unwrap().to_owned())
+        .map(|r| {
+            serde_json::from_str::<Value>(&r.payload_json).unwrap()["text"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
         .collect()
 }
 
@@ -141,22 +175,51 @@ async fn retries_keep_one_idempotency_key_and_types_survive_templating() {
     assert_eq!(outcome, Outcome::Succeeded);
     let calls = fake.lock().unwrap().calls.clone();
     assert_eq!(calls.len(), 3, "two 503s then success");
-    assert!(calls.iter().all(|(k, _)| k == "firebreak/run-1/create"), "{calls:?}");
+    assert!(
+        calls.iter().all(|(k, _)| k == "firebreak/run-1/create"),
+        "{calls:?}"
+    );
     // The whole-expression template kept the integer type.
-    assert_eq!(calls[0].1, json!({"account": "cohost", "capacity": 1500000}));
+    assert_eq!(
+        calls[0].1,
+        json!({"account": "cohost", "capacity": 1500000})
+    );
 
     let steps = store.steps(&run_id).await.unwrap();
     let create = steps.iter().find(|s| s.step_id == "create").unwrap();
     assert_eq!(create.state, "succeeded");
     assert_eq!(create.attempts, 3);
-    assert!(create.output_json.as_deref().unwrap().contains("\"room\":\"cohost-1\""));
-    assert!(steps.iter().all(|s| s.step_id != "skipped_one"), "skipped steps do not act");
+    assert!(
+        create
+            .output_json
+            .as_deref()
+            .unwrap()
+            .contains("\"room\":\"cohost-1\"")
+    );
+    assert!(
+        steps.iter().all(|s| s.step_id != "skipped_one"),
+        "skipped steps do not act"
+    );
 
     let texts = chat_texts(&store).await;
-    assert!(texts[0].starts_with("runbook *make-room* started for Full"), "{texts:#?}");
-    assert!(texts.iter().any(|t| t.contains("attempt 1 failed") && t.contains("503")), "{texts:#?}");
-    assert!(texts.iter().any(|t| t.contains("`skipped_one` skipped")), "{texts:#?}");
-    assert!(texts.iter().any(|t| t == "room cohost-1 ready for launch"), "{texts:#?}");
+    assert!(
+        texts[0].starts_with("runbook *make-room* started for Full"),
+        "{texts:#?}"
+    );
+    assert!(
+        texts
+            .iter()
+            .any(|t| t.contains("attempt 1 failed") && t.contains("503")),
+        "{texts:#?}"
+    );
+    assert!(
+        texts.iter().any(|t| t.contains("`skipped_one` skipped")),
+        "{texts:#?}"
+    );
+    assert!(
+        texts.iter().any(|t| t == "room cohost-1 ready for launch"),
+        "{texts:#?}"
+    );
     assert!(texts.last().unwrap().contains("succeeded"), "{texts:#?}");
     assert_eq!(store.runs().await.unwrap()[0].state, "succeeded");
     let tl = store.timeline("launch").await.unwrap();
@@ -169,10 +232,23 @@ async fn a_client_error_is_not_retried_and_aborts_the_run() {
     assert_eq!(outcome, Outcome::Failed);
     assert_eq!(fake.lock().unwrap().calls.len(), 1, "4xx is not retried");
     let texts = chat_texts(&store).await;
-    assert!(texts.iter().any(|t| t.contains("returned 404 Not Found: unknown account \"nobody\"")), "{texts:#?}");
-    assert!(!texts.iter().any(|t| t.contains("ready for")), "later steps do not run after an abort");
+    assert!(
+        texts
+            .iter()
+            .any(|t| t.contains("returned 404 Not Found: unknown account \"nobody\"")),
+        "{texts:#?}"
+    );
+    assert!(
+        !texts.iter().any(|t| t.contains("ready for")),
+        "later steps do not run after an abort"
+    );
     assert!(texts.last().unwrap().contains("failed"), "{texts:#?}");
     let run = &store.runs().await.unwrap()[0];
     assert_eq!(run.state, "failed");
-    assert!(run.error.as_deref().unwrap().contains("step `create` failed"));
+    assert!(
+        run.error
+            .as_deref()
+            .unwrap()
+            .contains("step `create` failed")
+    );
 }

@@ -20,20 +20,37 @@ impl Drop for KillOnDrop {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prometheus_scrapes_the_simulator() {
-    if Command::new("prometheus").arg("--version").output().is_err() {
-        assert!(std::env::var_os("CI").is_none(), "CI must install Debian's prometheus package (see .ci/run)");
+    if Command::new("prometheus")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must install Debian's prometheus package (see .ci/run)"
+        );
         eprintln!("SKIPPED: `prometheus` is not installed (apt-get install prometheus)");
         return;
     }
     let scenario = Scenario::builtin();
     // Start at the scheduled start so listeners are already arriving.
     let clock = Clock::scaled(scenario.scheduled_start, 60.0);
-    let sim = Sim::new(SimOptions { scenario: scenario.clone(), seed: 7 }, clock);
+    let sim = Sim::new(
+        SimOptions {
+            scenario: scenario.clone(),
+            seed: 7,
+        },
+        clock,
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let sim_addr = listener.local_addr().unwrap();
     let stop = CancellationToken::new();
@@ -50,7 +67,10 @@ async fn prometheus_scrapes_the_simulator() {
     let _prom = KillOnDrop(
         Command::new("prometheus")
             .arg(format!("--config.file={}", cfg.display()))
-            .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -62,7 +82,12 @@ async fn prometheus_scrapes_the_simulator() {
     let query = |q: &'static str| {
         let http = http.clone();
         async move {
-            let r = http.get(format!("http://127.0.0.1:{port}/api/v1/query")).query(&[("query", q)]).send().await.ok()?;
+            let r = http
+                .get(format!("http://127.0.0.1:{port}/api/v1/query"))
+                .query(&[("query", q)])
+                .send()
+                .await
+                .ok()?;
             let v: Value = r.json().await.ok()?;
             v["data"]["result"].as_array().cloned()
         }
@@ -80,14 +105,32 @@ async fn prometheus_scrapes_the_simulator() {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    assert_eq!(up.as_deref(), Some("1"), "Prometheus never scraped the simulator successfully");
+    assert_eq!(
+        up.as_deref(),
+        Some("1"),
+        "Prometheus never scraped the simulator successfully"
+    );
 
     let listeners = query("live_room_listeners").await.unwrap();
-    assert!(listeners.iter().any(|s| s["metric"]["room"] == "main" && s["metric"]["event"] == "launch"), "{listeners:?}");
-    let buckets = query("live_stream_latency_seconds_bucket{le=\"+Inf\"}").await.unwrap();
+    assert!(
+        listeners
+            .iter()
+            .any(|s| s["metric"]["room"] == "main" && s["metric"]["event"] == "launch"),
+        "{listeners:?}"
+    );
+    let buckets = query("live_stream_latency_seconds_bucket{le=\"+Inf\"}")
+        .await
+        .unwrap();
     assert!(!buckets.is_empty(), "histogram buckets missing");
-    let dropped = query("scrape_samples_post_metric_relabeling{job=\"sim\"} - scrape_samples_scraped{job=\"sim\"}").await.unwrap();
-    assert_eq!(dropped[0]["value"][1], "0", "Prometheus dropped samples: {dropped:?}");
+    let dropped = query(
+        "scrape_samples_post_metric_relabeling{job=\"sim\"} - scrape_samples_scraped{job=\"sim\"}",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        dropped[0]["value"][1], "0",
+        "Prometheus dropped samples: {dropped:?}"
+    );
 
     stop.cancel();
     server.await.unwrap().unwrap();

@@ -4,8 +4,16 @@
 use std::process::Command;
 
 fn firebreak(args: &[&str], dir: &std::path::Path) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_firebreak")).args(args).current_dir(dir).output().unwrap();
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    let out = Command::new(env!("CARGO_BIN_EXE_firebreak"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[test]
@@ -13,7 +21,10 @@ fn the_shipped_rules_and_runbooks_are_valid() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let (code, out, err) = firebreak(&["validate", "alerts", "runbooks"], root);
     assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
-    assert!(out.starts_with("ok: config built-in defaults, 1 rule file(s)"), "{out}");
+    assert!(
+        out.starts_with("ok: config built-in defaults, 1 rule file(s)"),
+        "{out}"
+    );
     assert!(out.contains("2 runbook(s)"), "{out}");
 }
 
@@ -38,7 +49,11 @@ fn every_error_in_every_file_is_printed_with_its_location() {
         "kind: runbook\nname: bad\ntrigger: {manual: true}\nsteps:\n  - id: a\n    action: http\n    with: {target: nope, path: /x}\n  - id: b\n    action: chatt\n    with: {text: hi}\n",
     )
     .unwrap();
-    std::fs::write(d.join("runbooks/typo.yaml"), "kind: runbook\nname: typo\ntrigger: {manual: true}\nstepz: []\n").unwrap();
+    std::fs::write(
+        d.join("runbooks/typo.yaml"),
+        "kind: runbook\nname: typo\ntrigger: {manual: true}\nstepz: []\n",
+    )
+    .unwrap();
 
     let (code, out, err) = firebreak(&["validate"], d);
     assert_eq!(code, 1, "stdout: {out}\nstderr: {err}");
@@ -51,7 +66,10 @@ fn every_error_in_every_file_is_printed_with_its_location() {
         "runbooks/typo.yaml:4:1:",
     ];
     for e in expect {
-        assert!(lines.iter().any(|l| l.starts_with(e)), "missing {e:?} in:\n{err}");
+        assert!(
+            lines.iter().any(|l| l.starts_with(e)),
+            "missing {e:?} in:\n{err}"
+        );
     }
     assert!(out.contains("error(s) in 3 file(s)"), "{out}");
 }
@@ -63,5 +81,8 @@ fn a_broken_config_is_reported_too() {
     std::fs::create_dir_all(dir.path().join("alerts")).unwrap();
     let (code, _out, err) = firebreak(&["validate", "--config", "cfg.yaml", "alerts"], dir.path());
     assert_eq!(code, 1);
-    assert!(err.contains("cfg.yaml:2:8: store.url: unsupported store \"mysql://x\""), "{err}");
+    assert!(
+        err.contains("cfg.yaml:2:8: store.url: unsupported store \"mysql://x\""),
+        "{err}"
+    );
 }

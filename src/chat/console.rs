@@ -34,7 +34,14 @@ impl Console {
 
     /// The text as it appears on the terminal, without a trailing newline.
     pub fn render(&self, msg: &ChatMessage) -> String {
-        let time = self.offset.timestamp_millis_opt(msg.at).single().map_or_else(|| "??:??:??".to_owned(), |t| t.format("%H:%M:%S").to_string());
+        let time = self
+            .offset
+            .timestamp_millis_opt(msg.at)
+            .single()
+            .map_or_else(
+                || "??:??:??".to_owned(),
+                |t| t.format("%H:%M:%S").to_string(),
+            );
         let icon = match msg.kind {
             Kind::Firing => "🔥",
             Kind::Resolved => "✅",
@@ -47,13 +54,25 @@ impl Console {
         };
         let head = match &msg.incident {
             Some(inc) => {
-                let first = self.seen_incidents.lock().map(|mut s| s.insert(inc.clone())).unwrap_or(false);
-                if first { format!("{} [{inc}] ", msg.channel) } else { "    └ ".to_owned() }
+                let first = self
+                    .seen_incidents
+                    .lock()
+                    .map(|mut s| s.insert(inc.clone()))
+                    .unwrap_or(false);
+                if first {
+                    format!("{} [{inc}] ", msg.channel)
+                } else {
+                    "    └ ".to_owned()
+                }
             }
             None => format!("{} ", msg.channel),
         };
         let mut lines = msg.text.lines();
-        let mut out = format!("{time} {} {head}{icon} {}", self.zone, lines.next().unwrap_or_default());
+        let mut out = format!(
+            "{time} {} {head}{icon} {}",
+            self.zone,
+            lines.next().unwrap_or_default()
+        );
         for l in lines {
             out.push_str("\n                ");
             out.push_str(l);
@@ -66,8 +85,13 @@ impl ChatAdapter for Console {
     fn post<'a>(&'a self, msg: &'a ChatMessage) -> BoxFut<'a, Result<(), ChatError>> {
         Box::pin(async move {
             let line = self.render(msg);
-            let mut out = self.out.lock().map_err(|_| ChatError("console writer poisoned".into()))?;
-            writeln!(out, "{line}").and_then(|()| out.flush()).map_err(|e| ChatError(format!("console write failed: {e}")))
+            let mut out = self
+                .out
+                .lock()
+                .map_err(|_| ChatError("console writer poisoned".into()))?;
+            writeln!(out, "{line}")
+                .and_then(|()| out.flush())
+                .map_err(|e| ChatError(format!("console write failed: {e}")))
         })
     }
 }
@@ -78,7 +102,11 @@ mod tests {
 
     #[test]
     fn incidents_render_as_threads_in_local_time() {
-        let c = Console::new(Box::new(std::io::sink()), FixedOffset::west_opt(4 * 3600).unwrap(), "ET");
+        let c = Console::new(
+            Box::new(std::io::sink()),
+            FixedOffset::west_opt(4 * 3600).unwrap(),
+            "ET",
+        );
         // 2023-05-24T22:03:05Z is 18:03:05 ET.
         let at = 1_684_965_785_000;
         let m = |kind, text: &str| ChatMessage {
@@ -88,7 +116,13 @@ mod tests {
             text: text.into(),
             at,
         };
-        assert_eq!(c.render(&m(Kind::Firing, "room main filling")), "18:03:05 ET #live [launch] 🔥 room main filling");
-        assert_eq!(c.render(&m(Kind::Step, "moved\nsecond line")), "18:03:05 ET     └ ✓ moved\n                second line");
+        assert_eq!(
+            c.render(&m(Kind::Firing, "room main filling")),
+            "18:03:05 ET #live [launch] 🔥 room main filling"
+        );
+        assert_eq!(
+            c.render(&m(Kind::Step, "moved\nsecond line")),
+            "18:03:05 ET     └ ✓ moved\n                second line"
+        );
     }
 }

@@ -76,7 +76,9 @@ impl Outbox {
             what: "chat message",
             detail: e.to_string(),
         })?;
-        self.store.enqueue_outbox(&msg.channel, &json, msg.at).await?;
+        self.store
+            .enqueue_outbox(&msg.channel, &json, msg.at)
+            .await?;
         self.wake.notify_one();
         Ok(())
     }
@@ -85,7 +87,13 @@ impl Outbox {
     /// is left for at most `flush_deadline`. A failing adapter is retried
     /// with capped exponential backoff; later messages wait behind the
     /// failed one so order is kept.
-    pub async fn deliver(self, adapter: Arc<dyn ChatAdapter>, clock: Clock, shutdown: CancellationToken, flush_deadline: Duration) {
+    pub async fn deliver(
+        self,
+        adapter: Arc<dyn ChatAdapter>,
+        clock: Clock,
+        shutdown: CancellationToken,
+        flush_deadline: Duration,
+    ) {
         let mut backoff = Duration::from_millis(200);
         loop {
             let delivered = self.deliver_pending(&*adapter, &clock).await;
@@ -109,14 +117,26 @@ impl Outbox {
         }
         match tokio::time::timeout(flush_deadline, self.deliver_pending(&*adapter, &clock)).await {
             Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::warn!(error = %e, "chat messages left undelivered at shutdown; they stay in the outbox"),
-            Err(_) => tracing::warn!("chat flush deadline passed; undelivered messages stay in the outbox"),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "chat messages left undelivered at shutdown; they stay in the outbox")
+            }
+            Err(_) => tracing::warn!(
+                "chat flush deadline passed; undelivered messages stay in the outbox"
+            ),
         }
     }
 
-    async fn deliver_pending(&self, adapter: &dyn ChatAdapter, clock: &Clock) -> Result<(), String> {
+    async fn deliver_pending(
+        &self,
+        adapter: &dyn ChatAdapter,
+        clock: &Clock,
+    ) -> Result<(), String> {
         loop {
-            let batch = self.store.pending_outbox(100).await.map_err(|e| e.to_string())?;
+            let batch = self
+                .store
+                .pending_outbox(100)
+                .await
+                .map_err(|e| e.to_string())?;
             if batch.is_empty() {
                 return Ok(());
             }
@@ -127,14 +147,24 @@ impl Outbox {
                         // A row we cannot read must not block the rest
                         // forever: log it loudly and mark it handled.
                         tracing::error!(seq = row.seq, error = %e, "unreadable outbox row skipped");
-                        self.store.mark_sent(row.seq, clock.now()).await.map_err(|e| e.to_string())?;
+                        self.store
+                            .mark_sent(row.seq, clock.now())
+                            .await
+                            .map_err(|e| e.to_string())?;
                         continue;
                     }
                 };
                 match adapter.post(&msg).await {
-                    Ok(()) => self.store.mark_sent(row.seq, clock.now()).await.map_err(|e| e.to_string())?,
+                    Ok(()) => self
+                        .store
+                        .mark_sent(row.seq, clock.now())
+                        .await
+                        .map_err(|e| e.to_string())?,
                     Err(e) => {
-                        self.store.mark_attempt_failed(row.seq).await.map_err(|e| e.to_string())?;
+                        self.store
+                            .mark_attempt_failed(row.seq)
+                            .await
+                            .map_err(|e| e.to_string())?;
                         return Err(e.to_string());
                     }
                 }
@@ -192,7 +222,12 @@ mod tests {
             got: Mutex::new(vec![]),
         });
         let shutdown = CancellationToken::new();
-        let task = tokio::spawn(outbox.clone().deliver(adapter.clone(), Clock::scaled(0, 1.0), shutdown.clone(), Duration::from_secs(1)));
+        let task = tokio::spawn(outbox.clone().deliver(
+            adapter.clone(),
+            Clock::scaled(0, 1.0),
+            shutdown.clone(),
+            Duration::from_secs(1),
+        ));
         for _ in 0..200 {
             if adapter.got.lock().unwrap().len() == 3 {
                 break;
@@ -219,7 +254,14 @@ mod tests {
         });
         let shutdown = CancellationToken::new();
         shutdown.cancel();
-        Outbox::new(store).deliver(adapter.clone(), Clock::system(), shutdown, Duration::from_secs(5)).await;
+        Outbox::new(store)
+            .deliver(
+                adapter.clone(),
+                Clock::system(),
+                shutdown,
+                Duration::from_secs(5),
+            )
+            .await;
         assert_eq!(*adapter.got.lock().unwrap(), ["kept"]);
     }
 }

@@ -20,8 +20,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::chat::{ChatMessage, Kind};
-pub use crate::dispatch::AlertCtx;
 use crate::clock::Millis;
+pub use crate::dispatch::AlertCtx;
 use crate::runbook::template::Templates;
 use crate::runbook::{OnFailure, Runbook};
 use crate::store::{RunRecord, Store};
@@ -84,7 +84,12 @@ struct Inner {
 }
 
 impl Executor {
-    pub fn new(env: ActionEnv, store: Store, shutdown: CancellationToken, finished: mpsc::Sender<RunFinished>) -> Self {
+    pub fn new(
+        env: ActionEnv,
+        store: Store,
+        shutdown: CancellationToken,
+        finished: mpsc::Sender<RunFinished>,
+    ) -> Self {
         Executor {
             inner: Arc::new(Inner {
                 env,
@@ -131,7 +136,11 @@ async fn say(inner: &Inner, req: &RunRequest, kind: Kind, text: String) {
 }
 
 async fn timeline(inner: &Inner, req: &RunRequest, kind: &str, text: &str) {
-    if let Err(e) = inner.store.append_timeline(&req.incident, inner.env.clock.now(), kind, &req.actor, text).await {
+    if let Err(e) = inner
+        .store
+        .append_timeline(&req.incident, inner.env.clock.now(), kind, &req.actor, text)
+        .await
+    {
         tracing::error!(error = %e, run = %req.run_id, "cannot write timeline");
     }
 }
@@ -155,9 +164,24 @@ async fn run(inner: &Inner, req: &RunRequest) -> RunFinished {
         tracing::error!(error = %e, run = %req.run_id, "cannot record run; not starting it");
         return finished(req, Outcome::Failed, clock.now());
     }
-    let why = req.alert.as_ref().map_or_else(|| format!("started by {}", req.actor), |a| format!("for {}", a.name));
-    say(inner, req, Kind::RunStarted, format!("runbook *{}* started {why} (run {})", rb.name, req.run_id)).await;
-    timeline(inner, req, "run_started", &format!("runbook {} started {why}", rb.name)).await;
+    let why = req.alert.as_ref().map_or_else(
+        || format!("started by {}", req.actor),
+        |a| format!("for {}", a.name),
+    );
+    say(
+        inner,
+        req,
+        Kind::RunStarted,
+        format!("runbook *{}* started {why} (run {})", rb.name, req.run_id),
+    )
+    .await;
+    timeline(
+        inner,
+        req,
+        "run_started",
+        &format!("runbook {} started {why}", rb.name),
+    )
+    .await;
 
     let mut steps_out = serde_json::Map::new();
     let mut failure: Option<String> = None;
@@ -165,8 +189,20 @@ async fn run(inner: &Inner, req: &RunRequest) -> RunFinished {
     for (seq, step) in rb.steps.iter().enumerate() {
         if inner.shutdown.is_cancelled() {
             let at = clock.now();
-            let _ = inner.store.finish_run(&req.run_id, "interrupted", at, Some("shutdown before step")).await;
-            say(inner, req, Kind::RunFailed, format!("runbook *{}* interrupted by shutdown before step `{}`", rb.name, step.id)).await;
+            let _ = inner
+                .store
+                .finish_run(&req.run_id, "interrupted", at, Some("shutdown before step"))
+                .await;
+            say(
+                inner,
+                req,
+                Kind::RunFailed,
+                format!(
+                    "runbook *{}* interrupted by shutdown before step `{}`",
+                    rb.name, step.id
+                ),
+            )
+            .await;
             return finished(req, Outcome::Interrupted, at);
         }
         let ctx = json!({
@@ -180,7 +216,13 @@ async fn run(inner: &Inner, req: &RunRequest) -> RunFinished {
                 Ok(true) => {}
                 Ok(false) => {
                     steps_out.insert(step.id.clone(), json!({"skipped": true}));
-                    say(inner, req, Kind::Step, format!("`{}` skipped: `{cond}` is false", step.id)).await;
+                    say(
+                        inner,
+                        req,
+                        Kind::Step,
+                        format!("`{}` skipped: `{cond}` is false", step.id),
+                    )
+                    .await;
                     continue;
                 }
                 Err(e) => {
@@ -192,12 +234,18 @@ async fn run(inner: &Inner, req: &RunRequest) -> RunFinished {
         let params = match inner.templates.render_value(&step.with, &ctx) {
             Ok(p) => p,
             Err(e) => {
-                failure = Some(format!("step `{}`: rendering parameters: {}", step.id, e.message));
+                failure = Some(format!(
+                    "step `{}`: rendering parameters: {}",
+                    step.id, e.message
+                ));
                 break;
             }
         };
         let Some(action) = actions::find(&step.action) else {
-            failure = Some(format!("step `{}`: unknown action {}", step.id, step.action));
+            failure = Some(format!(
+                "step `{}`: unknown action {}",
+                step.id, step.action
+            ));
             break;
         };
         let step_ctx = StepCtx {
@@ -212,7 +260,17 @@ async fn run(inner: &Inner, req: &RunRequest) -> RunFinished {
         let mut attempt: u32 = 0;
         let result = loop {
             attempt += 1;
-            if let Err(e) = inner.store.step_started(&req.run_id, &step.id, seq as i64, i64::from(attempt), clock.now()).await {
+            if let Err(e) = inner
+                .store
+                .step_started(
+                    &req.run_id,
+                    &step.id,
+                    seq as i64,
+                    i64::from(attempt),
+                    clock.now(),
+                )
+                .await
+            {
                 break Err(ActionError::fatal(format!("cannot record step start: {e}")));
             }
             let res = tokio::select! {
@@ -224,7 +282,18 @@ async fn run(inner: &Inner, req: &RunRequest) -> RunFinished {
             match res {
                 Err(e) if e.retryable && attempt <= step.retries && !cancel.is_cancelled() => {
                     let wait = step.backoff.to_std() * 2u32.saturating_pow(attempt - 1);
-                    say(inner, req, Kind::StepFailed, format!("`{}` attempt {attempt} failed: {}; retrying in {}", step.id, e.message, crate::duration::PromDuration::from_millis(wait.as_millis() as u64))).await;
+                    say(
+                        inner,
+                        req,
+                        Kind::StepFailed,
+                        format!(
+                            "`{}` attempt {attempt} failed: {}; retrying in {}",
+                            step.id,
+                            e.message,
+                            crate::duration::PromDuration::from_millis(wait.as_millis() as u64)
+                        ),
+                    )
+                    .await;
                     clock.sleep(wait.min(Duration::from_secs(300))).await;
                 }
                 other => break other,
@@ -234,22 +303,82 @@ async fn run(inner: &Inner, req: &RunRequest) -> RunFinished {
         match result {
             Ok(done) => {
                 let out = done.output.to_string();
-                if let Err(e) = inner.store.step_finished(&req.run_id, &step.id, "succeeded", i64::from(attempt), clock.now(), Some(&out), None).await {
+                if let Err(e) = inner
+                    .store
+                    .step_finished(
+                        &req.run_id,
+                        &step.id,
+                        "succeeded",
+                        i64::from(attempt),
+                        clock.now(),
+                        Some(&out),
+                        None,
+                    )
+                    .await
+                {
                     tracing::error!(error = %e, "cannot record step end");
                 }
-                say(inner, req, Kind::Step, format!("`{}` ({}) {} in {}", step.id, step.action, done.summary, human_ms(took))).await;
-                timeline(inner, req, "step", &format!("{}: {} ({})", step.id, done.summary, step.action)).await;
+                say(
+                    inner,
+                    req,
+                    Kind::Step,
+                    format!(
+                        "`{}` ({}) {} in {}",
+                        step.id,
+                        step.action,
+                        done.summary,
+                        human_ms(took)
+                    ),
+                )
+                .await;
+                timeline(
+                    inner,
+                    req,
+                    "step",
+                    &format!("{}: {} ({})", step.id, done.summary, step.action),
+                )
+                .await;
                 steps_out.insert(step.id.clone(), done.output);
             }
             Err(e) => {
-                if let Err(se) = inner.store.step_finished(&req.run_id, &step.id, "failed", i64::from(attempt), clock.now(), None, Some(&e.message)).await {
+                if let Err(se) = inner
+                    .store
+                    .step_finished(
+                        &req.run_id,
+                        &step.id,
+                        "failed",
+                        i64::from(attempt),
+                        clock.now(),
+                        None,
+                        Some(&e.message),
+                    )
+                    .await
+                {
                     tracing::error!(error = %se, "cannot record step failure");
                 }
-                say(inner, req, Kind::StepFailed, format!("`{}` ({}) failed after {attempt} attempt(s): {}", step.id, step.action, e.message)).await;
-                timeline(inner, req, "step_failed", &format!("{} failed: {}", step.id, e.message)).await;
+                say(
+                    inner,
+                    req,
+                    Kind::StepFailed,
+                    format!(
+                        "`{}` ({}) failed after {attempt} attempt(s): {}",
+                        step.id, step.action, e.message
+                    ),
+                )
+                .await;
+                timeline(
+                    inner,
+                    req,
+                    "step_failed",
+                    &format!("{} failed: {}", step.id, e.message),
+                )
+                .await;
                 if cancel.is_cancelled() {
                     let at = clock.now();
-                    let _ = inner.store.finish_run(&req.run_id, "interrupted", at, Some(&e.message)).await;
+                    let _ = inner
+                        .store
+                        .finish_run(&req.run_id, "interrupted", at, Some(&e.message))
+                        .await;
                     return finished(req, Outcome::Interrupted, at);
                 }
                 if step.on_failure == OnFailure::Abort {
@@ -267,17 +396,48 @@ async fn run(inner: &Inner, req: &RunRequest) -> RunFinished {
         None => (Outcome::Succeeded, "succeeded"),
         Some(_) => (Outcome::Failed, "failed"),
     };
-    if let Err(e) = inner.store.finish_run(&req.run_id, state, at, failure.as_deref()).await {
+    if let Err(e) = inner
+        .store
+        .finish_run(&req.run_id, state, at, failure.as_deref())
+        .await
+    {
         tracing::error!(error = %e, "cannot record run end");
     }
     match &failure {
         None => {
-            say(inner, req, Kind::RunFinished, format!("runbook *{}* succeeded in {took}", rb.name)).await;
-            timeline(inner, req, "run_succeeded", &format!("runbook {} succeeded in {took}", rb.name)).await;
+            say(
+                inner,
+                req,
+                Kind::RunFinished,
+                format!("runbook *{}* succeeded in {took}", rb.name),
+            )
+            .await;
+            timeline(
+                inner,
+                req,
+                "run_succeeded",
+                &format!("runbook {} succeeded in {took}", rb.name),
+            )
+            .await;
         }
         Some(f) => {
-            say(inner, req, Kind::RunFailed, format!("runbook *{}* failed after {took}: {f}. A human needs to look.", rb.name)).await;
-            timeline(inner, req, "run_failed", &format!("runbook {} failed: {f}", rb.name)).await;
+            say(
+                inner,
+                req,
+                Kind::RunFailed,
+                format!(
+                    "runbook *{}* failed after {took}: {f}. A human needs to look.",
+                    rb.name
+                ),
+            )
+            .await;
+            timeline(
+                inner,
+                req,
+                "run_failed",
+                &format!("runbook {} failed: {f}", rb.name),
+            )
+            .await;
         }
     }
     finished(req, outcome, at)

@@ -106,7 +106,9 @@ impl Runbook {
     /// Whether this runbook starts for an alert with these labels.
     pub fn matches_alert(&self, labels: &Labels) -> bool {
         let name = labels.get("alertname").unwrap_or_default();
-        self.triggers.iter().any(|t| t.alertname == name && matches_all(&t.matchers, labels))
+        self.triggers
+            .iter()
+            .any(|t| t.alertname == name && matches_all(&t.matchers, labels))
     }
 
     pub fn step_index(&self, id: &str) -> Option<usize> {
@@ -194,6 +196,10 @@ struct RawRetries {
 }
 
 const DEFAULT_STEP_TIMEOUT: PromDuration = PromDuration::from_secs(30);
+/// A wait's default timeout: its duration plus this.
+const WAIT_TIMEOUT_MARGIN: PromDuration = PromDuration::from_secs(30);
+/// A wait whose duration is a template gets this unless `timeout` is set.
+const TEMPLATED_WAIT_TIMEOUT: PromDuration = PromDuration::from_secs(3600);
 const DEFAULT_COOLDOWN: PromDuration = PromDuration::from_secs(10 * 60);
 const MAX_RETRIES: u32 = 10;
 
@@ -208,7 +214,12 @@ impl Check<'_> {
         self.out.push(Diagnostic::new(self.file, pos, field, msg));
     }
 
-    fn duration(&mut self, v: Option<&Sp<String>>, field: &str, default: PromDuration) -> PromDuration {
+    fn duration(
+        &mut self,
+        v: Option<&Sp<String>>,
+        field: &str,
+        default: PromDuration,
+    ) -> PromDuration {
         match v {
             None => default,
             Some(sp) => PromDuration::parse(&sp.value).unwrap_or_else(|e| {
@@ -220,7 +231,11 @@ impl Check<'_> {
 
     /// Checks a template and that everything it reads exists.
     fn template(&mut self, src: &str, is_expr: bool, pos: Option<Pos>, field: &str, scope: &Scope) {
-        let refs = if is_expr { self.templates.check_expr(src) } else { self.templates.check(src) };
+        let refs = if is_expr {
+            self.templates.check_expr(src)
+        } else {
+            self.templates.check(src)
+        };
         match refs {
             Err(e) => {
                 let pos = match (pos, e.line) {
@@ -256,28 +271,53 @@ impl Scope<'_> {
         let root = parts.next().unwrap_or_default();
         let second = parts.next();
         if self.only_alert && root != "alert" {
-            return Some(format!("`{r}`: an input's `from` may only read `alert` (its labels, annotations and value)"));
+            return Some(format!(
+                "`{r}`: an input's `from` may only read `alert` (its labels, annotations and value)"
+            ));
         }
         match root {
             "alert" | "run" => None,
             "inputs" => match second {
                 Some(name) if !self.inputs.contains(name) => {
                     let known: Vec<&String> = self.inputs.iter().collect();
-                    let hint = did_you_mean(name, &known).map(|s| format!(" (did you mean `inputs.{s}`?)")).unwrap_or_default();
-                    Some(format!("unknown input `{name}`{hint}; declared inputs: {}", if known.is_empty() { "none".into() } else { one_of(&known) }))
+                    let hint = did_you_mean(name, &known)
+                        .map(|s| format!(" (did you mean `inputs.{s}`?)"))
+                        .unwrap_or_default();
+                    Some(format!(
+                        "unknown input `{name}`{hint}; declared inputs: {}",
+                        if known.is_empty() {
+                            "none".into()
+                        } else {
+                            one_of(&known)
+                        }
+                    ))
                 }
                 _ => None,
             },
             "steps" => match second {
                 Some(id) if self.earlier_steps.iter().any(|s| s == id) => None,
-                Some(id) if self.all_steps.iter().any(|s| s == id) => Some(format!("step `{id}` runs later; a step can only read the output of earlier steps")),
+                Some(id) if self.all_steps.iter().any(|s| s == id) => Some(format!(
+                    "step `{id}` runs later; a step can only read the output of earlier steps"
+                )),
                 Some(id) => {
-                    let hint = did_you_mean(id, self.all_steps).map(|s| format!(" (did you mean `steps.{s}`?)")).unwrap_or_default();
-                    Some(format!("unknown step `{id}`{hint}; earlier steps: {}", if self.earlier_steps.is_empty() { "none".into() } else { self.earlier_steps.join(", ") }))
+                    let hint = did_you_mean(id, self.all_steps)
+                        .map(|s| format!(" (did you mean `steps.{s}`?)"))
+                        .unwrap_or_default();
+                    Some(format!(
+                        "unknown step `{id}`{hint}; earlier steps: {}",
+                        if self.earlier_steps.is_empty() {
+                            "none".into()
+                        } else {
+                            self.earlier_steps.join(", ")
+                        }
+                    ))
                 }
                 None => None,
             },
-            other => Some(format!("unknown variable `{other}`; templates can read {}", template::ROOTS.join(", "))),
+            other => Some(format!(
+                "unknown variable `{other}`; templates can read {}",
+                template::ROOTS.join(", ")
+            )),
         }
     }
 }
@@ -293,10 +333,21 @@ pub fn parse_runbook(file: &str, text: &str, env: &CheckEnv) -> Result<Runbook, 
     };
 
     if raw.kind.value != "runbook" {
-        c.err(Pos::of(&raw.kind), "kind", format!("expected `kind: runbook`, got {:?}", raw.kind.value));
+        c.err(
+            Pos::of(&raw.kind),
+            "kind",
+            format!("expected `kind: runbook`, got {:?}", raw.kind.value),
+        );
     }
     if !valid_name(&raw.name.value) {
-        c.err(Pos::of(&raw.name), "name", format!("invalid name {:?}; use lowercase letters, digits and dashes", raw.name.value));
+        c.err(
+            Pos::of(&raw.name),
+            "name",
+            format!(
+                "invalid name {:?}; use lowercase letters, digits and dashes",
+                raw.name.value
+            ),
+        );
     }
 
     let mut triggers = Vec::new();
@@ -312,7 +363,11 @@ pub fn parse_runbook(file: &str, text: &str, env: &CheckEnv) -> Result<Runbook, 
             }
         }
         if t.value.alertname.value.is_empty() {
-            c.err(Pos::of(&t.value.alertname), format!("trigger.alerts[{i}].alertname"), "must not be empty");
+            c.err(
+                Pos::of(&t.value.alertname),
+                format!("trigger.alerts[{i}].alertname"),
+                "must not be empty",
+            );
         }
         triggers.push(Trigger {
             alertname: t.value.alertname.value.clone(),
@@ -320,11 +375,20 @@ pub fn parse_runbook(file: &str, text: &str, env: &CheckEnv) -> Result<Runbook, 
         });
     }
     if triggers.is_empty() && !raw.trigger.manual {
-        c.err(Pos::of(&raw.name), "trigger", "the runbook can never start: give `trigger.alerts` or `trigger.manual: true`");
+        c.err(
+            Pos::of(&raw.name),
+            "trigger",
+            "the runbook can never start: give `trigger.alerts` or `trigger.manual: true`",
+        );
     }
 
     let input_names: BTreeSet<String> = raw.inputs.keys().cloned().collect();
-    let step_ids: Vec<String> = raw.steps.value.iter().map(|s| s.value.id.value.clone()).collect();
+    let step_ids: Vec<String> = raw
+        .steps
+        .value
+        .iter()
+        .map(|s| s.value.id.value.clone())
+        .collect();
     let mut inputs = Vec::new();
     for (name, sp) in &raw.inputs {
         let r = &sp.value;
@@ -336,12 +400,22 @@ pub fn parse_runbook(file: &str, text: &str, env: &CheckEnv) -> Result<Runbook, 
                 all_steps: &step_ids,
                 only_alert: true,
             };
-            c.template(&from.value, true, Pos::of(from), &format!("{field}.from"), &scope);
+            c.template(
+                &from.value,
+                true,
+                Pos::of(from),
+                &format!("{field}.from"),
+                &scope,
+            );
         }
         if let Some(d) = &r.default
             && !type_fits(r.ty, d)
         {
-            c.err(Pos::of(sp), format!("{field}.default"), format!("default {d} is not of type {:?}", r.ty).to_lowercase());
+            c.err(
+                Pos::of(sp),
+                format!("{field}.default"),
+                format!("default {d} is not of type {:?}", r.ty).to_lowercase(),
+            );
         }
         inputs.push(Input {
             name: name.clone(),
@@ -361,16 +435,30 @@ pub fn parse_runbook(file: &str, text: &str, env: &CheckEnv) -> Result<Runbook, 
     };
     let concurrency_key = match &raw.policy.concurrency_key {
         Some(k) => {
-            c.template(&k.value, false, Pos::of(k), "policy.concurrency_key", &key_scope);
+            c.template(
+                &k.value,
+                false,
+                Pos::of(k),
+                "policy.concurrency_key",
+                &key_scope,
+            );
             k.value.clone()
         }
         // One run of a runbook at a time unless the author says otherwise.
         None => raw.name.value.clone(),
     };
-    let cooldown = c.duration(raw.policy.cooldown.as_ref(), "policy.cooldown", DEFAULT_COOLDOWN);
+    let cooldown = c.duration(
+        raw.policy.cooldown.as_ref(),
+        "policy.cooldown",
+        DEFAULT_COOLDOWN,
+    );
 
     if raw.steps.value.is_empty() {
-        c.err(Pos::of(&raw.steps), "steps", "a runbook needs at least one step");
+        c.err(
+            Pos::of(&raw.steps),
+            "steps",
+            "a runbook needs at least one step",
+        );
     }
     let mut steps = Vec::new();
     let mut seen: BTreeSet<&str> = BTreeSet::new();
@@ -379,22 +467,47 @@ pub fn parse_runbook(file: &str, text: &str, env: &CheckEnv) -> Result<Runbook, 
         let field = format!("steps[{i}]");
         let id = &r.id.value;
         if !valid_name(id) && !id.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_') {
-            c.err(Pos::of(&r.id), format!("{field}.id"), format!("invalid step id {id:?}; use letters, digits and underscores"));
+            c.err(
+                Pos::of(&r.id),
+                format!("{field}.id"),
+                format!("invalid step id {id:?}; use letters, digits and underscores"),
+            );
         }
         if !seen.insert(id) {
-            c.err(Pos::of(&r.id), format!("{field}.id"), format!("duplicate step id {id:?}"));
+            c.err(
+                Pos::of(&r.id),
+                format!("{field}.id"),
+                format!("duplicate step id {id:?}"),
+            );
         }
-        let with = r.with.as_ref().map_or(Json::Object(Default::default()), |w| w.value.clone());
+        let with = r
+            .with
+            .as_ref()
+            .map_or(Json::Object(Default::default()), |w| w.value.clone());
         let with_pos = r.with.as_ref().and_then(Pos::of).or(Pos::of(sp));
         match crate::executor::actions::find(&r.action.value) {
             None => {
                 let names = crate::executor::actions::names();
-                let hint = did_you_mean(&r.action.value, &names).map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default();
-                c.err(Pos::of(&r.action), format!("{field}.action"), format!("unknown action {:?}{hint}; expected one of: {}", r.action.value, one_of(&names)));
+                let hint = did_you_mean(&r.action.value, &names)
+                    .map(|s| format!(" (did you mean `{s}`?)"))
+                    .unwrap_or_default();
+                c.err(
+                    Pos::of(&r.action),
+                    format!("{field}.action"),
+                    format!(
+                        "unknown action {:?}{hint}; expected one of: {}",
+                        r.action.value,
+                        one_of(&names)
+                    ),
+                );
             }
             Some(action) => {
                 for (sub, msg) in action.check(&with, env) {
-                    let f = if sub.is_empty() { format!("{field}.with") } else { format!("{field}.with.{sub}") };
+                    let f = if sub.is_empty() {
+                        format!("{field}.with")
+                    } else {
+                        format!("{field}.with.{sub}")
+                    };
                     c.err(with_pos, f, msg);
                 }
             }
@@ -413,20 +526,60 @@ pub fn parse_runbook(file: &str, text: &str, env: &CheckEnv) -> Result<Runbook, 
         if let Some(w) = &r.when {
             c.template(&w.value, true, Pos::of(w), &format!("{field}.when"), &scope);
         }
-        let timeout = c.duration(r.timeout.as_ref(), &format!("{field}.timeout"), DEFAULT_STEP_TIMEOUT);
+        // A wait's timeout must outlast the wait: by default it does, and
+        // one set shorter is a mistake that would fail every run.
+        let waits_for = (r.action.value == "wait")
+            .then(|| {
+                with.get("duration")
+                    .and_then(|d| d.as_str())
+                    .map(|d| PromDuration::parse(d).ok())
+            })
+            .flatten();
+        let default_timeout = match waits_for {
+            Some(Some(d)) => {
+                PromDuration::from_millis(d.as_millis() + WAIT_TIMEOUT_MARGIN.as_millis())
+            }
+            Some(None) => TEMPLATED_WAIT_TIMEOUT,
+            None => DEFAULT_STEP_TIMEOUT,
+        };
+        let timeout = c.duration(
+            r.timeout.as_ref(),
+            &format!("{field}.timeout"),
+            default_timeout,
+        );
+        if let (Some(Some(d)), Some(t)) = (waits_for, &r.timeout)
+            && timeout <= d
+        {
+            c.err(Pos::of(t), format!("{field}.timeout"), format!("timeout {timeout} is not longer than the wait ({d}); leave it out or make it longer"));
+        }
         if timeout.is_zero() {
-            c.err(r.timeout.as_ref().and_then(Pos::of), format!("{field}.timeout"), "must be greater than 0s");
+            c.err(
+                r.timeout.as_ref().and_then(Pos::of),
+                format!("{field}.timeout"),
+                "must be greater than 0s",
+            );
         }
         let (retries, backoff) = match &r.retries {
             None => (0, PromDuration::from_secs(1)),
             Some(rs) => {
                 if rs.value.attempts > MAX_RETRIES {
-                    c.err(Pos::of(rs), format!("{field}.retries.attempts"), format!("{} retries is too many; at most {MAX_RETRIES}", rs.value.attempts));
+                    c.err(
+                        Pos::of(rs),
+                        format!("{field}.retries.attempts"),
+                        format!(
+                            "{} retries is too many; at most {MAX_RETRIES}",
+                            rs.value.attempts
+                        ),
+                    );
                 }
                 let b = match &rs.value.backoff {
                     None => PromDuration::from_secs(1),
                     Some(b) => PromDuration::parse(b).unwrap_or_else(|e| {
-                        c.err(Pos::of(rs), format!("{field}.retries.backoff"), e.to_string());
+                        c.err(
+                            Pos::of(rs),
+                            format!("{field}.retries.backoff"),
+                            e.to_string(),
+                        );
                         PromDuration::from_secs(1)
                     }),
                 };
@@ -465,7 +618,10 @@ pub fn parse_runbook(file: &str, text: &str, env: &CheckEnv) -> Result<Runbook, 
 
 /// Loads a set of runbook files, checking names are unique across them.
 /// Returns runbooks in dispatch order (priority, then name).
-pub fn load_runbooks(files: &[(String, String)], env: &CheckEnv) -> Result<Vec<Runbook>, Diagnostics> {
+pub fn load_runbooks(
+    files: &[(String, String)],
+    env: &CheckEnv,
+) -> Result<Vec<Runbook>, Diagnostics> {
     let mut out = Vec::new();
     let mut errs = Diagnostics::new();
     let mut names: BTreeMap<String, String> = BTreeMap::new();
@@ -473,7 +629,12 @@ pub fn load_runbooks(files: &[(String, String)], env: &CheckEnv) -> Result<Vec<R
         match parse_runbook(file, text, env) {
             Ok(rb) => {
                 if let Some(first) = names.insert(rb.name.clone(), file.clone()) {
-                    errs.push(Diagnostic::new(file, None, "name", format!("runbook name {:?} is already used by {first}", rb.name)));
+                    errs.push(Diagnostic::new(
+                        file,
+                        None,
+                        "name",
+                        format!("runbook name {:?} is already used by {first}", rb.name),
+                    ));
                 }
                 out.push(rb);
             }
@@ -485,7 +646,10 @@ pub fn load_runbooks(files: &[(String, String)], env: &CheckEnv) -> Result<Vec<R
 }
 
 fn valid_name(s: &str) -> bool {
-    !s.is_empty() && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') && !s.starts_with('-')
+    !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !s.starts_with('-')
 }
 
 pub fn type_fits(ty: InputType, v: &Json) -> bool {
@@ -511,7 +675,11 @@ pub fn coerce(ty: InputType, v: Json) -> Result<Json, String> {
     };
     let parsed = match ty {
         InputType::Integer => s.parse::<i64>().ok().map(Json::from),
-        InputType::Number => s.parse::<f64>().ok().filter(|f| f.is_finite()).map(Json::from),
+        InputType::Number => s
+            .parse::<f64>()
+            .ok()
+            .filter(|f| f.is_finite())
+            .map(Json::from),
         InputType::Boolean => match s.as_str() {
             "true" => Some(Json::Bool(true)),
             "false" => Some(Json::Bool(false)),

@@ -28,7 +28,9 @@ pub struct TemplateError {
 
 impl TemplateError {
     fn from_mj(e: &minijinja::Error) -> Self {
-        let mut message = e.detail().map_or_else(|| e.kind().to_string(), |d| format!("{}: {d}", e.kind()));
+        let mut message = e
+            .detail()
+            .map_or_else(|| e.kind().to_string(), |d| format!("{}: {d}", e.kind()));
         // MiniJinja keeps the cause (e.g. which key was undefined) separately.
         let mut src = std::error::Error::source(e);
         while let Some(s) = src {
@@ -70,7 +72,11 @@ impl Templates {
     fn whole_expression(s: &str) -> Option<&str> {
         let t = s.trim();
         let inner = t.strip_prefix("{{")?.strip_suffix("}}")?;
-        (!inner.contains("{{") && !inner.contains("}}") && !inner.starts_with('-') && !inner.ends_with('-')).then_some(inner.trim())
+        (!inner.contains("{{")
+            && !inner.contains("}}")
+            && !inner.starts_with('-')
+            && !inner.ends_with('-'))
+        .then_some(inner.trim())
     }
 
     /// Compiles a template and returns what it reads.
@@ -78,24 +84,37 @@ impl Templates {
         if let Some(expr) = Self::whole_expression(src) {
             return self.check_expr(expr);
         }
-        let t = self.env.template_from_str(src).map_err(|e| TemplateError::from_mj(&e))?;
+        let t = self
+            .env
+            .template_from_str(src)
+            .map_err(|e| TemplateError::from_mj(&e))?;
         Ok(t.undeclared_variables(true).into_iter().collect())
     }
 
     /// Compiles an expression (as in `when:`) and returns what it reads.
     pub fn check_expr(&self, expr: &str) -> Result<Refs, TemplateError> {
-        let e = self.env.compile_expression(expr).map_err(|e| TemplateError::from_mj(&e))?;
+        let e = self
+            .env
+            .compile_expression(expr)
+            .map_err(|e| TemplateError::from_mj(&e))?;
         Ok(e.undeclared_variables(true).into_iter().collect())
     }
 
     pub fn render_str(&self, src: &str, ctx: &Json) -> Result<String, TemplateError> {
         let ctx = Value::from(minijinja::value::Serde(ctx));
-        self.env.render_str(src, ctx).map_err(|e| TemplateError::from_mj(&e))
+        self.env
+            .render_str(src, ctx)
+            .map_err(|e| TemplateError::from_mj(&e))
     }
 
     pub fn eval(&self, expr: &str, ctx: &Json) -> Result<Json, TemplateError> {
-        let e = self.env.compile_expression(expr).map_err(|e| TemplateError::from_mj(&e))?;
-        let v = e.eval(Value::from(minijinja::value::Serde(ctx))).map_err(|e| TemplateError::from_mj(&e))?;
+        let e = self
+            .env
+            .compile_expression(expr)
+            .map_err(|e| TemplateError::from_mj(&e))?;
+        let v = e
+            .eval(Value::from(minijinja::value::Serde(ctx)))
+            .map_err(|e| TemplateError::from_mj(&e))?;
         serde_json::to_value(&v).map_err(|e| TemplateError {
             line: None,
             message: format!("expression result cannot be used as a value: {e}"),
@@ -103,8 +122,13 @@ impl Templates {
     }
 
     pub fn eval_bool(&self, expr: &str, ctx: &Json) -> Result<bool, TemplateError> {
-        let e = self.env.compile_expression(expr).map_err(|e| TemplateError::from_mj(&e))?;
-        let v = e.eval(Value::from(minijinja::value::Serde(ctx))).map_err(|e| TemplateError::from_mj(&e))?;
+        let e = self
+            .env
+            .compile_expression(expr)
+            .map_err(|e| TemplateError::from_mj(&e))?;
+        let v = e
+            .eval(Value::from(minijinja::value::Serde(ctx)))
+            .map_err(|e| TemplateError::from_mj(&e))?;
         Ok(v.is_true())
     }
 
@@ -116,8 +140,17 @@ impl Templates {
                 Some(expr) => self.eval(expr, ctx)?,
                 None => Json::String(self.render_str(s, ctx)?),
             },
-            Json::Array(items) => Json::Array(items.iter().map(|i| self.render_value(i, ctx)).collect::<Result<_, _>>()?),
-            Json::Object(map) => Json::Object(map.iter().map(|(k, i)| Ok((k.clone(), self.render_value(i, ctx)?))).collect::<Result<_, TemplateError>>()?),
+            Json::Array(items) => Json::Array(
+                items
+                    .iter()
+                    .map(|i| self.render_value(i, ctx))
+                    .collect::<Result<_, _>>()?,
+            ),
+            Json::Object(map) => Json::Object(
+                map.iter()
+                    .map(|(k, i)| Ok((k.clone(), self.render_value(i, ctx)?)))
+                    .collect::<Result<_, TemplateError>>()?,
+            ),
             other => other.clone(),
         })
     }
@@ -125,9 +158,16 @@ impl Templates {
     /// Every template string inside a JSON value, with its field path.
     pub fn strings_in(v: &Json, path: &str, out: &mut Vec<(String, String)>) {
         match v {
-            Json::String(s) if s.contains("{{") || s.contains("{%") => out.push((path.to_owned(), s.clone())),
-            Json::Array(items) => items.iter().enumerate().for_each(|(i, x)| Self::strings_in(x, &format!("{path}[{i}]"), out)),
-            Json::Object(map) => map.iter().for_each(|(k, x)| Self::strings_in(x, &format!("{path}.{k}"), out)),
+            Json::String(s) if s.contains("{{") || s.contains("{%") => {
+                out.push((path.to_owned(), s.clone()))
+            }
+            Json::Array(items) => items
+                .iter()
+                .enumerate()
+                .for_each(|(i, x)| Self::strings_in(x, &format!("{path}[{i}]"), out)),
+            Json::Object(map) => map
+                .iter()
+                .for_each(|(k, x)| Self::strings_in(x, &format!("{path}.{k}"), out)),
             _ => {}
         }
     }
@@ -142,21 +182,30 @@ mod tests {
     fn whole_expressions_keep_their_type() {
         let t = Templates::new();
         let ctx = json!({"inputs": {"capacity": 1500000, "room": "r1"}});
-        let v = t.render_value(&json!({"capacity": "{{ inputs.capacity }}", "title": "Room {{ inputs.room }}"}), &ctx).unwrap();
+        let v = t
+            .render_value(
+                &json!({"capacity": "{{ inputs.capacity }}", "title": "Room {{ inputs.room }}"}),
+                &ctx,
+            )
+            .unwrap();
         assert_eq!(v, json!({"capacity": 1500000, "title": "Room r1"}));
     }
 
     #[test]
     fn undefined_is_an_error_naming_the_key() {
         let t = Templates::new();
-        let e = t.render_str("x {{ inputs.nope }}", &json!({"inputs": {}})).unwrap_err();
+        let e = t
+            .render_str("x {{ inputs.nope }}", &json!({"inputs": {}}))
+            .unwrap_err();
         assert!(e.message.contains("undefined"), "{e}");
     }
 
     #[test]
     fn refs_are_reported_nested() {
         let t = Templates::new();
-        let r = t.check("{{ steps.create.room }} {{ alert.labels.room }}").unwrap();
+        let r = t
+            .check("{{ steps.create.room }} {{ alert.labels.room }}")
+            .unwrap();
         assert!(r.contains("steps.create.room"), "{r:?}");
         assert!(r.contains("alert.labels.room"), "{r:?}");
     }
@@ -171,14 +220,19 @@ mod tests {
     #[test]
     fn templates_cannot_include_files() {
         let t = Templates::new();
-        let e = t.render_str("{% include '/etc/passwd' %}", &json!({})).unwrap_err();
+        let e = t
+            .render_str("{% include '/etc/passwd' %}", &json!({}))
+            .unwrap_err();
         assert!(!e.message.contains("root:"), "{e}");
     }
 
     #[test]
     fn runaway_loops_run_out_of_fuel() {
         let t = Templates::new();
-        let e = t.render_str("{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}", &json!({}));
+        let e = t.render_str(
+            "{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}",
+            &json!({}),
+        );
         assert!(e.is_err());
     }
 

@@ -58,7 +58,13 @@ fn a_good_runbook_loads() {
     assert_eq!(rb.steps[0].retries, 3);
     assert_eq!(rb.cooldown, PromDuration::from_secs(900));
     assert_eq!(rb.steps[1].pos.map(|p| p.line), Some(30));
-    let labels: Labels = [("alertname", "ListenerCapacityBreachPredicted"), ("severity", "critical"), ("room", "main")].into_iter().collect();
+    let labels: Labels = [
+        ("alertname", "ListenerCapacityBreachPredicted"),
+        ("severity", "critical"),
+        ("room", "main"),
+    ]
+    .into_iter()
+    .collect();
     assert!(rb.matches_alert(&labels));
     let other = labels.clone().with("room", "elsewhere");
     assert!(!rb.matches_alert(&other));
@@ -97,7 +103,12 @@ steps:
     with: {duration: 5x}
 "#;
     let errs = parse_runbook("bad.yaml", bad, &env()).unwrap_err();
-    let lines: Vec<String> = errs.clone().sorted().iter().map(ToString::to_string).collect();
+    let lines: Vec<String> = errs
+        .clone()
+        .sorted()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
     let expect = [
         "bad.yaml:2:7: name: invalid name",
         "bad.yaml:6:",
@@ -114,7 +125,11 @@ steps:
         "steps[3].with.duration: invalid duration",
     ];
     for e in expect {
-        assert!(lines.iter().any(|l| l.contains(e)), "missing {e:?} in:\n{}", lines.join("\n"));
+        assert!(
+            lines.iter().any(|l| l.contains(e)),
+            "missing {e:?} in:\n{}",
+            lines.join("\n")
+        );
     }
     assert_eq!(lines.len(), expect.len(), "{}", lines.join("\n"));
     // Every diagnostic is located.
@@ -128,7 +143,10 @@ fn unknown_fields_are_rejected_with_location() {
     assert_eq!(errs.len(), 1);
     assert!(errs.0[0].message.contains("retry"), "{}", errs);
     assert_eq!(errs.0[0].pos.map(|p| p.line), Some(29), "{errs}");
-    assert!(!errs.0[0].message.contains("line 29"), "location is not repeated: {errs}");
+    assert!(
+        !errs.0[0].message.contains("line 29"),
+        "location is not repeated: {errs}"
+    );
 }
 
 #[test]
@@ -143,19 +161,52 @@ fn duplicate_names_across_files_and_dispatch_order() {
     let a = GOOD.replace("name: move-event", "name: b-second");
     let b = GOOD.replace("name: move-event", "name: a-first");
     let c = GOOD.replace("name: move-event", "name: z-urgent\npriority: 1");
-    let files = vec![("a.yaml".to_owned(), a.clone()), ("b.yaml".to_owned(), b), ("c.yaml".to_owned(), c)];
+    let files = vec![
+        ("a.yaml".to_owned(), a.clone()),
+        ("b.yaml".to_owned(), b),
+        ("c.yaml".to_owned(), c),
+    ];
     let rbs = load_runbooks(&files, &env()).unwrap();
     let names: Vec<&str> = rbs.iter().map(|r| r.name.as_str()).collect();
     assert_eq!(names, ["z-urgent", "a-first", "b-second"]);
     let dup = vec![("a.yaml".to_owned(), a.clone()), ("d.yaml".to_owned(), a)];
     let errs = load_runbooks(&dup, &env()).unwrap_err();
-    assert!(errs.to_string().contains("already used by a.yaml"), "{errs}");
+    assert!(
+        errs.to_string().contains("already used by a.yaml"),
+        "{errs}"
+    );
 }
 
 #[test]
 fn inputs_coerce_from_label_strings() {
-    assert_eq!(coerce(InputType::Integer, json!("1500000")), Ok(json!(1_500_000)));
+    assert_eq!(
+        coerce(InputType::Integer, json!("1500000")),
+        Ok(json!(1_500_000))
+    );
     assert_eq!(coerce(InputType::Boolean, json!("true")), Ok(json!(true)));
     assert_eq!(coerce(InputType::String, json!(3)), Ok(json!("3")));
-    assert!(coerce(InputType::Integer, json!("lots")).unwrap_err().contains("not a integer"));
+    assert!(
+        coerce(InputType::Integer, json!("lots"))
+            .unwrap_err()
+            .contains("not a integer")
+    );
+}
+
+// Regression: a `wait` of 1m under the default 30s step timeout failed
+// every run of the shipped move runbook.
+#[test]
+fn wait_steps_get_a_timeout_that_outlasts_them() {
+    let text = "kind: runbook\nname: w\ntrigger: {manual: true}\nsteps:\n  - id: settle\n    action: wait\n    with: {duration: 2m}\n";
+    let rb = parse_runbook("w.yaml", text, &env()).unwrap();
+    assert_eq!(rb.steps[0].timeout, PromDuration::from_secs(150));
+    let short = text.replace(
+        "with: {duration: 2m}",
+        "with: {duration: 2m}\n    timeout: 1m",
+    );
+    let errs = parse_runbook("w.yaml", &short, &env()).unwrap_err();
+    assert!(
+        errs.to_string()
+            .contains("w.yaml:8:14: steps[0].timeout: timeout 1m is not longer than the wait (2m)"),
+        "{errs}"
+    );
 }

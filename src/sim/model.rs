@@ -1226,9 +1226,16 @@ impl World {
                 let Some(r) = self.room_idx(&s.room).map(|i| &self.rooms[i]) else {
                     continue;
                 };
+                // The event label lets alerts about a speaker join the
+                // event's incident, as the room series do.
+                let event = if r.id == ev.room {
+                    format!(",event=\"{}\"", esc(&ev.id))
+                } else {
+                    String::new()
+                };
                 let _ = writeln!(
                     out,
-                    "{name}{{{},speaker=\"{}\"}} {}",
+                    "{name}{{{},speaker=\"{}\"{event}}} {}",
                     room_labels(r),
                     esc(&s.id),
                     num(get(s))

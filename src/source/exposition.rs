@@ -43,22 +43,32 @@ pub fn parse(text: &str) -> Result<Vec<(Labels, f64)>, ExpositionError> {
                 // The crate drops label values containing `}` or `,` and
                 // garbles escapes; refuse rather than corrupt.
                 if let Some(l) = labels
-                    && (l.contains('\\') || l.matches('"').count() % 2 != 0 || l.split(',').any(|kv| !kv.trim().is_empty() && kv.matches('=').count() != 1))
+                    && (l.contains('\\')
+                        || l.matches('"').count() % 2 != 0
+                        || l.split(',')
+                            .any(|kv| !kv.trim().is_empty() && kv.matches('=').count() != 1))
                 {
-                    return Err(err("label values with escapes, commas or `=` are not supported by this parser yet"));
+                    return Err(err(
+                        "label values with escapes, commas or `=` are not supported by this parser yet",
+                    ));
                 }
             }
             _ => return Err(err("not a valid sample line")),
         }
     }
-    let scrape = Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).map_err(|e| ExpositionError {
-        line: 0,
-        message: e.to_string(),
-        text: String::new(),
-    })?;
+    let scrape =
+        Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).map_err(|e| ExpositionError {
+            line: 0,
+            message: e.to_string(),
+            text: String::new(),
+        })?;
     let mut out = Vec::with_capacity(scrape.samples.len());
     for s in scrape.samples {
-        let mut labels: Labels = s.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let mut labels: Labels = s
+            .labels
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         match s.value {
             Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => {
                 labels.set(METRIC_NAME, s.metric);
@@ -66,13 +76,19 @@ pub fn parse(text: &str) -> Result<Vec<(Labels, f64)>, ExpositionError> {
             }
             Value::Histogram(buckets) => {
                 for b in buckets {
-                    let l = labels.clone().with(METRIC_NAME, format!("{}_bucket", s.metric)).with("le", format_le(b.less_than));
+                    let l = labels
+                        .clone()
+                        .with(METRIC_NAME, format!("{}_bucket", s.metric))
+                        .with("le", format_le(b.less_than));
                     out.push((l, b.count));
                 }
             }
             Value::Summary(qs) => {
                 for q in qs {
-                    let l = labels.clone().with(METRIC_NAME, s.metric.clone()).with("quantile", format_le(q.quantile));
+                    let l = labels
+                        .clone()
+                        .with(METRIC_NAME, s.metric.clone())
+                        .with("quantile", format_le(q.quantile));
                     out.push((l, q.count));
                 }
             }
@@ -101,7 +117,11 @@ mod tests {
     use super::*;
 
     fn find(samples: &[(Labels, f64)], text: &str) -> f64 {
-        samples.iter().find(|(l, _)| l.to_string() == text).map(|(_, v)| *v).unwrap_or_else(|| panic!("no {text} in {samples:?}"))
+        samples
+            .iter()
+            .find(|(l, _)| l.to_string() == text)
+            .map(|(_, v)| *v)
+            .unwrap_or_else(|| panic!("no {text} in {samples:?}"))
     }
 
     #[test]
@@ -120,7 +140,10 @@ lat_count{room=\"main\"} 5
 up_like NaN
 ";
         let s = parse(text).unwrap();
-        assert_eq!(find(&s, r#"live_room_listeners{account="owner", room="main"}"#), 512000.0);
+        assert_eq!(
+            find(&s, r#"live_room_listeners{account="owner", room="main"}"#),
+            512000.0
+        );
         assert_eq!(find(&s, r#"live_join_requests_total{room="main"}"#), 1.5e6);
         assert_eq!(find(&s, r#"lat_bucket{le="0.5", room="main"}"#), 3.0);
         assert_eq!(find(&s, r#"lat_bucket{le="+Inf", room="main"}"#), 5.0);

@@ -21,7 +21,9 @@ pub fn target_labels(t: &ScrapeTarget) -> Labels {
         (Some(h), None) => h.to_owned(),
         _ => t.url.to_string(),
     };
-    let mut l = Labels::new().with("job", t.name.clone()).with("instance", instance);
+    let mut l = Labels::new()
+        .with("job", t.name.clone())
+        .with("instance", instance);
     for (k, v) in t.labels.iter() {
         l.set(k, v);
     }
@@ -31,7 +33,13 @@ pub fn target_labels(t: &ScrapeTarget) -> Labels {
 /// Scrapes `target` every interval until shutdown. Batches go to the
 /// watcher through `out`; when the queue is full the loop waits, so a slow
 /// evaluator delays scrapes rather than dropping them.
-pub async fn run(target: ScrapeTarget, http: reqwest::Client, clock: Clock, out: mpsc::Sender<ScrapeBatch>, shutdown: CancellationToken) {
+pub async fn run(
+    target: ScrapeTarget,
+    http: reqwest::Client,
+    clock: Clock,
+    out: mpsc::Sender<ScrapeBatch>,
+    shutdown: CancellationToken,
+) {
     let labels = target_labels(&target);
     loop {
         let started = clock.now();
@@ -61,22 +69,40 @@ pub async fn run(target: ScrapeTarget, http: reqwest::Client, clock: Clock, out:
     }
 }
 
-async fn scrape_once(http: &reqwest::Client, t: &ScrapeTarget, clock: &Clock) -> Result<Vec<(Labels, f64)>, String> {
-    let timeout = clock.real(t.timeout.to_std()).max(Duration::from_millis(50));
+async fn scrape_once(
+    http: &reqwest::Client,
+    t: &ScrapeTarget,
+    clock: &Clock,
+) -> Result<Vec<(Labels, f64)>, String> {
+    let timeout = clock
+        .real(t.timeout.to_std())
+        .max(Duration::from_millis(50));
     let resp = http
         .get(t.url.clone())
         .header("Accept", "text/plain;version=0.0.4")
         .timeout(timeout)
         .send()
         .await
-        .map_err(|e| if e.is_timeout() { format!("timed out after {}", t.timeout) } else { format!("request failed: {e}") })?;
+        .map_err(|e| {
+            if e.is_timeout() {
+                format!("timed out after {}", t.timeout)
+            } else {
+                format!("request failed: {e}")
+            }
+        })?;
     if !resp.status().is_success() {
         return Err(format!("HTTP {}", resp.status()));
     }
-    if resp.content_length().is_some_and(|n| n as usize > MAX_BODY_BYTES) {
+    if resp
+        .content_length()
+        .is_some_and(|n| n as usize > MAX_BODY_BYTES)
+    {
         return Err(format!("exposition larger than {MAX_BODY_BYTES} bytes"));
     }
-    let body = resp.text().await.map_err(|e| format!("reading body: {e}"))?;
+    let body = resp
+        .text()
+        .await
+        .map_err(|e| format!("reading body: {e}"))?;
     let mut samples = super::exposition::parse(&body).map_err(|e| e.to_string())?;
     let tl = target_labels(t);
     for (labels, _) in &mut samples {
@@ -113,7 +139,10 @@ mod tests {
             labels: Labels::new().with("env", "demo"),
         };
         let tl = target_labels(&t);
-        assert_eq!(tl.to_string(), r#"{env="demo", instance="127.0.0.1:9100", job="sim"}"#);
+        assert_eq!(
+            tl.to_string(),
+            r#"{env="demo", instance="127.0.0.1:9100", job="sim"}"#
+        );
         let mut l = Labels::new().with("__name__", "x").with("job", "inner");
         attach_target_labels(&mut l, &tl);
         assert_eq!(l.get("job"), Some("sim"));

@@ -93,6 +93,10 @@ const SCHEMA: &[&str] = &[
     )",
 ];
 
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
+}
+
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: AnyPool,
@@ -148,28 +152,47 @@ impl Store {
     pub async fn open(url: &str) -> Result<Store> {
         install_default_drivers();
         let url_owned = url.to_owned();
-        let connect_url = if url.starts_with("sqlite:") && !url.contains("mode=") && !url.contains(":memory:") {
-            // Create the file on first run.
-            format!("{url}{}mode=rwc", if url.contains('?') { "&" } else { "?" })
-        } else {
-            url.to_owned()
-        };
+        let connect_url =
+            if url.starts_with("sqlite:") && !url.contains("mode=") && !url.contains(":memory:") {
+                // Create the file on first run.
+                format!("{url}{}mode=rwc", if url.contains('?') { "&" } else { "?" })
+            } else {
+                url.to_owned()
+            };
         // An in-memory SQLite database exists per connection; one
         // connection keeps it whole.
         let max = if url.contains(":memory:") { 1 } else { 4 };
+        let sqlite = url.starts_with("sqlite:");
         let pool = AnyPoolOptions::new()
             .max_connections(max)
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    if sqlite {
+                        // Per connection: WAL lets the outbox sender read
+                        // while the executor writes, and writers wait for
+                        // each other instead of failing at once.
+                        for pragma in [
+                            "PRAGMA journal_mode=WAL",
+                            "PRAGMA synchronous=NORMAL",
+                            "PRAGMA busy_timeout=10000",
+                        ] {
+                            sqlx::query(pragma).execute(&mut *conn).await?;
+                        }
+                    }
+                    Ok(())
+                })
+            })
             .connect(&connect_url)
             .await
-            .map_err(|source| StoreError::Open { url: url_owned.clone(), source })?;
-        if url.starts_with("sqlite:") {
-            // WAL lets the outbox sender read while the executor writes.
-            for pragma in &["PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL", "PRAGMA busy_timeout=5000"] {
-                sqlx::query(*pragma).execute(&pool).await.map_err(q("pragma"))?;
-            }
-        }
+            .map_err(|source| StoreError::Open {
+                url: url_owned.clone(),
+                source,
+            })?;
         for ddl in SCHEMA {
-            sqlx::query(*ddl).execute(&pool).await.map_err(q("schema"))?;
+            sqlx::query(*ddl)
+                .execute(&pool)
+                .await
+                .map_err(q("schema"))?;
         }
         Ok(Store { pool })
     }
@@ -194,7 +217,13 @@ impl Store {
         Ok(())
     }
 
-    pub async fn finish_run(&self, id: &str, state: &str, at: Millis, error: Option<&str>) -> Result<()> {
+    pub async fn finish_run(
+        &self,
+        id: &str,
+        state: &str,
+        at: Millis,
+        error: Option<&str>,
+    ) -> Result<()> {
         sqlx::query("UPDATE runs SET state = $1, finished_at = $2, error = $3 WHERE id = $4")
             .bind(state)
             .bind(at)
@@ -229,7 +258,14 @@ impl Store {
 
     /// Records that a step is about to act. Written before the action so a
     /// crash leaves evidence of what may have happened.
-    pub async fn step_started(&self, run_id: &str, step_id: &str, seq: i64, attempts: i64, at: Millis) -> Result<()> {
+    pub async fn step_started(
+        &self,
+        run_id: &str,
+        step_id: &str,
+        seq: i64,
+        attempts: i64,
+        at: Millis,
+    ) -> Result<()> {
         sqlx::query("DELETE FROM steps WHERE run_id = $1 AND step_id = $2")
             .bind(run_id)
             .bind(step_id)
@@ -251,7 +287,16 @@ impl Store {
         Ok(())
     }
 
-    pub async fn step_finished(&self, run_id: &str, step_id: &str, state: &str, attempts: i64, at: Millis, output_json: Option<&str>, error: Option<&str>) -> Result<()> {
+    pub async fn step_finished(
+        &self,
+        run_id: &str,
+        step_id: &str,
+        state: &str,
+        attempts: i64,
+        at: Millis,
+        output_json: Option<&str>,
+        error: Option<&str>,
+    ) -> Result<()> {
         sqlx::query("UPDATE steps SET state = $1, attempts = $2, finished_at = $3, output_json = $4, error = $5 WHERE run_id = $6 AND step_id = $7")
             .bind(state)
             .bind(attempts)
@@ -291,7 +336,18 @@ impl Store {
     // --- alerts ------------------------------------------------------------
 
     #[allow(clippy::too_many_arguments)]
-    pub async fn upsert_alert(&self, fingerprint: &str, alertname: &str, labels_json: &str, annotations_json: &str, state: &str, active_at: Millis, fired_at: Option<Millis>, resolved_at: Option<Millis>, value: f64) -> Result<()> {
+    pub async fn upsert_alert(
+        &self,
+        fingerprint: &str,
+        alertname: &str,
+        labels_json: &str,
+        annotations_json: &str,
+        state: &str,
+        active_at: Millis,
+        fired_at: Option<Millis>,
+        resolved_at: Option<Millis>,
+        value: f64,
+    ) -> Result<()> {
         sqlx::query("DELETE FROM alerts WHERE fingerprint = $1")
             .bind(fingerprint)
             .execute(&self.pool)
@@ -322,25 +378,44 @@ impl Store {
 
     /// Appends to an incident's timeline; `seq` orders entries that share a
     /// millisecond.
-    pub async fn append_timeline(&self, incident: &str, at: Millis, kind: &str, actor: &str, text: &str) -> Result<()> {
-        let next: i64 = sqlx::query("SELECT COALESCE(MAX(seq), 0) + 1 FROM timeline WHERE incident = $1")
+    pub async fn append_timeline(
+        &self,
+        incident: &str,
+        at: Millis,
+        kind: &str,
+        actor: &str,
+        text: &str,
+    ) -> Result<()> {
+        // One statement: a read followed by a write in one SQLite
+        // transaction fails at once (SQLITE_BUSY) when another connection
+        // writes in between, whatever the busy timeout. On PostgreSQL two
+        // writers can still pick the same seq; the primary key refuses the
+        // second and it tries again.
+        let mut tries = 0;
+        loop {
+            let r = sqlx::query(
+                "INSERT INTO timeline (incident, seq, at, kind, actor, text)
+                 SELECT $1, COALESCE(MAX(seq), 0) + 1, $2, $3, $4, $5 FROM timeline WHERE incident = $6",
+            )
             .bind(incident)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(q("timeline seq"))?
-            .try_get(0)
-            .map_err(q("timeline seq"))?;
-        sqlx::query("INSERT INTO timeline (incident, seq, at, kind, actor, text) VALUES ($1, $2, $3, $4, $5, $6)")
-            .bind(incident)
-            .bind(next)
             .bind(at)
             .bind(kind)
             .bind(actor)
             .bind(text)
+            .bind(incident)
             .execute(&self.pool)
-            .await
-            .map_err(q("append timeline"))?;
-        Ok(())
+            .await;
+            match r {
+                Ok(_) => return Ok(()),
+                Err(e) if tries < 5 && is_unique_violation(&e) => tries += 1,
+                Err(e) => {
+                    return Err(StoreError::Query {
+                        what: "append timeline",
+                        source: e,
+                    });
+                }
+            }
+        }
     }
 
     pub async fn incidents(&self) -> Result<Vec<String>> {
@@ -348,7 +423,9 @@ impl Store {
             .fetch_all(&self.pool)
             .await
             .map_err(q("list incidents"))?;
-        rows.iter().map(|r| r.try_get(0).map_err(q("read incident"))).collect()
+        rows.iter()
+            .map(|r| r.try_get(0).map_err(q("read incident")))
+            .collect()
     }
 
     pub async fn timeline(&self, incident: &str) -> Result<Vec<TimelineEntry>> {
@@ -375,24 +452,36 @@ impl Store {
 
     /// Writes a message before it is sent; returns its sequence number,
     /// which is also the delivery order.
-    pub async fn enqueue_outbox(&self, channel: &str, payload_json: &str, at: Millis) -> Result<i64> {
-        let mut tx = self.pool.begin().await.map_err(q("outbox begin"))?;
-        let seq: i64 = sqlx::query("SELECT COALESCE(MAX(seq), 0) + 1 FROM outbox")
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(q("outbox seq"))?
-            .try_get(0)
-            .map_err(q("outbox seq"))?;
-        sqlx::query("INSERT INTO outbox (seq, channel, payload_json, created_at, sent_at, attempts) VALUES ($1, $2, $3, $4, NULL, 0)")
-            .bind(seq)
+    pub async fn enqueue_outbox(
+        &self,
+        channel: &str,
+        payload_json: &str,
+        at: Millis,
+    ) -> Result<i64> {
+        // One statement, for the reason given in `append_timeline`.
+        let mut tries = 0;
+        loop {
+            let r = sqlx::query(
+                "INSERT INTO outbox (seq, channel, payload_json, created_at, sent_at, attempts)
+                 SELECT COALESCE(MAX(seq), 0) + 1, $1, $2, $3, NULL, 0 FROM outbox
+                 RETURNING seq",
+            )
             .bind(channel)
             .bind(payload_json)
             .bind(at)
-            .execute(&mut *tx)
-            .await
-            .map_err(q("enqueue outbox"))?;
-        tx.commit().await.map_err(q("outbox commit"))?;
-        Ok(seq)
+            .fetch_one(&self.pool)
+            .await;
+            match r {
+                Ok(row) => return row.try_get(0).map_err(q("outbox seq")),
+                Err(e) if tries < 5 && is_unique_violation(&e) => tries += 1,
+                Err(e) => {
+                    return Err(StoreError::Query {
+                        what: "enqueue outbox",
+                        source: e,
+                    });
+                }
+            }
+        }
     }
 
     /// Unsent messages in order, at most `limit`.
@@ -454,7 +543,9 @@ mod tests {
         let path = dir.path().join("fb.db");
         let url = format!("sqlite://{}", path.display());
         let s = Store::open(&url).await.unwrap();
-        s.append_timeline("inc-1", 10, "alert", "firebreak", "fired").await.unwrap();
+        s.append_timeline("inc-1", 10, "alert", "firebreak", "fired")
+            .await
+            .unwrap();
         s.close().await;
         assert!(path.exists());
         let s = Store::open(&url).await.unwrap();
@@ -464,10 +555,22 @@ mod tests {
     #[tokio::test]
     async fn timeline_keeps_order_within_a_millisecond() {
         let (_d, s) = temp_store().await;
-        s.append_timeline("i", 5, "a", "firebreak", "first").await.unwrap();
-        s.append_timeline("i", 5, "b", "firebreak", "second").await.unwrap();
-        s.append_timeline("i", 1, "c", "firebreak", "earliest").await.unwrap();
-        let t: Vec<String> = s.timeline("i").await.unwrap().into_iter().map(|e| e.text).collect();
+        s.append_timeline("i", 5, "a", "firebreak", "first")
+            .await
+            .unwrap();
+        s.append_timeline("i", 5, "b", "firebreak", "second")
+            .await
+            .unwrap();
+        s.append_timeline("i", 1, "c", "firebreak", "earliest")
+            .await
+            .unwrap();
+        let t: Vec<String> = s
+            .timeline("i")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.text)
+            .collect();
         assert_eq!(t, ["earliest", "first", "second"]);
         assert_eq!(s.incidents().await.unwrap(), ["i"]);
     }
@@ -506,20 +609,67 @@ mod tests {
         s.insert_run(&run, "{}").await.unwrap();
         s.step_started("run-1", "b", 2, 1, 101).await.unwrap();
         s.step_started("run-1", "a", 1, 1, 100).await.unwrap();
-        s.step_finished("run-1", "a", "succeeded", 1, 102, Some("{\"x\":1}"), None).await.unwrap();
-        s.finish_run("run-1", "failed", 110, Some("boom")).await.unwrap();
+        s.step_finished("run-1", "a", "succeeded", 1, 102, Some("{\"x\":1}"), None)
+            .await
+            .unwrap();
+        s.finish_run("run-1", "failed", 110, Some("boom"))
+            .await
+            .unwrap();
         let runs = s.runs().await.unwrap();
         assert_eq!(runs[0].state, "failed");
         assert_eq!(runs[0].error.as_deref(), Some("boom"));
         let steps = s.steps("run-1").await.unwrap();
-        assert_eq!(steps.iter().map(|x| x.step_id.as_str()).collect::<Vec<_>>(), ["a", "b"]);
+        assert_eq!(
+            steps.iter().map(|x| x.step_id.as_str()).collect::<Vec<_>>(),
+            ["a", "b"]
+        );
         assert_eq!(steps[0].output_json.as_deref(), Some("{\"x\":1}"));
         assert_eq!(steps[1].state, "running");
     }
 
+    // Regression: concurrent writers once failed with "database is
+    // locked" because an append read MAX(seq) and then wrote in one
+    // transaction.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_writers_do_not_fail() {
+        let (_d, s) = temp_store().await;
+        let mut tasks = Vec::new();
+        for w in 0..8 {
+            let s = s.clone();
+            tasks.push(tokio::spawn(async move {
+                for i in 0..25 {
+                    s.enqueue_outbox("#c", &format!("{{\"w\":{w},\"i\":{i}}}"), i)
+                        .await
+                        .unwrap();
+                    s.append_timeline("inc", i, "k", "firebreak", "t")
+                        .await
+                        .unwrap();
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let seqs: Vec<i64> = s
+            .pending_outbox(1000)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.seq)
+            .collect();
+        assert_eq!(seqs, (1..=200).collect::<Vec<_>>());
+        assert_eq!(s.timeline("inc").await.unwrap().len(), 200);
+    }
+
     #[tokio::test]
     async fn bad_url_is_a_clear_error() {
-        let e = Store::open("sqlite:///nonexistent-dir-xyz/sub/fb.db").await.unwrap_err();
-        assert!(e.to_string().contains("cannot open store sqlite:///nonexistent-dir-xyz/sub/fb.db"), "{e}");
+        let e = Store::open("sqlite:///nonexistent-dir-xyz/sub/fb.db")
+            .await
+            .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("cannot open store sqlite:///nonexistent-dir-xyz/sub/fb.db"),
+            "{e}"
+        );
     }
 }

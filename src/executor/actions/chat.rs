@@ -28,9 +28,14 @@ impl Action for Chat {
         }
     }
 
-    fn run<'a>(&'a self, ctx: &'a StepCtx<'a>, with: Json) -> BoxFut<'a, Result<Done, ActionError>> {
+    fn run<'a>(
+        &'a self,
+        ctx: &'a StepCtx<'a>,
+        with: Json,
+    ) -> BoxFut<'a, Result<Done, ActionError>> {
         Box::pin(async move {
-            let p: Params = serde_json::from_value(with).map_err(|e| ActionError::fatal(format!("bad parameters: {e}")))?;
+            let p: Params = serde_json::from_value(with)
+                .map_err(|e| ActionError::fatal(format!("bad parameters: {e}")))?;
             let msg = ChatMessage {
                 channel: ctx.env.channel.clone(),
                 incident: Some(ctx.incident.to_owned()),
@@ -38,7 +43,11 @@ impl Action for Chat {
                 text: p.text,
                 at: ctx.env.clock.now(),
             };
-            ctx.env.outbox.post(&msg).await.map_err(|e| ActionError::retryable(format!("cannot queue chat message: {e}")))?;
+            ctx.env
+                .outbox
+                .post(&msg)
+                .await
+                .map_err(|e| ActionError::retryable(format!("cannot queue chat message: {e}")))?;
             Ok(Done {
                 output: json!({"posted": true}),
                 summary: "posted to chat".into(),
@@ -53,9 +62,16 @@ mod tests {
 
     #[test]
     fn checks_shape() {
-        assert!(Chat.check(&json!({"text": "hi"}), &CheckEnv::default()).is_empty());
+        assert!(
+            Chat.check(&json!({"text": "hi"}), &CheckEnv::default())
+                .is_empty()
+        );
         let e = Chat.check(&json!({"txt": "hi"}), &CheckEnv::default());
         assert!(e[0].1.contains("txt"), "{e:?}");
-        assert!(!Chat.check(&json!({"text": " "}), &CheckEnv::default()).is_empty());
+        assert!(
+            !Chat
+                .check(&json!({"text": " "}), &CheckEnv::default())
+                .is_empty()
+        );
     }
 }

@@ -58,18 +58,35 @@ impl Action for Http {
             errs.push(("target".into(), "must be a target name, not a template: runbooks may only call targets named in config".into()));
         } else if !env.targets.contains(&p.target) {
             let known: Vec<&String> = env.targets.iter().collect();
-            let valid = if known.is_empty() { "no targets are defined in config (`targets:`)".to_owned() } else { format!("known targets: {}", crate::diag::one_of(&known)) };
-            errs.push(("target".into(), format!("unknown target {:?}; {valid}", p.target)));
+            let valid = if known.is_empty() {
+                "no targets are defined in config (`targets:`)".to_owned()
+            } else {
+                format!("known targets: {}", crate::diag::one_of(&known))
+            };
+            errs.push((
+                "target".into(),
+                format!("unknown target {:?}; {valid}", p.target),
+            ));
         }
         if !METHODS.contains(&p.method.as_str()) {
-            errs.push(("method".into(), format!("unknown method {:?}; expected one of: {}", p.method, METHODS.join(", "))));
+            errs.push((
+                "method".into(),
+                format!(
+                    "unknown method {:?}; expected one of: {}",
+                    p.method,
+                    METHODS.join(", ")
+                ),
+            ));
         }
         if !p.path.starts_with('/') || p.path.starts_with("//") {
             errs.push(("path".into(), format!("{:?} must be a path starting with a single `/` (the host comes from the target)", p.path)));
         }
         for (name, ptr) in &p.capture {
             if !ptr.is_empty() && !ptr.starts_with('/') {
-                errs.push((format!("capture.{name}"), format!("{ptr:?} is not a JSON pointer; expected e.g. /room/id")));
+                errs.push((
+                    format!("capture.{name}"),
+                    format!("{ptr:?} is not a JSON pointer; expected e.g. /room/id"),
+                ));
             }
         }
         for s in &p.expect {
@@ -80,15 +97,38 @@ impl Action for Http {
         errs
     }
 
-    fn run<'a>(&'a self, ctx: &'a StepCtx<'a>, with: Json) -> BoxFut<'a, Result<Done, ActionError>> {
+    fn run<'a>(
+        &'a self,
+        ctx: &'a StepCtx<'a>,
+        with: Json,
+    ) -> BoxFut<'a, Result<Done, ActionError>> {
         Box::pin(async move {
-            let p: Params = serde_json::from_value(with).map_err(|e| ActionError::fatal(format!("bad parameters: {e}")))?;
-            let target = ctx.env.targets.get(&p.target).ok_or_else(|| ActionError::fatal(format!("unknown target {:?}", p.target)))?;
+            let p: Params = serde_json::from_value(with)
+                .map_err(|e| ActionError::fatal(format!("bad parameters: {e}")))?;
+            let target = ctx
+                .env
+                .targets
+                .get(&p.target)
+                .ok_or_else(|| ActionError::fatal(format!("unknown target {:?}", p.target)))?;
             let url = join_on_target(&target.url, &p.path)?;
-            let method = reqwest::Method::from_bytes(p.method.as_bytes()).map_err(|_| ActionError::fatal(format!("bad method {:?}", p.method)))?;
-            let mut req = ctx.env.http.request(method.clone(), url.clone()).timeout(target.timeout.to_std());
+            let method = reqwest::Method::from_bytes(p.method.as_bytes())
+                .map_err(|_| ActionError::fatal(format!("bad method {:?}", p.method)))?;
+            let mut req = ctx
+                .env
+                .http
+                .request(method.clone(), url.clone())
+                .timeout(target.timeout.to_std());
             if !p.query.is_empty() {
-                let pairs: Vec<(String, String)> = p.query.iter().map(|(k, v)| (k.clone(), v.as_str().map_or_else(|| v.to_string(), str::to_owned))).collect();
+                let pairs: Vec<(String, String)> = p
+                    .query
+                    .iter()
+                    .map(|(k, v)| {
+                        (
+                            k.clone(),
+                            v.as_str().map_or_else(|| v.to_string(), str::to_owned),
+                        )
+                    })
+                    .collect();
                 req = req.query(&pairs);
             }
             if method != reqwest::Method::GET {
@@ -98,27 +138,49 @@ impl Action for Http {
                 req = req.json(b);
             }
             if let Some(secret) = &target.bearer_secret {
-                let src = ctx.env.secrets.get(secret).ok_or_else(|| ActionError::fatal(format!("secret {secret:?} is not configured")))?;
+                let src = ctx.env.secrets.get(secret).ok_or_else(|| {
+                    ActionError::fatal(format!("secret {secret:?} is not configured"))
+                })?;
                 let token = resolve_secret(src).map_err(ActionError::fatal)?;
                 req = req.bearer_auth(token);
             }
             let shown = format!("{method} {}{}", p.target, url.path());
-            let resp = req.send().await.map_err(|e| ActionError::retryable(format!("{shown}: {}", describe(&e))))?;
+            let resp = req
+                .send()
+                .await
+                .map_err(|e| ActionError::retryable(format!("{shown}: {}", describe(&e))))?;
             let status = resp.status();
-            let bytes = resp.bytes().await.map_err(|e| ActionError::retryable(format!("{shown}: reading response: {}", describe(&e))))?;
+            let bytes = resp.bytes().await.map_err(|e| {
+                ActionError::retryable(format!("{shown}: reading response: {}", describe(&e)))
+            })?;
             let text = String::from_utf8_lossy(&bytes[..bytes.len().min(MAX_BODY)]).into_owned();
             let body: Json = serde_json::from_str(&text).unwrap_or(Json::String(text.clone()));
-            let ok = if p.expect.is_empty() { status.is_success() } else { p.expect.contains(&status.as_u16()) };
+            let ok = if p.expect.is_empty() {
+                status.is_success()
+            } else {
+                p.expect.contains(&status.as_u16())
+            };
             if !ok {
-                let detail = body.get("error").and_then(Json::as_str).map_or_else(|| truncate(&text, 200), str::to_owned);
+                let detail = body
+                    .get("error")
+                    .and_then(Json::as_str)
+                    .map_or_else(|| truncate(&text, 200), str::to_owned);
                 let msg = format!("{shown} returned {status}: {detail}");
-                let retry = status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS;
-                return Err(ActionError { message: msg, retryable: retry });
+                let retry =
+                    status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS;
+                return Err(ActionError {
+                    message: msg,
+                    retryable: retry,
+                });
             }
             let mut out = Map::new();
             out.insert("status".into(), json!(status.as_u16()));
             for (name, ptr) in &p.capture {
-                let v = body.pointer(ptr).ok_or_else(|| ActionError::fatal(format!("{shown}: response has nothing at {ptr} to capture as `{name}`")))?;
+                let v = body.pointer(ptr).ok_or_else(|| {
+                    ActionError::fatal(format!(
+                        "{shown}: response has nothing at {ptr} to capture as `{name}`"
+                    ))
+                })?;
                 out.insert(name.clone(), v.clone());
             }
             out.insert("body".into(), body);
@@ -134,12 +196,20 @@ impl Action for Http {
 /// the target.
 fn join_on_target(base: &reqwest::Url, path: &str) -> Result<reqwest::Url, ActionError> {
     if !path.starts_with('/') || path.starts_with("//") || path.contains('\\') {
-        return Err(ActionError::fatal(format!("path {path:?} must start with a single `/`")));
+        return Err(ActionError::fatal(format!(
+            "path {path:?} must start with a single `/`"
+        )));
     }
     let joined = format!("{}{}", base.as_str().trim_end_matches('/'), path);
-    let url = reqwest::Url::parse(&joined).map_err(|e| ActionError::fatal(format!("bad path {path:?}: {e}")))?;
-    if url.scheme() != base.scheme() || url.host() != base.host() || url.port_or_known_default() != base.port_or_known_default() {
-        return Err(ActionError::fatal(format!("path {path:?} leaves the target")));
+    let url = reqwest::Url::parse(&joined)
+        .map_err(|e| ActionError::fatal(format!("bad path {path:?}: {e}")))?;
+    if url.scheme() != base.scheme()
+        || url.host() != base.host()
+        || url.port_or_known_default() != base.port_or_known_default()
+    {
+        return Err(ActionError::fatal(format!(
+            "path {path:?} leaves the target"
+        )));
     }
     Ok(url)
 }
@@ -177,7 +247,10 @@ mod tests {
 
     #[test]
     fn check_reports_every_problem() {
-        let e = Http.check(&json!({"target": "simm", "method": "YEET", "path": "api", "capture": {"x": "room"}}), &env());
+        let e = Http.check(
+            &json!({"target": "simm", "method": "YEET", "path": "api", "capture": {"x": "room"}}),
+            &env(),
+        );
         let fields: Vec<&str> = e.iter().map(|(f, _)| f.as_str()).collect();
         assert_eq!(fields, ["target", "method", "path", "capture.x"], "{e:?}");
         assert!(e[0].1.contains("known targets: sim"), "{e:?}");
@@ -192,11 +265,17 @@ mod tests {
     #[test]
     fn paths_cannot_leave_the_target() {
         let base = reqwest::Url::parse("http://127.0.0.1:9100/").unwrap();
-        assert_eq!(join_on_target(&base, "/api/v1/rooms").unwrap().as_str(), "http://127.0.0.1:9100/api/v1/rooms");
+        assert_eq!(
+            join_on_target(&base, "/api/v1/rooms").unwrap().as_str(),
+            "http://127.0.0.1:9100/api/v1/rooms"
+        );
         assert!(join_on_target(&base, "//evil.example/x").is_err());
         assert!(join_on_target(&base, "@evil.example/x").is_err());
         assert!(join_on_target(&base, "http://evil/").is_err());
         let based = reqwest::Url::parse("http://127.0.0.1:9100/prefix/").unwrap();
-        assert_eq!(join_on_target(&based, "/x").unwrap().as_str(), "http://127.0.0.1:9100/prefix/x");
+        assert_eq!(
+            join_on_target(&based, "/x").unwrap().as_str(),
+            "http://127.0.0.1:9100/prefix/x"
+        );
     }
 }

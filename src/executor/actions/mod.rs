@@ -77,14 +77,11 @@ pub trait Action: Send + Sync {
     /// rendered): `(field under with, problem)` pairs.
     fn check(&self, with: &Json, env: &CheckEnv) -> Vec<(String, String)>;
     /// Runs with rendered parameters.
-    fn run<'a>(&'a self, ctx: &'a StepCtx<'a>, with: Json) -> BoxFut<'a, Result<Done, ActionError>>;
+    fn run<'a>(&'a self, ctx: &'a StepCtx<'a>, with: Json)
+    -> BoxFut<'a, Result<Done, ActionError>>;
 }
 
-pub static REGISTRY: &[&dyn Action] = &[
-    &chat::Chat,
-    &http::Http,
-    &wait::Wait,
-];
+pub static REGISTRY: &[&dyn Action] = &[&chat::Chat, &http::Http, &wait::Wait];
 
 pub fn find(name: &str) -> Option<&'static dyn Action> {
     REGISTRY.iter().copied().find(|a| a.name() == name)
@@ -96,6 +93,8 @@ pub fn names() -> Vec<&'static str> {
 
 /// Deserializes parameters into an action's typed shape, reporting unknown
 /// or missing fields as check problems.
-pub fn check_shape<T: serde::de::DeserializeOwned>(with: &Json) -> Result<T, Vec<(String, String)>> {
+pub fn check_shape<T: serde::de::DeserializeOwned>(
+    with: &Json,
+) -> Result<T, Vec<(String, String)>> {
     serde_json::from_value::<T>(with.clone()).map_err(|e| vec![(String::new(), e.to_string())])
 }

@@ -33,10 +33,16 @@ impl Action for Wait {
         }
     }
 
-    fn run<'a>(&'a self, ctx: &'a StepCtx<'a>, with: Json) -> BoxFut<'a, Result<Done, ActionError>> {
+    fn run<'a>(
+        &'a self,
+        ctx: &'a StepCtx<'a>,
+        with: Json,
+    ) -> BoxFut<'a, Result<Done, ActionError>> {
         Box::pin(async move {
-            let p: Params = serde_json::from_value(with).map_err(|e| ActionError::fatal(format!("bad parameters: {e}")))?;
-            let d = PromDuration::parse(&p.duration).map_err(|e| ActionError::fatal(e.to_string()))?;
+            let p: Params = serde_json::from_value(with)
+                .map_err(|e| ActionError::fatal(format!("bad parameters: {e}")))?;
+            let d =
+                PromDuration::parse(&p.duration).map_err(|e| ActionError::fatal(e.to_string()))?;
             tokio::select! {
                 _ = ctx.env.clock.sleep(d.to_std()) => {}
                 _ = ctx.cancel.cancelled() => return Err(ActionError::fatal("cancelled")),
@@ -55,8 +61,14 @@ mod tests {
 
     #[test]
     fn checks_duration() {
-        assert!(Wait.check(&json!({"duration": "30s"}), &CheckEnv::default()).is_empty());
-        assert!(Wait.check(&json!({"duration": "{{ inputs.d }}"}), &CheckEnv::default()).is_empty());
+        assert!(
+            Wait.check(&json!({"duration": "30s"}), &CheckEnv::default())
+                .is_empty()
+        );
+        assert!(
+            Wait.check(&json!({"duration": "{{ inputs.d }}"}), &CheckEnv::default())
+                .is_empty()
+        );
         let e = Wait.check(&json!({"duration": "30"}), &CheckEnv::default());
         assert_eq!(e[0].0, "duration");
     }
