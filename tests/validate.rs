@@ -59,7 +59,7 @@ fn every_error_in_every_file_is_printed_with_its_location() {
     assert_eq!(code, 1, "stdout: {out}\nstderr: {err}");
     let lines: Vec<&str> = err.lines().collect();
     let expect = [
-        "alerts/bad.rules.yml:5:15: groups[0].rules[0].expr:",
+        "alerts/bad.rules.yml:5:24: groups[0].rules[0].expr: invalid PromQL: unexpected character inside brackets: ')'",
         "alerts/bad.rules.yml:8:14: groups[0].rules[1].for:",
         "runbooks/bad.yaml:7:11: steps[0].with.target: unknown target \"nope\"; known targets: sim",
         "runbooks/bad.yaml:9:13: steps[1].action: unknown action \"chatt\" (did you mean `chat`?)",
