@@ -134,7 +134,7 @@ impl fmt::Display for PromDuration {
         let mut rest = self.0;
         for (unit, ms) in UNITS {
             // Prometheus only uses w/y when the value divides evenly.
-            if (unit == "y" || unit == "w") && rest % ms != 0 {
+            if (unit == "y" || unit == "w") && !rest.is_multiple_of(ms) {
                 continue;
             }
             if rest >= ms {
