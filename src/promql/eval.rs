@@ -212,14 +212,14 @@ impl<'a> Evaluator<'a> {
         let r = self.ref_time(&vs.at, &vs.offset, t);
         let mut out = Vec::new();
         for s in self.store.select(&matchers) {
-            if let Some((ts, v)) = s.latest(r - LOOKBACK_MS - 1, r) {
-                if !is_stale(v) {
-                    out.push(TimedSample {
-                        labels: s.labels.clone(),
-                        ts,
-                        value: v,
-                    });
-                }
+            if let Some((ts, v)) = s.latest(r - LOOKBACK_MS - 1, r)
+                && !is_stale(v)
+            {
+                out.push(TimedSample {
+                    labels: s.labels.clone(),
+                    ts,
+                    value: v,
+                });
             }
         }
         Ok(out)
@@ -339,12 +339,12 @@ impl<'a> Evaluator<'a> {
                     .map(|m| m.card.clone())
                     .unwrap_or(VectorMatchCardinality::OneToOne);
                 let matching = b.modifier.as_ref().and_then(|m| m.matching.clone());
-                if let Some(m) = &b.modifier {
-                    if m.fill_values.lhs.is_some() || m.fill_values.rhs.is_some() {
-                        return Err(EvalError::Unsupported(
-                            "fill modifiers (Prometheus 3.x)".to_owned(),
-                        ));
-                    }
+                if let Some(m) = &b.modifier
+                    && (m.fill_values.lhs.is_some() || m.fill_values.rhs.is_some())
+                {
+                    return Err(EvalError::Unsupported(
+                        "fill modifiers (Prometheus 3.x)".to_owned(),
+                    ));
                 }
                 match op.as_str() {
                     "and" => Ok(Value::Vector(set_and(l, r, &matching))),

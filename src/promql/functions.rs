@@ -343,7 +343,7 @@ fn label_replace(
     src: &str,
     re: &str,
 ) -> Result<Vec<Sample>, EvalError> {
-    let regex = Regex::new(&format!("^(?s:{re})$")).map_err(|e| {
+    let regex = Regex::new(&format!("^(?:{re})$")).map_err(|e| {
         EvalError::Invalid(format!(
             "invalid regular expression in label_replace(): {re}: {e}"
         ))
@@ -444,7 +444,8 @@ fn over_time(name: &str, samples: &[(Millis, f64)]) -> Option<f64> {
         }
         "min_over_time" => vals.fold(f64::NAN, |m, v| if v < m || m.is_nan() { v } else { m }),
         "max_over_time" => vals.fold(f64::NAN, |m, v| if v > m || m.is_nan() { v } else { m }),
-        "sum_over_time" => kahan_sum(vals),
+        // Plain summation, as 2.42 does (Kahan came later).
+        "sum_over_time" => vals.fold(0.0, |a, b| a + b),
         "count_over_time" => samples.len() as f64,
         "last_over_time" => samples[samples.len() - 1].1,
         "present_over_time" => 1.0,
@@ -452,14 +453,6 @@ fn over_time(name: &str, samples: &[(Millis, f64)]) -> Option<f64> {
         "stdvar_over_time" => welford(vals),
         _ => return None,
     })
-}
-
-fn kahan_sum(vals: impl Iterator<Item = f64>) -> f64 {
-    let (mut sum, mut c) = (0.0, 0.0);
-    for v in vals {
-        (sum, c) = kahan_inc(v, sum, c);
-    }
-    sum + c
 }
 
 fn kahan_inc(inc: f64, sum: f64, c: f64) -> (f64, f64) {
@@ -792,7 +785,7 @@ pub(super) fn aggregate(
     for (labels, members) in groups {
         let vals = members.iter().map(|s| s.value);
         let value = match op {
-            "sum" => kahan_sum(vals),
+            "sum" => vals.fold(0.0, |a, b| a + b),
             "avg" => {
                 let mut mean: f64 = 0.0;
                 let mut n = 0.0;

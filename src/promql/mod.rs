@@ -210,32 +210,36 @@ fn locate_error(expr: &str, message: &str) -> Option<usize> {
     // "unexpected character: 'x'" and friends from the lexer.
     if let Some(idx) = message.find("unexpected character") {
         let rest = &message[idx..];
-        if let Some(q) = rest.find('\'') {
-            if let Some(ch) = rest[q + 1..].chars().next() {
-                if let Some(pos) = chars.iter().position(|c| *c == ch) {
-                    return Some(pos + 1);
-                }
-            }
+        if let Some(q) = rest.find('\'')
+            && let Some(ch) = rest[q + 1..].chars().next()
+            && let Some(pos) = chars.iter().position(|c| *c == ch)
+        {
+            return Some(pos + 1);
         }
     }
     // Quoted names in the message ("unknown function with name 'foo'").
     for part in message.split('\'').skip(1).step_by(2) {
-        if part.len() > 1 {
-            if let Some(b) = expr.find(part) {
-                return Some(expr[..b].chars().count() + 1);
-            }
+        if part.len() > 1
+            && let Some(b) = expr.find(part)
+        {
+            return Some(expr[..b].chars().count() + 1);
         }
     }
     viable_prefix_error(expr)
 }
 
-/// The start of the first token after which no simple completion of the
-/// expression parses: where a human reader would say the error is.
+/// The start of the token after the longest prefix that some simple
+/// completion turns into a valid expression: where a human reader would
+/// say the error is. The longest, not the first, because the completions
+/// cannot finish every construct (`sum by` needs two more groups).
 fn viable_prefix_error(expr: &str) -> Option<usize> {
-    const COMPLETIONS: [&str; 18] = [
-        "", " 1", ")", " 1)", "))", " 1))", "x)", " x)", "x))", " x))", "}", "\"}", "x}", "]",
-        " 1m]", "x", " x", "(x)",
+    const COMPLETIONS: [&str; 22] = [
+        "", " 1", ")", " 1)", "))", " 1))", "x)", " x)", "x))", " x))", "x) x", ") x", " x) x",
+        "}", "\"}", "x}", "]", " 1m]", "x", " x", "(x)", "(x) x",
     ];
+    if expr.len() > 4000 {
+        return None;
+    }
     let starts = token_starts(expr);
     let viable = |end: usize| {
         let prefix = &expr[..end];
@@ -246,14 +250,16 @@ fn viable_prefix_error(expr: &str) -> Option<usize> {
             promql_parser::parser::parse(&s).is_ok()
         })
     };
-    // Each token start `b` begins a token that ends at the next start.
-    for (k, &b) in starts.iter().enumerate() {
+    // Token k spans starts[k]..starts[k+1]; find the last k whose prefix
+    // through it is viable: the next token is the culprit.
+    for k in (0..starts.len()).rev() {
         let end = starts.get(k + 1).copied().unwrap_or(expr.len());
-        if !viable(end) && (k == 0 || viable(b)) {
-            return Some(expr[..b].chars().count() + 1);
+        if viable(end) {
+            let culprit = starts.get(k + 1).copied().unwrap_or(expr.trim_end().len());
+            return Some(expr[..culprit].chars().count() + 1);
         }
     }
-    None
+    starts.first().map(|&b| expr[..b].chars().count() + 1)
 }
 
 /// Byte offsets where tokens start, roughly as PromQL lexes them: words,

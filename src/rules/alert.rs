@@ -57,7 +57,44 @@ pub struct Alert {
     pub keep_firing_since: Option<Millis>,
     pub last_eval: Millis,
     /// The expression's value at the latest evaluation that returned it.
+    /// Non-finite values serialize as "NaN", "+Inf", "-Inf" so a snapshot
+    /// survives JSON.
+    #[serde(with = "float_or_string")]
     pub value: f64,
+}
+
+/// JSON has no NaN or infinities; Prometheus's API writes them as strings.
+mod float_or_string {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+        if v.is_nan() {
+            s.serialize_str("NaN")
+        } else if v.is_infinite() {
+            s.serialize_str(if *v > 0.0 { "+Inf" } else { "-Inf" })
+        } else {
+            s.serialize_f64(*v)
+        }
+    }
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Repr {
+        Num(f64),
+        Str(String),
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        match Repr::deserialize(d)? {
+            Repr::Num(v) => Ok(v),
+            Repr::Str(s) => match s.as_str() {
+                "NaN" => Ok(f64::NAN),
+                "+Inf" | "Inf" => Ok(f64::INFINITY),
+                "-Inf" => Ok(f64::NEG_INFINITY),
+                other => other.parse().map_err(serde::de::Error::custom),
+            },
+        }
+    }
 }
 
 impl Alert {
@@ -341,6 +378,21 @@ mod tests {
         assert_eq!(ra.alerts().count(), 1);
         step(&mut ra, &r, vec![], 90_000 + RESOLVED_RETENTION_MS + 1);
         assert_eq!(ra.alerts().count(), 0);
+    }
+
+    #[test]
+    fn non_finite_values_survive_json() {
+        let r = rule(0, 0);
+        let mut ra = RuleAlerts::default();
+        let o = step(&mut ra, &r, vec![sample("a", f64::INFINITY)], 0);
+        let json = serde_json::to_string(&o.events[0].alert).unwrap();
+        assert!(json.contains(r#""value":"+Inf""#), "{json}");
+        let back: Alert = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.value, f64::INFINITY);
+        let mut nan = back.clone();
+        nan.value = f64::NAN;
+        let back: Alert = serde_json::from_str(&serde_json::to_string(&nan).unwrap()).unwrap();
+        assert!(back.value.is_nan());
     }
 
     #[test]

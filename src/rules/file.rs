@@ -155,19 +155,26 @@ pub fn parse_rule_file_with(
     let mut seen: BTreeMap<String, Option<Pos>> = BTreeMap::new();
     for (gi, g) in raw.groups.iter().enumerate() {
         let path = format!("groups[{gi}]");
-        if let Some(group) = v.group(&path, g, default_interval_ms) {
-            let name_pos = g.value.name.as_ref().and_then(Pos::of);
-            if let Some(first) = seen.get(&group.name) {
+        // Checked on the raw name so a duplicate is reported even when
+        // either group has other errors.
+        if let Some(name) = &g.value.name {
+            let name_pos = Pos::of(name);
+            if let Some(first) = seen.get(&name.value) {
                 let where_ =
                     first.map_or(String::new(), |p| format!(" (first at line {})", p.line));
                 v.push(
                     name_pos,
                     format!("{path}.name"),
-                    format!("duplicate group name {:?}{where_}; group names must be unique within a file", group.name),
+                    format!(
+                        "duplicate group name {:?}{where_}; group names must be unique within a file",
+                        name.value
+                    ),
                 );
             } else {
-                seen.insert(group.name.clone(), name_pos);
+                seen.insert(name.value.clone(), name_pos);
             }
+        }
+        if let Some(group) = v.group(&path, g, default_interval_ms) {
             groups.push(group);
         }
     }

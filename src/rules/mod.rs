@@ -177,11 +177,11 @@ impl RuleEngine {
                     continue;
                 }
                 for (i, r) in g.def.rules.iter().enumerate() {
-                    if let Rule::Alerting(ar) = r {
-                        if ar.name == a.rule {
-                            g.alerts[i].active.insert(a.fingerprint(), a.clone());
-                            restored += 1;
-                        }
+                    if let Rule::Alerting(ar) = r
+                        && ar.name == a.rule
+                    {
+                        g.alerts[i].active.insert(a.fingerprint(), a.clone());
+                        restored += 1;
                     }
                 }
             }

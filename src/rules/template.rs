@@ -508,7 +508,6 @@ impl<'a> TParser<'a> {
             if !fields.is_empty() && matches!(root.as_str(), "$value" | "$externalURL") {
                 return Err(self.error_at(t.at, format!("{root} has no fields")));
             }
-            let fields = if root == "$" { fields } else { fields };
             return Ok(Operand::Path { root, fields });
         }
         if let Some(rest) = s.strip_prefix('.') {
@@ -837,10 +836,10 @@ fn title(s: &str) -> String {
 }
 
 fn strip_port(s: &str) -> String {
-    if let Some(rest) = s.strip_prefix('[') {
-        if let Some(end) = rest.find(']') {
-            return rest[..end].to_owned();
-        }
+    if let Some(rest) = s.strip_prefix('[')
+        && let Some(end) = rest.find(']')
+    {
+        return rest[..end].to_owned();
     }
     match s.rfind(':') {
         Some(i) if s[..i].find(':').is_none() => s[..i].to_owned(),
@@ -1247,7 +1246,7 @@ mod tests {
             "a/0.5"
         );
         assert_eq!(
-            go_sprintf("%5.1f|%-4s|%%", &[Val::Num(3.14159), Val::Str("ab".into())]),
+            go_sprintf("%5.1f|%-4s|%%", &[Val::Num(3.125), Val::Str("ab".into())]),
             "  3.1|ab  |%"
         );
         assert_eq!(go_sprintf("%g", &[Val::Num(100000.0)]), "100000");
