@@ -74,7 +74,7 @@ fn thousands(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -242,51 +242,43 @@ fn print_summary(out: &mut impl Write, r: &DemoReport) -> std::io::Result<()> {
         "\n--- outcome (times from the scheduled start, {} ET) ---",
         hms(r.sim.scheduled_start)
     )?;
-    writeln!(out, "{:<22} {:<34} {}", "", "firebreak", "2023-05-24")?;
-    writeln!(
-        out,
-        "{:<22} {:<34} {}",
+    let mut row =
+        |label: &str, ours: &str, theirs: &str| writeln!(out, "{label:<22} {ours:<34} {theirs}");
+    row("", "firebreak", "2023-05-24")?;
+    row(
         "time to detect",
-        or_none(r.time_to_detect_ms),
-        "no alert; staff saw it live"
+        &or_none(r.time_to_detect_ms),
+        "no alert; staff saw it live",
     )?;
-    writeln!(
-        out,
-        "{:<22} {:<34} {}",
+    row(
         "time to mitigate",
-        or_none(r.time_to_mitigate_ms),
-        format!("about {} minutes", reference.mitigation_minutes)
+        &or_none(r.time_to_mitigate_ms),
+        &format!("about {} minutes", reference.mitigation_minutes),
     )?;
-    writeln!(
-        out,
-        "{:<22} {:<34} {}",
+    row(
         "host feedback muted",
-        or_none(r.time_to_mute_ms),
-        "never; 20 minutes of screeching"
+        &or_none(r.time_to_mute_ms),
+        "never; 20 minutes of screeching",
     )?;
-    writeln!(
-        out,
-        "{:<22} {:<34} {}",
+    row(
         "listeners kept",
-        format!(
+        &format!(
             "{:.0}% ({} of peak {})",
             r.kept_ratio() * 100.0,
             thousands(e.listeners),
             thousands(e.peak_listeners)
         ),
-        format!(
+        &format!(
             "{:.0}% ({} of {})",
             ref_kept * 100.0,
             thousands(reference.listeners_after),
             thousands(reference.listeners_before)
-        )
+        ),
     )?;
-    writeln!(
-        out,
-        "{:<22} {:<34} {}",
+    row(
         "room crashed",
         if e.crashed { "yes" } else { "no" },
-        "yes, about 18:25"
+        "yes, about 18:25",
     )?;
     writeln!(
         out,

@@ -24,7 +24,7 @@ use crate::clock::Millis;
 pub use crate::dispatch::AlertCtx;
 use crate::runbook::template::Templates;
 use crate::runbook::{OnFailure, Runbook};
-use crate::store::{RunRecord, Store};
+use crate::store::{RunRecord, StepEnd, Store};
 use actions::{ActionEnv, ActionError, StepCtx};
 
 #[derive(Clone, Debug)]
@@ -308,11 +308,13 @@ async fn run(inner: &Inner, req: &RunRequest) -> RunFinished {
                     .step_finished(
                         &req.run_id,
                         &step.id,
-                        "succeeded",
-                        i64::from(attempt),
-                        clock.now(),
-                        Some(&out),
-                        None,
+                        &StepEnd {
+                            state: "succeeded",
+                            attempts: i64::from(attempt),
+                            at: clock.now(),
+                            output_json: Some(&out),
+                            error: None,
+                        },
                     )
                     .await
                 {
@@ -346,11 +348,13 @@ async fn run(inner: &Inner, req: &RunRequest) -> RunFinished {
                     .step_finished(
                         &req.run_id,
                         &step.id,
-                        "failed",
-                        i64::from(attempt),
-                        clock.now(),
-                        None,
-                        Some(&e.message),
+                        &StepEnd {
+                            state: "failed",
+                            attempts: i64::from(attempt),
+                            at: clock.now(),
+                            output_json: None,
+                            error: Some(&e.message),
+                        },
                     )
                     .await
                 {

@@ -138,6 +138,16 @@ pub struct StepRecord {
     pub error: Option<String>,
 }
 
+/// How a step ended, for [`Store::step_finished`].
+#[derive(Clone, Copy, Debug)]
+pub struct StepEnd<'a> {
+    pub state: &'a str,
+    pub attempts: i64,
+    pub at: Millis,
+    pub output_json: Option<&'a str>,
+    pub error: Option<&'a str>,
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct OutboxRow {
     pub seq: i64,
@@ -291,18 +301,14 @@ impl Store {
         &self,
         run_id: &str,
         step_id: &str,
-        state: &str,
-        attempts: i64,
-        at: Millis,
-        output_json: Option<&str>,
-        error: Option<&str>,
+        end: &StepEnd<'_>,
     ) -> Result<()> {
         sqlx::query("UPDATE steps SET state = $1, attempts = $2, finished_at = $3, output_json = $4, error = $5 WHERE run_id = $6 AND step_id = $7")
-            .bind(state)
-            .bind(attempts)
-            .bind(at)
-            .bind(output_json)
-            .bind(error)
+            .bind(end.state)
+            .bind(end.attempts)
+            .bind(end.at)
+            .bind(end.output_json)
+            .bind(end.error)
             .bind(run_id)
             .bind(step_id)
             .execute(&self.pool)
@@ -609,9 +615,19 @@ mod tests {
         s.insert_run(&run, "{}").await.unwrap();
         s.step_started("run-1", "b", 2, 1, 101).await.unwrap();
         s.step_started("run-1", "a", 1, 1, 100).await.unwrap();
-        s.step_finished("run-1", "a", "succeeded", 1, 102, Some("{\"x\":1}"), None)
-            .await
-            .unwrap();
+        s.step_finished(
+            "run-1",
+            "a",
+            &StepEnd {
+                state: "succeeded",
+                attempts: 1,
+                at: 102,
+                output_json: Some("{\"x\":1}"),
+                error: None,
+            },
+        )
+        .await
+        .unwrap();
         s.finish_run("run-1", "failed", 110, Some("boom"))
             .await
             .unwrap();
