@@ -63,6 +63,11 @@ enum Cmd {
         speed: f64,
         #[arg(long, default_value_t = 42)]
         seed: u64,
+        /// Start the clock this long after the event's scheduled start
+        /// (`25s`, `10m`, or `-5m` for before it) instead of at the
+        /// scenario's beginning; the time in between is simulated at once.
+        #[arg(long, allow_hyphen_values = true, value_parser = parse_offset)]
+        from: Option<i64>,
     },
     /// Check config, alert rules and runbooks; print every error with its
     /// file:line:col. Exit 1 on any error.
@@ -101,6 +106,16 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// A signed Prometheus-style duration, in milliseconds: `25s`, `-5m`.
+fn parse_offset(s: &str) -> Result<i64, String> {
+    let (sign, rest) = match s.strip_prefix('-') {
+        Some(r) => (-1, r),
+        None => (1, s.strip_prefix('+').unwrap_or(s)),
+    };
+    let d = firebreak::duration::PromDuration::parse(rest).map_err(|e| e.to_string())?;
+    Ok(sign * d.as_millis() as i64)
 }
 
 fn init_logging(format: LogFormat, default_level: &str) {
@@ -196,6 +211,7 @@ async fn dispatch(cmd: Cmd) -> anyhow::Result<ExitCode> {
             scenario,
             speed,
             seed,
+            from,
         } => {
             anyhow::ensure!(
                 speed > 0.0 && speed.is_finite(),
@@ -215,7 +231,19 @@ async fn dispatch(cmd: Cmd) -> anyhow::Result<ExitCode> {
                     }
                 }
             };
-            let clock = firebreak::clock::Clock::scaled(scenario.start, speed);
+            let origin = match from {
+                None => scenario.start,
+                Some(offset) => {
+                    let at = scenario.scheduled_start + offset;
+                    anyhow::ensure!(
+                        at >= scenario.start,
+                        "--from reaches before the scenario begins ({}s before the scheduled start at most)",
+                        (scenario.scheduled_start - scenario.start) / 1000
+                    );
+                    at
+                }
+            };
+            let clock = firebreak::clock::Clock::scaled(origin, speed);
             let listener = tokio::net::TcpListener::bind(listen)
                 .await
                 .with_context(|| format!("listening on {listen}"))?;

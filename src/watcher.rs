@@ -65,6 +65,7 @@ impl Watcher {
                 _ = clock.sleep_until(due) => {
                     let now = clock.now();
                     let outcome = self.engine.eval_due(&mut self.series, now);
+                    tracing::debug!(groups = ?outcome.evaluated, events = outcome.events.len(), errors = outcome.errors.len(), missed = outcome.missed, series = self.series.series_count(), active = self.engine.active_alerts().len(), "rules evaluated");
                     for e in &outcome.errors {
                         tracing::warn!(group = %e.group, rule = %e.rule, error = %e.message, "rule evaluation failed");
                     }

@@ -1,34 +1,16 @@
-//! A real Prometheus (Debian's 2.42, installed by `.ci/run`) scrapes
-//! `firebreak sim`: the exposition is valid for the real thing, not just
-//! for our parser.
+//! A real Prometheus (Debian's 2.42, installed by `.ci/run`) scrapes a
+//! standalone `firebreak sim`: the simulator runs on its own, and its
+//! exposition is valid for the real thing, not just for our parser.
 
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+mod common;
 
-use firebreak::clock::Clock;
-use firebreak::sim::{Scenario, Sim, SimOptions};
+use std::process::{Command, Stdio};
+
+use common::{KillOnDrop, eventually, free_port, start_sim};
 use serde_json::Value;
-use tokio_util::sync::CancellationToken;
-
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn prometheus_scrapes_the_simulator() {
+async fn prometheus_scrapes_the_standalone_simulator() {
     if Command::new("prometheus")
         .arg("--version")
         .output()
@@ -41,20 +23,7 @@ async fn prometheus_scrapes_the_simulator() {
         eprintln!("SKIPPED: `prometheus` is not installed (apt-get install prometheus)");
         return;
     }
-    let scenario = Scenario::builtin();
-    // Start at the scheduled start so listeners are already arriving.
-    let clock = Clock::scaled(scenario.scheduled_start, 60.0);
-    let sim = Sim::new(
-        SimOptions {
-            scenario: scenario.clone(),
-            seed: 7,
-        },
-        clock,
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let sim_addr = listener.local_addr().unwrap();
-    let stop = CancellationToken::new();
-    let server = tokio::spawn(sim.clone().serve(listener, stop.clone()));
+    let (_sim, sim_addr) = start_sim(&["--speed", "60"]);
 
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("prometheus.yml");
@@ -92,22 +61,14 @@ async fn prometheus_scrapes_the_simulator() {
             v["data"]["result"].as_array().cloned()
         }
     };
-    // Up to 30s for Prometheus to start and scrape twice.
-    let mut up = None;
-    for _ in 0..150 {
-        if let Some(r) = query("up{job=\"sim\"}").await
-            && let Some(s) = r.first()
-        {
-            up = s["value"][1].as_str().map(str::to_owned);
-            if up.as_deref() == Some("1") {
-                break;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    assert_eq!(
-        up.as_deref(),
-        Some("1"),
+    let up = eventually(30, || async {
+        query("up{job=\"sim\"}")
+            .await
+            .filter(|r| r.first().is_some_and(|s| s["value"][1] == "1"))
+    })
+    .await;
+    assert!(
+        up.is_some(),
         "Prometheus never scraped the simulator successfully"
     );
 
@@ -122,6 +83,12 @@ async fn prometheus_scrapes_the_simulator() {
         .await
         .unwrap();
     assert!(!buckets.is_empty(), "histogram buckets missing");
+    let feedback = query("live_speaker_feedback_level").await.unwrap();
+    assert!(
+        feedback.iter().any(|s| s["metric"]["speaker"] == "host"),
+        "{feedback:?}"
+    );
+    // Every sample exposed was ingested: none dropped for bad names or values.
     let dropped = query(
         "scrape_samples_post_metric_relabeling{job=\"sim\"} - scrape_samples_scraped{job=\"sim\"}",
     )
@@ -131,7 +98,4 @@ async fn prometheus_scrapes_the_simulator() {
         dropped[0]["value"][1], "0",
         "Prometheus dropped samples: {dropped:?}"
     );
-
-    stop.cancel();
-    server.await.unwrap().unwrap();
 }
