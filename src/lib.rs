@@ -6,10 +6,11 @@
 //! inbound commands enter through one control queue.
 //!
 //! ```text
-//!  source ─samples─▶ tsdb ─▶ rules ─alert events─▶ dispatch ─runs─▶ executor ─step events─▶ outbox ─▶ chat
-//!                            (promql)                 ▲                 │
-//!                                                     └── control ◀─────┘ (commands: chat, CLI, HTTP)
-//!                                       store (SQLite by default, PostgreSQL for HA)
+//!  source ─samples─▶ watcher ─alert events─▶ control ─runs─▶ executor ─step events─▶ outbox ─▶ chat
+//!                   (tsdb, rules,             (dispatch)  ▲          │
+//!                    promql)                              └ run ends ┘
+//!                                commands (chat, CLI, HTTP) ─▶ control
+//!                      store beside it all (SQLite by default, PostgreSQL for HA)
 //! ```
 //!
 //! Shared vocabulary (no I/O):
@@ -19,21 +20,27 @@
 //! - [`labels`]: label sets and fingerprints.
 //! - [`matchers`]: Alertmanager label matchers.
 //!
-//! The flow:
-//! - [`source`] (I/O): scrapes Prometheus exposition into the series store.
+//! The flow, in order:
+//! - [`source`] (I/O): scrape tasks; Prometheus exposition behind one parser interface.
+//! - [`watcher`] (task): owns the series store and the rule engine.
 //! - [`tsdb`] (model): the in-memory window of samples the rules need.
 //! - [`promql`] (model): evaluates PromQL over the series store.
-//! - [`rules`] (model): Prometheus rule files, templates, alert state.
-//! - [`runbook`] (model): runbook files, validation, templating.
-//! - [`dispatch`] (model): which runbook runs for which alert, and policy.
+//! - [`rules`] (model): Prometheus rule files, alert templates, alert state.
+//! - [`control`] (task): the one owner of run state; alerts, run ends and commands meet here.
+//! - [`dispatch`] (model): which runbook starts for which alert, and policy.
+//! - [`runbook`] (model): runbook files, validation, templates.
 //! - [`executor`] (I/O): runs a runbook's steps through its actions.
-//! - [`chat`] (I/O at the adapters): rendered messages, the outbox, adapters.
-//! - [`store`] (I/O): durable record of alerts, runs, steps, timeline, outbox.
-//! - [`control`]: the one queue for commands and the loop that owns run state.
-//! - [`config`] (model): the daemon's config file and its embedded defaults.
-//! - [`daemon`] (I/O): wires the flow together; what `firebreak run` runs.
+//! - [`chat`] (I/O at the adapters): messages, the durable outbox, adapters.
+//! - [`store`] (I/O): runs, steps, alerts, the incident timeline, the outbox.
+//!
+//! Putting it together:
+//! - [`config`] (model): the config file and its defaults.
+//! - [`load`]: reads and validates config, rules and runbooks together.
+//! - [`embedded`]: the shipped rules and runbooks, compiled in.
+//! - [`daemon`] (I/O): wires the flow; what `firebreak run` runs.
 //! - [`validate`]: `firebreak validate`, every error with its location.
 //! - [`demo`]: `firebreak demo`: the simulator plus the daemon, replaying 2023-05-24.
+//! - [`net`]: the HTTP client and TLS provider setup.
 //!
 //! Beside the bot:
 //! - [`sim`]: the live audio platform simulator, a real HTTP service that

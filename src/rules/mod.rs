@@ -1,7 +1,7 @@
 //! Rules: Prometheus rule files, alert templates, alert state, and the
 //! engine that evaluates rule groups on their intervals.
 //!
-//! - [`file`]: the rule file format and its located validation.
+//! - [`file`](mod@file): the rule file format and its located validation.
 //! - [`template`]: `{{ $labels.x }}` annotation and label templates.
 //! - [`alert`]: per-alert state, exactly as Prometheus keeps it.
 //! - this module: [`RuleEngine`], which schedules groups, evaluates their
