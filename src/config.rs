@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use crate::diag::{Diagnostic, Diagnostics, Pos, Sp, from_yaml, one_of};
+use crate::diag::{Collector, Diagnostics, Pos, Sp, from_yaml, one_of};
 use crate::duration::PromDuration;
 use crate::labels::Labels;
 
@@ -210,32 +210,12 @@ struct RawIncidents {
     group_by: Option<Vec<String>>,
 }
 
-/// Collects diagnostics for one file, so validators read as a list of checks.
-struct Checker<'a> {
-    file: &'a str,
-    out: Diagnostics,
+/// Config-specific checks on top of the shared collector.
+trait ConfigChecks {
+    fn url(&mut self, sp: &Sp<String>, field: &str) -> Option<reqwest::Url>;
 }
 
-impl Checker<'_> {
-    fn err(&mut self, pos: Option<Pos>, field: impl Into<String>, msg: impl Into<String>) {
-        self.out.push(Diagnostic::new(self.file, pos, field, msg));
-    }
-
-    fn duration(
-        &mut self,
-        v: &Option<Sp<String>>,
-        field: &str,
-        default: PromDuration,
-    ) -> PromDuration {
-        match v {
-            None => default,
-            Some(sp) => PromDuration::parse(&sp.value).unwrap_or_else(|e| {
-                self.err(Pos::of(sp), field, e.to_string());
-                default
-            }),
-        }
-    }
-
+impl ConfigChecks for Collector<'_> {
     fn url(&mut self, sp: &Sp<String>, field: &str) -> Option<reqwest::Url> {
         match reqwest::Url::parse(&sp.value) {
             Ok(u) if matches!(u.scheme(), "http" | "https") => Some(u),
@@ -270,10 +250,7 @@ impl Config {
     /// Parses and validates a config file, reporting every problem at once.
     pub fn load(file: &str, text: &str) -> Result<Config, Diagnostics> {
         let raw: RawConfig = from_yaml(file, text)?;
-        let mut c = Checker {
-            file,
-            out: Diagnostics::new(),
-        };
+        let mut c = Collector::new(file);
         let defaults = Config::default();
 
         let mut scrape = Vec::new();
@@ -288,14 +265,14 @@ impl Config {
                 );
             }
             let interval = c.duration(
-                &r.interval,
+                r.interval.as_ref(),
                 &format!("{field}.interval"),
                 PromDuration::from_secs(15),
             );
             // Unset, the timeout is 10s or the interval if shorter; set
             // explicitly, a timeout longer than the interval is a mistake.
             let timeout = c.duration(
-                &r.timeout,
+                r.timeout.as_ref(),
                 &format!("{field}.timeout"),
                 PromDuration::from_secs(10).min(interval),
             );
@@ -336,7 +313,7 @@ impl Config {
             let r = &sp.value;
             let field = format!("targets.{name}");
             let timeout = c.duration(
-                &r.timeout,
+                r.timeout.as_ref(),
                 &format!("{field}.timeout"),
                 PromDuration::from_secs(10),
             );
@@ -369,7 +346,7 @@ impl Config {
         }
 
         let evaluation_interval = c.duration(
-            &raw.rules.evaluation_interval,
+            raw.rules.evaluation_interval.as_ref(),
             "rules.evaluation_interval",
             defaults.evaluation_interval,
         );

@@ -145,6 +145,43 @@ impl fmt::Display for Diagnostics {
 
 impl std::error::Error for Diagnostics {}
 
+/// Collects the diagnostics of one file, so validators read as a list of
+/// checks that each report and carry on.
+pub struct Collector<'a> {
+    pub file: &'a str,
+    pub out: Diagnostics,
+}
+
+impl<'a> Collector<'a> {
+    pub fn new(file: &'a str) -> Self {
+        Collector {
+            file,
+            out: Diagnostics::new(),
+        }
+    }
+
+    pub fn err(&mut self, pos: Option<Pos>, field: impl Into<String>, msg: impl Into<String>) {
+        self.out.push(Diagnostic::new(self.file, pos, field, msg));
+    }
+
+    /// An optional duration field: its value, or `default` (also after
+    /// reporting a bad one, so checking goes on).
+    pub fn duration(
+        &mut self,
+        v: Option<&Sp<String>>,
+        field: &str,
+        default: crate::duration::PromDuration,
+    ) -> crate::duration::PromDuration {
+        match v {
+            None => default,
+            Some(sp) => crate::duration::PromDuration::parse(&sp.value).unwrap_or_else(|e| {
+                self.err(Pos::of(sp), field, e.to_string());
+                default
+            }),
+        }
+    }
+}
+
 /// Joins a list of valid choices for "expected one of" messages.
 pub fn one_of<S: AsRef<str>>(choices: &[S]) -> String {
     let mut v: Vec<&str> = choices.iter().map(AsRef::as_ref).collect();

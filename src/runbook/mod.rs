@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Deserialize;
 use serde_json::Value as Json;
 
-use crate::diag::{Diagnostic, Diagnostics, Pos, Sp, did_you_mean, from_yaml, one_of};
+use crate::diag::{Collector, Diagnostic, Diagnostics, Pos, Sp, did_you_mean, from_yaml, one_of};
 use crate::duration::PromDuration;
 use crate::labels::Labels;
 use crate::matchers::{Matcher, matches_all, parse_matchers};
@@ -204,31 +204,24 @@ const DEFAULT_COOLDOWN: PromDuration = PromDuration::from_secs(10 * 60);
 const MAX_RETRIES: u32 = 10;
 
 struct Check<'a> {
-    file: &'a str,
-    out: Diagnostics,
+    c: Collector<'a>,
     templates: &'a Templates,
 }
 
+impl<'a> std::ops::Deref for Check<'a> {
+    type Target = Collector<'a>;
+    fn deref(&self) -> &Collector<'a> {
+        &self.c
+    }
+}
+
+impl std::ops::DerefMut for Check<'_> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.c
+    }
+}
+
 impl Check<'_> {
-    fn err(&mut self, pos: Option<Pos>, field: impl Into<String>, msg: impl Into<String>) {
-        self.out.push(Diagnostic::new(self.file, pos, field, msg));
-    }
-
-    fn duration(
-        &mut self,
-        v: Option<&Sp<String>>,
-        field: &str,
-        default: PromDuration,
-    ) -> PromDuration {
-        match v {
-            None => default,
-            Some(sp) => PromDuration::parse(&sp.value).unwrap_or_else(|e| {
-                self.err(Pos::of(sp), field, e.to_string());
-                default
-            }),
-        }
-    }
-
     /// Checks a template and that everything it reads exists.
     fn template(&mut self, src: &str, is_expr: bool, pos: Option<Pos>, field: &str, scope: &Scope) {
         let refs = if is_expr {
@@ -327,8 +320,7 @@ pub fn parse_runbook(file: &str, text: &str, env: &CheckEnv) -> Result<Runbook, 
     let raw: RawRunbook = from_yaml(file, text)?;
     let templates = Templates::new();
     let mut c = Check {
-        file,
-        out: Diagnostics::new(),
+        c: Collector::new(file),
         templates: &templates,
     };
 
@@ -613,7 +605,7 @@ pub fn parse_runbook(file: &str, text: &str, env: &CheckEnv) -> Result<Runbook, 
         cooldown,
         steps,
     };
-    c.out.into_result(rb)
+    c.c.out.into_result(rb)
 }
 
 /// Loads a set of runbook files, checking names are unique across them.

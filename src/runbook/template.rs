@@ -107,14 +107,17 @@ impl Templates {
             .map_err(|e| TemplateError::from_mj(&e))
     }
 
-    pub fn eval(&self, expr: &str, ctx: &Json) -> Result<Json, TemplateError> {
+    fn eval_raw(&self, expr: &str, ctx: &Json) -> Result<Value, TemplateError> {
         let e = self
             .env
             .compile_expression(expr)
             .map_err(|e| TemplateError::from_mj(&e))?;
-        let v = e
-            .eval(Value::from(minijinja::value::Serde(ctx)))
-            .map_err(|e| TemplateError::from_mj(&e))?;
+        e.eval(Value::from(minijinja::value::Serde(ctx)))
+            .map_err(|e| TemplateError::from_mj(&e))
+    }
+
+    pub fn eval(&self, expr: &str, ctx: &Json) -> Result<Json, TemplateError> {
+        let v = self.eval_raw(expr, ctx)?;
         serde_json::to_value(&v).map_err(|e| TemplateError {
             line: None,
             message: format!("expression result cannot be used as a value: {e}"),
@@ -122,14 +125,7 @@ impl Templates {
     }
 
     pub fn eval_bool(&self, expr: &str, ctx: &Json) -> Result<bool, TemplateError> {
-        let e = self
-            .env
-            .compile_expression(expr)
-            .map_err(|e| TemplateError::from_mj(&e))?;
-        let v = e
-            .eval(Value::from(minijinja::value::Serde(ctx)))
-            .map_err(|e| TemplateError::from_mj(&e))?;
-        Ok(v.is_true())
+        Ok(self.eval_raw(expr, ctx)?.is_true())
     }
 
     /// Renders every string inside a JSON value; keys are left alone.

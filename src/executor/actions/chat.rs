@@ -34,8 +34,7 @@ impl Action for Chat {
         with: Json,
     ) -> BoxFut<'a, Result<Done, ActionError>> {
         Box::pin(async move {
-            let p: Params = serde_json::from_value(with)
-                .map_err(|e| ActionError::fatal(format!("bad parameters: {e}")))?;
+            let p: Params = super::params(with)?;
             let msg = ChatMessage {
                 channel: ctx.env.channel.clone(),
                 incident: Some(ctx.incident.to_owned()),

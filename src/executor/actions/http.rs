@@ -103,8 +103,7 @@ impl Action for Http {
         with: Json,
     ) -> BoxFut<'a, Result<Done, ActionError>> {
         Box::pin(async move {
-            let p: Params = serde_json::from_value(with)
-                .map_err(|e| ActionError::fatal(format!("bad parameters: {e}")))?;
+            let p: Params = super::params(with)?;
             let target = ctx
                 .env
                 .targets

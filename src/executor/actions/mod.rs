@@ -91,6 +91,13 @@ pub fn names() -> Vec<&'static str> {
     REGISTRY.iter().map(|a| a.name()).collect()
 }
 
+/// Decodes rendered parameters for `run`. They passed `check` at load, so a
+/// failure here means a template rendered into the wrong shape.
+pub fn params<T: serde::de::DeserializeOwned>(with: Json) -> Result<T, ActionError> {
+    serde_json::from_value::<T>(with)
+        .map_err(|e| ActionError::fatal(format!("bad parameters after rendering: {e}")))
+}
+
 /// Deserializes parameters into an action's typed shape, reporting unknown
 /// or missing fields as check problems.
 pub fn check_shape<T: serde::de::DeserializeOwned>(

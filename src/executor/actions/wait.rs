@@ -39,8 +39,7 @@ impl Action for Wait {
         with: Json,
     ) -> BoxFut<'a, Result<Done, ActionError>> {
         Box::pin(async move {
-            let p: Params = serde_json::from_value(with)
-                .map_err(|e| ActionError::fatal(format!("bad parameters: {e}")))?;
+            let p: Params = super::params(with)?;
             let d =
                 PromDuration::parse(&p.duration).map_err(|e| ActionError::fatal(e.to_string()))?;
             tokio::select! {
