@@ -81,3 +81,67 @@ impl Watcher {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::promql::{Value, query};
+    use crate::rules::RuleEngine;
+
+    fn watcher() -> Watcher {
+        Watcher {
+            engine: RuleEngine::new(Vec::new(), Labels::new(), 0),
+            series: SeriesStore::new(3_600_000),
+        }
+    }
+
+    fn batch(at: i64, result: Result<Vec<(Labels, f64)>, String>) -> ScrapeBatch {
+        ScrapeBatch {
+            target: "sim".into(),
+            at,
+            target_labels: Labels::new()
+                .with("job", "sim")
+                .with("instance", "127.0.0.1:9100"),
+            result,
+            duration_ms: 12,
+        }
+    }
+
+    fn scalar_of(w: &Watcher, q: &str, at: i64) -> Option<f64> {
+        match query(q, &w.series, at).unwrap() {
+            Value::Vector(v) => v.first().map(|s| s.value),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_failed_scrape_sets_up_to_zero_and_ends_the_targets_series() {
+        let mut w = watcher();
+        let sample = Labels::new()
+            .with("__name__", "live_room_listeners")
+            .with("job", "sim")
+            .with("room", "main");
+        w.ingest(batch(1_000, Ok(vec![(sample, 5.0)])));
+        assert_eq!(scalar_of(&w, "up", 1_000), Some(1.0));
+        assert_eq!(scalar_of(&w, "live_room_listeners", 1_000), Some(5.0));
+        assert_eq!(scalar_of(&w, "scrape_duration_seconds", 1_000), Some(0.012));
+
+        // A malformed exposition: the scrape fails, the bot carries on.
+        w.ingest(batch(16_000, Err("line 3: not a valid sample line".into())));
+        assert_eq!(scalar_of(&w, "up", 16_000), Some(0.0));
+        assert_eq!(
+            scalar_of(&w, "live_room_listeners", 16_000),
+            None,
+            "stale after a failed scrape, as in Prometheus"
+        );
+
+        // The next good scrape brings it back.
+        let sample = Labels::new()
+            .with("__name__", "live_room_listeners")
+            .with("job", "sim")
+            .with("room", "main");
+        w.ingest(batch(31_000, Ok(vec![(sample, 7.0)])));
+        assert_eq!(scalar_of(&w, "up", 31_000), Some(1.0));
+        assert_eq!(scalar_of(&w, "live_room_listeners", 31_000), Some(7.0));
+    }
+}

@@ -537,10 +537,46 @@ impl Store {
 mod tests {
     use super::*;
 
-    async fn temp_store() -> (tempfile::TempDir, Store) {
+    /// A fresh, empty database on each backend under test: SQLite always;
+    /// PostgreSQL when `FIREBREAK_TEST_POSTGRES_URL` names a server (an
+    /// admin URL such as `postgres://postgres@127.0.0.1:5432/postgres`),
+    /// which `.ci/run` provides.
+    struct TestDb {
+        url: String,
+        _dir: Option<tempfile::TempDir>,
+    }
+
+    async fn backends() -> Vec<TestDb> {
         let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("fb.db").display());
-        (dir, Store::open(&url).await.unwrap())
+        let mut out = vec![TestDb {
+            url: format!("sqlite://{}", dir.path().join("fb.db").display()),
+            _dir: Some(dir),
+        }];
+        if let Ok(admin) = std::env::var("FIREBREAK_TEST_POSTGRES_URL") {
+            static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+            let name = format!(
+                "fb_test_{}_{}",
+                std::process::id(),
+                N.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+            );
+            install_default_drivers();
+            let pool = AnyPoolOptions::new()
+                .max_connections(1)
+                .connect(&admin)
+                .await
+                .expect("connect to FIREBREAK_TEST_POSTGRES_URL");
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                .execute(&pool)
+                .await
+                .unwrap();
+            pool.close().await;
+            let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+            out.push(TestDb {
+                url: format!("{base}/{name}"),
+                _dir: None,
+            });
+        }
+        out
     }
 
     #[tokio::test]
@@ -560,87 +596,92 @@ mod tests {
 
     #[tokio::test]
     async fn timeline_keeps_order_within_a_millisecond() {
-        let (_d, s) = temp_store().await;
-        s.append_timeline("i", 5, "a", "firebreak", "first")
-            .await
-            .unwrap();
-        s.append_timeline("i", 5, "b", "firebreak", "second")
-            .await
-            .unwrap();
-        s.append_timeline("i", 1, "c", "firebreak", "earliest")
-            .await
-            .unwrap();
-        let t: Vec<String> = s
-            .timeline("i")
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|e| e.text)
-            .collect();
-        assert_eq!(t, ["earliest", "first", "second"]);
-        assert_eq!(s.incidents().await.unwrap(), ["i"]);
+        for db in backends().await {
+            let s = Store::open(&db.url).await.unwrap();
+            s.append_timeline("i", 5, "a", "firebreak", "first")
+                .await
+                .unwrap();
+            s.append_timeline("i", 5, "b", "firebreak", "second")
+                .await
+                .unwrap();
+            s.append_timeline("i", 1, "c", "firebreak", "earliest")
+                .await
+                .unwrap();
+            let t: Vec<String> = s
+                .timeline("i")
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|e| e.text)
+                .collect();
+            assert_eq!(t, ["earliest", "first", "second"]);
+            assert_eq!(s.incidents().await.unwrap(), ["i"]);
+        }
     }
 
     #[tokio::test]
     async fn outbox_delivers_in_order_and_survives_reopen() {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("fb.db").display());
-        let s = Store::open(&url).await.unwrap();
-        let a = s.enqueue_outbox("#c", "{\"n\":1}", 1).await.unwrap();
-        let b = s.enqueue_outbox("#c", "{\"n\":2}", 2).await.unwrap();
-        assert!(b > a);
-        s.mark_attempt_failed(a).await.unwrap();
-        s.close().await;
-        let s = Store::open(&url).await.unwrap();
-        let p = s.pending_outbox(10).await.unwrap();
-        assert_eq!(p.iter().map(|r| r.seq).collect::<Vec<_>>(), [a, b]);
-        assert_eq!(p[0].attempts, 1);
-        s.mark_sent(a, 3).await.unwrap();
-        assert_eq!(s.pending_outbox(10).await.unwrap().len(), 1);
+        for db in backends().await {
+            let url = db.url.clone();
+            let s = Store::open(&url).await.unwrap();
+            let a = s.enqueue_outbox("#c", "{\"n\":1}", 1).await.unwrap();
+            let b = s.enqueue_outbox("#c", "{\"n\":2}", 2).await.unwrap();
+            assert!(b > a);
+            s.mark_attempt_failed(a).await.unwrap();
+            s.close().await;
+            let s = Store::open(&url).await.unwrap();
+            let p = s.pending_outbox(10).await.unwrap();
+            assert_eq!(p.iter().map(|r| r.seq).collect::<Vec<_>>(), [a, b]);
+            assert_eq!(p[0].attempts, 1);
+            s.mark_sent(a, 3).await.unwrap();
+            assert_eq!(s.pending_outbox(10).await.unwrap().len(), 1);
+        }
     }
 
     #[tokio::test]
     async fn runs_and_steps_round_trip() {
-        let (_d, s) = temp_store().await;
-        let run = RunRecord {
-            id: "run-1".into(),
-            runbook: "rb".into(),
-            incident: "inc".into(),
-            concurrency_key: "launch".into(),
-            state: "running".into(),
-            started_at: 100,
-            finished_at: None,
-            error: None,
-        };
-        s.insert_run(&run, "{}").await.unwrap();
-        s.step_started("run-1", "b", 2, 1, 101).await.unwrap();
-        s.step_started("run-1", "a", 1, 1, 100).await.unwrap();
-        s.step_finished(
-            "run-1",
-            "a",
-            &StepEnd {
-                state: "succeeded",
-                attempts: 1,
-                at: 102,
-                output_json: Some("{\"x\":1}"),
+        for db in backends().await {
+            let s = Store::open(&db.url).await.unwrap();
+            let run = RunRecord {
+                id: "run-1".into(),
+                runbook: "rb".into(),
+                incident: "inc".into(),
+                concurrency_key: "launch".into(),
+                state: "running".into(),
+                started_at: 100,
+                finished_at: None,
                 error: None,
-            },
-        )
-        .await
-        .unwrap();
-        s.finish_run("run-1", "failed", 110, Some("boom"))
+            };
+            s.insert_run(&run, "{}").await.unwrap();
+            s.step_started("run-1", "b", 2, 1, 101).await.unwrap();
+            s.step_started("run-1", "a", 1, 1, 100).await.unwrap();
+            s.step_finished(
+                "run-1",
+                "a",
+                &StepEnd {
+                    state: "succeeded",
+                    attempts: 1,
+                    at: 102,
+                    output_json: Some("{\"x\":1}"),
+                    error: None,
+                },
+            )
             .await
             .unwrap();
-        let runs = s.runs().await.unwrap();
-        assert_eq!(runs[0].state, "failed");
-        assert_eq!(runs[0].error.as_deref(), Some("boom"));
-        let steps = s.steps("run-1").await.unwrap();
-        assert_eq!(
-            steps.iter().map(|x| x.step_id.as_str()).collect::<Vec<_>>(),
-            ["a", "b"]
-        );
-        assert_eq!(steps[0].output_json.as_deref(), Some("{\"x\":1}"));
-        assert_eq!(steps[1].state, "running");
+            s.finish_run("run-1", "failed", 110, Some("boom"))
+                .await
+                .unwrap();
+            let runs = s.runs().await.unwrap();
+            assert_eq!(runs[0].state, "failed");
+            assert_eq!(runs[0].error.as_deref(), Some("boom"));
+            let steps = s.steps("run-1").await.unwrap();
+            assert_eq!(
+                steps.iter().map(|x| x.step_id.as_str()).collect::<Vec<_>>(),
+                ["a", "b"]
+            );
+            assert_eq!(steps[0].output_json.as_deref(), Some("{\"x\":1}"));
+            assert_eq!(steps[1].state, "running");
+        }
     }
 
     // Regression: concurrent writers once failed with "database is
@@ -648,33 +689,35 @@ mod tests {
     // transaction.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_writers_do_not_fail() {
-        let (_d, s) = temp_store().await;
-        let mut tasks = Vec::new();
-        for w in 0..8 {
-            let s = s.clone();
-            tasks.push(tokio::spawn(async move {
-                for i in 0..25 {
-                    s.enqueue_outbox("#c", &format!("{{\"w\":{w},\"i\":{i}}}"), i)
-                        .await
-                        .unwrap();
-                    s.append_timeline("inc", i, "k", "firebreak", "t")
-                        .await
-                        .unwrap();
-                }
-            }));
+        for db in backends().await {
+            let s = Store::open(&db.url).await.unwrap();
+            let mut tasks = Vec::new();
+            for w in 0..8 {
+                let s = s.clone();
+                tasks.push(tokio::spawn(async move {
+                    for i in 0..25 {
+                        s.enqueue_outbox("#c", &format!("{{\"w\":{w},\"i\":{i}}}"), i)
+                            .await
+                            .unwrap();
+                        s.append_timeline("inc", i, "k", "firebreak", "t")
+                            .await
+                            .unwrap();
+                    }
+                }));
+            }
+            for t in tasks {
+                t.await.unwrap();
+            }
+            let seqs: Vec<i64> = s
+                .pending_outbox(1000)
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| r.seq)
+                .collect();
+            assert_eq!(seqs, (1..=200).collect::<Vec<_>>());
+            assert_eq!(s.timeline("inc").await.unwrap().len(), 200);
         }
-        for t in tasks {
-            t.await.unwrap();
-        }
-        let seqs: Vec<i64> = s
-            .pending_outbox(1000)
-            .await
-            .unwrap()
-            .iter()
-            .map(|r| r.seq)
-            .collect();
-        assert_eq!(seqs, (1..=200).collect::<Vec<_>>());
-        assert_eq!(s.timeline("inc").await.unwrap().len(), 200);
     }
 
     #[tokio::test]
