@@ -39,9 +39,12 @@ impl Watcher {
         let dur_labels = batch
             .target_labels
             .with(METRIC_NAME, "scrape_duration_seconds");
-        let _ = self
+        if let Err(e) = self
             .series
-            .append(dur_labels, batch.at, batch.duration_ms as f64 / 1000.0);
+            .append(dur_labels, batch.at, batch.duration_ms as f64 / 1000.0)
+        {
+            tracing::warn!(target = %batch.target, error = %e, "cannot record scrape duration");
+        }
     }
 
     /// Runs until shutdown. Alert events go out through `alerts`; when that
