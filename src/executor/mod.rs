@@ -145,6 +145,14 @@ async fn timeline(inner: &Inner, req: &RunRequest, kind: &str, text: &str) {
     }
 }
 
+/// Records how a run ended; a store failure is logged, since the run has
+/// already ended either way.
+async fn record_end(inner: &Inner, req: &RunRequest, state: &str, at: Millis, error: Option<&str>) {
+    if let Err(e) = inner.store.finish_run(&req.run_id, state, at, error).await {
+        tracing::error!(error = %e, run = %req.run_id, state, "cannot record run end");
+    }
+}
+
 async fn run(inner: &Inner, req: &RunRequest) -> RunFinished {
     let clock = &inner.env.clock;
     let rb = &req.runbook;
@@ -189,10 +197,7 @@ async fn run(inner: &Inner, req: &RunRequest) -> RunFinished {
     for (seq, step) in rb.steps.iter().enumerate() {
         if inner.shutdown.is_cancelled() {
             let at = clock.now();
-            let _ = inner
-                .store
-                .finish_run(&req.run_id, "interrupted", at, Some("shutdown before step"))
-                .await;
+            record_end(inner, req, "interrupted", at, Some("shutdown before step")).await;
             say(
                 inner,
                 req,
@@ -379,10 +384,7 @@ async fn run(inner: &Inner, req: &RunRequest) -> RunFinished {
                 .await;
                 if cancel.is_cancelled() {
                     let at = clock.now();
-                    let _ = inner
-                        .store
-                        .finish_run(&req.run_id, "interrupted", at, Some(&e.message))
-                        .await;
+                    record_end(inner, req, "interrupted", at, Some(&e.message)).await;
                     return finished(req, Outcome::Interrupted, at);
                 }
                 if step.on_failure == OnFailure::Abort {
@@ -400,13 +402,7 @@ async fn run(inner: &Inner, req: &RunRequest) -> RunFinished {
         None => (Outcome::Succeeded, "succeeded"),
         Some(_) => (Outcome::Failed, "failed"),
     };
-    if let Err(e) = inner
-        .store
-        .finish_run(&req.run_id, state, at, failure.as_deref())
-        .await
-    {
-        tracing::error!(error = %e, "cannot record run end");
-    }
+    record_end(inner, req, state, at, failure.as_deref()).await;
     match &failure {
         None => {
             say(
