@@ -100,6 +100,11 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: AnyPool,
+    /// Serialises appends that number their rows (timeline, outbox) within
+    /// this process. Without it, concurrent appends on PostgreSQL pick the
+    /// same next number and all but one fail; the retry below is left for
+    /// the rare writer in another process.
+    append: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 /// One line of an incident's timeline.
@@ -204,7 +209,10 @@ impl Store {
                 .await
                 .map_err(q("schema"))?;
         }
-        Ok(Store { pool })
+        Ok(Store {
+            pool,
+            append: Default::default(),
+        })
     }
 
     // --- runs and steps -------------------------------------------------
@@ -397,6 +405,7 @@ impl Store {
         // writes in between, whatever the busy timeout. On PostgreSQL two
         // writers can still pick the same seq; the primary key refuses the
         // second and it tries again.
+        let _serial = self.append.lock().await;
         let mut tries = 0;
         loop {
             let r = sqlx::query(
@@ -465,6 +474,7 @@ impl Store {
         at: Millis,
     ) -> Result<i64> {
         // One statement, for the reason given in `append_timeline`.
+        let _serial = self.append.lock().await;
         let mut tries = 0;
         loop {
             let r = sqlx::query(
