@@ -35,9 +35,6 @@ use crate::watcher::Watcher;
 /// How long shutdown waits for chat to flush before leaving the rest in
 /// the outbox for the next start.
 const CHAT_FLUSH: Duration = Duration::from_secs(5);
-/// Samples kept: the longest range shipped rules use is minutes; the
-/// watcher issue derives this from the loaded rules.
-const RETENTION_MS: i64 = 60 * 60 * 1000;
 
 pub struct Daemon {
     pub commands: mpsc::Sender<Command>,
@@ -75,6 +72,7 @@ impl Daemon {
         }
         drop(scrape_tx);
 
+        let retention = crate::watcher::retention_for(&loaded.rule_groups);
         let engine = RuleEngine::new(
             loaded.rule_groups,
             config.external_labels.clone(),
@@ -82,7 +80,7 @@ impl Daemon {
         );
         let watcher = Watcher {
             engine,
-            series: SeriesStore::new(RETENTION_MS),
+            series: SeriesStore::new(retention),
         };
         tracker.spawn(watcher.run(scrape_rx, alert_tx, clock.clone(), shutdown.clone()));
 

@@ -7,11 +7,34 @@
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::clock::Clock;
+use crate::clock::{Clock, Millis};
+use crate::promql::LOOKBACK_MS;
+use crate::promql::lookback::max_lookback;
 use crate::labels::{Labels, METRIC_NAME};
-use crate::rules::{AlertEvent, RuleEngine};
+use crate::rules::{AlertEvent, Rule, RuleEngine, RuleGroup};
 use crate::source::ScrapeBatch;
 use crate::tsdb::SeriesStore;
+
+/// How long the series store must keep samples for these rules: the
+/// furthest any rule reads back, plus one evaluation interval so a late
+/// evaluation still finds its window. At least the 5m lookback, so ad-hoc
+/// queries over instant selectors work with no rules loaded.
+pub fn retention_for(groups: &[RuleGroup]) -> Millis {
+    groups
+        .iter()
+        .flat_map(|g| {
+            g.rules.iter().map(move |r| {
+                let expr = match r {
+                    Rule::Alerting(a) => &a.expr,
+                    Rule::Recording(r) => &r.expr,
+                };
+                max_lookback(expr) + g.interval_ms
+            })
+        })
+        .max()
+        .unwrap_or(0)
+        .max(LOOKBACK_MS)
+}
 
 pub struct Watcher {
     pub engine: RuleEngine,
@@ -115,6 +138,16 @@ mod tests {
             Value::Vector(v) => v.first().map(|s| s.value),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn retention_is_what_the_rules_read_plus_an_interval() {
+        let text = "groups:\n  - name: g\n    interval: 15s\n    rules:\n      - alert: A\n        expr: rate(x[10m]) > 0\n      - record: r\n        expr: sum(y)\n";
+        let f = crate::rules::parse_rule_file("r.yml", text).unwrap();
+        assert_eq!(retention_for(&f.groups), 600_000 + 15_000);
+        assert_eq!(retention_for(&[]), LOOKBACK_MS);
+        let shipped = crate::rules::parse_rule_file("a.yml", crate::embedded::ALERT_FILES[0].1).unwrap();
+        assert_eq!(retention_for(&shipped.groups), LOOKBACK_MS + 15_000);
     }
 
     #[test]

@@ -18,6 +18,7 @@
 
 mod eval;
 mod functions;
+pub mod lookback;
 
 use std::fmt;
 
