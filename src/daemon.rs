@@ -42,9 +42,9 @@ pub struct Daemon {
 }
 
 impl Daemon {
-    /// Starts every task. They stop when `shutdown` is cancelled; then
+    /// Restores saved alert state, then starts every task. They stop when `shutdown` is cancelled; then
     /// [`Daemon::wait`] returns once runs have stopped and chat is flushed.
-    pub fn start(
+    pub async fn start(
         loaded: Loaded,
         store: Store,
         clock: Clock,
@@ -78,10 +78,12 @@ impl Daemon {
             config.external_labels.clone(),
             clock.now(),
         );
-        let watcher = Watcher {
+        let mut watcher = Watcher {
             engine,
             series: SeriesStore::new(retention),
+            state: Some(store.clone()),
         };
+        watcher.restore(&store, clock.now()).await;
         tracker.spawn(watcher.run(scrape_rx, alert_tx, clock.clone(), shutdown.clone()));
 
         let env = ActionEnv {

@@ -172,7 +172,8 @@ pub async fn run(
         clock.clone(),
         chat,
         daemon_stop.clone(),
-    )?;
+    )
+    .await?;
     tokio::select! {
         _ = clock.sleep_until(scenario.end) => {}
         _ = shutdown.cancelled() => {}

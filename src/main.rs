@@ -201,7 +201,8 @@ async fn dispatch(cmd: Cmd) -> anyhow::Result<ExitCode> {
                 "firebreak running"
             );
             let daemon =
-                firebreak::daemon::Daemon::start(loaded, store.clone(), clock, chat, shutdown)?;
+                firebreak::daemon::Daemon::start(loaded, store.clone(), clock, chat, shutdown)
+                    .await?;
             daemon.wait().await?;
             store.close().await;
             Ok(ExitCode::SUCCESS)

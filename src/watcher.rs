@@ -8,11 +8,12 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::{Clock, Millis};
+use crate::labels::{Labels, METRIC_NAME};
 use crate::promql::LOOKBACK_MS;
 use crate::promql::lookback::max_lookback;
-use crate::labels::{Labels, METRIC_NAME};
 use crate::rules::{AlertEvent, Rule, RuleEngine, RuleGroup};
 use crate::source::ScrapeBatch;
+use crate::store::Store;
 use crate::tsdb::SeriesStore;
 
 /// How long the series store must keep samples for these rules: the
@@ -39,6 +40,9 @@ pub fn retention_for(groups: &[RuleGroup]) -> Millis {
 pub struct Watcher {
     pub engine: RuleEngine,
     pub series: SeriesStore,
+    /// Where alert state is saved after evaluations, so a restart resumes
+    /// `for` timers instead of resetting them (and does not fire again).
+    pub state: Option<Store>,
 }
 
 impl Watcher {
@@ -70,6 +74,44 @@ impl Watcher {
         }
     }
 
+    /// Saves alert state when there is any, or when it just changed (so a
+    /// cleared state is saved too). A failure is logged: the bot runs on,
+    /// it would only restart with older state.
+    async fn save_state(&mut self, now: Millis, changed: bool) {
+        let Some(store) = &self.state else { return };
+        if !changed && self.engine.all_alerts().next().is_none() {
+            return;
+        }
+        let snapshot = self.engine.snapshot_state(now);
+        match serde_json::to_string(&snapshot) {
+            Ok(json) => {
+                if let Err(e) = store.save_rule_state(now, &json).await {
+                    tracing::error!(error = %e, "cannot save alert state");
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "cannot serialise alert state"),
+        }
+    }
+
+    /// Restores alert state saved by an earlier run. Unreadable state is
+    /// logged and skipped: alerts then start afresh, as on a first start.
+    pub async fn restore(&mut self, store: &Store, now: Millis) {
+        match store.load_rule_state().await {
+            Ok(None) => {}
+            Ok(Some((_, json))) => match serde_json::from_str::<crate::rules::StateSnapshot>(&json)
+            {
+                Ok(snapshot) => {
+                    let n = self.engine.restore_state(snapshot, now);
+                    tracing::info!(restored = n, "alert state restored");
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "saved alert state is unreadable; starting afresh")
+                }
+            },
+            Err(e) => tracing::error!(error = %e, "cannot load saved alert state; starting afresh"),
+        }
+    }
+
     /// Runs until shutdown. Alert events go out through `alerts`; when that
     /// queue is full the watcher waits, so evaluation slows down rather
     /// than dropping a transition.
@@ -96,6 +138,7 @@ impl Watcher {
                         tracing::warn!(group = %e.group, rule = %e.rule, error = %e.message, "rule evaluation failed");
                     }
                     self.series.gc(now);
+                    self.save_state(now, !outcome.events.is_empty()).await;
                     for ev in outcome.events {
                         tokio::select! {
                             r = alerts.send(ev) => if r.is_err() { return },
@@ -118,6 +161,7 @@ mod tests {
         Watcher {
             engine: RuleEngine::new(Vec::new(), Labels::new(), 0),
             series: SeriesStore::new(3_600_000),
+            state: None,
         }
     }
 
@@ -140,13 +184,76 @@ mod tests {
         }
     }
 
+    #[tokio::test]
+    async fn alert_state_is_saved_and_restored_across_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&format!("sqlite://{}", dir.path().join("s.db").display()))
+            .await
+            .unwrap();
+        let rules = "groups:\n  - name: g\n    interval: 15s\n    rules:\n      - alert: Up\n        expr: x > 0\n        for: 30s\n";
+        let groups = || {
+            crate::rules::parse_rule_file("r.yml", rules)
+                .unwrap()
+                .groups
+        };
+        let x = || Labels::new().with("__name__", "x");
+
+        let mut w = Watcher {
+            engine: RuleEngine::new(groups(), Labels::new(), 0),
+            series: SeriesStore::new(600_000),
+            state: Some(store.clone()),
+        };
+        let mut firing = 0;
+        for t in (0..=60_000).step_by(15_000) {
+            w.series.append(x(), t, 1.0).unwrap();
+            let o = w.engine.eval_due(&mut w.series, t);
+            firing += o
+                .events
+                .iter()
+                .filter(|e| e.kind == crate::rules::AlertEventKind::Firing)
+                .count();
+            w.save_state(t, !o.events.is_empty()).await;
+        }
+        assert_eq!(firing, 1);
+
+        // A new process: same store, fresh engine.
+        let mut w2 = Watcher {
+            engine: RuleEngine::new(groups(), Labels::new(), 75_000),
+            series: SeriesStore::new(600_000),
+            state: Some(store.clone()),
+        };
+        w2.restore(&store, 75_000).await;
+        assert_eq!(w2.engine.active_alerts().len(), 1);
+        w2.series.append(x(), 75_000, 1.0).unwrap();
+        let o = w2.engine.eval_due(&mut w2.series, 75_000);
+        assert!(
+            o.events.is_empty(),
+            "still firing, no new event: {:?}",
+            o.events
+        );
+        assert_eq!(
+            w2.engine.active_alerts()[0].state,
+            crate::rules::AlertState::Firing
+        );
+    }
+
+    #[tokio::test]
+    async fn unreadable_saved_state_starts_afresh() {
+        let store = Store::open("sqlite::memory:").await.unwrap();
+        store.save_rule_state(1, "not json").await.unwrap();
+        let mut w = watcher();
+        w.restore(&store, 2).await;
+        assert!(w.engine.active_alerts().is_empty());
+    }
+
     #[test]
     fn retention_is_what_the_rules_read_plus_an_interval() {
         let text = "groups:\n  - name: g\n    interval: 15s\n    rules:\n      - alert: A\n        expr: rate(x[10m]) > 0\n      - record: r\n        expr: sum(y)\n";
         let f = crate::rules::parse_rule_file("r.yml", text).unwrap();
         assert_eq!(retention_for(&f.groups), 600_000 + 15_000);
         assert_eq!(retention_for(&[]), LOOKBACK_MS);
-        let shipped = crate::rules::parse_rule_file("a.yml", crate::embedded::ALERT_FILES[0].1).unwrap();
+        let shipped =
+            crate::rules::parse_rule_file("a.yml", crate::embedded::ALERT_FILES[0].1).unwrap();
         assert_eq!(retention_for(&shipped.groups), LOOKBACK_MS + 15_000);
     }
 

@@ -23,12 +23,20 @@ pub fn max_lookback(expr: &Expr) -> Millis {
     match expr {
         Expr::VectorSelector(vs) => LOOKBACK_MS + offset_ms(&vs.offset),
         Expr::MatrixSelector(ms) => ms.range.as_millis() as Millis + offset_ms(&ms.vs.offset),
-        Expr::Subquery(sq) => sq.range.as_millis() as Millis + offset_ms(&sq.offset) + max_lookback(&sq.expr),
+        Expr::Subquery(sq) => {
+            sq.range.as_millis() as Millis + offset_ms(&sq.offset) + max_lookback(&sq.expr)
+        }
         Expr::Aggregate(a) => max_lookback(&a.expr).max(a.param.as_deref().map_or(0, max_lookback)),
         Expr::Unary(u) => max_lookback(&u.expr),
         Expr::Binary(b) => max_lookback(&b.lhs).max(max_lookback(&b.rhs)),
         Expr::Paren(p) => max_lookback(&p.expr),
-        Expr::Call(c) => c.args.args.iter().map(|a| max_lookback(a)).max().unwrap_or(0),
+        Expr::Call(c) => c
+            .args
+            .args
+            .iter()
+            .map(|a| max_lookback(a))
+            .max()
+            .unwrap_or(0),
         Expr::NumberLiteral(_) | Expr::StringLiteral(_) | Expr::Extension(_) => 0,
     }
 }
@@ -49,7 +57,12 @@ mod tests {
         assert_eq!(lb("rate(x[10m])"), 600_000);
         assert_eq!(lb("rate(x[10m] offset 1h)"), 600_000 + 3_600_000);
         assert_eq!(lb("x offset -5m"), 300_000);
-        assert_eq!(lb("predict_linear(live_room_listeners[2m], 600) > on(room) group_left live_room_capacity * 0.95"), 300_000);
+        assert_eq!(
+            lb(
+                "predict_linear(live_room_listeners[2m], 600) > on(room) group_left live_room_capacity * 0.95"
+            ),
+            300_000
+        );
         assert_eq!(lb("max_over_time(rate(x[1m])[30m:1m])"), 1_800_000 + 60_000);
         assert_eq!(lb("sum by (a) (rate(x[15m]))"), 900_000);
         assert_eq!(lb("quantile_over_time(0.9, x[20m])"), 1_200_000);

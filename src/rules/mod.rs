@@ -66,6 +66,58 @@ struct GroupState {
     written: Vec<HashSet<Labels>>,
 }
 
+/// How alert state is carried over a restart, as Prometheus's
+/// `--rules.alert.for-outage-tolerance` and `--rules.alert.for-grace-period`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RestoreOptions {
+    /// Longer down than this and nothing is restored.
+    pub outage_tolerance_ms: Millis,
+    /// A restored pending alert never fires sooner than this after start.
+    pub grace_period_ms: Millis,
+}
+
+impl Default for RestoreOptions {
+    fn default() -> Self {
+        RestoreOptions {
+            outage_tolerance_ms: 60 * 60 * 1000,
+            grace_period_ms: 10 * 60 * 1000,
+        }
+    }
+}
+
+/// The `active_at` a pending alert resumes with after a restart at `now`,
+/// having last been seen at `down_at`; `None` if it starts afresh.
+///
+/// Prometheus 2.42's rules: an alert whose `for` is within the grace
+/// period starts afresh; one that had already served its `for` keeps its
+/// time (and fires at the next evaluation if still active); one with less
+/// than the grace period left fires a grace period after the restart;
+/// otherwise the downtime does not count towards its `for`.
+///
+/// Alerts that were already firing are restored as they were. Prometheus
+/// restores only their `active_at`, which can make a short-`for` alert fire
+/// again; here a second Firing event could start a second mitigation, so a
+/// firing alert stays firing.
+pub fn restored_active_at(
+    active_at: Millis,
+    for_ms: Millis,
+    down_at: Millis,
+    now: Millis,
+    grace_ms: Millis,
+) -> Option<Millis> {
+    if for_ms <= grace_ms {
+        return None;
+    }
+    let remaining = for_ms - (down_at - active_at);
+    Some(if remaining <= 0 {
+        active_at
+    } else if remaining < grace_ms {
+        now + grace_ms - for_ms
+    } else {
+        active_at + (now - down_at)
+    })
+}
+
 /// Evaluates rule groups; see the module documentation.
 pub struct RuleEngine {
     groups: Vec<GroupState>,
@@ -163,15 +215,27 @@ impl RuleEngine {
     }
 
     /// Restores alert state saved by [`RuleEngine::snapshot_state`] into the
-    /// rules with the same group and alert name; alerts of rules that no
-    /// longer exist are dropped. Returns how many alerts were restored.
-    ///
-    /// Restored as saved: Prometheus's `for_outage_tolerance` and
-    /// `for_grace_period` adjustment of `active_at` after downtime is not
-    /// applied yet; it belongs here, given `snapshot.taken_at` and `now`.
-    pub fn restore_state(&mut self, snapshot: StateSnapshot, _now: Millis) -> usize {
+    /// rules with the same group and alert name, as Prometheus 2.42 restores
+    /// `for` state after a restart (defaults: 1h outage tolerance, 10m grace
+    /// period); see [`RestoreOptions`]. Returns how many alerts were
+    /// restored.
+    pub fn restore_state(&mut self, snapshot: StateSnapshot, now: Millis) -> usize {
+        self.restore_state_with(snapshot, now, RestoreOptions::default())
+    }
+
+    pub fn restore_state_with(
+        &mut self,
+        snapshot: StateSnapshot,
+        now: Millis,
+        opts: RestoreOptions,
+    ) -> usize {
+        let down_at = snapshot.taken_at;
+        if now - down_at > opts.outage_tolerance_ms {
+            // Down too long for the old state to mean anything.
+            return 0;
+        }
         let mut restored = 0;
-        for a in snapshot.alerts {
+        for mut a in snapshot.alerts {
             for g in &mut self.groups {
                 if g.def.name != a.group {
                     continue;
@@ -180,6 +244,18 @@ impl RuleEngine {
                     if let Rule::Alerting(ar) = r
                         && ar.name == a.rule
                     {
+                        if a.state == AlertState::Pending {
+                            match restored_active_at(
+                                a.active_at,
+                                ar.for_ms,
+                                down_at,
+                                now,
+                                opts.grace_period_ms,
+                            ) {
+                                Some(t) => a.active_at = t,
+                                None => continue,
+                            }
+                        }
                         g.alerts[i].active.insert(a.fingerprint(), a.clone());
                         restored += 1;
                     }
@@ -296,4 +372,123 @@ pub fn count_by_state(alerts: &[Alert]) -> BTreeMap<&'static str, usize> {
         *m.entry(a.state.as_str()).or_insert(0) += 1;
     }
     m
+}
+
+#[cfg(test)]
+mod restore_tests {
+    use super::*;
+
+    const MIN: Millis = 60_000;
+
+    #[test]
+    fn restored_active_at_follows_prometheus() {
+        let grace = 10 * MIN;
+        // `for` within the grace period: starts afresh.
+        assert_eq!(restored_active_at(0, 5 * MIN, MIN, 2 * MIN, grace), None);
+        // Already served its `for` when it went down: keeps its time.
+        assert_eq!(
+            restored_active_at(0, 30 * MIN, 40 * MIN, 45 * MIN, grace),
+            Some(0)
+        );
+        // Less than the grace period left: fires a grace period after start.
+        assert_eq!(
+            restored_active_at(0, 30 * MIN, 25 * MIN, 27 * MIN, grace),
+            Some(27 * MIN + grace - 30 * MIN)
+        );
+        // Otherwise the downtime does not count.
+        assert_eq!(
+            restored_active_at(0, 30 * MIN, 5 * MIN, 10 * MIN, grace),
+            Some(5 * MIN)
+        );
+    }
+
+    fn engine(for_: &str) -> RuleEngine {
+        let text = format!(
+            "groups:\n  - name: g\n    interval: 1m\n    rules:\n      - alert: Up\n        expr: x > 0\n        for: {for_}\n"
+        );
+        let f = parse_rule_file("r.yml", &text).unwrap();
+        RuleEngine::new(f.groups, Labels::new(), 0)
+    }
+
+    fn feed(store: &mut SeriesStore, upto: Millis) {
+        let l = Labels::new().with("__name__", "x");
+        let mut t = store
+            .get(&l)
+            .and_then(|s| s.samples().last().map(|(t, _)| t + MIN))
+            .unwrap_or(0);
+        while t <= upto {
+            store.append(l.clone(), t, 1.0).unwrap();
+            t += MIN;
+        }
+    }
+
+    fn firing_events(o: &EvalOutcome) -> usize {
+        o.events
+            .iter()
+            .filter(|e| e.kind == AlertEventKind::Firing)
+            .count()
+    }
+
+    #[test]
+    fn a_restart_does_not_reset_for_and_downtime_does_not_count() {
+        let mut store = SeriesStore::new(3_600_000);
+        let mut e = engine("30m");
+        feed(&mut store, 5 * MIN);
+        for t in (0..=5).map(|m| m * MIN) {
+            e.eval_due(&mut store, t);
+        }
+        let snap: StateSnapshot =
+            serde_json::from_str(&serde_json::to_string(&e.snapshot_state(5 * MIN)).unwrap())
+                .unwrap();
+
+        // Down from 5m to 10m; a fresh engine restores.
+        let mut e = engine("30m");
+        let mut e_start = 10 * MIN;
+        assert_eq!(e.restore_state(snap, e_start), 1);
+        feed(&mut store, 40 * MIN);
+        let mut fired_at = None;
+        while e_start <= 40 * MIN {
+            let o = e.eval_due(&mut store, e_start);
+            if firing_events(&o) > 0 && fired_at.is_none() {
+                fired_at = Some(e_start);
+            }
+            e_start += MIN;
+        }
+        // Pending since 0, 5m of downtime not counted: fires at 35m, not
+        // 30m (which a plain restore would give) or 40m (a reset).
+        assert_eq!(fired_at, Some(35 * MIN));
+    }
+
+    #[test]
+    fn a_firing_alert_stays_firing_across_a_restart_without_firing_again() {
+        let mut store = SeriesStore::new(3_600_000);
+        let mut e = engine("1m");
+        feed(&mut store, 3 * MIN);
+        let mut fired = 0;
+        for t in (0..=3).map(|m| m * MIN) {
+            fired += firing_events(&e.eval_due(&mut store, t));
+        }
+        assert_eq!(fired, 1);
+        let snap = e.snapshot_state(3 * MIN);
+        let mut e = engine("1m");
+        assert_eq!(e.restore_state(snap, 4 * MIN), 1);
+        feed(&mut store, 6 * MIN);
+        let mut again = 0;
+        for t in (4..=6).map(|m| m * MIN) {
+            again += firing_events(&e.eval_due(&mut store, t));
+        }
+        assert_eq!(again, 0, "no second Firing event, so no second mitigation");
+        assert_eq!(e.active_alerts()[0].state, AlertState::Firing);
+    }
+
+    #[test]
+    fn nothing_is_restored_after_a_long_outage() {
+        let mut store = SeriesStore::new(3_600_000);
+        let mut e = engine("30m");
+        feed(&mut store, 0);
+        e.eval_due(&mut store, 0);
+        let snap = e.snapshot_state(0);
+        let mut e = engine("30m");
+        assert_eq!(e.restore_state(snap, 61 * MIN), 0);
+    }
 }

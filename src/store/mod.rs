@@ -83,6 +83,11 @@ const SCHEMA: &[&str] = &[
         text TEXT NOT NULL,
         PRIMARY KEY (incident, seq)
     )",
+    "CREATE TABLE IF NOT EXISTS rule_state (
+        id TEXT PRIMARY KEY,
+        taken_at BIGINT NOT NULL,
+        state_json TEXT NOT NULL
+    )",
     "CREATE TABLE IF NOT EXISTS outbox (
         seq BIGINT PRIMARY KEY,
         channel TEXT NOT NULL,
@@ -386,6 +391,37 @@ impl Store {
         .await
         .map_err(q("upsert alert"))?;
         Ok(())
+    }
+
+    // --- rule engine state ----------------------------------------------
+
+    /// Saves the alert state (one row, replaced in one statement so a crash
+    /// leaves either the old state or the new).
+    pub async fn save_rule_state(&self, taken_at: Millis, state_json: &str) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO rule_state (id, taken_at, state_json) VALUES ('engine', $1, $2)
+             ON CONFLICT (id) DO UPDATE SET taken_at = excluded.taken_at, state_json = excluded.state_json",
+        )
+        .bind(taken_at)
+        .bind(state_json)
+        .execute(&self.pool)
+        .await
+        .map_err(q("save rule state"))?;
+        Ok(())
+    }
+
+    pub async fn load_rule_state(&self) -> Result<Option<(Millis, String)>> {
+        let row = sqlx::query("SELECT taken_at, state_json FROM rule_state WHERE id = 'engine'")
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(q("load rule state"))?;
+        row.map(|r| {
+            Ok((
+                r.try_get(0).map_err(q("read rule state"))?,
+                r.try_get(1).map_err(q("read rule state"))?,
+            ))
+        })
+        .transpose()
     }
 
     // --- timeline ------------------------------------------------------------
@@ -727,6 +763,22 @@ mod tests {
                 .collect();
             assert_eq!(seqs, (1..=200).collect::<Vec<_>>());
             assert_eq!(s.timeline("inc").await.unwrap().len(), 200);
+        }
+    }
+
+    #[tokio::test]
+    async fn rule_state_is_replaced_and_survives_reopen() {
+        for db in backends().await {
+            let s = Store::open(&db.url).await.unwrap();
+            assert_eq!(s.load_rule_state().await.unwrap(), None);
+            s.save_rule_state(10, "{\"a\":1}").await.unwrap();
+            s.save_rule_state(20, "{\"a\":2}").await.unwrap();
+            s.close().await;
+            let s = Store::open(&db.url).await.unwrap();
+            assert_eq!(
+                s.load_rule_state().await.unwrap(),
+                Some((20, "{\"a\":2}".to_owned()))
+            );
         }
     }
 
