@@ -436,20 +436,29 @@ fn state_snapshot_round_trips() {
     let back: firebreak::rules::StateSnapshot = serde_json::from_str(&json).unwrap();
     assert_eq!(back, snap);
 
-    // A new engine (a restart) picks up the pending alert and fires it on
-    // time, 1m after it first became active.
+    // With Prometheus's default 10m grace period, a `for: 1m` alert starts
+    // afresh after a restart.
+    let mut restarted = RuleEngine::new(file.groups.clone(), Labels::new(), T0 + 45 * S);
+    assert_eq!(restarted.restore_state(back.clone(), T0 + 45 * S), 0);
+
+    // Without a grace period it is picked up, and the 15s of downtime do
+    // not count towards its `for`: it fires at 75s, not 60s.
+    let opts = firebreak::rules::RestoreOptions {
+        outage_tolerance_ms: 3600 * S,
+        grace_period_ms: 0,
+    };
     let mut restarted = RuleEngine::new(file.groups, Labels::new(), T0 + 45 * S);
-    assert_eq!(restarted.restore_state(back, T0 + 45 * S), 1);
-    store.append(up.clone(), T0 + 45 * S, 0.0).unwrap();
-    assert!(
-        restarted
-            .eval_due(&mut store, T0 + 45 * S)
-            .events
-            .is_empty()
-    );
-    store.append(up.clone(), T0 + 60 * S, 0.0).unwrap();
-    let out = restarted.eval_due(&mut store, T0 + 60 * S);
+    assert_eq!(restarted.restore_state_with(back, T0 + 45 * S, opts), 1);
+    for t in [45, 60] {
+        store.append(up.clone(), T0 + t * S, 0.0).unwrap();
+        assert!(
+            restarted.eval_due(&mut store, T0 + t * S).events.is_empty(),
+            "not firing at {t}s"
+        );
+    }
+    store.append(up.clone(), T0 + 75 * S, 0.0).unwrap();
+    let out = restarted.eval_due(&mut store, T0 + 75 * S);
     assert_eq!(out.events.len(), 1);
     assert_eq!(out.events[0].kind, AlertEventKind::Firing);
-    assert_eq!(out.events[0].alert.active_at, T0);
+    assert_eq!(out.events[0].alert.active_at, T0 + 15 * S);
 }
