@@ -66,6 +66,16 @@ struct GroupState {
     written: Vec<HashSet<Labels>>,
 }
 
+/// A group due for evaluation; see [`RuleEngine::due`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct DueGroup {
+    pub index: usize,
+    pub ts: Millis,
+    pub missed: u64,
+    /// The rules' expressions, in order, as written.
+    pub exprs: Vec<String>,
+}
+
 /// How alert state is carried over a restart, as Prometheus's
 /// `--rules.alert.for-outage-tolerance` and `--rules.alert.for-grace-period`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -168,26 +178,70 @@ impl RuleEngine {
     /// skips missed iterations), and evaluates at that slot's timestamp.
     pub fn eval_due(&mut self, store: &mut SeriesStore, now: Millis) -> EvalOutcome {
         let mut out = EvalOutcome::default();
-        for g in &mut self.groups {
-            if g.next_due > now {
-                continue;
-            }
-            let interval = g.def.interval_ms.max(1);
-            let behind = (now - g.next_due) / interval;
-            out.missed += behind as u64;
-            let ts = g.next_due + behind * interval;
-            g.next_due = ts + interval;
-            eval_group(
-                g,
-                store,
-                ts,
-                &self.external_labels,
-                &self.external_url,
-                &mut out,
-            );
-            out.evaluated.push((g.def.name.clone(), ts));
+        for due in self.due(now) {
+            self.eval_group_with(&due, store, &mut out, &mut local_query);
         }
         out
+    }
+
+    /// The groups whose time has come at `now`, each with the timestamp it
+    /// evaluates at and its rules' expressions. For sources that answer
+    /// queries elsewhere: fetch each expression's result at `ts`, then
+    /// hand them to [`RuleEngine::eval_group_with`] in this order.
+    pub fn due(&self, now: Millis) -> Vec<DueGroup> {
+        self.groups
+            .iter()
+            .enumerate()
+            .filter(|(_, g)| g.next_due <= now)
+            .map(|(index, g)| {
+                let interval = g.def.interval_ms.max(1);
+                let behind = (now - g.next_due) / interval;
+                DueGroup {
+                    index,
+                    ts: g.next_due + behind * interval,
+                    missed: behind as u64,
+                    exprs: g
+                        .def
+                        .rules
+                        .iter()
+                        .map(|r| match r {
+                            Rule::Alerting(a) => a.expr_text.clone(),
+                            Rule::Recording(r) => r.expr_text.clone(),
+                        })
+                        .collect(),
+                }
+            })
+            .collect()
+    }
+
+    /// Evaluates one due group, taking each rule's result from `query`.
+    pub fn eval_group_with(
+        &mut self,
+        due: &DueGroup,
+        store: &mut SeriesStore,
+        out: &mut EvalOutcome,
+        query: &mut QueryFn<'_>,
+    ) {
+        let Some(g) = self.groups.get_mut(due.index) else {
+            return;
+        };
+        if g.next_due > due.ts {
+            // Already evaluated for this slot.
+            return;
+        }
+        let interval = g.def.interval_ms.max(1);
+        out.missed += due.missed;
+        g.next_due = due.ts + interval;
+        eval_group(
+            g,
+            store,
+            due.ts,
+            &self.external_labels,
+            &self.external_url,
+            out,
+            query,
+        );
+        out.evaluated.push((g.def.name.clone(), due.ts));
     }
 
     /// Pending and firing alerts, group by group, rule by rule.
@@ -266,6 +320,22 @@ impl RuleEngine {
     }
 }
 
+/// Where a rule's expression gets its result: the local evaluator, or
+/// results fetched beforehand from a remote Prometheus-compatible API.
+/// Called with the rule's index in its group, its expression, the store
+/// (which holds earlier recording rules' output) and the evaluation time.
+pub type QueryFn<'a> =
+    dyn FnMut(usize, &promql::Expr, &SeriesStore, Millis) -> Result<Value, String> + 'a;
+
+fn local_query(
+    _i: usize,
+    expr: &promql::Expr,
+    store: &SeriesStore,
+    ts: Millis,
+) -> Result<Value, String> {
+    promql::eval_instant(expr, store, ts).map_err(|e| e.to_string())
+}
+
 fn eval_group(
     g: &mut GroupState,
     store: &mut SeriesStore,
@@ -273,6 +343,7 @@ fn eval_group(
     external_labels: &Labels,
     external_url: &str,
     out: &mut EvalOutcome,
+    query: &mut QueryFn<'_>,
 ) {
     for (i, rule) in g.def.rules.iter().enumerate() {
         let err = |message: String| RuleError {
@@ -285,7 +356,7 @@ fn eval_group(
             Rule::Alerting(a) => &a.expr,
             Rule::Recording(r) => &r.expr,
         };
-        let result = match promql::eval_instant(expr, store, ts) {
+        let result = match query(i, expr, store, ts) {
             Ok(Value::Vector(v)) => Ok(v),
             Ok(Value::Scalar(v)) => Ok(vec![Sample {
                 labels: Labels::new(),
@@ -295,7 +366,7 @@ fn eval_group(
                 "rule expression must return an instant vector or scalar, got {}",
                 other.type_name()
             )),
-            Err(e) => Err(e.to_string()),
+            Err(e) => Err(e),
         };
         let produced = match (rule, result) {
             (_, Err(m)) => Err(m),
