@@ -17,6 +17,9 @@ use crate::labels::Labels;
 #[derive(Clone, Debug)]
 pub struct Config {
     pub scrape: Vec<ScrapeTarget>,
+    /// Evaluate rules against this Prometheus-compatible API instead of
+    /// scraping.
+    pub remote: Option<RemoteSource>,
     pub evaluation_interval: PromDuration,
     pub external_labels: Labels,
     pub alert_paths: Vec<String>,
@@ -39,6 +42,13 @@ pub struct ScrapeTarget {
     pub interval: PromDuration,
     pub timeout: PromDuration,
     pub labels: Labels,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct RemoteSource {
+    pub url: reqwest::Url,
+    pub timeout: PromDuration,
+    pub retries: u32,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -99,6 +109,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             scrape: Vec::new(),
+            remote: None,
             evaluation_interval: PromDuration::from_secs(60),
             external_labels: Labels::new(),
             alert_paths: vec!["alerts".into()],
@@ -143,6 +154,15 @@ struct RawConfig {
 struct RawSources {
     #[serde(default)]
     scrape: Vec<Sp<RawScrape>>,
+    prometheus: Option<Sp<RawRemote>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRemote {
+    url: Sp<String>,
+    timeout: Option<Sp<String>>,
+    retries: Option<u32>,
 }
 
 #[derive(Deserialize)]
@@ -290,6 +310,27 @@ impl Config {
             }
         }
 
+        let remote = match &raw.sources.prometheus {
+            None => None,
+            Some(sp) => {
+                let r = &sp.value;
+                if !raw.sources.scrape.is_empty() {
+                    c.err(Pos::of(sp), "sources.prometheus", "give either `scrape` targets or a `prometheus` API to query, not both: rules read from one source");
+                }
+                let timeout = c.duration(
+                    r.timeout.as_ref(),
+                    "sources.prometheus.timeout",
+                    PromDuration::from_secs(10),
+                );
+                c.url(&r.url, "sources.prometheus.url")
+                    .map(|url| RemoteSource {
+                        url,
+                        timeout,
+                        retries: r.retries.unwrap_or(2),
+                    })
+            }
+        };
+
         let mut secrets = BTreeMap::new();
         for (name, sp) in &raw.secrets {
             let field = format!("secrets.{name}");
@@ -375,6 +416,7 @@ impl Config {
 
         let config = Config {
             scrape,
+            remote,
             evaluation_interval,
             external_labels: raw.rules.external_labels.into(),
             alert_paths: raw.rules.paths.unwrap_or(defaults.alert_paths),
@@ -470,6 +512,25 @@ store:
                 .iter()
                 .any(|l| l.starts_with("cfg.yaml:11:8: store.url: unsupported store")),
             "{lines:#?}"
+        );
+    }
+
+    #[test]
+    fn a_remote_prometheus_source_loads_and_excludes_scraping() {
+        let c = Config::load(
+            "c.yaml",
+            "sources:\n  prometheus:\n    url: http://127.0.0.1:9090\n    timeout: 5s\n",
+        )
+        .unwrap();
+        let r = c.remote.unwrap();
+        assert_eq!(r.url.as_str(), "http://127.0.0.1:9090/");
+        assert_eq!((r.timeout, r.retries), (PromDuration::from_secs(5), 2));
+        let both = "sources:\n  scrape:\n    - {name: a, url: 'http://x/metrics'}\n  prometheus:\n    url: http://y\n";
+        let errs = Config::load("c.yaml", both).unwrap_err();
+        assert!(
+            errs.to_string()
+                .contains("c.yaml:5:5: sources.prometheus: give either"),
+            "{errs}"
         );
     }
 

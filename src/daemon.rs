@@ -82,6 +82,15 @@ impl Daemon {
             engine,
             series: SeriesStore::new(retention),
             state: Some(store.clone()),
+            remote: config
+                .remote
+                .as_ref()
+                .map(|r| crate::source::remote::RemoteApi {
+                    base: r.url.clone(),
+                    http: http.clone(),
+                    timeout: r.timeout.to_std(),
+                    retries: r.retries,
+                }),
         };
         watcher.restore(&store, clock.now()).await;
         tracker.spawn(watcher.run(scrape_rx, alert_tx, clock.clone(), shutdown.clone()));

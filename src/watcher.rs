@@ -10,9 +10,12 @@ use tokio_util::sync::CancellationToken;
 use crate::clock::{Clock, Millis};
 use crate::labels::{Labels, METRIC_NAME};
 use crate::promql::LOOKBACK_MS;
+use crate::promql::Value;
 use crate::promql::lookback::max_lookback;
+use crate::rules::EvalOutcome;
 use crate::rules::{AlertEvent, Rule, RuleEngine, RuleGroup};
 use crate::source::ScrapeBatch;
+use crate::source::remote::RemoteApi;
 use crate::store::Store;
 use crate::tsdb::SeriesStore;
 
@@ -43,6 +46,35 @@ pub struct Watcher {
     /// Where alert state is saved after evaluations, so a restart resumes
     /// `for` timers instead of resetting them (and does not fire again).
     pub state: Option<Store>,
+    /// When set, rules read from this Prometheus-compatible API instead of
+    /// the local series store.
+    pub remote: Option<RemoteApi>,
+}
+
+/// Remote queries of one group in flight at once: enough to evaluate a
+/// large group within its interval without flooding the server.
+const REMOTE_CONCURRENCY: usize = 16;
+
+/// Fetches each expression's result at `ts`, at most
+/// [`REMOTE_CONCURRENCY`] at a time, in the order given.
+async fn fetch_all(api: &RemoteApi, exprs: &[String], ts: Millis) -> Vec<Result<Value, String>> {
+    let limit = std::sync::Arc::new(tokio::sync::Semaphore::new(REMOTE_CONCURRENCY));
+    let mut set = tokio::task::JoinSet::new();
+    for (i, e) in exprs.iter().enumerate() {
+        let (api, e, limit) = (api.clone(), e.clone(), limit.clone());
+        set.spawn(async move {
+            let _permit = limit.acquire_owned().await;
+            (i, api.query(&e, ts).await.map_err(|e| e.to_string()))
+        });
+    }
+    let mut out: Vec<Result<Value, String>> = vec![Err("not fetched".into()); exprs.len()];
+    while let Some(r) = set.join_next().await {
+        match r {
+            Ok((i, v)) => out[i] = v,
+            Err(e) => tracing::error!(error = %e, "remote query task failed"),
+        }
+    }
+    out
 }
 
 impl Watcher {
@@ -72,6 +104,22 @@ impl Watcher {
         {
             tracing::warn!(target = %batch.target, error = %e, "cannot record scrape duration");
         }
+    }
+
+    /// Evaluates the due groups, locally or through the remote API.
+    pub async fn evaluate(&mut self, now: Millis) -> EvalOutcome {
+        let Some(api) = self.remote.clone() else {
+            return self.engine.eval_due(&mut self.series, now);
+        };
+        let mut out = EvalOutcome::default();
+        for due in self.engine.due(now) {
+            let results = fetch_all(&api, &due.exprs, due.ts).await;
+            self.engine
+                .eval_group_with(&due, &mut self.series, &mut out, &mut |i, _, _, _| {
+                    results[i].clone()
+                });
+        }
+        out
     }
 
     /// Saves alert state when there is any, or when it just changed (so a
@@ -122,17 +170,23 @@ impl Watcher {
         clock: Clock,
         shutdown: CancellationToken,
     ) {
+        let mut scraping = true;
         loop {
             let due = self.engine.next_due();
             tokio::select! {
                 _ = shutdown.cancelled() => return,
-                batch = scrapes.recv() => match batch {
+                // No scrape targets (a remote source, or rules alone)
+                // closes the queue at once; evaluation goes on.
+                batch = scrapes.recv(), if scraping => match batch {
                     Some(b) => self.ingest(b),
-                    None => return,
+                    None => scraping = false,
                 },
                 _ = clock.sleep_until(due) => {
                     let now = clock.now();
-                    let outcome = self.engine.eval_due(&mut self.series, now);
+                    let outcome = tokio::select! {
+                        o = self.evaluate(now) => o,
+                        _ = shutdown.cancelled() => return,
+                    };
                     tracing::debug!(groups = ?outcome.evaluated, events = outcome.events.len(), errors = outcome.errors.len(), missed = outcome.missed, series = self.series.series_count(), active = self.engine.active_alerts().len(), "rules evaluated");
                     for e in &outcome.errors {
                         tracing::warn!(group = %e.group, rule = %e.rule, error = %e.message, "rule evaluation failed");
@@ -162,6 +216,7 @@ mod tests {
             engine: RuleEngine::new(Vec::new(), Labels::new(), 0),
             series: SeriesStore::new(3_600_000),
             state: None,
+            remote: None,
         }
     }
 
@@ -202,6 +257,7 @@ mod tests {
             engine: RuleEngine::new(groups(), Labels::new(), 0),
             series: SeriesStore::new(600_000),
             state: Some(store.clone()),
+            remote: None,
         };
         let mut firing = 0;
         for t in (0..=60_000).step_by(15_000) {
@@ -221,6 +277,7 @@ mod tests {
             engine: RuleEngine::new(groups(), Labels::new(), 75_000),
             series: SeriesStore::new(600_000),
             state: Some(store.clone()),
+            remote: None,
         };
         w2.restore(&store, 75_000).await;
         assert_eq!(w2.engine.active_alerts().len(), 1);
@@ -244,6 +301,38 @@ mod tests {
         let mut w = watcher();
         w.restore(&store, 2).await;
         assert!(w.engine.active_alerts().is_empty());
+    }
+
+    // Regression: with no scrape targets the closed queue stopped the
+    // watcher, so a remote-source bot never evaluated a rule.
+    #[tokio::test(start_paused = true)]
+    async fn evaluation_goes_on_without_scrape_targets() {
+        let rules = "groups:\n  - name: g\n    interval: 15s\n    rules:\n      - alert: Always\n        expr: vector(1) > 0\n";
+        let groups = crate::rules::parse_rule_file("r.yml", rules)
+            .unwrap()
+            .groups;
+        let w = Watcher {
+            engine: RuleEngine::new(groups, Labels::new(), 0),
+            series: SeriesStore::new(600_000),
+            state: None,
+            remote: None,
+        };
+        let (scrape_tx, scrape_rx) = tokio::sync::mpsc::channel(1);
+        drop(scrape_tx);
+        let (alert_tx, mut alert_rx) = tokio::sync::mpsc::channel(8);
+        let shutdown = CancellationToken::new();
+        let task =
+            tokio::spawn(w.run(scrape_rx, alert_tx, Clock::scaled(0, 1.0), shutdown.clone()));
+        let ev = tokio::time::timeout(std::time::Duration::from_secs(60), alert_rx.recv()).await;
+        shutdown.cancel();
+        task.await.unwrap();
+        assert_eq!(
+            ev.expect("an alert within a minute")
+                .expect("an event")
+                .alert
+                .rule,
+            "Always"
+        );
     }
 
     #[test]

@@ -4,48 +4,16 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
-
-use common::{KillOnDrop, eventually, free_port, start_sim};
+use common::{eventually, start_prometheus, start_sim};
 use serde_json::Value;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prometheus_scrapes_the_standalone_simulator() {
-    if Command::new("prometheus")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must install Debian's prometheus package (see .ci/run)"
-        );
-        eprintln!("SKIPPED: `prometheus` is not installed (apt-get install prometheus)");
-        return;
-    }
     let (_sim, sim_addr) = start_sim(&["--speed", "60"]);
-
     let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("prometheus.yml");
-    std::fs::write(
-        &cfg,
-        format!("global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: sim\n    static_configs:\n      - targets: ['{sim_addr}']\n"),
-    )
-    .unwrap();
-    let port = free_port();
-    let _prom = KillOnDrop(
-        Command::new("prometheus")
-            .arg(format!("--config.file={}", cfg.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start prometheus"),
-    );
+    let Some((_prom, port)) = start_prometheus(dir.path(), &sim_addr) else {
+        return;
+    };
 
     let http = firebreak::net::client().unwrap();
     let query = |q: &'static str| {

@@ -3,6 +3,7 @@
 //! batch to the watcher through a bounded queue.
 
 pub mod exposition;
+pub mod remote;
 pub mod scrape;
 
 use crate::clock::Millis;

@@ -62,3 +62,103 @@ where
     }
     None
 }
+
+/// Starts `firebreak run --config` with this config text, written to `dir`.
+pub fn start_bot(dir: &std::path::Path, config: &str) -> Child {
+    let cfg = dir.join("firebreak.yaml");
+    std::fs::write(&cfg, config).unwrap();
+    Command::new(env!("CARGO_BIN_EXE_firebreak"))
+        .args(["run", "--config", cfg.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start firebreak run")
+}
+
+/// Waits up to `secs` for the simulator's host speaker to be muted.
+pub async fn host_muted(sim_addr: &str, secs: u64) -> bool {
+    let http = firebreak::net::client().unwrap();
+    eventually(secs, || async {
+        let v: serde_json::Value = http
+            .get(format!("http://{sim_addr}/api/v1/rooms/main"))
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        let speakers = v["room"]["speakers"].as_array()?.clone();
+        speakers
+            .iter()
+            .any(|s| s["id"] == "host" && s["muted"] == true)
+            .then_some(())
+    })
+    .await
+    .is_some()
+}
+
+/// Sends SIGTERM and waits up to 10s; returns (exited cleanly, stdout, stderr).
+pub fn stop_bot(mut bot: Child) -> (Option<std::process::ExitStatus>, String, String) {
+    use std::io::Read;
+    let pid = bot.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let mut status = None;
+    for _ in 0..100 {
+        if let Some(s) = bot.try_wait().unwrap() {
+            status = Some(s);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    if status.is_none() {
+        let _ = bot.kill();
+        let _ = bot.wait();
+    }
+    let mut out = String::new();
+    let mut err = String::new();
+    bot.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+    bot.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    (status, out, err)
+}
+
+/// Starts Debian's Prometheus scraping `sim_addr` every second, or `None`
+/// when it is not installed (which fails under CI).
+pub fn start_prometheus(dir: &std::path::Path, sim_addr: &str) -> Option<(KillOnDrop, u16)> {
+    if Command::new("prometheus")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must install Debian's prometheus package (see .ci/run)"
+        );
+        eprintln!("SKIPPED: `prometheus` is not installed (apt-get install prometheus)");
+        return None;
+    }
+    let cfg = dir.join("prometheus.yml");
+    std::fs::write(
+        &cfg,
+        format!("global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: sim\n    static_configs:\n      - targets: ['{sim_addr}']\n"),
+    )
+    .unwrap();
+    let port = free_port();
+    let child = Command::new("prometheus")
+        .arg(format!("--config.file={}", cfg.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.join("data").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start prometheus");
+    Some((KillOnDrop(child), port))
+}
