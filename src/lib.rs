@@ -25,7 +25,8 @@
 //! - [`watcher`] (task): owns the series store and the rule engine.
 //! - [`tsdb`] (model): the in-memory window of samples the rules need.
 //! - [`promql`] (model): evaluates PromQL over the series store.
-//! - [`rules`] (model): Prometheus rule files, alert templates, alert state.
+//! - [`rules`] (model): Prometheus rule files, alert templates, alert state;
+//!   `rules::unittest` runs promtool-format rule tests (`firebreak test rules`).
 //! - [`control`] (task): the one owner of run state; alerts, run ends and commands meet here.
 //! - [`dispatch`] (model): which runbook starts for which alert, and policy.
 //! - [`runbook`] (model): runbook files, validation, templates.

@@ -78,6 +78,21 @@ enum Cmd {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
+    /// Run unit tests; exit 0 when all pass, 1 when any fails or a file
+    /// is invalid.
+    #[command(subcommand)]
+    Test(TestCmd),
+}
+
+#[derive(Subcommand)]
+enum TestCmd {
+    /// Unit-test alert and recording rules with promtool-format test
+    /// files (`promtool test rules`, Prometheus 2.42).
+    Rules {
+        /// Test files; their `rule_files` are relative to each file.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -85,7 +100,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let default_level = match cli.command {
         // The demo's output is the chat; keep logs to what needs a human.
-        Cmd::Demo { .. } | Cmd::Validate { .. } => "warn",
+        Cmd::Demo { .. } | Cmd::Validate { .. } | Cmd::Test(_) => "warn",
         _ => "info",
     };
     init_logging(cli.log_format, default_level);
@@ -272,5 +287,46 @@ async fn dispatch(cmd: Cmd) -> anyhow::Result<ExitCode> {
                 ExitCode::FAILURE
             })
         }
+        Cmd::Test(TestCmd::Rules { files }) => Ok(test_rules(&files)),
+    }
+}
+
+/// `firebreak test rules`: promtool's report layout, one block per file.
+fn test_rules(files: &[PathBuf]) -> ExitCode {
+    use firebreak::rules::unittest;
+    let mut failed = false;
+    for f in files {
+        println!("Unit Testing:  {}", f.display());
+        let (tf, groups, warnings) = match unittest::load(f) {
+            Ok(x) => x,
+            Err(d) => {
+                eprintln!("  FAILED:");
+                for e in d.iter() {
+                    eprintln!("    {e}");
+                }
+                println!();
+                failed = true;
+                continue;
+            }
+        };
+        for w in warnings {
+            eprintln!("  WARNING: {w}");
+        }
+        let reports = unittest::run_test_file(&tf, &groups);
+        if reports.iter().all(|r| r.failures.is_empty()) {
+            println!("  SUCCESS");
+        } else {
+            failed = true;
+            eprintln!("  FAILED:");
+            for r in reports.iter().filter(|r| !r.failures.is_empty()) {
+                eprint!("{r}");
+            }
+        }
+        println!();
+    }
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
     }
 }

@@ -4,6 +4,7 @@
 //! - [`file`](mod@file): the rule file format and its located validation.
 //! - [`template`]: `{{ $labels.x }}` annotation and label templates.
 //! - [`alert`]: per-alert state, exactly as Prometheus keeps it.
+//! - [`unittest`]: rule unit tests in `promtool test rules` format.
 //! - this module: [`RuleEngine`], which schedules groups, evaluates their
 //!   rules in order (recording rules write to the store, so later rules see
 //!   them), writes `ALERTS`/`ALERTS_FOR_STATE`, and returns the alert
@@ -12,6 +13,7 @@
 pub mod alert;
 pub mod file;
 pub mod template;
+pub mod unittest;
 
 use std::collections::{BTreeMap, HashSet};
 

@@ -1,0 +1,72 @@
+//! `firebreak test rules` against `promtool test rules` (Prometheus 2.42):
+//! every `*.test.yml` under `alerts/` and `tests/ruletests/` must pass or
+//! fail in both, and files named `*_fails*` must fail in both.
+//!
+//! Skips with a message when promtool is missing, except under CI (`CI`
+//! set), where a missing promtool is a failure: the point of the job is
+//! the comparison.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn test_files() -> Vec<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut out = Vec::new();
+    for dir in ["alerts", "tests/ruletests"] {
+        for e in std::fs::read_dir(root.join(dir)).unwrap() {
+            let p = e.unwrap().path();
+            if p.to_string_lossy().ends_with(".test.yml") {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Exit code and combined output of one tool on one file.
+fn run(cmd: &mut Command) -> (i32, String) {
+    let o = cmd.output().expect("run the test tool");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    (o.status.code().unwrap_or(-1), text)
+}
+
+#[test]
+fn firebreak_and_promtool_agree_on_every_rule_test_file() {
+    if Command::new("promtool").arg("--version").output().is_err() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "promtool is not installed, and CI is set: install Prometheus 2.42 (Debian's prometheus package)"
+        );
+        eprintln!("skipping: promtool is not on PATH (install Debian's prometheus package)");
+        return;
+    }
+    let files = test_files();
+    assert!(files.len() >= 5, "rule test files not found: {files:?}");
+    let mut disagreements = Vec::new();
+    for f in &files {
+        let dir = f.parent().unwrap();
+        let name = f.file_name().unwrap();
+        let (p, ptext) = run(Command::new("promtool")
+            .args(["test", "rules"])
+            .arg(name)
+            .current_dir(dir));
+        let (b, btext) = run(Command::new(env!("CARGO_BIN_EXE_firebreak"))
+            .args(["test", "rules"])
+            .arg(name)
+            .current_dir(dir));
+        let should_fail = name.to_string_lossy().contains("_fails");
+        if p != b || (should_fail && (p == 0 || b == 0)) || (!should_fail && p != 0) {
+            disagreements.push(format!(
+                "{}: promtool exit {p}, firebreak exit {b}{}\n--- promtool:\n{ptext}\n--- firebreak:\n{btext}",
+                f.display(),
+                if should_fail { " (must fail in both)" } else { "" }
+            ));
+        }
+    }
+    assert!(disagreements.is_empty(), "{}", disagreements.join("\n\n"));
+}
