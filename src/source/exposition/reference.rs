@@ -4,7 +4,7 @@
 //! It mishandles some valid input (README, "Crate choices"), so [`parse`]
 //! answers `None` for input it cannot be trusted on rather than comparing
 //! against a known-wrong answer: a dropped line, any backslash or `,` `=`
-//! `}` inside a label value, a blank after a label comma.
+//! `}` inside a label value, a blank after a label comma, empty braces.
 
 use prometheus_parse::{Scrape, Value};
 
@@ -70,6 +70,10 @@ fn trusted_line(line: &str) -> bool {
     let Some(open) = line.find('{') else {
         return !line.contains('\\');
     };
+    // Its regex wants at least one character between the braces.
+    if line[open..].starts_with("{}") {
+        return false;
+    }
     let mut quoted = false;
     let mut prev = b'{';
     for &c in &line.as_bytes()[open + 1..] {
