@@ -6,6 +6,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::ScrapeBatch;
+use super::exposition::{self, Format};
 use crate::clock::Clock;
 use crate::config::ScrapeTarget;
 use crate::labels::Labels;
@@ -99,11 +100,23 @@ async fn scrape_once(
     {
         return Err(format!("exposition larger than {MAX_BODY_BYTES} bytes"));
     }
+    let content_type = resp
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     let body = resp
         .text()
         .await
         .map_err(|e| format!("reading body: {e}"))?;
-    let mut samples = super::exposition::parse(&body).map_err(|e| e.to_string())?;
+    let format = Format::detect(content_type.as_deref(), &body);
+    let mut samples = Vec::new();
+    exposition::parse_with(&body, format, |item| {
+        if let exposition::Item::Sample(s) = item {
+            samples.push((s.to_labels(), s.value));
+        }
+    })
+    .map_err(|e| e.to_string())?;
     let tl = target_labels(t);
     for (labels, _) in &mut samples {
         attach_target_labels(labels, &tl);
