@@ -1145,36 +1145,33 @@ impl World {
                 r.join_requests
             );
         }
-        family(
+        // Counters split by a `reason` label, every reason from the start.
+        let by_reason = |out: &mut String,
+                         name: &str,
+                         help: &str,
+                         reasons: &[&str],
+                         get: &dyn for<'r> Fn(&'r Room) -> &'r [u64]| {
+            family(out, name, "counter", help);
+            for r in &self.rooms {
+                for (reason, v) in reasons.iter().zip(get(r).iter()) {
+                    let _ = writeln!(out, "{name}{{{},reason=\"{reason}\"}} {v}", room_labels(r));
+                }
+            }
+        };
+        by_reason(
             out,
             "live_join_failures_total",
-            "counter",
             "Failed join attempts by reason (capacity, overload, room_down).",
+            &FAIL_REASONS,
+            &|r| &r.failures[..],
         );
-        for r in &self.rooms {
-            for (reason, v) in FAIL_REASONS.iter().zip(r.failures) {
-                let _ = writeln!(
-                    out,
-                    "live_join_failures_total{{{},reason=\"{reason}\"}} {v}",
-                    room_labels(r)
-                );
-            }
-        }
-        family(
+        by_reason(
             out,
             "live_listeners_left_total",
-            "counter",
             "Listeners who left the room by reason (churn, quality, crash, moved_lost).",
+            &LEFT_REASONS,
+            &|r| &r.left[..],
         );
-        for r in &self.rooms {
-            for (reason, v) in LEFT_REASONS.iter().zip(r.left) {
-                let _ = writeln!(
-                    out,
-                    "live_listeners_left_total{{{},reason=\"{reason}\"}} {v}",
-                    room_labels(r)
-                );
-            }
-        }
 
         family(
             out,
