@@ -1069,6 +1069,15 @@ impl World {
         let ev = &self.event;
         let room_labels =
             |r: &Room| format!("room=\"{}\",account=\"{}\"", esc(&r.id), esc(&r.account));
+        // `,event="…"` on series of the room hosting the event, so alerts
+        // about the room or its speakers join the event's incident.
+        let event_label = |r: &Room| {
+            if r.id == ev.room {
+                format!(",event=\"{}\"", esc(&ev.id))
+            } else {
+                String::new()
+            }
+        };
         let family = |out: &mut String, name: &str, kind: &str, help: &str| {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
         };
@@ -1080,11 +1089,7 @@ impl World {
             "Listeners connected to the room.",
         );
         for r in &self.rooms {
-            let event = if r.id == ev.room {
-                format!(",event=\"{}\"", esc(&ev.id))
-            } else {
-                String::new()
-            };
+            let event = event_label(r);
             let _ = writeln!(
                 out,
                 "live_room_listeners{{{}{event}}} {}",
@@ -1223,13 +1228,7 @@ impl World {
                 let Some(r) = self.room_idx(&s.room).map(|i| &self.rooms[i]) else {
                     continue;
                 };
-                // The event label lets alerts about a speaker join the
-                // event's incident, as the room series do.
-                let event = if r.id == ev.room {
-                    format!(",event=\"{}\"", esc(&ev.id))
-                } else {
-                    String::new()
-                };
+                let event = event_label(r);
                 let _ = writeln!(
                     out,
                     "{name}{{{},speaker=\"{}\"{event}}} {}",

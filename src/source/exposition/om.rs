@@ -21,6 +21,19 @@ struct Family<'t> {
     samples: bool,
 }
 
+impl<'a> Family<'a> {
+    fn new(name: &'a str) -> Self {
+        Family {
+            name,
+            kind: MetricType::Unknown,
+            typed: false,
+            help: false,
+            unit: false,
+            samples: false,
+        }
+    }
+}
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(super) enum Meta {
     Help,
@@ -58,14 +71,7 @@ impl<'t> Families<'t> {
                 return Err(err("metadata for a family that appeared earlier"));
             }
             self.seen.insert(name);
-            self.current = Some(Family {
-                name,
-                kind: MetricType::Unknown,
-                typed: false,
-                help: false,
-                unit: false,
-                samples: false,
-            });
+            self.current = Some(Family::new(name));
         }
         let Some(f) = self.current.as_mut() else {
             return Ok(());
@@ -116,14 +122,7 @@ impl<'t> Families<'t> {
                 if !self.seen.insert(name) {
                     return Err(err("samples of a family are not together"));
                 }
-                self.current = Some(Family {
-                    name,
-                    kind: MetricType::Unknown,
-                    typed: false,
-                    help: false,
-                    unit: false,
-                    samples: false,
-                });
+                self.current = Some(Family::new(name));
                 ""
             }
         };
