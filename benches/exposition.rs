@@ -1,12 +1,17 @@
 //! Throughput of the exposition parser and of `prometheus-parse` on one
 //! generated exposition like a busy exporter's: 100k series, counters,
 //! gauges and histograms with several labels. Best of N runs, single core.
+//! Also the whole scrape path into the series store: the scrape task's
+//! parse into a `Scraped`, and the watcher's cached ingest of a target it
+//! has seen before (the steady state), each on one core.
 //! Run with `cargo bench --bench exposition`.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use firebreak::source::exposition::{Format, Item, parse_with};
+use firebreak::source::Scraped;
+use firebreak::source::exposition::{Format, Item, parse_series, parse_with};
+use firebreak::tsdb::SeriesStore;
 
 fn exposition(series: usize) -> String {
     let mut out = String::with_capacity(series * 160);
@@ -114,6 +119,48 @@ fn main() {
         bytes,
         best_of(5, || {
             firebreak::source::exposition::parse(&text).unwrap().len()
+        }),
+    );
+    report(
+        "Scraped::parse (scrape task)",
+        bytes,
+        best_of(10, || {
+            Scraped::parse(text.clone(), Format::Prometheus004)
+                .unwrap()
+                .len()
+        }),
+    );
+    let scraped = Scraped::parse(text.clone(), Format::Prometheus004).unwrap();
+    let mut store = SeriesStore::new(i64::MAX / 4);
+    let new_series = |k: &str| parse_series(k, Format::Prometheus004).map_err(|e| e.to_string());
+    let mut ts = 0;
+    report(
+        "store ingest, first scrape",
+        bytes,
+        best_of(1, || {
+            ts += 1000;
+            store
+                .ingest_raw("t", ts, scraped.samples(), new_series)
+                .appended
+        }),
+    );
+    report(
+        "store ingest, cached (watcher)",
+        bytes,
+        best_of(10, || {
+            ts += 1000;
+            store
+                .ingest_raw("t", ts, scraped.samples(), new_series)
+                .appended
+        }),
+    );
+    report(
+        "parse + cached ingest, end to end",
+        bytes,
+        best_of(5, || {
+            ts += 1000;
+            let s = Scraped::parse(text.clone(), Format::Prometheus004).unwrap();
+            store.ingest_raw("t", ts, s.samples(), new_series).appended
         }),
     );
     report(

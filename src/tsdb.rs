@@ -6,8 +6,15 @@
 //! special NaN at the scrape time, which ends it for instant selectors at
 //! once instead of five minutes later) and retention. No I/O: sources push
 //! samples in, the evaluator reads slices out without cloning.
+//!
+//! Scrapes go through a per-target cache from the series text as the
+//! target wrote it (`name{labels}`) to the series, as Prometheus's scrape
+//! cache does: a target exposes the same series every time, so after the
+//! first scrape a sample costs one hash lookup and a push, and label sets
+//! are built only for series never seen before.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 use crate::clock::Millis;
 use crate::labels::{Labels, METRIC_NAME};
@@ -25,6 +32,9 @@ pub const STALE_NAN: f64 = f64::from_bits(STALE_NAN_BITS);
 pub fn is_stale(v: f64) -> bool {
     v.to_bits() == STALE_NAN_BITS
 }
+
+/// How often [`SeriesStore::maybe_gc`] collects.
+pub const GC_EVERY: Millis = 60_000;
 
 /// Internal handle of a series; stable for the series' life in the store.
 pub type SeriesId = u64;
@@ -49,12 +59,36 @@ pub struct ScrapeOutcome {
     /// Series of the previous scrape absent from this one, now marked stale.
     pub marked_stale: usize,
     pub rejected: Vec<AppendError>,
+    /// New series whose labels could not be read; their samples are not
+    /// stored.
+    pub unreadable: Vec<NewSeriesError>,
+}
+
+/// Why a scrape's new series could not be stored.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[error("series {key}: {reason}")]
+pub struct NewSeriesError {
+    pub key: String,
+    pub reason: String,
 }
 
 #[derive(Debug)]
 struct SeriesData {
-    labels: Labels,
+    /// Shared with the label index, so a label set is held once.
+    labels: Arc<Labels>,
     samples: Vec<(Millis, f64)>,
+}
+
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
+/// What the store remembers of one target between scrapes.
+#[derive(Debug, Default)]
+struct TargetCache {
+    /// Series text as written -> (series, the scrape that last exposed it).
+    /// Only the series of the latest successful scrape are kept, so the
+    /// cache is as large as the target, not as its history.
+    entries: FastMap<Box<str>, (SeriesId, u64)>,
+    scrape: u64,
 }
 
 /// A series as the evaluator sees it: borrowed, never cloned.
@@ -89,13 +123,15 @@ impl<'a> SeriesRef<'a> {
 #[derive(Debug)]
 pub struct SeriesStore {
     retention: Millis,
-    series: HashMap<SeriesId, SeriesData>,
-    by_labels: HashMap<Labels, SeriesId>,
+    series: FastMap<SeriesId, SeriesData>,
+    by_labels: FastMap<Arc<Labels>, SeriesId>,
     /// Ordered so selection order (and thus query output order) is stable.
     by_name: BTreeMap<String, BTreeSet<SeriesId>>,
-    /// The series each target exposed in its latest scrape.
-    targets: HashMap<String, Vec<SeriesId>>,
+    targets: HashMap<String, TargetCache>,
+    /// Never reused, so a cache entry of a collected series cannot point
+    /// at a different one.
     next_id: SeriesId,
+    last_gc: Option<Millis>,
 }
 
 impl SeriesStore {
@@ -104,11 +140,12 @@ impl SeriesStore {
     pub fn new(retention_ms: Millis) -> Self {
         SeriesStore {
             retention: retention_ms.max(0),
-            series: HashMap::new(),
-            by_labels: HashMap::new(),
+            series: FastMap::default(),
+            by_labels: FastMap::default(),
             by_name: BTreeMap::new(),
             targets: HashMap::new(),
             next_id: 1,
+            last_gc: None,
         }
     }
 
@@ -132,6 +169,7 @@ impl SeriesStore {
         self.next_id += 1;
         let name = labels.metric_name().unwrap_or_default().to_owned();
         self.by_name.entry(name).or_default().insert(id);
+        let labels = Arc::new(labels);
         self.by_labels.insert(labels.clone(), id);
         self.series.insert(
             id,
@@ -144,26 +182,10 @@ impl SeriesStore {
     }
 
     fn append_id(&mut self, id: SeriesId, ts: Millis, v: f64) -> Result<(), AppendError> {
-        let Some(s) = self.series.get_mut(&id) else {
-            return Ok(());
-        };
-        if let Some(&(last, _)) = s.samples.last() {
-            if ts == last {
-                return Err(AppendError::Duplicate {
-                    labels: s.labels.clone(),
-                    ts,
-                });
-            }
-            if ts < last {
-                return Err(AppendError::OutOfOrder {
-                    labels: s.labels.clone(),
-                    ts,
-                    last,
-                });
-            }
+        match self.series.get_mut(&id) {
+            Some(s) => push(s, ts, v),
+            None => Ok(()),
         }
-        s.samples.push((ts, v));
-        Ok(())
     }
 
     /// Appends one sample. Timestamps of a series must strictly increase.
@@ -197,49 +219,123 @@ impl SeriesStore {
         }
     }
 
-    /// Stores one scrape of `target`, and marks stale the series the target
-    /// exposed last time but not this time, as Prometheus's scrape loop
-    /// does.
+    /// Stores one scrape of `target`: each sample is `(series text as
+    /// written, value)`. `new_series` turns the text of a series the cache
+    /// does not know into its labels (target labels included); it is called
+    /// once per series in the target's life, not once per scrape. Series
+    /// the target exposed last time but not this time are marked stale, as
+    /// Prometheus's scrape loop does.
+    pub fn ingest_raw<'k>(
+        &mut self,
+        target: &str,
+        ts: Millis,
+        samples: impl IntoIterator<Item = (&'k str, f64)>,
+        mut new_series: impl FnMut(&str) -> Result<Labels, String>,
+    ) -> ScrapeOutcome {
+        let mut out = ScrapeOutcome::default();
+        let mut cache = self.targets.remove(target).unwrap_or_default();
+        cache.scrape += 1;
+        let scrape = cache.scrape;
+        for (key, v) in samples {
+            // The hit path is one lookup in the cache and one in the
+            // series map; a hit on a collected series falls through.
+            if let Some(e) = cache.entries.get_mut(key)
+                && let Some(s) = self.series.get_mut(&e.0)
+            {
+                e.1 = scrape;
+                match push(s, ts, v) {
+                    Ok(()) => out.appended += 1,
+                    Err(e) => out.rejected.push(e),
+                }
+                continue;
+            }
+            let id = match new_series(key) {
+                Ok(labels) => self.id_for(labels),
+                Err(reason) => {
+                    out.unreadable.push(NewSeriesError {
+                        key: key.to_owned(),
+                        reason,
+                    });
+                    continue;
+                }
+            };
+            cache.entries.insert(key.into(), (id, scrape));
+            match self.append_id(id, ts, v) {
+                Ok(()) => out.appended += 1,
+                Err(e) => out.rejected.push(e),
+            }
+        }
+        let mut stale = 0;
+        cache.entries.retain(|_, (id, seen)| {
+            if *seen == scrape {
+                return true;
+            }
+            // Several spellings of one series may share an id; the one
+            // still exposed appended at `ts`, which `mark_stale_id` skips.
+            if self.mark_stale_id(*id, ts) {
+                stale += 1;
+            }
+            false
+        });
+        out.marked_stale = stale;
+        self.targets.insert(target.to_owned(), cache);
+        out
+    }
+
+    /// [`SeriesStore::ingest_raw`] for samples that already have their
+    /// labels (tests, and sources other than a text exposition).
     pub fn ingest_scrape(
         &mut self,
         target: &str,
         ts: Millis,
         samples: impl IntoIterator<Item = (Labels, f64)>,
     ) -> ScrapeOutcome {
-        let mut out = ScrapeOutcome::default();
-        let mut seen = Vec::new();
-        for (labels, v) in samples {
-            let id = self.id_for(labels);
-            match self.append_id(id, ts, v) {
-                Ok(()) => out.appended += 1,
-                Err(e) => out.rejected.push(e),
-            }
-            seen.push(id);
-        }
-        let previous = self.targets.insert(target.to_owned(), seen.clone());
-        if let Some(previous) = previous {
-            let now: std::collections::HashSet<SeriesId> = seen.into_iter().collect();
-            for id in previous {
-                if !now.contains(&id) && self.mark_stale_id(id, ts) {
-                    out.marked_stale += 1;
-                }
-            }
-        }
-        out
+        let samples: Vec<(String, Labels, f64)> = samples
+            .into_iter()
+            .map(|(l, v)| (l.to_string(), l, v))
+            .collect();
+        let by_key: HashMap<&str, &Labels> =
+            samples.iter().map(|(k, l, _)| (k.as_str(), l)).collect();
+        self.ingest_raw(
+            target,
+            ts,
+            samples.iter().map(|(k, _, v)| (k.as_str(), *v)),
+            |k| Ok(by_key[k].clone()),
+        )
     }
 
     /// The target could not be scraped: every series it exposed ends now.
-    /// Returns how many series were marked.
+    /// Returns how many series were marked. The cache is kept, so the
+    /// target's recovery costs no label parsing.
     pub fn mark_target_stale(&mut self, target: &str, ts: Millis) -> usize {
-        let ids = self.targets.insert(target.to_owned(), Vec::new());
-        ids.unwrap_or_default()
-            .into_iter()
-            .filter(|&id| self.mark_stale_id(id, ts))
-            .count()
+        let Some(cache) = self.targets.remove(target) else {
+            return 0;
+        };
+        let n = cache
+            .entries
+            .values()
+            .filter(|(id, _)| self.mark_stale_id(*id, ts))
+            .count();
+        self.targets.insert(target.to_owned(), cache);
+        n
+    }
+
+    /// Forgets a target that is no longer scraped (its series age out).
+    pub fn forget_target(&mut self, target: &str) {
+        self.targets.remove(target);
+    }
+
+    /// [`SeriesStore::gc`], at most once per [`GC_EVERY`]: collection walks
+    /// every series, and samples a little past retention cost only memory.
+    pub fn maybe_gc(&mut self, now: Millis) {
+        if self.last_gc.is_none_or(|t| now - t >= GC_EVERY) {
+            self.gc(now);
+        }
     }
 
     /// Drops samples older than `now - retention`, then series left empty.
     pub fn gc(&mut self, now: Millis) {
+        self.last_gc = Some(now);
         let cutoff = now.saturating_sub(self.retention);
         let mut dead = Vec::new();
         for (id, s) in &mut self.series {
@@ -250,6 +346,9 @@ impl SeriesStore {
             if s.samples.is_empty() {
                 dead.push(*id);
             }
+        }
+        if dead.is_empty() {
+            return;
         }
         for id in dead {
             if let Some(s) = self.series.remove(&id) {
@@ -263,8 +362,10 @@ impl SeriesStore {
                 }
             }
         }
-        for ids in self.targets.values_mut() {
-            ids.retain(|id| self.series.contains_key(id));
+        for cache in self.targets.values_mut() {
+            cache
+                .entries
+                .retain(|_, (id, _)| self.series.contains_key(id));
         }
     }
 
@@ -311,6 +412,27 @@ impl SeriesStore {
             .filter_map(|id| self.series_ref(*id))
             .filter(move |s| matchers.iter().all(|m| m.matches(s.labels)))
     }
+}
+
+/// Appends to a series whose timestamps must strictly increase.
+fn push(s: &mut SeriesData, ts: Millis, v: f64) -> Result<(), AppendError> {
+    if let Some(&(last, _)) = s.samples.last() {
+        if ts == last {
+            return Err(AppendError::Duplicate {
+                labels: Labels::clone(&s.labels),
+                ts,
+            });
+        }
+        if ts < last {
+            return Err(AppendError::OutOfOrder {
+                labels: Labels::clone(&s.labels),
+                ts,
+                last,
+            });
+        }
+    }
+    s.samples.push((ts, v));
+    Ok(())
 }
 
 #[cfg(test)]
@@ -440,5 +562,68 @@ mod tests {
         }
         let ms = vec![Matcher::new("__name__", MatchOp::Equal, "rare").unwrap()];
         assert_eq!(s.select(&ms).count(), 100);
+    }
+
+    fn parse_key(k: &str) -> Result<Labels, String> {
+        crate::source::exposition::parse_series(k, crate::source::exposition::Format::Prometheus004)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn the_scrape_cache_reads_labels_once_per_series() {
+        let mut s = SeriesStore::new(3_600_000);
+        let mut reads = 0;
+        for ts in [1000, 2000, 3000] {
+            let o = s.ingest_raw("t", ts, [("a{k=\"1\"}", 1.0), ("a{k=\"2\"}", 2.0)], |k| {
+                reads += 1;
+                parse_key(k)
+            });
+            assert_eq!((o.appended, o.marked_stale), (2, 0));
+        }
+        assert_eq!(reads, 2);
+        assert_eq!(s.sample_count(), 6);
+    }
+
+    #[test]
+    fn two_spellings_of_one_series_are_one_series() {
+        let mut s = SeriesStore::new(3_600_000);
+        let o = s.ingest_raw("t", 1000, [("a{x=\"1\",y=\"2\"}", 1.0)], parse_key);
+        assert_eq!(o.appended, 1);
+        // Same labels, other order: the same series, and not stale.
+        let o = s.ingest_raw("t", 2000, [("a{y=\"2\",x=\"1\"}", 2.0)], parse_key);
+        assert_eq!((o.appended, o.marked_stale), (1, 0));
+        assert_eq!(s.series_count(), 1);
+        assert_eq!(
+            s.get(&parse_key("a{x=\"1\",y=\"2\"}").unwrap())
+                .unwrap()
+                .samples(),
+            &[(1000, 1.0), (2000, 2.0)]
+        );
+    }
+
+    #[test]
+    fn a_collected_series_comes_back_through_the_cache() {
+        let mut s = SeriesStore::new(1000);
+        s.ingest_raw("t", 1000, [("a", 1.0)], parse_key);
+        // The target stops exposing it, it goes stale, then ages out.
+        s.ingest_raw("t", 2000, [("b", 1.0)], parse_key);
+        s.gc(10_000);
+        assert_eq!(s.series_count(), 0);
+        let o = s.ingest_raw("t", 11_000, [("a", 5.0), ("b", 6.0)], parse_key);
+        assert_eq!(o.appended, 2);
+        assert_eq!(
+            s.get(&l(&[("__name__", "a")])).unwrap().samples(),
+            &[(11_000, 5.0)]
+        );
+    }
+
+    #[test]
+    fn an_unreadable_new_series_is_reported_not_stored() {
+        let mut s = SeriesStore::new(3_600_000);
+        let o = s.ingest_raw("t", 1000, [("ok", 1.0), ("bad{", 2.0)], parse_key);
+        assert_eq!(o.appended, 1);
+        assert_eq!(o.unreadable.len(), 1);
+        assert_eq!(o.unreadable[0].key, "bad{");
+        assert_eq!(s.series_count(), 1);
     }
 }

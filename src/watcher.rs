@@ -8,14 +8,16 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::{Clock, Millis};
-use crate::labels::{Labels, METRIC_NAME};
+use crate::labels::METRIC_NAME;
 use crate::promql::LOOKBACK_MS;
 use crate::promql::Value;
 use crate::promql::lookback::max_lookback;
 use crate::rules::EvalOutcome;
 use crate::rules::{AlertEvent, Rule, RuleEngine, RuleGroup};
 use crate::source::ScrapeBatch;
+use crate::source::exposition::parse_series;
 use crate::source::remote::RemoteApi;
+use crate::source::scrape::attach_target_labels;
 use crate::store::Store;
 use crate::tsdb::SeriesStore;
 
@@ -78,31 +80,50 @@ async fn fetch_all(api: &RemoteApi, exprs: &[String], ts: Millis) -> Vec<Result<
 }
 
 impl Watcher {
-    /// Applies one scrape: its samples (or staleness, if it failed) and the
-    /// target's `up` series.
+    /// Applies one scrape: its samples (or staleness, if it failed) and
+    /// the series Prometheus records about every scrape of a target: `up`,
+    /// `scrape_duration_seconds`, `scrape_samples_scraped` and
+    /// `scrape_series_added`.
     pub fn ingest(&mut self, batch: ScrapeBatch) {
-        let up_labels: Labels = batch.target_labels.clone().with(METRIC_NAME, "up");
-        let up = match batch.result {
-            Ok(samples) => {
-                self.series.ingest_scrape(&batch.target, batch.at, samples);
-                1.0
+        let (up, scraped, added) = match &batch.result {
+            Ok(scraped) => {
+                let format = scraped.format();
+                let tl = &batch.target_labels;
+                let before = self.series.series_count();
+                let o = self
+                    .series
+                    .ingest_raw(&batch.target, batch.at, scraped.samples(), |key| {
+                        let mut l = parse_series(key, format).map_err(|e| e.to_string())?;
+                        attach_target_labels(&mut l, tl);
+                        Ok(l)
+                    });
+                // One line per scrape, not per sample: a target exposing
+                // thousands of duplicates must not flood the log.
+                if let Some(e) = o.rejected.first() {
+                    tracing::warn!(target = %batch.target, rejected = o.rejected.len(), first = %e, "samples not stored");
+                }
+                if let Some(e) = o.unreadable.first() {
+                    tracing::warn!(target = %batch.target, unreadable = o.unreadable.len(), first = %e, "series not stored");
+                }
+                let added = self.series.series_count().saturating_sub(before);
+                (1.0, scraped.len(), added)
             }
             Err(_) => {
                 self.series.mark_target_stale(&batch.target, batch.at);
-                0.0
+                (0.0, 0, 0)
             }
         };
-        if let Err(e) = self.series.append(up_labels, batch.at, up) {
-            tracing::warn!(target = %batch.target, error = %e, "cannot record up");
-        }
-        let dur_labels = batch
-            .target_labels
-            .with(METRIC_NAME, "scrape_duration_seconds");
-        if let Err(e) = self
-            .series
-            .append(dur_labels, batch.at, batch.duration_ms as f64 / 1000.0)
-        {
-            tracing::warn!(target = %batch.target, error = %e, "cannot record scrape duration");
+        let report = [
+            ("up", up),
+            ("scrape_duration_seconds", batch.duration_ms as f64 / 1000.0),
+            ("scrape_samples_scraped", scraped as f64),
+            ("scrape_series_added", added as f64),
+        ];
+        for (name, v) in report {
+            let labels = batch.target_labels.clone().with(METRIC_NAME, name);
+            if let Err(e) = self.series.append(labels, batch.at, v) {
+                tracing::warn!(target = %batch.target, error = %e, "cannot record {name}");
+            }
         }
     }
 
@@ -191,7 +212,7 @@ impl Watcher {
                     for e in &outcome.errors {
                         tracing::warn!(group = %e.group, rule = %e.rule, error = %e.message, "rule evaluation failed");
                     }
-                    self.series.gc(now);
+                    self.series.maybe_gc(now);
                     self.save_state(now, !outcome.events.is_empty()).await;
                     for ev in outcome.events {
                         tokio::select! {
@@ -208,6 +229,7 @@ impl Watcher {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::labels::Labels;
     use crate::promql::{Value, query};
     use crate::rules::RuleEngine;
 
@@ -220,14 +242,22 @@ mod tests {
         }
     }
 
-    fn batch(at: i64, result: Result<Vec<(Labels, f64)>, String>) -> ScrapeBatch {
+    fn batch(at: i64, result: Result<&str, &str>) -> ScrapeBatch {
         ScrapeBatch {
             target: "sim".into(),
             at,
             target_labels: Labels::new()
                 .with("job", "sim")
                 .with("instance", "127.0.0.1:9100"),
-            result,
+            result: result
+                .map(|body| {
+                    crate::source::Scraped::parse(
+                        body.to_owned(),
+                        crate::source::exposition::Format::Prometheus004,
+                    )
+                    .unwrap()
+                })
+                .map_err(str::to_owned),
             duration_ms: 12,
         }
     }
@@ -349,31 +379,59 @@ mod tests {
     #[test]
     fn a_failed_scrape_sets_up_to_zero_and_ends_the_targets_series() {
         let mut w = watcher();
-        let sample = Labels::new()
-            .with("__name__", "live_room_listeners")
-            .with("job", "sim")
-            .with("room", "main");
-        w.ingest(batch(1_000, Ok(vec![(sample, 5.0)])));
+        w.ingest(batch(1_000, Ok("live_room_listeners{room=\"main\"} 5\n")));
         assert_eq!(scalar_of(&w, "up", 1_000), Some(1.0));
         assert_eq!(scalar_of(&w, "live_room_listeners", 1_000), Some(5.0));
         assert_eq!(scalar_of(&w, "scrape_duration_seconds", 1_000), Some(0.012));
+        assert_eq!(scalar_of(&w, "scrape_samples_scraped", 1_000), Some(1.0));
+        assert_eq!(scalar_of(&w, "scrape_series_added", 1_000), Some(1.0));
 
         // A malformed exposition: the scrape fails, the bot carries on.
-        w.ingest(batch(16_000, Err("line 3: not a valid sample line".into())));
+        w.ingest(batch(16_000, Err("line 3: not a valid sample line")));
         assert_eq!(scalar_of(&w, "up", 16_000), Some(0.0));
+        assert_eq!(scalar_of(&w, "scrape_samples_scraped", 16_000), Some(0.0));
         assert_eq!(
             scalar_of(&w, "live_room_listeners", 16_000),
             None,
             "stale after a failed scrape, as in Prometheus"
         );
 
-        // The next good scrape brings it back.
-        let sample = Labels::new()
-            .with("__name__", "live_room_listeners")
-            .with("job", "sim")
-            .with("room", "main");
-        w.ingest(batch(31_000, Ok(vec![(sample, 7.0)])));
+        // The next good scrape brings it back, as the same series.
+        w.ingest(batch(31_000, Ok("live_room_listeners{room=\"main\"} 7\n")));
         assert_eq!(scalar_of(&w, "up", 31_000), Some(1.0));
         assert_eq!(scalar_of(&w, "live_room_listeners", 31_000), Some(7.0));
+        assert_eq!(scalar_of(&w, "scrape_series_added", 31_000), Some(0.0));
+    }
+
+    #[test]
+    fn scraped_series_get_target_labels_once_and_keep_them() {
+        let mut w = watcher();
+        let body = "m{job=\"inner\",k=\"a\"} 1\nm{k=\"b\"} 2\n";
+        w.ingest(batch(1_000, Ok(body)));
+        w.ingest(batch(16_000, Ok(body)));
+        let q = |q: &str| match query(q, &w.series, 16_000).unwrap() {
+            Value::Vector(v) => v
+                .iter()
+                .map(|s| (s.labels.to_string(), s.value))
+                .collect::<Vec<_>>(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            q("m"),
+            vec![
+                (
+                    r#"m{exported_job="inner", instance="127.0.0.1:9100", job="sim", k="a"}"#
+                        .to_owned(),
+                    1.0
+                ),
+                (
+                    r#"m{instance="127.0.0.1:9100", job="sim", k="b"}"#.to_owned(),
+                    2.0
+                ),
+            ]
+        );
+        // Two samples each: the cache found the same series the second time.
+        assert_eq!(w.series.series_count(), 2 + 4);
+        assert_eq!(w.series.sample_count(), 4 + 8);
     }
 }

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{host_muted, start_bot, start_prometheus, start_sim, stop_bot};
+use common::{host_muted, run_ended, start_bot, start_prometheus, start_sim, stop_bot};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rules_read_through_the_prometheus_api_and_mitigate() {
@@ -22,6 +22,7 @@ async fn rules_read_through_the_prometheus_api_and_mitigate() {
         ),
     );
     let muted = host_muted(&sim_addr, 75).await;
+    let ended = run_ended(&dir.path().join("fb.db"), "mute-feedback-speaker", 20).await;
     let (status, out, err) = stop_bot(bot);
     assert!(
         muted,
@@ -29,6 +30,7 @@ async fn rules_read_through_the_prometheus_api_and_mitigate() {
     );
     assert!(status.is_some_and(|s| s.success()), "{status:?}\n{err}");
     assert!(out.contains("*SpeakerFeedback* [critical] firing"), "{out}");
+    assert_eq!(ended.as_deref(), Some("succeeded"), "{out}");
     assert!(
         out.contains("runbook *mute-feedback-speaker* succeeded"),
         "{out}"

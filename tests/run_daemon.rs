@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{host_muted, start_bot, start_sim, stop_bot};
+use common::{host_muted, run_ended, start_bot, start_sim, stop_bot};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_mutes_the_feedback_and_drains_on_sigterm() {
@@ -22,6 +22,7 @@ async fn run_mutes_the_feedback_and_drains_on_sigterm() {
     // Feedback from ~5s; the group evaluates every 15s and the rule needs
     // `for: 15s`, so it fires within ~35s.
     let muted = host_muted(&sim_addr, 60).await;
+    let ended = run_ended(&dir.path().join("fb.db"), "mute-feedback-speaker", 20).await;
     let (status, out, err) = stop_bot(bot);
     assert!(
         muted,
@@ -32,6 +33,7 @@ async fn run_mutes_the_feedback_and_drains_on_sigterm() {
     });
     assert!(status.success(), "exit {status:?}\nstderr:\n{err}");
     assert!(out.contains("*SpeakerFeedback* [critical] firing"), "{out}");
+    assert_eq!(ended.as_deref(), Some("succeeded"), "{out}");
     assert!(
         out.contains("runbook *mute-feedback-speaker* succeeded"),
         "chat was flushed before exit:\n{out}"

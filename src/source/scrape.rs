@@ -5,8 +5,8 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::ScrapeBatch;
-use super::exposition::{self, Format};
+use super::exposition::Format;
+use super::{ScrapeBatch, Scraped};
 use crate::clock::Clock;
 use crate::config::ScrapeTarget;
 use crate::labels::Labels;
@@ -74,7 +74,7 @@ async fn scrape_once(
     http: &reqwest::Client,
     t: &ScrapeTarget,
     clock: &Clock,
-) -> Result<Vec<(Labels, f64)>, String> {
+) -> Result<Scraped, String> {
     let timeout = clock
         .real(t.timeout.to_std())
         .max(Duration::from_millis(50));
@@ -110,18 +110,7 @@ async fn scrape_once(
         .await
         .map_err(|e| format!("reading body: {e}"))?;
     let format = Format::detect(content_type.as_deref(), &body);
-    let mut samples = Vec::new();
-    exposition::parse_with(&body, format, |item| {
-        if let exposition::Item::Sample(s) = item {
-            samples.push((s.to_labels(), s.value));
-        }
-    })
-    .map_err(|e| e.to_string())?;
-    let tl = target_labels(t);
-    for (labels, _) in &mut samples {
-        attach_target_labels(labels, &tl);
-    }
-    Ok(samples)
+    Scraped::parse(body, format).map_err(|e| e.to_string())
 }
 
 /// Adds target labels; a scraped label that clashes is kept as

@@ -97,6 +97,25 @@ pub async fn host_muted(sim_addr: &str, secs: u64) -> bool {
     .is_some()
 }
 
+/// Waits until a run of `runbook` has ended in the bot's SQLite store and
+/// returns its state. Tests stop the bot only then: a SIGTERM between two
+/// steps interrupts the run, which under load made the "succeeded" checks
+/// flaky.
+pub async fn run_ended(db: &std::path::Path, runbook: &str, secs: u64) -> Option<String> {
+    let store = firebreak::store::Store::open(&format!("sqlite://{}", db.display()))
+        .await
+        .ok()?;
+    let state = eventually(secs, || async {
+        let runs = store.runs().await.ok()?;
+        runs.into_iter()
+            .find(|r| r.runbook == runbook && r.finished_at.is_some())
+            .map(|r| r.state)
+    })
+    .await;
+    store.close().await;
+    state
+}
+
 /// Sends SIGTERM and waits up to 10s; returns (exited cleanly, stdout, stderr).
 pub fn stop_bot(mut bot: Child) -> (Option<std::process::ExitStatus>, String, String) {
     use std::io::Read;

@@ -144,6 +144,10 @@ pub struct ExpositionError {
 #[derive(Debug, Clone, Copy)]
 pub struct SampleRef<'a> {
     pub name: &'a str,
+    /// The metric name and label block exactly as written: the same text
+    /// always means the same series, so it keys the store's scrape cache.
+    /// [`parse_series`] turns it back into labels.
+    pub series: &'a str,
     pub value: f64,
     /// Milliseconds since the epoch, when the exposition gave one.
     pub timestamp_ms: Option<i64>,
@@ -279,6 +283,7 @@ where
                 }
                 f(Item::Sample(SampleRef {
                     name: s.name,
+                    series: s.series,
                     value: s.value,
                     timestamp_ms: s.timestamp_ms,
                     line: line_no,
@@ -406,6 +411,38 @@ fn metadata_line<'a>(
         }
     };
     Ok(Some((m, name_at)))
+}
+
+/// The labels (with `__name__`) of a series as a sample line of `format`
+/// writes it: [`SampleRef::series`]. Errors carry the column in `text`.
+pub fn parse_series(text: &str, format: Format) -> Result<Labels, ExpositionError> {
+    let strict = format == Format::OpenMetrics1;
+    let fail = |at: usize, kind: ErrorKind| error(text, 1, at, kind);
+    let b = text.as_bytes();
+    let end = parser::metric_name(b, 0).map_err(|(at, k)| fail(at, k))?;
+    let mut scratch = Scratch::default();
+    let mut i = end;
+    if !strict {
+        while i < b.len() && (b[i] == b' ' || b[i] == b'\t') {
+            i += 1;
+        }
+    }
+    if i < b.len() {
+        if b[i] != b'{' {
+            return Err(fail(i, ErrorKind::TrailingGarbage));
+        }
+        i = parser::labels(text, i + 1, strict, &mut scratch).map_err(|(at, k)| fail(at, k))?;
+        if i < b.len() {
+            return Err(fail(i, ErrorKind::TrailingGarbage));
+        }
+    }
+    let mut labels: Labels = scratch
+        .spans
+        .iter()
+        .map(|l| (l.name, l.value(&scratch.buf)))
+        .collect();
+    labels.set(METRIC_NAME, &text[..end]);
+    Ok(labels)
 }
 
 /// Parses a whole exposition into owned samples and metadata.

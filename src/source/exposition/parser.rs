@@ -53,6 +53,8 @@ pub(super) type LineResult<T> = Result<T, (usize, ErrorKind)>;
 /// A sample line, less its labels (which are in the scratch).
 pub(super) struct SampleLine<'t> {
     pub name: &'t str,
+    /// The name and label block as written.
+    pub series: &'t str,
     pub value: f64,
     pub timestamp_ms: Option<i64>,
     pub has_exemplar: bool,
@@ -368,6 +370,7 @@ pub(super) fn sample<'t>(
     i = end;
     let mut out = SampleLine {
         name,
+        series: &line[name_start..sep],
         value,
         timestamp_ms: None,
         has_exemplar: false,
