@@ -58,6 +58,10 @@ pub struct Target {
     pub timeout: PromDuration,
     /// Name of a secret sent as `Authorization: Bearer <secret>`.
     pub bearer_secret: Option<String>,
+    /// The target applies a request with a given `Idempotency-Key` at most
+    /// once, so a POST that was in flight when the bot died may be sent
+    /// again on restart.
+    pub idempotency_keys: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -98,6 +102,8 @@ impl Config {
                 url: base,
                 timeout: PromDuration::from_secs(10),
                 bearer_secret: None,
+                // The simulator remembers its last 10,000 keys.
+                idempotency_keys: true,
             },
         );
         c.chat.channel = "#live-incidents".into();
@@ -197,6 +203,8 @@ struct RawTarget {
     url: Sp<String>,
     timeout: Option<Sp<String>>,
     bearer_token_secret: Option<Sp<String>>,
+    #[serde(default)]
+    idempotency_keys: bool,
 }
 
 #[derive(Deserialize)]
@@ -381,6 +389,7 @@ impl Config {
                         url,
                         timeout,
                         bearer_secret: r.bearer_token_secret.as_ref().map(|s| s.value.clone()),
+                        idempotency_keys: r.idempotency_keys,
                     },
                 );
             }

@@ -15,7 +15,8 @@ use tokio_util::sync::CancellationToken;
 use crate::chat::{ChatMessage, Kind, Outbox};
 use crate::clock::{Clock, Millis};
 use crate::dispatch::{AlertCtx, Decision, Dispatcher, Pause};
-use crate::executor::{Executor, Outcome, RunFinished, RunRequest};
+use crate::executor::{Executor, Outcome, RunFinished, RunRequest, Verdict, Waiting};
+use crate::roles::Role;
 use crate::rules::{AlertEvent, AlertEventKind};
 use crate::store::Store;
 
@@ -23,8 +24,28 @@ use crate::store::Store;
 #[derive(Debug)]
 pub enum Command {
     Status(oneshot::Sender<Status>),
-    Pause { by: String, reason: String },
-    Resume { by: String },
+    Pause {
+        by: String,
+        reason: String,
+    },
+    Resume {
+        by: String,
+    },
+    /// Approve or deny the gate a run waits at. The reply is what was
+    /// decided, or why the person may not.
+    Answer {
+        run: String,
+        verdict: Verdict,
+        by: String,
+        role: Role,
+        reply: oneshot::Sender<Result<String, String>>,
+    },
+    /// Stop a run now.
+    Abort {
+        run: String,
+        by: String,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
 }
 
 #[derive(Clone, Debug, Serialize, PartialEq)]
@@ -33,6 +54,8 @@ pub struct Status {
     /// (runbook, concurrency key, run id)
     pub running: Vec<(String, String, String)>,
     pub firing: Vec<String>,
+    /// Runs waiting for a person's approval.
+    pub waiting: Vec<Waiting>,
 }
 
 pub struct Control {
@@ -47,6 +70,9 @@ pub struct Control {
     firing: BTreeMap<u64, (String, String)>,
     last_incident: Option<String>,
     run_seq: u64,
+    /// Differs between processes, so run ids (and the idempotency keys
+    /// made from them) never repeat across restarts.
+    boot: u16,
 }
 
 impl Control {
@@ -70,6 +96,12 @@ impl Control {
             firing: BTreeMap::new(),
             last_incident: None,
             run_seq: 0,
+            boot: {
+                use std::hash::{BuildHasher, Hasher};
+                std::collections::hash_map::RandomState::new()
+                    .build_hasher()
+                    .finish() as u16
+            },
         }
     }
 
@@ -229,7 +261,13 @@ impl Control {
             match d {
                 Decision::Start(plan) => {
                     self.run_seq += 1;
-                    let run_id = format!("{}-{}-{}", plan.runbook.name, now / 1000, self.run_seq);
+                    let run_id = format!(
+                        "{}-{}-{:04x}{}",
+                        plan.runbook.name,
+                        now / 1000,
+                        self.boot,
+                        self.run_seq
+                    );
                     self.dispatcher.started(
                         &plan.runbook.name,
                         &plan.concurrency_key,
@@ -290,6 +328,7 @@ impl Control {
                         .map(|(a, b, c)| (a.to_owned(), b.to_owned(), c.to_owned()))
                         .collect(),
                     firing: self.firing.values().map(|(n, _)| n.clone()).collect(),
+                    waiting: self.executor.waiting(),
                 });
             }
             Command::Pause { by, reason } => {
@@ -309,6 +348,29 @@ impl Control {
                 self.dispatcher.resume();
                 self.say(None, Kind::Note, format!("automation resumed by {by}"))
                     .await;
+            }
+            Command::Answer {
+                run,
+                verdict,
+                by,
+                role,
+                reply,
+            } => {
+                let r = self.executor.answer(&run, verdict, &by, role);
+                if let Err(e) = &r {
+                    // A refused command is recorded: who tried what.
+                    tracing::info!(%run, %by, error = %e, "approval refused");
+                    self.say(None, Kind::Note, format!("{by}: {e}")).await;
+                }
+                let _ = reply.send(r.map_err(|e| e.to_string()));
+            }
+            Command::Abort { run, by, reply } => {
+                let r = self.executor.abort(&run, &by);
+                if r.is_ok() {
+                    self.say(None, Kind::Note, format!("run {run} aborted by {by}"))
+                        .await;
+                }
+                let _ = reply.send(r.map_err(|e| e.to_string()));
             }
         }
     }

@@ -109,8 +109,20 @@ impl Daemon {
             reason: "automation.paused is true".into(),
             since: clock.now(),
         });
+        let mut dispatcher = Dispatcher::new(loaded.runbooks, paused);
+        // Cooldowns and budgets count runs of earlier processes too.
+        match store.runs().await {
+            Ok(runs) => dispatcher.restore(
+                runs.iter()
+                    .map(|r| (r.runbook.as_str(), r.concurrency_key.as_str(), r.started_at)),
+            ),
+            Err(e) => tracing::error!(error = %e, "cannot read earlier runs; budgets start empty"),
+        }
+        for r in executor.resume(dispatcher.runbooks()).await {
+            dispatcher.resumed(&r.runbook.name, &r.concurrency_key, &r.run_id);
+        }
         let control = Control::new(
-            Dispatcher::new(loaded.runbooks, paused),
+            dispatcher,
             executor.clone(),
             store.clone(),
             outbox.clone(),

@@ -6,7 +6,10 @@
 //! 1. a global pause stops every automatic start;
 //! 2. one run per (runbook, concurrency key) at a time: a second alert for
 //!    the same event joins the run in progress instead of starting another;
-//! 3. a cooldown after a run started for that key.
+//! 3. a cooldown after a run started for that key;
+//! 4. the runbook's budget: at most N runs per key within a window. Starts
+//!    are restored from the store at startup ([`Dispatcher::restore`]), so
+//!    a restart resets neither the budget nor the cooldown.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -19,7 +22,7 @@ use crate::runbook::template::Templates;
 use crate::runbook::{Runbook, coerce};
 
 /// The alert that starts a run, as templates see it (`alert.*`).
-#[derive(Clone, Debug, Serialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize, PartialEq)]
 pub struct AlertCtx {
     pub name: String,
     pub labels: BTreeMap<String, String>,
@@ -54,6 +57,8 @@ pub struct Dispatcher {
     runbooks: Vec<Arc<Runbook>>,
     active: HashMap<Key, String>,
     last_start: HashMap<Key, Millis>,
+    /// Start times per key, pruned to the longest budget window.
+    starts: HashMap<Key, Vec<Millis>>,
     paused: Option<Pause>,
     templates: Templates,
 }
@@ -65,6 +70,7 @@ impl Dispatcher {
             runbooks,
             active: HashMap::new(),
             last_start: HashMap::new(),
+            starts: HashMap::new(),
             paused,
             templates: Templates::new(),
         }
@@ -134,6 +140,23 @@ impl Dispatcher {
                 ));
             }
         }
+        if let Some(b) = rb.budget {
+            let window = b.per.as_millis() as i64;
+            let recent: Vec<Millis> = self
+                .starts
+                .get(&k)
+                .map(|v| v.iter().copied().filter(|t| now - t < window).collect())
+                .unwrap_or_default();
+            if recent.len() >= b.runs as usize {
+                let next = recent.iter().min().copied().unwrap_or(now) + window;
+                return skip(format!(
+                    "budget spent for {key}: {} run(s) in the last {}; the next is allowed in {}s. Start it by hand if it must run now",
+                    recent.len(),
+                    b.per,
+                    (next - now + 999) / 1000
+                ));
+            }
+        }
         Decision::Start(Plan {
             runbook: rb.clone(),
             concurrency_key: key,
@@ -171,7 +194,35 @@ impl Dispatcher {
     pub fn started(&mut self, runbook: &str, key: &str, run_id: &str, now: Millis) {
         let k = (runbook.to_owned(), key.to_owned());
         self.active.insert(k.clone(), run_id.to_owned());
-        self.last_start.insert(k, now);
+        self.record_start(k, now);
+    }
+
+    fn record_start(&mut self, k: Key, at: Millis) {
+        let last = self.last_start.entry(k.clone()).or_insert(at);
+        *last = (*last).max(at);
+        let keep = self
+            .runbooks
+            .iter()
+            .filter_map(|r| r.budget.map(|b| b.per.as_millis() as i64))
+            .max()
+            .unwrap_or(0);
+        let v = self.starts.entry(k).or_default();
+        v.push(at);
+        v.retain(|t| at - t < keep);
+    }
+
+    /// Replays the runs the store remembers (any state), so cooldowns and
+    /// budgets hold across restarts.
+    pub fn restore<'r>(&mut self, runs: impl IntoIterator<Item = (&'r str, &'r str, Millis)>) {
+        for (runbook, key, at) in runs {
+            self.record_start((runbook.to_owned(), key.to_owned()), at);
+        }
+    }
+
+    /// A run resumed after a restart is in progress again.
+    pub fn resumed(&mut self, runbook: &str, key: &str, run_id: &str) {
+        self.active
+            .insert((runbook.to_owned(), key.to_owned()), run_id.to_owned());
     }
 
     pub fn finished(&mut self, runbook: &str, key: &str) {
@@ -243,6 +294,57 @@ steps:
         d.finished("move", "launch");
         assert!(skip(&d.on_firing(&alert("launch"), 60_000)).contains("cooldown"));
         start(&d.on_firing(&alert("launch"), 600_000));
+    }
+
+    #[test]
+    fn budget_caps_runs_per_key_and_survives_a_restart() {
+        let text = r#"kind: runbook
+name: move
+trigger:
+  alerts: [{alertname: Full}]
+inputs:
+  event: {type: string, from: alert.labels.event}
+policy:
+  concurrency_key: "{{ inputs.event }}"
+  cooldown: 1m
+  budget: {runs: 2, per: 1h}
+steps:
+  - {id: a, action: wait, with: {duration: 1s}}
+"#;
+        let rb = Arc::new(parse_runbook("m.yaml", text, &CheckEnv::default()).unwrap());
+        let mut d = Dispatcher::new(vec![rb.clone()], None);
+        start(&d.on_firing(&alert("launch"), 0));
+        d.started("move", "launch", "r1", 0);
+        d.finished("move", "launch");
+        start(&d.on_firing(&alert("launch"), 120_000));
+        d.started("move", "launch", "r2", 120_000);
+        d.finished("move", "launch");
+        let why = skip(&d.on_firing(&alert("launch"), 240_000)).to_owned();
+        assert!(
+            why.contains("budget spent for launch: 2 run(s) in the last 1h"),
+            "{why}"
+        );
+        assert!(why.contains("allowed in 3360s"), "{why}");
+        // Another key has its own budget.
+        start(&d.on_firing(&alert("other"), 240_000));
+
+        // A new process, told of the same two runs by the store.
+        let mut d2 = Dispatcher::new(vec![rb], None);
+        d2.restore([("move", "launch", 0), ("move", "launch", 120_000)]);
+        assert!(skip(&d2.on_firing(&alert("launch"), 240_000)).contains("budget spent"));
+        // An hour after the first, one slot is free again.
+        start(&d2.on_firing(&alert("launch"), 3_600_000));
+    }
+
+    #[test]
+    fn cooldown_survives_a_restart() {
+        let mut d = Dispatcher::new(vec![rb()], None);
+        d.restore([("move", "launch", 0)]);
+        assert!(skip(&d.on_firing(&alert("launch"), 60_000)).contains("cooldown"));
+        d.resumed("move", "launch", "run-9");
+        assert!(
+            skip(&d.on_firing(&alert("launch"), 900_000)).contains("run-9 is already handling")
+        );
     }
 
     #[test]

@@ -19,6 +19,7 @@
 //! - [`duration`]: Prometheus-style durations.
 //! - [`labels`]: label sets and fingerprints.
 //! - [`matchers`]: Alertmanager label matchers.
+//! - [`roles`]: viewer, responder, commander: what a person may do.
 //!
 //! The flow, in order:
 //! - [`source`] (I/O): scrape tasks; Prometheus exposition behind one parser interface.
@@ -63,6 +64,7 @@ pub mod load;
 pub mod matchers;
 pub mod net;
 pub mod promql;
+pub mod roles;
 pub mod rules;
 pub mod runbook;
 pub mod sim;

@@ -6,11 +6,20 @@
 //! with backoff for retryable failures, and an idempotency key that is the
 //! same on every attempt. Every step is posted to the incident's thread.
 //! When the run ends, the control loop hears of it through a bounded queue.
+//!
+//! A run is a replay of its record: on a restart, [`Executor::resume`]
+//! runs each unfinished run again from the top with what the store says
+//! each step did, so finished steps are not repeated (their outputs are
+//! reused), a step that was in flight is repeated only when its action
+//! says that is harmless (same idempotency key), and anything else marks
+//! the run interrupted for a human. Approval gates, rollbacks and
+//! verification are steps too, so they replay the same way.
 
 pub mod actions;
+pub mod gates;
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -22,10 +31,12 @@ use tokio_util::task::TaskTracker;
 use crate::chat::{ChatMessage, Kind};
 use crate::clock::Millis;
 pub use crate::dispatch::AlertCtx;
+use crate::roles::Role;
 use crate::runbook::template::Templates;
-use crate::runbook::{OnFailure, Runbook};
-use crate::store::{RunRecord, StepEnd, Store};
+use crate::runbook::{Approval, OnFailure, OnTimeout, Runbook, Step, VerifyFailure};
+use crate::store::{RunRecord, StepEnd, StepRecord, Store};
 use actions::{ActionEnv, ActionError, StepCtx};
+pub use gates::{AnswerError, GateOutcome, Gates, Verdict, Waiting};
 
 #[derive(Clone, Debug)]
 pub struct RunRequest {
@@ -44,7 +55,14 @@ pub struct RunRequest {
 pub enum Outcome {
     Succeeded,
     Failed,
-    /// Stopped by shutdown or abort before it finished.
+    /// A step failed or verification did not recover, and the steps that
+    /// had acted were undone.
+    RolledBack,
+    /// Stopped by a person (abort, a denied approval) or an approval that
+    /// nobody gave in time.
+    Aborted,
+    /// Could not finish safely (for example a step that was in flight
+    /// when the bot died and is not safe to repeat); a human must look.
     Interrupted,
 }
 
@@ -53,6 +71,8 @@ impl Outcome {
         match self {
             Outcome::Succeeded => "succeeded",
             Outcome::Failed => "failed",
+            Outcome::RolledBack => "rolled_back",
+            Outcome::Aborted => "aborted",
             Outcome::Interrupted => "interrupted",
         }
     }
@@ -69,9 +89,20 @@ pub struct RunFinished {
     pub at: Millis,
 }
 
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum AbortError {
+    #[error("no run {0} is in progress")]
+    NotRunning(String),
+}
+
 #[derive(Clone)]
 pub struct Executor {
     inner: Arc<Inner>,
+}
+
+struct Live {
+    cancel: CancellationToken,
+    aborted_by: Option<String>,
 }
 
 struct Inner {
@@ -81,7 +112,18 @@ struct Inner {
     tracker: TaskTracker,
     shutdown: CancellationToken,
     finished: mpsc::Sender<RunFinished>,
+    gates: Gates,
+    live: Mutex<HashMap<String, Live>>,
 }
+
+impl Inner {
+    fn live(&self) -> std::sync::MutexGuard<'_, HashMap<String, Live>> {
+        self.live.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// What the store says a step did before a restart.
+type Prior = HashMap<String, StepRecord>;
 
 impl Executor {
     pub fn new(
@@ -98,6 +140,8 @@ impl Executor {
                 tracker: TaskTracker::new(),
                 shutdown,
                 finished,
+                gates: Gates::default(),
+                live: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -105,13 +149,148 @@ impl Executor {
     /// Starts a run in the background; its end is reported on the
     /// `finished` queue.
     pub fn start(&self, req: RunRequest) {
+        self.spawn(req, None);
+    }
+
+    fn spawn(&self, req: RunRequest, prior: Option<Prior>) {
         let inner = self.inner.clone();
+        let cancel = inner.shutdown.child_token();
+        inner.live().insert(
+            req.run_id.clone(),
+            Live {
+                cancel: cancel.clone(),
+                aborted_by: None,
+            },
+        );
         self.inner.tracker.spawn(async move {
-            let done = run(&inner, &req).await;
-            // The control loop may already have stopped at shutdown; the
-            // run's outcome is in the store either way.
-            let _ = inner.finished.send(done).await;
+            let done = run(&inner, &req, prior, &cancel).await;
+            inner.live().remove(&req.run_id);
+            if let Some(done) = done {
+                // The control loop may already have stopped at shutdown;
+                // the run's outcome is in the store either way.
+                let _ = inner.finished.send(done).await;
+            }
         });
+    }
+
+    /// Picks up the runs a previous process left unfinished. Returns the
+    /// ones resumed, so the control loop counts them as in progress; the
+    /// others are ended as interrupted, with the reason in chat.
+    pub async fn resume(&self, runbooks: &[Arc<Runbook>]) -> Vec<RunRequest> {
+        let inner = &self.inner;
+        let runs = match inner.store.unfinished_runs().await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot list unfinished runs; none resumed");
+                return Vec::new();
+            }
+        };
+        let mut resumed = Vec::new();
+        for (rec, trigger) in runs {
+            match self.resumable(&rec, &trigger, runbooks).await {
+                Ok((req, prior)) => {
+                    tracing::info!(run = %req.run_id, "resuming run");
+                    resumed.push(req.clone());
+                    self.spawn(req, Some(prior));
+                }
+                Err(why) => {
+                    let at = inner.env.clock.now();
+                    tracing::warn!(run = %rec.id, reason = %why, "cannot resume run");
+                    if let Err(e) = inner
+                        .store
+                        .finish_run(&rec.id, "interrupted", at, Some(&why))
+                        .await
+                    {
+                        tracing::error!(error = %e, run = %rec.id, "cannot record run end");
+                    }
+                    post(
+                        inner,
+                        &rec.incident,
+                        Kind::RunFailed,
+                        format!(
+                            "run {} of *{}* was interrupted by a restart and cannot resume: {why}. A human needs to check what it did.",
+                            rec.id, rec.runbook
+                        ),
+                    )
+                    .await;
+                }
+            }
+        }
+        resumed
+    }
+
+    async fn resumable(
+        &self,
+        rec: &RunRecord,
+        trigger: &str,
+        runbooks: &[Arc<Runbook>],
+    ) -> Result<(RunRequest, Prior), String> {
+        #[derive(serde::Deserialize)]
+        struct Trigger {
+            alert: Option<AlertCtx>,
+            inputs: BTreeMap<String, Json>,
+            actor: String,
+            digest: Option<String>,
+        }
+        let t: Trigger =
+            serde_json::from_str(trigger).map_err(|e| format!("its record is unreadable ({e})"))?;
+        let rb = runbooks
+            .iter()
+            .find(|r| r.name == rec.runbook)
+            .ok_or_else(|| format!("runbook {} is no longer loaded", rec.runbook))?;
+        if t.digest.as_deref() != Some(rb.digest.as_str()) {
+            return Err(format!(
+                "runbook {} changed since the run started",
+                rec.runbook
+            ));
+        }
+        let steps = self
+            .inner
+            .store
+            .steps(&rec.id)
+            .await
+            .map_err(|e| format!("its steps cannot be read ({e})"))?;
+        let prior = steps.into_iter().map(|s| (s.step_id.clone(), s)).collect();
+        Ok((
+            RunRequest {
+                run_id: rec.id.clone(),
+                runbook: rb.clone(),
+                incident: rec.incident.clone(),
+                concurrency_key: rec.concurrency_key.clone(),
+                alert: t.alert,
+                inputs: t.inputs,
+                actor: t.actor,
+            },
+            prior,
+        ))
+    }
+
+    /// Approves or denies the gate run `run` waits at.
+    pub fn answer(
+        &self,
+        run: &str,
+        verdict: Verdict,
+        user: &str,
+        role: Role,
+    ) -> Result<String, AnswerError> {
+        self.inner.gates.answer(run, verdict, user, role)
+    }
+
+    /// Gates waiting for a person.
+    pub fn waiting(&self) -> Vec<Waiting> {
+        self.inner.gates.waiting()
+    }
+
+    /// Stops a run at once: its current step is cancelled and nothing
+    /// after it runs (no rollback: the person who aborts decides).
+    pub fn abort(&self, run: &str, by: &str) -> Result<(), AbortError> {
+        let mut live = self.inner.live();
+        let l = live
+            .get_mut(run)
+            .ok_or_else(|| AbortError::NotRunning(run.to_owned()))?;
+        l.aborted_by = Some(by.to_owned());
+        l.cancel.cancel();
+        Ok(())
     }
 
     /// Waits for every run to end (they stop at their next step after
@@ -122,157 +301,312 @@ impl Executor {
     }
 }
 
-async fn say(inner: &Inner, req: &RunRequest, kind: Kind, text: String) {
+async fn post(inner: &Inner, incident: &str, kind: Kind, text: String) {
     let msg = ChatMessage {
         channel: inner.env.channel.clone(),
-        incident: Some(req.incident.clone()),
+        incident: Some(incident.to_owned()),
         kind,
         text,
         at: inner.env.clock.now(),
     };
     if let Err(e) = inner.env.outbox.post(&msg).await {
-        tracing::error!(error = %e, run = %req.run_id, "cannot queue chat message");
+        tracing::error!(error = %e, "cannot queue chat message");
     }
 }
 
-async fn timeline(inner: &Inner, req: &RunRequest, kind: &str, text: &str) {
-    if let Err(e) = inner
-        .store
-        .append_timeline(&req.incident, inner.env.clock.now(), kind, &req.actor, text)
-        .await
-    {
-        tracing::error!(error = %e, run = %req.run_id, "cannot write timeline");
-    }
+/// How a step (or gate) ended.
+enum StepResult {
+    Done(Json),
+    Skipped,
+    Failed(String),
+    /// Aborted by a person: the message says by whom.
+    Aborted(String),
+    /// Shutdown: the run stays unfinished in the store and resumes on the
+    /// next start.
+    Suspended,
+    /// Cannot go on safely.
+    Interrupted(String),
 }
 
-/// Records how a run ended; a store failure is logged, since the run has
-/// already ended either way.
-async fn record_end(inner: &Inner, req: &RunRequest, state: &str, at: Millis, error: Option<&str>) {
-    if let Err(e) = inner.store.finish_run(&req.run_id, state, at, error).await {
-        tracing::error!(error = %e, run = %req.run_id, state, "cannot record run end");
-    }
+/// One run in progress.
+struct Run<'a> {
+    inner: &'a Inner,
+    req: &'a RunRequest,
+    prior: Prior,
+    outputs: serde_json::Map<String, Json>,
+    cancel: &'a CancellationToken,
+    seq: i64,
 }
 
-async fn run(inner: &Inner, req: &RunRequest) -> RunFinished {
-    let clock = &inner.env.clock;
-    let rb = &req.runbook;
-    let started = clock.now();
-    let record = RunRecord {
-        id: req.run_id.clone(),
-        runbook: rb.name.clone(),
-        incident: req.incident.clone(),
-        concurrency_key: req.concurrency_key.clone(),
-        state: "running".into(),
-        started_at: started,
-        finished_at: None,
-        error: None,
-    };
-    let trigger = json!({"alert": req.alert, "inputs": req.inputs, "actor": req.actor});
-    if let Err(e) = inner.store.insert_run(&record, &trigger.to_string()).await {
-        tracing::error!(error = %e, run = %req.run_id, "cannot record run; not starting it");
-        return finished(req, Outcome::Failed, clock.now());
+impl Run<'_> {
+    async fn say(&self, kind: Kind, text: String) {
+        post(self.inner, &self.req.incident, kind, text).await;
     }
-    let why = req.alert.as_ref().map_or_else(
-        || format!("started by {}", req.actor),
-        |a| format!("for {}", a.name),
-    );
-    say(
-        inner,
-        req,
-        Kind::RunStarted,
-        format!("runbook *{}* started {why} (run {})", rb.name, req.run_id),
-    )
-    .await;
-    timeline(
-        inner,
-        req,
-        "run_started",
-        &format!("runbook {} started {why}", rb.name),
-    )
-    .await;
 
-    let mut steps_out = serde_json::Map::new();
-    let mut failure: Option<String> = None;
-    let cancel = inner.shutdown.child_token();
-    for (seq, step) in rb.steps.iter().enumerate() {
-        if inner.shutdown.is_cancelled() {
-            let at = clock.now();
-            record_end(inner, req, "interrupted", at, Some("shutdown before step")).await;
-            say(
-                inner,
-                req,
-                Kind::RunFailed,
-                format!(
-                    "runbook *{}* interrupted by shutdown before step `{}`",
-                    rb.name, step.id
-                ),
+    async fn timeline(&self, kind: &str, text: &str) {
+        if let Err(e) = self
+            .inner
+            .store
+            .append_timeline(
+                &self.req.incident,
+                self.inner.env.clock.now(),
+                kind,
+                &self.req.actor,
+                text,
             )
-            .await;
-            return finished(req, Outcome::Interrupted, at);
+            .await
+        {
+            tracing::error!(error = %e, run = %self.req.run_id, "cannot write timeline");
         }
-        let ctx = json!({
-            "alert": req.alert,
-            "inputs": req.inputs,
-            "steps": steps_out,
-            "run": {"id": req.run_id, "runbook": rb.name, "incident": req.incident},
-        });
+    }
+
+    fn ctx(&self) -> Json {
+        json!({
+            "alert": self.req.alert,
+            "inputs": self.req.inputs,
+            "steps": self.outputs,
+            "run": {"id": self.req.run_id, "runbook": self.req.runbook.name, "incident": self.req.incident},
+        })
+    }
+
+    /// Why the run's token fired: a person's abort, or shutdown.
+    fn stopped(&self) -> StepResult {
+        let by = self
+            .inner
+            .live()
+            .get(&self.req.run_id)
+            .and_then(|l| l.aborted_by.clone());
+        match by {
+            Some(by) => StepResult::Aborted(format!("aborted by {by}")),
+            None => StepResult::Suspended,
+        }
+    }
+
+    async fn record_end(
+        &self,
+        id: &str,
+        state: &str,
+        attempts: i64,
+        output: Option<&Json>,
+        error: Option<&str>,
+    ) {
+        let out = output.map(Json::to_string);
+        if let Err(e) = self
+            .inner
+            .store
+            .step_finished(
+                &self.req.run_id,
+                id,
+                &StepEnd {
+                    state,
+                    attempts,
+                    at: self.inner.env.clock.now(),
+                    output_json: out.as_deref(),
+                    error,
+                },
+            )
+            .await
+        {
+            tracing::error!(error = %e, run = %self.req.run_id, step = id, "cannot record step end");
+        }
+    }
+
+    /// A gate in front of the run or of a step: `approval:<what>` in the
+    /// store.
+    async fn gate(&mut self, what: &str, approval: &Approval) -> StepResult {
+        let id = format!("approval:{what}");
+        self.seq += 1;
+        let clock = &self.inner.env.clock;
+        let started = match self.prior.get(&id) {
+            Some(p) if p.state == "approved" => return StepResult::Done(Json::Null),
+            Some(p) if p.state == "denied" || p.state == "timed_out" => {
+                return StepResult::Aborted(p.error.clone().unwrap_or_default());
+            }
+            Some(p) => p.started_at,
+            None => {
+                let now = clock.now();
+                if let Err(e) = self
+                    .inner
+                    .store
+                    .step_entered(&self.req.run_id, &id, self.seq, "awaiting_approval", 1, now)
+                    .await
+                {
+                    return StepResult::Interrupted(format!(
+                        "cannot record the approval gate: {e}"
+                    ));
+                }
+                now
+            }
+        };
+        let _ = self
+            .inner
+            .store
+            .set_run_state(&self.req.run_id, "awaiting_approval")
+            .await;
+        let deadline = started + approval.timeout.as_millis() as i64;
+        let run_id = &self.req.run_id;
+        let then = match approval.on_timeout {
+            OnTimeout::Abort => "the run stops",
+            OnTimeout::Proceed => "the run goes on",
+        };
+        self.say(
+            Kind::Note,
+            format!(
+                "run {run_id} of *{}* waits for approval of `{what}` by {}. Answer with `approve {run_id}` or `deny {run_id}`; without an answer within {}, {then}.",
+                self.req.runbook.name,
+                approval.who(),
+                crate::duration::PromDuration::from_millis((deadline - clock.now()).max(0) as u64),
+            ),
+        )
+        .await;
+        let out = self
+            .inner
+            .gates
+            .wait(clock, run_id, what, approval, deadline, self.cancel)
+            .await;
+        let _ = self.inner.store.set_run_state(run_id, "running").await;
+        let (state, result, note) = match out {
+            GateOutcome::Approved { by } => (
+                "approved",
+                StepResult::Done(json!({"by": by})),
+                format!("`{what}` approved by {by}"),
+            ),
+            GateOutcome::Denied { by } => {
+                let why = format!("`{what}` denied by {by}");
+                ("denied", StepResult::Aborted(why.clone()), why)
+            }
+            GateOutcome::TimedOut if approval.on_timeout == OnTimeout::Proceed => (
+                "approved",
+                StepResult::Done(json!({"by": null})),
+                format!(
+                    "nobody objected to `{what}` within {}; going on",
+                    approval.timeout
+                ),
+            ),
+            GateOutcome::TimedOut => {
+                let why = format!("nobody approved `{what}` within {}", approval.timeout);
+                ("timed_out", StepResult::Aborted(why.clone()), why)
+            }
+            GateOutcome::Cancelled => return self.stopped(),
+        };
+        let (out, err) = match &result {
+            StepResult::Done(o) => (Some(o), None),
+            _ => (None, Some(note.as_str())),
+        };
+        self.record_end(&id, state, 1, out, err).await;
+        self.say(Kind::Step, note.clone()).await;
+        self.timeline("approval", &note).await;
+        result
+    }
+
+    /// Runs one step: replayed from the record when it already ran.
+    async fn step(&mut self, step: &Step) -> StepResult {
+        self.seq += 1;
+        let inner = self.inner;
+        let clock = &inner.env.clock;
+        let prior = self.prior.get(&step.id).cloned();
+        match prior.as_ref().map(|p| p.state.as_str()) {
+            Some("succeeded") => {
+                let out = prior
+                    .and_then(|p| p.output_json)
+                    .and_then(|o| serde_json::from_str(&o).ok())
+                    .unwrap_or(Json::Null);
+                return StepResult::Done(out);
+            }
+            Some("skipped") => return StepResult::Skipped,
+            Some("failed") => {
+                return StepResult::Failed(prior.and_then(|p| p.error).unwrap_or_default());
+            }
+            _ => {}
+        }
+        let ctx = self.ctx();
         if let Some(cond) = &step.when {
             match inner.templates.eval_bool(cond, &ctx) {
                 Ok(true) => {}
                 Ok(false) => {
-                    steps_out.insert(step.id.clone(), json!({"skipped": true}));
-                    say(
-                        inner,
-                        req,
+                    let now = clock.now();
+                    let _ = inner
+                        .store
+                        .step_entered(&self.req.run_id, &step.id, self.seq, "running", 0, now)
+                        .await;
+                    self.record_end(&step.id, "skipped", 0, None, None).await;
+                    self.say(
                         Kind::Step,
                         format!("`{}` skipped: `{cond}` is false", step.id),
                     )
                     .await;
-                    continue;
+                    return StepResult::Skipped;
                 }
-                Err(e) => {
-                    failure = Some(format!("step `{}`: when: {}", step.id, e.message));
-                    break;
-                }
+                Err(e) => return StepResult::Failed(format!("when: {}", e.message)),
+            }
+        }
+        if let Some(a) = &step.approval {
+            match self.gate(&step.id, a).await {
+                StepResult::Done(_) => {}
+                other => return other,
             }
         }
         let params = match inner.templates.render_value(&step.with, &ctx) {
             Ok(p) => p,
-            Err(e) => {
-                failure = Some(format!(
-                    "step `{}`: rendering parameters: {}",
-                    step.id, e.message
-                ));
-                break;
-            }
+            Err(e) => return StepResult::Failed(format!("rendering parameters: {}", e.message)),
         };
         let Some(action) = actions::find(&step.action) else {
-            failure = Some(format!(
-                "step `{}`: unknown action {}",
-                step.id, step.action
-            ));
-            break;
+            return StepResult::Failed(format!("unknown action {}", step.action));
         };
+        // In flight when the bot stopped: repeat only what is harmless.
+        let mut attempt: u32 = 0;
+        let mut first_started_at = clock.now();
+        if let Some(p) = &prior {
+            if !action.repeatable(&params, &inner.env) {
+                let why = format!(
+                    "step `{}` ({}) was in flight when the bot stopped, and repeating it is not known to be safe",
+                    step.id, step.action
+                );
+                self.record_end(&step.id, "interrupted", p.attempts, None, Some(&why))
+                    .await;
+                return StepResult::Interrupted(why);
+            }
+            attempt = p.attempts.max(0) as u32;
+            first_started_at = p.started_at;
+            self.say(
+                Kind::Step,
+                format!(
+                    "`{}` was in flight at the restart; repeating it with the same idempotency key",
+                    step.id
+                ),
+            )
+            .await;
+        }
         let step_ctx = StepCtx {
             env: &inner.env,
-            run_id: &req.run_id,
+            run_id: &self.req.run_id,
             step_id: &step.id,
-            incident: &req.incident,
-            idempotency_key: format!("firebreak/{}/{}", req.run_id, step.id),
-            cancel: &cancel,
+            incident: &self.req.incident,
+            idempotency_key: format!("firebreak/{}/{}", self.req.run_id, step.id),
+            cancel: self.cancel,
+            first_started_at,
+            gates: &inner.gates,
         };
         let step_started = clock.now();
-        let mut attempt: u32 = 0;
+        let first_attempt = attempt + 1;
         let result = loop {
             attempt += 1;
+            // A resumed step keeps its first start time, so a wait resumes
+            // with what was left of it.
+            let at = if attempt == first_attempt {
+                first_started_at
+            } else {
+                clock.now()
+            };
             if let Err(e) = inner
                 .store
-                .step_started(
-                    &req.run_id,
+                .step_entered(
+                    &self.req.run_id,
                     &step.id,
-                    seq as i64,
+                    self.seq,
+                    "running",
                     i64::from(attempt),
-                    clock.now(),
+                    at,
                 )
                 .await
             {
@@ -282,14 +616,17 @@ async fn run(inner: &Inner, req: &RunRequest) -> RunFinished {
                 r = tokio::time::timeout(clock.real(step.timeout.to_std()), action.run(&step_ctx, params.clone())) => {
                     r.unwrap_or_else(|_| Err(ActionError::retryable(format!("timed out after {}", step.timeout))))
                 }
-                _ = cancel.cancelled() => Err(ActionError::fatal("cancelled by shutdown")),
+                _ = self.cancel.cancelled() => return self.stopped(),
             };
             match res {
-                Err(e) if e.retryable && attempt <= step.retries && !cancel.is_cancelled() => {
-                    let wait = step.backoff.to_std() * 2u32.saturating_pow(attempt - 1);
-                    say(
-                        inner,
-                        req,
+                Err(e)
+                    if e.retryable
+                        && attempt < first_attempt + step.retries
+                        && !self.cancel.is_cancelled() =>
+                {
+                    let n = attempt - first_attempt;
+                    let wait = step.backoff.to_std() * 2u32.saturating_pow(n);
+                    self.say(
                         Kind::StepFailed,
                         format!(
                             "`{}` attempt {attempt} failed: {}; retrying in {}",
@@ -299,35 +636,29 @@ async fn run(inner: &Inner, req: &RunRequest) -> RunFinished {
                         ),
                     )
                     .await;
-                    clock.sleep(wait.min(Duration::from_secs(300))).await;
+                    tokio::select! {
+                        _ = clock.sleep(wait.min(Duration::from_secs(300))) => {}
+                        _ = self.cancel.cancelled() => return self.stopped(),
+                    }
                 }
                 other => break other,
             }
         };
+        if self.cancel.is_cancelled() {
+            return self.stopped();
+        }
         let took = clock.now() - step_started;
         match result {
             Ok(done) => {
-                let out = done.output.to_string();
-                if let Err(e) = inner
-                    .store
-                    .step_finished(
-                        &req.run_id,
-                        &step.id,
-                        &StepEnd {
-                            state: "succeeded",
-                            attempts: i64::from(attempt),
-                            at: clock.now(),
-                            output_json: Some(&out),
-                            error: None,
-                        },
-                    )
-                    .await
-                {
-                    tracing::error!(error = %e, "cannot record step end");
-                }
-                say(
-                    inner,
-                    req,
+                self.record_end(
+                    &step.id,
+                    "succeeded",
+                    i64::from(attempt),
+                    Some(&done.output),
+                    None,
+                )
+                .await;
+                self.say(
                     Kind::Step,
                     format!(
                         "`{}` ({}) {} in {}",
@@ -338,36 +669,23 @@ async fn run(inner: &Inner, req: &RunRequest) -> RunFinished {
                     ),
                 )
                 .await;
-                timeline(
-                    inner,
-                    req,
+                self.timeline(
                     "step",
                     &format!("{}: {} ({})", step.id, done.summary, step.action),
                 )
                 .await;
-                steps_out.insert(step.id.clone(), done.output);
+                StepResult::Done(done.output)
             }
             Err(e) => {
-                if let Err(se) = inner
-                    .store
-                    .step_finished(
-                        &req.run_id,
-                        &step.id,
-                        &StepEnd {
-                            state: "failed",
-                            attempts: i64::from(attempt),
-                            at: clock.now(),
-                            output_json: None,
-                            error: Some(&e.message),
-                        },
-                    )
-                    .await
-                {
-                    tracing::error!(error = %se, "cannot record step failure");
-                }
-                say(
-                    inner,
-                    req,
+                self.record_end(
+                    &step.id,
+                    "failed",
+                    i64::from(attempt),
+                    None,
+                    Some(&e.message),
+                )
+                .await;
+                self.say(
                     Kind::StepFailed,
                     format!(
                         "`{}` ({}) failed after {attempt} attempt(s): {}",
@@ -375,72 +693,275 @@ async fn run(inner: &Inner, req: &RunRequest) -> RunFinished {
                     ),
                 )
                 .await;
-                timeline(
-                    inner,
-                    req,
-                    "step_failed",
-                    &format!("{} failed: {}", step.id, e.message),
-                )
-                .await;
-                if cancel.is_cancelled() {
-                    let at = clock.now();
-                    record_end(inner, req, "interrupted", at, Some(&e.message)).await;
-                    return finished(req, Outcome::Interrupted, at);
-                }
-                if step.on_failure == OnFailure::Abort {
-                    failure = Some(format!("step `{}` failed: {}", step.id, e.message));
-                    break;
-                }
-                steps_out.insert(step.id.clone(), json!({"failed": true, "error": e.message}));
+                self.timeline("step_failed", &format!("{} failed: {}", step.id, e.message))
+                    .await;
+                StepResult::Failed(e.message)
             }
         }
     }
 
-    let at = clock.now();
-    let took = human_ms(at - started);
-    let (outcome, state) = match &failure {
-        None => (Outcome::Succeeded, "succeeded"),
-        Some(_) => (Outcome::Failed, "failed"),
-    };
-    record_end(inner, req, state, at, failure.as_deref()).await;
-    match &failure {
-        None => {
-            say(
-                inner,
-                req,
-                Kind::RunFinished,
-                format!("runbook *{}* succeeded in {took}", rb.name),
+    /// Undoes the steps that acted, newest first. Returns the rollbacks
+    /// that failed (a human must finish them), or `Err` when the run was
+    /// stopped meanwhile.
+    async fn roll_back(&mut self, done: &[&Step]) -> Result<Vec<String>, StepResult> {
+        let _ = self
+            .inner
+            .store
+            .set_run_state(&self.req.run_id, "rolling_back")
+            .await;
+        let with_undo: Vec<&&Step> = done.iter().filter(|s| s.rollback.is_some()).collect();
+        if with_undo.is_empty() {
+            self.say(
+                Kind::Note,
+                "nothing to roll back: no completed step has a rollback".into(),
             )
             .await;
-            timeline(
-                inner,
-                req,
-                "run_succeeded",
-                &format!("runbook {} succeeded in {took}", rb.name),
-            )
-            .await;
+            return Ok(Vec::new());
         }
-        Some(f) => {
-            say(
-                inner,
-                req,
-                Kind::RunFailed,
-                format!(
-                    "runbook *{}* failed after {took}: {f}. A human needs to look.",
-                    rb.name
-                ),
-            )
-            .await;
-            timeline(
-                inner,
-                req,
-                "run_failed",
-                &format!("runbook {} failed: {f}", rb.name),
-            )
-            .await;
+        self.say(
+            Kind::Note,
+            format!(
+                "rolling back: {}",
+                with_undo
+                    .iter()
+                    .rev()
+                    .map(|s| format!("`{}`", s.id))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        )
+        .await;
+        let mut failed = Vec::new();
+        for s in with_undo.into_iter().rev() {
+            let undo = s.rollback.as_deref().expect("filtered above");
+            match self.step(undo).await {
+                StepResult::Done(out) => {
+                    self.outputs.insert(undo.id.clone(), out);
+                }
+                StepResult::Skipped => {}
+                StepResult::Failed(e) | StepResult::Interrupted(e) => {
+                    failed.push(format!("`{}`: {e}", s.id));
+                }
+                stop @ (StepResult::Aborted(_) | StepResult::Suspended) => return Err(stop),
+            }
+        }
+        Ok(failed)
+    }
+
+    /// The run's steps, verification and rollback. Returns how it ended
+    /// and why, or `None` when suspended by shutdown.
+    async fn body(&mut self) -> Option<(Outcome, Option<String>)> {
+        let rb = self.req.runbook.clone();
+        if let Some(a) = &rb.approval {
+            match self.gate("run", a).await {
+                StepResult::Done(_) => {}
+                StepResult::Suspended => return None,
+                StepResult::Aborted(e) => return Some((Outcome::Aborted, Some(e))),
+                other => return Some((Outcome::Interrupted, Some(reason(other)))),
+            }
+        }
+        let mut done: Vec<&Step> = Vec::new();
+        for step in &rb.steps {
+            match self.step(step).await {
+                StepResult::Done(out) => {
+                    self.outputs.insert(step.id.clone(), out);
+                    done.push(step);
+                }
+                StepResult::Skipped => {
+                    self.outputs
+                        .insert(step.id.clone(), json!({"skipped": true}));
+                }
+                StepResult::Failed(e) => {
+                    let why = format!("step `{}` failed: {e}", step.id);
+                    match step.on_failure {
+                        OnFailure::Continue => {
+                            self.outputs
+                                .insert(step.id.clone(), json!({"failed": true, "error": e}));
+                        }
+                        OnFailure::Abort => return Some((Outcome::Failed, Some(why))),
+                        OnFailure::Rollback => return self.rolled_back(&done, why).await,
+                    }
+                }
+                StepResult::Aborted(e) => return Some((Outcome::Aborted, Some(e))),
+                StepResult::Suspended => return None,
+                StepResult::Interrupted(e) => return Some((Outcome::Interrupted, Some(e))),
+            }
+        }
+        if let Some(v) = &rb.verify {
+            for step in &v.steps {
+                match self.step(step).await {
+                    StepResult::Done(out) => {
+                        self.outputs.insert(step.id.clone(), out);
+                    }
+                    StepResult::Skipped => {
+                        self.outputs
+                            .insert(step.id.clone(), json!({"skipped": true}));
+                    }
+                    StepResult::Failed(e) => {
+                        let why = format!("verification `{}` failed: {e}", step.id);
+                        return match v.on_failure {
+                            VerifyFailure::Rollback => self.rolled_back(&done, why).await,
+                            VerifyFailure::Escalate => Some((
+                                Outcome::Failed,
+                                Some(format!("{why}; escalated, the mitigation is left in place")),
+                            )),
+                        };
+                    }
+                    StepResult::Aborted(e) => return Some((Outcome::Aborted, Some(e))),
+                    StepResult::Suspended => return None,
+                    StepResult::Interrupted(e) => return Some((Outcome::Interrupted, Some(e))),
+                }
+            }
+        }
+        Some((Outcome::Succeeded, None))
+    }
+
+    async fn rolled_back(
+        &mut self,
+        done: &[&Step],
+        why: String,
+    ) -> Option<(Outcome, Option<String>)> {
+        match self.roll_back(done).await {
+            Ok(failed) if failed.is_empty() => Some((Outcome::RolledBack, Some(why))),
+            Ok(failed) => Some((
+                Outcome::Failed,
+                Some(format!("{why}; rollback incomplete: {}", failed.join("; "))),
+            )),
+            Err(StepResult::Suspended) => None,
+            Err(other) => Some((Outcome::Aborted, Some(reason(other)))),
         }
     }
-    finished(req, outcome, at)
+}
+
+fn reason(r: StepResult) -> String {
+    match r {
+        StepResult::Failed(e) | StepResult::Aborted(e) | StepResult::Interrupted(e) => e,
+        StepResult::Done(_) | StepResult::Skipped => String::new(),
+        StepResult::Suspended => "suspended by shutdown".into(),
+    }
+}
+
+/// Runs (or resumes, with `prior`) one run. `None` when shutdown suspended
+/// it: it stays unfinished in the store and resumes on the next start.
+async fn run(
+    inner: &Inner,
+    req: &RunRequest,
+    prior: Option<Prior>,
+    cancel: &CancellationToken,
+) -> Option<RunFinished> {
+    let clock = &inner.env.clock;
+    let rb = &req.runbook;
+    let started = clock.now();
+    let resumed = prior.is_some();
+    let why = req.alert.as_ref().map_or_else(
+        || format!("started by {}", req.actor),
+        |a| format!("for {}", a.name),
+    );
+    if !resumed {
+        let record = RunRecord {
+            id: req.run_id.clone(),
+            runbook: rb.name.clone(),
+            incident: req.incident.clone(),
+            concurrency_key: req.concurrency_key.clone(),
+            state: "running".into(),
+            started_at: started,
+            finished_at: None,
+            error: None,
+        };
+        let trigger = json!({"alert": req.alert, "inputs": req.inputs, "actor": req.actor, "digest": rb.digest});
+        if let Err(e) = inner.store.insert_run(&record, &trigger.to_string()).await {
+            tracing::error!(error = %e, run = %req.run_id, "cannot record run; not starting it");
+            return Some(finished(req, Outcome::Failed, clock.now()));
+        }
+    }
+    let mut r = Run {
+        inner,
+        req,
+        prior: prior.unwrap_or_default(),
+        outputs: serde_json::Map::new(),
+        cancel,
+        seq: 0,
+    };
+    if resumed {
+        r.say(
+            Kind::RunStarted,
+            format!(
+                "runbook *{}* resumed after a restart (run {})",
+                rb.name, req.run_id
+            ),
+        )
+        .await;
+        r.timeline(
+            "run_resumed",
+            &format!("runbook {} resumed after a restart", rb.name),
+        )
+        .await;
+    } else {
+        r.say(
+            Kind::RunStarted,
+            format!("runbook *{}* started {why} (run {})", rb.name, req.run_id),
+        )
+        .await;
+        r.timeline("run_started", &format!("runbook {} started {why}", rb.name))
+            .await;
+    }
+    let Some((outcome, failure)) = r.body().await else {
+        r.say(
+            Kind::Note,
+            format!(
+                "runbook *{}* (run {}) paused by shutdown; it resumes when the bot starts again",
+                rb.name, req.run_id
+            ),
+        )
+        .await;
+        return None;
+    };
+    let at = clock.now();
+    let took = human_ms(at - started);
+    if let Err(e) = inner
+        .store
+        .finish_run(&req.run_id, outcome.as_str(), at, failure.as_deref())
+        .await
+    {
+        tracing::error!(error = %e, run = %req.run_id, "cannot record run end");
+    }
+    let f = failure.as_deref().unwrap_or_default();
+    let (kind, text, tl) = match outcome {
+        Outcome::Succeeded => (
+            Kind::RunFinished,
+            format!("runbook *{}* succeeded in {took}", rb.name),
+            format!("runbook {} succeeded in {took}", rb.name),
+        ),
+        Outcome::RolledBack => (
+            Kind::RunFailed,
+            format!(
+                "runbook *{}* rolled back after {took}: {f}. The mitigation was undone; a human needs to look.",
+                rb.name
+            ),
+            format!("runbook {} rolled back: {f}", rb.name),
+        ),
+        Outcome::Aborted => (
+            Kind::RunFailed,
+            format!("runbook *{}* stopped after {took}: {f}", rb.name),
+            format!("runbook {} stopped: {f}", rb.name),
+        ),
+        Outcome::Failed | Outcome::Interrupted => (
+            Kind::RunFailed,
+            format!(
+                "runbook *{}* {} after {took}: {f}. A human needs to look.",
+                rb.name,
+                if outcome == Outcome::Failed {
+                    "failed"
+                } else {
+                    "was interrupted"
+                }
+            ),
+            format!("runbook {} {}: {f}", rb.name, outcome.as_str()),
+        ),
+    };
+    r.say(kind, text).await;
+    r.timeline(&format!("run_{}", outcome.as_str()), &tl).await;
+    Some(finished(req, outcome, at))
 }
 
 fn finished(req: &RunRequest, outcome: Outcome, at: Millis) -> RunFinished {

@@ -9,6 +9,17 @@
 //!
 //! When several runbooks match one alert, they start in `priority` order
 //! (lower first, default 100), then by name.
+//!
+//! Safety in the format:
+//! - a step may carry a `rollback` (a compensating action); when a step
+//!   fails with `on_failure: rollback`, or verification does not recover,
+//!   the rollbacks of the steps that succeeded run in reverse order;
+//! - `verify` steps run after the mitigation (typically a `wait` until a
+//!   query holds); if one fails, the run rolls back or escalates;
+//! - `approval` (for the whole run under `policy`, or on one step) holds
+//!   the run until a person with the role approves, or its deadline passes;
+//! - `policy.budget` caps how many runs a concurrency key gets in a window,
+//!   counted from the store, so a restart does not reset it.
 
 pub mod template;
 
@@ -21,6 +32,7 @@ use crate::diag::{Collector, Diagnostic, Diagnostics, Pos, Sp, did_you_mean, fro
 use crate::duration::PromDuration;
 use crate::labels::Labels;
 use crate::matchers::{Matcher, matches_all, parse_matchers};
+use crate::roles::Role;
 use template::Templates;
 
 /// What a runbook may reference outside itself, for validation.
@@ -43,7 +55,76 @@ pub struct Runbook {
     pub inputs: Vec<Input>,
     pub concurrency_key: String,
     pub cooldown: PromDuration,
+    /// The whole run waits for this approval before its first step.
+    pub approval: Option<Approval>,
+    pub budget: Option<Budget>,
     pub steps: Vec<Step>,
+    pub verify: Option<Verify>,
+    /// Identifies this version of the file: a run started under another
+    /// version is not resumed after a restart, since its steps may differ.
+    pub digest: String,
+}
+
+/// Who may let a gated run or step go on, and until when.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Approval {
+    /// The lowest role that may approve.
+    pub role: Role,
+    /// People who may approve whatever their role (chat user ids).
+    pub users: Vec<String>,
+    pub timeout: PromDuration,
+    pub on_timeout: OnTimeout,
+}
+
+impl Approval {
+    pub fn allows(&self, user: &str, role: Role) -> bool {
+        role >= self.role || self.users.iter().any(|u| u == user)
+    }
+
+    /// "a commander", for chat.
+    pub fn who(&self) -> String {
+        let role = match self.role {
+            Role::Viewer => "anyone",
+            Role::Responder => "a responder",
+            Role::Commander => "a commander",
+        };
+        if self.users.is_empty() {
+            role.to_owned()
+        } else {
+            format!("{role} or {}", self.users.join(", "))
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnTimeout {
+    /// Nobody approved in time: the run stops (nothing was done yet).
+    Abort,
+    /// Nobody objected in time: go on, for steps that are safe by default.
+    Proceed,
+}
+
+/// At most `runs` runs per concurrency key within `per`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Budget {
+    pub runs: u32,
+    pub per: PromDuration,
+}
+
+#[derive(Clone, Debug)]
+pub struct Verify {
+    pub steps: Vec<Step>,
+    pub on_failure: VerifyFailure,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VerifyFailure {
+    /// Undo the mitigation: run the rollbacks in reverse order.
+    Rollback,
+    /// Leave things as they are and call for humans.
+    Escalate,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize, serde::Serialize)]
@@ -86,6 +167,9 @@ pub enum OnFailure {
     Abort,
     /// Record the failure and go on with the next step.
     Continue,
+    /// Undo the steps that succeeded (their `rollback`s, in reverse
+    /// order); the run is rolled back.
+    Rollback,
 }
 
 #[derive(Clone, Debug)]
@@ -99,6 +183,10 @@ pub struct Step {
     pub retries: u32,
     pub backoff: PromDuration,
     pub on_failure: OnFailure,
+    /// The step waits for this approval before it acts.
+    pub approval: Option<Approval>,
+    /// What undoes this step once it has succeeded.
+    pub rollback: Option<Box<Step>>,
     pub pos: Option<Pos>,
 }
 
@@ -113,6 +201,10 @@ impl Runbook {
 
     pub fn step_index(&self, id: &str) -> Option<usize> {
         self.steps.iter().position(|s| s.id == id)
+    }
+
+    pub fn verify_steps(&self) -> &[Step] {
+        self.verify.as_ref().map_or(&[], |v| &v.steps)
     }
 }
 
@@ -137,6 +229,44 @@ struct RawRunbook {
     #[serde(default)]
     policy: RawPolicy,
     steps: Sp<Vec<Sp<RawStep>>>,
+    verify: Option<Sp<RawVerify>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawVerify {
+    steps: Sp<Vec<Sp<RawStep>>>,
+    on_failure: Option<VerifyFailure>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawApproval {
+    role: Option<Sp<String>>,
+    #[serde(default)]
+    users: Vec<String>,
+    timeout: Option<Sp<String>>,
+    on_timeout: Option<OnTimeout>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBudget {
+    runs: u32,
+    per: Sp<String>,
+}
+
+/// A compensating action: a step without an id, condition or policy of
+/// its own (it belongs to the step it undoes).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRollback {
+    action: Sp<String>,
+    #[serde(default)]
+    with: Option<Sp<Json>>,
+    timeout: Option<Sp<String>>,
+    #[serde(default)]
+    retries: Option<Sp<RawRetries>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -172,6 +302,8 @@ struct RawInput {
 struct RawPolicy {
     concurrency_key: Option<Sp<String>>,
     cooldown: Option<Sp<String>>,
+    approval: Option<Sp<RawApproval>>,
+    budget: Option<Sp<RawBudget>>,
 }
 
 #[derive(Deserialize)]
@@ -186,6 +318,8 @@ struct RawStep {
     #[serde(default)]
     retries: Option<Sp<RawRetries>>,
     on_failure: Option<OnFailure>,
+    approval: Option<Sp<RawApproval>>,
+    rollback: Option<Sp<RawRollback>>,
 }
 
 #[derive(Deserialize)]
@@ -202,6 +336,7 @@ const WAIT_TIMEOUT_MARGIN: PromDuration = PromDuration::from_secs(30);
 const TEMPLATED_WAIT_TIMEOUT: PromDuration = PromDuration::from_secs(3600);
 const DEFAULT_COOLDOWN: PromDuration = PromDuration::from_secs(10 * 60);
 const MAX_RETRIES: u32 = 10;
+const DEFAULT_APPROVAL_TIMEOUT: PromDuration = PromDuration::from_secs(10 * 60);
 
 struct Check<'a> {
     c: Collector<'a>,
@@ -452,144 +587,123 @@ pub fn parse_runbook(file: &str, text: &str, env: &CheckEnv) -> Result<Runbook, 
             "a runbook needs at least one step",
         );
     }
-    let mut steps = Vec::new();
+    let verify_raw = raw.verify.as_ref().map(|v| &v.value);
+    // Ids are unique across the steps and the verify steps: both are
+    // readable as `steps.<id>`, and both are keys in the store.
+    let all_ids: Vec<String> = step_ids
+        .iter()
+        .cloned()
+        .chain(
+            verify_raw
+                .iter()
+                .flat_map(|v| v.steps.value.iter().map(|s| s.value.id.value.clone())),
+        )
+        .collect();
     let mut seen: BTreeSet<&str> = BTreeSet::new();
+    let mut steps = Vec::new();
     for (i, sp) in raw.steps.value.iter().enumerate() {
-        let r = &sp.value;
         let field = format!("steps[{i}]");
-        let id = &r.id.value;
-        if !valid_name(id) && !id.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_') {
-            c.err(
-                Pos::of(&r.id),
-                format!("{field}.id"),
-                format!("invalid step id {id:?}; use letters, digits and underscores"),
-            );
-        }
-        if !seen.insert(id) {
-            c.err(
-                Pos::of(&r.id),
-                format!("{field}.id"),
-                format!("duplicate step id {id:?}"),
-            );
-        }
-        let with = r
-            .with
-            .as_ref()
-            .map_or(Json::Object(Default::default()), |w| w.value.clone());
-        let with_pos = r.with.as_ref().and_then(Pos::of).or(Pos::of(sp));
-        match crate::executor::actions::find(&r.action.value) {
-            None => {
-                let names = crate::executor::actions::names();
-                let hint = did_you_mean(&r.action.value, &names)
-                    .map(|s| format!(" (did you mean `{s}`?)"))
-                    .unwrap_or_default();
-                c.err(
-                    Pos::of(&r.action),
-                    format!("{field}.action"),
-                    format!(
-                        "unknown action {:?}{hint}; expected one of: {}",
-                        r.action.value,
-                        one_of(&names)
-                    ),
-                );
-            }
-            Some(action) => {
-                for (sub, msg) in action.check(&with, env) {
-                    let f = if sub.is_empty() {
-                        format!("{field}.with")
-                    } else {
-                        format!("{field}.with.{sub}")
-                    };
-                    c.err(with_pos, f, msg);
-                }
-            }
-        }
+        check_id(&mut c, &sp.value.id, &field, &mut seen);
         let scope = Scope {
             inputs: &input_names,
             earlier_steps: &step_ids[..i],
-            all_steps: &step_ids,
+            all_steps: &all_ids,
             only_alert: false,
         };
-        let mut strings = Vec::new();
-        Templates::strings_in(&with, &format!("{field}.with"), &mut strings);
-        for (f, s) in strings {
-            c.template(&s, false, with_pos, &f, &scope);
+        let mut step = check_step(&mut c, env, sp, &field, &scope);
+        if let Some(rb) = &sp.value.rollback {
+            // A rollback reads what its own step produced (the room it
+            // created, say) and anything before it.
+            let scope = Scope {
+                inputs: &input_names,
+                earlier_steps: &step_ids[..=i],
+                all_steps: &all_ids,
+                only_alert: false,
+            };
+            let r = &rb.value;
+            let parts = StepParts {
+                id: format!("rollback:{}", sp.value.id.value),
+                action: &r.action,
+                with: r.with.as_ref(),
+                when: None,
+                timeout: r.timeout.as_ref(),
+                retries: r.retries.as_ref(),
+                on_failure: None,
+                approval: None,
+                pos: Pos::of(rb),
+            };
+            step.rollback = Some(Box::new(check_parts(
+                &mut c,
+                env,
+                parts,
+                &format!("{field}.rollback"),
+                &scope,
+            )));
         }
-        if let Some(w) = &r.when {
-            c.template(&w.value, true, Pos::of(w), &format!("{field}.when"), &scope);
-        }
-        // A wait's timeout must outlast the wait: by default it does, and
-        // one set shorter is a mistake that would fail every run.
-        let waits_for = (r.action.value == "wait")
-            .then(|| {
-                with.get("duration")
-                    .and_then(|d| d.as_str())
-                    .map(|d| PromDuration::parse(d).ok())
-            })
-            .flatten();
-        let default_timeout = match waits_for {
-            Some(Some(d)) => {
-                PromDuration::from_millis(d.as_millis() + WAIT_TIMEOUT_MARGIN.as_millis())
-            }
-            Some(None) => TEMPLATED_WAIT_TIMEOUT,
-            None => DEFAULT_STEP_TIMEOUT,
-        };
-        let timeout = c.duration(
-            r.timeout.as_ref(),
-            &format!("{field}.timeout"),
-            default_timeout,
-        );
-        if let (Some(Some(d)), Some(t)) = (waits_for, &r.timeout)
-            && timeout <= d
-        {
-            c.err(Pos::of(t), format!("{field}.timeout"), format!("timeout {timeout} is not longer than the wait ({d}); leave it out or make it longer"));
-        }
-        if timeout.is_zero() {
+        steps.push(step);
+    }
+    let verify = verify_raw.map(|v| {
+        if v.steps.value.is_empty() {
             c.err(
-                r.timeout.as_ref().and_then(Pos::of),
-                format!("{field}.timeout"),
+                Pos::of(&v.steps),
+                "verify.steps",
+                "verify needs at least one step (for example a `wait` with `until`)",
+            );
+        }
+        let mut vsteps = Vec::new();
+        for (i, sp) in v.steps.value.iter().enumerate() {
+            let field = format!("verify.steps[{i}]");
+            check_id(&mut c, &sp.value.id, &field, &mut seen);
+            if sp.value.rollback.is_some() {
+                c.err(
+                    Pos::of(sp),
+                    format!("{field}.rollback"),
+                    "verify steps only check; put rollbacks on the steps that act",
+                );
+            }
+            let scope = Scope {
+                inputs: &input_names,
+                earlier_steps: &all_ids[..step_ids.len() + i],
+                all_steps: &all_ids,
+                only_alert: false,
+            };
+            vsteps.push(check_step(&mut c, env, sp, &field, &scope));
+        }
+        Verify {
+            steps: vsteps,
+            on_failure: v.on_failure.unwrap_or(VerifyFailure::Rollback),
+        }
+    });
+    let approval = raw
+        .policy
+        .approval
+        .as_ref()
+        .map(|a| check_approval(&mut c, a, "policy.approval"));
+    let budget = raw.policy.budget.as_ref().map(|b| {
+        if b.value.runs == 0 {
+            c.err(
+                Pos::of(b),
+                "policy.budget.runs",
+                "a budget of 0 runs means the runbook never runs automatically; use `trigger.manual` alone instead",
+            );
+        }
+        let per = c.duration(
+            Some(&b.value.per),
+            "policy.budget.per",
+            PromDuration::from_secs(3600),
+        );
+        if per.is_zero() {
+            c.err(
+                Pos::of(&b.value.per),
+                "policy.budget.per",
                 "must be greater than 0s",
             );
         }
-        let (retries, backoff) = match &r.retries {
-            None => (0, PromDuration::from_secs(1)),
-            Some(rs) => {
-                if rs.value.attempts > MAX_RETRIES {
-                    c.err(
-                        Pos::of(rs),
-                        format!("{field}.retries.attempts"),
-                        format!(
-                            "{} retries is too many; at most {MAX_RETRIES}",
-                            rs.value.attempts
-                        ),
-                    );
-                }
-                let b = match &rs.value.backoff {
-                    None => PromDuration::from_secs(1),
-                    Some(b) => PromDuration::parse(b).unwrap_or_else(|e| {
-                        c.err(
-                            Pos::of(rs),
-                            format!("{field}.retries.backoff"),
-                            e.to_string(),
-                        );
-                        PromDuration::from_secs(1)
-                    }),
-                };
-                (rs.value.attempts, b)
-            }
-        };
-        steps.push(Step {
-            id: id.clone(),
-            action: r.action.value.clone(),
-            with,
-            when: r.when.as_ref().map(|w| w.value.clone()),
-            timeout,
-            retries,
-            backoff,
-            on_failure: r.on_failure.unwrap_or(OnFailure::Abort),
-            pos: Pos::of(sp),
-        });
-    }
+        Budget {
+            runs: b.value.runs,
+            per,
+        }
+    });
 
     let rb = Runbook {
         name: raw.name.value.clone(),
@@ -603,9 +717,218 @@ pub fn parse_runbook(file: &str, text: &str, env: &CheckEnv) -> Result<Runbook, 
         inputs,
         concurrency_key,
         cooldown,
+        approval,
+        budget,
         steps,
+        verify,
+        digest: format!("{:016x}", fnv(text.as_bytes())),
     };
     c.c.out.into_result(rb)
+}
+
+fn fnv(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+fn check_id<'r>(c: &mut Check, id: &'r Sp<String>, field: &str, seen: &mut BTreeSet<&'r str>) {
+    let v = &id.value;
+    if !valid_name(v) && !v.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_') {
+        c.err(
+            Pos::of(id),
+            format!("{field}.id"),
+            format!("invalid step id {v:?}; use letters, digits and underscores"),
+        );
+    }
+    if !seen.insert(v) {
+        c.err(
+            Pos::of(id),
+            format!("{field}.id"),
+            format!("duplicate step id {v:?}"),
+        );
+    }
+}
+
+fn check_approval(c: &mut Check, a: &Sp<RawApproval>, field: &str) -> Approval {
+    let r = &a.value;
+    let role = match &r.role {
+        None => Role::Commander,
+        Some(sp) => Role::parse(&sp.value).unwrap_or_else(|| {
+            let names: Vec<&str> = Role::ALL.iter().map(|r| r.as_str()).collect();
+            c.err(
+                Pos::of(sp),
+                format!("{field}.role"),
+                format!(
+                    "unknown role {:?}; expected one of: {}",
+                    sp.value,
+                    one_of(&names)
+                ),
+            );
+            Role::Commander
+        }),
+    };
+    let timeout = c.duration(
+        r.timeout.as_ref(),
+        &format!("{field}.timeout"),
+        DEFAULT_APPROVAL_TIMEOUT,
+    );
+    if timeout.is_zero() {
+        c.err(
+            r.timeout.as_ref().and_then(Pos::of),
+            format!("{field}.timeout"),
+            "must be greater than 0s",
+        );
+    }
+    Approval {
+        role,
+        users: r.users.clone(),
+        timeout,
+        on_timeout: r.on_timeout.unwrap_or(OnTimeout::Abort),
+    }
+}
+
+/// The parts of a step or a rollback that [`check_parts`] validates.
+struct StepParts<'r> {
+    id: String,
+    action: &'r Sp<String>,
+    with: Option<&'r Sp<Json>>,
+    when: Option<&'r Sp<String>>,
+    timeout: Option<&'r Sp<String>>,
+    retries: Option<&'r Sp<RawRetries>>,
+    on_failure: Option<OnFailure>,
+    approval: Option<&'r Sp<RawApproval>>,
+    pos: Option<Pos>,
+}
+
+fn check_step(c: &mut Check, env: &CheckEnv, sp: &Sp<RawStep>, field: &str, scope: &Scope) -> Step {
+    let r = &sp.value;
+    let parts = StepParts {
+        id: r.id.value.clone(),
+        action: &r.action,
+        with: r.with.as_ref(),
+        when: r.when.as_ref(),
+        timeout: r.timeout.as_ref(),
+        retries: r.retries.as_ref(),
+        on_failure: r.on_failure,
+        approval: r.approval.as_ref(),
+        pos: Pos::of(sp),
+    };
+    check_parts(c, env, parts, field, scope)
+}
+
+fn check_parts(c: &mut Check, env: &CheckEnv, r: StepParts, field: &str, scope: &Scope) -> Step {
+    let with = r
+        .with
+        .map_or(Json::Object(Default::default()), |w| w.value.clone());
+    let with_pos = r.with.and_then(Pos::of).or(r.pos);
+    match crate::executor::actions::find(&r.action.value) {
+        None => {
+            let names = crate::executor::actions::names();
+            let hint = did_you_mean(&r.action.value, &names)
+                .map(|s| format!(" (did you mean `{s}`?)"))
+                .unwrap_or_default();
+            c.err(
+                Pos::of(r.action),
+                format!("{field}.action"),
+                format!(
+                    "unknown action {:?}{hint}; expected one of: {}",
+                    r.action.value,
+                    one_of(&names)
+                ),
+            );
+        }
+        Some(action) => {
+            for (sub, msg) in action.check(&with, env) {
+                let f = if sub.is_empty() {
+                    format!("{field}.with")
+                } else {
+                    format!("{field}.with.{sub}")
+                };
+                c.err(with_pos, f, msg);
+            }
+        }
+    }
+    let mut strings = Vec::new();
+    Templates::strings_in(&with, &format!("{field}.with"), &mut strings);
+    for (f, s) in strings {
+        c.template(&s, false, with_pos, &f, scope);
+    }
+    if let Some(w) = r.when {
+        c.template(&w.value, true, Pos::of(w), &format!("{field}.when"), scope);
+    }
+    // A wait's timeout must outlast the wait: by default it does, and
+    // one set shorter is a mistake that would fail every run.
+    let waits_for = match r.action.value.as_str() {
+        "wait" => with
+            .get("duration")
+            .and_then(|d| d.as_str())
+            .map(|d| PromDuration::parse(d).ok()),
+        // An approval step lasts until its deadline.
+        "approval" => Some(crate::executor::actions::approval::timeout_of(&with)),
+        _ => None,
+    };
+    let default_timeout = match waits_for {
+        Some(Some(d)) => PromDuration::from_millis(d.as_millis() + WAIT_TIMEOUT_MARGIN.as_millis()),
+        Some(None) => TEMPLATED_WAIT_TIMEOUT,
+        None => DEFAULT_STEP_TIMEOUT,
+    };
+    let timeout = c.duration(r.timeout, &format!("{field}.timeout"), default_timeout);
+    if let (Some(Some(d)), Some(t)) = (waits_for, r.timeout)
+        && timeout <= d
+    {
+        c.err(Pos::of(t), format!("{field}.timeout"), format!("timeout {timeout} is not longer than the wait ({d}); leave it out or make it longer"));
+    }
+    if timeout.is_zero() {
+        c.err(
+            r.timeout.and_then(Pos::of),
+            format!("{field}.timeout"),
+            "must be greater than 0s",
+        );
+    }
+    let (retries, backoff) = match r.retries {
+        None => (0, PromDuration::from_secs(1)),
+        Some(rs) => {
+            if rs.value.attempts > MAX_RETRIES {
+                c.err(
+                    Pos::of(rs),
+                    format!("{field}.retries.attempts"),
+                    format!(
+                        "{} retries is too many; at most {MAX_RETRIES}",
+                        rs.value.attempts
+                    ),
+                );
+            }
+            let b = match &rs.value.backoff {
+                None => PromDuration::from_secs(1),
+                Some(b) => PromDuration::parse(b).unwrap_or_else(|e| {
+                    c.err(
+                        Pos::of(rs),
+                        format!("{field}.retries.backoff"),
+                        e.to_string(),
+                    );
+                    PromDuration::from_secs(1)
+                }),
+            };
+            (rs.value.attempts, b)
+        }
+    };
+    let approval = r
+        .approval
+        .map(|a| check_approval(c, a, &format!("{field}.approval")));
+    Step {
+        id: r.id,
+        action: r.action.value.clone(),
+        with,
+        when: r.when.map(|w| w.value.clone()),
+        timeout,
+        retries,
+        backoff,
+        on_failure: r.on_failure.unwrap_or(OnFailure::Abort),
+        approval,
+        rollback: None,
+        pos: r.pos,
+    }
 }
 
 /// Loads a set of runbook files, checking names are unique across them.

@@ -210,3 +210,84 @@ fn wait_steps_get_a_timeout_that_outlasts_them() {
         "{errs}"
     );
 }
+
+#[test]
+fn safety_fields_load_and_their_mistakes_are_located() {
+    let good = r#"kind: runbook
+name: safe
+trigger: {manual: true}
+policy:
+  approval: {role: responder, timeout: 5m, on_timeout: proceed}
+  budget: {runs: 2, per: 1h}
+steps:
+  - id: create
+    action: http
+    approval: {users: [U-lead]}
+    with: {target: sim, method: POST, path: /api/v1/rooms, capture: {room: /room/id}}
+    on_failure: rollback
+    rollback:
+      action: http
+      with: {target: sim, method: DELETE, path: "/api/v1/rooms/{{ steps.create.room }}"}
+  - id: ask
+    action: approval
+    with: {timeout: 20m}
+verify:
+  on_failure: escalate
+  steps:
+    - id: check
+      action: http
+      with: {target: sim, path: "/api/v1/rooms/{{ steps.create.room }}"}
+"#;
+    let rb = parse_runbook("safe.yaml", good, &env()).unwrap();
+    let a = rb.approval.as_ref().unwrap();
+    assert_eq!(
+        (a.role, a.timeout),
+        (crate::roles::Role::Responder, PromDuration::from_secs(300))
+    );
+    assert_eq!(rb.budget.unwrap().runs, 2);
+    assert_eq!(rb.steps[0].on_failure, OnFailure::Rollback);
+    assert_eq!(rb.steps[0].approval.as_ref().unwrap().users, ["U-lead"]);
+    assert_eq!(rb.steps[0].rollback.as_ref().unwrap().id, "rollback:create");
+    // An approval step lasts until its deadline, and a bit.
+    assert!(rb.steps[1].timeout > PromDuration::from_secs(1200));
+    assert_eq!(
+        rb.verify.as_ref().unwrap().on_failure,
+        VerifyFailure::Escalate
+    );
+
+    let bad = r#"kind: runbook
+name: unsafe
+trigger: {manual: true}
+policy:
+  approval: {role: boss}
+  budget: {runs: 0, per: 1h}
+steps:
+  - id: create
+    action: http
+    with: {target: sim, method: POST, path: /a}
+    rollback:
+      action: http
+      with: {target: sim, method: DELETE, path: "/a/{{ steps.later.x }}"}
+  - id: later
+    action: http
+    with: {target: sim, path: /b}
+verify:
+  steps:
+    - id: create
+      action: wait
+      with: {duration: 1s}
+      rollback: {action: chat, with: {text: x}}
+"#;
+    let errs = parse_runbook("unsafe.yaml", bad, &env())
+        .unwrap_err()
+        .to_string();
+    for want in [
+        "unsafe.yaml:5:20: policy.approval.role: unknown role \"boss\"",
+        "unsafe.yaml:6:11: policy.budget.runs: a budget of 0 runs",
+        "steps[0].rollback.with.path: step `later` runs later",
+        "unsafe.yaml:19:11: verify.steps[0].id: duplicate step id \"create\"",
+        "verify.steps[0].rollback: verify steps only check",
+    ] {
+        assert!(errs.contains(want), "missing {want:?} in:\n{errs}");
+    }
+}

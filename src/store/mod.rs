@@ -258,6 +258,18 @@ impl Store {
         Ok(())
     }
 
+    /// A run's state while it goes on (`running`, `awaiting_approval`,
+    /// `rolling_back`), for status and after a restart.
+    pub async fn set_run_state(&self, id: &str, state: &str) -> Result<()> {
+        sqlx::query("UPDATE runs SET state = $1 WHERE id = $2 AND finished_at IS NULL")
+            .bind(state)
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(q("set run state"))?;
+        Ok(())
+    }
+
     pub async fn runs(&self) -> Result<Vec<RunRecord>> {
         let rows = sqlx::query("SELECT id, runbook, incident, concurrency_key, state, started_at, finished_at, error FROM runs ORDER BY started_at, id")
             .fetch_all(&self.pool)
@@ -289,25 +301,64 @@ impl Store {
         attempts: i64,
         at: Millis,
     ) -> Result<()> {
-        sqlx::query("DELETE FROM steps WHERE run_id = $1 AND step_id = $2")
-            .bind(run_id)
-            .bind(step_id)
-            .execute(&self.pool)
+        self.step_entered(run_id, step_id, seq, "running", attempts, at)
             .await
-            .map_err(q("reset step"))?;
+    }
+
+    /// Records that a step entered `state` (`running`, or
+    /// `awaiting_approval` for a gate). One statement, so a crash leaves
+    /// either the old row or the new one, never none.
+    pub async fn step_entered(
+        &self,
+        run_id: &str,
+        step_id: &str,
+        seq: i64,
+        state: &str,
+        attempts: i64,
+        at: Millis,
+    ) -> Result<()> {
         sqlx::query(
             "INSERT INTO steps (run_id, step_id, seq, state, attempts, started_at, finished_at, output_json, error)
-             VALUES ($1, $2, $3, 'running', $4, $5, NULL, NULL, NULL)",
+             VALUES ($1, $2, $3, $4, $5, $6, NULL, NULL, NULL)
+             ON CONFLICT (run_id, step_id) DO UPDATE SET seq = $3, state = $4, attempts = $5,
+                 started_at = $6, finished_at = NULL, output_json = NULL, error = NULL",
         )
         .bind(run_id)
         .bind(step_id)
         .bind(seq)
+        .bind(state)
         .bind(attempts)
         .bind(at)
         .execute(&self.pool)
         .await
         .map_err(q("start step"))?;
         Ok(())
+    }
+
+    /// Runs that have not ended (the bot stopped or crashed during them),
+    /// with what started them, oldest first.
+    pub async fn unfinished_runs(&self) -> Result<Vec<(RunRecord, String)>> {
+        let rows = sqlx::query("SELECT id, runbook, incident, concurrency_key, state, started_at, finished_at, error, trigger_json FROM runs WHERE finished_at IS NULL ORDER BY started_at, id")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(q("list unfinished runs"))?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    RunRecord {
+                        id: r.try_get(0).map_err(q("read run"))?,
+                        runbook: r.try_get(1).map_err(q("read run"))?,
+                        incident: r.try_get(2).map_err(q("read run"))?,
+                        concurrency_key: r.try_get(3).map_err(q("read run"))?,
+                        state: r.try_get(4).map_err(q("read run"))?,
+                        started_at: r.try_get(5).map_err(q("read run"))?,
+                        finished_at: r.try_get(6).map_err(q("read run"))?,
+                        error: r.try_get(7).map_err(q("read run"))?,
+                    },
+                    r.try_get(8).map_err(q("read run"))?,
+                ))
+            })
+            .collect()
     }
 
     pub async fn step_finished(

@@ -28,6 +28,11 @@ impl Action for Chat {
         }
     }
 
+    /// At worst a message shows twice after a crash; never a mitigation.
+    fn repeatable(&self, _with: &Json, _env: &super::ActionEnv) -> bool {
+        true
+    }
+
     fn run<'a>(
         &'a self,
         ctx: &'a StepCtx<'a>,

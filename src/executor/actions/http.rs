@@ -97,6 +97,15 @@ impl Action for Http {
         errs
     }
 
+    /// GET, PUT and DELETE are idempotent by HTTP's definition; POST and
+    /// PATCH only at a target that honours `Idempotency-Key`.
+    fn repeatable(&self, with: &Json, env: &super::ActionEnv) -> bool {
+        let method = with.get("method").and_then(Json::as_str).unwrap_or("GET");
+        let target = with.get("target").and_then(Json::as_str).unwrap_or("");
+        matches!(method, "GET" | "PUT" | "DELETE")
+            || env.targets.get(target).is_some_and(|t| t.idempotency_keys)
+    }
+
     fn run<'a>(
         &'a self,
         ctx: &'a StepCtx<'a>,

@@ -1,6 +1,7 @@
 //! The actions a runbook step can take. One action, one file; adding one is
 //! a file here and one line in [`REGISTRY`].
 
+pub mod approval;
 pub mod chat;
 pub mod http;
 pub mod wait;
@@ -36,6 +37,11 @@ pub struct StepCtx<'a> {
     /// applies once at the target.
     pub idempotency_key: String,
     pub cancel: &'a CancellationToken,
+    /// When the step first started, before any restart: a resumed wait
+    /// waits only for what is left.
+    pub first_started_at: crate::clock::Millis,
+    /// Where an `approval` step waits for a person.
+    pub gates: &'a crate::executor::Gates,
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -79,9 +85,21 @@ pub trait Action: Send + Sync {
     /// Runs with rendered parameters.
     fn run<'a>(&'a self, ctx: &'a StepCtx<'a>, with: Json)
     -> BoxFut<'a, Result<Done, ActionError>>;
+    /// Whether doing this again, with the same idempotency key, is
+    /// harmless. A step that was in flight when the bot died is repeated
+    /// on restart only if so; otherwise the run is marked interrupted for
+    /// a human, since it may or may not have happened.
+    fn repeatable(&self, _with: &Json, _env: &ActionEnv) -> bool {
+        false
+    }
 }
 
-pub static REGISTRY: &[&dyn Action] = &[&chat::Chat, &http::Http, &wait::Wait];
+pub static REGISTRY: &[&dyn Action] = &[
+    &approval::ApprovalStep,
+    &chat::Chat,
+    &http::Http,
+    &wait::Wait,
+];
 
 pub fn find(name: &str) -> Option<&'static dyn Action> {
     REGISTRY.iter().copied().find(|a| a.name() == name)

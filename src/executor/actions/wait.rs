@@ -33,6 +33,11 @@ impl Action for Wait {
         }
     }
 
+    /// A resumed wait waits only for what is left of it.
+    fn repeatable(&self, _with: &Json, _env: &super::ActionEnv) -> bool {
+        true
+    }
+
     fn run<'a>(
         &'a self,
         ctx: &'a StepCtx<'a>,
@@ -42,8 +47,9 @@ impl Action for Wait {
             let p: Params = super::params(with)?;
             let d =
                 PromDuration::parse(&p.duration).map_err(|e| ActionError::fatal(e.to_string()))?;
+            let until = ctx.first_started_at + d.as_millis() as i64;
             tokio::select! {
-                _ = ctx.env.clock.sleep(d.to_std()) => {}
+                _ = ctx.env.clock.sleep_until(until) => {}
                 _ = ctx.cancel.cancelled() => return Err(ActionError::fatal("cancelled")),
             }
             Ok(Done {

@@ -1,0 +1,498 @@
+//! The executor's safety features against a fake target on loopback:
+//! rollback in reverse order, verification that rolls back or escalates,
+//! approval gates, and resuming after a restart without repeating a
+//! mitigation.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use firebreak::chat::Outbox;
+use firebreak::clock::Clock;
+use firebreak::config::Target;
+use firebreak::duration::PromDuration;
+use firebreak::executor::actions::ActionEnv;
+use firebreak::executor::{Executor, Outcome, RunFinished, RunRequest, Verdict};
+use firebreak::roles::Role;
+use firebreak::runbook::{CheckEnv, Runbook, parse_runbook};
+use firebreak::store::Store;
+
+/// Records every call; answers by path: `/fail` 500, `/bad` 400,
+/// `/health` 503 until `healthy`, anything else 200 with a room id.
+#[derive(Default)]
+struct Fake {
+    calls: Vec<(String, String, String)>,
+    healthy: bool,
+}
+
+async fn handle(
+    State(s): State<Arc<Mutex<Fake>>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    _body: Bytes,
+) -> (StatusCode, axum::Json<Value>) {
+    let mut f = s.lock().unwrap();
+    let key = headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    f.calls
+        .push((method.to_string(), uri.path().to_owned(), key));
+    match uri.path() {
+        "/fail" => (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(json!({}))),
+        "/bad" => (StatusCode::BAD_REQUEST, axum::Json(json!({"error": "no"}))),
+        "/health" if !f.healthy => (StatusCode::SERVICE_UNAVAILABLE, axum::Json(json!({}))),
+        _ => (StatusCode::OK, axum::Json(json!({"room": {"id": "r-1"}}))),
+    }
+}
+
+struct World {
+    fake: Arc<Mutex<Fake>>,
+    url: String,
+    store: Store,
+    _dir: tempfile::TempDir,
+}
+
+impl World {
+    async fn new() -> World {
+        let fake = Arc::new(Mutex::new(Fake::default()));
+        let app = axum::Router::new()
+            .fallback(handle)
+            .with_state(fake.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&format!("sqlite://{}", dir.path().join("fb.db").display()))
+            .await
+            .unwrap();
+        World {
+            fake,
+            url: format!("http://{addr}/"),
+            store,
+            _dir: dir,
+        }
+    }
+
+    fn executor(
+        &self,
+        idempotency_keys: bool,
+        shutdown: CancellationToken,
+    ) -> (Executor, mpsc::Receiver<RunFinished>) {
+        let mut targets = BTreeMap::new();
+        targets.insert(
+            "api".to_owned(),
+            Target {
+                name: "api".into(),
+                url: reqwest::Url::parse(&self.url).unwrap(),
+                timeout: PromDuration::from_secs(5),
+                bearer_secret: None,
+                idempotency_keys,
+            },
+        );
+        let env = ActionEnv {
+            http: firebreak::net::client().unwrap(),
+            targets,
+            secrets: BTreeMap::new(),
+            outbox: Outbox::new(self.store.clone()),
+            clock: Clock::system(),
+            channel: "#test".into(),
+        };
+        let (tx, rx) = mpsc::channel(4);
+        (Executor::new(env, self.store.clone(), shutdown, tx), rx)
+    }
+
+    fn calls(&self) -> Vec<(String, String)> {
+        self.fake
+            .lock()
+            .unwrap()
+            .calls
+            .iter()
+            .map(|(m, p, _)| (m.clone(), p.clone()))
+            .collect()
+    }
+
+    async fn chat(&self) -> Vec<String> {
+        self.store
+            .pending_outbox(200)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| {
+                serde_json::from_str::<Value>(&r.payload_json).unwrap()["text"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect()
+    }
+}
+
+fn runbook(text: &str) -> Arc<Runbook> {
+    let env = CheckEnv {
+        targets: ["api".to_owned()].into(),
+    };
+    Arc::new(parse_runbook("rb.yaml", text, &env).unwrap_or_else(|e| panic!("{e}")))
+}
+
+fn request(rb: &Arc<Runbook>, id: &str) -> RunRequest {
+    RunRequest {
+        run_id: id.into(),
+        runbook: rb.clone(),
+        incident: "launch".into(),
+        concurrency_key: "launch".into(),
+        alert: None,
+        inputs: BTreeMap::new(),
+        actor: "alice".into(),
+    }
+}
+
+async fn finish(rx: &mut mpsc::Receiver<RunFinished>) -> RunFinished {
+    tokio::time::timeout(Duration::from_secs(30), rx.recv())
+        .await
+        .expect("the run ends within 30s")
+        .expect("a run end")
+}
+
+const ROLLBACK: &str = r#"kind: runbook
+name: three-steps
+trigger: {manual: true}
+steps:
+  - id: create
+    action: http
+    with: {target: api, method: POST, path: /rooms, capture: {room: /room/id}}
+    rollback:
+      action: http
+      with: {target: api, method: DELETE, path: "/rooms/{{ steps.create.room }}"}
+  - id: note
+    action: chat
+    with: {text: "no rollback for chat"}
+  - id: cap
+    action: http
+    with: {target: api, method: PUT, path: /cap}
+    rollback:
+      action: http
+      with: {target: api, method: PUT, path: /uncap}
+  - id: move
+    action: http
+    with: {target: api, method: POST, path: /bad}
+    on_failure: rollback
+  - id: never
+    action: http
+    with: {target: api, method: POST, path: /never}
+"#;
+
+#[tokio::test]
+async fn a_failed_step_rolls_back_what_was_done_in_reverse_order() {
+    let w = World::new().await;
+    let (exec, mut rx) = w.executor(true, CancellationToken::new());
+    exec.start(request(&runbook(ROLLBACK), "run-1"));
+    let done = finish(&mut rx).await;
+    assert_eq!(done.outcome, Outcome::RolledBack);
+    assert_eq!(
+        w.calls(),
+        [
+            ("POST", "/rooms"),
+            ("PUT", "/cap"),
+            ("POST", "/bad"),
+            ("PUT", "/uncap"),
+            ("DELETE", "/rooms/r-1"),
+        ]
+        .map(|(a, b)| (a.to_owned(), b.to_owned()))
+    );
+    let runs = w.store.runs().await.unwrap();
+    assert_eq!(runs[0].state, "rolled_back");
+    assert!(
+        runs[0]
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("step `move` failed")
+    );
+    let chat = w.chat().await;
+    assert!(
+        chat.iter().any(|t| t == "rolling back: `cap`, `create`"),
+        "{chat:#?}"
+    );
+    assert!(
+        chat.last().unwrap().contains("rolled back") && chat.last().unwrap().contains("undone"),
+        "{chat:#?}"
+    );
+}
+
+fn verified(on_failure: &str) -> String {
+    format!(
+        r#"kind: runbook
+name: verified
+trigger: {{manual: true}}
+steps:
+  - id: mitigate
+    action: http
+    with: {{target: api, method: POST, path: /mitigate}}
+    rollback:
+      action: http
+      with: {{target: api, method: POST, path: /undo}}
+verify:
+  on_failure: {on_failure}
+  steps:
+    - id: recovered
+      action: http
+      with: {{target: api, method: GET, path: /health}}
+      retries: {{attempts: 2, backoff: 10ms}}
+"#
+    )
+}
+
+#[tokio::test]
+async fn verification_that_does_not_recover_rolls_back_or_escalates() {
+    let w = World::new().await;
+    let (exec, mut rx) = w.executor(true, CancellationToken::new());
+    exec.start(request(&runbook(&verified("rollback")), "run-1"));
+    assert_eq!(finish(&mut rx).await.outcome, Outcome::RolledBack);
+    let paths: Vec<String> = w.calls().into_iter().map(|c| c.1).collect();
+    assert_eq!(
+        paths,
+        ["/mitigate", "/health", "/health", "/health", "/undo"]
+    );
+
+    exec.start(request(&runbook(&verified("escalate")), "run-2"));
+    let done = finish(&mut rx).await;
+    assert_eq!(done.outcome, Outcome::Failed);
+    let paths: Vec<String> = w.calls().into_iter().skip(5).map(|c| c.1).collect();
+    assert_eq!(
+        paths,
+        ["/mitigate", "/health", "/health", "/health"],
+        "no undo"
+    );
+    let runs = w.store.runs().await.unwrap();
+    assert!(
+        runs[1]
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("escalated, the mitigation is left in place")
+    );
+
+    w.fake.lock().unwrap().healthy = true;
+    exec.start(request(&runbook(&verified("rollback")), "run-3"));
+    assert_eq!(finish(&mut rx).await.outcome, Outcome::Succeeded);
+}
+
+const GATED: &str = r#"kind: runbook
+name: gated
+trigger: {manual: true}
+steps:
+  - id: look
+    action: http
+    with: {target: api, method: GET, path: /look}
+  - id: move
+    action: http
+    approval: {role: commander, timeout: 1m}
+    with: {target: api, method: POST, path: /move}
+"#;
+
+async fn waiting_for(exec: &Executor, run: &str) {
+    for _ in 0..200 {
+        if exec.waiting().iter().any(|g| g.run == run) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("run {run} never waited for approval");
+}
+
+#[tokio::test]
+async fn a_gated_step_waits_for_a_commander() {
+    let w = World::new().await;
+    let (exec, mut rx) = w.executor(true, CancellationToken::new());
+    let rb = runbook(GATED);
+    exec.start(request(&rb, "run-1"));
+    waiting_for(&exec, "run-1").await;
+    assert_eq!(w.calls().len(), 1, "the gated step has not acted");
+    let e = exec
+        .answer("run-1", Verdict::Approve, "bob", Role::Responder)
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("needs a commander; you are a responder"),
+        "{e}"
+    );
+    exec.answer("run-1", Verdict::Approve, "carol", Role::Commander)
+        .unwrap();
+    assert_eq!(finish(&mut rx).await.outcome, Outcome::Succeeded);
+    assert_eq!(w.calls().last().unwrap().1, "/move");
+    let steps = w.store.steps("run-1").await.unwrap();
+    let gate = steps.iter().find(|s| s.step_id == "approval:move").unwrap();
+    assert_eq!(gate.state, "approved");
+    assert!(gate.output_json.as_deref().unwrap().contains("carol"));
+
+    // Denied: the run stops before the step acts.
+    exec.start(request(&rb, "run-2"));
+    waiting_for(&exec, "run-2").await;
+    exec.answer("run-2", Verdict::Deny, "bob", Role::Responder)
+        .unwrap();
+    let done = finish(&mut rx).await;
+    assert_eq!(done.outcome, Outcome::Aborted);
+    assert_eq!(w.calls().iter().filter(|c| c.1 == "/move").count(), 1);
+    let chat = w.chat().await;
+    assert!(
+        chat.iter().any(|t| t.contains("`move` denied by bob")),
+        "{chat:#?}"
+    );
+}
+
+#[tokio::test]
+async fn an_approval_step_can_proceed_when_nobody_objects() {
+    let w = World::new().await;
+    let (exec, mut rx) = w.executor(true, CancellationToken::new());
+    let rb = runbook(
+        r#"kind: runbook
+name: quiet
+trigger: {manual: true}
+steps:
+  - id: ok
+    action: approval
+    with: {role: responder, timeout: 300ms, on_timeout: proceed, text: "Cap the room?"}
+  - id: cap
+    action: http
+    with: {target: api, method: PUT, path: /cap}
+"#,
+    );
+    exec.start(request(&rb, "run-1"));
+    assert_eq!(finish(&mut rx).await.outcome, Outcome::Succeeded);
+    assert_eq!(w.calls().len(), 1);
+    let chat = w.chat().await;
+    assert!(
+        chat.iter()
+            .any(|t| t.contains("waits at `ok` for a responder: Cap the room?")),
+        "{chat:#?}"
+    );
+}
+
+const LONG: &str = r#"kind: runbook
+name: long
+trigger: {manual: true}
+steps:
+  - id: create
+    action: http
+    with: {target: api, method: POST, path: /rooms}
+  - id: settle
+    action: wait
+    with: {duration: 2s}
+  - id: move
+    action: http
+    with: {target: api, method: POST, path: /move}
+"#;
+
+async fn step_state(store: &Store, run: &str, step: &str) -> Option<String> {
+    store
+        .steps(run)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|s| s.step_id == step)
+        .map(|s| s.state)
+}
+
+#[tokio::test]
+async fn a_restart_resumes_the_run_without_repeating_done_steps() {
+    let w = World::new().await;
+    let rb = runbook(LONG);
+    let shutdown = CancellationToken::new();
+    let (exec, mut rx) = w.executor(true, shutdown.clone());
+    exec.start(request(&rb, "run-1"));
+    for _ in 0..200 {
+        if step_state(&w.store, "run-1", "settle").await.as_deref() == Some("running") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // The bot stops in the middle of the wait.
+    shutdown.cancel();
+    exec.drain().await;
+    assert!(rx.try_recv().is_err(), "a suspended run has not ended");
+    assert_eq!(w.store.runs().await.unwrap()[0].finished_at, None);
+
+    // A new process over the same store.
+    let (exec2, mut rx2) = w.executor(true, CancellationToken::new());
+    let resumed = exec2.resume(&[rb]).await;
+    assert_eq!(resumed.len(), 1);
+    let done = finish(&mut rx2).await;
+    assert_eq!(done.outcome, Outcome::Succeeded);
+    assert_eq!(
+        w.calls(),
+        [("POST", "/rooms"), ("POST", "/move")].map(|(a, b)| (a.to_owned(), b.to_owned())),
+        "each mitigation exactly once"
+    );
+    let chat = w.chat().await;
+    assert!(
+        chat.iter().any(|t| t.contains("resumed after a restart")),
+        "{chat:#?}"
+    );
+}
+
+#[tokio::test]
+async fn an_unsafe_step_in_flight_at_a_crash_interrupts_the_run() {
+    let w = World::new().await;
+    let rb = runbook(LONG);
+    // What a crash during `create` leaves behind.
+    let rec = firebreak::store::RunRecord {
+        id: "run-1".into(),
+        runbook: "long".into(),
+        incident: "launch".into(),
+        concurrency_key: "launch".into(),
+        state: "running".into(),
+        started_at: 1,
+        finished_at: None,
+        error: None,
+    };
+    let trigger = json!({"alert": null, "inputs": {}, "actor": "alice", "digest": rb.digest});
+    w.store
+        .insert_run(&rec, &trigger.to_string())
+        .await
+        .unwrap();
+    w.store
+        .step_started("run-1", "create", 1, 1, 2)
+        .await
+        .unwrap();
+
+    // The target does not honour idempotency keys: a POST may not repeat.
+    let (exec, mut rx) = w.executor(false, CancellationToken::new());
+    assert_eq!(exec.resume(std::slice::from_ref(&rb)).await.len(), 1);
+    let done = finish(&mut rx).await;
+    assert_eq!(done.outcome, Outcome::Interrupted);
+    assert!(w.calls().is_empty(), "nothing sent twice");
+    let chat = w.chat().await;
+    assert!(
+        chat.iter()
+            .any(|t| t.contains("was in flight when the bot stopped")),
+        "{chat:#?}"
+    );
+
+    // A run of a runbook that changed since is not resumed either.
+    let rec2 = firebreak::store::RunRecord {
+        id: "run-2".into(),
+        ..rec
+    };
+    let old = json!({"alert": null, "inputs": {}, "actor": "alice", "digest": "0000"});
+    w.store.insert_run(&rec2, &old.to_string()).await.unwrap();
+    assert!(exec.resume(&[rb]).await.is_empty());
+    let runs = w.store.runs().await.unwrap();
+    let r2 = runs.iter().find(|r| r.id == "run-2").unwrap();
+    assert_eq!(r2.state, "interrupted");
+    assert!(
+        r2.error
+            .as_deref()
+            .unwrap()
+            .contains("changed since the run started")
+    );
+}
