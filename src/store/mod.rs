@@ -98,6 +98,20 @@ const SCHEMA: &[&str] = &[
     )",
 ];
 
+/// A `runs` row whose first eight columns are in [`RunRecord`]'s order.
+fn run_record(r: &sqlx::any::AnyRow) -> Result<RunRecord> {
+    Ok(RunRecord {
+        id: r.try_get(0).map_err(q("read run"))?,
+        runbook: r.try_get(1).map_err(q("read run"))?,
+        incident: r.try_get(2).map_err(q("read run"))?,
+        concurrency_key: r.try_get(3).map_err(q("read run"))?,
+        state: r.try_get(4).map_err(q("read run"))?,
+        started_at: r.try_get(5).map_err(q("read run"))?,
+        finished_at: r.try_get(6).map_err(q("read run"))?,
+        error: r.try_get(7).map_err(q("read run"))?,
+    })
+}
+
 fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
 }
@@ -275,20 +289,7 @@ impl Store {
             .fetch_all(&self.pool)
             .await
             .map_err(q("list runs"))?;
-        rows.iter()
-            .map(|r| {
-                Ok(RunRecord {
-                    id: r.try_get(0).map_err(q("read run"))?,
-                    runbook: r.try_get(1).map_err(q("read run"))?,
-                    incident: r.try_get(2).map_err(q("read run"))?,
-                    concurrency_key: r.try_get(3).map_err(q("read run"))?,
-                    state: r.try_get(4).map_err(q("read run"))?,
-                    started_at: r.try_get(5).map_err(q("read run"))?,
-                    finished_at: r.try_get(6).map_err(q("read run"))?,
-                    error: r.try_get(7).map_err(q("read run"))?,
-                })
-            })
-            .collect()
+        rows.iter().map(run_record).collect()
     }
 
     /// Records that a step is about to act. Written before the action so a
@@ -343,21 +344,7 @@ impl Store {
             .await
             .map_err(q("list unfinished runs"))?;
         rows.iter()
-            .map(|r| {
-                Ok((
-                    RunRecord {
-                        id: r.try_get(0).map_err(q("read run"))?,
-                        runbook: r.try_get(1).map_err(q("read run"))?,
-                        incident: r.try_get(2).map_err(q("read run"))?,
-                        concurrency_key: r.try_get(3).map_err(q("read run"))?,
-                        state: r.try_get(4).map_err(q("read run"))?,
-                        started_at: r.try_get(5).map_err(q("read run"))?,
-                        finished_at: r.try_get(6).map_err(q("read run"))?,
-                        error: r.try_get(7).map_err(q("read run"))?,
-                    },
-                    r.try_get(8).map_err(q("read run"))?,
-                ))
-            })
+            .map(|r| Ok((run_record(r)?, r.try_get(8).map_err(q("read run"))?)))
             .collect()
     }
 
