@@ -386,10 +386,10 @@ impl SeriesStore {
     /// Every series all `matchers` accept. Uses the metric-name index when a
     /// matcher constrains `__name__`, so a selector touches only its
     /// metric's series.
-    pub fn select<'a>(
+    pub fn select<'a, 'm>(
         &'a self,
-        matchers: &'a [Matcher],
-    ) -> impl Iterator<Item = SeriesRef<'a>> + 'a {
+        matchers: &'m [Matcher],
+    ) -> impl Iterator<Item = SeriesRef<'a>> + use<'a, 'm> {
         let name_eq = matchers
             .iter()
             .find(|m| m.name == METRIC_NAME && m.op == MatchOp::Equal)
@@ -397,14 +397,15 @@ impl SeriesStore {
         let names: Box<dyn Iterator<Item = &'a BTreeSet<SeriesId>> + 'a> = match name_eq {
             Some(n) => Box::new(self.by_name.get(n).into_iter()),
             None => {
-                let name_ms: Vec<&'a Matcher> =
+                let name_ms: Vec<&'m Matcher> =
                     matchers.iter().filter(|m| m.name == METRIC_NAME).collect();
-                Box::new(
-                    self.by_name
-                        .iter()
-                        .filter(move |(n, _)| name_ms.iter().all(|m| m.matches_value(n)))
-                        .map(|(_, ids)| ids),
-                )
+                let by_name: Vec<&'a BTreeSet<SeriesId>> = self
+                    .by_name
+                    .iter()
+                    .filter(|(n, _)| name_ms.iter().all(|m| m.matches_value(n)))
+                    .map(|(_, ids)| ids)
+                    .collect();
+                Box::new(by_name.into_iter())
             }
         };
         names
