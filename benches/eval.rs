@@ -1,6 +1,6 @@
 //! Rule evaluation and series memory in isolation: a series store filled
-//! with `FB_EVAL_SERIES` series (default 30,000) of 30 samples each, 10s
-//! apart, shaped like `watcher_vs_prometheus`'s targets (families of 1,000
+//! with `FB_EVAL_SERIES` series (default 30,000), scraped every 10s for
+//! 40 scrapes with the watcher's retention (5m10s) and collection, shaped like `watcher_vs_prometheus`'s targets (families of 1,000
 //! series with six labels each), and that benchmark's four rule shapes
 //! evaluated over one family each.
 //!
@@ -53,7 +53,9 @@ unsafe impl GlobalAlloc for Counting {
 static GLOBAL: Counting = Counting;
 
 const FAMILY: usize = 1_000;
+/// Samples a 5m window holds at a 10s step.
 const SAMPLES: usize = 30;
+const SCRAPES: usize = 40;
 const STEP: Millis = 10_000;
 const LES: [&str; 8] = ["0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "1", "+Inf"];
 
@@ -134,8 +136,9 @@ fn main() {
     let mut store = SeriesStore::new(310_000);
     let t0 = Instant::now();
     // Scrape order: every series once per timestamp, as targets deliver.
-    for k in 0..SAMPLES {
+    for k in 0..SCRAPES {
         let ts = 1_000_000 + k as Millis * STEP;
+        store.maybe_gc(ts);
         for f in 0..families {
             for j in 0..FAMILY {
                 store
@@ -146,10 +149,11 @@ fn main() {
     }
     let fill = t0.elapsed();
     let bytes = LIVE.load(Ordering::Relaxed) - before;
-    let now = 1_000_000 + (SAMPLES as Millis - 1) * STEP;
+    let now = 1_000_000 + (SCRAPES as Millis - 1) * STEP;
     println!(
-        "store: {series} series x {SAMPLES} samples, filled in {:.0} ns/sample; heap {:.1} MiB, {:.0} bytes/series",
-        fill.as_nanos() as f64 / (series * SAMPLES) as f64,
+        "store: {series} series x {SCRAPES} scrapes, {} samples kept, filled in {:.0} ns/sample; heap {:.1} MiB, {:.0} bytes/series",
+        store.sample_count(),
+        fill.as_nanos() as f64 / (series * SCRAPES) as f64,
         bytes as f64 / (1 << 20) as f64,
         bytes as f64 / series as f64
     );

@@ -183,7 +183,7 @@ impl SeriesStore {
 
     fn append_id(&mut self, id: SeriesId, ts: Millis, v: f64) -> Result<(), AppendError> {
         match self.series.get_mut(&id) {
-            Some(s) => push(s, ts, v),
+            Some(s) => push(s, ts, v, self.retention),
             None => Ok(()),
         }
     }
@@ -243,7 +243,7 @@ impl SeriesStore {
                 && let Some(s) = self.series.get_mut(&e.0)
             {
                 e.1 = scrape;
-                match push(s, ts, v) {
+                match push(s, ts, v, self.retention) {
                     Ok(()) => out.appended += 1,
                     Err(e) => out.rejected.push(e),
                 }
@@ -416,7 +416,7 @@ impl SeriesStore {
 }
 
 /// Appends to a series whose timestamps must strictly increase.
-fn push(s: &mut SeriesData, ts: Millis, v: f64) -> Result<(), AppendError> {
+fn push(s: &mut SeriesData, ts: Millis, v: f64, retention: Millis) -> Result<(), AppendError> {
     if let Some(&(last, _)) = s.samples.last() {
         if ts == last {
             return Err(AppendError::Duplicate {
@@ -431,9 +431,30 @@ fn push(s: &mut SeriesData, ts: Millis, v: f64) -> Result<(), AppendError> {
                 last,
             });
         }
+        if s.samples.len() == s.samples.capacity() {
+            reserve_for_window(&mut s.samples, ts - last, retention);
+        }
     }
     s.samples.push((ts, v));
     Ok(())
+}
+
+/// Grows a full sample vector to what the series will hold at its current
+/// pace: the retention window plus the samples that arrive between two
+/// collections. Doubling would leave a scraped series' vector up to half
+/// empty for good, since collection keeps its size steady.
+fn reserve_for_window(samples: &mut Vec<(Millis, f64)>, step: Millis, retention: Millis) {
+    let len = samples.len();
+    let want = if step > 0 {
+        usize::try_from((retention + GC_EVERY) / step + 2).unwrap_or(usize::MAX)
+    } else {
+        0
+    };
+    if want > len && want - len <= len.max(4) * 4 {
+        samples.reserve_exact(want - len);
+    } else {
+        samples.reserve(1);
+    }
 }
 
 #[cfg(test)]
