@@ -26,6 +26,9 @@ use crate::tsdb::is_stale;
 
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
+/// A group's label pairs, borrowed from its first member.
+type GroupKey<'a> = Vec<(&'a str, &'a str)>;
+
 /// An instant-vector element whose labels are a stored series' labels,
 /// without `__name__` when `drop_name`.
 pub(super) struct Borrowed<'a> {
@@ -203,10 +206,10 @@ impl<'a> Evaluator<'a> {
             return None;
         }
         // Groups in first-seen order, as the general path.
-        let mut index: FastMap<Vec<(&str, &str)>, usize> = FastMap::default();
-        let mut groups: Vec<(Vec<(&str, &str)>, Vec<f64>)> = Vec::new();
+        let mut index: FastMap<GroupKey, usize> = FastMap::default();
+        let mut groups: Vec<(GroupKey, Vec<f64>)> = Vec::new();
         for b in &input {
-            let key: Vec<(&str, &str)> = match &a.modifier {
+            let key: GroupKey = match &a.modifier {
                 None => Vec::new(),
                 Some(LabelModifier::Include(by)) => b
                     .pairs()
@@ -229,10 +232,7 @@ impl<'a> Evaluator<'a> {
         for (key, vals) in groups {
             let value = match q {
                 Some(q) => quantile(q, vals),
-                None => match simple_aggregate(&op, &vals) {
-                    Some(v) => v,
-                    None => return None,
-                },
+                None => simple_aggregate(&op, &vals)?,
             };
             out.push(Sample {
                 labels: key.into_iter().collect(),

@@ -622,9 +622,9 @@ pub(super) fn linear_regression(p: &[(Millis, f64)], intercept_at: Millis) -> (f
 /// Classic-bucket `histogram_quantile`, grouped by every label but `le`.
 fn histogram_quantile(q: f64, v: Vec<Sample>) -> Vec<Sample> {
     // Keys borrow the input's labels; a label set is built per group only.
-    let mut index: HashMap<Vec<(&str, &str)>, usize, foldhash::fast::RandomState> =
-        HashMap::default();
-    let mut groups: Vec<(Vec<(&str, &str)>, Vec<(f64, f64)>)> = Vec::new();
+    type Key<'a> = Vec<(&'a str, &'a str)>;
+    let mut index: HashMap<Key, usize, foldhash::fast::RandomState> = HashMap::default();
+    let mut groups: Vec<(Key, Vec<(f64, f64)>)> = Vec::new();
     for s in &v {
         let Some(le) = s.labels.get("le").and_then(parse_le) else {
             continue;
