@@ -183,7 +183,7 @@ impl SeriesStore {
 
     fn append_id(&mut self, id: SeriesId, ts: Millis, v: f64) -> Result<(), AppendError> {
         match self.series.get_mut(&id) {
-            Some(s) => push(s, ts, v),
+            Some(s) => push(s, ts, v, self.retention),
             None => Ok(()),
         }
     }
@@ -243,7 +243,7 @@ impl SeriesStore {
                 && let Some(s) = self.series.get_mut(&e.0)
             {
                 e.1 = scrape;
-                match push(s, ts, v) {
+                match push(s, ts, v, self.retention) {
                     Ok(()) => out.appended += 1,
                     Err(e) => out.rejected.push(e),
                 }
@@ -386,10 +386,10 @@ impl SeriesStore {
     /// Every series all `matchers` accept. Uses the metric-name index when a
     /// matcher constrains `__name__`, so a selector touches only its
     /// metric's series.
-    pub fn select<'a>(
+    pub fn select<'a, 'm>(
         &'a self,
-        matchers: &'a [Matcher],
-    ) -> impl Iterator<Item = SeriesRef<'a>> + 'a {
+        matchers: &'m [Matcher],
+    ) -> impl Iterator<Item = SeriesRef<'a>> + use<'a, 'm> {
         let name_eq = matchers
             .iter()
             .find(|m| m.name == METRIC_NAME && m.op == MatchOp::Equal)
@@ -397,14 +397,15 @@ impl SeriesStore {
         let names: Box<dyn Iterator<Item = &'a BTreeSet<SeriesId>> + 'a> = match name_eq {
             Some(n) => Box::new(self.by_name.get(n).into_iter()),
             None => {
-                let name_ms: Vec<&'a Matcher> =
+                let name_ms: Vec<&'m Matcher> =
                     matchers.iter().filter(|m| m.name == METRIC_NAME).collect();
-                Box::new(
-                    self.by_name
-                        .iter()
-                        .filter(move |(n, _)| name_ms.iter().all(|m| m.matches_value(n)))
-                        .map(|(_, ids)| ids),
-                )
+                let by_name: Vec<&'a BTreeSet<SeriesId>> = self
+                    .by_name
+                    .iter()
+                    .filter(|(n, _)| name_ms.iter().all(|m| m.matches_value(n)))
+                    .map(|(_, ids)| ids)
+                    .collect();
+                Box::new(by_name.into_iter())
             }
         };
         names
@@ -415,7 +416,7 @@ impl SeriesStore {
 }
 
 /// Appends to a series whose timestamps must strictly increase.
-fn push(s: &mut SeriesData, ts: Millis, v: f64) -> Result<(), AppendError> {
+fn push(s: &mut SeriesData, ts: Millis, v: f64, retention: Millis) -> Result<(), AppendError> {
     if let Some(&(last, _)) = s.samples.last() {
         if ts == last {
             return Err(AppendError::Duplicate {
@@ -430,9 +431,30 @@ fn push(s: &mut SeriesData, ts: Millis, v: f64) -> Result<(), AppendError> {
                 last,
             });
         }
+        if s.samples.len() == s.samples.capacity() {
+            reserve_for_window(&mut s.samples, ts - last, retention);
+        }
     }
     s.samples.push((ts, v));
     Ok(())
+}
+
+/// Grows a full sample vector to what the series will hold at its current
+/// pace: the retention window plus the samples that arrive between two
+/// collections. Doubling would leave a scraped series' vector up to half
+/// empty for good, since collection keeps its size steady.
+fn reserve_for_window(samples: &mut Vec<(Millis, f64)>, step: Millis, retention: Millis) {
+    let len = samples.len();
+    let want = if step > 0 {
+        usize::try_from((retention + GC_EVERY) / step + 2).unwrap_or(usize::MAX)
+    } else {
+        0
+    };
+    if want > len && want - len <= len.max(4) * 4 {
+        samples.reserve_exact(want - len);
+    } else {
+        samples.reserve(1);
+    }
 }
 
 #[cfg(test)]

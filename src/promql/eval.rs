@@ -40,7 +40,7 @@ pub(super) struct RangeArg {
     pub end: Millis,
 }
 
-fn dur_ms(d: &Duration) -> Millis {
+pub(super) fn dur_ms(d: &Duration) -> Millis {
     Millis::try_from(d.as_millis()).unwrap_or(Millis::MAX / 4)
 }
 
@@ -149,7 +149,12 @@ impl<'a> Evaluator<'a> {
     }
 
     /// The time a selector reads at, after `@` and `offset`.
-    fn ref_time(&self, at: &Option<AtModifier>, offset: &Option<Offset>, t: Millis) -> Millis {
+    pub(super) fn ref_time(
+        &self,
+        at: &Option<AtModifier>,
+        offset: &Option<Offset>,
+        t: Millis,
+    ) -> Millis {
         let base = match at {
             None => t,
             Some(AtModifier::Start) | Some(AtModifier::End) => self.query_time,
@@ -312,6 +317,9 @@ impl<'a> Evaluator<'a> {
     // ---- binary operators ----
 
     fn binary(&self, b: &BinaryExpr, t: Millis) -> Result<Value, EvalError> {
+        if let Some(v) = self.fast_binary(b, t) {
+            return v;
+        }
         let op = b.op.to_string();
         let return_bool = b.return_bool();
         let lhs = self.eval(&b.lhs, t)?;
@@ -406,6 +414,9 @@ impl<'a> Evaluator<'a> {
     // ---- aggregations ----
 
     fn aggregate(&self, a: &AggregateExpr, t: Millis) -> Result<Value, EvalError> {
+        if let Some(v) = self.fast_aggregate(a, t) {
+            return v;
+        }
         let op = a.op.to_string();
         let input = self.eval_vector(&a.expr, t, &format!("{op}()"))?;
         let param = match &a.param {
@@ -422,16 +433,16 @@ pub(super) fn is_comparison(op: &str) -> bool {
     matches!(op, "==" | "!=" | ">" | "<" | ">=" | "<=")
 }
 
-fn is_set(op: &str) -> bool {
+pub(super) fn is_set(op: &str) -> bool {
     matches!(op, "and" | "or" | "unless")
 }
 
-fn drops_name(op: &str) -> bool {
+pub(super) fn drops_name(op: &str) -> bool {
     matches!(op, "+" | "-" | "*" | "/" | "%" | "^" | "atan2")
 }
 
 /// The value and whether the element survives (comparisons filter).
-fn scalar_op(op: &str, l: f64, r: f64) -> Result<(f64, bool), EvalError> {
+pub(super) fn scalar_op(op: &str, l: f64, r: f64) -> Result<(f64, bool), EvalError> {
     Ok(match op {
         "+" => (l + r, true),
         "-" => (l - r, true),

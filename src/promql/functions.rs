@@ -9,7 +9,7 @@ use promql_parser::parser::{Call, Expr, LabelModifier};
 use regex::Regex;
 
 use super::eval::{Evaluator, RangeArg, unparen};
-use super::{EvalError, Sample, Series, Value};
+use super::{EvalError, Sample, Value};
 use crate::clock::Millis;
 use crate::labels::{Labels, METRIC_NAME};
 use crate::matchers::{MatchOp, is_valid_label_name};
@@ -30,6 +30,9 @@ impl Evaluator<'_> {
             | "avg_over_time" | "min_over_time" | "max_over_time" | "sum_over_time"
             | "count_over_time" | "last_over_time" | "stddev_over_time" | "stdvar_over_time"
             | "present_over_time" => {
+                if let Some(v) = self.fast_call(c, t) {
+                    return v;
+                }
                 let ra = self.range_arg(arg(0)?, t)?;
                 Ok(Value::Vector(range_fn(name, &ra)))
             }
@@ -389,25 +392,7 @@ pub(super) fn quantile(q: f64, mut values: Vec<f64>) -> f64 {
 fn range_fn(name: &str, ra: &RangeArg) -> Vec<Sample> {
     let mut out = Vec::new();
     for s in &ra.series {
-        let v = match name {
-            "rate" => extrapolated_rate(s, ra, true, true),
-            "increase" => extrapolated_rate(s, ra, true, false),
-            "delta" => extrapolated_rate(s, ra, false, false),
-            "irate" => instant_delta(&s.samples, true),
-            "idelta" => instant_delta(&s.samples, false),
-            "deriv" => {
-                (s.samples.len() >= 2).then(|| linear_regression(&s.samples, s.samples[0].0).0)
-            }
-            "resets" => Some(s.samples.windows(2).filter(|w| w[1].1 < w[0].1).count() as f64),
-            "changes" => Some(
-                s.samples
-                    .windows(2)
-                    .filter(|w| !(w[1].1 == w[0].1 || (w[1].1.is_nan() && w[0].1.is_nan())))
-                    .count() as f64,
-            ),
-            _ => over_time(name, &s.samples),
-        };
-        if let Some(value) = v {
+        if let Some(value) = range_value(name, &s.samples, ra.start, ra.end) {
             let labels = if name == "last_over_time" {
                 s.labels.clone()
             } else {
@@ -417,6 +402,57 @@ fn range_fn(name: &str, ra: &RangeArg) -> Vec<Sample> {
         }
     }
     out
+}
+
+/// The functions whose result for a series depends only on that series'
+/// samples in the window, so the evaluator can compute them straight from
+/// the store.
+pub(super) fn is_simple_range_fn(name: &str) -> bool {
+    matches!(
+        name,
+        "rate"
+            | "increase"
+            | "delta"
+            | "irate"
+            | "idelta"
+            | "deriv"
+            | "resets"
+            | "changes"
+            | "avg_over_time"
+            | "min_over_time"
+            | "max_over_time"
+            | "sum_over_time"
+            | "count_over_time"
+            | "last_over_time"
+            | "stddev_over_time"
+            | "stdvar_over_time"
+            | "present_over_time"
+    )
+}
+
+/// One series' result of a simple range function over the window
+/// `[start, end]`; `p` holds its samples in it, staleness markers removed.
+pub(super) fn range_value(
+    name: &str,
+    p: &[(Millis, f64)],
+    start: Millis,
+    end: Millis,
+) -> Option<f64> {
+    match name {
+        "rate" => extrapolated_rate(p, start, end, true, true),
+        "increase" => extrapolated_rate(p, start, end, true, false),
+        "delta" => extrapolated_rate(p, start, end, false, false),
+        "irate" => instant_delta(p, true),
+        "idelta" => instant_delta(p, false),
+        "deriv" => (p.len() >= 2).then(|| linear_regression(p, p[0].0).0),
+        "resets" => Some(p.windows(2).filter(|w| w[1].1 < w[0].1).count() as f64),
+        "changes" => Some(
+            p.windows(2)
+                .filter(|w| !(w[1].1 == w[0].1 || (w[1].1.is_nan() && w[0].1.is_nan())))
+                .count() as f64,
+        ),
+        _ => over_time(name, p),
+    }
 }
 
 fn over_time(name: &str, samples: &[(Millis, f64)]) -> Option<f64> {
@@ -482,8 +518,13 @@ fn welford(vals: impl Iterator<Item = f64>) -> f64 {
 /// 1.1 average sample intervals (further than that, the series probably
 /// started or stopped inside the window: extrapolate half an interval) and,
 /// for counters, not below zero.
-fn extrapolated_rate(s: &Series, ra: &RangeArg, is_counter: bool, is_rate: bool) -> Option<f64> {
-    let p = &s.samples;
+fn extrapolated_rate(
+    p: &[(Millis, f64)],
+    start: Millis,
+    end: Millis,
+    is_counter: bool,
+    is_rate: bool,
+) -> Option<f64> {
     if p.len() < 2 {
         return None;
     }
@@ -498,8 +539,8 @@ fn extrapolated_rate(s: &Series, ra: &RangeArg, is_counter: bool, is_rate: bool)
             prev = v;
         }
     }
-    let mut to_start = (first.0 - ra.start) as f64 / 1000.0;
-    let to_end = (ra.end - last.0) as f64 / 1000.0;
+    let mut to_start = (first.0 - start) as f64 / 1000.0;
+    let to_end = (end - last.0) as f64 / 1000.0;
     let sampled = (last.0 - first.0) as f64 / 1000.0;
     let avg_interval = sampled / (p.len() - 1) as f64;
     if is_counter && result > 0.0 && first.1 >= 0.0 {
@@ -522,7 +563,7 @@ fn extrapolated_rate(s: &Series, ra: &RangeArg, is_counter: bool, is_rate: bool)
     };
     result *= interval / sampled;
     if is_rate {
-        result /= (ra.end - ra.start) as f64 / 1000.0;
+        result /= (end - start) as f64 / 1000.0;
     }
     Some(result)
 }
@@ -580,24 +621,31 @@ pub(super) fn linear_regression(p: &[(Millis, f64)], intercept_at: Millis) -> (f
 
 /// Classic-bucket `histogram_quantile`, grouped by every label but `le`.
 fn histogram_quantile(q: f64, v: Vec<Sample>) -> Vec<Sample> {
-    let mut index: HashMap<Labels, usize> = HashMap::new();
-    let mut groups: Vec<(Labels, Vec<(f64, f64)>)> = Vec::new();
-    for s in v {
+    // Keys borrow the input's labels; a label set is built per group only.
+    type Key<'a> = Vec<(&'a str, &'a str)>;
+    let mut index: HashMap<Key, usize, foldhash::fast::RandomState> = HashMap::default();
+    let mut groups: Vec<(Key, Vec<(f64, f64)>)> = Vec::new();
+    for s in &v {
         let Some(le) = s.labels.get("le").and_then(parse_le) else {
             continue;
         };
-        let mut key = s.labels.without_metric_name();
-        key.remove("le");
-        let i = *index.entry(key.clone()).or_insert_with(|| {
-            groups.push((key, Vec::new()));
-            groups.len() - 1
-        });
-        groups[i].1.push((le, s.value));
+        let key: Vec<(&str, &str)> = s
+            .labels
+            .iter()
+            .filter(|(k, _)| *k != METRIC_NAME && *k != "le")
+            .collect();
+        match index.get(&key) {
+            Some(&i) => groups[i].1.push((le, s.value)),
+            None => {
+                index.insert(key.clone(), groups.len());
+                groups.push((key, vec![(le, s.value)]));
+            }
+        }
     }
     groups
         .into_iter()
-        .map(|(labels, buckets)| Sample {
-            labels,
+        .map(|(key, buckets)| Sample {
+            labels: key.into_iter().collect(),
             value: bucket_quantile(q, buckets),
         })
         .collect()
@@ -783,35 +831,53 @@ pub(super) fn aggregate(
         _ => {}
     }
     for (labels, members) in groups {
-        let vals = members.iter().map(|s| s.value);
-        let value = match op {
-            "sum" => vals.fold(0.0, |a, b| a + b),
-            "avg" => {
-                let mut mean: f64 = 0.0;
-                let mut n = 0.0;
-                for v in vals {
-                    n += 1.0;
-                    if mean.is_infinite() {
-                        if v.is_infinite() && (mean > 0.0) == (v > 0.0) {
-                            continue;
-                        }
-                        if !v.is_infinite() && !v.is_nan() {
-                            continue;
-                        }
-                    }
-                    mean += v / n - mean / n;
-                }
-                mean
-            }
-            "count" | "count_values" => members.len() as f64,
-            "group" => 1.0,
-            "min" => vals.fold(f64::NAN, |m, v| if v < m || m.is_nan() { v } else { m }),
-            "max" => vals.fold(f64::NAN, |m, v| if v > m || m.is_nan() { v } else { m }),
-            "stddev" => welford(vals).sqrt(),
-            "stdvar" => welford(vals),
-            other => return Err(EvalError::Unsupported(format!("aggregation {other}"))),
-        };
+        let vals: Vec<f64> = members.iter().map(|s| s.value).collect();
+        let value = simple_aggregate(op, &vals)
+            .ok_or_else(|| EvalError::Unsupported(format!("aggregation {op}")))?;
         out.push(Sample { labels, value });
     }
     Ok(Value::Vector(out))
+}
+
+/// The aggregations whose result for a group is a function of its
+/// members' values alone (all but `topk`, `bottomk`, `count_values` and
+/// `quantile`, which take more).
+pub(super) fn is_simple_aggregate(op: &str) -> bool {
+    matches!(
+        op,
+        "sum" | "avg" | "count" | "group" | "min" | "max" | "stddev" | "stdvar"
+    )
+}
+
+/// One group's value, in the members' order; `None` for an aggregation
+/// that [`is_simple_aggregate`] does not accept.
+pub(super) fn simple_aggregate(op: &str, vals: &[f64]) -> Option<f64> {
+    let it = vals.iter().copied();
+    Some(match op {
+        "sum" => it.fold(0.0, |a, b| a + b),
+        "avg" => {
+            let mut mean: f64 = 0.0;
+            let mut n = 0.0;
+            for v in it {
+                n += 1.0;
+                if mean.is_infinite() {
+                    if v.is_infinite() && (mean > 0.0) == (v > 0.0) {
+                        continue;
+                    }
+                    if !v.is_infinite() && !v.is_nan() {
+                        continue;
+                    }
+                }
+                mean += v / n - mean / n;
+            }
+            mean
+        }
+        "count" | "count_values" => vals.len() as f64,
+        "group" => 1.0,
+        "min" => it.fold(f64::NAN, |m, v| if v < m || m.is_nan() { v } else { m }),
+        "max" => it.fold(f64::NAN, |m, v| if v > m || m.is_nan() { v } else { m }),
+        "stddev" => welford(it).sqrt(),
+        "stdvar" => welford(it),
+        _ => return None,
+    })
 }

@@ -16,6 +16,7 @@
 //! Native histograms and experimental functions are not supported and are
 //! reported by name, never silently answered.
 
+mod borrowed;
 mod eval;
 mod functions;
 pub mod lookback;

@@ -587,3 +587,63 @@ fn parse_errors_carry_columns() {
     let e = parse("a +\n  > 2").unwrap_err();
     assert_eq!(e.line_col("a +\n  > 2"), Some((2, 3)), "{e:?}");
 }
+
+/// The borrowed fast path against the general one: a `__name__` regex
+/// matcher selects the same series but sends the query down the general
+/// path, so both spellings must give identical results (values and label
+/// sets, in order), stale markers and counter resets included.
+#[test]
+fn the_fast_path_agrees_with_the_general_one() {
+    let mut s = SeriesStore::new(24 * 3600 * S);
+    for i in 0..12u32 {
+        let l = lbl(&format!(
+            "x{{a=\"{}\",b=\"{}\",i=\"{i}\",le=\"{}\"}}",
+            i % 3,
+            i % 2,
+            ["0.1", "1", "+Inf"][(i % 3) as usize]
+        ));
+        for k in 0..40i64 {
+            let v = if i == 5 && k == 20 {
+                STALE_NAN
+            } else if i == 7 && k > 25 {
+                k as f64
+            } else {
+                (i as f64 + 1.0) * k as f64 + if i == 3 { f64::NAN } else { 0.0 }
+            };
+            s.append(l.clone(), T0 + k * 10 * S, v).unwrap();
+        }
+    }
+    let shapes = [
+        "sum by (a, b) (rate(@[5m])) > 1",
+        "sum by (a) (rate(@[5m]))",
+        "avg without (b) (increase(@[2m]))",
+        "count by (__name__, a) (@)",
+        "max by (a) (@) < 100",
+        "min(@)",
+        "stddev by (b) (@)",
+        "quantile by (a) (0.9, delta(@[5m]))",
+        "group by (b) (@)",
+        "avg_over_time(@[5m]) > 10",
+        "last_over_time(@[5m])",
+        "100 > bool max_over_time(@[1m])",
+        "-1 < sum_over_time(@[5m])",
+        "@ * 2",
+        "@ >= 20",
+        "irate(@[5m])",
+        "deriv(@[5m]) / 2",
+        "changes(@[5m]) + resets(@[5m])",
+        "stddev_over_time(@[5m]) != 0",
+        "histogram_quantile(0.9, sum by (le, a) (rate(@[5m])))",
+    ];
+    for q in shapes {
+        for at in [190 * S, 200 * S, 390 * S, 700 * S] {
+            let fast = eval_instant(&parse(&q.replace('@', "x")).unwrap(), &s, T0 + at);
+            let general = eval_instant(
+                &parse(&q.replace('@', "{__name__=~\"x\"}")).unwrap(),
+                &s,
+                T0 + at,
+            );
+            assert_eq!(format!("{fast:?}"), format!("{general:?}"), "{q} at {at}");
+        }
+    }
+}

@@ -7,7 +7,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::exposition::Format;
 use super::{ScrapeBatch, Scraped};
-use crate::clock::Clock;
+use crate::clock::{Clock, Millis};
 use crate::config::ScrapeTarget;
 use crate::labels::Labels;
 
@@ -31,9 +31,43 @@ pub fn target_labels(t: &ScrapeTarget) -> Labels {
     l
 }
 
-/// Scrapes `target` every interval until shutdown. Batches go to the
-/// watcher through `out`; when the queue is full the loop waits, so a slow
-/// evaluator delays scrapes rather than dropping them.
+/// Where in each interval `target` is scraped, in `[0, interval)`: stable
+/// for a target (a hash of its name and URL), and different targets land
+/// at different points, so their fetches and ingests spread over the
+/// interval instead of all arriving together with rule evaluation, as
+/// Prometheus spreads its targets.
+pub fn scrape_offset(target: &ScrapeTarget) -> Millis {
+    let interval = target.interval.as_millis() as Millis;
+    if interval <= 0 {
+        return 0;
+    }
+    // FNV-1a: std's hasher is randomly seeded per process, and a target
+    // should keep its slot across restarts.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let bytes = target
+        .name
+        .bytes()
+        .chain([0xff])
+        .chain(target.url.as_str().bytes());
+    for b in bytes {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    (h % interval as u64) as Millis
+}
+
+/// The first instant at or after `now` that lies `offset` past a multiple
+/// of `interval`.
+pub fn next_slot(now: Millis, interval: Millis, offset: Millis) -> Millis {
+    let interval = interval.max(1);
+    let at = now - now.rem_euclid(interval) + offset.rem_euclid(interval);
+    if at < now { at + interval } else { at }
+}
+
+/// Scrapes `target` every interval, at its [`scrape_offset`], until
+/// shutdown. Batches go to the watcher through `out`; when the queue is
+/// full the loop waits, so a slow evaluator delays scrapes rather than
+/// dropping them.
 pub async fn run(
     target: ScrapeTarget,
     http: reqwest::Client,
@@ -42,7 +76,14 @@ pub async fn run(
     shutdown: CancellationToken,
 ) {
     let labels = target_labels(&target);
+    let interval = (target.interval.as_millis() as Millis).max(1);
+    let offset = scrape_offset(&target);
+    let mut next = next_slot(clock.now(), interval, offset);
     loop {
+        tokio::select! {
+            _ = clock.sleep_until(next) => {}
+            _ = shutdown.cancelled() => return,
+        }
         let started = clock.now();
         let result = tokio::select! {
             r = scrape_once(&http, &target, &clock) => r,
@@ -62,11 +103,9 @@ pub async fn run(
             r = out.send(batch) => if r.is_err() { return },
             _ = shutdown.cancelled() => return,
         }
-        let next = started + target.interval.as_millis() as i64;
-        tokio::select! {
-            _ = clock.sleep_until(next) => {}
-            _ = shutdown.cancelled() => return,
-        }
+        // From the slot, not from when the sleep ended, so wake-up delays
+        // do not accumulate; slots a slow scrape overran are skipped.
+        next = next_slot(clock.now().max(next + interval), interval, offset);
     }
 }
 
@@ -149,5 +188,43 @@ mod tests {
         attach_target_labels(&mut l, &tl);
         assert_eq!(l.get("job"), Some("sim"));
         assert_eq!(l.get("exported_job"), Some("inner"));
+    }
+
+    fn target(name: &str, url: &str, secs: u64) -> ScrapeTarget {
+        ScrapeTarget {
+            name: name.into(),
+            url: reqwest::Url::parse(url).unwrap(),
+            interval: PromDuration::from_secs(secs),
+            timeout: PromDuration::from_secs(secs),
+            labels: Labels::new(),
+        }
+    }
+
+    #[test]
+    fn offsets_are_stable_within_the_interval_and_spread() {
+        let a = target("a", "http://10.0.0.1:9100/metrics", 10);
+        assert_eq!(scrape_offset(&a), scrape_offset(&a.clone()));
+        let offsets: Vec<Millis> = (0..50)
+            .map(|i| scrape_offset(&target(&format!("t{i}"), "http://h:1/metrics", 10)))
+            .collect();
+        assert!(offsets.iter().all(|o| (0..10_000).contains(o)));
+        let distinct: std::collections::BTreeSet<_> = offsets.iter().collect();
+        assert!(distinct.len() > 40, "{offsets:?}");
+        // Pinned: a target keeps its slot across releases and restarts.
+        assert_eq!(scrape_offset(&a), PINNED_A_OFFSET);
+    }
+
+    const PINNED_A_OFFSET: Millis = 7_307;
+
+    #[test]
+    fn slots_keep_the_offset_and_the_interval() {
+        assert_eq!(next_slot(12_345, 10_000, 3_000), 13_000);
+        assert_eq!(next_slot(13_000, 10_000, 3_000), 13_000);
+        assert_eq!(next_slot(13_001, 10_000, 3_000), 23_000);
+        // The loop asks from one slot past the last: exactly one interval.
+        assert_eq!(next_slot(13_000 + 10_000, 10_000, 3_000), 23_000);
+        // A scrape that overran two slots resumes on the phase.
+        assert_eq!(next_slot(35_500, 10_000, 3_000), 43_000);
+        assert_eq!(next_slot(-1, 10_000, 3_000), 3_000);
     }
 }
