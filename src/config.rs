@@ -477,6 +477,20 @@ mod tests {
         .unwrap();
         assert_eq!(c.scrape[0].interval, PromDuration::from_secs(5));
         assert_eq!(c.targets["sim"].url.as_str(), "http://127.0.0.1:9100/");
+        assert!(!c.targets["sim"].idempotency_keys, "off unless declared");
+        let c = Config::load(
+            "f.yaml",
+            "targets:\n  sim:\n    url: http://127.0.0.1:9100\n    idempotency_keys: true\n",
+        )
+        .unwrap();
+        assert!(c.targets["sim"].idempotency_keys);
+        let e = Config::load(
+            "f.yaml",
+            "targets:\n  sim:\n    url: http://127.0.0.1:9100\n    idempotency_keys: maybe\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.starts_with("f.yaml:4:"), "{e}");
     }
 
     #[test]

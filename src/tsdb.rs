@@ -640,6 +640,20 @@ mod tests {
     }
 
     #[test]
+    fn maybe_gc_collects_at_most_once_a_minute() {
+        let mut s = SeriesStore::new(1000);
+        let a = l(&[("__name__", "a")]);
+        s.append(a.clone(), 0, 1.0).unwrap();
+        s.maybe_gc(500);
+        s.append(a.clone(), 5_000, 1.0).unwrap();
+        // Past retention, but within a minute of the last collection.
+        s.maybe_gc(30_000);
+        assert_eq!(s.sample_count(), 2);
+        s.maybe_gc(500 + GC_EVERY);
+        assert_eq!(s.series_count(), 0);
+    }
+
+    #[test]
     fn an_unreadable_new_series_is_reported_not_stored() {
         let mut s = SeriesStore::new(3_600_000);
         let o = s.ingest_raw("t", 1000, [("ok", 1.0), ("bad{", 2.0)], parse_key);

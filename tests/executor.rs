@@ -4,6 +4,8 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
+mod common;
+
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -12,6 +14,7 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use common::chat_texts;
 use firebreak::chat::Outbox;
 use firebreak::clock::Clock;
 use firebreak::config::Target;
@@ -153,21 +156,6 @@ async fn run_once(fail_first: usize, account: &str) -> (Outcome, Arc<Mutex<Fake>
     let done = rx.recv().await.unwrap();
     exec.drain().await;
     (done.outcome, fake, store, done.run_id)
-}
-
-async fn chat_texts(store: &Store) -> Vec<String> {
-    store
-        .pending_outbox(100)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|r| {
-            serde_json::from_str::<Value>(&r.payload_json).unwrap()["text"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        })
-        .collect()
 }
 
 #[tokio::test]

@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+mod common;
+
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
@@ -14,6 +16,7 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use common::chat_texts;
 use firebreak::chat::Outbox;
 use firebreak::clock::Clock;
 use firebreak::config::Target;
@@ -122,18 +125,7 @@ impl World {
     }
 
     async fn chat(&self) -> Vec<String> {
-        self.store
-            .pending_outbox(200)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|r| {
-                serde_json::from_str::<Value>(&r.payload_json).unwrap()["text"]
-                    .as_str()
-                    .unwrap()
-                    .to_owned()
-            })
-            .collect()
+        chat_texts(&self.store).await
     }
 }
 
@@ -376,6 +368,57 @@ steps:
             .any(|t| t.contains("waits at `ok` for a responder: Cap the room?")),
         "{chat:#?}"
     );
+}
+
+#[tokio::test]
+async fn a_denied_approval_step_fails_and_its_on_failure_decides() {
+    let w = World::new().await;
+    let (exec, mut rx) = w.executor(true, CancellationToken::new());
+    let rb = runbook(
+        r#"kind: runbook
+name: ask-then-undo
+trigger: {manual: true}
+steps:
+  - id: cap
+    action: http
+    with: {target: api, method: PUT, path: /cap}
+    rollback:
+      action: http
+      with: {target: api, method: PUT, path: /uncap}
+  - id: ok
+    action: approval
+    with: {role: commander, timeout: 1m}
+    on_failure: rollback
+"#,
+    );
+    exec.start(request(&rb, "run-1"));
+    waiting_for(&exec, "run-1").await;
+    exec.answer("run-1", Verdict::Deny, "bob", Role::Responder)
+        .unwrap();
+    let done = finish(&mut rx).await;
+    assert_eq!(done.outcome, Outcome::RolledBack);
+    let paths: Vec<String> = w.calls().into_iter().map(|c| c.1).collect();
+    assert_eq!(paths, ["/cap", "/uncap"]);
+    let runs = w.store.runs().await.unwrap();
+    assert!(runs[0].error.as_deref().unwrap().contains("denied by bob"));
+}
+
+#[tokio::test]
+async fn abort_stops_a_run_where_it_is_without_rollback() {
+    let w = World::new().await;
+    let (exec, mut rx) = w.executor(true, CancellationToken::new());
+    let rb = runbook(GATED);
+    exec.start(request(&rb, "run-1"));
+    waiting_for(&exec, "run-1").await;
+    assert!(exec.abort("run-9", "carol").is_err(), "unknown run");
+    exec.abort("run-1", "carol").unwrap();
+    let done = finish(&mut rx).await;
+    assert_eq!(done.outcome, Outcome::Aborted);
+    assert_eq!(w.calls().len(), 1, "the gated step never acted");
+    let runs = w.store.runs().await.unwrap();
+    assert_eq!(runs[0].state, "aborted");
+    assert_eq!(runs[0].error.as_deref(), Some("aborted by carol"));
+    assert!(exec.waiting().is_empty());
 }
 
 const LONG: &str = r#"kind: runbook

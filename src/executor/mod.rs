@@ -369,6 +369,19 @@ impl Run<'_> {
         })
     }
 
+    /// Status only (the steps' rows are what a resume reads), so a
+    /// failure is logged and the run goes on.
+    async fn set_state(&self, state: &str) {
+        if let Err(e) = self
+            .inner
+            .store
+            .set_run_state(&self.req.run_id, state)
+            .await
+        {
+            tracing::error!(error = %e, run = %self.req.run_id, state, "cannot record run state");
+        }
+    }
+
     /// Why the run's token fired: a person's abort, or shutdown.
     fn stopped(&self) -> StepResult {
         let by = self
@@ -438,11 +451,7 @@ impl Run<'_> {
                 now
             }
         };
-        let _ = self
-            .inner
-            .store
-            .set_run_state(&self.req.run_id, "awaiting_approval")
-            .await;
+        self.set_state("awaiting_approval").await;
         let deadline = started + approval.timeout.as_millis() as i64;
         let run_id = &self.req.run_id;
         let then = match approval.on_timeout {
@@ -464,7 +473,7 @@ impl Run<'_> {
             .gates
             .wait(clock, run_id, what, approval, deadline, self.cancel)
             .await;
-        let _ = self.inner.store.set_run_state(run_id, "running").await;
+        self.set_state("running").await;
         let (state, result, note) = match out {
             GateOutcome::Approved { by } => (
                 "approved",
@@ -525,10 +534,13 @@ impl Run<'_> {
                 Ok(true) => {}
                 Ok(false) => {
                     let now = clock.now();
-                    let _ = inner
+                    if let Err(e) = inner
                         .store
                         .step_entered(&self.req.run_id, &step.id, self.seq, "running", 0, now)
-                        .await;
+                        .await
+                    {
+                        tracing::error!(error = %e, run = %self.req.run_id, step = %step.id, "cannot record skipped step");
+                    }
                     self.record_end(&step.id, "skipped", 0, None, None).await;
                     self.say(
                         Kind::Step,
@@ -704,11 +716,7 @@ impl Run<'_> {
     /// that failed (a human must finish them), or `Err` when the run was
     /// stopped meanwhile.
     async fn roll_back(&mut self, done: &[&Step]) -> Result<Vec<String>, StepResult> {
-        let _ = self
-            .inner
-            .store
-            .set_run_state(&self.req.run_id, "rolling_back")
-            .await;
+        self.set_state("rolling_back").await;
         let with_undo: Vec<&&Step> = done.iter().filter(|s| s.rollback.is_some()).collect();
         if with_undo.is_empty() {
             self.say(

@@ -181,3 +181,19 @@ pub fn start_prometheus(dir: &std::path::Path, sim_addr: &str) -> Option<(KillOn
         .expect("start prometheus");
     Some((KillOnDrop(child), port))
 }
+
+/// The text of every chat message queued in the outbox, oldest first.
+pub async fn chat_texts(store: &firebreak::store::Store) -> Vec<String> {
+    store
+        .pending_outbox(500)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| {
+            serde_json::from_str::<serde_json::Value>(&r.payload_json).unwrap()["text"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect()
+}

@@ -43,6 +43,10 @@ fn get() -> String {
     "GET".into()
 }
 
+fn safe_to_repeat(method: &str, target_honours_keys: bool) -> bool {
+    matches!(method, "GET" | "PUT" | "DELETE") || target_honours_keys
+}
+
 impl Action for Http {
     fn name(&self) -> &'static str {
         "http"
@@ -102,8 +106,10 @@ impl Action for Http {
     fn repeatable(&self, with: &Json, env: &super::ActionEnv) -> bool {
         let method = with.get("method").and_then(Json::as_str).unwrap_or("GET");
         let target = with.get("target").and_then(Json::as_str).unwrap_or("");
-        matches!(method, "GET" | "PUT" | "DELETE")
-            || env.targets.get(target).is_some_and(|t| t.idempotency_keys)
+        safe_to_repeat(
+            method,
+            env.targets.get(target).is_some_and(|t| t.idempotency_keys),
+        )
     }
 
     fn run<'a>(
@@ -262,6 +268,17 @@ mod tests {
         let fields: Vec<&str> = e.iter().map(|(f, _)| f.as_str()).collect();
         assert_eq!(fields, ["target", "method", "path", "capture.x"], "{e:?}");
         assert!(e[0].1.contains("known targets: sim"), "{e:?}");
+    }
+
+    #[test]
+    fn only_idempotent_calls_are_repeated_after_a_crash() {
+        for m in ["GET", "PUT", "DELETE"] {
+            assert!(safe_to_repeat(m, false), "{m}");
+        }
+        for m in ["POST", "PATCH"] {
+            assert!(!safe_to_repeat(m, false), "{m}");
+            assert!(safe_to_repeat(m, true), "{m} with Idempotency-Key honoured");
+        }
     }
 
     #[test]
