@@ -518,11 +518,13 @@ pub fn parse_runbook(file: &str, text: &str, env: &CheckEnv) -> Result<Runbook, 
         if let Some(w) = &r.when {
             c.template(&w.value, true, Pos::of(w), &format!("{field}.when"), &scope);
         }
-        // A wait's timeout must outlast the wait: by default it does, and
-        // one set shorter is a mistake that would fail every run.
+        // A wait's timeout must outlast the wait (its `duration`, or the
+        // `within` of a wait `until`): by default it does, and one set
+        // shorter is a mistake that would fail every run.
         let waits_for = (r.action.value == "wait")
             .then(|| {
                 with.get("duration")
+                    .or_else(|| with.get("within"))
                     .and_then(|d| d.as_str())
                     .map(|d| PromDuration::parse(d).ok())
             })
