@@ -4,9 +4,10 @@
 //! commands from people (chat, CLI, HTTP; parsed and authorised at the
 //! edge) all arrive here through bounded queues. The loop records alerts
 //! and the incident timeline, posts to chat, asks dispatch what to start,
-//! and starts runs on the executor.
+//! and starts runs on the executor. It also owns the silences: a firing
+//! alert that one of them matches is recorded and nothing more.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
@@ -16,9 +17,15 @@ use crate::chat::{ChatMessage, Kind, Outbox};
 use crate::clock::{Clock, Millis};
 use crate::dispatch::{AlertCtx, Decision, Dispatcher, Pause};
 use crate::executor::{Executor, Outcome, RunFinished, RunRequest, Verdict, Waiting};
+use crate::matchers::Matcher;
 use crate::roles::Role;
 use crate::rules::{AlertEvent, AlertEventKind};
+use crate::silence::{Silence, Silences};
 use crate::store::Store;
+
+/// Expired silences are forgotten in memory this long after they end (they
+/// stay in the store).
+const SILENCE_MEMORY_MS: Millis = 24 * 3600 * 1000;
 
 /// A command from a person, already parsed and authorised.
 #[derive(Debug)]
@@ -43,6 +50,24 @@ pub enum Command {
     /// Stop a run now.
     Abort {
         run: String,
+        by: String,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
+    /// Silences matching alerts from now for `duration_ms`; replies with
+    /// the silence's id and end, or why it was refused. With a `key` (a
+    /// runbook step's idempotency key) asking twice makes one silence: a
+    /// step repeated after a restart gets the first one back.
+    Silence {
+        matchers: Vec<Matcher>,
+        duration_ms: Millis,
+        by: String,
+        comment: String,
+        key: Option<String>,
+        reply: oneshot::Sender<Result<(String, Millis), String>>,
+    },
+    /// Expires a silence now.
+    Unsilence {
+        id: String,
         by: String,
         reply: oneshot::Sender<Result<(), String>>,
     },
@@ -73,6 +98,10 @@ pub struct Control {
     /// Differs between processes, so run ids (and the idempotency keys
     /// made from them) never repeat across restarts.
     boot: u16,
+    silences: Silences,
+    /// Fingerprints of alerts that fired while silenced, so their
+    /// resolution is as quiet as their firing was.
+    silenced: BTreeSet<u64>,
 }
 
 impl Control {
@@ -102,6 +131,27 @@ impl Control {
                     .build_hasher()
                     .finish() as u16
             },
+            silences: Silences::new(),
+            silenced: BTreeSet::new(),
+        }
+    }
+
+    /// Loads the saved silences; call before [`Control::run`]. A store
+    /// failure is logged and the bot starts with none, which can only make
+    /// it page more, never less.
+    pub async fn restore_silences(&mut self) {
+        match self.store.silences().await {
+            Ok(all) => {
+                for s in all {
+                    self.silences.restore(s);
+                }
+                self.silences.prune(self.clock.now() - SILENCE_MEMORY_MS);
+                tracing::info!(
+                    active = self.silences.active(self.clock.now()).count(),
+                    "silences restored"
+                );
+            }
+            Err(e) => tracing::error!(error = %e, "cannot load silences; starting with none"),
         }
     }
 
@@ -195,6 +245,9 @@ impl Control {
         {
             tracing::error!(error = %e, "cannot record alert");
         }
+        if self.quiet_if_silenced(&ev).await {
+            return;
+        }
         let summary = a
             .annotations
             .get("summary")
@@ -253,6 +306,112 @@ impl Control {
                 .await;
             }
         }
+    }
+
+    /// A firing alert that a silence matches goes on the timeline as
+    /// silenced and no further: no chat, no runbook. Its resolution is
+    /// quiet too. Returns whether the event was handled here.
+    async fn quiet_if_silenced(&mut self, ev: &AlertEvent) -> bool {
+        let a = &ev.alert;
+        let fp = a.labels.fingerprint();
+        let text = match ev.kind {
+            AlertEventKind::Firing => match self.silences.is_silenced(&a.labels, ev.at) {
+                Some(s) => {
+                    self.silenced.insert(fp);
+                    format!(
+                        "{} firing, silenced by {} ({}, by {})",
+                        a.rule,
+                        s.id,
+                        s.matchers_text(),
+                        s.created_by
+                    )
+                }
+                None => return false,
+            },
+            AlertEventKind::Resolved if self.silenced.remove(&fp) => {
+                format!("{} resolved (was silenced)", a.rule)
+            }
+            _ => return false,
+        };
+        // A silenced alert must not become the incident later alerts
+        // without group_by labels join.
+        let newest = self.last_incident.clone();
+        let incident = self.incident_for(a.labels.as_map(), &a.rule);
+        self.last_incident = newest;
+        self.timeline(&incident, ev.at, "alert_silenced", "firebreak", &text)
+            .await;
+        true
+    }
+
+    async fn add_silence(
+        &mut self,
+        matchers: Vec<Matcher>,
+        duration_ms: Millis,
+        by: String,
+        comment: String,
+        key: Option<String>,
+    ) -> Result<(String, Millis), String> {
+        let now = self.clock.now();
+        self.silences.prune(now - SILENCE_MEMORY_MS);
+        let id = match &key {
+            Some(k) => {
+                let id = crate::silence::id_for_key(k);
+                if let Some(s) = self.silences.get(&id) {
+                    tracing::info!(%id, "silence already made for this step; not making another");
+                    return Ok((id, s.ends_at));
+                }
+                id
+            }
+            None => self.silences.next_id(now),
+        };
+        let s = Silence {
+            id,
+            matchers,
+            starts_at: now,
+            ends_at: now.saturating_add(duration_ms),
+            created_by: by,
+            comment,
+        };
+        s.validate().map_err(|e| e.to_string())?;
+        // Saved first: a silence that would vanish on restart is refused.
+        self.store
+            .save_silence(&s)
+            .await
+            .map_err(|e| format!("cannot save the silence: {e}"))?;
+        let (id, ends_at, note) = (
+            s.id.clone(),
+            s.ends_at,
+            format!(
+                "silenced {} for {} by {} (id {}){}",
+                s.matchers_text(),
+                crate::duration::PromDuration::from_millis(duration_ms.max(0) as u64),
+                s.created_by,
+                s.id,
+                if s.comment.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", s.comment)
+                }
+            ),
+        );
+        self.silences.add(s).map_err(|e| e.to_string())?;
+        self.say(None, Kind::Note, note).await;
+        Ok((id, ends_at))
+    }
+
+    async fn expire_silence(&mut self, id: &str, by: &str) -> Result<(), String> {
+        let now = self.clock.now();
+        let text = {
+            let s = self.silences.expire(id, now).map_err(|e| e.to_string())?;
+            format!("silence {id} ({}) expired by {by}", s.matchers_text())
+        };
+        if let Err(e) = self.store.expire_silence(id, now).await {
+            // In force until restart only; say so rather than pretend.
+            tracing::error!(error = %e, silence = id, "cannot save silence expiry");
+            return Err(format!("expired until restart, but cannot save that: {e}"));
+        }
+        self.say(None, Kind::Note, text).await;
+        Ok(())
     }
 
     async fn dispatch(&mut self, alert: &AlertCtx, incident: &str) {
@@ -372,6 +531,23 @@ impl Control {
                 }
                 let _ = reply.send(r.map_err(|e| e.to_string()));
             }
+            Command::Silence {
+                matchers,
+                duration_ms,
+                by,
+                comment,
+                key,
+                reply,
+            } => {
+                let r = self
+                    .add_silence(matchers, duration_ms, by, comment, key)
+                    .await;
+                let _ = reply.send(r);
+            }
+            Command::Unsilence { id, by, reply } => {
+                let r = self.expire_silence(&id, &by).await;
+                let _ = reply.send(r);
+            }
         }
     }
 }
@@ -410,5 +586,225 @@ mod tests {
         .collect();
         assert_eq!(identifying(&l), " (room=main, speaker=host)");
         assert_eq!(identifying(&BTreeMap::new()), "");
+    }
+}
+
+#[cfg(test)]
+mod silence_tests {
+    use super::*;
+    use crate::executor::actions::ActionEnv;
+    use crate::labels::Labels;
+    use crate::rules::{Alert, AlertState};
+
+    const RUNBOOK: &str = "kind: runbook\nname: on-full\ntrigger:\n  alerts: [{alertname: Full}]\nsteps:\n  - id: say\n    action: chat\n    with: {text: hi}\n";
+
+    fn control(store: &Store, clock: &Clock) -> Control {
+        let outbox = Outbox::new(store.clone());
+        let env = ActionEnv {
+            http: crate::net::client().unwrap(),
+            targets: BTreeMap::new(),
+            secrets: BTreeMap::new(),
+            outbox: outbox.clone(),
+            clock: clock.clone(),
+            channel: "#c".into(),
+            queries: None,
+            control: None,
+        };
+        // Runs are not awaited here; their ends queue up unread.
+        let (finished, _) = mpsc::channel(16);
+        let executor = Executor::new(env, store.clone(), CancellationToken::new(), finished);
+        let rb =
+            crate::runbook::parse_runbook("r.yaml", RUNBOOK, &crate::runbook::CheckEnv::default())
+                .unwrap();
+        Control::new(
+            Dispatcher::new(vec![std::sync::Arc::new(rb)], None),
+            executor,
+            store.clone(),
+            outbox,
+            clock.clone(),
+            "#c".into(),
+            vec!["event".into()],
+        )
+    }
+
+    fn event(kind: AlertEventKind, name: &str, at: Millis) -> AlertEvent {
+        let labels = Labels::new()
+            .with("alertname", name)
+            .with("event", "launch");
+        AlertEvent {
+            kind,
+            at,
+            alert: Alert {
+                rule: name.into(),
+                group: "g".into(),
+                labels,
+                annotations: BTreeMap::new(),
+                state: AlertState::Firing,
+                active_at: at,
+                fired_at: Some(at),
+                resolved_at: None,
+                keep_firing_since: None,
+                last_eval: at,
+                value: 1.0,
+            },
+        }
+    }
+
+    async fn chat(store: &Store) -> Vec<String> {
+        store
+            .pending_outbox(100)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| {
+                serde_json::from_str::<serde_json::Value>(&r.payload_json).unwrap()["text"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect()
+    }
+
+    async fn silence(c: &mut Control, m: &str, duration_ms: Millis) -> Result<String, String> {
+        silence_keyed(c, m, duration_ms, None)
+            .await
+            .map(|(id, _)| id)
+    }
+
+    async fn silence_keyed(
+        c: &mut Control,
+        m: &str,
+        duration_ms: Millis,
+        key: Option<&str>,
+    ) -> Result<(String, Millis), String> {
+        let (reply, answer) = oneshot::channel();
+        c.on_command(Command::Silence {
+            matchers: crate::matchers::parse_matchers(m).unwrap(),
+            duration_ms,
+            by: "alice".into(),
+            comment: "moving rooms".into(),
+            key: key.map(str::to_owned),
+            reply,
+        })
+        .await;
+        answer.await.unwrap()
+    }
+
+    // Real time: paused time would time out the store's connection pool.
+    #[tokio::test]
+    async fn a_silenced_alert_is_recorded_and_nothing_more_even_after_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("s.db").display());
+        let store = Store::open(&url).await.unwrap();
+        let clock = Clock::system();
+        let mut c = control(&store, &clock);
+
+        let e = silence(&mut c, "event=~\".*\"", 60_000).await.unwrap_err();
+        assert!(e.contains("would match every alert"), "{e}");
+        let id = silence(&mut c, "alertname=\"Full\"", 60_000).await.unwrap();
+
+        c.on_alert(event(AlertEventKind::Firing, "Full", clock.now()))
+            .await;
+        c.on_alert(event(AlertEventKind::Resolved, "Full", clock.now()))
+            .await;
+        assert!(store.runs().await.unwrap().is_empty(), "no runbook started");
+        let said = chat(&store).await;
+        assert_eq!(said.len(), 1, "only the silence itself: {said:?}");
+        assert!(
+            said[0].starts_with("silenced alertname=\"Full\" for 1m by alice"),
+            "{said:?}"
+        );
+        let kinds: Vec<(String, String)> = store
+            .timeline("launch")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.kind, e.text))
+            .collect();
+        assert_eq!(kinds.len(), 2, "{kinds:?}");
+        assert_eq!(kinds[0].0, "alert_silenced");
+        assert!(kinds[0].1.contains(&id), "{kinds:?}");
+        assert_eq!(kinds[1].1, "Full resolved (was silenced)");
+
+        // A restart: the silence is read back and still holds.
+        let mut c = control(&store, &clock);
+        c.restore_silences().await;
+        c.on_alert(event(AlertEventKind::Firing, "Full", clock.now()))
+            .await;
+        assert!(store.runs().await.unwrap().is_empty());
+
+        // Expired: the next firing pages and starts the runbook.
+        let (reply, answer) = oneshot::channel();
+        c.on_command(Command::Unsilence {
+            id: id.clone(),
+            by: "bob".into(),
+            reply,
+        })
+        .await;
+        answer.await.unwrap().unwrap();
+        let (reply, answer) = oneshot::channel();
+        c.on_command(Command::Unsilence {
+            id,
+            by: "bob".into(),
+            reply,
+        })
+        .await;
+        assert!(
+            answer
+                .await
+                .unwrap()
+                .unwrap_err()
+                .contains("already expired")
+        );
+        c.on_alert(event(AlertEventKind::Firing, "Other", clock.now()))
+            .await;
+        c.on_alert(event(AlertEventKind::Firing, "Full", clock.now() + 1))
+            .await;
+        c.executor.drain().await;
+        let said = chat(&store).await;
+        assert!(
+            said.iter().any(|t| t.starts_with("*Full* firing")),
+            "{said:?}"
+        );
+        assert!(
+            said.iter().any(|t| t.contains("expired by bob")),
+            "{said:?}"
+        );
+        assert_eq!(store.runs().await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_keyed_silence_asked_for_again_after_a_restart_is_the_same_silence() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("s.db").display());
+        let store = Store::open(&url).await.unwrap();
+        let clock = Clock::system();
+        let mut c = control(&store, &clock);
+        let key = Some("move-1-00001:quiet");
+        let first = silence_keyed(&mut c, "alertname=\"Full\"", 60_000, key)
+            .await
+            .unwrap();
+        let again = silence_keyed(&mut c, "alertname=\"Full\"", 60_000, key)
+            .await
+            .unwrap();
+        assert_eq!(first, again);
+
+        let mut c = control(&store, &clock);
+        c.restore_silences().await;
+        let after_restart = silence_keyed(&mut c, "alertname=\"Full\"", 60_000, key)
+            .await
+            .unwrap();
+        assert_eq!(first, after_restart);
+        assert_eq!(store.silences().await.unwrap().len(), 1);
+        let other = silence_keyed(&mut c, "alertname=\"Full\"", 60_000, Some("other:quiet"))
+            .await
+            .unwrap();
+        assert_ne!(first.0, other.0);
+        let said = chat(&store).await;
+        assert_eq!(
+            said.iter().filter(|t| t.starts_with("silenced")).count(),
+            2,
+            "{said:?}"
+        );
     }
 }

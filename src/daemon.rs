@@ -9,6 +9,12 @@
 //! sample, alert or run end is dropped), and chat goes through the durable
 //! outbox, which has no in-memory queue to fill.
 //!
+//! Two handles let steps reach back against the flow: `query` and `wait
+//! until` steps ask the watcher through its query queue (64; with a remote
+//! source they ask the remote API instead), and `silence` steps send
+//! commands into the control queue like people do. Neither the watcher nor
+//! the control loop ever waits on a run, so this cannot deadlock.
+//!
 //! `firebreak demo` runs exactly this, on a scaled clock against the
 //! simulator.
 
@@ -78,22 +84,30 @@ impl Daemon {
             config.external_labels.clone(),
             clock.now(),
         );
+        let remote = config
+            .remote
+            .as_ref()
+            .map(|r| crate::source::remote::RemoteApi {
+                base: r.url.clone(),
+                http: http.clone(),
+                timeout: r.timeout.to_std(),
+                retries: r.retries,
+            });
+        let (queries, query_rx) = crate::watcher::queries(remote.clone(), clock.clone());
         let mut watcher = Watcher {
             engine,
             series: SeriesStore::new(retention),
             state: Some(store.clone()),
-            remote: config
-                .remote
-                .as_ref()
-                .map(|r| crate::source::remote::RemoteApi {
-                    base: r.url.clone(),
-                    http: http.clone(),
-                    timeout: r.timeout.to_std(),
-                    retries: r.retries,
-                }),
+            remote,
         };
         watcher.restore(&store, clock.now()).await;
-        tracker.spawn(watcher.run(scrape_rx, alert_tx, clock.clone(), shutdown.clone()));
+        tracker.spawn(watcher.run(
+            scrape_rx,
+            query_rx,
+            alert_tx,
+            clock.clone(),
+            shutdown.clone(),
+        ));
 
         let env = ActionEnv {
             http,
@@ -102,6 +116,8 @@ impl Daemon {
             outbox: outbox.clone(),
             clock: clock.clone(),
             channel: config.chat.channel.clone(),
+            queries: Some(queries),
+            control: Some(command_tx.clone()),
         };
         let executor = Executor::new(env, store.clone(), shutdown.clone(), finished_tx);
         let paused = config.automation_paused.then(|| Pause {
@@ -121,7 +137,7 @@ impl Daemon {
         for r in executor.resume(dispatcher.runbooks()).await {
             dispatcher.resumed(&r.runbook.name, &r.concurrency_key, &r.run_id);
         }
-        let control = Control::new(
+        let mut control = Control::new(
             dispatcher,
             executor.clone(),
             store.clone(),
@@ -130,6 +146,7 @@ impl Daemon {
             config.chat.channel.clone(),
             config.incident_group_by.clone(),
         );
+        control.restore_silences().await;
         tracker.spawn(control.run(alert_rx, finished_rx, command_rx, shutdown.clone()));
         tracker.close();
 

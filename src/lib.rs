@@ -30,6 +30,7 @@
 //!   `rules::unittest` runs promtool-format rule tests (`firebreak test rules`).
 //! - [`control`] (task): the one owner of run state; alerts, run ends and commands meet here.
 //! - [`dispatch`] (model): which runbook starts for which alert, and policy.
+//! - [`silence`] (model): Alertmanager-style silences the control loop consults.
 //! - [`runbook`] (model): runbook files, validation, templates.
 //! - [`executor`] (I/O): runs a runbook's steps through its actions.
 //! - [`chat`] (I/O at the adapters): messages, the durable outbox, adapters.
@@ -67,6 +68,7 @@ pub mod promql;
 pub mod roles;
 pub mod rules;
 pub mod runbook;
+pub mod silence;
 pub mod sim;
 pub mod source;
 pub mod store;

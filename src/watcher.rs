@@ -1,10 +1,11 @@
 //! The watcher: owns the series store and the rule engine. Scrape batches
 //! come in, rules are evaluated when their groups are due, and alert
 //! transitions go out to the control loop. One task owns both, so the
-//! model code needs no locks; queries from runbooks will come through a
-//! request queue to the same task.
+//! model code needs no locks. Runbooks' queries reach the same task through
+//! a bounded request queue ([`Queries`]); with a remote source they go
+//! straight to the remote API and never touch the task.
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::{Clock, Millis};
@@ -51,6 +52,102 @@ pub struct Watcher {
     /// When set, rules read from this Prometheus-compatible API instead of
     /// the local series store.
     pub remote: Option<RemoteApi>,
+}
+
+/// Runbook queries waiting for the watcher task. When full, callers wait
+/// for room: a burst of steps slows down rather than failing, and the
+/// watcher is never made to hold more than this.
+pub const QUERY_QUEUE: usize = 64;
+
+/// Why a runbook's query could not be answered.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum QueryError {
+    /// The expression does not parse; the parser's message.
+    #[error("bad expression: {0}")]
+    BadExpr(String),
+    /// It parsed but could not be evaluated (types, matching, or the
+    /// remote server refused it).
+    #[error("evaluation failed: {0}")]
+    Eval(String),
+    /// The remote source did not answer; worth asking again.
+    #[error("metrics source unavailable: {0}")]
+    Unavailable(String),
+    /// The watcher has stopped (shutdown): nothing will answer.
+    #[error("the watcher has stopped; no query can be answered")]
+    Closed,
+}
+
+impl QueryError {
+    /// Only a source that did not answer is worth asking again.
+    pub fn retryable(&self) -> bool {
+        matches!(self, QueryError::Unavailable(_))
+    }
+}
+
+impl From<crate::promql::QueryError> for QueryError {
+    fn from(e: crate::promql::QueryError) -> Self {
+        match e {
+            crate::promql::QueryError::Parse(p) => QueryError::BadExpr(p.to_string()),
+            crate::promql::QueryError::Eval(e) => QueryError::Eval(e.to_string()),
+        }
+    }
+}
+
+impl From<crate::source::remote::RemoteError> for QueryError {
+    fn from(e: crate::source::remote::RemoteError) -> Self {
+        use crate::source::remote::RemoteError;
+        match &e {
+            RemoteError::Api { error_type, .. } if error_type == "bad_data" => {
+                QueryError::BadExpr(e.to_string())
+            }
+            _ if e.retryable() => QueryError::Unavailable(e.to_string()),
+            _ => QueryError::Eval(e.to_string()),
+        }
+    }
+}
+
+/// One query for the watcher task; parsed by the caller so a bad
+/// expression never costs the task anything.
+pub struct QueryRequest {
+    expr: crate::promql::Expr,
+    reply: oneshot::Sender<Result<Value, QueryError>>,
+}
+
+/// The watcher's end of the query queue, handed to [`Watcher::run`].
+pub struct QueryRequests(mpsc::Receiver<QueryRequest>);
+
+/// Runbooks' handle for instant queries at the bot's `now`. Cheap to clone.
+#[derive(Clone)]
+pub struct Queries {
+    tx: mpsc::Sender<QueryRequest>,
+    /// When set, queries go here directly: a slow remote answer must not
+    /// hold up scrapes and rule evaluation in the watcher task.
+    remote: Option<RemoteApi>,
+    clock: Clock,
+}
+
+/// A query handle and the queue end the watcher task serves.
+pub fn queries(remote: Option<RemoteApi>, clock: Clock) -> (Queries, QueryRequests) {
+    let (tx, rx) = mpsc::channel(QUERY_QUEUE);
+    (Queries { tx, remote, clock }, QueryRequests(rx))
+}
+
+impl Queries {
+    /// Evaluates `expr` at the bot's current time, against the remote API
+    /// when there is one, else against the watcher's series store.
+    pub async fn query(&self, expr: &str) -> Result<Value, QueryError> {
+        let now = self.clock.now();
+        if let Some(api) = &self.remote {
+            return Ok(api.query(expr, now).await?);
+        }
+        let expr = crate::promql::parse(expr).map_err(|e| QueryError::BadExpr(e.to_string()))?;
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .send(QueryRequest { expr, reply })
+            .await
+            .map_err(|_| QueryError::Closed)?;
+        answer.await.map_err(|_| QueryError::Closed)?
+    }
 }
 
 /// Remote queries of one group in flight at once: enough to evaluate a
@@ -181,17 +278,29 @@ impl Watcher {
         }
     }
 
+    /// Answers one runbook query from the local series store. A caller that
+    /// gave up (its step timed out) is not an error.
+    fn answer(&self, req: QueryRequest, now: Millis) {
+        let result = crate::promql::eval_instant(&req.expr, &self.series, now)
+            .map_err(|e| QueryError::Eval(e.to_string()));
+        let _ = req.reply.send(result);
+    }
+
     /// Runs until shutdown. Alert events go out through `alerts`; when that
     /// queue is full the watcher waits, so evaluation slows down rather
-    /// than dropping a transition.
+    /// than dropping a transition. Runbook queries are answered between
+    /// scrapes and evaluations, at the clock's now, so they see the same
+    /// store the rules do.
     pub async fn run(
         mut self,
         mut scrapes: mpsc::Receiver<ScrapeBatch>,
+        mut queries: QueryRequests,
         alerts: mpsc::Sender<AlertEvent>,
         clock: Clock,
         shutdown: CancellationToken,
     ) {
         let mut scraping = true;
+        let mut querying = true;
         loop {
             let due = self.engine.next_due();
             tokio::select! {
@@ -201,6 +310,10 @@ impl Watcher {
                 batch = scrapes.recv(), if scraping => match batch {
                     Some(b) => self.ingest(b),
                     None => scraping = false,
+                },
+                req = queries.0.recv(), if querying => match req {
+                    Some(r) => self.answer(r, clock.now()),
+                    None => querying = false,
                 },
                 _ = clock.sleep_until(due) => {
                     let now = clock.now();
@@ -351,8 +464,9 @@ mod tests {
         drop(scrape_tx);
         let (alert_tx, mut alert_rx) = tokio::sync::mpsc::channel(8);
         let shutdown = CancellationToken::new();
-        let task =
-            tokio::spawn(w.run(scrape_rx, alert_tx, Clock::scaled(0, 1.0), shutdown.clone()));
+        let clock = Clock::scaled(0, 1.0);
+        let (_queries, query_rx) = queries(None, clock.clone());
+        let task = tokio::spawn(w.run(scrape_rx, query_rx, alert_tx, clock, shutdown.clone()));
         let ev = tokio::time::timeout(std::time::Duration::from_secs(60), alert_rx.recv()).await;
         shutdown.cancel();
         task.await.unwrap();
@@ -363,6 +477,91 @@ mod tests {
                 .rule,
             "Always"
         );
+    }
+
+    /// A watcher task over a hand-filled store, on a paused scaled clock
+    /// that starts at 60s.
+    fn serve(series: SeriesStore) -> (Queries, CancellationToken, tokio::task::JoinHandle<()>) {
+        let w = Watcher {
+            engine: RuleEngine::new(Vec::new(), Labels::new(), 0),
+            series,
+            state: None,
+            remote: None,
+        };
+        let (scrape_tx, scrape_rx) = tokio::sync::mpsc::channel(1);
+        drop(scrape_tx);
+        let (alert_tx, _alert_rx) = tokio::sync::mpsc::channel(1);
+        let clock = Clock::scaled(60_000, 1.0);
+        let (q, rx) = queries(None, clock.clone());
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(w.run(scrape_rx, rx, alert_tx, clock, shutdown.clone()));
+        (q, shutdown, task)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn runbook_queries_are_answered_by_the_watcher_task_at_its_now() {
+        let mut s = SeriesStore::new(600_000);
+        let m = |room: &str| {
+            Labels::new()
+                .with("__name__", "listeners")
+                .with("room", room)
+        };
+        s.append(m("a"), 30_000, 2.0).unwrap();
+        s.append(m("b"), 30_000, 3.0).unwrap();
+        // Newer than the clock's now: a query at 60s must not see it.
+        s.append(m("a"), 90_000, 100.0).unwrap();
+        let (q, shutdown, task) = serve(s);
+
+        assert_eq!(
+            q.query("sum(listeners)").await.unwrap(),
+            Value::Vector(vec![crate::promql::Sample {
+                labels: Labels::new(),
+                value: 5.0
+            }])
+        );
+        assert_eq!(
+            q.query("scalar(listeners{room=\"b\"})").await.unwrap(),
+            Value::Scalar(3.0)
+        );
+        assert_eq!(
+            q.query("absent_metric").await.unwrap(),
+            Value::Vector(vec![])
+        );
+
+        // Handles are clones of one queue; many at once are all answered.
+        let many = (0..100).map(|_| {
+            let q = q.clone();
+            tokio::spawn(async move { q.query("count(listeners)").await })
+        });
+        for h in many {
+            assert!(matches!(h.await.unwrap(), Ok(Value::Vector(v)) if v[0].value == 2.0));
+        }
+
+        let e = q.query("sum(listeners").await.unwrap_err();
+        assert!(matches!(e, QueryError::BadExpr(_)), "{e:?}");
+        let e = q.query("listeners + on() listeners").await.unwrap_err();
+        assert!(matches!(e, QueryError::Eval(_)), "{e:?}");
+
+        shutdown.cancel();
+        task.await.unwrap();
+        assert_eq!(q.query("listeners").await.unwrap_err(), QueryError::Closed);
+        assert!(!QueryError::Closed.retryable());
+    }
+
+    #[tokio::test]
+    async fn with_a_remote_source_queries_skip_the_task_and_an_outage_is_retryable() {
+        let api = RemoteApi {
+            base: reqwest::Url::parse("http://127.0.0.1:1/").unwrap(),
+            http: crate::net::client().unwrap(),
+            timeout: std::time::Duration::from_secs(2),
+            retries: 0,
+        };
+        // No task serves the queue: an answer can only come from the API.
+        let (q, rx) = queries(Some(api), Clock::system());
+        drop(rx);
+        let e = q.query("up").await.unwrap_err();
+        assert!(matches!(e, QueryError::Unavailable(_)), "{e:?}");
+        assert!(e.retryable());
     }
 
     #[test]

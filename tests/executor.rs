@@ -124,6 +124,8 @@ async fn run_once(fail_first: usize, account: &str) -> (Outcome, Arc<Mutex<Fake>
         outbox,
         clock: Clock::system(),
         channel: "#test".into(),
+        queries: None,
+        control: None,
     };
     let rb = parse_runbook(
         "make-room.yaml",

@@ -109,6 +109,8 @@ impl World {
             outbox: Outbox::new(self.store.clone()),
             clock: Clock::system(),
             channel: "#test".into(),
+            queries: None,
+            control: None,
         };
         let (tx, rx) = mpsc::channel(4);
         (Executor::new(env, self.store.clone(), shutdown, tx), rx)

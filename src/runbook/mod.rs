@@ -726,7 +726,9 @@ pub fn parse_runbook(file: &str, text: &str, env: &CheckEnv) -> Result<Runbook, 
     c.c.out.into_result(rb)
 }
 
-fn fnv(bytes: &[u8]) -> u64 {
+/// FNV-1a: stable across builds and platforms, unlike std's hasher, so
+/// what is derived from it can be stored.
+pub(crate) fn fnv(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
         (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
     })
@@ -857,11 +859,13 @@ fn check_parts(c: &mut Check, env: &CheckEnv, r: StepParts, field: &str, scope: 
     if let Some(w) = r.when {
         c.template(&w.value, true, Pos::of(w), &format!("{field}.when"), scope);
     }
-    // A wait's timeout must outlast the wait: by default it does, and
-    // one set shorter is a mistake that would fail every run.
+    // A wait's timeout must outlast the wait (its `duration`, or the
+    // `within` of a wait `until`): by default it does, and one set shorter
+    // is a mistake that would fail every run.
     let waits_for = match r.action.value.as_str() {
         "wait" => with
             .get("duration")
+            .or_else(|| with.get("within"))
             .and_then(|d| d.as_str())
             .map(|d| PromDuration::parse(d).ok()),
         // An approval step lasts until its deadline.

@@ -291,3 +291,24 @@ verify:
         assert!(errs.contains(want), "missing {want:?} in:\n{errs}");
     }
 }
+
+#[test]
+fn a_wait_until_gets_a_timeout_that_outlasts_within() {
+    let text = "kind: runbook\nname: w\ntrigger: {manual: true}\nsteps:\n  - id: recovered\n    action: wait\n    with: {until: 'up == 1', within: 5m}\n";
+    let rb = parse_runbook("w.yaml", text, &env()).unwrap();
+    assert_eq!(rb.steps[0].timeout, PromDuration::from_secs(330));
+    let short = text.replace("within: 5m}", "within: 5m}\n    timeout: 5m");
+    let errs = parse_runbook("w.yaml", &short, &env()).unwrap_err();
+    assert!(
+        errs.to_string()
+            .contains("steps[0].timeout: timeout 5m is not longer than the wait (5m)"),
+        "{errs}"
+    );
+    let bad = text.replace("'up == 1'", "'up =='");
+    let errs = parse_runbook("w.yaml", &bad, &env()).unwrap_err();
+    assert!(
+        errs.to_string()
+            .contains("steps[0].with.until: invalid PromQL"),
+        "{errs}"
+    );
+}

@@ -1,5 +1,5 @@
 //! The durable record beside the flow: runs and steps, alerts, the incident
-//! timeline and the chat outbox.
+//! timeline, silences and the chat outbox.
 //!
 //! One code path for embedded SQLite (the default: one file, created on
 //! first run) and PostgreSQL (the path for replicas), through sqlx's `Any`
@@ -95,6 +95,14 @@ const SCHEMA: &[&str] = &[
         created_at BIGINT NOT NULL,
         sent_at BIGINT,
         attempts BIGINT NOT NULL
+    )",
+    "CREATE TABLE IF NOT EXISTS silences (
+        id TEXT PRIMARY KEY,
+        matchers TEXT NOT NULL,
+        starts_at BIGINT NOT NULL,
+        ends_at BIGINT NOT NULL,
+        created_by TEXT NOT NULL,
+        comment TEXT NOT NULL
     )",
 ];
 
@@ -612,6 +620,69 @@ impl Store {
         Ok(())
     }
 
+    // --- silences -------------------------------------------------------
+
+    /// Saves a new silence; matchers are kept in Alertmanager syntax.
+    pub async fn save_silence(&self, s: &crate::silence::Silence) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO silences (id, matchers, starts_at, ends_at, created_by, comment)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&s.id)
+        .bind(s.matchers_text())
+        .bind(s.starts_at)
+        .bind(s.ends_at)
+        .bind(&s.created_by)
+        .bind(&s.comment)
+        .execute(&self.pool)
+        .await
+        .map_err(q("save silence"))?;
+        Ok(())
+    }
+
+    /// Records that a silence was expired at `at`; one that had not started
+    /// yet now starts and ends then, as [`crate::silence::Silences::expire`] does.
+    pub async fn expire_silence(&self, id: &str, at: Millis) -> Result<()> {
+        sqlx::query(
+            "UPDATE silences SET starts_at = CASE WHEN starts_at > $1 THEN $1 ELSE starts_at END, ends_at = $1 WHERE id = $2",
+        )
+            .bind(at)
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(q("expire silence"))?;
+        Ok(())
+    }
+
+    /// Every silence saved, expired ones too, oldest id first.
+    pub async fn silences(&self) -> Result<Vec<crate::silence::Silence>> {
+        let rows = sqlx::query(
+            "SELECT id, matchers, starts_at, ends_at, created_by, comment FROM silences ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(q("list silences"))?;
+        rows.iter()
+            .map(|r| {
+                let id: String = r.try_get(0).map_err(q("read silence"))?;
+                let text: String = r.try_get(1).map_err(q("read silence"))?;
+                let matchers =
+                    crate::matchers::parse_matchers(&text).map_err(|e| StoreError::Corrupt {
+                        what: "silence",
+                        detail: format!("{id}: matchers {text:?}: {e}"),
+                    })?;
+                Ok(crate::silence::Silence {
+                    id,
+                    matchers,
+                    starts_at: r.try_get(2).map_err(q("read silence"))?,
+                    ends_at: r.try_get(3).map_err(q("read silence"))?,
+                    created_by: r.try_get(4).map_err(q("read silence"))?,
+                    comment: r.try_get(5).map_err(q("read silence"))?,
+                })
+            })
+            .collect()
+    }
+
     pub async fn close(&self) {
         self.pool.close().await;
     }
@@ -817,6 +888,34 @@ mod tests {
                 s.load_rule_state().await.unwrap(),
                 Some((20, "{\"a\":2}".to_owned()))
             );
+        }
+    }
+
+    #[tokio::test]
+    async fn silences_survive_reopen_and_expiry_is_saved() {
+        for db in backends().await {
+            let s = Store::open(&db.url).await.unwrap();
+            let sil = crate::silence::Silence {
+                id: "s1".into(),
+                matchers: crate::matchers::parse_matchers(r#"alertname="Full",room=~"main|b\"x""#)
+                    .unwrap(),
+                starts_at: 100,
+                ends_at: 1_000,
+                created_by: "alice".into(),
+                comment: "planned move".into(),
+            };
+            s.save_silence(&sil).await.unwrap();
+            assert!(s.save_silence(&sil).await.is_err(), "ids are unique");
+            s.close().await;
+            let s = Store::open(&db.url).await.unwrap();
+            assert_eq!(s.silences().await.unwrap(), std::slice::from_ref(&sil));
+            s.expire_silence("s1", 300).await.unwrap();
+            let back = s.silences().await.unwrap();
+            assert_eq!((back[0].starts_at, back[0].ends_at), (100, 300));
+            s.expire_silence("s1", 50).await.unwrap();
+            let back = s.silences().await.unwrap();
+            assert_eq!((back[0].starts_at, back[0].ends_at), (50, 50));
+            assert_eq!(back[0].matchers, sil.matchers);
         }
     }
 

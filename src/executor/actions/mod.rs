@@ -4,6 +4,8 @@
 pub mod approval;
 pub mod chat;
 pub mod http;
+pub mod query;
+pub mod silence;
 pub mod wait;
 
 use std::collections::BTreeMap;
@@ -25,6 +27,11 @@ pub struct ActionEnv {
     pub outbox: Outbox,
     pub clock: Clock,
     pub channel: String,
+    /// Instant queries at the bot's `now`; `None` where no watcher runs.
+    pub queries: Option<crate::watcher::Queries>,
+    /// The control loop's command queue, for steps that change what it
+    /// owns (silences); `None` where no control loop runs.
+    pub control: Option<tokio::sync::mpsc::Sender<crate::control::Command>>,
 }
 
 /// One step being run.
@@ -98,6 +105,8 @@ pub static REGISTRY: &[&dyn Action] = &[
     &approval::ApprovalStep,
     &chat::Chat,
     &http::Http,
+    &query::Query,
+    &silence::Silence,
     &wait::Wait,
 ];
 
@@ -114,6 +123,62 @@ pub fn names() -> Vec<&'static str> {
 pub fn params<T: serde::de::DeserializeOwned>(with: Json) -> Result<T, ActionError> {
     serde_json::from_value::<T>(with)
         .map_err(|e| ActionError::fatal(format!("bad parameters after rendering: {e}")))
+}
+
+/// Whether a parameter is a template, which can only be checked once
+/// rendered.
+pub fn is_template(s: &str) -> bool {
+    s.contains("{{") || s.contains("{%")
+}
+
+/// The metrics query handle, or an error saying why there is none.
+pub fn queries(env: &ActionEnv) -> Result<&crate::watcher::Queries, ActionError> {
+    env.queries
+        .as_ref()
+        .ok_or_else(|| ActionError::fatal("no metrics source: this bot runs without a watcher"))
+}
+
+/// Runs one query for a step: a source outage may be retried, a bad or
+/// failing expression may not. Shutdown cancels the wait for an answer.
+pub async fn run_query(
+    ctx: &StepCtx<'_>,
+    field: &str,
+    expr: &str,
+) -> Result<crate::promql::Value, ActionError> {
+    let q = queries(ctx.env)?;
+    let r = tokio::select! {
+        r = q.query(expr) => r,
+        _ = ctx.cancel.cancelled() => return Err(ActionError::fatal("cancelled")),
+    };
+    r.map_err(|e| {
+        let msg = format!("{field}: {e}");
+        if e.retryable() {
+            ActionError::retryable(msg)
+        } else {
+            ActionError::fatal(msg)
+        }
+    })
+}
+
+/// Load-time check of a PromQL parameter that is not a template: it must
+/// parse, and give an instant vector or a scalar (what a step can read).
+pub fn check_expr(field: &str, expr: &str) -> Vec<(String, String)> {
+    if is_template(expr) {
+        return vec![];
+    }
+    match crate::promql::parse(expr) {
+        Err(e) => vec![(field.into(), format!("invalid PromQL: {e}"))],
+        Ok(e) => match e.value_type() {
+            promql_parser::parser::value::ValueType::Vector
+            | promql_parser::parser::value::ValueType::Scalar => vec![],
+            other => vec![(
+                field.into(),
+                format!(
+                    "gives a {other}; a step needs an instant vector or a scalar (e.g. `max_over_time(x[5m])` rather than `x[5m]`)"
+                ),
+            )],
+        },
+    }
 }
 
 /// Deserializes parameters into an action's typed shape, reporting unknown
