@@ -10,6 +10,10 @@ pub const ALERT_FILES: &[(&str, &str)] = &[(
 
 pub const RUNBOOK_FILES: &[(&str, &str)] = &[
     (
+        "runbooks/cap-listeners.yaml",
+        include_str!("../runbooks/cap-listeners.yaml"),
+    ),
+    (
         "runbooks/move-to-secondary-room.yaml",
         include_str!("../runbooks/move-to-secondary-room.yaml"),
     ),

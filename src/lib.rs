@@ -31,7 +31,7 @@
 //! - [`control`] (task): the one owner of run state; alerts, run ends and commands meet here.
 //! - [`dispatch`] (model): which runbook starts for which alert, and policy.
 //! - [`silence`] (model): Alertmanager-style silences the control loop consults.
-//! - [`runbook`] (model): runbook files, validation, templates.
+//! - [`runbook`] (model): runbook files, validation, templates, runbooks that call runbooks.
 //! - [`executor`] (I/O): runs a runbook's steps through its actions.
 //! - [`chat`] (I/O at the adapters): messages, the durable outbox, adapters.
 //! - [`store`] (I/O): runs, steps, alerts, the incident timeline, the outbox.

@@ -175,7 +175,7 @@ async fn wait_until_holds_then_a_failed_expectation_stops_the_run() {
     let by_id = |id: &str| steps.iter().find(|s| s.step_id == id).unwrap();
 
     let quiet = output(by_id("quiet"));
-    assert!(quiet["id"].as_str().unwrap().starts_with('s'), "{quiet}");
+    assert!(quiet["id"].as_str().unwrap().starts_with('k'), "{quiet}");
     assert!(quiet["ends_at"].as_i64().unwrap() >= T0 + 30 * 60_000);
 
     let waited = by_id("recovered");

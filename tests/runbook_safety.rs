@@ -541,3 +541,165 @@ async fn an_unsafe_step_in_flight_at_a_crash_interrupts_the_run() {
             .contains("changed since the run started")
     );
 }
+
+fn linked(texts: &[&str]) -> Vec<Arc<Runbook>> {
+    let env = CheckEnv {
+        targets: ["api".to_owned()].into(),
+    };
+    let files: Vec<(String, String)> = texts
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (format!("rb{i}.yaml"), (*t).to_owned()))
+        .collect();
+    firebreak::runbook::load_runbooks(&files, &env)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .into_iter()
+        .map(Arc::new)
+        .collect()
+}
+
+const CALLED: &str = r#"kind: runbook
+name: cap
+trigger: {manual: true}
+inputs:
+  room: {type: string}
+  limit: {type: integer, default: 10}
+steps:
+  - id: set
+    action: http
+    with: {target: api, method: PUT, path: "/rooms/{{ inputs.room }}/cap/{{ inputs.limit }}", capture: {room: /room/id}}
+  - id: settle
+    action: wait
+    with: {duration: 1s}
+"#;
+
+fn caller(then: &str) -> String {
+    format!(
+        r#"kind: runbook
+name: caller
+trigger: {{manual: true}}
+steps:
+  - id: create
+    action: http
+    with: {{target: api, method: POST, path: /rooms}}
+    rollback:
+      action: http
+      with: {{target: api, method: DELETE, path: /rooms}}
+  - id: capped
+    action: runbook
+    with: {{runbook: cap, inputs: {{room: main}}}}
+    on_failure: rollback
+  - id: after
+    action: http
+    with: {{target: api, method: POST, path: "{then}"}}
+"#
+    )
+}
+
+#[tokio::test]
+async fn a_called_runbook_runs_inside_the_step_and_its_outputs_come_back() {
+    let w = World::new().await;
+    let books = linked(&[CALLED, &caller("/moved/{{ steps.capped.steps.set.room }}")]);
+    let rb = books.iter().find(|r| r.name == "caller").unwrap();
+    let (exec, mut rx) = w.executor(true, CancellationToken::new());
+    exec.start(request(rb, "run-1"));
+    let done = finish(&mut rx).await;
+    assert_eq!(done.outcome, Outcome::Succeeded);
+    let keys: Vec<(String, String, String)> = w.fake.lock().unwrap().calls.clone();
+    assert_eq!(
+        keys,
+        [
+            ("POST", "/rooms", "firebreak/run-1/create"),
+            ("PUT", "/rooms/main/cap/10", "firebreak/run-1/capped/set"),
+            ("POST", "/moved/r-1", "firebreak/run-1/after"),
+        ]
+        .map(|(a, b, c)| (a.to_owned(), b.to_owned(), c.to_owned()))
+    );
+    let steps: Vec<(String, String)> = w
+        .store
+        .steps("run-1")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| (s.step_id, s.state))
+        .collect();
+    for want in ["create", "capped", "capped/set", "capped/settle", "after"] {
+        assert!(
+            steps.iter().any(|(id, st)| id == want && st == "succeeded"),
+            "{want} in {steps:?}"
+        );
+    }
+    let chat = w.chat().await;
+    assert!(
+        chat.iter().any(|t| t.starts_with("`capped/set` (http)")),
+        "{chat:#?}"
+    );
+    assert!(
+        chat.iter()
+            .any(|t| t.starts_with("`capped` (runbook) runbook *cap* succeeded")),
+        "{chat:#?}"
+    );
+}
+
+#[tokio::test]
+async fn a_called_runbook_that_fails_fails_the_step_and_the_caller_rolls_back() {
+    let w = World::new().await;
+    let failing = CALLED.replace("/rooms/{{ inputs.room }}/cap/{{ inputs.limit }}", "/bad");
+    let books = linked(&[&failing, &caller("/never")]);
+    let rb = books.iter().find(|r| r.name == "caller").unwrap();
+    let (exec, mut rx) = w.executor(true, CancellationToken::new());
+    exec.start(request(rb, "run-1"));
+    let done = finish(&mut rx).await;
+    assert_eq!(done.outcome, Outcome::RolledBack);
+    assert_eq!(
+        w.calls(),
+        [("POST", "/rooms"), ("PUT", "/bad"), ("DELETE", "/rooms")]
+            .map(|(a, b)| (a.to_owned(), b.to_owned()))
+    );
+    let err = w.store.runs().await.unwrap()[0].error.clone().unwrap();
+    assert!(
+        err.contains("step `capped` failed: runbook cap failed: step `capped/set` failed"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_restart_inside_a_called_runbook_resumes_it_without_repeating_its_steps() {
+    let w = World::new().await;
+    let books = linked(&[CALLED, &caller("/after")]);
+    let rb = books.iter().find(|r| r.name == "caller").unwrap().clone();
+    let shutdown = CancellationToken::new();
+    let (exec, mut rx) = w.executor(true, shutdown.clone());
+    exec.start(request(&rb, "run-1"));
+    let mut inside = false;
+    for _ in 0..200 {
+        if step_state(&w.store, "run-1", "capped/settle")
+            .await
+            .as_deref()
+            == Some("running")
+        {
+            inside = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(inside, "the called runbook's wait started");
+    shutdown.cancel();
+    exec.drain().await;
+    assert!(rx.try_recv().is_err(), "a suspended run has not ended");
+
+    let (exec2, mut rx2) = w.executor(true, CancellationToken::new());
+    assert_eq!(exec2.resume(&books).await.len(), 1);
+    let done = finish(&mut rx2).await;
+    assert_eq!(done.outcome, Outcome::Succeeded);
+    assert_eq!(
+        w.calls(),
+        [
+            ("POST", "/rooms"),
+            ("PUT", "/rooms/main/cap/10"),
+            ("POST", "/after")
+        ]
+        .map(|(a, b)| (a.to_owned(), b.to_owned())),
+        "each call exactly once across the restart"
+    );
+}

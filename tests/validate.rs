@@ -25,7 +25,7 @@ fn the_shipped_rules_and_runbooks_are_valid() {
         out.starts_with("ok: config built-in defaults, 1 rule file(s)"),
         "{out}"
     );
-    assert!(out.contains("2 runbook(s)"), "{out}");
+    assert!(out.contains("3 runbook(s)"), "{out}");
 }
 
 #[test]

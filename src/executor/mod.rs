@@ -35,6 +35,7 @@ use crate::roles::Role;
 use crate::runbook::template::Templates;
 use crate::runbook::{Approval, OnFailure, OnTimeout, Runbook, Step, VerifyFailure};
 use crate::store::{RunRecord, StepEnd, StepRecord, Store};
+use actions::runbook::Calls;
 use actions::{ActionEnv, ActionError, StepCtx};
 pub use gates::{AnswerError, GateOutcome, Gates, Verdict, Waiting};
 
@@ -336,9 +337,17 @@ struct Run<'a> {
     outputs: serde_json::Map<String, Json>,
     cancel: &'a CancellationToken,
     seq: i64,
+    /// Empty for a run; `step/` for the steps of a runbook that step calls,
+    /// so their records, keys and messages are distinct from the caller's.
+    prefix: String,
 }
 
 impl Run<'_> {
+    /// A step's id as recorded and shown.
+    fn sid(&self, id: &str) -> String {
+        format!("{}{id}", self.prefix)
+    }
+
     async fn say(&self, kind: Kind, text: String) {
         post(self.inner, &self.req.incident, kind, text).await;
     }
@@ -513,7 +522,8 @@ impl Run<'_> {
         self.seq += 1;
         let inner = self.inner;
         let clock = &inner.env.clock;
-        let prior = self.prior.get(&step.id).cloned();
+        let sid = self.sid(&step.id);
+        let prior = self.prior.get(&sid).cloned();
         match prior.as_ref().map(|p| p.state.as_str()) {
             Some("succeeded") => {
                 let out = prior
@@ -536,24 +546,21 @@ impl Run<'_> {
                     let now = clock.now();
                     if let Err(e) = inner
                         .store
-                        .step_entered(&self.req.run_id, &step.id, self.seq, "running", 0, now)
+                        .step_entered(&self.req.run_id, &sid, self.seq, "running", 0, now)
                         .await
                     {
-                        tracing::error!(error = %e, run = %self.req.run_id, step = %step.id, "cannot record skipped step");
+                        tracing::error!(error = %e, run = %self.req.run_id, step = %sid, "cannot record skipped step");
                     }
-                    self.record_end(&step.id, "skipped", 0, None, None).await;
-                    self.say(
-                        Kind::Step,
-                        format!("`{}` skipped: `{cond}` is false", step.id),
-                    )
-                    .await;
+                    self.record_end(&sid, "skipped", 0, None, None).await;
+                    self.say(Kind::Step, format!("`{sid}` skipped: `{cond}` is false"))
+                        .await;
                     return StepResult::Skipped;
                 }
                 Err(e) => return StepResult::Failed(format!("when: {}", e.message)),
             }
         }
         if let Some(a) = &step.approval {
-            match self.gate(&step.id, a).await {
+            match self.gate(&sid, a).await {
                 StepResult::Done(_) => {}
                 other => return other,
             }
@@ -571,10 +578,10 @@ impl Run<'_> {
         if let Some(p) = &prior {
             if !action.repeatable(&params, &inner.env) {
                 let why = format!(
-                    "step `{}` ({}) was in flight when the bot stopped, and repeating it is not known to be safe",
-                    step.id, step.action
+                    "step `{sid}` ({}) was in flight when the bot stopped, and repeating it is not known to be safe",
+                    step.action
                 );
-                self.record_end(&step.id, "interrupted", p.attempts, None, Some(&why))
+                self.record_end(&sid, "interrupted", p.attempts, None, Some(&why))
                     .await;
                 return StepResult::Interrupted(why);
             }
@@ -583,21 +590,29 @@ impl Run<'_> {
             self.say(
                 Kind::Step,
                 format!(
-                    "`{}` was in flight at the restart; repeating it with the same idempotency key",
-                    step.id
+                    "`{sid}` was in flight at the restart; repeating it with the same idempotency key"
                 ),
             )
             .await;
         }
+        let caller = (step.action == "runbook").then(|| Caller {
+            inner,
+            req: self.req,
+            prior: self.prior.clone(),
+            cancel: self.cancel,
+            prefix: format!("{sid}/"),
+            seq: self.seq * 1000,
+        });
         let step_ctx = StepCtx {
             env: &inner.env,
             run_id: &self.req.run_id,
-            step_id: &step.id,
+            step_id: &sid,
             incident: &self.req.incident,
-            idempotency_key: format!("firebreak/{}/{}", self.req.run_id, step.id),
+            idempotency_key: format!("firebreak/{}/{sid}", self.req.run_id),
             cancel: self.cancel,
             first_started_at,
             gates: &inner.gates,
+            calls: caller.as_ref().map(|c| c as &dyn Calls),
         };
         let step_started = clock.now();
         let first_attempt = attempt + 1;
@@ -614,7 +629,7 @@ impl Run<'_> {
                 .store
                 .step_entered(
                     &self.req.run_id,
-                    &step.id,
+                    &sid,
                     self.seq,
                     "running",
                     i64::from(attempt),
@@ -641,8 +656,7 @@ impl Run<'_> {
                     self.say(
                         Kind::StepFailed,
                         format!(
-                            "`{}` attempt {attempt} failed: {}; retrying in {}",
-                            step.id,
+                            "`{sid}` attempt {attempt} failed: {}; retrying in {}",
                             e.message,
                             crate::duration::PromDuration::from_millis(wait.as_millis() as u64)
                         ),
@@ -663,7 +677,7 @@ impl Run<'_> {
         match result {
             Ok(done) => {
                 self.record_end(
-                    &step.id,
+                    &sid,
                     "succeeded",
                     i64::from(attempt),
                     Some(&done.output),
@@ -673,8 +687,7 @@ impl Run<'_> {
                 self.say(
                     Kind::Step,
                     format!(
-                        "`{}` ({}) {} in {}",
-                        step.id,
+                        "`{sid}` ({}) {} in {}",
                         step.action,
                         done.summary,
                         human_ms(took)
@@ -683,29 +696,23 @@ impl Run<'_> {
                 .await;
                 self.timeline(
                     "step",
-                    &format!("{}: {} ({})", step.id, done.summary, step.action),
+                    &format!("{sid}: {} ({})", done.summary, step.action),
                 )
                 .await;
                 StepResult::Done(done.output)
             }
             Err(e) => {
-                self.record_end(
-                    &step.id,
-                    "failed",
-                    i64::from(attempt),
-                    None,
-                    Some(&e.message),
-                )
-                .await;
+                self.record_end(&sid, "failed", i64::from(attempt), None, Some(&e.message))
+                    .await;
                 self.say(
                     Kind::StepFailed,
                     format!(
-                        "`{}` ({}) failed after {attempt} attempt(s): {}",
-                        step.id, step.action, e.message
+                        "`{sid}` ({}) failed after {attempt} attempt(s): {}",
+                        step.action, e.message
                     ),
                 )
                 .await;
-                self.timeline("step_failed", &format!("{} failed: {}", step.id, e.message))
+                self.timeline("step_failed", &format!("{sid} failed: {}", e.message))
                     .await;
                 StepResult::Failed(e.message)
             }
@@ -761,7 +768,7 @@ impl Run<'_> {
     async fn body(&mut self) -> Option<(Outcome, Option<String>)> {
         let rb = self.req.runbook.clone();
         if let Some(a) = &rb.approval {
-            match self.gate("run", a).await {
+            match self.gate(&self.sid("run"), a).await {
                 StepResult::Done(_) => {}
                 StepResult::Suspended => return None,
                 StepResult::Aborted(e) => return Some((Outcome::Aborted, Some(e))),
@@ -780,7 +787,7 @@ impl Run<'_> {
                         .insert(step.id.clone(), json!({"skipped": true}));
                 }
                 StepResult::Failed(e) => {
-                    let why = format!("step `{}` failed: {e}", step.id);
+                    let why = format!("step `{}` failed: {e}", self.sid(&step.id));
                     match step.on_failure {
                         OnFailure::Continue => {
                             self.outputs
@@ -806,7 +813,7 @@ impl Run<'_> {
                             .insert(step.id.clone(), json!({"skipped": true}));
                     }
                     StepResult::Failed(e) => {
-                        let why = format!("verification `{}` failed: {e}", step.id);
+                        let why = format!("verification `{}` failed: {e}", self.sid(&step.id));
                         return match v.on_failure {
                             VerifyFailure::Rollback => self.rolled_back(&done, why).await,
                             VerifyFailure::Escalate => Some((
@@ -838,6 +845,65 @@ impl Run<'_> {
             Err(StepResult::Suspended) => None,
             Err(other) => Some((Outcome::Aborted, Some(reason(other)))),
         }
+    }
+}
+
+/// Runs the runbook a `runbook` step calls, inside the calling run.
+struct Caller<'a> {
+    inner: &'a Inner,
+    req: &'a RunRequest,
+    prior: Prior,
+    cancel: &'a CancellationToken,
+    prefix: String,
+    seq: i64,
+}
+
+impl Calls for Caller<'_> {
+    fn call<'b>(
+        &'b self,
+        runbook: &'b str,
+        inputs: serde_json::Map<String, Json>,
+    ) -> crate::chat::BoxFut<'b, Result<actions::Done, ActionError>> {
+        Box::pin(async move {
+            let callee = self.req.runbook.callees.get(runbook).ok_or_else(|| {
+                ActionError::fatal(format!(
+                    "runbook {runbook} is not linked to {}; load them together",
+                    self.req.runbook.name
+                ))
+            })?;
+            let inputs =
+                crate::runbook::calls::call_inputs(callee, inputs).map_err(ActionError::fatal)?;
+            let req = RunRequest {
+                run_id: self.req.run_id.clone(),
+                runbook: callee.clone(),
+                incident: self.req.incident.clone(),
+                concurrency_key: self.req.concurrency_key.clone(),
+                alert: self.req.alert.clone(),
+                inputs,
+                actor: self.req.actor.clone(),
+            };
+            let mut r = Run {
+                inner: self.inner,
+                req: &req,
+                prior: self.prior.clone(),
+                outputs: serde_json::Map::new(),
+                cancel: self.cancel,
+                seq: self.seq,
+                prefix: self.prefix.clone(),
+            };
+            match r.body().await {
+                Some((Outcome::Succeeded, _)) => Ok(actions::Done {
+                    output: json!({"outcome": "succeeded", "steps": r.outputs}),
+                    summary: format!("runbook *{runbook}* succeeded"),
+                }),
+                Some((outcome, why)) => Err(ActionError::fatal(format!(
+                    "runbook {runbook} {}: {}",
+                    outcome.as_str(),
+                    why.unwrap_or_default()
+                ))),
+                None => Err(ActionError::fatal("stopped by shutdown")),
+            }
+        })
     }
 }
 
@@ -889,6 +955,7 @@ async fn run(
         outputs: serde_json::Map::new(),
         cancel,
         seq: 0,
+        prefix: String::new(),
     };
     if resumed {
         r.say(

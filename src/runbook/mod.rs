@@ -21,6 +21,7 @@
 //! - `policy.budget` caps how many runs a concurrency key gets in a window,
 //!   counted from the store, so a restart does not reset it.
 
+pub mod calls;
 pub mod template;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -60,9 +61,12 @@ pub struct Runbook {
     pub budget: Option<Budget>,
     pub steps: Vec<Step>,
     pub verify: Option<Verify>,
-    /// Identifies this version of the file: a run started under another
-    /// version is not resumed after a restart, since its steps may differ.
+    /// Identifies this version of the file (and of the runbooks it
+    /// calls): a run started under another version is not resumed after a
+    /// restart, since its steps may differ.
     pub digest: String,
+    /// The runbooks its `runbook` steps call, by name; linked at load.
+    pub callees: BTreeMap<String, std::sync::Arc<Runbook>>,
 }
 
 /// Who may let a gated run or step go on, and until when.
@@ -722,6 +726,7 @@ pub fn parse_runbook(file: &str, text: &str, env: &CheckEnv) -> Result<Runbook, 
         steps,
         verify,
         digest: format!("{:016x}", fnv(text.as_bytes())),
+        callees: BTreeMap::new(),
     };
     c.c.out.into_result(rb)
 }
@@ -870,6 +875,9 @@ fn check_parts(c: &mut Check, env: &CheckEnv, r: StepParts, field: &str, scope: 
             .map(|d| PromDuration::parse(d).ok()),
         // An approval step lasts until its deadline.
         "approval" => Some(crate::executor::actions::approval::timeout_of(&with)),
+        // A called runbook lasts as long as its own steps; its steps keep
+        // their own timeouts.
+        "runbook" => Some(None),
         _ => None,
     };
     let default_timeout = match waits_for {
@@ -961,7 +969,12 @@ pub fn load_runbooks(
         }
     }
     out.sort_by(|a, b| (a.priority, &a.name).cmp(&(b.priority, &b.name)));
-    errs.into_result(out)
+    // Calls are checked even when another file failed, so one run of
+    // `validate` shows every problem; a call to a runbook that failed to
+    // load reads as a call to one that does not exist.
+    errs.extend(calls::check(&out));
+    errs.into_result(())?;
+    Ok(calls::link(out))
 }
 
 fn valid_name(s: &str) -> bool {

@@ -829,15 +829,16 @@ impl World {
                 "event {event:?} is already in room {to:?}; move it to a ready room"
             )));
         }
-        if self.rooms[ti].state != RoomState::Ready {
+        // Back to a room the event left is how a failed move is rolled back.
+        if !matches!(self.rooms[ti].state, RoomState::Ready | RoomState::Ended) {
             let ready = list(
                 self.rooms
                     .iter()
-                    .filter(|r| r.state == RoomState::Ready)
+                    .filter(|r| matches!(r.state, RoomState::Ready | RoomState::Ended))
                     .map(|r| r.id.clone()),
             );
             return Err(SimError::Conflict(format!(
-                "room {to:?} is {}; the event can only move to a ready room (ready rooms: {ready})",
+                "room {to:?} is {}; the event can only move to a ready room or back to one it left (those rooms: {ready})",
                 state_name(self.rooms[ti].state)
             )));
         }
@@ -862,6 +863,7 @@ impl World {
         to_room.listeners += moved;
         to_room.waiting += waiting;
         to_room.state = RoomState::Live;
+        to_room.ended_at = None;
         let to_account = to_room.account.clone();
         let mut speakers_moved = Vec::new();
         for s in &mut self.speakers {
@@ -1531,6 +1533,29 @@ mod tests {
     }
 
     #[test]
+    fn a_move_can_be_undone_by_moving_back_to_the_room_left() {
+        let mut w = world();
+        w.advance_to(et(&w, 18, 4));
+        mv(&mut w);
+        let back = w.move_event("launch", "main").unwrap();
+        assert_eq!(back.from_room, "cohost-1");
+        let s = w.snapshot();
+        assert_eq!(s.event.room, "main");
+        assert_eq!(s.rooms[0].state, RoomState::Live);
+        assert_eq!(s.rooms[0].ended_at, None);
+        assert_eq!(s.rooms[1].state, RoomState::Ended);
+        assert_eq!(s.event.moves.len(), 2);
+        assert_eq!(s.rooms[0].speakers.len(), 3);
+        assert!(s.rooms[1].speakers.is_empty());
+        // A room that crashed is no way back.
+        w.rooms[0].state = RoomState::Crashed;
+        let e = w.move_event("launch", "cohost-1").unwrap();
+        assert_eq!(e.to_room, "cohost-1");
+        let err = w.move_event("launch", "main").unwrap_err().to_string();
+        assert!(err.contains("is crashed"), "{err}");
+    }
+
+    #[test]
     fn early_move_keeps_the_audience_and_serves_the_peak() {
         let mut w = world();
         w.advance_to(et(&w, 18, 4));
@@ -1788,8 +1813,9 @@ mod tests {
             "cohost-2"
         );
         w.move_event("launch", "cohost-1").unwrap();
+        w.rooms[0].state = RoomState::Crashed;
         let e = w.move_event("launch", "main").unwrap_err().to_string();
-        assert!(e.contains("ended") && e.contains("cohost-2"), "{e}");
+        assert!(e.contains("crashed") && e.contains("cohost-2"), "{e}");
     }
 
     /// The scenario's story holds for every seed, not just the default:

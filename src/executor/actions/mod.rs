@@ -5,6 +5,7 @@ pub mod approval;
 pub mod chat;
 pub mod http;
 pub mod query;
+pub mod runbook;
 pub mod silence;
 pub mod wait;
 
@@ -49,6 +50,8 @@ pub struct StepCtx<'a> {
     pub first_started_at: crate::clock::Millis,
     /// Where an `approval` step waits for a person.
     pub gates: &'a crate::executor::Gates,
+    /// Runs the runbook a `runbook` step calls; `None` where none can be.
+    pub calls: Option<&'a dyn runbook::Calls>,
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -106,6 +109,7 @@ pub static REGISTRY: &[&dyn Action] = &[
     &chat::Chat,
     &http::Http,
     &query::Query,
+    &runbook::RunbookCall,
     &silence::Silence,
     &wait::Wait,
 ];

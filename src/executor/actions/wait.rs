@@ -228,7 +228,8 @@ async fn until(
                     let after = PromDuration::from_millis((clock.now() - start).max(0) as u64);
                     return Ok(Done {
                         output: json!({"held": true, "after": after.to_string(), "value": value}),
-                        summary: format!("`{}` held after {after}", short_expr(expr)),
+                        // The chat line adds how long the step took.
+                        summary: format!("`{}` held", short_expr(expr)),
                     });
                 }
                 match value {
