@@ -567,7 +567,7 @@ fn run_firebreak_child(p: &Params, c: &FbConfig) -> anyhow::Result<()> {
                         let outcome = watcher.evaluate(now).await;
                         eval[k] += t.elapsed().as_secs_f64();
                         let t = Instant::now();
-                        watcher.series.gc(now);
+                        watcher.series.maybe_gc(now);
                         gc[k] += t.elapsed().as_secs_f64();
                         missed += outcome.missed;
                         events += outcome.events.len();

@@ -177,11 +177,11 @@ impl Control {
     /// Alerts for one event form one incident: the values of the
     /// `group_by` labels name it. An alert without them joins the newest
     /// open incident, since in practice it is about the same trouble.
-    fn incident_for(&mut self, labels: &BTreeMap<String, String>, alertname: &str) -> String {
+    fn incident_for(&mut self, labels: &crate::labels::Labels, alertname: &str) -> String {
         let parts: Vec<&str> = self
             .incident_group_by
             .iter()
-            .filter_map(|k| labels.get(k).map(String::as_str))
+            .filter_map(|k| labels.get(k))
             .collect();
         let id = if !parts.is_empty() {
             parts.join("-")
@@ -219,7 +219,7 @@ impl Control {
 
     async fn on_alert(&mut self, ev: AlertEvent) {
         let a = &ev.alert;
-        let labels: BTreeMap<String, String> = a.labels.as_map().clone();
+        let labels: BTreeMap<String, String> = a.labels.to_map();
         let fp = a.labels.fingerprint();
         let state = match ev.kind {
             AlertEventKind::Pending => "pending",
@@ -256,7 +256,7 @@ impl Control {
         match ev.kind {
             AlertEventKind::Pending => {}
             AlertEventKind::Firing => {
-                let incident = self.incident_for(&labels, &a.rule);
+                let incident = self.incident_for(&a.labels, &a.rule);
                 self.firing.insert(fp, (a.rule.clone(), incident.clone()));
                 self.timeline(
                     &incident,
@@ -288,7 +288,7 @@ impl Control {
             AlertEventKind::Resolved => {
                 let incident = match self.firing.remove(&fp) {
                     Some((_, inc)) => inc,
-                    None => self.incident_for(&labels, &a.rule),
+                    None => self.incident_for(&a.labels, &a.rule),
                 };
                 self.timeline(
                     &incident,
@@ -336,7 +336,7 @@ impl Control {
         // A silenced alert must not become the incident later alerts
         // without group_by labels join.
         let newest = self.last_incident.clone();
-        let incident = self.incident_for(a.labels.as_map(), &a.rule);
+        let incident = self.incident_for(&a.labels, &a.rule);
         self.last_incident = newest;
         self.timeline(&incident, ev.at, "alert_silenced", "firebreak", &text)
             .await;

@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use crate::clock::Millis;
-use crate::labels::{Labels, METRIC_NAME};
+use crate::labels::{Interner, Labels, METRIC_NAME};
 use crate::matchers::{MatchOp, Matcher};
 
 /// The bit pattern Prometheus uses for staleness markers. Distinct from the
@@ -132,6 +132,9 @@ pub struct SeriesStore {
     /// at a different one.
     next_id: SeriesId,
     last_gc: Option<Millis>,
+    /// The strings of every stored label set: names, jobs, instances and
+    /// metric names repeat across series and are held once.
+    strings: Interner,
 }
 
 impl SeriesStore {
@@ -146,6 +149,7 @@ impl SeriesStore {
             targets: HashMap::new(),
             next_id: 1,
             last_gc: None,
+            strings: Interner::new(),
         }
     }
 
@@ -169,7 +173,7 @@ impl SeriesStore {
         self.next_id += 1;
         let name = labels.metric_name().unwrap_or_default().to_owned();
         self.by_name.entry(name).or_default().insert(id);
-        let labels = Arc::new(labels);
+        let labels = Arc::new(self.strings.labels(&labels));
         self.by_labels.insert(labels.clone(), id);
         self.series.insert(
             id,
@@ -367,6 +371,7 @@ impl SeriesStore {
                 .entries
                 .retain(|_, (id, _)| self.series.contains_key(id));
         }
+        self.strings.prune();
     }
 
     /// The series with exactly these labels.

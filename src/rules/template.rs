@@ -230,8 +230,8 @@ impl Template {
             Operand::Sub(p) => self.eval_pipeline(p, data)?,
             Operand::Path { root, fields } => {
                 let mut v = match root.as_str() {
-                    "$labels" => Val::Map(data.labels.as_map().clone()),
-                    "$externalLabels" => Val::Map(data.external_labels.as_map().clone()),
+                    "$labels" => Val::Map(data.labels.to_map()),
+                    "$externalLabels" => Val::Map(data.external_labels.to_map()),
                     "$value" => Val::Num(data.value),
                     "$externalURL" => Val::Str(data.external_url.to_owned()),
                     _ => Val::Root,
@@ -239,8 +239,8 @@ impl Template {
                 for f in fields {
                     v = match v {
                         Val::Root => match f.as_str() {
-                            "Labels" => Val::Map(data.labels.as_map().clone()),
-                            "ExternalLabels" => Val::Map(data.external_labels.as_map().clone()),
+                            "Labels" => Val::Map(data.labels.to_map()),
+                            "ExternalLabels" => Val::Map(data.external_labels.to_map()),
                             "Value" => Val::Num(data.value),
                             "ExternalURL" => Val::Str(data.external_url.to_owned()),
                             // Checked at parse time; unreachable in practice.

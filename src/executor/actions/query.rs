@@ -212,7 +212,7 @@ fn output(samples: &[Sample], capture: &BTreeMap<String, String>) -> Json {
         "series".into(),
         samples
             .iter()
-            .map(|s| json!({"labels": s.labels.as_map(), "value": s.value}))
+            .map(|s| json!({"labels": s.labels, "value": s.value}))
             .collect(),
     );
     out.insert("count".into(), json!(samples.len()));
