@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::chat::{ChatMessage, Kind, Outbox};
 use crate::clock::{Clock, Millis};
-use crate::dispatch::{AlertCtx, Decision, Dispatcher, Pause};
+use crate::dispatch::{AlertCtx, Decision, Dispatcher, Pause, Plan};
 use crate::executor::{Executor, Outcome, RunFinished, RunRequest, Verdict, Waiting};
 use crate::matchers::Matcher;
 use crate::roles::Role;
@@ -414,35 +414,106 @@ impl Control {
         Ok(())
     }
 
+    fn start_run(&mut self, plan: Plan, alert: &AlertCtx, incident: &str, now: Millis) {
+        self.run_seq += 1;
+        let run_id = format!(
+            "{}-{}-{:04x}{}",
+            plan.runbook.name,
+            now / 1000,
+            self.boot,
+            self.run_seq
+        );
+        self.dispatcher
+            .started(&plan.runbook.name, &plan.concurrency_key, &run_id, now);
+        self.executor.start(RunRequest {
+            run_id,
+            runbook: plan.runbook,
+            incident: incident.to_owned(),
+            concurrency_key: plan.concurrency_key,
+            alert: Some(alert.clone()),
+            inputs: plan.inputs,
+            actor: "firebreak".into(),
+        });
+    }
+
+    /// Alerts restored as firing do not fire again, so that a restart never
+    /// starts a second mitigation. But the previous process saved the
+    /// alert as firing before the control loop had recorded a run for it,
+    /// and may have died in between: the alert would then stay firing with
+    /// nothing done. So each restored firing alert is dispatched once more,
+    /// and a runbook starts only if no run in the store was started by this
+    /// firing of this alert (same name, labels and firing time), whatever
+    /// the cooldown says. Call before [`Control::run`].
+    pub async fn dispatch_restored(&mut self, alerts: Vec<crate::rules::Alert>) {
+        if alerts.is_empty() {
+            return;
+        }
+        #[derive(serde::Deserialize)]
+        struct Trigger {
+            alert: Option<AlertCtx>,
+        }
+        let started: Vec<(String, AlertCtx)> = match self.store.run_triggers().await {
+            Ok(t) => t
+                .into_iter()
+                .filter_map(|(rb, json)| {
+                    let t: Trigger = serde_json::from_str(&json).ok()?;
+                    Some((rb, t.alert?))
+                })
+                .collect(),
+            Err(e) => {
+                // Starting without knowing could run a mitigation twice.
+                tracing::error!(error = %e, "cannot read earlier runs; alerts restored as firing are not dispatched again");
+                return;
+            }
+        };
+        let now = self.clock.now();
+        for a in alerts {
+            let labels: BTreeMap<String, String> = a.labels.to_map();
+            let fired_at = a.fired_at.unwrap_or(a.active_at);
+            let incident = self.incident_for(&a.labels, &a.rule);
+            self.firing
+                .insert(a.labels.fingerprint(), (a.rule.clone(), incident.clone()));
+            if self.silences.is_silenced(&a.labels, now).is_some() {
+                continue;
+            }
+            let ctx = AlertCtx {
+                name: a.rule.clone(),
+                labels,
+                annotations: a.annotations.clone(),
+                value: a.value,
+                fired_at,
+            };
+            for d in self.dispatcher.on_firing(&ctx, now) {
+                let Decision::Start(plan) = d else { continue };
+                let done = started.iter().any(|(rb, t)| {
+                    *rb == plan.runbook.name
+                        && t.name == ctx.name
+                        && t.labels == ctx.labels
+                        && t.fired_at == ctx.fired_at
+                });
+                if done {
+                    continue;
+                }
+                tracing::warn!(alert = %ctx.name, runbook = %plan.runbook.name, "alert was firing at the restart with no run started for it; starting it now");
+                self.say(
+                    Some(&incident),
+                    Kind::Note,
+                    format!(
+                        "*{}* was firing when the bot stopped, before *{}* had started for it; starting it now",
+                        ctx.name, plan.runbook.name
+                    ),
+                )
+                .await;
+                self.start_run(plan, &ctx, &incident, now);
+            }
+        }
+    }
+
     async fn dispatch(&mut self, alert: &AlertCtx, incident: &str) {
         let now = self.clock.now();
         for d in self.dispatcher.on_firing(alert, now) {
             match d {
-                Decision::Start(plan) => {
-                    self.run_seq += 1;
-                    let run_id = format!(
-                        "{}-{}-{:04x}{}",
-                        plan.runbook.name,
-                        now / 1000,
-                        self.boot,
-                        self.run_seq
-                    );
-                    self.dispatcher.started(
-                        &plan.runbook.name,
-                        &plan.concurrency_key,
-                        &run_id,
-                        now,
-                    );
-                    self.executor.start(RunRequest {
-                        run_id,
-                        runbook: plan.runbook,
-                        incident: incident.to_owned(),
-                        concurrency_key: plan.concurrency_key,
-                        alert: Some(alert.clone()),
-                        inputs: plan.inputs,
-                        actor: "firebreak".into(),
-                    });
-                }
+                Decision::Start(plan) => self.start_run(plan, alert, incident, now),
                 Decision::Skip { runbook, reason } => {
                     tracing::info!(%runbook, %reason, "runbook not started");
                     self.timeline(
@@ -770,6 +841,39 @@ mod silence_tests {
             said.iter().any(|t| t.contains("expired by bob")),
             "{said:?}"
         );
+        assert_eq!(store.runs().await.unwrap().len(), 1);
+    }
+
+    /// Regression: the watcher saves an alert as firing before the control
+    /// loop has recorded a run for it. A bot killed in between came back
+    /// with the alert restored as firing, which never fires again, and
+    /// the mitigation was forgotten (found by `tests/kill_restart.rs`).
+    #[tokio::test]
+    async fn an_alert_restored_as_firing_with_no_run_starts_its_runbook_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("s.db").display());
+        let store = Store::open(&url).await.unwrap();
+        let clock = Clock::system();
+        let firing = event(AlertEventKind::Firing, "Full", clock.now() - 5_000).alert;
+
+        let mut c = control(&store, &clock);
+        c.dispatch_restored(vec![firing.clone()]).await;
+        c.executor.drain().await;
+        let runs = store.runs().await.unwrap();
+        assert_eq!(runs.len(), 1, "{runs:?}");
+        assert_eq!(runs[0].state, "succeeded");
+        let said = chat(&store).await;
+        assert!(
+            said.iter()
+                .any(|t| t.contains("*Full* was firing when the bot stopped")),
+            "{said:?}"
+        );
+
+        // Another restart, with no cooldown remembered: the run that this
+        // firing started is in the store, so nothing starts again.
+        let mut c = control(&store, &clock);
+        c.dispatch_restored(vec![firing]).await;
+        c.executor.drain().await;
         assert_eq!(store.runs().await.unwrap().len(), 1);
     }
 

@@ -100,7 +100,7 @@ impl Daemon {
             state: Some(store.clone()),
             remote,
         };
-        watcher.restore(&store, clock.now()).await;
+        let restored_firing = watcher.restore(&store, clock.now()).await;
         tracker.spawn(watcher.run(
             scrape_rx,
             query_rx,
@@ -147,6 +147,7 @@ impl Daemon {
             config.incident_group_by.clone(),
         );
         control.restore_silences().await;
+        control.dispatch_restored(restored_firing).await;
         tracker.spawn(control.run(alert_rx, finished_rx, command_rx, shutdown.clone()));
         tracker.close();
 

@@ -261,7 +261,19 @@ impl Watcher {
 
     /// Restores alert state saved by an earlier run. Unreadable state is
     /// logged and skipped: alerts then start afresh, as on a first start.
-    pub async fn restore(&mut self, store: &Store, now: Millis) {
+    /// Returns the alerts restored as firing: they do not fire again, so
+    /// the control loop must check that the earlier process acted on them
+    /// (see [`crate::control::Control::dispatch_restored`]).
+    pub async fn restore(&mut self, store: &Store, now: Millis) -> Vec<crate::rules::Alert> {
+        self.restore_saved(store, now).await;
+        self.engine
+            .active_alerts()
+            .into_iter()
+            .filter(|a| a.state == crate::rules::AlertState::Firing)
+            .collect()
+    }
+
+    async fn restore_saved(&mut self, store: &Store, now: Millis) {
         match store.load_rule_state().await {
             Ok(None) => {}
             Ok(Some((_, json))) => match serde_json::from_str::<crate::rules::StateSnapshot>(&json)

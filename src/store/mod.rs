@@ -292,6 +292,23 @@ impl Store {
         Ok(())
     }
 
+    /// Every run's runbook and what started it (the JSON `insert_run`
+    /// was given), oldest first.
+    pub async fn run_triggers(&self) -> Result<Vec<(String, String)>> {
+        let rows = sqlx::query("SELECT runbook, trigger_json FROM runs ORDER BY started_at, id")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(q("list run triggers"))?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get(0).map_err(q("read run"))?,
+                    r.try_get(1).map_err(q("read run"))?,
+                ))
+            })
+            .collect()
+    }
+
     pub async fn runs(&self) -> Result<Vec<RunRecord>> {
         let rows = sqlx::query("SELECT id, runbook, incident, concurrency_key, state, started_at, finished_at, error FROM runs ORDER BY started_at, id")
             .fetch_all(&self.pool)

@@ -1,0 +1,574 @@
+//! SIGKILL `firebreak run` at random points of a mitigation, restart it on
+//! the same store, and repeat until the run has ended. Then the simulator
+//! must show the mitigation applied exactly once (one room on the secondary
+//! account, one move of the event), and the store must show the run ended,
+//! every step recorded, and an interrupted run reported in chat.
+//!
+//! The bot reaches the simulator's admin API through a proxy that holds
+//! each request before passing it on and each response before returning
+//! it. Without that, a step is in flight for a millisecond or two and a
+//! random kill almost never lands inside one, which is the case that
+//! matters: the request may or may not have reached the platform.
+//!
+//! Every fourth iteration runs with `idempotency_keys: false`, so a POST in
+//! flight at the kill must not be repeated: the run ends `interrupted`
+//! instead, and says so in chat.
+//!
+//! `FB_KILL_ITERATIONS` (default 20) sets the number of runs and
+//! `FB_KILL_SEED` replays the kill points of a failure (the seed is printed
+//! at the start).
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::Response;
+use serde_json::Value;
+
+use common::start_sim;
+use firebreak::store::Store;
+
+const RUNBOOK: &str = "move-to-secondary-room";
+/// The shipped runbook's steps, with a short `settle` so a run takes
+/// seconds: the bot's clock is the wall clock.
+const STEPS: [&str; 8] = [
+    "announce",
+    "before",
+    "create_room",
+    "move_event",
+    "tell_listeners",
+    "settle",
+    "verify",
+    "report",
+];
+/// Kills per iteration before the last start, which is left to finish.
+const MAX_KILLS: usize = 6;
+/// The proxy's hold on each request and on each response.
+const HOLD_REQUEST: Duration = Duration::from_millis(60);
+const HOLD_RESPONSE: Duration = Duration::from_millis(120);
+
+/// splitmix64: enough randomness for kill points, and reproducible from
+/// the printed seed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+/// One request seen by the proxy.
+#[derive(Clone, Debug)]
+struct Seen {
+    method: String,
+    replayed: bool,
+}
+
+#[derive(Clone)]
+struct Proxy {
+    upstream: String,
+    http: reqwest::Client,
+    seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+async fn forward(
+    State(p): State<Proxy>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    tokio::time::sleep(HOLD_REQUEST).await;
+    let url = format!(
+        "{}{}",
+        p.upstream,
+        uri.path_and_query().map_or("/", |x| x.as_str())
+    );
+    let mut req = p.http.request(method.clone(), url).body(body);
+    for name in ["content-type", "idempotency-key", "authorization"] {
+        if let Some(v) = headers.get(name) {
+            req = req.header(name, v.clone());
+        }
+    }
+    let seen = p.seen.clone();
+    // Spawned: once passed on, the request reaches the simulator even if
+    // the bot is killed now and this handler is dropped with its
+    // connection. That is the crash the executor must survive.
+    let sent = tokio::spawn(async move {
+        let r = req.send().await?;
+        let status = r.status();
+        let content_type = r.headers().get("content-type").cloned();
+        let replayed = r.headers().contains_key("idempotent-replayed");
+        let b = r.bytes().await?;
+        seen.lock().unwrap().push(Seen {
+            method: method.to_string(),
+            replayed,
+        });
+        Ok::<_, reqwest::Error>((status, content_type, replayed, b))
+    });
+    let res = sent.await;
+    tokio::time::sleep(HOLD_RESPONSE).await;
+    match res {
+        Ok(Ok((status, content_type, replayed, b))) => {
+            let mut resp = Response::new(Body::from(b));
+            *resp.status_mut() = status;
+            if let Some(ct) = content_type {
+                resp.headers_mut().insert("content-type", ct);
+            }
+            if replayed {
+                resp.headers_mut()
+                    .insert("idempotent-replayed", "true".parse().unwrap());
+            }
+            resp
+        }
+        other => {
+            let mut resp = Response::new(Body::from(format!("proxy: {other:?}")));
+            *resp.status_mut() = StatusCode::BAD_GATEWAY;
+            resp
+        }
+    }
+}
+
+async fn start_proxy(upstream: &str) -> (String, Arc<Mutex<Vec<Seen>>>) {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let app = axum::Router::new().fallback(forward).with_state(Proxy {
+        upstream: format!("http://{upstream}"),
+        http: firebreak::net::client().unwrap(),
+        seen: seen.clone(),
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (addr.to_string(), seen)
+}
+
+/// Fires at the first evaluation that sees the event's first room busy,
+/// evaluated every second, so a run starts within a couple of seconds of
+/// the bot's start and resolves once the event has moved.
+const RULES: &str = r#"groups:
+  - name: kill-test
+    interval: 1s
+    rules:
+      - alert: ListenerCapacityBreachPredicted
+        expr: live_room_listeners{room="main"} > 1000
+        labels:
+          severity: critical
+        annotations:
+          summary: 'Room {{ $labels.room }} is busy ({{ $value }} listeners)'
+"#;
+
+/// The shipped move-to-secondary-room's steps, settling for 300ms instead
+/// of a minute.
+const RUNBOOK_YAML: &str = r#"kind: runbook
+name: move-to-secondary-room
+description: Move the event to a new room on the secondary account.
+owner: test
+trigger:
+  alerts:
+    - alertname: ListenerCapacityBreachPredicted
+      matchers: ['severity="critical"']
+inputs:
+  event: {type: string, from: alert.labels.event}
+  secondary_account: {type: string, default: cohost}
+  capacity: {type: integer, default: 1500000}
+policy:
+  concurrency_key: "event/{{ inputs.event }}"
+  cooldown: 15m
+  budget: {runs: 2, per: 1h}
+steps:
+  - id: announce
+    action: chat
+    with:
+      text: "Room {{ alert.labels.room }} is busy. Moving event {{ inputs.event }} to a new room on {{ inputs.secondary_account }}."
+  - id: before
+    action: http
+    with:
+      target: sim
+      method: GET
+      path: "/api/v1/events/{{ inputs.event }}"
+      capture: {room: /event/room}
+    timeout: 5s
+    retries: {attempts: 3, backoff: 200ms}
+  - id: create_room
+    action: http
+    with:
+      target: sim
+      method: POST
+      path: /api/v1/rooms
+      body:
+        account: "{{ inputs.secondary_account }}"
+        capacity: "{{ inputs.capacity }}"
+        title: "{{ inputs.event }} (moved)"
+      expect: [201]
+      capture: {room: /room/id}
+    timeout: 5s
+    retries: {attempts: 3, backoff: 200ms}
+  - id: move_event
+    action: http
+    with:
+      target: sim
+      method: POST
+      path: "/api/v1/events/{{ inputs.event }}/move"
+      body: {room: "{{ steps.create_room.room }}"}
+    timeout: 5s
+    retries: {attempts: 3, backoff: 200ms}
+    on_failure: rollback
+    rollback:
+      action: http
+      with:
+        target: sim
+        method: POST
+        path: "/api/v1/events/{{ inputs.event }}/move"
+        body: {room: "{{ steps.before.room }}"}
+  - id: tell_listeners
+    action: chat
+    with:
+      text: "Event {{ inputs.event }} is now live in room {{ steps.create_room.room }}."
+  - id: settle
+    action: wait
+    with: {duration: 300ms}
+  - id: verify
+    action: http
+    with:
+      target: sim
+      method: GET
+      path: "/api/v1/events/{{ inputs.event }}"
+      capture: {room: /event/room, listeners: /event/listeners}
+  - id: report
+    action: chat
+    with:
+      text: "After the move: {{ steps.verify.listeners }} listeners in room {{ steps.verify.room }}."
+"#;
+
+/// A bot process whose output is collected, so it never blocks on a full
+/// pipe and a failure can show what it said.
+struct Bot {
+    child: Child,
+}
+
+fn start_bot(config: &std::path::Path, log: &Arc<Mutex<String>>) -> Bot {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_firebreak"))
+        .args(["run", "--config", config.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start firebreak run");
+    for mut pipe in [
+        Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>,
+        Box::new(child.stderr.take().unwrap()),
+    ] {
+        let log = log.clone();
+        std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = pipe.read_to_string(&mut s);
+            log.lock().unwrap().push_str(&s);
+        });
+    }
+    Bot { child }
+}
+
+impl Bot {
+    /// SIGKILL: no shutdown path runs, as when the machine dies.
+    fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for Bot {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The store as a killed bot left it.
+struct Record {
+    runs: Vec<firebreak::store::RunRecord>,
+    steps: Vec<firebreak::store::StepRecord>,
+    chat: Vec<String>,
+}
+
+async fn read_store(db: &std::path::Path) -> Record {
+    let url = format!("sqlite://{}", db.display());
+    let store = Store::open(&url).await.unwrap();
+    let runs = store.runs().await.unwrap();
+    let mut steps = Vec::new();
+    for r in &runs {
+        steps.extend(store.steps(&r.id).await.unwrap());
+    }
+    store.close().await;
+    // Sent and unsent alike: what the bot said, or will say on its next
+    // start.
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    let rows: Vec<(String,)> = sqlx::query_as("SELECT payload_json FROM outbox ORDER BY seq")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let chat = rows
+        .into_iter()
+        .map(|(p,)| {
+            serde_json::from_str::<Value>(&p).unwrap()["text"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect();
+    Record { runs, steps, chat }
+}
+
+/// Where a kill landed, for the summary: the step in flight, if any.
+fn in_flight(r: &Record) -> Option<String> {
+    r.steps
+        .iter()
+        .find(|s| s.finished_at.is_none())
+        .map(|s| s.step_id.clone())
+}
+
+#[derive(Default)]
+struct Tally {
+    kills: usize,
+    before_run: usize,
+    in_flight: BTreeMap<String, usize>,
+    between_steps: usize,
+    after_end: usize,
+    outcomes: BTreeMap<String, usize>,
+    replays: usize,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_at_random_points_never_repeats_or_forgets_a_mitigation() {
+    let iterations: usize = std::env::var("FB_KILL_ITERATIONS")
+        .ok()
+        .map(|s| s.parse().expect("FB_KILL_ITERATIONS is a number"))
+        .unwrap_or(20);
+    let seed: u64 = std::env::var("FB_KILL_SEED")
+        .ok()
+        .map(|s| s.parse().expect("FB_KILL_SEED is a number"))
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+        });
+    eprintln!(
+        "kill_restart: seed {seed} ({iterations} iterations); FB_KILL_SEED={seed} replays it"
+    );
+    let mut rng = Rng(seed);
+    let mut tally = Tally::default();
+    let started = Instant::now();
+    for i in 0..iterations {
+        let keys = i % 4 != 3;
+        iteration(i, keys, &mut rng, &mut tally, seed).await;
+    }
+    eprintln!(
+        "kill_restart: {iterations} runs in {:.0?}; {} kills: {} before the run started, {} between steps, {} after it ended, in flight: {:?}; outcomes {:?}; {} replayed POSTs answered by the simulator's idempotency keys",
+        started.elapsed(),
+        tally.kills,
+        tally.before_run,
+        tally.between_steps,
+        tally.after_end,
+        tally.in_flight,
+        tally.outcomes,
+        tally.replays,
+    );
+}
+
+async fn iteration(i: usize, keys: bool, rng: &mut Rng, tally: &mut Tally, seed: u64) {
+    // The bot runs on the wall clock, so the simulator does too, from 3
+    // minutes in: the first room is busy and far from crashing.
+    let (_sim, sim_addr) = start_sim(&["--speed", "1", "--from", "3m"]);
+    let (proxy, seen) = start_proxy(&sim_addr).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("fb.db");
+    std::fs::write(dir.path().join("rules.yml"), RULES).unwrap();
+    std::fs::create_dir(dir.path().join("runbooks")).unwrap();
+    std::fs::write(dir.path().join("runbooks/move.yaml"), RUNBOOK_YAML).unwrap();
+    let config = dir.path().join("firebreak.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "sources:\n  scrape:\n    - name: sim\n      url: http://{sim_addr}/metrics\n      interval: 1s\n      timeout: 1s\nrules:\n  paths: ['{rules}']\nrunbooks:\n  paths: ['{runbooks}']\ntargets:\n  sim: {{url: 'http://{proxy}', timeout: 5s, idempotency_keys: {keys}}}\nstore:\n  url: sqlite://{db}\nchat:\n  channel: '#test'\n",
+            rules = dir.path().join("rules.yml").display(),
+            runbooks = dir.path().join("runbooks").display(),
+            db = db.display(),
+        ),
+    )
+    .unwrap();
+
+    let log = Arc::new(Mutex::new(String::new()));
+    let mut kills = Vec::new();
+    let ctx = |kills: &[u64], log: &Arc<Mutex<String>>| {
+        format!(
+            "iteration {i} (seed {seed}, idempotency_keys {keys}), kills after {kills:?} ms\nbot output:\n{}",
+            log.lock().unwrap()
+        )
+    };
+    let mut record = None;
+    for _ in 0..MAX_KILLS {
+        // The first start needs a scrape and an evaluation before the
+        // alert fires; a restart resumes at once.
+        let window = if kills.is_empty() { 3500 } else { 2000 };
+        let at = rng.below(window);
+        let bot = start_bot(&config, &log);
+        tokio::time::sleep(Duration::from_millis(at)).await;
+        bot.kill();
+        kills.push(at);
+        tally.kills += 1;
+        let r = read_store(&db).await;
+        match r.runs.first() {
+            None => tally.before_run += 1,
+            Some(run) if run.finished_at.is_some() => tally.after_end += 1,
+            Some(_) => match in_flight(&r) {
+                Some(step) => *tally.in_flight.entry(step).or_default() += 1,
+                None => tally.between_steps += 1,
+            },
+        }
+        if r.runs.first().is_some_and(|run| run.finished_at.is_some()) {
+            record = Some(r);
+            break;
+        }
+    }
+    let record = match record {
+        Some(r) => r,
+        None => {
+            // The last start runs to the end.
+            let bot = start_bot(&config, &log);
+            let mut r = read_store(&db).await;
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while r.runs.first().is_none_or(|run| run.finished_at.is_none())
+                && Instant::now() < deadline
+            {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                r = read_store(&db).await;
+            }
+            bot.kill();
+            read_store(&db).await
+        }
+    };
+
+    let state: Value = firebreak::net::client()
+        .unwrap()
+        .get(format!("http://{sim_addr}/api/v1/state"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let created: Vec<&str> = state["rooms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["account"] == "cohost")
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    let moves = state["event"]["moves"].as_array().unwrap();
+    let why = ctx(&kills, &log);
+
+    // Nothing forgotten: the alert fired, so a run exists and has ended.
+    assert_eq!(
+        record.runs.len(),
+        1,
+        "one run of {RUNBOOK}: {:?}\n{why}",
+        record.runs
+    );
+    let run = &record.runs[0];
+    assert!(
+        run.finished_at.is_some(),
+        "the run never ended: {run:?}\nsteps: {:?}\n{why}",
+        record.steps
+    );
+    tally.replays += seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|s| s.replayed && s.method == "POST")
+        .count();
+
+    // No mitigation applied twice.
+    assert!(created.len() <= 1, "rooms created: {created:?}\n{why}");
+    assert!(moves.len() <= 1, "moves: {moves:?}\n{why}");
+    let step = |id: &str| record.steps.iter().find(|s| s.step_id == id);
+    *tally.outcomes.entry(run.state.clone()).or_default() += 1;
+    match run.state.as_str() {
+        "succeeded" => {
+            assert_eq!(created.len(), 1, "rooms created: {created:?}\n{why}");
+            assert_eq!(moves.len(), 1, "moves: {moves:?}\n{why}");
+            assert_eq!(moves[0]["to_room"], created[0], "{why}");
+            assert_eq!(state["event"]["room"], created[0], "{why}");
+            for id in STEPS {
+                let s = step(id).unwrap_or_else(|| panic!("step {id} not recorded\n{why}"));
+                assert_eq!(s.state, "succeeded", "{s:?}\n{why}");
+                assert!(s.finished_at.is_some(), "{s:?}\n{why}");
+            }
+            let out: Value =
+                serde_json::from_str(step("create_room").unwrap().output_json.as_ref().unwrap())
+                    .unwrap();
+            assert_eq!(out["room"], created[0], "the room the run recorded\n{why}");
+            assert!(
+                record
+                    .chat
+                    .iter()
+                    .any(|t| t.contains(&format!("runbook *{RUNBOOK}* succeeded"))),
+                "{:?}\n{why}",
+                record.chat
+            );
+        }
+        "interrupted" => {
+            // Only a POST that is not safe to repeat may interrupt a run.
+            assert!(
+                !keys,
+                "with idempotency keys every step may be repeated: {run:?}\n{why}"
+            );
+            let at = record
+                .steps
+                .iter()
+                .find(|s| s.state == "interrupted")
+                .unwrap_or_else(|| panic!("no step marked interrupted: {:?}\n{why}", record.steps));
+            assert!(
+                ["create_room", "move_event"].contains(&at.step_id.as_str()),
+                "{at:?}\n{why}"
+            );
+            // Every step before it finished; none after it ran.
+            let pos = STEPS.iter().position(|s| *s == at.step_id).unwrap();
+            for id in &STEPS[..pos] {
+                let s = step(id).unwrap_or_else(|| panic!("step {id} not recorded\n{why}"));
+                assert_eq!(s.state, "succeeded", "{s:?}\n{why}");
+            }
+            for id in &STEPS[pos + 1..] {
+                assert!(step(id).is_none(), "{id} ran after the interruption\n{why}");
+            }
+            if at.step_id == "create_room" {
+                assert!(moves.is_empty(), "{moves:?}\n{why}");
+            } else {
+                assert_eq!(created.len(), 1, "{created:?}\n{why}");
+            }
+            assert!(
+                record
+                    .chat
+                    .iter()
+                    .any(|t| t.contains("was interrupted") && t.contains(&at.step_id)),
+                "an interrupted run says so in chat, naming the step: {:?}\n{why}",
+                record.chat
+            );
+        }
+        other => panic!("run ended {other}: {run:?}\n{why}"),
+    }
+}
