@@ -21,7 +21,9 @@
 //! - `policy.budget` caps how many runs a concurrency key gets in a window,
 //!   counted from the store, so a restart does not reset it.
 
+pub mod plan;
 pub mod template;
+pub mod unittest;
 
 use std::collections::{BTreeMap, BTreeSet};
 
