@@ -102,11 +102,14 @@ pub async fn run_file(l: &Loaded, config: &Config) -> Vec<CaseReport> {
     out
 }
 
+/// (target, method, path).
+type StubKey = (String, String, String);
+
 /// The fake targets' state.
 #[derive(Default)]
 struct Fake {
     /// (target, method, path) to the responses and how many were used.
-    stubs: BTreeMap<(String, String, String), (Vec<(u16, Json)>, usize)>,
+    stubs: BTreeMap<StubKey, (Vec<(u16, Json)>, usize)>,
     calls: Vec<Call>,
     unstubbed: Vec<Call>,
 }
@@ -146,7 +149,7 @@ async fn answer(
     )
 }
 
-fn stub_key(s: &Stub, only_target: Option<&String>) -> (String, String, String) {
+fn stub_key(s: &Stub, only_target: Option<&String>) -> StubKey {
     let target = s
         .target
         .clone()

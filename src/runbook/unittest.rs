@@ -85,11 +85,14 @@ struct RawSeries {
     values: Sp<String>,
 }
 
+/// `step_id: result`, one pair per list item.
+type RawStepResult = BTreeMap<String, Sp<String>>;
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawExpect {
     outcome: Sp<String>,
-    steps: Option<Vec<Sp<BTreeMap<String, Sp<String>>>>>,
+    steps: Option<Vec<Sp<RawStepResult>>>,
     calls: Option<Vec<Sp<Json>>>,
     chat: Option<Vec<String>>,
 }
