@@ -282,7 +282,7 @@ fn main() -> anyhow::Result<()> {
         rows.push(row(label, unit, vs));
     }
     rows.push(row(
-        format!("{MOVE} whole run, real time at {speed}x (includes the 1m wait)"),
+        format!("{MOVE} whole run, real time at {speed}x (includes the verification wait)"),
         "ms",
         all.iter().filter_map(|s| s.run_real_ms).collect(),
     ));

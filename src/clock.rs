@@ -5,9 +5,14 @@
 //! `firebreak run` that is the wall clock; in `firebreak demo` the simulator
 //! and the bot share one scaled clock, so a `for: 1m` in a rule means one
 //! simulated minute and a 40-minute event replays in under a minute.
+//! `firebreak test runbooks` uses a manual clock: it moves only when the
+//! test driver advances it, so a `wait: 10m` takes no real time at all.
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use tokio::sync::oneshot;
 
 /// Milliseconds since the Unix epoch.
 pub type Millis = i64;
@@ -25,6 +30,34 @@ enum Inner {
         started: tokio::time::Instant,
         speed: f64,
     },
+    /// Stands still until [`Clock::advance_to`]; sleepers wait for that.
+    Manual(Mutex<Manual>),
+}
+
+#[derive(Debug, Default)]
+struct Manual {
+    now: Millis,
+    next_id: u64,
+    /// Pending sleeps by (wake time, id).
+    sleepers: BTreeMap<(Millis, u64), oneshot::Sender<()>>,
+}
+
+/// Takes a manual sleep off the list however it ends, so a sleep that
+/// lost a `select!` does not hold the driver's attention.
+struct Sleeper<'a> {
+    clock: &'a Mutex<Manual>,
+    key: (Millis, u64),
+}
+
+impl Drop for Sleeper<'_> {
+    fn drop(&mut self) {
+        lock(self.clock).sleepers.remove(&self.key);
+    }
+}
+
+fn lock(m: &Mutex<Manual>) -> std::sync::MutexGuard<'_, Manual> {
+    // Only plain inserts and removes happen under the lock.
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Clock {
@@ -46,8 +79,41 @@ impl Clock {
         }))
     }
 
+    /// A clock that reads `origin` until [`Clock::advance_to`] moves it.
+    /// Real time does not move it: timeouts (see [`Clock::real`]) stay in
+    /// real time, while sleeps on this clock wait for the driver.
+    pub fn manual(origin: Millis) -> Self {
+        Clock(Arc::new(Inner::Manual(Mutex::new(Manual {
+            now: origin,
+            ..Manual::default()
+        }))))
+    }
+
+    /// For a manual clock: when the earliest pending sleep ends.
+    pub fn next_wake(&self) -> Option<Millis> {
+        match &*self.0 {
+            Inner::Manual(m) => lock(m).sleepers.keys().next().map(|k| k.0),
+            _ => None,
+        }
+    }
+
+    /// For a manual clock: moves to `at` (never back) and wakes every
+    /// sleep that ends by then. No effect on other clocks.
+    pub fn advance_to(&self, at: Millis) {
+        if let Inner::Manual(m) = &*self.0 {
+            let mut m = lock(m);
+            m.now = m.now.max(at);
+            let first_later = (m.now + 1, 0);
+            let later = m.sleepers.split_off(&first_later);
+            for (_, tx) in std::mem::replace(&mut m.sleepers, later) {
+                let _ = tx.send(());
+            }
+        }
+    }
+
     pub fn now(&self) -> Millis {
         match &*self.0 {
+            Inner::Manual(m) => lock(m).now,
             Inner::System => std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_millis() as Millis),
@@ -64,7 +130,7 @@ impl Clock {
 
     pub fn speed(&self) -> f64 {
         match &*self.0 {
-            Inner::System => 1.0,
+            Inner::System | Inner::Manual(_) => 1.0,
             Inner::Scaled { speed, .. } => *speed,
         }
     }
@@ -76,7 +142,22 @@ impl Clock {
 
     /// Sleeps for `d` of this clock's time.
     pub async fn sleep(&self, d: Duration) {
-        tokio::time::sleep(self.real(d)).await;
+        let Inner::Manual(m) = &*self.0 else {
+            tokio::time::sleep(self.real(d)).await;
+            return;
+        };
+        if d.is_zero() {
+            return;
+        }
+        let (rx, _guard) = {
+            let mut g = lock(m);
+            let key = (g.now + d.as_millis() as Millis, g.next_id);
+            g.next_id += 1;
+            let (tx, rx) = oneshot::channel();
+            g.sleepers.insert(key, tx);
+            (rx, Sleeper { clock: m, key })
+        };
+        let _ = rx.await;
     }
 
     /// Sleeps until this clock reads `at` (returns at once if it is past).
@@ -102,5 +183,35 @@ mod tests {
         assert_eq!(c.now(), 1_180_000);
         c.sleep_until(1_240_000).await;
         assert_eq!(c.now(), 1_240_000);
+    }
+
+    #[tokio::test]
+    async fn manual_clock_moves_only_when_advanced() {
+        let c = Clock::manual(1_000);
+        assert_eq!(c.next_wake(), None);
+        let c2 = c.clone();
+        let sleeper = tokio::spawn(async move {
+            c2.sleep(Duration::from_secs(60)).await;
+            c2.now()
+        });
+        while c.next_wake().is_none() {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(c.next_wake(), Some(61_000));
+        c.advance_to(30_000);
+        assert_eq!(c.now(), 30_000);
+        assert_eq!(c.next_wake(), Some(61_000), "not due yet");
+        c.advance_to(61_000);
+        assert_eq!(sleeper.await.unwrap(), 61_000);
+        assert_eq!(c.next_wake(), None);
+        // A sleep that is dropped leaves the list.
+        let c3 = c.clone();
+        let _ = tokio::time::timeout(Duration::from_millis(5), async move {
+            c3.sleep(Duration::from_secs(5)).await
+        })
+        .await;
+        assert_eq!(c.next_wake(), None);
+        c.advance_to(0);
+        assert_eq!(c.now(), 61_000, "never back");
     }
 }

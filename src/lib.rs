@@ -31,7 +31,10 @@
 //! - [`control`] (task): the one owner of run state; alerts, run ends and commands meet here.
 //! - [`dispatch`] (model): which runbook starts for which alert, and policy.
 //! - [`silence`] (model): Alertmanager-style silences the control loop consults.
-//! - [`runbook`] (model): runbook files, validation, templates, runbooks that call runbooks.
+//! - [`runbook`] (model): runbook files, validation, templates, runbooks
+//!   that call runbooks (`runbook::calls`); `runbook::plan` says what a run
+//!   would do (`firebreak plan`); `runbook::unittest` is the runbook test
+//!   format and its comparison.
 //! - [`executor`] (I/O): runs a runbook's steps through its actions.
 //! - [`chat`] (I/O at the adapters): messages, the durable outbox, adapters.
 //! - [`store`] (I/O): runs, steps, alerts, the incident timeline, the outbox.
@@ -42,6 +45,8 @@
 //! - [`embedded`]: the shipped rules and runbooks, compiled in.
 //! - [`daemon`] (I/O): wires the flow; what `firebreak run` runs.
 //! - [`validate`]: `firebreak validate`, every error with its location.
+//! - [`runbook_tests`] (I/O): `firebreak test runbooks`: runbook tests run by
+//!   the real executor against stub targets, on a manual clock.
 //! - [`demo`]: `firebreak demo`: the simulator plus the daemon, replaying 2023-05-24.
 //! - [`net`]: the HTTP client and TLS provider setup.
 //!
@@ -68,6 +73,7 @@ pub mod promql;
 pub mod roles;
 pub mod rules;
 pub mod runbook;
+pub mod runbook_tests;
 pub mod silence;
 pub mod sim;
 pub mod source;

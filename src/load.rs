@@ -27,6 +27,8 @@ pub enum FileKind {
     /// A promtool rule test file (`rule_files:`), run by `firebreak test rules`.
     RuleTest,
     Runbook,
+    /// A runbook test file (`kind: runbook_test`), run by `firebreak test runbooks`.
+    RunbookTest,
     Config,
     Unknown,
 }
@@ -49,6 +51,8 @@ pub fn classify(text: &str) -> FileKind {
     };
     if p.kind.as_deref() == Some("runbook") {
         FileKind::Runbook
+    } else if p.kind.as_deref() == Some(crate::runbook::unittest::KIND) {
+        FileKind::RunbookTest
     } else if p.rule_files.is_some() {
         FileKind::RuleTest
     } else if p.groups.is_some() {
@@ -138,7 +142,9 @@ pub fn load(
                 }
             }
             FileKind::Runbook => runbooks_in.push((name.clone(), text.clone())),
-            FileKind::RuleTest => {}
+            // Tests sit beside what they test (`runbooks/tests/`); the
+            // daemon skips them, `firebreak validate` and `test` read them.
+            FileKind::RuleTest | FileKind::RunbookTest => {}
             FileKind::Config => errs.push(Diagnostic::new(
                 name,
                 None,
@@ -149,7 +155,7 @@ pub fn load(
                 // Let the strictest parser say what is wrong.
                 match crate::diag::from_yaml::<serde::de::IgnoredAny>(name, text) {
                     Err(d) => errs.push(d),
-                    Ok(_) => errs.push(Diagnostic::new(name, None, "", "not a rule file (`groups:`), a rule test (`rule_files:`) or a runbook (`kind: runbook`)")),
+                    Ok(_) => errs.push(Diagnostic::new(name, None, "", "not a rule file (`groups:`), a rule test (`rule_files:`), a runbook (`kind: runbook`) or a runbook test (`kind: runbook_test`)")),
                 }
             }
         }
@@ -225,6 +231,10 @@ mod tests {
             FileKind::RuleTest
         );
         assert_eq!(classify("kind: runbook\nname: x"), FileKind::Runbook);
+        assert_eq!(
+            classify("kind: runbook_test\nrunbook: x.yaml"),
+            FileKind::RunbookTest
+        );
         assert_eq!(classify("store: {url: 'sqlite://x'}"), FileKind::Config);
         assert_eq!(classify("hello: world"), FileKind::Unknown);
         assert_eq!(classify(": : :"), FileKind::Unknown);

@@ -78,6 +78,22 @@ enum Cmd {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
+    /// Show what a run of a runbook would do, step by step, with its
+    /// templates rendered. Touches nothing: no HTTP call, no chat message,
+    /// no store write.
+    Plan {
+        /// A runbook name among the loaded ones (the built-in runbooks
+        /// without --config), or the path of a runbook file.
+        runbook: String,
+        /// Inputs, as NAME=VALUE; they win over the alert and defaults.
+        inputs: Vec<String>,
+        /// An alert that starts the run, JSON or YAML:
+        /// `{labels: {alertname: X, ...}, annotations: {...}, value: N}`.
+        #[arg(long)]
+        alert: Option<PathBuf>,
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
     /// Run unit tests; exit 0 when all pass, 1 when any fails or a file
     /// is invalid.
     #[command(subcommand)]
@@ -93,6 +109,17 @@ enum TestCmd {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Run runbook tests (`kind: runbook_test` files) with the real
+    /// executor against stub targets, on a clock that does not sleep.
+    Runbooks {
+        /// Test files or directories (default: the config's runbook
+        /// paths, searched recursively).
+        paths: Vec<PathBuf>,
+        /// Config whose targets the stubs stand in for (default: the
+        /// built-in simulator config, with one target `sim`).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -100,7 +127,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let default_level = match cli.command {
         // The demo's output is the chat; keep logs to what needs a human.
-        Cmd::Demo { .. } | Cmd::Validate { .. } | Cmd::Test(_) => "warn",
+        Cmd::Demo { .. } | Cmd::Validate { .. } | Cmd::Test(_) | Cmd::Plan { .. } => "warn",
         _ => "info",
     };
     init_logging(cli.log_format, default_level);
@@ -288,7 +315,181 @@ async fn dispatch(cmd: Cmd) -> anyhow::Result<ExitCode> {
             })
         }
         Cmd::Test(TestCmd::Rules { files }) => Ok(test_rules(&files)),
+        Cmd::Test(TestCmd::Runbooks { paths, config }) => {
+            test_runbooks(&paths, config.as_deref()).await
+        }
+        Cmd::Plan {
+            runbook,
+            inputs,
+            alert,
+            config,
+        } => plan(&runbook, &inputs, alert.as_deref(), config.as_deref()),
     }
+}
+
+/// The config for commands that only read: the file given, else the
+/// built-in simulator config (one target, `sim`).
+fn config_or_default(path: Option<&std::path::Path>) -> anyhow::Result<firebreak::config::Config> {
+    use firebreak::config::{Config, DEFAULT_SIM_ADDR};
+    let Some(p) = path else {
+        return Ok(Config::for_simulator(DEFAULT_SIM_ADDR));
+    };
+    let name = p.display().to_string();
+    let text = std::fs::read_to_string(p).with_context(|| format!("reading config {name}"))?;
+    Config::load(&name, &text).map_err(|d| anyhow::anyhow!("{d}"))
+}
+
+/// `firebreak plan`.
+fn plan(
+    runbook: &str,
+    inputs: &[String],
+    alert: Option<&std::path::Path>,
+    config: Option<&std::path::Path>,
+) -> anyhow::Result<ExitCode> {
+    use firebreak::runbook::plan::{AlertInput, build_plan, find_runbook};
+    use std::collections::BTreeMap;
+    let loaded = match config {
+        Some(p) => firebreak::load::load_from_disk(Some(p)),
+        None => firebreak::load::load_embedded(firebreak::config::Config::for_simulator(
+            firebreak::config::DEFAULT_SIM_ADDR,
+        )),
+    };
+    let loaded = match loaded {
+        Ok(l) => l,
+        Err(d) => {
+            eprintln!("{d}");
+            eprintln!("firebreak plan: {} error(s) in the loaded files", d.len());
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let is_file = runbook.ends_with(".yaml")
+        || runbook.ends_with(".yml")
+        || std::path::Path::new(runbook).is_file();
+    let from_file;
+    let rb = if is_file {
+        let text = std::fs::read_to_string(runbook)
+            .with_context(|| format!("reading runbook {runbook}"))?;
+        let env = firebreak::runbook::CheckEnv {
+            targets: loaded.config.targets.keys().cloned().collect(),
+        };
+        match firebreak::runbook::parse_runbook(runbook, &text, &env) {
+            Ok(r) => {
+                from_file = r;
+                &from_file
+            }
+            Err(d) => {
+                eprintln!("{d}");
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+    } else {
+        find_runbook(&loaded.runbooks, runbook)?
+    };
+    let mut given = BTreeMap::new();
+    for kv in inputs {
+        let Some((k, v)) = kv.split_once('=') else {
+            anyhow::bail!(
+                "input {kv:?} is not NAME=VALUE; runbook {} takes: {}",
+                rb.name,
+                rb.inputs
+                    .iter()
+                    .map(|i| i.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        };
+        given.insert(k.trim().to_owned(), serde_json::Value::String(v.to_owned()));
+    }
+    let alert = match alert {
+        None => None,
+        Some(p) => {
+            let name = p.display().to_string();
+            let text =
+                std::fs::read_to_string(p).with_context(|| format!("reading alert {name}"))?;
+            match firebreak::diag::from_yaml::<AlertInput>(&name, &text) {
+                Ok(a) => Some(a),
+                Err(d) => {
+                    eprintln!(
+                        "{d}; expected {{labels: {{alertname: ..., ...}}, annotations: {{...}}, value: N}}"
+                    );
+                    return Ok(ExitCode::FAILURE);
+                }
+            }
+        }
+    };
+    let targets = loaded
+        .config
+        .targets
+        .iter()
+        .map(|(k, t)| (k.clone(), t.url.to_string()))
+        .collect();
+    let now = firebreak::clock::Clock::system().now();
+    let plan = build_plan(rb, alert.as_ref(), &given, &targets, now)
+        .with_context(|| format!("cannot plan runbook {}", rb.name))?;
+    print!("{plan}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `firebreak test runbooks`: one block per file, a line per case.
+async fn test_runbooks(
+    paths: &[PathBuf],
+    config: Option<&std::path::Path>,
+) -> anyhow::Result<ExitCode> {
+    use firebreak::runbook_tests;
+    let config = config_or_default(config)?;
+    let paths: Vec<PathBuf> = if paths.is_empty() {
+        config.runbook_paths.iter().map(PathBuf::from).collect()
+    } else {
+        paths.to_vec()
+    };
+    let mut errs = firebreak::diag::Diagnostics::new();
+    let files = runbook_tests::find_test_files(&paths, &mut errs);
+    for e in errs.iter() {
+        eprintln!("{e}");
+    }
+    if files.is_empty() {
+        eprintln!(
+            "no runbook test files (`kind: runbook_test`) under {}",
+            paths
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    let (mut passed, mut failed) = (0, 0);
+    let mut bad_files = !errs.is_empty();
+    for (name, text) in &files {
+        println!("Unit Testing:  {name}");
+        let loaded = match runbook_tests::load(name, text, &config) {
+            Ok(l) => l,
+            Err(d) => {
+                println!("  FAILED: the file is invalid:");
+                for e in d.iter() {
+                    println!("    {e}");
+                }
+                println!();
+                bad_files = true;
+                continue;
+            }
+        };
+        for r in runbook_tests::run_file(&loaded, &config).await {
+            if r.failures.is_empty() {
+                passed += 1;
+            } else {
+                failed += 1;
+            }
+            print!("{r}");
+        }
+        println!();
+    }
+    println!("{passed} passed, {failed} failed");
+    Ok(if failed == 0 && !bad_files {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 /// `firebreak test rules`: promtool's report layout, one block per file.

@@ -14,6 +14,8 @@ pub struct Report {
     pub rule_groups: usize,
     pub runbooks: usize,
     pub skipped_rule_tests: usize,
+    /// Runbook test files checked (format, and against their runbook).
+    pub runbook_tests: usize,
     pub diagnostics: Diagnostics,
 }
 
@@ -29,10 +31,15 @@ impl Report {
             .map_or_else(|| "built-in defaults".to_owned(), |c| c.to_owned());
         if self.ok() {
             format!(
-                "ok: config {cfg}, {} rule file(s) with {} group(s), {} runbook(s){}",
+                "ok: config {cfg}, {} rule file(s) with {} group(s), {} runbook(s){}{}",
                 self.rule_files,
                 self.rule_groups,
                 self.runbooks,
+                if self.runbook_tests > 0 {
+                    format!(", {} runbook test file(s)", self.runbook_tests)
+                } else {
+                    String::new()
+                },
                 if self.skipped_rule_tests > 0 {
                     format!(
                         "; {} rule test file(s) left to `firebreak test rules`",
@@ -131,6 +138,15 @@ pub fn validate(config_path: Option<&Path>, paths: &[PathBuf]) -> Report {
             "",
             "runbooks were checked against the built-in defaults because this config has errors",
         ));
+    }
+    for (name, text) in other
+        .iter()
+        .filter(|(_, t)| classify(t) == FileKind::RunbookTest)
+    {
+        report.runbook_tests += 1;
+        if let Err(e) = crate::runbook_tests::load(name, text, &config) {
+            errs.extend(e);
+        }
     }
     match load(config, &other, &[]) {
         Ok(l) => {

@@ -150,6 +150,18 @@ impl Queries {
     }
 }
 
+/// Answers runbook queries from a fixed series store at the clock's now,
+/// until every [`Queries`] handle is gone: the watcher's stand-in where
+/// there are recorded series but nothing to scrape (`firebreak test
+/// runbooks`).
+pub async fn serve_fixed(mut queries: QueryRequests, series: SeriesStore, clock: Clock) {
+    while let Some(req) = queries.0.recv().await {
+        let result = crate::promql::eval_instant(&req.expr, &series, clock.now())
+            .map_err(|e| QueryError::Eval(e.to_string()));
+        let _ = req.reply.send(result);
+    }
+}
+
 /// Remote queries of one group in flight at once: enough to evaluate a
 /// large group within its interval without flooding the server.
 const REMOTE_CONCURRENCY: usize = 16;

@@ -517,6 +517,30 @@ impl Run<'_> {
         result
     }
 
+    /// A step that failed before it could act (its `when` or parameters
+    /// could not be rendered) is recorded and said like any failed step,
+    /// so the record shows where the run stopped.
+    async fn failed_before_acting(&self, sid: &str, why: String) -> StepResult {
+        let now = self.inner.env.clock.now();
+        if let Err(e) = self
+            .inner
+            .store
+            .step_entered(&self.req.run_id, sid, self.seq, "running", 0, now)
+            .await
+        {
+            tracing::error!(error = %e, run = %self.req.run_id, step = %sid, "cannot record failed step");
+        }
+        self.record_end(sid, "failed", 0, None, Some(&why)).await;
+        self.say(
+            Kind::StepFailed,
+            format!("`{sid}` failed before acting: {why}"),
+        )
+        .await;
+        self.timeline("step_failed", &format!("{sid} failed: {why}"))
+            .await;
+        StepResult::Failed(why)
+    }
+
     /// Runs one step: replayed from the record when it already ran.
     async fn step(&mut self, step: &Step) -> StepResult {
         self.seq += 1;
@@ -556,7 +580,11 @@ impl Run<'_> {
                         .await;
                     return StepResult::Skipped;
                 }
-                Err(e) => return StepResult::Failed(format!("when: {}", e.message)),
+                Err(e) => {
+                    return self
+                        .failed_before_acting(&sid, format!("when: {}", e.message))
+                        .await;
+                }
             }
         }
         if let Some(a) = &step.approval {
@@ -567,7 +595,11 @@ impl Run<'_> {
         }
         let params = match inner.templates.render_value(&step.with, &ctx) {
             Ok(p) => p,
-            Err(e) => return StepResult::Failed(format!("rendering parameters: {}", e.message)),
+            Err(e) => {
+                return self
+                    .failed_before_acting(&sid, format!("rendering parameters: {}", e.message))
+                    .await;
+            }
         };
         let Some(action) = actions::find(&step.action) else {
             return StepResult::Failed(format!("unknown action {}", step.action));

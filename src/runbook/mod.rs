@@ -22,7 +22,9 @@
 //!   counted from the store, so a restart does not reset it.
 
 pub mod calls;
+pub mod plan;
 pub mod template;
+pub mod unittest;
 
 use std::collections::{BTreeMap, BTreeSet};
 

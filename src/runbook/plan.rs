@@ -1,0 +1,774 @@
+//! Plans: what a run of a runbook would do, step by step, with its
+//! templates rendered, without doing any of it (`firebreak plan`).
+//!
+//! Pure model: the plan is built from a runbook, an optional alert, the
+//! inputs given and the targets' base URLs, at a `now` passed in. Values
+//! that only a run can know (earlier steps' outputs, or the alert's when
+//! none is given) render as visible placeholders such as
+//! `<steps.create_room.room>`, so a plan never fails on them.
+//!
+//! Also here, because plans and runbook tests share them: the shape of an
+//! alert given by hand ([`AlertInput`]) and how inputs are filled
+//! ([`resolve_inputs`]).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use serde::Deserialize;
+use serde_json::{Map, Value as Json, json};
+
+use super::template::Templates;
+use super::{Approval, Budget, OnFailure, OnTimeout, Runbook, Step, VerifyFailure, coerce};
+use crate::clock::Millis;
+use crate::diag::{did_you_mean, one_of};
+use crate::dispatch::AlertCtx;
+use crate::duration::PromDuration;
+use crate::labels::Labels;
+
+/// An alert given by hand: `firebreak plan --alert FILE` (JSON or YAML)
+/// and a runbook test's `alert:`. The alert's name is its `alertname`
+/// label, as in Prometheus.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AlertInput {
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
+    /// The alert expression's value (`{{ $value }}` in rules).
+    #[serde(default)]
+    pub value: f64,
+}
+
+impl AlertInput {
+    /// As templates see it (`alert.*`), fired at `now`.
+    pub fn to_ctx(&self, now: Millis) -> AlertCtx {
+        AlertCtx {
+            name: self.labels.get("alertname").cloned().unwrap_or_default(),
+            labels: self.labels.clone(),
+            annotations: self.annotations.clone(),
+            value: self.value,
+            fired_at: now,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PlanError {
+    #[error("no runbook named {name:?}{hint}; loaded runbooks: {known}")]
+    UnknownRunbook {
+        name: String,
+        hint: String,
+        known: String,
+    },
+    /// Every input problem at once, one per line.
+    #[error("{}", .0.join("\n"))]
+    Inputs(Vec<String>),
+}
+
+/// Where an input's value came from.
+#[derive(Clone, Debug, PartialEq)]
+pub enum InputSource {
+    Given,
+    /// The input's `from:` expression over the alert.
+    Alert(String),
+    Default,
+}
+
+/// Fills a runbook's inputs: a value given by name wins, then the input's
+/// `from:` over the alert, then its default; each is coerced to the
+/// input's type (`capacity=2000000` on a command line is a string). Every
+/// problem is reported at once: unknown names, values of the wrong type,
+/// and inputs left without a value, with how to give one.
+pub fn resolve_inputs(
+    rb: &Runbook,
+    alert: Option<&AlertCtx>,
+    given: &BTreeMap<String, Json>,
+) -> Result<BTreeMap<String, (Json, InputSource)>, PlanError> {
+    let templates = Templates::new();
+    let mut problems = Vec::new();
+    let names: Vec<&str> = rb.inputs.iter().map(|i| i.name.as_str()).collect();
+    for name in given.keys() {
+        if !names.contains(&name.as_str()) {
+            let hint = did_you_mean(name, &names)
+                .map(|s| format!(" (did you mean `{s}`?)"))
+                .unwrap_or_default();
+            problems.push(format!(
+                "unknown input `{name}`{hint}; runbook {} takes: {}",
+                rb.name,
+                if names.is_empty() {
+                    "no inputs".to_owned()
+                } else {
+                    one_of(&names)
+                }
+            ));
+        }
+    }
+    let ctx = json!({ "alert": alert });
+    let mut out = BTreeMap::new();
+    for input in &rb.inputs {
+        let ty = format!("{:?}", input.ty).to_lowercase();
+        let from_alert = || {
+            let from = input.from.as_ref()?;
+            let v = templates.eval(from, &ctx).ok().filter(|v| !v.is_null())?;
+            Some((v, InputSource::Alert(from.clone())))
+        };
+        let found = given
+            .get(&input.name)
+            .map(|v| (v.clone(), InputSource::Given))
+            .or_else(|| alert.and_then(|_| from_alert()))
+            .or_else(|| input.default.clone().map(|v| (v, InputSource::Default)));
+        match found {
+            None => {
+                let from = input
+                    .from
+                    .as_ref()
+                    .map(|f| match alert {
+                        None => format!(", or give an alert that has `{f}`"),
+                        Some(_) => format!(" (the alert has no `{f}`)"),
+                    })
+                    .unwrap_or_default();
+                problems.push(format!(
+                    "input `{}` ({ty}) has no value and no default: give it as `{}=VALUE`{from}",
+                    input.name, input.name
+                ));
+            }
+            Some((v, source)) => match coerce(input.ty, v) {
+                Ok(v) => {
+                    out.insert(input.name.clone(), (v, source));
+                }
+                Err(e) => problems.push(format!("input `{}`: {e}", input.name)),
+            },
+        }
+    }
+    if problems.is_empty() {
+        Ok(out)
+    } else {
+        Err(PlanError::Inputs(problems))
+    }
+}
+
+/// The runbook called `name`, or an error naming the close ones.
+pub fn find_runbook<'a, R: AsRef<Runbook>>(
+    runbooks: &'a [R],
+    name: &str,
+) -> Result<&'a Runbook, PlanError> {
+    if let Some(rb) = runbooks.iter().map(AsRef::as_ref).find(|r| r.name == name) {
+        return Ok(rb);
+    }
+    let names: Vec<&str> = runbooks.iter().map(|r| r.as_ref().name.as_str()).collect();
+    Err(PlanError::UnknownRunbook {
+        name: name.to_owned(),
+        hint: did_you_mean(name, &names)
+            .map(|s| format!(" (did you mean {s:?}?)"))
+            .unwrap_or_default(),
+        known: if names.is_empty() {
+            "none".to_owned()
+        } else {
+            one_of(&names)
+        },
+    })
+}
+
+/// What a run would do.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    pub runbook: String,
+    pub file: String,
+    pub description: String,
+    pub at: Millis,
+    pub alert: Option<AlertCtx>,
+    /// Whether the alert (if any) starts this runbook automatically.
+    pub alert_matches: bool,
+    pub manual: bool,
+    pub inputs: Vec<(String, Json, InputSource)>,
+    pub concurrency_key: String,
+    pub cooldown: PromDuration,
+    pub budget: Option<Budget>,
+    pub approval: Option<Approval>,
+    pub steps: Vec<PlannedStep>,
+    pub verify: Option<(VerifyFailure, Vec<PlannedStep>)>,
+    /// Templates that could not be rendered, with why; shown as written.
+    pub notes: Vec<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct PlannedStep {
+    pub id: String,
+    pub action: String,
+    /// Parameters with templates rendered (placeholders where unknown).
+    pub params: Json,
+    /// For `http`: the URL it would call (the target's base URL + path).
+    pub url: Option<String>,
+    pub when: Option<(String, When)>,
+    pub timeout: PromDuration,
+    pub retries: u32,
+    pub backoff: PromDuration,
+    pub on_failure: OnFailure,
+    pub approval: Option<Approval>,
+    pub rollback: Option<Box<PlannedStep>>,
+}
+
+/// A step's `when`, as far as a plan can tell.
+#[derive(Clone, Debug, PartialEq)]
+pub enum When {
+    True,
+    False,
+    /// Reads values only a run knows.
+    AtRunTime(Vec<String>),
+    Error(String),
+}
+
+/// Builds the plan of a run of `rb`. `targets` maps target names to base
+/// URLs. Fails only on inputs (see [`resolve_inputs`]).
+pub fn build_plan(
+    rb: &Runbook,
+    alert: Option<&AlertInput>,
+    given: &BTreeMap<String, Json>,
+    targets: &BTreeMap<String, String>,
+    now: Millis,
+) -> Result<Plan, PlanError> {
+    let alert = alert.map(|a| a.to_ctx(now));
+    let inputs = resolve_inputs(rb, alert.as_ref(), given)?;
+    let templates = Templates::new();
+    // Every value a run would read that a plan cannot know becomes its own
+    // name in angle brackets.
+    let mut unknown_roots = vec!["steps".to_owned()];
+    if alert.is_none() {
+        unknown_roots.push("alert".to_owned());
+    }
+    let mut refs = BTreeSet::new();
+    let mut sources: Vec<(String, bool)> = Vec::new();
+    for s in rb.steps.iter().chain(rb.verify_steps()) {
+        collect_sources(s, &mut sources);
+    }
+    sources.push((rb.concurrency_key.clone(), false));
+    for (src, is_expr) in &sources {
+        let r = if *is_expr {
+            templates.check_expr(src)
+        } else {
+            templates.check(src)
+        };
+        refs.extend(r.unwrap_or_default());
+    }
+    let mut ctx = json!({
+        "alert": alert,
+        "inputs": inputs.iter().map(|(k, (v, _))| (k.clone(), v.clone())).collect::<Map<String, Json>>(),
+        "steps": {},
+        "run": {"id": "<run.id>", "runbook": rb.name, "incident": "<run.incident>"},
+    });
+    if alert.is_none() {
+        ctx["alert"] = json!({});
+    }
+    for r in &refs {
+        if unknown_roots
+            .iter()
+            .any(|root| r.split('.').next() == Some(root))
+        {
+            set_placeholder(&mut ctx, r);
+        }
+    }
+    let mut p = Planner {
+        templates: &templates,
+        ctx: &ctx,
+        targets,
+        unknown_roots: &unknown_roots,
+        notes: Vec::new(),
+    };
+    let concurrency_key = p.render_str(&rb.concurrency_key, "policy.concurrency_key");
+    let steps = rb.steps.iter().map(|s| p.step(s, "steps")).collect();
+    let verify = rb.verify.as_ref().map(|v| {
+        (
+            v.on_failure,
+            v.steps.iter().map(|s| p.step(s, "verify.steps")).collect(),
+        )
+    });
+    let alert_matches = alert.as_ref().is_some_and(|a| {
+        let labels: Labels = a
+            .labels
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        rb.matches_alert(&labels)
+    });
+    Ok(Plan {
+        runbook: rb.name.clone(),
+        file: rb.file.clone(),
+        description: rb.description.clone(),
+        at: now,
+        alert,
+        alert_matches,
+        manual: rb.manual,
+        inputs: inputs.into_iter().map(|(k, (v, s))| (k, v, s)).collect(),
+        concurrency_key,
+        cooldown: rb.cooldown,
+        budget: rb.budget,
+        approval: rb.approval.clone(),
+        steps,
+        verify,
+        notes: p.notes,
+    })
+}
+
+/// Every template source in a step and its rollback: (text, is `when`).
+fn collect_sources(s: &Step, out: &mut Vec<(String, bool)>) {
+    let mut strings = Vec::new();
+    Templates::strings_in(&s.with, "", &mut strings);
+    out.extend(strings.into_iter().map(|(_, t)| (t, false)));
+    if let Some(w) = &s.when {
+        out.push((w.clone(), true));
+    }
+    if let Some(r) = &s.rollback {
+        collect_sources(r, out);
+    }
+}
+
+/// Puts `<a.b.c>` at `a.b.c` in `ctx`, making objects on the way.
+fn set_placeholder(ctx: &mut Json, path: &str) {
+    let mut at = ctx;
+    let parts: Vec<&str> = path.split('.').collect();
+    for (i, part) in parts.iter().enumerate() {
+        if !at.is_object() {
+            *at = json!({});
+        }
+        let map = at.as_object_mut().expect("made an object above");
+        if i + 1 == parts.len() {
+            // A deeper placeholder already made this an object; keep it.
+            map.entry(*part)
+                .or_insert_with(|| Json::String(format!("<{path}>")));
+            return;
+        }
+        at = map.entry(*part).or_insert_with(|| json!({}));
+    }
+}
+
+struct Planner<'a> {
+    templates: &'a Templates,
+    ctx: &'a Json,
+    targets: &'a BTreeMap<String, String>,
+    unknown_roots: &'a [String],
+    notes: Vec<String>,
+}
+
+impl Planner<'_> {
+    fn render_str(&mut self, src: &str, field: &str) -> String {
+        if !crate::executor::actions::is_template(src) {
+            return src.to_owned();
+        }
+        self.templates
+            .render_str(src, self.ctx)
+            .unwrap_or_else(|e| {
+                self.notes
+                    .push(format!("{field} is shown as written: {}", e.message));
+                src.to_owned()
+            })
+    }
+
+    /// Renders every string in `v` on its own, so one that cannot be
+    /// rendered stays as written and the rest still show their values.
+    fn render_value(&mut self, v: &Json, field: &str) -> Json {
+        match v {
+            Json::String(s) if crate::executor::actions::is_template(s) => self
+                .templates
+                .render_value(v, self.ctx)
+                .unwrap_or_else(|e| {
+                    self.notes
+                        .push(format!("{field} is shown as written: {}", e.message));
+                    Json::String(s.clone())
+                }),
+            Json::Array(items) => Json::Array(
+                items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, x)| self.render_value(x, &format!("{field}[{i}]")))
+                    .collect(),
+            ),
+            Json::Object(map) => Json::Object(
+                map.iter()
+                    .map(|(k, x)| (k.clone(), self.render_value(x, &format!("{field}.{k}"))))
+                    .collect(),
+            ),
+            other => other.clone(),
+        }
+    }
+
+    fn when(&mut self, cond: &str) -> When {
+        let refs = match self.templates.check_expr(cond) {
+            Ok(r) => r,
+            Err(e) => return When::Error(e.message),
+        };
+        let unknown: Vec<String> = refs
+            .into_iter()
+            .filter(|r| {
+                self.unknown_roots
+                    .iter()
+                    .any(|root| r.split('.').next() == Some(root))
+            })
+            .collect();
+        if !unknown.is_empty() {
+            return When::AtRunTime(unknown);
+        }
+        match self.templates.eval_bool(cond, self.ctx) {
+            Ok(true) => When::True,
+            Ok(false) => When::False,
+            Err(e) => When::Error(e.message),
+        }
+    }
+
+    fn step(&mut self, s: &Step, list: &str) -> PlannedStep {
+        let field = format!("{list}.{}", s.id);
+        let params = self.render_value(&s.with, &format!("{field}.with"));
+        let url = (s.action == "http")
+            .then(|| {
+                let target = params.get("target")?.as_str()?;
+                let base = self.targets.get(target)?;
+                let path = params.get("path")?.as_str()?;
+                Some(format!("{}{path}", base.trim_end_matches('/')))
+            })
+            .flatten();
+        PlannedStep {
+            id: s.id.clone(),
+            action: s.action.clone(),
+            params,
+            url,
+            when: s.when.as_ref().map(|w| (w.clone(), self.when(w))),
+            timeout: s.timeout,
+            retries: s.retries,
+            backoff: s.backoff,
+            on_failure: s.on_failure,
+            approval: s.approval.clone(),
+            rollback: s.rollback.as_ref().map(|r| Box::new(self.step(r, list))),
+        }
+    }
+}
+
+// ---- text ------------------------------------------------------------------
+
+fn approval_text(a: &Approval) -> String {
+    let then = match a.on_timeout {
+        OnTimeout::Abort => "the run stops",
+        OnTimeout::Proceed => "the run goes on",
+    };
+    format!(
+        "{} must approve within {}; without an answer {then}",
+        a.who(),
+        a.timeout
+    )
+}
+
+fn value_text(v: &Json) -> String {
+    v.to_string()
+}
+
+fn fmt_time(ms: Millis) -> String {
+    chrono::DateTime::from_timestamp_millis(ms).map_or_else(
+        || format!("{ms}ms"),
+        |t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+    )
+}
+
+impl PlannedStep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>, head: &str, indent: &str) -> fmt::Result {
+        if head.starts_with("rollback") {
+            // Its id is `rollback:<step>`; under the step it undoes,
+            // the action says enough.
+            writeln!(f, "{indent}rollback ({})", self.action)?;
+        } else {
+            writeln!(f, "{indent}{head}{} ({})", self.id, self.action)?;
+        }
+        let pad = format!("{indent}     ");
+        if let Some((cond, w)) = &self.when {
+            let w = match w {
+                When::True => "true: the step runs".to_owned(),
+                When::False => "false: the step is skipped".to_owned(),
+                When::AtRunTime(refs) => {
+                    format!("decided during the run (reads {})", refs.join(", "))
+                }
+                When::Error(e) => format!("cannot be evaluated: {e}"),
+            };
+            writeln!(f, "{pad}when `{cond}`: {w}")?;
+        }
+        if let Some(a) = &self.approval {
+            writeln!(f, "{pad}approval gate: {}", approval_text(a))?;
+        }
+        let mut rest: Vec<(&String, &Json)> = Vec::new();
+        match (&self.url, self.params.as_object()) {
+            (Some(url), Some(map)) => {
+                let method = map.get("method").and_then(Json::as_str).unwrap_or("GET");
+                let target = map.get("target").and_then(Json::as_str).unwrap_or("");
+                writeln!(f, "{pad}{method} {url} (target {target})")?;
+                rest.extend(
+                    map.iter()
+                        .filter(|(k, _)| !matches!(k.as_str(), "method" | "target" | "path")),
+                );
+            }
+            (_, Some(map)) => rest.extend(map.iter()),
+            (_, None) => {}
+        }
+        for (k, v) in rest {
+            writeln!(f, "{pad}{k}: {}", value_text(v))?;
+        }
+        let retries = if self.retries == 0 {
+            "no retries".to_owned()
+        } else {
+            format!(
+                "{} retries (backoff {}, doubling)",
+                self.retries, self.backoff
+            )
+        };
+        let on_failure = match self.on_failure {
+            OnFailure::Abort => "abort",
+            OnFailure::Continue => "continue",
+            OnFailure::Rollback => "rollback",
+        };
+        if head.starts_with("rollback") {
+            writeln!(f, "{pad}timeout {}, {retries}", self.timeout)?;
+        } else {
+            writeln!(
+                f,
+                "{pad}timeout {}, {retries}, on failure: {on_failure}",
+                self.timeout
+            )?;
+        }
+        if let Some(r) = &self.rollback {
+            r.fmt(f, "rollback: ", &pad)?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for Plan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "plan of runbook {} ({}) at {}",
+            self.runbook,
+            self.file,
+            fmt_time(self.at)
+        )?;
+        if !self.description.is_empty() {
+            writeln!(f, "  {}", self.description.trim())?;
+        }
+        match &self.alert {
+            Some(a) => {
+                let labels: Labels = a
+                    .labels
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str()))
+                    .collect();
+                writeln!(f, "started by: alert {labels} with value {}", a.value)?;
+                if !self.alert_matches {
+                    writeln!(
+                        f,
+                        "  note: this alert matches none of the runbook's triggers, so it would not start it by itself"
+                    )?;
+                }
+            }
+            None if self.manual => writeln!(f, "started by: hand (no alert)")?,
+            None => writeln!(
+                f,
+                "started by: hand (no alert); note: the runbook has no `trigger.manual: true`, so only an alert starts it"
+            )?,
+        }
+        writeln!(f, "inputs:")?;
+        if self.inputs.is_empty() {
+            writeln!(f, "  none")?;
+        }
+        for (name, v, src) in &self.inputs {
+            let src = match src {
+                InputSource::Given => "given".to_owned(),
+                InputSource::Alert(from) => format!("from {from}"),
+                InputSource::Default => "default".to_owned(),
+            };
+            writeln!(f, "  {name} = {} ({src})", value_text(v))?;
+        }
+        writeln!(f, "policy:")?;
+        writeln!(f, "  concurrency key: {}", self.concurrency_key)?;
+        writeln!(f, "  cooldown: {}", self.cooldown)?;
+        match &self.budget {
+            Some(b) => writeln!(
+                f,
+                "  budget: {} run(s) per {} per concurrency key",
+                b.runs, b.per
+            )?,
+            None => writeln!(f, "  budget: none")?,
+        }
+        match &self.approval {
+            Some(a) => writeln!(f, "  approval before the first step: {}", approval_text(a))?,
+            None => writeln!(f, "  approval: none, the run starts at once")?,
+        }
+        writeln!(f, "steps:")?;
+        for (i, s) in self.steps.iter().enumerate() {
+            s.fmt(f, &format!("{}. ", i + 1), "  ")?;
+        }
+        match &self.verify {
+            None => writeln!(f, "verify: none")?,
+            Some((on_failure, steps)) => {
+                let then = match on_failure {
+                    VerifyFailure::Rollback => "roll back",
+                    VerifyFailure::Escalate => "escalate",
+                };
+                writeln!(f, "verify (on failure: {then}):")?;
+                for (i, s) in steps.iter().enumerate() {
+                    s.fmt(f, &format!("{}. ", i + 1), "  ")?;
+                }
+            }
+        }
+        for n in &self.notes {
+            writeln!(f, "note: {n}")?;
+        }
+        writeln!(
+            f,
+            "Values in <angle brackets> are known only during the run. Nothing was done: no call, no chat message, no record."
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runbook::{CheckEnv, parse_runbook};
+
+    const NOW: Millis = 1_684_951_500_000; // 2023-05-24T18:05:00Z
+
+    fn shipped(name: &str) -> Runbook {
+        let text = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("runbooks/{name}.yaml")),
+        )
+        .unwrap();
+        let env = CheckEnv {
+            targets: ["sim".to_owned()].into(),
+        };
+        parse_runbook(&format!("runbooks/{name}.yaml"), &text, &env).unwrap()
+    }
+
+    fn targets() -> BTreeMap<String, String> {
+        [("sim".to_owned(), "http://127.0.0.1:9100/".to_owned())].into()
+    }
+
+    fn alert() -> AlertInput {
+        AlertInput {
+            labels: [
+                ("alertname", "ListenerCapacityBreachPredicted"),
+                ("severity", "critical"),
+                ("event", "launch"),
+                ("room", "main"),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect(),
+            annotations: BTreeMap::new(),
+            value: 1_487_312.6,
+        }
+    }
+
+    #[test]
+    fn move_to_secondary_room_plan() {
+        let rb = shipped("move-to-secondary-room");
+        let given = [("capacity".to_owned(), json!("2000000"))].into();
+        let plan = build_plan(&rb, Some(&alert()), &given, &targets(), NOW).unwrap();
+        insta::assert_snapshot!(plan.to_string());
+    }
+
+    #[test]
+    fn without_an_alert_its_values_are_placeholders() {
+        let rb = shipped("move-to-secondary-room");
+        let given = [("event".to_owned(), json!("launch"))].into();
+        let plan = build_plan(&rb, None, &given, &targets(), NOW).unwrap();
+        let text = plan.to_string();
+        assert!(text.contains("concurrency key: event/launch"), "{text}");
+        assert!(
+            text.contains(r#"body: {"room":"<steps.create_room.room>"}"#),
+            "{text}"
+        );
+        assert!(
+            text.contains("POST http://127.0.0.1:9100/api/v1/events/launch/move"),
+            "{text}"
+        );
+        // `alert.value | round` cannot round a placeholder: shown as written.
+        assert!(text.contains("note: steps.announce.with.text"), "{text}");
+    }
+
+    #[test]
+    fn missing_and_unknown_inputs_say_how_to_give_them() {
+        let rb = shipped("move-to-secondary-room");
+        let given = [
+            ("capacty".to_owned(), json!("1")),
+            ("secondary_account".to_owned(), json!(3)),
+        ]
+        .into();
+        let e = build_plan(&rb, None, &given, &targets(), NOW)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("unknown input `capacty` (did you mean `capacity`?)"),
+            "{e}"
+        );
+        assert!(
+            e.contains("input `event` (string) has no value and no default: give it as `event=VALUE`, or give an alert that has `alert.labels.event`"),
+            "{e}"
+        );
+        let mut a = alert();
+        a.labels.remove("event");
+        let e = build_plan(&rb, Some(&a), &BTreeMap::new(), &targets(), NOW)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("(the alert has no `alert.labels.event`)"), "{e}");
+        let given = [("capacity".to_owned(), json!("lots"))].into();
+        let e = build_plan(&rb, Some(&alert()), &given, &targets(), NOW)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("input `capacity`: \"lots\" is not a integer"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn when_is_evaluated_unless_it_reads_the_run() {
+        let text = r#"kind: runbook
+name: w
+trigger: {manual: true}
+inputs:
+  n: {type: integer, default: 3}
+steps:
+  - id: a
+    action: chat
+    when: inputs.n > 2
+    with: {text: "a"}
+  - id: b
+    action: chat
+    when: inputs.n > 5
+    with: {text: "b"}
+  - id: c
+    action: chat
+    when: steps.a.posted
+    with: {text: "c"}
+"#;
+        let rb = parse_runbook("w.yaml", text, &CheckEnv::default()).unwrap();
+        let plan = build_plan(&rb, None, &BTreeMap::new(), &BTreeMap::new(), NOW).unwrap();
+        let whens: Vec<When> = plan
+            .steps
+            .iter()
+            .map(|s| s.when.clone().unwrap().1)
+            .collect();
+        assert_eq!(
+            whens,
+            [
+                When::True,
+                When::False,
+                When::AtRunTime(vec!["steps.a.posted".into()])
+            ]
+        );
+    }
+
+    #[test]
+    fn unknown_runbooks_get_a_suggestion() {
+        let rbs = vec![std::sync::Arc::new(shipped("mute-feedback-speaker"))];
+        let e = find_runbook(&rbs, "mute-feedbak-speaker").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "no runbook named \"mute-feedbak-speaker\" (did you mean \"mute-feedback-speaker\"?); loaded runbooks: mute-feedback-speaker"
+        );
+    }
+}
