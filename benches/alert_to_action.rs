@@ -34,9 +34,7 @@ use tokio_util::sync::CancellationToken;
 
 use firebreak::chat::console::Console;
 use firebreak::clock::{Clock, Millis};
-use firebreak::config::Config;
 use firebreak::daemon::Daemon;
-use firebreak::duration::PromDuration;
 use firebreak::sim::{Scenario, Sim, SimOptions};
 use firebreak::store::Store;
 
@@ -107,14 +105,8 @@ async fn replay(seed: u64, speed: f64) -> anyhow::Result<Sample> {
     let store_url = format!("sqlite://{}", dir.path().join("fb.db").display());
     let store = Store::open(&store_url).await?;
     // As `firebreak demo` runs: the embedded rules and runbooks against
-    // this simulator, scraped every 5s.
-    let mut config = Config::for_simulator(&addr.to_string());
-    config.store_url = store_url;
-    config.evaluation_interval = PromDuration::from_secs(15);
-    for t in &mut config.scrape {
-        t.interval = PromDuration::from_secs(5);
-        t.timeout = PromDuration::from_secs(5);
-    }
+    // this simulator.
+    let config = firebreak::demo::replay_config(&addr.to_string(), store_url);
     let loaded = firebreak::load::load_embedded(config)
         .map_err(|d| anyhow::anyhow!("embedded rules or runbooks are invalid:\n{d}"))?;
     let chat = Arc::new(Console::new(

@@ -131,16 +131,7 @@ pub async fn run(
     );
     let store = Store::open(&store_url).await?;
 
-    // The embedded defaults, pointed at this simulator, scraping often
-    // enough for a replay where minutes matter.
-    let mut config = Config::for_simulator(&addr.to_string());
-    config.store_url = store_url;
-    config.evaluation_interval = PromDuration::from_secs(15);
-    for t in &mut config.scrape {
-        t.interval = PromDuration::from_secs(5);
-        t.timeout = PromDuration::from_secs(5);
-    }
-    let loaded = crate::load::load_embedded(config)
+    let loaded = crate::load::load_embedded(replay_config(&addr.to_string(), store_url))
         .map_err(|d| anyhow::anyhow!("embedded rules or runbooks are invalid:\n{d}"))?;
 
     writeln!(
@@ -294,4 +285,19 @@ fn print_summary(out: &mut impl Write, r: &DemoReport) -> std::io::Result<()> {
         thousands(e.lost.moved)
     )?;
     out.flush()
+}
+
+/// The config a replay runs on: the embedded defaults, pointed at the
+/// simulator at `sim_addr`, scraping often enough for a replay where
+/// minutes matter. The alert-to-action benchmark uses it too, so it
+/// measures what the demo runs.
+pub fn replay_config(sim_addr: &str, store_url: String) -> Config {
+    let mut config = Config::for_simulator(sim_addr);
+    config.store_url = store_url;
+    config.evaluation_interval = PromDuration::from_secs(15);
+    for t in &mut config.scrape {
+        t.interval = PromDuration::from_secs(5);
+        t.timeout = PromDuration::from_secs(5);
+    }
+    config
 }
