@@ -19,7 +19,12 @@
 //!   `Watcher::ingest`.
 //! - evaluation time per cycle: the sum over rule groups of one
 //!   evaluation (Prometheus: `prometheus_rule_group_last_duration_seconds`,
-//!   read from its `/metrics` once per cycle).
+//!   read from its `/metrics` once per cycle). These are wall times.
+//!   Prometheus runs its groups (and its scrapes) concurrently, so on a
+//!   machine with fewer cores than groups each group's time includes
+//!   waiting for a core and the sum can exceed the CPU time the process
+//!   used; firebreak evaluates its groups one after another, so its sum is
+//!   elapsed time. Compare the systems on CPU seconds, not on this column.
 //! - CPU: user + system time of the process over the measured cycles.
 //! - memory: `VmHWM` (peak resident set) at the end of the run.
 
@@ -989,7 +994,9 @@ fn markdown(header: &[String], rows: &[Vec<String>], p: &Params) -> String {
     let mut s = format!(
         "Scrape and evaluation interval {}, {} targets, {} measured cycles after {} warm-up cycles. \
          Scrape time: sum over targets of fetch + parse + append per cycle. \
-         Evaluation time: sum over rule groups per cycle. CPU: user + system over the measured cycles. \
+         Evaluation time: sum over rule groups per cycle of each group's wall time; Prometheus runs groups \
+         and scrapes concurrently, so its sums include time spent waiting for a core and can exceed its CPU \
+         time (compare CPU s). CPU: user + system over the measured cycles. \
          Memory: peak RSS (VmHWM).\n\n",
         p.interval, p.targets, p.cycles, p.warmup
     );

@@ -201,6 +201,7 @@ impl Control {
             kind,
             text,
             at: self.clock.now(),
+            slot: None,
         };
         if let Err(e) = self.outbox.post(&msg).await {
             tracing::error!(error = %e, "cannot queue chat message");

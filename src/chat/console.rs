@@ -8,13 +8,14 @@ use std::sync::Mutex;
 
 use chrono::{FixedOffset, TimeZone};
 
-use super::{BoxFut, ChatAdapter, ChatError, ChatMessage, Kind};
+use super::{BoxFut, ChatAdapter, ChatError, ChatMessage, Kind, Outgoing, Placement};
 
 pub struct Console {
     out: Mutex<Box<dyn Write + Send>>,
     offset: FixedOffset,
     zone: String,
     seen_incidents: Mutex<HashSet<String>>,
+    next_id: std::sync::atomic::AtomicU64,
 }
 
 impl Console {
@@ -25,6 +26,7 @@ impl Console {
             offset,
             zone: zone.into(),
             seen_incidents: Mutex::new(HashSet::new()),
+            next_id: std::sync::atomic::AtomicU64::new(1),
         }
     }
 
@@ -82,16 +84,25 @@ impl Console {
 }
 
 impl ChatAdapter for Console {
-    fn post<'a>(&'a self, msg: &'a ChatMessage) -> BoxFut<'a, Result<(), ChatError>> {
+    /// A terminal cannot change what it printed: an update prints the new
+    /// version, marked as one.
+    fn send<'a>(&'a self, o: Outgoing<'a>) -> BoxFut<'a, Result<String, ChatError>> {
         Box::pin(async move {
-            let line = self.render(msg);
+            let mut line = self.render(o.msg);
+            if let Placement::Update { id } = &o.placement {
+                line = format!("{line}  (updates #{id})");
+            }
             let mut out = self
                 .out
                 .lock()
-                .map_err(|_| ChatError("console writer poisoned".into()))?;
+                .map_err(|_| ChatError::Rejected("console writer poisoned".into()))?;
             writeln!(out, "{line}")
                 .and_then(|()| out.flush())
-                .map_err(|e| ChatError(format!("console write failed: {e}")))
+                .map_err(|e| ChatError::retry(format!("console write failed: {e}")))?;
+            let id = self
+                .next_id
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Ok(id.to_string())
         })
     }
 }
@@ -115,6 +126,7 @@ mod tests {
             kind,
             text: text.into(),
             at,
+            slot: None,
         };
         assert_eq!(
             c.render(&m(Kind::Firing, "room main filling")),

@@ -4,6 +4,7 @@
 
 pub mod console;
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -11,13 +12,14 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::{Clock, Millis};
 use crate::store::{Store, StoreError};
 
 /// What a message is about, so adapters can style it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {
     Firing,
@@ -27,29 +29,104 @@ pub enum Kind {
     StepFailed,
     RunFinished,
     RunFailed,
+    #[default]
     Note,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ChatMessage {
     pub channel: String,
-    /// Messages of one incident form one thread.
+    /// Messages of one incident form one thread: the first one delivered
+    /// is its head, the rest are replies under it.
     pub incident: Option<String>,
     pub kind: Kind,
+    /// Plain text, always present: what the console prints and what Slack
+    /// shows in notifications and where blocks cannot be rendered.
     pub text: String,
     pub at: Millis,
+    /// A named message that later messages with the same slot (in the same
+    /// incident, or the channel when there is none) replace in place
+    /// instead of posting anew, such as the incident's card.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slot: Option<String>,
+}
+
+/// Where a message lands on the chat platform. The outbox decides this
+/// from the ids earlier deliveries returned; adapters only carry it out.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Placement {
+    /// A new message in the channel.
+    TopLevel,
+    /// A reply in the thread whose first message has this platform id.
+    Reply { parent: String },
+    /// Replace the message with this platform id.
+    Update { id: String },
+}
+
+/// A rendered chart to upload beside the message.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Image {
+    pub png: Vec<u8>,
+    pub title: String,
+}
+
+/// One delivery attempt, as the outbox hands it to an adapter.
+#[derive(Clone, Debug)]
+pub struct Outgoing<'a> {
+    pub msg: &'a ChatMessage,
+    pub placement: Placement,
+    pub image: Option<&'a Image>,
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct ChatError(pub String);
+pub enum ChatError {
+    /// Worth trying again: after `after` when the platform said so (a 429's
+    /// `Retry-After`), else after the outbox's own backoff. Timeouts,
+    /// connection failures and 5xx answers are this.
+    #[error("{reason}")]
+    Retry {
+        after: Option<Duration>,
+        reason: String,
+    },
+    /// This message will never be accepted as it is (unknown channel,
+    /// revoked token, malformed blocks). The outbox sets it aside, says so
+    /// in the log, and goes on with the next one.
+    #[error("{0}")]
+    Rejected(String),
+}
+
+impl ChatError {
+    pub fn retry(reason: impl Into<String>) -> Self {
+        ChatError::Retry {
+            after: None,
+            reason: reason.into(),
+        }
+    }
+}
 
 pub type BoxFut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// One chat system. `post` must be safe to retry: the outbox retries a
-/// message until the adapter accepts it.
+/// How fast an adapter's platform lets one channel be written to: a token
+/// bucket of `burst` messages refilled at one per `every`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RateLimit {
+    pub burst: u32,
+    pub every: Duration,
+}
+
+/// One chat system. An adapter makes one attempt per call and reports
+/// what happened; pacing, retries, ordering and threading are the
+/// outbox's. `send` returns the platform's id for the message (Slack's
+/// `ts`), which later replies and updates refer to. A message may be sent
+/// twice if the bot dies between the platform accepting it and the
+/// outbox recording that; it is never lost.
 pub trait ChatAdapter: Send + Sync {
-    fn post<'a>(&'a self, msg: &'a ChatMessage) -> BoxFut<'a, Result<(), ChatError>>;
+    fn send<'a>(&'a self, out: Outgoing<'a>) -> BoxFut<'a, Result<String, ChatError>>;
+
+    /// The platform's per-channel write limit; `None` for none (console).
+    fn rate_limit(&self) -> Option<RateLimit> {
+        None
+    }
 }
 
 /// The writing side of the outbox: cheap to clone, shared by every task
@@ -83,10 +160,20 @@ impl Outbox {
         Ok(())
     }
 
-    /// Delivers queued messages in order until shutdown, then flushes what
-    /// is left for at most `flush_deadline`. A failing adapter is retried
-    /// with capped exponential backoff; later messages wait behind the
-    /// failed one so order is kept.
+    /// Delivers queued messages until shutdown, then flushes what is left
+    /// for at most `flush_deadline`; what is still undelivered stays in
+    /// the store for the next start.
+    ///
+    /// Per channel, messages go out in order, paced by the adapter's rate
+    /// limit. A `Retry` answer holds that channel back (for the
+    /// platform's `Retry-After`, or a capped exponential backoff) while
+    /// other channels go on. A `Rejected` message is set aside with its
+    /// reason so one bad message cannot block a channel forever.
+    ///
+    /// A backlog is where storms show: consecutive firing (or resolved)
+    /// messages waiting for the same place are sent as one message that
+    /// names the first few and counts the rest, and of several pending
+    /// versions of one slot (an incident card) only the newest is sent.
     pub async fn deliver(
         self,
         adapter: Arc<dyn ChatAdapter>,
@@ -94,19 +181,22 @@ impl Outbox {
         shutdown: CancellationToken,
         flush_deadline: Duration,
     ) {
-        let mut backoff = Duration::from_millis(200);
+        let mut d = Deliverer {
+            store: &self.store,
+            adapter: &*adapter,
+            limit: adapter.rate_limit(),
+            clock: &clock,
+            lanes: HashMap::new(),
+            refs: HashMap::new(),
+        };
         loop {
-            let delivered = self.deliver_pending(&*adapter, &clock).await;
-            let wait = match delivered {
-                Ok(()) => {
-                    backoff = Duration::from_millis(200);
-                    Duration::from_secs(1)
-                }
+            let wait = match d.pass().await {
+                Ok(Some(at)) => at.saturating_duration_since(Instant::now()),
+                // Nothing pending: a post wakes us; the poll is a safety net.
+                Ok(None) => IDLE_POLL,
                 Err(e) => {
-                    tracing::warn!(error = %e, retry_in = ?backoff, "chat delivery failed; will retry");
-                    let w = backoff;
-                    backoff = (backoff * 2).min(Duration::from_secs(30));
-                    w
+                    tracing::warn!(error = %e, "cannot read the chat outbox; will retry");
+                    STORE_RETRY
                 }
             };
             tokio::select! {
@@ -115,61 +205,368 @@ impl Outbox {
                 _ = tokio::time::sleep(wait) => {}
             }
         }
-        match tokio::time::timeout(flush_deadline, self.deliver_pending(&*adapter, &clock)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                tracing::warn!(error = %e, "chat messages left undelivered at shutdown; they stay in the outbox")
+        let flush = async {
+            loop {
+                match d.pass().await? {
+                    None => return Ok(()),
+                    Some(at) => tokio::time::sleep_until(at).await,
+                }
             }
+        };
+        match tokio::time::timeout(flush_deadline, flush).await {
+            Ok(Ok(())) => {}
+            Ok(Err::<(), StoreError>(e)) => tracing::warn!(
+                error = %e,
+                "chat messages left undelivered at shutdown; they stay in the outbox"
+            ),
             Err(_) => tracing::warn!(
                 "chat flush deadline passed; undelivered messages stay in the outbox"
             ),
         }
     }
+}
 
-    async fn deliver_pending(
-        &self,
-        adapter: &dyn ChatAdapter,
-        clock: &Clock,
-    ) -> Result<(), String> {
-        loop {
-            let batch = self
-                .store
-                .pending_outbox(100)
-                .await
-                .map_err(|e| e.to_string())?;
-            if batch.is_empty() {
-                return Ok(());
+/// How many pending messages one pass reads. A bigger backlog is worked
+/// through over several passes, coalescing as it goes.
+const PASS_ROWS: i64 = 2000;
+/// Lines of a coalesced message that quote what it stands for.
+const COALESCED_LINES: usize = 10;
+const BACKOFF_START: Duration = Duration::from_millis(200);
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+const IDLE_POLL: Duration = Duration::from_secs(5);
+const STORE_RETRY: Duration = Duration::from_secs(1);
+/// Platform ids remembered in memory; beyond this the cache starts over
+/// (the store has them all).
+const REF_CACHE: usize = 50_000;
+
+/// One channel's pacing: a token bucket and, after a failure, a hold.
+struct Lane {
+    tokens: f64,
+    refilled: Instant,
+    held_until: Option<Instant>,
+    backoff: Duration,
+}
+
+impl Lane {
+    fn new(limit: Option<RateLimit>, now: Instant) -> Self {
+        Lane {
+            tokens: limit.map_or(1.0, |l| f64::from(l.burst.max(1))),
+            refilled: now,
+            held_until: None,
+            backoff: BACKOFF_START,
+        }
+    }
+
+    /// `None` when a message may go now, else when one may.
+    fn ready(&mut self, limit: Option<RateLimit>, now: Instant) -> Option<Instant> {
+        if let Some(h) = self.held_until {
+            if h > now {
+                return Some(h);
             }
-            for row in batch {
+            self.held_until = None;
+        }
+        let Some(l) = limit else {
+            return None;
+        };
+        let every = l.every.as_secs_f64().max(1e-6);
+        let gained = now.saturating_duration_since(self.refilled).as_secs_f64() / every;
+        self.tokens = (self.tokens + gained).min(f64::from(l.burst.max(1)));
+        self.refilled = now;
+        if self.tokens >= 1.0 {
+            None
+        } else {
+            Some(now + Duration::from_secs_f64((1.0 - self.tokens) * every))
+        }
+    }
+
+    fn spend(&mut self, limit: Option<RateLimit>) {
+        if limit.is_some() {
+            self.tokens -= 1.0;
+        }
+        self.backoff = BACKOFF_START;
+    }
+
+    fn hold(&mut self, now: Instant, after: Option<Duration>) -> Instant {
+        let wait = match after {
+            Some(a) => a,
+            None => {
+                let b = self.backoff;
+                self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
+                b
+            }
+        };
+        let at = now + wait;
+        self.held_until = Some(at);
+        at
+    }
+}
+
+struct Deliverer<'a> {
+    store: &'a Store,
+    adapter: &'a dyn ChatAdapter,
+    limit: Option<RateLimit>,
+    clock: &'a Clock,
+    lanes: HashMap<String, Lane>,
+    /// (channel, scope, slot) -> platform id; "" slot is the thread head.
+    refs: HashMap<(String, String, String), Option<String>>,
+}
+
+impl Deliverer<'_> {
+    /// Sends what may be sent now; returns when to come back for the
+    /// rest, or `None` when nothing is pending.
+    async fn pass(&mut self) -> Result<Option<Instant>, StoreError> {
+        loop {
+            let rows = self.store.pending_outbox(PASS_ROWS).await?;
+            if rows.is_empty() {
+                return Ok(None);
+            }
+            let full = rows.len() as i64 == PASS_ROWS;
+            let mut lanes: Vec<(String, Vec<(i64, ChatMessage)>)> = Vec::new();
+            for row in rows {
                 let msg: ChatMessage = match serde_json::from_str(&row.payload_json) {
                     Ok(m) => m,
                     Err(e) => {
-                        // A row we cannot read must not block the rest
-                        // forever: log it loudly and mark it handled.
-                        tracing::error!(seq = row.seq, error = %e, "unreadable outbox row skipped");
+                        // A row we cannot read must not block the rest.
+                        tracing::error!(seq = row.seq, error = %e, "unreadable outbox row set aside");
                         self.store
-                            .mark_sent(row.seq, clock.now())
-                            .await
-                            .map_err(|e| e.to_string())?;
+                            .mark_rejected(row.seq, self.clock.now(), &format!("unreadable: {e}"))
+                            .await?;
                         continue;
                     }
                 };
-                match adapter.post(&msg).await {
-                    Ok(()) => self
-                        .store
-                        .mark_sent(row.seq, clock.now())
-                        .await
-                        .map_err(|e| e.to_string())?,
-                    Err(e) => {
-                        self.store
-                            .mark_attempt_failed(row.seq)
-                            .await
-                            .map_err(|e| e.to_string())?;
-                        return Err(e.to_string());
+                match lanes.iter_mut().find(|(c, _)| *c == row.channel) {
+                    Some((_, v)) => v.push((row.seq, msg)),
+                    None => lanes.push((row.channel, vec![(row.seq, msg)])),
+                }
+            }
+            let mut next: Option<Instant> = None;
+            for (channel, msgs) in lanes {
+                if let Some(at) = self.drain(&channel, msgs).await? {
+                    next = Some(next.map_or(at, |n| n.min(at)));
+                }
+            }
+            if next.is_some() || !full {
+                return Ok(next);
+            }
+        }
+    }
+
+    /// Sends one channel's pending messages in order until its lane must
+    /// wait; returns until when.
+    async fn drain(
+        &mut self,
+        channel: &str,
+        msgs: Vec<(i64, ChatMessage)>,
+    ) -> Result<Option<Instant>, StoreError> {
+        let mut i = 0;
+        while i < msgs.len() {
+            let now = Instant::now();
+            let lane = self
+                .lanes
+                .entry(channel.to_owned())
+                .or_insert_with(|| Lane::new(self.limit, now));
+            if let Some(at) = lane.ready(self.limit, now) {
+                return Ok(Some(at));
+            }
+            let (seq, msg) = &msgs[i];
+            if let Some(slot) = live_slot(msg)
+                && msgs[i + 1..]
+                    .iter()
+                    .any(|(_, m)| live_slot(m) == Some(slot) && m.incident == msg.incident)
+            {
+                // A newer version of this slot is queued: it replaces this.
+                self.store.mark_sent(*seq, self.clock.now()).await?;
+                i += 1;
+                continue;
+            }
+            let placement = self.placement(channel, msg).await?;
+            let mut end = i + 1;
+            if matches!(msg.kind, Kind::Firing | Kind::Resolved)
+                && !matches!(placement, Placement::Update { .. })
+            {
+                while end < msgs.len()
+                    && msgs[end].1.kind == msg.kind
+                    && self.placement(channel, &msgs[end].1).await? == placement
+                {
+                    end += 1;
+                }
+            }
+            let group = &msgs[i..end];
+            let merged;
+            let to_send = if group.len() == 1 {
+                msg
+            } else {
+                merged = coalesce(group, &placement);
+                &merged
+            };
+            let out = Outgoing {
+                msg: to_send,
+                placement: placement.clone(),
+                image: None,
+            };
+            let seqs: Vec<i64> = group.iter().map(|(s, _)| *s).collect();
+            match self.adapter.send(out).await {
+                Ok(id) => {
+                    self.remember(channel, group, &placement, &id).await?;
+                    self.store.mark_sent_many(&seqs, self.clock.now()).await?;
+                    if let Some(lane) = self.lanes.get_mut(channel) {
+                        lane.spend(self.limit);
                     }
+                    i = end;
+                }
+                Err(ChatError::Retry { after, reason }) => {
+                    self.store.mark_attempt_failed(*seq).await?;
+                    let lane = self
+                        .lanes
+                        .get_mut(channel)
+                        .expect("the lane was made above");
+                    let at = lane.hold(Instant::now(), after);
+                    tracing::warn!(
+                        %channel, seq, error = %reason,
+                        retry_in = ?at.saturating_duration_since(Instant::now()),
+                        "chat delivery failed; will retry"
+                    );
+                    return Ok(Some(at));
+                }
+                Err(ChatError::Rejected(reason)) => {
+                    tracing::error!(
+                        %channel, ?seqs, error = %reason,
+                        "chat platform rejected a message; set aside in the outbox"
+                    );
+                    for s in &seqs {
+                        self.store
+                            .mark_rejected(*s, self.clock.now(), &reason)
+                            .await?;
+                    }
+                    i = end;
                 }
             }
         }
+        Ok(None)
+    }
+
+    async fn placement(
+        &mut self,
+        channel: &str,
+        msg: &ChatMessage,
+    ) -> Result<Placement, StoreError> {
+        let scope = msg.incident.as_deref().unwrap_or("");
+        if let Some(slot) = live_slot(msg)
+            && let Some(id) = self.get_ref(channel, scope, slot).await?
+        {
+            return Ok(Placement::Update { id });
+        }
+        if let Some(inc) = &msg.incident
+            && let Some(parent) = self.get_ref(channel, inc, "").await?
+        {
+            return Ok(Placement::Reply { parent });
+        }
+        Ok(Placement::TopLevel)
+    }
+
+    /// Records what later messages refer to: a new top-level message heads
+    /// the threads of the incidents it speaks for; a slot posted alone is
+    /// that slot from now on. A coalesced message is nobody's slot.
+    async fn remember(
+        &mut self,
+        channel: &str,
+        group: &[(i64, ChatMessage)],
+        placement: &Placement,
+        id: &str,
+    ) -> Result<(), StoreError> {
+        if *placement == Placement::TopLevel {
+            for (_, m) in group {
+                if let Some(inc) = &m.incident
+                    && self.get_ref(channel, inc, "").await?.is_none()
+                {
+                    self.put_ref(channel, inc, "", id).await?;
+                }
+            }
+        }
+        if let [(_, m)] = group
+            && let Some(slot) = live_slot(m)
+            && !matches!(placement, Placement::Update { .. })
+        {
+            self.put_ref(channel, m.incident.as_deref().unwrap_or(""), slot, id)
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn get_ref(
+        &mut self,
+        channel: &str,
+        scope: &str,
+        slot: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let key = (channel.to_owned(), scope.to_owned(), slot.to_owned());
+        if let Some(v) = self.refs.get(&key) {
+            return Ok(v.clone());
+        }
+        let v = self.store.chat_ref(channel, scope, slot).await?;
+        if self.refs.len() >= REF_CACHE {
+            self.refs.clear();
+        }
+        self.refs.insert(key, v.clone());
+        Ok(v)
+    }
+
+    async fn put_ref(
+        &mut self,
+        channel: &str,
+        scope: &str,
+        slot: &str,
+        id: &str,
+    ) -> Result<(), StoreError> {
+        self.store.put_chat_ref(channel, scope, slot, id).await?;
+        if self.refs.len() >= REF_CACHE {
+            self.refs.clear();
+        }
+        self.refs.insert(
+            (channel.to_owned(), scope.to_owned(), slot.to_owned()),
+            Some(id.to_owned()),
+        );
+        Ok(())
+    }
+}
+
+/// The slot a message names; the empty name is reserved for thread heads.
+fn live_slot(m: &ChatMessage) -> Option<&str> {
+    m.slot.as_deref().filter(|s| !s.is_empty())
+}
+
+/// One message standing for several of the same kind bound for the same
+/// place: a count, the first lines of the first few, and how many more.
+fn coalesce(group: &[(i64, ChatMessage)], placement: &Placement) -> ChatMessage {
+    let first = &group[0].1;
+    let n = group.len();
+    let what = match first.kind {
+        Kind::Firing => "alerts firing",
+        Kind::Resolved => "alerts resolved",
+        _ => "messages",
+    };
+    let mut text = format!("{n} {what}:");
+    for (_, m) in group.iter().take(COALESCED_LINES) {
+        text.push_str("\n• ");
+        text.push_str(m.text.lines().next().unwrap_or_default());
+    }
+    if n > COALESCED_LINES {
+        text.push_str(&format!(
+            "\n… and {} more (`alerts` lists those still firing)",
+            n - COALESCED_LINES
+        ));
+    }
+    ChatMessage {
+        channel: first.channel.clone(),
+        // A reply stays in its thread; a top-level summary spans incidents.
+        incident: match placement {
+            Placement::Reply { .. } => first.incident.clone(),
+            _ => None,
+        },
+        kind: first.kind,
+        text,
+        at: first.at,
+        slot: None,
     }
 }
 
@@ -186,14 +583,15 @@ mod tests {
     }
 
     impl ChatAdapter for Flaky {
-        fn post<'a>(&'a self, msg: &'a ChatMessage) -> BoxFut<'a, Result<(), ChatError>> {
+        fn send<'a>(&'a self, o: Outgoing<'a>) -> BoxFut<'a, Result<String, ChatError>> {
             Box::pin(async move {
                 if self.fail.load(Ordering::SeqCst) > 0 {
                     self.fail.fetch_sub(1, Ordering::SeqCst);
-                    return Err(ChatError("503".into()));
+                    return Err(ChatError::retry("503"));
                 }
-                self.got.lock().unwrap().push(msg.text.clone());
-                Ok(())
+                let mut got = self.got.lock().unwrap();
+                got.push(o.msg.text.clone());
+                Ok(got.len().to_string())
             })
         }
     }
@@ -205,6 +603,7 @@ mod tests {
             kind: Kind::Note,
             text: text.into(),
             at: 0,
+            slot: None,
         }
     }
 

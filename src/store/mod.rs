@@ -96,6 +96,22 @@ const SCHEMA: &[&str] = &[
         sent_at BIGINT,
         attempts BIGINT NOT NULL
     )",
+    // Platform ids of delivered messages that later ones refer to: an
+    // incident's thread head (`slot` = "") and named slots. `scope` is the
+    // incident, or "" for the channel.
+    "CREATE TABLE IF NOT EXISTS chat_refs (
+        channel TEXT NOT NULL,
+        scope TEXT NOT NULL,
+        slot TEXT NOT NULL,
+        platform_id TEXT NOT NULL,
+        PRIMARY KEY (channel, scope, slot)
+    )",
+    // Messages the platform refused for good, set aside with the reason.
+    "CREATE TABLE IF NOT EXISTS outbox_rejected (
+        seq BIGINT PRIMARY KEY,
+        at BIGINT NOT NULL,
+        reason TEXT NOT NULL
+    )",
     "CREATE TABLE IF NOT EXISTS silences (
         id TEXT PRIMARY KEY,
         matchers TEXT NOT NULL,
@@ -628,6 +644,95 @@ impl Store {
         Ok(())
     }
 
+    /// Marks several messages sent at once (a coalesced delivery).
+    pub async fn mark_sent_many(&self, seqs: &[i64], at: Millis) -> Result<()> {
+        for chunk in seqs.chunks(500) {
+            let list = chunk
+                .iter()
+                .map(i64::to_string)
+                .collect::<Vec<_>>()
+                .join(",");
+            // Only integers are spliced in.
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "UPDATE outbox SET sent_at = $1, attempts = attempts + 1 WHERE seq IN ({list})"
+            )))
+            .bind(at)
+            .execute(&self.pool)
+            .await
+            .map_err(q("mark sent"))?;
+        }
+        Ok(())
+    }
+
+    /// Sets a message aside that the platform will never accept, keeping
+    /// it and the reason.
+    pub async fn mark_rejected(&self, seq: i64, at: Millis, reason: &str) -> Result<()> {
+        self.mark_sent(seq, at).await?;
+        sqlx::query(
+            "INSERT INTO outbox_rejected (seq, at, reason) VALUES ($1, $2, $3)
+             ON CONFLICT (seq) DO NOTHING",
+        )
+        .bind(seq)
+        .bind(at)
+        .bind(reason)
+        .execute(&self.pool)
+        .await
+        .map_err(q("mark rejected"))?;
+        Ok(())
+    }
+
+    /// Messages set aside as rejected: (seq, at, reason), oldest first.
+    pub async fn rejected_outbox(&self) -> Result<Vec<(i64, Millis, String)>> {
+        let rows = sqlx::query("SELECT seq, at, reason FROM outbox_rejected ORDER BY seq")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(q("rejected outbox"))?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get(0).map_err(q("read rejected"))?,
+                    r.try_get(1).map_err(q("read rejected"))?,
+                    r.try_get(2).map_err(q("read rejected"))?,
+                ))
+            })
+            .collect()
+    }
+
+    pub async fn chat_ref(&self, channel: &str, scope: &str, slot: &str) -> Result<Option<String>> {
+        let row = sqlx::query(
+            "SELECT platform_id FROM chat_refs WHERE channel = $1 AND scope = $2 AND slot = $3",
+        )
+        .bind(channel)
+        .bind(scope)
+        .bind(slot)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(q("chat ref"))?;
+        row.map(|r| r.try_get(0).map_err(q("read chat ref")))
+            .transpose()
+    }
+
+    pub async fn put_chat_ref(
+        &self,
+        channel: &str,
+        scope: &str,
+        slot: &str,
+        id: &str,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO chat_refs (channel, scope, slot, platform_id) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (channel, scope, slot) DO UPDATE SET platform_id = excluded.platform_id",
+        )
+        .bind(channel)
+        .bind(scope)
+        .bind(slot)
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .map_err(q("put chat ref"))?;
+        Ok(())
+    }
+
     pub async fn mark_attempt_failed(&self, seq: i64) -> Result<()> {
         sqlx::query("UPDATE outbox SET attempts = attempts + 1 WHERE seq = $1")
             .bind(seq)
@@ -807,6 +912,21 @@ mod tests {
             assert_eq!(p[0].attempts, 1);
             s.mark_sent(a, 3).await.unwrap();
             assert_eq!(s.pending_outbox(10).await.unwrap().len(), 1);
+            let c = s.enqueue_outbox("#c", "{\"n\":3}", 4).await.unwrap();
+            s.mark_sent_many(&[b, c], 5).await.unwrap();
+            assert!(s.pending_outbox(10).await.unwrap().is_empty());
+            s.mark_rejected(c, 6, "channel_not_found").await.unwrap();
+            assert_eq!(
+                s.rejected_outbox().await.unwrap(),
+                [(c, 6, "channel_not_found".to_owned())]
+            );
+            assert_eq!(s.chat_ref("#c", "inc", "").await.unwrap(), None);
+            s.put_chat_ref("#c", "inc", "", "1.1").await.unwrap();
+            s.put_chat_ref("#c", "inc", "", "1.2").await.unwrap();
+            assert_eq!(
+                s.chat_ref("#c", "inc", "").await.unwrap().as_deref(),
+                Some("1.2")
+            );
         }
     }
 

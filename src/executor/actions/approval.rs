@@ -111,6 +111,7 @@ impl Action for ApprovalStep {
                     a.timeout
                 ),
                 at: ctx.env.clock.now(),
+                slot: None,
             };
             if let Err(e) = ctx.env.outbox.post(&msg).await {
                 tracing::error!(error = %e, run = ctx.run_id, "cannot queue approval request");

@@ -46,6 +46,7 @@ impl Action for Chat {
                 kind: Kind::Note,
                 text: p.text,
                 at: ctx.env.clock.now(),
+                slot: None,
             };
             ctx.env
                 .outbox
