@@ -2,6 +2,7 @@
 //! durable outbox in the store, and delivered in order by one sender task
 //! through an adapter (the console now; Slack arrives with the chat issue).
 
+pub mod blocks;
 pub mod console;
 
 use std::collections::HashMap;
