@@ -266,9 +266,8 @@ impl Lane {
             }
             self.held_until = None;
         }
-        let Some(l) = limit else {
-            return None;
-        };
+        // Without a limit any time is fine.
+        let l = limit?;
         let every = l.every.as_secs_f64().max(1e-6);
         let gained = now.saturating_duration_since(self.refilled).as_secs_f64() / every;
         self.tokens = (self.tokens + gained).min(f64::from(l.burst.max(1)));
@@ -663,5 +662,312 @@ mod tests {
             )
             .await;
         assert_eq!(*adapter.got.lock().unwrap(), ["kept"]);
+    }
+
+    /// Records every send; fails scripted attempts per channel; rejects
+    /// texts containing "bad".
+    #[derive(Default)]
+    struct Rec {
+        got: Mutex<Vec<(String, Placement, String, Instant)>>,
+        fail: Mutex<Vec<(String, ChatError)>>,
+        limit: Option<RateLimit>,
+    }
+
+    impl ChatAdapter for Rec {
+        fn send<'a>(&'a self, o: Outgoing<'a>) -> BoxFut<'a, Result<String, ChatError>> {
+            Box::pin(async move {
+                {
+                    let mut fail = self.fail.lock().unwrap();
+                    if let Some(i) = fail.iter().position(|(c, _)| *c == o.msg.channel) {
+                        return Err(fail.remove(i).1);
+                    }
+                }
+                if o.msg.text.contains("bad") {
+                    return Err(ChatError::Rejected("invalid_blocks".into()));
+                }
+                let mut got = self.got.lock().unwrap();
+                got.push((
+                    o.msg.channel.clone(),
+                    o.placement.clone(),
+                    o.msg.text.clone(),
+                    Instant::now(),
+                ));
+                Ok(format!("id{}", got.len()))
+            })
+        }
+
+        fn rate_limit(&self) -> Option<RateLimit> {
+            self.limit
+        }
+    }
+
+    impl Rec {
+        fn sent(&self) -> Vec<(String, Placement, String)> {
+            self.got
+                .lock()
+                .unwrap()
+                .iter()
+                .map(|(c, p, t, _)| (c.clone(), p.clone(), t.clone()))
+                .collect()
+        }
+    }
+
+    fn m(
+        channel: &str,
+        incident: Option<&str>,
+        kind: Kind,
+        slot: Option<&str>,
+        text: &str,
+    ) -> ChatMessage {
+        ChatMessage {
+            channel: channel.into(),
+            incident: incident.map(Into::into),
+            kind,
+            text: text.into(),
+            at: 0,
+            slot: slot.map(Into::into),
+        }
+    }
+
+    /// Delivers what is pending now: with shutdown already asked for, the
+    /// deliverer makes one pass and then flushes.
+    async fn flush(outbox: &Outbox, adapter: &Arc<Rec>) {
+        let shutdown = CancellationToken::new();
+        shutdown.cancel();
+        outbox
+            .clone()
+            .deliver(
+                adapter.clone(),
+                Clock::system(),
+                shutdown,
+                Duration::from_secs(10),
+            )
+            .await;
+    }
+
+    fn top() -> Placement {
+        Placement::TopLevel
+    }
+    fn reply(p: &str) -> Placement {
+        Placement::Reply { parent: p.into() }
+    }
+    fn update(id: &str) -> Placement {
+        Placement::Update { id: id.into() }
+    }
+
+    #[tokio::test]
+    async fn incidents_thread_and_slots_update_in_place_across_restarts() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("o.db").display());
+        let store = Store::open(&url).await.unwrap();
+        let outbox = Outbox::new(store.clone());
+        let rec = Arc::new(Rec::default());
+        let post = |o: &Outbox, msg: ChatMessage| {
+            let o = o.clone();
+            async move { o.post(&msg).await.unwrap() }
+        };
+        post(
+            &outbox,
+            m("#c", Some("a"), Kind::Firing, Some("card"), "card a v1"),
+        )
+        .await;
+        post(&outbox, m("#c", None, Kind::Note, None, "channel note")).await;
+        flush(&outbox, &rec).await;
+        post(&outbox, m("#c", Some("a"), Kind::Step, None, "step 1")).await;
+        post(
+            &outbox,
+            m("#c", Some("a"), Kind::Firing, Some("card"), "card a v2"),
+        )
+        .await;
+        flush(&outbox, &rec).await;
+        store.close().await;
+        // The ids outlive the process: a restarted bot keeps threading.
+        let store = Store::open(&url).await.unwrap();
+        let outbox = Outbox::new(store.clone());
+        post(
+            &outbox,
+            m("#c", Some("a"), Kind::Step, Some("progress"), "progress 1"),
+        )
+        .await;
+        flush(&outbox, &rec).await;
+        post(
+            &outbox,
+            m("#c", Some("a"), Kind::Step, Some("progress"), "progress 2"),
+        )
+        .await;
+        flush(&outbox, &rec).await;
+        let c = |p: Placement, t: &str| ("#c".to_owned(), p, t.to_owned());
+        assert_eq!(
+            rec.sent(),
+            [
+                c(top(), "card a v1"),
+                c(top(), "channel note"),
+                c(reply("id1"), "step 1"),
+                c(update("id1"), "card a v2"),
+                c(reply("id1"), "progress 1"),
+                c(update("id5"), "progress 2"),
+            ]
+        );
+        assert!(store.pending_outbox(10).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn only_the_newest_pending_version_of_a_slot_is_sent() {
+        let store = Store::open("sqlite::memory:").await.unwrap();
+        let outbox = Outbox::new(store.clone());
+        let rec = Arc::new(Rec::default());
+        outbox
+            .post(&m("#c", Some("a"), Kind::Firing, Some("card"), "v1"))
+            .await
+            .unwrap();
+        flush(&outbox, &rec).await;
+        for t in ["v2", "v3", "v4"] {
+            outbox
+                .post(&m("#c", Some("a"), Kind::RunStarted, Some("card"), t))
+                .await
+                .unwrap();
+        }
+        flush(&outbox, &rec).await;
+        assert_eq!(
+            rec.sent()
+                .into_iter()
+                .map(|(_, p, t)| (p, t))
+                .collect::<Vec<_>>(),
+            [(top(), "v1".to_owned()), (update("id1"), "v4".to_owned())]
+        );
+        assert!(store.pending_outbox(10).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_backlog_of_new_alerts_becomes_one_message_that_heads_their_threads() {
+        let store = Store::open("sqlite::memory:").await.unwrap();
+        let outbox = Outbox::new(store.clone());
+        let rec = Arc::new(Rec::default());
+        for i in 0..25 {
+            let inc = format!("room-{i}");
+            outbox
+                .post(&m(
+                    "#c",
+                    Some(&inc),
+                    Kind::Firing,
+                    Some("card"),
+                    &format!("room {i} saturating\ndetails"),
+                ))
+                .await
+                .unwrap();
+        }
+        // Not the same kind: ends the run and goes on its own.
+        outbox
+            .post(&m("#c", None, Kind::Note, None, "note"))
+            .await
+            .unwrap();
+        flush(&outbox, &rec).await;
+        outbox
+            .post(&m("#c", Some("room-20"), Kind::Step, None, "muted"))
+            .await
+            .unwrap();
+        flush(&outbox, &rec).await;
+        let sent = rec.sent();
+        assert_eq!(sent.len(), 3, "{sent:#?}");
+        let text = &sent[0].2;
+        assert!(
+            text.starts_with("25 alerts firing:\n• room 0 saturating\n• room 1"),
+            "{text}"
+        );
+        assert_eq!(text.matches('•').count(), 10, "{text}");
+        assert!(
+            text.ends_with("… and 15 more (`alerts` lists those still firing)"),
+            "{text}"
+        );
+        assert!(!text.contains("details"));
+        assert_eq!(sent[1].2, "note");
+        assert_eq!(sent[2].1, reply("id1"));
+        assert!(store.pending_outbox(100).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_rejected_message_is_set_aside_and_the_rest_go_on() {
+        let store = Store::open("sqlite::memory:").await.unwrap();
+        let outbox = Outbox::new(store.clone());
+        let rec = Arc::new(Rec::default());
+        for t in ["one", "bad two", "three"] {
+            outbox
+                .post(&m("#c", None, Kind::Note, None, t))
+                .await
+                .unwrap();
+        }
+        flush(&outbox, &rec).await;
+        let texts: Vec<String> = rec.sent().into_iter().map(|(_, _, t)| t).collect();
+        assert_eq!(texts, ["one", "three"]);
+        let rejected = store.rejected_outbox().await.unwrap();
+        assert_eq!(rejected.len(), 1);
+        assert_eq!(rejected[0].2, "invalid_blocks");
+        assert!(store.pending_outbox(10).await.unwrap().is_empty());
+    }
+
+    // Real time, lower bounds only: the hold must not be cut short; other
+    // channels must not wait behind it.
+    #[tokio::test]
+    async fn retry_after_holds_one_channel_while_others_go_on() {
+        let store = Store::open("sqlite::memory:").await.unwrap();
+        let outbox = Outbox::new(store.clone());
+        let rec = Arc::new(Rec::default());
+        rec.fail.lock().unwrap().push((
+            "#x".into(),
+            ChatError::Retry {
+                after: Some(Duration::from_millis(300)),
+                reason: "429".into(),
+            },
+        ));
+        outbox
+            .post(&m("#x", None, Kind::Note, None, "x1"))
+            .await
+            .unwrap();
+        outbox
+            .post(&m("#x", None, Kind::Note, None, "x2"))
+            .await
+            .unwrap();
+        outbox
+            .post(&m("#y", None, Kind::Note, None, "y1"))
+            .await
+            .unwrap();
+        let began = Instant::now();
+        flush(&outbox, &rec).await;
+        let got = rec.got.lock().unwrap().clone();
+        let order: Vec<&str> = got.iter().map(|(_, _, t, _)| t.as_str()).collect();
+        assert_eq!(order, ["y1", "x1", "x2"]);
+        assert!(got[0].3 - began < Duration::from_millis(300));
+        assert!(got[1].3 - began >= Duration::from_millis(300));
+    }
+
+    #[tokio::test]
+    async fn a_channel_is_paced_by_the_adapters_rate_limit() {
+        let store = Store::open("sqlite::memory:").await.unwrap();
+        let outbox = Outbox::new(store.clone());
+        let rec = Arc::new(Rec {
+            limit: Some(RateLimit {
+                burst: 2,
+                every: Duration::from_millis(100),
+            }),
+            ..Default::default()
+        });
+        for i in 0..5 {
+            outbox
+                .post(&m("#c", None, Kind::Note, None, &format!("n{i}")))
+                .await
+                .unwrap();
+        }
+        flush(&outbox, &rec).await;
+        let got = rec.got.lock().unwrap().clone();
+        assert_eq!(got.len(), 5);
+        // Two at once from the burst, then one per 100ms.
+        for k in 2..5 {
+            let gap = got[k].3 - got[k - 2].3;
+            assert!(
+                gap >= Duration::from_millis(95),
+                "send {k}: {gap:?} after send {}",
+                k - 2
+            );
+        }
     }
 }
