@@ -202,6 +202,7 @@ impl Control {
             text,
             at: self.clock.now(),
             slot: None,
+            card: None,
         };
         if let Err(e) = self.outbox.post(&msg).await {
             tracing::error!(error = %e, "cannot queue chat message");

@@ -1,19 +1,161 @@
 //! Slack Block Kit rendering of chat messages: pure, so snapshot tests can
-//! pin what people see.
+//! pin what people see. A plain message is one section; an incident card
+//! is a header, its alerts, its runbook's progress and the buttons that
+//! make sense in its state. A button's value is the chat command it
+//! stands for, so a click and a typed command take the same path.
 
 use serde_json::{Value as Json, json};
 
 use super::ChatMessage;
+use super::card::{Card, CardAlert, Status, human_value};
 
 /// Section text is capped at 3,000 characters by Slack.
 const SECTION_MAX: usize = 3000;
+/// Header text is capped at 150.
+const HEADER_MAX: usize = 150;
+/// Alerts given their own section; the rest are counted.
+const SHOWN_ALERTS: usize = 5;
+/// At most this many "Run" buttons, one per runbook that can be started.
+const RUN_BUTTONS: usize = 3;
 
 /// The blocks for a message. `text` stays the notification fallback.
 pub fn render(msg: &ChatMessage) -> Json {
-    json!([{
-        "type": "section",
-        "text": {"type": "mrkdwn", "text": clip(&msg.text, SECTION_MAX)},
-    }])
+    match &msg.card {
+        Some(card) => card_blocks(card),
+        None => json!([section(&msg.text)]),
+    }
+}
+
+fn section(text: &str) -> Json {
+    json!({"type": "section", "text": {"type": "mrkdwn", "text": clip(text, SECTION_MAX)}})
+}
+
+fn card_blocks(c: &Card) -> Json {
+    let mut blocks = vec![json!({
+        "type": "header",
+        "text": {
+            "type": "plain_text",
+            "text": clip(&format!("{} {} · incident {}", c.status.icon(), c.status.word(), c.incident), HEADER_MAX),
+            "emoji": true,
+        },
+    })];
+    for a in c.alerts.iter().take(SHOWN_ALERTS) {
+        blocks.push(alert_block(a));
+    }
+    if c.alerts.len() > SHOWN_ALERTS {
+        blocks.push(context(&format!(
+            "… and {} more alerts; `alerts` lists them all",
+            c.alerts.len() - SHOWN_ALERTS
+        )));
+    }
+    if let Some(r) = &c.run {
+        let mut text = format!(
+            "*Runbook* `{}` · run `{}`\n*State:* {}",
+            r.runbook, r.id, r.state
+        );
+        if let Some((step, how)) = &r.last_step {
+            text.push_str(&format!(" · last step `{step}` {how}"));
+        }
+        if let Some(w) = &r.waiting {
+            text.push_str(&format!("\n:raised_hand: waiting for approval of `{w}`"));
+        }
+        blocks.push(section(&text));
+    }
+    if let Some(by) = &c.acked_by {
+        blocks.push(context(&format!("Acknowledged by {by}")));
+    }
+    let buttons = buttons(c);
+    if !buttons.is_empty() {
+        blocks.push(json!({"type": "actions", "block_id": "firebreak", "elements": buttons}));
+    }
+    Json::Array(blocks)
+}
+
+fn alert_block(a: &CardAlert) -> Json {
+    let state = if a.firing { "firing" } else { "resolved" };
+    let mut text = format!("*{}* {state}", a.name);
+    if let Some(s) = &a.severity {
+        text.push_str(&format!(" · `{s}`"));
+    }
+    text.push_str(&format!(
+        " · value *{}* · since <!date^{}^{{time}}|{}>",
+        human_value(a.value),
+        a.since.div_euclid(1000),
+        utc(a.since)
+    ));
+    if !a.labels.is_empty() {
+        let labels: Vec<String> = a.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        text.push_str(&format!("\n`{}`", labels.join("` `")));
+    }
+    if let Some(s) = &a.summary {
+        text.push_str(&format!("\n{s}"));
+    }
+    section(&text)
+}
+
+fn context(text: &str) -> Json {
+    json!({"type": "context", "elements": [{"type": "mrkdwn", "text": clip(text, SECTION_MAX)}]})
+}
+
+fn button(label: &str, command: String, style: Option<&str>) -> Json {
+    let mut b = json!({
+        "type": "button",
+        "text": {"type": "plain_text", "text": label},
+        // Unique within the block, as Slack requires: two Run buttons differ.
+        "action_id": clip(&format!("firebreak:{}", command.replace(' ', ":")), 255),
+        "value": command,
+    });
+    if let Some(s) = style {
+        b["style"] = json!(s);
+    }
+    b
+}
+
+/// What a person can do now: nothing to acknowledge once it is over,
+/// approve and deny only while a gate waits, abort only while a run runs.
+fn buttons(c: &Card) -> Vec<Json> {
+    let mut out = Vec::new();
+    let over = c.status == Status::Resolved;
+    if !over && c.acked_by.is_none() {
+        out.push(button("Acknowledge", format!("ack {}", c.incident), None));
+    }
+    if let Some(m) = &c.silence
+        && c.any_firing()
+    {
+        out.push(button("Silence 1h", format!("silence {m} 1h"), None));
+    }
+    if let Some(r) = &c.run {
+        if c.status == Status::AwaitingApproval {
+            out.push(button(
+                "Approve",
+                format!("approve {}", r.id),
+                Some("primary"),
+            ));
+            out.push(button("Deny", format!("deny {}", r.id), Some("danger")));
+        }
+        if matches!(c.status, Status::Mitigating | Status::AwaitingApproval) {
+            let mut b = button("Abort", format!("abort {}", r.id), Some("danger"));
+            b["confirm"] = json!({
+                "title": {"type": "plain_text", "text": "Abort the run?"},
+                "text": {"type": "plain_text", "text": format!("Stop {} now. Steps already done are not undone.", r.runbook)},
+                "confirm": {"type": "plain_text", "text": "Abort"},
+                "deny": {"type": "plain_text", "text": "Keep running"},
+            });
+            out.push(b);
+        }
+    }
+    if !over && !matches!(c.status, Status::Mitigating | Status::AwaitingApproval) {
+        for rb in c.runnable.iter().take(RUN_BUTTONS) {
+            out.push(button(&format!("Run {rb}"), format!("run {rb}"), None));
+        }
+    }
+    out
+}
+
+fn utc(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.format("%H:%M:%S UTC").to_string())
+        .unwrap_or_else(|| ms.to_string())
 }
 
 fn clip(s: &str, max: usize) -> String {
@@ -28,6 +170,7 @@ fn clip(s: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::chat::card::CardRun;
 
     #[test]
     fn long_text_is_clipped_to_slacks_section_limit() {
@@ -37,5 +180,141 @@ mod tests {
         };
         let b = render(&m);
         assert_eq!(b[0]["text"]["text"].as_str().unwrap().chars().count(), 3000);
+    }
+
+    /// 2023-05-24T22:03:05Z, 18:03:05 in New York.
+    const AT: i64 = 1_684_965_785_000;
+
+    fn card(status_run: Option<&str>) -> Card {
+        let mut c = Card::new("launch", AT);
+        c.firing(
+            CardAlert {
+                name: "ListenerCapacityBreachPredicted".into(),
+                severity: Some("critical".into()),
+                labels: vec![
+                    ("event".into(), "launch".into()),
+                    ("room".into(), "main".into()),
+                ],
+                value: 1_712_004.0,
+                since: AT,
+                summary: Some(
+                    "Room main is projected to pass its 1,000,000 listener capacity within 10m"
+                        .into(),
+                ),
+                firing: true,
+            },
+            AT,
+        );
+        c.silence = Some("{event=\"launch\"}".into());
+        c.runnable = vec!["move-to-secondary-room".into(), "cap-listeners".into()];
+        if let Some(state) = status_run {
+            c.run_progress(
+                CardRun {
+                    id: "move-to-secondary-room-1684965785-00011".into(),
+                    runbook: "move-to-secondary-room".into(),
+                    state: state.into(),
+                    last_step: Some(("create_room".into(), "succeeded".into())),
+                    waiting: (state == "awaiting_approval").then(|| "move_event".into()),
+                },
+                AT + 4000,
+            );
+        }
+        c
+    }
+
+    fn msg(c: Card) -> ChatMessage {
+        ChatMessage {
+            channel: "#live-incidents".into(),
+            incident: Some(c.incident.clone()),
+            text: c.text(),
+            card: Some(c),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn firing_card() {
+        insta::assert_snapshot!(serde_json::to_string_pretty(&render(&msg(card(None)))).unwrap());
+    }
+
+    #[test]
+    fn card_waiting_for_approval() {
+        let mut c = card(Some("awaiting_approval"));
+        c.ack("U012ONCALL", AT + 5000);
+        insta::assert_snapshot!(serde_json::to_string_pretty(&render(&msg(c))).unwrap());
+    }
+
+    #[test]
+    fn several_run_buttons_have_distinct_action_ids() {
+        let b = render(&msg(card(None)));
+        let actions = b
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["type"] == "actions")
+            .unwrap();
+        let ids: Vec<&str> = actions["elements"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["action_id"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            ids,
+            [
+                "firebreak:ack:launch",
+                "firebreak:silence:{event=\"launch\"}:1h",
+                "firebreak:run:move-to-secondary-room",
+                "firebreak:run:cap-listeners",
+            ]
+        );
+    }
+
+    #[test]
+    fn resolved_card_has_no_buttons() {
+        let mut c = card(Some("succeeded"));
+        c.resolved(
+            "ListenerCapacityBreachPredicted",
+            &[
+                ("event".into(), "launch".into()),
+                ("room".into(), "main".into()),
+            ],
+            AT + 60_000,
+        );
+        let b = render(&msg(c));
+        assert_eq!(b[0]["text"]["text"], "✅ RESOLVED · incident launch");
+        assert!(b.as_array().unwrap().iter().all(|b| b["type"] != "actions"));
+    }
+
+    #[test]
+    fn buttons_carry_the_command_they_stand_for() {
+        let b = render(&msg(card(Some("running"))));
+        let actions = b
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["type"] == "actions")
+            .unwrap();
+        let values: Vec<&str> = actions["elements"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["value"].as_str().unwrap())
+            .collect();
+        let ids: std::collections::BTreeSet<&str> = actions["elements"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["action_id"].as_str().unwrap())
+            .collect();
+        assert_eq!(ids.len(), values.len(), "action ids must be unique");
+        assert_eq!(
+            values,
+            [
+                "ack launch",
+                "silence {event=\"launch\"} 1h",
+                "abort move-to-secondary-room-1684965785-00011",
+            ]
+        );
     }
 }

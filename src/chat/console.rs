@@ -127,6 +127,7 @@ mod tests {
             text: text.into(),
             at,
             slot: None,
+            card: None,
         };
         assert_eq!(
             c.render(&m(Kind::Firing, "room main filling")),

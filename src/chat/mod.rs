@@ -3,6 +3,7 @@
 //! through an adapter (the console now; Slack arrives with the chat issue).
 
 pub mod blocks;
+pub mod card;
 pub mod console;
 
 use std::collections::HashMap;
@@ -50,6 +51,10 @@ pub struct ChatMessage {
     /// instead of posting anew, such as the incident's card.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slot: Option<String>,
+    /// The incident card this message carries, for adapters that can
+    /// render it richly; `text` is its plain rendering.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub card: Option<card::Card>,
 }
 
 /// Where a message lands on the chat platform. The outbox decides this
@@ -567,6 +572,7 @@ fn coalesce(group: &[(i64, ChatMessage)], placement: &Placement) -> ChatMessage 
         text,
         at: first.at,
         slot: None,
+        card: None,
     }
 }
 
@@ -604,6 +610,7 @@ mod tests {
             text: text.into(),
             at: 0,
             slot: None,
+            card: None,
         }
     }
 
@@ -726,6 +733,7 @@ mod tests {
             text: text.into(),
             at: 0,
             slot: slot.map(Into::into),
+            card: None,
         }
     }
 

@@ -47,6 +47,7 @@ impl Action for Chat {
                 text: p.text,
                 at: ctx.env.clock.now(),
                 slot: None,
+                card: None,
             };
             ctx.env
                 .outbox

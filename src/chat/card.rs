@@ -1,0 +1,377 @@
+//! The incident card: the one message per incident that is updated in
+//! place as the incident moves (firing, mitigating, waiting for approval,
+//! recovered, resolved, failed). The control loop owns each card and
+//! posts every new version to the card's slot; the outbox turns that into
+//! an update of the same message, and sends only the newest version when
+//! several are waiting. Model only: no I/O, times are arguments.
+
+use serde::{Deserialize, Serialize};
+
+use crate::clock::Millis;
+
+/// The slot an incident's card lives in.
+pub const SLOT: &str = "card";
+
+/// Alerts shown on a card; the rest are counted.
+const SHOWN_ALERTS: usize = 5;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Firing,
+    Mitigating,
+    AwaitingApproval,
+    /// The runbook succeeded; alerts may still be firing until the rules
+    /// see the recovery.
+    Recovered,
+    Resolved,
+    /// The runbook failed, rolled back, was aborted or interrupted: people
+    /// must act.
+    Failed,
+}
+
+impl Status {
+    pub fn word(self) -> &'static str {
+        match self {
+            Status::Firing => "FIRING",
+            Status::Mitigating => "MITIGATING",
+            Status::AwaitingApproval => "WAITING FOR APPROVAL",
+            Status::Recovered => "RECOVERED",
+            Status::Resolved => "RESOLVED",
+            Status::Failed => "FAILED",
+        }
+    }
+
+    pub fn icon(self) -> &'static str {
+        match self {
+            Status::Firing => "🔥",
+            Status::Mitigating => "🛠️",
+            Status::AwaitingApproval => "✋",
+            Status::Recovered => "🩹",
+            Status::Resolved => "✅",
+            Status::Failed => "🚨",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CardAlert {
+    pub name: String,
+    pub severity: Option<String>,
+    /// The labels that tell this alert from others of its rule.
+    pub labels: Vec<(String, String)>,
+    pub value: f64,
+    pub since: Millis,
+    pub summary: Option<String>,
+    pub firing: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CardRun {
+    pub id: String,
+    pub runbook: String,
+    /// The run's state as the store has it: running, awaiting_approval,
+    /// rolling_back, succeeded, failed...
+    pub state: String,
+    /// The latest step and how it ended, e.g. ("create_room", "succeeded").
+    pub last_step: Option<(String, String)>,
+    /// The gate a person must answer, while the run waits at one.
+    pub waiting: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Card {
+    pub incident: String,
+    pub status: Status,
+    /// Firing ones first, newest last within each group.
+    pub alerts: Vec<CardAlert>,
+    pub run: Option<CardRun>,
+    /// Runbooks that can be started by hand for this incident.
+    pub runnable: Vec<String>,
+    pub acked_by: Option<String>,
+    /// Matchers that silence this incident's alerts, in Alertmanager
+    /// syntax (`{event="launch"}`), for the Silence button.
+    pub silence: Option<String>,
+    pub updated_at: Millis,
+}
+
+impl Card {
+    pub fn new(incident: &str, now: Millis) -> Self {
+        Card {
+            incident: incident.to_owned(),
+            status: Status::Firing,
+            alerts: Vec::new(),
+            run: None,
+            runnable: Vec::new(),
+            acked_by: None,
+            silence: None,
+            updated_at: now,
+        }
+    }
+
+    /// Adds or refreshes an alert (same name and labels) as firing.
+    pub fn firing(&mut self, a: CardAlert, now: Millis) {
+        match self
+            .alerts
+            .iter_mut()
+            .find(|x| x.name == a.name && x.labels == a.labels)
+        {
+            Some(x) => *x = a,
+            None => self.alerts.push(a),
+        }
+        self.alerts.sort_by_key(|a| !a.firing);
+        if matches!(self.status, Status::Resolved | Status::Recovered) && self.run.is_none() {
+            self.status = Status::Firing;
+        }
+        self.updated_at = now;
+    }
+
+    /// Marks an alert resolved; the incident is resolved when no alert
+    /// fires and no run is in progress.
+    pub fn resolved(&mut self, name: &str, labels: &[(String, String)], now: Millis) {
+        if let Some(x) = self
+            .alerts
+            .iter_mut()
+            .find(|x| x.name == name && x.labels == labels)
+        {
+            x.firing = false;
+        }
+        self.alerts.sort_by_key(|a| !a.firing);
+        if !self.any_firing() && !self.run_active() {
+            self.status = Status::Resolved;
+        }
+        self.updated_at = now;
+    }
+
+    pub fn run_progress(&mut self, run: CardRun, now: Millis) {
+        self.status = match run.state.as_str() {
+            "awaiting_approval" => Status::AwaitingApproval,
+            "succeeded" => {
+                if self.any_firing() {
+                    Status::Recovered
+                } else {
+                    Status::Resolved
+                }
+            }
+            "failed" | "rolled_back" | "aborted" | "interrupted" => Status::Failed,
+            _ => Status::Mitigating,
+        };
+        self.run = Some(run);
+        self.updated_at = now;
+    }
+
+    pub fn ack(&mut self, by: &str, now: Millis) {
+        self.acked_by = Some(by.to_owned());
+        self.updated_at = now;
+    }
+
+    pub fn any_firing(&self) -> bool {
+        self.alerts.iter().any(|a| a.firing)
+    }
+
+    fn run_active(&self) -> bool {
+        self.run.as_ref().is_some_and(|r| {
+            matches!(
+                r.state.as_str(),
+                "running" | "awaiting_approval" | "rolling_back" | "verifying"
+            )
+        })
+    }
+
+    /// The text Slack shows in notifications and the console prints:
+    /// everything a person needs at a glance, on a few lines.
+    pub fn text(&self) -> String {
+        let mut out = format!(
+            "{} *{}* incident {}",
+            self.status.icon(),
+            self.status.word(),
+            self.incident
+        );
+        if let Some(by) = &self.acked_by {
+            out.push_str(&format!(" (acked by {by})"));
+        }
+        for a in self.alerts.iter().take(SHOWN_ALERTS) {
+            out.push('\n');
+            out.push_str(&alert_line(a));
+        }
+        if self.alerts.len() > SHOWN_ALERTS {
+            out.push_str(&format!(
+                "\n… and {} more alerts",
+                self.alerts.len() - SHOWN_ALERTS
+            ));
+        }
+        if let Some(r) = &self.run {
+            out.push('\n');
+            out.push_str(&run_line(r));
+        }
+        out
+    }
+}
+
+pub(crate) fn alert_line(a: &CardAlert) -> String {
+    let state = if a.firing { "firing" } else { "resolved" };
+    let sev = a
+        .severity
+        .as_deref()
+        .map(|s| format!(" [{s}]"))
+        .unwrap_or_default();
+    let labels = if a.labels.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " {{{}}}",
+            a.labels
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
+    let summary = a
+        .summary
+        .as_deref()
+        .map(|s| format!(": {s}"))
+        .unwrap_or_default();
+    format!(
+        "• {}{sev}{labels} {state}, value {}{summary}",
+        a.name,
+        human_value(a.value)
+    )
+}
+
+pub(crate) fn run_line(r: &CardRun) -> String {
+    let mut s = format!("runbook {} (run {}): {}", r.runbook, r.id, r.state);
+    if let Some((step, how)) = &r.last_step {
+        s.push_str(&format!(", last step `{step}` {how}"));
+    }
+    if let Some(w) = &r.waiting {
+        s.push_str(&format!(", waiting for approval of `{w}`"));
+    }
+    s
+}
+
+/// Values as people read them: integers without a fraction, others with
+/// three significant digits, thousands separated.
+pub fn human_value(v: f64) -> String {
+    if !v.is_finite() {
+        return v.to_string();
+    }
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        let digits = format!("{}", v.abs() as u64);
+        let mut out = String::new();
+        for (i, c) in digits.chars().enumerate() {
+            if i > 0 && (digits.len() - i) % 3 == 0 {
+                out.push(',');
+            }
+            out.push(c);
+        }
+        return if v < 0.0 { format!("-{out}") } else { out };
+    }
+    let mag = v.abs();
+    if mag >= 100.0 {
+        format!("{v:.0}")
+    } else if mag >= 10.0 {
+        format!("{v:.1}")
+    } else if mag >= 0.01 {
+        format!("{v:.2}")
+    } else {
+        format!("{v:.3e}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn alert(name: &str, room: &str) -> CardAlert {
+        CardAlert {
+            name: name.into(),
+            severity: Some("critical".into()),
+            labels: vec![("room".into(), room.into())],
+            value: 612_345.0,
+            since: 0,
+            summary: Some("room filling fast".into()),
+            firing: true,
+        }
+    }
+
+    fn run(state: &str) -> CardRun {
+        CardRun {
+            id: "move-1".into(),
+            runbook: "move-to-secondary-room".into(),
+            state: state.into(),
+            last_step: None,
+            waiting: None,
+        }
+    }
+
+    #[test]
+    fn the_card_moves_through_the_incident_lifecycle() {
+        let mut c = Card::new("launch", 0);
+        c.firing(alert("Breach", "main"), 1);
+        assert_eq!(c.status, Status::Firing);
+        c.run_progress(run("running"), 2);
+        assert_eq!(c.status, Status::Mitigating);
+        c.run_progress(run("awaiting_approval"), 3);
+        assert_eq!(c.status, Status::AwaitingApproval);
+        c.run_progress(run("succeeded"), 4);
+        assert_eq!(c.status, Status::Recovered, "the alert still fires");
+        c.resolved("Breach", &[("room".into(), "main".into())], 5);
+        assert_eq!(c.status, Status::Resolved);
+        // It comes back: firing again.
+        c.run = None;
+        c.firing(alert("Breach", "main"), 6);
+        assert_eq!(c.status, Status::Firing);
+        c.run_progress(run("rolled_back"), 7);
+        assert_eq!(c.status, Status::Failed);
+        // Once the alert resolves the incident is over; the card still
+        // shows the run that failed.
+        c.resolved("Breach", &[("room".into(), "main".into())], 8);
+        assert_eq!(c.status, Status::Resolved);
+    }
+
+    #[test]
+    fn an_alert_resolving_mid_run_leaves_the_incident_mitigating() {
+        let mut c = Card::new("launch", 0);
+        c.firing(alert("Breach", "main"), 1);
+        c.run_progress(run("running"), 2);
+        c.resolved("Breach", &[("room".into(), "main".into())], 3);
+        assert_eq!(c.status, Status::Mitigating);
+        c.run_progress(run("succeeded"), 4);
+        assert_eq!(c.status, Status::Resolved);
+    }
+
+    #[test]
+    fn the_text_shows_a_few_alerts_and_counts_the_rest() {
+        let mut c = Card::new("launch", 0);
+        for i in 0..7 {
+            c.firing(alert("Breach", &format!("r{i}")), 1);
+        }
+        c.resolved("Breach", &[("room".into(), "r0".into())], 2);
+        c.ack("alice", 3);
+        let mut r = run("running");
+        r.last_step = Some(("create_room".into(), "succeeded".into()));
+        c.run_progress(r, 4);
+        insta::assert_snapshot!(c.text(), @r"
+        🛠️ *MITIGATING* incident launch (acked by alice)
+        • Breach [critical] {room=r1} firing, value 612,345: room filling fast
+        • Breach [critical] {room=r2} firing, value 612,345: room filling fast
+        • Breach [critical] {room=r3} firing, value 612,345: room filling fast
+        • Breach [critical] {room=r4} firing, value 612,345: room filling fast
+        • Breach [critical] {room=r5} firing, value 612,345: room filling fast
+        … and 2 more alerts
+        runbook move-to-secondary-room (run move-1): running, last step `create_room` succeeded
+        ");
+    }
+
+    #[test]
+    fn values_read_like_people_write_them() {
+        assert_eq!(human_value(612_345.0), "612,345");
+        assert_eq!(human_value(-1_000.0), "-1,000");
+        assert_eq!(human_value(0.853), "0.85");
+        assert_eq!(human_value(12.345), "12.3");
+        assert_eq!(human_value(1234.4), "1234");
+        assert_eq!(human_value(0.0001234), "1.234e-4");
+        assert_eq!(human_value(f64::NAN), "NaN");
+    }
+}
