@@ -7,16 +7,17 @@
 //! and starts runs on the executor. It also owns the silences: a firing
 //! alert that one of them matches is recorded and nothing more.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
+use crate::chat::card::{self, Card, CardAlert, CardRun, Status as CardStatus};
 use crate::chat::{ChatMessage, Kind, Outbox};
 use crate::clock::{Clock, Millis};
 use crate::dispatch::{AlertCtx, Decision, Dispatcher, Pause, Plan};
-use crate::executor::{Executor, Outcome, RunFinished, RunRequest, Verdict, Waiting};
+use crate::executor::{Executor, Outcome, RunFinished, RunProgress, RunRequest, Verdict, Waiting};
 use crate::matchers::Matcher;
 use crate::roles::Role;
 use crate::rules::{AlertEvent, AlertEventKind};
@@ -102,6 +103,12 @@ pub struct Control {
     /// Fingerprints of alerts that fired while silenced, so their
     /// resolution is as quiet as their firing was.
     silenced: BTreeSet<u64>,
+    /// Each open incident's card; forgotten once it is resolved.
+    cards: HashMap<String, Card>,
+    /// Incidents whose card changed while handling the current input;
+    /// posted once when it is done, so one input makes one update.
+    dirty_cards: BTreeSet<String>,
+    progress: Option<mpsc::Receiver<RunProgress>>,
 }
 
 impl Control {
@@ -133,7 +140,17 @@ impl Control {
             },
             silences: Silences::new(),
             silenced: BTreeSet::new(),
+            cards: HashMap::new(),
+            dirty_cards: BTreeSet::new(),
+            progress: None,
         }
+    }
+
+    /// Takes runs' progress reports (see [`Executor::with_progress`]) to
+    /// keep incident cards current.
+    pub fn with_progress(mut self, rx: mpsc::Receiver<RunProgress>) -> Self {
+        self.progress = Some(rx);
+        self
     }
 
     /// Loads the saved silences; call before [`Control::run`]. A store
@@ -163,15 +180,121 @@ impl Control {
         mut commands: mpsc::Receiver<Command>,
         shutdown: CancellationToken,
     ) {
+        let mut progress = self.progress.take();
         loop {
+            let next_progress = async {
+                match progress.as_mut() {
+                    Some(rx) => rx.recv().await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 Some(ev) = alerts.recv() => self.on_alert(ev).await,
                 Some(f) = finished.recv() => self.on_finished(f).await,
                 Some(c) = commands.recv() => self.on_command(c).await,
+                Some(p) = next_progress => self.on_progress(p),
                 else => break,
             }
+            self.post_cards().await;
         }
+    }
+
+    /// The card of `incident`, made if it has none yet.
+    fn card(&mut self, incident: &str) -> &mut Card {
+        let now = self.clock.now();
+        self.dirty_cards.insert(incident.to_owned());
+        self.cards
+            .entry(incident.to_owned())
+            .or_insert_with(|| Card::new(incident, now))
+    }
+
+    /// Posts every card that changed to its slot. A resolved card is
+    /// posted and then forgotten: if the incident comes back, a new card
+    /// replaces the old message.
+    async fn post_cards(&mut self) {
+        for incident in std::mem::take(&mut self.dirty_cards) {
+            let Some(c) = self.cards.get(&incident) else {
+                continue;
+            };
+            let kind = match c.status {
+                CardStatus::Firing => Kind::Firing,
+                CardStatus::Resolved => Kind::Resolved,
+                CardStatus::Failed => Kind::RunFailed,
+                CardStatus::Recovered => Kind::RunFinished,
+                CardStatus::Mitigating | CardStatus::AwaitingApproval => Kind::RunStarted,
+            };
+            let msg = ChatMessage {
+                channel: self.channel.clone(),
+                incident: Some(incident.clone()),
+                kind,
+                text: c.text(),
+                at: self.clock.now(),
+                slot: Some(card::SLOT.to_owned()),
+                card: Some(c.clone()),
+            };
+            if let Err(e) = self.outbox.post(&msg).await {
+                tracing::error!(error = %e, %incident, "cannot queue the incident card");
+            }
+            if c.status == CardStatus::Resolved {
+                self.cards.remove(&incident);
+            }
+        }
+    }
+
+    fn on_progress(&mut self, p: RunProgress) {
+        let now = self.clock.now();
+        let card = self.card(&p.incident);
+        // A report can arrive after the run's end; the end stands.
+        if let Some(r) = &card.run
+            && r.id == p.run_id
+            && !matches!(
+                r.state.as_str(),
+                "running" | "awaiting_approval" | "rolling_back"
+            )
+        {
+            return;
+        }
+        card.run_progress(
+            CardRun {
+                id: p.run_id,
+                runbook: p.runbook,
+                state: p.state,
+                last_step: p.last_step,
+                waiting: p.waiting,
+            },
+            now,
+        );
+    }
+
+    /// Runbooks a person may start by hand for this alert: manual ones
+    /// whose trigger names it.
+    fn runnable_for(&self, alertname: &str) -> Vec<String> {
+        self.dispatcher
+            .runbooks()
+            .iter()
+            .filter(|rb| rb.manual && rb.triggers.iter().any(|t| t.alertname == alertname))
+            .map(|rb| rb.name.clone())
+            .collect()
+    }
+
+    /// Matchers for the Silence button: the incident's grouping labels, or
+    /// failing those the alert's own name and identifying labels.
+    fn silence_matchers(&self, alertname: &str, labels: &BTreeMap<String, String>) -> String {
+        let mut parts: Vec<String> = self
+            .incident_group_by
+            .iter()
+            .filter_map(|k| labels.get(k).map(|v| format!("{k}={v:?}")))
+            .collect();
+        if parts.is_empty() {
+            parts.push(format!("alertname={alertname:?}"));
+            parts.extend(
+                card_labels(labels)
+                    .into_iter()
+                    .map(|(k, v)| format!("{k}={v:?}")),
+            );
+        }
+        format!("{{{}}}", parts.join(","))
     }
 
     /// Alerts for one event form one incident: the values of the
@@ -268,16 +391,26 @@ impl Control {
                     &format!("{} firing: {summary}", a.rule),
                 )
                 .await;
-                let sev = labels
-                    .get("severity")
-                    .map(|s| format!(" [{s}]"))
-                    .unwrap_or_default();
-                self.say(
-                    Some(&incident),
-                    Kind::Firing,
-                    format!("*{}*{sev} firing: {summary}", a.rule),
-                )
-                .await;
+                let now = self.clock.now();
+                let runnable = self.runnable_for(&a.rule);
+                let silence = self.silence_matchers(&a.rule, &labels);
+                let alert = CardAlert {
+                    name: a.rule.clone(),
+                    severity: labels.get("severity").cloned(),
+                    labels: card_labels(&labels),
+                    value: a.value,
+                    since: a.fired_at.unwrap_or(ev.at),
+                    summary: a.annotations.get("summary").cloned(),
+                    firing: true,
+                };
+                let card = self.card(&incident);
+                card.firing(alert, now);
+                card.silence.get_or_insert(silence);
+                for r in runnable {
+                    if !card.runnable.contains(&r) {
+                        card.runnable.push(r);
+                    }
+                }
                 let ctx = AlertCtx {
                     name: a.rule.clone(),
                     labels,
@@ -300,6 +433,11 @@ impl Control {
                     &format!("{} resolved", a.rule),
                 )
                 .await;
+                if self.cards.contains_key(&incident) {
+                    let now = self.clock.now();
+                    let key = card_labels(&labels);
+                    self.card(&incident).resolved(&a.rule, &key, now);
+                }
                 self.say(
                     Some(&incident),
                     Kind::Resolved,
@@ -427,6 +565,14 @@ impl Control {
         );
         self.dispatcher
             .started(&plan.runbook.name, &plan.concurrency_key, &run_id, now);
+        let card_run = CardRun {
+            id: run_id.clone(),
+            runbook: plan.runbook.name.clone(),
+            state: "running".into(),
+            last_step: None,
+            waiting: None,
+        };
+        self.card(incident).run_progress(card_run, now);
         self.executor.start(RunRequest {
             run_id,
             runbook: plan.runbook,
@@ -543,6 +689,23 @@ impl Control {
 
     async fn on_finished(&mut self, f: RunFinished) {
         self.dispatcher.finished(&f.runbook, &f.concurrency_key);
+        let now = self.clock.now();
+        let card = self.card(&f.incident);
+        let last_step = card
+            .run
+            .as_ref()
+            .filter(|r| r.id == f.run_id)
+            .and_then(|r| r.last_step.clone());
+        card.run_progress(
+            CardRun {
+                id: f.run_id.clone(),
+                runbook: f.runbook.clone(),
+                state: f.outcome.as_str().into(),
+                last_step,
+                waiting: None,
+            },
+            now,
+        );
         if f.outcome != Outcome::Succeeded {
             tracing::warn!(run = %f.run_id, outcome = f.outcome.as_str(), "run did not succeed");
         }
@@ -623,6 +786,17 @@ impl Control {
             }
         }
     }
+}
+
+/// The labels a card shows for an alert: those that tell it from others
+/// of its rule.
+fn card_labels(labels: &BTreeMap<String, String>) -> Vec<(String, String)> {
+    const NOISE: [&str; 5] = ["alertname", "severity", "job", "instance", "__name__"];
+    labels
+        .iter()
+        .filter(|(k, _)| !NOISE.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
 }
 
 /// The labels that tell one alert of a rule from another, for one-line

@@ -3,7 +3,7 @@
 //! ```text
 //! scrape tasks ─(64)─▶ watcher ─(1024)─▶ control ─▶ executor runs ─▶ outbox ─▶ chat
 //!                                          ▲  ▲(256) run ends
-//!                          commands ──(64)─┘
+//!                          commands ──(64)─┘  └(256, lossy) run progress, for cards
 //! ```
 //! Numbers are queue bounds; a full queue makes its sender wait (no
 //! sample, alert or run end is dropped), and chat goes through the durable
@@ -119,7 +119,11 @@ impl Daemon {
             queries: Some(queries),
             control: Some(command_tx.clone()),
         };
-        let executor = Executor::new(env, store.clone(), shutdown.clone(), finished_tx);
+        // Progress reports are dropped when full (see RunProgress): they
+        // only keep cards current.
+        let (progress_tx, progress_rx) = mpsc::channel(256);
+        let executor = Executor::new(env, store.clone(), shutdown.clone(), finished_tx)
+            .with_progress(progress_tx);
         let paused = config.automation_paused.then(|| Pause {
             by: "config".into(),
             reason: "automation.paused is true".into(),
@@ -145,7 +149,8 @@ impl Daemon {
             clock.clone(),
             config.chat.channel.clone(),
             config.incident_group_by.clone(),
-        );
+        )
+        .with_progress(progress_rx);
         control.restore_silences().await;
         control.dispatch_restored(restored_firing).await;
         tracker.spawn(control.run(alert_rx, finished_rx, command_rx, shutdown.clone()));

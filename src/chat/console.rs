@@ -16,6 +16,8 @@ pub struct Console {
     zone: String,
     seen_incidents: Mutex<HashSet<String>>,
     next_id: std::sync::atomic::AtomicU64,
+    /// The status each printed card was last shown in, by id.
+    card_status: Mutex<std::collections::HashMap<String, super::card::Status>>,
 }
 
 impl Console {
@@ -27,6 +29,7 @@ impl Console {
             zone: zone.into(),
             seen_incidents: Mutex::new(HashSet::new()),
             next_id: std::sync::atomic::AtomicU64::new(1),
+            card_status: Mutex::new(std::collections::HashMap::new()),
         }
     }
 
@@ -70,8 +73,14 @@ impl Console {
             None => format!("{} ", msg.channel),
         };
         let mut lines = msg.text.lines();
+        // A card's text starts with its own status icon.
+        let icon = if msg.card.is_some() {
+            String::new()
+        } else {
+            format!("{icon} ")
+        };
         let mut out = format!(
-            "{time} {} {head}{icon} {}",
+            "{time} {} {head}{icon}{}",
             self.zone,
             lines.next().unwrap_or_default()
         );
@@ -84,13 +93,30 @@ impl Console {
 }
 
 impl ChatAdapter for Console {
-    /// A terminal cannot change what it printed: an update prints the new
-    /// version, marked as one.
+    /// A terminal cannot change what it printed. An update of a card is
+    /// printed only when the incident's status changed, as one line under
+    /// the incident; other updates print the new version, marked as one.
     fn send<'a>(&'a self, o: Outgoing<'a>) -> BoxFut<'a, Result<String, ChatError>> {
         Box::pin(async move {
             let mut line = self.render(o.msg);
             if let Placement::Update { id } = &o.placement {
-                line = format!("{line}  (updates #{id})");
+                if let Some(card) = &o.msg.card {
+                    let mut seen = self
+                        .card_status
+                        .lock()
+                        .map_err(|_| ChatError::Rejected("console state poisoned".into()))?;
+                    if seen.insert(id.clone(), card.status) == Some(card.status) {
+                        return Ok(id.clone());
+                    }
+                    let head = self.render(&ChatMessage {
+                        text: status_line(card),
+                        card: None,
+                        ..o.msg.clone()
+                    });
+                    line = head;
+                } else {
+                    line = format!("{line}  (updates #{id})");
+                }
             }
             let mut out = self
                 .out
@@ -101,10 +127,36 @@ impl ChatAdapter for Console {
                 .map_err(|e| ChatError::retry(format!("console write failed: {e}")))?;
             let id = self
                 .next_id
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            Ok(id.to_string())
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                .to_string();
+            if let (Some(card), Placement::TopLevel | Placement::Reply { .. }) =
+                (&o.msg.card, &o.placement)
+                && let Ok(mut seen) = self.card_status.lock()
+            {
+                seen.insert(id.clone(), card.status);
+            }
+            Ok(id)
         })
     }
+}
+
+/// One line for a card whose status changed: the status, and what the
+/// run is doing when there is one.
+fn status_line(c: &super::card::Card) -> String {
+    let mut out = format!("*{}* incident {}", c.status.word(), c.incident);
+    let firing: Vec<&str> = c
+        .alerts
+        .iter()
+        .filter(|a| a.firing)
+        .map(|a| a.name.as_str())
+        .collect();
+    if !firing.is_empty() {
+        out.push_str(&format!(": {} firing", firing.join(", ")));
+    }
+    if let Some(r) = &c.run {
+        out.push_str(&format!("; {}", super::card::run_line(r)));
+    }
+    out
 }
 
 #[cfg(test)]
@@ -137,5 +189,85 @@ mod tests {
             c.render(&m(Kind::Step, "moved\nsecond line")),
             "18:03:05 ET     └ ✓ moved\n                second line"
         );
+    }
+
+    /// Writes into a shared buffer the test can read.
+    #[derive(Clone, Default)]
+    struct Buf(std::sync::Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Buf {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn card_updates_print_only_when_the_status_changes() {
+        use crate::chat::card::{Card, CardAlert, CardRun};
+        let buf = Buf::default();
+        let c = Console::new(
+            Box::new(buf.clone()),
+            FixedOffset::east_opt(0).unwrap(),
+            "UTC",
+        );
+        let mut card = Card::new("launch", 0);
+        card.firing(
+            CardAlert {
+                name: "Breach".into(),
+                severity: None,
+                labels: vec![("room".into(), "main".into())],
+                value: 1.0,
+                since: 0,
+                summary: None,
+                firing: true,
+            },
+            0,
+        );
+        let msg = |card: &Card| ChatMessage {
+            channel: "#live".into(),
+            incident: Some("launch".into()),
+            kind: Kind::Firing,
+            text: card.text(),
+            at: 0,
+            slot: Some("card".into()),
+            card: Some(card.clone()),
+        };
+        let send = |m: ChatMessage, placement: Placement| {
+            let c = &c;
+            async move {
+                c.send(Outgoing {
+                    msg: &m,
+                    placement,
+                    image: None,
+                })
+                .await
+                .unwrap()
+            }
+        };
+        let id = send(msg(&card), Placement::TopLevel).await;
+        let run = |state: &str, step: &str| CardRun {
+            id: "r1".into(),
+            runbook: "move".into(),
+            state: state.into(),
+            last_step: Some((step.into(), "succeeded".into())),
+            waiting: None,
+        };
+        card.run_progress(run("running", "a"), 1);
+        send(msg(&card), Placement::Update { id: id.clone() }).await;
+        card.run_progress(run("running", "b"), 2);
+        send(msg(&card), Placement::Update { id: id.clone() }).await;
+        card.run_progress(run("succeeded", "b"), 3);
+        send(msg(&card), Placement::Update { id }).await;
+        let out = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        insta::assert_snapshot!(out, @r"
+        00:00:00 UTC #live [launch] 🔥 *FIRING* incident launch
+                        • Breach {room=main} firing, value 1
+        00:00:00 UTC     └ 🔥 *MITIGATING* incident launch: Breach firing; runbook move (run r1): running, last step `a` succeeded
+        00:00:00 UTC     └ 🔥 *RECOVERED* incident launch: Breach firing; runbook move (run r1): succeeded, last step `b` succeeded
+        ");
     }
 }

@@ -96,6 +96,22 @@ pub enum AbortError {
     NotRunning(String),
 }
 
+/// Where a run has got to, for the incident card. Sent without waiting:
+/// when the control loop is behind and the queue is full the report is
+/// dropped, which only delays the card until the next report or the
+/// run's end; the steps themselves are in the store and the thread.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunProgress {
+    pub run_id: String,
+    pub runbook: String,
+    pub incident: String,
+    pub state: String,
+    /// The latest step to end and how: (id, state).
+    pub last_step: Option<(String, String)>,
+    /// The gate the run waits at, if it waits for a person.
+    pub waiting: Option<String>,
+}
+
 #[derive(Clone)]
 pub struct Executor {
     inner: Arc<Inner>,
@@ -113,6 +129,7 @@ struct Inner {
     tracker: TaskTracker,
     shutdown: CancellationToken,
     finished: mpsc::Sender<RunFinished>,
+    progress: Option<mpsc::Sender<RunProgress>>,
     gates: Gates,
     live: Mutex<HashMap<String, Live>>,
 }
@@ -141,10 +158,21 @@ impl Executor {
                 tracker: TaskTracker::new(),
                 shutdown,
                 finished,
+                progress: None,
                 gates: Gates::default(),
                 live: Mutex::new(HashMap::new()),
             }),
         }
+    }
+
+    /// Reports runs' progress on `tx` from now on (see [`RunProgress`]).
+    /// Call before starting runs.
+    pub fn with_progress(mut self, tx: mpsc::Sender<RunProgress>) -> Self {
+        match Arc::get_mut(&mut self.inner) {
+            Some(inner) => inner.progress = Some(tx),
+            None => tracing::error!("progress reporting set after runs started; not reporting"),
+        }
+        self
     }
 
     /// Starts a run in the background; its end is reported on the
@@ -342,6 +370,8 @@ struct Run<'a> {
     /// Empty for a run; `step/` for the steps of a runbook that step calls,
     /// so their records, keys and messages are distinct from the caller's.
     prefix: String,
+    /// The run's state and latest step, for progress reports.
+    progress: std::sync::Mutex<(String, Option<(String, String)>)>,
 }
 
 impl Run<'_> {
@@ -382,7 +412,34 @@ impl Run<'_> {
 
     /// Status only (the steps' rows are what a resume reads), so a
     /// failure is logged and the run goes on.
+    fn report(&self, waiting: Option<&str>) {
+        let Some(tx) = &self.inner.progress else {
+            return;
+        };
+        let (state, last_step) = self
+            .progress
+            .lock()
+            .map(|p| p.clone())
+            .unwrap_or_else(|e| e.into_inner().clone());
+        let _ = tx.try_send(RunProgress {
+            run_id: self.req.run_id.clone(),
+            runbook: self.req.runbook.name.clone(),
+            incident: self.req.incident.clone(),
+            state,
+            last_step,
+            waiting: waiting.map(str::to_owned),
+        });
+    }
+
     async fn set_state(&self, state: &str) {
+        self.set_state_at(state, None).await;
+    }
+
+    async fn set_state_at(&self, state: &str, waiting: Option<&str>) {
+        if let Ok(mut p) = self.progress.lock() {
+            p.0 = state.to_owned();
+        }
+        self.report(waiting);
         if let Err(e) = self
             .inner
             .store
@@ -414,6 +471,10 @@ impl Run<'_> {
         output: Option<&Json>,
         error: Option<&str>,
     ) {
+        if let Ok(mut p) = self.progress.lock() {
+            p.1 = Some((id.to_owned(), state.to_owned()));
+        }
+        self.report(None);
         let out = output.map(Json::to_string);
         if let Err(e) = self
             .inner
@@ -462,7 +523,7 @@ impl Run<'_> {
                 now
             }
         };
-        self.set_state("awaiting_approval").await;
+        self.set_state_at("awaiting_approval", Some(&id)).await;
         let deadline = started + approval.timeout.as_millis() as i64;
         let run_id = &self.req.run_id;
         let then = match approval.on_timeout {
@@ -924,6 +985,7 @@ impl Calls for Caller<'_> {
                 cancel: self.cancel,
                 seq: self.seq,
                 prefix: self.prefix.clone(),
+                progress: std::sync::Mutex::new(("running".into(), None)),
             };
             match r.body().await {
                 Some((Outcome::Succeeded, _)) => Ok(actions::Done {
@@ -990,6 +1052,7 @@ async fn run(
         cancel,
         seq: 0,
         prefix: String::new(),
+        progress: std::sync::Mutex::new(("running".into(), None)),
     };
     if resumed {
         r.say(
