@@ -11,13 +11,17 @@
 //! target wrote it (`name{labels}`) to the series, as Prometheus's scrape
 //! cache does: a target exposes the same series every time, so after the
 //! first scrape a sample costs one hash lookup and a push, and label sets
-//! are built only for series never seen before.
+//! are built only for series never seen before. The cache holds a 128-bit
+//! hash of that text rather than the text: at a million series the text
+//! was the largest thing the store held after the samples, and two
+//! different series texts of one target sharing both 64-bit halves is not
+//! a risk worth a hundred bytes a series.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::Arc;
+use std::hash::BuildHasher;
 
 use crate::clock::Millis;
-use crate::labels::{Interner, Labels, METRIC_NAME};
+use crate::labels::{Labels, METRIC_NAME};
 use crate::matchers::{MatchOp, Matcher};
 
 /// The bit pattern Prometheus uses for staleness markers. Distinct from the
@@ -74,8 +78,9 @@ pub struct NewSeriesError {
 
 #[derive(Debug)]
 struct SeriesData {
-    /// Shared with the label index, so a label set is held once.
-    labels: Arc<Labels>,
+    /// Shared with the label index (a clone is a reference count), so a
+    /// label set is held once.
+    labels: Labels,
     samples: Vec<(Millis, f64)>,
 }
 
@@ -84,11 +89,22 @@ type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 /// What the store remembers of one target between scrapes.
 #[derive(Debug, Default)]
 struct TargetCache {
-    /// Series text as written -> (series, the scrape that last exposed it).
-    /// Only the series of the latest successful scrape are kept, so the
-    /// cache is as large as the target, not as its history.
-    entries: FastMap<Box<str>, (SeriesId, u64)>,
+    /// Series text as written, by [`key_hash`] -> (series, the scrape
+    /// that last exposed it). Only the series of the latest successful
+    /// scrape are kept, so the cache is as large as the target, not as its
+    /// history.
+    entries: FastMap<[u64; 2], (SeriesId, u64)>,
     scrape: u64,
+}
+
+/// Two independently seeded hashes of a series text: the scrape cache's
+/// key. Fixed seeds, so a key never depends on when it was made.
+fn key_hash(key: &str) -> [u64; 2] {
+    const A: foldhash::quality::FixedState =
+        foldhash::quality::FixedState::with_seed(0x9e37_79b9_7f4a_7c15);
+    const B: foldhash::quality::FixedState =
+        foldhash::quality::FixedState::with_seed(0xc2b2_ae3d_27d4_eb4f);
+    [A.hash_one(key), B.hash_one(key)]
 }
 
 /// A series as the evaluator sees it: borrowed, never cloned.
@@ -124,7 +140,7 @@ impl<'a> SeriesRef<'a> {
 pub struct SeriesStore {
     retention: Millis,
     series: FastMap<SeriesId, SeriesData>,
-    by_labels: FastMap<Arc<Labels>, SeriesId>,
+    by_labels: FastMap<Labels, SeriesId>,
     /// Ordered so selection order (and thus query output order) is stable.
     by_name: BTreeMap<String, BTreeSet<SeriesId>>,
     targets: HashMap<String, TargetCache>,
@@ -132,9 +148,6 @@ pub struct SeriesStore {
     /// at a different one.
     next_id: SeriesId,
     last_gc: Option<Millis>,
-    /// The strings of every stored label set: names, jobs, instances and
-    /// metric names repeat across series and are held once.
-    strings: Interner,
 }
 
 impl SeriesStore {
@@ -149,7 +162,6 @@ impl SeriesStore {
             targets: HashMap::new(),
             next_id: 1,
             last_gc: None,
-            strings: Interner::new(),
         }
     }
 
@@ -173,7 +185,6 @@ impl SeriesStore {
         self.next_id += 1;
         let name = labels.metric_name().unwrap_or_default().to_owned();
         self.by_name.entry(name).or_default().insert(id);
-        let labels = Arc::new(self.strings.labels(&labels));
         self.by_labels.insert(labels.clone(), id);
         self.series.insert(
             id,
@@ -243,7 +254,8 @@ impl SeriesStore {
         for (key, v) in samples {
             // The hit path is one lookup in the cache and one in the
             // series map; a hit on a collected series falls through.
-            if let Some(e) = cache.entries.get_mut(key)
+            let hash = key_hash(key);
+            if let Some(e) = cache.entries.get_mut(&hash)
                 && let Some(s) = self.series.get_mut(&e.0)
             {
                 e.1 = scrape;
@@ -263,7 +275,7 @@ impl SeriesStore {
                     continue;
                 }
             };
-            cache.entries.insert(key.into(), (id, scrape));
+            cache.entries.insert(hash, (id, scrape));
             match self.append_id(id, ts, v) {
                 Ok(()) => out.appended += 1,
                 Err(e) => out.rejected.push(e),
@@ -371,7 +383,6 @@ impl SeriesStore {
                 .entries
                 .retain(|_, (id, _)| self.series.contains_key(id));
         }
-        self.strings.prune();
     }
 
     /// The series with exactly these labels.

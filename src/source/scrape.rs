@@ -144,12 +144,31 @@ async fn scrape_once(
         .get(reqwest::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let body = resp
-        .text()
-        .await
-        .map_err(|e| format!("reading body: {e}"))?;
+    let body = read_body(resp).await?;
     let format = Format::detect(content_type.as_deref(), &body);
     Scraped::parse(body, format).map_err(|e| e.to_string())
+}
+
+/// The body as one buffer: sized from the announced length and filled
+/// chunk by chunk, so a large exposition is held once while it arrives
+/// (collecting it whole and then decoding it to text held it two or three
+/// times over, for every target scraped at that moment).
+async fn read_body(mut resp: reqwest::Response) -> Result<String, String> {
+    let hint = resp.content_length().unwrap_or(0) as usize;
+    let mut buf = Vec::with_capacity(hint.min(MAX_BODY_BYTES));
+    while let Some(chunk) = resp
+        .chunk()
+        .await
+        .map_err(|e| format!("reading body: {e}"))?
+    {
+        if buf.len() + chunk.len() > MAX_BODY_BYTES {
+            return Err(format!("exposition larger than {MAX_BODY_BYTES} bytes"));
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    // Invalid UTF-8 is replaced, as reading the body as text did.
+    Ok(String::from_utf8(buf)
+        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))
 }
 
 /// Adds target labels; a scraped label that clashes is kept as
