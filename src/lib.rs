@@ -36,7 +36,10 @@
 //!   would do (`firebreak plan`); `runbook::unittest` is the runbook test
 //!   format and its comparison.
 //! - [`executor`] (I/O): runs a runbook's steps through its actions.
-//! - [`chat`] (I/O at the adapters): messages, the durable outbox, adapters.
+//! - [`chat`] (I/O at the adapters): messages, the durable outbox (order
+//!   per channel, pacing, retries, threads, storm coalescing), adapters;
+//!   `chat::card` is the incident card model and `chat::blocks` its Block
+//!   Kit rendering (model).
 //! - [`store`] (I/O): runs, steps, alerts, the incident timeline, the outbox.
 //!
 //! Putting it together:

@@ -1,6 +1,9 @@
-//! Chat: what people see. Messages are rendered here, written to the
-//! durable outbox in the store, and delivered in order by one sender task
-//! through an adapter (the console now; Slack arrives with the chat issue).
+//! Chat: what people see. Messages are written to the durable outbox in
+//! the store and delivered by one sender task through an adapter, which
+//! renders them for its platform. The outbox owns everything about
+//! delivery that must survive a restart or outlive one attempt: order per
+//! channel, pacing, retries, threads and in-place updates (the platform
+//! ids it keeps in the store), and coalescing storms.
 
 pub mod blocks;
 pub mod card;
