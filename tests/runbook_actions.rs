@@ -226,3 +226,46 @@ async fn wait_until_that_never_holds_says_what_it_last_saw() {
     bot.stop.cancel();
     bot.exec.drain().await;
 }
+
+#[tokio::test]
+async fn chat_steps_with_a_slot_update_one_message() {
+    let mut bot = bot().await;
+    let (outcome, _) = run(
+        &mut bot,
+        r#"kind: runbook
+name: progress
+trigger: {manual: true}
+steps:
+  - id: first
+    action: chat
+    with: {text: "moving: 1 of 2", slot: progress}
+  - id: second
+    action: chat
+    with: {text: "moving: 2 of 2", slot: progress}
+  - id: done
+    action: chat
+    with: {text: moved}
+"#,
+    )
+    .await;
+    assert_eq!(outcome, Outcome::Succeeded);
+    let sent: Vec<(Option<String>, String)> = bot
+        .store
+        .pending_outbox(100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| serde_json::from_str::<firebreak::chat::ChatMessage>(&r.payload_json).unwrap())
+        .filter(|m| m.kind == firebreak::chat::Kind::Note)
+        .map(|m| (m.slot, m.text))
+        .collect();
+    let slot = Some("step:progress".to_owned());
+    assert_eq!(
+        sent,
+        [
+            (slot.clone(), "moving: 1 of 2".to_owned()),
+            (slot, "moving: 2 of 2".to_owned()),
+            (None, "moved".to_owned()),
+        ]
+    );
+}

@@ -1,4 +1,6 @@
-//! `chat`: post a message in the incident's thread.
+//! `chat`: post a message in the incident's thread, or, with a `slot`,
+//! update the message an earlier step of the incident posted to the same
+//! slot (a progress line that changes instead of piling up).
 
 use serde::Deserialize;
 use serde_json::{Value as Json, json};
@@ -13,6 +15,19 @@ pub struct Chat;
 #[serde(deny_unknown_fields)]
 struct Params {
     text: String,
+    /// Names the message so later steps can replace it.
+    #[serde(default)]
+    slot: Option<String>,
+}
+
+/// Step slots are kept apart from the bot's own (the incident card).
+const SLOT_PREFIX: &str = "step:";
+
+fn valid_slot(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 impl Action for Chat {
@@ -22,8 +37,24 @@ impl Action for Chat {
 
     fn check(&self, with: &Json, _env: &CheckEnv) -> Vec<(String, String)> {
         match check_shape::<Params>(with) {
-            Ok(p) if p.text.trim().is_empty() => vec![("text".into(), "must not be empty".into())],
-            Ok(_) => vec![],
+            Ok(p) => {
+                let mut errs = Vec::new();
+                if p.text.trim().is_empty() {
+                    errs.push(("text".into(), "must not be empty".into()));
+                }
+                if let Some(slot) = &p.slot
+                    && !slot.contains("{{")
+                    && !valid_slot(slot)
+                {
+                    errs.push((
+                        "slot".into(),
+                        format!(
+                            "{slot:?} is not a slot name; use 1 to 64 letters, digits, `_` or `-`"
+                        ),
+                    ));
+                }
+                errs
+            }
             Err(e) => e,
         }
     }
@@ -40,13 +71,20 @@ impl Action for Chat {
     ) -> BoxFut<'a, Result<Done, ActionError>> {
         Box::pin(async move {
             let p: Params = super::params(with)?;
+            if let Some(slot) = &p.slot
+                && !valid_slot(slot)
+            {
+                return Err(ActionError::fatal(format!(
+                    "slot {slot:?} is not a slot name; use 1 to 64 letters, digits, `_` or `-`"
+                )));
+            }
             let msg = ChatMessage {
                 channel: ctx.env.channel.clone(),
                 incident: Some(ctx.incident.to_owned()),
                 kind: Kind::Note,
                 text: p.text,
                 at: ctx.env.clock.now(),
-                slot: None,
+                slot: p.slot.as_ref().map(|s| format!("{SLOT_PREFIX}{s}")),
                 card: None,
             };
             ctx.env
@@ -79,5 +117,26 @@ mod tests {
                 .check(&json!({"text": " "}), &CheckEnv::default())
                 .is_empty()
         );
+        assert!(
+            Chat.check(
+                &json!({"text": "hi", "slot": "progress"}),
+                &CheckEnv::default()
+            )
+            .is_empty()
+        );
+        assert!(
+            Chat.check(
+                &json!({"text": "hi", "slot": "{{ inputs.room }}"}),
+                &CheckEnv::default()
+            )
+            .is_empty(),
+            "a template is checked when it renders"
+        );
+        let e = Chat.check(
+            &json!({"text": "hi", "slot": "two words"}),
+            &CheckEnv::default(),
+        );
+        assert_eq!(e[0].0, "slot");
+        assert!(e[0].1.contains("letters, digits"), "{e:?}");
     }
 }
