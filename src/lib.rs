@@ -36,7 +36,9 @@
 //!   would do (`firebreak plan`); `runbook::unittest` is the runbook test
 //!   format and its comparison.
 //! - [`executor`] (I/O): runs a runbook's steps through its actions.
-//! - [`chat`] (I/O at the adapters): messages, the durable outbox, adapters.
+//! - [`chat`] (I/O at the adapters): messages, the durable outbox, adapters:
+//!   `chat::console` (the terminal) and `chat::slack` (Slack's Web API);
+//!   `chat::blocks` renders Slack's Block Kit.
 //! - [`store`] (I/O): runs, steps, alerts, the incident timeline, the outbox.
 //!
 //! Putting it together:

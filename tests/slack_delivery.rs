@@ -494,3 +494,59 @@ async fn a_storm_of_ten_thousand_alerts_becomes_a_handful_of_posts() {
     );
     assert!(store.rejected_outbox().await.unwrap().is_empty());
 }
+
+/// `firebreak run`'s choice of chat: Slack when configured, its token
+/// checked once at start.
+#[tokio::test]
+async fn run_uses_slack_when_configured_and_refuses_a_rejected_token() {
+    let fake = FakeSlack::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = |token: &str| {
+        let path = dir.path().join(format!("token-{}", token.len()));
+        std::fs::write(&path, format!("{token}\n")).unwrap();
+        let text = format!(
+            "secrets:\n  bot: {{file: '{}'}}\nchat:\n  channel: '#incidents'\n  slack:\n    bot_token_secret: bot\n    api_url: '{}'\n    timeout: 2s\n",
+            path.display(),
+            fake.api_url()
+        );
+        firebreak::config::Config::load("c.yaml", &text).unwrap()
+    };
+    let chat = firebreak::daemon::chat_adapter(&config(TOKEN))
+        .await
+        .unwrap();
+    assert_eq!(chat.rate_limit(), Some(firebreak::chat::slack::RATE_LIMIT));
+    chat.send(Outgoing {
+        msg: &note("hello"),
+        placement: Placement::TopLevel,
+        image: None,
+    })
+    .await
+    .unwrap();
+    assert_eq!(texts(&fake), ["hello"]);
+    assert!(fake.calls().iter().any(|c| c.method == "auth.test"));
+
+    let wrong = "xoxb-0000-revoked";
+    let err = match firebreak::daemon::chat_adapter(&config(wrong)).await {
+        Ok(_) => panic!("a rejected token must stop the start"),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(err.contains("invalid_auth"), "{err}");
+    assert!(!err.contains(wrong), "the token must not appear: {err}");
+
+    // Slack down at start: the bot starts anyway; the outbox will wait.
+    fake.fail_next(1, Fault::Status(503));
+    assert!(
+        firebreak::daemon::chat_adapter(&config(TOKEN))
+            .await
+            .is_ok()
+    );
+}
+
+/// The production path builds an https connector with the system's roots.
+/// rustls panics there when it cannot pick a process-wide provider (as
+/// when a second one is compiled in); the adapter installs ring's first.
+#[test]
+fn the_https_client_builds_without_a_provider_panic() {
+    let url = reqwest::Url::parse(firebreak::config::SLACK_API_URL).unwrap();
+    Slack::new(&url, TOKEN.into(), Duration::from_secs(1)).unwrap();
+}
