@@ -550,3 +550,127 @@ fn the_https_client_builds_without_a_provider_panic() {
     let url = reqwest::Url::parse(firebreak::config::SLACK_API_URL).unwrap();
     Slack::new(&url, TOKEN.into(), Duration::from_secs(1)).unwrap();
 }
+
+/// The fake is only worth testing against if it refuses what Slack
+/// refuses; these go to it directly, not through the adapter.
+#[tokio::test]
+async fn the_fake_checks_requests_as_slack_does() {
+    let fake = FakeSlack::start().await;
+    let http = firebreak::net::client().unwrap();
+    let call = |method: &str, token: Option<&str>, ctype: &str, body: String| {
+        let mut r = http
+            .post(fake.api_url().join(method).unwrap())
+            .header("content-type", ctype)
+            .body(body);
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        async move {
+            let resp = r.send().await.unwrap();
+            assert_eq!(resp.status(), 200);
+            resp.json::<serde_json::Value>().await.unwrap()
+        }
+    };
+    let json = "application/json; charset=utf-8";
+    let post =
+        |body: serde_json::Value| call("chat.postMessage", Some(TOKEN), json, body.to_string());
+    let error = |v: serde_json::Value| v["error"].as_str().unwrap_or("ok").to_owned();
+    let ok = serde_json::json!({"channel": "#incidents", "text": "hi"});
+
+    assert_eq!(
+        error(call("chat.postMessage", None, json, ok.to_string()).await),
+        "not_authed"
+    );
+    assert_eq!(
+        error(call("chat.postMessage", Some("xoxb-nope"), json, ok.to_string()).await),
+        "invalid_auth"
+    );
+    assert_eq!(
+        error(call("chat.postMessage", Some(TOKEN), "text/csv", ok.to_string()).await),
+        "invalid_post_type"
+    );
+    let no_charset = call(
+        "chat.postMessage",
+        Some(TOKEN),
+        "application/json",
+        ok.to_string(),
+    )
+    .await;
+    assert_eq!(no_charset["warning"], "missing_charset");
+    assert_eq!(no_charset["ok"], true);
+    assert_eq!(
+        error(post(serde_json::json!({"text": "hi"})).await),
+        "channel_not_found"
+    );
+    assert_eq!(
+        error(post(serde_json::json!({"channel": "#nope", "text": "hi"})).await),
+        "channel_not_found"
+    );
+    assert_eq!(
+        error(post(serde_json::json!({"channel": "#incidents"})).await),
+        "no_text"
+    );
+    assert_eq!(
+        error(post(serde_json::json!({"channel": "#incidents", "text": "x".repeat(40_001)})).await),
+        "msg_too_long"
+    );
+    let block = serde_json::json!({"type": "section", "text": {"type": "mrkdwn", "text": "b"}});
+    assert_eq!(
+        error(
+            post(serde_json::json!({"channel": "#incidents", "blocks": vec![block.clone(); 51]}))
+                .await
+        ),
+        "invalid_blocks"
+    );
+    assert_eq!(
+        error(
+            post(serde_json::json!({"channel": "#incidents", "blocks": {"type": "section"}})).await
+        ),
+        "invalid_blocks_format"
+    );
+    // A form post carries blocks as a JSON string, as Slack's docs show.
+    let form = serde_urlencoded::to_string([
+        ("channel", "C0INCIDENTS1"),
+        ("blocks", &serde_json::json!([block]).to_string()),
+    ])
+    .unwrap();
+    let posted = call(
+        "chat.postMessage",
+        Some(TOKEN),
+        "application/x-www-form-urlencoded",
+        form,
+    )
+    .await;
+    assert_eq!(posted["ok"], true, "{posted}");
+    assert_eq!(posted["channel"], "C0INCIDENTS1");
+    let ts = posted["ts"].as_str().unwrap().to_owned();
+    assert!(
+        ts.len() == 17 && ts.as_bytes()[10] == b'.',
+        "Slack's ts shape: {ts}"
+    );
+    assert_eq!(posted["message"]["blocks"][0]["type"], "section");
+
+    let update = |body: serde_json::Value| call("chat.update", Some(TOKEN), json, body.to_string());
+    assert_eq!(
+        error(update(serde_json::json!({"channel": "#incidents", "ts": ts, "text": "v2"})).await),
+        "channel_not_found",
+        "chat.update wants the channel's id"
+    );
+    assert_eq!(
+        error(
+            update(serde_json::json!({"channel": "C0INCIDENTS1", "ts": "1.000100", "text": "v2"}))
+                .await
+        ),
+        "message_not_found"
+    );
+    let updated =
+        update(serde_json::json!({"channel": "C0INCIDENTS1", "ts": ts, "text": "v2"})).await;
+    assert_eq!(
+        (updated["ok"].clone(), updated["ts"].clone()),
+        (serde_json::json!(true), serde_json::json!(ts))
+    );
+    let m = fake.messages();
+    assert_eq!(m.len(), 2, "only the two good posts were kept: {m:#?}");
+    assert_eq!(m[1].text, "v2");
+    assert_eq!(m[1].history, [""]);
+}

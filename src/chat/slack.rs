@@ -212,16 +212,16 @@ impl Slack {
         let name = channel.trim_start_matches('#');
         let mut cursor = String::new();
         loop {
+            let mut params = vec![
+                ("types", "public_channel,private_channel"),
+                ("exclude_archived", "true"),
+                ("limit", "1000"),
+            ];
+            if !cursor.is_empty() {
+                params.push(("cursor", &cursor));
+            }
             let page = self
-                .get(
-                    "conversations.list",
-                    &[
-                        ("types", "public_channel,private_channel"),
-                        ("exclude_archived", "true"),
-                        ("limit", "1000"),
-                        ("cursor", &cursor),
-                    ],
-                )
+                .get("conversations.list", &params)
                 .await
                 .map_err(|e| match e {
                     ChatError::Rejected(r) => ChatError::Rejected(format!(
