@@ -419,9 +419,7 @@ impl Deliverer<'_> {
                     if let Some(lane) = self.lanes.get_mut(channel) {
                         lane.spend(self.limit);
                     }
-                    for &j in members.iter().rev() {
-                        msgs.remove(j);
-                    }
+                    remove_sorted(&mut msgs, &members);
                 }
                 Err(ChatError::Retry { after, reason }) => {
                     self.store.mark_attempt_failed(*seq).await?;
@@ -447,9 +445,7 @@ impl Deliverer<'_> {
                             .mark_rejected(*s, self.clock.now(), &reason)
                             .await?;
                     }
-                    for &j in members.iter().rev() {
-                        msgs.remove(j);
-                    }
+                    remove_sorted(&mut msgs, &members);
                 }
             }
         }
@@ -539,6 +535,21 @@ impl Deliverer<'_> {
         );
         Ok(())
     }
+}
+
+/// Removes the items at `sorted` (ascending indices) in one pass; a
+/// coalesced group may hold thousands of scattered rows.
+fn remove_sorted<T>(v: &mut Vec<T>, sorted: &[usize]) {
+    let mut next = sorted.iter().peekable();
+    let mut idx = 0;
+    v.retain(|_| {
+        let drop = next.peek() == Some(&&idx);
+        if drop {
+            next.next();
+        }
+        idx += 1;
+        !drop
+    });
 }
 
 /// The slot a message names; the empty name is reserved for thread heads.
