@@ -74,7 +74,27 @@ pub enum SecretSource {
 pub struct ChatConfig {
     /// Channel where incidents are posted.
     pub channel: String,
+    /// Post to Slack instead of the console.
+    pub slack: Option<SlackConfig>,
 }
+
+/// `chat.slack`: the Slack Web API. Secrets are named, not given: the
+/// config file never holds a token.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SlackConfig {
+    /// The secret holding the bot token (`xoxb-...`).
+    pub bot_token_secret: String,
+    /// The secret holding the app's signing secret, for the inbound side
+    /// (slash commands, interactivity) to verify requests.
+    pub signing_secret: Option<String>,
+    /// The Web API base; tests point it at a local fake.
+    pub api_url: reqwest::Url,
+    /// How long one Web API request may take.
+    pub timeout: PromDuration,
+}
+
+/// Slack's Web API, where `chat.slack.api_url` points unless told otherwise.
+pub const SLACK_API_URL: &str = "https://slack.com/api/";
 
 /// Where `firebreak sim` listens unless told otherwise.
 pub const DEFAULT_SIM_ADDR: &str = "127.0.0.1:9100";
@@ -124,6 +144,7 @@ impl Default for Config {
             secrets: BTreeMap::new(),
             chat: ChatConfig {
                 channel: "#incidents".into(),
+                slack: None,
             },
             store_url: "sqlite://firebreak.db".into(),
             automation_paused: false,
@@ -218,6 +239,16 @@ struct RawSecret {
 #[serde(deny_unknown_fields)]
 struct RawChat {
     channel: Option<String>,
+    slack: Option<Sp<RawSlack>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSlack {
+    bot_token_secret: Sp<String>,
+    signing_secret: Option<Sp<String>>,
+    api_url: Option<Sp<String>>,
+    timeout: Option<Sp<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -357,6 +388,12 @@ impl Config {
             }
         }
 
+        let slack = raw
+            .chat
+            .slack
+            .as_ref()
+            .map(|sp| slack_config(&mut c, &sp.value, &secrets));
+
         let mut targets = BTreeMap::new();
         for (name, sp) in &raw.targets {
             let r = &sp.value;
@@ -366,20 +403,8 @@ impl Config {
                 &format!("{field}.timeout"),
                 PromDuration::from_secs(10),
             );
-            if let Some(s) = &r.bearer_token_secret
-                && !secrets.contains_key(&s.value)
-            {
-                let known: Vec<&String> = secrets.keys().collect();
-                let valid = if known.is_empty() {
-                    "no secrets are defined under `secrets:`".to_owned()
-                } else {
-                    format!("defined secrets: {}", one_of(&known))
-                };
-                c.err(
-                    Pos::of(s),
-                    format!("{field}.bearer_token_secret"),
-                    format!("unknown secret {:?}; {valid}", s.value),
-                );
+            if let Some(s) = &r.bearer_token_secret {
+                known_secret(&mut c, s, &format!("{field}.bearer_token_secret"), &secrets);
             }
             if let Some(url) = c.url(&r.url, &format!("{field}.url")) {
                 targets.insert(
@@ -434,6 +459,7 @@ impl Config {
             secrets,
             chat: ChatConfig {
                 channel: raw.chat.channel.unwrap_or(defaults.chat.channel),
+                slack: slack.flatten(),
             },
             store_url,
             automation_paused: raw.automation.paused.unwrap_or(false),
@@ -441,6 +467,68 @@ impl Config {
         };
         c.out.into_result(config)
     }
+}
+
+/// Reports a reference to a secret that `secrets:` does not define.
+fn known_secret(
+    c: &mut Collector<'_>,
+    name: &Sp<String>,
+    field: &str,
+    secrets: &BTreeMap<String, SecretSource>,
+) -> bool {
+    if secrets.contains_key(&name.value) {
+        return true;
+    }
+    let known: Vec<&String> = secrets.keys().collect();
+    let valid = if known.is_empty() {
+        "no secrets are defined under `secrets:`".to_owned()
+    } else {
+        format!("defined secrets: {}", one_of(&known))
+    };
+    c.err(
+        Pos::of(name),
+        field,
+        format!("unknown secret {:?}; {valid}", name.value),
+    );
+    false
+}
+
+fn slack_config(
+    c: &mut Collector<'_>,
+    r: &RawSlack,
+    secrets: &BTreeMap<String, SecretSource>,
+) -> Option<SlackConfig> {
+    let token_ok = known_secret(
+        c,
+        &r.bot_token_secret,
+        "chat.slack.bot_token_secret",
+        secrets,
+    );
+    let signing_ok = r
+        .signing_secret
+        .as_ref()
+        .is_none_or(|s| known_secret(c, s, "chat.slack.signing_secret", secrets));
+    let timeout = c.duration(
+        r.timeout.as_ref(),
+        "chat.slack.timeout",
+        PromDuration::from_secs(10),
+    );
+    if timeout.is_zero()
+        && let Some(sp) = &r.timeout
+    {
+        c.err(Pos::of(sp), "chat.slack.timeout", "must be greater than 0s");
+    }
+    let api_url = match &r.api_url {
+        None => Some(reqwest::Url::parse(SLACK_API_URL).expect("static URL")),
+        Some(sp) => c.url(sp, "chat.slack.api_url"),
+    };
+    Some(SlackConfig {
+        bot_token_secret: r.bot_token_secret.value.clone(),
+        signing_secret: r.signing_secret.as_ref().map(|s| s.value.clone()),
+        api_url: api_url?,
+        timeout,
+    })
+    .filter(|_| token_ok && signing_ok)
 }
 
 /// Reads a secret's value. Secrets are resolved only when a step needs
@@ -563,6 +651,52 @@ store:
         let d = &errs.0[0];
         assert_eq!(d.pos.map(|p| p.line), Some(2), "{d}");
         assert!(d.message.contains("pasued"), "{d}");
+    }
+
+    #[test]
+    fn slack_config_loads_with_defaults_and_checks_its_secrets() {
+        let text = "secrets:\n  slack_bot: {env: SLACK_BOT_TOKEN}\n  slack_signing: {file: /run/signing}\nchat:\n  channel: '#live'\n  slack:\n    bot_token_secret: slack_bot\n    signing_secret: slack_signing\n";
+        let c = Config::load("c.yaml", text).unwrap();
+        let s = c.chat.slack.unwrap();
+        assert_eq!(s.bot_token_secret, "slack_bot");
+        assert_eq!(s.signing_secret.as_deref(), Some("slack_signing"));
+        assert_eq!(s.api_url.as_str(), "https://slack.com/api/");
+        assert_eq!(s.timeout, PromDuration::from_secs(10));
+        assert!(Config::load("c.yaml", "{}").unwrap().chat.slack.is_none());
+
+        let text = "\
+secrets:
+  other: {env: X}
+  more: {env: Y}
+chat:
+  slack:
+    bot_token_secret: slack_bot
+    signing_secret: nope
+    api_url: ftp://example
+    timeout: 0s
+    tokn: x
+";
+        let errs = Config::load("c.yaml", text).unwrap_err().to_string();
+        assert!(errs.contains("tokn"), "{errs}");
+        let text = text.replace("    tokn: x\n", "");
+        let errs = Config::load("c.yaml", &text).unwrap_err();
+        let lines: Vec<String> = errs.iter().map(ToString::to_string).collect();
+        assert_eq!(lines.len(), 4, "{lines:#?}");
+        for want in [
+            "c.yaml:6:23: chat.slack.bot_token_secret: unknown secret \"slack_bot\"; defined secrets: ",
+            "c.yaml:7:21: chat.slack.signing_secret: unknown secret \"nope\"",
+            "c.yaml:8:14: chat.slack.api_url: unsupported scheme",
+            "c.yaml:9:14: chat.slack.timeout: must be greater than 0s",
+        ] {
+            assert!(
+                lines.iter().any(|l| l.starts_with(want)),
+                "{want}\n{lines:#?}"
+            );
+        }
+        assert!(
+            lines[0].contains("more") && lines[0].contains("other"),
+            "{lines:#?}"
+        );
     }
 
     #[test]

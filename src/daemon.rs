@@ -28,6 +28,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::chat::{ChatAdapter, Outbox};
 use crate::clock::Clock;
+use crate::config::Config;
 use crate::control::{Command, Control};
 use crate::dispatch::{Dispatcher, Pause};
 use crate::executor::Executor;
@@ -41,6 +42,41 @@ use crate::watcher::Watcher;
 /// How long shutdown waits for chat to flush before leaving the rest in
 /// the outbox for the next start.
 const CHAT_FLUSH: Duration = Duration::from_secs(5);
+
+/// The chat `firebreak run` posts to: Slack when `chat.slack` is
+/// configured, else the console (times in UTC).
+///
+/// With Slack, the token is checked once with `auth.test`. A token Slack
+/// refuses stops the start: nothing would ever be delivered, and the fix is
+/// a person's. Slack being unreachable does not: the outbox keeps every
+/// message and delivers once Slack answers, and a bot that will not start
+/// during a Slack outage would also stop mitigating.
+pub async fn chat_adapter(config: &Config) -> anyhow::Result<Arc<dyn ChatAdapter>> {
+    use crate::chat::ChatError;
+    use crate::chat::slack::Slack;
+    let Some(cfg) = &config.chat.slack else {
+        return Ok(Arc::new(crate::chat::console::Console::stdout(
+            chrono::FixedOffset::east_opt(0).expect("zero offset"),
+            "UTC",
+        )));
+    };
+    let slack = Slack::from_config(cfg, &config.secrets)?;
+    match slack.auth_test().await {
+        Ok(who) => tracing::info!(
+            team = %who.team, user = %who.user, api = %cfg.api_url,
+            "connected to Slack"
+        ),
+        Err(ChatError::Rejected(reason)) => anyhow::bail!(
+            "Slack refused the bot token from secret {:?} ({reason}); check the token and that the app is installed to the workspace",
+            cfg.bot_token_secret
+        ),
+        Err(ChatError::Retry { reason, .. }) => tracing::warn!(
+            error = %reason,
+            "cannot reach Slack to check the bot token; starting anyway, messages wait in the outbox until Slack answers"
+        ),
+    }
+    Ok(Arc::new(slack))
+}
 
 pub struct Daemon {
     pub commands: mpsc::Sender<Command>,

@@ -37,7 +37,8 @@
 //!   format and its comparison.
 //! - [`executor`] (I/O): runs a runbook's steps through its actions.
 //! - [`chat`] (I/O at the adapters): messages, the durable outbox (order
-//!   per channel, pacing, retries, threads, storm coalescing), adapters;
+//!   per channel, pacing, retries, threads, storm coalescing), adapters:
+//!   `chat::console` (the terminal) and `chat::slack` (Slack's Web API);
 //!   `chat::card` is the incident card model and `chat::blocks` its Block
 //!   Kit rendering (model).
 //! - [`store`] (I/O): runs, steps, alerts, the incident timeline, the outbox.

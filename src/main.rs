@@ -230,10 +230,7 @@ async fn dispatch(cmd: Cmd) -> anyhow::Result<ExitCode> {
             };
             let store = firebreak::store::Store::open(&loaded.config.store_url).await?;
             let clock = firebreak::clock::Clock::system();
-            let chat = std::sync::Arc::new(firebreak::chat::console::Console::stdout(
-                chrono::FixedOffset::east_opt(0).expect("zero offset"),
-                "UTC",
-            ));
+            let chat = firebreak::daemon::chat_adapter(&loaded.config).await?;
             let shutdown = CancellationToken::new();
             cancel_on_signal(shutdown.clone());
             tracing::info!(

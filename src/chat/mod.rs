@@ -1,13 +1,15 @@
 //! Chat: what people see. Messages are written to the durable outbox in
-//! the store and delivered by one sender task through an adapter, which
-//! renders them for its platform. The outbox owns everything about
-//! delivery that must survive a restart or outlive one attempt: order per
-//! channel, pacing, retries, threads and in-place updates (the platform
-//! ids it keeps in the store), and coalescing storms.
+//! the store and delivered by one sender task through an adapter (the
+//! console, or Slack's Web API), which renders them for its platform. The
+//! outbox owns everything about delivery that must survive a restart or
+//! outlive one attempt: order per channel, pacing, retries, threads and
+//! in-place updates (the platform ids it keeps in the store), and
+//! coalescing storms.
 
 pub mod blocks;
 pub mod card;
 pub mod console;
+pub mod slack;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -364,7 +366,7 @@ impl Deliverer<'_> {
     async fn drain(
         &mut self,
         channel: &str,
-        msgs: Vec<(i64, ChatMessage)>,
+        mut msgs: Vec<(i64, ChatMessage)>,
     ) -> Result<Option<Instant>, StoreError> {
         let mut i = 0;
         while i < msgs.len() {
@@ -388,18 +390,25 @@ impl Deliverer<'_> {
                 continue;
             }
             let placement = self.placement(channel, msg).await?;
-            let mut end = i + 1;
+            let mut members = vec![i];
             if matches!(msg.kind, Kind::Firing | Kind::Resolved)
                 && !matches!(placement, Placement::Update { .. })
             {
-                while end < msgs.len()
-                    && msgs[end].1.kind == msg.kind
-                    && self.placement(channel, &msgs[end].1).await? == placement
-                {
-                    end += 1;
+                // In a storm, alerts of several incidents interleave. Those
+                // bound elsewhere (another thread) are skipped, not a stop:
+                // each thread keeps its own order. A message of another
+                // kind ends the group, so steps stay in order with alerts.
+                for (j, (_, m)) in msgs.iter().enumerate().skip(i + 1) {
+                    if m.kind != msg.kind {
+                        break;
+                    }
+                    if self.placement(channel, m).await? == placement {
+                        members.push(j);
+                    }
                 }
             }
-            let group = &msgs[i..end];
+            let group: Vec<(i64, ChatMessage)> = members.iter().map(|&j| msgs[j].clone()).collect();
+            let group = &group[..];
             let merged;
             let to_send = if group.len() == 1 {
                 msg
@@ -420,7 +429,7 @@ impl Deliverer<'_> {
                     if let Some(lane) = self.lanes.get_mut(channel) {
                         lane.spend(self.limit);
                     }
-                    i = end;
+                    remove_sorted(&mut msgs, &members);
                 }
                 Err(ChatError::Retry { after, reason }) => {
                     self.store.mark_attempt_failed(*seq).await?;
@@ -446,7 +455,7 @@ impl Deliverer<'_> {
                             .mark_rejected(*s, self.clock.now(), &reason)
                             .await?;
                     }
-                    i = end;
+                    remove_sorted(&mut msgs, &members);
                 }
             }
         }
@@ -536,6 +545,21 @@ impl Deliverer<'_> {
         );
         Ok(())
     }
+}
+
+/// Removes the items at `sorted` (ascending indices) in one pass; a
+/// coalesced group may hold thousands of scattered rows.
+fn remove_sorted<T>(v: &mut Vec<T>, sorted: &[usize]) {
+    let mut next = sorted.iter().peekable();
+    let mut idx = 0;
+    v.retain(|_| {
+        let drop = next.peek() == Some(&&idx);
+        if drop {
+            next.next();
+        }
+        idx += 1;
+        !drop
+    });
 }
 
 /// The slot a message names; the empty name is reserved for thread heads.
@@ -646,6 +670,75 @@ mod tests {
         shutdown.cancel();
         task.await.unwrap();
         assert_eq!(*adapter.got.lock().unwrap(), ["one", "two", "three"]);
+        assert!(store.pending_outbox(10).await.unwrap().is_empty());
+    }
+
+    /// Records each send's text and placement; ids count up from 1.
+    #[derive(Default)]
+    struct Recorder {
+        got: Mutex<Vec<(String, Placement)>>,
+    }
+
+    impl ChatAdapter for Recorder {
+        fn send<'a>(&'a self, o: Outgoing<'a>) -> BoxFut<'a, Result<String, ChatError>> {
+            Box::pin(async move {
+                let mut got = self.got.lock().unwrap();
+                got.push((o.msg.text.clone(), o.placement.clone()));
+                Ok(got.len().to_string())
+            })
+        }
+    }
+
+    // Regression: only consecutive alerts for the same thread were
+    // coalesced, so a storm across two incidents, whose alerts alternate,
+    // went out one message at a time.
+    #[tokio::test]
+    async fn interleaved_alerts_of_two_incidents_coalesce_per_thread() {
+        let store = Store::open("sqlite::memory:").await.unwrap();
+        let outbox = Outbox::new(store.clone());
+        let adapter = Arc::new(Recorder::default());
+        let firing = |inc: &str, n: usize| ChatMessage {
+            incident: Some(inc.into()),
+            kind: Kind::Firing,
+            ..msg(&format!("{inc} alert {n}"))
+        };
+        let deliver = || {
+            let shutdown = CancellationToken::new();
+            shutdown.cancel();
+            outbox.clone().deliver(
+                adapter.clone(),
+                Clock::system(),
+                shutdown,
+                Duration::from_secs(5),
+            )
+        };
+        // Each incident gets its own thread first.
+        for inc in ["a", "b"] {
+            outbox.post(&firing(inc, 0)).await.unwrap();
+            deliver().await;
+        }
+        for n in 1..=10 {
+            for inc in ["a", "b"] {
+                outbox.post(&firing(inc, n)).await.unwrap();
+            }
+        }
+        deliver().await;
+        let got = adapter.got.lock().unwrap().clone();
+        let summary: Vec<(&str, &Placement)> = got
+            .iter()
+            .map(|(t, p)| (t.lines().next().unwrap(), p))
+            .collect();
+        let reply = |p: &str| Placement::Reply { parent: p.into() };
+        assert_eq!(
+            summary,
+            [
+                ("a alert 0", &Placement::TopLevel),
+                ("b alert 0", &Placement::TopLevel),
+                ("10 alerts firing:", &reply("1")),
+                ("10 alerts firing:", &reply("2")),
+            ]
+        );
+        assert!(got[2].0.contains("a alert 10") && !got[2].0.contains("b alert"));
         assert!(store.pending_outbox(10).await.unwrap().is_empty());
     }
 
