@@ -266,9 +266,7 @@ impl Lane {
             }
             self.held_until = None;
         }
-        let Some(l) = limit else {
-            return None;
-        };
+        let l = limit?;
         let every = l.every.as_secs_f64().max(1e-6);
         let gained = now.saturating_duration_since(self.refilled).as_secs_f64() / every;
         self.tokens = (self.tokens + gained).min(f64::from(l.burst.max(1)));
