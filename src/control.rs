@@ -810,6 +810,18 @@ impl Control {
                     // A refused command is recorded: who tried what.
                     tracing::info!(%run, %by, error = %e, "approval refused");
                     self.say(None, Kind::Note, format!("{by}: {e}")).await;
+                    if let (crate::executor::AnswerError::NotAllowed { .. }, Some(incident)) =
+                        (e, self.current_incident())
+                    {
+                        self.timeline(
+                            &incident,
+                            now,
+                            "command_refused",
+                            &by,
+                            &format!("approval of run {run} refused: {e}"),
+                        )
+                        .await;
+                    }
                 }
                 let _ = reply.send(r.map_err(|e| e.to_string()));
             }
