@@ -786,17 +786,21 @@ impl Control {
                     reason: reason.clone(),
                     since: now,
                 });
-                self.say(
-                    None,
-                    Kind::Note,
-                    format!("automation paused by {by}: {reason}"),
-                )
-                .await;
+                let text = format!("automation paused by {by}: {reason}");
+                // Runbooks that do not start during an incident are part
+                // of its story.
+                if let Some(incident) = self.current_incident() {
+                    self.timeline(&incident, now, "paused", &by, &text).await;
+                }
+                self.say(None, Kind::Note, text).await;
             }
             Command::Resume { by } => {
                 self.dispatcher.resume();
-                self.say(None, Kind::Note, format!("automation resumed by {by}"))
-                    .await;
+                let text = format!("automation resumed by {by}");
+                if let Some(incident) = self.current_incident() {
+                    self.timeline(&incident, now, "resumed", &by, &text).await;
+                }
+                self.say(None, Kind::Note, text).await;
             }
             Command::Answer {
                 run,

@@ -372,6 +372,7 @@ async fn commands_drive_the_control_loop_and_leave_a_record() {
     for want in [
         "firebreak [alert_firing] Full firing: room main is full",
         "firebreak [run_skipped] runbook announce not started: automation is paused by carol (vendor maintenance)",
+        "carol [resumed] automation resumed by carol",
         "alice [command_refused] `resume` refused: `resume` needs the commander role; you are a responder",
         "alice [ack] Full (event=launch, room=main) acknowledged by alice",
         "[run_started] runbook hold started by alice",
