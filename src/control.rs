@@ -576,7 +576,7 @@ impl Control {
             .filter(|(_, f)| target.len() >= 4 && f.fingerprint.starts_with(target))
             .map(|(fp, _)| *fp)
             .collect();
-        let chosen: Vec<u64> = if !by_fp.is_empty() {
+        let mut chosen: Vec<u64> = if !by_fp.is_empty() {
             by_fp
         } else {
             self.firing
@@ -585,6 +585,8 @@ impl Control {
                 .map(|(fp, _)| *fp)
                 .collect()
         };
+        // Named in a stable order, by alert name.
+        chosen.sort_by(|a, b| self.firing[a].name.cmp(&self.firing[b].name));
         if chosen.is_empty() {
             let mut names: Vec<String> = self
                 .firing
@@ -1167,6 +1169,78 @@ mod silence_tests {
         c.dispatch_restored(vec![firing]).await;
         c.executor.drain().await;
         assert_eq!(store.runs().await.unwrap().len(), 1);
+    }
+
+    async fn status(c: &mut Control) -> Status {
+        let (tx, rx) = oneshot::channel();
+        c.on_command(Command::Status(tx)).await;
+        rx.await.unwrap()
+    }
+
+    async fn ack(c: &mut Control, target: &str) -> Result<String, String> {
+        let (reply, answer) = oneshot::channel();
+        c.on_command(Command::Ack {
+            target: target.into(),
+            by: "bob".into(),
+            reply,
+        })
+        .await;
+        answer.await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn silenced_alerts_are_listed_as_such_and_acks_find_alerts_by_id_name_or_incident() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("s.db").display());
+        let store = Store::open(&url).await.unwrap();
+        let clock = Clock::system();
+        let mut c = control(&store, &clock);
+        let id = silence(&mut c, "alertname=\"Quiet\"", 60_000)
+            .await
+            .unwrap();
+        c.on_alert(event(AlertEventKind::Firing, "Quiet", clock.now()))
+            .await;
+        let s = status(&mut c).await;
+        assert_eq!(s.firing.len(), 1);
+        assert_eq!(s.firing[0].silenced_by.as_deref(), Some(id.as_str()));
+        assert_eq!(s.incident, None, "a silenced alert opens no incident");
+        assert!(
+            ack(&mut c, "Quiett")
+                .await
+                .unwrap_err()
+                .contains("did you mean `Quiet`?")
+        );
+
+        c.on_alert(event(AlertEventKind::Firing, "Full", clock.now()))
+            .await;
+        let s = status(&mut c).await;
+        assert_eq!(s.incident.as_deref(), Some("launch"));
+        let full = s.firing.iter().find(|f| f.name == "Full").unwrap().clone();
+        assert_eq!(
+            ack(&mut c, &full.fingerprint[..6]).await.unwrap(),
+            "acknowledged: Full (event=launch)"
+        );
+        assert_eq!(
+            ack(&mut c, "launch").await.unwrap(),
+            "acknowledged: Full (already acknowledged by bob), Quiet (event=launch)"
+        );
+        let s = status(&mut c).await;
+        assert!(
+            s.firing
+                .iter()
+                .all(|f| f.acked.as_ref().is_some_and(|a| a.by == "bob"))
+        );
+
+        c.on_alert(event(AlertEventKind::Resolved, "Quiet", clock.now()))
+            .await;
+        c.on_alert(event(AlertEventKind::Resolved, "Full", clock.now()))
+            .await;
+        assert!(status(&mut c).await.firing.is_empty());
+        assert_eq!(
+            ack(&mut c, "Full").await.unwrap_err(),
+            "no alert is firing, so there is nothing to acknowledge as \"Full\""
+        );
+        c.executor.drain().await;
     }
 
     #[tokio::test]
