@@ -12,6 +12,7 @@ use serde::Deserialize;
 use crate::diag::{Collector, Diagnostics, Pos, Sp, from_yaml, one_of};
 use crate::duration::PromDuration;
 use crate::labels::Labels;
+use crate::roles::{Grant, Role, RoleMap};
 
 /// The validated configuration.
 #[derive(Clone, Debug)]
@@ -76,6 +77,8 @@ pub struct ChatConfig {
     pub channel: String,
     /// Post to Slack instead of the console.
     pub slack: Option<SlackConfig>,
+    /// Who may do what with chat commands (`chat.roles`).
+    pub roles: RoleMap,
 }
 
 /// `chat.slack`: the Slack Web API. Secrets are named, not given: the
@@ -145,6 +148,7 @@ impl Default for Config {
             chat: ChatConfig {
                 channel: "#incidents".into(),
                 slack: None,
+                roles: RoleMap::default(),
             },
             store_url: "sqlite://firebreak.db".into(),
             automation_paused: false,
@@ -240,6 +244,7 @@ struct RawSecret {
 struct RawChat {
     channel: Option<String>,
     slack: Option<Sp<RawSlack>>,
+    roles: Option<Sp<RawRoles>>,
 }
 
 #[derive(Deserialize)]
@@ -249,6 +254,25 @@ struct RawSlack {
     signing_secret: Option<Sp<String>>,
     api_url: Option<Sp<String>>,
     timeout: Option<Sp<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRoles {
+    commander: Option<Sp<RawGrant>>,
+    responder: Option<Sp<RawGrant>>,
+    viewer: Option<Sp<RawGrant>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGrant {
+    #[serde(default)]
+    users: Vec<String>,
+    #[serde(default)]
+    groups: Vec<String>,
+    #[serde(default)]
+    everyone: bool,
 }
 
 #[derive(Deserialize, Default)]
@@ -460,6 +484,7 @@ impl Config {
             chat: ChatConfig {
                 channel: raw.chat.channel.unwrap_or(defaults.chat.channel),
                 slack: slack.flatten(),
+                roles: roles(&mut c, raw.chat.roles.as_ref()),
             },
             store_url,
             automation_paused: raw.automation.paused.unwrap_or(false),
@@ -529,6 +554,49 @@ fn slack_config(
         timeout,
     })
     .filter(|_| token_ok && signing_ok)
+}
+
+/// `chat.roles`. Left out, a role's grant is empty, except `viewer`,
+/// which stays everyone: reading what the channel already shows needs no
+/// gate, and whoever wants one lists the viewers.
+fn roles(c: &mut Collector<'_>, raw: Option<&Sp<RawRoles>>) -> RoleMap {
+    let mut map = RoleMap::default();
+    let Some(raw) = raw else { return map };
+    let r = &raw.value;
+    for (role, grant) in [
+        (Role::Commander, &r.commander),
+        (Role::Responder, &r.responder),
+        (Role::Viewer, &r.viewer),
+    ] {
+        let Some(sp) = grant else { continue };
+        let g = &sp.value;
+        let field = format!("chat.roles.{role}");
+        if !g.everyone && g.users.is_empty() && g.groups.is_empty() {
+            c.err(
+                Pos::of(sp),
+                field.clone(),
+                "grants the role to nobody; give `users: [U...]`, `groups: [S...]` or `everyone: true`",
+            );
+        }
+        if g.users
+            .iter()
+            .chain(&g.groups)
+            .any(|id| id.trim().is_empty())
+        {
+            c.err(Pos::of(sp), field, "an empty user or group id");
+        }
+        let grant = Grant {
+            users: g.users.clone(),
+            groups: g.groups.clone(),
+            everyone: g.everyone,
+        };
+        match role {
+            Role::Commander => map.commander = grant,
+            Role::Responder => map.responder = grant,
+            Role::Viewer => map.viewer = grant,
+        }
+    }
+    map
 }
 
 /// Reads a secret's value. Secrets are resolved only when a step needs
@@ -696,6 +764,45 @@ chat:
         assert!(
             lines[0].contains("more") && lines[0].contains("other"),
             "{lines:#?}"
+        );
+    }
+
+    #[test]
+    fn chat_roles_load_and_are_checked() {
+        let c = Config::load(
+            "c.yaml",
+            "chat:\n  channel: '#live'\n  roles:\n    commander: {users: [U012ABC], groups: [S0ONCALL]}\n    responder: {groups: [S0SRE]}\n",
+        )
+        .unwrap();
+        let r = &c.chat.roles;
+        assert_eq!(r.resolve("U012ABC", &[]), Some(Role::Commander));
+        assert_eq!(r.resolve("U9", &["S0SRE".into()]), Some(Role::Responder));
+        assert_eq!(
+            r.resolve("U9", &[]),
+            Some(Role::Viewer),
+            "viewer stays everyone"
+        );
+        assert_eq!(
+            Config::load("c.yaml", "{}").unwrap().chat.roles,
+            RoleMap::default()
+        );
+
+        let e = Config::load("c.yaml", "chat:\n  roles:\n    commander: {user: [U1]}\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("c.yaml:3:"), "{e}");
+        assert!(e.contains("user"), "{e}");
+        let e = Config::load("c.yaml", "chat:\n  roles:\n    admin: {everyone: true}\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("c.yaml:3:") && e.contains("admin"), "{e}");
+        let e = Config::load("c.yaml", "chat:\n  roles:\n    responder: {users: []}\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("c.yaml:3:")
+                && e.contains("chat.roles.responder: grants the role to nobody"),
+            "{e}"
         );
     }
 

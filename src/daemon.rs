@@ -80,6 +80,9 @@ pub async fn chat_adapter(config: &Config) -> anyhow::Result<Arc<dyn ChatAdapter
 
 pub struct Daemon {
     pub commands: mpsc::Sender<Command>,
+    /// What chat commands run against (see [`crate::command::handle`]);
+    /// times show in UTC unless the edge changes `offset` and `zone`.
+    pub ctx: Arc<crate::command::Ctx>,
     done: tokio::task::JoinHandle<()>,
 }
 
@@ -165,6 +168,19 @@ impl Daemon {
             reason: "automation.paused is true".into(),
             since: clock.now(),
         });
+        let ctx = Arc::new(crate::command::Ctx {
+            control: command_tx.clone(),
+            runbooks: loaded.runbooks.clone(),
+            targets: config
+                .targets
+                .iter()
+                .map(|(k, t)| (k.clone(), t.url.to_string()))
+                .collect(),
+            store: store.clone(),
+            clock: clock.clone(),
+            offset: chrono::FixedOffset::east_opt(0).expect("zero offset"),
+            zone: "UTC".into(),
+        });
         let mut dispatcher = Dispatcher::new(loaded.runbooks, paused);
         // Cooldowns and budgets count runs of earlier processes too.
         match store.runs().await {
@@ -208,6 +224,7 @@ impl Daemon {
         });
         Ok(Daemon {
             commands: command_tx,
+            ctx,
             done,
         })
     }

@@ -26,6 +26,9 @@ use crate::store::{Store, TimelineEntry};
 pub struct DemoOptions {
     pub speed: f64,
     pub seed: u64,
+    /// Read chat commands from stdin while the replay runs (see
+    /// [`crate::command::console_input`]).
+    pub console_input: bool,
 }
 
 /// What the replay measured.
@@ -153,7 +156,14 @@ pub async fn run(
         "  in 2023 there was no plan: the fix took about {} minutes and lost about half the audience.",
         scenario.reference.mitigation_minutes
     )?;
-    writeln!(out, "\n--- chat: {} ---", loaded.config.chat.channel)?;
+    if opts.console_input {
+        writeln!(
+            out,
+            "  type chat commands here as the console commander: `help` lists them, e.g. `status`, `pause`, `timeline`."
+        )?;
+    }
+    let channel = loaded.config.chat.channel.clone();
+    writeln!(out, "\n--- chat: {channel} ---")?;
 
     let chat = Arc::new(Console::new(Box::new(out.clone()), eastern(), "ET"));
     let daemon_stop = shutdown.child_token();
@@ -161,15 +171,35 @@ pub async fn run(
         loaded,
         store.clone(),
         clock.clone(),
-        chat,
+        chat.clone(),
         daemon_stop.clone(),
     )
     .await?;
+    let input = opts.console_input.then(|| {
+        let ctx = Arc::new(crate::command::Ctx {
+            offset: eastern(),
+            zone: "ET".into(),
+            ..(*daemon.ctx).clone()
+        });
+        tokio::spawn(crate::command::console_input::run(
+            ctx,
+            crate::command::Actor::console(),
+            crate::command::console_input::stdin_lines(),
+            chat,
+            channel,
+            daemon_stop.clone(),
+        ))
+    });
     tokio::select! {
         _ = clock.sleep_until(scenario.end) => {}
         _ = shutdown.cancelled() => {}
     }
     daemon_stop.cancel();
+    if let Some(input) = input
+        && let Err(e) = input.await
+    {
+        tracing::error!(error = %e, "console input task failed");
+    }
     daemon.wait().await?;
     let snapshot = sim.snapshot();
     sim_stop.cancel();

@@ -140,25 +140,84 @@ impl Dispatcher {
                 ));
             }
         }
-        if let Some(b) = rb.budget {
-            let window = b.per.as_millis() as i64;
-            let recent: Vec<Millis> = self
-                .starts
-                .get(&k)
-                .map(|v| v.iter().copied().filter(|t| now - t < window).collect())
-                .unwrap_or_default();
-            if recent.len() >= b.runs as usize {
-                let next = recent.iter().min().copied().unwrap_or(now) + window;
-                return skip(format!(
-                    "budget spent for {key}: {} run(s) in the last {}; the next is allowed in {}s. Start it by hand if it must run now",
-                    recent.len(),
-                    b.per,
-                    (next - now + 999) / 1000
-                ));
-            }
+        if let Some(why) = self.budget_spent(rb, &k, now) {
+            return skip(why);
         }
         Decision::Start(Plan {
             runbook: rb.clone(),
+            concurrency_key: key,
+            inputs,
+        })
+    }
+
+    /// Why the runbook's budget for key `k` allows no start at `now`.
+    fn budget_spent(&self, rb: &Runbook, k: &Key, now: Millis) -> Option<String> {
+        let b = rb.budget?;
+        let window = b.per.as_millis() as i64;
+        let recent: Vec<Millis> = self
+            .starts
+            .get(k)
+            .map(|v| v.iter().copied().filter(|t| now - t < window).collect())
+            .unwrap_or_default();
+        if recent.len() < b.runs as usize {
+            return None;
+        }
+        let next = recent.iter().min().copied().unwrap_or(now) + window;
+        Some(format!(
+            "budget spent for {}: {} run(s) in the last {}; the next is allowed in {}s",
+            k.1,
+            recent.len(),
+            b.per,
+            (next - now + 999) / 1000
+        ))
+    }
+
+    /// A start by hand (`run RUNBOOK key=value...`): the runbook must say
+    /// `manual: true`, the inputs given are typed and checked like the
+    /// runbook declares them, and one run per concurrency key and the
+    /// budget hold as for alerts. Pause does not apply (it stops automatic
+    /// starts; a person starting a run has decided), nor does the
+    /// cooldown, which exists to stop automation repeating itself. The
+    /// caller reports the start with [`Dispatcher::started`].
+    pub fn manual_start(
+        &self,
+        name: &str,
+        given: &BTreeMap<String, Json>,
+        now: Millis,
+    ) -> Result<Plan, String> {
+        let rb =
+            crate::runbook::plan::find_runbook(&self.runbooks, name).map_err(|e| e.to_string())?;
+        let rb = self
+            .runbooks
+            .iter()
+            .find(|r| std::ptr::eq(r.as_ref(), rb))
+            .expect("found among these runbooks")
+            .clone();
+        if !rb.manual {
+            return Err(format!(
+                "runbook {} cannot be started by hand: it does not say `manual: true` under `trigger:`",
+                rb.name
+            ));
+        }
+        let inputs: BTreeMap<String, Json> = crate::runbook::plan::resolve_inputs(&rb, None, given)
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .map(|(k, (v, _))| (k, v))
+            .collect();
+        let ctx = json!({"alert": null, "inputs": inputs});
+        let key = self
+            .templates
+            .render_str(&rb.concurrency_key, &ctx)
+            .map_err(|e| format!("concurrency key: {}", e.message))?;
+        let k = (rb.name.clone(), key.clone());
+        if let Some(run) = self.active.get(&k) {
+            return Err(format!("run {run} is already handling {key}"));
+        }
+        if let Some(why) = self.budget_spent(&rb, &k, now) {
+            return Err(why);
+        }
+        Ok(Plan {
+            runbook: rb,
             concurrency_key: key,
             inputs,
         })
@@ -358,6 +417,66 @@ steps:
         assert!(skip(&d.on_firing(&alert("launch"), 0)).contains("paused by alice (maintenance)"));
         d.resume();
         start(&d.on_firing(&alert("launch"), 0));
+    }
+
+    #[test]
+    fn a_manual_start_checks_inputs_key_and_budget_but_not_pause() {
+        let text = r#"kind: runbook
+name: cap
+trigger:
+  alerts: [{alertname: Full}]
+  manual: true
+inputs:
+  room: {type: string, from: alert.labels.room}
+  headroom: {type: number, default: 0.95}
+policy:
+  concurrency_key: "room/{{ inputs.room }}"
+  budget: {runs: 1, per: 1h}
+steps:
+  - {id: a, action: wait, with: {duration: 1s}}
+"#;
+        let cap = Arc::new(parse_runbook("c.yaml", text, &CheckEnv::default()).unwrap());
+        let mut d = Dispatcher::new(vec![cap, rb()], None);
+        d.pause(Pause {
+            by: "alice".into(),
+            reason: "drill".into(),
+            since: 0,
+        });
+        let given = |pairs: &[(&str, &str)]| -> BTreeMap<String, Json> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), json!(v)))
+                .collect()
+        };
+        let p = d
+            .manual_start("cap", &given(&[("room", "main"), ("headroom", "0.9")]), 0)
+            .unwrap();
+        assert_eq!(p.concurrency_key, "room/main");
+        assert_eq!(p.inputs["headroom"], json!(0.9));
+        let e = d
+            .manual_start("cap", &given(&[("headroom", "lots")]), 0)
+            .unwrap_err();
+        assert!(e.contains("input `room` (string) has no value"), "{e}");
+        assert!(e.contains("input `headroom`"), "{e}");
+        let e = d.manual_start("cpa", &given(&[]), 0).unwrap_err();
+        assert!(e.contains("did you mean \"cap\""), "{e}");
+        let e = d
+            .manual_start("move", &given(&[("event", "x")]), 0)
+            .unwrap_err();
+        assert!(e.contains("does not say `manual: true`"), "{e}");
+
+        d.started("cap", "room/main", "cap-1", 0);
+        let e = d
+            .manual_start("cap", &given(&[("room", "main")]), 1)
+            .unwrap_err();
+        assert!(e.contains("cap-1 is already handling room/main"), "{e}");
+        d.finished("cap", "room/main");
+        let e = d
+            .manual_start("cap", &given(&[("room", "main")]), 1)
+            .unwrap_err();
+        assert!(e.contains("budget spent for room/main"), "{e}");
+        d.manual_start("cap", &given(&[("room", "side")]), 1)
+            .unwrap();
     }
 
     #[test]

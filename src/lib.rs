@@ -28,6 +28,10 @@
 //! - [`promql`] (model): evaluates PromQL over the series store.
 //! - [`rules`] (model): Prometheus rule files, alert templates, alert state;
 //!   `rules::unittest` runs promtool-format rule tests (`firebreak test rules`).
+//! - [`command`] (model, I/O only through the control queue and store
+//!   reads): the chat command grammar, one file per command; roles are
+//!   checked here, refusals recorded; `command::console_input` reads
+//!   commands typed at the terminal.
 //! - [`control`] (task): the one owner of run state; alerts, run ends and commands meet here.
 //! - [`dispatch`] (model): which runbook starts for which alert, and policy.
 //! - [`silence`] (model): Alertmanager-style silences the control loop consults.
@@ -60,6 +64,7 @@
 
 pub mod chat;
 pub mod clock;
+pub mod command;
 pub mod config;
 pub mod control;
 pub mod daemon;

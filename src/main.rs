@@ -42,6 +42,10 @@ enum Cmd {
         /// Seed for the simulator's randomness; same seed, same replay.
         #[arg(long, default_value_t = 42)]
         seed: u64,
+        /// Read chat commands from stdin even when it is not a terminal
+        /// (from a terminal they are always read).
+        #[arg(long)]
+        console_commands: bool,
     },
     /// Run the bot: scrape, evaluate rules, run runbooks, post to chat.
     /// Without --config it watches a local `firebreak sim` on 127.0.0.1:9100.
@@ -49,6 +53,10 @@ enum Cmd {
         /// Config file (YAML); see the README for every field.
         #[arg(long, short)]
         config: Option<PathBuf>,
+        /// Read chat commands from stdin even when it is not a terminal
+        /// (from a terminal they are always read).
+        #[arg(long)]
+        console_commands: bool,
     },
     /// Run the live audio platform simulator: /metrics and the admin API.
     Sim {
@@ -205,18 +213,29 @@ fn cancel_on_signal(token: CancellationToken) {
 
 async fn dispatch(cmd: Cmd) -> anyhow::Result<ExitCode> {
     match cmd {
-        Cmd::Demo { speed, seed } => {
+        Cmd::Demo {
+            speed,
+            seed,
+            console_commands,
+        } => {
             anyhow::ensure!(
                 speed > 0.0 && speed.is_finite(),
                 "--speed must be a positive number, got {speed}"
             );
             let shutdown = CancellationToken::new();
             cancel_on_signal(shutdown.clone());
-            let opts = firebreak::demo::DemoOptions { speed, seed };
+            let opts = firebreak::demo::DemoOptions {
+                speed,
+                seed,
+                console_input: firebreak::command::console_input::wanted(console_commands),
+            };
             firebreak::demo::run(opts, Box::new(std::io::stdout()), shutdown).await?;
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::Run { config } => {
+        Cmd::Run {
+            config,
+            console_commands,
+        } => {
             let loaded = match firebreak::load::load_from_disk(config.as_deref()) {
                 Ok(l) => l,
                 Err(d) => {
@@ -239,9 +258,30 @@ async fn dispatch(cmd: Cmd) -> anyhow::Result<ExitCode> {
                 scrape_targets = loaded.config.scrape.len(),
                 "firebreak running"
             );
-            let daemon =
-                firebreak::daemon::Daemon::start(loaded, store.clone(), clock, chat, shutdown)
-                    .await?;
+            let channel = loaded.config.chat.channel.clone();
+            let daemon = firebreak::daemon::Daemon::start(
+                loaded,
+                store.clone(),
+                clock,
+                chat.clone(),
+                shutdown.clone(),
+            )
+            .await?;
+            if firebreak::command::console_input::wanted(console_commands) {
+                tokio::spawn(firebreak::command::console_input::run(
+                    daemon.ctx.clone(),
+                    firebreak::command::Actor::console(),
+                    firebreak::command::console_input::stdin_lines(),
+                    // Replies go to the terminal the command was typed on,
+                    // whichever adapter the incident chat goes to.
+                    std::sync::Arc::new(firebreak::chat::console::Console::stdout(
+                        chrono::FixedOffset::east_opt(0).expect("zero offset"),
+                        "UTC",
+                    )),
+                    channel,
+                    shutdown,
+                ));
+            }
             daemon.wait().await?;
             store.close().await;
             Ok(ExitCode::SUCCESS)

@@ -28,6 +28,7 @@ async fn the_replay_moves_the_event_before_saturation_and_keeps_the_audience() {
         DemoOptions {
             speed: 120.0,
             seed: 42,
+            console_input: false,
         },
         Box::new(buf.clone()),
         CancellationToken::new(),

@@ -31,6 +31,7 @@ fn msg(channel: &str, incident: Option<&str>, kind: Kind, text: &str) -> ChatMes
         text: text.into(),
         at: 1_700_000_000_000,
         slot: None,
+        card: None,
     }
 }
 
@@ -673,4 +674,84 @@ async fn the_fake_checks_requests_as_slack_does() {
     assert_eq!(m.len(), 2, "only the two good posts were kept: {m:#?}");
     assert_eq!(m[1].text, "v2");
     assert_eq!(m[1].history, [""]);
+}
+
+/// The incident card, as the control loop posts it, reaches Slack as
+/// Block Kit with its buttons, and each new status replaces the blocks of
+/// the same message.
+#[tokio::test]
+async fn an_incident_card_goes_out_as_block_kit_and_is_replaced_in_place() {
+    use firebreak::chat::card::{Card, CardAlert, CardRun, SLOT};
+    let fake = FakeSlack::start().await;
+    let store = Store::open("sqlite::memory:").await.unwrap();
+    let (outbox, d) = Delivery::start(&store, slack(&fake, Duration::from_secs(5)));
+    let mut card = Card::new("launch", 0);
+    card.firing(
+        CardAlert {
+            name: "ListenerCapacityBreachPredicted".into(),
+            severity: Some("critical".into()),
+            labels: vec![("room".into(), "main".into())],
+            value: 612_000.0,
+            since: 1_700_000_000_000,
+            summary: None,
+            firing: true,
+        },
+        0,
+    );
+    let post = |c: &Card| ChatMessage {
+        slot: Some(SLOT.into()),
+        card: Some(c.clone()),
+        ..msg("#incidents", Some("launch"), Kind::Firing, &c.text())
+    };
+    outbox.post(&post(&card)).await.unwrap();
+    until("the card", Duration::from_secs(10), || {
+        fake.messages().len() == 1
+    })
+    .await;
+    card.run_progress(
+        CardRun {
+            id: "move-1".into(),
+            runbook: "move-to-secondary-room".into(),
+            state: "awaiting_approval".into(),
+            last_step: None,
+            waiting: Some("move_event".into()),
+        },
+        1,
+    );
+    outbox.post(&post(&card)).await.unwrap();
+    until("the card's update", Duration::from_secs(10), || {
+        fake.messages()[0].history.len() == 1
+    })
+    .await;
+    d.stop().await;
+    let m = &fake.in_channel(INCIDENTS)[0];
+    let blocks = m.blocks.as_ref().unwrap();
+    assert_eq!(
+        blocks[0]["text"]["text"],
+        "✋ WAITING FOR APPROVAL · incident launch"
+    );
+    let buttons: Vec<&str> = blocks
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["type"] == "actions")
+        .unwrap()["elements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["value"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        buttons,
+        [
+            "ack launch",
+            "approve move-1",
+            "deny move-1",
+            "abort move-1"
+        ]
+    );
+    assert!(
+        m.text
+            .starts_with("✋ *WAITING FOR APPROVAL* incident launch")
+    );
 }

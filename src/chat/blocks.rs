@@ -205,7 +205,7 @@ mod tests {
             },
             AT,
         );
-        c.silence = Some("{event=\"launch\"}".into());
+        c.silence = Some("event=\"launch\"".into());
         c.runnable = vec!["move-to-secondary-room".into(), "cap-listeners".into()];
         if let Some(state) = status_run {
             c.run_progress(
@@ -263,11 +263,42 @@ mod tests {
             ids,
             [
                 "firebreak:ack:launch",
-                "firebreak:silence:{event=\"launch\"}:1h",
+                "firebreak:silence:event=\"launch\":1h",
                 "firebreak:run:move-to-secondary-room",
                 "firebreak:run:cap-listeners",
             ]
         );
+    }
+
+    /// A click goes through the same grammar as typing: every button any
+    /// state shows must be a command it accepts.
+    #[test]
+    fn every_button_is_a_command_the_grammar_accepts() {
+        use crate::command::{Args, find, tokenize};
+        for state in [
+            None,
+            Some("running"),
+            Some("awaiting_approval"),
+            Some("failed"),
+        ] {
+            let b = render(&msg(card(state)));
+            let Some(actions) = b
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|b| b["type"] == "actions")
+            else {
+                continue;
+            };
+            for e in actions["elements"].as_array().unwrap() {
+                let value = e["value"].as_str().unwrap();
+                let mut words = tokenize(value).unwrap().into_iter();
+                let spec = find(&words.next().unwrap().text).unwrap();
+                if let Err(err) = (spec.parse)(Args::new(words.collect())) {
+                    panic!("button {value:?} does not parse: {err}");
+                }
+            }
+        }
     }
 
     #[test]
@@ -312,7 +343,7 @@ mod tests {
             values,
             [
                 "ack launch",
-                "silence {event=\"launch\"} 1h",
+                "silence event=\"launch\" 1h",
                 "abort move-to-secondary-room-1684965785-00011",
             ]
         );

@@ -92,6 +92,21 @@ impl Console {
     }
 }
 
+impl Console {
+    /// Prints a message at once, outside the outbox: replies to commands
+    /// typed at this terminal, which are for the person typing and are
+    /// not chat history.
+    pub fn print(&self, msg: &ChatMessage) -> std::io::Result<()> {
+        let line = self.render(msg);
+        let mut out = self
+            .out
+            .lock()
+            .map_err(|_| std::io::Error::other("console writer poisoned"))?;
+        writeln!(out, "{line}")?;
+        out.flush()
+    }
+}
+
 impl ChatAdapter for Console {
     /// A terminal cannot change what it printed. An update of a card is
     /// printed only when the incident's status changed, as one line under

@@ -1024,7 +1024,7 @@ async fn run(
     let started = clock.now();
     let resumed = prior.is_some();
     let why = req.alert.as_ref().map_or_else(
-        || format!("started by {}", req.actor),
+        || format!("by {}", req.actor),
         |a| format!("for {}", a.name),
     );
     if !resumed {

@@ -1,0 +1,118 @@
+//! `alerts`: every firing alert with its labels, value, age, who
+//! acknowledged it and whether a silence holds it.
+
+use super::{Actor, Args, BoxFut, Ctx, Execute, Reply, Spec, age};
+use crate::clock::Millis;
+use crate::control::FiringAlert;
+use crate::roles::Role;
+
+pub const SPEC: Spec = Spec {
+    name: "alerts",
+    args: "",
+    role: Role::Viewer,
+    about: "firing alerts: labels, value, since, acked by, silenced",
+    example: "alerts",
+    flags: &[],
+    parse: |a| Ok(Box::new(parse(a)?)),
+};
+
+#[derive(Debug, PartialEq)]
+pub struct Alerts;
+
+pub fn parse(a: Args) -> Result<Alerts, String> {
+    a.finish()?;
+    Ok(Alerts)
+}
+
+/// `time` shows a clock time (see [`Ctx::time`]).
+pub fn render(firing: &[FiringAlert], now: Millis, time: impl Fn(Millis) -> String) -> String {
+    if firing.is_empty() {
+        return "no alerts firing".to_owned();
+    }
+    let mut out = format!("{} alert(s) firing:", firing.len());
+    for f in firing {
+        let labels: Vec<String> = f
+            .labels
+            .iter()
+            .filter(|(k, _)| k.as_str() != "alertname")
+            .map(|(k, v)| format!("{k}={v:?}"))
+            .collect();
+        out.push_str(&format!(
+            "\n• {} {{{}}} value {} for {} (since {}), incident {}, id {}",
+            f.name,
+            labels.join(", "),
+            f.value,
+            age(now - f.since),
+            time(f.since),
+            f.incident,
+            &f.fingerprint[..8.min(f.fingerprint.len())]
+        ));
+        match &f.acked {
+            Some(a) => out.push_str(&format!("; acked by {} {} ago", a.by, age(now - a.at))),
+            None => out.push_str("; not acked"),
+        }
+        if let Some(id) = &f.silenced_by {
+            out.push_str(&format!("; silenced by {id}"));
+        }
+        if !f.summary.is_empty() {
+            out.push_str(&format!("\n  {}", f.summary));
+        }
+    }
+    out
+}
+
+impl Execute for Alerts {
+    fn execute<'a>(self: Box<Self>, ctx: &'a Ctx, _actor: &'a Actor) -> BoxFut<'a, Reply> {
+        Box::pin(async move {
+            match ctx.status().await {
+                Ok(s) => Reply::channel(render(&s.firing, ctx.clock.now(), |t| ctx.time(t))),
+                Err(e) => Reply::private(e),
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::*;
+    use super::*;
+
+    #[tokio::test]
+    async fn alerts_list_what_fires_with_ack_and_silence() {
+        let (ctx, mut rx) = ctx().await;
+        let answer = tokio::spawn(async move {
+            match rx.recv().await.unwrap() {
+                crate::control::Command::Status(tx) => {
+                    let mut s = empty_status();
+                    s.firing = vec![FiringAlert {
+                        fingerprint: "0123456789abcdef".into(),
+                        name: "SpeakerFeedback".into(),
+                        incident: "launch".into(),
+                        labels: [("alertname", "SpeakerFeedback"), ("room", "main")]
+                            .iter()
+                            .map(|(k, v)| (k.to_string(), v.to_string()))
+                            .collect(),
+                        summary: "host feeds back".into(),
+                        value: 0.93,
+                        since: T0 - 65_000,
+                        acked: Some(crate::control::Acked {
+                            by: "bob".into(),
+                            at: T0 - 5_000,
+                        }),
+                        silenced_by: Some("s1".into()),
+                    }];
+                    tx.send(s).unwrap()
+                }
+                other => panic!("{other:?}"),
+            }
+        });
+        let r = super::super::handle(&ctx, &actor(Role::Viewer), "alerts").await;
+        answer.await.unwrap();
+        assert_eq!(
+            r.text,
+            "1 alert(s) firing:\n• SpeakerFeedback {room=\"main\"} value 0.93 for 1m05s (since 22:02:00 UTC), incident launch, id 01234567; acked by bob 5s ago; silenced by s1\n  host feeds back"
+        );
+        assert_eq!(render(&[], T0, |t| t.to_string()), "no alerts firing");
+        assert_eq!(parse(Args::of("x")).unwrap_err(), "unexpected `x`");
+    }
+}

@@ -1,0 +1,164 @@
+//! `timeline [INCIDENT]`: what happened, in order, from the store: alerts,
+//! runs and their steps, acks, refusals. Default: the newest incident.
+
+use super::{Actor, Args, BoxFut, Ctx, Execute, Reply, Spec, hint};
+use crate::roles::Role;
+use crate::store::TimelineEntry;
+
+pub const SPEC: Spec = Spec {
+    name: "timeline",
+    args: "[INCIDENT]",
+    role: Role::Viewer,
+    about: "the incident's timeline (default: the newest incident)",
+    example: "timeline launch",
+    flags: &[],
+    parse: |a| Ok(Box::new(parse(a)?)),
+};
+
+/// Chat messages have limits, and the start of a long incident is what
+/// the store is for: show the newest entries.
+const MAX_ENTRIES: usize = 40;
+
+#[derive(Debug, PartialEq)]
+pub struct Timeline {
+    pub incident: Option<String>,
+}
+
+pub fn parse(mut a: Args) -> Result<Timeline, String> {
+    let incident = a.word().map(|t| t.text);
+    a.finish()?;
+    Ok(Timeline { incident })
+}
+
+pub fn render(incident: &str, entries: &[TimelineEntry], time: impl Fn(i64) -> String) -> String {
+    let mut out = format!("timeline of {incident} ({} entries)", entries.len());
+    let skip = entries.len().saturating_sub(MAX_ENTRIES);
+    if skip > 0 {
+        out.push_str(&format!("\n… {skip} earlier entries not shown"));
+    }
+    for e in &entries[skip..] {
+        out.push_str(&format!(
+            "\n{} {} [{}] {}",
+            time(e.at),
+            e.actor,
+            e.kind,
+            e.text
+        ));
+    }
+    out
+}
+
+impl Execute for Timeline {
+    fn execute<'a>(self: Box<Self>, ctx: &'a Ctx, _actor: &'a Actor) -> BoxFut<'a, Reply> {
+        Box::pin(async move {
+            let incidents = match ctx.store.incidents().await {
+                Ok(i) => i,
+                Err(e) => return Reply::private(format!("cannot read the incidents: {e}")),
+            };
+            // Listed oldest first.
+            let incident = match self.incident {
+                Some(i) if incidents.contains(&i) => i,
+                Some(i) => {
+                    let known = if incidents.is_empty() {
+                        "there are none yet".to_owned()
+                    } else {
+                        format!("incidents: {}", incidents.join(", "))
+                    };
+                    return Reply::private(format!(
+                        "no incident {i:?}{}; {known}",
+                        hint(&i, &incidents)
+                    ));
+                }
+                None => match incidents.last() {
+                    Some(i) => i.clone(),
+                    None => return Reply::private("no incidents yet: nothing has fired"),
+                },
+            };
+            match ctx.store.timeline(&incident).await {
+                Ok(entries) => Reply::private(render(&incident, &entries, |t| ctx.time(t))),
+                Err(e) => Reply::private(format!("cannot read the timeline: {e}")),
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::handle;
+    use super::super::testing::*;
+    use super::*;
+
+    #[tokio::test]
+    async fn the_newest_incident_by_default_and_a_hint_for_typos() {
+        let (ctx, _rx) = ctx().await;
+        let me = actor(Role::Viewer);
+        assert_eq!(
+            handle(&ctx, &me, "timeline").await.text,
+            "no incidents yet: nothing has fired"
+        );
+        ctx.store
+            .append_timeline(
+                "rehearsal",
+                T0 - 10_000,
+                "alert_firing",
+                "firebreak",
+                "Full firing",
+            )
+            .await
+            .unwrap();
+        ctx.store
+            .append_timeline(
+                "launch",
+                T0,
+                "alert_firing",
+                "firebreak",
+                "SpeakerFeedback firing",
+            )
+            .await
+            .unwrap();
+        ctx.store
+            .append_timeline(
+                "launch",
+                T0 + 5_000,
+                "ack",
+                "bob",
+                "SpeakerFeedback acknowledged by bob",
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            handle(&ctx, &me, "timeline").await.text,
+            "timeline of launch (2 entries)\n22:03:05 UTC firebreak [alert_firing] SpeakerFeedback firing\n22:03:10 UTC bob [ack] SpeakerFeedback acknowledged by bob"
+        );
+        assert!(
+            handle(&ctx, &me, "timeline rehearsal")
+                .await
+                .text
+                .contains("Full firing")
+        );
+        assert_eq!(
+            handle(&ctx, &me, "timeline lanch").await.text,
+            "no incident \"lanch\" (did you mean `launch`?); incidents: rehearsal, launch"
+        );
+    }
+
+    #[test]
+    fn long_timelines_show_the_newest() {
+        let entries: Vec<TimelineEntry> = (0..45)
+            .map(|i| TimelineEntry {
+                incident: "x".into(),
+                seq: i,
+                at: i,
+                kind: "step".into(),
+                actor: "firebreak".into(),
+                text: format!("e{i}"),
+            })
+            .collect();
+        let text = render("x", &entries, |t| t.to_string());
+        assert!(
+            text.contains("… 5 earlier entries not shown\n5 firebreak [step] e5"),
+            "{text}"
+        );
+        assert!(!text.contains("e4\n"), "{text}");
+    }
+}

@@ -1,0 +1,102 @@
+//! `unsilence ID`: end a silence now.
+
+use super::{Actor, Args, BoxFut, Ctx, Execute, Reply, Spec, hint};
+use crate::control::Command;
+use crate::roles::Role;
+
+pub const SPEC: Spec = Spec {
+    name: "unsilence",
+    args: "ID",
+    role: Role::Responder,
+    about: "end silence ID now (ids are in `status`)",
+    example: "unsilence s1684965785000",
+    flags: &[],
+    parse: |a| Ok(Box::new(parse(a)?)),
+};
+
+#[derive(Debug, PartialEq)]
+pub struct Unsilence {
+    pub id: String,
+}
+
+pub fn parse(mut a: Args) -> Result<Unsilence, String> {
+    let id = a.required("the silence id (see `status`)")?;
+    a.finish()?;
+    Ok(Unsilence { id })
+}
+
+impl Execute for Unsilence {
+    fn execute<'a>(self: Box<Self>, ctx: &'a Ctx, actor: &'a Actor) -> BoxFut<'a, Reply> {
+        Box::pin(async move {
+            let id = self.id;
+            let r = ctx
+                .ask(|reply| Command::Unsilence {
+                    id: id.clone(),
+                    by: actor.name.clone(),
+                    reply,
+                })
+                .await;
+            match r {
+                Ok(Ok(())) => Reply::private(format!("silence {id} ended")),
+                Ok(Err(e)) => {
+                    let active: Vec<String> = ctx
+                        .status()
+                        .await
+                        .map(|s| s.silences.into_iter().map(|v| v.id).collect())
+                        .unwrap_or_default();
+                    let known = if active.is_empty() {
+                        "no silence is active".to_owned()
+                    } else {
+                        format!("active: {}", active.join(", "))
+                    };
+                    Reply::private(format!("{e}{}; {known}", hint(&id, &active)))
+                }
+                Err(e) => Reply::private(e),
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::handle;
+    use super::super::testing::*;
+    use super::*;
+
+    #[tokio::test]
+    async fn an_unknown_id_gets_the_close_one() {
+        let (ctx, mut rx) = ctx().await;
+        let loop_ = tokio::spawn(async move {
+            match rx.recv().await.unwrap() {
+                Command::Unsilence { id, reply, .. } => {
+                    reply.send(Err(format!("no silence with id {id}"))).unwrap();
+                }
+                other => panic!("{other:?}"),
+            }
+            match rx.recv().await.unwrap() {
+                Command::Status(tx) => {
+                    let mut s = empty_status();
+                    s.silences.push(crate::control::SilenceView {
+                        id: "s1684965785000".into(),
+                        matchers: "alertname=\"Full\"".into(),
+                        ends_at: T0 + 60_000,
+                        by: "bob".into(),
+                        comment: String::new(),
+                    });
+                    tx.send(s).unwrap();
+                }
+                other => panic!("{other:?}"),
+            }
+        });
+        let r = handle(&ctx, &actor(Role::Responder), "unsilence s1684965785001").await;
+        loop_.await.unwrap();
+        assert_eq!(
+            r.text,
+            "no silence with id s1684965785001 (did you mean `s1684965785000`?); active: s1684965785000"
+        );
+        assert_eq!(
+            parse(Args::of("")).unwrap_err(),
+            "missing the silence id (see `status`)"
+        );
+    }
+}
