@@ -1580,7 +1580,11 @@ steps:
                 .is_some_and(|l| l.0 == card::Status::AwaitingApproval)
         })
         .await;
-        let run = executor.waiting()[0].run.clone();
+        // Regression: the card showed the gate before it was open, so an
+        // answer given at once could find nothing to answer.
+        let waiting = executor.waiting();
+        assert_eq!(waiting.len(), 1, "the gate is open once the card shows it");
+        let run = waiting[0].run.clone();
         let (reply, answer) = oneshot::channel();
         cmd_tx
             .send(Command::Answer {

@@ -52,7 +52,7 @@ async fn a_saturating_room_is_capped_and_holds() {
         "95% of the main room's 520,000\nstdout:\n{out}\nstderr:\n{err}"
     );
     assert_eq!(ended.as_deref(), Some("succeeded"), "{out}\n{err}");
-    assert!(out.contains("*RoomSaturating* [critical] firing"), "{out}");
+    assert!(out.contains("• RoomSaturating [critical]"), "{out}");
     assert!(
         out.contains("Capped room main at 494000 listeners"),
         "{out}"

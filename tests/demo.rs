@@ -81,7 +81,7 @@ async fn the_replay_moves_the_event_before_saturation_and_keeps_the_audience() {
 
     // What people saw.
     for needle in [
-        "ListenerCapacityBreachPredicted* [critical] firing",
+        "• ListenerCapacityBreachPredicted [critical]",
         "runbook *move-to-secondary-room* started",
         "`move_event` (http) POST sim/api/v1/events/launch/move → 200",
         "`recovered` (wait) `sum(live_room_listeners{room=\"cohost-1\"}) >=",

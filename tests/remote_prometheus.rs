@@ -29,7 +29,7 @@ async fn rules_read_through_the_prometheus_api_and_mitigate() {
         "the host was never muted\nstdout:\n{out}\nstderr:\n{err}"
     );
     assert!(status.is_some_and(|s| s.success()), "{status:?}\n{err}");
-    assert!(out.contains("*SpeakerFeedback* [critical] firing"), "{out}");
+    assert!(out.contains("• SpeakerFeedback [critical]"), "{out}");
     assert_eq!(ended.as_deref(), Some("succeeded"), "{out}");
     assert!(
         out.contains("runbook *mute-feedback-speaker* succeeded"),

@@ -32,7 +32,7 @@ async fn run_mutes_the_feedback_and_drains_on_sigterm() {
         panic!("firebreak run did not exit within 10s of SIGTERM\nstderr:\n{err}")
     });
     assert!(status.success(), "exit {status:?}\nstderr:\n{err}");
-    assert!(out.contains("*SpeakerFeedback* [critical] firing"), "{out}");
+    assert!(out.contains("• SpeakerFeedback [critical]"), "{out}");
     assert_eq!(ended.as_deref(), Some("succeeded"), "{out}");
     assert!(
         out.contains("runbook *mute-feedback-speaker* succeeded"),

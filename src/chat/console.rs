@@ -17,7 +17,7 @@ pub struct Console {
     seen_incidents: Mutex<HashSet<String>>,
     next_id: std::sync::atomic::AtomicU64,
     /// The status each printed card was last shown in, by id.
-    card_status: Mutex<std::collections::HashMap<String, super::card::Status>>,
+    card_status: Mutex<std::collections::HashMap<String, CardSeen>>,
 }
 
 impl Console {
@@ -107,28 +107,51 @@ impl Console {
     }
 }
 
+/// What a printed card showed: its status and the alerts firing on it.
+type CardSeen = (super::card::Status, Vec<String>);
+
+fn seen(card: &super::card::Card) -> CardSeen {
+    (
+        card.status,
+        card.alerts
+            .iter()
+            .filter(|a| a.firing)
+            .map(|a| format!("{}{:?}", a.name, a.labels))
+            .collect(),
+    )
+}
+
 impl ChatAdapter for Console {
     /// A terminal cannot change what it printed. An update of a card is
-    /// printed only when the incident's status changed, as one line under
-    /// the incident; other updates print the new version, marked as one.
+    /// printed in full under the incident when new alerts fire on it
+    /// (they are news), as one status line when only its status changed,
+    /// and not at all otherwise; other updates print the new version,
+    /// marked as one.
     fn send<'a>(&'a self, o: Outgoing<'a>) -> BoxFut<'a, Result<String, ChatError>> {
         Box::pin(async move {
             let mut line = self.render(o.msg);
             if let Placement::Update { id } = &o.placement {
                 if let Some(card) = &o.msg.card {
-                    let mut seen = self
+                    let mut seen_map = self
                         .card_status
                         .lock()
                         .map_err(|_| ChatError::Rejected("console state poisoned".into()))?;
-                    if seen.insert(id.clone(), card.status) == Some(card.status) {
+                    let now = seen(card);
+                    let before = seen_map.insert(id.clone(), now.clone());
+                    // Alerts that stop firing show in the status line.
+                    let alerts_changed = before
+                        .as_ref()
+                        .is_none_or(|b| now.1.iter().any(|a| !b.1.contains(a)));
+                    if !alerts_changed && before.is_some_and(|b| b.0 == now.0) {
                         return Ok(id.clone());
                     }
-                    let head = self.render(&ChatMessage {
-                        text: status_line(card),
-                        card: None,
-                        ..o.msg.clone()
-                    });
-                    line = head;
+                    if !alerts_changed {
+                        line = self.render(&ChatMessage {
+                            text: status_line(card),
+                            card: None,
+                            ..o.msg.clone()
+                        });
+                    }
                 } else {
                     line = format!("{line}  (updates #{id})");
                 }
@@ -146,9 +169,9 @@ impl ChatAdapter for Console {
                 .to_string();
             if let (Some(card), Placement::TopLevel | Placement::Reply { .. }) =
                 (&o.msg.card, &o.placement)
-                && let Ok(mut seen) = self.card_status.lock()
+                && let Ok(mut map) = self.card_status.lock()
             {
-                seen.insert(id.clone(), card.status);
+                map.insert(id.clone(), seen(card));
             }
             Ok(id)
         })

@@ -79,6 +79,32 @@ impl Drop for Registered<'_> {
     }
 }
 
+/// A gate that is open: answers are taken until [`OpenGate::outcome`]
+/// returns or this is dropped.
+pub struct OpenGate<'a> {
+    rx: oneshot::Receiver<(Verdict, String)>,
+    _registered: Registered<'a>,
+}
+
+impl OpenGate<'_> {
+    pub async fn outcome(
+        self,
+        clock: &Clock,
+        deadline: Millis,
+        cancel: &CancellationToken,
+    ) -> GateOutcome {
+        tokio::select! {
+            answer = self.rx => match answer {
+                Ok((Verdict::Approve, by)) => GateOutcome::Approved { by },
+                Ok((Verdict::Deny, by)) => GateOutcome::Denied { by },
+                Err(_) => GateOutcome::Cancelled,
+            },
+            _ = clock.sleep_until(deadline) => GateOutcome::TimedOut,
+            _ = cancel.cancelled() => GateOutcome::Cancelled,
+        }
+    }
+}
+
 impl Gates {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Open>> {
         // A panic while holding this lock cannot leave the map half
@@ -96,6 +122,20 @@ impl Gates {
         deadline: Millis,
         cancel: &CancellationToken,
     ) -> GateOutcome {
+        self.open(run, what, approval, deadline)
+            .outcome(clock, deadline, cancel)
+            .await
+    }
+
+    /// Opens the gate now, so an answer is accepted from this moment;
+    /// tell people only after this, or a quick answer finds no gate.
+    pub fn open<'a>(
+        &'a self,
+        run: &'a str,
+        what: &str,
+        approval: &Approval,
+        deadline: Millis,
+    ) -> OpenGate<'a> {
         let (tx, rx) = oneshot::channel();
         self.lock().insert(
             run.to_owned(),
@@ -106,15 +146,9 @@ impl Gates {
                 reply: tx,
             },
         );
-        let _registered = Registered { gates: self, run };
-        tokio::select! {
-            answer = rx => match answer {
-                Ok((Verdict::Approve, by)) => GateOutcome::Approved { by },
-                Ok((Verdict::Deny, by)) => GateOutcome::Denied { by },
-                Err(_) => GateOutcome::Cancelled,
-            },
-            _ = clock.sleep_until(deadline) => GateOutcome::TimedOut,
-            _ = cancel.cancelled() => GateOutcome::Cancelled,
+        OpenGate {
+            rx,
+            _registered: Registered { gates: self, run },
         }
     }
 

@@ -523,9 +523,12 @@ impl Run<'_> {
                 now
             }
         };
-        self.set_state_at("awaiting_approval", Some(&id)).await;
         let deadline = started + approval.timeout.as_millis() as i64;
         let run_id = &self.req.run_id;
+        // Open before anyone is told, so that an answer given the moment
+        // the card or the message shows the gate finds it.
+        let gate = self.inner.gates.open(run_id, what, approval, deadline);
+        self.set_state_at("awaiting_approval", Some(what)).await;
         let then = match approval.on_timeout {
             OnTimeout::Abort => "the run stops",
             OnTimeout::Proceed => "the run goes on",
@@ -540,11 +543,7 @@ impl Run<'_> {
             ),
         )
         .await;
-        let out = self
-            .inner
-            .gates
-            .wait(clock, run_id, what, approval, deadline, self.cancel)
-            .await;
+        let out = gate.outcome(clock, deadline, self.cancel).await;
         self.set_state("running").await;
         let (state, result, note) = match out {
             GateOutcome::Approved { by } => (
