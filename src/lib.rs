@@ -44,7 +44,8 @@
 //!   per channel, pacing, retries, threads, storm coalescing), adapters:
 //!   `chat::console` (the terminal) and `chat::slack` (Slack's Web API);
 //!   `chat::card` is the incident card model and `chat::blocks` its Block
-//!   Kit rendering (model).
+//!   Kit rendering (model); `chat::signature` checks Slack's request
+//!   signatures (model).
 //! - [`store`] (I/O): runs, steps, alerts, the incident timeline, the outbox.
 //!
 //! Putting it together:

@@ -9,6 +9,7 @@
 pub mod blocks;
 pub mod card;
 pub mod console;
+pub mod signature;
 pub mod slack;
 
 use std::collections::HashMap;
