@@ -472,10 +472,18 @@ async fn a_storm_of_ten_thousand_alerts_becomes_a_handful_of_posts() {
     // The rate limit allows a burst of 3, then one post a second while the
     // storm lasts, then one last post per thread (3) for what the final
     // second left behind, plus one for rounding: 17 for a 10s storm.
-    let bound = 3 + enqueued.as_secs() as usize + 3 + 1;
+    // On a loaded machine enqueuing takes longer than 10s, and the bound
+    // follows the storm's real length (a fixed cap failed CI when it took
+    // 18s and went out, correctly, as 23 posts).
+    let bound = 3 + enqueued.as_secs_f64().ceil() as usize + 3 + 1;
     assert!(
-        posts.len() <= bound.min(20),
+        posts.len() <= bound,
         "{} posts for the storm (bound {bound})",
+        posts.len()
+    );
+    assert!(
+        posts.len() < 100,
+        "a handful, not thousands: {}",
         posts.len()
     );
     // Each incident's first alerts open a thread (one post may open all
