@@ -1142,9 +1142,9 @@ mod silence_tests {
 
     const RUNBOOK: &str = "kind: runbook\nname: on-full\ntrigger:\n  alerts: [{alertname: Full}]\nsteps:\n  - id: say\n    action: chat\n    with: {text: hi}\n";
 
-    fn control(store: &Store, clock: &Clock) -> Control {
-        let outbox = Outbox::new(store.clone());
-        let env = ActionEnv {
+    /// Actions that talk to chat only, on channel `#c`.
+    pub(super) fn env(outbox: &Outbox, clock: &Clock) -> ActionEnv {
+        ActionEnv {
             http: crate::net::client().unwrap(),
             targets: BTreeMap::new(),
             secrets: BTreeMap::new(),
@@ -1153,7 +1153,12 @@ mod silence_tests {
             channel: "#c".into(),
             queries: None,
             control: None,
-        };
+        }
+    }
+
+    fn control(store: &Store, clock: &Clock) -> Control {
+        let outbox = Outbox::new(store.clone());
+        let env = silence_tests::env(&outbox, clock);
         // Runs are not awaited here; their ends queue up unread.
         let (finished, _) = mpsc::channel(16);
         let executor = Executor::new(env, store.clone(), CancellationToken::new(), finished);
@@ -1463,7 +1468,6 @@ mod silence_tests {
 #[cfg(test)]
 mod card_tests {
     use super::*;
-    use crate::executor::actions::ActionEnv;
     use crate::labels::Labels;
     use crate::rules::{Alert, AlertState};
 
@@ -1539,16 +1543,7 @@ steps:
         let store = Store::open("sqlite::memory:").await.unwrap();
         let clock = Clock::system();
         let outbox = Outbox::new(store.clone());
-        let env = ActionEnv {
-            http: crate::net::client().unwrap(),
-            targets: BTreeMap::new(),
-            secrets: BTreeMap::new(),
-            outbox: outbox.clone(),
-            clock: clock.clone(),
-            channel: "#c".into(),
-            queries: None,
-            control: None,
-        };
+        let env = silence_tests::env(&outbox, &clock);
         let (finished_tx, finished_rx) = mpsc::channel(16);
         let (progress_tx, progress_rx) = mpsc::channel(16);
         let executor = Executor::new(env, store.clone(), CancellationToken::new(), finished_tx)

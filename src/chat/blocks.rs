@@ -244,21 +244,21 @@ mod tests {
         insta::assert_snapshot!(serde_json::to_string_pretty(&render(&msg(c))).unwrap());
     }
 
+    /// The buttons' `field` values, in order; empty without buttons.
+    fn buttons(blocks: &Json, field: &str) -> Vec<String> {
+        blocks
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|b| b["type"] == "actions")
+            .flat_map(|b| b["elements"].as_array().unwrap())
+            .map(|e| e[field].as_str().unwrap().to_owned())
+            .collect()
+    }
+
     #[test]
     fn several_run_buttons_have_distinct_action_ids() {
-        let b = render(&msg(card(None)));
-        let actions = b
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|b| b["type"] == "actions")
-            .unwrap();
-        let ids: Vec<&str> = actions["elements"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| e["action_id"].as_str().unwrap())
-            .collect();
+        let ids = buttons(&render(&msg(card(None))), "action_id");
         assert_eq!(
             ids,
             [
@@ -281,18 +281,8 @@ mod tests {
             Some("awaiting_approval"),
             Some("failed"),
         ] {
-            let b = render(&msg(card(state)));
-            let Some(actions) = b
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|b| b["type"] == "actions")
-            else {
-                continue;
-            };
-            for e in actions["elements"].as_array().unwrap() {
-                let value = e["value"].as_str().unwrap();
-                let mut words = tokenize(value).unwrap().into_iter();
+            for value in buttons(&render(&msg(card(state))), "value") {
+                let mut words = tokenize(&value).unwrap().into_iter();
                 let spec = find(&words.next().unwrap().text).unwrap();
                 if let Err(err) = (spec.parse)(Args::new(words.collect())) {
                     panic!("button {value:?} does not parse: {err}");
@@ -320,24 +310,9 @@ mod tests {
     #[test]
     fn buttons_carry_the_command_they_stand_for() {
         let b = render(&msg(card(Some("running"))));
-        let actions = b
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|b| b["type"] == "actions")
-            .unwrap();
-        let values: Vec<&str> = actions["elements"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| e["value"].as_str().unwrap())
-            .collect();
-        let ids: std::collections::BTreeSet<&str> = actions["elements"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| e["action_id"].as_str().unwrap())
-            .collect();
+        let values = buttons(&b, "value");
+        let ids: std::collections::BTreeSet<String> =
+            buttons(&b, "action_id").into_iter().collect();
         assert_eq!(ids.len(), values.len(), "action ids must be unique");
         assert_eq!(
             values,
