@@ -1142,6 +1142,14 @@ mod silence_tests {
 
     const RUNBOOK: &str = "kind: runbook\nname: on-full\ntrigger:\n  alerts: [{alertname: Full}]\nsteps:\n  - id: say\n    action: chat\n    with: {text: hi}\n";
 
+    /// A store in a file that lives as long as the returned directory.
+    async fn file_store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("s.db").display());
+        let store = Store::open(&url).await.unwrap();
+        (dir, store)
+    }
+
     /// Actions that talk to chat only, on channel `#c`.
     pub(super) fn env(outbox: &Outbox, clock: &Clock) -> ActionEnv {
         ActionEnv {
@@ -1242,9 +1250,7 @@ mod silence_tests {
     // Real time: paused time would time out the store's connection pool.
     #[tokio::test]
     async fn a_silenced_alert_is_recorded_and_nothing_more_even_after_a_restart() {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("s.db").display());
-        let store = Store::open(&url).await.unwrap();
+        let (_dir, store) = file_store().await;
         let clock = Clock::system();
         let mut c = control(&store, &clock);
 
@@ -1330,9 +1336,7 @@ mod silence_tests {
     /// the mitigation was forgotten (found by `tests/kill_restart.rs`).
     #[tokio::test]
     async fn an_alert_restored_as_firing_with_no_run_starts_its_runbook_once() {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("s.db").display());
-        let store = Store::open(&url).await.unwrap();
+        let (_dir, store) = file_store().await;
         let clock = Clock::system();
         let firing = event(AlertEventKind::Firing, "Full", clock.now() - 5_000).alert;
 
@@ -1376,9 +1380,7 @@ mod silence_tests {
 
     #[tokio::test]
     async fn silenced_alerts_are_listed_as_such_and_acks_find_alerts_by_id_name_or_incident() {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("s.db").display());
-        let store = Store::open(&url).await.unwrap();
+        let (_dir, store) = file_store().await;
         let clock = Clock::system();
         let mut c = control(&store, &clock);
         let id = silence(&mut c, "alertname=\"Quiet\"", 60_000)
@@ -1431,9 +1433,7 @@ mod silence_tests {
 
     #[tokio::test]
     async fn a_keyed_silence_asked_for_again_after_a_restart_is_the_same_silence() {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("s.db").display());
-        let store = Store::open(&url).await.unwrap();
+        let (_dir, store) = file_store().await;
         let clock = Clock::system();
         let mut c = control(&store, &clock);
         let key = Some("move-1-00001:quiet");
