@@ -34,6 +34,15 @@ pub struct Config {
     pub automation_paused: bool,
     /// Alert labels whose values group alerts into one incident.
     pub incident_group_by: Vec<String>,
+    /// The bot's own HTTP server (`server`).
+    pub server: ServerConfig,
+}
+
+/// `server`: where the bot listens for HTTP, today Slack's slash commands,
+/// buttons and events. Left out, nothing listens.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ServerConfig {
+    pub listen: Option<std::net::SocketAddr>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -87,9 +96,14 @@ pub struct ChatConfig {
 pub struct SlackConfig {
     /// The secret holding the bot token (`xoxb-...`).
     pub bot_token_secret: String,
-    /// The secret holding the app's signing secret, for the inbound side
-    /// (slash commands, interactivity) to verify requests.
+    /// The secret holding the app's signing secret: with it, slash
+    /// commands, buttons and events arrive over HTTP at `server.listen`,
+    /// each request verified with it.
     pub signing_secret: Option<String>,
+    /// The secret holding an app-level token (`xapp-...`, scope
+    /// `connections:write`): with it, they arrive over Socket Mode
+    /// instead, for a bot without a public URL.
+    pub app_token_secret: Option<String>,
     /// The Web API base; tests point it at a local fake.
     pub api_url: reqwest::Url,
     /// How long one Web API request may take.
@@ -153,6 +167,7 @@ impl Default for Config {
             store_url: "sqlite://firebreak.db".into(),
             automation_paused: false,
             incident_group_by: vec!["event".into()],
+            server: ServerConfig::default(),
         }
     }
 }
@@ -178,6 +193,14 @@ struct RawConfig {
     automation: RawAutomation,
     #[serde(default)]
     incidents: RawIncidents,
+    #[serde(default)]
+    server: RawServer,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    listen: Option<Sp<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -252,6 +275,7 @@ struct RawChat {
 struct RawSlack {
     bot_token_secret: Sp<String>,
     signing_secret: Option<Sp<String>>,
+    app_token_secret: Option<Sp<String>>,
     api_url: Option<Sp<String>>,
     timeout: Option<Sp<String>>,
 }
@@ -416,7 +440,22 @@ impl Config {
             .chat
             .slack
             .as_ref()
-            .map(|sp| slack_config(&mut c, &sp.value, &secrets));
+            .map(|sp| slack_config(&mut c, &sp.value, &secrets, raw.server.listen.is_some()));
+        let listen = raw.server.listen.as_ref().and_then(|sp| {
+            sp.value
+                .parse::<std::net::SocketAddr>()
+                .map_err(|_| {
+                    c.err(
+                        Pos::of(sp),
+                        "server.listen",
+                        format!(
+                            "{:?} is not an address to listen on; expected IP:PORT, such as 0.0.0.0:9095 or 127.0.0.1:9095",
+                            sp.value
+                        ),
+                    )
+                })
+                .ok()
+        });
 
         let mut targets = BTreeMap::new();
         for (name, sp) in &raw.targets {
@@ -489,6 +528,7 @@ impl Config {
             store_url,
             automation_paused: raw.automation.paused.unwrap_or(false),
             incident_group_by: raw.incidents.group_by.unwrap_or(defaults.incident_group_by),
+            server: ServerConfig { listen },
         };
         c.out.into_result(config)
     }
@@ -522,6 +562,7 @@ fn slack_config(
     c: &mut Collector<'_>,
     r: &RawSlack,
     secrets: &BTreeMap<String, SecretSource>,
+    listening: bool,
 ) -> Option<SlackConfig> {
     let token_ok = known_secret(
         c,
@@ -533,6 +574,19 @@ fn slack_config(
         .signing_secret
         .as_ref()
         .is_none_or(|s| known_secret(c, s, "chat.slack.signing_secret", secrets));
+    if let Some(sp) = &r.signing_secret
+        && !listening
+    {
+        c.err(
+            Pos::of(sp),
+            "chat.slack.signing_secret",
+            "is for requests Slack sends over HTTP, but nothing listens: set `server.listen` (for example 0.0.0.0:9095), or use Socket Mode with `chat.slack.app_token_secret` and drop the signing secret",
+        );
+    }
+    let app_ok = r
+        .app_token_secret
+        .as_ref()
+        .is_none_or(|s| known_secret(c, s, "chat.slack.app_token_secret", secrets));
     let timeout = c.duration(
         r.timeout.as_ref(),
         "chat.slack.timeout",
@@ -550,10 +604,11 @@ fn slack_config(
     Some(SlackConfig {
         bot_token_secret: r.bot_token_secret.value.clone(),
         signing_secret: r.signing_secret.as_ref().map(|s| s.value.clone()),
+        app_token_secret: r.app_token_secret.as_ref().map(|s| s.value.clone()),
         api_url: api_url?,
         timeout,
     })
-    .filter(|_| token_ok && signing_ok)
+    .filter(|_| token_ok && signing_ok && app_ok)
 }
 
 /// `chat.roles`. Left out, a role's grant is empty, except `viewer`,
@@ -723,8 +778,9 @@ store:
 
     #[test]
     fn slack_config_loads_with_defaults_and_checks_its_secrets() {
-        let text = "secrets:\n  slack_bot: {env: SLACK_BOT_TOKEN}\n  slack_signing: {file: /run/signing}\nchat:\n  channel: '#live'\n  slack:\n    bot_token_secret: slack_bot\n    signing_secret: slack_signing\n";
+        let text = "secrets:\n  slack_bot: {env: SLACK_BOT_TOKEN}\n  slack_signing: {file: /run/signing}\nchat:\n  channel: '#live'\n  slack:\n    bot_token_secret: slack_bot\n    signing_secret: slack_signing\nserver:\n  listen: 0.0.0.0:9095\n";
         let c = Config::load("c.yaml", text).unwrap();
+        assert_eq!(c.server.listen, Some("0.0.0.0:9095".parse().unwrap()));
         let s = c.chat.slack.unwrap();
         assert_eq!(s.bot_token_secret, "slack_bot");
         assert_eq!(s.signing_secret.as_deref(), Some("slack_signing"));
@@ -743,6 +799,8 @@ chat:
     api_url: ftp://example
     timeout: 0s
     tokn: x
+server:
+  listen: 127.0.0.1:0
 ";
         let errs = Config::load("c.yaml", text).unwrap_err().to_string();
         assert!(errs.contains("tokn"), "{errs}");
@@ -765,6 +823,32 @@ chat:
             lines[0].contains("more") && lines[0].contains("other"),
             "{lines:#?}"
         );
+    }
+
+    #[test]
+    fn slack_inbound_needs_somewhere_to_arrive() {
+        let base = "secrets:\n  bot: {env: B}\n  sign: {env: S}\n  app: {env: A}\nchat:\n  slack:\n    bot_token_secret: bot\n";
+        let errs = Config::load("c.yaml", &format!("{base}    signing_secret: sign\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            errs.starts_with("c.yaml:8:21: chat.slack.signing_secret: is for requests Slack sends over HTTP, but nothing listens: set `server.listen`"),
+            "{errs}"
+        );
+        let c = Config::load("c.yaml", &format!("{base}    app_token_secret: app\n")).unwrap();
+        let s = c.chat.slack.unwrap();
+        assert_eq!(s.app_token_secret.as_deref(), Some("app"));
+        assert_eq!(c.server.listen, None);
+        let errs = Config::load(
+            "c.yaml",
+            &format!("{base}    app_token_secret: ap\nserver:\n  listen: localhost\n"),
+        )
+        .unwrap_err();
+        let lines: Vec<String> = errs.iter().map(ToString::to_string).collect();
+        assert_eq!(lines, [
+            "c.yaml:8:23: chat.slack.app_token_secret: unknown secret \"ap\"; defined secrets: app, bot, sign".to_owned(),
+            "c.yaml:10:11: server.listen: \"localhost\" is not an address to listen on; expected IP:PORT, such as 0.0.0.0:9095 or 127.0.0.1:9095".to_owned(),
+        ]);
     }
 
     #[test]

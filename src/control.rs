@@ -131,7 +131,7 @@ pub struct SilenceView {
     pub comment: String,
 }
 
-#[derive(Clone, Debug, Serialize, PartialEq)]
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
 pub struct Status {
     pub paused: Option<Pause>,
     /// (runbook, concurrency key, run id), by run id.
@@ -294,6 +294,7 @@ impl Control {
                 at: self.clock.now(),
                 slot: Some(card::SLOT.to_owned()),
                 card: Some(c.clone()),
+                reply_to: None,
             };
             if let Err(e) = self.outbox.post(&msg).await {
                 tracing::error!(error = %e, %incident, "cannot queue the incident card");
@@ -389,6 +390,7 @@ impl Control {
             at: self.clock.now(),
             slot: None,
             card: None,
+            reply_to: None,
         };
         if let Err(e) = self.outbox.post(&msg).await {
             tracing::error!(error = %e, "cannot queue chat message");

@@ -4,6 +4,8 @@
 //! scrape tasks ─(64)─▶ watcher ─(1024)─▶ control ─▶ executor runs ─▶ outbox ─▶ chat
 //!                                          ▲  ▲(256) run ends
 //!                          commands ──(64)─┘  └(256, lossy) run progress, for cards
+//!                             ▲
+//!   console lines (16), Slack over HTTP (server.listen) or Socket Mode
 //! ```
 //! Numbers are queue bounds; a full queue makes its sender wait (no
 //! sample, alert or run end is dropped), and chat goes through the durable
@@ -78,8 +80,87 @@ pub async fn chat_adapter(config: &Config) -> anyhow::Result<Arc<dyn ChatAdapter
     Ok(Arc::new(slack))
 }
 
+/// Starts what people reach the bot through: the HTTP server when
+/// `server.listen` is set (with Slack's request URLs when a signing secret
+/// is), and Socket Mode when an app token is. Returns the bound address.
+async fn inbound(
+    config: &Config,
+    ctx: &Arc<crate::command::Ctx>,
+    outbox: &Outbox,
+    tracker: &TaskTracker,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<Option<std::net::SocketAddr>> {
+    use crate::chat::slack::Slack;
+    use crate::chat::slack_inbound::{Groups, Inbound};
+    use crate::config::resolve_secret;
+
+    let secret = |name: &str, field: &str| -> anyhow::Result<String> {
+        let src = config
+            .secrets
+            .get(name)
+            .with_context(|| format!("{field}: no secret named {name:?}"))?;
+        resolve_secret(src).map_err(|e| anyhow::anyhow!("{field}: {e}"))
+    };
+    let mut app = axum::Router::new();
+    let mut slack_inbound = None;
+    if let Some(cfg) = &config.chat.slack
+        && (cfg.signing_secret.is_some() || cfg.app_token_secret.is_some())
+    {
+        let slack = Arc::new(Slack::from_config(cfg, &config.secrets)?);
+        let signing = match &cfg.signing_secret {
+            Some(name) => Some(secret(name, "chat.slack.signing_secret")?.into_bytes()),
+            None => None,
+        };
+        let inbound = Arc::new(Inbound::new(
+            ctx.clone(),
+            config.chat.roles.clone(),
+            Groups::for_roles(slack.clone(), &config.chat.roles),
+            crate::net::client()?,
+            outbox.clone(),
+            signing.clone(),
+            shutdown.clone(),
+        ));
+        if signing.is_some() {
+            app = app.merge(crate::chat::slack_inbound::routes(inbound.clone()));
+        }
+        if let Some(name) = &cfg.app_token_secret {
+            let token = secret(name, "chat.slack.app_token_secret")?;
+            tracker.spawn(crate::chat::slack_socket::run(
+                inbound.clone(),
+                slack,
+                token,
+                shutdown.clone(),
+            ));
+        }
+        slack_inbound = Some(inbound);
+    }
+    let addr = match config.server.listen {
+        Some(addr) => {
+            let listener = crate::server::bind(addr).await?;
+            let bound = listener.local_addr().ok();
+            tracker.spawn(crate::server::serve(listener, app, shutdown.clone()));
+            bound
+        }
+        None => None,
+    };
+    if let Some(inbound) = slack_inbound {
+        // Answers still being worked on end with the rest; they are cut
+        // short by the same token.
+        let tasks = inbound.tasks().clone();
+        let stop = shutdown.clone();
+        tracker.spawn(async move {
+            stop.cancelled().await;
+            tasks.close();
+            tasks.wait().await;
+        });
+    }
+    Ok(addr)
+}
+
 pub struct Daemon {
     pub commands: mpsc::Sender<Command>,
+    /// Where `server.listen` ended up listening (the port, when it was 0).
+    pub http_addr: Option<std::net::SocketAddr>,
     /// What chat commands run against (see [`crate::command::handle`]);
     /// times show in UTC unless the edge changes `offset` and `zone`.
     pub ctx: Arc<crate::command::Ctx>,
@@ -206,6 +287,8 @@ impl Daemon {
         control.restore_silences().await;
         control.dispatch_restored(restored_firing).await;
         tracker.spawn(control.run(alert_rx, finished_rx, command_rx, shutdown.clone()));
+
+        let http_addr = inbound(&config, &ctx, &outbox, &tracker, &shutdown).await?;
         tracker.close();
 
         // Chat has its own stop signal: it keeps delivering while the rest
@@ -224,6 +307,7 @@ impl Daemon {
         });
         Ok(Daemon {
             commands: command_tx,
+            http_addr,
             ctx,
             done,
         })

@@ -45,7 +45,9 @@
 //!   `chat::console` (the terminal) and `chat::slack` (Slack's Web API);
 //!   `chat::card` is the incident card model and `chat::blocks` its Block
 //!   Kit rendering (model); `chat::signature` checks Slack's request
-//!   signatures (model).
+//!   signatures (model); `chat::slack_inbound` turns slash commands,
+//!   button clicks and mentions into commands (over HTTP, or over Socket
+//!   Mode with `chat::slack_socket`).
 //! - [`store`] (I/O): runs, steps, alerts, the incident timeline, the outbox.
 //!
 //! Putting it together:
@@ -53,6 +55,7 @@
 //! - [`load`]: reads and validates config, rules and runbooks together.
 //! - [`embedded`]: the shipped rules and runbooks, compiled in.
 //! - [`daemon`] (I/O): wires the flow; what `firebreak run` runs.
+//! - [`server`] (I/O): the bot's HTTP listener (`server.listen`).
 //! - [`validate`]: `firebreak validate`, every error with its location.
 //! - [`runbook_tests`] (I/O): `firebreak test runbooks`: runbook tests run by
 //!   the real executor against stub targets, on a manual clock.
@@ -84,6 +87,7 @@ pub mod roles;
 pub mod rules;
 pub mod runbook;
 pub mod runbook_tests;
+pub mod server;
 pub mod silence;
 pub mod sim;
 pub mod source;

@@ -23,3 +23,16 @@ pub fn client() -> anyhow::Result<reqwest::Client> {
         .build()
         .context("building the HTTP client")
 }
+
+/// An error and its causes on one line, for logs and chat: reqwest's
+/// own message hides why a request failed in its sources.
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut src = e.source();
+    while let Some(s) = src {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        src = s.source();
+    }
+    out
+}

@@ -32,6 +32,7 @@ fn msg(channel: &str, incident: Option<&str>, kind: Kind, text: &str) -> ChatMes
         at: 1_700_000_000_000,
         slot: None,
         card: None,
+        reply_to: None,
     }
 }
 

@@ -11,6 +11,10 @@ use super::card::{Card, CardAlert, Status, human_value};
 
 /// Section text is capped at 3,000 characters by Slack.
 const SECTION_MAX: usize = 3000;
+
+/// Every button's `action_id` starts with this, so an interaction can be
+/// told apart from another app's.
+pub const ACTION_PREFIX: &str = "firebreak:";
 /// Header text is capped at 150.
 const HEADER_MAX: usize = 150;
 /// Alerts given their own section; the rest are counted.
@@ -102,7 +106,7 @@ fn button(label: &str, command: String, style: Option<&str>) -> Json {
         "type": "button",
         "text": {"type": "plain_text", "text": label},
         // Unique within the block, as Slack requires: two Run buttons differ.
-        "action_id": clip(&format!("firebreak:{}", command.replace(' ', ":")), 255),
+        "action_id": clip(&format!("{ACTION_PREFIX}{}", command.replace(' ', ":")), 255),
         "value": command,
     });
     if let Some(s) = style {

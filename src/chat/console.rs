@@ -218,6 +218,7 @@ mod tests {
             at,
             slot: None,
             card: None,
+            reply_to: None,
         };
         assert_eq!(
             c.render(&m(Kind::Firing, "room main filling")),
@@ -273,6 +274,7 @@ mod tests {
             at: 0,
             slot: Some("card".into()),
             card: Some(card.clone()),
+            reply_to: None,
         };
         let send = |m: ChatMessage, placement: Placement| {
             let c = &c;

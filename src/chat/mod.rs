@@ -11,6 +11,8 @@ pub mod card;
 pub mod console;
 pub mod signature;
 pub mod slack;
+pub mod slack_inbound;
+pub mod slack_socket;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -61,6 +63,11 @@ pub struct ChatMessage {
     /// render it richly; `text` is its plain rendering.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub card: Option<card::Card>,
+    /// A platform thread to answer in (the message id that heads it),
+    /// for replies to someone who spoke to the bot in a thread of their
+    /// own rather than an incident's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<String>,
 }
 
 /// Where a message lands on the chat platform. The outbox decides this
@@ -468,6 +475,11 @@ impl Deliverer<'_> {
         channel: &str,
         msg: &ChatMessage,
     ) -> Result<Placement, StoreError> {
+        if let Some(parent) = &msg.reply_to {
+            return Ok(Placement::Reply {
+                parent: parent.clone(),
+            });
+        }
         let scope = msg.incident.as_deref().unwrap_or("");
         if let Some(slot) = live_slot(msg)
             && let Some(id) = self.get_ref(channel, scope, slot).await?
@@ -601,6 +613,7 @@ fn coalesce(group: &[(i64, ChatMessage)], placement: &Placement) -> ChatMessage 
         at: first.at,
         slot: None,
         card: None,
+        reply_to: None,
     }
 }
 
@@ -639,6 +652,7 @@ mod tests {
             at: 0,
             slot: None,
             card: None,
+            reply_to: None,
         }
     }
 
@@ -831,6 +845,7 @@ mod tests {
             at: 0,
             slot: slot.map(Into::into),
             card: None,
+            reply_to: None,
         }
     }
 

@@ -147,6 +147,38 @@ impl Slack {
         })
     }
 
+    /// The members of a user group (`usergroups.users.list`, scope
+    /// `usergroups:read`), for roles granted to groups.
+    pub async fn usergroup_members(&self, group: &str) -> Result<Vec<String>, ChatError> {
+        let a = self
+            .get("usergroups.users.list", &[("usergroup", group)])
+            .await?;
+        Ok(a["users"]
+            .as_array()
+            .map(|us| {
+                us.iter()
+                    .filter_map(|u| u.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    /// A fresh Socket Mode URL (`apps.connections.open`). It takes the
+    /// app-level token (`xapp-...`), not the bot token.
+    pub async fn connections_open(&self, app_token: &str) -> Result<String, ChatError> {
+        let token = SlackApiToken::new(SlackApiTokenValue::new(app_token.to_owned()));
+        let session = self.client.open_session(&token);
+        let body = json!({});
+        let call = session
+            .http_session_api
+            .http_post("apps.connections.open", &body, None);
+        let a: Json = self.bounded("apps.connections.open", call).await?;
+        a["url"]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| ChatError::retry("slack apps.connections.open: the answer has no url"))
+    }
+
     /// One Web API call with a JSON body, bounded by the timeout.
     ///
     /// The body is JSON rather than slack-morphism's typed requests so the
@@ -391,7 +423,7 @@ fn classify(method: &str, e: SlackClientError) -> ChatError {
         E::HttpProtocolError(p) => ChatError::retry(format!(
             "slack {method}: connection failed: {}",
             p.cause
-                .map_or_else(|| "unknown".to_owned(), |c| error_chain(&*c))
+                .map_or_else(|| "unknown".to_owned(), |c| crate::net::error_chain(&*c))
         )),
         E::EndOfStream(_) => ChatError::retry(format!("slack {method}: connection closed")),
         // A 200 whose JSON does not parse is not Slack's doing; retrying
@@ -404,17 +436,6 @@ fn classify(method: &str, e: SlackClientError) -> ChatError {
         E::SystemError(s) => ChatError::Rejected(format!("slack {method}: {s}")),
         E::SocketModeProtocolError(s) => ChatError::Rejected(format!("slack {method}: {s}")),
     }
-}
-
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut src = e.source();
-    while let Some(s) = src {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        src = s.source();
-    }
-    out
 }
 
 /// Conversation ids: C (channel), G (private, older), D (direct), then

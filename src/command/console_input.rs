@@ -83,6 +83,7 @@ pub async fn run(
             at: ctx.clock.now(),
             slot: None,
             card: None,
+            reply_to: None,
         };
         if let Err(e) = console.print(&msg) {
             tracing::error!(error = %e, "cannot print a command's reply");

@@ -501,14 +501,7 @@ pub(crate) mod testing {
     }
 
     pub fn empty_status() -> control::Status {
-        control::Status {
-            paused: None,
-            running: Vec::new(),
-            firing: Vec::new(),
-            waiting: Vec::new(),
-            silences: Vec::new(),
-            incident: None,
-        }
+        control::Status::default()
     }
 }
 

@@ -339,6 +339,7 @@ async fn post(inner: &Inner, incident: &str, kind: Kind, text: String) {
         at: inner.env.clock.now(),
         slot: None,
         card: None,
+        reply_to: None,
     };
     if let Err(e) = inner.env.outbox.post(&msg).await {
         tracing::error!(error = %e, "cannot queue chat message");

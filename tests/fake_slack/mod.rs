@@ -24,6 +24,10 @@ use tokio_util::sync::CancellationToken;
 
 /// The token the fake accepts.
 pub const TOKEN: &str = "xoxb-1111-2222-fakefakefake";
+/// The app-level token `apps.connections.open` accepts (Socket Mode).
+pub const APP_TOKEN: &str = "xapp-1-A0FIREBRK1-3333-fakefakefake";
+/// The app's signing secret: the fake signs what it sends the bot with it.
+pub const SIGNING_SECRET: &str = "8f742231b10e8888abcd99yyyzzz85a5";
 /// Slack's limit on message text.
 pub const TEXT_MAX: usize = 40_000;
 /// Slack's limit on blocks per message.
@@ -39,6 +43,19 @@ pub struct Message {
     pub blocks: Option<Json>,
     /// Earlier versions (text) replaced by chat.update, oldest first.
     pub history: Vec<String>,
+}
+
+impl Message {
+    /// The button labelled `label` in the message's blocks.
+    pub fn button(&self, label: &str) -> Option<Json> {
+        self.blocks
+            .as_ref()?
+            .as_array()?
+            .iter()
+            .filter(|b| b["type"] == "actions")
+            .flat_map(|b| b["elements"].as_array().cloned().unwrap_or_default())
+            .find(|e| e["text"]["text"] == label)
+    }
 }
 
 /// A file shared by files.completeUploadExternal.
@@ -94,12 +111,23 @@ struct St {
     faults: VecDeque<(Option<String>, Fault)>,
     calls: Vec<Call>,
     next: u64,
+    /// User group id -> member user ids.
+    groups: HashMap<String, Vec<String>>,
+    /// What the bot posted to response URLs: (URL path, body).
+    responses: Vec<(String, Json)>,
+    /// Socket Mode: frames to send to the connected bot.
+    socket_out: Option<tokio::sync::mpsc::UnboundedSender<String>>,
+    /// Socket Mode: what the bot sent back, in order.
+    socket_in: Vec<Json>,
+    socket_connections: usize,
 }
 
 #[derive(Clone)]
 struct Shared {
     st: Arc<Mutex<St>>,
     base: String,
+    /// The Socket Mode WebSocket listener.
+    ws: SocketAddr,
 }
 
 pub struct FakeSlack {
@@ -129,15 +157,19 @@ impl FakeSlack {
             ],
             ..St::default()
         };
+        let ws_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let shared = Shared {
             st: Arc::new(Mutex::new(st)),
             base: format!("http://{addr}"),
+            ws: ws_listener.local_addr().unwrap(),
         };
         let app = Router::new()
             .route("/api/{method}", any(api))
             .route("/upload/v1/{file}", post(upload))
+            .route("/respond/{id}", post(respond))
             .with_state(shared.clone());
         let stop = CancellationToken::new();
+        tokio::spawn(socket_server(ws_listener, shared.st.clone(), stop.clone()));
         let s = stop.clone();
         tokio::spawn(async move {
             axum::serve(listener, app)
@@ -196,6 +228,291 @@ impl FakeSlack {
     pub fn calls(&self) -> Vec<Call> {
         self.st().calls.clone()
     }
+
+    /// `usergroups.users.list` answers `members` for `group` from now on.
+    pub fn set_group(&self, group: &str, members: &[&str]) {
+        self.st().groups.insert(
+            group.to_owned(),
+            members.iter().map(|m| (*m).to_owned()).collect(),
+        );
+    }
+
+    /// A person's message in `channel` (an id), as a thread to answer
+    /// under; returns its ts.
+    pub fn user_says(&self, channel: &str, user: &str, text: &str) -> String {
+        let mut st = self.st();
+        let ts = next_ts(&mut st);
+        st.messages.push(Message {
+            channel: channel.to_owned(),
+            ts: ts.clone(),
+            thread_ts: None,
+            text: format!("{user}: {text}"),
+            blocks: None,
+            history: Vec::new(),
+        });
+        ts
+    }
+
+    /// A response URL for one request, as Slack hands out.
+    pub fn response_url(&self, id: &str) -> String {
+        format!("{}/respond/{id}", self.shared.base)
+    }
+
+    /// What the bot posted to response URLs: (id, body), in order.
+    pub fn responses(&self) -> Vec<(String, Json)> {
+        self.st().responses.clone()
+    }
+
+    /// Waits up to `secs` for at least `n` response URL posts.
+    pub async fn wait_responses(&self, n: usize, secs: u64) -> Vec<(String, Json)> {
+        poll(secs, || Some(self.responses()).filter(|r| r.len() >= n))
+            .await
+            .unwrap_or_else(|| self.responses())
+    }
+
+    /// Waits up to `secs` for a message whose text contains `needle`.
+    pub async fn wait_message(&self, needle: &str, secs: u64) -> Option<Message> {
+        poll(secs, || {
+            self.messages()
+                .into_iter()
+                .find(|m| m.text.contains(needle))
+        })
+        .await
+    }
+
+    /// How many Socket Mode URLs the bot has asked for.
+    pub fn socket_connections(&self) -> usize {
+        self.st().socket_connections
+    }
+
+    /// Sends a frame to the bot over the current Socket Mode connection;
+    /// false when none is open.
+    pub fn socket_send(&self, frame: &Json) -> bool {
+        self.st()
+            .socket_out
+            .as_ref()
+            .is_some_and(|tx| tx.send(frame.to_string()).is_ok())
+    }
+
+    /// Waits up to `secs` for a Socket Mode connection to be open.
+    pub async fn wait_socket(&self, secs: u64) -> bool {
+        poll(secs, || {
+            self.st()
+                .socket_out
+                .as_ref()
+                .is_some_and(|tx| !tx.is_closed())
+                .then_some(())
+        })
+        .await
+        .is_some()
+    }
+
+    /// Waits up to `secs` for the bot's acknowledgement of `envelope_id`.
+    pub async fn socket_ack(&self, envelope_id: &str, secs: u64) -> Option<Json> {
+        poll(secs, || {
+            self.st()
+                .socket_in
+                .iter()
+                .find(|a| a["envelope_id"] == envelope_id)
+                .cloned()
+        })
+        .await
+    }
+}
+
+/// `f` every 20ms until it gives something or `secs` pass.
+pub async fn poll<T>(secs: u64, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let until = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if Instant::now() > until {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Slack calling the bot: requests signed as Slack signs them, with
+/// `v0=hex(HMAC-SHA256(secret, "v0:{ts}:{body}"))`, computed here
+/// independently of the bot's own check.
+pub mod to_bot {
+    use hmac::{KeyInit, Mac};
+    use serde_json::{Value as Json, json};
+
+    pub fn now_s() -> i64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64
+    }
+
+    pub fn sign(secret: &str, ts: i64, body: &str) -> String {
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+        mac.update(format!("v0:{ts}:{body}").as_bytes());
+        let bytes = mac.finalize().into_bytes();
+        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        format!("v0={hex}")
+    }
+
+    /// A request as Slack sends it: `signature` `None` signs it properly
+    /// with the fake's secret.
+    pub async fn send(
+        bot: std::net::SocketAddr,
+        path: &str,
+        content_type: &str,
+        body: &str,
+        ts: i64,
+        signature: Option<String>,
+    ) -> reqwest::Response {
+        let sig = signature.unwrap_or_else(|| sign(super::SIGNING_SECRET, ts, body));
+        reqwest::Client::new()
+            .post(format!("http://{bot}{path}"))
+            .header("content-type", content_type)
+            .header("x-slack-request-timestamp", ts.to_string())
+            .header("x-slack-signature", sig)
+            .body(body.to_owned())
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub const FORM: &str = "application/x-www-form-urlencoded";
+
+    /// `/firebreak TEXT` from `user`, as the slash command form.
+    pub fn slash(user: &str, name: &str, text: &str, response_url: &str) -> String {
+        serde_urlencoded::to_string([
+            ("token", "deprecated-verification-token"),
+            ("team_id", "T0FIREBRK1"),
+            ("team_domain", "firebreak-test"),
+            ("channel_id", "C0INCIDENTS1"),
+            ("channel_name", "incidents"),
+            ("user_id", user),
+            ("user_name", name),
+            ("command", "/firebreak"),
+            ("text", text),
+            ("api_app_id", "A0FIREBRK1"),
+            ("response_url", response_url),
+            ("trigger_id", "1234.5678.abcd"),
+        ])
+        .unwrap()
+    }
+
+    /// The `block_actions` payload of a click on a button of one of the
+    /// bot's messages.
+    pub fn click_payload(user: &str, name: &str, button: &Json, response_url: &str) -> Json {
+        json!({
+            "type": "block_actions",
+            "user": {"id": user, "username": name, "name": name, "team_id": "T0FIREBRK1"},
+            "api_app_id": "A0FIREBRK1",
+            "token": "deprecated-verification-token",
+            "container": {"type": "message", "channel_id": "C0INCIDENTS1", "is_ephemeral": false},
+            "trigger_id": "1234.5678.abcd",
+            "team": {"id": "T0FIREBRK1", "domain": "firebreak-test"},
+            "channel": {"id": "C0INCIDENTS1", "name": "incidents"},
+            "response_url": response_url,
+            "actions": [{
+                "action_id": button["action_id"],
+                "block_id": "b1",
+                "text": button["text"],
+                "value": button["value"],
+                "type": "button",
+                "action_ts": "1700000000.000100",
+            }],
+        })
+    }
+
+    /// The interactivity form around a payload.
+    pub fn click(payload: &Json) -> String {
+        serde_urlencoded::to_string([("payload", payload.to_string())]).unwrap()
+    }
+
+    /// An `app_mention` event callback.
+    pub fn mention(event_id: &str, user: &str, channel: &str, ts: &str, text: &str) -> Json {
+        json!({
+            "token": "deprecated-verification-token",
+            "team_id": "T0FIREBRK1",
+            "api_app_id": "A0FIREBRK1",
+            "type": "event_callback",
+            "event_id": event_id,
+            "event_time": now_s(),
+            "event": {
+                "type": "app_mention", "user": user, "text": text, "ts": ts,
+                "channel": channel, "event_ts": ts,
+            },
+        })
+    }
+}
+
+/// The Socket Mode side: one connection at a time, as a test needs; a
+/// new one replaces the old. Says hello, forwards frames the test sends,
+/// records what the bot sends back.
+async fn socket_server(
+    listener: tokio::net::TcpListener,
+    st: Arc<Mutex<St>>,
+    stop: CancellationToken,
+) {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message as Ws;
+    loop {
+        let (tcp, _) = tokio::select! {
+            a = listener.accept() => match a { Ok(a) => a, Err(_) => return },
+            () = stop.cancelled() => return,
+        };
+        let st = st.clone();
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let Ok(mut ws) = tokio_tungstenite::accept_async(tcp).await else {
+                return;
+            };
+            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+            st.lock().unwrap().socket_out = Some(tx);
+            let hello = json!({"type": "hello", "num_connections": 1, "connection_info": {"app_id": "A0FIREBRK1"}, "debug_info": {"host": "fake"}});
+            if ws.send(Ws::Text(hello.to_string().into())).await.is_err() {
+                return;
+            }
+            loop {
+                tokio::select! {
+                    out = rx.recv() => match out {
+                        Some(t) => if ws.send(Ws::Text(t.into())).await.is_err() { return },
+                        None => return,
+                    },
+                    got = ws.next() => match got {
+                        Some(Ok(Ws::Text(t))) => {
+                            if let Ok(v) = serde_json::from_str::<Json>(t.as_str()) {
+                                st.lock().unwrap().socket_in.push(v);
+                            }
+                        }
+                        Some(Ok(Ws::Close(_))) | None | Some(Err(_)) => return,
+                        Some(Ok(_)) => {}
+                    },
+                    () = stop.cancelled() => return,
+                }
+            }
+        });
+    }
+}
+
+/// A response URL: records the answer; Slack answers `ok` in plain text.
+async fn respond(
+    State(sh): State<Shared>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let json_body = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|c| c.starts_with("application/json"));
+    let Ok(v) = serde_json::from_slice::<Json>(&body) else {
+        return (StatusCode::BAD_REQUEST, "invalid_payload").into_response();
+    };
+    if !json_body || v.get("text").and_then(Json::as_str).is_none() {
+        return (StatusCode::BAD_REQUEST, "invalid_payload").into_response();
+    }
+    sh.st.lock().unwrap().responses.push((id, v));
+    (StatusCode::OK, [(header::CONTENT_TYPE, "text/html")], "ok").into_response()
 }
 
 fn chan(id: &str, name: &str, member: bool) -> Channel {
@@ -279,7 +596,7 @@ async fn api(
     }
     let mut warnings = Vec::new();
     let answer = (|| {
-        check_token(&headers)?;
+        check_token(&headers, &method)?;
         let args = args(
             &http_method,
             &headers,
@@ -289,6 +606,15 @@ async fn api(
         )?;
         let mut st = sh.st.lock().unwrap();
         match method.as_str() {
+            "apps.connections.open" => {
+                st.socket_connections += 1;
+                Ok(json!({"url": format!("ws://{}/link/?ticket={}", sh.ws, st.socket_connections)}))
+            }
+            "usergroups.users.list" => {
+                let g = str_arg(&args, "usergroup").ok_or("no_such_subteam")?;
+                let members = st.groups.get(g).ok_or("no_such_subteam")?;
+                Ok(json!({"users": members}))
+            }
             "auth.test" => Ok(json!({
                 "url": "https://firebreak-test.slack.com/",
                 "team": "Firebreak Test",
@@ -325,12 +651,18 @@ async fn api(
     slack_json(StatusCode::OK, body)
 }
 
-fn check_token(headers: &HeaderMap) -> Result<(), String> {
+/// Socket Mode takes the app-level token; everything else the bot's.
+fn check_token(headers: &HeaderMap, method: &str) -> Result<(), String> {
     let Some(auth) = headers.get(header::AUTHORIZATION) else {
         return Err("not_authed".into());
     };
+    let want = if method == "apps.connections.open" {
+        APP_TOKEN
+    } else {
+        TOKEN
+    };
     match auth.to_str().ok().and_then(|a| a.strip_prefix("Bearer ")) {
-        Some(t) if t == TOKEN => Ok(()),
+        Some(t) if t == want => Ok(()),
         Some(_) => Err("invalid_auth".into()),
         None => Err("not_authed".into()),
     }

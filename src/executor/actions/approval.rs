@@ -113,6 +113,7 @@ impl Action for ApprovalStep {
                 at: ctx.env.clock.now(),
                 slot: None,
                 card: None,
+                reply_to: None,
             };
             if let Err(e) = ctx.env.outbox.post(&msg).await {
                 tracing::error!(error = %e, run = ctx.run_id, "cannot queue approval request");

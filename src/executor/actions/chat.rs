@@ -86,6 +86,7 @@ impl Action for Chat {
                 at: ctx.env.clock.now(),
                 slot: p.slot.as_ref().map(|s| format!("{SLOT_PREFIX}{s}")),
                 card: None,
+                reply_to: None,
             };
             ctx.env
                 .outbox

@@ -1,0 +1,979 @@
+//! Slack's inbound side: slash commands, button clicks and mentions of the
+//! bot, whether they arrive over HTTP (the app's request URLs, see
+//! [`routes`]) or over Socket Mode ([`super::slack_socket`]).
+//!
+//! Each arrives as a Slack payload and becomes an [`Incoming`] (pure
+//! parsing, below); [`Inbound::respond`] then works out who is asking
+//! (their user groups come from the Web API, cached), runs the text
+//! through the same [`command::handle`] as the console, and answers within
+//! Slack's three seconds:
+//! - a slash command is answered in its acknowledgement when the command
+//!   is quick, else with "working on it" at once and the answer through
+//!   the request's `response_url` when it is ready;
+//! - a button click is acknowledged at once and answered through
+//!   `response_url`, only to the person who clicked (the card itself is
+//!   updated by the outbox, for everyone);
+//! - a mention (`@firebreak status`) or a direct message is acknowledged at
+//!   once and answered in its thread through the outbox, like every
+//!   other message the bot posts.
+//!
+//! Over HTTP, every request's signature is checked ([`super::signature`])
+//! before a byte of its body is parsed; a request that fails is refused
+//! with 401 and logged, and never reaches a command. Socket Mode needs no
+//! signature: the connection itself was opened with the app's token.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use serde::Deserialize;
+use serde_json::json;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::slack::Slack;
+use super::{ChatMessage, Kind, Outbox};
+use crate::clock::Millis;
+use crate::command::{self, Ctx, Reply, Visibility};
+use crate::roles::RoleMap;
+
+/// Slack waits three seconds for an acknowledgement; this leaves room for
+/// the network both ways.
+pub const ACK_BUDGET: Duration = Duration::from_secs(2);
+
+/// Slack's payloads are a few kilobytes; anything far bigger is not Slack.
+const BODY_MAX: usize = 64 * 1024;
+
+/// How long user group members are trusted before asking Slack again: a
+/// person added to the on-call group can act within this long.
+const GROUPS_TTL: Duration = Duration::from_secs(300);
+
+/// Event ids remembered to drop Slack's redeliveries of one event.
+const SEEN_EVENTS: usize = 1024;
+
+/// Signatures remembered to refuse a request received twice. Slack signs
+/// every request afresh (a redelivered event too), so the same signature
+/// twice is a copy. Entries leave after the replay window, when the
+/// timestamp check refuses the copy anyway; past this many, the oldest
+/// leave early.
+const SEEN_SIGNATURES: usize = 10_000;
+
+/// How many times an answer is offered to a `response_url` (Slack allows
+/// five uses in thirty minutes).
+const RESPONSE_ATTEMPTS: u32 = 3;
+
+/// Someone on Slack.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct User {
+    pub id: String,
+    /// What the bot calls them; the id when the payload has no name.
+    pub name: String,
+}
+
+/// One thing Slack sent, parsed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Incoming {
+    /// `/firebreak status`.
+    Command {
+        user: User,
+        text: String,
+        response_url: Option<String>,
+    },
+    /// A button on a card; its value is the command it stands for.
+    Button {
+        user: User,
+        value: String,
+        response_url: Option<String>,
+    },
+    /// `@firebreak status` in a channel, or a direct message to the bot.
+    Mention {
+        user: User,
+        text: String,
+        channel: String,
+        /// The message to answer under: its thread, or itself.
+        thread: String,
+        event_id: String,
+    },
+    /// The Events API checking the request URL.
+    UrlVerification { challenge: String },
+    /// Understood and deliberately left alone (why, for the log).
+    Ignored(String),
+}
+
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PayloadError {
+    #[error("form body: {0}")]
+    Form(String),
+    #[error("JSON payload: {0}")]
+    Json(String),
+    #[error("{0}")]
+    Missing(&'static str),
+}
+
+// Slack adds fields to its payloads over time, so unknown fields are
+// ignored here: our own config is strict, another party's payload is not.
+
+#[derive(Deserialize)]
+struct RawCommand {
+    user_id: String,
+    #[serde(default)]
+    user_name: Option<String>,
+    #[serde(default)]
+    text: String,
+    #[serde(default)]
+    response_url: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RawInteraction {
+    #[serde(rename = "type")]
+    kind: String,
+    user: Option<RawUser>,
+    #[serde(default)]
+    actions: Vec<RawAction>,
+    #[serde(default)]
+    response_url: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RawUser {
+    id: String,
+    #[serde(default)]
+    username: Option<String>,
+    #[serde(default)]
+    name: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RawAction {
+    #[serde(default)]
+    value: Option<String>,
+    #[serde(default)]
+    action_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RawEnvelope {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    challenge: Option<String>,
+    #[serde(default)]
+    event_id: Option<String>,
+    #[serde(default)]
+    event: Option<RawEvent>,
+}
+
+#[derive(Deserialize)]
+struct RawEvent {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    user: Option<String>,
+    #[serde(default)]
+    text: Option<String>,
+    #[serde(default)]
+    channel: Option<String>,
+    #[serde(default)]
+    channel_type: Option<String>,
+    #[serde(default)]
+    ts: Option<String>,
+    #[serde(default)]
+    thread_ts: Option<String>,
+    #[serde(default)]
+    bot_id: Option<String>,
+    #[serde(default)]
+    subtype: Option<String>,
+}
+
+/// A slash command as the HTTP request URL receives it (a form).
+pub fn parse_command_form(body: &[u8]) -> Result<Incoming, PayloadError> {
+    let raw: RawCommand =
+        serde_urlencoded::from_bytes(body).map_err(|e| PayloadError::Form(e.to_string()))?;
+    Ok(command_of(raw))
+}
+
+/// A slash command as Socket Mode delivers it (the same fields, as JSON).
+pub fn parse_command_json(payload: &serde_json::Value) -> Result<Incoming, PayloadError> {
+    let raw = RawCommand::deserialize(payload).map_err(|e| PayloadError::Json(e.to_string()))?;
+    Ok(command_of(raw))
+}
+
+fn command_of(raw: RawCommand) -> Incoming {
+    Incoming::Command {
+        user: User {
+            name: raw.user_name.unwrap_or_else(|| raw.user_id.clone()),
+            id: raw.user_id,
+        },
+        text: plain_text(&raw.text),
+        response_url: raw.response_url,
+    }
+}
+
+/// An interaction as the HTTP request URL receives it: a form whose
+/// `payload` field is the JSON.
+pub fn parse_interaction_form(body: &[u8]) -> Result<Incoming, PayloadError> {
+    #[derive(Deserialize)]
+    struct Form {
+        payload: Option<String>,
+    }
+    let form: Form =
+        serde_urlencoded::from_bytes(body).map_err(|e| PayloadError::Form(e.to_string()))?;
+    let payload = form
+        .payload
+        .ok_or(PayloadError::Missing("no `payload` field in the form"))?;
+    let v: serde_json::Value =
+        serde_json::from_str(&payload).map_err(|e| PayloadError::Json(e.to_string()))?;
+    parse_interaction_json(&v)
+}
+
+/// An interaction's JSON (Socket Mode delivers it as is).
+pub fn parse_interaction_json(payload: &serde_json::Value) -> Result<Incoming, PayloadError> {
+    let raw =
+        RawInteraction::deserialize(payload).map_err(|e| PayloadError::Json(e.to_string()))?;
+    if raw.kind != "block_actions" {
+        return Ok(Incoming::Ignored(format!(
+            "interaction type {:?} is not a button",
+            raw.kind
+        )));
+    }
+    let user = raw
+        .user
+        .ok_or(PayloadError::Missing("no `user` in the interaction"))?;
+    // Only our buttons: their action ids say so, and their values are
+    // commands. A click is one action.
+    let Some(action) = raw.actions.into_iter().find(|a| {
+        a.action_id
+            .as_deref()
+            .is_some_and(|id| id.starts_with(super::blocks::ACTION_PREFIX))
+    }) else {
+        return Ok(Incoming::Ignored(
+            "no firebreak button in the actions".into(),
+        ));
+    };
+    let value = action
+        .value
+        .ok_or(PayloadError::Missing("the button has no value"))?;
+    Ok(Incoming::Button {
+        user: User {
+            name: user
+                .username
+                .or(user.name)
+                .unwrap_or_else(|| user.id.clone()),
+            id: user.id,
+        },
+        value,
+        response_url: raw.response_url,
+    })
+}
+
+/// An Events API body (HTTP) or payload (Socket Mode).
+pub fn parse_event_json(payload: &serde_json::Value) -> Result<Incoming, PayloadError> {
+    let raw = RawEnvelope::deserialize(payload).map_err(|e| PayloadError::Json(e.to_string()))?;
+    match raw.kind.as_str() {
+        "url_verification" => Ok(Incoming::UrlVerification {
+            challenge: raw.challenge.ok_or(PayloadError::Missing(
+                "url_verification without a challenge",
+            ))?,
+        }),
+        "event_callback" => {
+            let ev = raw
+                .event
+                .ok_or(PayloadError::Missing("event_callback without an event"))?;
+            mention_of(ev, raw.event_id.unwrap_or_default())
+        }
+        other => Ok(Incoming::Ignored(format!("event envelope {other:?}"))),
+    }
+}
+
+fn mention_of(ev: RawEvent, event_id: String) -> Result<Incoming, PayloadError> {
+    let direct = ev.kind == "message" && ev.channel_type.as_deref() == Some("im");
+    if ev.kind != "app_mention" && !direct {
+        return Ok(Incoming::Ignored(format!("event {:?}", ev.kind)));
+    }
+    // Edits, joins and other bots' (and our own) messages are not commands;
+    // answering them could loop.
+    if ev.bot_id.is_some() || ev.subtype.is_some() {
+        return Ok(Incoming::Ignored(
+            "a bot's message or a message change".into(),
+        ));
+    }
+    let user = ev
+        .user
+        .ok_or(PayloadError::Missing("the event has no user"))?;
+    let channel = ev
+        .channel
+        .ok_or(PayloadError::Missing("the event has no channel"))?;
+    let ts = ev.ts.ok_or(PayloadError::Missing("the event has no ts"))?;
+    let text = strip_leading_mentions(&ev.text.unwrap_or_default());
+    Ok(Incoming::Mention {
+        user: User {
+            name: user.clone(),
+            id: user,
+        },
+        text: plain_text(&text),
+        channel,
+        thread: ev.thread_ts.unwrap_or(ts),
+        event_id,
+    })
+}
+
+/// `<@U0BOT> status` is the command `status`.
+fn strip_leading_mentions(text: &str) -> String {
+    let mut rest = text.trim_start();
+    while let Some(after) = rest.strip_prefix("<@")
+        && let Some(end) = after.find('>')
+    {
+        rest = after[end + 1..].trim_start();
+    }
+    rest.to_owned()
+}
+
+/// Text as the person typed it. Slack escapes `&`, `<` and `>`, and turns
+/// what looks like a link or a channel into `<...>` markup: a matcher such
+/// as `host=feed.example.com` arrives as
+/// `host=<http://feed.example.com|feed.example.com>`.
+pub fn plain_text(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(start) = rest.find('<') {
+        out.push_str(&rest[..start]);
+        let Some(len) = rest[start..].find('>') else {
+            out.push_str(&rest[start..]);
+            rest = "";
+            break;
+        };
+        let inner = &rest[start + 1..start + len];
+        rest = &rest[start + len + 1..];
+        let (target, label) = match inner.split_once('|') {
+            Some((t, l)) => (t, Some(l)),
+            None => (inner, None),
+        };
+        match target.as_bytes().first() {
+            // People and special mentions keep their markup: ids are what
+            // roles and commands would compare.
+            Some(b'@' | b'!') => {
+                out.push('<');
+                out.push_str(inner);
+                out.push('>');
+            }
+            Some(b'#') => {
+                out.push('#');
+                out.push_str(label.unwrap_or(&target[1..]));
+            }
+            _ => out.push_str(label.unwrap_or(target)),
+        }
+    }
+    out.push_str(rest);
+    out.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+/// What to put in the acknowledgement.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Ack {
+    /// Nothing; any answer follows separately.
+    Empty,
+    /// Slack shows this as the answer (slash commands).
+    Reply(Reply),
+    /// The Events API handshake.
+    Challenge(String),
+}
+
+/// The members of the user groups roles are granted to, asked of Slack at
+/// most every [`GROUPS_TTL`]. When Slack cannot be asked, the last answer
+/// stands; with none, group grants count for nobody until it can, and
+/// each refusal says why in the log.
+pub struct Groups {
+    slack: Arc<Slack>,
+    ids: Vec<String>,
+    cache: tokio::sync::Mutex<GroupCache>,
+}
+
+impl Groups {
+    /// `None` when no role is granted to a group: nothing to look up.
+    pub fn for_roles(slack: Arc<Slack>, roles: &RoleMap) -> Option<Groups> {
+        let mut ids: Vec<String> = [&roles.commander, &roles.responder, &roles.viewer]
+            .into_iter()
+            .flat_map(|g| g.groups.iter().cloned())
+            .collect();
+        ids.sort();
+        ids.dedup();
+        (!ids.is_empty()).then(|| Groups {
+            slack,
+            ids,
+            cache: tokio::sync::Mutex::new(GroupCache::default()),
+        })
+    }
+
+    /// The groups, among those roles name, that `user` belongs to.
+    pub async fn of(&self, user: &str) -> Vec<String> {
+        let mut cache = self.cache.lock().await;
+        if cache.fresh_at.is_none_or(|at| at.elapsed() >= GROUPS_TTL) {
+            let mut fresh = HashMap::new();
+            let mut failed = false;
+            for g in &self.ids {
+                match self.slack.usergroup_members(g).await {
+                    Ok(members) => {
+                        fresh.insert(g.clone(), members);
+                    }
+                    Err(e) => {
+                        tracing::warn!(group = %g, error = %e, "cannot list the user group's members; using the last known list");
+                        failed = true;
+                        if let Some(old) = cache.members.get(g) {
+                            fresh.insert(g.clone(), old.clone());
+                        }
+                    }
+                }
+            }
+            cache.members = fresh;
+            // A failed refresh is retried on the next command, not in
+            // five minutes: roles should not lag an outage's end.
+            cache.fresh_at = (!failed).then(Instant::now);
+        }
+        cache
+            .members
+            .iter()
+            .filter(|(_, members)| members.iter().any(|m| m == user))
+            .map(|(g, _)| g.clone())
+            .collect()
+    }
+}
+
+#[derive(Default)]
+struct GroupCache {
+    /// When every group was last read; `None` until a full read works.
+    fresh_at: Option<Instant>,
+    /// Group id -> member user ids.
+    members: HashMap<String, Vec<String>>,
+}
+
+/// Keys seen lately (event ids, signatures), forgotten after `ttl` or,
+/// past `cap`, oldest first.
+struct Recent {
+    order: VecDeque<(Millis, String)>,
+    set: HashSet<String>,
+    cap: usize,
+    ttl: Millis,
+}
+
+impl Recent {
+    fn new(cap: usize, ttl: Millis) -> Self {
+        Recent {
+            order: VecDeque::new(),
+            set: HashSet::new(),
+            cap,
+            ttl,
+        }
+    }
+
+    /// True the first time `key` is seen (within `ttl`).
+    fn first(&mut self, key: &str, now: Millis) -> bool {
+        while let Some((at, _)) = self.order.front()
+            && (now - at > self.ttl || self.order.len() >= self.cap)
+        {
+            let (_, old) = self.order.pop_front().expect("front exists");
+            self.set.remove(&old);
+        }
+        if !self.set.insert(key.to_owned()) {
+            return false;
+        }
+        self.order.push_back((now, key.to_owned()));
+        true
+    }
+}
+
+/// The inbound side's state, shared by the HTTP routes and Socket Mode.
+pub struct Inbound {
+    ctx: Arc<Ctx>,
+    roles: RoleMap,
+    groups: Option<Groups>,
+    /// For `response_url`s.
+    http: reqwest::Client,
+    outbox: Outbox,
+    /// For HTTP; Socket Mode has none.
+    signing_secret: Option<Vec<u8>>,
+    ack_budget: Duration,
+    events: Mutex<Recent>,
+    signatures: Mutex<Recent>,
+    tasks: TaskTracker,
+    shutdown: CancellationToken,
+}
+
+impl Inbound {
+    pub fn new(
+        ctx: Arc<Ctx>,
+        roles: RoleMap,
+        groups: Option<Groups>,
+        http: reqwest::Client,
+        outbox: Outbox,
+        signing_secret: Option<Vec<u8>>,
+        shutdown: CancellationToken,
+    ) -> Inbound {
+        Inbound {
+            ctx,
+            roles,
+            groups,
+            http,
+            outbox,
+            signing_secret,
+            ack_budget: ACK_BUDGET,
+            // Slack redelivers an event for up to about an hour.
+            events: Mutex::new(Recent::new(SEEN_EVENTS, 2 * 3600 * 1000)),
+            signatures: Mutex::new(Recent::new(
+                SEEN_SIGNATURES,
+                super::signature::REPLAY_WINDOW_S * 1000,
+            )),
+            tasks: TaskTracker::new(),
+            shutdown,
+        }
+    }
+
+    /// How long a slash command may take before it is answered later
+    /// (tests shorten it).
+    pub fn with_ack_budget(mut self, d: Duration) -> Self {
+        self.ack_budget = d;
+        self
+    }
+
+    /// Answers still being worked on after their acknowledgement; waited
+    /// for at shutdown, which also cuts them short.
+    pub fn tasks(&self) -> &TaskTracker {
+        &self.tasks
+    }
+
+    /// Handles one thing Slack sent and says what to acknowledge it with.
+    pub async fn respond(self: &Arc<Self>, incoming: Incoming) -> Ack {
+        match incoming {
+            Incoming::UrlVerification { challenge } => Ack::Challenge(challenge),
+            Incoming::Ignored(why) => {
+                tracing::debug!(%why, "slack: nothing to do");
+                Ack::Empty
+            }
+            Incoming::Command {
+                user,
+                text,
+                response_url,
+            } => {
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                let me = self.clone();
+                let line = text.clone();
+                self.spawn(async move {
+                    let reply = me.run(&user, &line).await;
+                    // Too late for the acknowledgement: answer through the
+                    // response URL instead.
+                    if let Err(reply) = tx.send(reply) {
+                        me.answer_later(response_url.as_deref(), &reply).await;
+                    }
+                });
+                match tokio::time::timeout(self.ack_budget, rx).await {
+                    Ok(Ok(reply)) => Ack::Reply(reply),
+                    Ok(Err(_)) => Ack::Reply(Reply::private(
+                        "the bot is shutting down; try again when it is back",
+                    )),
+                    Err(_) => Ack::Reply(Reply::private(format!("working on `{}`…", text.trim()))),
+                }
+            }
+            Incoming::Button {
+                user,
+                value,
+                response_url,
+            } => {
+                let me = self.clone();
+                self.spawn(async move {
+                    let mut reply = me.run(&user, &value).await;
+                    // Everyone sees the card change; the words are for the
+                    // person who clicked.
+                    reply.visibility = Visibility::Ephemeral;
+                    me.answer_later(response_url.as_deref(), &reply).await;
+                });
+                Ack::Empty
+            }
+            Incoming::Mention {
+                user,
+                text,
+                channel,
+                thread,
+                event_id,
+            } => {
+                if !self.first_sighting(&event_id) {
+                    tracing::debug!(%event_id, "slack redelivered an event already handled");
+                    return Ack::Empty;
+                }
+                let me = self.clone();
+                self.spawn(async move {
+                    let reply = me.run(&user, &text).await;
+                    let msg = ChatMessage {
+                        channel,
+                        kind: Kind::Note,
+                        text: reply.text,
+                        at: me.ctx.clock.now(),
+                        reply_to: Some(thread),
+                        ..ChatMessage::default()
+                    };
+                    if let Err(e) = me.outbox.post(&msg).await {
+                        tracing::error!(error = %e, "cannot queue the answer to a mention");
+                    }
+                });
+                Ack::Empty
+            }
+        }
+    }
+
+    /// Runs one command line as `user`.
+    async fn run(&self, user: &User, text: &str) -> Reply {
+        let groups = match &self.groups {
+            Some(g) => g.of(&user.id).await,
+            None => Vec::new(),
+        };
+        match command::actor_for(&self.roles, &user.id, &user.name, &groups) {
+            Ok(actor) => command::handle(&self.ctx, &actor, text).await,
+            Err(refusal) => {
+                tracing::info!(user = %user.id, %text, "slack: refused a command from someone with no role");
+                refusal
+            }
+        }
+    }
+
+    /// Work after the acknowledgement, cut short at shutdown.
+    fn spawn(&self, work: impl Future<Output = ()> + Send + 'static) {
+        let stop = self.shutdown.clone();
+        self.tasks.spawn(async move {
+            tokio::select! {
+                () = work => {}
+                () = stop.cancelled() => {}
+            }
+        });
+    }
+
+    /// Event ids are unique per event; Slack resends one it thinks went
+    /// unacknowledged.
+    fn first_sighting(&self, event_id: &str) -> bool {
+        event_id.is_empty()
+            || self
+                .events
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .first(event_id, self.ctx.clock.now())
+    }
+
+    /// Posts an answer to a `response_url`, retrying a failure twice.
+    async fn answer_later(&self, url: Option<&str>, reply: &Reply) {
+        let Some(url) = url.filter(|u| u.starts_with("https://") || u.starts_with("http://"))
+        else {
+            tracing::warn!(text = %reply.text, "slack gave no response_url; the answer is only logged");
+            return;
+        };
+        let body = json!({
+            "response_type": response_type(reply.visibility),
+            "replace_original": false,
+            "text": reply.text,
+        });
+        let mut wait = Duration::from_millis(500);
+        for attempt in 1..=RESPONSE_ATTEMPTS {
+            let sent = self
+                .http
+                .post(url)
+                .timeout(Duration::from_secs(10))
+                .json(&body)
+                .send()
+                .await;
+            match sent {
+                Ok(r) if r.status().is_success() => return,
+                Ok(r) if r.status().is_client_error() => {
+                    tracing::error!(status = %r.status(), "slack refused an answer at its response_url (expired, or used five times)");
+                    return;
+                }
+                Ok(r) => tracing::warn!(status = %r.status(), attempt, "slack response_url failed"),
+                Err(e) => {
+                    tracing::warn!(error = %crate::net::error_chain(&e), attempt, "slack response_url failed")
+                }
+            }
+            tokio::time::sleep(wait).await;
+            wait *= 2;
+        }
+        tracing::error!(text = %reply.text, "gave up answering at a slack response_url");
+    }
+
+    /// Checks an HTTP request's signature.
+    fn verify(&self, headers: &HeaderMap, body: &[u8]) -> Result<(), String> {
+        let Some(secret) = &self.signing_secret else {
+            return Err("no signing secret is configured".into());
+        };
+        let h = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+        let now = self.ctx.clock.now();
+        let signature = h("x-slack-signature");
+        super::signature::verify(secret, h("x-slack-request-timestamp"), signature, body, now)
+            .map_err(|e| e.to_string())?;
+        let signature = signature.unwrap_or_default().to_ascii_lowercase();
+        let fresh = self
+            .signatures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .first(&signature, now);
+        if !fresh {
+            return Err(
+                "this exact request was already received; a copy is refused as a replay".into(),
+            );
+        }
+        Ok(())
+    }
+}
+
+fn response_type(v: Visibility) -> &'static str {
+    match v {
+        Visibility::Ephemeral => "ephemeral",
+        Visibility::Channel => "in_channel",
+    }
+}
+
+/// The JSON an acknowledgement carries, over HTTP and over Socket Mode
+/// alike; `None` for an empty one.
+pub fn ack_body(ack: &Ack) -> Option<serde_json::Value> {
+    match ack {
+        Ack::Empty => None,
+        Ack::Reply(r) => Some(json!({
+            "response_type": response_type(r.visibility),
+            "text": r.text,
+        })),
+        Ack::Challenge(c) => Some(json!({ "challenge": c })),
+    }
+}
+
+/// The request URLs to give Slack: `/slack/commands` (slash commands),
+/// `/slack/interactions` (interactivity) and `/slack/events` (event
+/// subscriptions).
+pub fn routes(inbound: Arc<Inbound>) -> Router {
+    Router::new()
+        .route("/slack/commands", post(commands))
+        .route("/slack/interactions", post(interactions))
+        .route("/slack/events", post(events))
+        .layer(DefaultBodyLimit::max(BODY_MAX))
+        .with_state(inbound)
+}
+
+async fn commands(State(i): State<Arc<Inbound>>, headers: HeaderMap, body: Bytes) -> Response {
+    answer(&i, &headers, &body, "slash command", parse_command_form).await
+}
+
+async fn interactions(State(i): State<Arc<Inbound>>, headers: HeaderMap, body: Bytes) -> Response {
+    answer(&i, &headers, &body, "interaction", parse_interaction_form).await
+}
+
+async fn events(State(i): State<Arc<Inbound>>, headers: HeaderMap, body: Bytes) -> Response {
+    answer(&i, &headers, &body, "event", |b| {
+        let v: serde_json::Value =
+            serde_json::from_slice(b).map_err(|e| PayloadError::Json(e.to_string()))?;
+        parse_event_json(&v)
+    })
+    .await
+}
+
+async fn answer(
+    i: &Arc<Inbound>,
+    headers: &HeaderMap,
+    body: &[u8],
+    what: &str,
+    parse: impl FnOnce(&[u8]) -> Result<Incoming, PayloadError>,
+) -> Response {
+    if let Err(why) = i.verify(headers, body) {
+        tracing::warn!(%why, "refused a {what} request: it is not signed by Slack");
+        return (
+            StatusCode::UNAUTHORIZED,
+            format!("not signed by Slack: {why}\n"),
+        )
+            .into_response();
+    }
+    let incoming = match parse(body) {
+        Ok(inc) => inc,
+        Err(e) => {
+            tracing::warn!(error = %e, "a signed {what} request cannot be read");
+            return (
+                StatusCode::BAD_REQUEST,
+                format!("cannot read this {what}: {e}\n"),
+            )
+                .into_response();
+        }
+    };
+    match ack_body(&i.respond(incoming).await) {
+        None => StatusCode::OK.into_response(),
+        Some(v) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            v.to_string(),
+        )
+            .into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(id: &str, name: &str) -> User {
+        User {
+            id: id.into(),
+            name: name.into(),
+        }
+    }
+
+    #[test]
+    fn a_slash_command_form_becomes_a_command() {
+        let body = "token=x&team_id=T1&channel_id=C1&user_id=U1&user_name=ana&command=%2Ffirebreak&text=silence+event%3D%22launch%22+1h&response_url=https%3A%2F%2Fhooks.slack.com%2Fcommands%2F1&trigger_id=t";
+        assert_eq!(
+            parse_command_form(body.as_bytes()).unwrap(),
+            Incoming::Command {
+                user: user("U1", "ana"),
+                text: "silence event=\"launch\" 1h".into(),
+                response_url: Some("https://hooks.slack.com/commands/1".into()),
+            }
+        );
+        let e = parse_command_form(b"text=status").unwrap_err();
+        assert!(e.to_string().contains("user_id"), "{e}");
+    }
+
+    #[test]
+    fn socket_mode_commands_read_the_same_fields() {
+        let v = json!({"user_id": "U2", "text": "status", "command": "/firebreak", "extra": 1});
+        assert_eq!(
+            parse_command_json(&v).unwrap(),
+            Incoming::Command {
+                user: user("U2", "U2"),
+                text: "status".into(),
+                response_url: None,
+            }
+        );
+    }
+
+    #[test]
+    fn a_click_on_a_card_button_is_its_command() {
+        let payload = json!({
+            "type": "block_actions",
+            "user": {"id": "U3", "username": "bo", "name": "bo"},
+            "response_url": "https://hooks.slack.com/actions/1",
+            "actions": [{"action_id": "firebreak:approve r-1", "value": "approve r-1", "type": "button"}],
+        });
+        let form = serde_urlencoded::to_string([("payload", payload.to_string())]).unwrap();
+        assert_eq!(
+            parse_interaction_form(form.as_bytes()).unwrap(),
+            Incoming::Button {
+                user: user("U3", "bo"),
+                value: "approve r-1".into(),
+                response_url: Some("https://hooks.slack.com/actions/1".into()),
+            }
+        );
+        let other = json!({"type": "block_actions", "user": {"id": "U3"}, "actions": [{"action_id": "someone-else", "value": "x"}]});
+        assert!(matches!(
+            parse_interaction_json(&other).unwrap(),
+            Incoming::Ignored(_)
+        ));
+        let modal = json!({"type": "view_submission", "user": {"id": "U3"}});
+        assert!(matches!(
+            parse_interaction_json(&modal).unwrap(),
+            Incoming::Ignored(_)
+        ));
+        assert_eq!(
+            parse_interaction_form(b"nothing=here").unwrap_err(),
+            PayloadError::Missing("no `payload` field in the form")
+        );
+    }
+
+    #[test]
+    fn mentions_and_direct_messages_are_commands_answered_in_thread() {
+        let ev = |event: serde_json::Value| {
+            parse_event_json(&json!({"type": "event_callback", "event_id": "Ev1", "event": event}))
+                .unwrap()
+        };
+        assert_eq!(
+            ev(
+                json!({"type": "app_mention", "user": "U4", "text": "<@U0BOT> ack INC-1", "channel": "C1", "ts": "1.2"})
+            ),
+            Incoming::Mention {
+                user: user("U4", "U4"),
+                text: "ack INC-1".into(),
+                channel: "C1".into(),
+                thread: "1.2".into(),
+                event_id: "Ev1".into(),
+            }
+        );
+        let Incoming::Mention { thread, text, .. } = ev(
+            json!({"type": "message", "channel_type": "im", "user": "U4", "text": "status", "channel": "D1", "ts": "3.4", "thread_ts": "1.0"}),
+        ) else {
+            panic!()
+        };
+        assert_eq!((thread.as_str(), text.as_str()), ("1.0", "status"));
+        for ignored in [
+            json!({"type": "message", "channel_type": "channel", "user": "U4", "text": "hi", "channel": "C1", "ts": "1"}),
+            json!({"type": "message", "channel_type": "im", "bot_id": "B1", "text": "hi", "channel": "D1", "ts": "1"}),
+            json!({"type": "message", "channel_type": "im", "subtype": "message_changed", "channel": "D1", "ts": "1"}),
+            json!({"type": "reaction_added", "user": "U4"}),
+        ] {
+            assert!(matches!(ev(ignored), Incoming::Ignored(_)));
+        }
+        assert_eq!(
+            parse_event_json(
+                &json!({"type": "url_verification", "challenge": "abc", "token": "t"})
+            )
+            .unwrap(),
+            Incoming::UrlVerification {
+                challenge: "abc".into()
+            }
+        );
+    }
+
+    #[test]
+    fn slack_markup_becomes_what_was_typed() {
+        assert_eq!(
+            plain_text(
+                "silence host=<http://feed.example.com|feed.example.com> 1h &lt;fix&gt; &amp;co"
+            ),
+            "silence host=feed.example.com 1h <fix> &co"
+        );
+        assert_eq!(plain_text("in <#C123|live> by <@U9>"), "in #live by <@U9>");
+        assert_eq!(plain_text("<https://x.example>"), "https://x.example");
+        assert_eq!(plain_text("a < b"), "a < b");
+        assert_eq!(plain_text("&amp;lt;"), "&lt;");
+        assert_eq!(strip_leading_mentions("<@U1> <@U2>  run x"), "run x");
+    }
+
+    #[test]
+    fn recent_keys_are_forgotten_after_their_time_or_past_the_cap() {
+        let mut r = Recent::new(3, 1000);
+        assert!(r.first("a", 0));
+        assert!(!r.first("a", 500));
+        assert!(r.first("a", 1501), "forgotten after the ttl");
+        for k in ["b", "c", "d"] {
+            assert!(r.first(k, 1600));
+        }
+        assert!(
+            r.first("a", 1700),
+            "the oldest left when the cap was reached"
+        );
+        assert!(!r.first("d", 1700));
+    }
+
+    #[test]
+    fn acknowledgements_carry_slacks_shapes() {
+        assert_eq!(ack_body(&Ack::Empty), None);
+        assert_eq!(
+            ack_body(&Ack::Reply(Reply::private("hi"))),
+            Some(json!({"response_type": "ephemeral", "text": "hi"}))
+        );
+        assert_eq!(
+            ack_body(&Ack::Reply(Reply::channel("all"))),
+            Some(json!({"response_type": "in_channel", "text": "all"}))
+        );
+        assert_eq!(
+            ack_body(&Ack::Challenge("c".into())),
+            Some(json!({"challenge": "c"}))
+        );
+    }
+}

@@ -1,0 +1,519 @@
+//! Slack's inbound side end to end: the daemon as `firebreak run` starts
+//! it, with `server.listen` and a signing secret, and the fake Slack
+//! playing both the Web API and Slack calling the bot: slash commands,
+//! button clicks on the incident card and mentions, each signed (or
+//! forged, replayed, expired), with roles from users and user groups.
+
+mod fake_slack;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use fake_slack::to_bot::{self, FORM, now_s};
+use fake_slack::{FakeSlack, SIGNING_SECRET};
+use firebreak::clock::Clock;
+use firebreak::daemon::Daemon;
+use firebreak::store::Store;
+use serde_json::{Value as Json, json};
+use tokio_util::sync::CancellationToken;
+
+const COMMANDER: &str = "U0COMMAND1";
+const RESPONDER: &str = "U0RESPOND1";
+const VIEWER: &str = "U0VIEWER01";
+/// In no grant, but in the on-call group, which is a commander.
+const ONCALL: &str = "U0ONCALL01";
+const STRANGER: &str = "U0STRANGE1";
+
+const GATED: &str = "kind: runbook\nname: gated\ntrigger: {manual: true}\ninputs:\n  room: {type: string}\npolicy:\n  concurrency_key: \"gated/{{ inputs.room }}\"\n  approval: {role: commander, timeout: 10m}\nsteps:\n  - {id: say, action: chat, with: {text: 'moving {{ inputs.room }}'}}\n";
+
+struct Bot {
+    slack: FakeSlack,
+    addr: SocketAddr,
+    daemon: Option<Daemon>,
+    stop: CancellationToken,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Bot {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+/// The daemon with Slack over HTTP; `extra` is appended to `chat.slack`.
+async fn bot_with(slack_extra: &str) -> Bot {
+    let slack = FakeSlack::start().await;
+    slack.set_group("S0ONCALL01", &[ONCALL, "U0SOMEONE1"]);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir(d.join("runbooks")).unwrap();
+    std::fs::create_dir(d.join("alerts")).unwrap();
+    std::fs::write(d.join("runbooks/gated.yaml"), GATED).unwrap();
+    std::fs::write(d.join("bot-token"), format!("{}\n", fake_slack::TOKEN)).unwrap();
+    std::fs::write(d.join("signing"), SIGNING_SECRET).unwrap();
+    std::fs::write(d.join("app-token"), fake_slack::APP_TOKEN).unwrap();
+    let config = format!(
+        "\
+rules: {{paths: ['{d}/alerts']}}
+runbooks: {{paths: ['{d}/runbooks']}}
+store: {{url: 'sqlite://{d}/fb.db'}}
+secrets:
+  bot: {{file: '{d}/bot-token'}}
+  signing: {{file: '{d}/signing'}}
+  app: {{file: '{d}/app-token'}}
+server: {{listen: '127.0.0.1:0'}}
+chat:
+  channel: '#incidents'
+  slack:
+    bot_token_secret: bot
+    api_url: '{api}'
+{slack_extra}
+  roles:
+    commander: {{users: [{COMMANDER}], groups: [S0ONCALL01]}}
+    responder: {{users: [{RESPONDER}]}}
+    viewer: {{users: [{VIEWER}]}}
+",
+        d = d.display(),
+        api = slack.api_url(),
+    );
+    std::fs::write(d.join("firebreak.yaml"), &config).unwrap();
+    let loaded = firebreak::load::load_from_disk(Some(&d.join("firebreak.yaml")))
+        .unwrap_or_else(|e| panic!("{e}\n{config}"));
+    let store = Store::open(&loaded.config.store_url).await.unwrap();
+    let chat = firebreak::daemon::chat_adapter(&loaded.config)
+        .await
+        .unwrap();
+    let stop = CancellationToken::new();
+    let daemon = Daemon::start(loaded, store, Clock::system(), chat, stop.clone())
+        .await
+        .unwrap();
+    let addr = daemon.http_addr.expect("server.listen is set");
+    Bot {
+        slack,
+        addr,
+        daemon: Some(daemon),
+        stop,
+        _dir: dir,
+    }
+}
+
+async fn bot() -> Bot {
+    bot_with("    signing_secret: signing").await
+}
+
+impl Bot {
+    /// `/firebreak TEXT` from `user`, signed now; the acknowledgement.
+    async fn slash(&self, user: &str, text: &str) -> (u16, Json) {
+        let body = to_bot::slash(user, &name(user), text, &self.slack.response_url("cmd"));
+        let r = to_bot::send(self.addr, "/slack/commands", FORM, &body, now_s(), None).await;
+        let status = r.status().as_u16();
+        let text = r.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(json!(text)))
+    }
+
+    async fn click(&self, user: &str, button: &Json, response_id: &str) -> u16 {
+        let payload = to_bot::click_payload(
+            user,
+            &name(user),
+            button,
+            &self.slack.response_url(response_id),
+        );
+        let r = to_bot::send(
+            self.addr,
+            "/slack/interactions",
+            FORM,
+            &to_bot::click(&payload),
+            now_s(),
+            None,
+        )
+        .await;
+        let status = r.status().as_u16();
+        assert_eq!(
+            r.text().await.unwrap(),
+            "",
+            "a click's acknowledgement is empty"
+        );
+        status
+    }
+
+    /// The answer posted to the response URL `id`.
+    async fn response(&self, id: &str) -> Json {
+        for _ in 0..250 {
+            if let Some((_, v)) = self.slack.responses().into_iter().find(|(r, _)| r == id) {
+                return v;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!(
+            "nothing posted to response URL {id}: {:?}",
+            self.slack.responses()
+        );
+    }
+
+    async fn stop(mut self) {
+        self.stop.cancel();
+        let d = self.daemon.take().unwrap();
+        tokio::time::timeout(Duration::from_secs(15), d.wait())
+            .await
+            .expect("the daemon stops")
+            .unwrap();
+    }
+}
+
+fn name(user: &str) -> String {
+    user.trim_start_matches("U0").to_lowercase()
+}
+
+fn text(v: &Json) -> &str {
+    v["text"].as_str().unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slash_command_is_answered_in_its_acknowledgement() {
+    let bot = bot().await;
+    let (status, ack) = bot.slash(RESPONDER, "status").await;
+    assert_eq!(status, 200, "{ack}");
+    assert_eq!(ack["response_type"], "in_channel", "{ack}");
+    assert!(text(&ack).contains("automation"), "{ack}");
+
+    let (status, ack) = bot.slash(RESPONDER, "staus").await;
+    assert_eq!(status, 200);
+    assert!(text(&ack).contains("did you mean `status`"), "{ack}");
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_replayed_expired_and_unsigned_requests_are_refused_before_anything_runs() {
+    let bot = bot().await;
+    let body = to_bot::slash(COMMANDER, "command1", "pause forged", "http://unused/");
+    let now = now_s();
+    let send = |ts: i64, sig: Option<String>| {
+        to_bot::send(bot.addr, "/slack/commands", FORM, &body, ts, sig)
+    };
+    let refusal = |r: reqwest::Response| async move {
+        let status = r.status().as_u16();
+        (status, r.text().await.unwrap())
+    };
+
+    // Signed with another secret.
+    let forged = to_bot::sign("not-the-signing-secret", now, &body);
+    let (s, why) = refusal(send(now, Some(forged)).await).await;
+    assert_eq!(
+        (s, why.as_str()),
+        (
+            401,
+            "not signed by Slack: signature does not match the body\n"
+        )
+    );
+    // The right signature over a different body.
+    let other = to_bot::sign(SIGNING_SECRET, now, "text=resume");
+    assert_eq!(refusal(send(now, Some(other)).await).await.0, 401);
+    // Properly signed, but six minutes old, or six minutes ahead.
+    for ts in [now - 360, now + 360] {
+        let (s, why) = refusal(send(ts, None).await).await;
+        assert_eq!(s, 401);
+        assert!(why.contains("possible replay"), "{why}");
+    }
+    // No signature at all.
+    let r = reqwest::Client::new()
+        .post(format!("http://{}/slack/commands", bot.addr))
+        .header("content-type", FORM)
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    let (s, why) = refusal(r).await;
+    assert_eq!(s, 401);
+    assert!(
+        why.contains("missing header X-Slack-Request-Timestamp"),
+        "{why}"
+    );
+
+    // None of that paused anything.
+    let (_, ack) = bot.slash(VIEWER, "status").await;
+    assert!(!text(&ack).contains("paused"), "{ack}");
+
+    // A genuine request is taken once; the very same request again is a
+    // replay, even inside the five minutes.
+    let genuine = to_bot::sign(SIGNING_SECRET, now, &body);
+    let (s, ack) = refusal(send(now, Some(genuine.clone())).await).await;
+    assert_eq!(s, 200, "{ack}");
+    assert!(ack.contains("paused"), "{ack}");
+    let (s, why) = refusal(send(now, Some(genuine)).await).await;
+    assert_eq!(s, 401);
+    assert!(why.contains("already received"), "{why}");
+
+    // A signed body that is not a slash command is a 400 that says why.
+    let junk = "user_name=x";
+    let r = to_bot::send(bot.addr, "/slack/commands", FORM, junk, now, None).await;
+    assert_eq!(r.status().as_u16(), 400);
+    assert!(r.text().await.unwrap().contains("user_id"));
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn roles_come_from_users_and_user_groups() {
+    let bot = bot().await;
+    let (_, ack) = bot.slash(VIEWER, "pause maintenance").await;
+    assert!(
+        text(&ack).contains("needs the commander role") && text(&ack).contains("viewer"),
+        "{ack}"
+    );
+    let (_, ack) = bot.slash(STRANGER, "status").await;
+    assert!(text(&ack).contains("you have no firebreak role"), "{ack}");
+    // In no grant by name, but a member of the on-call group.
+    let (_, ack) = bot.slash(ONCALL, "pause maintenance").await;
+    assert!(text(&ack).contains("paused"), "{ack}");
+    // The channel hears it from the bot's own note.
+    assert_eq!(ack["response_type"], "ephemeral", "{ack}");
+    assert!(
+        bot.slack
+            .calls()
+            .iter()
+            .any(|c| c.method == "usergroups.users.list"),
+        "group members were asked of Slack"
+    );
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn card_buttons_approve_a_gated_run_and_refuse_who_may_not() {
+    let bot = bot().await;
+    let (_, ack) = bot.slash(RESPONDER, "run gated room=main").await;
+    assert!(text(&ack).contains("gated"), "{ack}");
+    let card = bot
+        .slack
+        .wait_message("waiting for approval", 10)
+        .await
+        .unwrap_or_else(|| panic!("no card waits for approval: {:#?}", bot.slack.messages()));
+    let approve = card.button("Approve").expect("an Approve button");
+
+    // A responder may not approve: said to them alone, and the run waits.
+    assert_eq!(bot.click(RESPONDER, &approve, "r1").await, 200);
+    let answer = bot.response("r1").await;
+    assert_eq!(answer["response_type"], "ephemeral");
+    assert_eq!(answer["replace_original"], false);
+    assert!(text(&answer).contains("commander"), "{answer}");
+
+    // A commander may.
+    assert_eq!(bot.click(COMMANDER, &approve, "r2").await, 200);
+    let answer = bot.response("r2").await;
+    assert!(text(&answer).contains("approved"), "{answer}");
+    assert!(
+        bot.slack.wait_message("moving main", 10).await.is_some(),
+        "the run went on: {:#?}",
+        bot.slack.messages()
+    );
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mention_is_answered_in_its_thread_once() {
+    let bot = bot().await;
+    let ts = bot
+        .slack
+        .user_says("C0INCIDENTS1", RESPONDER, "@firebreak status");
+    let event = to_bot::mention(
+        "Ev0MENTION1",
+        RESPONDER,
+        "C0INCIDENTS1",
+        &ts,
+        "<@U0FIREBRK1> status",
+    );
+    for retry in 0..2 {
+        let r = reqwest::Client::new();
+        let body = event.to_string();
+        // Slack's redelivery is signed afresh, same event id.
+        let ts = now_s() + retry;
+        let mut req = r
+            .post(format!("http://{}/slack/events", bot.addr))
+            .header("content-type", "application/json")
+            .header("x-slack-request-timestamp", ts.to_string())
+            .header("x-slack-signature", to_bot::sign(SIGNING_SECRET, ts, &body));
+        if retry > 0 {
+            req = req.header("x-slack-retry-num", "1");
+        }
+        let resp = req.body(body).send().await.unwrap();
+        assert_eq!(
+            resp.status().as_u16(),
+            200,
+            "{}",
+            resp.text().await.unwrap()
+        );
+    }
+    let reply = bot
+        .slack
+        .wait_message("automation", 10)
+        .await
+        .unwrap_or_else(|| panic!("no answer: {:#?}", bot.slack.messages()));
+    assert_eq!(reply.thread_ts.as_deref(), Some(ts.as_str()));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let answers = bot
+        .slack
+        .messages()
+        .iter()
+        .filter(|m| m.thread_ts.as_deref() == Some(ts.as_str()))
+        .count();
+    assert_eq!(answers, 1, "the redelivery was not answered again");
+
+    // The Events API's URL check.
+    let body = json!({"type": "url_verification", "token": "t", "challenge": "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P"}).to_string();
+    let r = to_bot::send(
+        bot.addr,
+        "/slack/events",
+        "application/json",
+        &body,
+        now_s(),
+        None,
+    )
+    .await;
+    assert_eq!(r.status().as_u16(), 200);
+    let v: Json = r.json().await.unwrap();
+    assert_eq!(
+        v["challenge"],
+        "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P"
+    );
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn socket_mode_takes_commands_and_clicks_and_reconnects() {
+    let bot = bot_with("    app_token_secret: app").await;
+    assert!(
+        bot.slack.wait_socket(10).await,
+        "the bot opened a Socket Mode connection"
+    );
+    bot.slack.socket_send(&json!({
+        "type": "slash_commands",
+        "envelope_id": "env-1",
+        "accepts_response_payload": true,
+        "payload": {"user_id": RESPONDER, "user_name": "respond1", "command": "/firebreak", "text": "status", "response_url": bot.slack.response_url("s1")},
+    }));
+    let ack = bot
+        .slack
+        .socket_ack("env-1", 10)
+        .await
+        .expect("acknowledged");
+    assert_eq!(ack["payload"]["response_type"], "in_channel", "{ack}");
+    assert!(text(&ack["payload"]).contains("automation"), "{ack}");
+
+    // Slack refreshes the connection: the bot opens a new one and goes on.
+    let before = bot.slack.socket_connections();
+    bot.slack
+        .socket_send(&json!({"type": "disconnect", "reason": "refresh_requested"}));
+    for _ in 0..250 {
+        if bot.slack.socket_connections() > before {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(bot.slack.socket_connections() > before, "reconnected");
+    assert!(bot.slack.wait_socket(10).await);
+
+    bot.slack.socket_send(&json!({
+        "type": "slash_commands",
+        "envelope_id": "env-2",
+        "payload": {"user_id": RESPONDER, "text": "run gated room=side", "response_url": bot.slack.response_url("s2")},
+    }));
+    bot.slack
+        .socket_ack("env-2", 10)
+        .await
+        .expect("acknowledged");
+    let card = bot
+        .slack
+        .wait_message("waiting for approval", 10)
+        .await
+        .expect("a card");
+    let approve = card.button("Approve").unwrap();
+    let click = to_bot::click_payload(
+        COMMANDER,
+        "command1",
+        &approve,
+        &bot.slack.response_url("s3"),
+    );
+    bot.slack
+        .socket_send(&json!({"type": "interactive", "envelope_id": "env-3", "payload": click}));
+    let ack = bot
+        .slack
+        .socket_ack("env-3", 10)
+        .await
+        .expect("acknowledged");
+    assert_eq!(
+        ack,
+        json!({"envelope_id": "env-3"}),
+        "a click's acknowledgement is bare"
+    );
+    let answer = bot.response("s3").await;
+    assert!(text(&answer).contains("approved"), "{answer}");
+    assert!(bot.slack.wait_message("moving side", 10).await.is_some());
+    bot.stop().await;
+}
+
+/// Slow work: the acknowledgement says so at once, the answer follows
+/// through the response URL. The control loop is played by the test,
+/// answering only after the bot's acknowledgement budget has passed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_command_is_acknowledged_then_answered_at_its_response_url() {
+    use firebreak::chat::slack_inbound::{Inbound, routes};
+    use firebreak::command::Ctx;
+    use firebreak::control::{Command, Status};
+
+    let slack = FakeSlack::start().await;
+    let store = Store::open("sqlite::memory:").await.unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::channel(4);
+    let ctx = Arc::new(Ctx {
+        control: tx,
+        runbooks: Vec::new(),
+        targets: Default::default(),
+        store: store.clone(),
+        clock: Clock::system(),
+        offset: chrono::FixedOffset::east_opt(0).unwrap(),
+        zone: "UTC".into(),
+    });
+    tokio::spawn(async move {
+        while let Some(c) = rx.recv().await {
+            if let Command::Status(reply) = c {
+                tokio::time::sleep(Duration::from_millis(400)).await;
+                let _ = reply.send(Status::default());
+            }
+        }
+    });
+    let roles = firebreak::roles::RoleMap::default();
+    let stop = CancellationToken::new();
+    let inbound = Arc::new(
+        Inbound::new(
+            ctx,
+            roles,
+            None,
+            firebreak::net::client().unwrap(),
+            firebreak::chat::Outbox::new(store),
+            Some(SIGNING_SECRET.as_bytes().to_vec()),
+            stop.clone(),
+        )
+        .with_ack_budget(Duration::from_millis(100)),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(firebreak::server::serve(
+        listener,
+        routes(inbound),
+        stop.clone(),
+    ));
+
+    let body = to_bot::slash(VIEWER, "viewer01", "status", &slack.response_url("slow"));
+    let r = to_bot::send(addr, "/slack/commands", FORM, &body, now_s(), None).await;
+    assert_eq!(r.status().as_u16(), 200);
+    let ack: Json = r.json().await.unwrap();
+    assert_eq!(text(&ack), "working on `status`…");
+    assert!(slack.responses().is_empty(), "not answered yet");
+    let answers = slack.wait_responses(1, 10).await;
+    assert_eq!(answers.len(), 1);
+    assert_eq!(answers[0].0, "slow");
+    assert!(
+        text(&answers[0].1).contains("automation"),
+        "{:?}",
+        answers[0]
+    );
+    stop.cancel();
+}
