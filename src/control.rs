@@ -171,6 +171,8 @@ pub struct Control {
     /// posted once when it is done, so one input makes one update.
     dirty_cards: BTreeSet<String>,
     progress: Option<mpsc::Receiver<RunProgress>>,
+    /// Where charts are asked for; `try_send`, never waited on.
+    charts: Option<mpsc::Sender<crate::chat::charts::ChartRequest>>,
 }
 
 impl Control {
@@ -205,6 +207,7 @@ impl Control {
             cards: HashMap::new(),
             dirty_cards: BTreeSet::new(),
             progress: None,
+            charts: None,
         }
     }
 
@@ -212,6 +215,12 @@ impl Control {
     /// keep incident cards current.
     pub fn with_progress(mut self, rx: mpsc::Receiver<RunProgress>) -> Self {
         self.progress = Some(rx);
+        self
+    }
+
+    /// Asks for a chart when an alert first fires in an incident.
+    pub fn with_charts(mut self, tx: mpsc::Sender<crate::chat::charts::ChartRequest>) -> Self {
+        self.charts = Some(tx);
         self
     }
 
@@ -295,6 +304,7 @@ impl Control {
                 slot: Some(card::SLOT.to_owned()),
                 card: Some(c.clone()),
                 reply_to: None,
+                image: None,
             };
             if let Err(e) = self.outbox.post(&msg).await {
                 tracing::error!(error = %e, %incident, "cannot queue the incident card");
@@ -391,6 +401,7 @@ impl Control {
             slot: None,
             card: None,
             reply_to: None,
+            image: None,
         };
         if let Err(e) = self.outbox.post(&msg).await {
             tracing::error!(error = %e, "cannot queue chat message");
@@ -470,11 +481,25 @@ impl Control {
                     firing: true,
                 };
                 let card = self.card(&incident);
+                let new_rule = !card.alerts.iter().any(|x| x.name == a.rule);
                 card.firing(alert, now);
                 card.silence.get_or_insert(silence);
                 for r in runnable {
                     if !card.runnable.contains(&r) {
                         card.runnable.push(r);
+                    }
+                }
+                if new_rule && let Some(charts) = &self.charts {
+                    let req = crate::chat::charts::ChartRequest {
+                        incident: incident.clone(),
+                        channel: self.channel.clone(),
+                        group: a.group.clone(),
+                        rule: a.rule.clone(),
+                        labels: a.labels.clone(),
+                        at: ev.at,
+                    };
+                    if charts.try_send(req).is_err() {
+                        tracing::debug!(rule = %a.rule, "chart queue full; no chart for this alert");
                     }
                 }
                 let ctx = AlertCtx {
@@ -1247,6 +1272,38 @@ mod silence_tests {
         })
         .await;
         answer.await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_chart_is_asked_for_once_per_alert_rule_of_an_incident() {
+        let (_dir, store) = file_store().await;
+        let clock = Clock::system();
+        let (tx, mut rx) = crate::chat::charts::queue();
+        let mut c = control(&store, &clock).with_charts(tx);
+        let t = clock.now();
+        c.on_alert(event(AlertEventKind::Firing, "Full", t)).await;
+        c.on_alert(event(AlertEventKind::Firing, "Other", t + 1))
+            .await;
+        let mut again = event(AlertEventKind::Firing, "Full", t + 2);
+        again.alert.labels = again.alert.labels.with("room", "side");
+        c.on_alert(again).await;
+        let mut asked = Vec::new();
+        while let Ok(r) = rx.try_recv() {
+            asked.push((
+                r.incident,
+                r.group,
+                r.rule,
+                r.labels.get("event").map(str::to_owned),
+            ));
+        }
+        let launch = Some("launch".to_owned());
+        assert_eq!(
+            asked,
+            [
+                ("launch".into(), "g".into(), "Full".into(), launch.clone()),
+                ("launch".into(), "g".into(), "Other".into(), launch),
+            ]
+        );
     }
 
     // Real time: paused time would time out the store's connection pool.

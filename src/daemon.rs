@@ -199,6 +199,7 @@ impl Daemon {
         drop(scrape_tx);
 
         let retention = crate::watcher::retention_for(&loaded.rule_groups);
+        let chart_exprs = Arc::new(crate::chat::charts::exprs(&loaded.rule_groups));
         let engine = RuleEngine::new(
             loaded.rule_groups,
             config.external_labels.clone(),
@@ -236,7 +237,7 @@ impl Daemon {
             outbox: outbox.clone(),
             clock: clock.clone(),
             channel: config.chat.channel.clone(),
-            queries: Some(queries),
+            queries: Some(queries.clone()),
             control: Some(command_tx.clone()),
         };
         // Progress reports are dropped when full (see RunProgress): they
@@ -274,7 +275,7 @@ impl Daemon {
         for r in executor.resume(dispatcher.runbooks()).await {
             dispatcher.resumed(&r.runbook.name, &r.concurrency_key, &r.run_id);
         }
-        let mut control = Control::new(
+        let control = Control::new(
             dispatcher,
             executor.clone(),
             store.clone(),
@@ -284,6 +285,22 @@ impl Daemon {
             config.incident_group_by.clone(),
         )
         .with_progress(progress_rx);
+        let (chart_tx, chart_rx) = crate::chat::charts::queue();
+        let charts = crate::chat::charts::Charts {
+            exprs: chart_exprs,
+            queries,
+            outbox: outbox.clone(),
+            clock: clock.clone(),
+            window: if config.remote.is_some() {
+                crate::chat::charts::WINDOW_MS
+            } else {
+                retention
+            },
+            offset: ctx.offset,
+            zone: ctx.zone.clone(),
+        };
+        tracker.spawn(charts.run(chart_rx, shutdown.clone()));
+        let mut control = control.with_charts(chart_tx);
         control.restore_silences().await;
         control.dispatch_restored(restored_firing).await;
         tracker.spawn(control.run(alert_rx, finished_rx, command_rx, shutdown.clone()));

@@ -110,7 +110,27 @@ impl From<crate::source::remote::RemoteError> for QueryError {
 /// expression never costs the task anything.
 pub struct QueryRequest {
     expr: crate::promql::Expr,
-    reply: oneshot::Sender<Result<Value, QueryError>>,
+    /// When to evaluate, one answer each; empty is once, at the watcher's
+    /// now. Several times in one request cost the task one wake-up.
+    at: Vec<Millis>,
+    reply: oneshot::Sender<Result<Vec<Value>, QueryError>>,
+}
+
+impl QueryRequest {
+    fn answer(self, series: &SeriesStore, now: Millis) {
+        let times = if self.at.is_empty() {
+            vec![now]
+        } else {
+            self.at
+        };
+        let result = times
+            .into_iter()
+            .map(|t| crate::promql::eval_instant(&self.expr, series, t))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| QueryError::Eval(e.to_string()));
+        // A caller that gave up (its step timed out) is not an error.
+        let _ = self.reply.send(result);
+    }
 }
 
 /// The watcher's end of the query queue, handed to [`Watcher::run`].
@@ -136,14 +156,32 @@ impl Queries {
     /// Evaluates `expr` at the bot's current time, against the remote API
     /// when there is one, else against the watcher's series store.
     pub async fn query(&self, expr: &str) -> Result<Value, QueryError> {
-        let now = self.clock.now();
+        let mut v = self.ask(expr, Vec::new()).await?;
+        v.pop().ok_or(QueryError::Closed)
+    }
+
+    /// Evaluates `expr` as of each of `times` (charts look back over a
+    /// window). The local series store answers only as far back as it
+    /// keeps samples.
+    pub async fn query_at(&self, expr: &str, times: Vec<Millis>) -> Result<Vec<Value>, QueryError> {
+        self.ask(expr, times).await
+    }
+
+    async fn ask(&self, expr: &str, at: Vec<Millis>) -> Result<Vec<Value>, QueryError> {
         if let Some(api) = &self.remote {
-            return Ok(api.query(expr, now).await?);
+            if at.is_empty() {
+                return Ok(vec![api.query(expr, self.clock.now()).await?]);
+            }
+            let mut out = Vec::with_capacity(at.len());
+            for t in at {
+                out.push(api.query(expr, t).await?);
+            }
+            return Ok(out);
         }
         let expr = crate::promql::parse(expr).map_err(|e| QueryError::BadExpr(e.to_string()))?;
         let (reply, answer) = oneshot::channel();
         self.tx
-            .send(QueryRequest { expr, reply })
+            .send(QueryRequest { expr, at, reply })
             .await
             .map_err(|_| QueryError::Closed)?;
         answer.await.map_err(|_| QueryError::Closed)?
@@ -156,9 +194,7 @@ impl Queries {
 /// runbooks`).
 pub async fn serve_fixed(mut queries: QueryRequests, series: SeriesStore, clock: Clock) {
     while let Some(req) = queries.0.recv().await {
-        let result = crate::promql::eval_instant(&req.expr, &series, clock.now())
-            .map_err(|e| QueryError::Eval(e.to_string()));
-        let _ = req.reply.send(result);
+        req.answer(&series, clock.now());
     }
 }
 
@@ -302,12 +338,9 @@ impl Watcher {
         }
     }
 
-    /// Answers one runbook query from the local series store. A caller that
-    /// gave up (its step timed out) is not an error.
+    /// Answers one runbook query from the local series store.
     fn answer(&self, req: QueryRequest, now: Millis) {
-        let result = crate::promql::eval_instant(&req.expr, &self.series, now)
-            .map_err(|e| QueryError::Eval(e.to_string()));
-        let _ = req.reply.send(result);
+        req.answer(&self.series, now);
     }
 
     /// Runs until shutdown. Alert events go out through `alerts`; when that

@@ -33,6 +33,7 @@ fn msg(channel: &str, incident: Option<&str>, kind: Kind, text: &str) -> ChatMes
         slot: None,
         card: None,
         reply_to: None,
+        image: None,
     }
 }
 

@@ -27,6 +27,8 @@ const STRANGER: &str = "U0STRANGE1";
 
 const GATED: &str = "kind: runbook\nname: gated\ntrigger: {manual: true}\ninputs:\n  room: {type: string}\npolicy:\n  concurrency_key: \"gated/{{ inputs.room }}\"\n  approval: {role: commander, timeout: 10m}\nsteps:\n  - {id: say, action: chat, with: {text: 'moving {{ inputs.room }}'}}\n";
 
+const SURGE_RULE: &str = "groups:\n  - name: g\n    interval: 1s\n    rules:\n      - alert: Surge\n        expr: joins_per_minute > 40000\n        labels: {severity: critical}\n";
+
 struct Bot {
     slack: FakeSlack,
     addr: SocketAddr,
@@ -43,6 +45,12 @@ impl Drop for Bot {
 
 /// The daemon with Slack over HTTP; `extra` is appended to `chat.slack`.
 async fn bot_with(slack_extra: &str) -> Bot {
+    bot_watching(slack_extra, None).await
+}
+
+/// With `metrics`, the bot scrapes that address every second and alerts
+/// with `Surge` when `joins_per_minute > 40000`.
+async fn bot_watching(slack_extra: &str, metrics: Option<SocketAddr>) -> Bot {
     let slack = FakeSlack::start().await;
     slack.set_group("S0ONCALL01", &[ONCALL, "U0SOMEONE1"]);
     let dir = tempfile::tempdir().unwrap();
@@ -53,9 +61,18 @@ async fn bot_with(slack_extra: &str) -> Bot {
     std::fs::write(d.join("bot-token"), format!("{}\n", fake_slack::TOKEN)).unwrap();
     std::fs::write(d.join("signing"), SIGNING_SECRET).unwrap();
     std::fs::write(d.join("app-token"), fake_slack::APP_TOKEN).unwrap();
+    let sources = match metrics {
+        Some(addr) => {
+            std::fs::write(d.join("alerts/surge.yaml"), SURGE_RULE).unwrap();
+            format!(
+                "sources:\n  scrape:\n    - {{name: app, url: 'http://{addr}/metrics', interval: 1s, timeout: 1s}}\n"
+            )
+        }
+        None => String::new(),
+    };
     let config = format!(
         "\
-rules: {{paths: ['{d}/alerts']}}
+{sources}rules: {{paths: ['{d}/alerts'], evaluation_interval: 1s}}
 runbooks: {{paths: ['{d}/runbooks']}}
 store: {{url: 'sqlite://{d}/fb.db'}}
 secrets:
@@ -447,6 +464,51 @@ async fn socket_mode_takes_commands_and_clicks_and_reconnects() {
     let answer = bot.response("s3").await;
     assert!(text(&answer).contains("approved"), "{answer}");
     assert!(bot.slack.wait_message("moving side", 10).await.is_some());
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_firing_alert_gets_a_chart_in_its_incident_thread() {
+    use axum::routing::get;
+    let app = axum::Router::new().route(
+        "/metrics",
+        get(|| async { "# TYPE joins_per_minute gauge\njoins_per_minute{event=\"launch\"} 52000\njoins_per_minute{event=\"other\"} 10\n" }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let metrics = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let bot = bot_watching("    signing_secret: signing", Some(metrics)).await;
+    let files = fake_slack::poll(20, || {
+        Some(bot.slack.shared_files()).filter(|f| !f.is_empty())
+    })
+    .await
+    .unwrap_or_else(|| panic!("no chart: {:#?}", bot.slack.messages()));
+    assert_eq!(files.len(), 1, "one chart for one alert");
+    let card = bot
+        .slack
+        .messages()
+        .into_iter()
+        .find(|m| m.text.contains("Surge"))
+        .expect("the incident card");
+    assert_eq!(
+        files[0].thread_ts.as_deref(),
+        Some(card.ts.as_str()),
+        "in the incident's thread"
+    );
+    assert_eq!(files[0].title.as_deref(), Some("Surge: last 5m"));
+    assert_eq!(&files[0].bytes[..4], b"\x89PNG");
+    let caption = bot
+        .slack
+        .wait_message("chart: `joins_per_minute`", 5)
+        .await
+        .expect("the chart's message");
+    assert_eq!(caption.thread_ts.as_deref(), Some(card.ts.as_str()));
+    assert!(
+        caption.text.contains("against the threshold 40,000"),
+        "{}",
+        caption.text
+    );
     bot.stop().await;
 }
 

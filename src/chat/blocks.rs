@@ -8,6 +8,7 @@ use serde_json::{Value as Json, json};
 
 use super::ChatMessage;
 use super::card::{Card, CardAlert, Status, human_value};
+use super::clip;
 
 /// Section text is capped at 3,000 characters by Slack.
 const SECTION_MAX: usize = 3000;
@@ -160,15 +161,6 @@ fn utc(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .map(|t| t.format("%H:%M:%S UTC").to_string())
         .unwrap_or_else(|| ms.to_string())
-}
-
-fn clip(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        return s.to_owned();
-    }
-    let mut out: String = s.chars().take(max - 1).collect();
-    out.push('…');
-    out
 }
 
 #[cfg(test)]

@@ -156,6 +156,14 @@ impl ChatAdapter for Console {
                     line = format!("{line}  (updates #{id})");
                 }
             }
+            if let Some(img) = o.image {
+                // A terminal cannot show it; say it exists and how big.
+                line = format!(
+                    "{line}\n    [chart: {}, {} KB PNG]",
+                    img.title,
+                    img.png.len().div_ceil(1024)
+                );
+            }
             let mut out = self
                 .out
                 .lock()
@@ -219,6 +227,7 @@ mod tests {
             slot: None,
             card: None,
             reply_to: None,
+            image: None,
         };
         assert_eq!(
             c.render(&m(Kind::Firing, "room main filling")),
@@ -275,6 +284,7 @@ mod tests {
             slot: Some("card".into()),
             card: Some(card.clone()),
             reply_to: None,
+            image: None,
         };
         let send = |m: ChatMessage, placement: Placement| {
             let c = &c;

@@ -8,6 +8,8 @@
 
 pub mod blocks;
 pub mod card;
+pub mod chart;
+pub mod charts;
 pub mod console;
 pub mod signature;
 pub mod slack;
@@ -68,6 +70,9 @@ pub struct ChatMessage {
     /// own rather than an incident's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reply_to: Option<String>,
+    /// A chart to upload into the message's thread.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<Image>,
 }
 
 /// Where a message lands on the chat platform. The outbox decides this
@@ -83,10 +88,27 @@ pub enum Placement {
 }
 
 /// A rendered chart to upload beside the message.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Image {
+    /// Stored as base64 in the outbox row's JSON.
+    #[serde(with = "base64_bytes")]
     pub png: Vec<u8>,
     pub title: String,
+}
+
+mod base64_bytes {
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(b: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&STANDARD.encode(b))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let text = String::deserialize(d)?;
+        STANDARD.decode(text).map_err(serde::de::Error::custom)
+    }
 }
 
 /// One delivery attempt, as the outbox hands it to an adapter.
@@ -427,7 +449,7 @@ impl Deliverer<'_> {
             let out = Outgoing {
                 msg: to_send,
                 placement: placement.clone(),
-                image: None,
+                image: to_send.image.as_ref(),
             };
             let seqs: Vec<i64> = group.iter().map(|(s, _)| *s).collect();
             match self.adapter.send(out).await {
@@ -580,6 +602,18 @@ fn live_slot(m: &ChatMessage) -> Option<&str> {
     m.slot.as_deref().filter(|s| !s.is_empty())
 }
 
+/// `s` cut to at most `max` characters, the last an ellipsis when cut.
+pub fn clip(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        None => s.to_owned(),
+        Some(_) => {
+            let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
+            out.push('…');
+            out
+        }
+    }
+}
+
 /// One message standing for several of the same kind bound for the same
 /// place: a count, the first lines of the first few, and how many more.
 fn coalesce(group: &[(i64, ChatMessage)], placement: &Placement) -> ChatMessage {
@@ -614,6 +648,7 @@ fn coalesce(group: &[(i64, ChatMessage)], placement: &Placement) -> ChatMessage 
         slot: None,
         card: None,
         reply_to: None,
+        image: None,
     }
 }
 
@@ -653,6 +688,7 @@ mod tests {
             slot: None,
             card: None,
             reply_to: None,
+            image: None,
         }
     }
 
@@ -846,6 +882,7 @@ mod tests {
             slot: slot.map(Into::into),
             card: None,
             reply_to: None,
+            image: None,
         }
     }
 

@@ -28,6 +28,7 @@ use slack_morphism::errors::SlackClientError;
 use slack_morphism::hyper_tokio::{SlackClientHyperConnector, SlackClientHyperHttpsConnector};
 use slack_morphism::{SlackApiToken, SlackApiTokenValue, SlackChannelId, SlackClient, SlackTs};
 
+use super::clip;
 use super::{BoxFut, ChatAdapter, ChatError, Image, Outgoing, Placement, RateLimit};
 use crate::config::{SecretSource, SlackConfig, resolve_secret};
 
@@ -445,17 +446,6 @@ fn looks_like_id(s: &str) -> bool {
         && s.starts_with(['C', 'G', 'D'])
         && s.chars()
             .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
-}
-
-fn clip(s: &str, max: usize) -> String {
-    match s.char_indices().nth(max) {
-        None => s.to_owned(),
-        Some(_) => {
-            let mut out: String = s.chars().take(max - 1).collect();
-            out.push('…');
-            out
-        }
-    }
 }
 
 /// A file name from a chart title: letters, digits and dashes.

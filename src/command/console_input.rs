@@ -84,6 +84,7 @@ pub async fn run(
             slot: None,
             card: None,
             reply_to: None,
+            image: None,
         };
         if let Err(e) = console.print(&msg) {
             tracing::error!(error = %e, "cannot print a command's reply");

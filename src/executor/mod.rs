@@ -340,6 +340,7 @@ async fn post(inner: &Inner, incident: &str, kind: Kind, text: String) {
         slot: None,
         card: None,
         reply_to: None,
+        image: None,
     };
     if let Err(e) = inner.env.outbox.post(&msg).await {
         tracing::error!(error = %e, "cannot queue chat message");

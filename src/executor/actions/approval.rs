@@ -114,6 +114,7 @@ impl Action for ApprovalStep {
                 slot: None,
                 card: None,
                 reply_to: None,
+                image: None,
             };
             if let Err(e) = ctx.env.outbox.post(&msg).await {
                 tracing::error!(error = %e, run = ctx.run_id, "cannot queue approval request");

@@ -87,6 +87,7 @@ impl Action for Chat {
                 slot: p.slot.as_ref().map(|s| format!("{SLOT_PREFIX}{s}")),
                 card: None,
                 reply_to: None,
+                image: None,
             };
             ctx.env
                 .outbox
