@@ -65,6 +65,14 @@ const SEEN_EVENTS: usize = 1024;
 /// leave early.
 const SEEN_SIGNATURES: usize = 10_000;
 
+/// Requests being worked on at once. Past this, a slash command is told
+/// the bot is busy and a click or mention is dropped with a warning in the
+/// log: the control queue behind them holds 64, and a person retrying in
+/// a few seconds beats a pile of answers arriving late.
+pub const IN_FLIGHT: usize = 64;
+
+const BUSY: &str = "the bot is answering many requests already; try again in a few seconds";
+
 /// How many times an answer is offered to a `response_url` (Slack allows
 /// five uses in thirty minutes).
 const RESPONSE_ATTEMPTS: u32 = 3;
@@ -505,6 +513,7 @@ pub struct Inbound {
     events: Mutex<Recent>,
     signatures: Mutex<Recent>,
     tasks: TaskTracker,
+    in_flight: Arc<tokio::sync::Semaphore>,
     shutdown: CancellationToken,
 }
 
@@ -533,6 +542,7 @@ impl Inbound {
                 super::signature::REPLAY_WINDOW_S * 1000,
             )),
             tasks: TaskTracker::new(),
+            in_flight: Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT)),
             shutdown,
         }
     }
@@ -552,6 +562,27 @@ impl Inbound {
 
     /// Handles one thing Slack sent and says what to acknowledge it with.
     pub async fn respond(self: &Arc<Self>, incoming: Incoming) -> Ack {
+        let needs_work = matches!(
+            incoming,
+            Incoming::Command { .. } | Incoming::Button { .. } | Incoming::Mention { .. }
+        );
+        let permit = if needs_work {
+            match self.in_flight.clone().try_acquire_owned() {
+                Ok(p) => Some(p),
+                Err(_) => {
+                    tracing::warn!(
+                        limit = IN_FLIGHT,
+                        "slack: too many requests in flight; refusing one"
+                    );
+                    return match incoming {
+                        Incoming::Command { .. } => Ack::Reply(Reply::private(BUSY)),
+                        _ => Ack::Empty,
+                    };
+                }
+            }
+        } else {
+            None
+        };
         match incoming {
             Incoming::UrlVerification { challenge } => Ack::Challenge(challenge),
             Incoming::Ignored(why) => {
@@ -566,7 +597,7 @@ impl Inbound {
                 let (tx, rx) = tokio::sync::oneshot::channel();
                 let me = self.clone();
                 let line = text.clone();
-                self.spawn(async move {
+                self.spawn(permit, async move {
                     let reply = me.run(&user, &line).await;
                     // Too late for the acknowledgement: answer through the
                     // response URL instead.
@@ -588,7 +619,7 @@ impl Inbound {
                 response_url,
             } => {
                 let me = self.clone();
-                self.spawn(async move {
+                self.spawn(permit, async move {
                     let mut reply = me.run(&user, &value).await;
                     // Everyone sees the card change; the words are for the
                     // person who clicked.
@@ -609,7 +640,7 @@ impl Inbound {
                     return Ack::Empty;
                 }
                 let me = self.clone();
-                self.spawn(async move {
+                self.spawn(permit, async move {
                     let reply = me.run(&user, &text).await;
                     let msg = ChatMessage {
                         channel,
@@ -643,10 +674,16 @@ impl Inbound {
         }
     }
 
-    /// Work after the acknowledgement, cut short at shutdown.
-    fn spawn(&self, work: impl Future<Output = ()> + Send + 'static) {
+    /// Work after the acknowledgement, cut short at shutdown; it holds
+    /// its place among [`IN_FLIGHT`] until done.
+    fn spawn(
+        &self,
+        permit: Option<tokio::sync::OwnedSemaphorePermit>,
+        work: impl Future<Output = ()> + Send + 'static,
+    ) {
         let stop = self.shutdown.clone();
         self.tasks.spawn(async move {
+            let _permit = permit;
             tokio::select! {
                 () = work => {}
                 () = stop.cancelled() => {}
@@ -942,6 +979,75 @@ mod tests {
         assert_eq!(plain_text("a < b"), "a < b");
         assert_eq!(plain_text("&amp;lt;"), "&lt;");
         assert_eq!(strip_leading_mentions("<@U1> <@U2>  run x"), "run x");
+    }
+
+    /// An inbound side whose control loop takes commands and never
+    /// answers: every command stays in flight.
+    async fn stuck() -> (
+        Arc<Inbound>,
+        tokio::sync::mpsc::Receiver<crate::control::Command>,
+    ) {
+        let store = crate::store::Store::open("sqlite::memory:").await.unwrap();
+        let (tx, rx) = tokio::sync::mpsc::channel(IN_FLIGHT * 2);
+        let ctx = Arc::new(Ctx {
+            control: tx,
+            runbooks: Vec::new(),
+            targets: Default::default(),
+            store: store.clone(),
+            clock: crate::clock::Clock::system(),
+            offset: chrono::FixedOffset::east_opt(0).unwrap(),
+            zone: "UTC".into(),
+        });
+        let mut roles = RoleMap::default();
+        roles.viewer.everyone = true;
+        let inbound = Inbound::new(
+            ctx,
+            roles,
+            None,
+            crate::net::client().unwrap(),
+            Outbox::new(store),
+            None,
+            CancellationToken::new(),
+        )
+        .with_ack_budget(Duration::from_millis(1));
+        (Arc::new(inbound), rx)
+    }
+
+    #[tokio::test]
+    async fn past_the_in_flight_limit_a_command_is_told_the_bot_is_busy() {
+        let (inbound, _rx) = stuck().await;
+        let status = || Incoming::Command {
+            user: user("U1", "ana"),
+            text: "status".into(),
+            response_url: None,
+        };
+        for _ in 0..IN_FLIGHT {
+            assert_eq!(
+                inbound.respond(status()).await,
+                Ack::Reply(Reply::private("working on `status`…"))
+            );
+        }
+        assert_eq!(
+            inbound.respond(status()).await,
+            Ack::Reply(Reply::private(BUSY))
+        );
+        // The Events API handshake needs no room.
+        assert_eq!(
+            inbound
+                .respond(Incoming::UrlVerification {
+                    challenge: "c".into()
+                })
+                .await,
+            Ack::Challenge("c".into())
+        );
+        inbound.shutdown.cancel();
+        inbound.tasks.close();
+        inbound.tasks.wait().await;
+        assert_eq!(
+            inbound.in_flight.available_permits(),
+            IN_FLIGHT,
+            "room again"
+        );
     }
 
     #[test]
