@@ -14,6 +14,10 @@ pub const RUNBOOK_FILES: &[(&str, &str)] = &[
         include_str!("../runbooks/cap-listeners.yaml"),
     ),
     (
+        "runbooks/launch-readiness.yaml",
+        include_str!("../runbooks/launch-readiness.yaml"),
+    ),
+    (
         "runbooks/move-to-secondary-room.yaml",
         include_str!("../runbooks/move-to-secondary-room.yaml"),
     ),

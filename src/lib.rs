@@ -35,6 +35,8 @@
 //! - [`control`] (task): the one owner of run state; alerts, run ends and commands meet here.
 //! - [`dispatch`] (model): which runbook starts for which alert, and policy.
 //! - [`silence`] (model): Alertmanager-style silences the control loop consults.
+//! - [`checklist`] (model): pre-event checklists, their validation and the
+//!   GO / NO-GO verdict.
 //! - [`runbook`] (model): runbook files, validation, templates, runbooks
 //!   that call runbooks (`runbook::calls`); `runbook::plan` says what a run
 //!   would do (`firebreak plan`); `runbook::unittest` is the runbook test
@@ -67,6 +69,7 @@
 //!   the bot watches and mitigates in the demo, the tests and the benchmarks.
 
 pub mod chat;
+pub mod checklist;
 pub mod clock;
 pub mod command;
 pub mod config;

@@ -17,6 +17,7 @@ pub struct Loaded {
     pub config: Config,
     pub rule_groups: Vec<RuleGroup>,
     pub runbooks: Vec<Arc<Runbook>>,
+    pub checklists: Vec<Arc<crate::checklist::Checklist>>,
     pub rule_files: usize,
 }
 
@@ -29,6 +30,8 @@ pub enum FileKind {
     Runbook,
     /// A runbook test file (`kind: runbook_test`), run by `firebreak test runbooks`.
     RunbookTest,
+    /// A pre-event checklist (`kind: checklist`), run by `firebreak check`.
+    Checklist,
     Config,
     Unknown,
 }
@@ -53,6 +56,8 @@ pub fn classify(text: &str) -> FileKind {
         FileKind::Runbook
     } else if p.kind.as_deref() == Some(crate::runbook::unittest::KIND) {
         FileKind::RunbookTest
+    } else if p.kind.as_deref() == Some(crate::checklist::KIND) {
+        FileKind::Checklist
     } else if p.rule_files.is_some() {
         FileKind::RuleTest
     } else if p.groups.is_some() {
@@ -67,6 +72,15 @@ pub fn classify(text: &str) -> FileKind {
     } else {
         FileKind::Unknown
     }
+}
+
+/// The `name:` of a YAML document, if it has one.
+fn peek_name(text: &str) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Named {
+        name: Option<String>,
+    }
+    serde_saphyr::from_str::<Named>(text).ok()?.name
 }
 
 /// Reads every `.yml`/`.yaml` file under the given files and directories
@@ -128,6 +142,7 @@ pub fn load(
     let mut groups = Vec::new();
     let mut rule_files = 0;
     let mut runbooks_in = Vec::new();
+    let mut checklists_in = Vec::new();
     for (name, text) in alert_files.iter().chain(runbook_files) {
         match classify(text) {
             FileKind::Rules => {
@@ -142,6 +157,7 @@ pub fn load(
                 }
             }
             FileKind::Runbook => runbooks_in.push((name.clone(), text.clone())),
+            FileKind::Checklist => checklists_in.push((name, text)),
             // Tests sit beside what they test (`runbooks/tests/`); the
             // daemon skips them, `firebreak validate` and `test` read them.
             FileKind::RuleTest | FileKind::RunbookTest => {}
@@ -155,7 +171,7 @@ pub fn load(
                 // Let the strictest parser say what is wrong.
                 match crate::diag::from_yaml::<serde::de::IgnoredAny>(name, text) {
                     Err(d) => errs.push(d),
-                    Ok(_) => errs.push(Diagnostic::new(name, None, "", "not a rule file (`groups:`), a rule test (`rule_files:`), a runbook (`kind: runbook`) or a runbook test (`kind: runbook_test`)")),
+                    Ok(_) => errs.push(Diagnostic::new(name, None, "", "not a rule file (`groups:`), a rule test (`rule_files:`), a runbook (`kind: runbook`), a runbook test (`kind: runbook_test`) or a checklist (`kind: checklist`)")),
                 }
             }
         }
@@ -163,17 +179,46 @@ pub fn load(
     let env = CheckEnv {
         targets: config.targets.keys().cloned().collect(),
     };
-    let runbooks = match load_runbooks(&runbooks_in, &env) {
+    let runbooks: Vec<Arc<Runbook>> = match load_runbooks(&runbooks_in, &env) {
         Ok(r) => r.into_iter().map(Arc::new).collect(),
         Err(e) => {
             errs.extend(e);
             Vec::new()
         }
     };
+    let mut runbook_names: Vec<String> = runbooks.iter().map(|r| r.name.clone()).collect();
+    // A runbook that failed to load is reported once, above; a checklist
+    // naming it is not wrong as well.
+    runbook_names.extend(runbooks_in.iter().filter_map(|(_, t)| peek_name(t)));
+    let checklist_env = crate::checklist::Env {
+        targets: config.targets.keys().cloned().collect(),
+        runbooks: runbook_names,
+    };
+    let mut checklists: Vec<Arc<crate::checklist::Checklist>> = Vec::new();
+    for (name, text) in checklists_in {
+        match crate::checklist::parse_checklist(name, text, &checklist_env) {
+            Ok(c) => {
+                if let Some(first) = checklists.iter().find(|o| o.name == c.name) {
+                    errs.push(Diagnostic::new(
+                        name,
+                        None,
+                        "name",
+                        format!(
+                            "checklist name {:?} is already used by {}",
+                            c.name, first.file
+                        ),
+                    ));
+                }
+                checklists.push(Arc::new(c));
+            }
+            Err(e) => errs.extend(e),
+        }
+    }
     errs.sorted().into_result(Loaded {
         config,
         rule_groups: groups,
         runbooks,
+        checklists,
         rule_files,
     })
 }
@@ -235,6 +280,7 @@ mod tests {
             classify("kind: runbook_test\nrunbook: x.yaml"),
             FileKind::RunbookTest
         );
+        assert_eq!(classify("kind: checklist\nname: x"), FileKind::Checklist);
         assert_eq!(classify("store: {url: 'sqlite://x'}"), FileKind::Config);
         assert_eq!(classify("hello: world"), FileKind::Unknown);
         assert_eq!(classify(": : :"), FileKind::Unknown);

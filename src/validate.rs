@@ -13,6 +13,7 @@ pub struct Report {
     pub rule_files: usize,
     pub rule_groups: usize,
     pub runbooks: usize,
+    pub checklists: usize,
     pub skipped_rule_tests: usize,
     /// Runbook test files checked (format, and against their runbook).
     pub runbook_tests: usize,
@@ -31,10 +32,15 @@ impl Report {
             .map_or_else(|| "built-in defaults".to_owned(), |c| c.to_owned());
         if self.ok() {
             format!(
-                "ok: config {cfg}, {} rule file(s) with {} group(s), {} runbook(s){}{}",
+                "ok: config {cfg}, {} rule file(s) with {} group(s), {} runbook(s){}{}{}",
                 self.rule_files,
                 self.rule_groups,
                 self.runbooks,
+                if self.checklists > 0 {
+                    format!(", {} checklist(s)", self.checklists)
+                } else {
+                    String::new()
+                },
                 if self.runbook_tests > 0 {
                     format!(", {} runbook test file(s)", self.runbook_tests)
                 } else {
@@ -153,6 +159,7 @@ pub fn validate(config_path: Option<&Path>, paths: &[PathBuf]) -> Report {
             report.rule_files = l.rule_files;
             report.rule_groups = l.rule_groups.len();
             report.runbooks = l.runbooks.len();
+            report.checklists = l.checklists.len();
         }
         Err(e) => errs.extend(e),
     }

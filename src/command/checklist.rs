@@ -1,7 +1,7 @@
 //! `checklist NAME`: run a pre-event checklist (GO / NO-GO). Checklists
-//! are not loaded by this version of firebreak yet; the command is in the
-//! grammar so that people find it, and it says plainly that none exist
-//! rather than pretending to check anything.
+//! load and validate (`firebreak validate`), but running them is not built
+//! yet; the command is in the grammar so that people find it, and it says
+//! so plainly rather than pretending to check anything.
 
 use super::{Actor, Args, BoxFut, Ctx, Execute, Reply, Spec};
 use crate::roles::Role;
@@ -10,7 +10,7 @@ pub const SPEC: Spec = Spec {
     name: "checklist",
     args: "NAME",
     role: Role::Viewer,
-    about: "pre-event checklist NAME: GO or NO-GO (none load in this version)",
+    about: "pre-event checklist NAME: GO or NO-GO (running them is not built yet)",
     example: "checklist launch-readiness",
     flags: &[],
     parse: |a| Ok(Box::new(parse(a)?)),
@@ -31,7 +31,7 @@ impl Execute for Checklist {
     fn execute<'a>(self: Box<Self>, _ctx: &'a Ctx, _actor: &'a Actor) -> BoxFut<'a, Reply> {
         Box::pin(async move {
             Reply::private(format!(
-                "no checklist named {:?}; none are loaded (this version of firebreak does not load checklists yet)",
+                "cannot run checklist {:?}: this version of firebreak validates checklists (`firebreak validate`) but cannot run them yet",
                 self.name
             ))
         })
@@ -50,7 +50,7 @@ mod tests {
         let r = handle(&ctx, &actor(Role::Viewer), "checklist launch-readiness").await;
         assert_eq!(
             r.text,
-            "no checklist named \"launch-readiness\"; none are loaded (this version of firebreak does not load checklists yet)"
+            "cannot run checklist \"launch-readiness\": this version of firebreak validates checklists (`firebreak validate`) but cannot run them yet"
         );
         let r = handle(&ctx, &actor(Role::Viewer), "checklist").await;
         assert_eq!(r.text, "missing the checklist name\nusage: checklist NAME");

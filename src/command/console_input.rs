@@ -138,7 +138,7 @@ mod tests {
         let out = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
         assert_eq!(
             out,
-            "22:03:05 UTC (to you) 💬 no checklist named \"go\"; none are loaded (this version of firebreak does not load checklists yet)\n22:03:05 UTC (to you) 💬 unknown command `stauts` (did you mean `status`?); `help` lists them\n"
+            "22:03:05 UTC (to you) 💬 cannot run checklist \"go\": this version of firebreak validates checklists (`firebreak validate`) but cannot run them yet\n22:03:05 UTC (to you) 💬 unknown command `stauts` (did you mean `status`?); `help` lists them\n"
         );
     }
 }
