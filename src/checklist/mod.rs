@@ -8,8 +8,11 @@
 //! parameters are templates over `event` (`{{ event.room }}`), checked
 //! here against the parameters the checklist declares.
 //!
-//! [`verdict`] turns results into GO or NO-GO. Pure: no I/O; running the
-//! checks is the runner's.
+//! [`judge`] says what each kind of check concludes from what was
+//! measured, with the evidence; [`verdict`] turns results into GO or
+//! NO-GO. Pure: no I/O; measuring is the runner's.
+
+pub mod judge;
 
 use std::collections::BTreeMap;
 
