@@ -2,10 +2,12 @@
 //!
 //! ```text
 //! scrape tasks ─(64)─▶ watcher ─(1024)─▶ control ─▶ executor runs ─▶ outbox ─▶ chat
-//!                                          ▲  ▲(256) run ends
-//!                          commands ──(64)─┘  └(256, lossy) run progress, for cards
-//!                             ▲
-//!   console lines (16), Slack over HTTP (server.listen) or Socket Mode
+//!                                        ▲  ▲  └─(8, lossy)─▶ charts ─▶ outbox
+//!                                        │  └── executor: (256) run ends,
+//!                                        │      (256, lossy) run progress for cards
+//!                      commands ──(64)───┘
+//!                         ▲
+//!   console lines (16); Slack over HTTP (server.listen) or Socket Mode, 64 in flight
 //! ```
 //! Numbers are queue bounds; a full queue makes its sender wait (no
 //! sample, alert or run end is dropped), and chat goes through the durable
