@@ -33,12 +33,16 @@ const SILENCE_MEMORY_MS: Millis = 24 * 3600 * 1000;
 #[derive(Debug)]
 pub enum Command {
     Status(oneshot::Sender<Status>),
+    /// Answers once automation is paused, so "paused" is only said of a
+    /// pause in force.
     Pause {
         by: String,
         reason: String,
+        reply: oneshot::Sender<()>,
     },
     Resume {
         by: String,
+        reply: oneshot::Sender<()>,
     },
     /// Approve or deny the gate a run waits at. The reply is what was
     /// decided, or why the person may not.
@@ -977,12 +981,13 @@ impl Control {
             Command::Status(reply) => {
                 let _ = reply.send(self.status());
             }
-            Command::Pause { by, reason } => {
+            Command::Pause { by, reason, reply } => {
                 self.dispatcher.pause(Pause {
                     by: by.clone(),
                     reason: reason.clone(),
                     since: now,
                 });
+                let _ = reply.send(());
                 let text = format!("automation paused by {by}: {reason}");
                 // Runbooks that do not start during an incident are part
                 // of its story.
@@ -991,8 +996,9 @@ impl Control {
                 }
                 self.say(None, Kind::Note, text).await;
             }
-            Command::Resume { by } => {
+            Command::Resume { by, reply } => {
                 self.dispatcher.resume();
+                let _ = reply.send(());
                 let text = format!("automation resumed by {by}");
                 if let Some(incident) = self.current_incident() {
                     self.timeline(&incident, now, "resumed", &by, &text).await;

@@ -37,9 +37,10 @@ impl Execute for Pause {
     fn execute<'a>(self: Box<Self>, ctx: &'a Ctx, actor: &'a Actor) -> BoxFut<'a, Reply> {
         Box::pin(async move {
             let r = ctx
-                .send(Command::Pause {
+                .ask(|reply| Command::Pause {
                     by: actor.name.clone(),
                     reason: self.reason,
+                    reply,
                 })
                 .await;
             match r {
@@ -69,16 +70,26 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn only_a_commander_pauses() {
+    async fn only_a_commander_pauses_and_paused_is_said_once_in_force() {
         let (ctx, mut rx) = ctx().await;
-        let r = handle(&ctx, &actor(Role::Commander), "pause drill").await;
+        let ctx = std::sync::Arc::new(ctx);
+        let c = ctx.clone();
+        let asked =
+            tokio::spawn(async move { handle(&c, &actor(Role::Commander), "pause drill").await });
+        let Some(Command::Pause { by, reason, reply }) = rx.recv().await else {
+            panic!("no pause sent")
+        };
+        assert_eq!((by.as_str(), reason.as_str()), ("alice", "drill"));
+        // Until the control loop has paused, nobody is told it is paused
+        // (an alert could still start a runbook).
+        tokio::task::yield_now().await;
+        assert!(
+            !asked.is_finished(),
+            "answered before the pause was in force"
+        );
+        reply.send(()).unwrap();
+        let r = asked.await.unwrap();
         assert!(r.text.starts_with("automation paused"), "{}", r.text);
-        match rx.try_recv().unwrap() {
-            Command::Pause { by, reason } => {
-                assert_eq!((by.as_str(), reason.as_str()), ("alice", "drill"))
-            }
-            other => panic!("{other:?}"),
-        }
         let r = handle(&ctx, &actor(Role::Responder), "pause drill").await;
         assert_eq!(
             r.text,

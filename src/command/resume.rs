@@ -33,8 +33,9 @@ impl Execute for Resume {
                 return Reply::private("automation is not paused; nothing to resume");
             };
             match ctx
-                .send(Command::Resume {
+                .ask(|reply| Command::Resume {
                     by: actor.name.clone(),
+                    reply,
                 })
                 .await
             {
