@@ -656,6 +656,17 @@ fn roles(c: &mut Collector<'_>, raw: Option<&Sp<RawRoles>>) -> RoleMap {
 
 /// Reads a secret's value. Secrets are resolved only when a step needs
 /// them and are never logged or rendered into chat.
+/// The value of the secret called `name` under `secrets:`.
+pub fn secret_named(
+    secrets: &BTreeMap<String, SecretSource>,
+    name: &str,
+) -> Result<String, String> {
+    let src = secrets
+        .get(name)
+        .ok_or_else(|| format!("no secret named {name:?}"))?;
+    resolve_secret(src)
+}
+
 pub fn resolve_secret(src: &SecretSource) -> Result<String, String> {
     match src {
         SecretSource::Env(var) => {

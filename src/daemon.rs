@@ -94,14 +94,9 @@ async fn inbound(
 ) -> anyhow::Result<Option<std::net::SocketAddr>> {
     use crate::chat::slack::Slack;
     use crate::chat::slack_inbound::{Groups, Inbound};
-    use crate::config::resolve_secret;
-
     let secret = |name: &str, field: &str| -> anyhow::Result<String> {
-        let src = config
-            .secrets
-            .get(name)
-            .with_context(|| format!("{field}: no secret named {name:?}"))?;
-        resolve_secret(src).map_err(|e| anyhow::anyhow!("{field}: {e}"))
+        crate::config::secret_named(&config.secrets, name)
+            .map_err(|e| anyhow::anyhow!("{field}: {e}"))
     };
     let mut app = axum::Router::new();
     let mut slack_inbound = None;

@@ -223,10 +223,8 @@ fn y_range(spec: &Spec) -> (f64, f64) {
     // From zero when everything is positive: a rise from 40k to 41k should
     // not look like a cliff.
     let lo = if lo >= 0.0 { 0.0 } else { lo };
-    let span = (hi - lo)
-        .abs()
-        .max(f64::EPSILON.max(hi.abs() * 0.1))
-        .max(1e-9);
+    // A flat line still gets some height to sit in.
+    let span = (hi - lo).max(hi.abs() * 0.1).max(1e-9);
     (lo, hi + span * 0.1)
 }
 

@@ -205,6 +205,27 @@ fn status_line(c: &super::card::Card) -> String {
     out
 }
 
+/// What tests print the console into.
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+
+    /// Writes into a shared buffer the test can read.
+    #[derive(Clone, Default)]
+    pub(crate) struct Buf(pub(crate) Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Buf {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -239,19 +260,7 @@ mod tests {
         );
     }
 
-    /// Writes into a shared buffer the test can read.
-    #[derive(Clone, Default)]
-    struct Buf(std::sync::Arc<Mutex<Vec<u8>>>);
-
-    impl Write for Buf {
-        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(b);
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
+    use super::testing::Buf;
 
     #[tokio::test]
     async fn card_updates_print_only_when_the_status_changes() {

@@ -30,7 +30,7 @@ use slack_morphism::{SlackApiToken, SlackApiTokenValue, SlackChannelId, SlackCli
 
 use super::clip;
 use super::{BoxFut, ChatAdapter, ChatError, Image, Outgoing, Placement, RateLimit};
-use crate::config::{SecretSource, SlackConfig, resolve_secret};
+use crate::config::{SecretSource, SlackConfig, secret_named};
 
 /// Slack truncates message text past 40,000 characters and answers
 /// `msg_too_long` for some methods; clipping first keeps a long message
@@ -128,10 +128,7 @@ impl Slack {
         cfg: &SlackConfig,
         secrets: &BTreeMap<String, SecretSource>,
     ) -> Result<Self, SlackError> {
-        let src = secrets.get(&cfg.bot_token_secret).ok_or_else(|| {
-            SlackError::Token(format!("no secret named {:?}", cfg.bot_token_secret))
-        })?;
-        let token = resolve_secret(src).map_err(SlackError::Token)?;
+        let token = secret_named(secrets, &cfg.bot_token_secret).map_err(SlackError::Token)?;
         Slack::new(&cfg.api_url, token, cfg.timeout.to_std())
     }
 

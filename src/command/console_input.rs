@@ -97,20 +97,8 @@ mod tests {
     use super::super::testing::*;
     use super::*;
     use chrono::FixedOffset;
-    use std::io::Write;
-    use std::sync::Mutex;
 
-    #[derive(Clone, Default)]
-    struct Buf(Arc<Mutex<Vec<u8>>>);
-    impl Write for Buf {
-        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(b);
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
+    use crate::chat::console::testing::Buf;
 
     #[tokio::test]
     async fn typed_lines_print_their_replies_until_input_ends() {
