@@ -93,6 +93,9 @@ pub enum Command {
         by: String,
         reply: oneshot::Sender<Result<String, String>>,
     },
+    /// For the checklist runner ([`crate::preflight::task`]): start a run,
+    /// or sign one off. Passed on without waiting; the runner replies.
+    Checklist(crate::preflight::task::Request),
     /// A command the edge refused (its role was too low), to be recorded
     /// where the rest of the incident's story is.
     Refused {
@@ -177,6 +180,8 @@ pub struct Control {
     progress: Option<mpsc::Receiver<RunProgress>>,
     /// Where charts are asked for; `try_send`, never waited on.
     charts: Option<mpsc::Sender<crate::chat::charts::ChartRequest>>,
+    /// The checklist runner's queue; `try_send`, never waited on.
+    checklists: Option<mpsc::Sender<crate::preflight::task::Request>>,
 }
 
 impl Control {
@@ -212,6 +217,7 @@ impl Control {
             dirty_cards: BTreeSet::new(),
             progress: None,
             charts: None,
+            checklists: None,
         }
     }
 
@@ -225,6 +231,12 @@ impl Control {
     /// Asks for a chart when an alert first fires in an incident.
     pub fn with_charts(mut self, tx: mpsc::Sender<crate::chat::charts::ChartRequest>) -> Self {
         self.charts = Some(tx);
+        self
+    }
+
+    /// Passes checklist requests to the runner behind `tx`.
+    pub fn with_checklists(mut self, tx: mpsc::Sender<crate::preflight::task::Request>) -> Self {
+        self.checklists = Some(tx);
         self
     }
 
@@ -309,6 +321,7 @@ impl Control {
                 card: Some(c.clone()),
                 reply_to: None,
                 image: None,
+                checklist: None,
             };
             if let Err(e) = self.outbox.post(&msg).await {
                 tracing::error!(error = %e, %incident, "cannot queue the incident card");
@@ -406,6 +419,7 @@ impl Control {
             card: None,
             reply_to: None,
             image: None,
+            checklist: None,
         };
         if let Err(e) = self.outbox.post(&msg).await {
             tracing::error!(error = %e, "cannot queue chat message");
@@ -1072,6 +1086,21 @@ impl Control {
                     tracing::info!(%runbook, %by, error = %e, "manual start refused");
                 }
                 let _ = reply.send(r);
+            }
+            Command::Checklist(req) => {
+                use tokio::sync::mpsc::error::TrySendError;
+                match &self.checklists {
+                    None => req.refuse("this bot runs no checklists"),
+                    Some(tx) => match tx.try_send(req) {
+                        Ok(()) => {}
+                        Err(TrySendError::Full(req)) => req.refuse(
+                            "the checklist runner is busy with other requests; try again in a moment",
+                        ),
+                        Err(TrySendError::Closed(req)) => {
+                            req.refuse("the checklist runner has stopped (the bot is shutting down)")
+                        }
+                    },
+                }
             }
             Command::Refused {
                 by,

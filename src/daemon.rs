@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! scrape tasks ─(64)─▶ watcher ─(1024)─▶ control ─▶ executor runs ─▶ outbox ─▶ chat
-//!                                        ▲  ▲  └─(8, lossy)─▶ charts ─▶ outbox
+//!                                        ▲  ▲  ├─(8, lossy)─▶ charts ─▶ outbox
+//!                                        │  │  └─(16, busy reply)─▶ checklists ─▶ outbox, store
 //!                                        │  └── executor: (256) run ends,
 //!                                        │      (256, lossy) run progress for cards
 //!                      commands ──(64)───┘
@@ -227,6 +228,14 @@ impl Daemon {
             shutdown.clone(),
         ));
 
+        let instruments = crate::preflight::Instruments {
+            queries: Some(queries.clone()),
+            http: http.clone(),
+            config: Arc::new(config.clone()),
+            runbooks: loaded.runbooks.clone(),
+            runbook_tests: Arc::new(loaded.runbook_tests),
+            clock: clock.clone(),
+        };
         let env = ActionEnv {
             http,
             targets: config.targets.clone(),
@@ -250,6 +259,7 @@ impl Daemon {
         let ctx = Arc::new(crate::command::Ctx {
             control: command_tx.clone(),
             runbooks: loaded.runbooks.clone(),
+            checklists: loaded.checklists.clone(),
             targets: config
                 .targets
                 .iter()
@@ -297,7 +307,16 @@ impl Daemon {
             zone: ctx.zone.clone(),
         };
         tracker.spawn(charts.run(chart_rx, shutdown.clone()));
-        let mut control = control.with_charts(chart_tx);
+        let (checklist_tx, checklist_rx) = crate::preflight::task::queue();
+        let checklists = crate::preflight::task::Task {
+            lists: loaded.checklists.clone(),
+            inst: instruments,
+            outbox: outbox.clone(),
+            store: store.clone(),
+            channel: config.chat.channel.clone(),
+        };
+        tracker.spawn(checklists.run(checklist_rx, shutdown.clone()));
+        let mut control = control.with_charts(chart_tx).with_checklists(checklist_tx);
         control.restore_silences().await;
         control.dispatch_restored(restored_firing).await;
         tracker.spawn(control.run(alert_rx, finished_rx, command_rx, shutdown.clone()));

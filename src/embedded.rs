@@ -27,6 +27,23 @@ pub const RUNBOOK_FILES: &[(&str, &str)] = &[
     ),
 ];
 
+/// The runbooks' tests, so the `runbook` checks of a checklist can run
+/// them with nothing on disk.
+pub const RUNBOOK_TEST_FILES: &[(&str, &str)] = &[
+    (
+        "runbooks/tests/cap-listeners.test.yaml",
+        include_str!("../runbooks/tests/cap-listeners.test.yaml"),
+    ),
+    (
+        "runbooks/tests/move-to-secondary-room.test.yaml",
+        include_str!("../runbooks/tests/move-to-secondary-room.test.yaml"),
+    ),
+    (
+        "runbooks/tests/mute-feedback-speaker.test.yaml",
+        include_str!("../runbooks/tests/mute-feedback-speaker.test.yaml"),
+    ),
+];
+
 pub fn owned(files: &[(&str, &str)]) -> Vec<(String, String)> {
     files
         .iter()
@@ -38,9 +55,12 @@ pub fn owned(files: &[(&str, &str)]) -> Vec<(String, String)> {
 mod tests {
     use super::*;
 
+    fn root() -> &'static std::path::Path {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+    }
+
     fn on_disk(dir: &str) -> Vec<(String, String)> {
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-        let mut out: Vec<(String, String)> = std::fs::read_dir(root.join(dir))
+        let mut out: Vec<(String, String)> = std::fs::read_dir(root().join(dir))
             .unwrap()
             .map(|e| e.unwrap().path())
             .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("yml" | "yaml")))
@@ -72,5 +92,22 @@ mod tests {
             on_disk("runbooks"),
             "update src/embedded.rs to match runbooks/"
         );
+        let mut t = owned(RUNBOOK_TEST_FILES);
+        t.sort();
+        let mut disk: Vec<(String, String)> = std::fs::read_dir(root().join("runbooks/tests"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .map(|p| {
+                (
+                    format!(
+                        "runbooks/tests/{}",
+                        p.file_name().unwrap().to_string_lossy()
+                    ),
+                    std::fs::read_to_string(&p).unwrap(),
+                )
+            })
+            .collect();
+        disk.sort();
+        assert_eq!(t, disk, "update src/embedded.rs to match runbooks/tests/");
     }
 }

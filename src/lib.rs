@@ -9,7 +9,7 @@
 //!  source ─samples─▶ watcher ─alert events─▶ control ─runs─▶ executor ─step events─▶ outbox ─▶ chat
 //!                   (tsdb, rules,             (dispatch)  ▲          │
 //!                    promql)                              └ run ends ┘
-//!                                commands (chat, CLI, HTTP) ─▶ control
+//!                                commands (chat, CLI, HTTP) ─▶ control ─▶ preflight (checklists) ─▶ outbox
 //!                      store beside it all (SQLite by default, PostgreSQL for HA)
 //! ```
 //!
@@ -35,8 +35,13 @@
 //! - [`control`] (task): the one owner of run state; alerts, run ends and commands meet here.
 //! - [`dispatch`] (model): which runbook starts for which alert, and policy.
 //! - [`silence`] (model): Alertmanager-style silences the control loop consults.
-//! - [`checklist`] (model): pre-event checklists, their validation and the
-//!   GO / NO-GO verdict.
+//! - [`checklist`] (model): pre-event checklists, their validation, what
+//!   each check concludes (`checklist::judge`), a run as it unfolds with
+//!   its sign-offs (`checklist::state`), the GO / NO-GO verdict and how a
+//!   run reads (`checklist::report`).
+//! - [`preflight`] (I/O): runs checklists: measures each check within its
+//!   time limit (`firebreak check`), and in the daemon owns chat runs,
+//!   sign-offs, schedules and their records (`preflight::task`).
 //! - [`runbook`] (model): runbook files, validation, templates, runbooks
 //!   that call runbooks (`runbook::calls`); `runbook::plan` says what a run
 //!   would do (`firebreak plan`); `runbook::unittest` is the runbook test
@@ -85,6 +90,7 @@ pub mod labels;
 pub mod load;
 pub mod matchers;
 pub mod net;
+pub mod preflight;
 pub mod promql;
 pub mod roles;
 pub mod rules;

@@ -18,6 +18,9 @@ pub struct Loaded {
     pub rule_groups: Vec<RuleGroup>,
     pub runbooks: Vec<Arc<Runbook>>,
     pub checklists: Vec<Arc<crate::checklist::Checklist>>,
+    /// Runbook test files (`kind: runbook_test`) found beside the
+    /// runbooks, by name: checklists' `runbook` checks run them.
+    pub runbook_tests: Vec<(String, String)>,
     pub rule_files: usize,
 }
 
@@ -143,6 +146,7 @@ pub fn load(
     let mut rule_files = 0;
     let mut runbooks_in = Vec::new();
     let mut checklists_in = Vec::new();
+    let mut runbook_tests = Vec::new();
     for (name, text) in alert_files.iter().chain(runbook_files) {
         match classify(text) {
             FileKind::Rules => {
@@ -159,8 +163,10 @@ pub fn load(
             FileKind::Runbook => runbooks_in.push((name.clone(), text.clone())),
             FileKind::Checklist => checklists_in.push((name, text)),
             // Tests sit beside what they test (`runbooks/tests/`); the
-            // daemon skips them, `firebreak validate` and `test` read them.
-            FileKind::RuleTest | FileKind::RunbookTest => {}
+            // daemon keeps runbook tests for checklists to run, and
+            // `firebreak validate` and `test` read both.
+            FileKind::RunbookTest => runbook_tests.push((name.clone(), text.clone())),
+            FileKind::RuleTest => {}
             FileKind::Config => errs.push(Diagnostic::new(
                 name,
                 None,
@@ -219,6 +225,7 @@ pub fn load(
         rule_groups: groups,
         runbooks,
         checklists,
+        runbook_tests,
         rule_files,
     })
 }
@@ -260,7 +267,11 @@ pub fn load_embedded(config: Config) -> Result<Loaded, Diagnostics> {
     load(
         config,
         &crate::embedded::owned(crate::embedded::ALERT_FILES),
-        &crate::embedded::owned(crate::embedded::RUNBOOK_FILES),
+        &[
+            crate::embedded::owned(crate::embedded::RUNBOOK_FILES),
+            crate::embedded::owned(crate::embedded::RUNBOOK_TEST_FILES),
+        ]
+        .concat(),
     )
 }
 

@@ -102,6 +102,28 @@ enum Cmd {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
+    /// Run a pre-event checklist now and say GO or NO-GO, with the
+    /// evidence. Exit 0 for GO, 1 for NO-GO, 2 when it cannot run at all.
+    Check {
+        /// A checklist name among the loaded ones (the built-in
+        /// launch-readiness without --config).
+        checklist: String,
+        /// Event parameters as KEY=VALUE, replacing the checklist's
+        /// (expected_audience=250000).
+        params: Vec<String>,
+        /// Print the result as JSON on stdout (progress stays on stderr).
+        #[arg(long)]
+        json: bool,
+        /// Ask for sign-offs on stdin even when it is not a terminal (on
+        /// a terminal it always asks).
+        #[arg(long)]
+        ask: bool,
+        /// Do not record the run in the store and the event's timeline.
+        #[arg(long)]
+        no_store: bool,
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
     /// Run unit tests; exit 0 when all pass, 1 when any fails or a file
     /// is invalid.
     #[command(subcommand)]
@@ -135,7 +157,11 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let default_level = match cli.command {
         // The demo's output is the chat; keep logs to what needs a human.
-        Cmd::Demo { .. } | Cmd::Validate { .. } | Cmd::Test(_) | Cmd::Plan { .. } => "warn",
+        Cmd::Demo { .. }
+        | Cmd::Validate { .. }
+        | Cmd::Test(_)
+        | Cmd::Plan { .. }
+        | Cmd::Check { .. } => "warn",
         _ => "info",
     };
     init_logging(cli.log_format, default_level);
@@ -351,6 +377,27 @@ async fn dispatch(cmd: Cmd) -> anyhow::Result<ExitCode> {
                 ExitCode::FAILURE
             })
         }
+        Cmd::Check {
+            checklist,
+            params,
+            json,
+            ask,
+            no_store,
+            config,
+        } => {
+            let opts = CheckOpts {
+                json,
+                ask: ask || std::io::IsTerminal::is_terminal(&std::io::stdin()),
+                store: !no_store,
+            };
+            match check(&checklist, &params, config.as_deref(), opts).await {
+                Ok(code) => Ok(code),
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    Ok(ExitCode::from(2))
+                }
+            }
+        }
         Cmd::Test(TestCmd::Rules { files }) => Ok(test_rules(&files)),
         Cmd::Test(TestCmd::Runbooks { paths, config }) => {
             test_runbooks(&paths, config.as_deref()).await
@@ -376,6 +423,20 @@ fn config_or_default(path: Option<&std::path::Path>) -> anyhow::Result<firebreak
     Config::load(&name, &text).map_err(|d| anyhow::anyhow!("{d}"))
 }
 
+/// What read-only commands work on: the config given and its files, else
+/// the built-in rules, runbooks and checklist against a local simulator,
+/// so they work on a fresh machine.
+fn load_or_builtin(
+    config: Option<&std::path::Path>,
+) -> Result<firebreak::load::Loaded, firebreak::diag::Diagnostics> {
+    match config {
+        Some(p) => firebreak::load::load_from_disk(Some(p)),
+        None => firebreak::load::load_embedded(firebreak::config::Config::for_simulator(
+            firebreak::config::DEFAULT_SIM_ADDR,
+        )),
+    }
+}
+
 /// `firebreak plan`.
 fn plan(
     runbook: &str,
@@ -385,13 +446,7 @@ fn plan(
 ) -> anyhow::Result<ExitCode> {
     use firebreak::runbook::plan::{AlertInput, build_plan, find_runbook};
     use std::collections::BTreeMap;
-    let loaded = match config {
-        Some(p) => firebreak::load::load_from_disk(Some(p)),
-        None => firebreak::load::load_embedded(firebreak::config::Config::for_simulator(
-            firebreak::config::DEFAULT_SIM_ADDR,
-        )),
-    };
-    let loaded = match loaded {
+    let loaded = match load_or_builtin(config) {
         Ok(l) => l,
         Err(d) => {
             eprintln!("{d}");
@@ -465,6 +520,165 @@ fn plan(
         .with_context(|| format!("cannot plan runbook {}", rb.name))?;
     print!("{plan}");
     Ok(ExitCode::SUCCESS)
+}
+
+struct CheckOpts {
+    json: bool,
+    ask: bool,
+    store: bool,
+}
+
+/// `firebreak check`: measure every check at once with a progress line
+/// on stderr, ask the person at the terminal for sign-offs once the rest
+/// is known, then print the table (or JSON) and exit by the verdict.
+async fn check(
+    name: &str,
+    params: &[String],
+    config: Option<&std::path::Path>,
+    opts: CheckOpts,
+) -> anyhow::Result<ExitCode> {
+    use firebreak::checklist::state::{Phase, RunState};
+    use firebreak::checklist::{Verdict, event_params, report};
+    use firebreak::preflight;
+    use std::io::Write;
+
+    let loaded = match load_or_builtin(config) {
+        Ok(l) => l,
+        Err(d) => {
+            eprintln!("{d}");
+            anyhow::bail!("{} error(s) in the loaded files", d.len());
+        }
+    };
+    let list = preflight::find(&loaded.checklists, name).map_err(anyhow::Error::msg)?;
+    let overrides = preflight::parse_overrides(params).map_err(anyhow::Error::msg)?;
+    let event = event_params(list, &overrides).map_err(anyhow::Error::msg)?;
+    let clock = firebreak::clock::Clock::system();
+    let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let note = |s: String| eprintln!("  note: {s}");
+    let exprs = preflight::exprs(list, &preflight::template_ctx(&event));
+    let inst = preflight::instruments_for(&loaded, &exprs, &clock, &note).await?;
+    let actor = firebreak::command::Actor::console();
+    let mut state = RunState::new(
+        &preflight::run_id(&list.name, clock.now(), 1),
+        list,
+        event,
+        &actor.name,
+        clock.now(),
+    );
+    eprintln!("checking {} ({} checks) …", list.name, state.checks.len());
+    preflight::measure_all(list, &mut state, &inst, |st, r| {
+        let mut err = std::io::stderr().lock();
+        if tty {
+            let _ = write!(err, "\r\x1b[K");
+        }
+        let _ = writeln!(
+            err,
+            "  {:<7} {} ({}ms)",
+            firebreak::checklist::state::mark(Some(&r.outcome)),
+            r.name,
+            r.took_ms
+        );
+        let running: Vec<&str> = st
+            .checks
+            .iter()
+            .filter(|c| c.outcome.is_none())
+            .map(|c| c.name.as_str())
+            .collect();
+        if tty && !running.is_empty() {
+            let _ = write!(err, "  … {} running: {}", running.len(), running.join(", "));
+        }
+        let _ = err.flush();
+    })
+    .await;
+
+    // People sign off once they can see what they are signing.
+    if state.phase() == Phase::AwaitingSignOff {
+        let waiting: Vec<(String, Vec<firebreak::roles::Role>)> = state
+            .waiting_signoffs()
+            .into_iter()
+            .map(|(c, r)| (c.to_owned(), r))
+            .collect();
+        if opts.ask {
+            eprint!("\n{}", report::table(&state));
+            for (check, roles) in waiting {
+                let needs: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
+                eprint!(
+                    "{check}: needs {}. Sign off as {} ({})? [y/N] ",
+                    needs.join(" and "),
+                    actor.name,
+                    actor.role
+                );
+                let _ = std::io::stderr().flush();
+                let line = tokio::task::spawn_blocking(|| {
+                    let mut l = String::new();
+                    std::io::stdin().read_line(&mut l).map(|_| l)
+                })
+                .await
+                .context("reading the answer")??;
+                if matches!(line.trim(), "y" | "Y" | "yes") {
+                    match state.sign(&check, &actor.id, &actor.name, actor.role, clock.now()) {
+                        Ok(said) => eprintln!("  {said}"),
+                        Err(e) => eprintln!("  not signed: {e}"),
+                    }
+                }
+            }
+        } else {
+            eprintln!(
+                "  note: {} waiting for sign-off; nobody to ask here (stdin is not a terminal): sign off in chat with `checklist {}`, or pass --ask",
+                waiting
+                    .iter()
+                    .map(|(c, _)| c.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                list.name
+            );
+        }
+    }
+    state.close(clock.now());
+
+    if opts.store {
+        let store = firebreak::store::Store::open(&loaded.config.store_url).await?;
+        store.save_checklist_run(&state, "").await?;
+        store
+            .append_timeline(
+                &firebreak::preflight::task::incident_of(&state),
+                clock.now(),
+                "checklist",
+                &actor.name,
+                &report::timeline_text(&state),
+            )
+            .await?;
+        store.close().await;
+    }
+    if opts.json {
+        let out = serde_json::json!({
+            "checklist": state.checklist,
+            "run": state.id,
+            "verdict": state.verdict(),
+            "event": state.event,
+            "started_at": state.started_at,
+            "finished_at": state.finished_at,
+            "checks": state
+                .results()
+                .into_iter()
+                .zip(&state.checks)
+                .map(|(r, c)| {
+                    let mut v = serde_json::to_value(r).unwrap_or_default();
+                    if let Some(fix) = c.fix_to_show() {
+                        v["fix"] = serde_json::json!(fix);
+                    }
+                    v
+                })
+                .collect::<Vec<_>>(),
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        print!("{}", report::table(&state));
+    }
+    Ok(match state.verdict() {
+        Verdict::Go => ExitCode::SUCCESS,
+        Verdict::NoGo => ExitCode::FAILURE,
+    })
 }
 
 /// `firebreak test runbooks`: one block per file, a line per case.

@@ -102,6 +102,92 @@ pub async fn run_file(l: &Loaded, config: &Config) -> Vec<CaseReport> {
     out
 }
 
+/// What the tests among `files` say of `rb` (the runbook as loaded): the
+/// cases of every test file whose `runbook:` resolves to `rb`'s file, run
+/// against it. A test file that does not parse or no longer fits the
+/// runbook counts as a failure, not as no tests.
+pub async fn test_loaded(
+    rb: &Arc<Runbook>,
+    files: &[(String, String)],
+    config: &Config,
+) -> crate::checklist::judge::RunbookState {
+    use crate::checklist::judge::RunbookState;
+    let want = normalize(Path::new(&rb.file));
+    let targets: Vec<String> = config.targets.keys().cloned().collect();
+    let (mut passed, mut failed) = (0, 0);
+    let mut broken = Vec::new();
+    for (name, text) in files {
+        #[derive(serde::Deserialize)]
+        struct About {
+            runbook: Option<String>,
+        }
+        let dir = Path::new(name).parent().unwrap_or(Path::new(""));
+        let about = serde_saphyr::from_str::<About>(text)
+            .ok()
+            .and_then(|a| a.runbook)
+            .map(|r| normalize(&dir.join(r)));
+        if about.as_ref() != Some(&want) {
+            continue;
+        }
+        let tests = match parse_test_file(name, text) {
+            Ok(t) => t,
+            Err(d) => {
+                broken.push(first_error(&d));
+                continue;
+            }
+        };
+        let problems = check_against(&tests, rb, &targets);
+        if !problems.is_empty() {
+            broken.push(first_error(&problems));
+            continue;
+        }
+        for case in &tests.cases {
+            let ok = match run_case(rb, case, config).await {
+                Ok(got) => compare(case, &got).is_empty(),
+                Err(_) => false,
+            };
+            if ok {
+                passed += 1;
+            } else {
+                failed += 1;
+            }
+        }
+    }
+    if let Some(b) = broken.into_iter().next() {
+        return RunbookState::BadTests(b);
+    }
+    RunbookState::Tested { passed, failed }
+}
+
+fn first_error(d: &Diagnostics) -> String {
+    let more = d.len().saturating_sub(1);
+    let first = d.iter().next().map(|e| e.to_string()).unwrap_or_default();
+    if more > 0 {
+        format!("{first}; and {more} more")
+    } else {
+        first
+    }
+}
+
+/// A path with `.` and `..` taken out, without touching the disk: test
+/// files name their runbook relative to themselves (`../x.yaml`).
+fn normalize(p: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if !out.pop() {
+                    out.push("..");
+                }
+            }
+            other => out.push(other.as_os_str()),
+        }
+    }
+    out
+}
+
 /// (target, method, path).
 type StubKey = (String, String, String);
 

@@ -78,6 +78,7 @@ async fn bot() -> Bot {
         ctx: Ctx {
             control: command_tx,
             runbooks,
+            checklists: Vec::new(),
             targets: BTreeMap::new(),
             store: store.clone(),
             clock: clock.clone(),

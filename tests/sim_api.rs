@@ -420,3 +420,119 @@ async fn same_seed_same_snapshot_through_the_handle() {
     assert_eq!(a.metrics_text(), b.metrics_text());
     assert_ne!(sa.event.listeners, sc.event.listeners);
 }
+
+#[tokio::test]
+async fn a_room_is_provisioned_ahead_of_the_event() {
+    let srv = start(-5).await;
+    let m = srv.metrics().await;
+    assert_eq!(gauge(&m, "live_room_capacity", ("room", "main")), 520_000.0);
+    let patch =
+        |body: &'static str| srv.send(reqwest::Method::PATCH, "/api/v1/rooms/main", None, body);
+    let (s, _, v) = patch(r#"{"capacity": 1000000, "admission_rate": 2500}"#).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(
+        (
+            v["room"]["capacity"].as_u64(),
+            v["room"]["admission_rate"].as_u64()
+        ),
+        (Some(1_000_000), Some(2500))
+    );
+    let m = srv.metrics().await;
+    assert_eq!(
+        gauge(&m, "live_room_capacity", ("room", "main")),
+        1_000_000.0
+    );
+    assert_eq!(
+        gauge(&m, "live_room_admission_rate", ("room", "main")),
+        2500.0
+    );
+    // Either alone is fine; neither, zero or an unknown field is not.
+    assert_eq!(patch(r#"{"admission_rate": 3000}"#).await.0, StatusCode::OK);
+    let (s, _, v) = patch("{}").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        v["error"],
+        "give capacity (listeners), admission_rate (joins per second), or both"
+    );
+    let (s, _, v) = patch(r#"{"capacity": 0}"#).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(v["error"], "capacity must be a positive number, got 0");
+    assert_eq!(patch(r#"{"size": 5}"#).await.0, StatusCode::BAD_REQUEST);
+    let (s, _, _) = srv
+        .send(
+            reqwest::Method::PATCH,
+            "/api/v1/rooms/nope",
+            None,
+            r#"{"capacity": 5}"#,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn a_sound_check_finds_the_hosts_feedback_and_fixes_it() {
+    // Before the show the host sounds clean and nobody has checked.
+    let srv = start(-5).await;
+    let m = srv.metrics().await;
+    assert!(gauge(&m, "live_speaker_feedback_level", ("speaker", "host")) < 0.1);
+    assert_eq!(
+        gauge(&m, "live_speaker_audio_checked", ("speaker", "host")),
+        0.0
+    );
+    let (s, _, v) = srv
+        .post(
+            "/api/v1/rooms/main/speakers/host/soundcheck",
+            None,
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["soundcheck"]["found_feedback_level"], 0.85);
+    assert_eq!(v["soundcheck"]["fixed"], true);
+    let m = srv.metrics().await;
+    assert_eq!(
+        gauge(&m, "live_speaker_audio_checked", ("speaker", "host")),
+        1.0
+    );
+    // A speaker with a clean setup is checked and left alone.
+    let (_, _, v) = srv
+        .post(
+            "/api/v1/rooms/main/speakers/moderator/soundcheck",
+            None,
+            json!({}),
+        )
+        .await;
+    assert_eq!(v["soundcheck"]["fixed"], false);
+    let (s, _, v) = srv
+        .post(
+            "/api/v1/rooms/main/speakers/nobody/soundcheck",
+            None,
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .contains("speakers in that room: host, owner, moderator"),
+        "{v}"
+    );
+    srv.stop().await;
+
+    // Five minutes in, the fault is on air; a sound check then fixes it
+    // from that moment.
+    let srv = start(5).await;
+    let m = srv.metrics().await;
+    assert!(gauge(&m, "live_speaker_feedback_level", ("speaker", "host")) > 0.8);
+    srv.post(
+        "/api/v1/rooms/main/speakers/host/soundcheck",
+        None,
+        json!({}),
+    )
+    .await;
+    let m = srv.metrics().await;
+    assert!(gauge(&m, "live_speaker_feedback_level", ("speaker", "host")) < 0.1);
+    srv.stop().await;
+}

@@ -34,6 +34,7 @@ fn msg(channel: &str, incident: Option<&str>, kind: Kind, text: &str) -> ChatMes
         card: None,
         reply_to: None,
         image: None,
+        checklist: None,
     }
 }
 

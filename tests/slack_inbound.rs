@@ -527,6 +527,7 @@ async fn a_slow_command_is_acknowledged_then_answered_at_its_response_url() {
     let ctx = Arc::new(Ctx {
         control: tx,
         runbooks: Vec::new(),
+        checklists: Vec::new(),
         targets: Default::default(),
         store: store.clone(),
         clock: Clock::system(),

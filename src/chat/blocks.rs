@@ -9,6 +9,8 @@ use serde_json::{Value as Json, json};
 use super::ChatMessage;
 use super::card::{Card, CardAlert, Status, human_value};
 use super::clip;
+use crate::checklist::Outcome;
+use crate::checklist::state::RunState;
 
 /// Section text is capped at 3,000 characters by Slack.
 const SECTION_MAX: usize = 3000;
@@ -25,6 +27,9 @@ const RUN_BUTTONS: usize = 3;
 
 /// The blocks for a message. `text` stays the notification fallback.
 pub fn render(msg: &ChatMessage) -> Json {
+    if let Some(run) = &msg.checklist {
+        return checklist_blocks(run);
+    }
     match &msg.card {
         Some(card) => card_blocks(card),
         None => json!([section(&msg.text)]),
@@ -72,6 +77,97 @@ fn card_blocks(c: &Card) -> Json {
     let buttons = buttons(c);
     if !buttons.is_empty() {
         blocks.push(json!({"type": "actions", "block_id": "firebreak", "elements": buttons}));
+    }
+    Json::Array(blocks)
+}
+
+/// Slack allows 50 blocks; a checklist longer than this is counted.
+const SHOWN_CHECKS: usize = 40;
+
+/// A checklist run's card: the verdict (or where it stands), a section per
+/// check with its evidence, and a sign-off button per sign-off still open.
+fn checklist_blocks(r: &RunState) -> Json {
+    use crate::checklist::Severity;
+    use crate::checklist::state::icon;
+    let phase = r.phase();
+    let mut blocks = vec![
+        json!({
+            "type": "header",
+            "text": {
+                "type": "plain_text",
+                "text": clip(&format!("{} {} · checklist {}", phase.icon(), phase.headline(), r.checklist), HEADER_MAX),
+                "emoji": true,
+            },
+        }),
+        context(&format!(
+            "run `{}` · started by {} <!date^{}^{{time}}|{}>",
+            r.id,
+            r.started_by,
+            r.started_at.div_euclid(1000),
+            utc(r.started_at)
+        )),
+    ];
+    for c in r.checks.iter().take(SHOWN_CHECKS) {
+        let warn = if c.severity == Severity::Warning {
+            " · warning"
+        } else {
+            ""
+        };
+        let (mark, evidence) = match (&c.outcome, r.finished_at) {
+            (None, None) => ("⏳", "_checking…_".to_owned()),
+            (None, Some(_)) => ("⚠️", "did not finish".to_owned()),
+            (Some(o), _) => (icon(Some(o)), c.evidence.clone()),
+        };
+        let mut text = format!("{mark} *{}* · `{}`{warn}\n{evidence}", c.name, c.kind);
+        if let Some(fix) = c.fix_to_show() {
+            text.push_str(&format!("\n:wrench: {fix}"));
+        }
+        if let (Some(s), Some(Outcome::Waiting), None) = (&c.signoff, &c.outcome, r.finished_at) {
+            text.push_str(&format!(
+                " · by <!date^{}^{{time}}|{}>",
+                s.deadline_at.div_euclid(1000),
+                utc(s.deadline_at)
+            ));
+        }
+        blocks.push(section(&text));
+    }
+    if r.checks.len() > SHOWN_CHECKS {
+        blocks.push(context(&format!(
+            "… and {} more checks; `firebreak check {}` shows them all",
+            r.checks.len() - SHOWN_CHECKS,
+            r.checklist
+        )));
+    }
+    if r.finished_at.is_some() {
+        let blocking = crate::checklist::report::blocking_line(r);
+        if !blocking.is_empty() {
+            blocks.push(context(&blocking));
+        }
+    } else {
+        let buttons: Vec<Json> = r
+            .waiting_signoffs()
+            .into_iter()
+            .map(|(check, roles)| {
+                let needs: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
+                let mut b = button(
+                    &format!("Sign off {check}"),
+                    format!("signoff {} {check}", r.id),
+                    Some("primary"),
+                );
+                b["confirm"] = json!({
+                    "title": {"type": "plain_text", "text": "Sign off?"},
+                    "text": {"type": "plain_text", "text": clip(&format!("You confirm {check} of {} (it needs {}). Your name goes on the run and into the timeline.", r.checklist, needs.join(" and ")), 300)},
+                    "confirm": {"type": "plain_text", "text": "Sign off"},
+                    "deny": {"type": "plain_text", "text": "Not yet"},
+                });
+                b
+            })
+            .collect();
+        if !buttons.is_empty() {
+            blocks.push(
+                json!({"type": "actions", "block_id": "firebreak-signoff", "elements": buttons}),
+            );
+        }
     }
     Json::Array(blocks)
 }
@@ -318,5 +414,71 @@ mod tests {
                 "abort move-to-secondary-room-1684965785-00011",
             ]
         );
+    }
+
+    fn checklist_run() -> RunState {
+        let loaded =
+            crate::load::load_embedded(crate::config::Config::for_simulator("127.0.0.1:9100"))
+                .unwrap();
+        let list = &loaded.checklists[0];
+        let event = crate::checklist::event_params(list, &[]).unwrap();
+        RunState::new(
+            "launch-readiness-1684965300-00011",
+            list,
+            event,
+            "alice",
+            AT,
+        )
+    }
+
+    fn measured(r: &mut RunState, failing: &[&str]) {
+        let names: Vec<String> = r
+            .checks
+            .iter()
+            .filter(|c| c.signoff.is_none())
+            .map(|c| c.name.clone())
+            .collect();
+        for name in names {
+            let fail = failing.contains(&name.as_str());
+            r.record(crate::checklist::CheckResult {
+                name: name.clone(),
+                kind: String::new(),
+                severity: crate::checklist::Severity::Blocker,
+                outcome: if fail { Outcome::Fail } else { Outcome::Pass },
+                evidence: format!("{name} evidence"),
+                took_ms: 1,
+            });
+        }
+    }
+
+    fn checklist_msg(r: &RunState) -> ChatMessage {
+        ChatMessage {
+            checklist: Some(Box::new(r.clone())),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_checklist_waiting_for_sign_off_has_a_button_per_sign_off() {
+        let mut r = checklist_run();
+        measured(&mut r, &[]);
+        let blocks = render(&checklist_msg(&r));
+        insta::assert_snapshot!(serde_json::to_string_pretty(&blocks).unwrap());
+        let actions = blocks.as_array().unwrap().last().unwrap();
+        assert_eq!(
+            actions["elements"][0]["value"],
+            "signoff launch-readiness-1684965300-00011 commander-sign-off"
+        );
+    }
+
+    #[test]
+    fn a_no_go_checklist_shows_its_fixes_and_no_buttons() {
+        let mut r = checklist_run();
+        measured(&mut r, &["room-capacity", "host-audio-checked"]);
+        assert!(r.settle(AT + 1000));
+        let blocks = render(&checklist_msg(&r));
+        let text = serde_json::to_string_pretty(&blocks).unwrap();
+        assert!(!text.contains("\"actions\""), "{text}");
+        insta::assert_snapshot!(text);
     }
 }

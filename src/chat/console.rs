@@ -18,6 +18,8 @@ pub struct Console {
     next_id: std::sync::atomic::AtomicU64,
     /// The status each printed card was last shown in, by id.
     card_status: Mutex<std::collections::HashMap<String, CardSeen>>,
+    /// Where each printed checklist card stood, by id.
+    checklist_phase: Mutex<std::collections::HashMap<String, crate::checklist::state::Phase>>,
 }
 
 impl Console {
@@ -30,6 +32,7 @@ impl Console {
             seen_incidents: Mutex::new(HashSet::new()),
             next_id: std::sync::atomic::AtomicU64::new(1),
             card_status: Mutex::new(std::collections::HashMap::new()),
+            checklist_phase: Mutex::new(std::collections::HashMap::new()),
         }
     }
 
@@ -74,7 +77,7 @@ impl Console {
         };
         let mut lines = msg.text.lines();
         // A card's text starts with its own status icon.
-        let icon = if msg.card.is_some() {
+        let icon = if msg.card.is_some() || msg.checklist.is_some() {
             String::new()
         } else {
             format!("{icon} ")
@@ -131,7 +134,20 @@ impl ChatAdapter for Console {
         Box::pin(async move {
             let mut line = self.render(o.msg);
             if let Placement::Update { id } = &o.placement {
-                if let Some(card) = &o.msg.card {
+                if let Some(run) = &o.msg.checklist {
+                    // A checklist card is printed again only when it
+                    // moves on (checking, waiting for sign-off, the
+                    // verdict), not for every check that finishes.
+                    let phase = run.phase();
+                    let before = self
+                        .checklist_phase
+                        .lock()
+                        .map_err(|_| ChatError::Rejected("console state poisoned".into()))?
+                        .insert(id.clone(), phase);
+                    if before == Some(phase) {
+                        return Ok(id.clone());
+                    }
+                } else if let Some(card) = &o.msg.card {
                     let mut seen_map = self
                         .card_status
                         .lock()
@@ -180,6 +196,12 @@ impl ChatAdapter for Console {
                 && let Ok(mut map) = self.card_status.lock()
             {
                 map.insert(id.clone(), seen(card));
+            }
+            if let (Some(run), Placement::TopLevel | Placement::Reply { .. }) =
+                (&o.msg.checklist, &o.placement)
+                && let Ok(mut map) = self.checklist_phase.lock()
+            {
+                map.insert(id.clone(), run.phase());
             }
             Ok(id)
         })
@@ -249,6 +271,7 @@ mod tests {
             card: None,
             reply_to: None,
             image: None,
+            checklist: None,
         };
         assert_eq!(
             c.render(&m(Kind::Firing, "room main filling")),
@@ -294,6 +317,7 @@ mod tests {
             card: Some(card.clone()),
             reply_to: None,
             image: None,
+            checklist: None,
         };
         let send = |m: ChatMessage, placement: Placement| {
             let c = &c;

@@ -73,6 +73,10 @@ pub struct ChatMessage {
     /// A chart to upload into the message's thread.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<Image>,
+    /// The checklist run this message is the card of, for adapters that
+    /// render it richly (sign-off buttons); `text` is its plain rendering.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checklist: Option<Box<crate::checklist::state::RunState>>,
 }
 
 /// Where a message lands on the chat platform. The outbox decides this
@@ -649,6 +653,7 @@ fn coalesce(group: &[(i64, ChatMessage)], placement: &Placement) -> ChatMessage 
         card: None,
         reply_to: None,
         image: None,
+        checklist: None,
     }
 }
 
@@ -689,6 +694,7 @@ mod tests {
             card: None,
             reply_to: None,
             image: None,
+            checklist: None,
         }
     }
 
@@ -883,6 +889,7 @@ mod tests {
             card: None,
             reply_to: None,
             image: None,
+            checklist: None,
         }
     }
 

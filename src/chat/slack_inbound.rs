@@ -992,6 +992,7 @@ mod tests {
         let ctx = Arc::new(Ctx {
             control: tx,
             runbooks: Vec::new(),
+            checklists: Vec::new(),
             targets: Default::default(),
             store: store.clone(),
             clock: crate::clock::Clock::system(),

@@ -127,6 +127,8 @@ pub enum RunbookState {
         passed: usize,
         failed: usize,
     },
+    /// A test file about it is broken; why.
+    BadTests(String),
 }
 
 pub fn runbooks(states: &[(String, RunbookState)]) -> (Outcome, String) {
@@ -137,6 +139,10 @@ pub fn runbooks(states: &[(String, RunbookState)]) -> (Outcome, String) {
             RunbookState::Missing => {
                 ok = false;
                 format!("{name}: not loaded")
+            }
+            RunbookState::BadTests(why) => {
+                ok = false;
+                format!("{name}: tests broken ({why})")
             }
             RunbookState::Tested {
                 passed: 0,

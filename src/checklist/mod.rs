@@ -13,6 +13,8 @@
 //! NO-GO. Pure: no I/O; measuring is the runner's.
 
 pub mod judge;
+pub mod report;
+pub mod state;
 
 use std::collections::BTreeMap;
 
@@ -43,7 +45,7 @@ pub struct Checklist {
     pub checks: Vec<CheckDef>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     /// Not passing makes the verdict NO-GO.
@@ -58,6 +60,9 @@ pub struct CheckDef {
     pub severity: Severity,
     pub timeout: PromDuration,
     pub kind: CheckKind,
+    /// What to do when it does not pass, for people (a template over
+    /// `event`): shown beside the evidence of a failure.
+    pub fix: Option<String>,
 }
 
 /// How a measured value is compared with the threshold.
@@ -174,6 +179,7 @@ struct RawCheck {
     name: Sp<String>,
     severity: Option<Sp<String>>,
     timeout: Option<Sp<String>>,
+    fix: Option<Sp<String>>,
     query: Option<Sp<RawQuery>>,
     capacity: Option<Sp<RawCapacity>>,
     http: Option<Sp<RawHttp>>,
@@ -442,11 +448,16 @@ pub fn parse_checklist(file: &str, text: &str, env: &Env) -> Result<Checklist, D
         } else {
             unreachable!("exactly one kind was given")
         };
+        let fix = r
+            .fix
+            .as_ref()
+            .map(|f| v.template(f, &format!("{field}.fix")));
         checks.push(CheckDef {
             name: r.name.value.clone(),
             severity,
             timeout,
             kind,
+            fix,
         });
     }
     v.c.out.into_result(Checklist {
@@ -677,7 +688,7 @@ fn kind_signoff(v: &mut V<'_>, s: &RawSignoff, field: &str) -> CheckKind {
 }
 
 /// How one check came out.
-#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "outcome", content = "reason")]
 pub enum Outcome {
     Pass,
@@ -690,10 +701,10 @@ pub enum Outcome {
 }
 
 /// One check's result, with what it compared.
-#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, Deserialize)]
 pub struct CheckResult {
     pub name: String,
-    pub kind: &'static str,
+    pub kind: String,
     pub severity: Severity,
     #[serde(flatten)]
     pub outcome: Outcome,
@@ -703,7 +714,7 @@ pub struct CheckResult {
     pub took_ms: u64,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING-KEBAB-CASE")]
 pub enum Verdict {
     Go,

@@ -154,7 +154,7 @@ fn unknown_fields_are_refused_with_their_place() {
 fn result(name: &str, severity: Severity, outcome: Outcome) -> CheckResult {
     CheckResult {
         name: name.into(),
-        kind: "query",
+        kind: "query".into(),
         severity,
         outcome,
         evidence: String::new(),

@@ -85,6 +85,7 @@ pub async fn run(
             card: None,
             reply_to: None,
             image: None,
+            checklist: None,
         };
         if let Err(e) = console.print(&msg) {
             tracing::error!(error = %e, "cannot print a command's reply");
@@ -110,7 +111,7 @@ mod tests {
             "UTC",
         ));
         let (tx, lines) = mpsc::channel(4);
-        tx.send("checklist go".into()).await.unwrap();
+        tx.send("checklist".into()).await.unwrap();
         tx.send("".into()).await.unwrap();
         tx.send("stauts".into()).await.unwrap();
         drop(tx);
@@ -126,7 +127,7 @@ mod tests {
         let out = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
         assert_eq!(
             out,
-            "22:03:05 UTC (to you) 💬 cannot run checklist \"go\": this version of firebreak validates checklists (`firebreak validate`) but cannot run them yet\n22:03:05 UTC (to you) 💬 unknown command `stauts` (did you mean `status`?); `help` lists them\n"
+            "22:03:05 UTC (to you) 💬 no checklists are loaded (`kind: checklist` files under the runbook paths)\n22:03:05 UTC (to you) 💬 unknown command `stauts` (did you mean `status`?); `help` lists them\n"
         );
     }
 }

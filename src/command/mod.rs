@@ -26,6 +26,7 @@ pub mod pause;
 pub mod plan;
 pub mod resume;
 pub mod run;
+pub mod signoff;
 pub mod silence;
 pub mod status;
 pub mod timeline;
@@ -63,6 +64,7 @@ pub const COMMANDS: &[&Spec] = &[
     &pause::SPEC,
     &resume::SPEC,
     &checklist::SPEC,
+    &signoff::SPEC,
     &timeline::SPEC,
 ];
 
@@ -150,6 +152,8 @@ impl Reply {
 pub struct Ctx {
     pub control: mpsc::Sender<Command>,
     pub runbooks: Vec<Arc<Runbook>>,
+    /// The loaded checklists, for `checklist` to list.
+    pub checklists: Vec<Arc<crate::checklist::Checklist>>,
     /// Target name -> base URL, for plans.
     pub targets: BTreeMap<String, String>,
     pub store: Store,
@@ -482,6 +486,7 @@ pub(crate) mod testing {
             Ctx {
                 control: tx,
                 runbooks: vec![Arc::new(rb)],
+                checklists: Vec::new(),
                 targets: BTreeMap::new(),
                 store,
                 clock: Clock::manual(T0),
@@ -552,7 +557,7 @@ mod tests {
             assert!(s.usage().starts_with(&format!("usage: {}", s.name)));
             assert!(s.example.starts_with(s.name), "{}: {}", s.name, s.example);
         }
-        assert_eq!(COMMANDS.len(), 15);
+        assert_eq!(COMMANDS.len(), 16);
     }
 
     #[tokio::test]

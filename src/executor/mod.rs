@@ -341,6 +341,7 @@ async fn post(inner: &Inner, incident: &str, kind: Kind, text: String) {
         card: None,
         reply_to: None,
         image: None,
+        checklist: None,
     };
     if let Err(e) = inner.env.outbox.post(&msg).await {
         tracing::error!(error = %e, "cannot queue chat message");

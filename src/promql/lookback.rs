@@ -41,10 +41,37 @@ pub fn max_lookback(expr: &Expr) -> Millis {
     }
 }
 
+/// Whether `expr` reads a range of samples anywhere (`rate(x[5m])`, a
+/// subquery): one scrape cannot answer it.
+pub fn reads_ranges(expr: &Expr) -> bool {
+    match expr {
+        Expr::MatrixSelector(_) | Expr::Subquery(_) => true,
+        Expr::VectorSelector(_)
+        | Expr::NumberLiteral(_)
+        | Expr::StringLiteral(_)
+        | Expr::Extension(_) => false,
+        Expr::Aggregate(a) => reads_ranges(&a.expr) || a.param.as_deref().is_some_and(reads_ranges),
+        Expr::Unary(u) => reads_ranges(&u.expr),
+        Expr::Binary(b) => reads_ranges(&b.lhs) || reads_ranges(&b.rhs),
+        Expr::Paren(p) => reads_ranges(&p.expr),
+        Expr::Call(c) => c.args.args.iter().any(|a| reads_ranges(a)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::promql::parse;
+
+    #[test]
+    fn ranges_are_found_wherever_they_are() {
+        let r = |q: &str| reads_ranges(&parse(q).unwrap());
+        assert!(!r("max(live_room_capacity) * 60"));
+        assert!(r("sum(rate(live_join_requests_total[1m])) * 60"));
+        assert!(r("max_over_time(up[5m:1m])"));
+        assert!(r("1 - quantile(0.9, -deriv(x[2m]))"));
+        assert!(!r("vector(1)"));
+    }
 
     fn lb(q: &str) -> Millis {
         max_lookback(&parse(q).unwrap())

@@ -316,7 +316,26 @@ struct Speaker {
     packet_loss: f64,
     connected: bool,
     muted: bool,
+    /// A sound check has been done with this speaker.
+    audio_checked: bool,
+    /// The sound check found feedback and it was fixed: the scenario's
+    /// feedback faults no longer reach this speaker's input.
+    feedback_fixed: bool,
 }
+
+/// What a sound check found and did, as the admin API returns it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SoundCheck {
+    pub speaker: SpeakerSnapshot,
+    /// The worst feedback the speaker's setup would put on air.
+    pub found_feedback_level: f64,
+    /// Feedback found above what an audience tolerates was fixed.
+    pub fixed: bool,
+}
+
+/// Feedback a sound check lets through; above it the engineer fixes the
+/// setup.
+const SOUNDCHECK_TOLERANCE: f64 = 0.1;
 
 /// One move of the event, as recorded and as returned by the admin API.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -421,6 +440,8 @@ impl World {
                 packet_loss: s.packet_loss,
                 connected: true,
                 muted: false,
+                audio_checked: false,
+                feedback_fixed: false,
             })
             .collect();
         let integral: f64 = sc
@@ -534,7 +555,9 @@ impl World {
                 if t < f.at || t >= f.until {
                     continue;
                 }
-                if let Some(v) = f.feedback {
+                if let Some(v) = f.feedback
+                    && !s.feedback_fixed
+                {
                     s.feedback = v;
                 }
                 if let Some(v) = f.packet_loss {
@@ -914,20 +937,78 @@ impl World {
         Ok(self.room_snapshot(i))
     }
 
-    /// Mutes or unmutes a speaker in a room.
-    pub fn mute(
+    /// Scales a room ahead of an event: its capacity (concurrent
+    /// listeners) and admission rate (joins per second); either may be
+    /// left as it is.
+    pub fn provision(
         &mut self,
         room: &str,
-        speaker: &str,
-        muted: bool,
-    ) -> Result<SpeakerSnapshot, SimError> {
+        capacity: Option<u64>,
+        admission_rate: Option<u64>,
+    ) -> Result<RoomSnapshot, SimError> {
+        let i = self.room_or_404(room)?;
+        for (field, v, unit) in [
+            ("capacity", capacity, "listeners"),
+            ("admission_rate", admission_rate, "joins per second"),
+        ] {
+            if let Some(v) = v
+                && (v == 0 || v > MAX_CAPACITY)
+            {
+                return Err(SimError::Invalid(format!(
+                    "{field} {v} is out of range; expected 1..={MAX_CAPACITY} {unit}"
+                )));
+            }
+        }
+        if self.rooms[i].state == RoomState::Ended {
+            return Err(SimError::Conflict(format!(
+                "room {room:?} has ended; provision the event's current room {:?}",
+                self.event.room
+            )));
+        }
+        let r = &mut self.rooms[i];
+        if let Some(c) = capacity {
+            r.capacity = c;
+        }
+        if let Some(a) = admission_rate {
+            r.admission_rate = a;
+        }
+        Ok(self.room_snapshot(i))
+    }
+
+    /// A sound check with a speaker: it hears what their setup will put
+    /// on air (the worst feedback of their scheduled faults, or their
+    /// baseline), and the engineer fixes feedback beyond tolerance, so
+    /// those faults no longer reach the input. The speaker counts as
+    /// checked from now on (`live_speaker_audio_checked`).
+    pub fn soundcheck(&mut self, room: &str, speaker: &str) -> Result<SoundCheck, SimError> {
+        let i = self.speaker_idx(room, speaker)?;
+        let latent = self
+            .scenario
+            .faults
+            .iter()
+            .filter(|f| f.speaker == speaker)
+            .filter_map(|f| f.feedback)
+            .fold(self.speakers[i].base_feedback, f64::max);
+        let fixed = latent > SOUNDCHECK_TOLERANCE;
+        let s = &mut self.speakers[i];
+        s.audio_checked = true;
+        if fixed {
+            s.feedback_fixed = true;
+            s.feedback = s.feedback.min(s.base_feedback);
+        }
+        Ok(SoundCheck {
+            speaker: speaker_snapshot(s),
+            found_feedback_level: latent,
+            fixed,
+        })
+    }
+
+    fn speaker_idx(&self, room: &str, speaker: &str) -> Result<usize, SimError> {
         self.room_or_404(room)?;
-        let Some(s) = self
-            .speakers
-            .iter_mut()
-            .find(|s| s.id == speaker && s.room == room)
-        else {
-            return Err(SimError::UnknownSpeaker {
+        self.speakers
+            .iter()
+            .position(|s| s.id == speaker && s.room == room)
+            .ok_or_else(|| SimError::UnknownSpeaker {
                 room: room.into(),
                 got: speaker.into(),
                 valid: list(
@@ -936,8 +1017,18 @@ impl World {
                         .filter(|s| s.room == room)
                         .map(|s| s.id.clone()),
                 ),
-            });
-        };
+            })
+    }
+
+    /// Mutes or unmutes a speaker in a room.
+    pub fn mute(
+        &mut self,
+        room: &str,
+        speaker: &str,
+        muted: bool,
+    ) -> Result<SpeakerSnapshot, SimError> {
+        let i = self.speaker_idx(room, speaker)?;
+        let s = &mut self.speakers[i];
         s.muted = muted;
         Ok(speaker_snapshot(s))
     }
@@ -1204,7 +1295,7 @@ impl World {
             let _ = writeln!(out, "live_stream_latency_seconds_count{{{l}}} {}", h.count);
         }
 
-        let speaker_gauges: [SpeakerGauge; 4] = [
+        let speaker_gauges: [SpeakerGauge; 5] = [
             (
                 "live_speaker_feedback_level",
                 "Feedback level on the speaker's input (0..1), muted or not.",
@@ -1222,6 +1313,11 @@ impl World {
                 "live_speaker_connected",
                 "1 if the speaker is connected.",
                 |s| f64::from(u8::from(s.connected)),
+            ),
+            (
+                "live_speaker_audio_checked",
+                "1 once a sound check has been done with the speaker.",
+                |s| f64::from(u8::from(s.audio_checked)),
             ),
         ];
         for (name, help, get) in speaker_gauges {
@@ -1337,6 +1433,7 @@ fn speaker_snapshot(s: &Speaker) -> SpeakerSnapshot {
         packet_loss_ratio: s.packet_loss,
         connected: s.connected,
         muted: s.muted,
+        audio_checked: s.audio_checked,
     }
 }
 
@@ -1450,6 +1547,8 @@ pub struct SpeakerSnapshot {
     pub packet_loss_ratio: f64,
     pub connected: bool,
     pub muted: bool,
+    #[serde(default)]
+    pub audio_checked: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -1754,6 +1853,7 @@ mod tests {
             "live_speaker_packet_loss_ratio",
             "live_speaker_muted",
             "live_speaker_connected",
+            "live_speaker_audio_checked",
             "live_event_listeners",
             "live_event_info",
             "live_secondary_room_ready",

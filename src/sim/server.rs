@@ -117,11 +117,15 @@ impl Sim {
             .route("/api/v1/events/{event}", get(get_event))
             .route("/api/v1/events/{event}/move", post(move_event))
             .route("/api/v1/rooms", get(list_rooms).post(create_room))
-            .route("/api/v1/rooms/{room}", get(get_room))
+            .route("/api/v1/rooms/{room}", get(get_room).patch(provision_room))
             .route("/api/v1/rooms/{room}/cap", put(set_cap))
             .route(
                 "/api/v1/rooms/{room}/speakers/{speaker}/mute",
                 post(mute_speaker),
+            )
+            .route(
+                "/api/v1/rooms/{room}/speakers/{speaker}/soundcheck",
+                post(soundcheck),
             )
             .fallback(not_found)
             .method_not_allowed_fallback(method_not_allowed)
@@ -211,8 +215,9 @@ async fn not_found(uri: Uri) -> Response {
         StatusCode::NOT_FOUND,
         format!(
             "no route {}; routes: GET /metrics, GET /api/v1/state, GET /api/v1/events/{{event}}, \
-             POST /api/v1/events/{{event}}/move, GET|POST /api/v1/rooms, GET /api/v1/rooms/{{room}}, \
-             PUT /api/v1/rooms/{{room}}/cap, POST /api/v1/rooms/{{room}}/speakers/{{speaker}}/mute",
+             POST /api/v1/events/{{event}}/move, GET|POST /api/v1/rooms, GET|PATCH /api/v1/rooms/{{room}}, \
+             PUT /api/v1/rooms/{{room}}/cap, POST /api/v1/rooms/{{room}}/speakers/{{speaker}}/mute, \
+             POST /api/v1/rooms/{{room}}/speakers/{{speaker}}/soundcheck",
             uri.path()
         ),
     );
@@ -312,6 +317,59 @@ async fn create_room(
             .map_err(|e| sim_error(&e))?;
         tracing::info!(room = %room.id, account = %room.account, capacity = room.capacity, "room created");
         Ok((StatusCode::CREATED, json!({ "room": room })))
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProvisionReq {
+    #[serde(default)]
+    capacity: Option<i64>,
+    #[serde(default)]
+    admission_rate: Option<i64>,
+}
+
+/// Scales a room before an event: `{capacity, admission_rate}`, either
+/// or both.
+async fn provision_room(
+    State(sim): State<Sim>,
+    Path(room): Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    sim.mutate(&method, &uri, &headers, &body, |w| {
+        let req: ProvisionReq = parse(&body, "")?;
+        let capacity = positive("capacity", req.capacity)?;
+        let admission_rate = positive("admission_rate", req.admission_rate)?;
+        if capacity.is_none() && admission_rate.is_none() {
+            return Err(error(
+                StatusCode::BAD_REQUEST,
+                "give capacity (listeners), admission_rate (joins per second), or both",
+            ));
+        }
+        let r = w
+            .provision(&room, capacity, admission_rate)
+            .map_err(|e| sim_error(&e))?;
+        tracing::info!(room = %room, capacity = r.capacity, admission_rate = r.admission_rate, "room provisioned");
+        Ok((StatusCode::OK, json!({ "room": r })))
+    })
+}
+
+/// A sound check with a speaker; the body is empty.
+async fn soundcheck(
+    State(sim): State<Sim>,
+    Path((room, speaker)): Path<(String, String)>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    sim.mutate(&method, &uri, &headers, &body, |w| {
+        let c = w.soundcheck(&room, &speaker).map_err(|e| sim_error(&e))?;
+        tracing::info!(room = %room, speaker = %speaker, found = c.found_feedback_level, fixed = c.fixed, "sound check");
+        Ok((StatusCode::OK, json!({ "soundcheck": c })))
     })
 }
 

@@ -109,6 +109,24 @@ pub async fn run(
     }
 }
 
+/// One scrape of `target` now, as the watcher would receive it: for
+/// one-off readings (`firebreak check`) where no scrape loop runs.
+pub async fn scrape_now(
+    http: &reqwest::Client,
+    target: &ScrapeTarget,
+    clock: &Clock,
+) -> ScrapeBatch {
+    let started = clock.now();
+    let result = scrape_once(http, target, clock).await;
+    ScrapeBatch {
+        target: target.name.clone(),
+        at: started,
+        target_labels: target_labels(target),
+        result,
+        duration_ms: clock.now() - started,
+    }
+}
+
 async fn scrape_once(
     http: &reqwest::Client,
     t: &ScrapeTarget,

@@ -112,6 +112,18 @@ const SCHEMA: &[&str] = &[
         at BIGINT NOT NULL,
         reason TEXT NOT NULL
     )",
+    // Checklist runs: the run's whole state as JSON (checks, evidence,
+    // sign-offs), and `slot` for scheduled ones ("T-10m@<event start ms>")
+    // so a restart neither repeats nor forgets a scheduled run.
+    "CREATE TABLE IF NOT EXISTS checklist_runs (
+        id TEXT PRIMARY KEY,
+        checklist TEXT NOT NULL,
+        slot TEXT NOT NULL,
+        started_at BIGINT NOT NULL,
+        finished_at BIGINT,
+        verdict TEXT,
+        state_json TEXT NOT NULL
+    )",
     "CREATE TABLE IF NOT EXISTS silences (
         id TEXT PRIMARY KEY,
         matchers TEXT NOT NULL,
@@ -470,6 +482,67 @@ impl Store {
         .await
         .map_err(q("upsert alert"))?;
         Ok(())
+    }
+
+    // --- checklist runs ---------------------------------------------------
+
+    /// Saves a checklist run as it stands (again as it changes; the last
+    /// save wins).
+    pub async fn save_checklist_run(
+        &self,
+        run: &crate::checklist::state::RunState,
+        slot: &str,
+    ) -> Result<()> {
+        let json = serde_json::to_string(run).map_err(|e| StoreError::Corrupt {
+            what: "checklist run",
+            detail: e.to_string(),
+        })?;
+        let verdict = run.finished_at.map(|_| match run.verdict() {
+            crate::checklist::Verdict::Go => "GO",
+            crate::checklist::Verdict::NoGo => "NO-GO",
+        });
+        sqlx::query(
+            "INSERT INTO checklist_runs (id, checklist, slot, started_at, finished_at, verdict, state_json)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT (id) DO UPDATE SET finished_at = excluded.finished_at,
+               verdict = excluded.verdict, state_json = excluded.state_json",
+        )
+        .bind(&run.id)
+        .bind(&run.checklist)
+        .bind(slot)
+        .bind(run.started_at)
+        .bind(run.finished_at)
+        .bind(verdict)
+        .bind(json)
+        .execute(&self.pool)
+        .await
+        .map_err(q("save checklist run"))?;
+        Ok(())
+    }
+
+    /// Runs of one checklist, oldest first, with their slots.
+    pub async fn checklist_runs(
+        &self,
+        checklist: &str,
+    ) -> Result<Vec<(String, crate::checklist::state::RunState)>> {
+        let rows = sqlx::query(
+            "SELECT slot, state_json FROM checklist_runs WHERE checklist = $1 ORDER BY started_at, id",
+        )
+        .bind(checklist)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(q("read checklist runs"))?;
+        rows.iter()
+            .map(|r| {
+                let slot: String = r.try_get(0).map_err(q("read checklist run"))?;
+                let json: String = r.try_get(1).map_err(q("read checklist run"))?;
+                let run = serde_json::from_str(&json).map_err(|e| StoreError::Corrupt {
+                    what: "checklist run",
+                    detail: e.to_string(),
+                })?;
+                Ok((slot, run))
+            })
+            .collect()
     }
 
     // --- rule engine state ----------------------------------------------

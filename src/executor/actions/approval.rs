@@ -115,6 +115,7 @@ impl Action for ApprovalStep {
                 card: None,
                 reply_to: None,
                 image: None,
+                checklist: None,
             };
             if let Err(e) = ctx.env.outbox.post(&msg).await {
                 tracing::error!(error = %e, run = ctx.run_id, "cannot queue approval request");

@@ -88,6 +88,7 @@ impl Action for Chat {
                 card: None,
                 reply_to: None,
                 image: None,
+                checklist: None,
             };
             ctx.env
                 .outbox

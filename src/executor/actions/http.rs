@@ -208,7 +208,7 @@ impl Action for Http {
 
 /// Joins a path to a target base URL, refusing anything that would leave
 /// the target.
-fn join_on_target(base: &reqwest::Url, path: &str) -> Result<reqwest::Url, ActionError> {
+pub(crate) fn join_on_target(base: &reqwest::Url, path: &str) -> Result<reqwest::Url, ActionError> {
     if !path.starts_with('/') || path.starts_with("//") || path.contains('\\') {
         return Err(ActionError::fatal(format!(
             "path {path:?} must start with a single `/`"
@@ -228,7 +228,7 @@ fn join_on_target(base: &reqwest::Url, path: &str) -> Result<reqwest::Url, Actio
     Ok(url)
 }
 
-fn describe(e: &reqwest::Error) -> String {
+pub(crate) fn describe(e: &reqwest::Error) -> String {
     if e.is_timeout() {
         "timed out".into()
     } else if e.is_connect() {

@@ -1,0 +1,624 @@
+//! The daemon's checklist runner: runs started from chat (`checklist
+//! NAME`) and by a checklist's `schedule`, each with one card in the
+//! channel that is updated as checks finish, sign-offs from chat, and
+//! every run saved to the store with its verdict in the event's timeline.
+//!
+//! One task owns every run, so a sign-off and a check finishing never
+//! race. Requests arrive from the control loop through a bounded queue
+//! ([`QUEUE`]); the control loop never waits on it (a full queue is a
+//! "busy, try again" reply), and measuring happens in tasks of a
+//! [`JoinSet`] this task owns and stops at shutdown.
+//!
+//! Schedules: a checklist with `schedule: [60m, 10m]` runs by itself at
+//! `event.start - 60m` and `- 10m`. A slot is recorded with its run, so a
+//! restart does not run it again; a restart that missed slots before the
+//! event starts runs the latest missed one at once (a bot that was down at
+//! T-10m still says GO or NO-GO before the show).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::{Instruments, measure, measured, run_id, template_ctx};
+use crate::chat::{ChatMessage, Kind, Outbox};
+use crate::checklist::state::RunState;
+use crate::checklist::{CheckResult, Checklist, event_params, report};
+use crate::clock::Millis;
+use crate::roles::Role;
+use crate::store::Store;
+
+/// Requests waiting for the runner. The control loop `try_send`s: when
+/// full, the person is told to try again rather than the loop waiting.
+pub const QUEUE: usize = 16;
+/// Finished runs kept in memory to answer late sign-offs with "it is
+/// over"; the store has them all.
+const KEEP_FINISHED: usize = 32;
+
+pub fn queue() -> (mpsc::Sender<Request>, mpsc::Receiver<Request>) {
+    mpsc::channel(QUEUE)
+}
+
+#[derive(Debug)]
+pub enum Request {
+    /// Start a run; replies with its id, or why not.
+    Start {
+        name: String,
+        overrides: Vec<(String, String)>,
+        by: String,
+        reply: oneshot::Sender<Result<String, String>>,
+    },
+    /// Sign off a check of a run; replies with what was recorded.
+    SignOff {
+        run: String,
+        check: String,
+        by_id: String,
+        by: String,
+        role: Role,
+        reply: oneshot::Sender<Result<String, String>>,
+    },
+}
+
+impl Request {
+    /// Answers the request with a refusal without running it.
+    pub fn refuse(self, why: &str) {
+        let reply = match self {
+            Request::Start { reply, .. } | Request::SignOff { reply, .. } => reply,
+        };
+        let _ = reply.send(Err(why.to_owned()));
+    }
+}
+
+/// The incident whose timeline keeps a run's results: the event's `name`
+/// parameter (what alerts of the event carry as their `event` label, the
+/// default `incidents.group_by`), else the checklist's name.
+pub fn incident_of(r: &RunState) -> String {
+    r.event
+        .get("name")
+        .and_then(|v| v.as_str())
+        .filter(|s| !s.is_empty())
+        .map_or_else(|| r.checklist.clone(), str::to_owned)
+}
+
+pub struct Task {
+    pub lists: Vec<Arc<Checklist>>,
+    pub inst: Instruments,
+    pub outbox: Outbox,
+    pub store: Store,
+    pub channel: String,
+}
+
+struct Run {
+    state: RunState,
+    slot: String,
+}
+
+/// A scheduled run still to come.
+#[derive(Clone, Debug, PartialEq)]
+struct Due {
+    at: Millis,
+    list: usize,
+    /// `T-10m@<event start ms>`: what the store remembers.
+    slot: String,
+    label: String,
+}
+
+struct Runner {
+    t: Task,
+    runs: BTreeMap<String, Run>,
+    finished: std::collections::VecDeque<String>,
+    set: JoinSet<(String, CheckResult)>,
+    seq: u64,
+}
+
+impl Task {
+    pub async fn run(self, mut rx: mpsc::Receiver<Request>, shutdown: CancellationToken) {
+        let clock = self.inst.clock.clone();
+        let mut due = self.schedule(clock.now()).await;
+        let mut r = Runner {
+            t: self,
+            runs: BTreeMap::new(),
+            finished: Default::default(),
+            set: JoinSet::new(),
+            seq: 0,
+        };
+        loop {
+            let wake = due
+                .first()
+                .map(|d| d.at)
+                .into_iter()
+                .chain(r.runs.values().filter_map(|x| x.state.next_deadline()))
+                .min();
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                req = rx.recv() => match req {
+                    Some(req) => r.handle(req).await,
+                    None => break,
+                },
+                Some(joined) = r.set.join_next(), if !r.set.is_empty() => match joined {
+                    Ok((id, result)) => r.recorded(&id, result).await,
+                    Err(e) => tracing::error!(error = %e, "a checklist check failed to complete"),
+                },
+                _ = sleep_until(&clock, wake), if wake.is_some() => {
+                    let now = clock.now();
+                    while due.first().is_some_and(|d| d.at <= now) {
+                        let d = due.remove(0);
+                        let list = r.t.lists[d.list].clone();
+                        let by = format!("schedule {}", d.label);
+                        if let Err(e) = r.start(&list, &[], &by, &d.slot).await {
+                            tracing::error!(checklist = %list.name, error = %e, "scheduled checklist run failed to start");
+                        }
+                    }
+                    r.expire_all().await;
+                }
+            }
+        }
+        r.stop().await;
+    }
+
+    /// The scheduled runs ahead of `now`, soonest first, plus at most one
+    /// missed slot per checklist to run at once.
+    async fn schedule(&self, now: Millis) -> Vec<Due> {
+        let ready = now + warmup(&self.inst.config);
+        let mut out = Vec::new();
+        for (i, list) in self.lists.iter().enumerate() {
+            let Some(start) = event_start(list) else {
+                continue;
+            };
+            let done: Vec<String> = match self.store.checklist_runs(&list.name).await {
+                Ok(runs) => runs.into_iter().map(|(slot, _)| slot).collect(),
+                Err(e) => {
+                    tracing::error!(checklist = %list.name, error = %e, "cannot read earlier checklist runs; scheduled runs may repeat");
+                    Vec::new()
+                }
+            };
+            let mut missed = None;
+            for d in &list.schedule {
+                let at = start - d.as_millis() as Millis;
+                let due = Due {
+                    at,
+                    list: i,
+                    slot: format!("T-{d}@{start}"),
+                    label: format!("T-{d}"),
+                };
+                if done.contains(&due.slot) {
+                    continue;
+                }
+                if at > now {
+                    out.push(due);
+                } else if now < start && missed.as_ref().is_none_or(|m: &Due| m.at < at) {
+                    missed = Some(due);
+                }
+            }
+            if let Some(mut m) = missed {
+                // Late: the bot was not running at the slot's time.
+                m.label = format!("{} late", m.label);
+                m.at = now;
+                out.push(m);
+            }
+        }
+        for d in &mut out {
+            d.at = d.at.max(ready);
+        }
+        out.sort_by_key(|d| d.at);
+        out
+    }
+}
+
+/// How long after the start the local series store has had its first
+/// scrape of every target: a scheduled run before that would measure
+/// nothing and say NO-GO for it. A remote source has data at once.
+fn warmup(config: &crate::config::Config) -> Millis {
+    if config.remote.is_some() {
+        return 0;
+    }
+    // The first scrape lands within one interval (targets are spread
+    // over it), and takes up to its timeout.
+    config
+        .scrape
+        .iter()
+        .map(|t| (t.interval.as_millis() + t.timeout.as_millis()) as Millis)
+        .max()
+        .unwrap_or(0)
+}
+
+/// `event.start` in milliseconds, when the checklist has one.
+fn event_start(list: &Checklist) -> Option<Millis> {
+    let s = list.event.get("start")?.as_str()?;
+    chrono::DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.timestamp_millis())
+}
+
+async fn sleep_until(clock: &crate::clock::Clock, at: Option<Millis>) {
+    match at {
+        Some(at) => clock.sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+impl Runner {
+    async fn handle(&mut self, req: Request) {
+        match req {
+            Request::Start {
+                name,
+                overrides,
+                by,
+                reply,
+            } => {
+                let r = match super::find(&self.t.lists, &name) {
+                    Ok(list) => {
+                        let list = list.clone();
+                        self.start(&list, &overrides, &by, "").await
+                    }
+                    Err(e) => Err(e),
+                };
+                let _ = reply.send(r);
+            }
+            Request::SignOff {
+                run,
+                check,
+                by_id,
+                by,
+                role,
+                reply,
+            } => {
+                let r = self.sign(&run, &check, &by_id, &by, role).await;
+                let _ = reply.send(r);
+            }
+        }
+    }
+
+    async fn start(
+        &mut self,
+        list: &Arc<Checklist>,
+        overrides: &[(String, String)],
+        by: &str,
+        slot: &str,
+    ) -> Result<String, String> {
+        let event = event_params(list, overrides)?;
+        let now = self.t.inst.clock.now();
+        self.seq += 1;
+        let id = run_id(&list.name, now, self.seq);
+        let state = RunState::new(&id, list, event, by, now);
+        let ctx = Arc::new(template_ctx(&state.event));
+        for def in measured(list) {
+            let (def, ctx, inst, id) = (def.clone(), ctx.clone(), self.t.inst.clone(), id.clone());
+            self.set
+                .spawn(async move { (id, measure(&def, &ctx, &inst).await) });
+        }
+        tracing::info!(checklist = %list.name, run = %id, %by, "checklist run started");
+        self.runs.insert(
+            id.clone(),
+            Run {
+                state,
+                slot: slot.to_owned(),
+            },
+        );
+        // A checklist of sign-offs alone has nothing to wait for.
+        self.changed(&id).await;
+        Ok(format!(
+            "checking *{}* (run {id}); the card in {} shows each check as it finishes",
+            list.name, self.t.channel
+        ))
+    }
+
+    async fn recorded(&mut self, id: &str, result: CheckResult) {
+        let Some(run) = self.runs.get_mut(id) else {
+            return;
+        };
+        run.state.record(result);
+        self.changed(id).await;
+    }
+
+    async fn sign(
+        &mut self,
+        id: &str,
+        check: &str,
+        by_id: &str,
+        by: &str,
+        role: Role,
+    ) -> Result<String, String> {
+        let now = self.t.inst.clock.now();
+        let Some(run) = self.runs.get_mut(id) else {
+            let recent: Vec<&str> = self.runs.keys().map(String::as_str).collect();
+            return Err(if recent.is_empty() {
+                format!("no checklist run {id}; none is running")
+            } else {
+                format!("no checklist run {id}; recent runs: {}", recent.join(", "))
+            });
+        };
+        let said = run
+            .state
+            .sign(check, by_id, by, role, now)
+            .map_err(|e| e.to_string())?;
+        let incident = incident_of(&run.state);
+        let text = format!("checklist {} (run {id}): {said}", run.state.checklist);
+        if let Err(e) = self
+            .t
+            .store
+            .append_timeline(&incident, now, "signoff", by, &text)
+            .await
+        {
+            tracing::error!(error = %e, "cannot record the sign-off in the timeline");
+        }
+        self.changed(id).await;
+        Ok(said)
+    }
+
+    async fn expire_all(&mut self) {
+        let now = self.t.inst.clock.now();
+        let ids: Vec<String> = self
+            .runs
+            .iter()
+            .filter(|(_, r)| r.state.next_deadline().is_some_and(|d| d <= now))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in ids {
+            self.changed(&id).await;
+        }
+    }
+
+    /// After any change: settle the run, save it, post its card, and when
+    /// it is over, write its verdict to the timeline.
+    async fn changed(&mut self, id: &str) {
+        let now = self.t.inst.clock.now();
+        let Some(run) = self.runs.get_mut(id) else {
+            return;
+        };
+        let was_over = run.state.finished_at.is_some();
+        let over = run.state.settle(now);
+        let (state, slot) = (run.state.clone(), run.slot.clone());
+        self.publish(&state, &slot, now).await;
+        if over && !was_over {
+            self.over(&state, now).await;
+        }
+    }
+
+    async fn publish(&self, state: &RunState, slot: &str, now: Millis) {
+        if let Err(e) = self.t.store.save_checklist_run(state, slot).await {
+            tracing::error!(run = %state.id, error = %e, "cannot save the checklist run");
+        }
+        let msg = ChatMessage {
+            channel: self.t.channel.clone(),
+            incident: None,
+            kind: Kind::Note,
+            text: report::card_text(state),
+            at: now,
+            slot: Some(format!("checklist:{}", state.id)),
+            checklist: Some(Box::new(state.clone())),
+            ..Default::default()
+        };
+        if let Err(e) = self.t.outbox.post(&msg).await {
+            tracing::error!(run = %state.id, error = %e, "cannot post the checklist card");
+        }
+    }
+
+    async fn over(&mut self, state: &RunState, now: Millis) {
+        tracing::info!(checklist = %state.checklist, run = %state.id, verdict = ?state.verdict(), "checklist run finished");
+        if let Err(e) = self
+            .t
+            .store
+            .append_timeline(
+                &incident_of(state),
+                now,
+                "checklist",
+                &state.started_by,
+                &report::timeline_text(state),
+            )
+            .await
+        {
+            tracing::error!(run = %state.id, error = %e, "cannot record the checklist verdict in the timeline");
+        }
+        self.finished.push_back(state.id.clone());
+        while self.finished.len() > KEEP_FINISHED {
+            if let Some(old) = self.finished.pop_front() {
+                self.runs.remove(&old);
+            }
+        }
+    }
+
+    /// Shutdown: measuring stops, and runs still open end as they stand
+    /// (unfinished checks are errors, so never a GO nobody measured).
+    async fn stop(&mut self) {
+        self.set.shutdown().await;
+        let now = self.t.inst.clock.now();
+        let open: Vec<String> = self
+            .runs
+            .iter()
+            .filter(|(_, r)| r.state.finished_at.is_none())
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in open {
+            if let Some(run) = self.runs.get_mut(&id) {
+                run.state.close(now);
+                let (state, slot) = (run.state.clone(), run.slot.clone());
+                self.publish(&state, &slot, now).await;
+                self.over(&state, now).await;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checklist::{Env, parse_checklist};
+    use crate::clock::Clock;
+
+    const MIN: Millis = 60_000;
+    /// 2023-05-24T22:00:00Z, the launch.
+    const START: Millis = 1_684_965_600_000;
+
+    fn list() -> Arc<Checklist> {
+        Arc::new(
+            parse_checklist(
+                "x.yaml",
+                r#"kind: checklist
+name: launch-readiness
+event: {name: launch, start: "2023-05-24T18:00:00-04:00"}
+schedule: [1h, 10m]
+checks:
+  - name: capacity
+    query: {expr: 'max(live_room_capacity)', expect: "> 0"}
+"#,
+                &Env::default(),
+            )
+            .unwrap(),
+        )
+    }
+
+    async fn task(store: &Store, clock: &Clock) -> Task {
+        Task {
+            lists: vec![list()],
+            inst: Instruments {
+                // Nothing to measure with: every run is NO-GO at once.
+                queries: None,
+                http: crate::net::client().unwrap(),
+                config: Arc::new(crate::config::Config::default()),
+                runbooks: Vec::new(),
+                runbook_tests: Arc::new(Vec::new()),
+                clock: clock.clone(),
+            },
+            outbox: Outbox::new(store.clone()),
+            store: store.clone(),
+            channel: "#launch".into(),
+        }
+    }
+
+    async fn slots(store: &Store) -> Vec<(String, String)> {
+        store
+            .checklist_runs("launch-readiness")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(slot, r)| (slot, r.started_by))
+            .collect()
+    }
+
+    async fn settle(store: &Store, n: usize) {
+        for _ in 0..200 {
+            if slots(store).await.len() >= n {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn scheduled_runs_happen_once_and_a_missed_one_runs_late() {
+        crate::net::install_crypto_provider();
+        let store = Store::open("sqlite::memory:").await.unwrap();
+        let clock = Clock::manual(START - 90 * MIN);
+        let stop = CancellationToken::new();
+        let (_tx, rx) = queue();
+        let t = tokio::spawn(task(&store, &clock).await.run(rx, stop.clone()));
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert!(slots(&store).await.is_empty(), "nothing is due at T-90m");
+        clock.advance_to(START - 60 * MIN);
+        settle(&store, 1).await;
+        let t60 = format!("T-1h@{START}");
+        assert_eq!(slots(&store).await, [(t60.clone(), "schedule T-1h".into())]);
+        stop.cancel();
+        t.await.unwrap();
+
+        // Down over T-10m; back at T-5m: T-10m runs late, T-1h not again.
+        clock.advance_to(START - 5 * MIN);
+        let stop = CancellationToken::new();
+        let (_tx, rx) = queue();
+        let t = tokio::spawn(task(&store, &clock).await.run(rx, stop.clone()));
+        settle(&store, 2).await;
+        assert_eq!(
+            slots(&store).await,
+            [
+                (t60.clone(), "schedule T-1h".into()),
+                (format!("T-10m@{START}"), "schedule T-10m late".into()),
+            ]
+        );
+        stop.cancel();
+        t.await.unwrap();
+
+        // After the start nothing runs by itself.
+        clock.advance_to(START + MIN);
+        let fresh = Store::open("sqlite::memory:").await.unwrap();
+        let stop = CancellationToken::new();
+        let (_tx, rx) = queue();
+        let t = tokio::spawn(task(&fresh, &clock).await.run(rx, stop.clone()));
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert!(slots(&fresh).await.is_empty());
+        stop.cancel();
+        t.await.unwrap();
+
+        // The results are in the event's timeline and the channel.
+        let timeline = store.timeline("launch").await.unwrap();
+        assert_eq!(timeline.len(), 2);
+        assert!(
+            timeline[0]
+                .text
+                .starts_with("checklist launch-readiness (run launch-readiness-")
+        );
+        assert!(
+            timeline[0].text.contains(
+                "NO-GO: 1 of 1 blockers did not pass: capacity; capacity ERROR: no metrics source"
+            ),
+            "{}",
+            timeline[0].text
+        );
+        assert_eq!(timeline[0].actor, "schedule T-1h");
+    }
+
+    #[tokio::test]
+    async fn requests_are_answered_and_unknown_runs_named() {
+        crate::net::install_crypto_provider();
+        let store = Store::open("sqlite::memory:").await.unwrap();
+        let clock = Clock::manual(START + MIN);
+        let stop = CancellationToken::new();
+        let (tx, rx) = queue();
+        let t = tokio::spawn(task(&store, &clock).await.run(rx, stop.clone()));
+        let ask = |req: fn(oneshot::Sender<Result<String, String>>) -> Request| {
+            let tx = tx.clone();
+            async move {
+                let (reply, answer) = oneshot::channel();
+                tx.send(req(reply)).await.unwrap();
+                answer.await.unwrap()
+            }
+        };
+        let r = ask(|reply| Request::SignOff {
+            run: "nope".into(),
+            check: "x".into(),
+            by_id: "U1".into(),
+            by: "alice".into(),
+            role: Role::Commander,
+            reply,
+        })
+        .await;
+        assert_eq!(r, Err("no checklist run nope; none is running".into()));
+        let r = ask(|reply| Request::Start {
+            name: "launch-readiness".into(),
+            overrides: vec![("nope".into(), "1".into())],
+            by: "alice".into(),
+            reply,
+        })
+        .await;
+        assert_eq!(
+            r,
+            Err("launch-readiness has no event parameter \"nope\"; it has name, start".into())
+        );
+        let r = ask(|reply| Request::Start {
+            name: "launch-readiness".into(),
+            overrides: vec![],
+            by: "alice".into(),
+            reply,
+        })
+        .await
+        .unwrap();
+        assert!(
+            r.starts_with("checking *launch-readiness* (run launch-readiness-"),
+            "{r}"
+        );
+        stop.cancel();
+        t.await.unwrap();
+    }
+}
