@@ -1130,6 +1130,39 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn checklist_runs_are_saved_as_they_change_and_read_back_whole() {
+        use crate::checklist::state::RunState;
+        let list = crate::checklist::parse_checklist(
+            "x.yaml",
+            "kind: checklist\nname: launch\nchecks:\n  - name: sign\n    signoff: {roles: [commander], deadline: 15m}\n",
+            &crate::checklist::Env::default(),
+        )
+        .unwrap();
+        for db in backends().await {
+            let s = Store::open(&db.url).await.unwrap();
+            let mut run = RunState::new("launch-1-a1", &list, Default::default(), "alice", 1_000);
+            s.save_checklist_run(&run, "T-10m@5000").await.unwrap();
+            run.sign("sign", "U1", "alice", crate::roles::Role::Commander, 2_000)
+                .unwrap();
+            assert!(run.settle(2_000));
+            s.save_checklist_run(&run, "T-10m@5000").await.unwrap();
+            s.close().await;
+            let s = Store::open(&db.url).await.unwrap();
+            let back = s.checklist_runs("launch").await.unwrap();
+            assert_eq!(back, [("T-10m@5000".to_owned(), run.clone())]);
+            assert!(s.checklist_runs("other").await.unwrap().is_empty());
+            let verdict: Option<String> =
+                sqlx::query("SELECT verdict FROM checklist_runs WHERE id = 'launch-1-a1'")
+                    .fetch_one(&s.pool)
+                    .await
+                    .unwrap()
+                    .try_get(0)
+                    .unwrap();
+            assert_eq!(verdict.as_deref(), Some("GO"));
+        }
+    }
+
+    #[tokio::test]
     async fn bad_url_is_a_clear_error() {
         let e = Store::open("sqlite:///nonexistent-dir-xyz/sub/fb.db")
             .await
