@@ -36,11 +36,15 @@ pub fn blocking_line(r: &RunState) -> String {
         "Blocking GO: {} ({} of {} blockers)",
         reasons.join(", "),
         reasons.len(),
-        r.checks
-            .iter()
-            .filter(|c| c.severity == Severity::Blocker)
-            .count()
+        blockers(r)
     )
+}
+
+fn blockers(r: &RunState) -> usize {
+    r.checks
+        .iter()
+        .filter(|c| c.severity == Severity::Blocker)
+        .count()
 }
 
 /// The card as text: the headline, one line per check with its evidence,
@@ -142,11 +146,7 @@ pub fn table(r: &RunState) -> String {
 
 /// `GO: every blocker passed (5 of 5)` or `NO-GO: blocked by ...`.
 pub fn verdict_line(r: &RunState) -> String {
-    let blockers = r
-        .checks
-        .iter()
-        .filter(|c| c.severity == Severity::Blocker)
-        .count();
+    let blockers = blockers(r);
     let reasons = r.reasons();
     if r.phase() == Phase::AwaitingSignOff {
         let waiting: Vec<&str> = r.waiting_signoffs().iter().map(|(c, _)| *c).collect();

@@ -337,6 +337,22 @@ pub async fn one_off_queries(
     Some(queries)
 }
 
+/// Starts measuring every measured check of a run, each in its own task
+/// of `set`, tagged with the run's id (the daemon measures several runs
+/// in one set).
+pub fn spawn_measures(
+    list: &Checklist,
+    state: &crate::checklist::state::RunState,
+    inst: &Instruments,
+    set: &mut tokio::task::JoinSet<(String, CheckResult)>,
+) {
+    let ctx = Arc::new(template_ctx(&state.event));
+    for def in measured(list) {
+        let (def, ctx, inst, id) = (def.clone(), ctx.clone(), inst.clone(), state.id.clone());
+        set.spawn(async move { (id, measure(&def, &ctx, &inst).await) });
+    }
+}
+
 /// Runs every measured check of a run at once and records each result as
 /// it arrives, telling `progress` after each. Sign-offs are left waiting
 /// for the caller. Returns when every measured check has an answer.
@@ -346,15 +362,11 @@ pub async fn measure_all(
     inst: &Instruments,
     mut progress: impl FnMut(&crate::checklist::state::RunState, &CheckResult),
 ) {
-    let ctx = Arc::new(template_ctx(&state.event));
     let mut set = tokio::task::JoinSet::new();
-    for def in measured(list) {
-        let (def, ctx, inst) = (def.clone(), ctx.clone(), inst.clone());
-        set.spawn(async move { measure(&def, &ctx, &inst).await });
-    }
+    spawn_measures(list, state, inst, &mut set);
     while let Some(joined) = set.join_next().await {
         match joined {
-            Ok(r) => {
+            Ok((_, r)) => {
                 state.record(r.clone());
                 progress(state, &r);
             }

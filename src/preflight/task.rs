@@ -22,7 +22,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::{Instruments, measure, measured, run_id, template_ctx};
+use super::{Instruments, run_id};
 use crate::chat::{ChatMessage, Kind, Outbox};
 use crate::checklist::state::RunState;
 use crate::checklist::{CheckResult, Checklist, event_params, report};
@@ -283,12 +283,7 @@ impl Runner {
         self.seq += 1;
         let id = run_id(&list.name, now, self.seq);
         let state = RunState::new(&id, list, event, by, now);
-        let ctx = Arc::new(template_ctx(&state.event));
-        for def in measured(list) {
-            let (def, ctx, inst, id) = (def.clone(), ctx.clone(), self.t.inst.clone(), id.clone());
-            self.set
-                .spawn(async move { (id, measure(&def, &ctx, &inst).await) });
-        }
+        super::spawn_measures(list, &state, &self.t.inst, &mut self.set);
         tracing::info!(checklist = %list.name, run = %id, %by, "checklist run started");
         self.runs.insert(
             id.clone(),
