@@ -510,6 +510,7 @@ fn run_firebreak_child(p: &Params, c: &FbConfig) -> anyhow::Result<()> {
             engine: RuleEngine::new(groups, Labels::new(), start),
             state: None,
             remote: None,
+            pushed: None,
         };
 
         let interval = p.interval_ms();

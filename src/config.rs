@@ -38,11 +38,34 @@ pub struct Config {
     pub server: ServerConfig,
 }
 
-/// `server`: where the bot listens for HTTP, today Slack's slash commands,
-/// buttons and events. Left out, nothing listens.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// `server`: the bot's HTTP server: its API (pushed alerts, reads),
+/// health and metrics, and Slack's request URLs. Left out, nothing listens.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ServerConfig {
     pub listen: Option<std::net::SocketAddr>,
+    /// The secret whose value `/api/` requests must bear
+    /// (`Authorization: Bearer ...`); `None` leaves the API open to
+    /// whoever reaches the port.
+    pub token_secret: Option<String>,
+    /// Request bodies larger than this are refused (413).
+    pub max_body_bytes: usize,
+    /// How long a pushed alert without `endsAt` stays firing after it was
+    /// last pushed (Alertmanager's `resolve_timeout`).
+    pub resolve_timeout: PromDuration,
+}
+
+/// Room for about 10,000 alerts in one request.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 4 << 20;
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: None,
+            token_secret: None,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            resolve_timeout: PromDuration::from_secs(300),
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -201,6 +224,9 @@ struct RawConfig {
 #[serde(deny_unknown_fields)]
 struct RawServer {
     listen: Option<Sp<String>>,
+    token_secret: Option<Sp<String>>,
+    max_body_bytes: Option<Sp<u64>>,
+    resolve_timeout: Option<Sp<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -457,6 +483,36 @@ impl Config {
                 .ok()
         });
 
+        if let Some(s) = &raw.server.token_secret {
+            known_secret(&mut c, s, "server.token_secret", &secrets);
+        }
+        let max_body_bytes = match &raw.server.max_body_bytes {
+            None => DEFAULT_MAX_BODY_BYTES,
+            Some(sp) if sp.value < 1024 => {
+                c.err(
+                    Pos::of(sp),
+                    "server.max_body_bytes",
+                    format!("{} bytes is too small for any alert; give at least 1024 (default {DEFAULT_MAX_BODY_BYTES})", sp.value),
+                );
+                DEFAULT_MAX_BODY_BYTES
+            }
+            Some(sp) => usize::try_from(sp.value).unwrap_or(usize::MAX),
+        };
+        let resolve_timeout = c.duration(
+            raw.server.resolve_timeout.as_ref(),
+            "server.resolve_timeout",
+            ServerConfig::default().resolve_timeout,
+        );
+        if resolve_timeout.is_zero()
+            && let Some(sp) = &raw.server.resolve_timeout
+        {
+            c.err(
+                Pos::of(sp),
+                "server.resolve_timeout",
+                "must be greater than 0s (Alertmanager's default is 5m)",
+            );
+        }
+
         let mut targets = BTreeMap::new();
         for (name, sp) in &raw.targets {
             let r = &sp.value;
@@ -528,7 +584,12 @@ impl Config {
             store_url,
             automation_paused: raw.automation.paused.unwrap_or(false),
             incident_group_by: raw.incidents.group_by.unwrap_or(defaults.incident_group_by),
-            server: ServerConfig { listen },
+            server: ServerConfig {
+                listen,
+                token_secret: raw.server.token_secret.map(|s| s.value),
+                max_body_bytes,
+                resolve_timeout,
+            },
         };
         c.out.into_result(config)
     }
@@ -834,6 +895,38 @@ server:
             lines[0].contains("more") && lines[0].contains("other"),
             "{lines:#?}"
         );
+    }
+
+    #[test]
+    fn server_fields_default_and_are_checked_together() {
+        let c = Config::load("c.yaml", "server: {listen: '127.0.0.1:9095'}\n").unwrap();
+        assert_eq!(c.server.max_body_bytes, DEFAULT_MAX_BODY_BYTES);
+        assert_eq!(c.server.resolve_timeout, PromDuration::from_secs(300));
+        assert_eq!(c.server.token_secret, None);
+        let text = "secrets:\n  t: {env: T}\nserver:\n  token_secret: tok\n  max_body_bytes: 10\n  resolve_timeout: 0s\n";
+        let lines: Vec<String> = Config::load("c.yaml", text)
+            .unwrap_err()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(lines.len(), 3, "{lines:#?}");
+        for want in [
+            "c.yaml:4:17: server.token_secret: unknown secret \"tok\"",
+            "c.yaml:5:19: server.max_body_bytes: 10 bytes is too small",
+            "c.yaml:6:20: server.resolve_timeout: must be greater than 0s",
+        ] {
+            assert!(
+                lines.iter().any(|l| l.starts_with(want)),
+                "{want}\n{lines:#?}"
+            );
+        }
+        let ok = Config::load(
+            "c.yaml",
+            "secrets:\n  t: {env: T}\nserver: {token_secret: t, max_body_bytes: 65536, resolve_timeout: 2m}\n",
+        )
+        .unwrap();
+        assert_eq!(ok.server.token_secret.as_deref(), Some("t"));
+        assert_eq!(ok.server.max_body_bytes, 65_536);
     }
 
     #[test]

@@ -111,6 +111,9 @@ pub struct FiringAlert {
     /// The label set's fingerprint, 16 hex digits, as the store keys it.
     pub fingerprint: String,
     pub name: String,
+    /// Where it came from: its rule group for firebreak's own rules, or
+    /// `alertmanager` / `api` for pushed alerts.
+    pub group: String,
     pub incident: String,
     pub labels: BTreeMap<String, String>,
     pub summary: String,
@@ -966,6 +969,10 @@ impl Control {
     }
 
     async fn on_finished(&mut self, f: RunFinished) {
+        crate::metrics::get()
+            .runs
+            .with(&[&f.runbook, f.outcome.as_str()])
+            .inc();
         self.dispatcher.finished(&f.runbook, &f.concurrency_key);
         let now = self.clock.now();
         let card = self.card(&f.incident);
@@ -1148,6 +1155,7 @@ fn firing_alert(
     FiringAlert {
         fingerprint: format!("{:016x}", a.labels.fingerprint()),
         name: a.rule.clone(),
+        group: a.group.clone(),
         incident: incident.to_owned(),
         labels: a.labels.to_map(),
         summary: summary.to_owned(),

@@ -2,17 +2,20 @@
 //!
 //! ```text
 //! scrape tasks ─(64)─▶ watcher ─(1024)─▶ control ─▶ executor runs ─▶ outbox ─▶ chat
+//! HTTP API, pushed ─(256)─┘
 //!                                        ▲  ▲  ├─(8, lossy)─▶ charts ─▶ outbox
 //!                                        │  │  └─(16, busy reply)─▶ checklists ─▶ outbox, store
 //!                                        │  └── executor: (256) run ends,
 //!                                        │      (256, lossy) run progress for cards
 //!                      commands ──(64)───┘
 //!                         ▲
-//!   console lines (16); Slack over HTTP (server.listen) or Socket Mode, 64 in flight
+//!   console lines (16); Slack over HTTP (server.listen) or Socket Mode, 64 in flight;
+//!   the HTTP API's reads ask control (`GET /api/v1/alerts`) or the store
 //! ```
 //! Numbers are queue bounds; a full queue makes its sender wait (no
-//! sample, alert or run end is dropped), and chat goes through the durable
-//! outbox, which has no in-memory queue to fill.
+//! sample, alert or run end is dropped; a push waits 8s, then is told 503
+//! to send again), and chat goes through the durable outbox, which has no
+//! in-memory queue to fill.
 //!
 //! Two handles let steps reach back against the flow: `query` and `wait
 //! until` steps ask the watcher through its query queue (64; with a remote
@@ -90,6 +93,7 @@ async fn inbound(
     config: &Config,
     ctx: &Arc<crate::command::Ctx>,
     outbox: &Outbox,
+    api: Arc<crate::api::Api>,
     tracker: &TaskTracker,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<Option<std::net::SocketAddr>> {
@@ -99,7 +103,7 @@ async fn inbound(
         crate::config::secret_named(&config.secrets, name)
             .map_err(|e| anyhow::anyhow!("{field}: {e}"))
     };
-    let mut app = axum::Router::new();
+    let mut app = crate::api::routes(api);
     let mut slack_inbound = None;
     if let Some(cfg) = &config.chat.slack
         && (cfg.signing_secret.is_some() || cfg.app_token_secret.is_some())
@@ -213,11 +217,14 @@ impl Daemon {
                 retries: r.retries,
             });
         let (queries, query_rx) = crate::watcher::queries(remote.clone(), clock.clone());
+        let (pushed_tx, pushed) =
+            crate::watcher::Pushed::new(config.server.resolve_timeout.as_millis() as i64);
         let mut watcher = Watcher {
             engine,
             series: SeriesStore::new(retention),
             state: Some(store.clone()),
             remote,
+            pushed: Some(pushed),
         };
         let restored_firing = watcher.restore(&store, clock.now()).await;
         tracker.spawn(watcher.run(
@@ -321,7 +328,23 @@ impl Daemon {
         control.dispatch_restored(restored_firing).await;
         tracker.spawn(control.run(alert_rx, finished_rx, command_rx, shutdown.clone()));
 
-        let http_addr = inbound(&config, &ctx, &outbox, &tracker, &shutdown).await?;
+        let api = Arc::new(crate::api::Api {
+            pushed: pushed_tx,
+            control: command_tx.clone(),
+            store: store.clone(),
+            clock: clock.clone(),
+            token: match &config.server.token_secret {
+                Some(name) => Some(
+                    crate::config::secret_named(&config.secrets, name)
+                        .map_err(|e| anyhow::anyhow!("server.token_secret: {e}"))?,
+                ),
+                None => None,
+            },
+            max_body_bytes: config.server.max_body_bytes,
+            shutdown: shutdown.clone(),
+            push_wait: crate::api::PUSH_WAIT,
+        });
+        let http_addr = inbound(&config, &ctx, &outbox, api, &tracker, &shutdown).await?;
         tracker.close();
 
         // Chat has its own stop signal: it keeps delivering while the rest

@@ -7,8 +7,8 @@
 //!
 //! ```text
 //!  source ─samples─▶ watcher ─alert events─▶ control ─runs─▶ executor ─step events─▶ outbox ─▶ chat
-//!                   (tsdb, rules,             (dispatch)  ▲          │
-//!                    promql)                              └ run ends ┘
+//!  api (pushed ─────▶ (tsdb, rules,            (dispatch)  ▲          │
+//!   alerts)           promql)                              └ run ends ┘
 //!                                commands (chat, CLI, HTTP) ─▶ control ─▶ preflight (checklists) ─▶ outbox
 //!                      store beside it all (SQLite by default, PostgreSQL for HA)
 //! ```
@@ -22,11 +22,14 @@
 //! - [`roles`]: viewer, responder, commander: what a person may do.
 //!
 //! The flow, in order:
-//! - [`source`] (I/O): scrape tasks; Prometheus exposition behind one parser interface.
+//! - [`source`] (I/O): scrape tasks; Prometheus exposition behind one
+//!   parser interface; `source::alertmanager` reads alerts pushed by
+//!   Alertmanager's webhook and Prometheus (model).
 //! - [`watcher`] (task): owns the series store and the rule engine.
 //! - [`tsdb`] (model): the in-memory window of samples the rules need.
 //! - [`promql`] (model): evaluates PromQL over the series store.
-//! - [`rules`] (model): Prometheus rule files, alert templates, alert state;
+//! - [`rules`] (model): Prometheus rule files, alert templates, alert state
+//!   (`rules::pushed` for pushed alerts);
 //!   `rules::unittest` runs promtool-format rule tests (`firebreak test rules`).
 //! - [`command`] (model, I/O only through the control queue and store
 //!   reads): the chat command grammar, one file per command; roles are
@@ -63,6 +66,9 @@
 //! - [`embedded`]: the shipped rules and runbooks, compiled in.
 //! - [`daemon`] (I/O): wires the flow; what `firebreak run` runs.
 //! - [`server`] (I/O): the bot's HTTP listener (`server.listen`).
+//! - [`api`] (I/O, the edge): the HTTP API: pushed alerts into the
+//!   watcher's queue, JSON reads, health, `/metrics`.
+//! - [`metrics`]: the bot's own metrics, one registry per process.
 //! - [`validate`]: `firebreak validate`, every error with its location.
 //! - [`runbook_tests`] (I/O): `firebreak test runbooks`: runbook tests run by
 //!   the real executor against stub targets, on a manual clock.
@@ -73,6 +79,7 @@
 //! - [`sim`]: the live audio platform simulator, a real HTTP service that
 //!   the bot watches and mitigates in the demo, the tests and the benchmarks.
 
+pub mod api;
 pub mod chat;
 pub mod checklist;
 pub mod clock;
@@ -89,6 +96,7 @@ pub mod executor;
 pub mod labels;
 pub mod load;
 pub mod matchers;
+pub mod metrics;
 pub mod net;
 pub mod preflight;
 pub mod promql;

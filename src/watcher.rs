@@ -4,6 +4,10 @@
 //! model code needs no locks. Runbooks' queries reach the same task through
 //! a bounded request queue ([`Queries`]); with a remote source they go
 //! straight to the remote API and never touch the task.
+//!
+//! Alerts pushed over HTTP (Alertmanager's webhook, `POST /api/v2/alerts`)
+//! come in here too ([`Pushed`]), so one task says what fires, saves it, and
+//! sends the transitions, whichever way an alert arrived.
 
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
@@ -52,6 +56,41 @@ pub struct Watcher {
     /// When set, rules read from this Prometheus-compatible API instead of
     /// the local series store.
     pub remote: Option<RemoteApi>,
+    /// Alerts pushed over HTTP, when the daemon takes them.
+    pub pushed: Option<Pushed>,
+}
+
+/// Requests' worth of pushed alerts waiting for the watcher. When full, the
+/// HTTP handler waits (see [`crate::api`]), then answers 503 so the sender
+/// tries again: Alertmanager retries, Prometheus pushes again within its
+/// resend delay. An alert is never dropped after a 2xx.
+pub const PUSHED_QUEUE: usize = 256;
+
+/// The pushed alerts' state and the queue requests arrive on.
+pub struct Pushed {
+    pub alerts: crate::rules::pushed::PushedAlerts,
+    /// Taken by [`Watcher::run`], which reads it.
+    rx: Option<mpsc::Receiver<Vec<crate::source::alertmanager::Incoming>>>,
+}
+
+impl Pushed {
+    /// A queue for pushed alerts and the state that takes them.
+    pub fn new(
+        resolve_timeout: Millis,
+    ) -> (
+        mpsc::Sender<Vec<crate::source::alertmanager::Incoming>>,
+        Pushed,
+    ) {
+        let (tx, rx) = mpsc::channel(PUSHED_QUEUE);
+        let alerts = crate::rules::pushed::PushedAlerts::new(resolve_timeout);
+        (
+            tx,
+            Pushed {
+                alerts,
+                rx: Some(rx),
+            },
+        )
+    }
 }
 
 /// Runbook queries waiting for the watcher task. When full, callers wait
@@ -258,6 +297,10 @@ impl Watcher {
                 (0.0, 0, 0)
             }
         };
+        crate::metrics::get()
+            .scrape_seconds
+            .with(&[&batch.target])
+            .observe(batch.duration_ms as f64 / 1000.0);
         let report = [
             ("up", up),
             ("scrape_duration_seconds", batch.duration_ms as f64 / 1000.0),
@@ -293,10 +336,14 @@ impl Watcher {
     /// it would only restart with older state.
     async fn save_state(&mut self, now: Millis, changed: bool) {
         let Some(store) = &self.state else { return };
-        if !changed && self.engine.all_alerts().next().is_none() {
+        let pushed = self.pushed.as_ref().is_some_and(|p| !p.alerts.is_empty());
+        if !changed && !pushed && self.engine.all_alerts().next().is_none() {
             return;
         }
-        let snapshot = self.engine.snapshot_state(now);
+        let mut snapshot = self.engine.snapshot_state(now);
+        if let Some(p) = &self.pushed {
+            snapshot.pushed = p.alerts.alerts().cloned().collect();
+        }
         match serde_json::to_string(&snapshot) {
             Ok(json) => {
                 if let Err(e) = store.save_rule_state(now, &json).await {
@@ -314,11 +361,16 @@ impl Watcher {
     /// (see [`crate::control::Control::dispatch_restored`]).
     pub async fn restore(&mut self, store: &Store, now: Millis) -> Vec<crate::rules::Alert> {
         self.restore_saved(store, now).await;
-        self.engine
+        let mut firing: Vec<crate::rules::Alert> = self
+            .engine
             .active_alerts()
             .into_iter()
             .filter(|a| a.state == crate::rules::AlertState::Firing)
-            .collect()
+            .collect();
+        if let Some(p) = &self.pushed {
+            firing.extend(p.alerts.alerts().map(|p| p.alert.clone()));
+        }
+        firing
     }
 
     async fn restore_saved(&mut self, store: &Store, now: Millis) {
@@ -326,7 +378,12 @@ impl Watcher {
             Ok(None) => {}
             Ok(Some((_, json))) => match serde_json::from_str::<crate::rules::StateSnapshot>(&json)
             {
-                Ok(snapshot) => {
+                Ok(mut snapshot) => {
+                    let pushed = std::mem::take(&mut snapshot.pushed);
+                    if let Some(p) = &mut self.pushed {
+                        tracing::info!(restored = pushed.len(), "pushed alerts restored");
+                        p.alerts.restore(pushed);
+                    }
                     let n = self.engine.restore_state(snapshot, now);
                     tracing::info!(restored = n, "alert state restored");
                 }
@@ -336,6 +393,23 @@ impl Watcher {
             },
             Err(e) => tracing::error!(error = %e, "cannot load saved alert state; starting afresh"),
         }
+    }
+
+    /// Sets the alerts-by-state gauges: pending and firing from the rules,
+    /// plus firing pushed alerts.
+    fn count_alerts(&self) {
+        let (mut pending, mut firing) = (0usize, 0usize);
+        for a in self.engine.all_alerts() {
+            match a.state {
+                crate::rules::AlertState::Pending => pending += 1,
+                crate::rules::AlertState::Firing => firing += 1,
+                crate::rules::AlertState::Inactive => {}
+            }
+        }
+        firing += self.pushed.as_ref().map_or(0, |p| p.alerts.len());
+        let m = crate::metrics::get();
+        m.alerts.with(&["pending"]).set(pending as f64);
+        m.alerts.with(&["firing"]).set(firing as f64);
     }
 
     /// Answers one runbook query from the local series store.
@@ -358,9 +432,34 @@ impl Watcher {
     ) {
         let mut scraping = true;
         let mut querying = true;
+        let mut pushed_rx = self.pushed.as_mut().and_then(|p| p.rx.take());
         loop {
             let due = self.engine.next_due();
+            let expiry = self.pushed.as_ref().and_then(|p| p.alerts.next_expiry());
+            // Reading and applying pushed alerts happen here, in the same
+            // task as rules, so their events interleave in one order.
+            let mut events = Vec::new();
+            let mut evaluated = false;
             tokio::select! {
+                batch = async { pushed_rx.as_mut().expect("guarded").recv().await }, if pushed_rx.is_some() => match (batch, &mut self.pushed) {
+                    (Some(b), Some(p)) => {
+                        let now = clock.now();
+                        events = p.alerts.apply(b, now);
+                        // Take whatever else is waiting in the same pass: a
+                        // burst costs one save, not one per request.
+                        while events.len() < 4096
+                            && let Some(b) = pushed_rx.as_mut().and_then(|rx| rx.try_recv().ok())
+                        {
+                            events.extend(p.alerts.apply(b, now));
+                        }
+                    }
+                    _ => pushed_rx = None,
+                },
+                _ = clock.sleep_until(expiry.unwrap_or(Millis::MAX)), if expiry.is_some() => {
+                    if let Some(p) = &mut self.pushed {
+                        events = p.alerts.expire(clock.now());
+                    }
+                }
                 _ = shutdown.cancelled() => return,
                 // No scrape targets (a remote source, or rules alone)
                 // closes the queue at once; evaluation goes on.
@@ -374,22 +473,42 @@ impl Watcher {
                 },
                 _ = clock.sleep_until(due) => {
                     let now = clock.now();
+                    let started = std::time::Instant::now();
                     let outcome = tokio::select! {
                         o = self.evaluate(now) => o,
                         _ = shutdown.cancelled() => return,
                     };
+                    crate::metrics::get()
+                        .evaluation_seconds
+                        .with(&[])
+                        .observe(started.elapsed().as_secs_f64());
                     tracing::debug!(groups = ?outcome.evaluated, events = outcome.events.len(), errors = outcome.errors.len(), missed = outcome.missed, series = self.series.series_count(), active = self.engine.active_alerts().len(), "rules evaluated");
                     for e in &outcome.errors {
                         tracing::warn!(group = %e.group, rule = %e.rule, error = %e.message, "rule evaluation failed");
                     }
                     self.series.maybe_gc(now);
-                    self.save_state(now, !outcome.events.is_empty()).await;
-                    for ev in outcome.events {
-                        tokio::select! {
-                            r = alerts.send(ev) => if r.is_err() { return },
-                            _ = shutdown.cancelled() => return,
-                        }
-                    }
+                    events = outcome.events;
+                    evaluated = true;
+                }
+            }
+            // After every evaluation (a state with alerts is saved even
+            // when nothing changed, so `for` timers survive a restart), and
+            // whenever pushed alerts changed something.
+            if evaluated || !events.is_empty() {
+                self.count_alerts();
+                self.save_state(clock.now(), !events.is_empty()).await;
+            }
+            let m = crate::metrics::get();
+            for ev in events {
+                let kind = match ev.kind {
+                    crate::rules::AlertEventKind::Pending => "pending",
+                    crate::rules::AlertEventKind::Firing => "firing",
+                    crate::rules::AlertEventKind::Resolved => "resolved",
+                };
+                m.alert_transitions.with(&[kind]).inc();
+                tokio::select! {
+                    r = alerts.send(ev) => if r.is_err() { return },
+                    _ = shutdown.cancelled() => return,
                 }
             }
         }
@@ -409,6 +528,7 @@ mod tests {
             series: SeriesStore::new(3_600_000),
             state: None,
             remote: None,
+            pushed: None,
         }
     }
 
@@ -458,6 +578,7 @@ mod tests {
             series: SeriesStore::new(600_000),
             state: Some(store.clone()),
             remote: None,
+            pushed: None,
         };
         let mut firing = 0;
         for t in (0..=60_000).step_by(15_000) {
@@ -478,6 +599,7 @@ mod tests {
             series: SeriesStore::new(600_000),
             state: Some(store.clone()),
             remote: None,
+            pushed: None,
         };
         w2.restore(&store, 75_000).await;
         assert_eq!(w2.engine.active_alerts().len(), 1);
@@ -516,6 +638,7 @@ mod tests {
             series: SeriesStore::new(600_000),
             state: None,
             remote: None,
+            pushed: None,
         };
         let (scrape_tx, scrape_rx) = tokio::sync::mpsc::channel(1);
         drop(scrape_tx);
@@ -536,6 +659,68 @@ mod tests {
         );
     }
 
+    fn incoming(
+        name: &str,
+        lifecycle: crate::source::alertmanager::Lifecycle,
+    ) -> Vec<crate::source::alertmanager::Incoming> {
+        vec![crate::source::alertmanager::Incoming {
+            labels: Labels::new().with("alertname", name),
+            annotations: Default::default(),
+            starts_at: None,
+            lifecycle,
+            via: "api".into(),
+            generator_url: None,
+        }]
+    }
+
+    /// Pushed alerts come out as transitions, expire on the watcher's
+    /// clock, and survive a restart through the saved state.
+    #[tokio::test]
+    async fn pushed_alerts_fire_expire_and_are_saved() {
+        use crate::rules::AlertEventKind::{Firing, Resolved};
+        use crate::source::alertmanager::Lifecycle;
+        let store = Store::open("sqlite::memory:").await.unwrap();
+        let (push, pushed) = Pushed::new(60_000);
+        let mut w = watcher();
+        w.state = Some(store.clone());
+        w.pushed = Some(pushed);
+        let (_scrape_tx, scrape_rx) = tokio::sync::mpsc::channel(1);
+        let (alert_tx, mut alert_rx) = tokio::sync::mpsc::channel(8);
+        let shutdown = CancellationToken::new();
+        // A minute in a tenth of a second: the store needs real time.
+        let clock = Clock::scaled(0, 600.0);
+        let (_queries, query_rx) = queries(None, clock.clone());
+        let task = tokio::spawn(w.run(scrape_rx, query_rx, alert_tx, clock, shutdown.clone()));
+        push.send(incoming("Short", Lifecycle::Until(None)))
+            .await
+            .unwrap();
+        push.send(incoming("Told", Lifecycle::Told { resolved: false }))
+            .await
+            .unwrap();
+        let mut seen = Vec::new();
+        for _ in 0..3 {
+            let ev = alert_rx.recv().await.unwrap();
+            seen.push((ev.kind, ev.alert.rule, ev.at >= 60_000));
+        }
+        assert_eq!(
+            seen,
+            vec![
+                (Firing, "Short".to_owned(), false),
+                (Firing, "Told".to_owned(), false),
+                (Resolved, "Short".to_owned(), true),
+            ]
+        );
+        shutdown.cancel();
+        task.await.unwrap();
+
+        let (_push, pushed) = Pushed::new(60_000);
+        let mut w = watcher();
+        w.pushed = Some(pushed);
+        let firing = w.restore(&store, 100_000).await;
+        let names: Vec<&str> = firing.iter().map(|a| a.rule.as_str()).collect();
+        assert_eq!(names, ["Told"], "the saved state has what still fires");
+    }
+
     /// A watcher task over a hand-filled store, on a paused scaled clock
     /// that starts at 60s.
     fn serve(series: SeriesStore) -> (Queries, CancellationToken, tokio::task::JoinHandle<()>) {
@@ -544,6 +729,7 @@ mod tests {
             series,
             state: None,
             remote: None,
+            pushed: None,
         };
         let (scrape_tx, scrape_rx) = tokio::sync::mpsc::channel(1);
         drop(scrape_tx);

@@ -99,6 +99,7 @@ async fn bot() -> Bot {
         series,
         state: None,
         remote: None,
+        pushed: None,
     };
     let (queries, query_rx) = firebreak::watcher::queries(None, clock.clone());
     let (scrape_tx, scrape_rx) = mpsc::channel(1);

@@ -178,9 +178,11 @@ fn alert_block(a: &CardAlert) -> Json {
     if let Some(s) = &a.severity {
         text.push_str(&format!(" · `{s}`"));
     }
+    if !a.value.is_nan() {
+        text.push_str(&format!(" · value *{}*", human_value(a.value)));
+    }
     text.push_str(&format!(
-        " · value *{}* · since <!date^{}^{{time}}|{}>",
-        human_value(a.value),
+        " · since <!date^{}^{{time}}|{}>",
         a.since.div_euclid(1000),
         utc(a.since)
     ));

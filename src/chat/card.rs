@@ -232,11 +232,13 @@ pub(crate) fn alert_line(a: &CardAlert) -> String {
         .as_deref()
         .map(|s| format!(": {s}"))
         .unwrap_or_default();
-    format!(
-        "• {}{sev}{labels} {state}, value {}{summary}",
-        a.name,
-        human_value(a.value)
-    )
+    // Alerts pushed by Alertmanager or Prometheus carry no value.
+    let value = if a.value.is_nan() {
+        String::new()
+    } else {
+        format!(", value {}", human_value(a.value))
+    };
+    format!("• {}{sev}{labels} {state}{value}{summary}", a.name)
 }
 
 pub(crate) fn run_line(r: &CardRun) -> String {

@@ -458,6 +458,7 @@ impl Deliverer<'_> {
             let seqs: Vec<i64> = group.iter().map(|(s, _)| *s).collect();
             match self.adapter.send(out).await {
                 Ok(id) => {
+                    crate::metrics::get().chat_sent.with(&[]).inc();
                     self.remember(channel, group, &placement, &id).await?;
                     self.store.mark_sent_many(&seqs, self.clock.now()).await?;
                     if let Some(lane) = self.lanes.get_mut(channel) {
@@ -466,6 +467,7 @@ impl Deliverer<'_> {
                     remove_sorted(&mut msgs, &members);
                 }
                 Err(ChatError::Retry { after, reason }) => {
+                    crate::metrics::get().chat_errors.with(&["retry"]).inc();
                     self.store.mark_attempt_failed(*seq).await?;
                     let lane = self
                         .lanes
@@ -480,6 +482,7 @@ impl Deliverer<'_> {
                     return Ok(Some(at));
                 }
                 Err(ChatError::Rejected(reason)) => {
+                    crate::metrics::get().chat_errors.with(&["rejected"]).inc();
                     tracing::error!(
                         %channel, ?seqs, error = %reason,
                         "chat platform rejected a message; set aside in the outbox"

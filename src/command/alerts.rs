@@ -37,11 +37,16 @@ pub fn render(firing: &[FiringAlert], now: Millis, time: impl Fn(Millis) -> Stri
             .filter(|(k, _)| k.as_str() != "alertname")
             .map(|(k, v)| format!("{k}={v:?}"))
             .collect();
+        // Pushed alerts carry no value.
+        let value = if f.value.is_nan() {
+            String::new()
+        } else {
+            format!(" value {}", f.value)
+        };
         out.push_str(&format!(
-            "\n• {} {{{}}} value {} for {} (since {}), incident {}, id {}",
+            "\n• {} {{{}}}{value} for {} (since {}), incident {}, id {}",
             f.name,
             labels.join(", "),
-            f.value,
             age(now - f.since),
             time(f.since),
             f.incident,
@@ -87,6 +92,7 @@ mod tests {
                     s.firing = vec![FiringAlert {
                         fingerprint: "0123456789abcdef".into(),
                         name: "SpeakerFeedback".into(),
+                        group: "g".into(),
                         incident: "launch".into(),
                         labels: [("alertname", "SpeakerFeedback"), ("room", "main")]
                             .iter()

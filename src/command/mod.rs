@@ -405,6 +405,7 @@ pub async fn handle(ctx: &Ctx, actor: &Actor, line: &str) -> Reply {
         return Reply::private("type a command, or `help` for the list");
     };
     let Some(spec) = find(&first.text) else {
+        count_command("unknown", "error");
         return Reply::private(format!(
             "unknown command `{}`{}; `help` lists them",
             first.text,
@@ -412,6 +413,7 @@ pub async fn handle(ctx: &Ctx, actor: &Actor, line: &str) -> Reply {
         ));
     };
     if actor.role < spec.role {
+        count_command(spec.name, "refused");
         let reason = format!(
             "`{}` needs the {} role; you are a {}",
             spec.name, spec.role, actor.role
@@ -440,6 +442,7 @@ pub async fn handle(ctx: &Ctx, actor: &Actor, line: &str) -> Reply {
         } else {
             format!("`{}` takes {}", spec.name, spec.flags.join(", "))
         };
+        count_command(spec.name, "error");
         return Reply::private(format!(
             "unknown flag `{bad}`{}; {takes}\n{}",
             hint(bad, spec.flags),
@@ -447,9 +450,22 @@ pub async fn handle(ctx: &Ctx, actor: &Actor, line: &str) -> Reply {
         ));
     }
     match (spec.parse)(args) {
-        Ok(req) => req.execute(ctx, actor).await,
-        Err(e) => Reply::private(format!("{e}\n{}", spec.usage())),
+        Ok(req) => {
+            count_command(spec.name, "ok");
+            req.execute(ctx, actor).await
+        }
+        Err(e) => {
+            count_command(spec.name, "error");
+            Reply::private(format!("{e}\n{}", spec.usage()))
+        }
     }
+}
+
+/// "ok" is a command that parsed and ran (its reply may still say no,
+/// like an unknown run id); "error" did not parse; "refused" was above
+/// the person's role.
+fn count_command(name: &str, outcome: &str) {
+    crate::metrics::get().commands.with(&[name, outcome]).inc();
 }
 
 /// A duration as people read it: `45s`, `4m12s`, `2h05m`.

@@ -136,6 +136,7 @@ mod tests {
                 FiringAlert {
                     fingerprint: "0123456789abcdef".into(),
                     name: "ListenerCapacityBreachPredicted".into(),
+                    group: "g".into(),
                     incident: "launch".into(),
                     labels: labels(&[
                         ("alertname", "ListenerCapacityBreachPredicted"),
@@ -155,6 +156,7 @@ mod tests {
                 FiringAlert {
                     fingerprint: "fedcba9876543210".into(),
                     name: "SpeakerFeedback".into(),
+                    group: "g".into(),
                     incident: "launch".into(),
                     labels: labels(&[
                         ("alertname", "SpeakerFeedback"),

@@ -771,6 +771,17 @@ impl Run<'_> {
             return self.stopped();
         }
         let took = clock.now() - step_started;
+        let m = crate::metrics::get();
+        let action = step.action.to_string();
+        m.step_seconds
+            .with(&[&action])
+            .observe(took as f64 / 1000.0);
+        let outcome = if result.is_ok() {
+            "succeeded"
+        } else {
+            "failed"
+        };
+        m.steps.with(&[&action, outcome]).inc();
         match result {
             Ok(done) => {
                 self.record_end(

@@ -301,6 +301,7 @@ pub async fn one_off_queries(
         series: crate::tsdb::SeriesStore::new(crate::promql::LOOKBACK_MS * 2),
         state: None,
         remote: None,
+        pushed: None,
     };
     let rounds = if ranges { 2 } else { 1 };
     for round in 0..rounds {

@@ -12,6 +12,7 @@
 
 pub mod alert;
 pub mod file;
+pub mod pushed;
 pub mod template;
 pub mod unittest;
 
@@ -57,6 +58,10 @@ pub struct EvalOutcome {
 pub struct StateSnapshot {
     pub taken_at: Millis,
     pub alerts: Vec<Alert>,
+    /// Alerts pushed over HTTP that are firing (the watcher adds them; the
+    /// rule engine neither writes nor reads this).
+    #[serde(default)]
+    pub pushed: Vec<pushed::PushedAlert>,
 }
 
 struct GroupState {
@@ -267,6 +272,7 @@ impl RuleEngine {
         StateSnapshot {
             taken_at: now,
             alerts: self.all_alerts().cloned().collect(),
+            pushed: Vec::new(),
         }
     }
 

@@ -35,9 +35,11 @@ pub struct AlertInput {
     pub labels: BTreeMap<String, String>,
     #[serde(default)]
     pub annotations: BTreeMap<String, String>,
-    /// The alert expression's value (`{{ $value }}` in rules).
+    /// The alert expression's value (`{{ $value }}` in rules). Left out,
+    /// the alert has none, as one pushed by Alertmanager or Prometheus
+    /// (templates see `none`).
     #[serde(default)]
-    pub value: f64,
+    pub value: Option<f64>,
 }
 
 impl AlertInput {
@@ -47,7 +49,7 @@ impl AlertInput {
             name: self.labels.get("alertname").cloned().unwrap_or_default(),
             labels: self.labels.clone(),
             annotations: self.annotations.clone(),
-            value: self.value,
+            value: self.value.unwrap_or(f64::NAN),
             fired_at: now,
         }
     }
@@ -556,7 +558,11 @@ impl fmt::Display for Plan {
                     .iter()
                     .map(|(k, v)| (k.as_str(), v.as_str()))
                     .collect();
-                writeln!(f, "started by: alert {labels} with value {}", a.value)?;
+                if a.value.is_nan() {
+                    writeln!(f, "started by: alert {labels} (no value)")?;
+                } else {
+                    writeln!(f, "started by: alert {labels} with value {}", a.value)?;
+                }
                 if !self.alert_matches {
                     writeln!(
                         f,
@@ -658,7 +664,7 @@ mod tests {
             .map(|(k, v)| (k.to_owned(), v.to_owned()))
             .collect(),
             annotations: BTreeMap::new(),
-            value: 1_487_312.6,
+            value: Some(1_487_312.6),
         }
     }
 
@@ -685,8 +691,30 @@ mod tests {
             text.contains("POST http://127.0.0.1:9100/api/v1/events/launch/move"),
             "{text}"
         );
-        // `alert.value | round` cannot round a placeholder: shown as written.
-        assert!(text.contains("note: steps.announce.with.text"), "{text}");
+        // A placeholder is no number, so the announcement takes the branch
+        // for alerts without a value.
+        assert!(
+            text.contains("text: \"<alert.labels.alertname> fired for room <alert.labels.room>. Moving event launch"),
+            "{text}"
+        );
+    }
+
+    /// A value only a run knows cannot go through a filter that needs the
+    /// real thing: the step is shown as written, with a note.
+    #[test]
+    fn a_template_a_placeholder_cannot_fill_is_noted() {
+        let yaml = "kind: runbook\nname: r\ntrigger: {manual: true}\nsteps:\n  - id: say\n    action: chat\n    with:\n      text: \"level {{ alert.value | round(2) }}\"\n";
+        let env = CheckEnv {
+            targets: ["sim".to_owned()].into(),
+        };
+        let rb = parse_runbook("r.yaml", yaml, &env).unwrap();
+        let plan = build_plan(&rb, None, &BTreeMap::new(), &targets(), NOW).unwrap();
+        let out = plan.to_string();
+        assert!(out.contains("note: steps.say.with.text"), "{out}");
+        assert!(
+            out.contains("text: \"level {{ alert.value | round(2) }}\""),
+            "{out}"
+        );
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! fetches Prometheus text exposition on its interval and hands the parsed
 //! batch to the watcher through a bounded queue.
 
+pub mod alertmanager;
 pub mod exposition;
 pub mod remote;
 pub mod scrape;

@@ -688,6 +688,24 @@ impl Store {
         }
     }
 
+    /// How many messages wait to be delivered.
+    pub async fn outbox_depth(&self) -> Result<i64> {
+        let row = sqlx::query("SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(q("outbox depth"))?;
+        row.try_get(0).map_err(q("read outbox depth"))
+    }
+
+    /// Whether the database answers at all (`/-/ready`).
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1")
+            .fetch_one(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(q("ping"))
+    }
+
     /// Unsent messages in order, at most `limit`.
     pub async fn pending_outbox(&self, limit: i64) -> Result<Vec<OutboxRow>> {
         let rows = sqlx::query("SELECT seq, channel, payload_json, attempts FROM outbox WHERE sent_at IS NULL ORDER BY seq LIMIT $1")

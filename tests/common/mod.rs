@@ -146,40 +146,75 @@ pub fn stop_bot(mut bot: Child) -> (Option<std::process::ExitStatus>, String, St
     (status, out, err)
 }
 
-/// Starts Debian's Prometheus scraping `sim_addr` every second, or `None`
-/// when it is not installed (which fails under CI).
-pub fn start_prometheus(dir: &std::path::Path, sim_addr: &str) -> Option<(KillOnDrop, u16)> {
-    if Command::new("prometheus")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must install Debian's prometheus package (see .ci/run)"
-        );
-        eprintln!("SKIPPED: `prometheus` is not installed (apt-get install prometheus)");
+/// Whether `program` runs; when it does not, says so, and fails under CI
+/// (which must install it).
+pub fn installed(program: &str, package: &str) -> bool {
+    if Command::new(program).arg("--version").output().is_ok() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "CI must install Debian's {package} package (see .ci/run)"
+    );
+    eprintln!("SKIPPED: `{program}` is not installed (apt-get install {package})");
+    false
+}
+
+/// Starts Debian's Prometheus on `port` with this config (written to
+/// `dir`), or `None` when it is not installed.
+pub fn start_prometheus_with(dir: &std::path::Path, config: &str, port: u16) -> Option<KillOnDrop> {
+    if !installed("prometheus", "prometheus") {
         return None;
     }
     let cfg = dir.join("prometheus.yml");
-    std::fs::write(
-        &cfg,
-        format!("global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: sim\n    static_configs:\n      - targets: ['{sim_addr}']\n"),
-    )
-    .unwrap();
-    let port = free_port();
+    std::fs::write(&cfg, config).unwrap();
     let child = Command::new("prometheus")
         .arg(format!("--config.file={}", cfg.display()))
         .arg(format!(
             "--storage.tsdb.path={}",
-            dir.join("data").display()
+            dir.join("prom-data").display()
         ))
         .arg(format!("--web.listen-address=127.0.0.1:{port}"))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .expect("start prometheus");
-    Some((KillOnDrop(child), port))
+    Some(KillOnDrop(child))
+}
+
+/// Starts Debian's Alertmanager (`prometheus-alertmanager`; upstream
+/// calls it `alertmanager`) on `port` with this config, clustering off,
+/// or `None` when it is not installed.
+pub fn start_alertmanager(dir: &std::path::Path, config: &str, port: u16) -> Option<KillOnDrop> {
+    let program = ["prometheus-alertmanager", "alertmanager"]
+        .into_iter()
+        .find(|p| Command::new(p).arg("--version").output().is_ok());
+    let Some(program) = program else {
+        installed("prometheus-alertmanager", "prometheus-alertmanager");
+        return None;
+    };
+    let cfg = dir.join("alertmanager.yml");
+    std::fs::write(&cfg, config).unwrap();
+    let child = Command::new(program)
+        .arg(format!("--config.file={}", cfg.display()))
+        .arg(format!("--storage.path={}", dir.join("am-data").display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .arg("--cluster.listen-address=")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start alertmanager");
+    Some(KillOnDrop(child))
+}
+
+/// Starts Debian's Prometheus scraping `sim_addr` every second, or `None`
+/// when it is not installed (which fails under CI).
+pub fn start_prometheus(dir: &std::path::Path, sim_addr: &str) -> Option<(KillOnDrop, u16)> {
+    let port = free_port();
+    let config = format!(
+        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: sim\n    static_configs:\n      - targets: ['{sim_addr}']\n"
+    );
+    start_prometheus_with(dir, &config, port).map(|p| (p, port))
 }
 
 /// The text of every chat message queued in the outbox, oldest first.

@@ -1,0 +1,60 @@
+//! `/-/healthy` (the process serves), `/-/ready` (it can do its job: not
+//! shutting down, the store answers), and `/metrics`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use super::Api;
+
+pub async fn healthy() -> &'static str {
+    "firebreak is healthy.\n"
+}
+
+pub async fn ready(State(api): State<Arc<Api>>) -> Response {
+    if api.shutdown.is_cancelled() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "firebreak is shutting down.\n",
+        )
+            .into_response();
+    }
+    match tokio::time::timeout(Duration::from_secs(2), api.store.ping()).await {
+        Ok(Ok(())) => "firebreak is ready.\n".into_response(),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "not ready: the store does not answer");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "firebreak is not ready: the store does not answer (see the log).\n",
+            )
+                .into_response()
+        }
+        Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "firebreak is not ready: the store did not answer within 2s.\n",
+        )
+            .into_response(),
+    }
+}
+
+pub async fn metrics(State(api): State<Arc<Api>>) -> Response {
+    let m = crate::metrics::get();
+    // Read at scrape time: the store is the outbox, so its count is the
+    // depth, whichever process wrote the rows.
+    match tokio::time::timeout(Duration::from_secs(2), api.store.outbox_depth()).await {
+        Ok(Ok(n)) => m.outbox_depth.with(&[]).set(n as f64),
+        Ok(Err(e)) => tracing::warn!(error = %e, "cannot count the outbox for /metrics"),
+        Err(_) => tracing::warn!("the store did not count the outbox within 2s"),
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        m.render(),
+    )
+        .into_response()
+}

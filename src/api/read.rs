@@ -1,0 +1,187 @@
+//! JSON reads: firing alerts (as the control loop holds them: acked,
+//! silenced, their incident), runs and their steps, incidents and their
+//! timelines (from the store).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde::Deserialize;
+use serde_json::json;
+use tokio::sync::oneshot;
+
+use super::{Api, ApiError, READ_WAIT, ok, time};
+use crate::control::Command;
+
+pub async fn alerts(State(api): State<Arc<Api>>) -> Result<Response, ApiError> {
+    let (reply, answer) = oneshot::channel();
+    let asked = async {
+        api.control
+            .send(Command::Status(reply))
+            .await
+            .map_err(|_| "the control loop has stopped")?;
+        answer.await.map_err(|_| "the control loop did not answer")
+    };
+    let status = match tokio::time::timeout(READ_WAIT, asked).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => return Err(ApiError::internal("cannot read alerts", e)),
+        Err(_) => {
+            return Err(ApiError::internal(
+                "cannot read alerts",
+                "control loop busy",
+            ));
+        }
+    };
+    let alerts: Vec<_> = status
+        .firing
+        .iter()
+        .map(|a| {
+            json!({
+                "id": a.fingerprint,
+                "name": a.name,
+                "group": a.group,
+                "state": "firing",
+                "labels": a.labels,
+                "summary": a.summary,
+                "value": a.value.is_finite().then_some(a.value),
+                "activeAt": time(a.since),
+                "incident": a.incident,
+                "acked": a.acked.as_ref().map(|k| json!({"by": k.by, "at": time(k.at)})),
+                "silencedBy": a.silenced_by,
+            })
+        })
+        .collect();
+    Ok(ok(json!({
+        "alerts": alerts,
+        "paused": status.paused.as_ref().map(|p| json!({"by": p.by, "reason": p.reason, "since": time(p.since)})),
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunsQuery {
+    runbook: Option<String>,
+    state: Option<String>,
+    incident: Option<String>,
+    limit: Option<usize>,
+}
+
+/// Newest first, at most `limit` (default 100).
+pub async fn runs(
+    State(api): State<Arc<Api>>,
+    q: Result<Query<RunsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(q) = q.map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "{}; the parameters are runbook, state, incident and limit",
+                e.body_text()
+            ),
+        )
+    })?;
+    let all = read_store(api.store.runs()).await?;
+    let limit = q.limit.unwrap_or(100);
+    let runs: Vec<_> = all
+        .iter()
+        .rev()
+        .filter(|r| q.runbook.as_ref().is_none_or(|x| *x == r.runbook))
+        .filter(|r| q.state.as_ref().is_none_or(|x| *x == r.state))
+        .filter(|r| q.incident.as_ref().is_none_or(|x| *x == r.incident))
+        .take(limit)
+        .map(run_json)
+        .collect();
+    Ok(ok(json!({"runs": runs})))
+}
+
+fn run_json(r: &crate::store::RunRecord) -> serde_json::Value {
+    json!({
+        "id": r.id,
+        "runbook": r.runbook,
+        "incident": r.incident,
+        "concurrencyKey": r.concurrency_key,
+        "state": r.state,
+        "startedAt": time(r.started_at),
+        "finishedAt": r.finished_at.map(time),
+        "error": r.error,
+    })
+}
+
+pub async fn run(
+    State(api): State<Arc<Api>>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let all = read_store(api.store.runs()).await?;
+    let Some(r) = all.iter().find(|r| r.id == id) else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no run {id:?}; GET /api/v1/runs lists them"),
+        ));
+    };
+    let steps = read_store(api.store.steps(&id)).await?;
+    let mut out = run_json(r);
+    out["steps"] = steps
+        .iter()
+        .map(|s| {
+            json!({
+                "id": s.step_id,
+                "state": s.state,
+                "attempts": s.attempts,
+                "startedAt": time(s.started_at),
+                "finishedAt": s.finished_at.map(time),
+                "output": s.output_json.as_deref().and_then(|o| serde_json::from_str::<serde_json::Value>(o).ok()),
+                "error": s.error,
+            })
+        })
+        .collect();
+    Ok(ok(out))
+}
+
+pub async fn incidents(State(api): State<Arc<Api>>) -> Result<Response, ApiError> {
+    let names = read_store(api.store.incidents()).await?;
+    Ok(ok(json!({"incidents": names})))
+}
+
+pub async fn timeline(
+    State(api): State<Arc<Api>>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let entries = read_store(api.store.timeline(&id)).await?;
+    if entries.is_empty() {
+        let known = read_store(api.store.incidents()).await?;
+        let hint = match crate::diag::did_you_mean(&id, &known) {
+            Some(c) => format!(" (did you mean {c:?}?)"),
+            None => String::new(),
+        };
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no incident {id:?}{hint}; GET /api/v1/incidents lists them"),
+        ));
+    }
+    let mut by_kind: BTreeMap<&str, usize> = BTreeMap::new();
+    for e in &entries {
+        *by_kind.entry(e.kind.as_str()).or_default() += 1;
+    }
+    let list: Vec<_> = entries
+        .iter()
+        .map(|e| json!({"at": time(e.at), "kind": e.kind, "actor": e.actor, "text": e.text}))
+        .collect();
+    Ok(ok(
+        json!({"incident": id, "entries": list, "kinds": by_kind}),
+    ))
+}
+
+async fn read_store<T, E: std::fmt::Display>(
+    f: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, ApiError> {
+    match tokio::time::timeout(READ_WAIT, f).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(ApiError::internal("cannot read the store", e)),
+        Err(_) => Err(ApiError::internal(
+            "cannot read the store",
+            "it did not answer in time",
+        )),
+    }
+}

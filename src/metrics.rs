@@ -1,0 +1,415 @@
+//! The bot's own metrics, served at `/metrics` in the Prometheus text
+//! format (0.0.4): alerts by state, runs and steps by outcome and latency,
+//! chat delivery, scrapes, rule evaluation, pushed alerts and the HTTP API.
+//!
+//! One registry per process ([`get`]), as a Prometheus client library
+//! keeps: the tasks that count are many and deep in the flow, and threading
+//! a handle through each would change every constructor for no behaviour.
+//! Counting is a few atomic operations; a family's lock is taken only to
+//! find a label set's cell.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock, Mutex};
+
+/// A monotonically increasing count.
+#[derive(Default)]
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    pub fn inc(&self) {
+        self.add(1);
+    }
+    pub fn add(&self, n: u64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// A value that goes up and down.
+#[derive(Default)]
+pub struct Gauge(AtomicU64);
+
+impl Gauge {
+    pub fn set(&self, v: f64) {
+        self.0.store(v.to_bits(), Ordering::Relaxed);
+    }
+    pub fn get(&self) -> f64 {
+        f64::from_bits(self.0.load(Ordering::Relaxed))
+    }
+}
+
+/// Observations in cumulative buckets, with their sum and count.
+pub struct Histogram {
+    bounds: &'static [f64],
+    buckets: Vec<AtomicU64>,
+    sum: AtomicU64,
+    count: AtomicU64,
+}
+
+impl Histogram {
+    fn new(bounds: &'static [f64]) -> Histogram {
+        Histogram {
+            bounds,
+            buckets: bounds.iter().map(|_| AtomicU64::new(0)).collect(),
+            sum: AtomicU64::new(0f64.to_bits()),
+            count: AtomicU64::new(0),
+        }
+    }
+
+    pub fn observe(&self, v: f64) {
+        if let Some(i) = self.bounds.iter().position(|b| v <= *b) {
+            self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        }
+        let mut cur = self.sum.load(Ordering::Relaxed);
+        loop {
+            let next = (f64::from_bits(cur) + v).to_bits();
+            match self
+                .sum
+                .compare_exchange_weak(cur, next, Ordering::Relaxed, Ordering::Relaxed)
+            {
+                Ok(_) => break,
+                Err(actual) => cur = actual,
+            }
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn count(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
+    }
+}
+
+/// Seconds, from a millisecond to a minute: steps, scrapes, evaluations,
+/// HTTP requests and chat calls all land inside.
+pub const SECONDS: &[f64] = &[
+    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+];
+
+/// One metric name with a cell per label set.
+pub struct Family<T> {
+    name: &'static str,
+    help: &'static str,
+    labels: &'static [&'static str],
+    cells: Mutex<BTreeMap<Vec<String>, Arc<T>>>,
+    make: fn() -> T,
+}
+
+impl<T> Family<T> {
+    fn new(
+        name: &'static str,
+        help: &'static str,
+        labels: &'static [&'static str],
+        make: fn() -> T,
+    ) -> Family<T> {
+        Family {
+            name,
+            help,
+            labels,
+            cells: Mutex::new(BTreeMap::new()),
+            make,
+        }
+    }
+
+    /// The cell for these label values, given in the family's label order.
+    pub fn with(&self, values: &[&str]) -> Arc<T> {
+        debug_assert_eq!(values.len(), self.labels.len(), "{}", self.name);
+        let key: Vec<String> = values.iter().map(|v| (*v).to_owned()).collect();
+        let mut cells = self.cells.lock().unwrap_or_else(|e| e.into_inner());
+        cells
+            .entry(key)
+            .or_insert_with(|| Arc::new((self.make)()))
+            .clone()
+    }
+
+    fn snapshot(&self) -> Vec<(Vec<String>, Arc<T>)> {
+        let cells = self.cells.lock().unwrap_or_else(|e| e.into_inner());
+        cells.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
+
+    fn label_text(&self, values: &[String], extra: Option<(&str, &str)>) -> String {
+        let mut parts: Vec<String> = self
+            .labels
+            .iter()
+            .zip(values)
+            .map(|(k, v)| format!("{k}=\"{}\"", escape(v)))
+            .collect();
+        if let Some((k, v)) = extra {
+            parts.push(format!("{k}=\"{v}\""));
+        }
+        if parts.is_empty() {
+            String::new()
+        } else {
+            format!("{{{}}}", parts.join(","))
+        }
+    }
+}
+
+fn escape(v: &str) -> String {
+    v.replace('\\', r"\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+fn number(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".into()
+    } else if v == f64::INFINITY {
+        "+Inf".into()
+    } else if v == f64::NEG_INFINITY {
+        "-Inf".into()
+    } else {
+        format!("{v}")
+    }
+}
+
+/// Everything the bot counts.
+pub struct Metrics {
+    pub alerts: Family<Gauge>,
+    pub alert_transitions: Family<Counter>,
+    pub pushed_alerts: Family<Counter>,
+    pub runs: Family<Counter>,
+    pub steps: Family<Counter>,
+    pub step_seconds: Family<Histogram>,
+    pub outbox_depth: Family<Gauge>,
+    pub chat_sent: Family<Counter>,
+    pub chat_errors: Family<Counter>,
+    pub scrape_seconds: Family<Histogram>,
+    pub evaluation_seconds: Family<Histogram>,
+    pub commands: Family<Counter>,
+    pub http_requests: Family<Counter>,
+    pub http_seconds: Family<Histogram>,
+}
+
+fn seconds() -> Histogram {
+    Histogram::new(SECONDS)
+}
+
+static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
+    alerts: Family::new(
+        "firebreak_alerts",
+        "Alerts by state: pending and firing from firebreak's rules, firing ones pushed by Alertmanager or Prometheus.",
+        &["state"],
+        Gauge::default,
+    ),
+    alert_transitions: Family::new(
+        "firebreak_alert_transitions_total",
+        "Alert state changes sent to dispatch, by kind (firing, resolved).",
+        &["kind"],
+        Counter::default,
+    ),
+    pushed_alerts: Family::new(
+        "firebreak_pushed_alerts_received_total",
+        "Alerts accepted from the HTTP API, by endpoint (webhook, api_v2).",
+        &["endpoint"],
+        Counter::default,
+    ),
+    runs: Family::new(
+        "firebreak_runs_total",
+        "Runbook runs that ended, by runbook and outcome.",
+        &["runbook", "outcome"],
+        Counter::default,
+    ),
+    steps: Family::new(
+        "firebreak_steps_total",
+        "Runbook steps that ended, by action and outcome.",
+        &["action", "outcome"],
+        Counter::default,
+    ),
+    step_seconds: Family::new(
+        "firebreak_step_duration_seconds",
+        "How long runbook steps took, by action.",
+        &["action"],
+        seconds,
+    ),
+    outbox_depth: Family::new(
+        "firebreak_outbox_depth",
+        "Chat messages waiting in the outbox.",
+        &[],
+        Gauge::default,
+    ),
+    chat_sent: Family::new(
+        "firebreak_chat_messages_sent_total",
+        "Chat messages delivered (posts, edits, uploads).",
+        &[],
+        Counter::default,
+    ),
+    chat_errors: Family::new(
+        "firebreak_chat_send_errors_total",
+        "Failed chat calls, by whether they will be retried (retry) or were given up (rejected).",
+        &["kind"],
+        Counter::default,
+    ),
+    scrape_seconds: Family::new(
+        "firebreak_scrape_duration_seconds",
+        "How long scrapes took, by target.",
+        &["target"],
+        seconds,
+    ),
+    evaluation_seconds: Family::new(
+        "firebreak_rule_evaluation_duration_seconds",
+        "How long one pass over the due rule groups took.",
+        &[],
+        seconds,
+    ),
+    commands: Family::new(
+        "firebreak_commands_total",
+        "Chat and console commands, by command and outcome (ok, refused, error).",
+        &["command", "outcome"],
+        Counter::default,
+    ),
+    http_requests: Family::new(
+        "firebreak_http_requests_total",
+        "HTTP API requests, by route and status code.",
+        &["route", "code"],
+        Counter::default,
+    ),
+    http_seconds: Family::new(
+        "firebreak_http_request_duration_seconds",
+        "How long HTTP API requests took, by route.",
+        &["route"],
+        seconds,
+    ),
+});
+
+/// The process's metrics.
+pub fn get() -> &'static Metrics {
+    &METRICS
+}
+
+impl Metrics {
+    /// Everything, in the Prometheus text format.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        for f in [&self.alerts, &self.outbox_depth] {
+            gauge_family(&mut out, f);
+        }
+        for f in [
+            &self.alert_transitions,
+            &self.pushed_alerts,
+            &self.runs,
+            &self.steps,
+            &self.chat_sent,
+            &self.chat_errors,
+            &self.commands,
+            &self.http_requests,
+        ] {
+            counter_family(&mut out, f);
+        }
+        for f in [
+            &self.step_seconds,
+            &self.scrape_seconds,
+            &self.evaluation_seconds,
+            &self.http_seconds,
+        ] {
+            histogram_family(&mut out, f);
+        }
+        out
+    }
+}
+
+fn header(out: &mut String, name: &str, help: &str, kind: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+fn gauge_family(out: &mut String, f: &Family<Gauge>) {
+    header(out, f.name, f.help, "gauge");
+    for (k, g) in f.snapshot() {
+        let _ = writeln!(
+            out,
+            "{}{} {}",
+            f.name,
+            f.label_text(&k, None),
+            number(g.get())
+        );
+    }
+}
+
+fn counter_family(out: &mut String, f: &Family<Counter>) {
+    header(out, f.name, f.help, "counter");
+    for (k, c) in f.snapshot() {
+        let _ = writeln!(out, "{}{} {}", f.name, f.label_text(&k, None), c.get());
+    }
+}
+
+fn histogram_family(out: &mut String, f: &Family<Histogram>) {
+    header(out, f.name, f.help, "histogram");
+    for (k, h) in f.snapshot() {
+        let mut cumulative = 0;
+        for (b, n) in h.bounds.iter().zip(&h.buckets) {
+            cumulative += n.load(Ordering::Relaxed);
+            let le = number(*b);
+            let _ = writeln!(
+                out,
+                "{}_bucket{} {cumulative}",
+                f.name,
+                f.label_text(&k, Some(("le", &le)))
+            );
+        }
+        let count = h.count();
+        let _ = writeln!(
+            out,
+            "{}_bucket{} {count}",
+            f.name,
+            f.label_text(&k, Some(("le", "+Inf")))
+        );
+        let sum = f64::from_bits(h.sum.load(Ordering::Relaxed));
+        let _ = writeln!(
+            out,
+            "{}_sum{} {}",
+            f.name,
+            f.label_text(&k, None),
+            number(sum)
+        );
+        let _ = writeln!(out, "{}_count{} {count}", f.name, f.label_text(&k, None));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::exposition::{Format, Item, parse_with};
+
+    #[test]
+    fn renders_what_the_exposition_parser_reads() {
+        let m = get();
+        m.runs
+            .with(&["metrics-test \"quoted\"", "succeeded"])
+            .add(2);
+        m.step_seconds.with(&["metrics-test"]).observe(0.003);
+        m.step_seconds.with(&["metrics-test"]).observe(7.0);
+        m.step_seconds.with(&["metrics-test"]).observe(100.0);
+        m.outbox_depth.with(&[]).set(3.0);
+        let text = m.render();
+        let mut samples = BTreeMap::new();
+        parse_with(&text, Format::Prometheus004, |item| {
+            if let Item::Sample(s) = item {
+                samples.insert(s.series.to_owned(), s.value);
+            }
+        })
+        .unwrap_or_else(|e| panic!("{e}\n{text}"));
+        assert_eq!(
+            samples[r#"firebreak_runs_total{runbook="metrics-test \"quoted\"",outcome="succeeded"}"#],
+            2.0
+        );
+        let b = |le: &str| {
+            samples[&format!(
+                "firebreak_step_duration_seconds_bucket{{action=\"metrics-test\",le=\"{le}\"}}"
+            )]
+        };
+        assert_eq!(
+            (b("0.001"), b("0.005"), b("10"), b("60"), b("+Inf")),
+            (0.0, 1.0, 2.0, 2.0, 3.0)
+        );
+        assert_eq!(
+            samples[r#"firebreak_step_duration_seconds_sum{action="metrics-test"}"#],
+            107.003
+        );
+        assert!(samples.contains_key("firebreak_outbox_depth"));
+        assert!(text.contains("# TYPE firebreak_step_duration_seconds histogram\n"));
+    }
+}
