@@ -28,6 +28,18 @@ fn the_shipped_rules_and_runbooks_are_valid() {
     assert!(out.contains("3 runbook(s)"), "{out}");
 }
 
+/// The production config in `deploy/` loads with the shipped runbooks, as
+/// the systemd unit and the container run it (from a directory holding
+/// `runbooks/`).
+#[test]
+fn the_deploy_config_is_valid() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let (code, out, err) = firebreak(&["validate", "--config", "deploy/firebreak.yaml"], root);
+    assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
+    assert!(out.contains("0 rule file(s)"), "{out}");
+    assert!(out.contains("3 runbook(s)"), "{out}");
+}
+
 #[test]
 fn every_error_in_every_file_is_printed_with_its_location() {
     let dir = tempfile::tempdir().unwrap();
