@@ -71,31 +71,37 @@ struct RawWebhook {
     #[serde(default)]
     receiver: String,
     alerts: Option<Vec<RawWebhookAlert>>,
-    // Read so they are not reported as unknown; firebreak groups alerts by
-    // its own `incidents.group_by`.
-    #[serde(default)]
-    #[allow(dead_code)]
-    status: serde_json::Value,
-    #[serde(default)]
-    #[allow(dead_code)]
-    group_key: serde_json::Value,
-    #[serde(default)]
-    #[allow(dead_code)]
-    truncated_alerts: serde_json::Value,
-    #[serde(default)]
-    #[allow(dead_code)]
-    group_labels: serde_json::Value,
-    #[serde(default)]
-    #[allow(dead_code)]
-    common_labels: serde_json::Value,
-    #[serde(default)]
-    #[allow(dead_code)]
-    common_annotations: serde_json::Value,
-    #[serde(default, rename = "externalURL")]
-    #[allow(dead_code)]
-    external_url: serde_json::Value,
     #[serde(flatten)]
     extra: Extra,
+}
+
+/// Version 4 fields firebreak does not need, so not reported as unknown:
+/// it groups alerts by its own `incidents.group_by`, and a notification's
+/// status is its alerts' statuses.
+const WEBHOOK_UNREAD: &[&str] = &[
+    "status",
+    "groupKey",
+    "truncatedAlerts",
+    "groupLabels",
+    "commonLabels",
+    "commonAnnotations",
+    "externalURL",
+];
+const WEBHOOK_ALERT_UNREAD: &[&str] = &["fingerprint"];
+
+/// The names in `extra` that are not in `unread`, each under `at`.
+fn unknown(extra: &Extra, unread: &[&str], at: &str) -> Vec<String> {
+    extra
+        .keys()
+        .filter(|k| !unread.contains(&k.as_str()))
+        .map(|k| {
+            if at.is_empty() {
+                k.clone()
+            } else {
+                format!("{at}.{k}")
+            }
+        })
+        .collect()
 }
 
 #[derive(Deserialize)]
@@ -110,9 +116,6 @@ struct RawWebhookAlert {
     ends_at: Option<String>,
     #[serde(rename = "generatorURL")]
     generator_url: Option<String>,
-    #[serde(default)]
-    #[allow(dead_code)]
-    fingerprint: serde_json::Value,
     #[serde(flatten)]
     extra: Extra,
 }
@@ -154,8 +157,10 @@ pub fn read_webhook(body: &[u8]) -> Result<Read, Refused> {
         )
     })?;
     let mut problems = Vec::new();
-    let mut out = Read::default();
-    out.ignored.extend(raw.extra.keys().cloned());
+    let mut out = Read {
+        alerts: Vec::new(),
+        ignored: unknown(&raw.extra, WEBHOOK_UNREAD, ""),
+    };
     match raw.version.as_deref() {
         Some("4") => {}
         Some(v) => problems.push(format!(
@@ -177,7 +182,7 @@ pub fn read_webhook(body: &[u8]) -> Result<Read, Refused> {
     for (i, a) in alerts.into_iter().enumerate() {
         let at = format!("alerts[{i}]");
         out.ignored
-            .extend(a.extra.keys().map(|k| format!("{at}.{k}")));
+            .extend(unknown(&a.extra, WEBHOOK_ALERT_UNREAD, &at));
         let resolved = match a.status.as_deref() {
             Some("firing") => Some(false),
             Some("resolved") => Some(true),
@@ -232,8 +237,7 @@ pub fn read_postable(body: &[u8]) -> Result<Read, Refused> {
     let mut out = Read::default();
     for (i, a) in raw.into_iter().enumerate() {
         let at = format!("[{i}]");
-        out.ignored
-            .extend(a.extra.keys().map(|k| format!("{at}.{k}")));
+        out.ignored.extend(unknown(&a.extra, &[], &at));
         if let Some((labels, starts_at, ends_at)) = check(
             &at,
             a.labels,
