@@ -1642,6 +1642,10 @@ steps:
     // Real time: paused time would time out the store's connection pool.
     #[tokio::test]
     async fn one_card_follows_the_incident_from_firing_to_resolved() {
+        // The registry is the process's; other tests only add to it.
+        let m = crate::metrics::get();
+        let runs_before = m.runs.with(&["on-full", "succeeded"]).get();
+        let steps_before = m.steps.with(&["chat", "succeeded"]).get();
         let store = Store::open("sqlite::memory:").await.unwrap();
         let clock = Clock::system();
         let outbox = Outbox::new(store.clone());
@@ -1708,6 +1712,9 @@ steps:
         .await;
         stop.cancel();
         task.await.unwrap();
+        assert!(m.runs.with(&["on-full", "succeeded"]).get() > runs_before);
+        assert!(m.steps.with(&["chat", "succeeded"]).get() >= steps_before + 2);
+        assert!(m.step_seconds.with(&["chat"]).count() >= 2);
 
         let all = cards(&store).await;
         // Every version is queued; the outbox sends only the newest of

@@ -679,6 +679,9 @@ mod tests {
     async fn pushed_alerts_fire_expire_and_are_saved() {
         use crate::rules::AlertEventKind::{Firing, Resolved};
         use crate::source::alertmanager::Lifecycle;
+        let m = crate::metrics::get();
+        let fired = m.alert_transitions.with(&["firing"]).get();
+        let resolved = m.alert_transitions.with(&["resolved"]).get();
         let store = Store::open("sqlite::memory:").await.unwrap();
         let (push, pushed) = Pushed::new(60_000);
         let mut w = watcher();
@@ -712,6 +715,8 @@ mod tests {
         );
         shutdown.cancel();
         task.await.unwrap();
+        assert!(m.alert_transitions.with(&["firing"]).get() >= fired + 2);
+        assert!(m.alert_transitions.with(&["resolved"]).get() > resolved);
 
         let (_push, pushed) = Pushed::new(60_000);
         let mut w = watcher();

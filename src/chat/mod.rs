@@ -705,6 +705,11 @@ mod tests {
     // backoff is 200ms, 400ms, 800ms, so this takes about 1.5s.
     #[tokio::test]
     async fn failures_are_retried_in_order_and_nothing_is_lost() {
+        let m = crate::metrics::get();
+        let (errors, sent) = (
+            m.chat_errors.with(&["retry"]).get(),
+            m.chat_sent.with(&[]).get(),
+        );
         let store = Store::open("sqlite::memory:").await.unwrap();
         let outbox = Outbox::new(store.clone());
         for t in ["one", "two", "three"] {
@@ -731,6 +736,8 @@ mod tests {
         task.await.unwrap();
         assert_eq!(*adapter.got.lock().unwrap(), ["one", "two", "three"]);
         assert!(store.pending_outbox(10).await.unwrap().is_empty());
+        assert!(m.chat_errors.with(&["retry"]).get() >= errors + 3);
+        assert!(m.chat_sent.with(&[]).get() >= sent + 3);
     }
 
     /// Records each send's text and placement; ids count up from 1.
@@ -1054,6 +1061,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_rejected_message_is_set_aside_and_the_rest_go_on() {
+        let rejected_before = crate::metrics::get().chat_errors.with(&["rejected"]).get();
         let store = Store::open("sqlite::memory:").await.unwrap();
         let outbox = Outbox::new(store.clone());
         let rec = Arc::new(Rec::default());
@@ -1070,6 +1078,7 @@ mod tests {
         assert_eq!(rejected.len(), 1);
         assert_eq!(rejected[0].2, "invalid_blocks");
         assert!(store.pending_outbox(10).await.unwrap().is_empty());
+        assert!(crate::metrics::get().chat_errors.with(&["rejected"]).get() > rejected_before);
     }
 
     // Real time, lower bounds only: the hold must not be cut short; other

@@ -578,6 +578,8 @@ mod tests {
 
     #[tokio::test]
     async fn unknown_commands_and_flags_get_a_did_you_mean() {
+        let counted = |c: &str, o: &str| crate::metrics::get().commands.with(&[c, o]).get();
+        let (unknown, bad_flag) = (counted("unknown", "error"), counted("pause", "error"));
         let (ctx, _rx) = ctx().await;
         let me = actor(Role::Commander);
         let r = handle(&ctx, &me, "stauts").await;
@@ -606,10 +608,16 @@ mod tests {
         );
         // Any case: phones capitalise the first word.
         assert!(handle(&ctx, &me, "Help").await.text.contains("status"));
+        assert!(counted("unknown", "error") >= unknown + 2);
+        assert!(counted("pause", "error") > bad_flag);
     }
 
     #[tokio::test]
     async fn a_refusal_says_why_and_is_recorded() {
+        let refused = crate::metrics::get()
+            .commands
+            .with(&["pause", "refused"])
+            .get();
         let (ctx, mut rx) = ctx().await;
         let r = handle(&ctx, &actor(Role::Responder), "pause deploy freeze").await;
         assert_eq!(
@@ -617,6 +625,13 @@ mod tests {
             "`pause` needs the commander role; you are a responder"
         );
         assert_eq!(r.visibility, Visibility::Ephemeral);
+        assert!(
+            crate::metrics::get()
+                .commands
+                .with(&["pause", "refused"])
+                .get()
+                > refused
+        );
         match rx.try_recv().unwrap() {
             Command::Refused {
                 by,
