@@ -481,12 +481,25 @@ impl Control {
                 let incident = self.incident_for(&a.labels, &a.rule);
                 self.firing
                     .insert(fp, firing_alert(a, &incident, &summary, ev.at, None));
+                // The condition held before the alert fired here (the
+                // rule's `for`, or a pusher's delay): dated when it began,
+                // so a review measures detection from there.
+                if a.active_at < ev.at {
+                    self.timeline(
+                        &incident,
+                        a.active_at,
+                        "alert_began",
+                        "firebreak",
+                        &crate::incident::began_text(&a.rule, ev.at - a.active_at),
+                    )
+                    .await;
+                }
                 self.timeline(
                     &incident,
                     ev.at,
                     "alert_firing",
                     "firebreak",
-                    &format!("{} firing: {summary}", a.rule),
+                    &crate::incident::firing_text(&a.rule, &summary),
                 )
                 .await;
                 let now = self.clock.now();
@@ -542,7 +555,7 @@ impl Control {
                     ev.at,
                     "alert_resolved",
                     "firebreak",
-                    &format!("{} resolved", a.rule),
+                    &crate::incident::resolved_text(&a.rule, false),
                 )
                 .await;
                 if self.cards.contains_key(&incident) {
@@ -585,7 +598,7 @@ impl Control {
             },
             AlertEventKind::Resolved if self.silenced.remove(&fp) => {
                 self.firing.remove(&fp);
-                (format!("{} resolved (was silenced)", a.rule), None)
+                (crate::incident::resolved_text(&a.rule, true), None)
             }
             _ => return false,
         };

@@ -19,6 +19,7 @@ use crate::clock::{Clock, Millis};
 use crate::config::Config;
 use crate::daemon::Daemon;
 use crate::duration::PromDuration;
+use crate::incident::Review;
 use crate::sim::{Scenario, Sim, SimOptions, StateSnapshot};
 use crate::store::{Store, TimelineEntry};
 
@@ -34,7 +35,8 @@ pub struct DemoOptions {
 /// What the replay measured.
 #[derive(Clone, Debug)]
 pub struct DemoReport {
-    pub incidents: Vec<(String, Vec<TimelineEntry>)>,
+    /// Each incident as `firebreak timeline` reads it.
+    pub incidents: Vec<Review>,
     pub sim: StateSnapshot,
     /// First alert firing, after the scheduled start.
     pub time_to_detect_ms: Option<Millis>,
@@ -212,7 +214,7 @@ pub async fn run(
     let mut incidents = Vec::new();
     for id in store.incidents().await? {
         let tl = store.timeline(&id).await?;
-        incidents.push((id, tl));
+        incidents.push(Review::new(&id, tl));
     }
     store.close().await;
 
@@ -220,7 +222,7 @@ pub async fn run(
     let first = |pred: &dyn Fn(&TimelineEntry) -> bool| {
         incidents
             .iter()
-            .flat_map(|(_, t)| t.iter())
+            .flat_map(|r| r.entries.iter())
             .filter(|e| pred(e))
             .map(|e| e.at)
             .min()
@@ -238,18 +240,13 @@ pub async fn run(
 }
 
 fn print_summary(out: &mut impl Write, r: &DemoReport) -> std::io::Result<()> {
-    for (id, tl) in &r.incidents {
-        writeln!(out, "\n--- timeline: incident {id} ---")?;
-        for e in tl {
-            writeln!(
-                out,
-                "{} ET  {:<14} {:<10} {}",
-                hms(e.at),
-                e.kind,
-                e.actor,
-                e.text
-            )?;
-        }
+    for review in &r.incidents {
+        writeln!(
+            out,
+            "\n--- timeline: `firebreak timeline {}` ---",
+            review.incident
+        )?;
+        write!(out, "{}", review.text(&|at| format!("{} ET", hms(at))))?;
     }
     let e = &r.sim.event;
     let reference = &r.sim.reference;

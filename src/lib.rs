@@ -59,6 +59,9 @@
 //!   button clicks and mentions into commands (over HTTP, or over Socket
 //!   Mode with `chat::slack_socket`).
 //! - [`store`] (I/O): runs, steps, alerts, the incident timeline, the outbox.
+//! - [`incident`] (model): one incident read from its timeline: time to
+//!   detect, mitigate and resolve, who did what, the post-incident report
+//!   (`firebreak timeline`).
 //!
 //! Putting it together:
 //! - [`config`] (model): the config file and its defaults.
@@ -93,6 +96,7 @@ pub mod dispatch;
 pub mod duration;
 pub mod embedded;
 pub mod executor;
+pub mod incident;
 pub mod labels;
 pub mod load;
 pub mod matchers;

@@ -124,6 +124,19 @@ enum Cmd {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
+    /// Print an incident's timeline from the store, with when it began,
+    /// was detected, mitigated and resolved; without INCIDENT, list the
+    /// incidents.
+    Timeline {
+        /// The incident (the `event` label of its alerts, by default).
+        incident: Option<String>,
+        /// Print the post-incident report in Markdown instead: the
+        /// figures, what fired, what was done and by whom, the timeline.
+        #[arg(long)]
+        markdown: bool,
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
     /// Run unit tests; exit 0 when all pass, 1 when any fails or a file
     /// is invalid.
     #[command(subcommand)]
@@ -161,7 +174,8 @@ fn main() -> ExitCode {
         | Cmd::Validate { .. }
         | Cmd::Test(_)
         | Cmd::Plan { .. }
-        | Cmd::Check { .. } => "warn",
+        | Cmd::Check { .. }
+        | Cmd::Timeline { .. } => "warn",
         _ => "info",
     };
     init_logging(cli.log_format, default_level);
@@ -398,6 +412,11 @@ async fn dispatch(cmd: Cmd) -> anyhow::Result<ExitCode> {
                 }
             }
         }
+        Cmd::Timeline {
+            incident,
+            markdown,
+            config,
+        } => timeline(incident.as_deref(), markdown, config.as_deref()).await,
         Cmd::Test(TestCmd::Rules { files }) => Ok(test_rules(&files)),
         Cmd::Test(TestCmd::Runbooks { paths, config }) => {
             test_runbooks(&paths, config.as_deref()).await
@@ -409,6 +428,59 @@ async fn dispatch(cmd: Cmd) -> anyhow::Result<ExitCode> {
             config,
         } => plan(&runbook, &inputs, alert.as_deref(), config.as_deref()),
     }
+}
+
+/// `firebreak timeline`: reads the store the config names.
+async fn timeline(
+    incident: Option<&str>,
+    markdown: bool,
+    config: Option<&std::path::Path>,
+) -> anyhow::Result<ExitCode> {
+    use firebreak::incident::Review;
+    let config = config_or_default(config)?;
+    let store = firebreak::store::Store::open(&config.store_url)
+        .await
+        .with_context(|| format!("opening the store {}", config.store_url))?;
+    let incidents = store.incidents().await?;
+    let time = |at: firebreak::clock::Millis| {
+        chrono::DateTime::from_timestamp_millis(at).map_or_else(
+            || at.to_string(),
+            |t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+        )
+    };
+    let Some(incident) = incident else {
+        if incidents.is_empty() {
+            println!("no incidents in {}", config.store_url);
+        }
+        for id in &incidents {
+            let r = Review::new(id, store.timeline(id).await?);
+            let first = r.entries.first().map_or(0, |e| e.at);
+            println!("{id}\t{}\t{}", time(r.began.unwrap_or(first)), r.outcome());
+        }
+        store.close().await;
+        return Ok(ExitCode::SUCCESS);
+    };
+    if !incidents.iter().any(|i| i == incident) {
+        store.close().await;
+        let known = if incidents.is_empty() {
+            "there are none yet".to_owned()
+        } else {
+            format!("known: {}", incidents.join(", "))
+        };
+        eprintln!(
+            "error: no incident {incident:?} in {}; {known}",
+            config.store_url
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    let review = Review::new(incident, store.timeline(incident).await?);
+    store.close().await;
+    if markdown {
+        print!("{}", review.markdown(&time));
+    } else {
+        print!("{}", review.text(&time));
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// The config for commands that only read: the file given, else the

@@ -61,7 +61,7 @@ async fn the_replay_moves_the_event_before_saturation_and_keeps_the_audience() {
     let runs: Vec<&str> = report
         .incidents
         .iter()
-        .flat_map(|(_, t)| t.iter())
+        .flat_map(|r| r.entries.iter())
         .filter(|e| e.kind == "run_succeeded")
         .map(|e| e.text.as_str())
         .collect();
@@ -78,6 +78,26 @@ async fn the_replay_moves_the_event_before_saturation_and_keeps_the_audience() {
     assert!(!out.contains("failed"), "nothing failed:\n{out}");
     // One incident for the event: the speaker's alert joined it.
     assert_eq!(report.incidents.len(), 1, "{out}");
+    let review = &report.incidents[0];
+    // From T-60m: the checklist said NO-GO at T-1h and again at T-10m,
+    // on time, and nobody acted on it, as in 2023.
+    let checklists: Vec<(&str, bool)> = review
+        .entries
+        .iter()
+        .filter(|e| e.kind == "checklist")
+        .map(|e| (e.actor.as_str(), e.text.contains("NO-GO")))
+        .collect();
+    assert_eq!(
+        checklists,
+        [("schedule T-1h", true), ("schedule T-10m", true)],
+        "{out}"
+    );
+    // The review reads the incident the way `firebreak timeline` does:
+    // detected, mitigated and resolved, the move before the room filled.
+    assert!(review.time_to_detect().is_some(), "{out}");
+    assert!(review.time_to_mitigate().is_some(), "{out}");
+    assert!(review.resolved.is_some(), "{out}");
+    assert!(review.still_firing().is_empty(), "{out}");
 
     // What people saw.
     for needle in [
@@ -86,7 +106,7 @@ async fn the_replay_moves_the_event_before_saturation_and_keeps_the_audience() {
         "`move_event` (http) POST sim/api/v1/events/launch/move → 200",
         "`recovered` (wait) `sum(live_room_listeners{room=\"cohost-1\"}) >=",
         "runbook *mute-feedback-speaker* started",
-        "--- timeline: incident launch",
+        "--- timeline: `firebreak timeline launch` ---",
         "listeners kept",
     ] {
         assert!(out.contains(needle), "missing {needle:?} in:\n{out}");

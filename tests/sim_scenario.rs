@@ -6,9 +6,9 @@ use firebreak::sim::Scenario;
 #[test]
 fn builtin_scenario_is_the_2023_launch() {
     let s = Scenario::builtin();
-    assert_eq!(s.start, 1_684_965_300_000, "2023-05-24T21:55:00Z");
+    assert_eq!(s.start, 1_684_962_000_000, "2023-05-24T21:00:00Z, T-60m");
     assert_eq!(s.scheduled_start, 1_684_965_600_000, "18:00 ET");
-    assert_eq!(s.end - s.start, 45 * 60_000);
+    assert_eq!(s.end - s.start, 100 * 60_000);
     assert_eq!(s.event.secondary_account, "cohost");
     assert_eq!(s.reference.listeners_after, 275_000);
 }

@@ -1,0 +1,644 @@
+//! One incident told from its timeline: the figures a post-incident review
+//! asks for (when the trouble began, when it was detected, mitigated and
+//! resolved, who did what) and the two renderings of them, the terminal
+//! summary of `firebreak timeline INCIDENT` and its `--markdown` report.
+//!
+//! Model code: it reads [`TimelineEntry`]s and does no I/O; the caller
+//! passes the clock's formatting. The texts the control loop writes for
+//! alerts are made here too ([`firing_text`], [`began_text`], ...), so
+//! the report's reading of them cannot drift from their writing.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt::Write as _;
+
+use crate::clock::Millis;
+use crate::store::TimelineEntry;
+
+/// The actor the bot's own entries carry.
+pub const BOT: &str = "firebreak";
+
+/// The timeline text of an alert that started firing.
+pub fn firing_text(rule: &str, summary: &str) -> String {
+    format!("{rule} firing: {summary}")
+}
+
+/// The timeline text, dated when an alert's condition first held, of an
+/// alert that reached the bot as firing `later_ms` after that: the rule's
+/// `for`, or the delay of the Prometheus or Alertmanager that pushed it.
+pub fn began_text(rule: &str, later_ms: Millis) -> String {
+    format!(
+        "{rule} condition began ({} before it fired here)",
+        span(later_ms)
+    )
+}
+
+/// The timeline text of a resolved alert.
+pub fn resolved_text(rule: &str, was_silenced: bool) -> String {
+    if was_silenced {
+        format!("{rule} resolved (was silenced)")
+    } else {
+        format!("{rule} resolved")
+    }
+}
+
+/// Rule and runbook names never contain spaces, so an alert or run entry
+/// names its subject in its first (alert) or second (`runbook NAME ...`)
+/// word.
+fn alert_of(e: &TimelineEntry) -> &str {
+    e.text.split(' ').next().unwrap_or("")
+}
+
+fn runbook_of(e: &TimelineEntry) -> &str {
+    e.text
+        .strip_prefix("runbook ")
+        .and_then(|t| t.split(' ').next())
+        .unwrap_or("")
+}
+
+/// A duration as people read it in a review: `47s`, `2m17s`, `1h05m`.
+pub fn span(ms: Millis) -> String {
+    let s = ms.max(0) / 1000;
+    if s < 60 {
+        format!("{s}s")
+    } else if s < 3600 {
+        format!("{}m{:02}s", s / 60, s % 60)
+    } else {
+        format!("{}h{:02}m", s / 3600, (s % 3600) / 60)
+    }
+}
+
+/// One alert instance's life on the timeline.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AlertLife {
+    pub rule: String,
+    /// When its condition first held, when that came before it fired.
+    pub began: Option<Millis>,
+    pub fired: Millis,
+    pub resolved: Option<Millis>,
+    pub silenced: bool,
+}
+
+/// One runbook run on the timeline.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunLife {
+    pub runbook: String,
+    pub started: Millis,
+    /// `firebreak` when automation started it, else the person.
+    pub by: String,
+    /// `succeeded`, `failed`, `rolled_back`, `aborted`, `interrupted`, or
+    /// `running` when the timeline ends before the run does.
+    pub outcome: String,
+    pub ended: Option<Millis>,
+}
+
+/// What a review needs from one incident's timeline.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Review {
+    pub incident: String,
+    pub entries: Vec<TimelineEntry>,
+    pub alerts: Vec<AlertLife>,
+    pub runs: Vec<RunLife>,
+    /// The reference for the times to detect, mitigate and resolve: the
+    /// earliest moment an alert's condition held, else the first firing.
+    pub began: Option<Millis>,
+    /// The first alert firing (silenced ones included: the bot knew).
+    pub detected: Option<Millis>,
+    /// The first thing done about it after detection, by anyone.
+    pub first_response: Option<TimelineEntry>,
+    /// The end of the first successful runbook run after detection.
+    pub mitigated: Option<(Millis, String)>,
+    /// When the last alert resolved, if none is firing at the end.
+    pub resolved: Option<Millis>,
+}
+
+/// Entries that record something done, rather than something seen or
+/// how a run ended.
+fn is_action(kind: &str) -> bool {
+    matches!(
+        kind,
+        "run_started"
+            | "run_resumed"
+            | "step"
+            | "step_failed"
+            | "approval"
+            | "ack"
+            | "paused"
+            | "resumed"
+            | "signoff"
+            | "checklist"
+    )
+}
+
+impl Review {
+    /// Reads `entries` (one incident's, oldest first, as the store returns
+    /// them).
+    pub fn new(incident: &str, entries: Vec<TimelineEntry>) -> Review {
+        let mut alerts: Vec<AlertLife> = Vec::new();
+        // Alerts of one rule start and end in order: the oldest unresolved
+        // one is the one a resolution ends. A `began` entry waits for the
+        // firing it precedes.
+        let mut open: BTreeMap<String, VecDeque<usize>> = BTreeMap::new();
+        let mut begun: BTreeMap<String, VecDeque<Millis>> = BTreeMap::new();
+        let mut runs: Vec<RunLife> = Vec::new();
+        let mut running: BTreeMap<String, VecDeque<usize>> = BTreeMap::new();
+        for e in &entries {
+            match e.kind.as_str() {
+                "alert_began" => begun
+                    .entry(alert_of(e).to_owned())
+                    .or_default()
+                    .push_back(e.at),
+                "alert_firing" | "alert_silenced" => {
+                    let rule = alert_of(e).to_owned();
+                    let began = begun.get_mut(&rule).and_then(|q| q.pop_front());
+                    open.entry(rule.clone())
+                        .or_default()
+                        .push_back(alerts.len());
+                    alerts.push(AlertLife {
+                        rule,
+                        began,
+                        fired: e.at,
+                        resolved: None,
+                        silenced: e.kind == "alert_silenced",
+                    });
+                }
+                "alert_resolved" => {
+                    if let Some(i) = open.get_mut(alert_of(e)).and_then(|q| q.pop_front()) {
+                        alerts[i].resolved = Some(e.at);
+                    }
+                }
+                "run_started" => {
+                    let runbook = runbook_of(e).to_owned();
+                    running
+                        .entry(runbook.clone())
+                        .or_default()
+                        .push_back(runs.len());
+                    runs.push(RunLife {
+                        runbook,
+                        started: e.at,
+                        by: e.actor.clone(),
+                        outcome: "running".into(),
+                        ended: None,
+                    });
+                }
+                k if k.starts_with("run_") && k != "run_skipped" && k != "run_resumed" => {
+                    if let Some(i) = running.get_mut(runbook_of(e)).and_then(|q| q.pop_front()) {
+                        runs[i].outcome = k["run_".len()..].to_owned();
+                        runs[i].ended = Some(e.at);
+                    }
+                }
+                _ => {}
+            }
+        }
+        let detected = alerts.iter().map(|a| a.fired).min();
+        let began = alerts.iter().map(|a| a.began.unwrap_or(a.fired)).min();
+        let first_response = detected.and_then(|d| {
+            entries
+                .iter()
+                .find(|e| e.at >= d && is_action(&e.kind))
+                .cloned()
+        });
+        let mitigated = detected.and_then(|d| {
+            runs.iter()
+                .filter(|r| r.outcome == "succeeded" && r.started >= d)
+                .filter_map(|r| Some((r.ended?, r.runbook.clone())))
+                .min()
+        });
+        let resolved = if !alerts.is_empty() && alerts.iter().all(|a| a.resolved.is_some()) {
+            alerts.iter().filter_map(|a| a.resolved).max()
+        } else {
+            None
+        };
+        Review {
+            incident: incident.to_owned(),
+            entries,
+            alerts,
+            runs,
+            began,
+            detected,
+            first_response,
+            mitigated,
+            resolved,
+        }
+    }
+
+    pub fn time_to_detect(&self) -> Option<Millis> {
+        Some(self.detected? - self.began?)
+    }
+
+    pub fn time_to_mitigate(&self) -> Option<Millis> {
+        Some(self.mitigated.as_ref()?.0 - self.began?)
+    }
+
+    pub fn time_to_resolve(&self) -> Option<Millis> {
+        Some(self.resolved? - self.began?)
+    }
+
+    /// Alerts still firing when the timeline ends, by rule.
+    pub fn still_firing(&self) -> Vec<&str> {
+        let mut v: Vec<&str> = self
+            .alerts
+            .iter()
+            .filter(|a| a.resolved.is_none())
+            .map(|a| a.rule.as_str())
+            .collect();
+        v.dedup();
+        v
+    }
+
+    /// One line on how it ended.
+    pub fn outcome(&self) -> String {
+        let failed: Vec<String> = self
+            .runs
+            .iter()
+            .filter(|r| !matches!(r.outcome.as_str(), "succeeded" | "running"))
+            .map(|r| format!("{} {}", r.runbook, r.outcome.replace('_', " ")))
+            .collect();
+        let succeeded = self
+            .runs
+            .iter()
+            .filter(|r| r.outcome == "succeeded")
+            .count();
+        let mut s = match (self.alerts.is_empty(), self.resolved) {
+            (true, _) => "no alert fired".to_owned(),
+            (false, Some(_)) => format!("resolved: all {} alert(s) resolved", self.alerts.len()),
+            (false, None) => format!("ongoing: still firing {}", self.still_firing().join(", ")),
+        };
+        let _ = write!(s, "; {succeeded} runbook run(s) succeeded");
+        if !failed.is_empty() {
+            let _ = write!(s, ", not: {}", failed.join(", "));
+        }
+        s
+    }
+
+    /// Who did things: the bot counted once per action, people by name.
+    fn actors(&self) -> (usize, BTreeMap<&str, usize>) {
+        let mut bot = 0;
+        let mut people = BTreeMap::new();
+        for e in self.entries.iter().filter(|e| is_action(&e.kind)) {
+            if is_automatic(&e.actor) {
+                bot += 1;
+            } else {
+                *people.entry(e.actor.as_str()).or_insert(0) += 1;
+            }
+        }
+        (bot, people)
+    }
+
+    fn figure(&self, at: Option<Millis>, time: &dyn Fn(Millis) -> String) -> String {
+        match (at, self.began) {
+            (Some(t), Some(b)) => format!("{} ({} after it began)", time(t), span(t - b)),
+            (Some(t), None) => time(t),
+            (None, _) => "not yet".into(),
+        }
+    }
+
+    /// The terminal summary: figures, then every entry.
+    pub fn text(&self, time: &dyn Fn(Millis) -> String) -> String {
+        let mut o = String::new();
+        let _ = writeln!(
+            o,
+            "incident {} ({} timeline entries)",
+            self.incident,
+            self.entries.len()
+        );
+        let began = self.began.map_or_else(|| "no alert fired".to_owned(), time);
+        let _ = writeln!(o, "  began       {began}");
+        let _ = writeln!(o, "  detected    {}", self.figure(self.detected, time));
+        let _ = writeln!(
+            o,
+            "  mitigated   {}",
+            self.figure(self.mitigated.as_ref().map(|m| m.0), time)
+        );
+        let _ = writeln!(o, "  resolved    {}", self.figure(self.resolved, time));
+        let _ = writeln!(o, "  outcome     {}", self.outcome());
+        let _ = writeln!(o);
+        for e in &self.entries {
+            let _ = writeln!(
+                o,
+                "{}  {:<14} {:<14} {}",
+                time(e.at),
+                e.kind,
+                e.actor,
+                e.text
+            );
+        }
+        o
+    }
+
+    /// The post-incident report.
+    pub fn markdown(&self, time: &dyn Fn(Millis) -> String) -> String {
+        let mut o = String::new();
+        let _ = writeln!(o, "# Incident `{}`: post-incident report\n", self.incident);
+        let _ = writeln!(o, "**Outcome:** {}.\n", self.outcome());
+        let _ = writeln!(o, "| | When | From the start |");
+        let _ = writeln!(o, "|---|---|---|");
+        let row = |o: &mut String, what: &str, at: Option<Millis>, note: &str| {
+            let when = at.map_or_else(|| "—".to_owned(), time);
+            let from = match (at, self.began) {
+                (Some(t), Some(b)) => span(t - b),
+                _ => "—".into(),
+            };
+            let _ = writeln!(o, "| {what}{note} | {when} | {from} |");
+        };
+        row(
+            &mut o,
+            "Began",
+            self.began,
+            " (an alert's condition first held)",
+        );
+        row(&mut o, "Detected", self.detected, " (first alert fired)");
+        let first = self.first_response.as_ref();
+        let note = first.map_or_else(String::new, |e| {
+            format!(" ({}: {})", who(&e.actor), md_cell(&e.text))
+        });
+        row(&mut o, "First response", first.map(|e| e.at), &note);
+        let note = self
+            .mitigated
+            .as_ref()
+            .map_or_else(String::new, |(_, rb)| format!(" (runbook {rb} succeeded)"));
+        row(
+            &mut o,
+            "Mitigated",
+            self.mitigated.as_ref().map(|m| m.0),
+            &note,
+        );
+        row(&mut o, "Resolved", self.resolved, " (last alert resolved)");
+        let _ = writeln!(o);
+        let figure = |v: Option<Millis>| v.map_or_else(|| "—".to_owned(), span);
+        let _ = writeln!(
+            o,
+            "Time to detect **{}**, to mitigate **{}**, to resolve **{}**.\n",
+            figure(self.time_to_detect()),
+            figure(self.time_to_mitigate()),
+            figure(self.time_to_resolve())
+        );
+
+        let _ = writeln!(o, "## What fired\n");
+        if self.alerts.is_empty() {
+            let _ = writeln!(o, "No alert fired.\n");
+        } else {
+            let _ = writeln!(o, "| Alert | Condition began | Fired | Resolved |");
+            let _ = writeln!(o, "|---|---|---|---|");
+            for a in &self.alerts {
+                let _ = writeln!(
+                    o,
+                    "| {}{} | {} | {} | {} |",
+                    a.rule,
+                    if a.silenced { " (silenced)" } else { "" },
+                    a.began.map_or_else(|| "—".to_owned(), time),
+                    time(a.fired),
+                    a.resolved.map_or_else(|| "still firing".to_owned(), time)
+                );
+            }
+            let _ = writeln!(o);
+        }
+
+        let _ = writeln!(o, "## What was done\n");
+        let (bot, people) = self.actors();
+        let mut by = vec![format!("{bot} automatically")];
+        by.extend(people.iter().map(|(p, n)| format!("{n} by {p}")));
+        let _ = writeln!(o, "Actions: {}.\n", by.join(", "));
+        if !self.runs.is_empty() {
+            let _ = writeln!(o, "| Runbook | Started | By | Outcome | Took |");
+            let _ = writeln!(o, "|---|---|---|---|---|");
+            for r in &self.runs {
+                let _ = writeln!(
+                    o,
+                    "| {} | {} | {} | {} | {} |",
+                    r.runbook,
+                    time(r.started),
+                    who(&r.by),
+                    r.outcome.replace('_', " "),
+                    r.ended
+                        .map_or_else(|| "—".to_owned(), |e| span(e - r.started))
+                );
+            }
+            let _ = writeln!(o);
+        }
+
+        let _ = writeln!(o, "## Timeline\n");
+        let _ = writeln!(o, "| Time | What | Who | |");
+        let _ = writeln!(o, "|---|---|---|---|");
+        for e in &self.entries {
+            let _ = writeln!(
+                o,
+                "| {} | {} | {} | {} |",
+                time(e.at),
+                e.kind.replace('_', " "),
+                who(&e.actor),
+                md_cell(&e.text)
+            );
+        }
+        o
+    }
+}
+
+/// The bot itself and its schedules act automatically; anyone else is a
+/// person.
+fn is_automatic(actor: &str) -> bool {
+    actor == BOT || actor.starts_with("schedule ")
+}
+
+fn who(actor: &str) -> String {
+    if actor == BOT {
+        "automatically".into()
+    } else if actor.starts_with("schedule ") {
+        format!("automatically ({actor})")
+    } else {
+        actor.to_owned()
+    }
+}
+
+/// Text safe inside a Markdown table cell.
+fn md_cell(s: &str) -> String {
+    s.replace('|', "\\|").replace('\n', " ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T0: Millis = 1_684_965_600_000;
+
+    fn e(at_s: i64, kind: &str, actor: &str, text: &str) -> TimelineEntry {
+        TimelineEntry {
+            incident: "launch".into(),
+            seq: at_s,
+            at: T0 + at_s * 1000,
+            kind: kind.into(),
+            actor: actor.into(),
+            text: text.into(),
+        }
+    }
+
+    fn utc(at: Millis) -> String {
+        format!("+{}s", (at - T0) / 1000)
+    }
+
+    fn launch() -> Vec<TimelineEntry> {
+        vec![
+            e(
+                -3300,
+                "checklist",
+                "schedule T-1h",
+                "checklist launch-readiness: NO-GO",
+            ),
+            e(
+                32,
+                "alert_began",
+                BOT,
+                &began_text("SpeakerFeedback", 15_000),
+            ),
+            e(
+                47,
+                "alert_firing",
+                BOT,
+                &firing_text("SpeakerFeedback", "host feeds back"),
+            ),
+            e(
+                47,
+                "run_started",
+                BOT,
+                "runbook mute-feedback-speaker started for SpeakerFeedback",
+            ),
+            e(47, "step", BOT, "mute: POST sim/... → 200 (http)"),
+            e(
+                48,
+                "run_succeeded",
+                BOT,
+                "runbook mute-feedback-speaker succeeded in 445ms",
+            ),
+            e(60, "ack", "Ana", "acknowledged | by Ana"),
+            e(
+                62,
+                "alert_resolved",
+                BOT,
+                &resolved_text("SpeakerFeedback", false),
+            ),
+            e(
+                137,
+                "alert_firing",
+                BOT,
+                &firing_text("Breach", "room fills"),
+            ),
+            e(137, "run_started", BOT, "runbook move started for Breach"),
+            e(138, "run_started", "Ana", "runbook move started by Ana"),
+            e(139, "run_failed", BOT, "runbook move failed: busy"),
+            e(153, "run_succeeded", BOT, "runbook move succeeded in 16s"),
+            e(257, "alert_resolved", BOT, &resolved_text("Breach", false)),
+        ]
+    }
+
+    #[test]
+    fn the_figures_run_from_when_the_condition_began() {
+        let r = Review::new("launch", launch());
+        assert_eq!(r.began, Some(T0 + 32_000));
+        assert_eq!(r.detected, Some(T0 + 47_000));
+        assert_eq!(r.time_to_detect(), Some(15_000));
+        // The mute succeeded first; a later failure does not undo it.
+        assert_eq!(
+            r.mitigated,
+            Some((T0 + 48_000, "mute-feedback-speaker".to_owned()))
+        );
+        assert_eq!(r.time_to_mitigate(), Some(16_000));
+        assert_eq!(r.resolved, Some(T0 + 257_000));
+        assert_eq!(r.time_to_resolve(), Some(225_000));
+        assert_eq!(r.first_response.as_ref().unwrap().kind, "run_started");
+        // The checklist at T-1h is on the timeline but not an alert: it
+        // does not move the start.
+        assert_eq!(r.alerts.len(), 2);
+        assert_eq!(r.alerts[0].began, Some(T0 + 32_000));
+        assert_eq!(r.alerts[1].began, None);
+    }
+
+    #[test]
+    fn runs_pair_in_order_and_keep_who_started_them() {
+        let r = Review::new("launch", launch());
+        let runs: Vec<(&str, &str, &str)> = r
+            .runs
+            .iter()
+            .map(|r| (r.runbook.as_str(), r.by.as_str(), r.outcome.as_str()))
+            .collect();
+        assert_eq!(
+            runs,
+            [
+                ("mute-feedback-speaker", BOT, "succeeded"),
+                ("move", BOT, "failed"),
+                ("move", "Ana", "succeeded"),
+            ]
+        );
+        assert_eq!(
+            r.outcome(),
+            "resolved: all 2 alert(s) resolved; 2 runbook run(s) succeeded, not: move failed"
+        );
+    }
+
+    #[test]
+    fn an_alert_still_firing_leaves_the_incident_ongoing() {
+        let mut t = launch();
+        t.pop();
+        t.push(e(
+            300,
+            "alert_silenced",
+            BOT,
+            "Other firing, silenced by s-1 (x, by Ana)",
+        ));
+        t.push(e(400, "alert_resolved", BOT, &resolved_text("Other", true)));
+        let r = Review::new("launch", t);
+        assert_eq!(r.resolved, None);
+        assert_eq!(r.still_firing(), ["Breach"]);
+        assert!(r.alerts[2].silenced);
+        assert_eq!(r.alerts[2].resolved, Some(T0 + 400_000));
+        assert!(
+            r.outcome().starts_with("ongoing: still firing Breach"),
+            "{}",
+            r.outcome()
+        );
+        assert!(
+            r.text(&utc).contains("resolved    not yet"),
+            "{}",
+            r.text(&utc)
+        );
+    }
+
+    #[test]
+    fn a_timeline_without_alerts_has_no_figures() {
+        let r = Review::new("launch", launch()[..1].to_vec());
+        assert_eq!(
+            (r.began, r.detected, r.time_to_mitigate(), r.resolved),
+            (None, None, None, None)
+        );
+        assert!(r.outcome().starts_with("no alert fired"));
+        let md = r.markdown(&utc);
+        assert!(md.contains("No alert fired."), "{md}");
+        assert!(
+            md.contains("| +-3300s | checklist | automatically (schedule T-1h) |"),
+            "{md}"
+        );
+    }
+
+    #[test]
+    fn the_markdown_report_says_who_did_what_and_escapes_cells() {
+        let md = Review::new("launch", launch()).markdown(&utc);
+        for needle in [
+            "# Incident `launch`: post-incident report",
+            "| Detected (first alert fired) | +47s | 15s |",
+            "| Mitigated (runbook mute-feedback-speaker succeeded) | +48s | 16s |",
+            "Time to detect **15s**, to mitigate **16s**, to resolve **3m45s**.",
+            "| SpeakerFeedback | +32s | +47s | +62s |",
+            "| move | +138s | Ana | succeeded | 15s |",
+            "Actions: 4 automatically, 2 by Ana.",
+            "| +60s | ack | Ana | acknowledged \\| by Ana |",
+        ] {
+            assert!(md.contains(needle), "missing {needle:?} in\n{md}");
+        }
+    }
+
+    #[test]
+    fn spans_read_like_a_review() {
+        assert_eq!(span(47_000), "47s");
+        assert_eq!(span(137_000), "2m17s");
+        assert_eq!(span(3_900_000), "1h05m");
+        assert_eq!(span(-5), "0s");
+    }
+}
