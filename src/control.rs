@@ -96,6 +96,14 @@ pub enum Command {
     /// For the checklist runner ([`crate::preflight::task`]): start a run,
     /// or sign one off. Passed on without waiting; the runner replies.
     Checklist(crate::preflight::task::Request),
+    /// Reloaded runbooks ([`crate::reload`]): alerts from now on match
+    /// these. Runs in flight finish on the version they started with;
+    /// concurrency, cooldowns and budgets carry over by runbook name.
+    /// Answers once they are in place.
+    Reload {
+        runbooks: Vec<std::sync::Arc<crate::runbook::Runbook>>,
+        reply: oneshot::Sender<()>,
+    },
     /// A command the edge refused (its role was too low), to be recorded
     /// where the rest of the incident's story is.
     Refused {
@@ -1106,6 +1114,11 @@ impl Control {
                     tracing::info!(%runbook, %by, error = %e, "manual start refused");
                 }
                 let _ = reply.send(r);
+            }
+            Command::Reload { runbooks, reply } => {
+                tracing::info!(runbooks = runbooks.len(), "runbooks reloaded");
+                self.dispatcher.replace_runbooks(runbooks);
+                let _ = reply.send(());
             }
             Command::Checklist(req) => {
                 use tokio::sync::mpsc::error::TrySendError;

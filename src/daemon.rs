@@ -11,6 +11,10 @@
 //!                         ▲
 //!   console lines (16); Slack over HTTP (server.listen) or Socket Mode, 64 in flight;
 //!   the HTTP API's reads ask control (`GET /api/v1/alerts`) or the store
+//!
+//! reload (SIGHUP, files changed; 1 waiting, more join it):
+//!   runbooks ─▶ control (answers when in place), then
+//!   rules ─(1)─▶ watcher, checklists ─▶ checklists runner
 //! ```
 //! Numbers are queue bounds; a full queue makes its sender wait (no
 //! sample, alert or run end is dropped; a push waits 8s, then is told 503
@@ -166,6 +170,9 @@ pub struct Daemon {
     /// What chat commands run against (see [`crate::command::handle`]);
     /// times show in UTC unless the edge changes `offset` and `zone`.
     pub ctx: Arc<crate::command::Ctx>,
+    /// Asks for a reload of rules, runbooks and checklists (SIGHUP);
+    /// `None` when they are the embedded defaults.
+    pub reload: Option<crate::reload::Trigger>,
     done: tokio::task::JoinHandle<()>,
 }
 
@@ -219,12 +226,15 @@ impl Daemon {
         let (queries, query_rx) = crate::watcher::queries(remote.clone(), clock.clone());
         let (pushed_tx, pushed) =
             crate::watcher::Pushed::new(config.server.resolve_timeout.as_millis() as i64);
+        // One reloaded version at a time; the reloader waits for room.
+        let (rules_tx, rules_rx) = mpsc::channel(1);
         let mut watcher = Watcher {
             engine,
             series: SeriesStore::new(retention),
             state: Some(store.clone()),
             remote,
             pushed: Some(pushed),
+            reloads: loaded.disk.is_some().then_some(rules_rx),
         };
         let restored_firing = watcher.restore(&store, clock.now()).await;
         tracker.spawn(watcher.run(
@@ -265,8 +275,8 @@ impl Daemon {
         });
         let ctx = Arc::new(crate::command::Ctx {
             control: command_tx.clone(),
-            runbooks: loaded.runbooks.clone(),
-            checklists: loaded.checklists.clone(),
+            runbooks: loaded.runbooks.clone().into(),
+            checklists: loaded.checklists.clone().into(),
             targets: config
                 .targets
                 .iter()
@@ -323,6 +333,24 @@ impl Daemon {
             channel: config.chat.channel.clone(),
         };
         tracker.spawn(checklists.run(checklist_rx, shutdown.clone()));
+        let reload = loaded.disk.map(|running| {
+            let (trigger, triggers) = crate::reload::trigger();
+            let reloader = crate::reload::Reloader {
+                config: config.clone(),
+                owners: crate::reload::Owners {
+                    rules: rules_tx,
+                    control: command_tx.clone(),
+                    checklists: checklist_tx.clone(),
+                    ctx: ctx.clone(),
+                },
+                outbox: outbox.clone(),
+                clock: clock.clone(),
+                poll: Some(crate::reload::POLL),
+                running,
+            };
+            tracker.spawn(reloader.run(triggers, shutdown.clone()));
+            trigger
+        });
         let mut control = control.with_charts(chart_tx).with_checklists(checklist_tx);
         control.restore_silences().await;
         control.dispatch_restored(restored_firing).await;
@@ -365,6 +393,7 @@ impl Daemon {
             commands: command_tx,
             http_addr,
             ctx,
+            reload,
             done,
         })
     }

@@ -76,6 +76,13 @@ impl Dispatcher {
         }
     }
 
+    /// A reload: from now on alerts match `runbooks` (in dispatch order).
+    /// What is running, cooldowns and budgets are kept by name, so a
+    /// reload neither restarts a mitigation nor resets its budget.
+    pub fn replace_runbooks(&mut self, runbooks: Vec<Arc<Runbook>>) {
+        self.runbooks = runbooks;
+    }
+
     pub fn runbooks(&self) -> &[Arc<Runbook>] {
         &self.runbooks
     }

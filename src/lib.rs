@@ -68,6 +68,8 @@
 //! - [`load`]: reads and validates config, rules and runbooks together.
 //! - [`embedded`]: the shipped rules and runbooks, compiled in.
 //! - [`daemon`] (I/O): wires the flow; what `firebreak run` runs.
+//! - [`reload`] (task): rules, runbooks and checklists reloaded on SIGHUP
+//!   or when their files change; a bad version is refused, loudly.
 //! - [`server`] (I/O): the bot's HTTP listener (`server.listen`).
 //! - [`api`] (I/O, the edge): the HTTP API: pushed alerts into the
 //!   watcher's queue, JSON reads, health, `/metrics`.
@@ -104,6 +106,7 @@ pub mod metrics;
 pub mod net;
 pub mod preflight;
 pub mod promql;
+pub mod reload;
 pub mod roles;
 pub mod rules;
 pub mod runbook;

@@ -22,6 +22,10 @@ pub struct Loaded {
     /// runbooks, by name: checklists' `runbook` checks run them.
     pub runbook_tests: Vec<(String, String)>,
     pub rule_files: usize,
+    /// The fingerprint of the files on disk this was read from (see
+    /// [`crate::reload::Files`]); `None` for the embedded defaults, which
+    /// cannot change under a running bot.
+    pub disk: Option<u64>,
 }
 
 /// What a YAML file is, judged by its top-level keys.
@@ -227,6 +231,7 @@ pub fn load(
         checklists,
         runbook_tests,
         rule_files,
+        disk: None,
     })
 }
 
@@ -247,19 +252,12 @@ pub fn load_from_disk(config_path: Option<&Path>) -> Result<Loaded, Diagnostics>
         }
         None => Config::for_simulator(crate::config::DEFAULT_SIM_ADDR),
     };
-    let mut errs = Diagnostics::new();
-    let alert_paths: Vec<PathBuf> = config.alert_paths.iter().map(PathBuf::from).collect();
-    let runbook_paths: Vec<PathBuf> = config.runbook_paths.iter().map(PathBuf::from).collect();
-    let alerts = read_yaml_files(&alert_paths, &mut errs);
-    let runbooks = read_yaml_files(&runbook_paths, &mut errs);
-    match load(config, &alerts, &runbooks) {
-        Ok(l) if errs.is_empty() => Ok(l),
-        Ok(_) => Err(errs),
-        Err(e) => {
-            errs.extend(e);
-            Err(errs.sorted())
-        }
-    }
+    // The same reading and checking as a reload's, so what starts is
+    // what a reload would accept.
+    let (files, errs) = crate::reload::Files::read(&config);
+    let mut loaded = crate::reload::check(&config, &files, errs)?;
+    loaded.disk = Some(files.fingerprint());
+    Ok(loaded)
 }
 
 /// The embedded rules and runbooks, validated against `config`.

@@ -251,6 +251,35 @@ fn cancel_on_signal(token: CancellationToken) {
     });
 }
 
+/// SIGHUP reloads rules, runbooks and checklists, as Prometheus does.
+fn reload_on_sighup(trigger: Option<firebreak::reload::Trigger>, shutdown: CancellationToken) {
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut hup = match signal(SignalKind::hangup()) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGHUP; reloads happen when files change");
+                return;
+            }
+        };
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = hup.recv() => match &trigger {
+                    Some(t) => {
+                        tracing::info!("SIGHUP: reloading rules, runbooks and checklists");
+                        t.reload("SIGHUP");
+                    }
+                    None => tracing::warn!("SIGHUP: nothing to reload"),
+                },
+            }
+        }
+    });
+    #[cfg(not(unix))]
+    let _ = (trigger, shutdown);
+}
+
 async fn dispatch(cmd: Cmd) -> anyhow::Result<ExitCode> {
     match cmd {
         Cmd::Demo {
@@ -307,6 +336,7 @@ async fn dispatch(cmd: Cmd) -> anyhow::Result<ExitCode> {
                 shutdown.clone(),
             )
             .await?;
+            reload_on_sighup(daemon.reload.clone(), shutdown.clone());
             if firebreak::command::console_input::wanted(console_commands) {
                 tokio::spawn(firebreak::command::console_input::run(
                     daemon.ctx.clone(),

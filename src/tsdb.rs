@@ -169,6 +169,12 @@ impl SeriesStore {
         self.retention
     }
 
+    /// For reloaded rules that look back further (or less far). History
+    /// already trimmed does not come back; it fills in from now.
+    pub fn set_retention(&mut self, retention_ms: Millis) {
+        self.retention = retention_ms.max(0);
+    }
+
     pub fn series_count(&self) -> usize {
         self.series.len()
     }

@@ -58,6 +58,9 @@ pub struct Watcher {
     pub remote: Option<RemoteApi>,
     /// Alerts pushed over HTTP, when the daemon takes them.
     pub pushed: Option<Pushed>,
+    /// New rule groups from a reload ([`crate::reload`]), when the daemon
+    /// reloads.
+    pub reloads: Option<mpsc::Receiver<Vec<RuleGroup>>>,
 }
 
 /// Requests' worth of pushed alerts waiting for the watcher. When full, the
@@ -417,6 +420,24 @@ impl Watcher {
         req.answer(&self.series, now);
     }
 
+    /// Swaps in reloaded rule groups, keeping the alert state of the rules
+    /// that stay (see [`RuleEngine::replace_groups`]); returns the events
+    /// of alerts whose rules are gone. The series store keeps what the
+    /// new rules look back over.
+    pub fn reload(&mut self, groups: Vec<RuleGroup>, now: Millis) -> Vec<AlertEvent> {
+        let retention = retention_for(&groups);
+        let rules = groups.iter().map(|g| g.rules.len()).sum::<usize>();
+        let ended = self.engine.replace_groups(groups, now);
+        self.series.set_retention(retention);
+        tracing::info!(
+            groups = self.engine.groups().count(),
+            rules,
+            ended = ended.len(),
+            "rules reloaded"
+        );
+        ended
+    }
+
     /// Runs until shutdown. Alert events go out through `alerts`; when that
     /// queue is full the watcher waits, so evaluation slows down rather
     /// than dropping a transition. Runbook queries are answered between
@@ -433,6 +454,7 @@ impl Watcher {
         let mut scraping = true;
         let mut querying = true;
         let mut pushed_rx = self.pushed.as_mut().and_then(|p| p.rx.take());
+        let mut reloads = self.reloads.take();
         loop {
             let due = self.engine.next_due();
             let expiry = self.pushed.as_ref().and_then(|p| p.alerts.next_expiry());
@@ -461,6 +483,10 @@ impl Watcher {
                     }
                 }
                 _ = shutdown.cancelled() => return,
+                groups = async { reloads.as_mut().expect("guarded").recv().await }, if reloads.is_some() => match groups {
+                    Some(g) => events = self.reload(g, clock.now()),
+                    None => reloads = None,
+                },
                 // No scrape targets (a remote source, or rules alone)
                 // closes the queue at once; evaluation goes on.
                 batch = scrapes.recv(), if scraping => match batch {
@@ -529,6 +555,7 @@ mod tests {
             state: None,
             remote: None,
             pushed: None,
+            reloads: None,
         }
     }
 
@@ -579,6 +606,7 @@ mod tests {
             state: Some(store.clone()),
             remote: None,
             pushed: None,
+            reloads: None,
         };
         let mut firing = 0;
         for t in (0..=60_000).step_by(15_000) {
@@ -600,6 +628,7 @@ mod tests {
             state: Some(store.clone()),
             remote: None,
             pushed: None,
+            reloads: None,
         };
         w2.restore(&store, 75_000).await;
         assert_eq!(w2.engine.active_alerts().len(), 1);
@@ -639,6 +668,7 @@ mod tests {
             state: None,
             remote: None,
             pushed: None,
+            reloads: None,
         };
         let (scrape_tx, scrape_rx) = tokio::sync::mpsc::channel(1);
         drop(scrape_tx);
@@ -735,6 +765,7 @@ mod tests {
             state: None,
             remote: None,
             pushed: None,
+            reloads: None,
         };
         let (scrape_tx, scrape_rx) = tokio::sync::mpsc::channel(1);
         drop(scrape_tx);

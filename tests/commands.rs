@@ -77,8 +77,8 @@ async fn bot() -> Bot {
     Bot {
         ctx: Ctx {
             control: command_tx,
-            runbooks,
-            checklists: Vec::new(),
+            runbooks: runbooks.into(),
+            checklists: Default::default(),
             targets: BTreeMap::new(),
             store: store.clone(),
             clock: clock.clone(),

@@ -100,6 +100,7 @@ async fn bot() -> Bot {
         state: None,
         remote: None,
         pushed: None,
+        reloads: None,
     };
     let (queries, query_rx) = firebreak::watcher::queries(None, clock.clone());
     let (scrape_tx, scrape_rx) = mpsc::channel(1);

@@ -526,8 +526,8 @@ async fn a_slow_command_is_acknowledged_then_answered_at_its_response_url() {
     let (tx, mut rx) = tokio::sync::mpsc::channel(4);
     let ctx = Arc::new(Ctx {
         control: tx,
-        runbooks: Vec::new(),
-        checklists: Vec::new(),
+        runbooks: Default::default(),
+        checklists: Default::default(),
         targets: Default::default(),
         store: store.clone(),
         clock: Clock::system(),

@@ -991,8 +991,8 @@ mod tests {
         let (tx, rx) = tokio::sync::mpsc::channel(IN_FLIGHT * 2);
         let ctx = Arc::new(Ctx {
             control: tx,
-            runbooks: Vec::new(),
-            checklists: Vec::new(),
+            runbooks: Default::default(),
+            checklists: Default::default(),
             targets: Default::default(),
             store: store.clone(),
             clock: crate::clock::Clock::system(),

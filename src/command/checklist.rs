@@ -60,11 +60,12 @@ impl Execute for Checklist {
 }
 
 fn list(ctx: &Ctx) -> String {
-    if ctx.checklists.is_empty() {
+    let checklists = ctx.checklists.get();
+    if checklists.is_empty() {
         return "no checklists are loaded (`kind: checklist` files under the runbook paths)".into();
     }
     let mut out = String::from("checklists (run one with `checklist NAME`):");
-    for c in &ctx.checklists {
+    for c in checklists.iter() {
         let schedule = if c.schedule.is_empty() {
             String::new()
         } else {
@@ -159,7 +160,7 @@ mod tests {
         let loaded =
             crate::load::load_embedded(crate::config::Config::for_simulator("127.0.0.1:9100"))
                 .unwrap();
-        ctx.checklists = loaded.checklists;
+        ctx.checklists = loaded.checklists.into();
         let r = handle(&ctx, &actor(Role::Responder), "checklist").await;
         assert!(
             r.text

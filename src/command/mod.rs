@@ -151,9 +151,11 @@ impl Reply {
 #[derive(Clone)]
 pub struct Ctx {
     pub control: mpsc::Sender<Command>,
-    pub runbooks: Vec<Arc<Runbook>>,
-    /// The loaded checklists, for `checklist` to list.
-    pub checklists: Vec<Arc<crate::checklist::Checklist>>,
+    /// The loaded runbooks, for plans; a reload replaces them.
+    pub runbooks: crate::reload::Shared<Vec<Arc<Runbook>>>,
+    /// The loaded checklists, for `checklist` to list; a reload replaces
+    /// them.
+    pub checklists: crate::reload::Shared<Vec<Arc<crate::checklist::Checklist>>>,
     /// Target name -> base URL, for plans.
     pub targets: BTreeMap<String, String>,
     pub store: Store,
@@ -501,8 +503,8 @@ pub(crate) mod testing {
         (
             Ctx {
                 control: tx,
-                runbooks: vec![Arc::new(rb)],
-                checklists: Vec::new(),
+                runbooks: vec![Arc::new(rb)].into(),
+                checklists: Default::default(),
                 targets: BTreeMap::new(),
                 store,
                 clock: Clock::manual(T0),

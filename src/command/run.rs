@@ -66,7 +66,8 @@ pub fn runbook_and_inputs(a: &mut Args) -> Result<(String, BTreeMap<String, Json
 
 /// The plan of a run, as `firebreak plan` prints it.
 pub fn plan_text(ctx: &Ctx, runbook: &str, inputs: &BTreeMap<String, Json>) -> Reply {
-    let plan = find_runbook(&ctx.runbooks, runbook)
+    let runbooks = ctx.runbooks.get();
+    let plan = find_runbook(&runbooks, runbook)
         .and_then(|rb| build_plan(rb, None, inputs, &ctx.targets, ctx.clock.now()));
     match plan {
         Ok(p) => Reply::private(p.to_string().trim_end().to_owned()),

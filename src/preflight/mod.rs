@@ -302,6 +302,7 @@ pub async fn one_off_queries(
         state: None,
         remote: None,
         pushed: None,
+        reloads: None,
     };
     let rounds = if ranges { 2 } else { 1 };
     for round in 0..rounds {

@@ -59,6 +59,14 @@ pub enum Request {
         role: Role,
         reply: oneshot::Sender<Result<String, String>>,
     },
+    /// Reloaded checklists, and the runbooks and runbook tests their
+    /// `runbook` checks run ([`crate::reload`]). Runs in progress finish
+    /// on the version they started with; the schedule is worked out anew.
+    Reload {
+        lists: Vec<Arc<Checklist>>,
+        runbooks: Vec<Arc<crate::runbook::Runbook>>,
+        runbook_tests: Vec<(String, String)>,
+    },
 }
 
 impl Request {
@@ -66,6 +74,10 @@ impl Request {
     pub fn refuse(self, why: &str) {
         let reply = match self {
             Request::Start { reply, .. } | Request::SignOff { reply, .. } => reply,
+            Request::Reload { .. } => {
+                tracing::warn!(%why, "checklist reload not applied");
+                return;
+            }
         };
         let _ = reply.send(Err(why.to_owned()));
     }
@@ -111,6 +123,8 @@ struct Due {
 
 struct Runner {
     t: Task,
+    /// Scheduled runs to come, soonest first.
+    due: Vec<Due>,
     runs: BTreeMap<String, Run>,
     finished: std::collections::VecDeque<String>,
     set: JoinSet<(String, CheckResult)>,
@@ -120,8 +134,9 @@ struct Runner {
 impl Task {
     pub async fn run(self, mut rx: mpsc::Receiver<Request>, shutdown: CancellationToken) {
         let clock = self.inst.clock.clone();
-        let mut due = self.schedule(clock.now()).await;
+        let due = self.schedule(clock.now()).await;
         let mut r = Runner {
+            due,
             t: self,
             runs: BTreeMap::new(),
             finished: Default::default(),
@@ -129,7 +144,8 @@ impl Task {
             seq: 0,
         };
         loop {
-            let wake = due
+            let wake = r
+                .due
                 .first()
                 .map(|d| d.at)
                 .into_iter()
@@ -147,8 +163,8 @@ impl Task {
                 },
                 _ = sleep_until(&clock, wake), if wake.is_some() => {
                     let now = clock.now();
-                    while due.first().is_some_and(|d| d.at <= now) {
-                        let d = due.remove(0);
+                    while r.due.first().is_some_and(|d| d.at <= now) {
+                        let d = r.due.remove(0);
                         let list = r.t.lists[d.list].clone();
                         let by = format!("schedule {}", d.label);
                         if let Err(e) = r.start(&list, &[], &by, &d.slot).await {
@@ -275,6 +291,25 @@ impl Runner {
             } => {
                 let r = self.sign(&run, &check, &by_id, &by, role).await;
                 let _ = reply.send(r);
+            }
+            Request::Reload {
+                lists,
+                runbooks,
+                runbook_tests,
+            } => {
+                self.t.lists = lists;
+                self.t.inst.runbooks = runbooks;
+                self.t.inst.runbook_tests = Arc::new(runbook_tests);
+                let mut due = self.t.schedule(self.t.inst.clock.now()).await;
+                // A scheduled run still in progress is not saved yet; its
+                // slot must not be taken for a missed one.
+                due.retain(|d| !self.runs.values().any(|x| x.slot == d.slot));
+                tracing::info!(
+                    checklists = self.t.lists.len(),
+                    scheduled = due.len(),
+                    "checklists reloaded"
+                );
+                self.due = due;
             }
         }
     }

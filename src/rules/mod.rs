@@ -161,6 +161,60 @@ impl RuleEngine {
         }
     }
 
+    /// Swaps in a new set of groups (a reload), keeping what Prometheus
+    /// keeps across one: a group with the same file and name keeps its
+    /// schedule if its interval is unchanged, and each of its rules keeps
+    /// the alerts (and the series it wrote) of the rule of the same kind
+    /// and name there. Alerts of rules that are gone end: the firing ones
+    /// come back as Resolved events at `now`, so nothing stays firing that
+    /// nothing evaluates any more.
+    pub fn replace_groups(&mut self, groups: Vec<RuleGroup>, now: Millis) -> Vec<AlertEvent> {
+        let mut old: Vec<GroupState> = std::mem::take(&mut self.groups);
+        for def in groups {
+            let n = def.rules.len();
+            let mut g = GroupState {
+                next_due: now,
+                alerts: vec![RuleAlerts::default(); n],
+                written: vec![HashSet::new(); n],
+                def,
+            };
+            if let Some(p) = old
+                .iter_mut()
+                .find(|p| p.def.file == g.def.file && p.def.name == g.def.name)
+            {
+                if p.def.interval_ms == g.def.interval_ms {
+                    g.next_due = p.next_due;
+                }
+                for (i, r) in g.def.rules.iter().enumerate() {
+                    if let Some(j) = p.def.rules.iter().position(|q| same_rule(q, r)) {
+                        g.alerts[i] = std::mem::take(&mut p.alerts[j]);
+                        g.written[i] = std::mem::take(&mut p.written[j]);
+                    }
+                }
+            }
+            self.groups.push(g);
+        }
+        // What was not taken above belongs to rules that no longer exist.
+        let mut ended = Vec::new();
+        for a in old
+            .iter_mut()
+            .flat_map(|g| g.alerts.iter_mut())
+            .flat_map(|r| std::mem::take(&mut r.active).into_values())
+        {
+            if a.state == AlertState::Firing {
+                let mut alert = a;
+                alert.state = AlertState::Inactive;
+                alert.resolved_at = Some(now);
+                ended.push(AlertEvent {
+                    kind: AlertEventKind::Resolved,
+                    alert,
+                    at: now,
+                });
+            }
+        }
+        ended
+    }
+
     /// The URL templates see as `$externalURL`.
     pub fn with_external_url(mut self, url: impl Into<String>) -> Self {
         self.external_url = url.into();
@@ -445,6 +499,16 @@ fn record(r: &RecordingRule, group: &RuleGroup, v: Vec<Sample>) -> Result<Vec<Sa
 }
 
 /// Alert counts per state, for status pages.
+/// Whether two rules are the same rule across a reload: same kind, same
+/// name. Their expressions may differ: that is what a reload changes.
+fn same_rule(a: &Rule, b: &Rule) -> bool {
+    match (a, b) {
+        (Rule::Alerting(x), Rule::Alerting(y)) => x.name == y.name,
+        (Rule::Recording(x), Rule::Recording(y)) => x.record == y.record,
+        _ => false,
+    }
+}
+
 pub fn count_by_state(alerts: &[Alert]) -> BTreeMap<&'static str, usize> {
     let mut m = BTreeMap::new();
     for a in alerts {
@@ -569,5 +633,91 @@ mod restore_tests {
         let snap = e.snapshot_state(0);
         let mut e = engine("30m");
         assert_eq!(e.restore_state(snap, 61 * MIN), 0);
+    }
+}
+
+#[cfg(test)]
+mod reload_tests {
+    use super::*;
+
+    const MIN: Millis = 60_000;
+
+    fn groups(rules: &str) -> Vec<RuleGroup> {
+        let text = format!("groups:\n  - name: g\n    interval: 1m\n    rules:\n{rules}");
+        parse_rule_file("r.yml", &text).unwrap().groups
+    }
+
+    const UP: &str = "      - alert: Up\n        expr: x > 0\n        for: 2m\n";
+    const HIGH: &str = "      - alert: High\n        expr: x > 0\n";
+
+    fn run(
+        e: &mut RuleEngine,
+        store: &mut SeriesStore,
+        from: Millis,
+        to: Millis,
+    ) -> Vec<AlertEvent> {
+        let l = Labels::new().with("__name__", "x");
+        let mut out = Vec::new();
+        let mut t = from;
+        while t <= to {
+            store.append(l.clone(), t, 1.0).unwrap();
+            out.extend(e.eval_due(store, t).events);
+            t += MIN;
+        }
+        out
+    }
+
+    fn kinds(evs: &[AlertEvent]) -> Vec<(String, AlertEventKind)> {
+        evs.iter().map(|e| (e.alert.rule.clone(), e.kind)).collect()
+    }
+
+    #[test]
+    fn a_reload_keeps_the_state_of_rules_that_stay_and_ends_the_rest() {
+        let mut store = SeriesStore::new(3_600_000);
+        let mut e = RuleEngine::new(groups(&format!("{UP}{HIGH}")), Labels::new(), 0);
+        // Up pending since 0; High firing since 0.
+        let evs = run(&mut e, &mut store, 0, MIN);
+        assert_eq!(
+            kinds(&evs),
+            [
+                ("Up".into(), AlertEventKind::Pending),
+                ("High".into(), AlertEventKind::Firing)
+            ]
+        );
+
+        // Reload at 1m30s: Up stays (its expression changes), High goes,
+        // Low is new.
+        let ended = e.replace_groups(
+            groups(
+                "      - alert: Up\n        expr: x >= 1\n        for: 2m\n      - alert: Low\n        expr: x < 0\n",
+            ),
+            MIN + 30_000,
+        );
+        assert_eq!(kinds(&ended), [("High".into(), AlertEventKind::Resolved)]);
+        assert_eq!(ended[0].alert.resolved_at, Some(MIN + 30_000));
+        // The schedule is kept (same interval): next due at 2m, not now.
+        assert_eq!(e.next_due(), 2 * MIN);
+
+        // Up's `for` did not restart: it fires at 2m, two minutes after it
+        // began, with no second Pending.
+        let evs = run(&mut e, &mut store, 2 * MIN, 2 * MIN);
+        assert_eq!(kinds(&evs), [("Up".into(), AlertEventKind::Firing)]);
+        assert_eq!(evs[0].alert.active_at, 0);
+    }
+
+    #[test]
+    fn a_changed_interval_or_a_new_group_is_due_at_once() {
+        let mut e = RuleEngine::new(groups(UP), Labels::new(), 0);
+        let mut store = SeriesStore::new(3_600_000);
+        run(&mut e, &mut store, 0, 0);
+        let text = format!(
+            "groups:\n  - name: g\n    interval: 30s\n    rules:\n{UP}  - name: other\n    rules:\n{HIGH}"
+        );
+        let g = parse_rule_file("r.yml", &text).unwrap().groups;
+        assert!(e.replace_groups(g, 10_000).is_empty());
+        assert_eq!(e.next_due(), 10_000);
+        assert_eq!(e.groups().count(), 2);
+        // The pending alert is still there.
+        assert_eq!(e.active_alerts().len(), 1);
     }
 }
