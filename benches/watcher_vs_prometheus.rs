@@ -511,6 +511,7 @@ fn run_firebreak_child(p: &Params, c: &FbConfig) -> anyhow::Result<()> {
             state: None,
             remote: None,
             pushed: None,
+            reloads: None,
         };
 
         let interval = p.interval_ms();
