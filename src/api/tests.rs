@@ -386,6 +386,25 @@ async fn health_readiness_and_metrics() {
 }
 
 #[tokio::test]
+async fn a_store_that_does_not_answer_makes_the_bot_unready_but_alive() {
+    let s = serve(None, 8, 1 << 20).await;
+    s.store.close().await;
+    let r = s
+        .http
+        .get(format!("{}/-/ready", s.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 503);
+    assert_eq!(
+        r.text().await.unwrap(),
+        "firebreak is not ready: the store does not answer (see the log).\n"
+    );
+    // Alive all the same: restarting it would not bring the store back.
+    assert_eq!(s.get("/-/healthy").await.0, 200);
+}
+
+#[tokio::test]
 async fn unknown_routes_and_the_old_api_say_where_to_go() {
     let s = serve(None, 8, 1 << 20).await;
     let (code, body) = s.get("/api/v1/nothing").await;
