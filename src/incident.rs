@@ -55,17 +55,9 @@ fn runbook_of(e: &TimelineEntry) -> &str {
         .unwrap_or("")
 }
 
-/// A duration as people read it in a review: `47s`, `2m17s`, `1h05m`.
-pub fn span(ms: Millis) -> String {
-    let s = ms.max(0) / 1000;
-    if s < 60 {
-        format!("{s}s")
-    } else if s < 3600 {
-        format!("{}m{:02}s", s / 60, s % 60)
-    } else {
-        format!("{}h{:02}m", s / 3600, (s % 3600) / 60)
-    }
-}
+/// A duration as people read it in a review (and in chat): `47s`,
+/// `2m17s`, `1h05m`.
+pub use crate::command::age as span;
 
 /// One alert instance's life on the timeline.
 #[derive(Clone, Debug, PartialEq)]
