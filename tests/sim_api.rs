@@ -391,12 +391,14 @@ async fn snapshot_has_the_demo_summary() {
 #[tokio::test(start_paused = true)]
 async fn sim_handle_follows_a_paused_clock() {
     let scenario = Scenario::builtin();
-    let clock = Clock::scaled(scenario.start, 60.0);
+    // 17:55 ET: the pre-show, when listeners start to arrive.
+    let t0 = scenario.scheduled_start - 5 * MIN;
+    let clock = Clock::scaled(t0, 60.0);
     let sim = Sim::new(SimOptions { scenario, seed: 1 }, clock);
-    assert_eq!(sim.snapshot().time, sim.scenario_origin());
+    assert_eq!(sim.snapshot().time, t0);
     tokio::time::sleep(std::time::Duration::from_secs(5)).await; // 5 simulated minutes
     let st = sim.snapshot();
-    assert_eq!(st.time, sim.scenario_origin() + 5 * MIN);
+    assert_eq!(st.time, t0 + 5 * MIN);
     assert!(st.event.listeners > 0);
 }
 
@@ -404,7 +406,7 @@ async fn sim_handle_follows_a_paused_clock() {
 async fn same_seed_same_snapshot_through_the_handle() {
     let make = |seed| {
         let scenario = Scenario::builtin();
-        let clock = Clock::scaled(scenario.start, 120.0);
+        let clock = Clock::scaled(scenario.scheduled_start - 5 * MIN, 120.0);
         Sim::new(SimOptions { scenario, seed }, clock)
     };
     let (a, b, c) = (make(9), make(9), make(10));

@@ -60,10 +60,33 @@ pub struct CardAlert {
     pub severity: Option<String>,
     /// The labels that tell this alert from others of its rule.
     pub labels: Vec<(String, String)>,
+    /// NaN for an alert without a value (one pushed without a `value`
+    /// annotation); stored as `null`, as JSON has no NaN (nor infinities,
+    /// which come back as NaN: shown as no value).
+    #[serde(with = "nan_as_null")]
     pub value: f64,
     pub since: Millis,
     pub summary: Option<String>,
     pub firing: bool,
+}
+
+/// JSON has no NaN: serde_json writes it as `null` and then cannot read
+/// that back as a number, which made every card of a pushed alert an
+/// unreadable outbox row.
+mod nan_as_null {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+        if v.is_finite() {
+            s.serialize_f64(*v)
+        } else {
+            s.serialize_none()
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -295,6 +318,27 @@ mod tests {
             summary: Some("room filling fast".into()),
             firing: true,
         }
+    }
+
+    /// Regression: a pushed alert's NaN value made the card's outbox row
+    /// unreadable, so no card of a pushed alert ever reached chat.
+    #[test]
+    fn a_card_without_a_value_survives_the_outbox_json() {
+        let mut a = alert("Pushed", "main");
+        a.value = f64::NAN;
+        let mut msg = crate::chat::ChatMessage {
+            text: "card".into(),
+            card: Some(Card::new("launch", 0)),
+            ..Default::default()
+        };
+        msg.card.as_mut().unwrap().firing(a, 0);
+        let json = serde_json::to_string(&msg).unwrap();
+        assert!(json.contains(r#""value":null"#), "{json}");
+        let back: crate::chat::ChatMessage = serde_json::from_str(&json).unwrap();
+        assert!(back.card.unwrap().alerts[0].value.is_nan());
+        let one: CardAlert =
+            serde_json::from_str(&serde_json::to_string(&alert("A", "x")).unwrap()).unwrap();
+        assert_eq!(one.value, 612_345.0);
     }
 
     fn run(state: &str) -> CardRun {
