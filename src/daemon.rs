@@ -107,7 +107,7 @@ async fn inbound(
         crate::config::secret_named(&config.secrets, name)
             .map_err(|e| anyhow::anyhow!("{field}: {e}"))
     };
-    let mut app = crate::api::routes(api);
+    let mut slack_routes = axum::Router::new();
     let mut slack_inbound = None;
     if let Some(cfg) = &config.chat.slack
         && (cfg.signing_secret.is_some() || cfg.app_token_secret.is_some())
@@ -127,7 +127,7 @@ async fn inbound(
             shutdown.clone(),
         ));
         if signing.is_some() {
-            app = app.merge(crate::chat::slack_inbound::routes(inbound.clone()));
+            slack_routes = crate::chat::slack_inbound::routes(inbound.clone());
         }
         if let Some(name) = &cfg.app_token_secret {
             let token = secret(name, "chat.slack.app_token_secret")?;
@@ -140,6 +140,7 @@ async fn inbound(
         }
         slack_inbound = Some(inbound);
     }
+    let app = crate::api::routes_with(api, slack_routes);
     let addr = match config.server.listen {
         Some(addr) => {
             let listener = crate::server::bind(addr).await?;

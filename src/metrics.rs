@@ -239,7 +239,7 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
     ),
     chat_errors: Family::new(
         "firebreak_chat_send_errors_total",
-        "Failed chat calls, by whether they will be retried (retry) or were given up (rejected).",
+        "Chat messages not delivered: a failed call to be retried (retry), one the platform refused for good (rejected), or an outbox row that could not be read (unreadable); the last two are set aside.",
         &["kind"],
         Counter::default,
     ),

@@ -197,6 +197,19 @@ async fn a_slash_command_is_answered_in_its_acknowledgement() {
     let (status, ack) = bot.slash(RESPONDER, "staus").await;
     assert_eq!(status, 200);
     assert!(text(&ack).contains("did you mean `status`"), "{ack}");
+
+    // Regression (found by the load benchmark): Slack's request URLs
+    // were served but not counted in the bot's own HTTP metrics.
+    let metrics = reqwest::get(format!("http://{}/metrics", bot.addr))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(r#"firebreak_http_requests_total{route="/slack/commands",code="200"}"#),
+        "{metrics}"
+    );
     bot.stop().await;
 }
 

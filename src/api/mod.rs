@@ -52,8 +52,20 @@ pub const PUSH_WAIT: Duration = Duration::from_secs(8);
 /// How long a read waits for the control loop or the store.
 const READ_WAIT: Duration = Duration::from_secs(10);
 
-/// The routes, ready to merge into the server's router.
+/// The API's routes, served on their own.
 pub fn routes(api: Arc<Api>) -> Router {
+    routes_with(api, Router::new())
+}
+
+/// The API's routes and `more` (Slack's request URLs) as one router,
+/// every request counted and timed in `/metrics`.
+pub fn routes_with(api: Arc<Api>, more: Router) -> Router {
+    api_routes(api)
+        .merge(more)
+        .layer(axum::middleware::from_fn(count))
+}
+
+fn api_routes(api: Arc<Api>) -> Router {
     let limit = api.max_body_bytes;
     let protected = Router::new()
         .route(
@@ -77,7 +89,6 @@ pub fn routes(api: Arc<Api>) -> Router {
         .route("/metrics", axum::routing::get(health::metrics))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(limit))
-        .layer(axum::middleware::from_fn(count))
         .with_state(api)
 }
 

@@ -20,8 +20,6 @@ const SECTION_MAX: usize = 3000;
 pub const ACTION_PREFIX: &str = "firebreak:";
 /// Header text is capped at 150.
 const HEADER_MAX: usize = 150;
-/// Alerts given their own section; the rest are counted.
-const SHOWN_ALERTS: usize = 5;
 /// At most this many "Run" buttons, one per runbook that can be started.
 const RUN_BUTTONS: usize = 3;
 
@@ -49,13 +47,13 @@ fn card_blocks(c: &Card) -> Json {
             "emoji": true,
         },
     })];
-    for a in c.alerts.iter().take(SHOWN_ALERTS) {
+    for a in c.shown() {
         blocks.push(alert_block(a));
     }
-    if c.alerts.len() > SHOWN_ALERTS {
+    if c.more() > 0 {
         blocks.push(context(&format!(
             "… and {} more alerts; `alerts` lists them all",
-            c.alerts.len() - SHOWN_ALERTS
+            c.more()
         )));
     }
     if let Some(r) = &c.run {

@@ -12,7 +12,8 @@ use crate::clock::Millis;
 /// The slot an incident's card lives in.
 pub const SLOT: &str = "card";
 
-/// Alerts shown on a card; the rest are counted.
+/// Alerts shown on a card, each in its own Slack section; the rest are
+/// counted.
 const SHOWN_ALERTS: usize = 5;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -116,6 +117,16 @@ pub struct Card {
     /// syntax (`{event="launch"}`), for the Silence button.
     pub silence: Option<String>,
     pub updated_at: Millis,
+    /// Alerts a posted copy leaves out, firing and resolved (see
+    /// [`Card::posted`]).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub more_firing: usize,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub more_resolved: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 impl Card {
@@ -129,7 +140,60 @@ impl Card {
             acked_by: None,
             silence: None,
             updated_at: now,
+            more_firing: 0,
+            more_resolved: 0,
         }
+    }
+
+    /// The copy that goes to chat: the alerts a card shows, the rest only
+    /// counted. A storm's card would otherwise carry every alert in every
+    /// version (hundreds of kilobytes each, stored until sent).
+    pub fn posted(&self) -> Card {
+        let cut = self.alerts.len().min(SHOWN_ALERTS);
+        let left_out = &self.alerts[cut..];
+        let firing = left_out.iter().filter(|a| a.firing).count();
+        Card {
+            alerts: self.alerts[..cut].to_vec(),
+            more_firing: self.more_firing + firing,
+            more_resolved: self.more_resolved + left_out.len() - firing,
+            ..self.clone_without_alerts()
+        }
+    }
+
+    fn clone_without_alerts(&self) -> Card {
+        Card {
+            incident: self.incident.clone(),
+            status: self.status,
+            alerts: Vec::new(),
+            run: self.run.clone(),
+            runnable: self.runnable.clone(),
+            acked_by: self.acked_by.clone(),
+            silence: self.silence.clone(),
+            updated_at: self.updated_at,
+            more_firing: self.more_firing,
+            more_resolved: self.more_resolved,
+        }
+    }
+
+    /// The alerts shown, in order.
+    pub fn shown(&self) -> &[CardAlert] {
+        &self.alerts[..self.alerts.len().min(SHOWN_ALERTS)]
+    }
+
+    /// Alerts not shown: counted, whether left out of a posted copy or
+    /// beyond what a card shows.
+    pub fn more(&self) -> usize {
+        self.alerts.len().saturating_sub(SHOWN_ALERTS) + self.more_firing + self.more_resolved
+    }
+
+    /// Firing alerts not shown.
+    pub fn more_firing(&self) -> usize {
+        self.alerts
+            .iter()
+            .skip(SHOWN_ALERTS)
+            .filter(|a| a.firing)
+            .count()
+            + self.more_firing
     }
 
     /// Adds or refreshes an alert (same name and labels) as firing.
@@ -189,7 +253,7 @@ impl Card {
     }
 
     pub fn any_firing(&self) -> bool {
-        self.alerts.iter().any(|a| a.firing)
+        self.more_firing > 0 || self.alerts.iter().any(|a| a.firing)
     }
 
     fn run_active(&self) -> bool {
@@ -213,15 +277,12 @@ impl Card {
         if let Some(by) = &self.acked_by {
             out.push_str(&format!(" (acked by {by})"));
         }
-        for a in self.alerts.iter().take(SHOWN_ALERTS) {
+        for a in self.shown() {
             out.push('\n');
             out.push_str(&alert_line(a));
         }
-        if self.alerts.len() > SHOWN_ALERTS {
-            out.push_str(&format!(
-                "\n… and {} more alerts",
-                self.alerts.len() - SHOWN_ALERTS
-            ));
+        if self.more() > 0 {
+            out.push_str(&format!("\n… and {} more alerts", self.more()));
         }
         if let Some(r) = &self.run {
             out.push('\n');
@@ -408,6 +469,35 @@ mod tests {
         … and 2 more alerts
         runbook move-to-secondary-room (run move-1): running, last step `create_room` succeeded
         ");
+    }
+
+    /// Found by the load benchmark: a storm's card carried every alert in
+    /// every posted version, up to 680 KiB each, gigabytes in all.
+    #[test]
+    fn the_posted_copy_carries_what_is_shown_and_counts_the_rest() {
+        let mut c = Card::new("launch", 0);
+        for i in 0..1000 {
+            c.firing(alert("Breach", &format!("r{i}")), 1);
+        }
+        for i in 0..3 {
+            c.resolved("Breach", &[("room".into(), format!("r{i}"))], 2);
+        }
+        let p = c.posted();
+        assert_eq!(p.alerts.len(), 5);
+        assert_eq!((p.more_firing, p.more_resolved), (992, 3));
+        assert_eq!((p.more(), p.more_firing()), (c.more(), c.more_firing()));
+        assert_eq!(p.text(), c.text(), "people see the same card");
+        assert!(p.any_firing());
+        let json = serde_json::to_string(&p).unwrap();
+        assert!(json.len() < 2000, "{} bytes", json.len());
+        let back: Card = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, p);
+        assert_eq!(back.posted(), p, "posting a posted copy changes nothing");
+        // A card with few alerts is posted whole, without the counts.
+        let mut small = Card::new("x", 0);
+        small.firing(alert("Breach", "main"), 1);
+        assert_eq!(small.posted(), small);
+        assert!(!serde_json::to_string(&small).unwrap().contains("more_"));
     }
 
     #[test]

@@ -110,18 +110,21 @@ impl Console {
     }
 }
 
-/// What a printed card showed: its status and the alerts firing on it.
+/// What a printed card showed: its status and the alerts firing on it,
+/// those it does not show counted.
 type CardSeen = (super::card::Status, Vec<String>);
 
 fn seen(card: &super::card::Card) -> CardSeen {
-    (
-        card.status,
-        card.alerts
-            .iter()
-            .filter(|a| a.firing)
-            .map(|a| format!("{}{:?}", a.name, a.labels))
-            .collect(),
-    )
+    let mut firing: Vec<String> = card
+        .shown()
+        .iter()
+        .filter(|a| a.firing)
+        .map(|a| format!("{}{:?}", a.name, a.labels))
+        .collect();
+    if card.more_firing() > 0 {
+        firing.push(format!("+{}", card.more_firing()));
+    }
+    (card.status, firing)
 }
 
 impl ChatAdapter for Console {
@@ -213,13 +216,17 @@ impl ChatAdapter for Console {
 fn status_line(c: &super::card::Card) -> String {
     let mut out = format!("*{}* incident {}", c.status.word(), c.incident);
     let firing: Vec<&str> = c
-        .alerts
+        .shown()
         .iter()
         .filter(|a| a.firing)
         .map(|a| a.name.as_str())
         .collect();
     if !firing.is_empty() {
-        out.push_str(&format!(": {} firing", firing.join(", ")));
+        let more = match c.more_firing() {
+            0 => String::new(),
+            n => format!(" and {n} more"),
+        };
+        out.push_str(&format!(": {}{more} firing", firing.join(", ")));
     }
     if let Some(r) = &c.run {
         out.push_str(&format!("; {}", super::card::run_line(r)));

@@ -205,6 +205,14 @@ impl Outbox {
         Ok(())
     }
 
+    async fn prune(&self, now: Millis) {
+        match self.store.prune_outbox(now - KEEP_SENT_MS).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(rows = n, "forgot chat messages delivered over a week ago"),
+            Err(e) => tracing::warn!(error = %e, "cannot prune the chat outbox; will try again"),
+        }
+    }
+
     /// Delivers queued messages until shutdown, then flushes what is left
     /// for at most `flush_deadline`; what is still undelivered stays in
     /// the store for the next start.
@@ -234,11 +242,18 @@ impl Outbox {
             lanes: HashMap::new(),
             refs: HashMap::new(),
         };
+        let mut pruned: Option<Instant> = None;
         loop {
             let wait = match d.pass().await {
                 Ok(Some(at)) => at.saturating_duration_since(Instant::now()),
                 // Nothing pending: a post wakes us; the poll is a safety net.
-                Ok(None) => IDLE_POLL,
+                Ok(None) => {
+                    if pruned.is_none_or(|p| p.elapsed() >= PRUNE_EVERY) {
+                        pruned = Some(Instant::now());
+                        self.prune(clock.now()).await;
+                    }
+                    IDLE_POLL
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot read the chat outbox; will retry");
                     STORE_RETRY
@@ -270,6 +285,11 @@ impl Outbox {
         }
     }
 }
+
+/// Delivered messages are kept this long, then forgotten: the incident
+/// timeline is the record, and the outbox would otherwise grow forever.
+pub const KEEP_SENT_MS: Millis = 7 * 24 * 3600 * 1000;
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
 /// How many pending messages one pass reads. A bigger backlog is worked
 /// through over several passes, coalescing as it goes.
@@ -371,6 +391,10 @@ impl Deliverer<'_> {
                     Ok(m) => m,
                     Err(e) => {
                         // A row we cannot read must not block the rest.
+                        crate::metrics::get()
+                            .chat_errors
+                            .with(&["unreadable"])
+                            .inc();
                         tracing::error!(seq = row.seq, error = %e, "unreadable outbox row set aside");
                         self.store
                             .mark_rejected(row.seq, self.clock.now(), &format!("unreadable: {e}"))
@@ -402,8 +426,10 @@ impl Deliverer<'_> {
         channel: &str,
         mut msgs: Vec<(i64, ChatMessage)>,
     ) -> Result<Option<Instant>, StoreError> {
-        let mut i = 0;
-        while i < msgs.len() {
+        // Always the head: what is sent, superseded or set aside leaves
+        // the queue.
+        let i = 0;
+        while !msgs.is_empty() {
             let now = Instant::now();
             let lane = self
                 .lanes
@@ -412,17 +438,29 @@ impl Deliverer<'_> {
             if let Some(at) = lane.ready(self.limit, now) {
                 return Ok(Some(at));
             }
-            let (seq, msg) = &msgs[i];
-            if let Some(slot) = live_slot(msg)
-                && msgs[i + 1..]
-                    .iter()
-                    .any(|(_, m)| live_slot(m) == Some(slot) && m.incident == msg.incident)
-            {
-                // A newer version of this slot is queued: it replaces this.
-                self.store.mark_sent(*seq, self.clock.now()).await?;
-                i += 1;
+            let newer: Vec<usize> = match live_slot(&msgs[i].1) {
+                Some(slot) => (i + 1..msgs.len())
+                    .filter(|&j| {
+                        live_slot(&msgs[j].1) == Some(slot)
+                            && msgs[j].1.incident == msgs[i].1.incident
+                    })
+                    .collect(),
+                None => Vec::new(),
+            };
+            if let Some(&newest) = newer.last() {
+                // Newer versions of this slot are queued: the newest goes
+                // out here, where the first stood, and the others are
+                // superseded. Sent at its own place, a new incident's card
+                // would land under the messages queued after its first
+                // version instead of heading the thread.
+                let mut stale = vec![msgs[i].0];
+                stale.extend(newer[..newer.len() - 1].iter().map(|&j| msgs[j].0));
+                self.store.mark_sent_many(&stale, self.clock.now()).await?;
+                msgs.swap(i, newest);
+                remove_sorted(&mut msgs, &newer);
                 continue;
             }
+            let (seq, msg) = &msgs[i];
             let placement = self.placement(channel, msg).await?;
             let mut members = vec![i];
             if matches!(msg.kind, Kind::Firing | Kind::Resolved)
@@ -621,6 +659,39 @@ pub fn clip(s: &str, max: usize) -> String {
     }
 }
 
+/// Lists people read in a storm: distinct items in first-seen order, a
+/// repeated one once with `×N`, at most `max` of them, then how many
+/// more (counting repeats). Empty for no items.
+pub fn tally<I: IntoIterator<Item = String>>(items: I, max: usize) -> String {
+    let mut order: Vec<(String, usize)> = Vec::new();
+    let mut index: HashMap<String, usize> = HashMap::new();
+    for item in items {
+        match index.get(&item) {
+            Some(&i) => order[i].1 += 1,
+            None => {
+                index.insert(item.clone(), order.len());
+                order.push((item, 1));
+            }
+        }
+    }
+    let mut parts: Vec<String> = order
+        .iter()
+        .take(max)
+        .map(|(s, n)| {
+            if *n > 1 {
+                format!("{s} ×{n}")
+            } else {
+                s.clone()
+            }
+        })
+        .collect();
+    let more: usize = order.iter().skip(max).map(|(_, n)| n).sum();
+    if more > 0 {
+        parts.push(format!("… and {more} more"));
+    }
+    parts.join(", ")
+}
+
 /// One message standing for several of the same kind bound for the same
 /// place: a count, the first lines of the first few, and how many more.
 fn coalesce(group: &[(i64, ChatMessage)], placement: &Placement) -> ChatMessage {
@@ -662,6 +733,14 @@ fn coalesce(group: &[(i64, ChatMessage)], placement: &Placement) -> ChatMessage 
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn tally_counts_repeats_and_caps_the_list() {
+        let items = ["a", "b", "a", "c", "a", "d", "d"].map(String::from);
+        assert_eq!(tally(items.clone(), 10), "a ×3, b, c, d ×2");
+        assert_eq!(tally(items, 2), "a ×3, b, … and 3 more");
+        assert_eq!(tally(Vec::new(), 2), "");
+    }
+
     use super::*;
     use std::sync::Mutex;
     use std::sync::atomic::{AtomicUsize, Ordering};
@@ -1012,6 +1091,48 @@ mod tests {
         assert!(store.pending_outbox(10).await.unwrap().is_empty());
     }
 
+    /// Found by the load benchmark: with a backlog, a new incident's card
+    /// was sent at its newest version's place, under everything queued
+    /// after its first, and something else headed the thread.
+    #[tokio::test]
+    async fn a_superseded_card_is_sent_where_its_first_version_stood() {
+        let store = Store::open("sqlite::memory:").await.unwrap();
+        let outbox = Outbox::new(store.clone());
+        let rec = Arc::new(Rec::default());
+        for (kind, slot, text) in [
+            (Kind::Firing, Some("card"), "card v1"),
+            (Kind::Note, None, "note 1"),
+            (Kind::RunStarted, Some("card"), "card v2"),
+            (Kind::Note, None, "note 2"),
+            (Kind::RunFinished, Some("card"), "card v3"),
+        ] {
+            outbox
+                .post(&m("#c", Some("a"), kind, slot, text))
+                .await
+                .unwrap();
+        }
+        flush(&outbox, &rec).await;
+        assert_eq!(
+            rec.sent()
+                .into_iter()
+                .map(|(_, p, t)| (p, t))
+                .collect::<Vec<_>>(),
+            [
+                (top(), "card v3".to_owned()),
+                (reply("id1"), "note 1".to_owned()),
+                (reply("id1"), "note 2".to_owned()),
+            ]
+        );
+        assert!(store.pending_outbox(10).await.unwrap().is_empty());
+        // The card is its slot from now on: the next version updates it.
+        outbox
+            .post(&m("#c", Some("a"), Kind::Resolved, Some("card"), "card v4"))
+            .await
+            .unwrap();
+        flush(&outbox, &rec).await;
+        assert_eq!(rec.sent()[3].1, update("id1"));
+    }
+
     #[tokio::test]
     async fn a_backlog_of_new_alerts_becomes_one_message_that_heads_their_threads() {
         let store = Store::open("sqlite::memory:").await.unwrap();
@@ -1079,6 +1200,66 @@ mod tests {
         assert_eq!(rejected[0].2, "invalid_blocks");
         assert!(store.pending_outbox(10).await.unwrap().is_empty());
         assert!(crate::metrics::get().chat_errors.with(&["rejected"]).get() > rejected_before);
+    }
+
+    #[tokio::test]
+    async fn the_sender_forgets_messages_delivered_over_a_week_ago() {
+        let store = Store::open("sqlite::memory:").await.unwrap();
+        let outbox = Outbox::new(store.clone());
+        let rec = Arc::new(Rec::default());
+        let now = Clock::system().now();
+        let old = store.enqueue_outbox("#c", "{}", 0).await.unwrap();
+        let recent = store.enqueue_outbox("#c", "{}", 0).await.unwrap();
+        store
+            .mark_sent(old, now - KEEP_SENT_MS - 60_000)
+            .await
+            .unwrap();
+        store
+            .mark_sent(recent, now - KEEP_SENT_MS + 60_000)
+            .await
+            .unwrap();
+        outbox
+            .post(&m("#c", None, Kind::Note, None, "new"))
+            .await
+            .unwrap();
+        flush(&outbox, &rec).await;
+        assert_eq!(rec.sent().len(), 1);
+        // Only the old one is gone: numbering and the recent ones stay.
+        assert_eq!(store.prune_outbox(now - KEEP_SENT_MS).await.unwrap(), 0);
+        assert_eq!(
+            store.prune_outbox(now + 1).await.unwrap(),
+            1,
+            "the recent one"
+        );
+    }
+
+    /// Found by the load benchmark: rows set aside as unreadable were
+    /// logged but counted nowhere an alerting rule could see.
+    #[tokio::test]
+    async fn an_unreadable_row_is_set_aside_and_counted() {
+        let metrics = crate::metrics::get();
+        let before = metrics.chat_errors.with(&["unreadable"]).get();
+        let store = Store::open("sqlite::memory:").await.unwrap();
+        let outbox = Outbox::new(store.clone());
+        let rec = Arc::new(Rec::default());
+        let bad = store
+            .enqueue_outbox("#c", "{\"text\": 1}", 0)
+            .await
+            .unwrap();
+        outbox
+            .post(&m("#c", None, Kind::Note, None, "after"))
+            .await
+            .unwrap();
+        flush(&outbox, &rec).await;
+        assert_eq!(rec.sent().len(), 1);
+        let rejected = store.rejected_outbox().await.unwrap();
+        assert_eq!(rejected[0].0, bad);
+        assert!(
+            rejected[0].2.starts_with("unreadable: "),
+            "{}",
+            rejected[0].2
+        );
+        assert!(metrics.chat_errors.with(&["unreadable"]).get() > before);
     }
 
     // Real time, lower bounds only: the hold must not be cut short; other

@@ -36,7 +36,7 @@ use crate::config::{SecretSource, SlackConfig, secret_named};
 /// `msg_too_long` for some methods; clipping first keeps a long message
 /// (a big coalesced storm, a long log excerpt) readable instead of set
 /// aside.
-const TEXT_MAX: usize = 40_000;
+pub(crate) const TEXT_MAX: usize = 40_000;
 
 /// Slack documents chat.postMessage at about one message per second per
 /// channel, "allowing bursts over that limit for short periods". A burst

@@ -38,6 +38,9 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::clip;
+use super::slack::TEXT_MAX;
+
 use super::slack::Slack;
 use super::{ChatMessage, Kind, Outbox};
 use crate::clock::Millis;
@@ -709,11 +712,7 @@ impl Inbound {
             tracing::warn!(text = %reply.text, "slack gave no response_url; the answer is only logged");
             return;
         };
-        let body = json!({
-            "response_type": response_type(reply.visibility),
-            "replace_original": false,
-            "text": reply.text,
-        });
+        let body = later_body(reply);
         let mut wait = Duration::from_millis(500);
         for attempt in 1..=RESPONSE_ATTEMPTS {
             let sent = self
@@ -774,12 +773,22 @@ fn response_type(v: Visibility) -> &'static str {
 
 /// The JSON an acknowledgement carries, over HTTP and over Socket Mode
 /// alike; `None` for an empty one.
+/// A late answer, at the command's `response_url`: added below, never in
+/// place of, what the user typed.
+fn later_body(reply: &Reply) -> serde_json::Value {
+    json!({
+        "response_type": response_type(reply.visibility),
+        "replace_original": false,
+        "text": clip(&reply.text, TEXT_MAX),
+    })
+}
+
 pub fn ack_body(ack: &Ack) -> Option<serde_json::Value> {
     match ack {
         Ack::Empty => None,
         Ack::Reply(r) => Some(json!({
             "response_type": response_type(r.visibility),
-            "text": r.text,
+            "text": clip(&r.text, TEXT_MAX),
         })),
         Ack::Challenge(c) => Some(json!({ "challenge": c })),
     }
@@ -1082,5 +1091,15 @@ mod tests {
             ack_body(&Ack::Challenge("c".into())),
             Some(json!({"challenge": "c"}))
         );
+        // Slack cuts a message past 40,000 characters; we cut first, and
+        // say so with the ellipsis.
+        let long = ack_body(&Ack::Reply(Reply::channel("x".repeat(100_000)))).unwrap();
+        let text = long["text"].as_str().unwrap();
+        assert_eq!(text.chars().count(), TEXT_MAX);
+        assert!(text.ends_with('…'));
+        let late = later_body(&Reply::private("y".repeat(100_000)));
+        assert_eq!(late["text"].as_str().unwrap().chars().count(), TEXT_MAX);
+        assert_eq!(late["response_type"], "ephemeral");
+        assert_eq!(late["replace_original"], false);
     }
 }

@@ -3,7 +3,9 @@
 
 use super::{Actor, Args, BoxFut, Ctx, Execute, Reply, Spec, age};
 use crate::clock::Millis;
-use crate::control::Status;
+use std::collections::HashMap;
+
+use crate::control::{FiringAlert, Status};
 use crate::roles::Role;
 
 pub const SPEC: Spec = Spec {
@@ -40,31 +42,51 @@ pub fn render(s: &Status, now: Millis) -> String {
     }
     if !s.firing.is_empty() {
         out.push_str(&format!("\nfiring ({}):", s.firing.len()));
-        for f in &s.firing {
-            let mut line = format!(
-                "\n  • {}{} for {}",
-                f.name,
-                crate::control::identifying(&f.labels),
-                age(now - f.since)
-            );
-            if let Some(a) = &f.acked {
-                line.push_str(&format!(", acked by {}", a.by));
+        let groups = alike(&s.firing);
+        for g in groups.iter().take(LINES) {
+            let f = g.oldest;
+            let mut line = format!("\n  • {}{}", f.name, crate::control::identifying(&f.labels));
+            if g.n > 1 {
+                line.push_str(&format!(" ×{}", g.n));
             }
-            if let Some(id) = &f.silenced_by {
-                line.push_str(&format!(", silenced by {id}"));
+            line.push_str(&format!(" for {}", age(now - f.since)));
+            match (g.n, &f.acked, &f.silenced_by) {
+                (1, acked, silenced) => {
+                    if let Some(a) = acked {
+                        line.push_str(&format!(", acked by {}", a.by));
+                    }
+                    if let Some(id) = silenced {
+                        line.push_str(&format!(", silenced by {id}"));
+                    }
+                }
+                _ => {
+                    if g.acked > 0 {
+                        line.push_str(&format!(", {} acked", g.acked));
+                    }
+                    if g.silenced > 0 {
+                        line.push_str(&format!(", {} silenced", g.silenced));
+                    }
+                }
             }
             out.push_str(&line);
+        }
+        let more: usize = groups.iter().skip(LINES).map(|g| g.n).sum();
+        if more > 0 {
+            out.push_str(&format!(
+                "\n  … and {more} more; `alerts` counts them by rule"
+            ));
         }
     }
     if !s.running.is_empty() {
         out.push_str(&format!("\nrunning ({}):", s.running.len()));
-        for (rb, key, id) in &s.running {
+        for (rb, key, id) in s.running.iter().take(LINES) {
             out.push_str(&format!("\n  • {rb} for {key}: run {id}"));
         }
+        more_lines(&mut out, s.running.len());
     }
     if !s.waiting.is_empty() {
         out.push_str(&format!("\nwaiting for approval ({}):", s.waiting.len()));
-        for w in &s.waiting {
+        for w in s.waiting.iter().take(LINES) {
             out.push_str(&format!(
                 "\n  • run {} at `{}`: needs {}, {} left",
                 w.run,
@@ -73,11 +95,13 @@ pub fn render(s: &Status, now: Millis) -> String {
                 age(w.deadline - now),
             ));
         }
+        more_lines(&mut out, s.waiting.len());
     }
     if !s.silences.is_empty() {
-        let list: Vec<String> = s
+        let mut list: Vec<String> = s
             .silences
             .iter()
+            .take(LINES)
             .map(|v| {
                 format!(
                     "{} {{{}}} by {}, {} left",
@@ -88,9 +112,58 @@ pub fn render(s: &Status, now: Millis) -> String {
                 )
             })
             .collect();
-        out.push_str(&format!("\nsilences ({}): {}", list.len(), list.join("; ")));
+        if s.silences.len() > LINES {
+            list.push(format!("… and {} more", s.silences.len() - LINES));
+        }
+        out.push_str(&format!(
+            "\nsilences ({}): {}",
+            s.silences.len(),
+            list.join("; ")
+        ));
     }
     out
+}
+
+/// Lines per section: a storm is counted, not listed, so the answer
+/// stays readable and within what chat accepts.
+const LINES: usize = 10;
+
+fn more_lines(out: &mut String, n: usize) {
+    if n > LINES {
+        out.push_str(&format!("\n  … and {} more", n - LINES));
+    }
+}
+
+/// Firing alerts that read the same on a status line: one rule, the same
+/// identifying labels (a storm's alerts differ by instance).
+struct Alike<'a> {
+    /// The first in `firing`'s order, which is oldest first.
+    oldest: &'a FiringAlert,
+    n: usize,
+    acked: usize,
+    silenced: usize,
+}
+
+fn alike(firing: &[FiringAlert]) -> Vec<Alike<'_>> {
+    let mut groups: Vec<Alike> = Vec::new();
+    let mut index: HashMap<(&str, String), usize> = HashMap::new();
+    for f in firing {
+        let key = (f.name.as_str(), crate::control::identifying(&f.labels));
+        let i = *index.entry(key).or_insert_with(|| {
+            groups.push(Alike {
+                oldest: f,
+                n: 0,
+                acked: 0,
+                silenced: 0,
+            });
+            groups.len() - 1
+        });
+        let g = &mut groups[i];
+        g.n += 1;
+        g.acked += usize::from(f.acked.is_some());
+        g.silenced += usize::from(f.silenced_by.is_some());
+    }
+    groups
 }
 
 impl Execute for StatusCmd {
@@ -193,6 +266,59 @@ mod tests {
         assert_eq!(
             render(&empty_status(), T0),
             "automation: on; nothing firing, nothing running"
+        );
+    }
+
+    /// Found by the load benchmark: a status in a storm listed every
+    /// alert, hundreds of kilobytes for a "compact" answer.
+    #[test]
+    fn a_storm_reads_as_counted_groups() {
+        let mut s = busy_status();
+        let template = s.firing[0].clone();
+        s.firing = (0..5000)
+            .map(|i| {
+                let mut f = template.clone();
+                f.fingerprint = format!("{i:016x}");
+                f.labels.insert("instance".into(), format!("edge-{i}"));
+                if i % 1000 == 0 {
+                    f.labels.insert("room".into(), format!("room-{i}"));
+                }
+                f.acked = (i % 2 == 0).then(|| Acked {
+                    by: "bob".into(),
+                    at: T0,
+                });
+                f.since = T0 - 300_000 + i;
+                f
+            })
+            .collect();
+        s.silences = (0..12)
+            .map(|i| SilenceView {
+                id: format!("s{i}"),
+                matchers: "a=\"b\"".into(),
+                ends_at: T0 + 60_000,
+                by: "alice".into(),
+                comment: String::new(),
+            })
+            .collect();
+        let text = render(&s, T0);
+        assert!(
+            text.contains("\nfiring (5000):\n  • ListenerCapacityBreachPredicted (event=launch, room=room-0) for 5m00s, acked by bob\n  • ListenerCapacityBreachPredicted (event=launch, room=main) ×4995 for 4m59s, 2495 acked\n"),
+            "{text}"
+        );
+        assert!(text.contains("room=room-4000) for 4m56s"), "{text}");
+        assert!(
+            text.contains("; s9 {a=\"b\"} by alice, 1m00s left; … and 2 more"),
+            "{text}"
+        );
+        assert!(text.len() < 3000, "{} chars", text.len());
+        // More distinct groups than lines: the rest counted.
+        for (i, f) in s.firing.iter_mut().enumerate() {
+            f.labels.insert("room".into(), format!("r{}", i % 50));
+        }
+        let text = render(&s, T0);
+        assert!(
+            text.contains("\n  … and 4000 more; `alerts` counts them by rule"),
+            "{text}"
         );
     }
 

@@ -18,6 +18,9 @@ pub const SPEC: Spec = Spec {
 /// Chat messages have limits, and the start of a long incident is what
 /// the store is for: show the newest entries.
 const MAX_ENTRIES: usize = 40;
+/// One entry's text in chat; an entry written in a storm can name
+/// thousands of alerts (`firebreak timeline` prints it whole).
+const ENTRY_CHARS: usize = 300;
 
 #[derive(Debug, PartialEq)]
 pub struct Timeline {
@@ -30,19 +33,28 @@ pub fn parse(mut a: Args) -> Result<Timeline, String> {
     Ok(Timeline { incident })
 }
 
-pub fn render(incident: &str, entries: &[TimelineEntry], time: impl Fn(i64) -> String) -> String {
-    let mut out = format!("timeline of {incident} ({} entries)", entries.len());
-    let skip = entries.len().saturating_sub(MAX_ENTRIES);
+/// `newest` are the incident's last entries, oldest first, of `total`.
+pub fn render(
+    incident: &str,
+    total: usize,
+    newest: &[TimelineEntry],
+    time: impl Fn(i64) -> String,
+) -> String {
+    let mut out = format!("timeline of {incident} ({total} entries)");
+    let newest = &newest[newest.len().saturating_sub(MAX_ENTRIES)..];
+    let skip = total.saturating_sub(newest.len());
     if skip > 0 {
-        out.push_str(&format!("\n… {skip} earlier entries not shown"));
+        out.push_str(&format!(
+            "\n… {skip} earlier entries not shown; `firebreak timeline {incident}` prints them all"
+        ));
     }
-    for e in &entries[skip..] {
+    for e in newest {
         out.push_str(&format!(
             "\n{} {} [{}] {}",
             time(e.at),
             e.actor,
             e.kind,
-            e.text
+            crate::chat::clip(&e.text, ENTRY_CHARS)
         ));
     }
     out
@@ -74,8 +86,13 @@ impl Execute for Timeline {
                     None => return Reply::private("no incidents yet: nothing has fired"),
                 },
             };
-            match ctx.store.timeline(&incident).await {
-                Ok(entries) => Reply::private(render(&incident, &entries, |t| ctx.time(t))),
+            match ctx.store.timeline_tail(&incident, MAX_ENTRIES as i64).await {
+                Ok((total, newest)) => Reply::private(render(
+                    &incident,
+                    usize::try_from(total).unwrap_or(0),
+                    &newest,
+                    |t| ctx.time(t),
+                )),
                 Err(e) => Reply::private(format!("cannot read the timeline: {e}")),
             }
         })
@@ -154,11 +171,21 @@ mod tests {
                 text: format!("e{i}"),
             })
             .collect();
-        let text = render("x", &entries, |t| t.to_string());
+        let text = render("x", 45, &entries, |t| t.to_string());
         assert!(
-            text.contains("… 5 earlier entries not shown\n5 firebreak [step] e5"),
+            text.contains("… 5 earlier entries not shown; `firebreak timeline x` prints them all\n5 firebreak [step] e5"),
             "{text}"
         );
         assert!(!text.contains("e4\n"), "{text}");
+        // What the store gives: the tail only, counted in all.
+        let text = render("x", 1000, &entries[5..], |t| t.to_string());
+        assert!(
+            text.starts_with("timeline of x (1000 entries)\n… 960 earlier"),
+            "{text}"
+        );
+        let mut long = entries[44].clone();
+        long.text = "y".repeat(5000);
+        let text = render("x", 1, &[long], |t| t.to_string());
+        assert!(text.len() < 400 && text.ends_with('…'), "{text}");
     }
 }

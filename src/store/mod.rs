@@ -124,6 +124,11 @@ const SCHEMA: &[&str] = &[
         verdict TEXT,
         state_json TEXT NOT NULL
     )",
+    // The sender asks for unsent messages in order many times a second;
+    // without this it reads every message ever sent to find them.
+    "CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (seq) WHERE sent_at IS NULL",
+    // `timeline` in chat shows an incident's newest entries.
+    "CREATE INDEX IF NOT EXISTS timeline_at ON timeline (incident, at, seq)",
     "CREATE TABLE IF NOT EXISTS silences (
         id TEXT PRIMARY KEY,
         matchers TEXT NOT NULL,
@@ -133,6 +138,17 @@ const SCHEMA: &[&str] = &[
         comment TEXT NOT NULL
     )",
 ];
+
+fn timeline_entry(r: &sqlx::any::AnyRow) -> Result<TimelineEntry> {
+    Ok(TimelineEntry {
+        incident: r.try_get(0).map_err(q("read timeline"))?,
+        seq: r.try_get(1).map_err(q("read timeline"))?,
+        at: r.try_get(2).map_err(q("read timeline"))?,
+        kind: r.try_get(3).map_err(q("read timeline"))?,
+        actor: r.try_get(4).map_err(q("read timeline"))?,
+        text: r.try_get(5).map_err(q("read timeline"))?,
+    })
+}
 
 /// A `runs` row whose first eight columns are in [`RunRecord`]'s order.
 fn run_record(r: &sqlx::any::AnyRow) -> Result<RunRecord> {
@@ -637,18 +653,36 @@ impl Store {
             .fetch_all(&self.pool)
             .await
             .map_err(q("read timeline"))?;
-        rows.iter()
-            .map(|r| {
-                Ok(TimelineEntry {
-                    incident: r.try_get(0).map_err(q("read timeline"))?,
-                    seq: r.try_get(1).map_err(q("read timeline"))?,
-                    at: r.try_get(2).map_err(q("read timeline"))?,
-                    kind: r.try_get(3).map_err(q("read timeline"))?,
-                    actor: r.try_get(4).map_err(q("read timeline"))?,
-                    text: r.try_get(5).map_err(q("read timeline"))?,
-                })
-            })
-            .collect()
+        rows.iter().map(timeline_entry).collect()
+    }
+
+    /// An incident's newest `limit` entries, oldest first, and how many
+    /// it has in all: what chat shows of a storm's timeline without
+    /// reading all of it.
+    pub async fn timeline_tail(
+        &self,
+        incident: &str,
+        limit: i64,
+    ) -> Result<(i64, Vec<TimelineEntry>)> {
+        let total: i64 = sqlx::query("SELECT COUNT(*) FROM timeline WHERE incident = $1")
+            .bind(incident)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(q("count timeline"))?
+            .try_get(0)
+            .map_err(q("count timeline"))?;
+        let rows = sqlx::query("SELECT incident, seq, at, kind, actor, text FROM timeline WHERE incident = $1 ORDER BY at DESC, seq DESC LIMIT $2")
+            .bind(incident)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(q("read timeline"))?;
+        let mut entries = rows
+            .iter()
+            .map(timeline_entry)
+            .collect::<Result<Vec<_>>>()?;
+        entries.reverse();
+        Ok((total, entries))
     }
 
     // --- outbox ----------------------------------------------------------------
@@ -770,6 +804,23 @@ impl Store {
         .await
         .map_err(q("mark rejected"))?;
         Ok(())
+    }
+
+    /// Forgets messages delivered before `before`, returning how many.
+    /// Kept: the unsent, the rejected (set aside to be read), and the
+    /// newest row, which numbers the next message.
+    pub async fn prune_outbox(&self, before: Millis) -> Result<u64> {
+        let _serial = self.append.lock().await;
+        let r = sqlx::query(
+            "DELETE FROM outbox WHERE sent_at IS NOT NULL AND sent_at < $1
+               AND seq < (SELECT MAX(seq) FROM outbox)
+               AND seq NOT IN (SELECT seq FROM outbox_rejected)",
+        )
+        .bind(before)
+        .execute(&self.pool)
+        .await
+        .map_err(q("prune outbox"))?;
+        Ok(r.rows_affected())
     }
 
     /// Messages set aside as rejected: (seq, at, reason), oldest first.
@@ -984,6 +1035,42 @@ mod tests {
                 .collect();
             assert_eq!(t, ["earliest", "first", "second"]);
             assert_eq!(s.incidents().await.unwrap(), ["i"]);
+            let (total, tail) = s.timeline_tail("i", 2).await.unwrap();
+            assert_eq!(total, 3);
+            let tail: Vec<String> = tail.into_iter().map(|e| e.text).collect();
+            assert_eq!(tail, ["first", "second"], "the newest two, oldest first");
+            let (total, tail) = s.timeline_tail("nope", 2).await.unwrap();
+            assert_eq!((total, tail.len()), (0, 0));
+        }
+    }
+
+    #[tokio::test]
+    async fn pruning_forgets_old_delivered_messages_only() {
+        for db in backends().await {
+            let s = Store::open(&db.url).await.unwrap();
+            let mut seqs = Vec::new();
+            for n in 0..5 {
+                seqs.push(
+                    s.enqueue_outbox("#c", &format!("{{\"n\":{n}}}"), n)
+                        .await
+                        .unwrap(),
+                );
+            }
+            // 0 and 1 delivered long ago, 2 rejected long ago, 3 pending,
+            // 4 (the newest) delivered long ago.
+            s.mark_sent_many(&[seqs[0], seqs[1], seqs[4]], 10)
+                .await
+                .unwrap();
+            s.mark_rejected(seqs[2], 10, "channel_not_found")
+                .await
+                .unwrap();
+            assert_eq!(s.prune_outbox(5).await.unwrap(), 0, "nothing that old");
+            assert_eq!(s.prune_outbox(100).await.unwrap(), 2);
+            assert_eq!(s.outbox_depth().await.unwrap(), 1);
+            assert_eq!(s.pending_outbox(10).await.unwrap()[0].seq, seqs[3]);
+            assert_eq!(s.rejected_outbox().await.unwrap().len(), 1);
+            let next = s.enqueue_outbox("#c", "{}", 20).await.unwrap();
+            assert!(next > seqs[4], "numbering goes on after a prune");
         }
     }
 
