@@ -972,7 +972,13 @@ impl Control {
 
     async fn dispatch(&mut self, alert: &AlertCtx, incident: &str) {
         let now = self.clock.now();
-        for d in self.dispatcher.on_firing(alert, now) {
+        let decisions = self.dispatcher.on_firing(alert, now);
+        if decisions.iter().any(|d| matches!(d, Decision::Start(_))) {
+            // The card first, so it heads the incident's thread: a run
+            // says it started as soon as it is spawned.
+            self.post_cards().await;
+        }
+        for d in decisions {
             match d {
                 Decision::Start(plan) => self.start_run(plan, alert, incident, now),
                 Decision::Skip { runbook, reason } => {
@@ -1767,6 +1773,16 @@ steps:
                 .is_some_and(|l| l.0 == card::Status::AwaitingApproval)
         })
         .await;
+        // Regression (found by the load benchmark): the run's first
+        // message could be queued before the card, and head the thread.
+        let first = &store.pending_outbox(1).await.unwrap()[0];
+        let first: ChatMessage = serde_json::from_str(&first.payload_json).unwrap();
+        assert_eq!(
+            first.card.map(|c| c.status),
+            Some(card::Status::Firing),
+            "{}",
+            first.text
+        );
         // Regression: the card showed the gate before it was open, so an
         // answer given at once could find nothing to answer.
         let waiting = executor.waiting();
@@ -1811,6 +1827,7 @@ steps:
         assert_eq!(
             statuses,
             [
+                card::Status::Firing,
                 card::Status::Mitigating,
                 card::Status::AwaitingApproval,
                 card::Status::Mitigating,

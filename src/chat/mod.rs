@@ -733,6 +733,10 @@ fn coalesce(group: &[(i64, ChatMessage)], placement: &Placement) -> ChatMessage 
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
     #[test]
     fn tally_counts_repeats_and_caps_the_list() {
         let items = ["a", "b", "a", "c", "a", "d", "d"].map(String::from);
@@ -740,10 +744,6 @@ mod tests {
         assert_eq!(tally(items, 2), "a ×3, b, … and 3 more");
         assert_eq!(tally(Vec::new(), 2), "");
     }
-
-    use super::*;
-    use std::sync::Mutex;
-    use std::sync::atomic::{AtomicUsize, Ordering};
 
     /// Fails the first `fail` posts, then records.
     struct Flaky {
