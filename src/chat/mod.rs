@@ -429,6 +429,9 @@ impl Deliverer<'_> {
         // Always the head: what is sent, superseded or set aside leaves
         // the queue.
         let i = 0;
+        // Older versions of the head's slot, marked sent with it: until
+        // then they hold its place in the queue, across a retry too.
+        let mut superseded: Vec<i64> = Vec::new();
         while !msgs.is_empty() {
             let now = Instant::now();
             let lane = self
@@ -453,9 +456,8 @@ impl Deliverer<'_> {
                 // superseded. Sent at its own place, a new incident's card
                 // would land under the messages queued after its first
                 // version instead of heading the thread.
-                let mut stale = vec![msgs[i].0];
-                stale.extend(newer[..newer.len() - 1].iter().map(|&j| msgs[j].0));
-                self.store.mark_sent_many(&stale, self.clock.now()).await?;
+                superseded.push(msgs[i].0);
+                superseded.extend(newer[..newer.len() - 1].iter().map(|&j| msgs[j].0));
                 msgs.swap(i, newest);
                 remove_sorted(&mut msgs, &newer);
                 continue;
@@ -498,7 +500,11 @@ impl Deliverer<'_> {
                 Ok(id) => {
                     crate::metrics::get().chat_sent.with(&[]).inc();
                     self.remember(channel, group, &placement, &id).await?;
-                    self.store.mark_sent_many(&seqs, self.clock.now()).await?;
+                    superseded.extend(&seqs);
+                    self.store
+                        .mark_sent_many(&superseded, self.clock.now())
+                        .await?;
+                    superseded.clear();
                     if let Some(lane) = self.lanes.get_mut(channel) {
                         lane.spend(self.limit);
                     }
@@ -530,6 +536,11 @@ impl Deliverer<'_> {
                             .mark_rejected(*s, self.clock.now(), &reason)
                             .await?;
                     }
+                    // The newest version is set aside; the older ones were
+                    // never going out.
+                    self.store
+                        .mark_sent_many(&std::mem::take(&mut superseded), self.clock.now())
+                        .await?;
                     remove_sorted(&mut msgs, &members);
                 }
             }
@@ -1093,12 +1104,20 @@ mod tests {
 
     /// Found by the load benchmark: with a backlog, a new incident's card
     /// was sent at its newest version's place, under everything queued
-    /// after its first, and something else headed the thread.
+    /// after its first, and something else headed the thread; and then
+    /// again whenever Slack answered the card's first send with a 429.
     #[tokio::test]
     async fn a_superseded_card_is_sent_where_its_first_version_stood() {
         let store = Store::open("sqlite::memory:").await.unwrap();
         let outbox = Outbox::new(store.clone());
         let rec = Arc::new(Rec::default());
+        rec.fail.lock().unwrap().push((
+            "#c".into(),
+            ChatError::Retry {
+                after: Some(Duration::from_millis(20)),
+                reason: "ratelimited".into(),
+            },
+        ));
         for (kind, slot, text) in [
             (Kind::Firing, Some("card"), "card v1"),
             (Kind::Note, None, "note 1"),
