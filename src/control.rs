@@ -8,6 +8,7 @@
 //! alert that one of them matches is recorded and nothing more.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
@@ -149,13 +150,13 @@ pub struct SilenceView {
     pub comment: String,
 }
 
-#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Status {
     pub paused: Option<Pause>,
     /// (runbook, concurrency key, run id), by run id.
     pub running: Vec<(String, String, String)>,
     /// Oldest first; silenced ones included, marked.
-    pub firing: Vec<FiringAlert>,
+    pub firing: Vec<Arc<FiringAlert>>,
     /// Runs waiting for a person's approval.
     pub waiting: Vec<Waiting>,
     pub silences: Vec<SilenceView>,
@@ -172,8 +173,10 @@ pub struct Control {
     pub clock: Clock,
     pub channel: String,
     pub incident_group_by: Vec<String>,
-    /// Alerts now firing, by fingerprint.
-    firing: BTreeMap<u64, FiringAlert>,
+    /// Alerts now firing, by fingerprint. Shared, so that a status (asked
+    /// for every `status`, `alerts` and API read) copies pointers, not
+    /// ten thousand label sets, while the loop waits.
+    firing: BTreeMap<u64, Arc<FiringAlert>>,
     last_incident: Option<String>,
     run_seq: u64,
     /// Differs between processes, so run ids (and the idempotency keys
@@ -487,8 +490,10 @@ impl Control {
             AlertEventKind::Pending => {}
             AlertEventKind::Firing => {
                 let incident = self.incident_for(&a.labels, &a.rule);
-                self.firing
-                    .insert(fp, firing_alert(a, &incident, &summary, ev.at, None));
+                self.firing.insert(
+                    fp,
+                    Arc::new(firing_alert(a, &incident, &summary, ev.at, None)),
+                );
                 // The condition held before the alert fired here (the
                 // rule's `for`, or a pusher's delay): dated when it began,
                 // so a review measures detection from there.
@@ -555,7 +560,7 @@ impl Control {
             }
             AlertEventKind::Resolved => {
                 let incident = match self.firing.remove(&fp) {
-                    Some(f) => f.incident,
+                    Some(f) => Arc::unwrap_or_clone(f).incident,
                     None => self.incident_for(&a.labels, &a.rule),
                 };
                 self.timeline(
@@ -619,8 +624,10 @@ impl Control {
             // Still listed by `alerts`, marked silenced: people asking
             // what fires should see it, and why nobody was paged.
             let summary = a.annotations.get("summary").cloned().unwrap_or_default();
-            self.firing
-                .insert(fp, firing_alert(a, &incident, &summary, ev.at, silence));
+            self.firing.insert(
+                fp,
+                Arc::new(firing_alert(a, &incident, &summary, ev.at, silence)),
+            );
         }
         self.timeline(&incident, ev.at, "alert_silenced", "firebreak", &text)
             .await;
@@ -760,7 +767,7 @@ impl Control {
             .map(|(a, b, c)| (a.to_owned(), b.to_owned(), c.to_owned()))
             .collect();
         running.sort_by(|a, b| a.2.cmp(&b.2));
-        let mut firing: Vec<FiringAlert> = self.firing.values().cloned().collect();
+        let mut firing: Vec<Arc<FiringAlert>> = self.firing.values().cloned().collect();
         firing.sort_by(|a, b| (a.since, &a.name).cmp(&(b.since, &b.name)));
         Status {
             paused: self.dispatcher.paused().cloned(),
@@ -831,7 +838,7 @@ impl Control {
         let mut done = Vec::new();
         let mut per_incident: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for fp in chosen {
-            let f = self.firing.get_mut(&fp).expect("chosen from firing");
+            let f = Arc::make_mut(self.firing.get_mut(&fp).expect("chosen from firing"));
             if let Some(a) = &f.acked {
                 done.push(format!("{} (already acknowledged by {})", f.name, a.by));
                 continue;
@@ -931,7 +938,13 @@ impl Control {
             let summary = a.annotations.get("summary").cloned().unwrap_or_default();
             self.firing.insert(
                 a.labels.fingerprint(),
-                firing_alert(&a, &incident, &summary, fired_at, silenced_by.clone()),
+                Arc::new(firing_alert(
+                    &a,
+                    &incident,
+                    &summary,
+                    fired_at,
+                    silenced_by.clone(),
+                )),
             );
             if silenced_by.is_some() {
                 self.silenced.insert(a.labels.fingerprint());

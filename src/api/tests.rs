@@ -34,7 +34,7 @@ async fn serve(token: Option<&str>, queue: usize, max_body: usize) -> Served {
                 let _ = reply.send(Status {
                     paused: None,
                     running: Vec::new(),
-                    firing: vec![FiringAlert {
+                    firing: vec![std::sync::Arc::new(FiringAlert {
                         fingerprint: "00000000deadbeef".into(),
                         name: "SpeakerFeedback".into(),
                         group: "g".into(),
@@ -48,7 +48,7 @@ async fn serve(token: Option<&str>, queue: usize, max_body: usize) -> Served {
                             at: 1_684_965_700_000,
                         }),
                         silenced_by: None,
-                    }],
+                    })],
                     waiting: Vec::new(),
                     silences: Vec::new(),
                     incident: Some("launch".into()),

@@ -5,6 +5,7 @@ use super::{Actor, Args, BoxFut, Ctx, Execute, Reply, Spec, age};
 use crate::clock::Millis;
 use crate::control::FiringAlert;
 use crate::roles::Role;
+use std::sync::Arc;
 
 pub const SPEC: Spec = Spec {
     name: "alerts",
@@ -32,7 +33,7 @@ const RULES_NAMED: usize = 10;
 const SUMMARY_CHARS: usize = 200;
 
 /// `firing` oldest first; `time` shows a clock time (see [`Ctx::time`]).
-pub fn render(firing: &[FiringAlert], now: Millis, time: impl Fn(Millis) -> String) -> String {
+pub fn render(firing: &[Arc<FiringAlert>], now: Millis, time: impl Fn(Millis) -> String) -> String {
     if firing.is_empty() {
         return "no alerts firing".to_owned();
     }
@@ -111,7 +112,7 @@ mod tests {
             match rx.recv().await.unwrap() {
                 crate::control::Command::Status(tx) => {
                     let mut s = empty_status();
-                    s.firing = vec![FiringAlert {
+                    s.firing = vec![Arc::new(FiringAlert {
                         fingerprint: "0123456789abcdef".into(),
                         name: "SpeakerFeedback".into(),
                         group: "g".into(),
@@ -128,7 +129,7 @@ mod tests {
                             at: T0 - 5_000,
                         }),
                         silenced_by: Some("s1".into()),
-                    }];
+                    })];
                     tx.send(s).unwrap()
                 }
                 other => panic!("{other:?}"),
@@ -147,18 +148,20 @@ mod tests {
     /// million characters.
     #[test]
     fn a_storm_is_counted_by_rule_and_the_oldest_listed() {
-        let firing: Vec<FiringAlert> = (0..1000)
-            .map(|i| FiringAlert {
-                fingerprint: format!("{i:016x}"),
-                name: if i % 10 == 0 { "Full" } else { "Surge" }.into(),
-                group: "g".into(),
-                incident: "launch".into(),
-                labels: [("instance".to_owned(), format!("edge-{i}"))].into(),
-                summary: "s".repeat(1000),
-                value: f64::NAN,
-                since: T0 - 1000 + i,
-                acked: None,
-                silenced_by: None,
+        let firing: Vec<Arc<FiringAlert>> = (0..1000)
+            .map(|i| {
+                Arc::new(FiringAlert {
+                    fingerprint: format!("{i:016x}"),
+                    name: if i % 10 == 0 { "Full" } else { "Surge" }.into(),
+                    group: "g".into(),
+                    incident: "launch".into(),
+                    labels: [("instance".to_owned(), format!("edge-{i}"))].into(),
+                    summary: "s".repeat(1000),
+                    value: f64::NAN,
+                    since: T0 - 1000 + i,
+                    acked: None,
+                    silenced_by: None,
+                })
             })
             .collect();
         let text = render(&firing, T0, |t| t.to_string());

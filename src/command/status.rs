@@ -4,6 +4,7 @@
 use super::{Actor, Args, BoxFut, Ctx, Execute, Reply, Spec, age};
 use crate::clock::Millis;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use crate::control::{FiringAlert, Status};
 use crate::roles::Role;
@@ -144,7 +145,7 @@ struct Alike<'a> {
     silenced: usize,
 }
 
-fn alike(firing: &[FiringAlert]) -> Vec<Alike<'_>> {
+fn alike(firing: &[Arc<FiringAlert>]) -> Vec<Alike<'_>> {
     let mut groups: Vec<Alike> = Vec::new();
     let mut index: HashMap<(&str, String), usize> = HashMap::new();
     for f in firing {
@@ -242,7 +243,10 @@ mod tests {
                     acked: None,
                     silenced_by: Some("s1684965".into()),
                 },
-            ],
+            ]
+            .into_iter()
+            .map(Arc::new)
+            .collect(),
             waiting: vec![Waiting {
                 run: "move-to-secondary-room-1684965-ab121".into(),
                 what: "create_room".into(),
@@ -274,7 +278,7 @@ mod tests {
     #[test]
     fn a_storm_reads_as_counted_groups() {
         let mut s = busy_status();
-        let template = s.firing[0].clone();
+        let template = FiringAlert::clone(&s.firing[0]);
         s.firing = (0..5000)
             .map(|i| {
                 let mut f = template.clone();
@@ -288,7 +292,7 @@ mod tests {
                     at: T0,
                 });
                 f.since = T0 - 300_000 + i;
-                f
+                Arc::new(f)
             })
             .collect();
         s.silences = (0..12)
@@ -313,7 +317,9 @@ mod tests {
         assert!(text.len() < 3000, "{} chars", text.len());
         // More distinct groups than lines: the rest counted.
         for (i, f) in s.firing.iter_mut().enumerate() {
-            f.labels.insert("room".into(), format!("r{}", i % 50));
+            Arc::make_mut(f)
+                .labels
+                .insert("room".into(), format!("r{}", i % 50));
         }
         let text = render(&s, T0);
         assert!(
