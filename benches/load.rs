@@ -15,7 +15,7 @@
 //!   itself, `GET /api/v1/alerts`, until every alert it answered 2xx for
 //!   is listed as firing or `FB_BENCH_SETTLE_SECS` (120) have passed since
 //!   the push ended. Lost = pushed − distinct bench alerts listed. Asking
-//!   is not free (a listing of 10,000 costs the bot half a second of CPU,
+//!   is not free (a listing of 10,000 takes the bot a quarter of a second,
 //!   a /metrics read counts its outbox), so the bench reads /metrics once
 //!   a second and lists only once the watcher's
 //!   `firebreak_alert_transitions_total{kind="firing"}` has reached the
