@@ -962,6 +962,18 @@ mod tests {
     }
 
     impl Rec {
+        /// The next send to `channel` is answered as a 429 with
+        /// `Retry-After: after`.
+        fn rate_limited_once(&self, channel: &str, after: Duration) {
+            self.fail.lock().unwrap().push((
+                channel.into(),
+                ChatError::Retry {
+                    after: Some(after),
+                    reason: "ratelimited".into(),
+                },
+            ));
+        }
+
         fn sent(&self) -> Vec<(String, Placement, String)> {
             self.got
                 .lock()
@@ -1111,13 +1123,7 @@ mod tests {
         let store = Store::open("sqlite::memory:").await.unwrap();
         let outbox = Outbox::new(store.clone());
         let rec = Arc::new(Rec::default());
-        rec.fail.lock().unwrap().push((
-            "#c".into(),
-            ChatError::Retry {
-                after: Some(Duration::from_millis(20)),
-                reason: "ratelimited".into(),
-            },
-        ));
+        rec.rate_limited_once("#c", Duration::from_millis(20));
         for (kind, slot, text) in [
             (Kind::Firing, Some("card"), "card v1"),
             (Kind::Note, None, "note 1"),
@@ -1288,13 +1294,7 @@ mod tests {
         let store = Store::open("sqlite::memory:").await.unwrap();
         let outbox = Outbox::new(store.clone());
         let rec = Arc::new(Rec::default());
-        rec.fail.lock().unwrap().push((
-            "#x".into(),
-            ChatError::Retry {
-                after: Some(Duration::from_millis(300)),
-                reason: "429".into(),
-            },
-        ));
+        rec.rate_limited_once("#x", Duration::from_millis(300));
         outbox
             .post(&m("#x", None, Kind::Note, None, "x1"))
             .await
