@@ -974,6 +974,11 @@ mod tests {
             ));
         }
 
+        /// What was sent, where: (placement, text).
+        fn placed(&self) -> Vec<(Placement, String)> {
+            self.sent().into_iter().map(|(_, p, t)| (p, t)).collect()
+        }
+
         fn sent(&self) -> Vec<(String, Placement, String)> {
             self.got
                 .lock()
@@ -1105,10 +1110,7 @@ mod tests {
         }
         flush(&outbox, &rec).await;
         assert_eq!(
-            rec.sent()
-                .into_iter()
-                .map(|(_, p, t)| (p, t))
-                .collect::<Vec<_>>(),
+            rec.placed(),
             [(top(), "v1".to_owned()), (update("id1"), "v4".to_owned())]
         );
         assert!(store.pending_outbox(10).await.unwrap().is_empty());
@@ -1138,10 +1140,7 @@ mod tests {
         }
         flush(&outbox, &rec).await;
         assert_eq!(
-            rec.sent()
-                .into_iter()
-                .map(|(_, p, t)| (p, t))
-                .collect::<Vec<_>>(),
+            rec.placed(),
             [
                 (top(), "card v3".to_owned()),
                 (reply("id1"), "note 1".to_owned()),
