@@ -78,6 +78,8 @@
 
 #[path = "../tests/fake_slack/mod.rs"]
 mod fake_slack;
+#[path = "support/procfs.rs"]
+mod procfs;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
@@ -401,64 +403,9 @@ async fn start_bot(
     }
 }
 
-/// A `/proc/.../stat` line: the command name and utime+stime in ticks.
-fn stat_line(stat: &str) -> Option<(&str, f64)> {
-    // The command name is in parentheses and may hold anything; the
-    // fields after the last `)` cannot.
-    let open = stat.find('(')?;
-    let close = stat.rfind(')')?;
-    let f: Vec<&str> = stat[close + 1..].split_whitespace().collect();
-    // utime and stime are fields 14 and 15; f[0] is field 3.
-    let ticks = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
-    Some((&stat[open + 1..close], ticks))
-}
-
-/// CPU seconds (user + system) the process has used so far.
-fn cpu_secs(pid: u32, ticks_per_sec: f64) -> anyhow::Result<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    let (_, ticks) = stat_line(&stat).context("unreadable /proc/PID/stat")?;
-    Ok(ticks / ticks_per_sec)
-}
-
-/// CPU seconds so far by thread name, numbered threads of one kind
-/// together (`sqlx-sqlite-wor` are SQLite's, `tokio-runtime-w` the async
-/// workers).
-fn cpu_by_thread(pid: u32, ticks_per_sec: f64) -> BTreeMap<String, f64> {
-    let mut out = BTreeMap::new();
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return out;
-    };
-    for t in tasks.flatten() {
-        let Ok(stat) = std::fs::read_to_string(t.path().join("stat")) else {
-            continue;
-        };
-        if let Some((name, ticks)) = stat_line(&stat) {
-            let kind = name.trim_end_matches(|c: char| c.is_ascii_digit() || c == '-');
-            *out.entry(kind.to_owned()).or_default() += ticks / ticks_per_sec;
-        }
-    }
-    out
-}
-
-fn clock_ticks() -> f64 {
-    Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(100.0)
-}
-
 /// A `kB` line of `/proc/PID/status`, in MiB.
 fn status_mib(pid: u32, key: &str) -> anyhow::Result<f64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let line = status
-        .lines()
-        .find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix(':')))
-        .with_context(|| format!("no {key} in /proc/{pid}/status"))?;
-    let kb: f64 = line.trim().trim_end_matches("kB").trim().parse()?;
-    Ok(kb / 1024.0)
+    Ok(procfs::status_kib(pid, key)? / 1024.0)
 }
 
 /// The sum of the samples of `name` whose labels include every pair of
@@ -914,7 +861,7 @@ fn first_line(text: &str, max: usize) -> String {
 async fn run() -> anyhow::Result<Vec<String>> {
     let k = Knobs::from_env()?;
     let bin = bot_binary(&k)?;
-    let ticks = clock_ticks();
+    let ticks = procfs::clock_ticks();
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(256)
         .build()?;
@@ -967,8 +914,8 @@ async fn run() -> anyhow::Result<Vec<String>> {
         })
         .collect();
 
-    let threads0 = cpu_by_thread(pid, ticks);
-    let cpu0 = cpu_secs(pid, ticks)?;
+    let threads0 = procfs::cpu_by_thread(pid, ticks);
+    let cpu0 = procfs::cpu_secs(pid, ticks)?;
     let t0 = Instant::now();
     let give_up_at = t0 + k.push_window() + k.settle;
 
@@ -1007,7 +954,7 @@ async fn run() -> anyhow::Result<Vec<String>> {
 
     let batches = pusher.await?;
     let t_pushed = t0.elapsed();
-    let cpu_pushed = cpu_secs(pid, ticks)? - cpu0;
+    let cpu_pushed = procfs::cpu_secs(pid, ticks)? - cpu0;
     let accepted: usize = batches
         .iter()
         .filter(|b| b.accepted)
@@ -1104,8 +1051,8 @@ async fn run() -> anyhow::Result<Vec<String>> {
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
     let t_end = t0.elapsed();
-    let cpu_all = cpu_secs(pid, ticks)? - cpu0;
-    let threads1 = cpu_by_thread(pid, ticks);
+    let cpu_all = procfs::cpu_secs(pid, ticks)? - cpu0;
+    let threads1 = procfs::cpu_by_thread(pid, ticks);
     let peak_mib = status_mib(pid, "VmHWM")?;
     let rss_mib = status_mib(pid, "VmRSS")?;
     let metrics = scrape(&http, bot.addr).await.unwrap_or_default();

@@ -29,6 +29,9 @@
 //! - memory: `VmHWM` (peak resident set) at the end of the run.
 
 use std::collections::HashMap;
+#[path = "support/procfs.rs"]
+mod procfs;
+
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -428,39 +431,6 @@ fn rule_file(series: usize, targets: usize, rules: usize, interval: PromDuration
 }
 
 // ---------------------------------------------------------------------------
-// Process measurements
-
-fn clk_tck() -> f64 {
-    Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(100.0)
-}
-
-/// User + system CPU seconds of a process, all its threads.
-fn cpu_seconds(pid: &str, tck: f64) -> anyhow::Result<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    // The command name may hold spaces; fields are counted after its ')'.
-    let rest = &stat[stat.rfind(')').ok_or_else(|| anyhow::anyhow!("bad stat"))? + 1..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let utime: f64 = f[11].parse()?;
-    let stime: f64 = f[12].parse()?;
-    Ok((utime + stime) / tck)
-}
-
-fn vm_hwm_kib(pid: &str) -> anyhow::Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .ok_or_else(|| anyhow::anyhow!("no VmHWM in /proc/{pid}/status"))
-}
-
-// ---------------------------------------------------------------------------
 // firebreak child
 
 struct FbConfig {
@@ -470,7 +440,7 @@ struct FbConfig {
 }
 
 fn run_firebreak_child(p: &Params, c: &FbConfig) -> anyhow::Result<()> {
-    let tck = clk_tck();
+    let tck = procfs::clock_ticks();
     let text = std::fs::read_to_string(&c.rules_path)?;
     let groups = parse_rule_file_with("bench.yml", &text, p.interval_ms())
         .map_err(|d| anyhow::anyhow!("rule file: {d}"))?
@@ -553,7 +523,7 @@ fn run_firebreak_child(p: &Params, c: &FbConfig) -> anyhow::Result<()> {
                 _ = clock.sleep_until(wake) => {
                     let now = clock.now();
                     if cpu_start.is_none() && now >= measure_from {
-                        cpu_start = Some(cpu_seconds("self", tck)?);
+                        cpu_start = Some(procfs::cpu_secs("self", tck)?);
                     }
                     if now >= end {
                         // Batches already queued were scraped in the
@@ -588,7 +558,7 @@ fn run_firebreak_child(p: &Params, c: &FbConfig) -> anyhow::Result<()> {
                 }
             }
         }
-        let cpu = cpu_seconds("self", tck)? - cpu_start.unwrap_or(0.0);
+        let cpu = procfs::cpu_secs("self", tck)? - cpu_start.unwrap_or(0.0);
         shutdown.cancel();
         let m = p.warmup..total;
         let scrape: Vec<f64> = m.clone().map(|k| fetch_parse[k] + ingest[k]).collect();
@@ -600,7 +570,7 @@ fn run_firebreak_child(p: &Params, c: &FbConfig) -> anyhow::Result<()> {
             "gc_s": gc[m.clone()],
             "batches": batches[m],
             "cpu_s": cpu,
-            "hwm_kib": vm_hwm_kib("self")?,
+            "hwm_kib": procfs::status_kib("self", "VmHWM")? as u64,
             "series": watcher.series.series_count(),
             "samples": watcher.series.sample_count(),
             "scrape_errors": scrape_errors,
@@ -709,7 +679,7 @@ async fn run_prometheus(
     rules_path: &str,
     dir: &std::path::Path,
 ) -> anyhow::Result<Stats> {
-    let tck = clk_tck();
+    let tck = procfs::clock_ticks();
     let config = dir.join("prometheus.yml");
     std::fs::write(&config, prometheus_yml(p, addr, series, rules_path))?;
     let port = free_port()?;
@@ -750,7 +720,7 @@ async fn run_prometheus(
     let start = Clock::system().now();
     let window_start = start + p.warmup as Millis * interval;
     sleep_until(window_start).await;
-    let cpu0 = cpu_seconds(&pid, tck)?;
+    let cpu0 = procfs::cpu_secs(&pid, tck)?;
     let mut eval = Vec::with_capacity(p.cycles);
     for k in 1..=p.cycles {
         // Just before the cycle ends, so its groups have all run.
@@ -759,8 +729,8 @@ async fn run_prometheus(
     }
     let window_end = window_start + p.cycles as Millis * interval;
     sleep_until(window_end).await;
-    let cpu = cpu_seconds(&pid, tck)? - cpu0;
-    let hwm_kib = vm_hwm_kib(&pid)?;
+    let cpu = procfs::cpu_secs(&pid, tck)? - cpu0;
+    let hwm_kib = procfs::status_kib(&pid, "VmHWM")? as u64;
 
     let up = prom_query(http, &base, "up == 1").await?.len();
     let head = self_metric(http, &base, "prometheus_tsdb_head_series").await? as usize;

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{eventually, run_ended, start_bot, start_sim, stop_bot};
+use common::{eventually, get_json, run_ended, start_bot, start_sim, stop_bot};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_saturating_room_is_capped_and_holds() {
@@ -33,14 +33,7 @@ async fn a_saturating_room_is_capped_and_holds() {
     // 15s and the rule needs `for: 30s`.
     let http = firebreak::net::client().unwrap();
     let cap = eventually(90, || async {
-        let v: serde_json::Value = http
-            .get(format!("http://{sim_addr}/api/v1/rooms/main"))
-            .send()
-            .await
-            .ok()?
-            .json()
-            .await
-            .ok()?;
+        let v = get_json(&http, &format!("http://{sim_addr}/api/v1/rooms/main")).await?;
         v["room"]["listener_cap"].as_u64()
     })
     .await;
@@ -59,12 +52,7 @@ async fn a_saturating_room_is_capped_and_holds() {
     );
     assert!(out.contains("`holding` (wait)"), "{out}");
 
-    let room: serde_json::Value = http
-        .get(format!("http://{sim_addr}/api/v1/rooms/main"))
-        .send()
-        .await
-        .unwrap()
-        .json()
+    let room = get_json(&http, &format!("http://{sim_addr}/api/v1/rooms/main"))
         .await
         .unwrap();
     assert!(room["room"]["crashed_at"].is_null(), "{room}");

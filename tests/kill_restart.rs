@@ -32,7 +32,7 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::Response;
 use serde_json::Value;
 
-use common::start_sim;
+use common::{get_json, start_sim};
 use firebreak::store::Store;
 
 const RUNBOOK: &str = "move-to-secondary-room";
@@ -463,15 +463,12 @@ async fn iteration(i: usize, keys: bool, rng: &mut Rng, tally: &mut Tally, seed:
         }
     };
 
-    let state: Value = firebreak::net::client()
-        .unwrap()
-        .get(format!("http://{sim_addr}/api/v1/state"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let state = get_json(
+        &firebreak::net::client().unwrap(),
+        &format!("http://{sim_addr}/api/v1/state"),
+    )
+    .await
+    .unwrap();
     let created: Vec<&str> = state["rooms"]
         .as_array()
         .unwrap()

@@ -18,8 +18,8 @@ use std::collections::BTreeSet;
 use std::net::SocketAddr;
 
 use common::{
-    KillOnDrop, eventually, free_port, run_ended, start_alertmanager, start_prometheus_with,
-    start_sim,
+    KillOnDrop, eventually, free_port, get_json, run_ended, start_alertmanager,
+    start_prometheus_with, start_sim,
 };
 use fake_slack::FakeSlack;
 use firebreak::clock::Clock;
@@ -161,14 +161,11 @@ impl World {
                     }
                 }
             }
-            let v: serde_json::Value = http
-                .get(format!("http://{}/api/v1/events/launch", self.sim_addr))
-                .send()
-                .await
-                .ok()?
-                .json()
-                .await
-                .ok()?;
+            let v = get_json(
+                &http,
+                &format!("http://{}/api/v1/events/launch", self.sim_addr),
+            )
+            .await?;
             let e = &v["event"];
             (e["account"] == "cohost").then(|| e["room"].as_str().unwrap_or_default().to_owned())
         })

@@ -9,7 +9,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{eventually, run_ended, start_bot, stop_bot};
+use common::{eventually, get_json, run_ended, start_bot, stop_bot};
 
 const OLD_RULES: &str = "groups:\n  - name: g\n    interval: 1s\n    rules:\n      - alert: Old\n        expr: vector(1)\n        labels: {event: drill}\n";
 
@@ -30,15 +30,11 @@ fn free_port() -> u16 {
 
 /// The names of the firing alerts, from the bot's API.
 async fn firing(port: u16) -> Option<Vec<String>> {
-    let v: serde_json::Value = firebreak::net::client()
-        .ok()?
-        .get(format!("http://127.0.0.1:{port}/api/v1/alerts"))
-        .send()
-        .await
-        .ok()?
-        .json()
-        .await
-        .ok()?;
+    let v = get_json(
+        &firebreak::net::client().ok()?,
+        &format!("http://127.0.0.1:{port}/api/v1/alerts"),
+    )
+    .await?;
     let mut names: Vec<String> = v["data"]["alerts"]
         .as_array()?
         .iter()

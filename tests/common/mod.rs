@@ -75,18 +75,17 @@ pub fn start_bot(dir: &std::path::Path, config: &str) -> Child {
         .expect("start firebreak run")
 }
 
+/// GETs `url` as JSON; `None` on any failure, for polling with
+/// [`eventually`].
+pub async fn get_json(http: &reqwest::Client, url: &str) -> Option<serde_json::Value> {
+    http.get(url).send().await.ok()?.json().await.ok()
+}
+
 /// Waits up to `secs` for the simulator's host speaker to be muted.
 pub async fn host_muted(sim_addr: &str, secs: u64) -> bool {
     let http = firebreak::net::client().unwrap();
     eventually(secs, || async {
-        let v: serde_json::Value = http
-            .get(format!("http://{sim_addr}/api/v1/rooms/main"))
-            .send()
-            .await
-            .ok()?
-            .json()
-            .await
-            .ok()?;
+        let v = get_json(&http, &format!("http://{sim_addr}/api/v1/rooms/main")).await?;
         let speakers = v["room"]["speakers"].as_array()?.clone();
         speakers
             .iter()
