@@ -27,8 +27,17 @@ pub struct AlertCtx {
     pub name: String,
     pub labels: BTreeMap<String, String>,
     pub annotations: BTreeMap<String, String>,
+    /// NaN when the alert carries no value (every pushed alert without a
+    /// `value` annotation). JSON has no NaN, so it is written as `null`
+    /// and must read back from `null`, or a run record of such an alert
+    /// could not be resumed after a restart.
+    #[serde(deserialize_with = "value_or_nan")]
     pub value: f64,
     pub fired_at: Millis,
+}
+
+fn value_or_nan<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(<Option<f64> as serde::Deserialize>::deserialize(d)?.unwrap_or(f64::NAN))
 }
 
 #[derive(Clone, Debug)]
@@ -329,6 +338,20 @@ steps:
             value: 1.0,
             fired_at: 0,
         }
+    }
+
+    #[test]
+    fn an_alert_without_a_value_reads_back_from_its_record() {
+        let mut a = alert("launch");
+        a.value = f64::NAN;
+        let text = serde_json::to_string(&a).unwrap();
+        assert!(text.contains("\"value\":null"), "{text}");
+        let back: AlertCtx = serde_json::from_str(&text).unwrap();
+        assert!(back.value.is_nan());
+        assert_eq!(back.labels, a.labels);
+        let valued: AlertCtx =
+            serde_json::from_str(&serde_json::to_string(&alert("x")).unwrap()).unwrap();
+        assert_eq!(valued, alert("x"));
     }
 
     fn start(d: &[Decision]) -> &Plan {

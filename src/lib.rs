@@ -18,6 +18,7 @@
 //! - [`diag`]: located diagnostics (`file:line:col: field: message`).
 //! - [`duration`]: Prometheus-style durations.
 //! - [`labels`]: label sets and fingerprints.
+//! - [`limits`]: bounds on outside data (pushed alerts, rendered PromQL).
 //! - [`matchers`]: Alertmanager label matchers.
 //! - [`roles`]: viewer, responder, commander: what a person may do.
 //!
@@ -100,6 +101,7 @@ pub mod embedded;
 pub mod executor;
 pub mod incident;
 pub mod labels;
+pub mod limits;
 pub mod load;
 pub mod matchers;
 pub mod metrics;

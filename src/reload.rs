@@ -178,7 +178,12 @@ impl Reloader {
                 },
                 _ = poll(self.poll) => None,
             };
-            let (files, read_errors) = Files::read(&self.config);
+            let config = self.config.clone();
+            let Ok((files, read_errors)) =
+                tokio::task::spawn_blocking(move || Files::read(&config)).await
+            else {
+                continue;
+            };
             let fp = files.fingerprint();
             let asked = why.is_some();
             if !asked && (fp == self.running || refused == Some(fp)) {
@@ -197,7 +202,23 @@ impl Reloader {
 
     /// Validates `files` and, if good, hands them to the owners.
     pub async fn apply(&mut self, files: &Files, read_errors: Diagnostics, why: &str) -> Outcome {
-        let loaded = match check(&self.config, files, read_errors) {
+        // Reading and checking a version is file I/O and parsing of text
+        // anyone with write access to the rule paths controls: off the
+        // runtime's workers.
+        let (config, version) = (self.config.clone(), files.clone());
+        let checked = tokio::task::spawn_blocking(move || check(&config, &version, read_errors))
+            .await
+            .unwrap_or_else(|e| {
+                let mut d = Diagnostics::new();
+                d.push(crate::diag::Diagnostic::new(
+                    "(reload)",
+                    None,
+                    "",
+                    format!("checking the new version failed: {e}"),
+                ));
+                Err(d)
+            });
+        let loaded = match checked {
             Ok(l) => l,
             Err(errs) => {
                 for d in errs.iter() {
@@ -401,6 +422,30 @@ mod tests {
             said[0]
         );
         assert!(said[0].contains("\n• alerts/a.yml:5:21: groups[0].rules[0].expr: invalid PromQL: unclosed left parenthesis"), "{}", said[0]);
+    }
+
+    /// Regression: a rule nested thousands of levels deep aborted the whole
+    /// bot in a reload. It is refused like any other bad version.
+    #[tokio::test]
+    async fn a_rule_nested_too_deep_is_refused_and_the_bot_goes_on() {
+        let mut r = rig().await;
+        let deep = format!("{}vector(1){}", "(".repeat(4000), ")".repeat(4000));
+        let out = r
+            .reloader
+            .apply(
+                &files(&RULES.replace("vector(1)", &deep)),
+                Diagnostics::new(),
+                "files changed",
+            )
+            .await;
+        assert_eq!(out, Outcome::Refused(1));
+        assert!(r.rules.try_recv().is_err());
+        let said = said(&r.store).await;
+        assert!(
+            said[0].contains("groups[0].rules[0].expr: invalid PromQL: expression nests too deep"),
+            "{}",
+            said[0]
+        );
     }
 
     #[tokio::test]

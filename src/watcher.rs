@@ -210,6 +210,10 @@ impl Queries {
     }
 
     async fn ask(&self, expr: &str, at: Vec<Millis>) -> Result<Vec<Value>, QueryError> {
+        // A runbook renders its query from alert labels: an expression
+        // nested too deep is refused before it reaches any parser, ours or
+        // the remote Prometheus's.
+        crate::promql::check_bounds(expr).map_err(|e| QueryError::BadExpr(e.to_string()))?;
         if let Some(api) = &self.remote {
             if at.is_empty() {
                 return Ok(vec![api.query(expr, self.clock.now()).await?]);
@@ -220,7 +224,13 @@ impl Queries {
             }
             return Ok(out);
         }
-        let expr = crate::promql::parse(expr).map_err(|e| QueryError::BadExpr(e.to_string()))?;
+        // Parsing is bounded but not free; it runs beside the runtime's
+        // workers, which keep scrapes and commands moving meanwhile.
+        let text = expr.to_owned();
+        let expr = tokio::task::spawn_blocking(move || crate::promql::parse(&text))
+            .await
+            .map_err(|_| QueryError::Closed)?
+            .map_err(|e| QueryError::BadExpr(e.to_string()))?;
         let (reply, answer) = oneshot::channel();
         self.tx
             .send(QueryRequest { expr, at, reply })
@@ -818,6 +828,19 @@ mod tests {
 
         let e = q.query("sum(listeners").await.unwrap_err();
         assert!(matches!(e, QueryError::BadExpr(_)), "{e:?}");
+        // A runbook query rendered from a hostile alert label: refused,
+        // and the task goes on answering.
+        let deep = format!(
+            "listeners{{room=\"\"}} + {}1{}",
+            "(".repeat(5000),
+            ")".repeat(5000)
+        );
+        let e = q.query(&deep).await.unwrap_err();
+        assert!(
+            matches!(&e, QueryError::BadExpr(m) if m.contains("nests too deep")),
+            "{e:?}"
+        );
+        assert!(q.query("count(listeners)").await.is_ok());
         let e = q.query("listeners + on() listeners").await.unwrap_err();
         assert!(matches!(e, QueryError::Eval(_)), "{e:?}");
 
@@ -841,6 +864,11 @@ mod tests {
         let e = q.query("up").await.unwrap_err();
         assert!(matches!(e, QueryError::Unavailable(_)), "{e:?}");
         assert!(e.retryable());
+        // Bounded before it is sent: the remote Prometheus is not asked.
+        let deep = format!("{}up{}", "(".repeat(5000), ")".repeat(5000));
+        let e = q.query(&deep).await.unwrap_err();
+        assert!(matches!(e, QueryError::BadExpr(_)), "{e:?}");
+        assert!(!e.retryable());
     }
 
     #[test]

@@ -14,6 +14,11 @@
 //! flight at the kill must not be repeated: the run ends `interrupted`
 //! instead, and says so in chat.
 //!
+//! The alert that starts the run comes three ways in turn: a rule the bot
+//! evaluates over its scrape, an alert pushed to `/api/v2/alerts` as
+//! Prometheus pushes it (no value), and Alertmanager's webhook. A run
+//! started by a pushed alert must resume after a restart like any other.
+//!
 //! `FB_KILL_ITERATIONS` (default 20) sets the number of runs and
 //! `FB_KILL_SEED` replays the kill points of a failure (the seed is printed
 //! at the start).
@@ -390,21 +395,73 @@ async fn sigkill_at_random_points_never_repeats_or_forgets_a_mitigation() {
     );
 }
 
+/// How the alert that starts the run reaches the bot.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Via {
+    Rule,
+    Push,
+    Webhook,
+}
+
+const PUSHED_LABELS: &str = r#"{"alertname": "ListenerCapacityBreachPredicted", "severity": "critical", "event": "launch", "room": "main"}"#;
+
+/// Pushes the alert every 250ms, as Prometheus re-sends a firing alert
+/// (and Alertmanager a webhook), whether or not the bot is up.
+fn start_pusher(via: Via, listen: String) -> tokio::task::JoinHandle<()> {
+    let (path, body) = match via {
+        Via::Push => (
+            "/api/v2/alerts",
+            format!("[{{\"labels\": {PUSHED_LABELS}}}]"),
+        ),
+        _ => (
+            "/api/v1/alertmanager",
+            format!(
+                "{{\"version\": \"4\", \"receiver\": \"firebreak\", \"status\": \"firing\", \"alerts\": [{{\"status\": \"firing\", \"labels\": {PUSHED_LABELS}}}]}}"
+            ),
+        ),
+    };
+    tokio::spawn(async move {
+        let http = firebreak::net::client().unwrap();
+        loop {
+            let _ = http
+                .post(format!("http://{listen}{path}"))
+                .header("content-type", "application/json")
+                .body(body.clone())
+                .send()
+                .await;
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    })
+}
+
+fn free_port() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().to_string()
+}
+
 async fn iteration(i: usize, keys: bool, rng: &mut Rng, tally: &mut Tally, seed: u64) {
+    let via = [Via::Rule, Via::Push, Via::Webhook][i % 3];
     // The bot runs on the wall clock, so the simulator does too, from 3
     // minutes in: the first room is busy and far from crashing.
     let (_sim, sim_addr) = start_sim(&["--speed", "1", "--from", "3m"]);
     let (proxy, seen) = start_proxy(&sim_addr).await;
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("fb.db");
-    std::fs::write(dir.path().join("rules.yml"), RULES).unwrap();
+    let listen = free_port();
+    let rules = if via == Via::Rule {
+        RULES
+    } else {
+        "groups: []\n"
+    };
+    std::fs::write(dir.path().join("rules.yml"), rules).unwrap();
+    let pusher = (via != Via::Rule).then(|| start_pusher(via, listen.clone()));
     std::fs::create_dir(dir.path().join("runbooks")).unwrap();
     std::fs::write(dir.path().join("runbooks/move.yaml"), RUNBOOK_YAML).unwrap();
     let config = dir.path().join("firebreak.yaml");
     std::fs::write(
         &config,
         format!(
-            "sources:\n  scrape:\n    - name: sim\n      url: http://{sim_addr}/metrics\n      interval: 1s\n      timeout: 1s\nrules:\n  paths: ['{rules}']\nrunbooks:\n  paths: ['{runbooks}']\ntargets:\n  sim: {{url: 'http://{proxy}', timeout: 5s, idempotency_keys: {keys}}}\nstore:\n  url: sqlite://{db}\nchat:\n  channel: '#test'\n",
+            "sources:\n  scrape:\n    - name: sim\n      url: http://{sim_addr}/metrics\n      interval: 1s\n      timeout: 1s\nrules:\n  paths: ['{rules}']\nrunbooks:\n  paths: ['{runbooks}']\ntargets:\n  sim: {{url: 'http://{proxy}', timeout: 5s, idempotency_keys: {keys}}}\nstore:\n  url: sqlite://{db}\nchat:\n  channel: '#test'\nserver:\n  listen: {listen}\n",
             rules = dir.path().join("rules.yml").display(),
             runbooks = dir.path().join("runbooks").display(),
             db = db.display(),
@@ -416,7 +473,7 @@ async fn iteration(i: usize, keys: bool, rng: &mut Rng, tally: &mut Tally, seed:
     let mut kills = Vec::new();
     let ctx = |kills: &[u64], log: &Arc<Mutex<String>>| {
         format!(
-            "iteration {i} (seed {seed}, idempotency_keys {keys}), kills after {kills:?} ms\nbot output:\n{}",
+            "iteration {i} (seed {seed}, idempotency_keys {keys}, alert by {via:?}), kills after {kills:?} ms\nbot output:\n{}",
             log.lock().unwrap()
         )
     };
@@ -463,6 +520,9 @@ async fn iteration(i: usize, keys: bool, rng: &mut Rng, tally: &mut Tally, seed:
         }
     };
 
+    if let Some(p) = pusher {
+        p.abort();
+    }
     let state = get_json(
         &firebreak::net::client().unwrap(),
         &format!("http://{sim_addr}/api/v1/state"),

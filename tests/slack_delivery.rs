@@ -766,3 +766,27 @@ async fn an_incident_card_goes_out_as_block_kit_and_is_replaced_in_place() {
             .starts_with("✋ *WAITING FOR APPROVAL* incident launch")
     );
 }
+
+/// Regression: alert data reached Slack verbatim in a message's text and
+/// blocks, so a label could ping the channel or plant a disguised link.
+#[tokio::test]
+async fn alert_data_reaches_slack_escaped() {
+    let fake = FakeSlack::start().await;
+    let store = Store::open("sqlite::memory:").await.unwrap();
+    let (outbox, d) = Delivery::start(&store, slack(&fake, Duration::from_secs(5)));
+    outbox
+        .post(&note(
+            "room <!channel> is <https://evil.example|Open the runbook> & <@U024BE7LH>",
+        ))
+        .await
+        .unwrap();
+    until("the note", Duration::from_secs(10), || {
+        fake.messages().len() == 1
+    })
+    .await;
+    d.stop().await;
+    let m = &fake.messages()[0];
+    let want = "room &lt;!channel&gt; is &lt;https://evil.example|Open the runbook&gt; &amp; &lt;@U024BE7LH&gt;";
+    assert_eq!(m.text, want);
+    assert_eq!(m.blocks.as_ref().unwrap()[0]["text"]["text"], want);
+}

@@ -98,3 +98,54 @@ fn a_broken_config_is_reported_too() {
         "{err}"
     );
 }
+
+/// Regression: a PromQL expression nested a few thousand levels deep
+/// overflowed the parser's stack and aborted `validate` (and, in a
+/// reload, the bot). Now each is a located error and the rest of the
+/// file is still checked.
+#[test]
+fn hostile_rule_files_are_errors_not_crashes() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir_all(d.join("alerts")).unwrap();
+    let n = 4000;
+    let rules = [
+        format!("{}up{}", "(".repeat(n), ")".repeat(n)),
+        format!("{}1", "-".repeat(n)),
+        format!("up{}", " + up".repeat(n)),
+    ]
+    .iter()
+    .enumerate()
+    .map(|(i, e)| format!("      - alert: Deep{i}\n        expr: '{e}'\n"))
+    .collect::<String>();
+    std::fs::write(
+        d.join("alerts/deep.rules.yml"),
+        format!(
+            "groups:\n  - name: g\n    rules:\n{rules}      - alert: Typo\n        expr: up ==\n"
+        ),
+    )
+    .unwrap();
+    // YAML nested far deeper than any rule file.
+    std::fs::write(
+        d.join("alerts/nested.rules.yml"),
+        format!("groups: {}{}\n", "[".repeat(50 * n), "]".repeat(50 * n)),
+    )
+    .unwrap();
+    let (code, out, err) = firebreak(&["validate", "alerts"], d);
+    assert_eq!(code, 1, "stdout: {out}\nstderr: {err}");
+    for i in 0..3 {
+        assert!(
+            err.contains(&format!("groups[0].rules[{i}].expr: invalid PromQL:")),
+            "rule {i} in:\n{err}"
+        );
+    }
+    assert!(
+        err.contains("nests too deep") && err.contains("bytes"),
+        "{err}"
+    );
+    assert!(
+        err.contains("groups[0].rules[3].expr"),
+        "the rest is checked:\n{err}"
+    );
+    assert!(err.contains("alerts/nested.rules.yml:"), "{err}");
+}

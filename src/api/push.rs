@@ -19,7 +19,7 @@ pub async fn webhook(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let body = body.map_err(|r| too_big_or_unreadable(r, api.max_body_bytes))?;
-    let read = read_webhook(&body).map_err(refused)?;
+    let read = off_the_runtime(move || read_webhook(&body)).await?;
     queue(&api, read, "webhook").await
 }
 
@@ -28,7 +28,7 @@ pub async fn postable(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let body = body.map_err(|r| too_big_or_unreadable(r, api.max_body_bytes))?;
-    let read = read_postable(&body).map_err(refused)?;
+    let read = off_the_runtime(move || read_postable(&body)).await?;
     queue(&api, read, "api_v2").await
 }
 
@@ -39,6 +39,21 @@ pub async fn v1_refused() -> ApiError {
         StatusCode::METHOD_NOT_ALLOWED,
         "firebreak takes alerts at POST /api/v2/alerts (Prometheus: `api_version: v2`, the default) and Alertmanager webhooks at POST /api/v1/alertmanager; GET /api/v1/alerts lists what fires",
     )
+}
+
+/// Reads a body on the blocking pool: a body of `server.max_body_bytes`
+/// full of labels takes a while to check, and on the runtime's workers
+/// that would hold up scrapes, commands and health checks meanwhile.
+async fn off_the_runtime(
+    read: impl FnOnce() -> Result<Read, Refused> + Send + 'static,
+) -> Result<Read, ApiError> {
+    match tokio::task::spawn_blocking(read).await {
+        Ok(r) => r.map_err(refused),
+        Err(e) => Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("reading the body failed: {e}"),
+        )),
+    }
 }
 
 fn refused(e: Refused) -> ApiError {
@@ -68,7 +83,9 @@ fn too_big_or_unreadable(r: BytesRejection, limit: usize) -> ApiError {
 }
 
 /// Names of ignored fields already warned about: once each per process,
-/// since a sender repeats them in every request.
+/// since a sender repeats them in every request. Bounded: a sender that
+/// invents new names in every request gets no more warnings past it.
+const MAX_WARNED: usize = 256;
 static WARNED: LazyLock<Mutex<HashSet<String>>> = LazyLock::new(|| Mutex::new(HashSet::new()));
 
 async fn queue(api: &Api, read: Read, endpoint: &str) -> Result<Response, ApiError> {
@@ -77,9 +94,10 @@ async fn queue(api: &Api, read: Read, endpoint: &str) -> Result<Response, ApiErr
         let mut warned = WARNED.lock().unwrap_or_else(|e| e.into_inner());
         for f in &read.ignored {
             // `alerts[3].x` and `alerts[4].x` are one field.
-            let name = f.rsplit('.').next().unwrap_or(f).to_owned();
-            if warned.insert(format!("{endpoint}:{name}")) {
-                tracing::warn!(endpoint, field = %f, "pushed alerts carry a field firebreak does not read; ignored");
+            let name = f.rsplit('.').next().unwrap_or(f);
+            let key = format!("{endpoint}:{}", crate::limits::head(name, 128));
+            if warned.len() < MAX_WARNED && warned.insert(key) {
+                tracing::warn!(endpoint, field = %crate::limits::head(f, 200), "pushed alerts carry a field firebreak does not read; ignored");
             }
         }
     }

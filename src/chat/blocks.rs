@@ -9,6 +9,7 @@ use serde_json::{Value as Json, json};
 use super::ChatMessage;
 use super::card::{Card, CardAlert, Status, human_value};
 use super::clip;
+use super::mrkdwn::escape as esc;
 use crate::checklist::Outcome;
 use crate::checklist::state::RunState;
 
@@ -30,7 +31,7 @@ pub fn render(msg: &ChatMessage) -> Json {
     }
     match &msg.card {
         Some(card) => card_blocks(card),
-        None => json!([section(&msg.text)]),
+        None => json!([section(&esc(&msg.text))]),
     }
 }
 
@@ -59,18 +60,23 @@ fn card_blocks(c: &Card) -> Json {
     if let Some(r) = &c.run {
         let mut text = format!(
             "*Runbook* `{}` · run `{}`\n*State:* {}",
-            r.runbook, r.id, r.state
+            esc(&r.runbook),
+            esc(&r.id),
+            esc(&r.state)
         );
         if let Some((step, how)) = &r.last_step {
-            text.push_str(&format!(" · last step `{step}` {how}"));
+            text.push_str(&format!(" · last step `{}` {}", esc(step), esc(how)));
         }
         if let Some(w) = &r.waiting {
-            text.push_str(&format!("\n:raised_hand: waiting for approval of `{w}`"));
+            text.push_str(&format!(
+                "\n:raised_hand: waiting for approval of `{}`",
+                esc(w)
+            ));
         }
         blocks.push(section(&text));
     }
     if let Some(by) = &c.acked_by {
-        blocks.push(context(&format!("Acknowledged by {by}")));
+        blocks.push(context(&format!("Acknowledged by {}", esc(by))));
     }
     let buttons = buttons(c);
     if !buttons.is_empty() {
@@ -99,8 +105,8 @@ fn checklist_blocks(r: &RunState) -> Json {
         }),
         context(&format!(
             "run `{}` · started by {} <!date^{}^{{time}}|{}>",
-            r.id,
-            r.started_by,
+            esc(&r.id),
+            esc(&r.started_by),
             r.started_at.div_euclid(1000),
             utc(r.started_at)
         )),
@@ -114,11 +120,15 @@ fn checklist_blocks(r: &RunState) -> Json {
         let (mark, evidence) = match (&c.outcome, r.finished_at) {
             (None, None) => ("⏳", "_checking…_".to_owned()),
             (None, Some(_)) => ("⚠️", "did not finish".to_owned()),
-            (Some(o), _) => (icon(Some(o)), c.evidence.clone()),
+            (Some(o), _) => (icon(Some(o)), esc(&c.evidence)),
         };
-        let mut text = format!("{mark} *{}* · `{}`{warn}\n{evidence}", c.name, c.kind);
+        let mut text = format!(
+            "{mark} *{}* · `{}`{warn}\n{evidence}",
+            esc(&c.name),
+            esc(&c.kind)
+        );
         if let Some(fix) = c.fix_to_show() {
-            text.push_str(&format!("\n:wrench: {fix}"));
+            text.push_str(&format!("\n:wrench: {}", esc(fix)));
         }
         if let (Some(s), Some(Outcome::Waiting), None) = (&c.signoff, &c.outcome, r.finished_at) {
             text.push_str(&format!(
@@ -133,13 +143,13 @@ fn checklist_blocks(r: &RunState) -> Json {
         blocks.push(context(&format!(
             "… and {} more checks; `firebreak check {}` shows them all",
             r.checks.len() - SHOWN_CHECKS,
-            r.checklist
+            esc(&r.checklist)
         )));
     }
     if r.finished_at.is_some() {
         let blocking = crate::checklist::report::blocking_line(r);
         if !blocking.is_empty() {
-            blocks.push(context(&blocking));
+            blocks.push(context(&esc(&blocking)));
         }
     } else {
         let buttons: Vec<Json> = r
@@ -172,9 +182,9 @@ fn checklist_blocks(r: &RunState) -> Json {
 
 fn alert_block(a: &CardAlert) -> Json {
     let state = if a.firing { "firing" } else { "resolved" };
-    let mut text = format!("*{}* {state}", a.name);
+    let mut text = format!("*{}* {state}", esc(&a.name));
     if let Some(s) = &a.severity {
-        text.push_str(&format!(" · `{s}`"));
+        text.push_str(&format!(" · `{}`", esc(s)));
     }
     if !a.value.is_nan() {
         text.push_str(&format!(" · value *{}*", human_value(a.value)));
@@ -185,11 +195,15 @@ fn alert_block(a: &CardAlert) -> Json {
         utc(a.since)
     ));
     if !a.labels.is_empty() {
-        let labels: Vec<String> = a.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let labels: Vec<String> = a
+            .labels
+            .iter()
+            .map(|(k, v)| format!("{}={}", esc(k), esc(v)))
+            .collect();
         text.push_str(&format!("\n`{}`", labels.join("` `")));
     }
     if let Some(s) = &a.summary {
-        text.push_str(&format!("\n{s}"));
+        text.push_str(&format!("\n{}", esc(s)));
     }
     section(&text)
 }
@@ -322,6 +336,79 @@ mod tests {
             card: Some(c),
             ..Default::default()
         }
+    }
+
+    /// Every `<` in what Slack will read as mrkdwn opens one of the bot's
+    /// own date sequences; anything else is data and must be escaped.
+    fn only_the_bots_own_sequences(blocks: &Json) {
+        fn walk(v: &Json, out: &mut Vec<String>) {
+            match v {
+                Json::Object(m) => {
+                    if m.get("type").and_then(Json::as_str) == Some("mrkdwn")
+                        && let Some(t) = m.get("text").and_then(Json::as_str)
+                    {
+                        out.push(t.to_owned());
+                    }
+                    m.values().for_each(|x| walk(x, out));
+                }
+                Json::Array(a) => a.iter().for_each(|x| walk(x, out)),
+                _ => {}
+            }
+        }
+        let mut texts = Vec::new();
+        walk(blocks, &mut texts);
+        assert!(!texts.is_empty());
+        for t in texts {
+            for (i, _) in t.match_indices('<') {
+                assert!(t[i..].starts_with("<!date^"), "unescaped data in {t:?}");
+            }
+        }
+    }
+
+    /// Regression: labels, annotations and names reached Slack verbatim, so
+    /// an alert could ping the channel or plant a disguised link.
+    #[test]
+    fn alert_data_cannot_ping_or_plant_links() {
+        let mut c = Card::new("launch", AT);
+        c.firing(
+            CardAlert {
+                name: "Evil<!channel>".into(),
+                severity: Some("<!here>".into()),
+                labels: vec![("room".into(), "<@U024BE7LH>".into())],
+                value: 1.0,
+                since: AT,
+                summary: Some("<https://evil.example|Open the runbook> & more".into()),
+                firing: true,
+            },
+            AT,
+        );
+        c.run_progress(
+            CardRun {
+                id: "r-1".into(),
+                runbook: "move".into(),
+                state: "running".into(),
+                last_step: Some(("verify".into(), "failed: <!everyone>".into())),
+                waiting: None,
+            },
+            AT,
+        );
+        c.acked_by = Some("<!subteam^S1>".into());
+        let text = c.text();
+        let b = render(&msg(c));
+        only_the_bots_own_sequences(&b);
+        let all = b.to_string();
+        assert!(
+            all.contains("&lt;https://evil.example|Open the runbook&gt; &amp; more"),
+            "{all}"
+        );
+        assert!(all.contains("Acknowledged by &lt;!subteam^S1&gt;"), "{all}");
+        // A plain message's section is escaped whole.
+        let plain = render(&ChatMessage {
+            text,
+            ..Default::default()
+        });
+        only_the_bots_own_sequences(&plain);
+        assert!(plain.to_string().contains("Evil&lt;!channel&gt;"));
     }
 
     #[test]

@@ -105,7 +105,7 @@ impl Console {
             .out
             .lock()
             .map_err(|_| std::io::Error::other("console writer poisoned"))?;
-        writeln!(out, "{line}")?;
+        writeln!(out, "{}", super::mrkdwn::for_terminal(&line))?;
         out.flush()
     }
 }
@@ -187,7 +187,7 @@ impl ChatAdapter for Console {
                 .out
                 .lock()
                 .map_err(|_| ChatError::Rejected("console writer poisoned".into()))?;
-            writeln!(out, "{line}")
+            writeln!(out, "{}", super::mrkdwn::for_terminal(&line))
                 .and_then(|()| out.flush())
                 .map_err(|e| ChatError::retry(format!("console write failed: {e}")))?;
             let id = self

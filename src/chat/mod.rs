@@ -11,6 +11,7 @@ pub mod card;
 pub mod chart;
 pub mod charts;
 pub mod console;
+pub mod mrkdwn;
 pub mod signature;
 pub mod slack;
 pub mod slack_inbound;
@@ -465,9 +466,7 @@ impl Deliverer<'_> {
             let (seq, msg) = &msgs[i];
             let placement = self.placement(channel, msg).await?;
             let mut members = vec![i];
-            if matches!(msg.kind, Kind::Firing | Kind::Resolved)
-                && !matches!(placement, Placement::Update { .. })
-            {
+            if coalescible(msg, &placement) {
                 // In a storm, alerts of several incidents interleave. Those
                 // bound elsewhere (another thread) are skipped, not a stop:
                 // each thread keeps its own order. A message of another
@@ -476,7 +475,8 @@ impl Deliverer<'_> {
                     if m.kind != msg.kind {
                         break;
                     }
-                    if self.placement(channel, m).await? == placement {
+                    if coalescible(m, &placement) && self.placement(channel, m).await? == placement
+                    {
                         members.push(j);
                     }
                 }
@@ -653,6 +653,22 @@ fn remove_sorted<T>(v: &mut Vec<T>, sorted: &[usize]) {
     });
 }
 
+/// Whether `m`, bound for `placement`, may be merged with others like it.
+/// Only alert lines are, and only where merging cannot take a thread from
+/// anyone: inside one incident's thread, or at the top level when they
+/// belong to no incident. A message with a slot (an incident's card) is
+/// never merged: it heads its own thread and is updated in place, and a
+/// new incident's first message must head that incident's thread alone.
+fn coalescible(m: &ChatMessage, placement: &Placement) -> bool {
+    matches!(m.kind, Kind::Firing | Kind::Resolved)
+        && live_slot(m).is_none()
+        && match placement {
+            Placement::Reply { .. } => true,
+            Placement::TopLevel => m.incident.is_none(),
+            Placement::Update { .. } => false,
+        }
+}
+
 /// The slot a message names; the empty name is reserved for thread heads.
 fn live_slot(m: &ChatMessage) -> Option<&str> {
     m.slot.as_deref().filter(|s| !s.is_empty())
@@ -726,7 +742,8 @@ fn coalesce(group: &[(i64, ChatMessage)], placement: &Placement) -> ChatMessage 
     }
     ChatMessage {
         channel: first.channel.clone(),
-        // A reply stays in its thread; a top-level summary spans incidents.
+        // A reply stays in its thread; a top-level summary is of alerts
+        // that belong to no incident.
         incident: match placement {
             Placement::Reply { .. } => first.incident.clone(),
             _ => None,
@@ -1157,19 +1174,108 @@ mod tests {
         assert_eq!(rec.sent()[3].1, update("id1"));
     }
 
+    /// Regression: a backlog of new incidents' cards was merged into one
+    /// top-level "N alerts firing" message that became the thread head of
+    /// every incident in it, and later card versions were merged again,
+    /// so those incidents never got a card of their own.
     #[tokio::test]
-    async fn a_backlog_of_new_alerts_becomes_one_message_that_heads_their_threads() {
+    async fn a_backlog_of_new_incidents_gives_each_card_its_own_thread() {
+        let store = Store::open("sqlite::memory:").await.unwrap();
+        let outbox = Outbox::new(store.clone());
+        let rec = Arc::new(Rec::default());
+        let post = |msg: ChatMessage| {
+            let o = outbox.clone();
+            async move { o.post(&msg).await.unwrap() }
+        };
+        for i in 0..5 {
+            let inc = format!("room-{i}");
+            post(m(
+                "#c",
+                Some(&inc),
+                Kind::Firing,
+                Some("card"),
+                &format!("card {i} v1"),
+            ))
+            .await;
+        }
+        // Alert lines of two incidents, interleaved, behind their cards.
+        for n in 0..4 {
+            for i in [1, 3] {
+                let inc = format!("room-{i}");
+                post(m(
+                    "#c",
+                    Some(&inc),
+                    Kind::Firing,
+                    None,
+                    &format!("room {i} line {n}"),
+                ))
+                .await;
+            }
+        }
+        flush(&outbox, &rec).await;
+        for i in 0..5 {
+            let inc = format!("room-{i}");
+            post(m(
+                "#c",
+                Some(&inc),
+                Kind::Firing,
+                Some("card"),
+                &format!("card {i} v2"),
+            ))
+            .await;
+        }
+        flush(&outbox, &rec).await;
+        let s = |p: Placement, t: &str| (p, t.to_owned());
+        let placed = rec.placed();
+        assert_eq!(
+            placed[..5],
+            [
+                s(top(), "card 0 v1"),
+                s(top(), "card 1 v1"),
+                s(top(), "card 2 v1"),
+                s(top(), "card 3 v1"),
+                s(top(), "card 4 v1"),
+            ]
+        );
+        // Each incident's lines are merged within its own thread, and the
+        // count is of alerts.
+        assert_eq!(placed[5].0, reply("id2"));
+        assert!(
+            placed[5].1.starts_with("4 alerts firing:\n• room 1 line 0"),
+            "{placed:#?}"
+        );
+        assert!(!placed[5].1.contains("room 3"), "{placed:#?}");
+        assert_eq!(placed[6].0, reply("id4"));
+        assert!(
+            placed[6].1.starts_with("4 alerts firing:\n• room 3 line 0"),
+            "{placed:#?}"
+        );
+        // Every card is updated in place, never merged.
+        assert_eq!(
+            placed[7..],
+            [
+                s(update("id1"), "card 0 v2"),
+                s(update("id2"), "card 1 v2"),
+                s(update("id3"), "card 2 v2"),
+                s(update("id4"), "card 3 v2"),
+                s(update("id5"), "card 4 v2"),
+            ]
+        );
+        assert!(store.pending_outbox(100).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_backlog_of_alerts_of_no_incident_becomes_one_message() {
         let store = Store::open("sqlite::memory:").await.unwrap();
         let outbox = Outbox::new(store.clone());
         let rec = Arc::new(Rec::default());
         for i in 0..25 {
-            let inc = format!("room-{i}");
             outbox
                 .post(&m(
                     "#c",
-                    Some(&inc),
+                    None,
                     Kind::Firing,
-                    Some("card"),
+                    None,
                     &format!("room {i} saturating\ndetails"),
                 ))
                 .await
@@ -1181,13 +1287,8 @@ mod tests {
             .await
             .unwrap();
         flush(&outbox, &rec).await;
-        outbox
-            .post(&m("#c", Some("room-20"), Kind::Step, None, "muted"))
-            .await
-            .unwrap();
-        flush(&outbox, &rec).await;
         let sent = rec.sent();
-        assert_eq!(sent.len(), 3, "{sent:#?}");
+        assert_eq!(sent.len(), 2, "{sent:#?}");
         let text = &sent[0].2;
         assert!(
             text.starts_with("25 alerts firing:\n• room 0 saturating\n• room 1"),
@@ -1200,7 +1301,6 @@ mod tests {
         );
         assert!(!text.contains("details"));
         assert_eq!(sent[1].2, "note");
-        assert_eq!(sent[2].1, reply("id1"));
         assert!(store.pending_outbox(100).await.unwrap().is_empty());
     }
 

@@ -28,7 +28,6 @@ use slack_morphism::errors::SlackClientError;
 use slack_morphism::hyper_tokio::{SlackClientHyperConnector, SlackClientHyperHttpsConnector};
 use slack_morphism::{SlackApiToken, SlackApiTokenValue, SlackChannelId, SlackClient, SlackTs};
 
-use super::clip;
 use super::{BoxFut, ChatAdapter, ChatError, Image, Outgoing, Placement, RateLimit};
 use crate::config::{SecretSource, SlackConfig, secret_named};
 
@@ -283,7 +282,9 @@ impl Slack {
     /// later replies and updates refer to.
     async fn write(&self, o: &Outgoing<'_>) -> Result<(String, String), ChatError> {
         let msg = o.msg;
-        let text = clip(&msg.text, TEXT_MAX);
+        // The text carries alert and platform data and none of the bot's
+        // own Slack markup, so all of it is escaped.
+        let text = super::mrkdwn::escape_clipped(&msg.text, TEXT_MAX);
         let blocks = super::blocks::render(msg);
         let (method, body) = match &o.placement {
             Placement::TopLevel => (
@@ -529,6 +530,7 @@ mod tests {
         assert!(!looks_like_id("#incidents"));
         assert!(!looks_like_id("incidents"));
         assert!(!looks_like_id("Cafe"));
+        use crate::chat::clip;
         assert_eq!(clip("abc", 3), "abc");
         assert_eq!(clip("abcd", 3), "ab…");
         assert_eq!(

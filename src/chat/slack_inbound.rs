@@ -38,7 +38,6 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::clip;
 use super::slack::TEXT_MAX;
 
 use super::slack::Slack;
@@ -779,7 +778,7 @@ fn later_body(reply: &Reply) -> serde_json::Value {
     json!({
         "response_type": response_type(reply.visibility),
         "replace_original": false,
-        "text": clip(&reply.text, TEXT_MAX),
+        "text": super::mrkdwn::escape_clipped(&reply.text, TEXT_MAX),
     })
 }
 
@@ -788,7 +787,7 @@ pub fn ack_body(ack: &Ack) -> Option<serde_json::Value> {
         Ack::Empty => None,
         Ack::Reply(r) => Some(json!({
             "response_type": response_type(r.visibility),
-            "text": clip(&r.text, TEXT_MAX),
+            "text": super::mrkdwn::escape_clipped(&r.text, TEXT_MAX),
         })),
         Ack::Challenge(c) => Some(json!({ "challenge": c })),
     }

@@ -22,7 +22,16 @@ pub(super) struct Evaluator<'a> {
     /// The query's own time: what `@ start()` and `@ end()` mean for an
     /// instant query.
     pub(super) query_time: Millis,
+    /// Subquery steps evaluated so far, across the whole query: nested
+    /// subqueries multiply their steps, so each is bounded alone and all
+    /// of them together (see [`MAX_SUBQUERY_STEPS`]).
+    steps: std::cell::Cell<u64>,
 }
+
+/// Subquery steps one query may evaluate in all. One subquery may take
+/// 11,000, as in Prometheus; two nested could take 121 million and hold
+/// the watcher for minutes, so the total is bounded too.
+pub const MAX_SUBQUERY_STEPS: u64 = 100_000;
 
 /// An instant-vector element that remembers its sample's timestamp, which
 /// `timestamp()` needs.
@@ -60,7 +69,11 @@ pub(super) fn unparen(mut e: &Expr) -> &Expr {
 
 impl<'a> Evaluator<'a> {
     pub(super) fn new(store: &'a SeriesStore, query_time: Millis) -> Self {
-        Evaluator { store, query_time }
+        Evaluator {
+            store,
+            query_time,
+            steps: std::cell::Cell::new(0),
+        }
     }
 
     pub(super) fn eval(&self, e: &Expr, t: Millis) -> Result<Value, EvalError> {
@@ -286,6 +299,13 @@ impl<'a> Evaluator<'a> {
         let mut index: HashMap<Labels, usize> = HashMap::new();
         let mut series: Vec<Series> = Vec::new();
         while ts <= end {
+            let spent = self.steps.get() + 1;
+            if spent > MAX_SUBQUERY_STEPS {
+                return Err(EvalError::Invalid(format!(
+                    "subqueries of this query would evaluate more than {MAX_SUBQUERY_STEPS} steps in all; nest fewer, or use a longer step"
+                )));
+            }
+            self.steps.set(spent);
             let points = match self.eval(&sq.expr, ts)? {
                 Value::Vector(v) => v,
                 Value::Scalar(v) => vec![Sample {

@@ -121,7 +121,7 @@ pub enum EvalError {
     Invalid(String),
 }
 
-/// Parses a PromQL expression.
+/// Parses a PromQL expression, after [`check_bounds`].
 pub fn parse(expr: &str) -> Result<Expr, PromqlError> {
     if expr.trim().is_empty() {
         return Err(PromqlError {
@@ -129,6 +129,7 @@ pub fn parse(expr: &str) -> Result<Expr, PromqlError> {
             col: Some(1),
         });
     }
+    check_bounds(expr)?;
     promql_parser::parser::parse(expr).map_err(|message| {
         let col = locate_error(expr, &message);
         let message = if message == "invalid promql query" {
@@ -141,6 +142,101 @@ pub fn parse(expr: &str) -> Result<Expr, PromqlError> {
         };
         PromqlError { message, col }
     })
+}
+
+/// Refuses an expression too long or nested too deep to parse safely:
+/// the parser and the evaluator recurse once per level of nesting, so a
+/// few thousand levels (from a rule file, or a runbook query rendered
+/// from an alert label) would overflow the stack and abort the process,
+/// and parse time grows faster than the text. Checked by a scan of the
+/// text alone, before the parser sees it.
+///
+/// Nesting counts open brackets (weighted, see
+/// [`crate::limits::MAX_PROMQL_NESTING`]) and every operator: `a + b + c`
+/// nests one level per `+`, as the parsed tree does. That over-counts (a
+/// matcher's `=` inside braces is not counted, but a number's sign is),
+/// which is the safe direction.
+pub fn check_bounds(expr: &str) -> Result<(), PromqlError> {
+    use crate::limits::{MAX_PROMQL_BYTES, MAX_PROMQL_NESTING, PROMQL_BRACKET_WEIGHT};
+    if expr.len() > MAX_PROMQL_BYTES {
+        return Err(PromqlError {
+            message: format!(
+                "expression of {} bytes; firebreak parses at most {MAX_PROMQL_BYTES}",
+                expr.len()
+            ),
+            col: None,
+        });
+    }
+    let b = expr.as_bytes();
+    let (mut brackets, mut braces, mut operators) = (0usize, 0usize, 0usize);
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            q @ (b'"' | b'\'' | b'`') => {
+                i += 1;
+                while i < b.len() && b[i] != q {
+                    if b[i] == b'\\' && q != b'`' {
+                        i += 1;
+                    }
+                    i += 1;
+                }
+            }
+            b'#' => {
+                while i + 1 < b.len() && b[i + 1] != b'\n' {
+                    i += 1;
+                }
+            }
+            b'(' | b'[' => brackets += 1,
+            b'{' => {
+                brackets += 1;
+                braces += 1;
+            }
+            b')' | b']' => brackets = brackets.saturating_sub(1),
+            b'}' => {
+                brackets = brackets.saturating_sub(1);
+                braces = braces.saturating_sub(1);
+            }
+            // Inside braces these are matchers, not operators.
+            b'=' | b'!' | b'~' if braces > 0 => {}
+            b'+' | b'-' | b'*' | b'/' | b'%' | b'^' | b'=' | b'!' | b'<' | b'>' => {
+                operators += 1;
+                // `==`, `!=`, `<=`, `>=` are one operator.
+                if b.get(i + 1) == Some(&b'=') {
+                    i += 1;
+                }
+            }
+            c if c.is_ascii_alphabetic() || c == b'_' => {
+                let start = i;
+                while b
+                    .get(i + 1)
+                    .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_' || *c == b':')
+                {
+                    i += 1;
+                }
+                let word = &expr[start..=i];
+                if braces == 0
+                    && ["and", "or", "unless", "atan2"]
+                        .iter()
+                        .any(|k| word.eq_ignore_ascii_case(k))
+                {
+                    operators += 1;
+                }
+            }
+            _ => {}
+        }
+        if brackets * PROMQL_BRACKET_WEIGHT + operators > MAX_PROMQL_NESTING {
+            let col = expr.char_indices().take_while(|(p, _)| *p < i).count() + 1;
+            return Err(PromqlError {
+                message: format!(
+                    "expression nests too deep (more than {} brackets, or {MAX_PROMQL_NESTING} operators, or a mix); simplify it, or split it into recording rules",
+                    MAX_PROMQL_NESTING / PROMQL_BRACKET_WEIGHT
+                ),
+                col: Some(col),
+            });
+        }
+        i += 1;
+    }
+    Ok(())
 }
 
 /// Evaluates `expr` at instant `at` over `store`.
@@ -242,7 +338,12 @@ fn viable_prefix_error(expr: &str) -> Option<usize> {
     if expr.len() > 4000 {
         return None;
     }
+    // Each try parses a prefix again: bound the text parsed in all, or an
+    // invalid expression with thousands of tokens (a hostile label in a
+    // runbook's query) costs seconds to locate.
+    const BUDGET_BYTES: usize = 1 << 20;
     let starts = token_starts(expr);
+    let mut spent = 0usize;
     let viable = |end: usize| {
         let prefix = &expr[..end];
         COMPLETIONS.iter().any(|c| {
@@ -256,9 +357,14 @@ fn viable_prefix_error(expr: &str) -> Option<usize> {
     // through it is viable: the next token is the culprit.
     for k in (0..starts.len()).rev() {
         let end = starts.get(k + 1).copied().unwrap_or(expr.len());
+        // At most every completion is tried, each a few bytes long.
+        spent += (end + 8) * COMPLETIONS.len();
         if viable(end) {
             let culprit = starts.get(k + 1).copied().unwrap_or(expr.trim_end().len());
             return Some(expr[..culprit].chars().count() + 1);
+        }
+        if spent > BUDGET_BYTES {
+            return None;
         }
     }
     starts.first().map(|&b| expr[..b].chars().count() + 1)

@@ -647,3 +647,109 @@ fn the_fast_path_agrees_with_the_general_one() {
         }
     }
 }
+
+/// Deep nesting from a rule file or a label rendered into a runbook's
+/// query used to overflow the parser's stack and abort the process.
+#[test]
+fn deep_nesting_is_refused_before_the_parser_sees_it() {
+    let n = 5000;
+    let cases = [
+        format!("{}up{}", "(".repeat(n), ")".repeat(n)),
+        format!("{}1", "-".repeat(n)),
+        format!("{}up", "- ".repeat(n)),
+        format!("up{}", " + up".repeat(n)),
+        format!("up{}", " or up".repeat(n)),
+        format!("{}up{}", "abs(".repeat(n), ")".repeat(n)),
+        format!("{}up{}", "sum(rate(".repeat(n / 2), "[5m]))".repeat(n / 2)),
+        // Unbalanced: still refused, not parsed.
+        "(".repeat(n),
+    ];
+    for expr in cases {
+        let e = parse(&expr).unwrap_err();
+        assert!(
+            e.message.contains("nests too deep") || e.message.contains("bytes"),
+            "{}: {e}",
+            &expr[..40]
+        );
+    }
+}
+
+#[test]
+fn long_expressions_are_refused_by_size() {
+    let expr = format!("up{}", " + up".repeat(32 * 1024));
+    let e = parse(&expr).unwrap_err();
+    assert!(e.message.contains("firebreak parses at most"), "{e}");
+    assert_eq!(e.col, None);
+}
+
+#[test]
+fn nesting_up_to_the_bound_parses_and_evaluates() {
+    // On a thread with the runtime's 2 MiB stack, in a debug build: the
+    // bound must leave the parser and the evaluator room, for every shape.
+    std::thread::Builder::new()
+        .stack_size(2 << 20)
+        .spawn(|| {
+            use crate::limits::{MAX_PROMQL_NESTING, PROMQL_BRACKET_WEIGHT};
+            let s = store(&[("up", &[(T0, 2.0)])]);
+            let deep = MAX_PROMQL_NESTING / PROMQL_BRACKET_WEIGHT;
+            for (open, close) in [
+                ("(", ")"),
+                ("abs(", ")"),
+                ("sum by (job) (", ")"),
+                ("clamp_min(", ", 0)"),
+                ("label_replace(", ", \"a\", \"b\", \"c\", \"d\")"),
+            ] {
+                let e = format!("{}up{}", open.repeat(deep), close.repeat(deep));
+                assert_eq!(one(&s, &e, T0), 2.0, "{open}");
+            }
+            let mixed = format!(
+                "{}up{}",
+                "(-".repeat(deep - deep / 4),
+                ")".repeat(deep - deep / 4)
+            );
+            assert_eq!(one(&s, &mixed, T0).abs(), 2.0);
+            let chain = format!("up{}", " + up".repeat(MAX_PROMQL_NESTING));
+            assert_eq!(one(&s, &chain, T0), 2.0 * (MAX_PROMQL_NESTING + 1) as f64);
+            let negs = format!("{}up", "-".repeat(MAX_PROMQL_NESTING));
+            assert_eq!(one(&s, &negs, T0), 2.0);
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+}
+
+#[test]
+fn nested_subqueries_are_bounded_in_all() {
+    let s = store(&[("up", &every_15s(T0 - 3600 * S, &[1.0; 241]))]);
+    // One subquery of 61 steps is fine; nesting three multiplies them.
+    assert_eq!(one(&s, "max_over_time(up[1h:1m])", T0), 1.0);
+    let nested = "max_over_time(max_over_time(max_over_time(up[1h:1m])[1h:1m])[1h:1m])";
+    let e = query(nested, &s, T0).unwrap_err();
+    assert!(
+        e.to_string().contains("more than 100000 steps in all"),
+        "{e}"
+    );
+}
+
+#[test]
+fn what_sits_in_strings_and_matchers_is_not_nesting() {
+    // Brackets and operators inside string literals, and the `=`, `!=`,
+    // `=~` of matchers, do not count.
+    let inside = "((((-+".repeat(1000);
+    parse(&format!("up{{job=\"{inside}\"}}")).unwrap();
+    let matchers: Vec<String> = (0..300).map(|i| format!("l{i}!=\"x\"")).collect();
+    parse(&format!("up{{{}}}", matchers.join(","))).unwrap();
+    // A quote escaped inside a string does not end it.
+    parse(&format!("up{{job=\"\\\"{}\"}}", "(".repeat(1000))).unwrap();
+}
+
+#[test]
+fn the_refusal_points_at_where_the_bound_was_passed() {
+    let expr = format!("{}up", "(".repeat(300));
+    let e = parse(&expr).unwrap_err();
+    assert_eq!(e.col, Some(65));
+    let expr = format!("up{}", "+up".repeat(300));
+    let e = parse(&expr).unwrap_err();
+    // The 257th `+`, after `up` and 256 `+up`.
+    assert_eq!(e.col, Some(3 + 3 * 256));
+}

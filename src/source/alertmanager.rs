@@ -16,6 +16,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::Millis;
 use crate::labels::Labels;
+use crate::limits::{
+    MAX_ALERT_ANNOTATIONS, MAX_ALERT_LABELS, MAX_ANNOTATION_BYTES, MAX_LABEL_NAME_BYTES,
+    MAX_LABEL_VALUE_BYTES, clip_list, head,
+};
 
 /// How an alert's state is known.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -202,6 +206,7 @@ pub fn read_webhook(body: &[u8]) -> Result<Read, Refused> {
         let checked = check(
             &at,
             a.labels,
+            &a.annotations,
             a.starts_at.as_deref(),
             a.ends_at.as_deref(),
             &mut problems,
@@ -218,9 +223,12 @@ pub fn read_webhook(body: &[u8]) -> Result<Read, Refused> {
         }
     }
     if problems.is_empty() {
+        out.ignored = clip_list(out.ignored, "fields");
         Ok(out)
     } else {
-        Err(Refused { problems })
+        Err(Refused {
+            problems: clip_list(problems, "problems"),
+        })
     }
 }
 
@@ -241,6 +249,7 @@ pub fn read_postable(body: &[u8]) -> Result<Read, Refused> {
         if let Some((labels, starts_at, ends_at)) = check(
             &at,
             a.labels,
+            &a.annotations,
             a.starts_at.as_deref(),
             a.ends_at.as_deref(),
             &mut problems,
@@ -256,33 +265,76 @@ pub fn read_postable(body: &[u8]) -> Result<Read, Refused> {
         }
     }
     if problems.is_empty() {
+        out.ignored = clip_list(out.ignored, "fields");
         Ok(out)
     } else {
-        Err(Refused { problems })
+        Err(Refused {
+            problems: clip_list(problems, "problems"),
+        })
     }
 }
 
 /// Checks what both formats share: labels (Prometheus label names, an
-/// `alertname` to match runbooks on) and times in RFC 3339.
+/// `alertname` to match runbooks on), annotations within bounds, and times
+/// in RFC 3339. Labels are gathered first and packed once: one pushed
+/// alert may carry many, and packing per label would cost O(n²).
 fn check(
     at: &str,
     raw: BTreeMap<String, String>,
+    annotations: &BTreeMap<String, String>,
     starts_at: Option<&str>,
     ends_at: Option<&str>,
     problems: &mut Vec<String>,
 ) -> Option<(Labels, Option<Millis>, Option<Millis>)> {
     let before = problems.len();
-    let mut labels = Labels::new();
-    for (k, v) in raw {
-        if !valid_label_name(&k) {
+    if raw.len() > MAX_ALERT_LABELS {
+        problems.push(format!(
+            "{at}.labels: {} labels; firebreak takes at most {MAX_ALERT_LABELS} per alert",
+            raw.len()
+        ));
+    }
+    if annotations.len() > MAX_ALERT_ANNOTATIONS {
+        problems.push(format!(
+            "{at}.annotations: {} annotations; firebreak takes at most {MAX_ALERT_ANNOTATIONS} per alert",
+            annotations.len()
+        ));
+    }
+    for (k, v) in annotations {
+        if v.len() > MAX_ANNOTATION_BYTES {
+            problems.push(format!(
+                "{at}.annotations.{}: {} bytes; an annotation is at most {MAX_ANNOTATION_BYTES}",
+                shown_name(k),
+                v.len()
+            ));
+        }
+    }
+    let mut pairs = Vec::with_capacity(raw.len().min(MAX_ALERT_LABELS));
+    for (k, v) in &raw {
+        if k.len() > MAX_LABEL_NAME_BYTES {
+            problems.push(format!(
+                "{at}.labels.{}: a name of {} bytes; a label name is at most {MAX_LABEL_NAME_BYTES}",
+                shown_name(k),
+                k.len()
+            ));
+        } else if !valid_label_name(k) {
             problems.push(format!(
                 "{at}.labels.{k}: {k:?} is not a label name; names match [a-zA-Z_][a-zA-Z0-9_]*"
             ));
+        } else if v.len() > MAX_LABEL_VALUE_BYTES {
+            problems.push(format!(
+                "{at}.labels.{k}: a value of {} bytes; a label value is at most {MAX_LABEL_VALUE_BYTES}",
+                v.len()
+            ));
         } else if !v.is_empty() {
             // An empty value is the same as no label, as in Prometheus.
-            labels.set(k, v);
+            pairs.push((k.as_str(), v.as_str()));
         }
     }
+    let labels: Labels = if problems.len() == before {
+        pairs.into_iter().collect()
+    } else {
+        Labels::new()
+    };
     if problems.len() == before && labels.get("alertname").is_none() {
         problems.push(format!(
             "{at}.labels: no alertname label; every alert needs one, runbooks match on it"
@@ -300,6 +352,17 @@ fn check(
         ));
     }
     (problems.len() == before).then_some((labels, starts, ends))
+}
+
+/// A name as a problem names it: whole when short, else its start and a
+/// mark that it was cut.
+fn shown_name(k: &str) -> String {
+    let h = head(k, 64);
+    if h.len() < k.len() {
+        format!("{h}…")
+    } else {
+        h.to_owned()
+    }
 }
 
 /// Go's zero time (`0001-01-01T00:00:00Z`) is how Alertmanager writes
@@ -480,5 +543,81 @@ mod tests {
     fn empty_label_values_are_no_label() {
         let r = read_postable(br#"[{"labels": {"alertname": "X", "room": ""}}]"#).unwrap();
         assert_eq!(r.alerts[0].labels.len(), 1);
+    }
+
+    fn labels_json(n: usize) -> String {
+        let mut m = serde_json::Map::new();
+        m.insert("alertname".into(), "Many".into());
+        for i in 0..n {
+            m.insert(format!("l{i:05}"), format!("v{i}").into());
+        }
+        serde_json::Value::Object(m).to_string()
+    }
+
+    #[test]
+    fn labels_past_the_cap_are_refused_by_count() {
+        let body = format!("[{{\"labels\": {}}}]", labels_json(16 * 1024));
+        let e = read_postable(body.as_bytes()).unwrap_err();
+        assert_eq!(e.problems.len(), 1, "{e:?}");
+        assert!(
+            e.problems[0].contains("16385 labels; firebreak takes at most 128"),
+            "{e:?}"
+        );
+        let hook = format!(
+            "{{\"version\": \"4\", \"alerts\": [{{\"status\": \"firing\", \"labels\": {}}}]}}",
+            labels_json(500)
+        );
+        let e = read_webhook(hook.as_bytes()).unwrap_err();
+        assert!(e.problems[0].contains("501 labels"), "{e:?}");
+    }
+
+    #[test]
+    fn many_labels_within_the_cap_read_as_one_sorted_set() {
+        let body = format!("[{{\"labels\": {}}}]", labels_json(MAX_ALERT_LABELS - 1));
+        let read = read_postable(body.as_bytes()).unwrap();
+        let l = &read.alerts[0].labels;
+        assert_eq!(l.iter().count(), MAX_ALERT_LABELS);
+        let mut by_set = Labels::new();
+        for (k, v) in l.iter() {
+            by_set.set(k, v);
+        }
+        assert_eq!(*l, by_set);
+        assert_eq!(l.get("l00042"), Some("v42"));
+    }
+
+    #[test]
+    fn oversized_names_values_and_annotations_are_refused() {
+        let long_name = "n".repeat(MAX_LABEL_NAME_BYTES + 1);
+        let long_value = "v".repeat(MAX_LABEL_VALUE_BYTES + 1);
+        let long_note = "d".repeat(MAX_ANNOTATION_BYTES + 1);
+        let body = serde_json::json!([{
+            "labels": {"alertname": "Big", &long_name: "x", "room": long_value},
+            "annotations": {"description": long_note},
+        }])
+        .to_string();
+        let e = read_postable(body.as_bytes()).unwrap_err();
+        let all = e.problems.join("\n");
+        assert!(
+            all.contains("[0].annotations.description: 16385 bytes"),
+            "{all}"
+        );
+        assert!(all.contains("a name of 257 bytes"), "{all}");
+        // The name is shown cut, not echoed whole.
+        assert!(!all.contains(&long_name), "{all}");
+        assert!(
+            all.contains("[0].labels.room: a value of 4097 bytes"),
+            "{all}"
+        );
+    }
+
+    #[test]
+    fn a_refusal_lists_a_bounded_number_of_problems() {
+        let alerts: Vec<String> = (0..100)
+            .map(|_| "{\"labels\": {\"bad-name\": \"x\"}}".to_owned())
+            .collect();
+        let body = format!("[{}]", alerts.join(","));
+        let e = read_postable(body.as_bytes()).unwrap_err();
+        assert_eq!(e.problems.len(), crate::limits::MAX_PROBLEMS_LISTED + 1);
+        assert_eq!(e.problems.last().unwrap(), "... and 80 more problems");
     }
 }
