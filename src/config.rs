@@ -397,14 +397,14 @@ impl Config {
                     format!("duplicate scrape target name {:?}", r.name.value),
                 );
             }
-            let interval = c.duration(
+            let interval = c.positive_duration(
                 r.interval.as_ref(),
                 &format!("{field}.interval"),
                 PromDuration::from_secs(15),
             );
             // Unset, the timeout is 10s or the interval if shorter; set
             // explicitly, a timeout longer than the interval is a mistake.
-            let timeout = c.duration(
+            let timeout = c.positive_duration(
                 r.timeout.as_ref(),
                 &format!("{field}.timeout"),
                 PromDuration::from_secs(10).min(interval),
@@ -430,7 +430,7 @@ impl Config {
                 if !raw.sources.scrape.is_empty() {
                     c.err(Pos::of(sp), "sources.prometheus", "give either `scrape` targets or a `prometheus` API to query, not both: rules read from one source");
                 }
-                let timeout = c.duration(
+                let timeout = c.positive_duration(
                     r.timeout.as_ref(),
                     "sources.prometheus.timeout",
                     PromDuration::from_secs(10),
@@ -517,7 +517,7 @@ impl Config {
         for (name, sp) in &raw.targets {
             let r = &sp.value;
             let field = format!("targets.{name}");
-            let timeout = c.duration(
+            let timeout = c.positive_duration(
                 r.timeout.as_ref(),
                 &format!("{field}.timeout"),
                 PromDuration::from_secs(10),
@@ -648,16 +648,11 @@ fn slack_config(
         .app_token_secret
         .as_ref()
         .is_none_or(|s| known_secret(c, s, "chat.slack.app_token_secret", secrets));
-    let timeout = c.duration(
+    let timeout = c.positive_duration(
         r.timeout.as_ref(),
         "chat.slack.timeout",
         PromDuration::from_secs(10),
     );
-    if timeout.is_zero()
-        && let Some(sp) = &r.timeout
-    {
-        c.err(Pos::of(sp), "chat.slack.timeout", "must be greater than 0s");
-    }
     let api_url = match &r.api_url {
         None => Some(reqwest::Url::parse(SLACK_API_URL).expect("static URL")),
         Some(sp) => c.url(sp, "chat.slack.api_url"),
@@ -774,6 +769,43 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.starts_with("f.yaml:4:"), "{e}");
+    }
+
+    /// Regression: `targets.X.timeout: 0s` passed validation, as did a
+    /// zero scrape interval or timeout, and every call then failed at once.
+    #[test]
+    fn zero_timeouts_and_intervals_are_refused() {
+        let text = "\
+sources:
+  scrape:
+    - name: a
+      url: http://127.0.0.1:1/metrics
+      interval: 0s
+      timeout: 0s
+targets:
+  sim:
+    url: http://127.0.0.1:1
+    timeout: 0s
+";
+        let errs = Config::load("cfg.yaml", text).unwrap_err();
+        let lines: Vec<String> = errs.iter().map(ToString::to_string).collect();
+        for want in [
+            "cfg.yaml:5:17: sources.scrape[0].interval: must be greater than 0s",
+            "cfg.yaml:6:16: sources.scrape[0].timeout: must be greater than 0s",
+            "cfg.yaml:10:14: targets.sim.timeout: must be greater than 0s",
+        ] {
+            assert!(lines.iter().any(|l| l == want), "{want} not in {lines:#?}");
+        }
+        let e = Config::load(
+            "c.yaml",
+            "sources:\n  prometheus:\n    url: http://127.0.0.1:9090\n    timeout: 0s\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("sources.prometheus.timeout: must be greater than 0s"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -180,6 +180,24 @@ impl<'a> Collector<'a> {
             }),
         }
     }
+
+    /// As [`Collector::duration`], for a timeout or an interval: `0s`
+    /// would fail every call at once (or spin), so it is an error.
+    pub fn positive_duration(
+        &mut self,
+        v: Option<&Sp<String>>,
+        field: &str,
+        default: crate::duration::PromDuration,
+    ) -> crate::duration::PromDuration {
+        let d = self.duration(v, field, default);
+        if d.is_zero()
+            && let Some(sp) = v
+        {
+            self.err(Pos::of(sp), field, "must be greater than 0s");
+            return default;
+        }
+        d
+    }
 }
 
 /// Joins a list of valid choices for "expected one of" messages.

@@ -20,6 +20,9 @@ pub const MAX_ANNOTATION_BYTES: usize = 16 * 1024;
 /// Problems (or ignored fields) named in one answer; the rest are counted.
 pub const MAX_PROBLEMS_LISTED: usize = 20;
 
+/// Bytes in one file the bot reads: a config, rule, runbook or test file.
+pub const MAX_FILE_BYTES: usize = 16 * 1024 * 1024;
+
 /// Bytes in one PromQL expression, in a rule file or rendered by a
 /// runbook step. Parse time grows faster than the text.
 pub const MAX_PROMQL_BYTES: usize = 16 * 1024;

@@ -95,16 +95,53 @@ fn peek_name(text: &str) -> Option<String> {
 pub fn read_yaml_files(paths: &[PathBuf], errs: &mut Diagnostics) -> Vec<(String, String)> {
     let mut out = Vec::new();
     for p in paths {
-        collect(p, &mut out, errs);
+        collect(p, 0, &mut out, errs);
     }
     out.sort();
     out.dedup_by(|a, b| a.0 == b.0);
     out
 }
 
-fn collect(p: &Path, out: &mut Vec<(String, String)>, errs: &mut Diagnostics) {
+/// How deep under a configured directory files are looked for; a symlink
+/// loop would otherwise recurse until the stack runs out.
+const MAX_DIR_DEPTH: usize = 16;
+
+/// Reads one file the operator named (a config, rule, runbook or test
+/// file): a regular file, at most [`crate::limits::MAX_FILE_BYTES`]. A
+/// device or a FIFO named by mistake or by a glob would otherwise be read
+/// forever; a huge file would be held whole.
+pub fn read_text_file(p: &Path) -> Result<String, String> {
+    use std::io::Read;
+    let max = crate::limits::MAX_FILE_BYTES;
+    let meta = std::fs::metadata(p).map_err(|e| e.to_string())?;
+    if !meta.is_file() {
+        return Err("not a regular file".to_owned());
+    }
+    if meta.len() > max as u64 {
+        return Err(format!("{} bytes; files are read up to {max}", meta.len()));
+    }
+    let mut text = String::new();
+    std::fs::File::open(p)
+        .and_then(|f| f.take(max as u64 + 1).read_to_string(&mut text))
+        .map_err(|e| e.to_string())?;
+    if text.len() > max {
+        return Err(format!("more than {max} bytes; files are read up to {max}"));
+    }
+    Ok(text)
+}
+
+fn collect(p: &Path, depth: usize, out: &mut Vec<(String, String)>, errs: &mut Diagnostics) {
     let name = p.display().to_string();
     if p.is_dir() {
+        if depth >= MAX_DIR_DEPTH {
+            errs.push(Diagnostic::new(
+                name,
+                None,
+                "",
+                format!("directories nest more than {MAX_DIR_DEPTH} deep here (a symlink loop?); not read further"),
+            ));
+            return;
+        }
         match std::fs::read_dir(p) {
             Ok(rd) => {
                 let mut entries: Vec<PathBuf> =
@@ -114,7 +151,7 @@ fn collect(p: &Path, out: &mut Vec<(String, String)>, errs: &mut Diagnostics) {
                     if e.is_dir()
                         || matches!(e.extension().and_then(|x| x.to_str()), Some("yml" | "yaml"))
                     {
-                        collect(&e, out, errs);
+                        collect(&e, depth + 1, out, errs);
                     }
                 }
             }
@@ -126,7 +163,7 @@ fn collect(p: &Path, out: &mut Vec<(String, String)>, errs: &mut Diagnostics) {
             )),
         }
     } else {
-        match std::fs::read_to_string(p) {
+        match read_text_file(p) {
             Ok(t) => out.push((name, t)),
             Err(e) => errs.push(Diagnostic::new(
                 name,
@@ -240,7 +277,7 @@ pub fn load_from_disk(config_path: Option<&Path>) -> Result<Loaded, Diagnostics>
     let config = match config_path {
         Some(p) => {
             let name = p.display().to_string();
-            let text = std::fs::read_to_string(p).map_err(|e| {
+            let text = read_text_file(p).map_err(|e| {
                 Diagnostics::from(Diagnostic::new(
                     &name,
                     None,

@@ -168,6 +168,9 @@ enum TestCmd {
 fn main() -> ExitCode {
     firebreak::net::install_crypto_provider();
     let cli = Cli::parse();
+    if !matches!(cli.command, Cmd::Run { .. } | Cmd::Sim { .. }) {
+        quiet_on_broken_pipe();
+    }
     let default_level = match cli.command {
         // The demo's output is the chat; keep logs to what needs a human.
         Cmd::Demo { .. }
@@ -195,6 +198,20 @@ fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// `firebreak validate | head` must end quietly when `head` has read
+/// enough, as Unix tools do, not panic in `println!`: Rust ignores
+/// SIGPIPE, so a write to the closed pipe fails and printing panics. The
+/// commands that print and end get the default back, and the write ends
+/// them. The servers (`run`, `sim`) keep it ignored: a client that hangs
+/// up must never take them down.
+fn quiet_on_broken_pipe() {
+    // SAFETY: called first thing in main, before any other thread exists;
+    // SIG_DFL is a valid disposition for SIGPIPE.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 

@@ -149,3 +149,25 @@ fn hostile_rule_files_are_errors_not_crashes() {
     );
     assert!(err.contains("alerts/nested.rules.yml:"), "{err}");
 }
+
+/// Regression: `firebreak validate | head` (any command whose reader has
+/// gone) panicked in `println!` with "failed printing to stdout". It now
+/// ends as Unix tools do, on SIGPIPE, without a word on stderr.
+#[test]
+fn a_closed_pipe_ends_a_command_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = Command::new(env!("CARGO_BIN_EXE_firebreak"))
+        .args(["validate", "alerts", "runbooks"])
+        .current_dir(root)
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    // SIGPIPE is 13 on Linux.
+    assert_eq!(out.status.signal(), Some(13), "{:?} {err}", out.status);
+}

@@ -88,8 +88,54 @@ fn api_routes(api: Arc<Api>) -> Router {
         .route("/-/ready", axum::routing::get(health::ready))
         .route("/metrics", axum::routing::get(health::metrics))
         .fallback(not_found)
+        .method_not_allowed_fallback(wrong_method)
         .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn(json_refusals))
         .with_state(api)
+}
+
+/// Longest request target (path and query) the API reads. Its longest
+/// real one is a run id or an incident name; hyper's own limit is far
+/// higher and answers without a body.
+pub const MAX_URI_BYTES: usize = 8 * 1024;
+
+/// Keeps the README's promise that every refusal is JSON: a request
+/// target too long is refused here, and a 4xx that axum's extractors or
+/// router wrote as plain text (a path that is not UTF-8, a bad query, an
+/// unsupported body) is rewritten as `{"status": "error", ...}` with the
+/// same status and what it said.
+async fn json_refusals(req: Request, next: Next) -> Response {
+    let target = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
+    if target > MAX_URI_BYTES {
+        return ApiError::new(
+            StatusCode::URI_TOO_LONG,
+            format!("the request target is {target} bytes; the API reads at most {MAX_URI_BYTES}"),
+        )
+        .into_response();
+    }
+    let resp = next.run(req).await;
+    let status = resp.status();
+    let is_json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !status.is_client_error() || is_json {
+        return resp;
+    }
+    let said = axum::body::to_bytes(resp.into_body(), 4096)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
+        .unwrap_or_default();
+    let error = if said.is_empty() {
+        status
+            .canonical_reason()
+            .unwrap_or("refused")
+            .to_lowercase()
+    } else {
+        crate::chat::clip(&said, 500)
+    };
+    ApiError::new(status, error).into_response()
 }
 
 /// A refusal, as JSON.
@@ -152,8 +198,15 @@ fn ok(data: serde_json::Value) -> Response {
 /// Checks the bearer token on `/api/` routes, in constant time so the
 /// token cannot be guessed a byte at a time.
 async fn authorise(State(api): State<Arc<Api>>, req: Request, next: Next) -> Response {
+    match check_token(&api, &req) {
+        Ok(()) => next.run(req).await,
+        Err(refused) => refused.into_response(),
+    }
+}
+
+fn check_token(api: &Api, req: &Request) -> Result<(), ApiError> {
     let Some(token) = &api.token else {
-        return next.run(req).await;
+        return Ok(());
     };
     let given = req
         .headers()
@@ -161,17 +214,15 @@ async fn authorise(State(api): State<Arc<Api>>, req: Request, next: Next) -> Res
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
     match given {
-        Some(g) if same(g.trim().as_bytes(), token.as_bytes()) => next.run(req).await,
-        Some(_) => ApiError::new(
+        Some(g) if same(g.trim().as_bytes(), token.as_bytes()) => Ok(()),
+        Some(_) => Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "the bearer token is not the one in server.token_secret",
-        )
-        .into_response(),
-        None => ApiError::new(
+        )),
+        None => Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "this API needs `Authorization: Bearer <token>`, the value of server.token_secret",
-        )
-        .into_response(),
+        )),
     }
 }
 
@@ -198,13 +249,33 @@ async fn count(req: Request, next: Next) -> Response {
     resp
 }
 
-async fn not_found(req: Request) -> ApiError {
+/// An unknown path under `/api/` is answered only to a caller with the
+/// token, when one is set: the routes an anonymous caller can map are the
+/// open ones.
+async fn not_found(State(api): State<Arc<Api>>, req: Request) -> Response {
+    if req.uri().path().starts_with("/api/")
+        && let Err(refused) = check_token(&api, &req)
+    {
+        return refused.into_response();
+    }
     ApiError::new(
         StatusCode::NOT_FOUND,
         format!(
             "no route {} {}; the API has POST /api/v1/alertmanager, POST /api/v2/alerts, GET /api/v1/alerts, /api/v1/runs, /api/v1/runs/ID, /api/v1/incidents, /api/v1/incidents/ID/timeline, /-/healthy, /-/ready, /metrics",
             req.method(),
-            req.uri().path()
+            crate::chat::clip(req.uri().path(), 200)
+        ),
+    )
+    .into_response()
+}
+
+async fn wrong_method(req: Request) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!(
+            "{} is not a method {} takes",
+            req.method(),
+            crate::chat::clip(req.uri().path(), 200)
         ),
     )
 }

@@ -426,3 +426,70 @@ async fn unknown_routes_and_the_old_api_say_where_to_go() {
         "{body}"
     );
 }
+
+/// Regression: a wrong method, a request target too long and a path that
+/// is not UTF-8 were answered by axum in plain text or with no body,
+/// though the README promises JSON for every refusal.
+#[tokio::test]
+async fn every_refusal_is_json() {
+    let s = serve(None, 8, 1 << 20).await;
+    let send = |method: reqwest::Method, path: String| {
+        let req = s.http.request(method, format!("{}{path}", s.base));
+        async move {
+            let r = req.send().await.unwrap();
+            let status = r.status().as_u16();
+            let ct = r
+                .headers()
+                .get("content-type")
+                .map(|v| v.to_str().unwrap().to_owned())
+                .unwrap_or_default();
+            let body: Json = r.json().await.unwrap_or(Json::Null);
+            (status, ct, body)
+        }
+    };
+    let cases = [
+        (reqwest::Method::DELETE, "/api/v1/runs".to_owned(), 405),
+        (reqwest::Method::PUT, "/-/healthy".to_owned(), 405),
+        (
+            reqwest::Method::GET,
+            format!("/api/v1/runs/{}", "x".repeat(10_000)),
+            414,
+        ),
+        (reqwest::Method::GET, "/api/v1/runs/%FF%FE".to_owned(), 400),
+        (
+            reqwest::Method::GET,
+            "/api/v1/runs?limit=%FF".to_owned(),
+            400,
+        ),
+    ];
+    for (method, path, want) in cases {
+        let shown = format!("{method} {}", &path[..path.len().min(40)]);
+        let (status, ct, body) = send(method, path).await;
+        assert_eq!(status, want, "{shown}: {body}");
+        assert!(ct.starts_with("application/json"), "{shown}: {ct}");
+        assert_eq!(body["status"], "error", "{shown}: {body}");
+        assert!(
+            !body["error"].as_str().unwrap().is_empty(),
+            "{shown}: {body}"
+        );
+    }
+}
+
+/// Regression: with a token set, an unknown `/api/` path answered 404 to
+/// anyone, so the API's shape could be mapped without the token.
+#[tokio::test]
+async fn unknown_api_paths_want_the_token_too() {
+    let s = serve(Some("s3cret"), 8, 1 << 20).await;
+    let (code, body) = s.get("/api/v1/nothing").await;
+    assert_eq!(code, 401, "{body}");
+    let r = s
+        .http
+        .get(format!("{}/api/v1/nothing", s.base))
+        .bearer_auth("s3cret")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+    // Outside `/api/` nothing is secret.
+    assert_eq!(s.get("/nothing").await.0, 404);
+}

@@ -939,7 +939,7 @@ pub fn run_test_file(t: &TestFile, groups: &[RuleGroup]) -> Vec<GroupReport> {
 /// returned beside the result, as promtool only warns.
 pub fn load(path: &Path) -> Result<(TestFile, Vec<RuleGroup>, Vec<String>), Diagnostics> {
     let name = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| {
+    let text = crate::load::read_text_file(path).map_err(|e| {
         Diagnostics::from(Diagnostic::new(
             &name,
             None,
@@ -972,7 +972,9 @@ pub fn load(path: &Path) -> Result<(TestFile, Vec<RuleGroup>, Vec<String>), Diag
         }
         for p in matched {
             let pn = p.display().to_string();
-            match std::fs::read_to_string(&p) {
+            // Only regular files: a glob over a directory of devices or
+            // FIFOs must not hang the test run.
+            match crate::load::read_text_file(&p) {
                 Ok(text) => match parse_rule_file_with(&pn, &text, tf.evaluation_interval_ms) {
                     Ok(f) => groups.extend(f.groups),
                     Err(d) => errs.extend(d),

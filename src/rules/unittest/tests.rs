@@ -217,3 +217,40 @@ fn eval_order_puts_listed_groups_in_order() {
         .collect();
     assert_eq!(names, ["c", "b", "a"]);
 }
+
+/// Regression: a `rule_files` glob that matched a FIFO (or a device) read
+/// it forever and hung `firebreak test rules`. Only regular files are read.
+#[test]
+fn rule_files_that_are_not_regular_files_are_errors_not_hangs() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("pipe.yml");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    std::fs::write(
+        dir.path().join("rules.yml"),
+        "groups:\n- {name: a, rules: []}\n",
+    )
+    .unwrap();
+    let test = dir.path().join("t.yaml");
+    std::fs::write(
+        &test,
+        "rule_files: ['*.yml']\ntests:\n- input_series: []\n  alert_rule_test: []\n",
+    )
+    .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(load(&test).map(|_| ()).map_err(|e| e.to_string()));
+    });
+    // A hang is the failure this test catches; a whole minute is far
+    // beyond what reading three small files takes.
+    let got = rx
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("loading the test file hung on the FIFO");
+    let e = got.unwrap_err();
+    assert!(e.contains("pipe.yml: not a regular file"), "{e}");
+    // The regular rule file beside it reads as before.
+    assert!(!e.contains("rules.yml"), "{e}");
+}
