@@ -344,6 +344,7 @@ chat:
     bot_token_secret: slack_bot
     signing_secret: slack_signing
     api_url: '{slack_api}'
+    response_hosts: [127.0.0.1]
   roles:
     responder: {{users: [{USER}]}}
 store: {{url: 'sqlite://{d}/firebreak.db'}}

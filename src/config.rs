@@ -131,6 +131,10 @@ pub struct SlackConfig {
     pub api_url: reqwest::Url,
     /// How long one Web API request may take.
     pub timeout: PromDuration,
+    /// The hosts a request's `response_url` may name (host names, or `*.`
+    /// and a domain); answers are never posted anywhere else. Slack's own
+    /// unless set; tests add their fake's address.
+    pub response_hosts: Vec<String>,
 }
 
 /// Slack's Web API, where `chat.slack.api_url` points unless told otherwise.
@@ -304,6 +308,7 @@ struct RawSlack {
     app_token_secret: Option<Sp<String>>,
     api_url: Option<Sp<String>>,
     timeout: Option<Sp<String>>,
+    response_hosts: Option<Sp<Vec<String>>>,
 }
 
 #[derive(Deserialize)]
@@ -657,12 +662,42 @@ fn slack_config(
         None => Some(reqwest::Url::parse(SLACK_API_URL).expect("static URL")),
         Some(sp) => c.url(sp, "chat.slack.api_url"),
     };
+    let response_hosts = match &r.response_hosts {
+        None => crate::chat::slack_inbound::SLACK_RESPONSE_HOSTS
+            .iter()
+            .map(|h| h.to_string())
+            .collect(),
+        Some(sp) => {
+            if sp.value.is_empty() {
+                c.err(
+                    Pos::of(sp),
+                    "chat.slack.response_hosts",
+                    "is empty, so no answer could ever be posted after its acknowledgement; leave it out for Slack's own hosts",
+                );
+            }
+            for h in sp
+                .value
+                .iter()
+                .filter(|h| !crate::chat::slack_inbound::ResponseHosts::is_pattern(h))
+            {
+                c.err(
+                    Pos::of(sp),
+                    "chat.slack.response_hosts",
+                    format!(
+                        "{h:?} is not a host name; give hosts such as hooks.slack.com or *.slack.com, without a scheme, port or path"
+                    ),
+                );
+            }
+            sp.value.clone()
+        }
+    };
     Some(SlackConfig {
         bot_token_secret: r.bot_token_secret.value.clone(),
         signing_secret: r.signing_secret.as_ref().map(|s| s.value.clone()),
         app_token_secret: r.app_token_secret.as_ref().map(|s| s.value.clone()),
         api_url: api_url?,
         timeout,
+        response_hosts,
     })
     .filter(|_| token_ok && signing_ok && app_ok)
 }
@@ -689,12 +724,25 @@ fn roles(c: &mut Collector<'_>, raw: Option<&Sp<RawRoles>>) -> RoleMap {
                 "grants the role to nobody; give `users: [U...]`, `groups: [S...]` or `everyone: true`",
             );
         }
-        if g.users
-            .iter()
-            .chain(&g.groups)
-            .any(|id| id.trim().is_empty())
-        {
-            c.err(Pos::of(sp), field, "an empty user or group id");
+        // By id only: a display name can be set to anything by anyone, so
+        // a name here would grant the role to whoever picks it.
+        for u in g.users.iter().filter(|u| !crate::roles::is_user_id(u)) {
+            c.err(
+                Pos::of(sp),
+                format!("{field}.users"),
+                format!(
+                    "{u:?} is not a Slack user id; roles go by member id (`U...`, in the person's Slack profile under ⋮ → Copy member ID), never by name, since anyone can change their name"
+                ),
+            );
+        }
+        for g in g.groups.iter().filter(|g| !crate::roles::is_group_id(g)) {
+            c.err(
+                Pos::of(sp),
+                format!("{field}.groups"),
+                format!(
+                    "{g:?} is not a Slack user group id; give the group's id (`S...`), not its handle"
+                ),
+            );
         }
         let grant = Grant {
             users: g.users.clone(),
@@ -890,7 +938,20 @@ store:
         assert_eq!(s.signing_secret.as_deref(), Some("slack_signing"));
         assert_eq!(s.api_url.as_str(), "https://slack.com/api/");
         assert_eq!(s.timeout, PromDuration::from_secs(10));
+        assert_eq!(s.response_hosts, ["hooks.slack.com", "*.slack.com"]);
         assert!(Config::load("c.yaml", "{}").unwrap().chat.slack.is_none());
+        let local = text.replace(
+            "    signing_secret: slack_signing\n",
+            "    signing_secret: slack_signing\n    response_hosts: [127.0.0.1]\n",
+        );
+        let s = Config::load("c.yaml", &local).unwrap().chat.slack.unwrap();
+        assert_eq!(s.response_hosts, ["127.0.0.1"]);
+        let bad = local.replace("[127.0.0.1]", "['https://evil.example/x']");
+        let e = Config::load("c.yaml", &bad).unwrap_err().to_string();
+        assert!(
+            e.contains("chat.slack.response_hosts: \"https://evil.example/x\" is not a host name"),
+            "{e}"
+        );
 
         let text = "\
 secrets:
@@ -1024,6 +1085,28 @@ server:
                 && e.contains("chat.roles.responder: grants the role to nobody"),
             "{e}"
         );
+    }
+
+    /// A name in a grant would give the role to whoever renames
+    /// themselves to it; config says who by id, and says so when not.
+    #[test]
+    fn roles_are_granted_by_id_not_by_name() {
+        let e = Config::load(
+            "c.yaml",
+            "chat:\n  roles:\n    commander: {users: [U012ABC, ana], groups: [oncall]}\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("chat.roles.commander.users: \"ana\" is not a Slack user id")
+                && e.contains("never by name"),
+            "{e}"
+        );
+        assert!(
+            e.contains("chat.roles.commander.groups: \"oncall\" is not a Slack user group id"),
+            "{e}"
+        );
+        assert!(!e.contains("U012ABC"), "an id is fine: {e}");
     }
 
     #[test]

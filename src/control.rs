@@ -20,17 +20,24 @@ use crate::clock::{Clock, Millis};
 use crate::dispatch::{AlertCtx, Decision, Dispatcher, Pause, Plan};
 use crate::executor::{Executor, Outcome, RunFinished, RunProgress, RunRequest, Verdict, Waiting};
 use crate::matchers::Matcher;
-use crate::roles::Role;
+use crate::roles::{Role, Who};
 use crate::rules::{AlertEvent, AlertEventKind};
 use crate::silence::{Silence, Silences};
 use crate::store::Store;
 use serde_json::Value as Json;
 
+/// The timeline that records what happens while no incident is open
+/// (refused commands), so that none goes unrecorded.
+pub const OUTSIDE_INCIDENTS: &str = "outside-incidents";
+
 /// Expired silences are forgotten in memory this long after they end (they
 /// stay in the store).
 const SILENCE_MEMORY_MS: Millis = 24 * 3600 * 1000;
 
-/// A command from a person, already parsed and authorised.
+/// A command from a person, already parsed and authorised. A `by: String`
+/// is the person as records show them, name and user id together
+/// ([`crate::roles::Who::label`]); where the id decides something (a
+/// gate's `users`), the command carries the [`Who`] itself.
 #[derive(Debug)]
 pub enum Command {
     Status(oneshot::Sender<Status>),
@@ -50,7 +57,7 @@ pub enum Command {
     Answer {
         run: String,
         verdict: Verdict,
-        by: String,
+        by: Who,
         role: Role,
         reply: oneshot::Sender<Result<String, String>>,
     },
@@ -105,8 +112,9 @@ pub enum Command {
         runbooks: Vec<std::sync::Arc<crate::runbook::Runbook>>,
         reply: oneshot::Sender<()>,
     },
-    /// A command the edge refused (its role was too low), to be recorded
-    /// where the rest of the incident's story is.
+    /// A command the edge refused (the person's role was too low, or they
+    /// have none at all), to be recorded where the rest of the incident's
+    /// story is.
     Refused {
         by: String,
         command: String,
@@ -748,6 +756,20 @@ impl Control {
         run_id
     }
 
+    /// Where a refusal is recorded: the incident of the run it was about,
+    /// else the one a person's action belongs to, else
+    /// [`OUTSIDE_INCIDENTS`]: every refusal is on some timeline.
+    fn refusal_incident(&self, run: Option<&str>) -> String {
+        run.and_then(|run| {
+            self.cards
+                .values()
+                .find(|c| c.run.as_ref().is_some_and(|r| r.id == run))
+                .map(|c| c.incident.clone())
+        })
+        .or_else(|| self.current_incident())
+        .unwrap_or_else(|| OUTSIDE_INCIDENTS.to_owned())
+    }
+
     /// The incident a person's action belongs to: the newest one with an
     /// alert still firing, else the newest at all.
     fn current_incident(&self) -> Option<String> {
@@ -1085,13 +1107,13 @@ impl Control {
                 reply,
             } => {
                 let r = self.executor.answer(&run, verdict, &by, role);
+                let by = by.label();
                 if let Err(e) = &r {
                     // A refused command is recorded: who tried what.
                     tracing::info!(%run, %by, error = %e, "approval refused");
                     self.say(None, Kind::Note, format!("{by}: {e}")).await;
-                    if let (crate::executor::AnswerError::NotAllowed { .. }, Some(incident)) =
-                        (e, self.current_incident())
-                    {
+                    if let crate::executor::AnswerError::NotAllowed { .. } = e {
+                        let incident = self.refusal_incident(Some(&run));
                         self.timeline(
                             &incident,
                             now,
@@ -1173,18 +1195,16 @@ impl Control {
                 tracing::info!(%by, %command, %reason, "command refused");
                 // The timeline, because that is what the post-incident
                 // review reads: who tried what, when, and why it did not
-                // happen. With no incident yet the log line above is the
-                // record.
-                if let Some(incident) = self.current_incident() {
-                    self.timeline(
-                        &incident,
-                        now,
-                        "command_refused",
-                        &by,
-                        &format!("`{command}` refused: {reason}"),
-                    )
-                    .await;
-                }
+                // happen.
+                let incident = self.refusal_incident(None);
+                self.timeline(
+                    &incident,
+                    now,
+                    "command_refused",
+                    &by,
+                    &format!("`{command}` refused: {reason}"),
+                )
+                .await;
             }
         }
     }
@@ -1806,7 +1826,7 @@ steps:
             .send(Command::Answer {
                 run,
                 verdict: Verdict::Approve,
-                by: "alice".into(),
+                by: Who::new("U1", "alice"),
                 role: Role::Commander,
                 reply,
             })

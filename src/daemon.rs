@@ -102,7 +102,7 @@ async fn inbound(
     shutdown: &CancellationToken,
 ) -> anyhow::Result<Option<std::net::SocketAddr>> {
     use crate::chat::slack::Slack;
-    use crate::chat::slack_inbound::{Groups, Inbound};
+    use crate::chat::slack_inbound::{Groups, Inbound, ResponseHosts};
     let secret = |name: &str, field: &str| -> anyhow::Result<String> {
         crate::config::secret_named(&config.secrets, name)
             .map_err(|e| anyhow::anyhow!("{field}: {e}"))
@@ -117,15 +117,18 @@ async fn inbound(
             Some(name) => Some(secret(name, "chat.slack.signing_secret")?.into_bytes()),
             None => None,
         };
-        let inbound = Arc::new(Inbound::new(
-            ctx.clone(),
-            config.chat.roles.clone(),
-            Groups::for_roles(slack.clone(), &config.chat.roles),
-            crate::net::client()?,
-            outbox.clone(),
-            signing.clone(),
-            shutdown.clone(),
-        ));
+        let inbound = Arc::new(
+            Inbound::new(
+                ctx.clone(),
+                config.chat.roles.clone(),
+                Groups::for_roles(slack.clone(), &config.chat.roles),
+                crate::net::client_without_redirects()?,
+                outbox.clone(),
+                signing.clone(),
+                shutdown.clone(),
+            )
+            .with_response_hosts(ResponseHosts::new(cfg.response_hosts.clone())),
+        );
         if signing.is_some() {
             slack_routes = crate::chat::slack_inbound::routes(inbound.clone());
         }

@@ -681,7 +681,7 @@ async fn check(
         &preflight::run_id(&list.name, clock.now(), 1),
         list,
         event,
-        &actor.name,
+        &actor.label(),
         clock.now(),
     );
     eprintln!("checking {} ({} checks) …", list.name, state.checks.len());
@@ -735,7 +735,7 @@ async fn check(
                 .await
                 .context("reading the answer")??;
                 if matches!(line.trim(), "y" | "Y" | "yes") {
-                    match state.sign(&check, &actor.id, &actor.name, actor.role, clock.now()) {
+                    match state.sign(&check, &actor.id, &actor.label(), actor.role, clock.now()) {
                         Ok(said) => eprintln!("  {said}"),
                         Err(e) => eprintln!("  not signed: {e}"),
                     }
@@ -763,7 +763,7 @@ async fn check(
                 &firebreak::preflight::task::incident_of(&state),
                 clock.now(),
                 "checklist",
-                &actor.name,
+                &actor.label(),
                 &report::timeline_text(&state),
             )
             .await?;

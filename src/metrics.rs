@@ -180,6 +180,7 @@ pub struct Metrics {
     pub scrape_seconds: Family<Histogram>,
     pub evaluation_seconds: Family<Histogram>,
     pub commands: Family<Counter>,
+    pub slack_refused: Family<Counter>,
     pub http_requests: Family<Counter>,
     pub http_seconds: Family<Histogram>,
 }
@@ -261,6 +262,12 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
         &["command", "outcome"],
         Counter::default,
     ),
+    slack_refused: Family::new(
+        "firebreak_slack_inbound_refused_total",
+        "What Slack's inbound side refused, by reason: a request seen before (replay), or a response_url not at an allowed Slack host (response_url).",
+        &["reason"],
+        Counter::default,
+    ),
     http_requests: Family::new(
         "firebreak_http_requests_total",
         "HTTP API requests, by route and status code.",
@@ -295,6 +302,7 @@ impl Metrics {
             &self.chat_sent,
             &self.chat_errors,
             &self.commands,
+            &self.slack_refused,
             &self.http_requests,
         ] {
             counter_family(&mut out, f);

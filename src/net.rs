@@ -15,10 +15,19 @@ pub fn install_crypto_provider() {
 }
 
 pub fn client() -> anyhow::Result<reqwest::Client> {
+    build(reqwest::Client::builder())
+}
+
+/// For URLs a request named (Slack's `response_url`): checked before the
+/// call, so a redirect must not take the call somewhere unchecked.
+pub fn client_without_redirects() -> anyhow::Result<reqwest::Client> {
+    build(reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()))
+}
+
+fn build(b: reqwest::ClientBuilder) -> anyhow::Result<reqwest::Client> {
     install_crypto_provider();
     use anyhow::Context;
-    reqwest::Client::builder()
-        .user_agent(concat!("firebreak/", env!("CARGO_PKG_VERSION")))
+    b.user_agent(concat!("firebreak/", env!("CARGO_PKG_VERSION")))
         .pool_idle_timeout(std::time::Duration::from_secs(30))
         .build()
         .context("building the HTTP client")

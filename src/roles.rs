@@ -7,6 +7,11 @@
 //! [`RoleMap`] is that config, resolved: a chat user id and the ids of
 //! the user groups they belong to give their role. Pure: the edge looks up
 //! the groups (a Slack API call) and asks here.
+//!
+//! Identity is the chat user id, never a name: anyone can set their
+//! display name to anything, including someone else's id. [`Who`] carries
+//! both, so that what decides (the id) and what people read (the name)
+//! cannot be mixed up, and records show them together.
 
 use serde::{Deserialize, Serialize};
 
@@ -38,6 +43,64 @@ impl std::fmt::Display for Role {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
     }
+}
+
+/// A person as a command arrived from them: `id` decides everything (roles,
+/// approval lists, sign-offs); `name` is only shown beside it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Who {
+    /// The chat user id (Slack `U...`), or [`CONSOLE_USER`].
+    pub id: String,
+    /// What they call themselves; may be anything, including another
+    /// person's id.
+    pub name: String,
+}
+
+impl Who {
+    pub fn new(id: impl Into<String>, name: impl Into<String>) -> Who {
+        Who {
+            id: id.into(),
+            name: name.into(),
+        }
+    }
+
+    /// How records and chat name them: `ana (U024BE7LH)`, or the id alone
+    /// when there is no other name. The id is always there, so a name
+    /// chosen to look like someone else cannot pass for them.
+    pub fn label(&self) -> String {
+        if self.name.is_empty() || self.name == self.id {
+            self.id.clone()
+        } else {
+            format!("{} ({})", self.name, self.id)
+        }
+    }
+}
+
+impl std::fmt::Display for Who {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.label())
+    }
+}
+
+/// Whether `s` has the shape of a Slack user id: `U` (or `W`, on
+/// Enterprise Grid) and upper-case letters and digits. Config that grants
+/// something to a person says so by id; a display name there would match
+/// nobody, or whoever renamed themselves to it.
+pub fn is_user_id(s: &str) -> bool {
+    is_slack_id(s, &['U', 'W'])
+}
+
+/// Whether `s` has the shape of a Slack user group id (`S...`).
+pub fn is_group_id(s: &str) -> bool {
+    is_slack_id(s, &['S'])
+}
+
+fn is_slack_id(s: &str, first: &[char]) -> bool {
+    let mut chars = s.chars();
+    chars.next().is_some_and(|c| first.contains(&c))
+        && s.len() >= 2
+        && s.len() <= 32
+        && chars.all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
 }
 
 /// Who holds one role: named users, members of user groups, or everyone.
@@ -155,6 +218,38 @@ mod tests {
         let m = RoleMap::default();
         assert_eq!(m.resolve("U9", &strs(&["S1"])), Some(Role::Viewer));
         assert_eq!(m.grant(Role::Commander), &Grant::default());
+    }
+
+    #[test]
+    fn a_label_always_carries_the_id() {
+        assert_eq!(Who::new("U024BE7LH", "ana").label(), "ana (U024BE7LH)");
+        assert_eq!(Who::new("U024BE7LH", "U024BE7LH").label(), "U024BE7LH");
+        assert_eq!(Who::new("U024BE7LH", "").to_string(), "U024BE7LH");
+        // Someone named after another person's id still shows as themselves.
+        assert_eq!(
+            Who::new("U0VIEWER01", "U024BE7LH").label(),
+            "U024BE7LH (U0VIEWER01)"
+        );
+    }
+
+    #[test]
+    fn ids_have_slacks_shape_and_names_do_not() {
+        for id in ["U024BE7LH", "W0123ABCD", "U0COMMAND1"] {
+            assert!(is_user_id(id), "{id}");
+        }
+        for not in [
+            "ana",
+            "u024be7lh",
+            "U",
+            "U-lead",
+            "S0ONCALL",
+            "U024 BE7",
+            "",
+        ] {
+            assert!(!is_user_id(not), "{not}");
+        }
+        assert!(is_group_id("S0ONCALL"));
+        assert!(!is_group_id("oncall") && !is_group_id("U024BE7LH"));
     }
 
     #[test]

@@ -532,7 +532,7 @@ async fn from_chat_a_card_fills_in_is_signed_off_and_lands_in_the_timeline() {
     }
     let card = card.expect("a run reached the sign-off once the simulator was scraped");
     let run = card.id.clone();
-    assert_eq!(card.started_by, "bob");
+    assert_eq!(card.started_by, "bob (U-bob)");
     let sent = chat.0.lock().unwrap().clone();
     let text = &sent
         .iter()
@@ -569,7 +569,7 @@ async fn from_chat_a_card_fills_in_is_signed_off_and_lands_in_the_timeline() {
     let r = handle(&ctx, &person("alice", Role::Commander), command).await;
     assert_eq!(
         r.text,
-        "commander-sign-off: signed off by alice as commander"
+        "commander-sign-off: signed off by alice (U-alice) as commander"
     );
     let done = chat
         .card_where(|r| r.id == run && r.finished_at.is_some())
@@ -584,11 +584,19 @@ async fn from_chat_a_card_fills_in_is_signed_off_and_lands_in_the_timeline() {
     );
 
     let timeline = store.timeline("launch").await.unwrap();
+    // The refused sign-off is on the record, by id and name.
+    assert!(
+        timeline.iter().any(|t| t.kind == "command_refused"
+            && t.actor == "bob (U-bob)"
+            && t.text.contains("sign-off of commander-sign-off")
+            && t.text.ends_with("needs commander; you are a responder")),
+        "{timeline:#?}"
+    );
     let texts: Vec<&str> = timeline.iter().map(|t| t.text.as_str()).collect();
     assert!(
         texts
             .iter()
-            .any(|t| t.ends_with("commander-sign-off: signed off by alice as commander")),
+            .any(|t| t.ends_with("commander-sign-off: signed off by alice (U-alice) as commander")),
         "{texts:?}"
     );
     assert!(

@@ -207,7 +207,7 @@ async fn commands_drive_the_control_loop_and_leave_a_record() {
     assert!(s.running.is_empty(), "paused: nothing started");
     let r = bot.say(&victor, "status").await;
     assert!(
-        r.text.starts_with("automation: PAUSED by carol"),
+        r.text.starts_with("automation: PAUSED by carol (U-carol)"),
         "{}",
         r.text
     );
@@ -226,7 +226,7 @@ async fn commands_drive_the_control_loop_and_leave_a_record() {
     let r = bot.say(&carol, "resume").await;
     assert!(
         r.text
-            .starts_with("automation resumed; it was paused by carol for"),
+            .starts_with("automation resumed; it was paused by carol (U-carol) for"),
         "{}",
         r.text
     );
@@ -258,18 +258,21 @@ async fn commands_drive_the_control_loop_and_leave_a_record() {
     let r = bot.say(&alice, "ack Full").await;
     assert_eq!(r.text, "acknowledged: Full (event=launch, room=main)");
     let r = bot.say(&alice, "ack launch").await;
-    assert_eq!(r.text, "acknowledged: Full (already acknowledged by alice)");
+    assert_eq!(
+        r.text,
+        "acknowledged: Full (already acknowledged by alice (U-alice))"
+    );
     assert!(
         bot.say(&victor, "alerts")
             .await
             .text
-            .contains("; acked by alice")
+            .contains("; acked by alice (U-alice)")
     );
     assert!(
         bot.say(&victor, "status")
             .await
             .text
-            .contains("acked by alice")
+            .contains("acked by alice (U-alice)")
     );
 
     // Silences.
@@ -374,19 +377,32 @@ async fn commands_drive_the_control_loop_and_leave_a_record() {
     assert!(t.starts_with("timeline of launch ("), "{t}");
     for want in [
         "firebreak [alert_firing] Full firing: room main is full",
-        "firebreak [run_skipped] runbook announce not started: automation is paused by carol (vendor maintenance)",
-        "carol [resumed] automation resumed by carol",
-        "alice [command_refused] `resume` refused: `resume` needs the commander role; you are a responder",
-        "alice [ack] Full (event=launch, room=main) acknowledged by alice",
-        "[run_started] runbook hold started by alice",
-        "alice [command_refused] approval of run",
+        "firebreak [run_skipped] runbook announce not started: automation is paused by carol (U-carol) (vendor maintenance)",
+        "carol (U-carol) [resumed] automation resumed by carol (U-carol)",
+        "alice (U-alice) [command_refused] `resume` refused: `resume` needs the commander role; you are a responder",
+        "alice (U-alice) [ack] Full (event=launch, room=main) acknowledged by alice (U-alice)",
+        "[run_started] runbook hold started by alice (U-alice)",
+        "alice (U-alice) [command_refused] approval of run",
     ] {
         assert!(t.contains(want), "missing {want:?} in:\n{t}");
     }
     let r = bot.say(&victor, "timeline lunch").await;
-    assert_eq!(
-        r.text,
-        "no incident \"lunch\" (did you mean `launch`?); incidents: launch"
+    assert!(
+        r.text
+            .starts_with("no incident \"lunch\" (did you mean `launch`?); incidents: ")
+            && r.text.contains("launch")
+            && r.text.contains("outside-incidents"),
+        "{}",
+        r.text
+    );
+    // The refusal before anything fired is on the record too.
+    let r = bot.say(&victor, "timeline outside-incidents").await;
+    assert!(
+        r.text.contains(
+            "alice (U-alice) [command_refused] `pause` refused: `pause` needs the commander role"
+        ),
+        "{}",
+        r.text
     );
 
     // The channel heard about the ack and the runs.
@@ -405,17 +421,18 @@ async fn commands_drive_the_control_loop_and_leave_a_record() {
         .collect();
     assert!(
         said.iter()
-            .any(|t| t == "Full (event=launch, room=main) acknowledged by alice"),
+            .any(|t| t == "Full (event=launch, room=main) acknowledged by alice (U-alice)"),
         "{said:#?}"
     );
     assert!(
         said.iter()
-            .any(|t| t.starts_with("automation paused by carol")),
+            .any(|t| t.starts_with("automation paused by carol (U-carol)")),
         "{said:#?}"
     );
     assert!(
-        said.iter()
-            .any(|t| t.starts_with(&format!("runbook *hold* started by alice (run {hold})"))),
+        said.iter().any(|t| t.starts_with(&format!(
+            "runbook *hold* started by alice (U-alice) (run {hold})"
+        ))),
         "{said:#?}"
     );
 }

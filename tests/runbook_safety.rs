@@ -23,7 +23,7 @@ use firebreak::config::Target;
 use firebreak::duration::PromDuration;
 use firebreak::executor::actions::ActionEnv;
 use firebreak::executor::{Executor, Outcome, RunFinished, RunRequest, Verdict};
-use firebreak::roles::Role;
+use firebreak::roles::{Role, Who};
 use firebreak::runbook::{CheckEnv, Runbook, parse_runbook};
 use firebreak::store::Store;
 
@@ -313,15 +313,25 @@ async fn a_gated_step_waits_for_a_commander() {
     waiting_for(&exec, "run-1").await;
     assert_eq!(w.calls().len(), 1, "the gated step has not acted");
     let e = exec
-        .answer("run-1", Verdict::Approve, "bob", Role::Responder)
+        .answer(
+            "run-1",
+            Verdict::Approve,
+            &Who::new("U0BOB", "bob"),
+            Role::Responder,
+        )
         .unwrap_err();
     assert!(
         e.to_string()
             .contains("needs a commander; you are a responder"),
         "{e}"
     );
-    exec.answer("run-1", Verdict::Approve, "carol", Role::Commander)
-        .unwrap();
+    exec.answer(
+        "run-1",
+        Verdict::Approve,
+        &Who::new("U0CAROL", "carol"),
+        Role::Commander,
+    )
+    .unwrap();
     assert_eq!(finish(&mut rx).await.outcome, Outcome::Succeeded);
     assert_eq!(w.calls().last().unwrap().1, "/move");
     let steps = w.store.steps("run-1").await.unwrap();
@@ -332,8 +342,13 @@ async fn a_gated_step_waits_for_a_commander() {
     // Denied: the run stops before the step acts.
     exec.start(request(&rb, "run-2"));
     waiting_for(&exec, "run-2").await;
-    exec.answer("run-2", Verdict::Deny, "bob", Role::Responder)
-        .unwrap();
+    exec.answer(
+        "run-2",
+        Verdict::Deny,
+        &Who::new("U0BOB", "bob"),
+        Role::Responder,
+    )
+    .unwrap();
     let done = finish(&mut rx).await;
     assert_eq!(done.outcome, Outcome::Aborted);
     assert_eq!(w.calls().iter().filter(|c| c.1 == "/move").count(), 1);
@@ -395,8 +410,13 @@ steps:
     );
     exec.start(request(&rb, "run-1"));
     waiting_for(&exec, "run-1").await;
-    exec.answer("run-1", Verdict::Deny, "bob", Role::Responder)
-        .unwrap();
+    exec.answer(
+        "run-1",
+        Verdict::Deny,
+        &Who::new("U0BOB", "bob"),
+        Role::Responder,
+    )
+    .unwrap();
     let done = finish(&mut rx).await;
     assert_eq!(done.outcome, Outcome::RolledBack);
     let paths: Vec<String> = w.calls().into_iter().map(|c| c.1).collect();

@@ -27,11 +27,15 @@ const STRANGER: &str = "U0STRANGE1";
 
 const GATED: &str = "kind: runbook\nname: gated\ntrigger: {manual: true}\ninputs:\n  room: {type: string}\npolicy:\n  concurrency_key: \"gated/{{ inputs.room }}\"\n  approval: {role: commander, timeout: 10m}\nsteps:\n  - {id: say, action: chat, with: {text: 'moving {{ inputs.room }}'}}\n";
 
+/// Approved by a commander, or by the responder listed by id.
+const LISTED: &str = "kind: runbook\nname: listed\ntrigger: {manual: true}\ninputs:\n  room: {type: string}\npolicy:\n  concurrency_key: \"listed/{{ inputs.room }}\"\n  approval: {role: commander, users: [U0RESPOND1], timeout: 10m}\nsteps:\n  - {id: say, action: chat, with: {text: 'listed moving {{ inputs.room }}'}}\n";
+
 const SURGE_RULE: &str = "groups:\n  - name: g\n    interval: 1s\n    rules:\n      - alert: Surge\n        expr: joins_per_minute > 40000\n        labels: {severity: critical}\n";
 
 struct Bot {
     slack: FakeSlack,
     addr: SocketAddr,
+    store: Store,
     daemon: Option<Daemon>,
     stop: CancellationToken,
     _dir: tempfile::TempDir,
@@ -58,6 +62,7 @@ async fn bot_watching(slack_extra: &str, metrics: Option<SocketAddr>) -> Bot {
     std::fs::create_dir(d.join("runbooks")).unwrap();
     std::fs::create_dir(d.join("alerts")).unwrap();
     std::fs::write(d.join("runbooks/gated.yaml"), GATED).unwrap();
+    std::fs::write(d.join("runbooks/listed.yaml"), LISTED).unwrap();
     std::fs::write(d.join("bot-token"), format!("{}\n", fake_slack::TOKEN)).unwrap();
     std::fs::write(d.join("signing"), SIGNING_SECRET).unwrap();
     std::fs::write(d.join("app-token"), fake_slack::APP_TOKEN).unwrap();
@@ -85,6 +90,7 @@ chat:
   slack:
     bot_token_secret: bot
     api_url: '{api}'
+    response_hosts: [127.0.0.1]
 {slack_extra}
   roles:
     commander: {{users: [{COMMANDER}], groups: [S0ONCALL01]}}
@@ -102,13 +108,14 @@ chat:
         .await
         .unwrap();
     let stop = CancellationToken::new();
-    let daemon = Daemon::start(loaded, store, Clock::system(), chat, stop.clone())
+    let daemon = Daemon::start(loaded, store.clone(), Clock::system(), chat, stop.clone())
         .await
         .unwrap();
     let addr = daemon.http_addr.expect("server.listen is set");
     Bot {
         slack,
         addr,
+        store,
         daemon: Some(daemon),
         stop,
         _dir: dir,
@@ -130,12 +137,14 @@ impl Bot {
     }
 
     async fn click(&self, user: &str, button: &Json, response_id: &str) -> u16 {
-        let payload = to_bot::click_payload(
-            user,
-            &name(user),
-            button,
-            &self.slack.response_url(response_id),
-        );
+        self.click_as(user, &name(user), button, response_id).await
+    }
+
+    /// A click from `user` whose display name is `shown` (anyone may set
+    /// theirs to anything).
+    async fn click_as(&self, user: &str, shown: &str, button: &Json, response_id: &str) -> u16 {
+        let payload =
+            to_bot::click_payload(user, shown, button, &self.slack.response_url(response_id));
         let r = to_bot::send(
             self.addr,
             "/slack/interactions",
@@ -166,6 +175,26 @@ impl Bot {
             "nothing posted to response URL {id}: {:?}",
             self.slack.responses()
         );
+    }
+
+    /// The timeline entries of kind `kind`, across incidents, as
+    /// (actor, text), once there is one.
+    async fn timeline(&self, kind: &str) -> Vec<(String, String)> {
+        for _ in 0..250 {
+            let mut found = Vec::new();
+            for incident in self.store.incidents().await.unwrap() {
+                for e in self.store.timeline(&incident).await.unwrap() {
+                    if e.kind == kind {
+                        found.push((e.actor, e.text));
+                    }
+                }
+            }
+            if !found.is_empty() {
+                return found;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("no {kind} on any timeline");
     }
 
     async fn stop(mut self) {
@@ -334,6 +363,105 @@ async fn card_buttons_approve_a_gated_run_and_refuse_who_may_not() {
         bot.slack.wait_message("moving main", 10).await.is_some(),
         "the run went on: {:#?}",
         bot.slack.messages()
+    );
+    bot.stop().await;
+}
+
+/// Regression: the gate compared its `users` with the display name, so a
+/// viewer who named themselves after the listed approver's id could
+/// approve, and the approver, named otherwise, could not. The id decides;
+/// the record shows both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approval_goes_by_user_id_whatever_the_display_name() {
+    let bot = bot().await;
+    let (_, ack) = bot.slash(RESPONDER, "run listed room=main").await;
+    assert!(text(&ack).contains("listed"), "{ack}");
+    let card = bot
+        .slack
+        .wait_message("waiting for approval", 10)
+        .await
+        .unwrap_or_else(|| panic!("no card waits for approval: {:#?}", bot.slack.messages()));
+    let approve = card.button("Approve").expect("an Approve button");
+
+    // The viewer, renamed to the responder's id.
+    assert_eq!(bot.click_as(VIEWER, RESPONDER, &approve, "v1").await, 200);
+    let answer = bot.response("v1").await;
+    assert!(
+        text(&answer).contains("needs a commander or U0RESPOND1; you are a viewer"),
+        "{answer}"
+    );
+    let refused = bot.timeline("command_refused").await;
+    assert!(
+        refused
+            .iter()
+            .any(|(actor, _)| actor == "U0RESPOND1 (U0VIEWER01)"),
+        "the record names the viewer by id: {refused:?}"
+    );
+
+    // The listed responder, whatever they call themselves.
+    assert_eq!(
+        bot.click_as(RESPONDER, "the-boss", &approve, "r1").await,
+        200
+    );
+    let answer = bot.response("r1").await;
+    assert!(text(&answer).contains("approved"), "{answer}");
+    assert!(
+        bot.slack
+            .wait_message("approved by the-boss (U0RESPOND1)", 10)
+            .await
+            .is_some(),
+        "{:#?}",
+        bot.slack.messages()
+    );
+    assert!(
+        bot.slack
+            .wait_message("listed moving main", 10)
+            .await
+            .is_some(),
+        "the run went on: {:#?}",
+        bot.slack.messages()
+    );
+    bot.stop().await;
+}
+
+/// Regression: someone with no role was told so and nothing was
+/// recorded, while a viewer's refusal went on the timeline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusal_of_someone_with_no_role_is_on_the_timeline() {
+    let bot = bot().await;
+    // An incident for the refusals to land in.
+    let (_, ack) = bot.slash(RESPONDER, "run gated room=main").await;
+    assert!(text(&ack).contains("gated"), "{ack}");
+    bot.slack
+        .wait_message("waiting for approval", 10)
+        .await
+        .expect("a card");
+    let (_, ack) = bot.slash(STRANGER, "pause lunch").await;
+    assert!(text(&ack).contains("you have no firebreak role"), "{ack}");
+    let (_, ack) = bot.slash(VIEWER, "pause lunch").await;
+    assert!(text(&ack).contains("needs the commander role"), "{ack}");
+    let mut refused = bot.timeline("command_refused").await;
+    for _ in 0..250 {
+        if refused.len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        refused = bot.timeline("command_refused").await;
+    }
+    let stranger = refused
+        .iter()
+        .find(|(actor, _)| actor == "strange1 (U0STRANGE1)")
+        .unwrap_or_else(|| panic!("the stranger's refusal: {refused:?}"));
+    assert!(
+        stranger.1.contains("`pause lunch` refused") && stranger.1.contains("no firebreak role"),
+        "{stranger:?}"
+    );
+    assert!(
+        refused
+            .iter()
+            .any(|(actor, text)| actor == "viewer01 (U0VIEWER01)"
+                && text.contains("needs the commander role")),
+        "{refused:?}"
     );
     bot.stop().await;
 }
@@ -525,16 +653,18 @@ async fn a_firing_alert_gets_a_chart_in_its_incident_thread() {
     bot.stop().await;
 }
 
-/// Slow work: the acknowledgement says so at once, the answer follows
-/// through the response URL. The control loop is played by the test,
-/// answering only after the bot's acknowledgement budget has passed.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_slow_command_is_acknowledged_then_answered_at_its_response_url() {
+/// An inbound side alone, on a system clock, whose control loop (played
+/// here) answers `status` only after the bot's acknowledgement budget has
+/// passed, so every answer goes to the response URL. `hosts` are where
+/// response URLs may point. Returns where it listens.
+async fn slow_inbound(
+    hosts: firebreak::chat::slack_inbound::ResponseHosts,
+    stop: &CancellationToken,
+) -> SocketAddr {
     use firebreak::chat::slack_inbound::{Inbound, routes};
     use firebreak::command::Ctx;
     use firebreak::control::{Command, Status};
 
-    let slack = FakeSlack::start().await;
     let store = Store::open("sqlite::memory:").await.unwrap();
     let (tx, mut rx) = tokio::sync::mpsc::channel(4);
     let ctx = Arc::new(Ctx {
@@ -556,7 +686,6 @@ async fn a_slow_command_is_acknowledged_then_answered_at_its_response_url() {
         }
     });
     let roles = firebreak::roles::RoleMap::default();
-    let stop = CancellationToken::new();
     let inbound = Arc::new(
         Inbound::new(
             ctx,
@@ -567,7 +696,8 @@ async fn a_slow_command_is_acknowledged_then_answered_at_its_response_url() {
             Some(SIGNING_SECRET.as_bytes().to_vec()),
             stop.clone(),
         )
-        .with_ack_budget(Duration::from_millis(100)),
+        .with_ack_budget(Duration::from_millis(100))
+        .with_response_hosts(hosts),
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -576,6 +706,17 @@ async fn a_slow_command_is_acknowledged_then_answered_at_its_response_url() {
         routes(inbound),
         stop.clone(),
     ));
+    addr
+}
+
+/// Slow work: the acknowledgement says so at once, the answer follows
+/// through the response URL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_command_is_acknowledged_then_answered_at_its_response_url() {
+    use firebreak::chat::slack_inbound::ResponseHosts;
+    let slack = FakeSlack::start().await;
+    let stop = CancellationToken::new();
+    let addr = slow_inbound(ResponseHosts::new(["127.0.0.1".to_owned()]), &stop).await;
 
     let body = to_bot::slash(VIEWER, "viewer01", "status", &slack.response_url("slow"));
     let r = to_bot::send(addr, "/slack/commands", FORM, &body, now_s(), None).await;
@@ -590,6 +731,58 @@ async fn a_slow_command_is_acknowledged_then_answered_at_its_response_url() {
         text(&answers[0].1).contains("automation"),
         "{:?}",
         answers[0]
+    );
+    stop.cancel();
+}
+
+/// Regression: the bot posted its answer to whatever `response_url` the
+/// request named. Only Slack's hosts are called (by default; tests add
+/// their fake's); anything else is refused, logged and counted, and the
+/// answer goes nowhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_response_url_outside_slack_is_never_called() {
+    use firebreak::chat::slack_inbound::ResponseHosts;
+    let elsewhere = FakeSlack::start().await;
+    let stop = CancellationToken::new();
+    // Slack's hosts only: the fake, on 127.0.0.1, is "elsewhere".
+    let addr = slow_inbound(ResponseHosts::default(), &stop).await;
+    // The tests share the process's metrics; others only add to these.
+    let refused = || {
+        firebreak::metrics::get()
+            .slack_refused
+            .with(&["response_url"])
+            .get()
+    };
+    let before = refused();
+    let port = elsewhere.api_url().port().unwrap();
+    let urls = [
+        elsewhere.response_url("plain"),
+        // Looks like Slack to a reader, not to a URL parser.
+        format!("https://hooks.slack.com@127.0.0.1:{port}/respond/userinfo"),
+        format!("http://hooks.slack.com.127.0.0.1.nip.io:{port}/respond/suffix"),
+    ];
+    for url in &urls {
+        let body = to_bot::slash(VIEWER, "viewer01", "status", url);
+        let r = to_bot::send(addr, "/slack/commands", FORM, &body, now_s(), None).await;
+        assert_eq!(r.status().as_u16(), 200);
+        let ack: Json = r.json().await.unwrap();
+        assert_eq!(text(&ack), "working on `status`…");
+    }
+    for _ in 0..250 {
+        if refused() >= before + urls.len() as u64 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        elsewhere.responses().is_empty(),
+        "nothing was posted outside Slack: {:?}",
+        elsewhere.responses()
+    );
+    assert!(
+        refused() >= before + urls.len() as u64,
+        "each refusal is counted"
     );
     stop.cancel();
 }

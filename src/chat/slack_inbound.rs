@@ -18,11 +18,19 @@
 //!   other message the bot posts.
 //!
 //! Over HTTP, every request's signature is checked ([`super::signature`])
-//! before a byte of its body is parsed; a request that fails is refused
-//! with 401 and logged, and never reaches a command. Socket Mode needs no
-//! signature: the connection itself was opened with the app's token.
+//! before a byte of its body is parsed, and the signatures taken are kept
+//! in the store so that no copy is taken again, after a restart or by
+//! another replica; a request that fails is refused with 401 and logged,
+//! and never reaches a command. Socket Mode needs no signature: the
+//! connection itself was opened with the app's token. Event ids are kept
+//! the same way, to answer an event Slack redelivers once.
+//!
+//! Everything in a request is the sender's to choose except what Slack
+//! vouches for, so: the person is their user id (their name is only shown,
+//! see [`crate::roles::Who`]), and a `response_url` is called only on
+//! Slack's hosts ([`ResponseHosts`]).
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -57,15 +65,19 @@ const BODY_MAX: usize = 64 * 1024;
 /// person added to the on-call group can act within this long.
 const GROUPS_TTL: Duration = Duration::from_secs(300);
 
-/// Event ids remembered to drop Slack's redeliveries of one event.
-const SEEN_EVENTS: usize = 1024;
+/// How long an event id is remembered to drop Slack's redeliveries of one
+/// event (Slack retries for up to about an hour).
+const EVENT_MEMORY_MS: Millis = 2 * 3600 * 1000;
 
-/// Signatures remembered to refuse a request received twice. Slack signs
-/// every request afresh (a redelivered event too), so the same signature
-/// twice is a copy. Entries leave after the replay window, when the
-/// timestamp check refuses the copy anyway; past this many, the oldest
-/// leave early.
-const SEEN_SIGNATURES: usize = 10_000;
+/// How long a signature is remembered to refuse a request received twice.
+/// Slack signs every request afresh (a redelivered event too), so the same
+/// signature twice is a copy. A request's timestamp may be up to the
+/// replay window either side of now, so after twice the window the
+/// timestamp check refuses the copy anyway.
+const SIGNATURE_MEMORY_MS: Millis = 2 * super::signature::REPLAY_WINDOW_S * 1000;
+
+/// How often sightings past their time are deleted from the store.
+const PRUNE_EVERY_MS: Millis = 60 * 1000;
 
 /// Requests being worked on at once. Past this, a slash command is told
 /// the bot is busy and a click or mention is dropped with a warning in the
@@ -82,9 +94,44 @@ const RESPONSE_ATTEMPTS: u32 = 3;
 /// Someone on Slack.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct User {
+    /// Their user id: what roles, gates and sign-offs go by.
     pub id: String,
-    /// What the bot calls them; the id when the payload has no name.
+    /// What the bot calls them, beside the id; the id when the payload has
+    /// no name.
     pub name: String,
+}
+
+/// The longest name shown for a person; the id beside it says who they
+/// are, the name is only a courtesy.
+const NAME_MAX: usize = 80;
+
+impl User {
+    /// A user from a payload's fields. The id must have Slack's shape
+    /// (`U...`): it is the identity everything else trusts, and the
+    /// console's own id (`console`) must not be claimable from Slack.
+    /// The name is whatever the person set, so it is kept to printable
+    /// text without Slack's markup characters (`<!channel>` in a name
+    /// would page the channel each time the bot names them).
+    fn of(id: String, name: Option<String>) -> Result<User, PayloadError> {
+        if !crate::roles::is_user_id(&id) {
+            return Err(PayloadError::BadUser(id));
+        }
+        let name: String = name
+            .unwrap_or_default()
+            .chars()
+            .filter(|c| !c.is_control() && !matches!(c, '<' | '>' | '&'))
+            .take(NAME_MAX)
+            .collect();
+        let name = name.trim();
+        Ok(User {
+            name: if name.is_empty() {
+                id.clone()
+            } else {
+                name.to_owned()
+            },
+            id,
+        })
+    }
 }
 
 /// One thing Slack sent, parsed.
@@ -125,6 +172,8 @@ pub enum PayloadError {
     Json(String),
     #[error("{0}")]
     Missing(&'static str),
+    #[error("{0:?} is not a Slack user id")]
+    BadUser(String),
 }
 
 // Slack adds fields to its payloads over time, so unknown fields are
@@ -207,24 +256,21 @@ struct RawEvent {
 pub fn parse_command_form(body: &[u8]) -> Result<Incoming, PayloadError> {
     let raw: RawCommand =
         serde_urlencoded::from_bytes(body).map_err(|e| PayloadError::Form(e.to_string()))?;
-    Ok(command_of(raw))
+    command_of(raw)
 }
 
 /// A slash command as Socket Mode delivers it (the same fields, as JSON).
 pub fn parse_command_json(payload: &serde_json::Value) -> Result<Incoming, PayloadError> {
     let raw = RawCommand::deserialize(payload).map_err(|e| PayloadError::Json(e.to_string()))?;
-    Ok(command_of(raw))
+    command_of(raw)
 }
 
-fn command_of(raw: RawCommand) -> Incoming {
-    Incoming::Command {
-        user: User {
-            name: raw.user_name.unwrap_or_else(|| raw.user_id.clone()),
-            id: raw.user_id,
-        },
+fn command_of(raw: RawCommand) -> Result<Incoming, PayloadError> {
+    Ok(Incoming::Command {
+        user: User::of(raw.user_id, raw.user_name)?,
         text: plain_text(&raw.text),
         response_url: raw.response_url,
-    }
+    })
 }
 
 /// An interaction as the HTTP request URL receives it: a form whose
@@ -272,13 +318,7 @@ pub fn parse_interaction_json(payload: &serde_json::Value) -> Result<Incoming, P
         .value
         .ok_or(PayloadError::Missing("the button has no value"))?;
     Ok(Incoming::Button {
-        user: User {
-            name: user
-                .username
-                .or(user.name)
-                .unwrap_or_else(|| user.id.clone()),
-            id: user.id,
-        },
+        user: User::of(user.id, user.username.or(user.name))?,
         value,
         response_url: raw.response_url,
     })
@@ -324,10 +364,7 @@ fn mention_of(ev: RawEvent, event_id: String) -> Result<Incoming, PayloadError> 
     let ts = ev.ts.ok_or(PayloadError::Missing("the event has no ts"))?;
     let text = strip_leading_mentions(&ev.text.unwrap_or_default());
     Ok(Incoming::Mention {
-        user: User {
-            name: user.clone(),
-            id: user,
-        },
+        user: User::of(user, None)?,
         text: plain_text(&text),
         channel,
         thread: ev.thread_ts.unwrap_or(ts),
@@ -385,6 +422,99 @@ pub fn plain_text(s: &str) -> String {
     out.replace("&lt;", "<")
         .replace("&gt;", ">")
         .replace("&amp;", "&")
+}
+
+/// The hosts Slack's `response_url`s are on, unless `chat.slack.
+/// response_hosts` says otherwise.
+pub const SLACK_RESPONSE_HOSTS: [&str; 2] = ["hooks.slack.com", "*.slack.com"];
+
+/// Where a `response_url` may point: a request names it, and the bot
+/// posts its answer there, so a URL anywhere else would have the bot send
+/// what it says (and requests from inside its network) wherever the
+/// request asked. Over `https` only, except to a loopback address, where a
+/// local fake Slack listens in tests; no user name or password in it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResponseHosts {
+    /// Host names, or `*.` and a domain for any host under it.
+    patterns: Vec<String>,
+}
+
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum BadResponseUrl {
+    #[error("not a URL: {0}")]
+    Unparsable(String),
+    #[error("scheme {0:?}; answers go over https")]
+    Scheme(String),
+    #[error("it carries a user name or password")]
+    Credentials,
+    #[error("host {0:?} is not one of chat.slack.response_hosts ({1})")]
+    Host(String, String),
+}
+
+impl Default for ResponseHosts {
+    fn default() -> Self {
+        ResponseHosts::new(SLACK_RESPONSE_HOSTS.iter().map(|h| h.to_string()))
+    }
+}
+
+impl ResponseHosts {
+    pub fn new(patterns: impl IntoIterator<Item = String>) -> ResponseHosts {
+        ResponseHosts {
+            patterns: patterns
+                .into_iter()
+                .map(|p| p.to_ascii_lowercase())
+                .collect(),
+        }
+    }
+
+    /// Whether `pattern` is one this takes: a host name or address, or
+    /// `*.` and a domain; no scheme, port or path.
+    pub fn is_pattern(pattern: &str) -> bool {
+        let host = pattern.strip_prefix("*.").unwrap_or(pattern);
+        !host.is_empty()
+            && host
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
+            && !host.starts_with('.')
+            && !host.ends_with('.')
+    }
+
+    /// The URL to post to, if `url` may be posted to.
+    pub fn check(&self, url: &str) -> Result<reqwest::Url, BadResponseUrl> {
+        let u = reqwest::Url::parse(url).map_err(|e| BadResponseUrl::Unparsable(e.to_string()))?;
+        if !matches!(u.scheme(), "https" | "http") {
+            return Err(BadResponseUrl::Scheme(u.scheme().to_owned()));
+        }
+        if !u.username().is_empty() || u.password().is_some() {
+            return Err(BadResponseUrl::Credentials);
+        }
+        // The host as the URL parser reads it, not as the text looks:
+        // `https://hooks.slack.com@evil.example/` is evil.example's.
+        let Some(host) = u.host_str().map(str::to_ascii_lowercase) else {
+            return Err(BadResponseUrl::Unparsable("no host".into()));
+        };
+        let loopback = host == "localhost"
+            || host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
+        match u.scheme() {
+            "https" => {}
+            "http" if loopback => {}
+            other => return Err(BadResponseUrl::Scheme(other.to_owned())),
+        }
+        let allowed = self.patterns.iter().any(|p| match p.strip_prefix("*.") {
+            Some(domain) => host
+                .strip_suffix(domain)
+                .is_some_and(|sub| sub.len() > 1 && sub.ends_with('.')),
+            None => *p == host,
+        });
+        if !allowed {
+            return Err(BadResponseUrl::Host(host, self.patterns.join(", ")));
+        }
+        Ok(u)
+    }
 }
 
 /// What to put in the acknowledgement.
@@ -466,39 +596,19 @@ struct GroupCache {
     members: HashMap<String, Vec<String>>,
 }
 
-/// Keys seen lately (event ids, signatures), forgotten after `ttl` or,
-/// past `cap`, oldest first.
-struct Recent {
-    order: VecDeque<(Millis, String)>,
-    set: HashSet<String>,
-    cap: usize,
-    ttl: Millis,
-}
-
-impl Recent {
-    fn new(cap: usize, ttl: Millis) -> Self {
-        Recent {
-            order: VecDeque::new(),
-            set: HashSet::new(),
-            cap,
-            ttl,
-        }
-    }
-
-    /// True the first time `key` is seen (within `ttl`).
-    fn first(&mut self, key: &str, now: Millis) -> bool {
-        while let Some((at, _)) = self.order.front()
-            && (now - at > self.ttl || self.order.len() >= self.cap)
-        {
-            let (_, old) = self.order.pop_front().expect("front exists");
-            self.set.remove(&old);
-        }
-        if !self.set.insert(key.to_owned()) {
-            return false;
-        }
-        self.order.push_back((now, key.to_owned()));
-        true
-    }
+/// Why an HTTP request was not taken.
+#[derive(Debug, thiserror::Error)]
+pub enum Unverified {
+    #[error("no signing secret is configured")]
+    NoSecret,
+    #[error(transparent)]
+    Signature(#[from] super::signature::SignatureError),
+    #[error("this exact request was already received; a copy is refused as a replay")]
+    Replay,
+    /// Whether it is a copy cannot be told; refused, since taking a
+    /// replayed command is worse than asking Slack to try again.
+    #[error("cannot check the request against those already received: {0}")]
+    Store(#[from] crate::store::StoreError),
 }
 
 /// The inbound side's state, shared by the HTTP routes and Socket Mode.
@@ -508,12 +618,13 @@ pub struct Inbound {
     groups: Option<Groups>,
     /// For `response_url`s.
     http: reqwest::Client,
+    response_hosts: ResponseHosts,
     outbox: Outbox,
     /// For HTTP; Socket Mode has none.
     signing_secret: Option<Vec<u8>>,
     ack_budget: Duration,
-    events: Mutex<Recent>,
-    signatures: Mutex<Recent>,
+    /// When sightings past their time were last deleted from the store.
+    pruned_at: Mutex<Millis>,
     tasks: TaskTracker,
     in_flight: Arc<tokio::sync::Semaphore>,
     shutdown: CancellationToken,
@@ -537,12 +648,8 @@ impl Inbound {
             outbox,
             signing_secret,
             ack_budget: ACK_BUDGET,
-            // Slack redelivers an event for up to about an hour.
-            events: Mutex::new(Recent::new(SEEN_EVENTS, 2 * 3600 * 1000)),
-            signatures: Mutex::new(Recent::new(
-                SEEN_SIGNATURES,
-                super::signature::REPLAY_WINDOW_S * 1000,
-            )),
+            response_hosts: ResponseHosts::default(),
+            pruned_at: Mutex::new(0),
             tasks: TaskTracker::new(),
             in_flight: Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT)),
             shutdown,
@@ -553,6 +660,12 @@ impl Inbound {
     /// (tests shorten it).
     pub fn with_ack_budget(mut self, d: Duration) -> Self {
         self.ack_budget = d;
+        self
+    }
+
+    /// Where `response_url`s may point (tests add their fake Slack).
+    pub fn with_response_hosts(mut self, hosts: ResponseHosts) -> Self {
+        self.response_hosts = hosts;
         self
     }
 
@@ -637,7 +750,7 @@ impl Inbound {
                 thread,
                 event_id,
             } => {
-                if !self.first_sighting(&event_id) {
+                if !self.first_sighting(&event_id).await {
                     tracing::debug!(%event_id, "slack redelivered an event already handled");
                     return Ack::Empty;
                 }
@@ -670,7 +783,9 @@ impl Inbound {
         match command::actor_for(&self.roles, &user.id, &user.name, &groups) {
             Ok(actor) => command::handle(&self.ctx, &actor, text).await,
             Err(refusal) => {
-                tracing::info!(user = %user.id, %text, "slack: refused a command from someone with no role");
+                let who = crate::roles::Who::new(user.id.clone(), user.name.clone());
+                tracing::info!(user = %who, %text, "slack: refused a command from someone with no role");
+                command::record_refusal(&self.ctx, &who, text, &refusal.text).await;
                 refusal
             }
         }
@@ -694,29 +809,78 @@ impl Inbound {
     }
 
     /// Event ids are unique per event; Slack resends one it thinks went
-    /// unacknowledged.
-    fn first_sighting(&self, event_id: &str) -> bool {
-        event_id.is_empty()
-            || self
-                .events
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .first(event_id, self.ctx.clock.now())
+    /// unacknowledged, over HTTP and Socket Mode alike. Remembered in the
+    /// store, so a redelivery after a restart (or to another replica) is
+    /// dropped too. When the store cannot say, the event is answered: a
+    /// mention answered twice is better than one never answered.
+    async fn first_sighting(&self, event_id: &str) -> bool {
+        if event_id.is_empty() {
+            return true;
+        }
+        let now = self.ctx.clock.now();
+        match self
+            .seen(
+                &format!("slack-event:{event_id}"),
+                now,
+                now + EVENT_MEMORY_MS,
+            )
+            .await
+        {
+            Ok(first) => first,
+            Err(e) => {
+                tracing::warn!(error = %e, %event_id, "cannot check whether slack sent this event before; answering it");
+                true
+            }
+        }
     }
 
-    /// Posts an answer to a `response_url`, retrying a failure twice.
+    /// Records `key` in the store, pruning old sightings now and then.
+    async fn seen(
+        &self,
+        key: &str,
+        now: Millis,
+        forget_at: Millis,
+    ) -> Result<bool, crate::store::StoreError> {
+        let prune = {
+            let mut at = self.pruned_at.lock().unwrap_or_else(|e| e.into_inner());
+            let due = now - *at >= PRUNE_EVERY_MS;
+            if due {
+                *at = now;
+            }
+            due
+        };
+        if prune && let Err(e) = self.ctx.store.prune_seen(now).await {
+            tracing::warn!(error = %e, "cannot prune the requests seen");
+        }
+        self.ctx.store.first_sighting(key, now, forget_at).await
+    }
+
+    /// Posts an answer to a `response_url`, retrying a failure twice. A
+    /// URL that is not at one of [`ResponseHosts`] is not called: the
+    /// answer is logged and counted, and goes nowhere else (it may be
+    /// meant for the asker alone, so the channel is no place for it).
     async fn answer_later(&self, url: Option<&str>, reply: &Reply) {
-        let Some(url) = url.filter(|u| u.starts_with("https://") || u.starts_with("http://"))
-        else {
+        let Some(url) = url else {
             tracing::warn!(text = %reply.text, "slack gave no response_url; the answer is only logged");
             return;
+        };
+        let url = match self.response_hosts.check(url) {
+            Ok(u) => u,
+            Err(why) => {
+                crate::metrics::get()
+                    .slack_refused
+                    .with(&["response_url"])
+                    .inc();
+                tracing::warn!(%url, %why, text = %reply.text, "refused to post an answer to a response_url outside Slack; the answer is only logged");
+                return;
+            }
         };
         let body = later_body(reply);
         let mut wait = Duration::from_millis(500);
         for attempt in 1..=RESPONSE_ATTEMPTS {
             let sent = self
                 .http
-                .post(url)
+                .post(url.clone())
                 .timeout(Duration::from_secs(10))
                 .json(&body)
                 .send()
@@ -738,26 +902,25 @@ impl Inbound {
         tracing::error!(text = %reply.text, "gave up answering at a slack response_url");
     }
 
-    /// Checks an HTTP request's signature.
-    fn verify(&self, headers: &HeaderMap, body: &[u8]) -> Result<(), String> {
+    /// Checks an HTTP request's signature, and that it was not taken
+    /// before: the signatures taken are kept in the store, so a captured
+    /// request replayed after a restart, or to another replica on the same
+    /// store, is refused as well.
+    pub async fn verify(&self, headers: &HeaderMap, body: &[u8]) -> Result<(), Unverified> {
         let Some(secret) = &self.signing_secret else {
-            return Err("no signing secret is configured".into());
+            return Err(Unverified::NoSecret);
         };
         let h = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
         let now = self.ctx.clock.now();
         let signature = h("x-slack-signature");
-        super::signature::verify(secret, h("x-slack-request-timestamp"), signature, body, now)
-            .map_err(|e| e.to_string())?;
+        super::signature::verify(secret, h("x-slack-request-timestamp"), signature, body, now)?;
+        // Verified, so `v0=` and 64 hex digits; either case is the same
+        // signature.
         let signature = signature.unwrap_or_default().to_ascii_lowercase();
-        let fresh = self
-            .signatures
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .first(&signature, now);
-        if !fresh {
-            return Err(
-                "this exact request was already received; a copy is refused as a replay".into(),
-            );
+        let key = format!("slack-signature:{signature}");
+        if !self.seen(&key, now, now + SIGNATURE_MEMORY_MS).await? {
+            crate::metrics::get().slack_refused.with(&["replay"]).inc();
+            return Err(Unverified::Replay);
         }
         Ok(())
     }
@@ -829,13 +992,24 @@ async fn answer(
     what: &str,
     parse: impl FnOnce(&[u8]) -> Result<Incoming, PayloadError>,
 ) -> Response {
-    if let Err(why) = i.verify(headers, body) {
-        tracing::warn!(%why, "refused a {what} request: it is not signed by Slack");
-        return (
-            StatusCode::UNAUTHORIZED,
-            format!("not signed by Slack: {why}\n"),
-        )
-            .into_response();
+    match i.verify(headers, body).await {
+        Ok(()) => {}
+        Err(why @ Unverified::Store(_)) => {
+            tracing::error!(%why, "refused a {what} request: cannot tell whether it is a replay");
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("cannot take requests now: {why}\n"),
+            )
+                .into_response();
+        }
+        Err(why) => {
+            tracing::warn!(%why, "refused a {what} request: it is not signed by Slack");
+            return (
+                StatusCode::UNAUTHORIZED,
+                format!("not signed by Slack: {why}\n"),
+            )
+                .into_response();
+        }
     }
     let incoming = match parse(body) {
         Ok(inc) => inc,
@@ -996,6 +1170,20 @@ mod tests {
         tokio::sync::mpsc::Receiver<crate::control::Command>,
     ) {
         let store = crate::store::Store::open("sqlite::memory:").await.unwrap();
+        let mut roles = RoleMap::default();
+        roles.viewer.everyone = true;
+        on_store(store, roles, None).await
+    }
+
+    /// An inbound side on `store`, its control queue left to the test.
+    async fn on_store(
+        store: crate::store::Store,
+        roles: RoleMap,
+        signing_secret: Option<&str>,
+    ) -> (
+        Arc<Inbound>,
+        tokio::sync::mpsc::Receiver<crate::control::Command>,
+    ) {
         let (tx, rx) = tokio::sync::mpsc::channel(IN_FLIGHT * 2);
         let ctx = Arc::new(Ctx {
             control: tx,
@@ -1007,19 +1195,194 @@ mod tests {
             offset: chrono::FixedOffset::east_opt(0).unwrap(),
             zone: "UTC".into(),
         });
-        let mut roles = RoleMap::default();
-        roles.viewer.everyone = true;
         let inbound = Inbound::new(
             ctx,
             roles,
             None,
             crate::net::client().unwrap(),
             Outbox::new(store),
-            None,
+            signing_secret.map(|s| s.as_bytes().to_vec()),
             CancellationToken::new(),
         )
         .with_ack_budget(Duration::from_millis(1));
         (Arc::new(inbound), rx)
+    }
+
+    fn signed(secret: &str, body: &str) -> HeaderMap {
+        use hmac::{KeyInit, Mac};
+        let ts = chrono::Utc::now().timestamp();
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+        mac.update(format!("v0:{ts}:{body}").as_bytes());
+        let hex: String = mac
+            .finalize()
+            .into_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let mut h = HeaderMap::new();
+        h.insert("x-slack-request-timestamp", ts.to_string().parse().unwrap());
+        h.insert("x-slack-signature", format!("v0={hex}").parse().unwrap());
+        h
+    }
+
+    /// Regression: replay protection lived in memory, so a captured
+    /// request was taken again by the next process within its five
+    /// minutes. A new instance on the same store (a restart, a replica)
+    /// refuses it, and redelivered events are dropped the same way.
+    #[tokio::test]
+    async fn a_request_replayed_to_a_new_instance_on_the_same_store_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("fb.db").display());
+        let secret = "s3cret";
+        let body = "user_id=U0COMMAND1&text=pause";
+        let headers = signed(secret, body);
+        let replays = crate::metrics::get().slack_refused.with(&["replay"]).get();
+
+        let store = crate::store::Store::open(&url).await.unwrap();
+        let (first, _rx) = on_store(store.clone(), RoleMap::default(), Some(secret)).await;
+        first.verify(&headers, body.as_bytes()).await.unwrap();
+        assert!(matches!(
+            first.verify(&headers, body.as_bytes()).await,
+            Err(Unverified::Replay)
+        ));
+        assert!(first.first_sighting("Ev0ONE").await);
+        drop(first);
+        store.close().await;
+
+        let store = crate::store::Store::open(&url).await.unwrap();
+        let (restarted, _rx) = on_store(store, RoleMap::default(), Some(secret)).await;
+        let e = restarted
+            .verify(&headers, body.as_bytes())
+            .await
+            .unwrap_err();
+        assert!(matches!(e, Unverified::Replay), "{e}");
+        assert!(e.to_string().contains("already received"), "{e}");
+        assert!(
+            !restarted.first_sighting("Ev0ONE").await,
+            "a redelivered event"
+        );
+        assert!(restarted.first_sighting("Ev0TWO").await);
+        // A fresh request (signed anew) is still taken.
+        let again = signed(secret, "user_id=U0COMMAND1&text=resume");
+        restarted
+            .verify(&again, b"user_id=U0COMMAND1&text=resume")
+            .await
+            .unwrap();
+        assert!(crate::metrics::get().slack_refused.with(&["replay"]).get() >= replays + 2);
+    }
+
+    /// Regression: someone with no role at all was told so, and nothing
+    /// more; a viewer's refusal was on the timeline. Both are now.
+    #[tokio::test]
+    async fn someone_with_no_role_is_refused_on_the_record() {
+        let store = crate::store::Store::open("sqlite::memory:").await.unwrap();
+        let closed = RoleMap {
+            viewer: crate::roles::Grant::default(),
+            ..RoleMap::default()
+        };
+        let (inbound, mut rx) = on_store(store, closed, None).await;
+        let reply = inbound
+            .run(&user("U0STRANGE1", "mallory"), "pause now")
+            .await;
+        assert_eq!(reply.text, command::NO_ROLE);
+        match rx.try_recv() {
+            Ok(crate::control::Command::Refused {
+                by,
+                command,
+                reason,
+            }) => {
+                assert_eq!(by, "mallory (U0STRANGE1)");
+                assert_eq!(command, "pause now");
+                assert_eq!(reason, command::NO_ROLE);
+            }
+            other => panic!("no refusal recorded: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_response_url_must_be_at_slack() {
+        let slack = ResponseHosts::default();
+        for ok in [
+            "https://hooks.slack.com/commands/T1/2/abc",
+            "https://HOOKS.slack.com/actions/T1/2/abc",
+            "https://files.slack.com/x",
+        ] {
+            assert!(slack.check(ok).is_ok(), "{ok}");
+        }
+        for (bad, why) in [
+            ("http://hooks.slack.com/commands/1", "scheme \"http\""),
+            (
+                "https://evil.example/hooks.slack.com",
+                "host \"evil.example\"",
+            ),
+            ("https://hooks.slack.com.evil.example/x", "is not one of"),
+            ("https://evilslack.com/x", "is not one of"),
+            ("https://slack.com@evil.example/x", "user name or password"),
+            (
+                "https://hooks.slack.com:443@169.254.169.254/",
+                "user name or password",
+            ),
+            ("https://169.254.169.254/latest/meta-data", "is not one of"),
+            ("file:///etc/passwd", "scheme"),
+            ("hooks.slack.com/commands/1", "not a URL"),
+            ("http://127.0.0.1:8080/respond/1", "is not one of"),
+        ] {
+            let e = slack.check(bad).unwrap_err().to_string();
+            assert!(e.contains(why), "{bad}: {e}");
+        }
+        // A fake Slack on loopback, where tests listen, may be plain http;
+        // nothing else may.
+        let local = ResponseHosts::new(["127.0.0.1".to_owned(), "*.example.org".to_owned()]);
+        assert!(local.check("http://127.0.0.1:8080/respond/1").is_ok());
+        assert!(local.check("http://a.example.org/x").is_err());
+        assert!(local.check("https://a.example.org/x").is_ok());
+        assert!(
+            local.check("https://example.org/x").is_err(),
+            "only under it"
+        );
+        assert!(ResponseHosts::is_pattern("*.slack.com"));
+        for bad in ["https://x", "x/y", "*", "*.", "a b", "h:80", ""] {
+            assert!(!ResponseHosts::is_pattern(bad), "{bad}");
+        }
+    }
+
+    /// The id is the identity and must look like one (the console's
+    /// `console` cannot be claimed from Slack); the name is shown, so it
+    /// is cleaned of Slack markup and cut short.
+    #[test]
+    fn user_ids_are_checked_and_names_cleaned() {
+        let cmd = |user_id: &str, user_name: &str| {
+            let body = serde_urlencoded::to_string([
+                ("user_id", user_id),
+                ("user_name", user_name),
+                ("text", "status"),
+            ])
+            .unwrap();
+            parse_command_form(body.as_bytes())
+        };
+        for bad in ["console", "ana", "", "U0 X"] {
+            assert_eq!(
+                cmd(bad, "x").unwrap_err(),
+                PayloadError::BadUser(bad.into())
+            );
+        }
+        let Incoming::Command { user: u, .. } = cmd("U0ANA", "<!channel> ana\n").unwrap() else {
+            panic!()
+        };
+        assert_eq!(u, user("U0ANA", "!channel ana"));
+        let Incoming::Command { user: u, .. } = cmd("U0ANA", &"a".repeat(500)).unwrap() else {
+            panic!()
+        };
+        assert_eq!(u.name.len(), NAME_MAX);
+        let Incoming::Command { user: u, .. } = cmd("U0ANA", " <> ").unwrap() else {
+            panic!()
+        };
+        assert_eq!(u.name, "U0ANA", "nothing left: the id stands in");
+        let click = json!({"type": "block_actions", "user": {"id": "console", "username": "root"}, "actions": [{"action_id": "firebreak:approve r", "value": "approve r"}]});
+        assert!(matches!(
+            parse_interaction_json(&click),
+            Err(PayloadError::BadUser(_))
+        ));
     }
 
     #[tokio::test]
@@ -1057,22 +1420,6 @@ mod tests {
             IN_FLIGHT,
             "room again"
         );
-    }
-
-    #[test]
-    fn recent_keys_are_forgotten_after_their_time_or_past_the_cap() {
-        let mut r = Recent::new(3, 1000);
-        assert!(r.first("a", 0));
-        assert!(!r.first("a", 500));
-        assert!(r.first("a", 1501), "forgotten after the ttl");
-        for k in ["b", "c", "d"] {
-            assert!(r.first(k, 1600));
-        }
-        assert!(
-            r.first("a", 1700),
-            "the oldest left when the cap was reached"
-        );
-        assert!(!r.first("d", 1700));
     }
 
     #[test]

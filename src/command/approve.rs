@@ -51,7 +51,7 @@ impl Execute for Answer {
                 .ask(|reply| Command::Answer {
                     run: run.clone(),
                     verdict: self.verdict,
-                    by: actor.name.clone(),
+                    by: actor.who(),
                     role: actor.role,
                     reply,
                 })

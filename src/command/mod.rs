@@ -85,6 +85,16 @@ pub struct Actor {
 }
 
 impl Actor {
+    /// The person, for whatever compares ids (a gate's `users`).
+    pub fn who(&self) -> crate::roles::Who {
+        crate::roles::Who::new(self.id.clone(), self.name.clone())
+    }
+
+    /// How records and chat name them: `ana (U024BE7LH)`.
+    pub fn label(&self) -> String {
+        self.who().label()
+    }
+
     /// The person at the terminal: a commander (see
     /// [`crate::roles::CONSOLE_USER`]), named after the login.
     pub fn console() -> Actor {
@@ -100,8 +110,12 @@ impl Actor {
     }
 }
 
+/// What someone with no role at all is told, and what their refusal
+/// records.
+pub const NO_ROLE: &str = "you have no firebreak role here, so it cannot take commands from you; ask whoever runs it to add you under `chat.roles` in its config (by your Slack member id)";
+
 /// The actor for a chat user in `groups`, or the reply for someone the
-/// config gives no role at all.
+/// config gives no role at all. `id` decides; `name` is only shown.
 pub fn actor_for(roles: &RoleMap, id: &str, name: &str, groups: &[String]) -> Result<Actor, Reply> {
     match roles.resolve(id, groups) {
         Some(role) => Ok(Actor {
@@ -109,9 +123,7 @@ pub fn actor_for(roles: &RoleMap, id: &str, name: &str, groups: &[String]) -> Re
             name: name.to_owned(),
             role,
         }),
-        None => Err(Reply::private(
-            "you have no firebreak role here, so it cannot take commands from you; ask whoever runs it to add you under `chat.roles` in its config",
-        )),
+        None => Err(Reply::private(NO_ROLE)),
     }
 }
 
@@ -420,17 +432,7 @@ pub async fn handle(ctx: &Ctx, actor: &Actor, line: &str) -> Reply {
             "`{}` needs the {} role; you are a {}",
             spec.name, spec.role, actor.role
         );
-        // Recorded whether or not the queue takes it: the log has it too.
-        if let Err(e) = ctx
-            .send(Command::Refused {
-                by: actor.name.clone(),
-                command: line.trim().to_owned(),
-                reason: reason.clone(),
-            })
-            .await
-        {
-            tracing::warn!(by = %actor.name, command = %line.trim(), %reason, error = %e, "command refused; not recorded on the timeline");
-        }
+        record_refusal(ctx, &actor.who(), line, &reason).await;
         return Reply::private(reason);
     }
     let args = Args::new(tokens.collect());
@@ -460,6 +462,24 @@ pub async fn handle(ctx: &Ctx, actor: &Actor, line: &str) -> Reply {
             count_command(spec.name, "error");
             Reply::private(format!("{e}\n{}", spec.usage()))
         }
+    }
+}
+
+/// Puts a refusal on the control queue, to be recorded on the incident's
+/// timeline with who (name and id), what they typed and why. Every edge
+/// calls this for every refusal, whether the person's role was too low or
+/// they have none: the review needs to see both.
+pub async fn record_refusal(ctx: &Ctx, who: &crate::roles::Who, line: &str, reason: &str) {
+    // Recorded whether or not the queue takes it: the log has it too.
+    if let Err(e) = ctx
+        .send(Command::Refused {
+            by: who.label(),
+            command: line.trim().to_owned(),
+            reason: reason.to_owned(),
+        })
+        .await
+    {
+        tracing::warn!(by = %who, command = %line.trim(), %reason, error = %e, "command refused; not recorded on the timeline");
     }
 }
 
@@ -642,7 +662,7 @@ mod tests {
             } => {
                 assert_eq!(
                     (by.as_str(), command.as_str()),
-                    ("alice", "pause deploy freeze")
+                    ("alice (U1)", "pause deploy freeze")
                 );
                 assert_eq!(reason, r.text);
             }

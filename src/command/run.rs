@@ -85,7 +85,7 @@ impl Execute for Run {
                 .ask(|reply| Command::Run {
                     runbook: self.runbook,
                     inputs: self.inputs,
-                    by: actor.name.clone(),
+                    by: actor.label(),
                     reply,
                 })
                 .await;
@@ -176,7 +176,10 @@ mod tests {
                     by,
                     reply,
                 } => {
-                    assert_eq!((runbook.as_str(), by.as_str()), ("cap-listeners", "alice"));
+                    assert_eq!(
+                        (runbook.as_str(), by.as_str()),
+                        ("cap-listeners", "alice (U1)")
+                    );
                     assert_eq!(inputs["room"], json!("main"));
                     reply
                         .send(Err("run cap-1 is already handling room/main".into()))

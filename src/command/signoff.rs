@@ -40,7 +40,7 @@ impl Execute for SignOff {
                         run: self.run,
                         check: self.check,
                         by_id: actor.id.clone(),
-                        by: actor.name.clone(),
+                        by: actor.label(),
                         role: actor.role,
                         reply,
                     })
@@ -98,7 +98,7 @@ mod tests {
                             by.as_str(),
                             role
                         ),
-                        ("r1", "sign", "U1", "alice", Role::Viewer)
+                        ("r1", "sign", "U1", "alice (U1)", Role::Viewer)
                     );
                     let _ = reply.send(Err("sign needs commander; you are a viewer".into()));
                 }

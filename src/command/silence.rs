@@ -73,7 +73,7 @@ impl Execute for Silence {
                 .ask(|reply| Command::Silence {
                     matchers: self.matchers,
                     duration_ms: self.duration.as_millis() as i64,
-                    by: actor.name.clone(),
+                    by: actor.label(),
                     comment: self.comment,
                     key: None,
                     reply,
@@ -169,7 +169,7 @@ mod tests {
                     assert_eq!(matchers_text(&matchers), "alertname=\"Full\"");
                     assert_eq!(
                         (duration_ms, by.as_str(), comment.as_str()),
-                        (1_800_000, "alice", "moving")
+                        (1_800_000, "alice (U1)", "moving")
                     );
                     assert_eq!(key, None);
                     reply.send(Ok(("s1".into(), T0 + 1_800_000))).unwrap();

@@ -81,7 +81,14 @@ impl Execute for Timeline {
                         hint(&i, &incidents)
                     ));
                 }
-                None => match incidents.last() {
+                // The newest incident; refusals made outside any are
+                // asked for by name.
+                None => match incidents
+                    .iter()
+                    .rev()
+                    .find(|i| *i != crate::control::OUTSIDE_INCIDENTS)
+                    .or(incidents.last())
+                {
                     Some(i) => i.clone(),
                     None => return Reply::private("no incidents yet: nothing has fired"),
                 },

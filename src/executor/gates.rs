@@ -1,7 +1,9 @@
 //! Approval gates: where runs wait for a person. A run registers its gate
 //! here and waits; a command (chat, CLI) answers it through the control
 //! loop. Who may answer is checked here, against the gate's `Approval`, so
-//! every way in enforces the same rule.
+//! every way in enforces the same rule: by the person's user id, which
+//! they cannot change, never by the name they call themselves. The
+//! outcome records both (`ana (U024BE7LH)`).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -10,7 +12,7 @@ use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::{Clock, Millis};
-use crate::roles::Role;
+use crate::roles::{Role, Who};
 use crate::runbook::Approval;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -152,13 +154,14 @@ impl Gates {
         }
     }
 
-    /// Answers the gate `run` waits at, if `user` with `role` may.
+    /// Answers the gate `run` waits at, if `by` with `role` may: the
+    /// gate's `users` are compared with `by.id` only.
     /// Returns what was approved or denied.
     pub fn answer(
         &self,
         run: &str,
         verdict: Verdict,
-        user: &str,
+        by: &Who,
         role: Role,
     ) -> Result<String, AnswerError> {
         let mut open = self.lock();
@@ -166,7 +169,7 @@ impl Gates {
             return Err(AnswerError::NotWaiting(run.to_owned()));
         };
         // Anyone who may act on the run may deny it; approving is gated.
-        if verdict == Verdict::Approve && !gate.approval.allows(user, role) {
+        if verdict == Verdict::Approve && !gate.approval.allows(&by.id, role) {
             return Err(AnswerError::NotAllowed {
                 run: run.to_owned(),
                 what: gate.what.clone(),
@@ -175,7 +178,7 @@ impl Gates {
             });
         }
         let gate = open.remove(run).expect("checked above");
-        let _ = gate.reply.send((verdict, user.to_owned()));
+        let _ = gate.reply.send((verdict, by.label()));
         Ok(gate.what)
     }
 
@@ -205,7 +208,7 @@ mod tests {
     fn approval() -> Approval {
         Approval {
             role: Role::Commander,
-            users: vec!["U-lead".into()],
+            users: vec!["U0LEAD".into()],
             timeout: PromDuration::from_secs(60),
             on_timeout: OnTimeout::Abort,
         }
@@ -225,26 +228,26 @@ mod tests {
         tokio::task::yield_now().await;
         assert_eq!(gates.waiting().len(), 1);
         let e = gates
-            .answer("run-1", Verdict::Approve, "U-bob", Role::Responder)
+            .answer("run-1", Verdict::Approve, &bob(), Role::Responder)
             .unwrap_err();
         assert!(
             e.to_string()
-                .contains("needs a commander or U-lead; you are a responder"),
+                .contains("needs a commander or U0LEAD; you are a responder"),
             "{e}"
         );
         assert_eq!(
-            gates.answer("run-2", Verdict::Approve, "U-x", Role::Commander),
+            gates.answer("run-2", Verdict::Approve, &bob(), Role::Commander),
             Err(AnswerError::NotWaiting("run-2".into()))
         );
         // A listed user approves whatever their role.
         assert_eq!(
-            gates.answer("run-1", Verdict::Approve, "U-lead", Role::Viewer),
+            gates.answer("run-1", Verdict::Approve, &lead(), Role::Viewer),
             Ok("move".into())
         );
         assert_eq!(
             waiter.await.unwrap(),
             GateOutcome::Approved {
-                by: "U-lead".into()
+                by: "lee (U0LEAD)".into()
             }
         );
         assert!(gates.waiting().is_empty());
@@ -256,11 +259,13 @@ mod tests {
         });
         tokio::task::yield_now().await;
         gates
-            .answer("run-3", Verdict::Deny, "U-bob", Role::Responder)
+            .answer("run-3", Verdict::Deny, &bob(), Role::Responder)
             .unwrap();
         assert_eq!(
             waiter.await.unwrap(),
-            GateOutcome::Denied { by: "U-bob".into() }
+            GateOutcome::Denied {
+                by: "bob (U0BOB)".into()
+            }
         );
     }
 
@@ -282,8 +287,48 @@ mod tests {
         assert!(gates.waiting().is_empty());
         assert!(
             gates
-                .answer("run-1", Verdict::Approve, "U-lead", Role::Commander)
+                .answer("run-1", Verdict::Approve, &lead(), Role::Commander)
                 .is_err()
         );
+    }
+
+    /// A viewer who renames themselves to the approver's id is still the
+    /// viewer; the approver is known by their id whatever they call
+    /// themselves.
+    #[tokio::test(start_paused = true)]
+    async fn a_name_that_looks_like_an_approvers_id_approves_nothing() {
+        let gates = Arc::new(Gates::default());
+        let clock = Clock::scaled(0, 1.0);
+        let cancel = CancellationToken::new();
+        let g = gates.clone();
+        let waiter = tokio::spawn(async move {
+            g.wait(&clock, "run-1", "move", &approval(), 60_000, &cancel)
+                .await
+        });
+        tokio::task::yield_now().await;
+        let impostor = Who::new("U0VIEWER", "U0LEAD");
+        assert!(matches!(
+            gates.answer("run-1", Verdict::Approve, &impostor, Role::Viewer),
+            Err(AnswerError::NotAllowed { .. })
+        ));
+        let renamed_lead = Who::new("U0LEAD", "definitely-not-lee");
+        assert_eq!(
+            gates.answer("run-1", Verdict::Approve, &renamed_lead, Role::Viewer),
+            Ok("move".into())
+        );
+        assert_eq!(
+            waiter.await.unwrap(),
+            GateOutcome::Approved {
+                by: "definitely-not-lee (U0LEAD)".into()
+            }
+        );
+    }
+
+    fn bob() -> Who {
+        Who::new("U0BOB", "bob")
+    }
+
+    fn lead() -> Who {
+        Who::new("U0LEAD", "lee")
     }
 }

@@ -299,10 +299,10 @@ impl Executor {
         &self,
         run: &str,
         verdict: Verdict,
-        user: &str,
+        by: &crate::roles::Who,
         role: Role,
     ) -> Result<String, AnswerError> {
-        self.inner.gates.answer(run, verdict, user, role)
+        self.inner.gates.answer(run, verdict, by, role)
     }
 
     /// Gates waiting for a person.

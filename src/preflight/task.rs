@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Instruments, run_id};
 use crate::chat::{ChatMessage, Kind, Outbox};
-use crate::checklist::state::RunState;
+use crate::checklist::state::{RunState, SignError};
 use crate::checklist::{CheckResult, Checklist, event_params, report};
 use crate::clock::Millis;
 use crate::roles::Role;
@@ -368,11 +368,29 @@ impl Runner {
                 format!("no checklist run {id}; recent runs: {}", recent.join(", "))
             });
         };
-        let said = run
-            .state
-            .sign(check, by_id, by, role, now)
-            .map_err(|e| e.to_string())?;
         let incident = incident_of(&run.state);
+        let said = match run.state.sign(check, by_id, by, role, now) {
+            Ok(said) => said,
+            Err(e) => {
+                // A sign-off above the person's role is a refusal, and
+                // every refusal is on the record; a mistyped check is not.
+                if let SignError::Role { .. } = e {
+                    let text = format!(
+                        "sign-off of {check} (checklist {}, run {id}) refused: {e}",
+                        run.state.checklist
+                    );
+                    if let Err(e) = self
+                        .t
+                        .store
+                        .append_timeline(&incident, now, "command_refused", by, &text)
+                        .await
+                    {
+                        tracing::error!(error = %e, "cannot record the refused sign-off in the timeline");
+                    }
+                }
+                return Err(e.to_string());
+            }
+        };
         let text = format!("checklist {} (run {id}): {said}", run.state.checklist);
         if let Err(e) = self
             .t

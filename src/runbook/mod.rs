@@ -789,6 +789,17 @@ fn check_approval(c: &mut Check, a: &Sp<RawApproval>, field: &str) -> Approval {
             "must be greater than 0s",
         );
     }
+    // By id only, as `chat.roles`: anyone can take a name, so a name here
+    // would let whoever renamed themselves to it approve.
+    for u in r.users.iter().filter(|u| !crate::roles::is_user_id(u)) {
+        c.err(
+            Pos::of(a),
+            format!("{field}.users"),
+            format!(
+                "{u:?} is not a Slack user id; approvers are listed by member id (`U...`, in the person's Slack profile under ⋮ → Copy member ID), never by name, since anyone can change their name"
+            ),
+        );
+    }
     Approval {
         role,
         users: r.users.clone(),

@@ -222,7 +222,7 @@ policy:
 steps:
   - id: create
     action: http
-    approval: {users: [U-lead]}
+    approval: {users: [U0LEAD]}
     with: {target: sim, method: POST, path: /api/v1/rooms, capture: {room: /room/id}}
     on_failure: rollback
     rollback:
@@ -246,7 +246,7 @@ verify:
     );
     assert_eq!(rb.budget.unwrap().runs, 2);
     assert_eq!(rb.steps[0].on_failure, OnFailure::Rollback);
-    assert_eq!(rb.steps[0].approval.as_ref().unwrap().users, ["U-lead"]);
+    assert_eq!(rb.steps[0].approval.as_ref().unwrap().users, ["U0LEAD"]);
     assert_eq!(rb.steps[0].rollback.as_ref().unwrap().id, "rollback:create");
     // An approval step lasts until its deadline, and a bit.
     assert!(rb.steps[1].timeout > PromDuration::from_secs(1200));
@@ -264,6 +264,7 @@ policy:
 steps:
   - id: create
     action: http
+    approval: {users: [ana]}
     with: {target: sim, method: POST, path: /a}
     rollback:
       action: http
@@ -284,8 +285,9 @@ verify:
     for want in [
         "unsafe.yaml:5:20: policy.approval.role: unknown role \"boss\"",
         "unsafe.yaml:6:11: policy.budget.runs: a budget of 0 runs",
+        "steps[0].approval.users: \"ana\" is not a Slack user id",
         "steps[0].rollback.with.path: step `later` runs later",
-        "unsafe.yaml:19:11: verify.steps[0].id: duplicate step id \"create\"",
+        "unsafe.yaml:20:11: verify.steps[0].id: duplicate step id \"create\"",
         "verify.steps[0].rollback: verify steps only check",
     ] {
         assert!(errs.contains(want), "missing {want:?} in:\n{errs}");

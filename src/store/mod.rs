@@ -1,5 +1,6 @@
 //! The durable record beside the flow: runs and steps, alerts, the incident
-//! timeline, silences and the chat outbox.
+//! timeline, silences, the chat outbox, and the inbound requests already
+//! seen (so a replayed one is refused after a restart, or by a replica).
 //!
 //! One code path for embedded SQLite (the default: one file, created on
 //! first run) and PostgreSQL (the path for replicas), through sqlx's `Any`
@@ -137,6 +138,16 @@ const SCHEMA: &[&str] = &[
         created_by TEXT NOT NULL,
         comment TEXT NOT NULL
     )",
+    // Inbound requests already taken (Slack's signatures and event ids),
+    // until `forget_at`, when a copy would be refused anyway (its
+    // timestamp too old) or can no longer arrive. The key is unique, so
+    // two processes on one store cannot both take the same request.
+    "CREATE TABLE IF NOT EXISTS seen_requests (
+        key TEXT PRIMARY KEY,
+        seen_at BIGINT NOT NULL,
+        forget_at BIGINT NOT NULL
+    )",
+    "CREATE INDEX IF NOT EXISTS seen_requests_forget ON seen_requests (forget_at)",
 ];
 
 fn timeline_entry(r: &sqlx::any::AnyRow) -> Result<TimelineEntry> {
@@ -947,6 +958,37 @@ impl Store {
             .collect()
     }
 
+    // --- inbound requests seen ------------------------------------------
+
+    /// Records `key` as seen at `at` until `forget_at`. True the first time
+    /// (or once an earlier sighting is past its `forget_at`); false when a
+    /// sighting still stands, here or from another process on this store.
+    /// One statement, so two takers of the same key cannot both win.
+    pub async fn first_sighting(&self, key: &str, at: Millis, forget_at: Millis) -> Result<bool> {
+        let r = sqlx::query(
+            "INSERT INTO seen_requests (key, seen_at, forget_at) VALUES ($1, $2, $3)
+             ON CONFLICT (key) DO UPDATE SET seen_at = excluded.seen_at, forget_at = excluded.forget_at
+             WHERE seen_requests.forget_at <= excluded.seen_at",
+        )
+        .bind(key)
+        .bind(at)
+        .bind(forget_at)
+        .execute(&self.pool)
+        .await
+        .map_err(q("record a request seen"))?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// Forgets sightings whose `forget_at` is past, returning how many.
+    pub async fn prune_seen(&self, now: Millis) -> Result<u64> {
+        let r = sqlx::query("DELETE FROM seen_requests WHERE forget_at <= $1")
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .map_err(q("prune requests seen"))?;
+        Ok(r.rows_affected())
+    }
+
     pub async fn close(&self) {
         self.pool.close().await;
     }
@@ -1264,6 +1306,26 @@ mod tests {
                     .try_get(0)
                     .unwrap();
             assert_eq!(verdict.as_deref(), Some("GO"));
+        }
+    }
+
+    #[tokio::test]
+    async fn a_request_is_seen_once_across_reopens_until_forgotten() {
+        for db in backends().await {
+            let s = Store::open(&db.url).await.unwrap();
+            assert!(s.first_sighting("sig:a", 1_000, 5_000).await.unwrap());
+            assert!(!s.first_sighting("sig:a", 2_000, 6_000).await.unwrap());
+            assert!(s.first_sighting("sig:b", 2_000, 6_000).await.unwrap());
+            s.close().await;
+            // Another process on the same store (a restart, a replica).
+            let s = Store::open(&db.url).await.unwrap();
+            assert!(!s.first_sighting("sig:a", 3_000, 7_000).await.unwrap());
+            // Past its time a key may be taken again, pruned or not.
+            assert!(s.first_sighting("sig:a", 5_000, 9_000).await.unwrap());
+            assert!(!s.first_sighting("sig:a", 5_500, 9_500).await.unwrap());
+            assert_eq!(s.prune_seen(6_000).await.unwrap(), 1, "sig:b only");
+            assert!(s.first_sighting("sig:b", 6_000, 10_000).await.unwrap());
+            assert!(!s.first_sighting("sig:a", 6_000, 10_000).await.unwrap());
         }
     }
 

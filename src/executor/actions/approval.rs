@@ -55,6 +55,20 @@ fn approval(p: &Params) -> Result<Approval, (String, String)> {
     if timeout.is_zero() {
         return Err(("timeout".into(), "must be greater than 0s".into()));
     }
+    // By id only (see `crate::roles::is_user_id`). A template is checked
+    // once rendered, when the step runs.
+    if let Some(u) = p
+        .users
+        .iter()
+        .find(|u| !u.contains("{{") && !crate::roles::is_user_id(u))
+    {
+        return Err((
+            "users".into(),
+            format!(
+                "{u:?} is not a Slack user id; approvers are listed by member id (`U...`), never by name, since anyone can change their name"
+            ),
+        ));
+    }
     Ok(Approval {
         role,
         users: p.users.clone(),
