@@ -163,6 +163,8 @@ async fn a_chart_is_uploaded_into_the_thread_and_a_failed_upload_does_not_repost
     let head = note("room main filling");
     let ts = s
         .send(Outgoing {
+            key: None,
+            retried: false,
             msg: &head,
             placement: Placement::TopLevel,
             image: Some(&image),
@@ -172,6 +174,8 @@ async fn a_chart_is_uploaded_into_the_thread_and_a_failed_upload_does_not_repost
     let reply = note("after the cap");
     let reply_ts = s
         .send(Outgoing {
+            key: None,
+            retried: false,
             msg: &reply,
             placement: Placement::Reply { parent: ts.clone() },
             image: Some(&image),
@@ -193,6 +197,8 @@ async fn a_chart_is_uploaded_into_the_thread_and_a_failed_upload_does_not_repost
     fake.fail_next_of("files.getUploadURLExternal", 1, Fault::Status(500));
     let third = note("third");
     s.send(Outgoing {
+        key: None,
+        retried: false,
         msg: &third,
         placement: Placement::TopLevel,
         image: Some(&image),
@@ -218,6 +224,8 @@ async fn slack_refusals_are_told_from_outages() {
     }
     let m = note("x".repeat(10).as_str());
     let send = |p| Outgoing {
+        key: None,
+        retried: false,
         msg: &m,
         placement: p,
         image: None,
@@ -262,6 +270,8 @@ async fn slack_refusals_are_told_from_outages() {
     // Text past Slack's limit is clipped rather than refused.
     let long = note(&"y".repeat(50_000));
     good.send(Outgoing {
+        key: None,
+        retried: false,
         msg: &long,
         placement: Placement::TopLevel,
         image: None,
@@ -528,6 +538,8 @@ async fn run_uses_slack_when_configured_and_refuses_a_rejected_token() {
         .unwrap();
     assert_eq!(chat.rate_limit(), Some(firebreak::chat::slack::RATE_LIMIT));
     chat.send(Outgoing {
+        key: None,
+        retried: false,
         msg: &note("hello"),
         placement: Placement::TopLevel,
         image: None,
@@ -789,4 +801,56 @@ async fn alert_data_reaches_slack_escaped() {
     let want = "room &lt;!channel&gt; is &lt;https://evil.example|Open the runbook&gt; &amp; &lt;@U024BE7LH&gt;";
     assert_eq!(m.text, want);
     assert_eq!(m.blocks.as_ref().unwrap()[0]["text"]["text"], want);
+}
+
+/// Regression: when Slack took a post but answered after the client's
+/// timeout, the retry posted it again, and a new incident's card stood
+/// twice at the top of the channel. The retry now finds the copy by the
+/// key the post carried and goes on from it.
+#[tokio::test]
+async fn a_post_that_timed_out_but_arrived_is_not_posted_twice() {
+    let fake = FakeSlack::start().await;
+    fake.fail_next_of(
+        "chat.postMessage",
+        1,
+        Fault::ActThenHang(Duration::from_secs(3)),
+    );
+    let store = Store::open("sqlite::memory:").await.unwrap();
+    let (outbox, d) = Delivery::start(&store, slack(&fake, Duration::from_millis(500)));
+    let card = |text: &str| ChatMessage {
+        slot: Some("card".into()),
+        ..msg("#incidents", Some("launch"), Kind::Firing, text)
+    };
+    outbox.post(&card("card v1")).await.unwrap();
+    outbox
+        .post(&msg("#incidents", Some("launch"), Kind::Step, "step 1"))
+        .await
+        .unwrap();
+    until("the step", Duration::from_secs(10), || {
+        fake.messages().iter().any(|m| m.text == "step 1")
+    })
+    .await;
+    outbox.post(&card("card v2")).await.unwrap();
+    until("the card's update", Duration::from_secs(10), || {
+        fake.messages().iter().any(|m| m.text == "card v2")
+    })
+    .await;
+    d.stop().await;
+    let all = fake.in_channel(INCIDENTS);
+    let top: Vec<&str> = all
+        .iter()
+        .filter(|m| m.thread_ts.is_none())
+        .map(|m| m.text.as_str())
+        .collect();
+    assert_eq!(top, ["card v2"], "{all:#?}");
+    let head = all.iter().find(|m| m.thread_ts.is_none()).unwrap();
+    assert_eq!(head.history, ["card v1"]);
+    let step = all.iter().find(|m| m.text == "step 1").unwrap();
+    assert_eq!(step.thread_ts.as_deref(), Some(head.ts.as_str()));
+    assert!(
+        fake.calls()
+            .iter()
+            .any(|c| c.method == "conversations.history"),
+        "the retry looked for a copy first"
+    );
 }

@@ -330,6 +330,8 @@ mod tests {
             let c = &c;
             async move {
                 c.send(Outgoing {
+                    key: None,
+                    retried: false,
                     msg: &m,
                     placement,
                     image: None,

@@ -122,6 +122,14 @@ pub struct Outgoing<'a> {
     pub msg: &'a ChatMessage,
     pub placement: Placement,
     pub image: Option<&'a Image>,
+    /// Names this message across attempts (and restarts): an adapter whose
+    /// platform may have taken an attempt that timed out can look for a
+    /// copy by it before posting again. `None` where there is nothing to
+    /// look for (an update in place).
+    pub key: Option<String>,
+    /// An earlier attempt failed with [`ChatError::Retry`]: it may have
+    /// arrived all the same.
+    pub retried: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -242,6 +250,7 @@ impl Outbox {
             clock: &clock,
             lanes: HashMap::new(),
             refs: HashMap::new(),
+            retried: std::collections::HashSet::new(),
         };
         let mut pruned: Option<Instant> = None;
         loop {
@@ -374,6 +383,9 @@ struct Deliverer<'a> {
     lanes: HashMap<String, Lane>,
     /// (channel, scope, slot) -> platform id; "" slot is the thread head.
     refs: HashMap<(String, String, String), Option<String>>,
+    /// Pending messages with a failed attempt behind them, from the store's
+    /// attempt counts (so a restart knows too) and this run's failures.
+    retried: std::collections::HashSet<i64>,
 }
 
 impl Deliverer<'_> {
@@ -386,8 +398,17 @@ impl Deliverer<'_> {
                 return Ok(None);
             }
             let full = rows.len() as i64 == PASS_ROWS;
+            if !full {
+                // Every pending row is in hand: forget the rest (sent as
+                // superseded, or set aside).
+                let pending: std::collections::HashSet<i64> = rows.iter().map(|r| r.seq).collect();
+                self.retried.retain(|s| pending.contains(s));
+            }
             let mut lanes: Vec<(String, Vec<(i64, ChatMessage)>)> = Vec::new();
             for row in rows {
+                if row.attempts > 0 {
+                    self.retried.insert(row.seq);
+                }
                 let msg: ChatMessage = match serde_json::from_str(&row.payload_json) {
                     Ok(m) => m,
                     Err(e) => {
@@ -490,14 +511,18 @@ impl Deliverer<'_> {
                 merged = coalesce(group, &placement);
                 &merged
             };
+            let seqs: Vec<i64> = group.iter().map(|(s, _)| *s).collect();
             let out = Outgoing {
                 msg: to_send,
                 placement: placement.clone(),
                 image: to_send.image.as_ref(),
+                key: (!matches!(placement, Placement::Update { .. }))
+                    .then(|| format!("outbox-{seq}")),
+                retried: self.retried.contains(seq),
             };
-            let seqs: Vec<i64> = group.iter().map(|(s, _)| *s).collect();
             match self.adapter.send(out).await {
                 Ok(id) => {
+                    self.retried.remove(seq);
                     crate::metrics::get().chat_sent.with(&[]).inc();
                     self.remember(channel, group, &placement, &id).await?;
                     superseded.extend(&seqs);
@@ -513,6 +538,11 @@ impl Deliverer<'_> {
                 Err(ChatError::Retry { after, reason }) => {
                     crate::metrics::get().chat_errors.with(&["retry"]).inc();
                     self.store.mark_attempt_failed(*seq).await?;
+                    // A rate limit is a clear no; a timeout or a 5xx may
+                    // have posted the message all the same.
+                    if after.is_none() {
+                        self.retried.insert(*seq);
+                    }
                     let lane = self
                         .lanes
                         .get_mut(channel)
@@ -526,6 +556,7 @@ impl Deliverer<'_> {
                     return Ok(Some(at));
                 }
                 Err(ChatError::Rejected(reason)) => {
+                    self.retried.remove(seq);
                     crate::metrics::get().chat_errors.with(&["rejected"]).inc();
                     tracing::error!(
                         %channel, ?seqs, error = %reason,

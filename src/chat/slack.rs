@@ -37,6 +37,9 @@ use crate::config::{SecretSource, SlackConfig, secret_named};
 /// aside.
 pub(crate) const TEXT_MAX: usize = 40_000;
 
+/// The metadata event type that carries a message's outbox key.
+const METADATA_EVENT: &str = "firebreak_message";
+
 /// Slack documents chat.postMessage at about one message per second per
 /// channel, "allowing bursts over that limit for short periods". A burst
 /// of 3 lets an incident's opening messages (firing, run started, first
@@ -282,11 +285,23 @@ impl Slack {
     /// later replies and updates refer to.
     async fn write(&self, o: &Outgoing<'_>) -> Result<(String, String), ChatError> {
         let msg = o.msg;
+        if o.retried
+            && let Some(key) = &o.key
+            && let Some(found) = self.posted_before(o, key).await
+        {
+            return Ok(found);
+        }
         // The text carries alert and platform data and none of the bot's
         // own Slack markup, so all of it is escaped.
         let text = super::mrkdwn::escape_clipped(&msg.text, TEXT_MAX);
         let blocks = super::blocks::render(msg);
-        let (method, body) = match &o.placement {
+        // The key rides along as message metadata, where a later attempt
+        // can find it (see `posted_before`).
+        let metadata = o
+            .key
+            .as_ref()
+            .map(|k| json!({"event_type": METADATA_EVENT, "event_payload": {"key": k}}));
+        let (method, mut body) = match &o.placement {
             Placement::TopLevel => (
                 "chat.postMessage",
                 json!({"channel": msg.channel, "text": text, "blocks": blocks}),
@@ -303,6 +318,11 @@ impl Slack {
                 )
             }
         };
+        if let Some(m) = metadata
+            && method == "chat.postMessage"
+        {
+            body["metadata"] = m;
+        }
         let a = self.post(method, &body).await?;
         let (Some(channel), Some(ts)) = (a["channel"].as_str(), a["ts"].as_str()) else {
             // Slack's successes always carry both; one without them came
@@ -314,6 +334,52 @@ impl Slack {
         };
         self.learn_id(&msg.channel, channel);
         Ok((channel.to_owned(), ts.to_owned()))
+    }
+
+    /// After an attempt that may have posted (a timeout, a 5xx), the copy
+    /// it left, found by its key in the channel's recent history (or the
+    /// thread's replies): then the message is posted, and posting again
+    /// would show it twice. `None` when there is none, or when Slack
+    /// cannot be asked (the app lacks `channels:history`); then the post
+    /// goes ahead, at least once rather than never.
+    async fn posted_before(&self, o: &Outgoing<'_>, key: &str) -> Option<(String, String)> {
+        let channel = self.channel_id(&o.msg.channel).await.ok()?;
+        // Queued at `at`, so posted no earlier; a minute of slack for clocks.
+        let oldest = format!("{}", (o.msg.at / 1000 - 60).max(0));
+        let (method, params): (&'static str, Vec<(&str, &str)>) = match &o.placement {
+            Placement::Reply { parent } => (
+                "conversations.replies",
+                vec![
+                    ("channel", channel.as_str()),
+                    ("ts", parent.as_str()),
+                    ("oldest", oldest.as_str()),
+                ],
+            ),
+            _ => (
+                "conversations.history",
+                vec![("channel", channel.as_str()), ("oldest", oldest.as_str())],
+            ),
+        };
+        let mut params = params;
+        params.extend([("include_all_metadata", "true"), ("limit", "200")]);
+        let found = match self.get(method, &params).await {
+            Ok(a) => a["messages"].as_array().and_then(|ms| {
+                ms.iter().find_map(|m| {
+                    let md = &m["metadata"];
+                    (md["event_type"] == METADATA_EVENT && md["event_payload"]["key"] == key)
+                        .then(|| m["ts"].as_str().map(str::to_owned))
+                        .flatten()
+                })
+            }),
+            Err(e) => {
+                tracing::warn!(channel = %o.msg.channel, error = %e, "cannot look for a copy of a message whose post timed out; posting it again");
+                None
+            }
+        };
+        if let Some(ts) = &found {
+            tracing::info!(channel = %o.msg.channel, %ts, key, "a post that timed out had arrived; not posting it again");
+        }
+        found.map(|ts| (channel, ts))
     }
 
     /// The files upload v2 flow: ask for an upload URL, send the bytes

@@ -43,6 +43,8 @@ pub struct Message {
     pub blocks: Option<Json>,
     /// Earlier versions (text) replaced by chat.update, oldest first.
     pub history: Vec<String>,
+    /// What the poster attached as `metadata`.
+    pub metadata: Option<Json>,
 }
 
 impl Message {
@@ -87,6 +89,9 @@ pub enum Fault {
     /// Answer only after this long (past the client's timeout), without
     /// acting on the request: Slack never got it.
     Hang(Duration),
+    /// Act on the request, then answer only after this long: Slack took it
+    /// but the client timed out first and cannot know.
+    ActThenHang(Duration),
 }
 
 struct Channel {
@@ -249,6 +254,7 @@ impl FakeSlack {
             text: format!("{user}: {text}"),
             blocks: None,
             history: Vec::new(),
+            metadata: None,
         });
         ts
     }
@@ -592,8 +598,12 @@ async fn api(
                 json!({"ok": false, "error": "request_timeout"}),
             );
         }
-        None => {}
+        Some(Fault::ActThenHang(_)) | None => {}
     }
+    let late = match fault {
+        Some(Fault::ActThenHang(d)) => Some(d),
+        _ => None,
+    };
     let mut warnings = Vec::new();
     let answer = (|| {
         check_token(&headers, &method)?;
@@ -627,6 +637,11 @@ async fn api(
             "chat.postMessage" => post_message(&mut st, &args),
             "chat.update" => update(&mut st, &args),
             "conversations.list" => list(&st, &args),
+            "conversations.history" => history(&st, &args, None),
+            "conversations.replies" => {
+                let ts = str_arg(&args, "ts").ok_or("thread_not_found")?.to_owned();
+                history(&st, &args, Some(&ts))
+            }
             "files.getUploadURLExternal" => upload_url(&mut st, &sh.base, &args),
             "files.completeUploadExternal" => complete_upload(&mut st, &args),
             _ => err("unknown_method"),
@@ -648,7 +663,44 @@ async fn api(
         body["response_metadata"] = json!({"warnings": warnings});
     }
     record(200, error);
+    if let Some(d) = late {
+        tokio::time::sleep(d).await;
+    }
     slack_json(StatusCode::OK, body)
+}
+
+/// `conversations.history` (top-level messages) or, with `thread`,
+/// `conversations.replies`: newest first, from `oldest` on; metadata only
+/// when `include_all_metadata` is asked for, as Slack does.
+fn history(st: &St, args: &Map<String, Json>, thread: Option<&str>) -> Result<Json, String> {
+    let c = str_arg(args, "channel").ok_or("channel_not_found")?;
+    if !st.channels.iter().any(|ch| ch.id == c) {
+        return err("channel_not_found");
+    }
+    let oldest: f64 = str_arg(args, "oldest")
+        .map(|o| o.parse().map_err(|_| "invalid_arguments".to_owned()))
+        .transpose()?
+        .unwrap_or(0.0);
+    let with_metadata = str_arg(args, "include_all_metadata") == Some("true");
+    let mut out: Vec<Json> = st
+        .messages
+        .iter()
+        .filter(|m| m.channel == c)
+        .filter(|m| match thread {
+            None => m.thread_ts.is_none(),
+            Some(t) => m.ts == t || m.thread_ts.as_deref() == Some(t),
+        })
+        .filter(|m| m.ts.parse::<f64>().unwrap_or(0.0) >= oldest)
+        .map(|m| {
+            let mut v = json!({"type": "message", "ts": m.ts, "text": m.text});
+            if let (true, Some(md)) = (with_metadata, &m.metadata) {
+                v["metadata"] = md.clone();
+            }
+            v
+        })
+        .collect();
+    out.reverse();
+    Ok(json!({"messages": out, "has_more": false}))
 }
 
 /// Socket Mode takes the app-level token; everything else the bot's.
@@ -813,6 +865,7 @@ fn post_message(st: &mut St, args: &Map<String, Json>) -> Result<Json, String> {
         text,
         blocks,
         history: Vec::new(),
+        metadata: args.get("metadata").cloned(),
     });
     Ok(json!({"channel": channel, "ts": ts, "message": message}))
 }
