@@ -34,6 +34,13 @@ fn the_shipped_runbook_tests_pass() {
         out.contains("  PASS mutes the speaker and tells the host"),
         "{out}"
     );
+    // Hostile labels are encoded into the path.
+    for name in [
+        "a speaker label cannot change which resource is muted",
+        "a speaker label of `..` mutes nothing",
+    ] {
+        assert!(out.contains(&format!("  PASS {name}")), "{out}");
+    }
     assert!(!out.contains("FAIL"), "{out}");
 }
 

@@ -127,7 +127,9 @@ async fn measure_kind(
             status,
             body_contains,
         } => {
-            let path = render("path", path)?;
+            let path = t
+                .render_path(path, ctx)
+                .map_err(|e| format!("path: template: {}", e.message))?;
             let needle = match body_contains {
                 Some(b) => Some(render("body_contains", b)?),
                 None => None,

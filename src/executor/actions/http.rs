@@ -1,6 +1,7 @@
 //! `http`: call a named target from config. Runbooks cannot name hosts:
-//! the path is joined to the target's base URL and a result on another
-//! host, port or scheme is refused. Mutating calls carry an
+//! the path (its values percent-encoded, see `template::Lang::UrlPath`) is
+//! joined to the target's base URL, and a result on another host, port or
+//! scheme, or outside the base path, is refused. Mutating calls carry an
 //! `Idempotency-Key` derived from the run and step, so a retry (or a
 //! resumed run) applies once. Fields of the JSON response can be captured
 //! for later steps with JSON pointers.
@@ -14,6 +15,7 @@ use super::{Action, ActionError, Done, StepCtx, check_shape};
 use crate::chat::BoxFut;
 use crate::config::resolve_secret;
 use crate::runbook::CheckEnv;
+use crate::runbook::template::Lang;
 
 pub struct Http;
 
@@ -50,6 +52,10 @@ fn safe_to_repeat(method: &str, target_honours_keys: bool) -> bool {
 impl Action for Http {
     fn name(&self) -> &'static str {
         "http"
+    }
+
+    fn langs(&self) -> &'static [(&'static str, Lang)] {
+        &[("path", Lang::UrlPath)]
     }
 
     fn check(&self, with: &Json, env: &CheckEnv) -> Vec<(String, String)> {
@@ -207,25 +213,46 @@ impl Action for Http {
 }
 
 /// Joins a path to a target base URL, refusing anything that would leave
-/// the target.
+/// the target: another scheme, host or port, or a path outside the base
+/// URL's. A `.` or `..` segment is refused in any spelling (`%2e%2e` is
+/// `..` to the URL parser), since it could climb out.
 pub(crate) fn join_on_target(base: &reqwest::Url, path: &str) -> Result<reqwest::Url, ActionError> {
     if !path.starts_with('/') || path.starts_with("//") || path.contains('\\') {
         return Err(ActionError::fatal(format!(
             "path {path:?} must start with a single `/`"
         )));
     }
+    let before_query = path.split(['?', '#']).next().unwrap_or_default();
+    if before_query.split('/').any(is_dot_segment) {
+        return Err(ActionError::fatal(format!(
+            "path {path:?} has a `.` or `..` segment; refused, as it could leave the target's base path"
+        )));
+    }
     let joined = format!("{}{}", base.as_str().trim_end_matches('/'), path);
     let url = reqwest::Url::parse(&joined)
         .map_err(|e| ActionError::fatal(format!("bad path {path:?}: {e}")))?;
-    if url.scheme() != base.scheme()
-        || url.host() != base.host()
-        || url.port_or_known_default() != base.port_or_known_default()
-    {
+    if !on_target(base, &url) {
         return Err(ActionError::fatal(format!(
-            "path {path:?} leaves the target"
+            "path {path:?} leaves the target ({url} is not under {base})"
         )));
     }
     Ok(url)
+}
+
+fn is_dot_segment(segment: &str) -> bool {
+    let s = segment.to_ascii_lowercase().replace("%2e", ".");
+    s == "." || s == ".."
+}
+
+/// Whether `url` is on the target whose base URL is `base`: the same
+/// scheme, host and port, and a path at or under the base path, segment
+/// by segment (`/api` holds `/api/x`, not `/apix`).
+pub(crate) fn on_target(base: &reqwest::Url, url: &reqwest::Url) -> bool {
+    let prefix = base.path().trim_end_matches('/');
+    url.scheme() == base.scheme()
+        && url.host() == base.host()
+        && url.port_or_known_default() == base.port_or_known_default()
+        && (url.path() == prefix || url.path().starts_with(&format!("{prefix}/")))
 }
 
 pub(crate) fn describe(e: &reqwest::Error) -> String {
@@ -302,5 +329,46 @@ mod tests {
             join_on_target(&based, "/x").unwrap().as_str(),
             "http://127.0.0.1:9100/prefix/x"
         );
+    }
+
+    #[test]
+    fn paths_cannot_climb_out_of_the_base_path() {
+        let base = reqwest::Url::parse("http://h/tenant-a/api").unwrap();
+        for path in [
+            "/../../tenant-b/rooms",
+            "/x/%2e%2e/%2E%2E/%2e./tenant-b",
+            "/./x",
+            "/x/.%2E",
+            "/x/..?y=1",
+            "/x/..#y",
+        ] {
+            let e = join_on_target(&base, path).unwrap_err();
+            assert!(e.message.contains("`.` or `..` segment"), "{path}: {e}");
+        }
+        // Dots inside a segment are a name, and `..` after `?` is a query.
+        assert_eq!(
+            join_on_target(&base, "/a..b/.x/x./?up=../..")
+                .unwrap()
+                .as_str(),
+            "http://h/tenant-a/api/a..b/.x/x./?up=../.."
+        );
+    }
+
+    #[test]
+    fn on_target_means_the_origin_and_under_the_base_path() {
+        let base = reqwest::Url::parse("http://h:8080/tenant-a/api/").unwrap();
+        let at = |u: &str| on_target(&base, &reqwest::Url::parse(u).unwrap());
+        assert!(at("http://h:8080/tenant-a/api"));
+        assert!(at("http://h:8080/tenant-a/api/rooms?x=1"));
+        assert!(!at("http://h:8080/tenant-a/apix"));
+        assert!(!at("http://h:8080/tenant-b/api/rooms"));
+        assert!(!at("https://h:8080/tenant-a/api/rooms"));
+        assert!(!at("http://h:8081/tenant-a/api/rooms"));
+        assert!(!at("http://evil:8080/tenant-a/api/rooms"));
+        let root = reqwest::Url::parse("http://h/").unwrap();
+        assert!(on_target(
+            &root,
+            &reqwest::Url::parse("http://h:80/any/where").unwrap()
+        ));
     }
 }
