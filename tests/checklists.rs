@@ -144,7 +144,7 @@ async fn launch_readiness_says_no_go_on_the_2023_defaults_and_go_after_the_fixes
         ready["evidence"]
             .as_str()
             .unwrap()
-            .contains("cap-listeners: 3 test(s) pass")
+            .contains("cap-listeners: 4 test(s) pass")
     );
     assert_eq!(check_json(&r, "platform-reachable")["outcome"], "pass");
     assert_eq!(check_json(&r, "commander-sign-off")["outcome"], "waiting");
@@ -395,7 +395,7 @@ checks:
     let r = firebreak::preflight::measure(&list.checks[12], &json!({}), &one_target).await;
     assert_eq!(
         (r.outcome, r.evidence.as_str()),
-        (Outcome::Fail, "cap-listeners: 1 of 3 test(s) fail")
+        (Outcome::Fail, "cap-listeners: 1 of 4 test(s) fail")
     );
     assert_eq!(state.verdict(), Verdict::NoGo);
 

@@ -10,7 +10,8 @@
 //! Values come from outside (alert labels, chat, target responses), so
 //! what a parameter's template writes decides how they go in ([`Lang`]):
 //! in a URL path every value is percent-encoded as part of one segment,
-//! whoever wrote the template.
+//! whoever wrote the template; in PromQL a value inside a string literal
+//! goes through the `promql` filter, which validation asks for.
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -62,6 +63,9 @@ pub enum Lang {
     /// it may not be empty, `.` or `..`, which would name another resource.
     /// The template's own text keeps its slashes.
     UrlPath,
+    /// PromQL: values go in as they are, so one inside a string literal
+    /// needs `| promql`; validation warns where it is missing.
+    Promql,
 }
 
 pub struct Templates {
@@ -83,6 +87,7 @@ impl Templates {
         env.set_fuel(Some(FUEL));
         // Rendering into JSON bodies and chat, never HTML.
         env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
+        env.add_filter("promql", |v: Value| promql_escape(&v.to_string()));
         let mut path_env = env.clone();
         // Not an auto-escape mode: `|safe` and `{% autoescape false %}`
         // must not let a label value add a `/` to a path.
@@ -256,6 +261,84 @@ pub fn encode_segment(s: &str) -> String {
     out
 }
 
+/// A value escaped to sit inside a PromQL string literal, double- or
+/// single-quoted: quotes are written as `\x22` and `\x27` because `\'` is
+/// an error inside "..." (and `\"` inside '...'). Backtick strings cannot
+/// escape anything; validation says so.
+pub fn promql_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for ch in s.chars() {
+        match ch {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '"' | '\'' => {
+                let _ = write!(out, "\\x{:02x}", u32::from(ch));
+            }
+            c if c.is_control() && u32::from(c) < 0x80 => {
+                let _ = write!(out, "\\x{:02x}", u32::from(c));
+            }
+            c if c.is_control() => {
+                let _ = write!(out, "\\u{:04x}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The `{{ ... }}` in a PromQL template that sit inside a string literal
+/// without ending in `| promql` (or inside a backtick string, where no
+/// escape works), each once: places a value can end the string and write
+/// PromQL.
+pub fn unescaped_in_promql_strings(src: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut quote: Option<char> = None;
+    let mut rest = src;
+    while let Some(ch) = rest.chars().next() {
+        // Jinja first: its own quotes are not PromQL's.
+        if let Some(after) = rest.strip_prefix("{{") {
+            let end = after.find("}}").unwrap_or(after.len());
+            let expr = after[..end].trim_matches(|c: char| c == '-' || c.is_whitespace());
+            let last_filter = expr.rsplit('|').next().unwrap_or_default();
+            let escaped =
+                expr.contains('|') && last_filter.trim().split(['(', ' ']).next() == Some("promql");
+            let shown = format!("{{{{ {expr} }}}}");
+            if quote.is_some_and(|q| q == '`' || !escaped) && !found.contains(&shown) {
+                found.push(shown);
+            }
+            rest = after.get(end + 2..).unwrap_or_default();
+            continue;
+        }
+        let block_end = if rest.starts_with("{%") {
+            Some("%}")
+        } else if rest.starts_with("{#") {
+            Some("#}")
+        } else {
+            None
+        };
+        if let Some(close) = block_end {
+            rest = rest[2..].find(close).map_or("", |e| &rest[2 + e + 2..]);
+            continue;
+        }
+        let mut skip = ch.len_utf8();
+        match quote {
+            Some(q) if ch == '\\' && q != '`' => {
+                skip += rest[skip..].chars().next().map_or(0, char::len_utf8);
+            }
+            Some(q) if ch == q => quote = None,
+            Some(_) => {}
+            None if matches!(ch, '"' | '\'' | '`') => quote = Some(ch),
+            // A comment runs to the end of the line.
+            None if ch == '#' => skip = rest.find('\n').unwrap_or(rest.len()),
+            None => {}
+        }
+        rest = &rest[skip..];
+    }
+    found
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -378,6 +461,57 @@ mod tests {
             )
             .unwrap();
         assert_eq!(v, json!({"path": "/rooms/a%2Fb", "body": {"room": "a/b"}}));
+    }
+
+    #[test]
+    fn a_promql_escaped_value_stays_one_label_value() {
+        let t = Templates::new();
+        for value in [
+            "main\"}) or vector(1) or max(x{a=\"",
+            "main'}) or vector(1) or max(x{a='",
+            "back\\slash\\",
+            "two\nlines\r\t",
+            "`tick` and 'single' and \"double\"",
+            "ünï\u{7}cödé",
+        ] {
+            let ctx = json!({"alert": {"labels": {"room": value}}});
+            for q in ['"', '\''] {
+                let src =
+                    format!("live_room_up{{room={q}{{{{ alert.labels.room | promql }}}}{q}}}");
+                let expr = t.render_str(&src, &ctx).unwrap();
+                let parsed = crate::promql::parse(&expr).unwrap_or_else(|e| panic!("{expr}: {e}"));
+                let promql_parser::parser::Expr::VectorSelector(vs) = parsed else {
+                    panic!("{expr} is not one selector");
+                };
+                let room = vs.matchers.find_matchers("room");
+                assert_eq!(room.len(), 1, "{expr}");
+                assert_eq!(room[0].value, value, "{expr}");
+            }
+        }
+    }
+
+    #[test]
+    fn unescaped_values_inside_promql_strings_are_found() {
+        let found = unescaped_in_promql_strings(
+            r#"max(x{room="{{ alert.labels.room }}", a='{{ inputs.a|promql }}'}) > {{ steps.s.n }}
+               and y{b=`{{ inputs.b | promql }}`, c="{{- inputs.c | lower -}}", d="\"{{ inputs.d }}"} # "{{ inputs.e }}"
+               {% set q = '"' %}{# " #}{{ inputs.f }}"#,
+        );
+        assert_eq!(
+            found,
+            [
+                "{{ alert.labels.room }}",
+                "{{ inputs.b | promql }}",
+                "{{ inputs.c | lower }}",
+                "{{ inputs.d }}",
+            ]
+        );
+        assert!(
+            unescaped_in_promql_strings(
+                r#"sum(x{room="{{ inputs.room | promql }}"}) >= {{ steps.b.n * 0.8 }}"#
+            )
+            .is_empty()
+        );
     }
 
     #[test]

@@ -97,8 +97,8 @@ pub trait Action: Send + Sync {
     fn run<'a>(&'a self, ctx: &'a StepCtx<'a>, with: Json)
     -> BoxFut<'a, Result<Done, ActionError>>;
     /// What the templates of some of its fields write, where that decides
-    /// how values go in (an `http` `path` is encoded). Fields not named are
-    /// plain text.
+    /// how values go in: a `path` is encoded, a PromQL string checked for
+    /// `| promql`. Fields not named are plain text.
     fn langs(&self) -> &'static [(&'static str, Lang)] {
         &[]
     }
