@@ -1,13 +1,16 @@
-//! Alert data steering calls, through the real executor against a fake
-//! target on loopback: a label value cannot change which resource an
-//! `http` step calls.
+//! Alert data steering calls, through the real executor against fake
+//! targets on loopback: a label value cannot change which resource an
+//! `http` step calls, and a target's redirect cannot take the call to
+//! another host or out of the target's base path.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{Method, StatusCode, Uri};
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -21,20 +24,50 @@ use firebreak::executor::{Executor, Outcome, RunRequest};
 use firebreak::runbook::{CheckEnv, parse_runbook};
 use firebreak::store::Store;
 
-/// Every call the fake saw: method and raw path.
+/// One call as a fake saw it: method, raw path, idempotency key, body.
+type Call = (String, String, String, String);
+
 #[derive(Default)]
 struct Fake {
-    calls: Vec<(String, String)>,
+    calls: Vec<Call>,
+    /// Where `/api/away` redirects: another server.
+    elsewhere: String,
 }
 
+/// Answers by path: `/api/away` 307 to another host, `/api/up` 307 to the
+/// same host outside `/api`, `/api/hop` 307 and `/api/see` 303 to
+/// `/api/landed`; anything else 200.
 async fn handle(
     State(s): State<Arc<Mutex<Fake>>>,
     method: Method,
     uri: Uri,
-) -> (StatusCode, axum::Json<Value>) {
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let mut f = s.lock().unwrap();
-    f.calls.push((method.to_string(), uri.path().to_owned()));
-    (StatusCode::OK, axum::Json(json!({"ok": true})))
+    let key = headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    f.calls.push((
+        method.to_string(),
+        uri.path().to_owned(),
+        key,
+        String::from_utf8_lossy(&body).into_owned(),
+    ));
+    let to = match uri.path() {
+        "/api/away" => format!("{}/steal", f.elsewhere),
+        "/api/up" => "/tenant-b/steal".to_owned(),
+        "/api/hop" | "/api/see" => "/api/landed".to_owned(),
+        _ => return (StatusCode::OK, axum::Json(json!({"ok": true}))).into_response(),
+    };
+    let status = if uri.path() == "/api/see" {
+        StatusCode::SEE_OTHER
+    } else {
+        StatusCode::TEMPORARY_REDIRECT
+    };
+    (status, [(header::LOCATION, to)]).into_response()
 }
 
 async fn serve(fake: Arc<Mutex<Fake>>) -> String {
@@ -47,14 +80,22 @@ async fn serve(fake: Arc<Mutex<Fake>>) -> String {
 
 struct World {
     target: Arc<Mutex<Fake>>,
+    other: Arc<Mutex<Fake>>,
+    other_url: String,
     store: Store,
     exec: Executor,
     finished: mpsc::Receiver<firebreak::executor::RunFinished>,
 }
 
-/// A target `api` whose base URL has a path (`/api/`).
+/// A target `api` whose base URL has a path (`/api/`), and another server
+/// it can redirect to.
 async fn world() -> World {
-    let target = Arc::new(Mutex::new(Fake::default()));
+    let other = Arc::new(Mutex::new(Fake::default()));
+    let other_url = serve(other.clone()).await;
+    let target = Arc::new(Mutex::new(Fake {
+        elsewhere: other_url.clone(),
+        ..Fake::default()
+    }));
     let url = serve(target.clone()).await;
     let store = Store::open("sqlite::memory:").await.unwrap();
     let targets = BTreeMap::from([(
@@ -68,7 +109,7 @@ async fn world() -> World {
         },
     )]);
     let env = ActionEnv {
-        http: firebreak::net::client().unwrap(),
+        http: firebreak::net::target_client().unwrap(),
         targets,
         secrets: BTreeMap::new(),
         outbox: Outbox::new(store.clone()),
@@ -81,6 +122,8 @@ async fn world() -> World {
     let exec = Executor::new(env, store.clone(), CancellationToken::new(), tx);
     World {
         target,
+        other,
+        other_url,
         store,
         exec,
         finished,
@@ -139,7 +182,13 @@ steps:
     }
 
     fn calls(&self) -> Vec<(String, String)> {
-        self.target.lock().unwrap().calls.clone()
+        self.target
+            .lock()
+            .unwrap()
+            .calls
+            .iter()
+            .map(|(m, p, _, _)| (m.clone(), p.clone()))
+            .collect()
     }
 }
 
@@ -212,4 +261,59 @@ async fn a_value_that_would_name_another_resource_fails_the_step_uncalled() {
         assert!(error.contains(why), "{path}: {error}");
     }
     assert_eq!(w.calls(), []);
+}
+
+#[tokio::test]
+async fn a_redirect_off_the_target_is_refused_and_not_followed() {
+    let mut w = world().await;
+    let (outcome, error) = w.run("away", "POST", "/away", json!({})).await;
+    assert_eq!(outcome, Outcome::Failed);
+    assert_eq!(
+        error.as_deref(),
+        Some(
+            format!(
+                "POST api/api/away: redirected to {}/steal which is outside target api; not followed",
+                w.other_url
+            )
+            .as_str()
+        )
+    );
+    // Same host, outside the target's base path.
+    let (outcome, error) = w.run("up", "GET", "/up", json!({})).await;
+    assert_eq!(outcome, Outcome::Failed);
+    assert!(
+        error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("/tenant-b/steal which is outside target api"),
+        "{error:?}"
+    );
+    assert!(w.other.lock().unwrap().calls.is_empty());
+    assert_eq!(
+        w.calls(),
+        [("POST", "/api/away"), ("GET", "/api/up")].map(|(m, p)| (m.to_owned(), p.to_owned()))
+    );
+}
+
+#[tokio::test]
+async fn a_redirect_that_stays_on_the_target_is_followed() {
+    let mut w = world().await;
+    let (outcome, error) = w.run("hop", "POST", "/hop", json!({})).await;
+    assert_eq!(outcome, Outcome::Succeeded, "{error:?}");
+    let (outcome, error) = w.run("see", "POST", "/see", json!({})).await;
+    assert_eq!(outcome, Outcome::Succeeded, "{error:?}");
+    let calls = w.target.lock().unwrap().calls.clone();
+    let body = r#"{"muted":true}"#.to_owned();
+    assert_eq!(
+        calls,
+        [
+            ("POST", "/api/hop", "firebreak/hop/call", body.as_str()),
+            // A 307 repeats the call as it was.
+            ("POST", "/api/landed", "firebreak/hop/call", body.as_str()),
+            ("POST", "/api/see", "firebreak/see/call", body.as_str()),
+            // A 303 makes it a GET, without the body.
+            ("GET", "/api/landed", "", ""),
+        ]
+        .map(|(m, p, k, b)| (m.to_owned(), p.to_owned(), k.to_owned(), b.to_owned()))
+    );
 }

@@ -1,10 +1,10 @@
 //! `http`: call a named target from config. Runbooks cannot name hosts:
 //! the path (its values percent-encoded, see `template::Lang::UrlPath`) is
 //! joined to the target's base URL, and a result on another host, port or
-//! scheme, or outside the base path, is refused. Mutating calls carry an
-//! `Idempotency-Key` derived from the run and step, so a retry (or a
-//! resumed run) applies once. Fields of the JSON response can be captured
-//! for later steps with JSON pointers.
+//! scheme, or outside the base path, is refused, and so is a redirect
+//! there. Mutating calls carry an `Idempotency-Key` derived from the run
+//! and step, so a retry (or a resumed run) applies once. Fields of the
+//! JSON response can be captured for later steps with JSON pointers.
 
 use std::collections::BTreeMap;
 
@@ -13,7 +13,8 @@ use serde_json::{Map, Value as Json, json};
 
 use super::{Action, ActionError, Done, StepCtx, check_shape};
 use crate::chat::BoxFut;
-use crate::config::resolve_secret;
+use crate::config::{Target, resolve_secret};
+use crate::net::TargetClient;
 use crate::runbook::CheckEnv;
 use crate::runbook::template::Lang;
 
@@ -130,45 +131,41 @@ impl Action for Http {
                 .targets
                 .get(&p.target)
                 .ok_or_else(|| ActionError::fatal(format!("unknown target {:?}", p.target)))?;
-            let url = join_on_target(&target.url, &p.path)?;
+            let mut url = join_on_target(&target.url, &p.path)?;
             let method = reqwest::Method::from_bytes(p.method.as_bytes())
                 .map_err(|_| ActionError::fatal(format!("bad method {:?}", p.method)))?;
-            let mut req = ctx
-                .env
-                .http
-                .request(method.clone(), url.clone())
-                .timeout(target.timeout.to_std());
             if !p.query.is_empty() {
-                let pairs: Vec<(String, String)> = p
-                    .query
-                    .iter()
-                    .map(|(k, v)| {
+                url.query_pairs_mut()
+                    .extend_pairs(p.query.iter().map(|(k, v)| {
                         (
                             k.clone(),
                             v.as_str().map_or_else(|| v.to_string(), str::to_owned),
                         )
-                    })
-                    .collect();
-                req = req.query(&pairs);
+                    }));
             }
-            if method != reqwest::Method::GET {
-                req = req.header("Idempotency-Key", &ctx.idempotency_key);
-            }
-            if let Some(b) = &p.body {
-                req = req.json(b);
-            }
-            if let Some(secret) = &target.bearer_secret {
-                let src = ctx.env.secrets.get(secret).ok_or_else(|| {
-                    ActionError::fatal(format!("secret {secret:?} is not configured"))
-                })?;
-                let token = resolve_secret(src).map_err(ActionError::fatal)?;
-                req = req.bearer_auth(token);
-            }
+            let bearer = match &target.bearer_secret {
+                None => None,
+                Some(secret) => {
+                    let src = ctx.env.secrets.get(secret).ok_or_else(|| {
+                        ActionError::fatal(format!("secret {secret:?} is not configured"))
+                    })?;
+                    Some(resolve_secret(src).map_err(ActionError::fatal)?)
+                }
+            };
             let shown = format!("{method} {}{}", p.target, url.path());
-            let resp = req
-                .send()
-                .await
-                .map_err(|e| ActionError::retryable(format!("{shown}: {}", describe(&e))))?;
+            let call = TargetRequest {
+                target,
+                method,
+                url,
+                body: p.body.as_ref(),
+                idempotency_key: Some(&ctx.idempotency_key),
+                bearer,
+                timeout: Some(target.timeout.to_std()),
+            };
+            let resp = send(&ctx.env.http, call).await.map_err(|e| ActionError {
+                message: format!("{shown}: {e}"),
+                retryable: e.retryable(),
+            })?;
             let status = resp.status();
             let bytes = resp.bytes().await.map_err(|e| {
                 ActionError::retryable(format!("{shown}: reading response: {}", describe(&e)))
@@ -253,6 +250,94 @@ pub(crate) fn on_target(base: &reqwest::Url, url: &reqwest::Url) -> bool {
         && url.host() == base.host()
         && url.port_or_known_default() == base.port_or_known_default()
         && (url.path() == prefix || url.path().starts_with(&format!("{prefix}/")))
+}
+
+/// The most redirects followed for one call, all on the target.
+const MAX_REDIRECTS: usize = 5;
+
+/// One call to a target, as [`send`] makes it.
+pub(crate) struct TargetRequest<'a> {
+    pub target: &'a Target,
+    pub method: reqwest::Method,
+    pub url: reqwest::Url,
+    pub body: Option<&'a Json>,
+    /// Sent on every method but GET.
+    pub idempotency_key: Option<&'a str>,
+    pub bearer: Option<String>,
+    pub timeout: Option<std::time::Duration>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum SendError {
+    #[error("{}", describe(.0))]
+    Http(#[from] reqwest::Error),
+    #[error("redirected to {to} which is outside target {target}; not followed")]
+    Outside { to: String, target: String },
+    #[error("redirected with a Location that is not a URL ({0:?}); not followed")]
+    BadLocation(String),
+    #[error("more than {MAX_REDIRECTS} redirects; not followed")]
+    TooManyRedirects,
+}
+
+impl SendError {
+    /// Only a failed connection or a timeout may go better next time.
+    pub(crate) fn retryable(&self) -> bool {
+        matches!(self, SendError::Http(_))
+    }
+}
+
+/// Sends a call to a target, following redirects only while they stay on
+/// it: the client follows none by itself (see [`TargetClient`]), because a
+/// 307 elsewhere would take the body and the `Idempotency-Key` with it. A
+/// 301, 302 or 303 turns the call into a GET without a body, as browsers
+/// and reqwest do; a 307 or 308 repeats it as it was.
+pub(crate) async fn send(
+    http: &TargetClient,
+    r: TargetRequest<'_>,
+) -> Result<reqwest::Response, SendError> {
+    let (mut method, mut url, mut body) = (r.method, r.url, r.body);
+    for _ in 0..=MAX_REDIRECTS {
+        let mut req = http.0.request(method.clone(), url.clone());
+        if let Some(t) = r.timeout {
+            req = req.timeout(t);
+        }
+        if let (Some(key), false) = (r.idempotency_key, method == reqwest::Method::GET) {
+            req = req.header("Idempotency-Key", key);
+        }
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        if let Some(token) = &r.bearer {
+            req = req.bearer_auth(token);
+        }
+        let resp = req.send().await?;
+        let status = resp.status().as_u16();
+        if !matches!(status, 301 | 302 | 303 | 307 | 308) {
+            return Ok(resp);
+        }
+        let Some(location) = resp.headers().get(reqwest::header::LOCATION) else {
+            return Ok(resp);
+        };
+        let next = location
+            .to_str()
+            .ok()
+            .and_then(|l| url.join(l).ok())
+            .ok_or_else(|| {
+                SendError::BadLocation(String::from_utf8_lossy(location.as_bytes()).into_owned())
+            })?;
+        if !on_target(&r.target.url, &next) {
+            return Err(SendError::Outside {
+                to: next.to_string(),
+                target: r.target.name.clone(),
+            });
+        }
+        if status <= 303 && method != reqwest::Method::HEAD {
+            method = reqwest::Method::GET;
+            body = None;
+        }
+        url = next;
+    }
+    Err(SendError::TooManyRedirects)
 }
 
 pub(crate) fn describe(e: &reqwest::Error) -> String {

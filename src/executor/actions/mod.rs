@@ -23,7 +23,7 @@ use crate::runbook::template::Lang;
 /// What every action may use. Built once by the daemon.
 #[derive(Clone)]
 pub struct ActionEnv {
-    pub http: reqwest::Client,
+    pub http: crate::net::TargetClient,
     pub targets: BTreeMap<String, Target>,
     pub secrets: BTreeMap<String, SecretSource>,
     pub outbox: Outbox,
