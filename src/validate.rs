@@ -168,6 +168,9 @@ pub fn validate(config_path: Option<&Path>, paths: &[PathBuf]) -> Report {
             for rb in &l.runbooks {
                 errs.extend(rb.warnings.clone());
             }
+            for c in &l.checklists {
+                errs.extend(c.warnings.clone());
+            }
         }
         Err(e) => errs.extend(e),
     }
