@@ -284,12 +284,8 @@ impl V<'_> {
     /// inside a string literal that does not go through `| promql` (an
     /// override from chat could otherwise rewrite the query).
     fn promql(&mut self, sp: &Sp<String>, field: &str) -> String {
-        for expr in crate::runbook::template::unescaped_in_promql_strings(&sp.value) {
-            self.c.warn(
-                Pos::of(sp),
-                field,
-                format!("`{expr}` is inside a PromQL string without `| promql`: a value with a quote or a backslash would end the string and rewrite the query; end it with `| promql`, in double or single quotes"),
-            );
+        for why in crate::runbook::template::promql_string_warnings(&sp.value) {
+            self.c.warn(Pos::of(sp), field, why);
         }
         self.template(sp, field)
     }

@@ -868,19 +868,14 @@ fn check_parts(c: &mut Check, env: &CheckEnv, r: StepParts, field: &str, scope: 
                 };
                 c.err(with_pos, f, msg);
             }
-            for (name, lang) in action.langs() {
-                let Some(src) = with.get(*name).and_then(Json::as_str) else {
-                    continue;
-                };
-                if *lang != template::Lang::Promql {
-                    continue;
-                }
-                for expr in template::unescaped_in_promql_strings(src) {
-                    c.warn(
-                        with_pos,
-                        format!("{field}.with.{name}"),
-                        format!("`{expr}` is inside a PromQL string without `| promql`: a value with a quote or a backslash would end the string and rewrite the query; end it with `| promql`, in double or single quotes"),
-                    );
+            let promql = action
+                .langs()
+                .iter()
+                .filter(|(_, lang)| *lang == template::Lang::Promql);
+            for (name, _) in promql {
+                let src = with.get(*name).and_then(Json::as_str).unwrap_or_default();
+                for why in template::promql_string_warnings(src) {
+                    c.warn(with_pos, format!("{field}.with.{name}"), why);
                 }
             }
         }

@@ -288,11 +288,19 @@ pub fn promql_escape(s: &str) -> String {
     out
 }
 
-/// The `{{ ... }}` in a PromQL template that sit inside a string literal
-/// without ending in `| promql` (or inside a backtick string, where no
-/// escape works), each once: places a value can end the string and write
-/// PromQL.
-pub fn unescaped_in_promql_strings(src: &str) -> Vec<String> {
+/// What a validation warning says about each `{{ ... }}` in a PromQL
+/// template that sits inside a string literal without ending in
+/// `| promql` (or inside a backtick string, where no escape works), each
+/// once: places a value can end the string and write PromQL.
+pub fn promql_string_warnings(src: &str) -> Vec<String> {
+    unescaped_exprs(src)
+        .into_iter()
+        .map(|expr| format!("`{expr}` is inside a PromQL string without `| promql`: a value with a quote or a backslash would end the string and rewrite the query; end it with `| promql`, in double or single quotes"))
+        .collect()
+}
+
+/// The expressions [`promql_string_warnings`] warns about.
+fn unescaped_exprs(src: &str) -> Vec<String> {
     let mut found = Vec::new();
     let mut quote: Option<char> = None;
     let mut rest = src;
@@ -492,7 +500,7 @@ mod tests {
 
     #[test]
     fn unescaped_values_inside_promql_strings_are_found() {
-        let found = unescaped_in_promql_strings(
+        let found = unescaped_exprs(
             r#"max(x{room="{{ alert.labels.room }}", a='{{ inputs.a|promql }}'}) > {{ steps.s.n }}
                and y{b=`{{ inputs.b | promql }}`, c="{{- inputs.c | lower -}}", d="\"{{ inputs.d }}"} # "{{ inputs.e }}"
                {% set q = '"' %}{# " #}{{ inputs.f }}"#,
@@ -507,7 +515,7 @@ mod tests {
             ]
         );
         assert!(
-            unescaped_in_promql_strings(
+            unescaped_exprs(
                 r#"sum(x{room="{{ inputs.room | promql }}"}) >= {{ steps.b.n * 0.8 }}"#
             )
             .is_empty()
