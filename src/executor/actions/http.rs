@@ -91,6 +91,15 @@ impl Action for Http {
         }
         if !p.path.starts_with('/') || p.path.starts_with("//") {
             errs.push(("path".into(), format!("{:?} must be a path starting with a single `/` (the host comes from the target)", p.path)));
+        } else if has_dot_segment(&p.path) {
+            // Values cannot make one (see `Lang::UrlPath`); the text can.
+            errs.push((
+                "path".into(),
+                format!(
+                    "{:?} has a `.` or `..` segment; a run would refuse it",
+                    p.path
+                ),
+            ));
         }
         for (name, ptr) in &p.capture {
             if !ptr.is_empty() && !ptr.starts_with('/') {
@@ -219,8 +228,7 @@ pub(crate) fn join_on_target(base: &reqwest::Url, path: &str) -> Result<reqwest:
             "path {path:?} must start with a single `/`"
         )));
     }
-    let before_query = path.split(['?', '#']).next().unwrap_or_default();
-    if before_query.split('/').any(is_dot_segment) {
+    if has_dot_segment(path) {
         return Err(ActionError::fatal(format!(
             "path {path:?} has a `.` or `..` segment; refused, as it could leave the target's base path"
         )));
@@ -236,9 +244,14 @@ pub(crate) fn join_on_target(base: &reqwest::Url, path: &str) -> Result<reqwest:
     Ok(url)
 }
 
-fn is_dot_segment(segment: &str) -> bool {
-    let s = segment.to_ascii_lowercase().replace("%2e", ".");
-    s == "." || s == ".."
+/// A `.` or `..` segment before the query, in any spelling the URL
+/// parser reads as one.
+fn has_dot_segment(path: &str) -> bool {
+    let before_query = path.split(['?', '#']).next().unwrap_or_default();
+    before_query.split('/').any(|segment| {
+        let s = segment.to_ascii_lowercase().replace("%2e", ".");
+        s == "." || s == ".."
+    })
 }
 
 /// Whether `url` is on the target whose base URL is `base`: the same
@@ -391,6 +404,20 @@ mod tests {
             assert!(!safe_to_repeat(m, false), "{m}");
             assert!(safe_to_repeat(m, true), "{m} with Idempotency-Key honoured");
         }
+    }
+
+    #[test]
+    fn a_dot_segment_written_in_the_path_is_an_error_at_load() {
+        for path in ["/api/../x", "/api/%2E%2e/{{ inputs.room }}", "/./x"] {
+            let e = Http.check(&json!({"target": "sim", "path": path}), &env());
+            assert_eq!(e.len(), 1, "{path}: {e:?}");
+            assert!(e[0].1.contains("`.` or `..` segment"), "{path}: {e:?}");
+        }
+        let ok = Http.check(
+            &json!({"target": "sim", "path": "/api/v1.2/{{ inputs.room }}?up=.."}),
+            &env(),
+        );
+        assert!(ok.is_empty(), "{ok:?}");
     }
 
     #[test]
