@@ -1302,7 +1302,7 @@ mod silence_tests {
     /// Actions that talk to chat only, on channel `#c`.
     pub(super) fn env(outbox: &Outbox, clock: &Clock) -> ActionEnv {
         ActionEnv {
-            http: crate::net::client().unwrap(),
+            http: crate::net::target_client().unwrap(),
             targets: BTreeMap::new(),
             secrets: BTreeMap::new(),
             outbox: outbox.clone(),

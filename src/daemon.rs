@@ -249,16 +249,17 @@ impl Daemon {
             shutdown.clone(),
         ));
 
+        let targets_http = crate::net::target_client()?;
         let instruments = crate::preflight::Instruments {
             queries: Some(queries.clone()),
-            http: http.clone(),
+            http: targets_http.clone(),
             config: Arc::new(config.clone()),
             runbooks: loaded.runbooks.clone(),
             runbook_tests: Arc::new(loaded.runbook_tests),
             clock: clock.clone(),
         };
         let env = ActionEnv {
-            http,
+            http: targets_http,
             targets: config.targets.clone(),
             secrets: config.secrets.clone(),
             outbox: outbox.clone(),

@@ -47,6 +47,8 @@ pub struct Diagnostic {
     /// whole-file problems.
     pub field: String,
     pub message: String,
+    /// Worth fixing, but the file loads: `firebreak validate` still passes.
+    pub warning: bool,
 }
 
 impl Diagnostic {
@@ -61,6 +63,7 @@ impl Diagnostic {
             pos,
             field: field.into(),
             message: message.into(),
+            warning: false,
         }
     }
 }
@@ -72,6 +75,9 @@ impl fmt::Display for Diagnostic {
             write!(f, ":{}:{}", p.line, p.col)?;
         }
         f.write_str(": ")?;
+        if self.warning {
+            f.write_str("warning: ")?;
+        }
         if !self.field.is_empty() {
             write!(f, "{}: ", self.field)?;
         }
@@ -150,6 +156,8 @@ impl std::error::Error for Diagnostics {}
 pub struct Collector<'a> {
     pub file: &'a str,
     pub out: Diagnostics,
+    /// Kept apart from `out`: they do not fail the file.
+    pub warnings: Diagnostics,
 }
 
 impl<'a> Collector<'a> {
@@ -157,11 +165,19 @@ impl<'a> Collector<'a> {
         Collector {
             file,
             out: Diagnostics::new(),
+            warnings: Diagnostics::new(),
         }
     }
 
     pub fn err(&mut self, pos: Option<Pos>, field: impl Into<String>, msg: impl Into<String>) {
         self.out.push(Diagnostic::new(self.file, pos, field, msg));
+    }
+
+    pub fn warn(&mut self, pos: Option<Pos>, field: impl Into<String>, msg: impl Into<String>) {
+        self.warnings.push(Diagnostic {
+            warning: true,
+            ..Diagnostic::new(self.file, pos, field, msg)
+        });
     }
 
     /// An optional duration field: its value, or `default` (also after

@@ -33,6 +33,25 @@ fn build(b: reqwest::ClientBuilder) -> anyhow::Result<reqwest::Client> {
         .context("building the HTTP client")
 }
 
+/// The client for configured targets (`http` steps and checks). It
+/// follows no redirect by itself: `executor::actions::http::send` follows
+/// only those that stay on the target, so a target cannot send a call, its
+/// body and its `Idempotency-Key` to another host.
+#[derive(Clone)]
+pub struct TargetClient(pub(crate) reqwest::Client);
+
+pub fn target_client() -> anyhow::Result<TargetClient> {
+    install_crypto_provider();
+    use anyhow::Context;
+    reqwest::Client::builder()
+        .user_agent(concat!("firebreak/", env!("CARGO_PKG_VERSION")))
+        .pool_idle_timeout(std::time::Duration::from_secs(30))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map(TargetClient)
+        .context("building the HTTP client for targets")
+}
+
 /// An error and its causes on one line, for logs and chat: reqwest's
 /// own message hides why a request failed in its sources.
 pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {

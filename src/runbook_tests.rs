@@ -314,7 +314,7 @@ pub async fn run_case(rb: &Arc<Runbook>, case: &Case, config: &Config) -> anyhow
     let (control, silences) = fake_control(clock.clone());
 
     let env = ActionEnv {
-        http: crate::net::client().context("building the HTTP client")?,
+        http: crate::net::target_client().context("building the HTTP client")?,
         targets,
         secrets: BTreeMap::new(),
         outbox: Outbox::new(store.clone()),

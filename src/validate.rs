@@ -21,8 +21,16 @@ pub struct Report {
 }
 
 impl Report {
+    /// Nothing but warnings (or nothing at all) was found.
     pub fn ok(&self) -> bool {
-        self.diagnostics.is_empty()
+        self.diagnostics.iter().all(|d| d.warning)
+    }
+
+    fn warnings(&self) -> String {
+        match self.diagnostics.iter().filter(|d| d.warning).count() {
+            0 => String::new(),
+            n => format!("; {n} warning(s)"),
+        }
     }
 
     pub fn summary(&self) -> String {
@@ -53,16 +61,13 @@ impl Report {
                     )
                 } else {
                     String::new()
-                }
-            )
+                },
+            ) + &self.warnings()
         } else {
+            let errors: Vec<&Diagnostic> = self.diagnostics.iter().filter(|d| !d.warning).collect();
             let files: std::collections::BTreeSet<&str> =
-                self.diagnostics.iter().map(|d| d.file.as_str()).collect();
-            format!(
-                "{} error(s) in {} file(s)",
-                self.diagnostics.len(),
-                files.len()
-            )
+                errors.iter().map(|d| d.file.as_str()).collect();
+            format!("{} error(s) in {} file(s)", errors.len(), files.len()) + &self.warnings()
         }
     }
 }
@@ -160,6 +165,12 @@ pub fn validate(config_path: Option<&Path>, paths: &[PathBuf]) -> Report {
             report.rule_groups = l.rule_groups.len();
             report.runbooks = l.runbooks.len();
             report.checklists = l.checklists.len();
+            for rb in &l.runbooks {
+                errs.extend(rb.warnings.clone());
+            }
+            for c in &l.checklists {
+                errs.extend(c.warnings.clone());
+            }
         }
         Err(e) => errs.extend(e),
     }

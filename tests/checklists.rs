@@ -144,7 +144,7 @@ async fn launch_readiness_says_no_go_on_the_2023_defaults_and_go_after_the_fixes
         ready["evidence"]
             .as_str()
             .unwrap()
-            .contains("cap-listeners: 3 test(s) pass")
+            .contains("cap-listeners: 4 test(s) pass")
     );
     assert_eq!(check_json(&r, "platform-reachable")["outcome"], "pass");
     assert_eq!(check_json(&r, "commander-sign-off")["outcome"], "waiting");
@@ -268,6 +268,20 @@ async fn every_kind_passes_fails_and_cannot_run_with_its_reason() {
         "down".into(),
         target("down", &format!("http://127.0.0.1:{closed}/")),
     );
+    // A target that sends its callers to another host.
+    let app = axum::Router::new().fallback(move || async move {
+        let elsewhere = format!("http://127.0.0.1:{closed}/elsewhere");
+        (
+            axum::http::StatusCode::FOUND,
+            [(axum::http::header::LOCATION, elsewhere)],
+        )
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let moved = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    config
+        .targets
+        .insert("moved".into(), target("moved", &format!("http://{moved}/")));
     let mut loaded = firebreak::load::load_embedded(config).unwrap();
     // A test file that expects what cap-listeners does not do.
     let (name, text) = loaded
@@ -319,6 +333,8 @@ checks:
     runbook: {names: [move-to-secondary-room, mute-feedback-speaker]}
   - name: runbook-fail
     runbook: {names: [cap-listeners]}
+  - name: http-redirected
+    http: {target: moved, path: /x}
 "#,
         &env,
     )
@@ -333,7 +349,7 @@ checks:
     let mut seen = Vec::new();
     firebreak::preflight::measure_all(&list, &mut state, &inst, |_, r| seen.push(r.name.clone()))
         .await;
-    assert_eq!(seen.len(), 13, "progress heard every check: {seen:?}");
+    assert_eq!(seen.len(), 14, "progress heard every check: {seen:?}");
     let got: BTreeMap<&str, (&Outcome, &str)> = state
         .checks
         .iter()
@@ -370,8 +386,14 @@ checks:
     assert_eq!(is("http-fail", "FAIL"), "GET broken/x → 503 (wanted 200)");
     assert_eq!(is("http-down", "ERROR"), "GET down/x: connection failed");
     assert_eq!(is("http-timeout", "ERROR"), "timed out after 1s");
+    assert_eq!(
+        is("http-redirected", "ERROR"),
+        format!(
+            "GET moved/x: redirected to http://127.0.0.1:{closed}/elsewhere which is outside target moved; not followed"
+        )
+    );
     // Runbook tests that stub a target without naming it need a config
-    // with one target; with five they no longer fit, and say why.
+    // with one target; with several they no longer fit, and say why.
     assert!(
         is("runbook-pass", "FAIL").starts_with(
             "move-to-secondary-room: tests broken (runbooks/tests/move-to-secondary-room.test.yaml:15:9: tests[0].stubs[0].target: needed when config has more than one target"
@@ -389,13 +411,13 @@ checks:
         (r.outcome, r.evidence.as_str()),
         (
             Outcome::Pass,
-            "move-to-secondary-room: 4 test(s) pass; mute-feedback-speaker: 2 test(s) pass"
+            "move-to-secondary-room: 4 test(s) pass; mute-feedback-speaker: 4 test(s) pass"
         )
     );
     let r = firebreak::preflight::measure(&list.checks[12], &json!({}), &one_target).await;
     assert_eq!(
         (r.outcome, r.evidence.as_str()),
-        (Outcome::Fail, "cap-listeners: 1 of 3 test(s) fail")
+        (Outcome::Fail, "cap-listeners: 1 of 4 test(s) fail")
     );
     assert_eq!(state.verdict(), Verdict::NoGo);
 

@@ -50,7 +50,7 @@ async fn bot() -> Bot {
     let (finished_tx, finished_rx) = mpsc::channel(64);
     let (alert_tx, alert_rx) = mpsc::channel(64);
     let env = ActionEnv {
-        http: firebreak::net::client().unwrap(),
+        http: firebreak::net::target_client().unwrap(),
         targets: BTreeMap::new(),
         secrets: BTreeMap::new(),
         outbox: outbox.clone(),

@@ -118,7 +118,7 @@ async fn run_once(fail_first: usize, account: &str) -> (Outcome, Arc<Mutex<Fake>
         },
     );
     let env = ActionEnv {
-        http: firebreak::net::client().unwrap(),
+        http: firebreak::net::target_client().unwrap(),
         targets,
         secrets: BTreeMap::new(),
         outbox,

@@ -111,7 +111,7 @@ async fn bot() -> Bot {
     let (command_tx, command_rx) = mpsc::channel(16);
     let (finished_tx, finished_rx) = mpsc::channel(16);
     let env = ActionEnv {
-        http: firebreak::net::client().unwrap(),
+        http: firebreak::net::target_client().unwrap(),
         targets: BTreeMap::new(),
         secrets: BTreeMap::new(),
         outbox: outbox.clone(),

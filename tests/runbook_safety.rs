@@ -103,7 +103,7 @@ impl World {
             },
         );
         let env = ActionEnv {
-            http: firebreak::net::client().unwrap(),
+            http: firebreak::net::target_client().unwrap(),
             targets,
             secrets: BTreeMap::new(),
             outbox: Outbox::new(self.store.clone()),

@@ -34,6 +34,14 @@ fn the_shipped_runbook_tests_pass() {
         out.contains("  PASS mutes the speaker and tells the host"),
         "{out}"
     );
+    // Hostile labels: encoded into the path, escaped into PromQL.
+    for name in [
+        "a speaker label cannot change which resource is muted",
+        "a speaker label of `..` mutes nothing",
+        "a room label that rewrites the query does not verify",
+    ] {
+        assert!(out.contains(&format!("  PASS {name}")), "{out}");
+    }
     assert!(!out.contains("FAIL"), "{out}");
 }
 

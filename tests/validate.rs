@@ -26,6 +26,30 @@ fn the_shipped_rules_and_runbooks_are_valid() {
         "{out}"
     );
     assert!(out.contains("3 runbook(s)"), "{out}");
+    // Every alert value in their PromQL strings goes through `| promql`.
+    assert!(!err.contains("warning"), "{err}");
+    assert!(!out.contains("warning"), "{out}");
+}
+
+#[test]
+fn an_unescaped_value_in_a_promql_string_is_a_warning_that_passes() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("verify.yaml"),
+        "kind: runbook\nname: verify\ntrigger: {manual: true}\nsteps:\n  - id: held\n    action: wait\n    with: {until: 'max(live_room_up{room=\"{{ alert.labels.room }}\"}) == 1', within: 1m}\n",
+    )
+    .unwrap();
+    let (code, out, err) = firebreak(&["validate", "verify.yaml"], d);
+    assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
+    assert!(
+        err.starts_with("verify.yaml:7:11: warning: steps[0].with.until: `{{ alert.labels.room }}` is inside a PromQL string without `| promql`"),
+        "{err}"
+    );
+    assert!(
+        out.starts_with("ok: ") && out.trim_end().ends_with("; 1 warning(s)"),
+        "{out}"
+    );
 }
 
 /// The production config in `deploy/` loads with the shipped runbooks, as

@@ -43,6 +43,8 @@ pub struct Checklist {
     /// When to run by itself, as durations before `event.start`.
     pub schedule: Vec<PromDuration>,
     pub checks: Vec<CheckDef>,
+    /// What validation found worth fixing that does not stop it loading.
+    pub warnings: Diagnostics,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, Deserialize)]
@@ -278,6 +280,16 @@ impl V<'_> {
         sp.value.clone()
     }
 
+    /// A PromQL template: as [`V::template`], and a warning for each value
+    /// inside a string literal that does not go through `| promql` (an
+    /// override from chat could otherwise rewrite the query).
+    fn promql(&mut self, sp: &Sp<String>, field: &str) -> String {
+        for why in crate::runbook::template::promql_string_warnings(&sp.value) {
+            self.c.warn(Pos::of(sp), field, why);
+        }
+        self.template(sp, field)
+    }
+
     /// A number, or a template that renders to one.
     fn number_or_template(&mut self, sp: &Sp<Json>, field: &str) -> String {
         match &sp.value {
@@ -460,18 +472,26 @@ pub fn parse_checklist(file: &str, text: &str, env: &Env) -> Result<Checklist, D
             fix,
         });
     }
-    v.c.out.into_result(Checklist {
+    let list = Checklist {
         name: raw.name.value,
         file: file.to_owned(),
         description: raw.description,
         event,
         schedule,
         checks,
-    })
+        warnings: v.c.warnings,
+    };
+    if v.c.out.is_empty() {
+        Ok(list)
+    } else {
+        let mut all = v.c.out;
+        all.extend(list.warnings);
+        Err(all)
+    }
 }
 
 fn kind_query(v: &mut V<'_>, q: &RawQuery, field: &str) -> CheckKind {
-    let expr = v.template(&q.expr, &format!("{field}.expr"));
+    let expr = v.promql(&q.expr, &format!("{field}.expr"));
     // Without templates the expression can be checked as PromQL now.
     if !expr.contains("{{")
         && let Err(e) = crate::promql::parse(&expr)
@@ -517,9 +537,9 @@ fn kind_capacity(v: &mut V<'_>, c: &RawCapacity, field: &str) -> CheckKind {
     let audience = v.number_or_template(&c.audience, &format!("{field}.audience"));
     let join_rate_per_min =
         v.number_or_template(&c.join_rate_per_min, &format!("{field}.join_rate_per_min"));
-    let capacity_expr = v.template(&c.capacity, &format!("{field}.capacity"));
+    let capacity_expr = v.promql(&c.capacity, &format!("{field}.capacity"));
     let admission_per_min_expr =
-        v.template(&c.admission_per_min, &format!("{field}.admission_per_min"));
+        v.promql(&c.admission_per_min, &format!("{field}.admission_per_min"));
     let headroom = match &c.headroom {
         None => 0.2,
         Some(sp) => match parse_fraction(&sp.value) {

@@ -484,6 +484,7 @@ mod tests {
             description: String::new(),
             event: BTreeMap::new(),
             schedule: vec![],
+            warnings: Default::default(),
             checks: vec![
                 def("capacity", Severity::Blocker, q.clone()),
                 def("audio", Severity::Warning, q),

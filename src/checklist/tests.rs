@@ -219,3 +219,26 @@ fn event_parameters_are_overridden_in_their_own_type() {
     let e = event_params(&c, &[("audience".into(), "1".into())]).unwrap_err();
     assert!(e.starts_with("launch-readiness has no event parameter \"audience\"; it has account, expected_audience"), "{e}");
 }
+
+#[test]
+fn a_parameter_in_a_promql_string_without_the_filter_is_a_located_warning() {
+    let c = parse_checklist("launch.yaml", GOOD, &env()).unwrap();
+    let shown: Vec<String> = c.warnings.iter().map(ToString::to_string).collect();
+    let why = "is inside a PromQL string without `| promql`";
+    assert_eq!(shown.len(), 2, "{shown:?}");
+    assert!(
+        shown[0].starts_with(&format!(
+            "launch.yaml:16:17: warning: checks[0].capacity.capacity: `{{{{ event.room }}}}` {why}"
+        )),
+        "{shown:?}"
+    );
+    assert!(
+        shown[1].starts_with(&format!(
+            "launch.yaml:17:26: warning: checks[0].capacity.admission_per_min: `{{{{ event.room }}}}` {why}"
+        )),
+        "{shown:?}"
+    );
+    let escaped = GOOD.replace("{{ event.room }}", "{{ event.room | promql }}");
+    let c = parse_checklist("launch.yaml", &escaped, &env()).unwrap();
+    assert!(c.warnings.is_empty(), "{}", c.warnings);
+}

@@ -658,16 +658,19 @@ impl Run<'_> {
                 other => return other,
             }
         }
-        let params = match inner.templates.render_value(&step.with, &ctx) {
+        let Some(action) = actions::find(&step.action) else {
+            return StepResult::Failed(format!("unknown action {}", step.action));
+        };
+        let params = match inner
+            .templates
+            .render_params(&step.with, action.langs(), &ctx)
+        {
             Ok(p) => p,
             Err(e) => {
                 return self
                     .failed_before_acting(&sid, format!("rendering parameters: {}", e.message))
                     .await;
             }
-        };
-        let Some(action) = actions::find(&step.action) else {
-            return StepResult::Failed(format!("unknown action {}", step.action));
         };
         // In flight when the bot stopped: repeat only what is harmless.
         let mut attempt: u32 = 0;

@@ -39,7 +39,7 @@ pub struct Instruments {
     /// PromQL against the watcher's sources; `None` when there are none
     /// (then `query` and `capacity` checks cannot run, and say so).
     pub queries: Option<Queries>,
-    pub http: reqwest::Client,
+    pub http: crate::net::TargetClient,
     /// Targets and secrets for `http` checks; targets again for runbook
     /// tests' stubs.
     pub config: Arc<Config>,
@@ -127,7 +127,9 @@ async fn measure_kind(
             status,
             body_contains,
         } => {
-            let path = render("path", path)?;
+            let path = t
+                .render_path(path, ctx)
+                .map_err(|e| format!("path: template: {}", e.message))?;
             let needle = match body_contains {
                 Some(b) => Some(render("body_contains", b)?),
                 None => None,
@@ -201,29 +203,40 @@ async fn call(
     method: &str,
     path: &str,
 ) -> Result<(u16, String), String> {
-    use crate::executor::actions::http::{describe, join_on_target};
+    use crate::executor::actions::http::{TargetRequest, describe, join_on_target, send};
     let t = inst
         .config
         .targets
         .get(target)
         .ok_or_else(|| format!("unknown target {target:?}"))?;
     let url = join_on_target(&t.url, path).map_err(|e| e.message)?;
-    let m = reqwest::Method::from_bytes(method.as_bytes())
+    let method = reqwest::Method::from_bytes(method.as_bytes())
         .map_err(|_| format!("bad method {method:?}"))?;
-    let mut req = inst.http.request(m, url);
-    if let Some(secret) = &t.bearer_secret {
-        let src = inst
-            .config
-            .secrets
-            .get(secret)
-            .ok_or_else(|| format!("secret {secret:?} is not configured"))?;
-        req = req.bearer_auth(resolve_secret(src)?);
-    }
+    let bearer = match &t.bearer_secret {
+        None => None,
+        Some(secret) => {
+            let src = inst
+                .config
+                .secrets
+                .get(secret)
+                .ok_or_else(|| format!("secret {secret:?} is not configured"))?;
+            Some(resolve_secret(src)?)
+        }
+    };
     let shown = format!("{method} {target}{path}");
-    let resp = req
-        .send()
+    let call = TargetRequest {
+        target: t,
+        method,
+        url,
+        body: None,
+        idempotency_key: None,
+        bearer,
+        // The check's own time limit bounds the call.
+        timeout: None,
+    };
+    let resp = send(&inst.http, call)
         .await
-        .map_err(|e| format!("{shown}: {}", describe(&e)))?;
+        .map_err(|e| format!("{shown}: {e}"))?;
     let status = resp.status().as_u16();
     let bytes = resp
         .bytes()
@@ -391,7 +404,7 @@ pub async fn instruments_for(
     let queries = one_off_queries(&loaded.config, exprs, clock, &http, note).await;
     Ok(Instruments {
         queries,
-        http,
+        http: crate::net::target_client()?,
         config: Arc::new(loaded.config.clone()),
         runbooks: loaded.runbooks.clone(),
         runbook_tests: Arc::new(loaded.runbook_tests.clone()),

@@ -532,7 +532,7 @@ checks:
             inst: Instruments {
                 // Nothing to measure with: every run is NO-GO at once.
                 queries: None,
-                http: crate::net::client().unwrap(),
+                http: crate::net::target_client().unwrap(),
                 config: Arc::new(crate::config::Config::default()),
                 runbooks: Vec::new(),
                 runbook_tests: Arc::new(Vec::new()),

@@ -69,6 +69,8 @@ pub struct Runbook {
     pub digest: String,
     /// The runbooks its `runbook` steps call, by name; linked at load.
     pub callees: BTreeMap<String, std::sync::Arc<Runbook>>,
+    /// What validation found worth fixing that does not stop it loading.
+    pub warnings: Diagnostics,
 }
 
 /// Who may let a gated run or step go on, and until when.
@@ -729,8 +731,18 @@ pub fn parse_runbook(file: &str, text: &str, env: &CheckEnv) -> Result<Runbook, 
         verify,
         digest: format!("{:016x}", fnv(text.as_bytes())),
         callees: BTreeMap::new(),
+        warnings: Diagnostics::new(),
     };
-    c.c.out.into_result(rb)
+    if c.c.out.is_empty() {
+        Ok(Runbook {
+            warnings: c.c.warnings,
+            ..rb
+        })
+    } else {
+        let mut all = c.c.out;
+        all.extend(c.c.warnings);
+        Err(all)
+    }
 }
 
 /// FNV-1a: stable across builds and platforms, unlike std's hasher, so
@@ -866,6 +878,16 @@ fn check_parts(c: &mut Check, env: &CheckEnv, r: StepParts, field: &str, scope: 
                     format!("{field}.with.{sub}")
                 };
                 c.err(with_pos, f, msg);
+            }
+            let promql = action
+                .langs()
+                .iter()
+                .filter(|(_, lang)| *lang == template::Lang::Promql);
+            for (name, _) in promql {
+                let src = with.get(*name).and_then(Json::as_str).unwrap_or_default();
+                for why in template::promql_string_warnings(src) {
+                    c.warn(with_pos, format!("{field}.with.{name}"), why);
+                }
             }
         }
     }

@@ -17,7 +17,7 @@ use std::fmt;
 use serde::Deserialize;
 use serde_json::{Map, Value as Json, json};
 
-use super::template::Templates;
+use super::template::{Lang, Templates, encode_segment};
 use super::{Approval, Budget, OnFailure, OnTimeout, Runbook, Step, VerifyFailure, coerce};
 use crate::clock::Millis;
 use crate::diag::{did_you_mean, one_of};
@@ -262,12 +262,15 @@ pub fn build_plan(
     if alert.is_none() {
         ctx["alert"] = json!({});
     }
+    let mut placeholders = Vec::new();
     for r in &refs {
         if unknown_roots
             .iter()
             .any(|root| r.split('.').next() == Some(root))
         {
             set_placeholder(&mut ctx, r);
+            let shown = format!("<{r}>");
+            placeholders.push((encode_segment(&shown), shown));
         }
     }
     let mut p = Planner {
@@ -275,6 +278,7 @@ pub fn build_plan(
         ctx: &ctx,
         targets,
         unknown_roots: &unknown_roots,
+        placeholders,
         notes: Vec::new(),
     };
     let concurrency_key = p.render_str(&rb.concurrency_key, "policy.concurrency_key");
@@ -349,6 +353,8 @@ struct Planner<'a> {
     ctx: &'a Json,
     targets: &'a BTreeMap<String, String>,
     unknown_roots: &'a [String],
+    /// Each placeholder percent-encoded, and as it is shown.
+    placeholders: Vec<(String, String)>,
     notes: Vec<String>,
 }
 
@@ -394,6 +400,39 @@ impl Planner<'_> {
         }
     }
 
+    /// A step's parameters, each top-level field rendered as what its
+    /// action says it is (a `path` encoded as the run would).
+    fn render_params(&mut self, with: &Json, langs: &[(&str, Lang)], field: &str) -> Json {
+        let Json::Object(map) = with else {
+            return self.render_value(with, field);
+        };
+        let mut out = Map::new();
+        for (k, v) in map {
+            let f = format!("{field}.{k}");
+            let lang = langs.iter().find(|(name, _)| name == k).map(|(_, l)| *l);
+            let rendered = match (lang, v) {
+                (Some(Lang::UrlPath), Json::String(s)) => {
+                    match self.templates.render_path(s, self.ctx) {
+                        // A placeholder is shown as itself, not percent-encoded.
+                        Ok(path) => Json::String(
+                            self.placeholders
+                                .iter()
+                                .fold(path, |p, (encoded, shown)| p.replace(encoded, shown)),
+                        ),
+                        Err(e) => {
+                            self.notes
+                                .push(format!("{f} is shown as written: {}", e.message));
+                            v.clone()
+                        }
+                    }
+                }
+                _ => self.render_value(v, &f),
+            };
+            out.insert(k.clone(), rendered);
+        }
+        Json::Object(out)
+    }
+
     fn when(&mut self, cond: &str) -> When {
         let refs = match self.templates.check_expr(cond) {
             Ok(r) => r,
@@ -419,12 +458,20 @@ impl Planner<'_> {
 
     fn step(&mut self, s: &Step, list: &str) -> PlannedStep {
         let field = format!("{list}.{}", s.id);
-        let params = self.render_value(&s.with, &format!("{field}.with"));
+        let langs = crate::executor::actions::find(&s.action).map_or(&[][..], |a| a.langs());
+        let params = self.render_params(&s.with, langs, &format!("{field}.with"));
         let url = (s.action == "http")
             .then(|| {
                 let target = params.get("target")?.as_str()?;
                 let base = self.targets.get(target)?;
                 let path = params.get("path")?.as_str()?;
+                // What a run would refuse, said now.
+                if let Ok(url) = reqwest::Url::parse(base)
+                    && !path.contains('<')
+                    && let Err(e) = crate::executor::actions::http::join_on_target(&url, path)
+                {
+                    self.notes.push(format!("{field}.with.path: {}", e.message));
+                }
                 Some(format!("{}{path}", base.trim_end_matches('/')))
             })
             .flatten();
@@ -696,6 +743,43 @@ mod tests {
         assert!(
             text.contains("text: \"<alert.labels.alertname> fired for room <alert.labels.room>. Moving event launch"),
             "{text}"
+        );
+    }
+
+    /// A plan shows the path a run would call, its values encoded; and
+    /// says when the run would refuse it.
+    #[test]
+    fn a_plan_encodes_path_values_as_the_run_does() {
+        let rb = shipped("mute-feedback-speaker");
+        let mut a = alert();
+        a.labels.insert("speaker".into(), "../../../rooms#".into());
+        let plan = build_plan(&rb, Some(&a), &BTreeMap::new(), &targets(), NOW).unwrap();
+        let out = plan.to_string();
+        assert!(
+            out.contains(
+                "POST http://127.0.0.1:9100/api/v1/rooms/main/speakers/..%2F..%2F..%2Frooms%23/mute"
+            ),
+            "{out}"
+        );
+        a.labels.insert("speaker".into(), "..".into());
+        let plan = build_plan(&rb, Some(&a), &BTreeMap::new(), &targets(), NOW).unwrap();
+        let out = plan.to_string();
+        assert!(
+            out.contains("note: steps.mute.with.path is shown as written: invalid operation: \"..\" cannot go into a URL path"),
+            "{out}"
+        );
+        // A placeholder is shown as itself.
+        let yaml = "kind: runbook\nname: r\ntrigger: {manual: true}\nsteps:\n  - id: get\n    action: http\n    with: {target: sim, path: \"/rooms/{{ alert.labels.room }}\"}\n";
+        let env = CheckEnv {
+            targets: ["sim".to_owned()].into(),
+        };
+        let rb = parse_runbook("r.yaml", yaml, &env).unwrap();
+        let out = build_plan(&rb, None, &BTreeMap::new(), &targets(), NOW)
+            .unwrap()
+            .to_string();
+        assert!(
+            out.contains("GET http://127.0.0.1:9100/rooms/<alert.labels.room>"),
+            "{out}"
         );
     }
 

@@ -6,10 +6,17 @@
 //! limit, so a template can neither read files or secrets nor loop forever.
 //! Undefined values are errors, not empty strings: a typo in a runbook
 //! fails loudly at validation or at the step, never posts a blank.
+//!
+//! Values come from outside (alert labels, chat, target responses), so
+//! what a parameter's template writes decides how they go in ([`Lang`]):
+//! in a URL path every value is percent-encoded as part of one segment,
+//! whoever wrote the template; in PromQL a value inside a string literal
+//! goes through the `promql` filter, which validation asks for.
 
 use std::collections::BTreeSet;
+use std::fmt::Write as _;
 
-use minijinja::{Environment, UndefinedBehavior, Value};
+use minijinja::{Environment, Error, ErrorKind, UndefinedBehavior, Value};
 use serde_json::Value as Json;
 
 /// The names a template may start from.
@@ -47,8 +54,24 @@ impl TemplateError {
 /// The variables a template reads, as dotted paths (`steps.create.room`).
 pub type Refs = BTreeSet<String>;
 
+/// What a parameter's template writes, where that changes how values go
+/// in. Actions declare it for their fields (`Action::langs`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lang {
+    /// A URL path: every `{{ value }}` is percent-encoded as part of one
+    /// segment, so a value cannot add segments, a query or a fragment; and
+    /// it may not be empty, `.` or `..`, which would name another resource.
+    /// The template's own text keeps its slashes.
+    UrlPath,
+    /// PromQL: values go in as they are, so one inside a string literal
+    /// needs `| promql`; validation warns where it is missing.
+    Promql,
+}
+
 pub struct Templates {
     env: Environment<'static>,
+    /// The same engine, writing every value as part of a path segment.
+    path_env: Environment<'static>,
 }
 
 impl Default for Templates {
@@ -64,7 +87,24 @@ impl Templates {
         env.set_fuel(Some(FUEL));
         // Rendering into JSON bodies and chat, never HTML.
         env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
-        Templates { env }
+        env.add_filter("promql", |v: Value| promql_escape(&v.to_string()));
+        let mut path_env = env.clone();
+        // Not an auto-escape mode: `|safe` and `{% autoescape false %}`
+        // must not let a label value add a `/` to a path.
+        path_env.set_formatter(|out, _state, v| {
+            let s = v.to_string();
+            if matches!(s.as_str(), "" | "." | "..") {
+                return Err(Error::new(
+                    ErrorKind::InvalidOperation,
+                    format!(
+                        "{s:?} cannot go into a URL path: an empty, `.` or `..` value would call another resource"
+                    ),
+                ));
+            }
+            out.write_str(&encode_segment(&s))
+                .map_err(|_| Error::new(ErrorKind::WriteFailure, "writing a path"))
+        });
+        Templates { env, path_env }
     }
 
     /// True when `s` is exactly one `{{ expression }}`: such a value keeps
@@ -128,6 +168,44 @@ impl Templates {
         Ok(self.eval_raw(expr, ctx)?.is_true())
     }
 
+    /// Renders a URL path template: each value encoded as part of one
+    /// segment, never kept whole as a typed value.
+    pub fn render_path(&self, src: &str, ctx: &Json) -> Result<String, TemplateError> {
+        if !src.contains("{{") && !src.contains("{%") {
+            return Ok(src.to_owned());
+        }
+        let ctx = Value::from(minijinja::value::Serde(ctx));
+        self.path_env
+            .render_str(src, ctx)
+            .map_err(|e| TemplateError::from_mj(&e))
+    }
+
+    /// Renders a step's parameters: the top-level fields named in `langs`
+    /// as what they are, every other string as [`Templates::render_value`].
+    pub fn render_params(
+        &self,
+        with: &Json,
+        langs: &[(&str, Lang)],
+        ctx: &Json,
+    ) -> Result<Json, TemplateError> {
+        let Json::Object(map) = with else {
+            return self.render_value(with, ctx);
+        };
+        map.iter()
+            .map(|(k, v)| {
+                let lang = langs.iter().find(|(f, _)| f == k).map(|(_, l)| *l);
+                let rendered = match (lang, v) {
+                    (Some(Lang::UrlPath), Json::String(s)) => {
+                        Json::String(self.render_path(s, ctx)?)
+                    }
+                    _ => self.render_value(v, ctx)?,
+                };
+                Ok((k.clone(), rendered))
+            })
+            .collect::<Result<_, TemplateError>>()
+            .map(Json::Object)
+    }
+
     /// Renders every string inside a JSON value; keys are left alone.
     pub fn render_value(&self, v: &Json, ctx: &Json) -> Result<Json, TemplateError> {
         Ok(match v {
@@ -167,6 +245,106 @@ impl Templates {
             _ => {}
         }
     }
+}
+
+/// Percent-encodes everything but RFC 3986's unreserved characters, so
+/// `/`, `?`, `#`, `%`, `\` and non-ASCII stay inside one segment.
+pub fn encode_segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out
+}
+
+/// A value escaped to sit inside a PromQL string literal, double- or
+/// single-quoted: quotes are written as `\x22` and `\x27` because `\'` is
+/// an error inside "..." (and `\"` inside '...'). Backtick strings cannot
+/// escape anything; validation says so.
+pub fn promql_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for ch in s.chars() {
+        match ch {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '"' | '\'' => {
+                let _ = write!(out, "\\x{:02x}", u32::from(ch));
+            }
+            c if c.is_control() && u32::from(c) < 0x80 => {
+                let _ = write!(out, "\\x{:02x}", u32::from(c));
+            }
+            c if c.is_control() => {
+                let _ = write!(out, "\\u{:04x}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// What a validation warning says about each `{{ ... }}` in a PromQL
+/// template that sits inside a string literal without ending in
+/// `| promql` (or inside a backtick string, where no escape works), each
+/// once: places a value can end the string and write PromQL.
+pub fn promql_string_warnings(src: &str) -> Vec<String> {
+    unescaped_exprs(src)
+        .into_iter()
+        .map(|expr| format!("`{expr}` is inside a PromQL string without `| promql`: a value with a quote or a backslash would end the string and rewrite the query; end it with `| promql`, in double or single quotes"))
+        .collect()
+}
+
+/// The expressions [`promql_string_warnings`] warns about.
+fn unescaped_exprs(src: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut quote: Option<char> = None;
+    let mut rest = src;
+    while let Some(ch) = rest.chars().next() {
+        // Jinja first: its own quotes are not PromQL's.
+        if let Some(after) = rest.strip_prefix("{{") {
+            let end = after.find("}}").unwrap_or(after.len());
+            let expr = after[..end].trim_matches(|c: char| c == '-' || c.is_whitespace());
+            let last_filter = expr.rsplit('|').next().unwrap_or_default();
+            let escaped =
+                expr.contains('|') && last_filter.trim().split(['(', ' ']).next() == Some("promql");
+            let shown = format!("{{{{ {expr} }}}}");
+            if quote.is_some_and(|q| q == '`' || !escaped) && !found.contains(&shown) {
+                found.push(shown);
+            }
+            rest = after.get(end + 2..).unwrap_or_default();
+            continue;
+        }
+        let block_end = if rest.starts_with("{%") {
+            Some("%}")
+        } else if rest.starts_with("{#") {
+            Some("#}")
+        } else {
+            None
+        };
+        if let Some(close) = block_end {
+            rest = rest[2..].find(close).map_or("", |e| &rest[2 + e + 2..]);
+            continue;
+        }
+        let mut skip = ch.len_utf8();
+        match quote {
+            Some(q) if ch == '\\' && q != '`' => {
+                skip += rest[skip..].chars().next().map_or(0, char::len_utf8);
+            }
+            Some(q) if ch == q => quote = None,
+            Some(_) => {}
+            None if matches!(ch, '"' | '\'' | '`') => quote = Some(ch),
+            // A comment runs to the end of the line.
+            None if ch == '#' => skip = rest.find('\n').unwrap_or(rest.len()),
+            None => {}
+        }
+        rest = &rest[skip..];
+    }
+    found
 }
 
 #[cfg(test)]
@@ -230,6 +408,118 @@ mod tests {
             &json!({}),
         );
         assert!(e.is_err());
+    }
+
+    fn path_with(value: &str) -> Result<String, TemplateError> {
+        Templates::new().render_path(
+            "/api/v1/rooms/main/speakers/{{ inputs.speaker }}/mute",
+            &json!({"inputs": {"speaker": value}}),
+        )
+    }
+
+    #[test]
+    fn a_path_value_stays_inside_its_segment() {
+        for (value, encoded) in [
+            ("../../../rooms#", "..%2F..%2F..%2Frooms%23"),
+            ("%2e%2e", "%252e%252e"),
+            ("a/b?c=1", "a%2Fb%3Fc%3D1"),
+            ("..\\..", "..%5C.."),
+            ("ana maría", "ana%20mar%C3%ADa"),
+            ("bob-1.x_y~z", "bob-1.x_y~z"),
+        ] {
+            assert_eq!(
+                path_with(value).unwrap(),
+                format!("/api/v1/rooms/main/speakers/{encoded}/mute"),
+                "{value:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_path_value_cannot_be_empty_or_a_dot_segment() {
+        for value in ["", ".", ".."] {
+            let e = path_with(value).unwrap_err();
+            assert!(e.message.contains("another resource"), "{value:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_path_value_is_encoded_even_when_marked_safe() {
+        let t = Templates::new();
+        let ctx = json!({"inputs": {"p": "x/../y"}});
+        for src in [
+            "/r/{{ inputs.p | safe }}",
+            "/r/{% autoescape false %}{{ inputs.p }}{% endautoescape %}",
+        ] {
+            assert_eq!(t.render_path(src, &ctx).unwrap(), "/r/x%2F..%2Fy", "{src}");
+        }
+        // A whole-expression path is still text, not the value as it is.
+        assert_eq!(t.render_path("{{ inputs.p }}", &ctx).unwrap(), "x%2F..%2Fy");
+    }
+
+    #[test]
+    fn only_fields_declared_as_paths_are_encoded() {
+        let t = Templates::new();
+        let ctx = json!({"inputs": {"room": "a/b"}});
+        let v = t
+            .render_params(
+                &json!({"path": "/rooms/{{ inputs.room }}", "body": {"room": "{{ inputs.room }}"}}),
+                &[("path", Lang::UrlPath)],
+                &ctx,
+            )
+            .unwrap();
+        assert_eq!(v, json!({"path": "/rooms/a%2Fb", "body": {"room": "a/b"}}));
+    }
+
+    #[test]
+    fn a_promql_escaped_value_stays_one_label_value() {
+        let t = Templates::new();
+        for value in [
+            "main\"}) or vector(1) or max(x{a=\"",
+            "main'}) or vector(1) or max(x{a='",
+            "back\\slash\\",
+            "two\nlines\r\t",
+            "`tick` and 'single' and \"double\"",
+            "ünï\u{7}cödé",
+        ] {
+            let ctx = json!({"alert": {"labels": {"room": value}}});
+            for q in ['"', '\''] {
+                let src =
+                    format!("live_room_up{{room={q}{{{{ alert.labels.room | promql }}}}{q}}}");
+                let expr = t.render_str(&src, &ctx).unwrap();
+                let parsed = crate::promql::parse(&expr).unwrap_or_else(|e| panic!("{expr}: {e}"));
+                let promql_parser::parser::Expr::VectorSelector(vs) = parsed else {
+                    panic!("{expr} is not one selector");
+                };
+                let room = vs.matchers.find_matchers("room");
+                assert_eq!(room.len(), 1, "{expr}");
+                assert_eq!(room[0].value, value, "{expr}");
+            }
+        }
+    }
+
+    #[test]
+    fn unescaped_values_inside_promql_strings_are_found() {
+        let found = unescaped_exprs(
+            r#"max(x{room="{{ alert.labels.room }}", a='{{ inputs.a|promql }}'}) > {{ steps.s.n }}
+               and y{b=`{{ inputs.b | promql }}`, c="{{- inputs.c | lower -}}", d="\"{{ inputs.d }}"} # "{{ inputs.e }}"
+               {% set q = '"' %}{# " #}{{ inputs.f }}"#,
+        );
+        assert_eq!(
+            found,
+            [
+                "{{ alert.labels.room }}",
+                "{{ inputs.b | promql }}",
+                "{{ inputs.c | lower }}",
+                "{{ inputs.d }}",
+            ]
+        );
+        assert!(
+            unescaped_exprs(
+                r#"sum(x{room="{{ inputs.room | promql }}"}) >= {{ steps.b.n * 0.8 }}"#
+            )
+            .is_empty()
+        );
     }
 
     #[test]

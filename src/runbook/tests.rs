@@ -314,3 +314,39 @@ fn a_wait_until_gets_a_timeout_that_outlasts_within() {
         "{errs}"
     );
 }
+
+#[test]
+fn a_value_in_a_promql_string_without_the_filter_is_a_located_warning() {
+    let text = r#"kind: runbook
+name: verify-room
+trigger: {manual: true}
+inputs:
+  room: {type: string, from: alert.labels.room}
+steps:
+  - id: load
+    action: query
+    with:
+      expr: 'max(live_room_listeners{room="{{ inputs.room | promql }}"}) > {{ alert.value }}'
+  - id: held
+    action: wait
+    with:
+      until: 'max(live_room_up{room="{{ alert.labels.room }}"}) == 1'
+      within: 1m
+  - id: tell
+    action: chat
+    with: {text: 'room="{{ alert.labels.room }}"'}
+"#;
+    let rb = parse_runbook("rb.yaml", text, &env()).unwrap();
+    let shown: Vec<String> = rb.warnings.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        shown,
+        [
+            "rb.yaml:14:7: warning: steps[1].with.until: `{{ alert.labels.room }}` is inside a PromQL string without `| promql`: a value with a quote or a backslash would end the string and rewrite the query; end it with `| promql`, in double or single quotes"
+        ]
+    );
+    // A warning does not fail the file, but comes with its errors.
+    let broken = text.replace("within: 1m", "within: soon");
+    let errs = parse_runbook("rb.yaml", &broken, &env()).unwrap_err();
+    assert_eq!(errs.iter().filter(|d| d.warning).count(), 1, "{errs}");
+    assert_eq!(errs.iter().filter(|d| !d.warning).count(), 1, "{errs}");
+}

@@ -1,9 +1,10 @@
 //! `http`: call a named target from config. Runbooks cannot name hosts:
-//! the path is joined to the target's base URL and a result on another
-//! host, port or scheme is refused. Mutating calls carry an
-//! `Idempotency-Key` derived from the run and step, so a retry (or a
-//! resumed run) applies once. Fields of the JSON response can be captured
-//! for later steps with JSON pointers.
+//! the path (its values percent-encoded, see `template::Lang::UrlPath`) is
+//! joined to the target's base URL, and a result on another host, port or
+//! scheme, or outside the base path, is refused, and so is a redirect
+//! there. Mutating calls carry an `Idempotency-Key` derived from the run
+//! and step, so a retry (or a resumed run) applies once. Fields of the
+//! JSON response can be captured for later steps with JSON pointers.
 
 use std::collections::BTreeMap;
 
@@ -12,8 +13,10 @@ use serde_json::{Map, Value as Json, json};
 
 use super::{Action, ActionError, Done, StepCtx, check_shape};
 use crate::chat::BoxFut;
-use crate::config::resolve_secret;
+use crate::config::{Target, resolve_secret};
+use crate::net::TargetClient;
 use crate::runbook::CheckEnv;
+use crate::runbook::template::Lang;
 
 pub struct Http;
 
@@ -52,6 +55,10 @@ impl Action for Http {
         "http"
     }
 
+    fn langs(&self) -> &'static [(&'static str, Lang)] {
+        &[("path", Lang::UrlPath)]
+    }
+
     fn check(&self, with: &Json, env: &CheckEnv) -> Vec<(String, String)> {
         let p = match check_shape::<Params>(with) {
             Ok(p) => p,
@@ -84,6 +91,15 @@ impl Action for Http {
         }
         if !p.path.starts_with('/') || p.path.starts_with("//") {
             errs.push(("path".into(), format!("{:?} must be a path starting with a single `/` (the host comes from the target)", p.path)));
+        } else if has_dot_segment(&p.path) {
+            // Values cannot make one (see `Lang::UrlPath`); the text can.
+            errs.push((
+                "path".into(),
+                format!(
+                    "{:?} has a `.` or `..` segment; a run would refuse it",
+                    p.path
+                ),
+            ));
         }
         for (name, ptr) in &p.capture {
             if !ptr.is_empty() && !ptr.starts_with('/') {
@@ -124,45 +140,41 @@ impl Action for Http {
                 .targets
                 .get(&p.target)
                 .ok_or_else(|| ActionError::fatal(format!("unknown target {:?}", p.target)))?;
-            let url = join_on_target(&target.url, &p.path)?;
+            let mut url = join_on_target(&target.url, &p.path)?;
             let method = reqwest::Method::from_bytes(p.method.as_bytes())
                 .map_err(|_| ActionError::fatal(format!("bad method {:?}", p.method)))?;
-            let mut req = ctx
-                .env
-                .http
-                .request(method.clone(), url.clone())
-                .timeout(target.timeout.to_std());
             if !p.query.is_empty() {
-                let pairs: Vec<(String, String)> = p
-                    .query
-                    .iter()
-                    .map(|(k, v)| {
+                url.query_pairs_mut()
+                    .extend_pairs(p.query.iter().map(|(k, v)| {
                         (
                             k.clone(),
                             v.as_str().map_or_else(|| v.to_string(), str::to_owned),
                         )
-                    })
-                    .collect();
-                req = req.query(&pairs);
+                    }));
             }
-            if method != reqwest::Method::GET {
-                req = req.header("Idempotency-Key", &ctx.idempotency_key);
-            }
-            if let Some(b) = &p.body {
-                req = req.json(b);
-            }
-            if let Some(secret) = &target.bearer_secret {
-                let src = ctx.env.secrets.get(secret).ok_or_else(|| {
-                    ActionError::fatal(format!("secret {secret:?} is not configured"))
-                })?;
-                let token = resolve_secret(src).map_err(ActionError::fatal)?;
-                req = req.bearer_auth(token);
-            }
+            let bearer = match &target.bearer_secret {
+                None => None,
+                Some(secret) => {
+                    let src = ctx.env.secrets.get(secret).ok_or_else(|| {
+                        ActionError::fatal(format!("secret {secret:?} is not configured"))
+                    })?;
+                    Some(resolve_secret(src).map_err(ActionError::fatal)?)
+                }
+            };
             let shown = format!("{method} {}{}", p.target, url.path());
-            let resp = req
-                .send()
-                .await
-                .map_err(|e| ActionError::retryable(format!("{shown}: {}", describe(&e))))?;
+            let call = TargetRequest {
+                target,
+                method,
+                url,
+                body: p.body.as_ref(),
+                idempotency_key: Some(&ctx.idempotency_key),
+                bearer,
+                timeout: Some(target.timeout.to_std()),
+            };
+            let resp = send(&ctx.env.http, call).await.map_err(|e| ActionError {
+                message: format!("{shown}: {e}"),
+                retryable: e.retryable(),
+            })?;
             let status = resp.status();
             let bytes = resp.bytes().await.map_err(|e| {
                 ActionError::retryable(format!("{shown}: reading response: {}", describe(&e)))
@@ -207,25 +219,138 @@ impl Action for Http {
 }
 
 /// Joins a path to a target base URL, refusing anything that would leave
-/// the target.
+/// the target: another scheme, host or port, or a path outside the base
+/// URL's. A `.` or `..` segment is refused in any spelling (`%2e%2e` is
+/// `..` to the URL parser), since it could climb out.
 pub(crate) fn join_on_target(base: &reqwest::Url, path: &str) -> Result<reqwest::Url, ActionError> {
     if !path.starts_with('/') || path.starts_with("//") || path.contains('\\') {
         return Err(ActionError::fatal(format!(
             "path {path:?} must start with a single `/`"
         )));
     }
+    if has_dot_segment(path) {
+        return Err(ActionError::fatal(format!(
+            "path {path:?} has a `.` or `..` segment; refused, as it could leave the target's base path"
+        )));
+    }
     let joined = format!("{}{}", base.as_str().trim_end_matches('/'), path);
     let url = reqwest::Url::parse(&joined)
         .map_err(|e| ActionError::fatal(format!("bad path {path:?}: {e}")))?;
-    if url.scheme() != base.scheme()
-        || url.host() != base.host()
-        || url.port_or_known_default() != base.port_or_known_default()
-    {
+    if !on_target(base, &url) {
         return Err(ActionError::fatal(format!(
-            "path {path:?} leaves the target"
+            "path {path:?} leaves the target ({url} is not under {base})"
         )));
     }
     Ok(url)
+}
+
+/// A `.` or `..` segment before the query, in any spelling the URL
+/// parser reads as one.
+fn has_dot_segment(path: &str) -> bool {
+    let before_query = path.split(['?', '#']).next().unwrap_or_default();
+    before_query.split('/').any(|segment| {
+        let s = segment.to_ascii_lowercase().replace("%2e", ".");
+        s == "." || s == ".."
+    })
+}
+
+/// Whether `url` is on the target whose base URL is `base`: the same
+/// scheme, host and port, and a path at or under the base path, segment
+/// by segment (`/api` holds `/api/x`, not `/apix`).
+pub(crate) fn on_target(base: &reqwest::Url, url: &reqwest::Url) -> bool {
+    let prefix = base.path().trim_end_matches('/');
+    url.scheme() == base.scheme()
+        && url.host() == base.host()
+        && url.port_or_known_default() == base.port_or_known_default()
+        && (url.path() == prefix || url.path().starts_with(&format!("{prefix}/")))
+}
+
+/// The most redirects followed for one call, all on the target.
+const MAX_REDIRECTS: usize = 5;
+
+/// One call to a target, as [`send`] makes it.
+pub(crate) struct TargetRequest<'a> {
+    pub target: &'a Target,
+    pub method: reqwest::Method,
+    pub url: reqwest::Url,
+    pub body: Option<&'a Json>,
+    /// Sent on every method but GET.
+    pub idempotency_key: Option<&'a str>,
+    pub bearer: Option<String>,
+    pub timeout: Option<std::time::Duration>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum SendError {
+    #[error("{}", describe(.0))]
+    Http(#[from] reqwest::Error),
+    #[error("redirected to {to} which is outside target {target}; not followed")]
+    Outside { to: String, target: String },
+    #[error("redirected with a Location that is not a URL ({0:?}); not followed")]
+    BadLocation(String),
+    #[error("more than {MAX_REDIRECTS} redirects; not followed")]
+    TooManyRedirects,
+}
+
+impl SendError {
+    /// Only a failed connection or a timeout may go better next time.
+    pub(crate) fn retryable(&self) -> bool {
+        matches!(self, SendError::Http(_))
+    }
+}
+
+/// Sends a call to a target, following redirects only while they stay on
+/// it: the client follows none by itself (see [`TargetClient`]), because a
+/// 307 elsewhere would take the body and the `Idempotency-Key` with it. A
+/// 301, 302 or 303 turns the call into a GET without a body, as browsers
+/// and reqwest do; a 307 or 308 repeats it as it was.
+pub(crate) async fn send(
+    http: &TargetClient,
+    r: TargetRequest<'_>,
+) -> Result<reqwest::Response, SendError> {
+    let (mut method, mut url, mut body) = (r.method, r.url, r.body);
+    for _ in 0..=MAX_REDIRECTS {
+        let mut req = http.0.request(method.clone(), url.clone());
+        if let Some(t) = r.timeout {
+            req = req.timeout(t);
+        }
+        if let (Some(key), false) = (r.idempotency_key, method == reqwest::Method::GET) {
+            req = req.header("Idempotency-Key", key);
+        }
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        if let Some(token) = &r.bearer {
+            req = req.bearer_auth(token);
+        }
+        let resp = req.send().await?;
+        let status = resp.status().as_u16();
+        if !matches!(status, 301 | 302 | 303 | 307 | 308) {
+            return Ok(resp);
+        }
+        let Some(location) = resp.headers().get(reqwest::header::LOCATION) else {
+            return Ok(resp);
+        };
+        let next = location
+            .to_str()
+            .ok()
+            .and_then(|l| url.join(l).ok())
+            .ok_or_else(|| {
+                SendError::BadLocation(String::from_utf8_lossy(location.as_bytes()).into_owned())
+            })?;
+        if !on_target(&r.target.url, &next) {
+            return Err(SendError::Outside {
+                to: next.to_string(),
+                target: r.target.name.clone(),
+            });
+        }
+        if status <= 303 && method != reqwest::Method::HEAD {
+            method = reqwest::Method::GET;
+            body = None;
+        }
+        url = next;
+    }
+    Err(SendError::TooManyRedirects)
 }
 
 pub(crate) fn describe(e: &reqwest::Error) -> String {
@@ -282,6 +407,20 @@ mod tests {
     }
 
     #[test]
+    fn a_dot_segment_written_in_the_path_is_an_error_at_load() {
+        for path in ["/api/../x", "/api/%2E%2e/{{ inputs.room }}", "/./x"] {
+            let e = Http.check(&json!({"target": "sim", "path": path}), &env());
+            assert_eq!(e.len(), 1, "{path}: {e:?}");
+            assert!(e[0].1.contains("`.` or `..` segment"), "{path}: {e:?}");
+        }
+        let ok = Http.check(
+            &json!({"target": "sim", "path": "/api/v1.2/{{ inputs.room }}?up=.."}),
+            &env(),
+        );
+        assert!(ok.is_empty(), "{ok:?}");
+    }
+
+    #[test]
     fn unknown_param_is_named() {
         let e = Http.check(&json!({"target": "sim", "path": "/", "bdy": {}}), &env());
         assert!(e[0].1.contains("bdy"), "{e:?}");
@@ -302,5 +441,46 @@ mod tests {
             join_on_target(&based, "/x").unwrap().as_str(),
             "http://127.0.0.1:9100/prefix/x"
         );
+    }
+
+    #[test]
+    fn paths_cannot_climb_out_of_the_base_path() {
+        let base = reqwest::Url::parse("http://h/tenant-a/api").unwrap();
+        for path in [
+            "/../../tenant-b/rooms",
+            "/x/%2e%2e/%2E%2E/%2e./tenant-b",
+            "/./x",
+            "/x/.%2E",
+            "/x/..?y=1",
+            "/x/..#y",
+        ] {
+            let e = join_on_target(&base, path).unwrap_err();
+            assert!(e.message.contains("`.` or `..` segment"), "{path}: {e}");
+        }
+        // Dots inside a segment are a name, and `..` after `?` is a query.
+        assert_eq!(
+            join_on_target(&base, "/a..b/.x/x./?up=../..")
+                .unwrap()
+                .as_str(),
+            "http://h/tenant-a/api/a..b/.x/x./?up=../.."
+        );
+    }
+
+    #[test]
+    fn on_target_means_the_origin_and_under_the_base_path() {
+        let base = reqwest::Url::parse("http://h:8080/tenant-a/api/").unwrap();
+        let at = |u: &str| on_target(&base, &reqwest::Url::parse(u).unwrap());
+        assert!(at("http://h:8080/tenant-a/api"));
+        assert!(at("http://h:8080/tenant-a/api/rooms?x=1"));
+        assert!(!at("http://h:8080/tenant-a/apix"));
+        assert!(!at("http://h:8080/tenant-b/api/rooms"));
+        assert!(!at("https://h:8080/tenant-a/api/rooms"));
+        assert!(!at("http://h:8081/tenant-a/api/rooms"));
+        assert!(!at("http://evil:8080/tenant-a/api/rooms"));
+        let root = reqwest::Url::parse("http://h/").unwrap();
+        assert!(on_target(
+            &root,
+            &reqwest::Url::parse("http://h:80/any/where").unwrap()
+        ));
     }
 }

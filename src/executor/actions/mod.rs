@@ -18,11 +18,12 @@ use crate::chat::{BoxFut, Outbox};
 use crate::clock::Clock;
 use crate::config::{SecretSource, Target};
 use crate::runbook::CheckEnv;
+use crate::runbook::template::Lang;
 
 /// What every action may use. Built once by the daemon.
 #[derive(Clone)]
 pub struct ActionEnv {
-    pub http: reqwest::Client,
+    pub http: crate::net::TargetClient,
     pub targets: BTreeMap<String, Target>,
     pub secrets: BTreeMap<String, SecretSource>,
     pub outbox: Outbox,
@@ -95,6 +96,12 @@ pub trait Action: Send + Sync {
     /// Runs with rendered parameters.
     fn run<'a>(&'a self, ctx: &'a StepCtx<'a>, with: Json)
     -> BoxFut<'a, Result<Done, ActionError>>;
+    /// What the templates of some of its fields write, where that decides
+    /// how values go in: a `path` is encoded, a PromQL string checked for
+    /// `| promql`. Fields not named are plain text.
+    fn langs(&self) -> &'static [(&'static str, Lang)] {
+        &[]
+    }
     /// Whether doing this again, with the same idempotency key, is
     /// harmless. A step that was in flight when the bot died is repeated
     /// on restart only if so; otherwise the run is marked interrupted for

@@ -5,7 +5,7 @@
 //! - id: load
 //!   action: query
 //!   with:
-//!     expr: 'sum by (room) (live_room_listeners{event="{{ inputs.event }}"})'
+//!     expr: 'sum by (room) (live_room_listeners{event="{{ inputs.event | promql }}"})'
 //!     expect: {empty: false, max: 1400000}
 //!     capture: {room: room}
 //! ```
@@ -31,6 +31,7 @@ use super::{Action, ActionError, Done, StepCtx, check_expr, check_shape, is_temp
 use crate::chat::BoxFut;
 use crate::promql::{Sample, Value};
 use crate::runbook::CheckEnv;
+use crate::runbook::template::Lang;
 
 pub struct Query;
 
@@ -60,6 +61,10 @@ pub struct Expect<N> {
 impl Action for Query {
     fn name(&self) -> &'static str {
         "query"
+    }
+
+    fn langs(&self) -> &'static [(&'static str, Lang)] {
+        &[("expr", Lang::Promql)]
     }
 
     fn check(&self, with: &Json, _env: &CheckEnv) -> Vec<(String, String)> {

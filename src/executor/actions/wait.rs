@@ -36,6 +36,7 @@ use crate::chat::BoxFut;
 use crate::duration::PromDuration;
 use crate::promql::Value;
 use crate::runbook::CheckEnv;
+use crate::runbook::template::Lang;
 
 pub struct Wait;
 
@@ -126,6 +127,10 @@ impl Params {
 impl Action for Wait {
     fn name(&self) -> &'static str {
         "wait"
+    }
+
+    fn langs(&self) -> &'static [(&'static str, Lang)] {
+        &[("until", Lang::Promql)]
     }
 
     fn check(&self, with: &Json, _env: &CheckEnv) -> Vec<(String, String)> {
