@@ -972,6 +972,20 @@ pub fn load(path: &Path) -> Result<(TestFile, Vec<RuleGroup>, Vec<String>), Diag
         }
         for p in matched {
             let pn = p.display().to_string();
+            // A test file names rule files; it must not make the runner
+            // read (and quote, in a parse error) any other file it can
+            // reach, such as a key or a password file.
+            if !matches!(p.extension().and_then(|x| x.to_str()), Some("yml" | "yaml")) {
+                errs.push(Diagnostic::new(
+                    &name,
+                    *pos,
+                    format!("rule_files[{i}]"),
+                    format!(
+                        "{pn} is not a rule file: firebreak reads rule files named *.yml or *.yaml"
+                    ),
+                ));
+                continue;
+            }
             // Only regular files: a glob over a directory of devices or
             // FIFOs must not hang the test run.
             match crate::load::read_text_file(&p) {

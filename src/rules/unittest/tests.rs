@@ -254,3 +254,20 @@ fn rule_files_that_are_not_regular_files_are_errors_not_hangs() {
     // The regular rule file beside it reads as before.
     assert!(!e.contains("rules.yml"), "{e}");
 }
+
+/// Regression: `rule_files` could name any file the runner can read
+/// (`/etc/passwd`), and a parse error then quoted its lines.
+#[test]
+fn rule_files_are_yaml_files_only() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("secret.txt"), "root:x:0:0:hunter2\n").unwrap();
+    let test = dir.path().join("t.yaml");
+    std::fs::write(
+        &test,
+        "rule_files: ['secret.txt']\ntests:\n- input_series: []\n  alert_rule_test: []\n",
+    )
+    .unwrap();
+    let e = load(&test).map(|_| ()).unwrap_err().to_string();
+    assert!(e.contains("secret.txt is not a rule file"), "{e}");
+    assert!(!e.contains("hunter2"), "{e}");
+}
