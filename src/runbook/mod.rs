@@ -879,13 +879,14 @@ fn check_parts(c: &mut Check, env: &CheckEnv, r: StepParts, field: &str, scope: 
                 };
                 c.err(with_pos, f, msg);
             }
-            let promql = action
-                .langs()
-                .iter()
-                .filter(|(_, lang)| *lang == template::Lang::Promql);
-            for (name, _) in promql {
+            for (name, lang) in action.langs() {
                 let src = with.get(*name).and_then(Json::as_str).unwrap_or_default();
-                for why in template::promql_string_warnings(src) {
+                let warnings = match lang {
+                    template::Lang::Promql => template::promql_string_warnings(src),
+                    template::Lang::Matchers => template::matcher_warnings(src),
+                    template::Lang::UrlPath => Vec::new(),
+                };
+                for why in warnings {
                     c.warn(with_pos, format!("{field}.with.{name}"), why);
                 }
             }

@@ -66,6 +66,10 @@ pub enum Lang {
     /// PromQL: values go in as they are, so one inside a string literal
     /// needs `| promql`; validation warns where it is missing.
     Promql,
+    /// Alertmanager matchers (a `silence` step): a value belongs inside
+    /// double quotes with `| matcher`, or a label could end the value and
+    /// add matchers that widen the silence; validation warns otherwise.
+    Matchers,
 }
 
 pub struct Templates {
@@ -88,6 +92,10 @@ impl Templates {
         // Rendering into JSON bodies and chat, never HTML.
         env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
         env.add_filter("promql", |v: Value| promql_escape(&v.to_string()));
+        env.add_filter("matcher", |v: Value| matcher_escape(&v.to_string()));
+        // For a value inside a regex (`=~` in PromQL or a matcher): its
+        // `.`, `|` and `*` match themselves, not everything.
+        env.add_filter("regex_escape", |v: Value| regex::escape(&v.to_string()));
         let mut path_env = env.clone();
         // Not an auto-escape mode: `|safe` and `{% autoescape false %}`
         // must not let a label value add a `/` to a path.
@@ -288,6 +296,32 @@ pub fn promql_escape(s: &str) -> String {
     out
 }
 
+/// A value escaped to sit inside a double-quoted Alertmanager matcher
+/// value (`room="{{ v | matcher }}"`), as `crate::matchers` reads one.
+pub fn matcher_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for ch in s.chars() {
+        match ch {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// What a validation warning says about each `{{ ... }}` in a `silence`
+/// step's matchers that is not inside double quotes ending in
+/// `| matcher`: places a value can add matchers of its own.
+pub fn matcher_warnings(src: &str) -> Vec<String> {
+    unescaped_in(src, "matcher", &['"'], true)
+        .into_iter()
+        .map(|expr| format!("`{expr}` is not inside double quotes with `| matcher`: a value with a quote, a comma or a brace would add matchers and widen the silence; write name=\"{{{{ ... | matcher }}}}\""))
+        .collect()
+}
+
 /// What a validation warning says about each `{{ ... }}` in a PromQL
 /// template that sits inside a string literal without ending in
 /// `| promql` (or inside a backtick string, where no escape works), each
@@ -301,6 +335,14 @@ pub fn promql_string_warnings(src: &str) -> Vec<String> {
 
 /// The expressions [`promql_string_warnings`] warns about.
 fn unescaped_exprs(src: &str) -> Vec<String> {
+    unescaped_in(src, "promql", &['"', '\'', '`'], false)
+}
+
+/// Each `{{ ... }}` of `src` that sits inside a string opened by one of
+/// `quotes` without ending in `| filter` (a backtick string escapes
+/// nothing, so anything in one), and with `bare` also each one outside
+/// any string.
+fn unescaped_in(src: &str, filter: &str, quotes: &[char], bare: bool) -> Vec<String> {
     let mut found = Vec::new();
     let mut quote: Option<char> = None;
     let mut rest = src;
@@ -311,9 +353,13 @@ fn unescaped_exprs(src: &str) -> Vec<String> {
             let expr = after[..end].trim_matches(|c: char| c == '-' || c.is_whitespace());
             let last_filter = expr.rsplit('|').next().unwrap_or_default();
             let escaped =
-                expr.contains('|') && last_filter.trim().split(['(', ' ']).next() == Some("promql");
+                expr.contains('|') && last_filter.trim().split(['(', ' ']).next() == Some(filter);
             let shown = format!("{{{{ {expr} }}}}");
-            if quote.is_some_and(|q| q == '`' || !escaped) && !found.contains(&shown) {
+            let unsafe_here = match quote {
+                Some(q) => q == '`' || !escaped,
+                None => bare,
+            };
+            if unsafe_here && !found.contains(&shown) {
                 found.push(shown);
             }
             rest = after.get(end + 2..).unwrap_or_default();
@@ -337,9 +383,9 @@ fn unescaped_exprs(src: &str) -> Vec<String> {
             }
             Some(q) if ch == q => quote = None,
             Some(_) => {}
-            None if matches!(ch, '"' | '\'' | '`') => quote = Some(ch),
-            // A comment runs to the end of the line.
-            None if ch == '#' => skip = rest.find('\n').unwrap_or(rest.len()),
+            None if quotes.contains(&ch) => quote = Some(ch),
+            // A PromQL comment runs to the end of the line.
+            None if ch == '#' && filter == "promql" => skip = rest.find('\n').unwrap_or(rest.len()),
             None => {}
         }
         rest = &rest[skip..];
@@ -496,6 +542,51 @@ mod tests {
                 assert_eq!(room[0].value, value, "{expr}");
             }
         }
+    }
+
+    /// Regression: a label pasted into a silence's matchers could close
+    /// the value and add `alertname=~".*"`, silencing every alert of the
+    /// event. Escaped, it stays one value.
+    #[test]
+    fn a_matcher_escaped_value_stays_one_matcher_value() {
+        let t = Templates::new();
+        for hostile in [
+            r#"launch",alertname=~".*"#,
+            r#"x\"#,
+            "a\nb}",
+            r#"\",room=~".+"#,
+        ] {
+            let ctx = json!({"inputs": {"event": hostile}});
+            let text = t
+                .render_str(
+                    r#"alertname="RoomFull",event="{{ inputs.event | matcher }}""#,
+                    &ctx,
+                )
+                .unwrap();
+            let ms =
+                crate::matchers::parse_matchers(&text).unwrap_or_else(|e| panic!("{text}: {e}"));
+            assert_eq!(ms.len(), 2, "{text}");
+            assert_eq!(ms[1].value, hostile, "{text}");
+        }
+        let ctx = json!({"inputs": {"room": "main.hall"}});
+        assert_eq!(
+            t.render_str("{{ inputs.room | regex_escape }}", &ctx)
+                .unwrap(),
+            "main\\.hall"
+        );
+    }
+
+    #[test]
+    fn unescaped_values_in_matchers_are_found() {
+        let w = matcher_warnings(
+            r#"alertname="A",event="{{ inputs.event }}",room={{ inputs.room }},ok="{{ inputs.ok | matcher }}""#,
+        );
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(
+            w[0].starts_with("`{{ inputs.event }}` is not inside double quotes with `| matcher`"),
+            "{w:?}"
+        );
+        assert!(w[1].starts_with("`{{ inputs.room }}`"), "{w:?}");
     }
 
     #[test]

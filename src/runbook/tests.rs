@@ -350,3 +350,31 @@ steps:
     assert_eq!(errs.iter().filter(|d| d.warning).count(), 1, "{errs}");
     assert_eq!(errs.iter().filter(|d| !d.warning).count(), 1, "{errs}");
 }
+
+#[test]
+fn a_value_in_silence_matchers_without_the_filter_is_a_located_warning() {
+    let text = r#"kind: runbook
+name: quiet
+trigger: {manual: true}
+inputs:
+  event: {type: string, from: alert.labels.event}
+steps:
+  - id: ok
+    action: silence
+    with:
+      matchers: 'alertname="RoomFull",event="{{ inputs.event | matcher }}"'
+      duration: 30m
+  - id: open
+    action: silence
+    with:
+      matchers: 'alertname="RoomFull",event={{ inputs.event }}'
+      duration: 30m
+"#;
+    let rb = parse_runbook("rb.yaml", text, &env()).unwrap();
+    let shown: Vec<String> = rb.warnings.iter().map(ToString::to_string).collect();
+    assert_eq!(shown.len(), 1, "{shown:?}");
+    assert!(
+        shown[0].starts_with("rb.yaml:15:7: warning: steps[1].with.matchers: `{{ inputs.event }}` is not inside double quotes with `| matcher`"),
+        "{shown:?}"
+    );
+}

@@ -8,7 +8,7 @@
 //! - id: quiet_old_room
 //!   action: silence
 //!   with:
-//!     matchers: 'alertname="RoomFull",event="{{ inputs.event }}"'
+//!     matchers: 'alertname="RoomFull",event="{{ inputs.event | matcher }}"'
 //!     duration: 30m
 //!     comment: moved to the backup room   # optional
 //! ```
@@ -28,6 +28,7 @@ use crate::control::Command;
 use crate::duration::PromDuration;
 use crate::matchers::{Matcher, parse_matchers};
 use crate::runbook::CheckEnv;
+use crate::runbook::template::Lang;
 use crate::silence::matchers_text;
 
 pub struct Silence;
@@ -72,6 +73,10 @@ fn duration(text: &str) -> Result<PromDuration, String> {
 impl Action for Silence {
     fn name(&self) -> &'static str {
         "silence"
+    }
+
+    fn langs(&self) -> &'static [(&'static str, Lang)] {
+        &[("matchers", Lang::Matchers)]
     }
 
     fn check(&self, with: &Json, _env: &CheckEnv) -> Vec<(String, String)> {
