@@ -12,6 +12,29 @@ use crate::diag::{Diagnostic, Diagnostics};
 use crate::rules::RuleGroup;
 use crate::runbook::{CheckEnv, Runbook, load_runbooks};
 
+impl Loaded {
+    /// What validation warned about (a value in a PromQL string or a
+    /// matcher without its escape filter, ...): a version with warnings
+    /// runs, and says so in the log so they are not seen only by
+    /// `firebreak validate`.
+    pub fn warnings(&self) -> impl Iterator<Item = &Diagnostic> {
+        self.runbooks
+            .iter()
+            .flat_map(|r| r.warnings.iter())
+            .chain(self.checklists.iter().flat_map(|c| c.warnings.iter()))
+    }
+
+    /// Logs each warning once, for a start or a reload.
+    pub fn log_warnings(&self, why: &str) -> usize {
+        let mut n = 0;
+        for w in self.warnings() {
+            tracing::warn!(warning = %w, %why, "runbook or checklist warning");
+            n += 1;
+        }
+        n
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct Loaded {
     pub config: Config,

@@ -333,6 +333,7 @@ async fn dispatch(cmd: Cmd) -> anyhow::Result<ExitCode> {
                     return Ok(ExitCode::FAILURE);
                 }
             };
+            loaded.log_warnings("start");
             let store = firebreak::store::Store::open(&loaded.config.store_url).await?;
             let clock = firebreak::clock::Clock::system();
             let chat = firebreak::daemon::chat_adapter(&loaded.config).await?;

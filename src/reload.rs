@@ -229,6 +229,7 @@ impl Reloader {
                 return Outcome::Refused(errs.len());
             }
         };
+        let warnings = loaded.log_warnings(why);
         let out = Outcome::Applied {
             rule_groups: loaded.rule_groups.len(),
             runbooks: loaded.runbooks.len(),
@@ -271,9 +272,14 @@ impl Reloader {
             checklists,
         } = &out
         {
-            tracing::info!(%why, rule_groups, runbooks, checklists, "reloaded");
+            tracing::info!(%why, rule_groups, runbooks, checklists, warnings, "reloaded");
+            let warned = if warnings > 0 {
+                format!("; {warnings} warning(s), listed by `firebreak validate` and in the log")
+            } else {
+                String::new()
+            };
             self.say(format!(
-                "🔄 reloaded ({why}): {rule_groups} rule group(s), {runbooks} runbook(s), {checklists} checklist(s)"
+                "🔄 reloaded ({why}): {rule_groups} rule group(s), {runbooks} runbook(s), {checklists} checklist(s){warned}"
             ))
             .await;
         }
@@ -446,6 +452,32 @@ mod tests {
             "{}",
             said[0]
         );
+    }
+
+    /// A version with warnings runs, and says how many, so they are not
+    /// seen only by whoever runs `firebreak validate`.
+    #[tokio::test]
+    async fn a_version_with_warnings_is_applied_and_says_so() {
+        let mut r = rig().await;
+        let mut control = r.control;
+        tokio::spawn(async move {
+            if let Some(Command::Reload { reply, .. }) = control.recv().await {
+                let _ = reply.send(());
+            }
+        });
+        let mut f = files(RULES);
+        f.runbooks[0].1 = RUNBOOK.replace(
+            "- {id: say, action: chat, with: {text: hi}}",
+            "- {id: q, action: query, with: {expr: 'up{job=\"{{ alert.labels.job }}\"}'}}",
+        );
+        let out = r.reloader.apply(&f, Diagnostics::new(), "SIGHUP").await;
+        assert!(matches!(out, Outcome::Applied { .. }), "{out:?}");
+        let said = said(&r.store).await;
+        assert!(
+            said[0].ends_with("; 1 warning(s), listed by `firebreak validate` and in the log"),
+            "{said:?}"
+        );
+        drop(r.rules.try_recv());
     }
 
     #[tokio::test]
