@@ -55,7 +55,8 @@
 //!   per channel, pacing, retries, threads, storm coalescing), adapters:
 //!   `chat::console` (the terminal) and `chat::slack` (Slack's Web API);
 //!   `chat::card` is the incident card model and `chat::blocks` its Block
-//!   Kit rendering (model); `chat::signature` checks Slack's request
+//!   Kit rendering (model); `chat::mrkdwn` encodes outside data for Slack
+//!   and the terminal (model); `chat::signature` checks Slack's request
 //!   signatures (model); `chat::slack_inbound` turns slash commands,
 //!   button clicks and mentions into commands (over HTTP, or over Socket
 //!   Mode with `chat::slack_socket`).
