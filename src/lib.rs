@@ -61,6 +61,8 @@
 //!   button clicks and mentions into commands (over HTTP, or over Socket
 //!   Mode with `chat::slack_socket`).
 //! - [`store`] (I/O): runs, steps, alerts, the incident timeline, the outbox.
+//! - [`rehearse`] (model): a scenario's expectations (`expect:`), what one
+//!   rehearsal measured, and the PASS/FAIL verdict with its reasons.
 //! - [`incident`] (model): one incident read from its timeline: time to
 //!   detect, mitigate and resolve, who did what, the post-incident report
 //!   (`firebreak timeline`).
@@ -109,6 +111,7 @@ pub mod metrics;
 pub mod net;
 pub mod preflight;
 pub mod promql;
+pub mod rehearse;
 pub mod reload;
 pub mod roles;
 pub mod rules;

@@ -47,6 +47,24 @@ enum Cmd {
         #[arg(long)]
         console_commands: bool,
     },
+    /// Rehearse the bot against scenario files: each is played on a scaled
+    /// clock through the same path as `demo`, and once with no bot, then
+    /// judged against its `expect:` block. One row per scenario; exit 1 on
+    /// any FAIL.
+    Rehearse {
+        /// Scenario files (YAML, as `firebreak sim --scenario` reads).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// How many times faster than real time each rehearsal runs.
+        #[arg(long, default_value_t = 60.0)]
+        speed: f64,
+        /// Seed for the simulator's randomness.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Rehearsals played at once.
+        #[arg(long, default_value_t = 2)]
+        jobs: usize,
+    },
     /// Run the bot: scrape, evaluate rules, run runbooks, post to chat.
     /// Without --config it watches a local `firebreak sim` on 127.0.0.1:9100.
     Run {
@@ -174,6 +192,7 @@ fn main() -> ExitCode {
     let default_level = match cli.command {
         // The demo's output is the chat; keep logs to what needs a human.
         Cmd::Demo { .. }
+        | Cmd::Rehearse { .. }
         | Cmd::Validate { .. }
         | Cmd::Test(_)
         | Cmd::Plan { .. }
@@ -199,6 +218,64 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `firebreak rehearse`: every file loaded first (a broken one stops the
+/// set before anything is played), then played `jobs` at a time; rows in
+/// the order the files were given.
+async fn rehearse(
+    files: Vec<PathBuf>,
+    speed: f64,
+    seed: u64,
+    jobs: usize,
+) -> anyhow::Result<ExitCode> {
+    use firebreak::rehearse::{TABLE_HEADER, play};
+    use futures_util::StreamExt;
+    anyhow::ensure!(
+        speed > 0.0 && speed.is_finite(),
+        "--speed must be a positive number, got {speed}"
+    );
+    let mut scenarios = Vec::new();
+    for f in &files {
+        let label = f.file_stem().map_or_else(
+            || f.display().to_string(),
+            |s| s.to_string_lossy().into_owned(),
+        );
+        scenarios.push((label, play::load(f)?));
+    }
+    let shutdown = CancellationToken::new();
+    cancel_on_signal(shutdown.clone());
+    let opts = play::PlayOptions { speed, seed };
+    let rows: Vec<anyhow::Result<firebreak::rehearse::Row>> = futures_util::stream::iter(
+        scenarios
+            .into_iter()
+            .map(|(label, sc)| play::play_owned(label, sc, opts, shutdown.clone())),
+    )
+    .buffered(jobs.max(1))
+    .collect()
+    .await;
+    println!("{TABLE_HEADER}");
+    let mut failed = 0;
+    for row in rows {
+        let row = row?;
+        println!("{row}");
+        for why in row.verdict.failures() {
+            println!("    {why}");
+        }
+        if row.verdict.wrong_actions > 0 {
+            println!(
+                "    {} action(s) nothing asked for",
+                row.verdict.wrong_actions
+            );
+        }
+        failed += usize::from(!row.verdict.pass());
+    }
+    println!("{} passed, {failed} failed", files.len() - failed);
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 /// `firebreak validate | head` must end quietly when `head` has read
@@ -299,6 +376,12 @@ fn reload_on_sighup(trigger: Option<firebreak::reload::Trigger>, shutdown: Cance
 
 async fn dispatch(cmd: Cmd) -> anyhow::Result<ExitCode> {
     match cmd {
+        Cmd::Rehearse {
+            files,
+            speed,
+            seed,
+            jobs,
+        } => rehearse(files, speed, seed, jobs).await,
         Cmd::Demo {
             speed,
             seed,

@@ -52,6 +52,10 @@ struct RawScenario {
     faults: Vec<RawFault>,
     #[serde(default)]
     reference: Option<Reference>,
+    /// What a rehearsal of this scenario must show (see
+    /// [`crate::rehearse`]); the simulator itself ignores it.
+    #[serde(default)]
+    expect: Option<crate::rehearse::RawExpect>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -184,6 +188,9 @@ pub struct Scenario {
     pub dynamics: Dynamics,
     pub faults: Vec<Fault>,
     pub reference: Reference,
+    /// The scenario's expectations, for `firebreak rehearse`.
+    #[serde(skip)]
+    pub expect: Option<crate::rehearse::Expect>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -875,6 +882,20 @@ impl Scenario {
             }
         }
 
+        let expect = raw.expect.as_ref().map(|e| {
+            let accounts: Vec<String> = accounts.iter().map(|a| a.id.clone()).collect();
+            let speakers: Vec<String> = speakers.iter().map(|s| s.id.clone()).collect();
+            let names = crate::rehearse::Names {
+                accounts: &accounts,
+                speakers: &speakers,
+            };
+            let mut errs = Vec::new();
+            let checked = e.check(file_name, &names, &mut errs);
+            for d in errs {
+                cx.diags.push(d);
+            }
+            checked
+        });
         let scenario = match (start, duration, scheduled_start) {
             (Some(start), Some(duration), Some(scheduled_start)) => Some(Scenario {
                 name: raw.name.clone(),
@@ -896,6 +917,7 @@ impl Scenario {
                 dynamics,
                 faults,
                 reference: raw.reference.clone().unwrap_or_default(),
+                expect,
             }),
             _ => None,
         };

@@ -1,0 +1,119 @@
+//! Plays scenarios for `firebreak rehearse`: each one through the same
+//! path as `firebreak demo` (the simulator and the daemon on one scaled
+//! clock, the embedded rules and runbooks), then once more with no bot at
+//! all, in the simulator's model alone, for what doing nothing costs.
+//! Measures what [`super::judge`] needs. I/O: files, loopback, the clock.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use anyhow::Context;
+use tokio_util::sync::CancellationToken;
+
+use super::{Measured, MoveSeen, Row, judge};
+use crate::demo::{DemoOptions, DemoReport};
+use crate::sim::{Scenario, StateSnapshot};
+
+/// How one set is played.
+#[derive(Clone, Copy, Debug)]
+pub struct PlayOptions {
+    /// Simulated seconds per real second.
+    pub speed: f64,
+    pub seed: u64,
+}
+
+/// Reads a scenario file; every problem in it, located.
+pub fn load(path: &Path) -> anyhow::Result<Scenario> {
+    let name = path.display().to_string();
+    let text = crate::load::read_text_file(path)
+        .map_err(|e| anyhow::anyhow!("{name}: cannot read file: {e}"))?;
+    Scenario::load(&name, &text).map_err(|d| anyhow::anyhow!("{d}"))
+}
+
+/// Plays `scenario` against the bot and alone, and judges the rehearsal
+/// against the scenario's `expect:` (none stated: nothing is judged).
+pub async fn play(
+    label: &str,
+    scenario: Scenario,
+    opts: PlayOptions,
+    shutdown: CancellationToken,
+) -> anyhow::Result<Row> {
+    let kept_without = alone(&scenario, opts.seed);
+    let expect = scenario.expect.clone().unwrap_or_default();
+    let report = crate::demo::run_scenario(
+        scenario,
+        DemoOptions {
+            speed: opts.speed,
+            seed: opts.seed,
+            console_input: false,
+        },
+        Box::new(std::io::sink()),
+        shutdown,
+    )
+    .await
+    .with_context(|| format!("rehearsing {label}"))?;
+    let measured = measure(&report, Some(kept_without));
+    Ok(Row {
+        scenario: label.to_owned(),
+        verdict: judge(&expect, &measured),
+        measured,
+    })
+}
+
+/// [`play`] with owned arguments, for a stream of rehearsals.
+pub async fn play_owned(
+    label: String,
+    scenario: Scenario,
+    opts: PlayOptions,
+    shutdown: CancellationToken,
+) -> anyhow::Result<Row> {
+    play(&label, scenario, opts, shutdown).await
+}
+
+/// The share of the peak the event keeps with nobody acting: the
+/// simulator's model stepped to the scenario's end with no admin call.
+pub fn alone(scenario: &Scenario, seed: u64) -> f64 {
+    let mut world = crate::sim::model::World::new(scenario, seed);
+    world.advance_to(scenario.end);
+    kept(&world.snapshot())
+}
+
+fn kept(s: &StateSnapshot) -> f64 {
+    let e = &s.event;
+    if e.peak_listeners == 0 {
+        0.0
+    } else {
+        e.listeners as f64 / e.peak_listeners as f64
+    }
+}
+
+/// What the judge reads, from a replay's report.
+pub fn measure(r: &DemoReport, kept_without: Option<f64>) -> Measured {
+    let start = r.sim.scheduled_start;
+    let muted: BTreeSet<String> = r
+        .sim
+        .rooms
+        .iter()
+        .flat_map(|room| room.speakers.iter())
+        .filter(|s| s.muted)
+        .map(|s| s.id.clone())
+        .collect();
+    Measured {
+        moves: r
+            .sim
+            .event
+            .moves
+            .iter()
+            .map(|m| MoveSeen {
+                after_ms: m.at - start,
+                to_account: m.to_account.clone(),
+            })
+            .collect(),
+        muted,
+        first_mute_ms: r.time_to_mute_ms,
+        kept: r.kept_ratio(),
+        crashed: r.sim.event.crashed,
+        detected_ms: r.time_to_detect_ms,
+        kept_without,
+    }
+}
