@@ -106,13 +106,24 @@ impl Write for Shared {
     }
 }
 
+/// Replays the embedded scenario, 2023-05-24.
 pub async fn run(
     opts: DemoOptions,
     out: Box<dyn Write + Send>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<DemoReport> {
+    run_scenario(Scenario::builtin(), opts, out, shutdown).await
+}
+
+/// Replays `scenario` with the embedded rules and runbooks: what the bot
+/// does on a night whose accounts, rooms and people have other names.
+pub async fn run_scenario(
+    scenario: Scenario,
+    opts: DemoOptions,
+    out: Box<dyn Write + Send>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<DemoReport> {
     let mut out = Shared(Arc::new(Mutex::new(out)));
-    let scenario = Scenario::builtin();
     let clock = Clock::scaled(scenario.start, opts.speed);
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
