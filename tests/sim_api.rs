@@ -538,3 +538,59 @@ async fn a_sound_check_finds_the_hosts_feedback_and_fixes_it() {
     assert!(gauge(&m, "live_speaker_feedback_level", ("speaker", "host")) < 0.1);
     srv.stop().await;
 }
+
+/// What a runbook needs to move an event without naming anything: the
+/// event says where it may go, the account says how large a room it can
+/// have, and a room asked for at that size is created.
+#[tokio::test]
+async fn the_event_names_its_secondary_account_and_the_account_its_room_sizes() {
+    let s = start(0).await;
+    let (st, ev) = s.get("/api/v1/events/launch").await;
+    assert_eq!(st, StatusCode::OK, "{ev}");
+    let secondary = ev["event"]["secondary_account"].as_str().unwrap();
+    assert_eq!(secondary, "cohost");
+
+    let (st, acc) = s.get(&format!("/api/v1/accounts/{secondary}")).await;
+    assert_eq!(st, StatusCode::OK, "{acc}");
+    assert_eq!(acc["account"]["id"], "cohost");
+    assert_eq!(acc["account"]["role"], "secondary");
+    assert_eq!(acc["account"]["new_room"]["capacity"], 1_000_000);
+    assert_eq!(acc["account"]["new_room"]["admission_rate"], 2500);
+    let max = acc["account"]["max_room_capacity"].as_u64().unwrap();
+    assert_eq!(max, 100_000_000);
+
+    let (st, _, room) = s
+        .post(
+            "/api/v1/rooms",
+            None,
+            json!({"account": secondary, "capacity": max}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{room}");
+    assert_eq!(room["room"]["capacity"], max);
+    let (st, _, room) = s
+        .post(
+            "/api/v1/rooms",
+            None,
+            json!({"account": secondary, "capacity": max + 1}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{room}");
+
+    // The state lists every account the same way.
+    let state = s.state().await;
+    assert!(
+        state
+            .accounts
+            .iter()
+            .all(|a| a.max_room_capacity == max && a.new_room.capacity == 1_000_000)
+    );
+
+    let (st, err) = s.get("/api/v1/accounts/nobody").await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    assert!(
+        err["error"].as_str().unwrap().contains("cohost"),
+        "lists the accounts there are: {err}"
+    );
+    s.stop().await;
+}

@@ -52,6 +52,67 @@ fn an_unescaped_value_in_a_promql_string_is_a_warning_that_passes() {
     );
 }
 
+/// A runbook that names the built-in scenario's ids works on its replay
+/// only: validate says where, and why, and still passes. A word that is
+/// one of those ids inside a sentence or a path is not a warning.
+#[test]
+fn a_literal_only_the_built_in_scenario_defines_is_a_warning_that_passes() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("move.yaml"),
+        r#"kind: runbook
+name: move
+trigger: {manual: true}
+inputs:
+  event: {type: string, default: launch}
+  secondary_account:
+    type: string
+    default: cohost
+steps:
+  - id: create
+    action: http
+    when: "inputs.event != 'main'"
+    with:
+      target: sim
+      method: POST
+      path: /api/v1/rooms/main
+      body: {account: "{{ inputs.secondary_account }}", title: host, note: "the main room"}
+"#,
+    )
+    .unwrap();
+    let (code, out, err) = firebreak(&["validate", "move.yaml"], d);
+    assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
+    let lines: Vec<&str> = err.lines().collect();
+    let why = "of the built-in simulator scenario; read it from the platform";
+    assert_eq!(lines.len(), 4, "{err}");
+    assert!(
+        lines[0].starts_with(&format!(
+            "move.yaml:5:34: warning: inputs.event.default: \"launch\" is the event {why}"
+        )),
+        "{err}"
+    );
+    assert!(
+        lines[1].starts_with(&format!(
+            "move.yaml:8:14: warning: inputs.secondary_account.default: \"cohost\" is an account {why}"
+        )),
+        "{err}"
+    );
+    assert!(
+        lines[2].starts_with(&format!(
+            "move.yaml:12:11: warning: steps[0].when: \"main\" is a room {why}"
+        )),
+        "{err}"
+    );
+    assert!(
+        lines[3].starts_with(&format!(
+            "move.yaml:14:7: warning: steps[0].with.body.title: \"host\" is a speaker {why}"
+        )),
+        "{err}"
+    );
+    assert!(out.trim_end().ends_with("; 4 warning(s)"), "{out}");
+}
+
 /// The production config in `deploy/` loads with the shipped runbooks, as
 /// the systemd unit and the container run it (from a directory holding
 /// `runbooks/`).

@@ -22,6 +22,7 @@
 //!   counted from the store, so a restart does not reset it.
 
 pub mod calls;
+pub mod literals;
 pub mod plan;
 pub mod template;
 pub mod unittest;
@@ -300,7 +301,7 @@ struct RawInput {
     #[serde(rename = "type")]
     ty: InputType,
     from: Option<Sp<String>>,
-    default: Option<Json>,
+    default: Option<Sp<Json>>,
     #[serde(default)]
     description: String,
 }
@@ -544,6 +545,11 @@ pub fn parse_runbook(file: &str, text: &str, env: &CheckEnv) -> Result<Runbook, 
             );
         }
         if let Some(d) = &r.default
+            && let Some(why) = d.value.as_str().and_then(literals::warning)
+        {
+            c.warn(Pos::of(d), format!("{field}.default"), why);
+        }
+        if let Some(d) = r.default.as_ref().map(|d| &d.value)
             && !type_fits(r.ty, d)
         {
             c.err(
@@ -556,7 +562,7 @@ pub fn parse_runbook(file: &str, text: &str, env: &CheckEnv) -> Result<Runbook, 
             name: name.clone(),
             ty: r.ty,
             from: r.from.as_ref().map(|f| f.value.clone()),
-            default: r.default.clone(),
+            default: r.default.as_ref().map(|d| d.value.clone()),
             description: r.description.clone(),
         });
     }
@@ -892,12 +898,23 @@ fn check_parts(c: &mut Check, env: &CheckEnv, r: StepParts, field: &str, scope: 
             }
         }
     }
+    let mut named = Vec::new();
+    literals::in_with(&with, &format!("{field}.with"), &mut named);
+    for (f, why) in named {
+        c.warn(with_pos, f, why);
+    }
     let mut strings = Vec::new();
     Templates::strings_in(&with, &format!("{field}.with"), &mut strings);
     for (f, s) in strings {
         c.template(&s, false, with_pos, &f, scope);
     }
     if let Some(w) = r.when {
+        for why in literals::quoted(&w.value)
+            .iter()
+            .filter_map(|l| literals::warning(l))
+        {
+            c.warn(Pos::of(w), format!("{field}.when"), why);
+        }
         c.template(&w.value, true, Pos::of(w), &format!("{field}.when"), scope);
     }
     // A wait's timeout must outlast the wait (its `duration`, or the

@@ -718,8 +718,7 @@ mod tests {
     #[test]
     fn move_to_secondary_room_plan() {
         let rb = shipped("move-to-secondary-room");
-        let given = [("capacity".to_owned(), json!("2000000"))].into();
-        let plan = build_plan(&rb, Some(&alert()), &given, &targets(), NOW).unwrap();
+        let plan = build_plan(&rb, Some(&alert()), &BTreeMap::new(), &targets(), NOW).unwrap();
         insta::assert_snapshot!(plan.to_string());
     }
 
@@ -804,16 +803,12 @@ mod tests {
     #[test]
     fn missing_and_unknown_inputs_say_how_to_give_them() {
         let rb = shipped("move-to-secondary-room");
-        let given = [
-            ("capacty".to_owned(), json!("1")),
-            ("secondary_account".to_owned(), json!(3)),
-        ]
-        .into();
+        let given = [("evnt".to_owned(), json!("launch"))].into();
         let e = build_plan(&rb, None, &given, &targets(), NOW)
             .unwrap_err()
             .to_string();
         assert!(
-            e.contains("unknown input `capacty` (did you mean `capacity`?)"),
+            e.contains("unknown input `evnt` (did you mean `event`?)"),
             "{e}"
         );
         assert!(
@@ -826,12 +821,13 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("(the alert has no `alert.labels.event`)"), "{e}");
-        let given = [("capacity".to_owned(), json!("lots"))].into();
+        let rb = shipped("cap-listeners");
+        let given = [("headroom".to_owned(), json!("lots"))].into();
         let e = build_plan(&rb, Some(&alert()), &given, &targets(), NOW)
             .unwrap_err()
             .to_string();
         assert!(
-            e.contains("input `capacity`: \"lots\" is not a integer"),
+            e.contains("input `headroom`: \"lots\" is not a number"),
             "{e}"
         );
     }

@@ -1044,6 +1044,31 @@ impl World {
         Ok(self.event_snapshot())
     }
 
+    pub fn account(&self, account: &str) -> Result<AccountSnapshot, SimError> {
+        self.scenario
+            .account(account)
+            .map(|a| self.account_snapshot(a))
+            .ok_or_else(|| SimError::UnknownAccount {
+                got: account.into(),
+                valid: list(self.scenario.accounts.iter().map(|a| a.id.clone())),
+            })
+    }
+
+    fn account_snapshot(&self, a: &super::scenario::Account) -> AccountSnapshot {
+        let defaults = self.scenario.room_defaults;
+        AccountSnapshot {
+            id: a.id.clone(),
+            name: a.name.clone(),
+            followers: a.followers,
+            role: a.role,
+            new_room: NewRoom {
+                capacity: defaults.capacity,
+                admission_rate: defaults.admission_rate,
+            },
+            max_room_capacity: MAX_CAPACITY,
+        }
+    }
+
     fn secondary_ready(&self) -> bool {
         self.rooms.iter().any(|r| {
             r.account == self.event.secondary_account
@@ -1144,12 +1169,7 @@ impl World {
                 .scenario
                 .accounts
                 .iter()
-                .map(|a| AccountSnapshot {
-                    id: a.id.clone(),
-                    name: a.name.clone(),
-                    followers: a.followers,
-                    role: a.role,
-                })
+                .map(|a| self.account_snapshot(a))
                 .collect(),
             reference: self.scenario.reference.clone(),
         }
@@ -1557,6 +1577,19 @@ pub struct AccountSnapshot {
     pub name: String,
     pub followers: u64,
     pub role: Role,
+    /// What a room created on this account gets when the request leaves
+    /// its size out.
+    pub new_room: NewRoom,
+    /// The largest listener capacity a room on this account can be
+    /// created or provisioned with.
+    pub max_room_capacity: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NewRoom {
+    pub capacity: u64,
+    /// Joins per second.
+    pub admission_rate: u64,
 }
 
 #[cfg(test)]

@@ -116,6 +116,7 @@ impl Sim {
             .route("/api/v1/state", get(state))
             .route("/api/v1/events/{event}", get(get_event))
             .route("/api/v1/events/{event}/move", post(move_event))
+            .route("/api/v1/accounts/{account}", get(get_account))
             .route("/api/v1/rooms", get(list_rooms).post(create_room))
             .route("/api/v1/rooms/{room}", get(get_room).patch(provision_room))
             .route("/api/v1/rooms/{room}/cap", put(set_cap))
@@ -215,7 +216,7 @@ async fn not_found(uri: Uri) -> Response {
         StatusCode::NOT_FOUND,
         format!(
             "no route {}; routes: GET /metrics, GET /api/v1/state, GET /api/v1/events/{{event}}, \
-             POST /api/v1/events/{{event}}/move, GET|POST /api/v1/rooms, GET|PATCH /api/v1/rooms/{{room}}, \
+             POST /api/v1/events/{{event}}/move, GET /api/v1/accounts/{{account}}, GET|POST /api/v1/rooms, GET|PATCH /api/v1/rooms/{{room}}, \
              PUT /api/v1/rooms/{{room}}/cap, POST /api/v1/rooms/{{room}}/speakers/{{speaker}}/mute, \
              POST /api/v1/rooms/{{room}}/speakers/{{speaker}}/soundcheck",
             uri.path()
@@ -252,6 +253,14 @@ async fn state(State(sim): State<Sim>) -> Response {
 async fn get_event(State(sim): State<Sim>, Path(event): Path<String>) -> Response {
     let (s, v) = match sim.lock().world.event(&event) {
         Ok(e) => (StatusCode::OK, json!({ "event": e })),
+        Err(e) => sim_error(&e),
+    };
+    json_response(s, &v)
+}
+
+async fn get_account(State(sim): State<Sim>, Path(account): Path<String>) -> Response {
+    let (s, v) = match sim.lock().world.account(&account) {
+        Ok(a) => (StatusCode::OK, json!({ "account": a })),
         Err(e) => sim_error(&e),
     };
     json_response(s, &v)
