@@ -34,7 +34,7 @@ fn config() -> ProptestConfig {
         cases,
         // A failure is shrunk, but not for long: the input that failed is
         // printed either way.
-        max_shrink_iters: 64,
+        max_shrink_iters: 16,
         ..ProptestConfig::default()
     }
 }

@@ -89,11 +89,15 @@ pub fn quoted(expr: &str) -> Vec<String> {
 pub fn quoted_in_template(template: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut rest = template;
-    while let Some(open) = [rest.find("{{"), rest.find("{%")]
-        .into_iter()
-        .flatten()
-        .min()
-    {
+    // One scan for whichever tag comes first: searching for each kind from
+    // the start again on every tag was quadratic in a template of
+    // thousands of tags (found by tests/hostile_props.rs).
+    let next_tag = |s: &str| {
+        s.match_indices('{')
+            .map(|(i, _)| i)
+            .find(|&i| matches!(s.as_bytes().get(i + 1), Some(b'{' | b'%')))
+    };
+    while let Some(open) = next_tag(rest) {
         let close_tag = if rest[open..].starts_with("{{") {
             "}}"
         } else {
