@@ -2,24 +2,11 @@
 //! rules, dispatch, runbooks, chat, store) replays 2023-05-24 and beats
 //! 2023's outcome.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+mod common;
 
+use common::Buf;
 use firebreak::demo::{DemoOptions, run};
 use tokio_util::sync::CancellationToken;
-
-#[derive(Clone, Default)]
-struct Buf(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Buf {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_replay_moves_the_event_before_saturation_and_keeps_the_audience() {

@@ -434,11 +434,6 @@ fn start_pusher(via: Via, listen: String) -> tokio::task::JoinHandle<()> {
     })
 }
 
-fn free_port() -> String {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().to_string()
-}
-
 async fn iteration(i: usize, keys: bool, rng: &mut Rng, tally: &mut Tally, seed: u64) {
     let via = [Via::Rule, Via::Push, Via::Webhook][i % 3];
     // The bot runs on the wall clock, so the simulator does too, from 3
@@ -447,7 +442,7 @@ async fn iteration(i: usize, keys: bool, rng: &mut Rng, tally: &mut Tally, seed:
     let (proxy, seen) = start_proxy(&sim_addr).await;
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("fb.db");
-    let listen = free_port();
+    let listen = format!("127.0.0.1:{}", common::free_port());
     let rules = if via == Via::Rule {
         RULES
     } else {

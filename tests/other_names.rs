@@ -3,25 +3,12 @@
 //! The bot has to find the event's secondary account and its speakers on
 //! the platform; a runbook that names the 2023 scenario's ids fails here.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+mod common;
 
+use common::Buf;
 use firebreak::demo::{DemoOptions, run_scenario};
 use firebreak::sim::Scenario;
 use tokio_util::sync::CancellationToken;
-
-#[derive(Clone, Default)]
-struct Buf(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Buf {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_move_goes_to_the_secondary_account_the_event_names() {
