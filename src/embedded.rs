@@ -25,6 +25,10 @@ pub const RUNBOOK_FILES: &[(&str, &str)] = &[
         "runbooks/mute-feedback-speaker.yaml",
         include_str!("../runbooks/mute-feedback-speaker.yaml"),
     ),
+    (
+        "runbooks/pace-joins.yaml",
+        include_str!("../runbooks/pace-joins.yaml"),
+    ),
 ];
 
 /// The runbooks' tests, so the `runbook` checks of a checklist can run
@@ -41,6 +45,10 @@ pub const RUNBOOK_TEST_FILES: &[(&str, &str)] = &[
     (
         "runbooks/tests/mute-feedback-speaker.test.yaml",
         include_str!("../runbooks/tests/mute-feedback-speaker.test.yaml"),
+    ),
+    (
+        "runbooks/tests/pace-joins.test.yaml",
+        include_str!("../runbooks/tests/pace-joins.test.yaml"),
     ),
 ];
 

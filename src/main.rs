@@ -71,6 +71,12 @@ enum Cmd {
         /// Config file (YAML); see the README for every field.
         #[arg(long, short)]
         config: Option<PathBuf>,
+        /// Follow the clock of a simulator started with `--speed` (its
+        /// base URL, e.g. http://127.0.0.1:9100) instead of the wall
+        /// clock, to rehearse against it: rules' `for`, waits and
+        /// cooldowns then run at its speed.
+        #[arg(long, value_name = "URL")]
+        clock_from: Option<reqwest::Url>,
         /// Read chat commands from stdin even when it is not a terminal
         /// (from a terminal they are always read).
         #[arg(long)]
@@ -403,6 +409,7 @@ async fn dispatch(cmd: Cmd) -> anyhow::Result<ExitCode> {
         }
         Cmd::Run {
             config,
+            clock_from,
             console_commands,
         } => {
             let loaded = match firebreak::load::load_from_disk(config.as_deref()) {
@@ -418,7 +425,14 @@ async fn dispatch(cmd: Cmd) -> anyhow::Result<ExitCode> {
             };
             loaded.log_warnings("start");
             let store = firebreak::store::Store::open(&loaded.config.store_url).await?;
-            let clock = firebreak::clock::Clock::system();
+            let clock = match &clock_from {
+                None => firebreak::clock::Clock::system(),
+                Some(url) => {
+                    let c = firebreak::net::follow_clock(url).await?;
+                    tracing::info!(%url, speed = c.speed(), now = %firebreak::sim::model::rfc3339(c.now()), "following the simulator's clock");
+                    c
+                }
+            };
             let chat = firebreak::daemon::chat_adapter(&loaded.config).await?;
             let shutdown = CancellationToken::new();
             cancel_on_signal(shutdown.clone());

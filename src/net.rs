@@ -64,3 +64,42 @@ pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     }
     out
 }
+
+/// A clock that follows another process's: asks `base`'s
+/// `/api/v1/clock` (a simulator started with `--speed`) for its simulated
+/// now and speed, and starts a scaled clock there, corrected by half the
+/// round trip. Both then advance from their own monotonic clocks at the
+/// same speed, so they stay in step without asking again.
+pub async fn follow_clock(base: &reqwest::Url) -> anyhow::Result<crate::clock::Clock> {
+    use anyhow::Context;
+    #[derive(serde::Deserialize)]
+    struct Answer {
+        now: crate::clock::Millis,
+        speed: f64,
+    }
+    let url = base
+        .join("api/v1/clock")
+        .with_context(|| format!("{base} cannot take the path api/v1/clock"))?;
+    let http = client()?;
+    let sent = tokio::time::Instant::now();
+    let resp = http
+        .get(url.clone())
+        .timeout(std::time::Duration::from_secs(10))
+        .send()
+        .await
+        .with_context(|| format!("asking {url} for the time"))?
+        .error_for_status()
+        .with_context(|| format!("asking {url} for the time"))?;
+    let a: Answer = resp
+        .json()
+        .await
+        .with_context(|| format!("{url} did not answer {{\"now\": ms, \"speed\": x}}"))?;
+    anyhow::ensure!(
+        a.speed > 0.0 && a.speed.is_finite() && a.speed <= 1e6,
+        "{url} says its clock runs at {}x; expected a positive speed",
+        a.speed
+    );
+    let half_trip = sent.elapsed().as_secs_f64() / 2.0;
+    let now = a.now + (half_trip * a.speed * 1000.0) as crate::clock::Millis;
+    Ok(crate::clock::Clock::scaled(now, a.speed))
+}

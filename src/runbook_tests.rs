@@ -298,7 +298,7 @@ pub async fn run_case(rb: &Arc<Runbook>, case: &Case, config: &Config) -> anyhow
     let store = Store::open("sqlite::memory:")
         .await
         .context("opening an in-memory store")?;
-    let clock = Clock::manual(0);
+    let clock = Clock::manual(case.at_ms);
     let mut series = SeriesStore::new(Millis::MAX / 4);
     for s in &case.input_series {
         for (i, v) in s.values.iter().enumerate() {

@@ -1,12 +1,15 @@
 //! `firebreak run` as a process, against a standalone `firebreak sim`:
 //! it loads a config file, watches, mitigates, and drains on SIGTERM;
-//! then `firebreak timeline` reads the incident back from its store.
+//! then `firebreak timeline` reads the incident back from its store. And
+//! the same two processes on one accelerated clock, as a rehearsal.
 
 mod common;
 
 use std::process::Command;
 
-use common::{host_muted, run_ended, start_bot, start_sim, stop_bot};
+use common::{
+    eventually, get_json, host_muted, run_ended, start_bot, start_bot_with, start_sim, stop_bot,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_mutes_the_feedback_and_drains_on_sigterm() {
@@ -94,6 +97,64 @@ async fn run_mutes_the_feedback_and_drains_on_sigterm() {
     assert_eq!(code, Some(1));
     assert!(
         err.contains("no incident \"lunch\"") && err.contains("known: launch"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_follows_a_fast_simulators_clock() {
+    // The simulator replays the launch at 60x from T-10m; the bot follows
+    // its clock, so a rule's `for: 30s` takes half a real second and the
+    // whole first ten minutes of the night play in ten seconds.
+    let (_sim, sim_addr) = start_sim(&["--speed", "60", "--from", "-10m"]);
+    let dir = tempfile::tempdir().unwrap();
+    let root = env!("CARGO_MANIFEST_DIR");
+    let config = format!(
+        "sources:\n  scrape:\n    - name: sim\n      url: http://{sim_addr}/metrics\n      interval: 15s\n      timeout: 5s\nrules:\n  paths: ['{root}/alerts']\nrunbooks:\n  paths: ['{root}/runbooks']\ntargets:\n  sim: {{url: 'http://{sim_addr}'}}\nstore:\n  url: sqlite://{}\nchat:\n  channel: '#test'\n",
+        dir.path().join("fb.db").display()
+    );
+    let url = format!("http://{sim_addr}");
+    let bot = start_bot_with(dir.path(), &config, &["--clock-from", &url]);
+    let http = firebreak::net::client().unwrap();
+    // On the wall clock the feedback alone would take 10.5 minutes to
+    // begin; at 60x the host is muted and the event moved within seconds.
+    let moved = eventually(60, || async {
+        let s = get_json(&http, &format!("{url}/api/v1/state")).await?;
+        let muted = s["rooms"]
+            .as_array()?
+            .iter()
+            .flat_map(|r| r["speakers"].as_array().cloned().unwrap_or_default())
+            .any(|sp| sp["id"] == "host" && sp["muted"] == true);
+        let moves = s["event"]["moves"].as_array()?.len();
+        (muted && moves > 0).then_some(s["time_rfc3339"].clone())
+    })
+    .await;
+    let (_, out, err) = stop_bot(bot);
+    let at = moved.unwrap_or_else(|| {
+        panic!("not muted and moved within 60s\nstdout:\n{out}\nstderr:\n{err}")
+    });
+    assert!(err.contains("following the simulator's clock"), "{err}");
+    // Before the room would have saturated (about 18:10 ET, 22:10 UTC).
+    assert!(at.as_str().unwrap() < "2023-05-24T22:08:00Z", "{at}");
+}
+
+#[test]
+fn run_refuses_a_clock_it_cannot_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = common::free_port();
+    let root = env!("CARGO_MANIFEST_DIR");
+    let config = format!(
+        "rules:\n  paths: ['{root}/alerts']\nrunbooks:\n  paths: ['{root}/runbooks']\ntargets:\n  sim: {{url: 'http://127.0.0.1:{port}'}}\nstore:\n  url: sqlite://{}\nchat:\n  channel: '#test'\n",
+        dir.path().join("fb.db").display()
+    );
+    let url = format!("http://127.0.0.1:{port}");
+    let bot = start_bot_with(dir.path(), &config, &["--clock-from", &url]);
+    // Nothing listens there: it must stop at once, saying why.
+    let out = bot.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("asking http://127.0.0.1:") && err.contains("for the time"),
         "{err}"
     );
 }

@@ -425,27 +425,30 @@ async fn same_seed_same_snapshot_through_the_handle() {
 
 #[tokio::test]
 async fn a_room_is_provisioned_ahead_of_the_event() {
-    let srv = start(-5).await;
+    let srv = start(-2).await;
     let m = srv.metrics().await;
     assert_eq!(gauge(&m, "live_room_capacity", ("room", "main")), 520_000.0);
     let patch =
         |body: &'static str| srv.send(reqwest::Method::PATCH, "/api/v1/rooms/main", None, body);
     let (s, _, v) = patch(r#"{"capacity": 1000000, "admission_rate": 2500}"#).await;
     assert_eq!(s, StatusCode::OK, "{v}");
+    // The room is live and listeners are arriving: new servers take
+    // `scale_up_after` to come online.
+    let room = &v["room"];
+    assert_eq!(
+        (room["capacity"].as_u64(), room["admission_rate"].as_u64()),
+        (Some(520_000), Some(1000))
+    );
     assert_eq!(
         (
-            v["room"]["capacity"].as_u64(),
-            v["room"]["admission_rate"].as_u64()
+            room["scaling"]["capacity"].as_u64(),
+            room["scaling"]["admission_rate"].as_u64()
         ),
         (Some(1_000_000), Some(2500))
     );
     let m = srv.metrics().await;
     assert_eq!(
-        gauge(&m, "live_room_capacity", ("room", "main")),
-        1_000_000.0
-    );
-    assert_eq!(
-        gauge(&m, "live_room_admission_rate", ("room", "main")),
+        gauge(&m, "live_room_scaling_admission_rate", ("room", "main")),
         2500.0
     );
     // Either alone is fine; neither, zero or an unknown field is not.
@@ -593,4 +596,78 @@ async fn the_event_names_its_secondary_account_and_the_account_its_room_sizes() 
         "lists the accounts there are: {err}"
     );
     s.stop().await;
+}
+
+#[tokio::test]
+async fn a_waiting_room_opens_over_http_and_shows_in_metrics() {
+    let srv = start(2).await;
+    let put = |body: &'static str| {
+        srv.send(
+            reqwest::Method::PUT,
+            "/api/v1/rooms/main/waiting_room",
+            None,
+            body,
+        )
+    };
+    let (s, _, v) = put(r#"{"open": true}"#).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["room"]["waiting_room"], true);
+    let m = srv.metrics().await;
+    assert_eq!(
+        gauge(&m, "live_room_waiting_room_open", ("room", "main")),
+        1.0
+    );
+    assert_eq!(put("{}").await.0, StatusCode::BAD_REQUEST);
+    assert_eq!(put(r#"{"open": 1}"#).await.0, StatusCode::BAD_REQUEST);
+    let (s, _, v) = srv
+        .send(
+            reqwest::Method::PUT,
+            "/api/v1/rooms/nope/waiting_room",
+            None,
+            r#"{"open": true}"#,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
+    let (_, state) = srv.get("/api/v1/state").await;
+    let actions = state["event"]["actions"].as_array().unwrap();
+    assert_eq!(actions.len(), 1, "{actions:?}");
+    assert_eq!(actions[0]["action"], "waiting_room");
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn the_admin_api_fails_in_its_scenario_window_and_metrics_do_not() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let text = Scenario::builtin_text().replace(
+        "\nfaults:\n",
+        "\nadmin_api:\n  - {at: -1m, until: 1m, fails: 503}\nfaults:\n",
+    );
+    let scenario = Scenario::load("down.yaml", &text).unwrap();
+    assert_eq!(scenario.admin_api.len(), 1);
+    let clock = Clock::scaled(scenario.scheduled_start, 1.0);
+    let sim = Sim::new(SimOptions { scenario, seed: 7 }, clock);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(sim.clone().serve(listener, stop.clone()));
+    let http = reqwest::Client::new();
+    let r = http
+        .get(format!("{base}/api/v1/events/launch"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(r.headers()["retry-after"], "5");
+    let r = http
+        .post(format!("{base}/api/v1/rooms"))
+        .body(r#"{"account": "cohost"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(sim.snapshot().rooms.len() == 1, "nothing was created");
+    let r = http.get(format!("{base}/metrics")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    stop.cancel();
+    task.await.unwrap().unwrap();
 }

@@ -12,9 +12,17 @@
 //!   moved: {within: 8m, to_account: backup}   # or `moved: false`
 //!   muted: [host]          # exactly these speakers muted at the end
 //!   mute_within: 3m        # the first mute, after the scheduled start
+//!   mitigated_within: 2m   # the first change to a room (move, cap, waiting
+//!                          # room, scaling), after the scheduled start
 //!   kept: 0.95             # at least this share of peak listeners at the end
 //!   crashed: false         # whether a room hosting the event may crash
 //! ```
+//!
+//! `kept` is measured against the peak the same audience would have had on
+//! a platform that never fails (the scenario with unbounded rooms and no
+//! faults, same seed), not against the peak the rehearsal reached: a
+//! mitigation that holds people out of the room must not raise its own
+//! score by lowering the peak.
 //!
 //! Every field is optional; a field left out is not judged. Times are
 //! Prometheus durations after the event's scheduled start.
@@ -39,6 +47,8 @@ pub struct RawExpect {
     muted: Option<Vec<Sp<String>>>,
     #[serde(default)]
     mute_within: Option<Sp<String>>,
+    #[serde(default)]
+    mitigated_within: Option<Sp<String>>,
     #[serde(default)]
     kept: Option<Sp<f64>>,
     #[serde(default)]
@@ -81,6 +91,7 @@ pub struct Expect {
     pub moved: Option<Moved>,
     pub muted: Option<BTreeSet<String>>,
     pub mute_within: Option<Millis>,
+    pub mitigated_within: Option<Millis>,
     pub kept: Option<f64>,
     pub crashed: Option<bool>,
 }
@@ -165,6 +176,10 @@ impl RawExpect {
             .mute_within
             .as_ref()
             .and_then(|w| duration(&w.value, Pos::of(w), "mute_within", &mut err));
+        let mitigated_within = self
+            .mitigated_within
+            .as_ref()
+            .and_then(|w| duration(&w.value, Pos::of(w), "mitigated_within", &mut err));
         let kept = self.kept.as_ref().map(|k| {
             if !(0.0..=1.0).contains(&k.value) {
                 err(
@@ -179,6 +194,7 @@ impl RawExpect {
             moved,
             muted,
             mute_within,
+            mitigated_within,
             kept,
             crashed: self.crashed,
         }
@@ -199,9 +215,12 @@ pub struct Measured {
     pub moves: Vec<MoveSeen>,
     /// Speakers muted at the end.
     pub muted: BTreeSet<String>,
-    /// The first mute after the scheduled start.
+    /// The first mute, from the scheduled start (negative: before it).
     pub first_mute_ms: Option<Millis>,
-    /// Listeners at the end over the peak.
+    /// The first change to a room after the scheduled start (move, cap,
+    /// waiting room, scaling).
+    pub mitigated_ms: Option<Millis>,
+    /// Listeners at the end over the peak of a platform that never fails.
     pub kept: f64,
     /// A room hosting the event crashed.
     pub crashed: bool,
@@ -242,10 +261,11 @@ impl Verdict {
     }
 }
 
-/// `2m30s` after the start, as a person reads it.
+/// `T+2m30s` (or `T-1m05s`) from the start, as a person reads it.
 pub fn after(ms: Millis) -> String {
-    let s = ms.max(0) / 1000;
-    format!("T+{}m{:02}s", s / 60, s % 60)
+    let sign = if ms < 0 { '-' } else { '+' };
+    let s = ms.abs() / 1000;
+    format!("T{sign}{}m{:02}s", s / 60, s % 60)
 }
 
 /// Judges `m` against `e`. Pure: the same measurements always get the
@@ -311,6 +331,14 @@ pub fn judge(e: &Expect, m: &Measured) -> Verdict {
         };
         check("mute_within", ok, detail);
     }
+    if let Some(w) = e.mitigated_within {
+        let ok = m.mitigated_ms.is_some_and(|t| t <= w);
+        let detail = match m.mitigated_ms {
+            Some(t) => format!("first mitigation at {}; wanted by {}", after(t), after(w)),
+            None => format!("no mitigation; wanted by {}", after(w)),
+        };
+        check("mitigated_within", ok, detail);
+    }
     if let Some(k) = e.kept {
         check(
             "kept",
@@ -361,7 +389,7 @@ impl fmt::Display for Row {
             "{:<28} {:>10} {:>10} {:>6.1}% {:>8} {:>7} {:>5} {}",
             crate::chat::clip(&self.scenario, 28),
             or_dash(m.detected_ms),
-            or_dash(m.moves.first().map(|mv| mv.after_ms)),
+            or_dash(m.mitigated_ms),
             m.kept * 100.0,
             m.kept_without
                 .map_or_else(|| "-".to_owned(), |k| format!("{:.1}%", k * 100.0)),
@@ -410,6 +438,7 @@ mod tests {
             }],
             muted: ["host".to_owned()].into(),
             first_mute_ms: Some(60_000),
+            mitigated_ms: Some(5 * 60_000),
             kept: 0.97,
             crashed: false,
             detected_ms: Some(30_000),
@@ -420,18 +449,18 @@ mod tests {
     #[test]
     fn a_rehearsal_that_does_what_was_asked_passes() {
         let e = expect(
-            "moved: {within: 8m, to_account: backup}\nmuted: [host]\nmute_within: 2m\nkept: 0.95\ncrashed: false\n",
+            "moved: {within: 8m, to_account: backup}\nmuted: [host]\nmute_within: 2m\nmitigated_within: 5m\nkept: 0.95\ncrashed: false\n",
         )
         .unwrap();
         let v = judge(&e, &measured());
         assert!(v.pass(), "{v:?}");
-        assert_eq!(v.checks.len(), 5);
+        assert_eq!(v.checks.len(), 6);
     }
 
     #[test]
     fn each_expectation_fails_on_its_own_and_says_why() {
         let e = expect(
-            "moved: {within: 4m, to_account: owner}\nmuted: [guest]\nmute_within: 30s\nkept: 0.99\ncrashed: true\n",
+            "moved: {within: 4m, to_account: owner}\nmuted: [guest]\nmute_within: 30s\nmitigated_within: 4m59s\nkept: 0.99\ncrashed: true\n",
         )
         .unwrap();
         let v = judge(&e, &measured());
@@ -442,6 +471,7 @@ mod tests {
                 "moved: moved at T+5m00s to backup; wanted by T+4m00s; wanted on owner",
                 "muted: muted host; not muted: guest; muted without cause: host",
                 "mute_within: first mute at T+1m00s; wanted by T+0m30s",
+                "mitigated_within: first mitigation at T+5m00s; wanted by T+4m59s",
                 "kept: kept 97.0% of peak; wanted at least 99.0%",
                 "crashed: no room hosting the event crashed",
             ]
@@ -506,9 +536,10 @@ mod tests {
     fn every_scenario_of_the_suite_loads_with_its_expectations() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scenarios");
         let mut n = 0;
+        // `pending/` (nights not yet handled) exists only while it has any.
         let files = std::fs::read_dir(&dir)
             .unwrap()
-            .chain(std::fs::read_dir(dir.join("pending")).unwrap())
+            .chain(std::fs::read_dir(dir.join("pending")).into_iter().flatten())
             .map(|e| e.unwrap().path())
             .filter(|p| p.extension().is_some_and(|x| x == "yaml"));
         for p in files {
@@ -521,7 +552,7 @@ mod tests {
             assert!(e.kept.is_some() && e.crashed.is_some(), "{name}: {e:?}");
             n += 1;
         }
-        assert!(n >= 8, "{n} scenarios");
+        assert!(n >= 10, "{n} scenarios");
     }
 
     #[test]

@@ -38,7 +38,8 @@ pub async fn play(
     opts: PlayOptions,
     shutdown: CancellationToken,
 ) -> anyhow::Result<Row> {
-    let kept_without = alone(&scenario, opts.seed);
+    let peak = ideal_peak(&scenario, opts.seed);
+    let kept_without = alone(&scenario, opts.seed, peak);
     let expect = scenario.expect.clone().unwrap_or_default();
     let report = crate::demo::run_scenario(
         scenario,
@@ -52,7 +53,7 @@ pub async fn play(
     )
     .await
     .with_context(|| format!("rehearsing {label}"))?;
-    let measured = measure(&report, Some(kept_without));
+    let measured = measure(&report, Some(kept_without), peak);
     Ok(Row {
         scenario: label.to_owned(),
         verdict: judge(&expect, &measured),
@@ -70,25 +71,44 @@ pub async fn play_owned(
     play(&label, scenario, opts, shutdown).await
 }
 
-/// The share of the peak the event keeps with nobody acting: the
+/// The share of `peak` the event keeps with nobody acting: the
 /// simulator's model stepped to the scenario's end with no admin call.
-pub fn alone(scenario: &Scenario, seed: u64) -> f64 {
+pub fn alone(scenario: &Scenario, seed: u64, peak: u64) -> f64 {
     let mut world = crate::sim::model::World::new(scenario, seed);
     world.advance_to(scenario.end);
-    kept(&world.snapshot())
+    kept(&world.snapshot(), peak)
 }
 
-fn kept(s: &StateSnapshot) -> f64 {
-    let e = &s.event;
-    if e.peak_listeners == 0 {
+/// The peak the same audience reaches on a platform that never fails:
+/// every room unbounded in listeners and joins, no speaker fault. What
+/// `kept` is a share of, so that holding people out of a room (a cap, a
+/// waiting room) cannot flatter a rehearsal by lowering its own peak.
+pub fn ideal_peak(scenario: &Scenario, seed: u64) -> u64 {
+    let mut sc = scenario.clone();
+    for r in &mut sc.rooms {
+        r.capacity = crate::sim::model::MAX_CAPACITY;
+        r.admission_rate = crate::sim::model::MAX_CAPACITY;
+    }
+    sc.faults.clear();
+    let mut world = crate::sim::model::World::new(&sc, seed);
+    world.advance_to(sc.end);
+    world.snapshot().event.peak_listeners
+}
+
+fn kept(s: &StateSnapshot, peak: u64) -> f64 {
+    if peak == 0 {
         0.0
     } else {
-        e.listeners as f64 / e.peak_listeners as f64
+        (s.event.listeners as f64 / peak as f64).min(1.0)
     }
 }
 
-/// What the judge reads, from a replay's report.
-pub fn measure(r: &DemoReport, kept_without: Option<f64>) -> Measured {
+/// Admin actions that change how a room serves its audience.
+const MITIGATIONS: [&str; 4] = ["move", "cap", "waiting_room", "provision"];
+
+/// What the judge reads, from a replay's report; `peak` is
+/// [`ideal_peak`].
+pub fn measure(r: &DemoReport, kept_without: Option<f64>, peak: u64) -> Measured {
     let start = r.sim.scheduled_start;
     let muted: BTreeSet<String> = r
         .sim
@@ -110,8 +130,22 @@ pub fn measure(r: &DemoReport, kept_without: Option<f64>) -> Measured {
             })
             .collect(),
         muted,
-        first_mute_ms: r.time_to_mute_ms,
-        kept: r.kept_ratio(),
+        // From the platform's record: a mute before the start counts too.
+        first_mute_ms: r
+            .sim
+            .event
+            .actions
+            .iter()
+            .find(|a| a.action == "mute" && a.detail.ends_with(" muted"))
+            .map(|a| a.at - start),
+        mitigated_ms: r
+            .sim
+            .event
+            .actions
+            .iter()
+            .find(|a| MITIGATIONS.contains(&a.action.as_str()) && a.at >= start)
+            .map(|a| a.at - start),
+        kept: kept(&r.sim, peak),
         crashed: r.sim.event.crashed,
         detected_ms: r.time_to_detect_ms,
         kept_without,

@@ -47,6 +47,7 @@ struct RawCase {
     #[serde(default)]
     approvals: BTreeMap<String, Sp<RawAnswer>>,
     interval: Option<Sp<String>>,
+    at: Option<Sp<String>>,
     #[serde(default)]
     input_series: Vec<Sp<RawSeries>>,
     expect: Sp<RawExpect>,
@@ -118,6 +119,9 @@ pub struct Case {
     /// By gate: `run`, or the id of a step with an approval.
     pub approvals: BTreeMap<String, Answer>,
     pub interval_ms: Millis,
+    /// When the run starts, from the input series' time 0; later than 0
+    /// lets a `query` of a rate see the series' past.
+    pub at_ms: Millis,
     pub input_series: Vec<InputSeries>,
     pub expect: Expect,
 }
@@ -350,6 +354,16 @@ fn check_case(c: &mut Collector, r: &RawCase, field: &str, pos: Option<Pos>) -> 
             },
         );
     }
+    let at_ms = match &r.at {
+        None => 0,
+        Some(sp) => match PromDuration::parse(sp.value.trim()) {
+            Ok(d) => d.as_millis() as Millis,
+            Err(e) => {
+                c.err(Pos::of(sp), format!("{field}.at"), e.to_string());
+                0
+            }
+        },
+    };
     let interval_ms = match &r.interval {
         None => DEFAULT_INTERVAL_MS,
         Some(sp) => match PromDuration::parse(sp.value.trim()) {
@@ -449,6 +463,7 @@ fn check_case(c: &mut Collector, r: &RawCase, field: &str, pos: Option<Pos>) -> 
         stubs,
         approvals,
         interval_ms,
+        at_ms,
         input_series,
         expect: Expect {
             outcome,

@@ -37,8 +37,8 @@ pub mod scenario;
 pub mod server;
 
 pub use model::{
-    CrashRecord, EventSnapshot, Lost, MoveRecord, RoomSnapshot, RoomState, SimError,
-    SpeakerSnapshot, StateSnapshot, World,
+    AdminAction, CrashRecord, EventSnapshot, Lost, MoveRecord, RoomSnapshot, RoomState, Scaling,
+    SimError, SpeakerSnapshot, StateSnapshot, World,
 };
 pub use scenario::{Reference, Scenario};
 pub use server::Sim;

@@ -19,7 +19,11 @@
 //!    admits only while it has space (`capacity`, or an admin cap). Without
 //!    a cap a full room rejects (`capacity`); with a cap the excess waits in
 //!    the room's waiting room and is admitted as space frees. A crashed room
-//!    rejects everything (`room_down`).
+//!    rejects everything (`room_down`). With its waiting room *open*, a
+//!    room queues every join at a cheap front door and lets clients in at
+//!    a steady pace (90% of its admission rate) while it has space: the
+//!    join service is never overrun and nobody retries, but everyone
+//!    queued may give up waiting (`waiting_give_up_per_min`).
 //! 3. **Retries.** Each failed client retries after a few seconds with
 //!    `retry_probability` (apps retry automatically) or gives up (lost).
 //!    This is the failure mode of 2023: once a room is full, every rejected
@@ -38,6 +42,10 @@
 //! 5. **Leaving.** A small base churn, plus quality churn while latency is
 //!    above a second, plus feedback churn while an unmuted, connected
 //!    speaker feeds back or loses packets.
+//!
+//! **Scaling** up a live room that serves anyone (capacity or admission
+//! rate) takes `scale_up_after` to come online; an account's `limits` bound how big and
+//! fast its rooms may be and how many it may create.
 //!
 //! A **move** takes the event's speakers and listeners to a ready room
 //! (a few percent fail to follow), ends the old room, and tells the waiting
@@ -251,6 +259,11 @@ struct Room {
     capacity: u64,
     admission_rate: u64,
     cap: Option<u64>,
+    /// Joins queue at a front door and are let in at a steady pace; the
+    /// join service never sees more than it can process.
+    waiting_room: bool,
+    /// A scale-up on its way: applied at `ready_at`.
+    scaling: Option<Scaling>,
     state: RoomState,
     listeners: u64,
     waiting: u64,
@@ -283,6 +296,8 @@ impl Room {
             capacity,
             admission_rate,
             cap: None,
+            waiting_room: false,
+            scaling: None,
             state: RoomState::Ready,
             listeners: 0,
             waiting: 0,
@@ -304,6 +319,18 @@ impl Room {
         self.cap.unwrap_or(self.capacity)
     }
 }
+
+/// A room's scale-up, in flight.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Scaling {
+    pub capacity: Option<u64>,
+    pub admission_rate: Option<u64>,
+    pub ready_at: Millis,
+}
+
+/// The share of its admission rate a waiting room lets through, so the join
+/// service keeps headroom for the clients already in the room.
+pub const WAITING_ROOM_PACE: f64 = 0.9;
 
 #[derive(Clone, Debug)]
 struct Speaker {
@@ -363,12 +390,25 @@ pub struct CrashRecord {
     pub listeners_dropped: u64,
 }
 
+/// A change an operator (or the bot) made to the platform, for the record
+/// of what was done and when.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AdminAction {
+    pub at: Millis,
+    /// `create_room`, `move`, `cap`, `waiting_room`, `provision` or
+    /// `mute`.
+    pub action: String,
+    pub room: String,
+    pub detail: String,
+}
+
 #[derive(Clone, Debug)]
 struct Event {
     id: String,
     title: String,
     room: String,
     secondary_account: String,
+    actions: Vec<AdminAction>,
     moves: Vec<MoveRecord>,
     crashes: Vec<CrashRecord>,
     peak: u64,
@@ -400,6 +440,8 @@ pub struct World {
     crash_lost: u64,
     moved_lost: u64,
     room_seq: BTreeMap<String, u32>,
+    /// Rooms created through the admin API, per account.
+    created: BTreeMap<String, u32>,
 }
 
 impl World {
@@ -465,6 +507,7 @@ impl World {
             title: sc.event.title.clone(),
             room: sc.event.room.clone(),
             secondary_account: sc.event.secondary_account.clone(),
+            actions: Vec::new(),
             moves: Vec::new(),
             crashes: Vec::new(),
             peak: 0,
@@ -487,6 +530,7 @@ impl World {
             crash_lost: 0,
             moved_lost: 0,
             room_seq: BTreeMap::new(),
+            created: BTreeMap::new(),
             scenario: sc,
         };
         w.update_speakers(w.time);
@@ -622,17 +666,26 @@ impl World {
         self.stranded -= lost;
         self.crash_lost += lost;
 
-        let cur = self.current_idx();
-        self.rooms[cur].join_requests += fresh + back;
-        if self.rooms[cur].state == RoomState::Live {
-            self.admit(cur, fresh, back);
-        } else {
-            self.fail(cur, FailReason::RoomDown, fresh, back);
+        for r in &mut self.rooms {
+            if let Some(sc) = r.scaling.filter(|sc| sc.ready_at <= t) {
+                r.capacity = sc.capacity.unwrap_or(r.capacity);
+                r.admission_rate = sc.admission_rate.unwrap_or(r.admission_rate);
+                r.scaling = None;
+            }
         }
 
+        let cur = self.current_idx();
+        self.rooms[cur].join_requests += fresh + back;
+        let load = if self.rooms[cur].state == RoomState::Live {
+            self.admit(cur, fresh, back)
+        } else {
+            self.fail(cur, FailReason::RoomDown, fresh, back);
+            0
+        };
+
         for i in 0..self.rooms.len() {
-            let attempts = if i == cur { fresh + back } else { 0 };
-            self.room_tick(i, attempts, t);
+            let joins = if i == cur { load } else { 0 };
+            self.room_tick(i, joins, t);
         }
 
         let now = self.rooms[self.current_idx()].listeners;
@@ -642,8 +695,25 @@ impl World {
         }
     }
 
-    fn admit(&mut self, i: usize, fresh: u64, back: u64) {
+    /// Admits what the room can take this tick; returns the load on its
+    /// join service (requests it had to process).
+    fn admit(&mut self, i: usize, fresh: u64, back: u64) -> u64 {
         let r = &mut self.rooms[i];
+        if r.waiting_room {
+            // Everyone is queued by the front door and told when to come
+            // back, so nobody retries; the join service takes a steady
+            // pace from the head of the queue, only into free space.
+            r.waiting += fresh + back;
+            let pace = (r.admission_rate as f64 * WAITING_ROOM_PACE).floor() as u64;
+            let n = r
+                .waiting
+                .min(r.limit().saturating_sub(r.listeners))
+                .min(pace.max(1));
+            r.waiting -= n;
+            r.listeners += n;
+            self.unique += n;
+            return n;
+        }
         let mut budget = r.admission_rate;
         // The waiting room goes first: those clients queued earliest.
         let from_wait = r
@@ -682,9 +752,10 @@ impl World {
             let cb = share(excess);
             self.fail(i, FailReason::Capacity, excess - cb, cb);
         }
+        attempts
     }
 
-    fn room_tick(&mut self, i: usize, attempts: u64, t: Millis) {
+    fn room_tick(&mut self, i: usize, joins: u64, t: Millis) {
         let b = &self.scenario.behaviour;
         let d = &self.scenario.dynamics;
         let (base_churn, quality_churn, feedback_churn, waiting_give_up) = (
@@ -716,7 +787,7 @@ impl World {
         let jitter = 1.0 + 0.03 * self.rng.normal();
         let r = &mut self.rooms[i];
         let u =
-            (r.listeners as f64 / r.capacity as f64).max(attempts as f64 / r.admission_rate as f64);
+            (r.listeners as f64 / r.capacity as f64).max(joins as f64 / r.admission_rate as f64);
         r.utilisation = u;
         // A queueing knee: flat while lightly loaded, x8 at utilisation 1,
         // tens of seconds beyond it.
@@ -775,6 +846,15 @@ impl World {
 
     // ----------------------------------------------------- admin operations
 
+    fn log(&mut self, action: &str, room: &str, detail: String) {
+        self.event.actions.push(AdminAction {
+            at: self.time,
+            action: action.to_owned(),
+            room: room.to_owned(),
+            detail,
+        });
+    }
+
     fn check_event(&self, event: &str) -> Result<(), SimError> {
         if event == self.event.id {
             Ok(())
@@ -801,25 +881,35 @@ impl World {
         admission_rate: Option<u64>,
         title: Option<String>,
     ) -> Result<RoomSnapshot, SimError> {
-        if self.scenario.account(account).is_none() {
+        let Some(acct) = self.scenario.account(account) else {
             return Err(SimError::UnknownAccount {
                 got: account.into(),
                 valid: list(self.scenario.accounts.iter().map(|a| a.id.clone())),
             });
+        };
+        let (max_cap, max_rate) = (acct.max_room_capacity, acct.max_admission_rate);
+        if let Some(left) = self.rooms_left(account)
+            && left == 0
+        {
+            return Err(SimError::Conflict(format!(
+                "account {account:?} may not create more rooms (its limit is {})",
+                acct.max_new_rooms.unwrap_or(0)
+            )));
         }
-        let defaults = self.scenario.room_defaults;
+        let defaults = self.new_room_defaults(acct);
         let capacity = capacity.unwrap_or(defaults.capacity);
         let admission_rate = admission_rate.unwrap_or(defaults.admission_rate);
-        if capacity == 0 || capacity > MAX_CAPACITY {
+        if capacity == 0 || capacity > max_cap {
             return Err(SimError::Invalid(format!(
-                "capacity {capacity} is out of range; expected 1..={MAX_CAPACITY} listeners"
+                "capacity {capacity} is out of range; expected 1..={max_cap} listeners (account {account:?})"
             )));
         }
-        if admission_rate == 0 || admission_rate > MAX_CAPACITY {
+        if admission_rate == 0 || admission_rate > max_rate {
             return Err(SimError::Invalid(format!(
-                "admission_rate {admission_rate} is out of range; expected 1..={MAX_CAPACITY} joins per second"
+                "admission_rate {admission_rate} is out of range; expected 1..={max_rate} joins per second (account {account:?})"
             )));
         }
+        *self.created.entry(account.to_owned()).or_insert(0) += 1;
         let id = loop {
             let n = self.room_seq.entry(account.to_owned()).or_insert(0);
             *n += 1;
@@ -837,6 +927,11 @@ impl World {
             admission_rate,
             self.time,
             self.scenario.dynamics.base_latency_s,
+        );
+        self.log(
+            "create_room",
+            &room.id,
+            format!("capacity {capacity}, admission rate {admission_rate}/s"),
         );
         self.rooms.push(room);
         Ok(self.room_snapshot(self.rooms.len() - 1))
@@ -914,6 +1009,7 @@ impl World {
             returning,
         };
         self.event.moves.push(rec.clone());
+        self.log("move", to, format!("from {}", rec.from_room));
         Ok(rec)
     }
 
@@ -934,6 +1030,8 @@ impl World {
             )));
         }
         self.rooms[i].cap = cap;
+        let detail = cap.map_or_else(|| "cleared".to_owned(), |c| c.to_string());
+        self.log("cap", room, detail);
         Ok(self.room_snapshot(i))
     }
 
@@ -965,13 +1063,91 @@ impl World {
                 self.event.room
             )));
         }
+        let account = self.rooms[i].account.clone();
+        if let Some(a) = self.scenario.account(&account) {
+            for (field, v, max, unit) in [
+                ("capacity", capacity, a.max_room_capacity, "listeners"),
+                (
+                    "admission_rate",
+                    admission_rate,
+                    a.max_admission_rate,
+                    "joins per second",
+                ),
+            ] {
+                if let Some(v) = v
+                    && v > max
+                {
+                    return Err(SimError::Invalid(format!(
+                        "{field} {v} is beyond what account {account:?} allows ({max} {unit})"
+                    )));
+                }
+            }
+        }
+        let now = self.time;
+        let delay = Millis::from(self.scenario.dynamics.scale_up_after_s) * 1000;
         let r = &mut self.rooms[i];
-        if let Some(c) = capacity {
-            r.capacity = c;
+        // Growing a room that serves people means starting servers and
+        // rebalancing them under load; shrinking, or sizing a room nobody
+        // is in yet (ahead of an event), takes effect at once.
+        let grows = capacity.is_some_and(|c| c > r.capacity)
+            || admission_rate.is_some_and(|a| a > r.admission_rate);
+        let serving = r.state == RoomState::Live && r.listeners + r.waiting > 0;
+        if grows && serving {
+            let pending = r.scaling.unwrap_or(Scaling {
+                capacity: None,
+                admission_rate: None,
+                ready_at: now + delay,
+            });
+            r.scaling = Some(Scaling {
+                capacity: capacity.or(pending.capacity),
+                admission_rate: admission_rate.or(pending.admission_rate),
+                ready_at: pending.ready_at,
+            });
+        } else {
+            if let Some(c) = capacity {
+                r.capacity = c;
+            }
+            if let Some(a) = admission_rate {
+                r.admission_rate = a;
+            }
+            if let Some(sc) = &mut r.scaling {
+                // A later, explicit size wins over one still starting.
+                if capacity.is_some() {
+                    sc.capacity = None;
+                }
+                if admission_rate.is_some() {
+                    sc.admission_rate = None;
+                }
+                if sc.capacity.is_none() && sc.admission_rate.is_none() {
+                    r.scaling = None;
+                }
+            }
         }
-        if let Some(a) = admission_rate {
-            r.admission_rate = a;
+        let detail = format!("capacity {capacity:?}, admission rate {admission_rate:?}");
+        self.log("provision", room, detail);
+        Ok(self.room_snapshot(i))
+    }
+
+    /// Opens or closes a room's waiting room. Open, every join is queued
+    /// and let in at a steady pace ([`WAITING_ROOM_PACE`] of the admission
+    /// rate) while there is space; queued clients do not retry, but some
+    /// give up waiting. Closed, the queue drains as space and the join
+    /// service allow, and new joins are served (or fail) directly.
+    pub fn set_waiting_room(&mut self, room: &str, open: bool) -> Result<RoomSnapshot, SimError> {
+        let i = self.room_or_404(room)?;
+        if matches!(self.rooms[i].state, RoomState::Ended | RoomState::Crashed) {
+            return Err(SimError::Conflict(format!(
+                "room {room:?} is {}; open the waiting room of the event's current room {:?}",
+                state_name(self.rooms[i].state),
+                self.event.room
+            )));
         }
+        self.rooms[i].waiting_room = open;
+        self.log(
+            "waiting_room",
+            room,
+            if open { "open" } else { "closed" }.into(),
+        );
         Ok(self.room_snapshot(i))
     }
 
@@ -1030,7 +1206,10 @@ impl World {
         let i = self.speaker_idx(room, speaker)?;
         let s = &mut self.speakers[i];
         s.muted = muted;
-        Ok(speaker_snapshot(s))
+        let snap = speaker_snapshot(s);
+        let what = if muted { "muted" } else { "unmuted" };
+        self.log("mute", room, format!("{speaker} {what}"));
+        Ok(snap)
     }
 
     // ------------------------------------------------------------ snapshots
@@ -1055,18 +1234,31 @@ impl World {
     }
 
     fn account_snapshot(&self, a: &super::scenario::Account) -> AccountSnapshot {
-        let defaults = self.scenario.room_defaults;
         AccountSnapshot {
             id: a.id.clone(),
             name: a.name.clone(),
             followers: a.followers,
             role: a.role,
-            new_room: NewRoom {
-                capacity: defaults.capacity,
-                admission_rate: defaults.admission_rate,
-            },
-            max_room_capacity: MAX_CAPACITY,
+            new_room: self.new_room_defaults(a),
+            max_room_capacity: a.max_room_capacity,
+            max_admission_rate: a.max_admission_rate,
+            rooms_left: self.rooms_left(&a.id),
         }
+    }
+
+    /// What a room created on `a` gets when the request leaves sizes out:
+    /// the platform's defaults, within the account's limits.
+    fn new_room_defaults(&self, a: &super::scenario::Account) -> NewRoom {
+        let d = self.scenario.room_defaults;
+        NewRoom {
+            capacity: d.capacity.min(a.max_room_capacity).max(1),
+            admission_rate: d.admission_rate.min(a.max_admission_rate).max(1),
+        }
+    }
+
+    fn rooms_left(&self, account: &str) -> Option<u32> {
+        let max = self.scenario.account(account)?.max_new_rooms?;
+        Some(max.saturating_sub(self.created.get(account).copied().unwrap_or(0)))
     }
 
     fn secondary_ready(&self) -> bool {
@@ -1089,6 +1281,8 @@ impl World {
             capacity: r.capacity,
             admission_rate: r.admission_rate,
             listener_cap: r.cap,
+            waiting_room: r.waiting_room,
+            scaling: r.scaling,
             listeners: r.listeners,
             waiting: r.waiting,
             utilisation: r.utilisation,
@@ -1145,6 +1339,7 @@ impl World {
             crashed_at: e.crashes.first().map(|c| c.at),
             crashes: e.crashes.clone(),
             moves: e.moves.clone(),
+            actions: e.actions.clone(),
             secondary_account: e.secondary_account.clone(),
             secondary_ready: self.secondary_ready(),
         }
@@ -1210,7 +1405,7 @@ impl World {
                 r.listeners
             );
         }
-        let gauges: [RoomGauge; 6] = [
+        let gauges: [RoomGauge; 8] = [
             (
                 "live_room_capacity",
                 "Concurrent listeners the room's infrastructure can serve.",
@@ -1228,8 +1423,18 @@ impl World {
             ),
             (
                 "live_room_waiting",
-                "Listeners held in the room's waiting room by a cap.",
+                "Clients held in the room's waiting room (by a cap, or queued by an open waiting room).",
                 |r| Some(r.waiting as f64),
+            ),
+            (
+                "live_room_waiting_room_open",
+                "1 while the room's waiting room queues every join and paces admission.",
+                |r| Some(f64::from(u8::from(r.waiting_room))),
+            ),
+            (
+                "live_room_scaling_admission_rate",
+                "The admission rate a scale-up in flight will bring (absent when none is).",
+                |r| r.scaling.and_then(|s| s.admission_rate).map(|a| a as f64),
             ),
             ("live_room_up", "1 unless the room has crashed.", |r| {
                 Some(f64::from(u8::from(r.state != RoomState::Crashed)))
@@ -1501,6 +1706,8 @@ pub struct EventSnapshot {
     pub crashed_at: Option<Millis>,
     pub crashes: Vec<CrashRecord>,
     pub moves: Vec<MoveRecord>,
+    /// Every change made through the admin API, in order.
+    pub actions: Vec<AdminAction>,
     pub secondary_account: String,
     pub secondary_ready: bool,
 }
@@ -1528,6 +1735,10 @@ pub struct RoomSnapshot {
     pub capacity: u64,
     pub admission_rate: u64,
     pub listener_cap: Option<u64>,
+    /// Joins queue and are let in at a steady pace.
+    pub waiting_room: bool,
+    /// A scale-up on its way.
+    pub scaling: Option<Scaling>,
     pub listeners: u64,
     pub waiting: u64,
     pub utilisation: f64,
@@ -1583,6 +1794,12 @@ pub struct AccountSnapshot {
     /// The largest listener capacity a room on this account can be
     /// created or provisioned with.
     pub max_room_capacity: u64,
+    /// The fastest join service (joins per second) a room on this account
+    /// can be created or provisioned with.
+    pub max_admission_rate: u64,
+    /// Rooms that may still be created on the account; `null` when
+    /// unlimited, 0 when the account cannot take a moved event.
+    pub rooms_left: Option<u32>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -1767,6 +1984,111 @@ mod tests {
         w.set_cap("main", None).unwrap();
         w.advance_to(et(&w, 18, 46));
         assert!(w.snapshot().rooms[0].waiting < waiting);
+    }
+
+    /// The 2023 surge into a big room whose join service admits 400/s.
+    fn admission_bound() -> World {
+        let mut sc = Scenario::builtin();
+        sc.rooms[0].capacity = 2_000_000;
+        sc.rooms[0].admission_rate = 400;
+        World::new(&sc, 42)
+    }
+
+    #[test]
+    fn an_open_waiting_room_paces_joins_and_stops_the_retry_storm() {
+        let mut alone = admission_bound();
+        alone.advance_to(et(&alone, 18, 20));
+        assert!(alone.snapshot().event.crashed, "the retry storm kills it");
+
+        let mut w = admission_bound();
+        w.advance_to(et(&w, 18, 0));
+        let r = w.set_waiting_room("main", true).unwrap();
+        assert!(r.waiting_room);
+        let overload = w.snapshot().rooms[0].join_failures.overload;
+        let mut queued = 0;
+        for m in 1..=45 {
+            w.advance_to(et(&w, 18, m));
+            let s = w.snapshot();
+            let room = &s.rooms[0];
+            queued = queued.max(room.waiting);
+            assert!(room.utilisation <= 0.91, "{m}: {}", room.utilisation);
+        }
+        let s = w.snapshot();
+        assert!(!s.event.crashed);
+        assert_eq!(s.rooms[0].join_failures.overload, overload, "nobody failed");
+        assert!(queued > 10_000, "the surge queued: {queued}");
+        // It costs: some of those queued give up.
+        assert!(s.event.lost.gave_up > 0);
+        assert!(s.event.listeners as f64 > 0.7 * s.event.arrivals as f64);
+        assert!(w.set_waiting_room("nowhere", true).is_err());
+    }
+
+    #[test]
+    fn scaling_a_live_room_takes_time_within_the_accounts_limits() {
+        let mut sc = Scenario::builtin();
+        sc.accounts[0].max_admission_rate = 3000;
+        let mut w = World::new(&sc, 42);
+        // Empty ahead of the event: at once.
+        assert_eq!(
+            w.provision("main", None, Some(1100))
+                .unwrap()
+                .admission_rate,
+            1100
+        );
+        w.advance_to(et(&w, 17, 58));
+        let t = w.time();
+        let r = w.provision("main", None, Some(2500)).unwrap();
+        assert_eq!(r.admission_rate, 1100, "not yet");
+        let sc_at = r.scaling.unwrap();
+        assert_eq!(
+            (sc_at.admission_rate, sc_at.ready_at),
+            (Some(2500), t + 120_000)
+        );
+        w.advance_to(t + 119_000);
+        assert_eq!(w.room("main").unwrap().admission_rate, 1100);
+        w.advance_to(t + 120_000);
+        let r = w.room("main").unwrap();
+        assert_eq!((r.admission_rate, r.scaling), (2500, None));
+        // Shrinking is immediate; beyond the account's limit is refused.
+        assert!(w.room("main").unwrap().listeners > 0);
+        assert_eq!(
+            w.provision("main", None, Some(900)).unwrap().admission_rate,
+            900
+        );
+        let e = w.provision("main", None, Some(3001)).unwrap_err();
+        assert!(
+            e.to_string().contains("allows (3000 joins per second)"),
+            "{e}"
+        );
+        // A room nobody is in is sized at once.
+        w.create_room("cohost", None, None, None).unwrap();
+        assert_eq!(w.provision("cohost-1", Some(7), None).unwrap().capacity, 7);
+    }
+
+    #[test]
+    fn account_limits_bound_the_rooms_it_can_create() {
+        let mut sc = Scenario::builtin();
+        let co = sc.accounts.iter_mut().find(|a| a.id == "cohost").unwrap();
+        co.max_room_capacity = 300_000;
+        co.max_new_rooms = Some(1);
+        let mut w = World::new(&sc, 42);
+        let a = w.account("cohost").unwrap();
+        assert_eq!(
+            (a.max_room_capacity, a.new_room.capacity, a.rooms_left),
+            (300_000, 300_000, Some(1))
+        );
+        let e = w
+            .create_room("cohost", Some(1_500_000), None, None)
+            .unwrap_err();
+        assert!(matches!(e, SimError::Invalid(_)), "{e}");
+        assert_eq!(
+            w.create_room("cohost", None, None, None).unwrap().capacity,
+            300_000
+        );
+        assert_eq!(w.account("cohost").unwrap().rooms_left, Some(0));
+        let e = w.create_room("cohost", None, None, None).unwrap_err();
+        assert!(matches!(e, SimError::Conflict(_)), "{e}");
+        assert_eq!(w.account("owner").unwrap().rooms_left, None);
     }
 
     fn host(s: &StateSnapshot) -> SpeakerSnapshot {

@@ -51,6 +51,8 @@ struct RawScenario {
     #[serde(default)]
     faults: Vec<RawFault>,
     #[serde(default)]
+    admin_api: Vec<RawApiFault>,
+    #[serde(default)]
     reference: Option<Reference>,
     /// What a rehearsal of this scenario must show (see
     /// [`crate::rehearse`]); the simulator itself ignores it.
@@ -65,6 +67,16 @@ struct RawAccount {
     name: String,
     followers: u64,
     role: Sp<String>,
+    #[serde(default)]
+    limits: Option<RawLimits>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    room_capacity: Option<Sp<u64>>,
+    admission_rate: Option<Sp<u64>>,
+    rooms: Option<Sp<u32>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -147,6 +159,18 @@ struct RawDynamics {
     base_latency: Option<Sp<f64>>,
     crash_after: Option<Sp<String>>,
     recovery_rate: Option<Sp<f64>>,
+    scale_up_after: Option<Sp<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawApiFault {
+    at: Sp<String>,
+    until: Sp<String>,
+    #[serde(default)]
+    fails: Option<Sp<u16>>,
+    #[serde(default)]
+    latency: Option<Sp<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -187,6 +211,8 @@ pub struct Scenario {
     pub behaviour: Behaviour,
     pub dynamics: Dynamics,
     pub faults: Vec<Fault>,
+    /// Windows in which the admin API answers slowly or not at all.
+    pub admin_api: Vec<ApiFault>,
     pub reference: Reference,
     /// The scenario's expectations, for `firebreak rehearse`.
     #[serde(skip)]
@@ -206,6 +232,14 @@ pub struct Account {
     pub name: String,
     pub followers: u64,
     pub role: Role,
+    /// The largest room (concurrent listeners) the account may have.
+    pub max_room_capacity: u64,
+    /// The fastest join service (joins per second) a room of the account
+    /// may have.
+    pub max_admission_rate: u64,
+    /// How many rooms may still be created on the account (none given:
+    /// no limit). Zero is an account that cannot host a moved event.
+    pub max_new_rooms: Option<u32>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -306,6 +340,10 @@ pub struct Dynamics {
     pub crash_after_s: u32,
     /// How fast accumulated overload drains while utilisation <= 1, per s.
     pub recovery_rate: f64,
+    /// How long scaling a live room up (capacity or admission rate) takes
+    /// to come online: new servers start and join the pool. Scaling down,
+    /// and scaling a room nobody is in, is immediate.
+    pub scale_up_after_s: u32,
 }
 
 impl Default for Dynamics {
@@ -314,6 +352,7 @@ impl Default for Dynamics {
             base_latency_s: 0.15,
             crash_after_s: 150,
             recovery_rate: 0.5,
+            scale_up_after_s: 120,
         }
     }
 }
@@ -330,6 +369,16 @@ pub struct Fault {
     /// `reconnect_every_ms` of the fault window.
     pub reconnect_every_ms: Option<i64>,
     pub reconnect_for_ms: i64,
+}
+
+/// The admin API misbehaving in `[at, until)` (absolute ms): every call
+/// waits `latency_ms` of simulated time, then fails with `fails` if set.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ApiFault {
+    pub at: Millis,
+    pub until: Millis,
+    pub fails: Option<u16>,
+    pub latency_ms: Millis,
 }
 
 /// The 2023 figures the demo compares itself with.
@@ -547,11 +596,41 @@ impl Scenario {
                     Role::Secondary
                 }
             };
+            let limits = a.limits.as_ref();
+            let limit = |cx: &mut Ctx<'_>, v: Option<&Sp<u64>>, what: &str| match v {
+                None => super::model::MAX_CAPACITY,
+                Some(v) if v.value > super::model::MAX_CAPACITY => {
+                    cx.err(
+                        v,
+                        format!("{f}.limits.{what}"),
+                        format!(
+                            "{} is out of range; expected 0..={}",
+                            v.value,
+                            super::model::MAX_CAPACITY
+                        ),
+                    );
+                    super::model::MAX_CAPACITY
+                }
+                Some(v) => v.value,
+            };
+            let max_room_capacity = limit(
+                &mut cx,
+                limits.and_then(|l| l.room_capacity.as_ref()),
+                "room_capacity",
+            );
+            let max_admission_rate = limit(
+                &mut cx,
+                limits.and_then(|l| l.admission_rate.as_ref()),
+                "admission_rate",
+            );
             accounts.push(Account {
                 id: a.id.value.clone(),
                 name: a.name.clone(),
                 followers: a.followers,
                 role,
+                max_room_capacity,
+                max_admission_rate,
+                max_new_rooms: limits.and_then(|l| l.rooms.as_ref()).map(|r| r.value),
             });
         }
         if accounts.is_empty() {
@@ -822,6 +901,12 @@ impl Scenario {
                             dd.recovery_rate
                         }
                     },
+                    scale_up_after_s: opt_secs(
+                        &mut cx,
+                        &x.scale_up_after,
+                        "dynamics.scale_up_after",
+                        dd.scale_up_after_s,
+                    ),
                 }
             }
         };
@@ -882,6 +967,47 @@ impl Scenario {
             }
         }
 
+        let mut admin_api = Vec::new();
+        for (i, r) in raw.admin_api.iter().enumerate() {
+            let f = format!("admin_api[{i}]");
+            let at = cx.offset(&r.at, &format!("{f}.at"));
+            let until = cx.offset(&r.until, &format!("{f}.until"));
+            if let (Some(a), Some(u)) = (at, until)
+                && u <= a
+            {
+                cx.err(&r.until, format!("{f}.until"), "must be later than `at`");
+            }
+            if let Some(st) = &r.fails
+                && !(400..=599).contains(&st.value)
+            {
+                cx.err(
+                    st,
+                    format!("{f}.fails"),
+                    format!("{} is not an error status; expected 400 to 599", st.value),
+                );
+            }
+            let latency_ms = r
+                .latency
+                .as_ref()
+                .and_then(|v| cx.duration(v, &format!("{f}.latency")))
+                .unwrap_or(0);
+            if r.fails.is_none() && r.latency.is_none() {
+                cx.err(
+                    &r.at,
+                    f.clone(),
+                    "give `fails` (a status), `latency`, or both",
+                );
+            }
+            if let (Some(ss), Some(a), Some(u)) = (scheduled_start, at, until) {
+                admin_api.push(ApiFault {
+                    at: ss + a,
+                    until: ss + u,
+                    fails: r.fails.as_ref().map(|s| s.value),
+                    latency_ms,
+                });
+            }
+        }
+
         let expect = raw.expect.as_ref().map(|e| {
             let accounts: Vec<String> = accounts.iter().map(|a| a.id.clone()).collect();
             let speakers: Vec<String> = speakers.iter().map(|s| s.id.clone()).collect();
@@ -916,6 +1042,7 @@ impl Scenario {
                 behaviour,
                 dynamics,
                 faults,
+                admin_api,
                 reference: raw.reference.clone().unwrap_or_default(),
                 expect,
             }),

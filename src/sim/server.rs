@@ -111,8 +111,6 @@ impl Sim {
     /// All routes: `/metrics`, `/healthz` and the admin API under `/api/v1`.
     pub fn router(&self) -> Router {
         Router::new()
-            .route("/metrics", get(metrics))
-            .route("/healthz", get(|| async { "ok\n" }))
             .route("/api/v1/state", get(state))
             .route("/api/v1/events/{event}", get(get_event))
             .route("/api/v1/events/{event}/move", post(move_event))
@@ -120,6 +118,7 @@ impl Sim {
             .route("/api/v1/rooms", get(list_rooms).post(create_room))
             .route("/api/v1/rooms/{room}", get(get_room).patch(provision_room))
             .route("/api/v1/rooms/{room}/cap", put(set_cap))
+            .route("/api/v1/rooms/{room}/waiting_room", put(set_waiting_room))
             .route(
                 "/api/v1/rooms/{room}/speakers/{speaker}/mute",
                 post(mute_speaker),
@@ -128,6 +127,16 @@ impl Sim {
                 "/api/v1/rooms/{room}/speakers/{speaker}/soundcheck",
                 post(soundcheck),
             )
+            // Only the admin API has outages; metrics keep flowing.
+            .route_layer(axum::middleware::from_fn_with_state(
+                self.clone(),
+                admin_api_faults,
+            ))
+            .route("/metrics", get(metrics))
+            .route("/healthz", get(|| async { "ok\n" }))
+            // Outside the admin API's outages: a bot started during one
+            // must still find the time.
+            .route("/api/v1/clock", get(clock))
             .fallback(not_found)
             .method_not_allowed_fallback(method_not_allowed)
             .with_state(self.clone())
@@ -444,6 +453,85 @@ async fn set_cap(
         };
         let r = w.set_cap(&room, cap).map_err(|e| sim_error(&e))?;
         tracing::info!(room = %room, cap = ?cap, "listener cap set");
+        Ok((StatusCode::OK, json!({ "room": r })))
+    })
+}
+
+/// The simulator's clock, for another process to follow
+/// (`firebreak run --clock-from`): simulated now and how fast it runs.
+async fn clock(State(sim): State<Sim>) -> Response {
+    let now = sim.clock.now();
+    axum::Json(json!({
+        "now": now,
+        "now_rfc3339": super::model::rfc3339(now),
+        "speed": sim.clock.speed(),
+    }))
+    .into_response()
+}
+
+/// The scenario's `admin_api` windows: a call in one waits its latency
+/// (simulated time), then fails with its status if it has one, before the
+/// world is touched.
+async fn admin_api_faults(
+    State(sim): State<Sim>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let now = sim.clock.now();
+    let fault = sim.with_world(|w| {
+        w.scenario()
+            .admin_api
+            .iter()
+            .find(|f| f.at <= now && now < f.until)
+            .cloned()
+    });
+    let Some(f) = fault else {
+        return next.run(req).await;
+    };
+    if f.latency_ms > 0 {
+        sim.clock
+            .sleep(Duration::from_millis(f.latency_ms as u64))
+            .await;
+    }
+    match f.fails.and_then(|s| StatusCode::from_u16(s).ok()) {
+        Some(status) => {
+            let (status, body) = error(status, "the admin API is unavailable; try again shortly");
+            (
+                status,
+                [(header::RETRY_AFTER, HeaderValue::from_static("5"))],
+                axum::Json(body),
+            )
+                .into_response()
+        }
+        None => next.run(req).await,
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WaitingRoomReq {
+    open: Option<bool>,
+}
+
+/// Opens or closes a room's waiting room: `{"open": true}`.
+async fn set_waiting_room(
+    State(sim): State<Sim>,
+    Path(room): Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    sim.mutate(&method, &uri, &headers, &body, |w| {
+        let req: WaitingRoomReq = parse(&body, "")?;
+        let Some(open) = req.open else {
+            return Err(error(
+                StatusCode::BAD_REQUEST,
+                "missing field `open`; give true to queue and pace joins, false to stop",
+            ));
+        };
+        let r = w.set_waiting_room(&room, open).map_err(|e| sim_error(&e))?;
+        tracing::info!(room = %room, open, "waiting room set");
         Ok((StatusCode::OK, json!({ "room": r })))
     })
 }

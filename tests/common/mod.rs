@@ -79,10 +79,16 @@ where
 
 /// Starts `firebreak run --config` with this config text, written to `dir`.
 pub fn start_bot(dir: &std::path::Path, config: &str) -> Child {
+    start_bot_with(dir, config, &[])
+}
+
+/// [`start_bot`] with more arguments to `run`.
+pub fn start_bot_with(dir: &std::path::Path, config: &str, extra: &[&str]) -> Child {
     let cfg = dir.join("firebreak.yaml");
     std::fs::write(&cfg, config).unwrap();
     Command::new(env!("CARGO_BIN_EXE_firebreak"))
         .args(["run", "--config", cfg.to_str().unwrap()])
+        .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
