@@ -874,17 +874,17 @@ async fn a_rollback_whose_guard_does_not_hold_is_held_for_a_person() {
     );
     assert_eq!(held_count("guard-held"), 1);
     let states = step_states(&w.store, "run-1").await;
-    for (id, state) in [
+    let want = [
+        ("move", "succeeded"),
+        ("cap", "succeeded"),
+        ("recovered", "failed"),
         ("rollback:cap", "succeeded"),
         ("guard:move:origin", "succeeded"),
         ("guard:move:destination", "succeeded"),
         ("rollback:move", "held"),
-    ] {
-        assert!(
-            states.iter().any(|(i, s)| i == id && s == state),
-            "{id}: {state} in {states:?}"
-        );
-    }
+    ]
+    .map(|(a, b)| (a.to_owned(), b.to_owned()));
+    assert_eq!(states, want, "the record, in order");
 }
 
 #[tokio::test]

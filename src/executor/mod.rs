@@ -910,6 +910,9 @@ impl Run<'_> {
             .rollbacks_held
             .with(&[&self.req.runbook.name])
             .inc();
+        // Its own place in the record, after the reads (steps are listed
+        // in this order).
+        self.seq += 1;
         self.record_unacted(&rsid, "held", Some(&why)).await;
         Ok(Some(why))
     }
