@@ -844,6 +844,11 @@ async fn a_rollback_whose_guard_does_not_hold_is_held_for_a_person() {
         "the unguarded rollback ran, the guarded one read and did not move back"
     );
     let said = "room old (ended) holds 1000; room new has 950 listening";
+    let chat = w.chat().await;
+    assert!(
+        chat.contains(&"rolling back: `cap`, `move` (if its guard holds)".to_owned()),
+        "{chat:#?}"
+    );
     let run = &w.store.runs().await.unwrap()[0];
     assert_eq!(run.state, "failed");
     let err = run.error.as_deref().unwrap();
@@ -852,7 +857,6 @@ async fn a_rollback_whose_guard_does_not_hold_is_held_for_a_person() {
             && err.ends_with(&format!("; rollback of `move` held: {said}")),
         "{err}"
     );
-    let chat = w.chat().await;
     assert!(
         chat.contains(&format!(
             ":rotating_light: needs a person: rollback of `move` held, not done. {said}"

@@ -938,7 +938,11 @@ impl Run<'_> {
                 with_undo
                     .iter()
                     .rev()
-                    .map(|s| format!("`{}`", s.id))
+                    .map(|s| {
+                        let guarded = s.rollback.as_ref().is_some_and(|r| r.guard.is_some());
+                        let cond = if guarded { " (if its guard holds)" } else { "" };
+                        format!("`{}`{cond}", s.id)
+                    })
                     .collect::<Vec<_>>()
                     .join(", ")
             ),
