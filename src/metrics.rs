@@ -172,6 +172,7 @@ pub struct Metrics {
     pub alert_transitions: Family<Counter>,
     pub pushed_alerts: Family<Counter>,
     pub runs: Family<Counter>,
+    pub rollbacks_held: Family<Counter>,
     pub steps: Family<Counter>,
     pub step_seconds: Family<Histogram>,
     pub outbox_depth: Family<Gauge>,
@@ -212,6 +213,12 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
         "firebreak_runs_total",
         "Runbook runs that ended, by runbook and outcome.",
         &["runbook", "outcome"],
+        Counter::default,
+    ),
+    rollbacks_held: Family::new(
+        "firebreak_rollbacks_held_total",
+        "Rollbacks not done because their guard did not hold (or could not be judged), by runbook: each one left for a person.",
+        &["runbook"],
         Counter::default,
     ),
     steps: Family::new(
@@ -298,6 +305,7 @@ impl Metrics {
             &self.alert_transitions,
             &self.pushed_alerts,
             &self.runs,
+            &self.rollbacks_held,
             &self.steps,
             &self.chat_sent,
             &self.chat_errors,

@@ -28,11 +28,13 @@ use firebreak::runbook::{CheckEnv, Runbook, parse_runbook};
 use firebreak::store::Store;
 
 /// Records every call; answers by path: `/fail` 500, `/bad` 400,
-/// `/health` 503 until `healthy`, anything else 200 with a room id.
+/// `/health` 503 until `healthy`, `GET /rooms/<id>` the room in `rooms`
+/// (404 when it has none), anything else 200 with a room id.
 #[derive(Default)]
 struct Fake {
     calls: Vec<(String, String, String)>,
     healthy: bool,
+    rooms: BTreeMap<String, Value>,
 }
 
 async fn handle(
@@ -50,6 +52,15 @@ async fn handle(
         .to_owned();
     f.calls
         .push((method.to_string(), uri.path().to_owned(), key));
+    if let (&Method::GET, Some(id)) = (&method, uri.path().strip_prefix("/rooms/")) {
+        return match f.rooms.get(id) {
+            Some(room) => (StatusCode::OK, axum::Json(json!({ "room": room }))),
+            None => (
+                StatusCode::NOT_FOUND,
+                axum::Json(json!({"error": format!("no room {id}")})),
+            ),
+        };
+    }
     match uri.path() {
         "/fail" => (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(json!({}))),
         "/bad" => (StatusCode::BAD_REQUEST, axum::Json(json!({"error": "no"}))),
@@ -505,14 +516,12 @@ async fn a_restart_resumes_the_run_without_repeating_done_steps() {
     );
 }
 
-#[tokio::test]
-async fn an_unsafe_step_in_flight_at_a_crash_interrupts_the_run() {
-    let w = World::new().await;
-    let rb = runbook(LONG);
-    // What a crash during `create` leaves behind.
+/// The record of a run of `rb` that a stopped process left unfinished, as
+/// `run-1`; its steps are the test's to add.
+async fn unfinished_run(w: &World, rb: &Runbook) -> firebreak::store::RunRecord {
     let rec = firebreak::store::RunRecord {
         id: "run-1".into(),
-        runbook: "long".into(),
+        runbook: rb.name.clone(),
         incident: "launch".into(),
         concurrency_key: "launch".into(),
         state: "running".into(),
@@ -525,6 +534,15 @@ async fn an_unsafe_step_in_flight_at_a_crash_interrupts_the_run() {
         .insert_run(&rec, &trigger.to_string())
         .await
         .unwrap();
+    rec
+}
+
+#[tokio::test]
+async fn an_unsafe_step_in_flight_at_a_crash_interrupts_the_run() {
+    let w = World::new().await;
+    let rb = runbook(LONG);
+    // What a crash during `create` leaves behind.
+    let rec = unfinished_run(&w, &rb).await;
     w.store
         .step_started("run-1", "create", 1, 1, 2)
         .await
@@ -721,5 +739,265 @@ async fn a_restart_inside_a_called_runbook_resumes_it_without_repeating_its_step
         ]
         .map(|(a, b)| (a.to_owned(), b.to_owned())),
         "each call exactly once across the restart"
+    );
+}
+
+/// A move whose verification fails, with a guard on moving back: back
+/// only if the room left can take the new room's audience. A second
+/// rollback, without a guard, undoes a cap.
+fn guarded(name: &str) -> String {
+    format!(
+        r#"kind: runbook
+name: {name}
+trigger: {{manual: true}}
+steps:
+  - id: move
+    action: http
+    with: {{target: api, method: POST, path: /move/new}}
+    rollback:
+      guard:
+        read:
+          - id: origin
+            action: http
+            with: {{target: api, path: /rooms/old, capture: {{state: /room/state, capacity: /room/capacity}}}}
+          - id: destination
+            action: http
+            with: {{target: api, method: GET, path: /rooms/new, capture: {{listeners: /room/listeners}}}}
+        holds: "steps.origin.state != 'crashed' and steps.destination.listeners < 0.9 * steps.origin.capacity"
+        otherwise: "room old ({{{{ steps.origin.state }}}}) holds {{{{ steps.origin.capacity }}}}; room new has {{{{ steps.destination.listeners }}}} listening"
+      action: http
+      with: {{target: api, method: POST, path: /move/old}}
+  - id: cap
+    action: http
+    with: {{target: api, method: PUT, path: /cap}}
+    rollback:
+      action: http
+      with: {{target: api, method: PUT, path: /uncap}}
+verify:
+  steps:
+    - id: recovered
+      action: http
+      with: {{target: api, path: /health}}
+"#
+    )
+}
+
+/// Runs `guarded(name)` to its end with the rooms the guard will read
+/// (`new` left out: that read fails), and the paths the target got.
+async fn run_guarded(name: &str, old: Value, new: Option<Value>) -> (World, Outcome, Vec<String>) {
+    let w = World::new().await;
+    {
+        let mut f = w.fake.lock().unwrap();
+        f.rooms.insert("old".into(), old);
+        if let Some(new) = new {
+            f.rooms.insert("new".into(), new);
+        }
+    }
+    let (exec, mut rx) = w.executor(true, CancellationToken::new());
+    exec.start(request(&runbook(&guarded(name)), "run-1"));
+    let outcome = finish(&mut rx).await.outcome;
+    let paths = w.calls().into_iter().map(|c| c.1).collect();
+    (w, outcome, paths)
+}
+
+/// What the target got before the guarded rollback acts or not: the
+/// move, the cap, the failed check, the cap undone (no guard), the reads.
+const BEFORE_MOVING_BACK: [&str; 6] = [
+    "/move/new",
+    "/cap",
+    "/health",
+    "/uncap",
+    "/rooms/old",
+    "/rooms/new",
+];
+
+async fn step_states(store: &Store, run: &str) -> Vec<(String, String)> {
+    store
+        .steps(run)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| (s.step_id, s.state))
+        .collect()
+}
+
+fn held_count(runbook: &str) -> u64 {
+    firebreak::metrics::get()
+        .rollbacks_held
+        .with(&[runbook])
+        .get()
+}
+
+#[tokio::test]
+async fn a_rollback_whose_guard_does_not_hold_is_held_for_a_person() {
+    // The room left holds 1000; 950 are in the new one: moving them back
+    // would fill it to 95%, where it was saturating.
+    let (w, outcome, paths) = run_guarded(
+        "guard-held",
+        json!({"state": "ended", "capacity": 1000}),
+        Some(json!({"listeners": 950})),
+    )
+    .await;
+    assert_eq!(outcome, Outcome::Failed);
+    assert_eq!(
+        paths, BEFORE_MOVING_BACK,
+        "the unguarded rollback ran, the guarded one read and did not move back"
+    );
+    let said = "room old (ended) holds 1000; room new has 950 listening";
+    let chat = w.chat().await;
+    assert!(
+        chat.contains(&"rolling back: `cap`, `move` (if its guard holds)".to_owned()),
+        "{chat:#?}"
+    );
+    let run = &w.store.runs().await.unwrap()[0];
+    assert_eq!(run.state, "failed");
+    let err = run.error.as_deref().unwrap();
+    assert!(
+        err.starts_with("verification `recovered` failed: GET api/health returned 503")
+            && err.ends_with(&format!("; rollback of `move` held: {said}")),
+        "{err}"
+    );
+    assert!(
+        chat.contains(&format!(
+            ":rotating_light: needs a person: rollback of `move` held, not done. {said}"
+        )),
+        "{chat:#?}"
+    );
+    assert!(
+        chat.last()
+            .unwrap()
+            .starts_with("runbook *guard-held* failed after"),
+        "{chat:#?}"
+    );
+    let timeline = w.store.timeline("launch").await.unwrap();
+    assert!(
+        timeline
+            .iter()
+            .any(|e| e.kind == "rollback_held" && e.text.ends_with(said)),
+        "{timeline:#?}"
+    );
+    assert_eq!(held_count("guard-held"), 1);
+    let states = step_states(&w.store, "run-1").await;
+    let want = [
+        ("move", "succeeded"),
+        ("cap", "succeeded"),
+        ("recovered", "failed"),
+        ("rollback:cap", "succeeded"),
+        ("guard:move:origin", "succeeded"),
+        ("guard:move:destination", "succeeded"),
+        ("rollback:move", "held"),
+    ]
+    .map(|(a, b)| (a.to_owned(), b.to_owned()));
+    assert_eq!(states, want, "the record, in order");
+}
+
+#[tokio::test]
+async fn a_rollback_whose_guard_holds_rolls_back() {
+    let (w, outcome, paths) = run_guarded(
+        "guard-holds",
+        json!({"state": "ended", "capacity": 1000}),
+        Some(json!({"listeners": 100})),
+    )
+    .await;
+    assert_eq!(outcome, Outcome::RolledBack);
+    assert_eq!(paths[..6], BEFORE_MOVING_BACK);
+    assert_eq!(paths[6..], ["/move/old"]);
+    assert_eq!(held_count("guard-holds"), 0);
+    let chat = w.chat().await;
+    assert!(
+        !chat.iter().any(|t| t.contains("needs a person")),
+        "{chat:#?}"
+    );
+}
+
+#[tokio::test]
+async fn a_guard_that_cannot_read_holds_the_rollback() {
+    // The new room cannot be read: no judging blind.
+    let (w, outcome, paths) = run_guarded(
+        "guard-blind",
+        json!({"state": "ended", "capacity": 1000}),
+        None,
+    )
+    .await;
+    assert_eq!(outcome, Outcome::Failed);
+    assert_eq!(paths, BEFORE_MOVING_BACK);
+    let err = w.store.runs().await.unwrap()[0].error.clone().unwrap();
+    assert!(
+        err.contains("; rollback of `move` held: read `destination` failed: GET api/rooms/new returned 404 Not Found: no room new; (`otherwise` could not be rendered: "),
+        "{err}"
+    );
+    assert_eq!(held_count("guard-blind"), 1);
+
+    // Nor when what it read does not make `holds` a yes or no.
+    let (w, outcome, paths) = run_guarded(
+        "guard-garbled",
+        json!({"state": "ended", "capacity": "lots"}),
+        Some(json!({"listeners": 100})),
+    )
+    .await;
+    assert_eq!(outcome, Outcome::Failed);
+    assert_eq!(paths, BEFORE_MOVING_BACK);
+    let err = w.store.runs().await.unwrap()[0].error.clone().unwrap();
+    assert!(
+        err.contains("rollback of `move` held: `holds` could not be evaluated: "),
+        "{err}"
+    );
+}
+
+/// A restart between the guard's reads and its decision decides from the
+/// numbers read before it, without reading again: the same decision the
+/// bot would have made.
+#[tokio::test]
+async fn a_restart_after_the_guard_read_decides_from_what_it_read() {
+    let w = World::new().await;
+    let rb = runbook(&guarded("guard-resumed"));
+    unfinished_run(&w, &rb).await;
+    let recorded = [
+        ("move", "succeeded", json!({"status": 200})),
+        ("cap", "succeeded", json!({"status": 200})),
+        ("recovered", "failed", Value::Null),
+        ("rollback:cap", "succeeded", json!({"status": 200})),
+        (
+            "guard:move:origin",
+            "succeeded",
+            json!({"state": "ended", "capacity": 1000}),
+        ),
+        (
+            "guard:move:destination",
+            "succeeded",
+            json!({"listeners": 950}),
+        ),
+    ];
+    for (seq, (id, state, out)) in recorded.iter().enumerate() {
+        w.store
+            .step_started("run-1", id, seq as i64 + 1, 1, 2)
+            .await
+            .unwrap();
+        let out = out.to_string();
+        w.store
+            .step_finished(
+                "run-1",
+                id,
+                &firebreak::store::StepEnd {
+                    state,
+                    attempts: 1,
+                    at: 3,
+                    output_json: (*state == "succeeded").then_some(out.as_str()),
+                    error: (*state == "failed").then_some("GET api/health returned 503"),
+                },
+            )
+            .await
+            .unwrap();
+    }
+    let (exec, mut rx) = w.executor(true, CancellationToken::new());
+    assert_eq!(exec.resume(&[rb]).await.len(), 1);
+    assert_eq!(finish(&mut rx).await.outcome, Outcome::Failed);
+    assert!(w.calls().is_empty(), "nothing read or moved again");
+    let err = w.store.runs().await.unwrap()[0].error.clone().unwrap();
+    assert!(
+        err.ends_with(
+            "rollback of `move` held: room old (ended) holds 1000; room new has 950 listening"
+        ),
+        "{err}"
     );
 }

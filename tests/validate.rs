@@ -171,6 +171,53 @@ fn every_error_in_every_file_is_printed_with_its_location() {
     assert!(out.contains("error(s) in 3 file(s)"), "{out}");
 }
 
+/// A rollback's guard only reads, must say when it holds and what to tell
+/// people, and reads only what exists; and a guard belongs on a rollback.
+#[test]
+fn a_broken_rollback_guard_is_reported_where_it_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("guarded.yaml"),
+        r#"kind: runbook
+name: guarded
+trigger: {manual: true}
+steps:
+  - id: before
+    action: http
+    with: {target: sim, path: /api/v1/events/e, capture: {room: /event/room}}
+    guard: {holds: "true", otherwise: x}
+  - id: move
+    action: http
+    with: {target: sim, method: POST, path: /api/v1/events/e/move}
+    rollback:
+      guard:
+        read:
+          - id: origin
+            action: http
+            with: {target: sim, method: PATCH, path: "/api/v1/rooms/{{ steps.before.room }}"}
+        holds: "steps.destination.up"
+      action: http
+      with: {target: sim, method: POST, path: /api/v1/events/e/move}
+"#,
+    )
+    .unwrap();
+    let (code, out, err) = firebreak(&["validate", "guarded.yaml"], d);
+    assert_eq!(code, 1, "stdout: {out}\nstderr: {err}");
+    for e in [
+        "guarded.yaml:8:12: steps[0].guard: a guard decides whether a rollback runs, so it goes under `rollback:`",
+        "guarded.yaml:14:9: steps[1].rollback.guard.otherwise: missing; a guard needs `otherwise`",
+        "guarded.yaml:17:19: steps[1].rollback.guard.read[0].with.method: method \"PATCH\" could change what the guard is there to judge",
+        "guarded.yaml:18:16: steps[1].rollback.guard.holds: unknown step `destination`",
+    ] {
+        assert!(
+            err.lines().any(|l| l.starts_with(e)),
+            "missing {e:?} in:\n{err}"
+        );
+    }
+    assert_eq!(err.lines().count(), 4, "{err}");
+}
+
 #[test]
 fn a_broken_config_is_reported_too() {
     let dir = tempfile::tempdir().unwrap();

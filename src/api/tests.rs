@@ -354,6 +354,7 @@ async fn health_readiness_and_metrics() {
     for family in [
         "firebreak_alerts",
         "firebreak_runs_total",
+        "firebreak_rollbacks_held_total",
         "firebreak_step_duration_seconds",
         "firebreak_outbox_depth",
         "firebreak_chat_send_errors_total",

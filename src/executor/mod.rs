@@ -14,6 +14,14 @@
 //! says that is harmless (same idempotency key), and anything else marks
 //! the run interrupted for a human. Approval gates, rollbacks and
 //! verification are steps too, so they replay the same way.
+//!
+//! Rollbacks run newest first. One with a guard first runs the guard's
+//! reads (recorded as `guard:<step>:<read>`) and evaluates `holds`: only
+//! `true` lets it act. Otherwise (false, a failed read, an expression
+//! that cannot be evaluated) it is held: recorded as `held` on
+//! `rollback:<step>`, said in chat as needing a person with the guard's
+//! `otherwise`, put on the timeline and counted; the other rollbacks
+//! still run, and the run ends failed, not rolled back.
 
 pub mod actions;
 pub mod gates;
@@ -33,7 +41,7 @@ use crate::clock::Millis;
 pub use crate::dispatch::AlertCtx;
 use crate::roles::Role;
 use crate::runbook::template::Templates;
-use crate::runbook::{Approval, OnFailure, OnTimeout, Runbook, Step, VerifyFailure};
+use crate::runbook::{Approval, Guard, OnFailure, OnTimeout, Runbook, Step, VerifyFailure};
 use crate::store::{RunRecord, StepEnd, StepRecord, Store};
 use actions::runbook::Calls;
 use actions::{ActionEnv, ActionError, StepCtx};
@@ -582,10 +590,10 @@ impl Run<'_> {
         result
     }
 
-    /// A step that failed before it could act (its `when` or parameters
-    /// could not be rendered) is recorded and said like any failed step,
-    /// so the record shows where the run stopped.
-    async fn failed_before_acting(&self, sid: &str, why: String) -> StepResult {
+    /// Records a step that ended without acting (skipped, failed before
+    /// it could, a rollback held): entered and ended at once, so the
+    /// record shows where the run went.
+    async fn record_unacted(&self, sid: &str, state: &str, error: Option<&str>) {
         let now = self.inner.env.clock.now();
         if let Err(e) = self
             .inner
@@ -593,9 +601,16 @@ impl Run<'_> {
             .step_entered(&self.req.run_id, sid, self.seq, "running", 0, now)
             .await
         {
-            tracing::error!(error = %e, run = %self.req.run_id, step = %sid, "cannot record failed step");
+            tracing::error!(error = %e, run = %self.req.run_id, step = %sid, state, "cannot record step");
         }
-        self.record_end(sid, "failed", 0, None, Some(&why)).await;
+        self.record_end(sid, state, 0, None, error).await;
+    }
+
+    /// A step that failed before it could act (its `when` or parameters
+    /// could not be rendered) is recorded and said like any failed step,
+    /// so the record shows where the run stopped.
+    async fn failed_before_acting(&self, sid: &str, why: String) -> StepResult {
+        self.record_unacted(sid, "failed", Some(&why)).await;
         self.say(
             Kind::StepFailed,
             format!("`{sid}` failed before acting: {why}"),
@@ -632,15 +647,7 @@ impl Run<'_> {
             match inner.templates.eval_bool(cond, &ctx) {
                 Ok(true) => {}
                 Ok(false) => {
-                    let now = clock.now();
-                    if let Err(e) = inner
-                        .store
-                        .step_entered(&self.req.run_id, &sid, self.seq, "running", 0, now)
-                        .await
-                    {
-                        tracing::error!(error = %e, run = %self.req.run_id, step = %sid, "cannot record skipped step");
-                    }
-                    self.record_end(&sid, "skipped", 0, None, None).await;
+                    self.record_unacted(&sid, "skipped", None).await;
                     self.say(Kind::Step, format!("`{sid}` skipped: `{cond}` is false"))
                         .await;
                     return StepResult::Skipped;
@@ -830,10 +837,90 @@ impl Run<'_> {
         }
     }
 
+    /// Whether a guarded rollback may act: `Ok(None)` when its guard
+    /// holds, `Ok(Some(why))` when it is held (with what people are told),
+    /// `Err` when the run was stopped meanwhile. A held rollback is
+    /// recorded as such, so a restart does not judge it again.
+    async fn guard(
+        &mut self,
+        step: &Step,
+        undo: &Step,
+        g: &Guard,
+    ) -> Result<Option<String>, StepResult> {
+        let rsid = self.sid(&undo.id);
+        let began = match self.prior.get(&rsid) {
+            Some(p) if p.state == "held" => return Ok(Some(p.error.clone().unwrap_or_default())),
+            other => other.is_some(),
+        };
+        // Recorded reads replay from the record, so a restart judges from
+        // the same numbers it judged from before.
+        let mut cause = None;
+        for r in &g.read {
+            match self.step(&r.step).await {
+                StepResult::Done(out) => {
+                    self.outputs.insert(r.name.clone(), out);
+                }
+                StepResult::Skipped => {}
+                StepResult::Failed(e) | StepResult::Interrupted(e) => {
+                    cause = Some(format!("read `{}` failed: {e}", r.name));
+                    break;
+                }
+                stop @ (StepResult::Aborted(_) | StepResult::Suspended) => return Err(stop),
+            }
+        }
+        // The guard held before a restart and the rollback began: judging
+        // again could stop it half done. Its reads are in place for its
+        // parameters.
+        if began {
+            return Ok(None);
+        }
+        let templates = &self.inner.templates;
+        let ctx = self.ctx();
+        if cause.is_none() {
+            match templates.eval(&g.holds, &ctx) {
+                Ok(Json::Bool(true)) => return Ok(None),
+                Ok(Json::Bool(false)) => {}
+                Ok(other) => {
+                    cause = Some(format!("`holds` gave {other}, not true or false"));
+                }
+                Err(e) => cause = Some(format!("`holds` could not be evaluated: {}", e.message)),
+            }
+        }
+        let said = match templates.render_str(&g.otherwise, &ctx) {
+            Ok(t) => t,
+            Err(e) => format!("(`otherwise` could not be rendered: {})", e.message),
+        };
+        // When the guard could not judge, that comes first: the numbers in
+        // `otherwise` may be missing or stale.
+        let why = match cause {
+            None => said,
+            Some(c) => format!("{c}; {said}"),
+        };
+        let what = format!("rollback of `{}`", self.sid(&step.id));
+        // Said before it is recorded: a restart in between says it twice
+        // rather than never.
+        self.say(
+            Kind::RunFailed,
+            format!(":rotating_light: needs a person: {what} held, not done. {why}"),
+        )
+        .await;
+        self.timeline("rollback_held", &format!("{what} held: {why}"))
+            .await;
+        crate::metrics::get()
+            .rollbacks_held
+            .with(&[&self.req.runbook.name])
+            .inc();
+        // Its own place in the record, after the reads (steps are listed
+        // in this order).
+        self.seq += 1;
+        self.record_unacted(&rsid, "held", Some(&why)).await;
+        Ok(Some(why))
+    }
+
     /// Undoes the steps that acted, newest first. Returns the rollbacks
-    /// that failed (a human must finish them), or `Err` when the run was
-    /// stopped meanwhile.
-    async fn roll_back(&mut self, done: &[&Step]) -> Result<Vec<String>, StepResult> {
+    /// that failed and those held by their guards (a human must see to
+    /// both), or `Err` when the run was stopped meanwhile.
+    async fn roll_back(&mut self, done: &[&Step]) -> Result<Undone, StepResult> {
         self.set_state("rolling_back").await;
         let with_undo: Vec<&&Step> = done.iter().filter(|s| s.rollback.is_some()).collect();
         if with_undo.is_empty() {
@@ -842,7 +929,7 @@ impl Run<'_> {
                 "nothing to roll back: no completed step has a rollback".into(),
             )
             .await;
-            return Ok(Vec::new());
+            return Ok(Undone::default());
         }
         self.say(
             Kind::Note,
@@ -851,27 +938,39 @@ impl Run<'_> {
                 with_undo
                     .iter()
                     .rev()
-                    .map(|s| format!("`{}`", s.id))
+                    .map(|s| {
+                        let guarded = s.rollback.as_ref().is_some_and(|r| r.guard.is_some());
+                        let cond = if guarded { " (if its guard holds)" } else { "" };
+                        format!("`{}`{cond}", s.id)
+                    })
                     .collect::<Vec<_>>()
                     .join(", ")
             ),
         )
         .await;
-        let mut failed = Vec::new();
+        let mut undone = Undone::default();
         for s in with_undo.into_iter().rev() {
             let undo = s.rollback.as_deref().expect("filtered above");
+            if let Some(g) = &undo.guard
+                && let Some(why) = self.guard(s, undo, g).await?
+            {
+                undone
+                    .held
+                    .push(format!("rollback of `{}` held: {why}", self.sid(&s.id)));
+                continue;
+            }
             match self.step(undo).await {
                 StepResult::Done(out) => {
                     self.outputs.insert(undo.id.clone(), out);
                 }
                 StepResult::Skipped => {}
                 StepResult::Failed(e) | StepResult::Interrupted(e) => {
-                    failed.push(format!("`{}`: {e}", s.id));
+                    undone.failed.push(format!("`{}`: {e}", s.id));
                 }
                 stop @ (StepResult::Aborted(_) | StepResult::Suspended) => return Err(stop),
             }
         }
-        Ok(failed)
+        Ok(undone)
     }
 
     /// The run's steps, verification and rollback. Returns how it ended
@@ -948,15 +1047,33 @@ impl Run<'_> {
         why: String,
     ) -> Option<(Outcome, Option<String>)> {
         match self.roll_back(done).await {
-            Ok(failed) if failed.is_empty() => Some((Outcome::RolledBack, Some(why))),
-            Ok(failed) => Some((
-                Outcome::Failed,
-                Some(format!("{why}; rollback incomplete: {}", failed.join("; "))),
-            )),
+            Ok(u) if u.failed.is_empty() && u.held.is_empty() => {
+                Some((Outcome::RolledBack, Some(why)))
+            }
+            // Not rolled back: what was held or failed is still in place.
+            Ok(u) => {
+                let mut why = why;
+                for h in &u.held {
+                    why.push_str(&format!("; {h}"));
+                }
+                if !u.failed.is_empty() {
+                    why.push_str(&format!("; rollback incomplete: {}", u.failed.join("; ")));
+                }
+                Some((Outcome::Failed, Some(why)))
+            }
             Err(StepResult::Suspended) => None,
             Err(other) => Some((Outcome::Aborted, Some(reason(other)))),
         }
     }
+}
+
+/// What a rollback left for people.
+#[derive(Default)]
+struct Undone {
+    /// Rollbacks that failed: `` `step`: error ``.
+    failed: Vec<String>,
+    /// Rollbacks their guards held: `` rollback of `step` held: why ``.
+    held: Vec<String>,
 }
 
 /// Runs the runbook a `runbook` step calls, inside the calling run.

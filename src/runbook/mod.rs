@@ -14,6 +14,13 @@
 //! - a step may carry a `rollback` (a compensating action); when a step
 //!   fails with `on_failure: rollback`, or verification does not recover,
 //!   the rollbacks of the steps that succeeded run in reverse order;
+//! - a rollback may carry a `guard`: read-only steps run when the rollback
+//!   is due and an expression (`holds`) over what they read. Undoing a
+//!   move into a room that is too small means moving everyone back into
+//!   the room that was saturating, so a rollback is a decision made from
+//!   the platform as it is then: when `holds` is false, or cannot be
+//!   decided, the rollback is held (not done) and people are told why in
+//!   `otherwise`'s words;
 //! - `verify` steps run after the mitigation (typically a `wait` until a
 //!   query holds); if one fails, the run rolls back or escalates;
 //! - `approval` (for the whole run under `policy`, or on one step) holds
@@ -196,7 +203,31 @@ pub struct Step {
     pub approval: Option<Approval>,
     /// What undoes this step once it has succeeded.
     pub rollback: Option<Box<Step>>,
+    /// Only on a rollback: what must be true when it is due for it to run.
+    pub guard: Option<Guard>,
     pub pos: Option<Pos>,
+}
+
+/// What a rollback checks before it acts. Its reads run when the rollback
+/// is due, not when the run started, since the point is to judge the
+/// platform as it is after the mitigation.
+#[derive(Clone, Debug)]
+pub struct Guard {
+    pub read: Vec<GuardRead>,
+    /// An expression that must give `true` for the rollback to run.
+    pub holds: String,
+    /// Chat text for people when the rollback is held.
+    pub otherwise: String,
+}
+
+/// One read-only step of a guard.
+#[derive(Clone, Debug)]
+pub struct GuardRead {
+    /// As written: its output is `steps.<name>`.
+    pub name: String,
+    /// Recorded as `guard:<step>:<name>`: a `:` is in no step id, so it
+    /// cannot collide with one, nor with `rollback:` or `approval:` rows.
+    pub step: Step,
 }
 
 impl Runbook {
@@ -276,6 +307,32 @@ struct RawRollback {
     timeout: Option<Sp<String>>,
     #[serde(default)]
     retries: Option<Sp<RawRetries>>,
+    guard: Option<Sp<RawGuard>>,
+}
+
+/// `holds` and `otherwise` are required, but read as optional so that
+/// every missing one is reported with the rest.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGuard {
+    read: Option<Sp<Vec<Sp<RawRead>>>>,
+    holds: Option<Sp<String>>,
+    otherwise: Option<Sp<String>>,
+}
+
+/// A guard's read: a step that can only look, so it has no condition,
+/// approval, failure policy or rollback of its own (a failed read holds
+/// the rollback).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRead {
+    id: Sp<String>,
+    action: Sp<String>,
+    #[serde(default)]
+    with: Option<Sp<Json>>,
+    timeout: Option<Sp<String>>,
+    #[serde(default)]
+    retries: Option<Sp<RawRetries>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -329,6 +386,8 @@ struct RawStep {
     on_failure: Option<OnFailure>,
     approval: Option<Sp<RawApproval>>,
     rollback: Option<Sp<RawRollback>>,
+    /// Only valid under `rollback`; read here to say so.
+    guard: Option<Sp<Json>>,
 }
 
 #[derive(Deserialize)]
@@ -400,6 +459,9 @@ struct Scope<'a> {
     all_steps: &'a [String],
     /// `alert` is readable (the only thing `from:` may read).
     only_alert: bool,
+    /// Guard reads, by name, with the step whose rollback they guard:
+    /// readable only inside that guard and its rollback.
+    guard_reads: &'a BTreeMap<String, String>,
 }
 
 impl Scope<'_> {
@@ -433,6 +495,10 @@ impl Scope<'_> {
             },
             "steps" => match second {
                 Some(id) if self.earlier_steps.iter().any(|s| s == id) => None,
+                Some(id) if self.guard_reads.contains_key(id) => Some(format!(
+                    "step `{id}` is a read of the guard on `{}`'s rollback; only that guard's later reads, `holds` and `otherwise`, and that rollback, can read it",
+                    self.guard_reads[id]
+                )),
                 Some(id) if self.all_steps.iter().any(|s| s == id) => Some(format!(
                     "step `{id}` runs later; a step can only read the output of earlier steps"
                 )),
@@ -525,6 +591,13 @@ pub fn parse_runbook(file: &str, text: &str, env: &CheckEnv) -> Result<Runbook, 
         .iter()
         .map(|s| s.value.id.value.clone())
         .collect();
+    let mut guard_reads: BTreeMap<String, String> = BTreeMap::new();
+    for s in &raw.steps.value {
+        let reads = s.value.rollback.iter().flat_map(|r| &r.value.guard);
+        for read in reads.flat_map(|g| &g.value.read).flat_map(|l| &l.value) {
+            guard_reads.insert(read.value.id.value.clone(), s.value.id.value.clone());
+        }
+    }
     let mut inputs = Vec::new();
     for (name, sp) in &raw.inputs {
         let r = &sp.value;
@@ -535,6 +608,7 @@ pub fn parse_runbook(file: &str, text: &str, env: &CheckEnv) -> Result<Runbook, 
                 earlier_steps: &[],
                 all_steps: &step_ids,
                 only_alert: true,
+                guard_reads: &guard_reads,
             };
             c.template(
                 &from.value,
@@ -573,6 +647,7 @@ pub fn parse_runbook(file: &str, text: &str, env: &CheckEnv) -> Result<Runbook, 
         earlier_steps: &no_steps,
         all_steps: &step_ids,
         only_alert: false,
+        guard_reads: &guard_reads,
     };
     let concurrency_key = match &raw.policy.concurrency_key {
         Some(k) => {
@@ -612,6 +687,9 @@ pub fn parse_runbook(file: &str, text: &str, env: &CheckEnv) -> Result<Runbook, 
                 .iter()
                 .flat_map(|v| v.steps.value.iter().map(|s| s.value.id.value.clone())),
         )
+        // Last, so that slices of the steps and verify steps stay as they
+        // are; here for the hints of unknown references.
+        .chain(guard_reads.keys().cloned())
         .collect();
     let mut seen: BTreeSet<&str> = BTreeSet::new();
     let mut steps = Vec::new();
@@ -623,18 +701,38 @@ pub fn parse_runbook(file: &str, text: &str, env: &CheckEnv) -> Result<Runbook, 
             earlier_steps: &step_ids[..i],
             all_steps: &all_ids,
             only_alert: false,
+            guard_reads: &guard_reads,
         };
         let mut step = check_step(&mut c, env, sp, &field, &scope);
         if let Some(rb) = &sp.value.rollback {
+            let r = &rb.value;
             // A rollback reads what its own step produced (the room it
-            // created, say) and anything before it.
+            // created, say) and anything before it, and what its guard
+            // read.
+            let mut readable = step_ids[..=i].to_vec();
+            let guard = r.guard.as_ref().map(|g| {
+                let base = Scope {
+                    inputs: &input_names,
+                    earlier_steps: &readable,
+                    all_steps: &all_ids,
+                    only_alert: false,
+                    guard_reads: &guard_reads,
+                };
+                let field = format!("{field}.rollback.guard");
+                check_guard(&mut c, env, g, &sp.value.id.value, &field, &base, &mut seen)
+            });
+            readable.extend(
+                guard
+                    .iter()
+                    .flat_map(|g| g.read.iter().map(|r| r.name.clone())),
+            );
             let scope = Scope {
                 inputs: &input_names,
-                earlier_steps: &step_ids[..=i],
+                earlier_steps: &readable,
                 all_steps: &all_ids,
                 only_alert: false,
+                guard_reads: &guard_reads,
             };
-            let r = &rb.value;
             let parts = StepParts {
                 id: format!("rollback:{}", sp.value.id.value),
                 action: &r.action,
@@ -646,13 +744,9 @@ pub fn parse_runbook(file: &str, text: &str, env: &CheckEnv) -> Result<Runbook, 
                 approval: None,
                 pos: Pos::of(rb),
             };
-            step.rollback = Some(Box::new(check_parts(
-                &mut c,
-                env,
-                parts,
-                &format!("{field}.rollback"),
-                &scope,
-            )));
+            let mut undo = check_parts(&mut c, env, parts, &format!("{field}.rollback"), &scope);
+            undo.guard = guard;
+            step.rollback = Some(Box::new(undo));
         }
         steps.push(step);
     }
@@ -680,6 +774,7 @@ pub fn parse_runbook(file: &str, text: &str, env: &CheckEnv) -> Result<Runbook, 
                 earlier_steps: &all_ids[..step_ids.len() + i],
                 all_steps: &all_ids,
                 only_alert: false,
+                guard_reads: &guard_reads,
             };
             vsteps.push(check_step(&mut c, env, sp, &field, &scope));
         }
@@ -841,6 +936,13 @@ struct StepParts<'r> {
 
 fn check_step(c: &mut Check, env: &CheckEnv, sp: &Sp<RawStep>, field: &str, scope: &Scope) -> Step {
     let r = &sp.value;
+    if let Some(g) = &r.guard {
+        c.err(
+            Pos::of(g),
+            format!("{field}.guard"),
+            "a guard decides whether a rollback runs, so it goes under `rollback:`; a step that should only run sometimes takes `when`",
+        );
+    }
     let parts = StepParts {
         id: r.id.value.clone(),
         action: &r.action,
@@ -992,7 +1094,135 @@ fn check_parts(c: &mut Check, env: &CheckEnv, r: StepParts, field: &str, scope: 
         on_failure: r.on_failure.unwrap_or(OnFailure::Abort),
         approval,
         rollback: None,
+        guard: None,
         pos: r.pos,
+    }
+}
+
+/// What a guard's read may do: look, never act, since acting could change
+/// the state the guard is there to judge. What exists that only looks:
+/// `query`, and `http` GET (its default method).
+const READ_ONLY: &str = "a guard only reads: `http` with method GET, or `query`";
+
+/// Checks a rollback's guard; `base` is what the rollback may read
+/// without it. Each read may read the ones before it; `holds` and
+/// `otherwise` read them all.
+fn check_guard<'r>(
+    c: &mut Check,
+    env: &CheckEnv,
+    g: &'r Sp<RawGuard>,
+    step: &str,
+    field: &str,
+    base: &Scope,
+    seen: &mut BTreeSet<&'r str>,
+) -> Guard {
+    let r = &g.value;
+    let raw_reads = r.read.as_ref().map_or(&[][..], |l| l.value.as_slice());
+    if raw_reads.is_empty() {
+        c.err(
+            r.read.as_ref().and_then(Pos::of).or(Pos::of(g)),
+            format!("{field}.read"),
+            "a guard judges the platform as it is when the rollback is due: give at least one `read` step",
+        );
+    }
+    let mut earlier = base.earlier_steps.to_vec();
+    let mut read = Vec::new();
+    for (j, sp) in raw_reads.iter().enumerate() {
+        let f = format!("{field}.read[{j}]");
+        let rr = &sp.value;
+        check_id(c, &rr.id, &f, seen);
+        check_read_only(c, rr, &f);
+        let scope = Scope {
+            earlier_steps: &earlier,
+            ..*base
+        };
+        let parts = StepParts {
+            id: format!("guard:{step}:{}", rr.id.value),
+            action: &rr.action,
+            with: rr.with.as_ref(),
+            when: None,
+            timeout: rr.timeout.as_ref(),
+            retries: rr.retries.as_ref(),
+            on_failure: None,
+            approval: None,
+            pos: Pos::of(sp),
+        };
+        let s = check_parts(c, env, parts, &f, &scope);
+        read.push(GuardRead {
+            name: rr.id.value.clone(),
+            step: s,
+        });
+        earlier.push(rr.id.value.clone());
+    }
+    let scope = Scope {
+        earlier_steps: &earlier,
+        ..*base
+    };
+    let mut text = |src: &Option<Sp<String>>, name: &str, is_expr: bool, what: &str| {
+        let f = format!("{field}.{name}");
+        match src {
+            None => {
+                c.err(
+                    Pos::of(g),
+                    f,
+                    format!("missing; a guard needs `{name}`: {what}"),
+                );
+                String::new()
+            }
+            Some(sp) => {
+                c.template(&sp.value, is_expr, Pos::of(sp), &f, &scope);
+                sp.value.clone()
+            }
+        }
+    };
+    let holds = text(
+        &r.holds,
+        "holds",
+        true,
+        "an expression over what the reads found, true when the state the rollback returns to is better than the one it leaves",
+    );
+    let otherwise = text(
+        &r.otherwise,
+        "otherwise",
+        false,
+        "what to tell people, with the numbers, when the rollback is held",
+    );
+    if let Some(h) = &r.holds {
+        for why in literals::quoted(&h.value)
+            .iter()
+            .filter_map(|l| literals::warning(l))
+        {
+            c.warn(Pos::of(h), format!("{field}.holds"), why);
+        }
+    }
+    Guard {
+        read,
+        holds,
+        otherwise,
+    }
+}
+
+fn check_read_only(c: &mut Check, r: &RawRead, field: &str) {
+    let with = r.with.as_ref();
+    match r.action.value.as_str() {
+        "query" => {}
+        "http" => match with.and_then(|w| w.value.get("method")) {
+            // GET is the default.
+            None => {}
+            Some(Json::String(m)) if m == "GET" => {}
+            Some(m) => c.err(
+                with.and_then(Pos::of),
+                format!("{field}.with.method"),
+                format!("method {m} could change what the guard is there to judge; {READ_ONLY}"),
+            ),
+        },
+        // An unknown action is reported as such by the step's own check.
+        a if crate::executor::actions::find(a).is_none() => {}
+        a => c.err(
+            Pos::of(&r.action),
+            format!("{field}.action"),
+            format!("`{a}` is not a read; {READ_ONLY}"),
+        ),
     }
 }
 

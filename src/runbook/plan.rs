@@ -209,6 +209,18 @@ pub struct PlannedStep {
     pub on_failure: OnFailure,
     pub approval: Option<Approval>,
     pub rollback: Option<Box<PlannedStep>>,
+    /// On a rollback: what decides whether it runs.
+    pub guard: Option<PlannedGuard>,
+}
+
+/// A rollback's guard as a plan shows it: its reads rendered as steps,
+/// `holds` and `otherwise` as written (they read what only the run's
+/// reads will know).
+#[derive(Clone, Debug)]
+pub struct PlannedGuard {
+    pub read: Vec<PlannedStep>,
+    pub holds: String,
+    pub otherwise: String,
 }
 
 /// A step's `when`, as far as a plan can tell.
@@ -326,6 +338,13 @@ fn collect_sources(s: &Step, out: &mut Vec<(String, bool)>) {
     }
     if let Some(r) = &s.rollback {
         collect_sources(r, out);
+    }
+    if let Some(g) = &s.guard {
+        for r in &g.read {
+            collect_sources(&r.step, out);
+        }
+        out.push((g.holds.clone(), true));
+        out.push((g.otherwise.clone(), false));
     }
 }
 
@@ -487,6 +506,19 @@ impl Planner<'_> {
             on_failure: s.on_failure,
             approval: s.approval.clone(),
             rollback: s.rollback.as_ref().map(|r| Box::new(self.step(r, list))),
+            guard: s.guard.as_ref().map(|g| PlannedGuard {
+                read: g
+                    .read
+                    .iter()
+                    .map(|r| PlannedStep {
+                        // Shown by the name it is read as, under its guard.
+                        id: r.name.clone(),
+                        ..self.step(&r.step, list)
+                    })
+                    .collect(),
+                holds: g.holds.clone(),
+                otherwise: g.otherwise.clone(),
+            }),
         }
     }
 }
@@ -516,9 +548,22 @@ fn fmt_time(ms: Millis) -> String {
     )
 }
 
+/// Where a planned step is shown, which changes what its lines say.
+#[derive(Clone, Copy, PartialEq)]
+enum Place {
+    Step,
+    Rollback,
+    GuardRead,
+}
+
 impl PlannedStep {
     fn fmt(&self, f: &mut fmt::Formatter<'_>, head: &str, indent: &str) -> fmt::Result {
-        if head.starts_with("rollback") {
+        let place = match head {
+            "rollback: " => Place::Rollback,
+            "read " => Place::GuardRead,
+            _ => Place::Step,
+        };
+        if place == Place::Rollback {
             // Its id is `rollback:<step>`; under the step it undoes,
             // the action says enough.
             writeln!(f, "{indent}rollback ({})", self.action)?;
@@ -526,6 +571,22 @@ impl PlannedStep {
             writeln!(f, "{indent}{head}{} ({})", self.id, self.action)?;
         }
         let pad = format!("{indent}     ");
+        if let Some(g) = &self.guard {
+            writeln!(
+                f,
+                "{pad}guard: when the rollback is due, read the platform; it runs only if `holds` is true, else it is held for a person"
+            )?;
+            for r in &g.read {
+                r.fmt(f, "read ", &format!("{pad}  "))?;
+            }
+            let holds: Vec<&str> = g.holds.split_whitespace().collect();
+            writeln!(f, "{pad}  holds: `{}`", holds.join(" "))?;
+            writeln!(
+                f,
+                "{pad}  otherwise: {}",
+                value_text(&Json::String(g.otherwise.trim().to_owned()))
+            )?;
+        }
         if let Some((cond, w)) = &self.when {
             let w = match w {
                 When::True => "true: the step runs".to_owned(),
@@ -570,14 +631,18 @@ impl PlannedStep {
             OnFailure::Continue => "continue",
             OnFailure::Rollback => "rollback",
         };
-        if head.starts_with("rollback") {
-            writeln!(f, "{pad}timeout {}, {retries}", self.timeout)?;
-        } else {
-            writeln!(
+        match place {
+            Place::Rollback => writeln!(f, "{pad}timeout {}, {retries}", self.timeout)?,
+            Place::GuardRead => writeln!(
+                f,
+                "{pad}timeout {}, {retries}, on failure: the rollback is held",
+                self.timeout
+            )?,
+            Place::Step => writeln!(
                 f,
                 "{pad}timeout {}, {retries}, on failure: {on_failure}",
                 self.timeout
-            )?;
+            )?,
         }
         if let Some(r) = &self.rollback {
             r.fmt(f, "rollback: ", &pad)?;

@@ -378,3 +378,176 @@ steps:
         "{shown:?}"
     );
 }
+
+const GUARDED: &str = r#"kind: runbook
+name: guarded
+trigger: {manual: true}
+steps:
+  - id: before
+    action: http
+    with: {target: sim, path: /api/v1/events/launch, capture: {room: /event/room}}
+  - id: move
+    action: http
+    with: {target: sim, method: POST, path: /api/v1/events/launch/move}
+    rollback:
+      guard:
+        read:
+          - id: origin
+            action: http
+            with: {target: sim, path: "/api/v1/rooms/{{ steps.before.room }}", capture: {capacity: /room/capacity}}
+          - id: load
+            action: query
+            with: {expr: 'sum(live_room_listeners)'}
+        holds: "steps.load.value < 0.9 * steps.origin.capacity"
+        otherwise: "room {{ steps.before.room }} holds {{ steps.origin.capacity }}"
+      action: http
+      with: {target: sim, method: POST, path: /api/v1/events/launch/move, body: {room: "{{ steps.before.room }}", was: "{{ steps.origin.capacity }}"}}
+"#;
+
+#[test]
+fn a_guarded_rollback_loads_with_its_reads_recorded_apart() {
+    let rb = parse_runbook("g.yaml", GUARDED, &env()).unwrap_or_else(|e| panic!("{e}"));
+    let undo = rb.steps[1].rollback.as_ref().unwrap();
+    let g = undo.guard.as_ref().unwrap();
+    let reads: Vec<(&str, &str)> = g
+        .read
+        .iter()
+        .map(|r| (r.name.as_str(), r.step.id.as_str()))
+        .collect();
+    assert_eq!(
+        reads,
+        [("origin", "guard:move:origin"), ("load", "guard:move:load")]
+    );
+    assert_eq!(g.holds, "steps.load.value < 0.9 * steps.origin.capacity");
+    assert!(rb.steps[1].guard.is_none());
+}
+
+fn guard_errors(text: &str) -> Vec<String> {
+    parse_runbook("g.yaml", text, &env())
+        .unwrap_err()
+        .sorted()
+        .iter()
+        .filter(|d| !d.warning)
+        .map(ToString::to_string)
+        .collect()
+}
+
+/// `text`'s errors are `want`, in order: each the start of one.
+fn assert_errors(text: &str, want: &[&str]) {
+    let errs = guard_errors(text);
+    assert_eq!(errs.len(), want.len(), "{errs:#?}");
+    for (e, w) in errs.iter().zip(want) {
+        assert!(e.starts_with(w), "{w:?} in {errs:#?}");
+    }
+}
+
+#[test]
+fn a_guard_anywhere_but_on_a_rollback_is_an_error() {
+    let text = GUARDED.replace(
+        "  - id: move\n",
+        "  - id: look\n    action: chat\n    with: {text: hi}\n    guard: {holds: 'true', otherwise: x}\n  - id: move\n",
+    ) + "verify:\n  steps:\n    - id: check\n      action: wait\n      with: {duration: 1s}\n      guard: {holds: 'true'}\n";
+    assert_errors(
+        &text,
+        &[
+            "g.yaml:11:12: steps[1].guard: a guard decides whether a rollback runs, so it goes under `rollback:`",
+            "g.yaml:33:14: verify.steps[0].guard: a guard decides",
+        ],
+    );
+}
+
+#[test]
+fn a_guard_read_that_could_act_is_an_error() {
+    let text = GUARDED
+        .replace(
+            "with: {target: sim, path: \"/api/v1/rooms/",
+            "with: {target: sim, method: POST, path: \"/api/v1/rooms/",
+        )
+        .replace(
+            "action: query\n            with: {expr: 'sum(live_room_listeners)'}",
+            "action: chat\n            with: {text: hi}",
+        );
+    assert_errors(
+        &text,
+        &[
+            "g.yaml:16:19: steps[1].rollback.guard.read[0].with.method: method \"POST\" could change what the guard is there to judge; a guard only reads: `http` with method GET, or `query`",
+            "g.yaml:18:21: steps[1].rollback.guard.read[1].action: `chat` is not a read",
+        ],
+    );
+    // A method only a run would know could be anything.
+    let templated = GUARDED.replace(
+        "with: {target: sim, path: \"/api/v1/rooms/",
+        "with: {target: sim, method: \"{{ steps.before.room }}\", path: \"/api/v1/rooms/",
+    );
+    assert_errors(
+        &templated,
+        &[
+            "g.yaml:16:19: steps[1].rollback.guard.read[0].with.method: method \"{{ steps.before.room }}\" could change",
+            // The action's own check says so too.
+            "g.yaml:16:19: steps[1].rollback.guard.read[0].with.method: unknown method",
+        ],
+    );
+}
+
+#[test]
+fn a_guard_needs_reads_holds_and_otherwise() {
+    let start = GUARDED.find("        read:").unwrap();
+    let end = GUARDED
+        .find("      action: http\n      with: {target: sim, method: POST")
+        .unwrap();
+    let text = format!("{}        {{}}\n{}", &GUARDED[..start], &GUARDED[end..])
+        .replace("      guard:\n        {}", "      guard: {}")
+        .replace(", was: \"{{ steps.origin.capacity }}\"", "");
+    assert_errors(
+        &text,
+        &[
+            "g.yaml:12:14: steps[1].rollback.guard.read: a guard judges the platform as it is when the rollback is due",
+            "g.yaml:12:14: steps[1].rollback.guard.holds: missing; a guard needs `holds`",
+            "g.yaml:12:14: steps[1].rollback.guard.otherwise: missing; a guard needs `otherwise`",
+        ],
+    );
+}
+
+#[test]
+fn what_a_guard_reads_is_checked_and_located() {
+    let text = GUARDED
+        .replace(
+            "holds: \"steps.load.value < 0.9 * steps.origin.capacity\"",
+            "holds: \"steps.load.value < 0.9 * steps.orign.capacity\"",
+        )
+        .replace(
+            "holds {{ steps.origin.capacity }}",
+            "holds {{ steps.origin.capacity ",
+        );
+    assert_errors(
+        &text,
+        &[
+            "g.yaml:20:16: steps[1].rollback.guard.holds: unknown step `orign` (did you mean `steps.origin`?); earlier steps: before, move, origin, load",
+            "g.yaml:21:20: steps[1].rollback.guard.otherwise: invalid template",
+        ],
+    );
+}
+
+#[test]
+fn guard_reads_have_ids_unique_in_the_runbook_and_are_only_the_guards() {
+    let text = GUARDED.replace("- id: load\n", "- id: before\n");
+    assert_errors(
+        &text,
+        &[
+            "g.yaml:17:17: steps[1].rollback.guard.read[1].id: duplicate step id \"before\"",
+            "g.yaml:20:16: steps[1].rollback.guard.holds: unknown step `load`",
+        ],
+    );
+    // A step cannot read what a guard read: it has not happened yet, and
+    // may never.
+    let text = GUARDED.replace(
+        "path: /api/v1/events/launch/move}\n    rollback:",
+        "path: \"/api/v1/events/{{ steps.origin.capacity }}/move\"}\n    rollback:",
+    );
+    assert_errors(
+        &text,
+        &[
+            "g.yaml:10:11: steps[1].with.path: step `origin` is a read of the guard on `move`'s rollback",
+        ],
+    );
+}

@@ -176,8 +176,9 @@ pub struct Call {
     pub body: Option<Json>,
 }
 
-/// What a step's record may say, as tests write it.
-pub const RESULTS: [&str; 7] = [
+/// What a step's record may say, as tests write it. `held` is a
+/// rollback its guard did not let act.
+pub const RESULTS: [&str; 8] = [
     "done",
     "skipped",
     "failed",
@@ -185,6 +186,7 @@ pub const RESULTS: [&str; 7] = [
     "approved",
     "denied",
     "timed_out",
+    "held",
 ];
 pub const OUTCOMES: [&str; 5] = [
     "succeeded",
@@ -608,8 +610,12 @@ pub fn check_against(tf: &TestFile, rb: &Runbook, targets: &[String]) -> Diagnos
         if s.action == "approval" {
             gates.push(s.id.clone());
         }
-        if s.rollback.is_some() {
-            ids.push(format!("rollback:{}", s.id));
+        if let Some(undo) = &s.rollback {
+            // A guard's reads are recorded before the rollback they guard.
+            for r in undo.guard.iter().flat_map(|g| &g.read) {
+                ids.push(r.step.id.clone());
+            }
+            ids.push(undo.id.clone());
         }
     }
     for (i, t) in tf.cases.iter().enumerate() {
@@ -1107,6 +1113,44 @@ tests:
                 "    - exp b: done",
                 "          c: done"
             ]
+        );
+    }
+
+    /// A guarded rollback's reads are steps a test can expect, and a
+    /// rollback its guard held is `held`.
+    #[test]
+    fn guard_reads_and_held_rollbacks_can_be_expected() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let text =
+            std::fs::read_to_string(dir.join("runbooks/move-to-secondary-room.yaml")).unwrap();
+        let env = crate::runbook::CheckEnv {
+            targets: ["sim".to_owned()].into(),
+        };
+        let rb = crate::runbook::parse_runbook("move.yaml", &text, &env).unwrap();
+        let tf = parse_test_file(
+            "t.yaml",
+            r#"kind: runbook_test
+runbook: move.yaml
+tests:
+  - name: held
+    inputs: {event: launch}
+    expect:
+      outcome: failed
+      steps:
+        - guard:move_event:origin: done
+        - guard:move_event:destinaton: done
+        - rollback:move_event: held
+"#,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let errs: Vec<String> = check_against(&tf, &rb, &["sim".to_owned()])
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(errs.len(), 1, "{errs:#?}");
+        assert!(
+            errs[0].contains("no step `guard:move_event:destinaton` (did you mean `guard:move_event:destination`?)"),
+            "{errs:#?}"
         );
     }
 
