@@ -34,6 +34,9 @@ pub struct Config {
     pub automation_paused: bool,
     /// Alert labels whose values group alerts into one incident.
     pub incident_group_by: Vec<String>,
+    /// How each open incident's audience is measured (`incidents.audience`);
+    /// `None`: cards show no audience.
+    pub audience: Option<crate::audience::AudienceConfig>,
     /// The bot's own HTTP server (`server`).
     pub server: ServerConfig,
 }
@@ -171,6 +174,7 @@ impl Config {
             },
         );
         c.chat.channel = "#live-incidents".into();
+        c.audience = Some(crate::audience::AudienceConfig::for_simulator());
         c
     }
 }
@@ -194,6 +198,7 @@ impl Default for Config {
             store_url: "sqlite://firebreak.db".into(),
             automation_paused: false,
             incident_group_by: vec!["event".into()],
+            audience: None,
             server: ServerConfig::default(),
         }
     }
@@ -346,6 +351,58 @@ struct RawAutomation {
 #[serde(deny_unknown_fields)]
 struct RawIncidents {
     group_by: Option<Vec<String>>,
+    audience: Option<Sp<RawAudience>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAudience {
+    every: Option<Sp<String>>,
+    follow_for: Option<Sp<String>>,
+    listening: Option<Sp<String>>,
+    at_risk: Option<Sp<String>>,
+    without_us: Option<Sp<String>>,
+}
+
+/// `incidents.audience`: PromQL templates over the incident's `group_by`
+/// labels (`labels.event`), checked as far as they can be before a run.
+fn audience(c: &mut Collector<'_>, raw: &Sp<RawAudience>) -> crate::audience::AudienceConfig {
+    let mut query = |v: &Option<Sp<String>>, field: &str| -> Option<String> {
+        let sp = v.as_ref()?;
+        let field = format!("incidents.audience.{field}");
+        if let Err(e) = crate::audience::check_query(&sp.value) {
+            c.err(Pos::of(sp), &field, e);
+        }
+        for w in crate::runbook::template::promql_string_warnings(&sp.value) {
+            c.err(Pos::of(sp), &field, w);
+        }
+        Some(sp.value.clone())
+    };
+    let listening = query(&raw.value.listening, "listening");
+    let at_risk = query(&raw.value.at_risk, "at_risk");
+    let without_us = query(&raw.value.without_us, "without_us");
+    if listening.is_none() {
+        c.err(
+            Pos::of(raw),
+            "incidents.audience.listening",
+            "is needed: the other figures are read beside it",
+        );
+    }
+    crate::audience::AudienceConfig {
+        every: c.positive_duration(
+            raw.value.every.as_ref(),
+            "incidents.audience.every",
+            crate::audience::DEFAULT_EVERY,
+        ),
+        follow_for: c.duration(
+            raw.value.follow_for.as_ref(),
+            "incidents.audience.follow_for",
+            crate::audience::DEFAULT_FOLLOW_FOR,
+        ),
+        listening: listening.unwrap_or_default(),
+        at_risk,
+        without_us,
+    }
 }
 
 /// Config-specific checks on top of the shared collector.
@@ -589,6 +646,7 @@ impl Config {
             store_url,
             automation_paused: raw.automation.paused.unwrap_or(false),
             incident_group_by: raw.incidents.group_by.unwrap_or(defaults.incident_group_by),
+            audience: raw.incidents.audience.as_ref().map(|a| audience(&mut c, a)),
             server: ServerConfig {
                 listen,
                 token_secret: raw.server.token_secret.map(|s| s.value),

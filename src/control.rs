@@ -6,6 +6,11 @@
 //! and the incident timeline, posts to chat, asks dispatch what to start,
 //! and starts runs on the executor. It also owns the silences: a firing
 //! alert that one of them matches is recorded and nothing more.
+//!
+//! It keeps the tries again that dispatch asks for (rule 5: a run that
+//! failed on a passing fault having changed nothing) and, when one is due,
+//! starts it only if its alert still fires and is not silenced; each is
+//! said in the incident's thread, and so is the last.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -17,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 use crate::chat::card::{self, Card, CardAlert, CardRun, Status as CardStatus};
 use crate::chat::{ChatMessage, Kind, Outbox};
 use crate::clock::{Clock, Millis};
-use crate::dispatch::{AlertCtx, Decision, Dispatcher, Pause, Plan};
+use crate::dispatch::{AfterRun, AlertCtx, Decision, Dispatcher, Pause, Plan};
 use crate::executor::{Executor, Outcome, RunFinished, RunProgress, RunRequest, Verdict, Waiting};
 use crate::matchers::Matcher;
 use crate::roles::{Role, Who};
@@ -204,6 +209,37 @@ pub struct Control {
     charts: Option<mpsc::Sender<crate::chat::charts::ChartRequest>>,
     /// The checklist runner's queue; `try_send`, never waited on.
     checklists: Option<mpsc::Sender<crate::preflight::task::Request>>,
+    /// Tries again that dispatch asked for. One per (runbook, alert) at
+    /// most, since each follows the end of the one run its key may have.
+    retries: Vec<PendingRetry>,
+    /// Where each open incident's audience is asked for, when configured.
+    audience: Option<AudienceLink>,
+    /// Each incident's `group_by` labels, as its first alert had them:
+    /// what its audience queries are rendered with.
+    incident_labels: HashMap<String, BTreeMap<String, String>>,
+}
+
+/// The audience sampler's two queues and the control loop's tick for it.
+struct AudienceLink {
+    requests: mpsc::Sender<crate::audience::Request>,
+    samples: Option<mpsc::Receiver<crate::audience::Sample>>,
+    every: Millis,
+    next_at: Millis,
+    follow_for: Millis,
+    /// Resolved incidents still measured for their review, until when,
+    /// with their labels.
+    following: HashMap<String, (Millis, BTreeMap<String, String>)>,
+}
+
+/// A run to try again (dispatch rule 5).
+#[derive(Clone, Debug)]
+struct PendingRetry {
+    due: Millis,
+    runbook: String,
+    alert: AlertCtx,
+    incident: String,
+    attempt: u32,
+    of: u32,
 }
 
 impl Control {
@@ -240,6 +276,9 @@ impl Control {
             progress: None,
             charts: None,
             checklists: None,
+            retries: Vec::new(),
+            audience: None,
+            incident_labels: HashMap::new(),
         }
     }
 
@@ -253,6 +292,27 @@ impl Control {
     /// Asks for a chart when an alert first fires in an incident.
     pub fn with_charts(mut self, tx: mpsc::Sender<crate::chat::charts::ChartRequest>) -> Self {
         self.charts = Some(tx);
+        self
+    }
+
+    /// Asks the audience sampler behind `requests` every `every` for each
+    /// open incident, and puts its `samples` on the cards.
+    pub fn with_audience(
+        mut self,
+        requests: mpsc::Sender<crate::audience::Request>,
+        samples: mpsc::Receiver<crate::audience::Sample>,
+        every: crate::duration::PromDuration,
+        follow_for: crate::duration::PromDuration,
+    ) -> Self {
+        let every = (every.as_millis() as Millis).max(1);
+        self.audience = Some(AudienceLink {
+            requests,
+            samples: Some(samples),
+            every,
+            next_at: self.clock.now() + every,
+            follow_for: follow_for.as_millis() as Millis,
+            following: HashMap::new(),
+        });
         self
     }
 
@@ -290,10 +350,33 @@ impl Control {
         shutdown: CancellationToken,
     ) {
         let mut progress = self.progress.take();
+        let mut samples = self.audience.as_mut().and_then(|a| a.samples.take());
         loop {
+            let next_sample = async {
+                match samples.as_mut() {
+                    Some(rx) => rx.recv().await,
+                    None => std::future::pending().await,
+                }
+            };
+            let clock = self.clock.clone();
+            let next_tick = self.audience.as_ref().map(|a| a.next_at);
+            let audience_due = async move {
+                match next_tick {
+                    Some(at) => clock.sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
             let next_progress = async {
                 match progress.as_mut() {
                     Some(rx) => rx.recv().await,
+                    None => std::future::pending().await,
+                }
+            };
+            let clock = self.clock.clone();
+            let next_retry = self.retries.iter().map(|r| r.due).min();
+            let retry_due = async move {
+                match next_retry {
+                    Some(at) => clock.sleep_until(at).await,
                     None => std::future::pending().await,
                 }
             };
@@ -303,6 +386,9 @@ impl Control {
                 Some(f) = finished.recv() => self.on_finished(f).await,
                 Some(c) = commands.recv() => self.on_command(c).await,
                 Some(p) = next_progress => self.on_progress(p),
+                () = retry_due => self.on_retries_due().await,
+                () = audience_due => self.on_audience_tick(),
+                Some(s) = next_sample => self.on_audience(s).await,
                 else => break,
             }
             self.post_cards().await;
@@ -350,6 +436,13 @@ impl Control {
             }
             if c.status == CardStatus::Resolved {
                 self.cards.remove(&incident);
+                let labels = self.incident_labels.remove(&incident).unwrap_or_default();
+                if let Some(a) = self.audience.as_mut()
+                    && a.follow_for > 0
+                {
+                    let until = self.clock.now() + a.follow_for;
+                    a.following.insert(incident.clone(), (until, labels));
+                }
             }
         }
     }
@@ -498,6 +591,14 @@ impl Control {
             AlertEventKind::Pending => {}
             AlertEventKind::Firing => {
                 let incident = self.incident_for(&a.labels, &a.rule);
+                if !self.incident_labels.contains_key(&incident) {
+                    let group: BTreeMap<String, String> = self
+                        .incident_group_by
+                        .iter()
+                        .filter_map(|k| a.labels.get(k).map(|v| (k.clone(), v.to_owned())))
+                        .collect();
+                    self.incident_labels.insert(incident.clone(), group);
+                }
                 self.firing.insert(
                     fp,
                     Arc::new(firing_alert(a, &incident, &summary, ev.at, None)),
@@ -726,6 +827,20 @@ impl Control {
         actor: &str,
         now: Millis,
     ) -> String {
+        self.spawn_run(plan, alert, incident, actor, false, now)
+    }
+
+    /// Starts `plan`, afresh or as a try again (which keeps the streak of
+    /// dispatch rule 5 going), and returns its run id.
+    fn spawn_run(
+        &mut self,
+        plan: Plan,
+        alert: Option<&AlertCtx>,
+        incident: &str,
+        actor: &str,
+        retry: bool,
+        now: Millis,
+    ) -> String {
         self.run_seq += 1;
         let run_id = format!(
             "{}-{}-{:04x}{}",
@@ -734,8 +849,12 @@ impl Control {
             self.boot,
             self.run_seq
         );
-        self.dispatcher
-            .started(&plan.runbook.name, &plan.concurrency_key, &run_id, now);
+        let (rb, key) = (&plan.runbook.name, &plan.concurrency_key);
+        if retry {
+            self.dispatcher.retried(rb, key, &run_id, now);
+        } else {
+            self.dispatcher.started(rb, key, &run_id, now);
+        }
         let card_run = CardRun {
             id: run_id.clone(),
             runbook: plan.runbook.name.clone(),
@@ -990,17 +1109,36 @@ impl Control {
                 if done {
                     continue;
                 }
-                tracing::warn!(alert = %ctx.name, runbook = %plan.runbook.name, "alert was firing at the restart with no run started for it; starting it now");
-                self.say(
-                    Some(&incident),
-                    Kind::Note,
+                let (rb, key) = (plan.runbook.name.clone(), plan.concurrency_key.clone());
+                // Earlier runs for it changed nothing (dispatch rule 5):
+                // this is one more try again, if any are left.
+                let streak = self.dispatcher.streak(&rb, &key);
+                if streak > 0 && self.dispatcher.tries_spent(&rb, &key) {
+                    self.say(
+                        Some(&incident),
+                        Kind::Note,
+                        format!(
+                            "*{}* was firing when the bot stopped; *{rb}* already failed {streak} times in a row without changing anything, so it is not tried again",
+                            ctx.name
+                        ),
+                    )
+                    .await;
+                    continue;
+                }
+                tracing::warn!(alert = %ctx.name, runbook = %rb, "alert was firing at the restart with no run started for it; starting it now");
+                let text = if streak > 0 {
                     format!(
-                        "*{}* was firing when the bot stopped, before *{}* had started for it; starting it now",
-                        ctx.name, plan.runbook.name
-                    ),
-                )
-                .await;
-                self.start_run(plan, &ctx, &incident, now);
+                        "*{}* was firing when the bot stopped, and *{rb}* had not changed anything for it yet; trying it again now",
+                        ctx.name
+                    )
+                } else {
+                    format!(
+                        "*{}* was firing when the bot stopped, before *{rb}* had started for it; starting it now",
+                        ctx.name
+                    )
+                };
+                self.say(Some(&incident), Kind::Note, text).await;
+                self.spawn_run(plan, Some(&ctx), &incident, "firebreak", streak > 0, now);
             }
         }
     }
@@ -1013,10 +1151,12 @@ impl Control {
             // says it started as soon as it is spawned.
             self.post_cards().await;
         }
+        self.page_if_late(alert, incident, &decisions, now).await;
         for d in decisions {
+            let too_slow = matches!(d, Decision::TooSlow { .. });
             match d {
                 Decision::Start(plan) => self.start_run(plan, alert, incident, now),
-                Decision::Skip { runbook, reason } => {
+                Decision::Skip { runbook, reason } | Decision::TooSlow { runbook, reason } => {
                     tracing::info!(%runbook, %reason, "runbook not started");
                     self.timeline(
                         incident,
@@ -1027,8 +1167,9 @@ impl Control {
                     )
                     .await;
                     // People need to know when automation stood aside for
-                    // a reason they control; duplicates are routine.
-                    if self.dispatcher.paused().is_some() {
+                    // a reason they control, or chose a faster mitigation;
+                    // duplicates are routine.
+                    if self.dispatcher.paused().is_some() || too_slow {
                         self.say(
                             Some(incident),
                             Kind::Note,
@@ -1041,13 +1182,64 @@ impl Control {
         }
     }
 
+    /// Dispatch rule 6: when no runbook for the alert can take effect
+    /// before its predicted breach, people are called at once, with the
+    /// numbers; the runbooks start anyway, as nothing faster exists.
+    async fn page_if_late(
+        &mut self,
+        alert: &AlertCtx,
+        incident: &str,
+        decisions: &[Decision],
+        now: Millis,
+    ) {
+        let late: Vec<(&str, &crate::dispatch::Late)> = decisions
+            .iter()
+            .filter_map(|d| match d {
+                Decision::Start(p) => p.late.as_ref().map(|l| (p.runbook.name.as_str(), l)),
+                _ => None,
+            })
+            .collect();
+        let Some((_, first)) = late.first() else {
+            return;
+        };
+        for (runbook, _) in &late {
+            crate::metrics::get()
+                .late_mitigations
+                .with(&[runbook])
+                .inc();
+        }
+        let left = crate::duration::PromDuration::from_millis(first.breach_in.max(0) as u64);
+        let which: Vec<String> = late
+            .iter()
+            .map(|(rb, l)| format!("*{rb}* takes {}", l.takes_text()))
+            .collect();
+        let text = format!(
+            ":rotating_light: needs a person now: *{}* predicts its breach in {left}, and no runbook for it can take effect sooner: {}. Starting {} anyway; decide what else can be done before then.",
+            alert.name,
+            which.join("; "),
+            if late.len() == 1 { "it" } else { "them" }
+        );
+        self.timeline(incident, now, "paged_late", "firebreak", &text)
+            .await;
+        self.say(Some(incident), Kind::RunFailed, text).await;
+    }
+
     async fn on_finished(&mut self, f: RunFinished) {
         crate::metrics::get()
             .runs
             .with(&[&f.runbook, f.outcome.as_str()])
             .inc();
-        self.dispatcher.finished(&f.runbook, &f.concurrency_key);
         let now = self.clock.now();
+        if let Some(ms) = f.took_effect_after {
+            self.dispatcher.took_effect(&f.runbook, ms);
+        }
+        let after =
+            self.dispatcher
+                .finished(&f.runbook, &f.concurrency_key, f.changed_nothing(), now);
+        // A person who started a run by hand sees it fail and decides.
+        if let Some(alert) = &f.alert {
+            self.after_run(&f, alert, after, now).await;
+        }
         let card = self.card(&f.incident);
         let last_step = card
             .run
@@ -1066,6 +1258,169 @@ impl Control {
         );
         if f.outcome != Outcome::Succeeded {
             tracing::warn!(run = %f.run_id, outcome = f.outcome.as_str(), "run did not succeed");
+        }
+    }
+
+    /// Says and schedules what dispatch decided after a run (rule 5).
+    async fn after_run(&mut self, f: &RunFinished, alert: &AlertCtx, after: AfterRun, now: Millis) {
+        let counted = |outcome: &str| {
+            crate::metrics::get()
+                .run_retries
+                .with(&[&f.runbook, outcome])
+                .inc();
+        };
+        match after {
+            AfterRun::Nothing => {}
+            AfterRun::Retry { at, attempt, of } => {
+                counted("scheduled");
+                let wait = crate::duration::PromDuration::from_millis((at - now).max(0) as u64);
+                let text = format!(
+                    "*{}* failed before changing anything, so it counts for neither cooldown nor budget; trying it again in {wait} if *{}* still fires (try {attempt} of {of})",
+                    f.runbook, alert.name
+                );
+                self.timeline(&f.incident, now, "retry_scheduled", "firebreak", &text)
+                    .await;
+                self.say(Some(&f.incident), Kind::Note, text).await;
+                self.retries
+                    .retain(|r| !(r.runbook == f.runbook && r.alert.labels == alert.labels));
+                self.retries.push(PendingRetry {
+                    due: at,
+                    runbook: f.runbook.clone(),
+                    alert: alert.clone(),
+                    incident: f.incident.clone(),
+                    attempt,
+                    of,
+                });
+            }
+            AfterRun::GaveUp { attempts } => {
+                counted("spent");
+                let text = format!(
+                    ":rotating_light: needs a person: *{}* failed {} times in a row without changing anything while *{}* fires; not trying it again",
+                    f.runbook,
+                    attempts + 1,
+                    alert.name
+                );
+                self.timeline(&f.incident, now, "retries_spent", "firebreak", &text)
+                    .await;
+                self.say(Some(&f.incident), Kind::RunFailed, text).await;
+            }
+        }
+    }
+
+    /// Asks for the audience of every open incident. A full queue drops
+    /// the rest: the sampler is behind, and the next tick asks again.
+    fn on_audience_tick(&mut self) {
+        let Some(link) = self.audience.as_mut() else {
+            return;
+        };
+        let now = self.clock.now();
+        link.next_at = (link.next_at + link.every).max(now + 1);
+        link.following
+            .retain(|i, (until, _)| *until > now && !self.cards.contains_key(i));
+        let open = self.cards.keys().map(|i| crate::audience::Request {
+            incident: i.clone(),
+            labels: self.incident_labels.get(i).cloned().unwrap_or_default(),
+        });
+        let followed = link
+            .following
+            .iter()
+            .map(|(i, (_, labels))| crate::audience::Request {
+                incident: i.clone(),
+                labels: labels.clone(),
+            });
+        for req in open.chain(followed) {
+            if link.requests.try_send(req).is_err() {
+                tracing::debug!("audience sampler busy; asking again next time");
+                break;
+            }
+        }
+    }
+
+    /// Puts a measurement on its incident's card (posted again only when
+    /// what it says changed) and in the store for the review.
+    async fn on_audience(&mut self, s: crate::audience::Sample) {
+        let followed = self
+            .audience
+            .as_ref()
+            .is_some_and(|a| a.following.contains_key(&s.incident));
+        if let Some(card) = self.cards.get_mut(&s.incident) {
+            let before = card.audience.as_ref().map(card::Audience::line);
+            let a = card::Audience::measured(
+                card.audience.as_ref(),
+                s.listening,
+                s.at_risk,
+                s.without_us,
+                s.at,
+            );
+            let changed = before.as_deref() != Some(a.line().as_str());
+            card.audience = Some(a);
+            if changed {
+                self.dirty_cards.insert(s.incident.clone());
+            }
+        } else if !followed {
+            return;
+        }
+        if let Err(e) = self
+            .store
+            .record_audience(&s.incident, s.at, s.listening, s.at_risk, s.without_us)
+            .await
+        {
+            tracing::error!(error = %e, "cannot record the audience");
+        }
+    }
+
+    /// Starts the tries again that are due, for alerts that still fire.
+    async fn on_retries_due(&mut self) {
+        let now = self.clock.now();
+        let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.retries)
+            .into_iter()
+            .partition(|r| r.due <= now);
+        self.retries = later;
+        for r in due {
+            let labels: crate::labels::Labels = r.alert.labels.clone().into();
+            let fp = labels.fingerprint();
+            let still = self.firing.contains_key(&fp)
+                && !self.silenced.contains(&fp)
+                && self.silences.is_silenced(&labels, now).is_none();
+            let decision = if still {
+                self.dispatcher.retry(&r.runbook, &r.alert, now)
+            } else {
+                Some(Decision::Skip {
+                    runbook: r.runbook.clone(),
+                    reason: format!("*{}* no longer fires or is silenced", r.alert.name),
+                })
+            };
+            match decision {
+                Some(Decision::Start(plan)) => {
+                    crate::metrics::get()
+                        .run_retries
+                        .with(&[&r.runbook, "started"])
+                        .inc();
+                    let text = format!(
+                        "trying *{}* again (try {} of {}): *{}* still fires",
+                        r.runbook, r.attempt, r.of, r.alert.name
+                    );
+                    self.timeline(&r.incident, now, "retry_started", "firebreak", &text)
+                        .await;
+                    self.say(Some(&r.incident), Kind::Note, text).await;
+                    self.post_cards().await;
+                    self.spawn_run(plan, Some(&r.alert), &r.incident, "firebreak", true, now);
+                }
+                Some(
+                    Decision::Skip { runbook, reason } | Decision::TooSlow { runbook, reason },
+                ) => {
+                    crate::metrics::get()
+                        .run_retries
+                        .with(&[&runbook, "dropped"])
+                        .inc();
+                    let text = format!("not trying *{runbook}* again: {reason}");
+                    self.timeline(&r.incident, now, "retry_dropped", "firebreak", &text)
+                        .await;
+                    self.say(Some(&r.incident), Kind::Note, text).await;
+                }
+                // Its runbook was unloaded by a reload meanwhile.
+                None => {}
+            }
         }
     }
 
@@ -1714,7 +2069,7 @@ steps:
     with: {text: acting}
 "#;
 
-    fn event(kind: AlertEventKind, at: Millis) -> AlertEvent {
+    pub(super) fn event(kind: AlertEventKind, at: Millis) -> AlertEvent {
         AlertEvent {
             kind,
             at,
@@ -1892,5 +2247,387 @@ steps:
         assert_eq!(c.silence.as_deref(), Some("event=\"launch\""));
         assert_eq!(c.runnable, ["on-full"]);
         assert_eq!(c.run.unwrap().state, "succeeded");
+    }
+}
+
+#[cfg(test)]
+mod timer_tests {
+    //! The control loop's timers on a manual clock: tries again (dispatch
+    //! rule 5) and the audience tick.
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use super::card_tests::event;
+    use super::*;
+
+    /// Cuts the room's cap on a target that may be unavailable.
+    const RUNBOOK: &str = r#"kind: runbook
+name: NAME
+trigger:
+  alerts: [{alertname: Full}]
+policy:
+  concurrency_key: "{{ alert.labels.event }}"
+  cooldown: 15m
+  budget: {runs: 1, per: 1h}
+  retry: {attempts: 2, backoff: 10s, max_backoff: 1m}
+  expected_duration: 1m
+steps:
+  - id: set
+    action: http
+    with: {target: api, method: PUT, path: /cap}
+"#;
+
+    /// A target that answers 503 to its first `fail` calls, then 200.
+    async fn target(fail: u32) -> (String, Arc<AtomicU32>) {
+        let calls = Arc::new(AtomicU32::new(0));
+        let seen = calls.clone();
+        let app = axum::Router::new().fallback(move || {
+            let seen = seen.clone();
+            async move {
+                if seen.fetch_add(1, Ordering::SeqCst) < fail {
+                    axum::http::StatusCode::SERVICE_UNAVAILABLE
+                } else {
+                    axum::http::StatusCode::OK
+                }
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        (format!("http://{addr}/"), calls)
+    }
+
+    struct Bot {
+        store: Store,
+        clock: Clock,
+        alerts: mpsc::Sender<AlertEvent>,
+        stop: CancellationToken,
+        task: tokio::task::JoinHandle<()>,
+    }
+
+    /// A control loop with runbook `name` (named per test: the metrics
+    /// are the process's).
+    async fn bot(url: &str, name: &str) -> Bot {
+        let store = Store::open("sqlite::memory:").await.unwrap();
+        let clock = Clock::manual(1_000_000);
+        let outbox = Outbox::new(store.clone());
+        let mut env = silence_tests::env(&outbox, &clock);
+        env.targets.insert(
+            "api".into(),
+            crate::config::Target {
+                name: "api".into(),
+                url: reqwest::Url::parse(url).unwrap(),
+                timeout: crate::duration::PromDuration::from_secs(5),
+                bearer_secret: None,
+                idempotency_keys: true,
+            },
+        );
+        let (finished_tx, finished_rx) = mpsc::channel(16);
+        let executor = Executor::new(env, store.clone(), CancellationToken::new(), finished_tx);
+        let check = crate::runbook::CheckEnv {
+            targets: ["api".to_owned()].into(),
+        };
+        let rb = crate::runbook::parse_runbook("r.yaml", &RUNBOOK.replace("NAME", name), &check)
+            .unwrap();
+        let control = Control::new(
+            Dispatcher::new(vec![Arc::new(rb)], None),
+            executor,
+            store.clone(),
+            outbox,
+            clock.clone(),
+            "#c".into(),
+            vec!["event".into()],
+        );
+        let (alerts, alert_rx) = mpsc::channel(16);
+        let (_cmd_tx, cmd_rx) = mpsc::channel(16);
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(control.run(alert_rx, finished_rx, cmd_rx, stop.clone()));
+        Bot {
+            store,
+            clock,
+            alerts,
+            stop,
+            task,
+        }
+    }
+
+    impl Bot {
+        async fn chat(&self) -> Vec<String> {
+            self.store
+                .pending_outbox(1000)
+                .await
+                .unwrap()
+                .into_iter()
+                .filter_map(|r| serde_json::from_str::<ChatMessage>(&r.payload_json).ok())
+                .filter(|m| m.card.is_none())
+                .map(|m| m.text)
+                .collect()
+        }
+
+        /// Waits (real time) until chat says `needle`.
+        async fn said(&self, needle: &str) {
+            for _ in 0..500 {
+                if self.chat().await.iter().any(|t| t.contains(needle)) {
+                    return;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+            panic!("chat never said {needle:?}: {:#?}", self.chat().await);
+        }
+
+        async fn outcomes(&self) -> Vec<String> {
+            self.store
+                .runs()
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|r| r.state)
+                .collect()
+        }
+
+        async fn stop(self) {
+            self.stop.cancel();
+            self.task.await.unwrap();
+        }
+    }
+
+    // Real time for the store and the target; the bot's clock is manual,
+    // so every wait between tries is stepped by the test.
+    #[tokio::test]
+    async fn a_mitigation_the_target_refused_is_tried_again_until_it_takes() {
+        let m = crate::metrics::get();
+        let started_before = m.run_retries.with(&["cap", "started"]).get();
+        let (url, calls) = target(2).await;
+        let b = bot(&url, "cap").await;
+        let t0 = b.clock.now();
+        b.alerts
+            .send(event(AlertEventKind::Firing, t0))
+            .await
+            .unwrap();
+        b.said("trying it again in 10s if *Full* still fires (try 1 of 2)")
+            .await;
+        // Not before it is due.
+        b.clock.advance_to(t0 + 9_000);
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        b.clock.advance_to(t0 + 10_000);
+        b.said("trying *cap* again (try 1 of 2): *Full* still fires")
+            .await;
+        // The wait doubles.
+        b.said("trying it again in 20s if *Full* still fires (try 2 of 2)")
+            .await;
+        b.clock.advance_to(t0 + 30_000);
+        b.said("runbook *cap* succeeded").await;
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+        assert_eq!(b.outcomes().await, ["failed", "failed", "succeeded"]);
+        // The two that changed nothing used none of the budget of one.
+        assert_eq!(b.store.runs_changed_nothing().await.unwrap().len(), 2);
+        assert_eq!(
+            m.run_retries.with(&["cap", "started"]).get() - started_before,
+            2
+        );
+        let timeline: Vec<String> = b
+            .store
+            .timeline("launch")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.kind)
+            .collect();
+        for kind in ["retry_scheduled", "retry_started"] {
+            assert!(timeline.iter().any(|k| k == kind), "{timeline:?}");
+        }
+        b.stop().await;
+    }
+
+    #[tokio::test]
+    async fn tries_stop_when_spent_and_a_person_is_called() {
+        let (url, calls) = target(u32::MAX).await;
+        let b = bot(&url, "cap-spent").await;
+        let t0 = b.clock.now();
+        b.alerts
+            .send(event(AlertEventKind::Firing, t0))
+            .await
+            .unwrap();
+        b.said("(try 1 of 2)").await;
+        b.clock.advance_to(t0 + 10_000);
+        b.said("(try 2 of 2)").await;
+        b.clock.advance_to(t0 + 30_000);
+        b.said(":rotating_light: needs a person: *cap-spent* failed 3 times in a row without changing anything while *Full* fires; not trying it again").await;
+        b.clock.advance_to(t0 + 600_000);
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+        b.stop().await;
+    }
+
+    #[tokio::test]
+    async fn each_open_incident_is_measured_and_its_card_shows_the_audience() {
+        let store = Store::open("sqlite::memory:").await.unwrap();
+        let clock = Clock::manual(1_000_000);
+        let outbox = Outbox::new(store.clone());
+        let env = silence_tests::env(&outbox, &clock);
+        let (finished_tx, finished_rx) = mpsc::channel(16);
+        let executor = Executor::new(env, store.clone(), CancellationToken::new(), finished_tx);
+        let (req_tx, mut req_rx) = crate::audience::queue();
+        let (sample_tx, sample_rx) = mpsc::channel(16);
+        let control = Control::new(
+            Dispatcher::new(vec![], None),
+            executor,
+            store.clone(),
+            outbox,
+            clock.clone(),
+            "#c".into(),
+            vec!["event".into()],
+        )
+        .with_audience(
+            req_tx,
+            sample_rx,
+            crate::duration::PromDuration::from_secs(15),
+            crate::duration::PromDuration::from_secs(60),
+        );
+        let (alerts, alert_rx) = mpsc::channel(16);
+        let (_cmd_tx, cmd_rx) = mpsc::channel(16);
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(control.run(alert_rx, finished_rx, cmd_rx, stop.clone()));
+        let t0 = clock.now();
+        alerts
+            .send(event(AlertEventKind::Firing, t0))
+            .await
+            .unwrap();
+        let b = Bot {
+            store: store.clone(),
+            clock: clock.clone(),
+            alerts,
+            stop,
+            task,
+        };
+        let card_says = |want: &'static str| {
+            let store = store.clone();
+            async move {
+                for _ in 0..500 {
+                    let cards: Vec<String> = store
+                        .pending_outbox(1000)
+                        .await
+                        .unwrap()
+                        .into_iter()
+                        .filter_map(|r| serde_json::from_str::<ChatMessage>(&r.payload_json).ok())
+                        .filter_map(|m| m.card.map(|_| m.text))
+                        .collect();
+                    if cards.last().is_some_and(|t| t.contains(want)) {
+                        return;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                }
+                panic!("no card says {want:?}");
+            }
+        };
+        card_says("Full").await;
+        clock.advance_to(t0 + 15_000);
+        let req = tokio::time::timeout(std::time::Duration::from_secs(5), req_rx.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(req.incident, "launch");
+        assert_eq!(
+            req.labels,
+            [("event".to_owned(), "launch".to_owned())].into()
+        );
+        for (at, listening) in [(15_000, 560_000), (30_000, 540_000)] {
+            sample_tx
+                .send(crate::audience::Sample {
+                    incident: "launch".into(),
+                    listening: Some(listening),
+                    at_risk: Some(500_000),
+                    without_us: Some(0),
+                    at: t0 + at,
+                })
+                .await
+                .unwrap();
+        }
+        card_says("👥 540,000 listening (peak 560,000: 20,000 lost) · 500,000 at risk · doing nothing: 0 listening").await;
+        let rows = store.audience("launch").await.unwrap();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[1].listening, Some(540_000));
+
+        // Resolved, it is still measured for a while, for the review.
+        b.alerts
+            .send(event(AlertEventKind::Resolved, t0 + 31_000))
+            .await
+            .unwrap();
+        card_says("RESOLVED").await;
+        let mut asked = Vec::new();
+        for at in [45_000, 60_000, 75_000, 90_000, 105_000, 120_000] {
+            clock.advance_to(t0 + at);
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            while let Ok(r) = req_rx.try_recv() {
+                assert_eq!(r.incident, "launch");
+                asked.push(at);
+            }
+            if at == 45_000 {
+                sample_tx
+                    .send(crate::audience::Sample {
+                        incident: "launch".into(),
+                        listening: Some(530_000),
+                        at_risk: Some(0),
+                        without_us: Some(0),
+                        at: t0 + at,
+                    })
+                    .await
+                    .unwrap();
+                for _ in 0..500 {
+                    if store.audience("launch").await.unwrap().len() == 3 {
+                        break;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                }
+                assert_eq!(store.audience("launch").await.unwrap().len(), 3);
+            }
+        }
+        // Resolved at 15s on the bot's clock, follow_for 60s: asked until
+        // 75s, then no more.
+        assert!(asked.len() >= 2, "{asked:?}");
+        assert!(asked.iter().all(|at| *at <= 75_000), "{asked:?}");
+        b.stop().await;
+    }
+
+    #[tokio::test]
+    async fn nothing_that_can_act_before_the_breach_pages_people_at_once() {
+        let (url, calls) = target(0).await;
+        let b = bot(&url, "slow-cap").await;
+        // The bot knows only the runbook's own estimate: 1m.
+        let t0 = b.clock.now();
+        let mut ev = event(AlertEventKind::Firing, t0);
+        ev.alert
+            .annotations
+            .insert(crate::dispatch::TIME_TO_BREACH.into(), "30".into());
+        b.alerts.send(ev).await.unwrap();
+        b.said(":rotating_light: needs a person now: *Full* predicts its breach in 30s, and no runbook for it can take effect sooner: *slow-cap* takes about 1m (its expected_duration; not measured yet). Starting it anyway").await;
+        // Started anyway: nothing faster exists.
+        b.said("runbook *slow-cap* succeeded").await;
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        let timeline = b.store.timeline("launch").await.unwrap();
+        assert!(timeline.iter().any(|e| e.kind == "paged_late"));
+        b.stop().await;
+    }
+
+    #[tokio::test]
+    async fn no_try_again_once_the_alert_has_stopped() {
+        let (url, calls) = target(1).await;
+        let b = bot(&url, "cap-stopped").await;
+        let t0 = b.clock.now();
+        b.alerts
+            .send(event(AlertEventKind::Firing, t0))
+            .await
+            .unwrap();
+        b.said("(try 1 of 2)").await;
+        b.alerts
+            .send(event(AlertEventKind::Resolved, t0 + 5_000))
+            .await
+            .unwrap();
+        b.said("*Full* resolved").await;
+        b.clock.advance_to(t0 + 10_000);
+        b.said("not trying *cap-stopped* again: *Full* no longer fires or is silenced")
+            .await;
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        b.stop().await;
     }
 }

@@ -4,6 +4,7 @@
 //! scrape tasks ─(64)─▶ watcher ─(1024)─▶ control ─▶ executor runs ─▶ outbox ─▶ chat
 //! HTTP API, pushed ─(256)─┘
 //!                                        ▲  ▲  ├─(8, lossy)─▶ charts ─▶ outbox
+//!                                        │  │  ├─(16, lossy)─▶ audience ─(16, lossy)─▶ control (cards, store)
 //!                                        │  │  └─(16, busy reply)─▶ checklists ─▶ outbox, store
 //!                                        │  └── executor: (256) run ends,
 //!                                        │      (256, lossy) run progress for cards
@@ -293,13 +294,33 @@ impl Daemon {
             zone: "UTC".into(),
         });
         let mut dispatcher = Dispatcher::new(loaded.runbooks, paused);
-        // Cooldowns and budgets count runs of earlier processes too.
+        // Cooldowns, budgets and streaks of tries again count runs of
+        // earlier processes too. Not knowing which runs changed nothing
+        // counts them all: fewer tries again, never more.
+        let changed_nothing = store.runs_changed_nothing().await.unwrap_or_else(|e| {
+            tracing::error!(error = %e, "cannot read which runs changed nothing; counting them all");
+            Default::default()
+        });
         match store.runs().await {
-            Ok(runs) => dispatcher.restore(
-                runs.iter()
-                    .map(|r| (r.runbook.as_str(), r.concurrency_key.as_str(), r.started_at)),
-            ),
+            Ok(runs) => dispatcher.restore(runs.iter().map(|r| {
+                (
+                    r.runbook.as_str(),
+                    r.concurrency_key.as_str(),
+                    r.started_at,
+                    changed_nothing.contains(&r.id),
+                )
+            })),
             Err(e) => tracing::error!(error = %e, "cannot read earlier runs; budgets start empty"),
+        }
+        match store.effect_times().await {
+            Ok(times) => {
+                for (runbook, ms) in times {
+                    dispatcher.took_effect(&runbook, ms);
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read how long runbooks took; durations start unmeasured")
+            }
         }
         for r in executor.resume(dispatcher.runbooks()).await {
             dispatcher.resumed(&r.runbook.name, &r.concurrency_key, &r.run_id);
@@ -314,6 +335,19 @@ impl Daemon {
             config.incident_group_by.clone(),
         )
         .with_progress(progress_rx);
+        let audience = config.audience.clone().map(|a| {
+            let (req_tx, req_rx) = crate::audience::queue();
+            let (sample_tx, sample_rx) = mpsc::channel(crate::audience::QUEUE);
+            let (every, follow_for) = (a.every, a.follow_for);
+            let sampler = crate::audience::Sampler {
+                config: a,
+                queries: queries.clone(),
+                clock: clock.clone(),
+                samples: sample_tx,
+            };
+            tracker.spawn(sampler.run(req_rx, shutdown.clone()));
+            (req_tx, sample_rx, every, follow_for)
+        });
         let (chart_tx, chart_rx) = crate::chat::charts::queue();
         let charts = crate::chat::charts::Charts {
             exprs: chart_exprs,
@@ -357,6 +391,9 @@ impl Daemon {
             trigger
         });
         let mut control = control.with_charts(chart_tx).with_checklists(checklist_tx);
+        if let Some((requests, samples, every, follow_for)) = audience {
+            control = control.with_audience(requests, samples, every, follow_for);
+        }
         control.restore_silences().await;
         control.dispatch_restored(restored_firing).await;
         tracker.spawn(control.run(alert_rx, finished_rx, command_rx, shutdown.clone()));

@@ -225,7 +225,8 @@ pub async fn run_scenario(
     let mut incidents = Vec::new();
     for id in store.incidents().await? {
         let tl = store.timeline(&id).await?;
-        incidents.push(Review::new(&id, tl));
+        let audience = store.audience(&id).await?;
+        incidents.push(Review::new(&id, tl).with_audience(&audience));
     }
     store.close().await;
 

@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Write as _;
 
 use crate::clock::Millis;
-use crate::store::TimelineEntry;
+use crate::store::{AudienceRow, TimelineEntry};
 
 /// The actor the bot's own entries carry.
 pub const BOT: &str = "firebreak";
@@ -101,6 +101,64 @@ pub struct Review {
     pub mitigated: Option<(Millis, String)>,
     /// When the last alert resolved, if none is firing at the end.
     pub resolved: Option<Millis>,
+    /// What happened to the audience, where it was measured.
+    pub audience: Option<AudienceStory>,
+}
+
+/// The audience through an incident, from its measurements.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AudienceStory {
+    /// The most listening at once, and when.
+    pub peak: (u64, Millis),
+    /// Listening at the last measurement.
+    pub last: Option<(u64, Millis)>,
+    /// The most listening at once in rooms in danger, and when.
+    pub most_at_risk: Option<(u64, Millis)>,
+    /// Listening at the last measurement had nobody acted.
+    pub without_us: Option<(u64, Millis)>,
+}
+
+impl AudienceStory {
+    /// `None` when no measurement said how many were listening.
+    pub fn new(rows: &[AudienceRow]) -> Option<AudienceStory> {
+        let peak = rows
+            .iter()
+            .filter_map(|r| Some((r.listening?, r.at)))
+            .fold(None, |best: Option<(u64, Millis)>, x| match best {
+                Some(b) if b.0 >= x.0 => Some(b),
+                _ => Some(x),
+            })?;
+        let last = rows.iter().rev().find_map(|r| Some((r.listening?, r.at)));
+        let most_at_risk = rows
+            .iter()
+            .filter_map(|r| Some((r.at_risk?, r.at)))
+            .filter(|x| x.0 > 0)
+            .fold(None, |best: Option<(u64, Millis)>, x| match best {
+                Some(b) if b.0 >= x.0 => Some(b),
+                _ => Some(x),
+            });
+        let without_us = rows.iter().rev().find_map(|r| Some((r.without_us?, r.at)));
+        Some(AudienceStory {
+            peak,
+            last,
+            most_at_risk,
+            without_us,
+        })
+    }
+
+    /// One line: `540,000 listening at the end (peak 560,000); doing
+    /// nothing: 0`.
+    pub fn line(&self) -> String {
+        let n = |v: u64| crate::chat::card::human_value(v as f64);
+        let mut s = match self.last {
+            Some((l, _)) => format!("{} listening at the end (peak {})", n(l), n(self.peak.0)),
+            None => format!("peak {} listening", n(self.peak.0)),
+        };
+        if let Some((w, _)) = self.without_us {
+            s.push_str(&format!("; doing nothing: {}", n(w)));
+        }
+        s
+    }
 }
 
 /// Entries that record something done, rather than something seen or
@@ -210,7 +268,14 @@ impl Review {
             first_response,
             mitigated,
             resolved,
+            audience: None,
         }
+    }
+
+    /// Adds the audience's measurements (from the store) to the review.
+    pub fn with_audience(mut self, rows: &[AudienceRow]) -> Review {
+        self.audience = AudienceStory::new(rows);
+        self
     }
 
     pub fn time_to_detect(&self) -> Option<Millis> {
@@ -303,6 +368,9 @@ impl Review {
         );
         let _ = writeln!(o, "  resolved    {}", self.figure(self.resolved, time));
         let _ = writeln!(o, "  outcome     {}", self.outcome());
+        if let Some(a) = &self.audience {
+            let _ = writeln!(o, "  audience    {}", a.line());
+        }
         let _ = writeln!(o);
         for e in &self.entries {
             let _ = writeln!(
@@ -365,6 +433,48 @@ impl Review {
             figure(self.time_to_resolve())
         );
 
+        if let Some(a) = &self.audience {
+            let n = |v: u64| crate::chat::card::human_value(v as f64);
+            let _ = writeln!(o, "## The audience\n");
+            let _ = writeln!(o, "| | Listeners | When |");
+            let _ = writeln!(o, "|---|---|---|");
+            let _ = writeln!(o, "| Peak | {} | {} |", n(a.peak.0), time(a.peak.1));
+            if let Some((r, at)) = a.most_at_risk {
+                let _ = writeln!(o, "| Most at risk at once | {} | {} |", n(r), time(at));
+            }
+            if let Some((l, at)) = a.last {
+                let _ = writeln!(
+                    o,
+                    "| At the end | {} ({} fewer than the peak) | {} |",
+                    n(l),
+                    n(a.peak.0.saturating_sub(l)),
+                    time(at)
+                );
+            }
+            if let Some((w, at)) = a.without_us {
+                let _ = writeln!(
+                    o,
+                    "| Had nobody acted (the platform's estimate) | {} | {} |",
+                    n(w),
+                    time(at)
+                );
+            }
+            if let (Some((l, _)), Some((w, _))) = (a.last, a.without_us) {
+                let verdict = if l >= w {
+                    format!(
+                        "the response kept {} more listening than doing nothing would have",
+                        n(l - w)
+                    )
+                } else {
+                    format!(
+                        "doing nothing would have kept {} more listening than the response did",
+                        n(w - l)
+                    )
+                };
+                let _ = writeln!(o, "\nAt the end {verdict}.");
+            }
+            let _ = writeln!(o);
+        }
         let _ = writeln!(o, "## What fired\n");
         if self.alerts.is_empty() {
             let _ = writeln!(o, "No alert fired.\n");
@@ -541,6 +651,45 @@ mod tests {
         assert_eq!(r.alerts.len(), 2);
         assert_eq!(r.alerts[0].began, Some(T0 + 32_000));
         assert_eq!(r.alerts[1].began, None);
+    }
+
+    #[test]
+    fn the_review_tells_what_happened_to_the_audience() {
+        let row = |at: i64, listening, at_risk, without_us| AudienceRow {
+            at: T0 + at * 1000,
+            listening,
+            at_risk,
+            without_us,
+        };
+        let rows = [
+            row(30, Some(400_000), Some(0), Some(400_000)),
+            row(60, Some(560_000), Some(560_000), Some(560_000)),
+            row(90, None, None, None),
+            row(120, Some(540_000), Some(0), Some(0)),
+        ];
+        let r = Review::new("launch", launch()).with_audience(&rows);
+        let a = r.audience.as_ref().unwrap();
+        assert_eq!(a.peak, (560_000, T0 + 60_000));
+        assert_eq!(a.most_at_risk, Some((560_000, T0 + 60_000)));
+        assert_eq!(a.last, Some((540_000, T0 + 120_000)));
+        assert_eq!(a.without_us, Some((0, T0 + 120_000)));
+        let md = r.markdown(&utc);
+        for want in [
+            "## The audience",
+            "| Peak | 560,000 | ",
+            "| At the end | 540,000 (20,000 fewer than the peak) | ",
+            "| Had nobody acted (the platform's estimate) | 0 | ",
+            "At the end the response kept 540,000 more listening than doing nothing would have.",
+        ] {
+            assert!(md.contains(want), "{want}\n{md}");
+        }
+        assert!(r.text(&utc).contains(
+            "  audience    540,000 listening at the end (peak 560,000); doing nothing: 0"
+        ));
+        // Never measured: no section rather than a table of dashes.
+        let none = Review::new("launch", launch()).with_audience(&[row(30, None, None, Some(1))]);
+        assert!(none.audience.is_none());
+        assert!(!none.markdown(&utc).contains("## The audience"));
     }
 
     #[test]

@@ -37,6 +37,8 @@
 //!   checked here, refusals recorded; `command::console_input` reads
 //!   commands typed at the terminal.
 //! - [`control`] (task): the one owner of run state; alerts, run ends and commands meet here.
+//! - [`audience`] (task): measures each open incident's audience (listening,
+//!   at risk, had nobody acted) for its card and the review.
 //! - [`dispatch`] (model): which runbook starts for which alert, and policy.
 //! - [`silence`] (model): Alertmanager-style silences the control loop consults.
 //! - [`checklist`] (model): pre-event checklists, their validation, what
@@ -89,6 +91,7 @@
 //!   the bot watches and mitigates in the demo, the tests and the benchmarks.
 
 pub mod api;
+pub mod audience;
 pub mod chat;
 pub mod checklist;
 pub mod clock;

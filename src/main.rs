@@ -618,7 +618,8 @@ async fn timeline(
         );
         return Ok(ExitCode::FAILURE);
     }
-    let review = Review::new(incident, store.timeline(incident).await?);
+    let audience = store.audience(incident).await?;
+    let review = Review::new(incident, store.timeline(incident).await?).with_audience(&audience);
     store.close().await;
     if markdown {
         print!("{}", review.markdown(&time));

@@ -78,12 +78,50 @@ pub fn load(name: &str, text: &str, config: &Config) -> Result<Loaded, Diagnosti
     let env = CheckEnv {
         targets: config.targets.keys().cloned().collect(),
     };
-    let runbook = parse_runbook(&rb_name, &rb_text, &env)?;
+    let runbook = with_callees(parse_runbook(&rb_name, &rb_text, &env)?, &rb_path, &env);
     let targets: Vec<String> = config.targets.keys().cloned().collect();
     check_against(&tests, &runbook, &targets).into_result(Loaded {
         tests,
         runbook: Arc::new(runbook),
     })
+}
+
+/// Links the runbooks `rb` calls (`action: runbook`), found beside its
+/// file, as the daemon links everything it loads: a test of a runbook
+/// that holds the line by calling another runs that other one too. A
+/// callee that is not there fails its step, saying so.
+fn with_callees(rb: Runbook, file: &Path, env: &CheckEnv) -> Runbook {
+    let calls = rb
+        .steps
+        .iter()
+        .flat_map(|s| std::iter::once(s).chain(s.rollback.as_deref()))
+        .any(|s| s.action == "runbook");
+    if !calls {
+        return rb;
+    }
+    let dir = file.parent().unwrap_or(Path::new("."));
+    let mut all = vec![];
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = entry.path();
+        if p == file || !matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")) {
+            continue;
+        }
+        let Ok(text) = crate::load::read_text_file(&p) else {
+            continue;
+        };
+        if crate::load::classify(&text) != crate::load::FileKind::Runbook {
+            continue;
+        }
+        if let Ok(other) = parse_runbook(&p.display().to_string(), &text, env) {
+            all.push(other);
+        }
+    }
+    let name = rb.name.clone();
+    all.push(rb);
+    crate::runbook::calls::link(all)
+        .into_iter()
+        .find(|r| r.name == name)
+        .expect("link keeps every runbook it is given")
 }
 
 /// Runs every case of a loaded file, one after the other.

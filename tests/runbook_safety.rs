@@ -1001,3 +1001,145 @@ async fn a_restart_after_the_guard_read_decides_from_what_it_read() {
         "{err}"
     );
 }
+
+/// One step, then the run's end: whether it changed anything, and whether
+/// the failure was a passing one.
+async fn effects_of(w: &World, steps: &str) -> RunFinished {
+    let rb = runbook(&format!(
+        "kind: runbook\nname: effects\ntrigger: {{manual: true}}\nsteps:\n{steps}"
+    ));
+    let (exec, mut rx) = w.executor(true, CancellationToken::new());
+    exec.start(request(&rb, "run-1"));
+    finish(&mut rx).await
+}
+
+#[tokio::test]
+async fn a_run_knows_whether_it_changed_anything_before_it_failed() {
+    // (steps, changed, transient)
+    let cases = [
+        // A read that fails changes nothing.
+        (
+            "  - {id: a, action: http, with: {target: api, path: /health}}\n",
+            false,
+            true,
+        ),
+        // A change the target refused as unavailable was not made.
+        (
+            "  - {id: a, action: http, with: {target: api, method: POST, path: /health}}\n",
+            false,
+            true,
+        ),
+        // A 500 may have done it.
+        (
+            "  - {id: a, action: http, with: {target: api, method: POST, path: /fail}}\n",
+            true,
+            true,
+        ),
+        // A 400 did nothing, and will not pass by itself.
+        (
+            "  - {id: a, action: http, with: {target: api, method: POST, path: /bad}}\n",
+            false,
+            false,
+        ),
+        // Done, then a failed read: it changed something.
+        (
+            "  - {id: a, action: http, with: {target: api, method: POST, path: /ok}}\n  - {id: b, action: http, with: {target: api, path: /health}}\n",
+            true,
+            true,
+        ),
+    ];
+    for (steps, changed, transient) in cases {
+        let w = World::new().await;
+        let end = effects_of(&w, steps).await;
+        assert_eq!(end.outcome, Outcome::Failed, "{steps}");
+        assert_eq!(
+            (end.changed, end.transient),
+            (changed, transient),
+            "{steps}"
+        );
+        let marked = w.store.runs_changed_nothing().await.unwrap();
+        assert_eq!(
+            marked.contains("run-1"),
+            !changed && transient,
+            "{steps}: recorded for the next process too"
+        );
+        assert_eq!(end.changed_nothing(), !changed && transient, "{steps}");
+    }
+}
+
+#[tokio::test]
+async fn a_target_that_refuses_connections_changed_nothing() {
+    let w = World::new().await;
+    // A port nothing listens on.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let rb = runbook(
+        "kind: runbook\nname: effects\ntrigger: {manual: true}\nsteps:\n  - {id: a, action: http, with: {target: api, method: POST, path: /rooms}}\n",
+    );
+    let target = Target {
+        name: "api".into(),
+        url: reqwest::Url::parse(&format!("http://127.0.0.1:{port}/")).unwrap(),
+        timeout: PromDuration::from_secs(5),
+        bearer_secret: None,
+        idempotency_keys: true,
+    };
+    let env = ActionEnv {
+        http: firebreak::net::target_client().unwrap(),
+        targets: [("api".to_owned(), target)].into(),
+        secrets: BTreeMap::new(),
+        outbox: Outbox::new(w.store.clone()),
+        clock: Clock::system(),
+        channel: "#test".into(),
+        queries: None,
+        control: None,
+    };
+    let (tx, mut rx) = mpsc::channel(4);
+    let exec = Executor::new(env, w.store.clone(), CancellationToken::new(), tx);
+    exec.start(request(&rb, "run-1"));
+    let end = finish(&mut rx).await;
+    assert_eq!(end.outcome, Outcome::Failed);
+    assert!(end.changed_nothing(), "{end:?}");
+}
+
+/// A caller whose first step calls `cap` and whose second reads health.
+const CALLS_THEN_READS: &str = r#"kind: runbook
+name: caller
+trigger: {manual: true}
+steps:
+  - id: capped
+    action: runbook
+    with: {runbook: cap, inputs: {room: main}}
+  - id: check
+    action: http
+    with: {target: api, path: /health}
+"#;
+
+#[tokio::test]
+async fn what_a_called_runbook_did_or_failed_on_is_its_callers() {
+    // The callee acts (PUT), then the caller's read fails: changed.
+    let w = World::new().await;
+    let books = linked(&[CALLED, CALLS_THEN_READS]);
+    let rb = books.iter().find(|r| r.name == "caller").unwrap();
+    let (exec, mut rx) = w.executor(true, CancellationToken::new());
+    exec.start(request(rb, "run-1"));
+    let end = finish(&mut rx).await;
+    assert_eq!(end.outcome, Outcome::Failed);
+    assert!(end.changed && !end.changed_nothing(), "{end:?}");
+
+    // The callee fails on a passing fault before acting: the caller
+    // changed nothing, and the failure is still a passing one.
+    let w = World::new().await;
+    let reads = CALLED.replace(
+        "method: PUT, path: \"/rooms/{{ inputs.room }}/cap/{{ inputs.limit }}\", capture: {room: /room/id}",
+        "path: /health",
+    );
+    let books = linked(&[&reads, CALLS_THEN_READS]);
+    let rb = books.iter().find(|r| r.name == "caller").unwrap();
+    let (exec, mut rx) = w.executor(true, CancellationToken::new());
+    exec.start(request(rb, "run-1"));
+    let end = finish(&mut rx).await;
+    assert_eq!(end.outcome, Outcome::Failed);
+    assert!(end.changed_nothing(), "{end:?}");
+    assert_eq!(w.calls(), [("GET".to_owned(), "/health".to_owned())]);
+}

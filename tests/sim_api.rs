@@ -22,9 +22,14 @@ const MIN: Millis = 60_000;
 
 /// A simulator whose clock reads `minutes` after 18:00 ET (may be negative).
 async fn start(minutes: i64) -> Server {
+    start_fast(minutes, 1.0).await
+}
+
+/// [`start`], with the clock running `speed` times real time.
+async fn start_fast(minutes: i64, speed: f64) -> Server {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let scenario = Scenario::builtin();
-    let clock = Clock::scaled(scenario.scheduled_start + minutes * MIN, 1.0);
+    let clock = Clock::scaled(scenario.scheduled_start + minutes * MIN, speed);
     let sim = Sim::new(SimOptions { scenario, seed: 7 }, clock);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
@@ -75,6 +80,19 @@ impl Server {
     async fn post(&self, path: &str, key: Option<&str>, body: Value) -> (StatusCode, bool, Value) {
         self.send(reqwest::Method::POST, path, key, &body.to_string())
             .await
+    }
+
+    /// Creates a room of 1.5M on the co-host's account; its answer.
+    async fn create_cohost_room(&self) -> Value {
+        let (s, _, v) = self
+            .post(
+                "/api/v1/rooms",
+                None,
+                json!({"account": "cohost", "capacity": 1_500_000, "title": "Launch (co-host)"}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        v
     }
 
     async fn state(&self) -> StateSnapshot {
@@ -168,14 +186,7 @@ async fn move_before_saturation_over_http() {
         gauge(&m, "live_secondary_room_ready", ("account", "cohost")),
         0.0
     );
-    let (s, _, v) = srv
-        .post(
-            "/api/v1/rooms",
-            None,
-            json!({"account": "cohost", "capacity": 1_500_000, "title": "Launch (co-host)"}),
-        )
-        .await;
-    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let v = srv.create_cohost_room().await;
     assert_eq!(v["room"]["id"], "cohost-1");
     assert_eq!(v["room"]["state"], "ready");
     let m = srv.metrics().await;
@@ -212,6 +223,48 @@ async fn move_before_saturation_over_http() {
     let (s, v) = srv.get("/api/v1/rooms/main").await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(v["room"]["state"], "ended");
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn the_platform_says_what_doing_nothing_would_have_cost() {
+    // 18:04 at 600x: moved at once, then half an hour later (3s real).
+    let srv = start_fast(4, 600.0).await;
+    let m = srv.metrics().await;
+    let now = gauge(&m, "live_event_listeners", ("event", "launch"));
+    let untouched = gauge(
+        &m,
+        "live_event_counterfactual_listeners",
+        ("event", "launch"),
+    );
+    // Nobody has acted yet: the twin is the same world.
+    assert!(
+        (now - untouched).abs() <= now * 0.05,
+        "{now} vs {untouched}"
+    );
+    srv.create_cohost_room().await;
+    let (s, _, v) = srv
+        .post(
+            "/api/v1/events/launch/move",
+            None,
+            json!({"room": "cohost-1"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let st = srv.state().await;
+    assert!(st.time - st.scheduled_start >= 30 * MIN, "{}", st.time);
+    let m = srv.metrics().await;
+    let now = gauge(&m, "live_event_listeners", ("event", "launch"));
+    let untouched = gauge(
+        &m,
+        "live_event_counterfactual_listeners",
+        ("event", "launch"),
+    );
+    // The moved event kept its audience; left alone, the room crashed.
+    assert!(now > 100_000.0, "{now}");
+    assert_eq!(untouched, 0.0);
+    assert!(m.docs.contains_key("live_event_counterfactual_listeners"));
     srv.stop().await;
 }
 

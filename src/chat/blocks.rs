@@ -48,6 +48,12 @@ fn card_blocks(c: &Card) -> Json {
             "emoji": true,
         },
     })];
+    if let Some(a) = &c.audience {
+        blocks.push(context(&format!(
+            ":busts_in_silhouette: {}",
+            esc(&a.line())
+        )));
+    }
     for a in c.shown() {
         blocks.push(alert_block(a));
     }

@@ -123,6 +123,75 @@ pub struct Card {
     pub more_firing: usize,
     #[serde(default, skip_serializing_if = "is_zero")]
     pub more_resolved: usize,
+    /// The audience, from metrics; `None` until first measured, or where
+    /// no audience queries are configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audience: Option<Audience>,
+}
+
+/// Who the incident is about, in listeners: what people on call weigh
+/// every decision against. Each figure is `None` when its query gave
+/// nothing.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Audience {
+    /// Listening now.
+    pub listening: Option<u64>,
+    /// The most listening at once since the incident began.
+    pub peak: u64,
+    /// Listening in rooms in danger now (saturating, failing).
+    pub at_risk: Option<u64>,
+    /// Listening now had nobody acted, where the platform can say.
+    pub without_us: Option<u64>,
+    pub at: Millis,
+}
+
+impl Audience {
+    /// Folds a new measurement in: the peak is kept across measurements.
+    pub fn measured(
+        prev: Option<&Audience>,
+        listening: Option<u64>,
+        at_risk: Option<u64>,
+        without_us: Option<u64>,
+        at: Millis,
+    ) -> Audience {
+        let peak = prev.map_or(0, |a| a.peak).max(listening.unwrap_or(0));
+        Audience {
+            listening,
+            peak,
+            at_risk,
+            without_us,
+            at,
+        }
+    }
+
+    /// Listeners gone since the peak.
+    pub fn lost(&self) -> Option<u64> {
+        self.listening.map(|l| self.peak.saturating_sub(l))
+    }
+
+    /// `540,000 listening (peak 560,000: 20,000 lost) · 480,000 at risk ·
+    /// doing nothing: 0 listening`.
+    pub fn line(&self) -> String {
+        let n = |v: u64| human_value(v as f64);
+        let mut parts = Vec::new();
+        match (self.listening, self.lost()) {
+            (Some(l), Some(0)) => parts.push(format!("{} listening", n(l))),
+            (Some(l), Some(lost)) => parts.push(format!(
+                "{} listening (peak {}: {} lost)",
+                n(l),
+                n(self.peak),
+                n(lost)
+            )),
+            _ => parts.push("listeners unknown (the audience query gave nothing)".to_owned()),
+        }
+        if let Some(r) = self.at_risk.filter(|r| *r > 0) {
+            parts.push(format!("{} at risk", n(r)));
+        }
+        if let Some(w) = self.without_us {
+            parts.push(format!("doing nothing: {} listening", n(w)));
+        }
+        parts.join(" · ")
+    }
 }
 
 fn is_zero(n: &usize) -> bool {
@@ -142,6 +211,7 @@ impl Card {
             updated_at: now,
             more_firing: 0,
             more_resolved: 0,
+            audience: None,
         }
     }
 
@@ -172,6 +242,7 @@ impl Card {
             updated_at: self.updated_at,
             more_firing: self.more_firing,
             more_resolved: self.more_resolved,
+            audience: self.audience.clone(),
         }
     }
 
@@ -277,6 +348,9 @@ impl Card {
         if let Some(by) = &self.acked_by {
             out.push_str(&format!(" (acked by {by})"));
         }
+        if let Some(a) = &self.audience {
+            out.push_str(&format!("\n👥 {}", a.line()));
+        }
         for a in self.shown() {
             out.push('\n');
             out.push_str(&alert_line(a));
@@ -368,6 +442,36 @@ pub fn human_value(v: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_audience_line_keeps_the_peak_and_says_what_was_lost() {
+        let a = Audience::measured(None, Some(500_000), Some(480_000), Some(480_000), 1);
+        assert_eq!(
+            a.line(),
+            "500,000 listening · 480,000 at risk · doing nothing: 480,000 listening"
+        );
+        let b = Audience::measured(Some(&a), Some(560_000), Some(0), Some(0), 2);
+        assert_eq!(b.line(), "560,000 listening · doing nothing: 0 listening");
+        let c = Audience::measured(Some(&b), Some(540_000), None, None, 3);
+        assert_eq!(c.peak, 560_000);
+        assert_eq!(c.line(), "540,000 listening (peak 560,000: 20,000 lost)");
+        // A failed query is unknown, never zero, and forgets no peak.
+        let d = Audience::measured(Some(&c), None, None, Some(0), 4);
+        assert_eq!(d.peak, 560_000);
+        assert_eq!(
+            d.line(),
+            "listeners unknown (the audience query gave nothing) · doing nothing: 0 listening"
+        );
+        let mut card = Card::new("launch", 0);
+        card.audience = Some(c.clone());
+        assert!(
+            card.text()
+                .contains("\n👥 540,000 listening (peak 560,000: 20,000 lost)"),
+            "{}",
+            card.text()
+        );
+        assert_eq!(card.posted().audience, Some(c));
+    }
 
     fn alert(name: &str, room: &str) -> CardAlert {
         CardAlert {

@@ -231,6 +231,9 @@ fn status_line(c: &super::card::Card) -> String {
     if let Some(r) = &c.run {
         out.push_str(&format!("; {}", super::card::run_line(r)));
     }
+    if let Some(a) = &c.audience {
+        out.push_str(&format!("; {}", a.line()));
+    }
     out
 }
 

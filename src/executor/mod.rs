@@ -22,11 +22,18 @@
 //! `rollback:<step>`, said in chat as needing a person with the guard's
 //! `otherwise`, put on the timeline and counted; the other rollbacks
 //! still run, and the run ends failed, not rolled back.
+//!
+//! Each run keeps [`Effects`]: whether a step that changes something
+//! (see [`actions::Action::changes`]) was done or may have been, and
+//! whether the failure that ended it was a passing fault. A run that
+//! failed on a passing fault having changed nothing is recorded as such,
+//! so dispatch may try it again, even after a restart.
 
 pub mod actions;
 pub mod gates;
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -94,8 +101,46 @@ pub struct RunFinished {
     pub runbook: String,
     pub concurrency_key: String,
     pub incident: String,
+    /// The alert it was started for; `None` when a person started it.
+    pub alert: Option<AlertCtx>,
     pub outcome: Outcome,
+    /// A step that changes something was done, or may have been.
+    pub changed: bool,
+    /// The failure that ended it (if any) was a passing fault: a timeout,
+    /// a refused connection, a 5xx or a 429.
+    pub transient: bool,
+    /// For a run that succeeded having changed something: how long from
+    /// its start its steps took to take effect (verification not
+    /// counted). `None` for a run resumed after a restart, whose time
+    /// includes the bot's own downtime.
+    pub took_effect_after: Option<Millis>,
     pub at: Millis,
+}
+
+impl RunFinished {
+    /// Failed on a passing fault before changing anything: as if it had
+    /// not run, and worth trying again.
+    pub fn changed_nothing(&self) -> bool {
+        self.outcome == Outcome::Failed && !self.changed && self.transient
+    }
+}
+
+/// What a run has done to the world so far, shared with the runbooks it
+/// calls (their steps are its steps).
+#[derive(Debug, Default)]
+struct Effects {
+    changed: AtomicBool,
+    transient: AtomicBool,
+}
+
+impl Effects {
+    fn changed(&self) {
+        self.changed.store(true, Ordering::Relaxed);
+    }
+
+    fn failure(&self, transient: bool) {
+        self.transient.store(transient, Ordering::Relaxed);
+    }
 }
 
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
@@ -383,6 +428,9 @@ struct Run<'a> {
     prefix: String,
     /// The run's state and latest step, for progress reports.
     progress: std::sync::Mutex<(String, Option<(String, String)>)>,
+    effects: Arc<Effects>,
+    /// When its steps (not the verification) were all done.
+    steps_done_at: Option<Millis>,
 }
 
 impl Run<'_> {
@@ -610,6 +658,7 @@ impl Run<'_> {
     /// could not be rendered) is recorded and said like any failed step,
     /// so the record shows where the run stopped.
     async fn failed_before_acting(&self, sid: &str, why: String) -> StepResult {
+        self.effects.failure(false);
         self.record_unacted(sid, "failed", Some(&why)).await;
         self.say(
             Kind::StepFailed,
@@ -666,6 +715,7 @@ impl Run<'_> {
             }
         }
         let Some(action) = actions::find(&step.action) else {
+            self.effects.failure(false);
             return StepResult::Failed(format!("unknown action {}", step.action));
         };
         let params = match inner
@@ -679,10 +729,14 @@ impl Run<'_> {
                     .await;
             }
         };
+        let changes = action.changes(&params);
         // In flight when the bot stopped: repeat only what is harmless.
         let mut attempt: u32 = 0;
         let mut first_started_at = clock.now();
         if let Some(p) = &prior {
+            if changes {
+                self.effects.changed();
+            }
             if !action.repeatable(&params, &inner.env) {
                 let why = format!(
                     "step `{sid}` ({}) was in flight when the bot stopped, and repeating it is not known to be safe",
@@ -709,6 +763,7 @@ impl Run<'_> {
             cancel: self.cancel,
             prefix: format!("{sid}/"),
             seq: self.seq * 1000,
+            effects: self.effects.clone(),
         });
         let step_ctx = StepCtx {
             env: &inner.env,
@@ -752,6 +807,10 @@ impl Run<'_> {
                 }
                 _ = self.cancel.cancelled() => return self.stopped(),
             };
+            // Anything but a certain "nothing was done" may have acted.
+            if changes && res.as_ref().is_err_and(|e| !e.not_applied) {
+                self.effects.changed();
+            }
             match res {
                 Err(e)
                     if e.retryable
@@ -792,6 +851,13 @@ impl Run<'_> {
             "failed"
         };
         m.steps.with(&[&action, outcome]).inc();
+        match &result {
+            Ok(_) if changes => self.effects.changed(),
+            Ok(_) => {}
+            // A called runbook's own steps said how it failed.
+            Err(_) if caller.is_some() => {}
+            Err(e) => self.effects.failure(e.retryable),
+        }
         match result {
             Ok(done) => {
                 self.record_end(
@@ -1012,6 +1078,7 @@ impl Run<'_> {
                 StepResult::Interrupted(e) => return Some((Outcome::Interrupted, Some(e))),
             }
         }
+        self.steps_done_at = Some(self.inner.env.clock.now());
         if let Some(v) = &rb.verify {
             for step in &v.steps {
                 match self.step(step).await {
@@ -1084,6 +1151,7 @@ struct Caller<'a> {
     cancel: &'a CancellationToken,
     prefix: String,
     seq: i64,
+    effects: Arc<Effects>,
 }
 
 impl Calls for Caller<'_> {
@@ -1119,6 +1187,8 @@ impl Calls for Caller<'_> {
                 seq: self.seq,
                 prefix: self.prefix.clone(),
                 progress: std::sync::Mutex::new(("running".into(), None)),
+                effects: self.effects.clone(),
+                steps_done_at: None,
             };
             match r.body().await {
                 Some((Outcome::Succeeded, _)) => Ok(actions::Done {
@@ -1174,8 +1244,18 @@ async fn run(
         let trigger = json!({"alert": req.alert, "inputs": req.inputs, "actor": req.actor, "digest": rb.digest});
         if let Err(e) = inner.store.insert_run(&record, &trigger.to_string()).await {
             tracing::error!(error = %e, run = %req.run_id, "cannot record run; not starting it");
-            return Some(finished(req, Outcome::Failed, clock.now()));
+            return Some(finished(
+                req,
+                Outcome::Failed,
+                &Effects::default(),
+                clock.now(),
+            ));
         }
+    }
+    let effects = Arc::new(Effects::default());
+    // What a run did before a restart is not known here: assume it acted.
+    if resumed {
+        effects.changed();
     }
     let mut r = Run {
         inner,
@@ -1186,6 +1266,8 @@ async fn run(
         seq: 0,
         prefix: String::new(),
         progress: std::sync::Mutex::new(("running".into(), None)),
+        effects: effects.clone(),
+        steps_done_at: None,
     };
     if resumed {
         r.say(
@@ -1230,6 +1312,25 @@ async fn run(
     {
         tracing::error!(error = %e, run = %req.run_id, "cannot record run end");
     }
+    let mut end = finished(req, outcome, &effects, at);
+    if outcome == Outcome::Succeeded && end.changed && !resumed {
+        end.took_effect_after = r.steps_done_at.map(|t| t - started);
+    }
+    if let Some(ms) = end.took_effect_after
+        && let Err(e) = inner
+            .store
+            .record_effect_time(&req.run_id, &rb.name, ms, at)
+            .await
+    {
+        tracing::error!(error = %e, run = %req.run_id, "cannot record how long the run took to take effect");
+    }
+    // Written after the end, so a crash between the two leaves a run that
+    // counts as having acted: never tried again by mistake.
+    if end.changed_nothing()
+        && let Err(e) = inner.store.mark_changed_nothing(&req.run_id, at).await
+    {
+        tracing::error!(error = %e, run = %req.run_id, "cannot record that the run changed nothing");
+    }
     let f = failure.as_deref().unwrap_or_default();
     let (kind, text, tl) = match outcome {
         Outcome::Succeeded => (
@@ -1266,16 +1367,20 @@ async fn run(
     };
     r.say(kind, text).await;
     r.timeline(&format!("run_{}", outcome.as_str()), &tl).await;
-    Some(finished(req, outcome, at))
+    Some(end)
 }
 
-fn finished(req: &RunRequest, outcome: Outcome, at: Millis) -> RunFinished {
+fn finished(req: &RunRequest, outcome: Outcome, effects: &Effects, at: Millis) -> RunFinished {
     RunFinished {
         run_id: req.run_id.clone(),
         runbook: req.runbook.name.clone(),
         concurrency_key: req.concurrency_key.clone(),
         incident: req.incident.clone(),
+        alert: req.alert.clone(),
         outcome,
+        changed: effects.changed.load(Ordering::Relaxed),
+        transient: outcome != Outcome::Succeeded && effects.transient.load(Ordering::Relaxed),
+        took_effect_after: None,
         at,
     }
 }

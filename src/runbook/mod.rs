@@ -26,7 +26,14 @@
 //! - `approval` (for the whole run under `policy`, or on one step) holds
 //!   the run until a person with the role approves, or its deadline passes;
 //! - `policy.budget` caps how many runs a concurrency key gets in a window,
-//!   counted from the store, so a restart does not reset it.
+//!   counted from the store, so a restart does not reset it;
+//! - `policy.expected_duration` is how long a run takes to take effect
+//!   until the bot has measured it, so that dispatch can prefer what
+//!   finishes before an alert's predicted breach (rule 6);
+//! - `policy.retry` says how often a run that failed on a passing fault
+//!   (a timeout, a refused connection, a 5xx or 429) before it changed
+//!   anything is tried again while its alert still fires (see
+//!   [`crate::dispatch`], rule 5).
 
 pub mod calls;
 pub mod literals;
@@ -69,6 +76,11 @@ pub struct Runbook {
     /// The whole run waits for this approval before its first step.
     pub approval: Option<Approval>,
     pub budget: Option<Budget>,
+    pub retry: RetryPolicy,
+    /// How long the author expects a run to take effect (its steps, not
+    /// its verification), until the bot has measured it (see
+    /// [`crate::dispatch`], rule 6).
+    pub expected_duration: Option<PromDuration>,
     pub steps: Vec<Step>,
     pub verify: Option<Verify>,
     /// Identifies this version of the file (and of the runbooks it
@@ -126,6 +138,38 @@ pub enum OnTimeout {
 pub struct Budget {
     pub runs: u32,
     pub per: PromDuration,
+}
+
+/// Tries again of a run that changed nothing: at most `attempts` in a
+/// row, the first `backoff` after the failure, each wait doubling up to
+/// `max_backoff`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RetryPolicy {
+    pub attempts: u32,
+    pub backoff: PromDuration,
+    pub max_backoff: PromDuration,
+}
+
+impl Default for RetryPolicy {
+    /// Five tries over about six minutes: long enough to ride out an
+    /// admin API restart or a short outage, short enough that a person is
+    /// called while the event can still be saved.
+    fn default() -> Self {
+        RetryPolicy {
+            attempts: 5,
+            backoff: PromDuration::from_secs(20),
+            max_backoff: PromDuration::from_secs(120),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The wait before try `n` (1 is the first try again).
+    pub fn wait_before(&self, n: u32) -> PromDuration {
+        let base = self.backoff.as_millis();
+        let doubled = base.saturating_mul(1u64 << n.saturating_sub(1).min(20));
+        PromDuration::from_millis(doubled.min(self.max_backoff.as_millis()))
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -296,6 +340,14 @@ struct RawBudget {
     per: Sp<String>,
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRetry {
+    attempts: Option<u32>,
+    backoff: Option<Sp<String>>,
+    max_backoff: Option<Sp<String>>,
+}
+
 /// A compensating action: a step without an id, condition or policy of
 /// its own (it belongs to the step it undoes).
 #[derive(Deserialize)]
@@ -370,6 +422,8 @@ struct RawPolicy {
     cooldown: Option<Sp<String>>,
     approval: Option<Sp<RawApproval>>,
     budget: Option<Sp<RawBudget>>,
+    retry: Option<Sp<RawRetry>>,
+    expected_duration: Option<Sp<String>>,
 }
 
 #[derive(Deserialize)]
@@ -813,7 +867,47 @@ pub fn parse_runbook(file: &str, text: &str, env: &CheckEnv) -> Result<Runbook, 
             per,
         }
     });
+    let retry = match raw.policy.retry.as_ref() {
+        None => RetryPolicy::default(),
+        Some(r) => {
+            let d = RetryPolicy::default();
+            let backoff = c.duration(r.value.backoff.as_ref(), "policy.retry.backoff", d.backoff);
+            let max_backoff = c.duration(
+                r.value.max_backoff.as_ref(),
+                "policy.retry.max_backoff",
+                d.max_backoff.max(backoff),
+            );
+            if let Some(b) = &r.value.backoff
+                && backoff.is_zero()
+            {
+                c.err(
+                    Pos::of(b),
+                    "policy.retry.backoff",
+                    "must be greater than 0s: trying again at once only hammers a target that is already failing",
+                );
+            }
+            if max_backoff < backoff {
+                c.err(
+                    Pos::of(r),
+                    "policy.retry.max_backoff",
+                    format!("{max_backoff} is shorter than backoff ({backoff})"),
+                );
+            }
+            RetryPolicy {
+                attempts: r.value.attempts.unwrap_or(d.attempts),
+                backoff,
+                max_backoff,
+            }
+        }
+    };
 
+    let expected_duration = raw.policy.expected_duration.as_ref().map(|d| {
+        c.duration(
+            Some(d),
+            "policy.expected_duration",
+            PromDuration::from_secs(0),
+        )
+    });
     let rb = Runbook {
         name: raw.name.value.clone(),
         file: file.to_owned(),
@@ -828,6 +922,8 @@ pub fn parse_runbook(file: &str, text: &str, env: &CheckEnv) -> Result<Runbook, 
         cooldown,
         approval,
         budget,
+        retry,
+        expected_duration,
         steps,
         verify,
         digest: format!("{:016x}", fnv(text.as_bytes())),

@@ -18,7 +18,9 @@ use serde::Deserialize;
 use serde_json::{Map, Value as Json, json};
 
 use super::template::{Lang, Templates, encode_segment};
-use super::{Approval, Budget, OnFailure, OnTimeout, Runbook, Step, VerifyFailure, coerce};
+use super::{
+    Approval, Budget, OnFailure, OnTimeout, RetryPolicy, Runbook, Step, VerifyFailure, coerce,
+};
 use crate::clock::Millis;
 use crate::diag::{did_you_mean, one_of};
 use crate::dispatch::AlertCtx;
@@ -187,6 +189,8 @@ pub struct Plan {
     pub concurrency_key: String,
     pub cooldown: PromDuration,
     pub budget: Option<Budget>,
+    pub retry: RetryPolicy,
+    pub expected_duration: Option<PromDuration>,
     pub approval: Option<Approval>,
     pub steps: Vec<PlannedStep>,
     pub verify: Option<(VerifyFailure, Vec<PlannedStep>)>,
@@ -321,6 +325,8 @@ pub fn build_plan(
         concurrency_key,
         cooldown: rb.cooldown,
         budget: rb.budget,
+        retry: rb.retry,
+        expected_duration: rb.expected_duration,
         approval: rb.approval.clone(),
         steps,
         verify,
@@ -711,6 +717,23 @@ impl fmt::Display for Plan {
             )?,
             None => writeln!(f, "  budget: none")?,
         }
+        if let Some(d) = self.expected_duration {
+            writeln!(
+                f,
+                "  expected to take effect within {d} (until measured; weighed against an alert's time_to_breach)"
+            )?;
+        }
+        match self.retry.attempts {
+            0 => writeln!(
+                f,
+                "  retry: never (a run that fails before changing anything waits for a person)"
+            )?,
+            n => writeln!(
+                f,
+                "  retry: a run that fails on a passing fault before changing anything is tried again while the alert fires, up to {n} time(s), first after {}, doubling up to {}",
+                self.retry.backoff, self.retry.max_backoff
+            )?,
+        }
         match &self.approval {
             Some(a) => writeln!(f, "  approval before the first step: {}", approval_text(a))?,
             None => writeln!(f, "  approval: none, the run starts at once")?,
@@ -775,8 +798,9 @@ mod tests {
             .into_iter()
             .map(|(k, v)| (k.to_owned(), v.to_owned()))
             .collect(),
-            annotations: BTreeMap::new(),
-            value: Some(1_487_312.6),
+            annotations: [("time_to_breach".to_owned(), "564".to_owned())].into(),
+            // The rule's value: seconds until 95% of capacity.
+            value: Some(563.9),
         }
     }
 

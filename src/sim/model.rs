@@ -584,6 +584,22 @@ impl World {
         self.rooms.iter().position(|r| r.id == id)
     }
 
+    /// The event's id and its listeners now, in its current room.
+    pub fn event_listeners(&self) -> (&str, u64) {
+        (&self.event.id, self.rooms[self.current_idx()].listeners)
+    }
+
+    /// What doing nothing costs, as gauges: `untouched` is this world's
+    /// twin (same scenario and seed) that no admin call ever reached.
+    pub fn render_counterfactual(untouched: &World, out: &mut String) {
+        let (event, listeners) = untouched.event_listeners();
+        let _ = writeln!(
+            out,
+            "# HELP live_event_counterfactual_listeners Listeners the event would have now had nobody changed anything on the platform: the same audience and faults, no admin call.\n# TYPE live_event_counterfactual_listeners gauge\nlive_event_counterfactual_listeners{{event=\"{}\"}} {listeners}",
+            esc(event)
+        );
+    }
+
     fn current_idx(&self) -> usize {
         // The event's room always exists: rooms are never deleted and moves
         // only target existing rooms.

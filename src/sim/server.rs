@@ -46,6 +46,9 @@ pub struct Sim {
 
 struct Inner {
     world: World,
+    /// The same world that no admin call reaches, stepped in lockstep:
+    /// what doing nothing would have cost, as it happens.
+    untouched: World,
     idem: IdemStore,
 }
 
@@ -55,6 +58,7 @@ impl Sim {
         Sim {
             inner: Arc::new(Mutex::new(Inner {
                 world: World::new(&opts.scenario, opts.seed),
+                untouched: World::new(&opts.scenario, opts.seed),
                 idem: IdemStore::default(),
             })),
             clock,
@@ -86,8 +90,10 @@ impl Sim {
                 "clock far ahead of the simulation; skipping ahead without simulating (start the clock at Sim::scenario_origin)"
             );
             g.world.skip_to(now);
+            g.untouched.skip_to(now);
         }
         g.world.advance_to(now);
+        g.untouched.advance_to(now);
         g
     }
 
@@ -104,7 +110,9 @@ impl Sim {
     /// The Prometheus exposition as of now.
     pub fn metrics_text(&self) -> String {
         let mut s = String::with_capacity(16 * 1024);
-        self.lock().world.render_metrics(&mut s);
+        let g = self.lock();
+        g.world.render_metrics(&mut s);
+        World::render_counterfactual(&g.untouched, &mut s);
         s
     }
 

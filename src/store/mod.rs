@@ -148,6 +148,32 @@ const SCHEMA: &[&str] = &[
         forget_at BIGINT NOT NULL
     )",
     "CREATE INDEX IF NOT EXISTS seen_requests_forget ON seen_requests (forget_at)",
+    // Runs that failed on a passing fault before changing anything: they
+    // count for neither cooldown nor budget, and may be tried again, also
+    // by the next process. A table of its own, so a store written before
+    // it existed reads as "every run acted", the safe way round.
+    "CREATE TABLE IF NOT EXISTS runs_changed_nothing (
+        run_id TEXT PRIMARY KEY,
+        at BIGINT NOT NULL
+    )",
+    // How long runs that succeeded took to take effect (ms from start to
+    // the end of their steps), which dispatch weighs against an alert's
+    // predicted breach.
+    // Each open incident's audience as it was measured, for the review.
+    "CREATE TABLE IF NOT EXISTS audience_samples (
+        incident TEXT NOT NULL,
+        at BIGINT NOT NULL,
+        listening BIGINT,
+        at_risk BIGINT,
+        without_us BIGINT
+    )",
+    "CREATE INDEX IF NOT EXISTS audience_samples_at ON audience_samples (incident, at)",
+    "CREATE TABLE IF NOT EXISTS run_effect_times (
+        run_id TEXT PRIMARY KEY,
+        runbook TEXT NOT NULL,
+        ms BIGINT NOT NULL,
+        at BIGINT NOT NULL
+    )",
 ];
 
 fn timeline_entry(r: &sqlx::any::AnyRow) -> Result<TimelineEntry> {
@@ -159,6 +185,15 @@ fn timeline_entry(r: &sqlx::any::AnyRow) -> Result<TimelineEntry> {
         actor: r.try_get(4).map_err(q("read timeline"))?,
         text: r.try_get(5).map_err(q("read timeline"))?,
     })
+}
+
+/// One measurement of an incident's audience.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct AudienceRow {
+    pub at: Millis,
+    pub listening: Option<u64>,
+    pub at_risk: Option<u64>,
+    pub without_us: Option<u64>,
 }
 
 /// A `runs` row whose first eight columns are in [`RunRecord`]'s order.
@@ -335,6 +370,116 @@ impl Store {
         Ok(())
     }
 
+    /// Records that run `id` failed on a passing fault having changed
+    /// nothing.
+    pub async fn mark_changed_nothing(&self, id: &str, at: Millis) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO runs_changed_nothing (run_id, at) VALUES ($1, $2) ON CONFLICT (run_id) DO NOTHING",
+        )
+        .bind(id)
+        .bind(at)
+        .execute(&self.pool)
+        .await
+        .map_err(q("mark run changed nothing"))?;
+        Ok(())
+    }
+
+    /// The runs recorded by [`Store::mark_changed_nothing`].
+    pub async fn runs_changed_nothing(&self) -> Result<std::collections::HashSet<String>> {
+        let rows = sqlx::query("SELECT run_id FROM runs_changed_nothing")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(q("list runs that changed nothing"))?;
+        rows.iter()
+            .map(|r| r.try_get(0).map_err(q("read runs that changed nothing")))
+            .collect()
+    }
+
+    /// Records one measurement of an incident's audience.
+    pub async fn record_audience(
+        &self,
+        incident: &str,
+        at: Millis,
+        listening: Option<u64>,
+        at_risk: Option<u64>,
+        without_us: Option<u64>,
+    ) -> Result<()> {
+        let n = |v: Option<u64>| v.map(|v| v.min(i64::MAX as u64) as i64);
+        sqlx::query(
+            "INSERT INTO audience_samples (incident, at, listening, at_risk, without_us) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(incident)
+        .bind(at)
+        .bind(n(listening))
+        .bind(n(at_risk))
+        .bind(n(without_us))
+        .execute(&self.pool)
+        .await
+        .map_err(q("record audience"))?;
+        Ok(())
+    }
+
+    /// An incident's audience measurements, oldest first.
+    pub async fn audience(&self, incident: &str) -> Result<Vec<AudienceRow>> {
+        let rows = sqlx::query(
+            "SELECT at, listening, at_risk, without_us FROM audience_samples WHERE incident = $1 ORDER BY at",
+        )
+        .bind(incident)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(q("list audience"))?;
+        let n = |v: Option<i64>| v.map(|v| v.max(0) as u64);
+        rows.iter()
+            .map(|r| {
+                let get =
+                    |i: usize| -> Result<Option<i64>> { r.try_get(i).map_err(q("read audience")) };
+                Ok(AudienceRow {
+                    at: r.try_get(0).map_err(q("read audience"))?,
+                    listening: n(get(1)?),
+                    at_risk: n(get(2)?),
+                    without_us: n(get(3)?),
+                })
+            })
+            .collect()
+    }
+
+    /// Records how long run `id` of `runbook` took to take effect.
+    pub async fn record_effect_time(
+        &self,
+        id: &str,
+        runbook: &str,
+        ms: Millis,
+        at: Millis,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO run_effect_times (run_id, runbook, ms, at) VALUES ($1, $2, $3, $4) ON CONFLICT (run_id) DO NOTHING",
+        )
+        .bind(id)
+        .bind(runbook)
+        .bind(ms)
+        .bind(at)
+        .execute(&self.pool)
+        .await
+        .map_err(q("record effect time"))?;
+        Ok(())
+    }
+
+    /// Every recorded (runbook, ms), oldest first.
+    pub async fn effect_times(&self) -> Result<Vec<(String, Millis)>> {
+        let rows = sqlx::query("SELECT runbook, ms FROM run_effect_times ORDER BY at, run_id")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(q("list effect times"))?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get(0).map_err(q("read effect time"))?,
+                    r.try_get(1).map_err(q("read effect time"))?,
+                ))
+            })
+            .collect()
+    }
+
     /// A run's state while it goes on (`running`, `awaiting_approval`,
     /// `rolling_back`), for status and after a restart.
     pub async fn set_run_state(&self, id: &str, state: &str) -> Result<()> {
@@ -348,12 +493,17 @@ impl Store {
     }
 
     /// Every run's runbook and what started it (the JSON `insert_run`
-    /// was given), oldest first.
+    /// was given), oldest first; not the runs that changed nothing, which
+    /// did not handle their alert.
     pub async fn run_triggers(&self) -> Result<Vec<(String, String)>> {
-        let rows = sqlx::query("SELECT runbook, trigger_json FROM runs ORDER BY started_at, id")
-            .fetch_all(&self.pool)
-            .await
-            .map_err(q("list run triggers"))?;
+        let rows = sqlx::query(
+            "SELECT runbook, trigger_json FROM runs
+             WHERE id NOT IN (SELECT run_id FROM runs_changed_nothing)
+             ORDER BY started_at, id",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(q("list run triggers"))?;
         rows.iter()
             .map(|r| {
                 Ok((

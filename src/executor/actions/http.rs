@@ -119,6 +119,11 @@ impl Action for Http {
 
     /// GET, PUT and DELETE are idempotent by HTTP's definition; POST and
     /// PATCH only at a target that honours `Idempotency-Key`.
+    fn changes(&self, with: &Json) -> bool {
+        let method = with.get("method").and_then(Json::as_str).unwrap_or("GET");
+        !matches!(method, "GET" | "HEAD" | "OPTIONS")
+    }
+
     fn repeatable(&self, with: &Json, env: &super::ActionEnv) -> bool {
         let method = with.get("method").and_then(Json::as_str).unwrap_or("GET");
         let target = with.get("target").and_then(Json::as_str).unwrap_or("");
@@ -174,6 +179,7 @@ impl Action for Http {
             let resp = send(&ctx.env.http, call).await.map_err(|e| ActionError {
                 message: format!("{shown}: {e}"),
                 retryable: e.retryable(),
+                not_applied: e.never_sent(),
             })?;
             let status = resp.status();
             let bytes = resp.bytes().await.map_err(|e| {
@@ -197,6 +203,10 @@ impl Action for Http {
                 return Err(ActionError {
                     message: msg,
                     retryable: retry,
+                    // A refusal (4xx) or "unavailable" is the target saying
+                    // it did nothing; a 500 or a gateway error may not be.
+                    not_applied: status.is_client_error()
+                        || status == reqwest::StatusCode::SERVICE_UNAVAILABLE,
                 });
             }
             let mut out = Map::new();
@@ -296,6 +306,13 @@ impl SendError {
     /// Only a failed connection or a timeout may go better next time.
     pub(crate) fn retryable(&self) -> bool {
         matches!(self, SendError::Http(_))
+    }
+
+    /// The call never reached the target: no connection was made. A
+    /// refused redirect is not this, since a 303 answers a call that was
+    /// done.
+    pub(crate) fn never_sent(&self) -> bool {
+        matches!(self, SendError::Http(e) if e.is_connect() || e.is_builder())
     }
 }
 

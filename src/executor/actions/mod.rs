@@ -62,6 +62,11 @@ pub struct ActionError {
     /// Worth trying again (timeouts, 5xx, 429); a 4xx or a bad parameter
     /// is not.
     pub retryable: bool,
+    /// Certainly nothing was done: the call never left (a refused
+    /// connection, a bad parameter) or the target said it did nothing (a
+    /// 4xx, a 503). A timeout or a 500 may have done something, so it is
+    /// not this.
+    pub not_applied: bool,
 }
 
 impl ActionError {
@@ -69,6 +74,7 @@ impl ActionError {
         ActionError {
             message: message.into(),
             retryable: false,
+            not_applied: false,
         }
     }
 
@@ -76,7 +82,14 @@ impl ActionError {
         ActionError {
             message: message.into(),
             retryable: true,
+            not_applied: false,
         }
+    }
+
+    /// Marks the error as one after which nothing was done.
+    pub fn not_applied(mut self) -> Self {
+        self.not_applied = true;
+        self
     }
 }
 
@@ -107,6 +120,13 @@ pub trait Action: Send + Sync {
     /// on restart only if so; otherwise the run is marked interrupted for
     /// a human, since it may or may not have happened.
     fn repeatable(&self, _with: &Json, _env: &ActionEnv) -> bool {
+        false
+    }
+    /// Whether the step, done, changes something outside the run: the
+    /// platform, or what the bot alerts on. A run that failed before any
+    /// such step was done changed nothing, which dispatch may try again
+    /// (see [`crate::dispatch`]). Reading, waiting and talking do not.
+    fn changes(&self, _with: &Json) -> bool {
         false
     }
 }

@@ -104,6 +104,11 @@ impl Action for Silence {
         true
     }
 
+    /// A silence changes what the bot alerts on.
+    fn changes(&self, _with: &Json) -> bool {
+        true
+    }
+
     fn run<'a>(
         &'a self,
         ctx: &'a StepCtx<'a>,
