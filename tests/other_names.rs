@@ -78,7 +78,8 @@ async fn the_move_goes_to_the_secondary_account_the_event_names() {
         .expect("the host is on stage");
     assert!(host.muted, "{out}");
     for needle in [
-        "Moving event premiere from room stage-1 to a new room on harbour-radio.",
+        "Moving event premiere from room stage-1 (capacity 520000) to a new room of ",
+        " on harbour-radio.",
         "Event premiere is now live in room harbour-radio-1 on harbour-radio",
     ] {
         assert!(out.contains(needle), "missing {needle:?} in:\n{out}");
