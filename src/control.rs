@@ -229,6 +229,8 @@ struct AudienceLink {
     /// Resolved incidents still measured for their review, until when,
     /// with their labels.
     following: HashMap<String, (Millis, BTreeMap<String, String>)>,
+    /// Where the next tick starts in the sorted list of incidents.
+    turn: usize,
 }
 
 /// A run to try again (dispatch rule 5).
@@ -312,6 +314,7 @@ impl Control {
             next_at: self.clock.now() + every,
             follow_for: follow_for.as_millis() as Millis,
             following: HashMap::new(),
+            turn: 0,
         });
         self
     }
@@ -1317,21 +1320,29 @@ impl Control {
         link.next_at = (link.next_at + link.every).max(now + 1);
         link.following
             .retain(|i, (until, _)| *until > now && !self.cards.contains_key(i));
-        let open = self.cards.keys().map(|i| crate::audience::Request {
-            incident: i.clone(),
-            labels: self.incident_labels.get(i).cloned().unwrap_or_default(),
-        });
-        let followed = link
-            .following
-            .iter()
-            .map(|(i, (_, labels))| crate::audience::Request {
-                incident: i.clone(),
+        // Open incidents first, each list in a stable order; where the
+        // queue cannot take them all, the next tick starts after the last
+        // one asked for, so none is left out tick after tick.
+        let mut wanted: Vec<(bool, &String, &BTreeMap<String, String>)> = Vec::new();
+        let none = BTreeMap::new();
+        for i in self.cards.keys() {
+            wanted.push((false, i, self.incident_labels.get(i).unwrap_or(&none)));
+        }
+        for (i, (_, labels)) in &link.following {
+            wanted.push((true, i, labels));
+        }
+        wanted.sort();
+        let n = wanted.len();
+        for k in 0..n {
+            let (_, incident, labels) = wanted[(link.turn + k) % n];
+            let req = crate::audience::Request {
+                incident: incident.clone(),
                 labels: labels.clone(),
-            });
-        for req in open.chain(followed) {
+            };
             if link.requests.try_send(req).is_err() {
                 tracing::debug!("audience sampler busy; asking again next time");
-                break;
+                link.turn = (link.turn + k) % n;
+                return;
             }
         }
     }
@@ -2459,16 +2470,23 @@ steps:
         b.stop().await;
     }
 
-    #[tokio::test]
-    async fn each_open_incident_is_measured_and_its_card_shows_the_audience() {
-        let store = Store::open("sqlite::memory:").await.unwrap();
-        let clock = Clock::manual(1_000_000);
+    /// A control loop with no runbooks that measures the audience every
+    /// 15s (and 60s after an incident resolves), with the ends of the
+    /// sampler's queues and of the run-end queue.
+    struct Measured {
+        control: Control,
+        requests: mpsc::Receiver<crate::audience::Request>,
+        samples: mpsc::Sender<crate::audience::Sample>,
+        finished: mpsc::Receiver<RunFinished>,
+    }
+
+    fn measured(store: &Store, clock: &Clock) -> Measured {
         let outbox = Outbox::new(store.clone());
-        let env = silence_tests::env(&outbox, &clock);
-        let (finished_tx, finished_rx) = mpsc::channel(16);
+        let env = silence_tests::env(&outbox, clock);
+        let (finished_tx, finished) = mpsc::channel(16);
         let executor = Executor::new(env, store.clone(), CancellationToken::new(), finished_tx);
-        let (req_tx, mut req_rx) = crate::audience::queue();
-        let (sample_tx, sample_rx) = mpsc::channel(16);
+        let (req_tx, requests) = crate::audience::queue();
+        let (samples, sample_rx) = mpsc::channel(16);
         let control = Control::new(
             Dispatcher::new(vec![], None),
             executor,
@@ -2484,6 +2502,24 @@ steps:
             crate::duration::PromDuration::from_secs(15),
             crate::duration::PromDuration::from_secs(60),
         );
+        Measured {
+            control,
+            requests,
+            samples,
+            finished,
+        }
+    }
+
+    #[tokio::test]
+    async fn each_open_incident_is_measured_and_its_card_shows_the_audience() {
+        let store = Store::open("sqlite::memory:").await.unwrap();
+        let clock = Clock::manual(1_000_000);
+        let Measured {
+            control,
+            requests: mut req_rx,
+            samples: sample_tx,
+            finished: finished_rx,
+        } = measured(&store, &clock);
         let (alerts, alert_rx) = mpsc::channel(16);
         let (_cmd_tx, cmd_rx) = mpsc::channel(16);
         let stop = CancellationToken::new();
@@ -2587,6 +2623,41 @@ steps:
         assert!(asked.len() >= 2, "{asked:?}");
         assert!(asked.iter().all(|at| *at <= 75_000), "{asked:?}");
         b.stop().await;
+    }
+
+    #[tokio::test]
+    async fn with_more_incidents_than_the_queue_holds_each_is_measured_in_turn() {
+        let store = Store::open("sqlite::memory:").await.unwrap();
+        let clock = Clock::manual(1_000_000);
+        let Measured {
+            mut control,
+            requests: mut req_rx,
+            ..
+        } = measured(&store, &clock);
+        let t0 = clock.now();
+        for n in 0..20 {
+            let mut ev = event(AlertEventKind::Firing, t0);
+            ev.alert.labels = ev.alert.labels.with("event", format!("e{n:02}"));
+            control.on_alert(ev).await;
+        }
+        assert_eq!(control.cards.len(), 20);
+        let drain = |rx: &mut mpsc::Receiver<crate::audience::Request>| {
+            let mut got = Vec::new();
+            while let Ok(r) = rx.try_recv() {
+                assert_eq!(r.labels["event"], r.incident);
+                got.push(r.incident);
+            }
+            got
+        };
+        control.on_audience_tick();
+        let first = drain(&mut req_rx);
+        assert_eq!(first.len(), crate::audience::QUEUE);
+        control.on_audience_tick();
+        let second = drain(&mut req_rx);
+        // The four left out come first, then the rest again.
+        assert_eq!(second[..4], ["e16", "e17", "e18", "e19"]);
+        let all: std::collections::BTreeSet<&String> = first.iter().chain(&second).collect();
+        assert_eq!(all.len(), 20);
     }
 
     #[tokio::test]
