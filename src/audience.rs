@@ -9,6 +9,9 @@
 //! is small and a full one drops the request (the next tick asks again),
 //! a sample that finds the control loop's queue full is dropped the same
 //! way, and a query that fails or gives nothing leaves its figure unknown.
+//! A query that fails is said in chat once (and counted in `/metrics`),
+//! and so is its recovery: the people reading the card must know why a
+//! figure went blank.
 
 use std::collections::BTreeMap;
 
@@ -16,6 +19,7 @@ use serde_json::json;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::chat::{ChatMessage, Kind, Outbox};
 use crate::clock::{Clock, Millis};
 use crate::duration::PromDuration;
 use crate::promql::Value;
@@ -112,11 +116,19 @@ pub struct Sampler {
     pub clock: Clock,
     /// Where samples go: the control loop.
     pub samples: mpsc::Sender<Sample>,
+    /// Where a failing query (and its recovery) is said.
+    pub outbox: Outbox,
+    pub channel: String,
 }
+
+/// The three figures, by the config field that gives each.
+const FIGURES: [&str; 3] = ["listening", "at_risk", "without_us"];
 
 impl Sampler {
     pub async fn run(self, mut requests: mpsc::Receiver<Request>, shutdown: CancellationToken) {
         let templates = Templates::new();
+        // Which figures' queries fail now, with why: said on the change.
+        let mut failing: BTreeMap<&'static str, String> = BTreeMap::new();
         loop {
             let req = tokio::select! {
                 _ = shutdown.cancelled() => break,
@@ -125,47 +137,98 @@ impl Sampler {
                     None => break,
                 },
             };
-            let s = tokio::select! {
+            let (s, errors) = tokio::select! {
                 _ = shutdown.cancelled() => break,
                 s = self.sample(&templates, req) => s,
             };
+            self.say_changes(&mut failing, errors).await;
             if self.samples.try_send(s).is_err() {
                 tracing::debug!("control loop busy; audience sample dropped");
             }
         }
     }
 
-    async fn sample(&self, templates: &Templates, req: Request) -> Sample {
+    /// One measurement, and the error of each figure whose query failed
+    /// (one that gave nothing is not an error: the figure is unknown).
+    async fn sample(
+        &self,
+        templates: &Templates,
+        req: Request,
+    ) -> (Sample, BTreeMap<&'static str, Option<String>>) {
         let ctx = json!({ "labels": req.labels });
-        let figure = |expr: Option<String>| {
-            let ctx = &ctx;
-            async move {
-                let src = expr?;
-                let rendered = match templates.render_str(&src, ctx) {
-                    Ok(r) => r,
-                    Err(e) => {
-                        tracing::warn!(error = %e.message, "audience query cannot be rendered for this incident");
-                        return None;
-                    }
-                };
-                match self.queries.query(&rendered).await {
-                    Ok(v) => listeners(&v),
-                    Err(e) => {
-                        tracing::warn!(error = %e, query = %rendered, "audience query failed");
-                        None
-                    }
+        let queries = [
+            Some(&self.config.listening),
+            self.config.at_risk.as_ref(),
+            self.config.without_us.as_ref(),
+        ];
+        let mut values = [None; 3];
+        let mut errors = BTreeMap::new();
+        for (k, (name, src)) in FIGURES.iter().zip(queries).enumerate() {
+            let Some(src) = src else { continue };
+            let result = match templates.render_str(src, &ctx) {
+                Err(e) => Err(format!(
+                    "cannot be rendered for incident {}: {}",
+                    req.incident, e.message
+                )),
+                Ok(q) => self.queries.query(&q).await.map_err(|e| e.to_string()),
+            };
+            match result {
+                Ok(v) => {
+                    values[k] = listeners(&v);
+                    errors.insert(*name, None);
+                }
+                Err(e) => {
+                    crate::metrics::get()
+                        .audience_query_errors
+                        .with(&[name])
+                        .inc();
+                    errors.insert(*name, Some(e));
                 }
             }
-        };
-        let listening = figure(Some(self.config.listening.clone())).await;
-        let at_risk = figure(self.config.at_risk.clone()).await;
-        let without_us = figure(self.config.without_us.clone()).await;
-        Sample {
+        }
+        let [listening, at_risk, without_us] = values;
+        let s = Sample {
             incident: req.incident,
             listening,
             at_risk,
             without_us,
             at: self.clock.now(),
+        };
+        (s, errors)
+    }
+
+    /// Says which queries started failing, and which answer again.
+    async fn say_changes(
+        &self,
+        failing: &mut BTreeMap<&'static str, String>,
+        errors: BTreeMap<&'static str, Option<String>>,
+    ) {
+        for (name, error) in errors {
+            let text = match (failing.contains_key(name), error) {
+                (false, Some(e)) => {
+                    tracing::warn!(figure = name, error = %e, "audience query fails");
+                    let text = format!(
+                        ":warning: the audience query `incidents.audience.{name}` fails: {e}. Cards show it as unknown until it answers again."
+                    );
+                    failing.insert(name, e);
+                    text
+                }
+                (true, None) => {
+                    failing.remove(name);
+                    format!("the audience query `incidents.audience.{name}` answers again")
+                }
+                _ => continue,
+            };
+            let msg = ChatMessage {
+                channel: self.channel.clone(),
+                kind: Kind::Note,
+                text,
+                at: self.clock.now(),
+                ..ChatMessage::default()
+            };
+            if let Err(e) = self.outbox.post(&msg).await {
+                tracing::error!(error = %e, "cannot queue chat message");
+            }
         }
     }
 }
@@ -206,6 +269,103 @@ mod tests {
         assert_eq!(listeners(&Value::Scalar(f64::NAN)), None);
         assert_eq!(listeners(&Value::Scalar(-1.0)), None);
         assert_eq!(listeners(&Value::String("x".into())), None);
+    }
+
+    /// A Prometheus query API on loopback that answers 500 listeners, or
+    /// an error while `failing` is set.
+    async fn prometheus(failing: std::sync::Arc<std::sync::atomic::AtomicBool>) -> String {
+        let app = axum::Router::new().route(
+            "/api/v1/query",
+            axum::routing::get(move || {
+                let failing = failing.clone();
+                async move {
+                    if failing.load(std::sync::atomic::Ordering::SeqCst) {
+                        (
+                            axum::http::StatusCode::BAD_REQUEST,
+                            axum::Json(json!({"status": "error", "errorType": "bad_data", "error": "unknown function"})),
+                        )
+                    } else {
+                        (
+                            axum::http::StatusCode::OK,
+                            axum::Json(json!({"status": "success", "data": {"resultType": "vector", "result": [{"metric": {}, "value": [1, "500"]}]}})),
+                        )
+                    }
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        format!("http://{addr}/")
+    }
+
+    #[tokio::test]
+    async fn a_failing_query_is_said_once_and_so_is_its_recovery() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let failing = std::sync::Arc::new(AtomicBool::new(true));
+        let url = prometheus(failing.clone()).await;
+        let clock = Clock::manual(1_000_000);
+        let remote = crate::source::remote::RemoteApi {
+            base: reqwest::Url::parse(&url).unwrap(),
+            http: crate::net::client().unwrap(),
+            timeout: std::time::Duration::from_secs(5),
+            retries: 0,
+        };
+        let (queries, _unused) = crate::watcher::queries(Some(remote), clock.clone());
+        let store = crate::store::Store::open("sqlite::memory:").await.unwrap();
+        let (sample_tx, mut samples) = mpsc::channel(16);
+        let sampler = Sampler {
+            config: AudienceConfig {
+                at_risk: None,
+                without_us: None,
+                ..AudienceConfig::for_simulator()
+            },
+            queries,
+            clock,
+            samples: sample_tx,
+            outbox: Outbox::new(store.clone()),
+            channel: "#c".into(),
+        };
+        let (req_tx, req_rx) = queue();
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(sampler.run(req_rx, stop.clone()));
+        let before = crate::metrics::get()
+            .audience_query_errors
+            .with(&["listening"])
+            .get();
+        let ask = |n: u32| crate::audience::Request {
+            incident: format!("i{n}"),
+            labels: [("event".to_owned(), "launch".to_owned())].into(),
+        };
+        let mut got = Vec::new();
+        for n in 0..5 {
+            if n == 3 {
+                failing.store(false, Ordering::SeqCst);
+            }
+            req_tx.send(ask(n)).await.unwrap();
+            got.push(samples.recv().await.unwrap().listening);
+        }
+        assert_eq!(got, [None, None, None, Some(500), Some(500)]);
+        let chat = crate::chat::pending_texts(&store, 100).await;
+        assert_eq!(chat.len(), 2, "{chat:#?}");
+        assert!(
+            chat[0]
+                .starts_with(":warning: the audience query `incidents.audience.listening` fails: ")
+                && chat[0].contains("unknown function")
+                && chat[0].ends_with("Cards show it as unknown until it answers again."),
+            "{chat:#?}"
+        );
+        assert_eq!(
+            chat[1],
+            "the audience query `incidents.audience.listening` answers again"
+        );
+        let after = crate::metrics::get()
+            .audience_query_errors
+            .with(&["listening"])
+            .get();
+        assert!(after - before >= 3, "{before} {after}");
+        stop.cancel();
+        task.await.unwrap();
     }
 
     #[test]

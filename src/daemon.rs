@@ -344,6 +344,8 @@ impl Daemon {
                 queries: queries.clone(),
                 clock: clock.clone(),
                 samples: sample_tx,
+                outbox: outbox.clone(),
+                channel: config.chat.channel.clone(),
             };
             tracker.spawn(sampler.run(req_rx, shutdown.clone()));
             (req_tx, sample_rx, every, follow_for)

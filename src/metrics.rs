@@ -175,6 +175,7 @@ pub struct Metrics {
     pub rollbacks_held: Family<Counter>,
     pub run_retries: Family<Counter>,
     pub late_mitigations: Family<Counter>,
+    pub audience_query_errors: Family<Counter>,
     pub steps: Family<Counter>,
     pub step_seconds: Family<Histogram>,
     pub outbox_depth: Family<Gauge>,
@@ -233,6 +234,12 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
         "firebreak_late_mitigations_total",
         "Runs started although they cannot take effect before their alert's predicted breach (no runbook for it could), by runbook: each one paged people at once.",
         &["runbook"],
+        Counter::default,
+    ),
+    audience_query_errors: Family::new(
+        "firebreak_audience_query_errors_total",
+        "Audience queries (incidents.audience) that failed, by figure: listening, at_risk, without_us. The first failure and the recovery are said in chat.",
+        &["figure"],
         Counter::default,
     ),
     steps: Family::new(
@@ -322,6 +329,7 @@ impl Metrics {
             &self.rollbacks_held,
             &self.run_retries,
             &self.late_mitigations,
+            &self.audience_query_errors,
             &self.steps,
             &self.chat_sent,
             &self.chat_errors,

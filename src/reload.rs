@@ -393,17 +393,7 @@ mod tests {
     }
 
     async fn said(store: &Store) -> Vec<String> {
-        store
-            .pending_outbox(10)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|r| {
-                serde_json::from_str::<ChatMessage>(&r.payload_json)
-                    .unwrap()
-                    .text
-            })
-            .collect()
+        crate::chat::pending_texts(store, 10).await
     }
 
     #[tokio::test]

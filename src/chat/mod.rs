@@ -790,6 +790,23 @@ fn coalesce(group: &[(i64, ChatMessage)], placement: &Placement) -> ChatMessage 
     }
 }
 
+/// The texts of the messages still in the outbox, oldest first: what
+/// tests read chat from.
+#[cfg(test)]
+pub(crate) async fn pending_texts(store: &Store, limit: i64) -> Vec<String> {
+    store
+        .pending_outbox(limit)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| {
+            serde_json::from_str::<ChatMessage>(&r.payload_json)
+                .unwrap()
+                .text
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
