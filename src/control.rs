@@ -1158,7 +1158,12 @@ impl Control {
         for d in decisions {
             let too_slow = matches!(d, Decision::TooSlow { .. });
             match d {
-                Decision::Start(plan) => self.start_run(plan, alert, incident, now),
+                Decision::Start(plan) => {
+                    if let Some(o) = &plan.cooldown_overridden {
+                        self.said_cooldown_override(&plan, o, incident, now).await;
+                    }
+                    self.start_run(plan, alert, incident, now)
+                }
                 Decision::Skip { runbook, reason } | Decision::TooSlow { runbook, reason } => {
                     tracing::info!(%runbook, %reason, "runbook not started");
                     self.timeline(
@@ -1183,6 +1188,30 @@ impl Control {
                 }
             }
         }
+    }
+
+    /// Dispatch rule 7: a start that overrode a cooldown is a choice people
+    /// should see, with the numbers.
+    async fn said_cooldown_override(
+        &mut self,
+        plan: &Plan,
+        o: &crate::dispatch::CooldownOverride,
+        incident: &str,
+        now: Millis,
+    ) {
+        crate::metrics::get()
+            .cooldown_overrides
+            .with(&[&plan.runbook.name])
+            .inc();
+        let text = format!(
+            "starting *{}* again for {} within its cooldown: {}. It reads the platform afresh and does what fits now.",
+            plan.runbook.name,
+            plan.concurrency_key,
+            o.text()
+        );
+        self.timeline(incident, now, "cooldown_overridden", "firebreak", &text)
+            .await;
+        self.say(Some(incident), Kind::Note, text).await;
     }
 
     /// Dispatch rule 6: when no runbook for the alert can take effect
@@ -2318,6 +2347,11 @@ steps:
     /// A control loop with runbook `name` (named per test: the metrics
     /// are the process's).
     async fn bot(url: &str, name: &str) -> Bot {
+        bot_with(url, &RUNBOOK.replace("NAME", name)).await
+    }
+
+    /// A control loop with the runbook `text`.
+    async fn bot_with(url: &str, text: &str) -> Bot {
         let store = Store::open("sqlite::memory:").await.unwrap();
         let clock = Clock::manual(1_000_000);
         let outbox = Outbox::new(store.clone());
@@ -2337,8 +2371,7 @@ steps:
         let check = crate::runbook::CheckEnv {
             targets: ["api".to_owned()].into(),
         };
-        let rb = crate::runbook::parse_runbook("r.yaml", &RUNBOOK.replace("NAME", name), &check)
-            .unwrap();
+        let rb = crate::runbook::parse_runbook("r.yaml", text, &check).unwrap();
         let control = Control::new(
             Dispatcher::new(vec![Arc::new(rb)], None),
             executor,
@@ -2383,6 +2416,17 @@ steps:
                 tokio::time::sleep(std::time::Duration::from_millis(10)).await;
             }
             panic!("chat never said {needle:?}: {:#?}", self.chat().await);
+        }
+
+        /// The kinds of the incident's timeline entries, in order.
+        async fn timeline_kinds(&self) -> Vec<String> {
+            self.store
+                .timeline("launch")
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|e| e.kind)
+                .collect()
         }
 
         async fn outcomes(&self) -> Vec<String> {
@@ -2436,17 +2480,71 @@ steps:
             m.run_retries.with(&["cap", "started"]).get() - started_before,
             2
         );
-        let timeline: Vec<String> = b
-            .store
-            .timeline("launch")
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|e| e.kind)
-            .collect();
+        let timeline = b.timeline_kinds().await;
         for kind in ["retry_scheduled", "retry_started"] {
             assert!(timeline.iter().any(|k| k == kind), "{timeline:?}");
         }
+        b.stop().await;
+    }
+
+    /// Dispatch rule 7, end to end: a second alert within the cooldown
+    /// starts the runbook again only when its breach comes first, and
+    /// chat, the timeline and the metric say so.
+    #[tokio::test]
+    async fn a_cooldown_gives_way_to_a_nearer_breach_and_says_so() {
+        let (url, calls) = target(0).await;
+        let text = RUNBOOK
+            .replace("NAME", "cap-again")
+            .replace("budget: {runs: 1, per: 1h}", "budget: {runs: 3, per: 1h}");
+        let b = bot_with(&url, &text).await;
+        let m = crate::metrics::get();
+        let before = m.cooldown_overrides.with(&["cap-again"]).get();
+        let t0 = b.clock.now();
+        let firing = |at: Millis, breach: Option<&str>| {
+            let mut e = event(AlertEventKind::Firing, at);
+            if let Some(v) = breach {
+                e.alert
+                    .annotations
+                    .insert(crate::dispatch::TIME_TO_BREACH.into(), v.into());
+            }
+            e
+        };
+        let resolved = |at: Millis| event(AlertEventKind::Resolved, at);
+        b.alerts.send(firing(t0, None)).await.unwrap();
+        b.said("runbook *cap-again* succeeded").await;
+        // Fires again 2 minutes later with its breach beyond the 13
+        // minutes of cooldown left: held.
+        b.alerts.send(resolved(t0 + 60_000)).await.unwrap();
+        b.clock.advance_to(t0 + 120_000);
+        b.alerts
+            .send(firing(t0 + 120_000, Some("900")))
+            .await
+            .unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        // And once more, the breach 2 minutes away: started, and said.
+        b.alerts.send(resolved(t0 + 150_000)).await.unwrap();
+        b.clock.advance_to(t0 + 180_000);
+        b.alerts
+            .send(firing(t0 + 180_000, Some("120")))
+            .await
+            .unwrap();
+        b.said("starting *cap-again* again for launch within its cooldown: the breach is predicted in 2m, before the 12m of cooldown left are over")
+            .await;
+        b.said("runbook *cap-again* succeeded").await;
+        for _ in 0..100 {
+            if calls.load(Ordering::SeqCst) == 2 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+        assert_eq!(m.cooldown_overrides.with(&["cap-again"]).get() - before, 1);
+        let timeline = b.timeline_kinds().await;
+        assert!(
+            timeline.iter().any(|k| k == "cooldown_overridden"),
+            "{timeline:?}"
+        );
         b.stop().await;
     }
 

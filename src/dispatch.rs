@@ -28,7 +28,15 @@
 //!    cannot are not started ([`Decision::TooSlow`]); when none can, all
 //!    start anyway (nothing faster exists) and each plan says it is
 //!    [`Late`], so the caller pages people at once. A runbook of unknown
-//!    duration is neither preferred nor passed over.
+//!    duration is neither preferred nor passed over;
+//! 7. a cooldown gives way to a breach that comes before it ends: when
+//!    the alert predicts its breach (the same annotation) sooner than the
+//!    cooldown of rule 3 runs out, the runbook may start again, because
+//!    waiting out the cooldown would mean watching the breach happen. The
+//!    run reads the platform afresh and decides what fits now (a second
+//!    move, a split, a cap); the plan says it overrode a cooldown
+//!    ([`Plan::cooldown_overridden`]) so people are told. Rules 1, 2 and 4
+//!    still hold: a budget that is spent is spent.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
@@ -68,6 +76,26 @@ pub struct Plan {
     /// Rule 6: no runbook for the alert can take effect before its
     /// predicted breach, this one included.
     pub late: Option<Late>,
+    /// Rule 7: the cooldown this start overrode, and why.
+    pub cooldown_overridden: Option<CooldownOverride>,
+}
+
+/// A start within a cooldown because the breach comes first (rule 7).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CooldownOverride {
+    pub breach_in: Millis,
+    pub cooldown_left: Millis,
+}
+
+impl CooldownOverride {
+    /// "predicts its breach in 2m, before the cooldown's 11m30s are over".
+    pub fn text(&self) -> String {
+        format!(
+            "the breach is predicted in {}, before the {} of cooldown left are over",
+            PromDuration::from_millis(self.breach_in.max(0) as u64),
+            PromDuration::from_millis(self.cooldown_left.max(0) as u64)
+        )
+    }
 }
 
 /// How late a mitigation will be (rule 6).
@@ -169,7 +197,9 @@ type Key = (String, String);
 /// A run in progress.
 struct Active {
     run: String,
-    started_at: Millis,
+    /// When this process started it; `None` for a run resumed after a
+    /// restart, whose start was restored with the others.
+    started_at: Option<Millis>,
     /// The key's latest start before this run, put back if the run turns
     /// out to have changed nothing (rule 5).
     prev_last: Option<Millis>,
@@ -341,13 +371,24 @@ impl Dispatcher {
         if let Some(a) = self.active.get(&k) {
             return skip(format!("run {} is already handling {key}", a.run));
         }
+        let mut cooldown_overridden = None;
         if let Some(last) = self.last_start.get(&k) {
             let until = last + rb.cooldown.as_millis() as i64;
             if now < until {
-                return skip(format!(
-                    "in cooldown for {key} for another {}s",
-                    (until - now + 999) / 1000
-                ));
+                match time_to_breach(alert) {
+                    Some(breach_in) if now + breach_in < until => {
+                        cooldown_overridden = Some(CooldownOverride {
+                            breach_in,
+                            cooldown_left: until - now,
+                        });
+                    }
+                    _ => {
+                        return skip(format!(
+                            "in cooldown for {key} for another {}s",
+                            (until - now + 999) / 1000
+                        ));
+                    }
+                }
             }
         }
         if let Some(why) = self.budget_spent(rb, &k, now) {
@@ -358,6 +399,7 @@ impl Dispatcher {
             concurrency_key: key,
             inputs,
             late: None,
+            cooldown_overridden,
         })
     }
 
@@ -432,6 +474,7 @@ impl Dispatcher {
             concurrency_key: key,
             inputs,
             late: None,
+            cooldown_overridden: None,
         })
     }
 
@@ -478,7 +521,7 @@ impl Dispatcher {
             k.clone(),
             Active {
                 run: run_id.to_owned(),
-                started_at: now,
+                started_at: Some(now),
                 prev_last,
             },
         );
@@ -550,7 +593,7 @@ impl Dispatcher {
             k,
             Active {
                 run: run_id.to_owned(),
-                started_at: Millis::MIN,
+                started_at: None,
                 prev_last,
             },
         );
@@ -597,8 +640,9 @@ impl Dispatcher {
     }
 
     fn forget_start(&mut self, k: &Key, a: Active) {
-        if let Some(v) = self.starts.get_mut(k)
-            && let Some(i) = v.iter().position(|t| *t == a.started_at)
+        if let Some(at) = a.started_at
+            && let Some(v) = self.starts.get_mut(k)
+            && let Some(i) = v.iter().position(|t| *t == at)
         {
             v.remove(i);
         }
@@ -691,6 +735,40 @@ steps:
         d.finished("move", "launch", false, 0);
         assert!(skip(&d.on_firing(&alert("launch"), 60_000)).contains("cooldown"));
         start(&d.on_firing(&alert("launch"), 600_000));
+    }
+
+    #[test]
+    fn a_cooldown_gives_way_only_to_a_breach_that_comes_before_it_ends() {
+        let mut d = Dispatcher::new(vec![rb()], None);
+        d.started("move", "launch", "run-1", 0);
+        d.finished("move", "launch", false, 0);
+        let at = |secs: &str| {
+            let mut a = alert("launch");
+            a.annotations.insert(TIME_TO_BREACH.into(), secs.into());
+            a
+        };
+        // Cooldown of 10m from 0; at 1m, 9m are left.
+        let why = skip(&d.on_firing(&at("600"), 60_000)).to_owned();
+        assert!(why.contains("cooldown"), "{why}");
+        assert!(skip(&d.on_firing(&alert("launch"), 60_000)).contains("cooldown"));
+        assert!(skip(&d.on_firing(&at("junk"), 60_000)).contains("cooldown"));
+        let p = start(&d.on_firing(&at("120"), 60_000)).clone();
+        let o = p
+            .cooldown_overridden
+            .clone()
+            .expect("overrode the cooldown");
+        assert_eq!((o.breach_in, o.cooldown_left), (120_000, 540_000));
+        assert!(
+            o.text().contains("2m") && o.text().contains("9m"),
+            "{}",
+            o.text()
+        );
+        // Past the cooldown nothing is overridden.
+        let p = start(&d.on_firing(&at("120"), 600_000)).clone();
+        assert_eq!(p.cooldown_overridden, None);
+        // A run in progress still holds (rule 2).
+        d.started("move", "launch", "run-2", 60_000);
+        assert!(skip(&d.on_firing(&at("1"), 61_000)).contains("already handling"));
     }
 
     #[test]

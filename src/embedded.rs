@@ -14,6 +14,10 @@ pub const RUNBOOK_FILES: &[(&str, &str)] = &[
         include_str!("../runbooks/cap-listeners.yaml"),
     ),
     (
+        "runbooks/join-failures.yaml",
+        include_str!("../runbooks/join-failures.yaml"),
+    ),
+    (
         "runbooks/launch-readiness.yaml",
         include_str!("../runbooks/launch-readiness.yaml"),
     ),
@@ -37,6 +41,10 @@ pub const RUNBOOK_TEST_FILES: &[(&str, &str)] = &[
     (
         "runbooks/tests/cap-listeners.test.yaml",
         include_str!("../runbooks/tests/cap-listeners.test.yaml"),
+    ),
+    (
+        "runbooks/tests/join-failures.test.yaml",
+        include_str!("../runbooks/tests/join-failures.test.yaml"),
     ),
     (
         "runbooks/tests/move-to-secondary-room.test.yaml",

@@ -121,22 +121,13 @@ pub struct AudienceStory {
 impl AudienceStory {
     /// `None` when no measurement said how many were listening.
     pub fn new(rows: &[AudienceRow]) -> Option<AudienceStory> {
-        let peak = rows
-            .iter()
-            .filter_map(|r| Some((r.listening?, r.at)))
-            .fold(None, |best: Option<(u64, Millis)>, x| match best {
-                Some(b) if b.0 >= x.0 => Some(b),
-                _ => Some(x),
-            })?;
+        let peak = largest(rows.iter().filter_map(|r| Some((r.listening?, r.at))))?;
         let last = rows.iter().rev().find_map(|r| Some((r.listening?, r.at)));
-        let most_at_risk = rows
-            .iter()
-            .filter_map(|r| Some((r.at_risk?, r.at)))
-            .filter(|x| x.0 > 0)
-            .fold(None, |best: Option<(u64, Millis)>, x| match best {
-                Some(b) if b.0 >= x.0 => Some(b),
-                _ => Some(x),
-            });
+        let most_at_risk = largest(
+            rows.iter()
+                .filter_map(|r| Some((r.at_risk?, r.at)))
+                .filter(|x| x.0 > 0),
+        );
         let without_us = rows.iter().rev().find_map(|r| Some((r.without_us?, r.at)));
         Some(AudienceStory {
             peak,
@@ -159,6 +150,15 @@ impl AudienceStory {
         }
         s
     }
+}
+
+/// The largest count and when it was first seen (a later tie does not
+/// move it).
+fn largest(v: impl Iterator<Item = (u64, Millis)>) -> Option<(u64, Millis)> {
+    v.fold(None, |best, x| match best {
+        Some(b) if b.0 >= x.0 => Some(b),
+        _ => Some(x),
+    })
 }
 
 /// Entries that record something done, rather than something seen or

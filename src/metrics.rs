@@ -175,6 +175,7 @@ pub struct Metrics {
     pub rollbacks_held: Family<Counter>,
     pub run_retries: Family<Counter>,
     pub late_mitigations: Family<Counter>,
+    pub cooldown_overrides: Family<Counter>,
     pub audience_query_errors: Family<Counter>,
     pub steps: Family<Counter>,
     pub step_seconds: Family<Histogram>,
@@ -233,6 +234,12 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
     late_mitigations: Family::new(
         "firebreak_late_mitigations_total",
         "Runs started although they cannot take effect before their alert's predicted breach (no runbook for it could), by runbook: each one paged people at once.",
+        &["runbook"],
+        Counter::default,
+    ),
+    cooldown_overrides: Family::new(
+        "firebreak_cooldown_overrides_total",
+        "Runs started within their cooldown because their alert predicted its breach before the cooldown would end (dispatch rule 7), by runbook.",
         &["runbook"],
         Counter::default,
     ),
@@ -329,6 +336,7 @@ impl Metrics {
             &self.rollbacks_held,
             &self.run_retries,
             &self.late_mitigations,
+            &self.cooldown_overrides,
             &self.audience_query_errors,
             &self.steps,
             &self.chat_sent,

@@ -411,7 +411,7 @@ checks:
         (r.outcome, r.evidence.as_str()),
         (
             Outcome::Pass,
-            "move-to-secondary-room: 9 test(s) pass; mute-feedback-speaker: 4 test(s) pass"
+            "move-to-secondary-room: 13 test(s) pass; mute-feedback-speaker: 4 test(s) pass"
         )
     );
     let r = firebreak::preflight::measure(&list.checks[12], &json!({}), &one_target).await;

@@ -434,6 +434,36 @@ fn start_pusher(via: Via, listen: String) -> tokio::task::JoinHandle<()> {
     })
 }
 
+/// Writes the rules, the runbook and a config that scrapes the simulator
+/// and reaches its admin API through `proxy`, with the store at
+/// `dir/fb.db`; `extra` is appended to the config. Returns the config's
+/// path.
+fn write_config(
+    dir: &std::path::Path,
+    rules: &str,
+    runbook: &str,
+    sim_addr: &str,
+    proxy: &str,
+    keys: bool,
+    extra: &str,
+) -> std::path::PathBuf {
+    std::fs::write(dir.join("rules.yml"), rules).unwrap();
+    std::fs::create_dir(dir.join("runbooks")).unwrap();
+    std::fs::write(dir.join("runbooks/move.yaml"), runbook).unwrap();
+    let config = dir.join("firebreak.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "sources:\n  scrape:\n    - name: sim\n      url: http://{sim_addr}/metrics\n      interval: 1s\n      timeout: 1s\nrules:\n  paths: ['{rules}']\nrunbooks:\n  paths: ['{runbooks}']\ntargets:\n  sim: {{url: 'http://{proxy}', timeout: 5s, idempotency_keys: {keys}}}\nstore:\n  url: sqlite://{db}\nchat:\n  channel: '#test'\n{extra}",
+            rules = dir.join("rules.yml").display(),
+            runbooks = dir.join("runbooks").display(),
+            db = dir.join("fb.db").display(),
+        ),
+    )
+    .unwrap();
+    config
+}
+
 async fn iteration(i: usize, keys: bool, rng: &mut Rng, tally: &mut Tally, seed: u64) {
     let via = [Via::Rule, Via::Push, Via::Webhook][i % 3];
     // The bot runs on the wall clock, so the simulator does too, from 3
@@ -448,21 +478,16 @@ async fn iteration(i: usize, keys: bool, rng: &mut Rng, tally: &mut Tally, seed:
     } else {
         "groups: []\n"
     };
-    std::fs::write(dir.path().join("rules.yml"), rules).unwrap();
     let pusher = (via != Via::Rule).then(|| start_pusher(via, listen.clone()));
-    std::fs::create_dir(dir.path().join("runbooks")).unwrap();
-    std::fs::write(dir.path().join("runbooks/move.yaml"), RUNBOOK_YAML).unwrap();
-    let config = dir.path().join("firebreak.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "sources:\n  scrape:\n    - name: sim\n      url: http://{sim_addr}/metrics\n      interval: 1s\n      timeout: 1s\nrules:\n  paths: ['{rules}']\nrunbooks:\n  paths: ['{runbooks}']\ntargets:\n  sim: {{url: 'http://{proxy}', timeout: 5s, idempotency_keys: {keys}}}\nstore:\n  url: sqlite://{db}\nchat:\n  channel: '#test'\nserver:\n  listen: {listen}\n",
-            rules = dir.path().join("rules.yml").display(),
-            runbooks = dir.path().join("runbooks").display(),
-            db = db.display(),
-        ),
-    )
-    .unwrap();
+    let config = write_config(
+        dir.path(),
+        rules,
+        RUNBOOK_YAML,
+        &sim_addr,
+        &proxy,
+        keys,
+        &format!("server:\n  listen: {listen}\n"),
+    );
 
     let log = Arc::new(Mutex::new(String::new()));
     let mut kills = Vec::new();
@@ -623,4 +648,175 @@ async fn iteration(i: usize, keys: bool, rng: &mut Rng, tally: &mut Tally, seed:
         }
         other => panic!("run ended {other}: {run:?}\n{why}"),
     }
+}
+
+/// A proxy that answers 503 (as an admin API in an outage does) while
+/// `down` is set, and passes requests on otherwise.
+#[derive(Clone)]
+struct Flaky {
+    upstream: String,
+    http: reqwest::Client,
+    down: Arc<std::sync::atomic::AtomicBool>,
+}
+
+async fn flaky(
+    State(p): State<Flaky>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if p.down.load(std::sync::atomic::Ordering::SeqCst) {
+        let mut resp = Response::new(Body::from("{\"error\": \"admin API down\"}"));
+        *resp.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+        return resp;
+    }
+    let url = format!(
+        "{}{}",
+        p.upstream,
+        uri.path_and_query().map_or("/", |x| x.as_str())
+    );
+    let mut req = p.http.request(method, url).body(body);
+    for name in ["content-type", "idempotency-key"] {
+        if let Some(v) = headers.get(name) {
+            req = req.header(name, v.clone());
+        }
+    }
+    match req.send().await {
+        Ok(r) => {
+            let status = r.status();
+            let ct = r.headers().get("content-type").cloned();
+            let mut resp = Response::new(Body::from(r.bytes().await.unwrap_or_default()));
+            *resp.status_mut() = status;
+            if let Some(ct) = ct {
+                resp.headers_mut().insert("content-type", ct);
+            }
+            resp
+        }
+        Err(e) => {
+            let mut resp = Response::new(Body::from(format!("proxy: {e}")));
+            *resp.status_mut() = StatusCode::BAD_GATEWAY;
+            resp
+        }
+    }
+}
+
+/// The runbook above, tried again after 2 seconds instead of 20.
+fn quick_retry_runbook() -> String {
+    RUNBOOK_YAML.replace(
+        "  budget: {runs: 2, per: 1h}\n",
+        "  budget: {runs: 2, per: 1h}\n  retry: {attempts: 5, backoff: 2s, max_backoff: 2s}\n",
+    )
+}
+
+/// A run that failed on an outage before changing anything is tried again
+/// (dispatch rule 5). When the bot is killed while that try is pending,
+/// the next start must still try it (the streak is in the store), once,
+/// and the mitigation must then be applied exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_try_pending_at_a_kill_is_made_after_the_restart() {
+    let (_sim, sim_addr) = start_sim(&["--speed", "1", "--from", "3m"]);
+    let down = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let app = axum::Router::new().fallback(flaky).with_state(Flaky {
+        upstream: format!("http://{sim_addr}"),
+        http: firebreak::net::client().unwrap(),
+        down: down.clone(),
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let proxy = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("fb.db");
+    let config = write_config(
+        dir.path(),
+        RULES,
+        &quick_retry_runbook(),
+        &sim_addr,
+        &proxy.to_string(),
+        true,
+        "",
+    );
+    let log = Arc::new(Mutex::new(String::new()));
+    let why = |log: &Arc<Mutex<String>>, r: &Record| {
+        format!(
+            "runs: {:?}\nchat: {:#?}\nbot output:\n{}",
+            r.runs,
+            r.chat,
+            log.lock().unwrap()
+        )
+    };
+
+    // Down: the first run fails at its first call, having changed nothing,
+    // and a try is scheduled. The bot is killed while it is pending.
+    let bot = start_bot(&config, &log);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut r = read_store(&db).await;
+    while !r.chat.iter().any(|t| t.contains("trying it again in")) {
+        assert!(
+            Instant::now() < deadline,
+            "no try scheduled\n{}",
+            why(&log, &r)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        r = read_store(&db).await;
+    }
+    bot.kill();
+    let r = read_store(&db).await;
+    assert!(
+        r.runs.iter().all(|run| run.state == "failed"),
+        "{}",
+        why(&log, &r)
+    );
+    let failed_before = r.runs.len();
+
+    // Up again, and a new start: the pending try is made, and it moves the
+    // event.
+    down.store(false, std::sync::atomic::Ordering::SeqCst);
+    let bot = start_bot(&config, &log);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut r = read_store(&db).await;
+    while !r
+        .runs
+        .iter()
+        .any(|run| run.state == "succeeded" && run.finished_at.is_some())
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the pending try was never made after the restart\n{}",
+            why(&log, &r)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        r = read_store(&db).await;
+    }
+    // Time for a wrong second run to show itself.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    bot.kill();
+    let r = read_store(&db).await;
+    let state = get_json(
+        &firebreak::net::client().unwrap(),
+        &format!("http://{sim_addr}/api/v1/state"),
+    )
+    .await
+    .unwrap();
+    let created = state["rooms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|room| room["account"] == "cohost")
+        .count();
+    let moves = state["event"]["moves"].as_array().unwrap().len();
+    assert_eq!((created, moves), (1, 1), "{}", why(&log, &r));
+    assert_eq!(
+        r.runs.iter().filter(|run| run.state == "succeeded").count(),
+        1,
+        "{}",
+        why(&log, &r)
+    );
+    assert_eq!(
+        r.runs.len(),
+        failed_before + 1,
+        "one run after the restart: {}",
+        why(&log, &r)
+    );
 }

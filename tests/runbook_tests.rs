@@ -27,7 +27,7 @@ fn the_shipped_runbook_tests_pass() {
         "{out}"
     );
     assert!(
-        out.contains("  PASS a move that keeps failing stops the run and rolls back"),
+        out.contains("  PASS a move that keeps failing stops the run and calls a person"),
         "{out}"
     );
     assert!(
@@ -109,6 +109,15 @@ fn an_invalid_test_file_is_reported_with_its_place() {
     let (ok, out) = firebreak(&["validate", file.to_str().unwrap()]);
     assert!(!ok, "{out}");
     assert!(out.contains("has no step `mutee`"), "{out}");
+    // `step/called` names a step of a runbook that a `runbook` step calls
+    // (the shipped join-failures tests use it); `mute` calls none.
+    let text = WRONG
+        .replace("RUNBOOK", runbook.to_str().unwrap())
+        .replace("- mute: done", "- mute/room: done");
+    std::fs::write(&file, text).unwrap();
+    let (ok, out) = firebreak(&["validate", file.to_str().unwrap()]);
+    assert!(!ok, "{out}");
+    assert!(out.contains("has no step `mute/room`"), "{out}");
 }
 
 #[test]

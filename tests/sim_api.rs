@@ -227,6 +227,83 @@ async fn move_before_saturation_over_http() {
 }
 
 #[tokio::test]
+async fn an_event_is_split_over_http_and_its_rooms_count_together() {
+    let srv = start(4).await;
+    srv.create_cohost_room().await;
+    let (s, _, v) = srv
+        .post(
+            "/api/v1/events/launch/overflow",
+            None,
+            json!({"room": "cohost-1"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["event"]["room"], "main");
+    assert_eq!(v["event"]["overflow_rooms"], json!(["cohost-1"]));
+    // Twice, the stage, or a room that does not exist: refused, saying why.
+    let (s, _, v) = srv
+        .post(
+            "/api/v1/events/launch/overflow",
+            None,
+            json!({"room": "cohost-1"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    assert!(
+        v["error"].as_str().unwrap().contains("already carries"),
+        "{v}"
+    );
+    let (s, _, v) = srv
+        .post(
+            "/api/v1/events/launch/overflow",
+            None,
+            json!({"room": "nope"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
+    let (s, _, _) = srv
+        .post(
+            "/api/v1/events/other/overflow",
+            None,
+            json!({"room": "main"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, v) = srv.get("/api/v1/rooms/cohost-1").await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v["room"]["overflow_of"], "main");
+    assert_eq!(v["room"]["hosting_event"], "launch");
+    assert_eq!(v["room"]["state"], "live");
+    let m = srv.metrics().await;
+    let roles: Vec<(String, String)> = m
+        .samples
+        .iter()
+        .filter(|s| s.metric == "live_event_info")
+        .map(|s| {
+            (
+                s.labels.get("room").unwrap().to_owned(),
+                s.labels.get("role").unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        roles,
+        [
+            ("main".to_owned(), "stage".to_owned()),
+            ("cohost-1".to_owned(), "overflow".to_owned())
+        ]
+    );
+    let (_, v) = srv.get("/api/v1/events/launch").await;
+    let listeners = v["event"]["listeners"].as_f64().unwrap();
+    assert_eq!(
+        gauge(&m, "live_event_listeners", ("event", "launch")),
+        listeners
+    );
+    assert_eq!(v["event"]["capacity"], json!(520_000 + 1_500_000));
+    srv.stop().await;
+}
+
+#[tokio::test]
 async fn the_platform_says_what_doing_nothing_would_have_cost() {
     // 18:04 at 600x: moved at once, then half an hour later (3s real).
     let srv = start_fast(4, 600.0).await;

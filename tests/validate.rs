@@ -25,7 +25,7 @@ fn the_shipped_rules_and_runbooks_are_valid() {
         out.starts_with("ok: config built-in defaults, 1 rule file(s)"),
         "{out}"
     );
-    assert!(out.contains("4 runbook(s)"), "{out}");
+    assert!(out.contains("5 runbook(s)"), "{out}");
     // Every alert value in their PromQL strings goes through `| promql`.
     assert!(!err.contains("warning"), "{err}");
     assert!(!out.contains("warning"), "{out}");
@@ -122,7 +122,7 @@ fn the_deploy_config_is_valid() {
     let (code, out, err) = firebreak(&["validate", "--config", "deploy/firebreak.yaml"], root);
     assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
     assert!(out.contains("0 rule file(s)"), "{out}");
-    assert!(out.contains("4 runbook(s)"), "{out}");
+    assert!(out.contains("5 runbook(s)"), "{out}");
 }
 
 #[test]

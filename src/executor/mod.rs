@@ -995,7 +995,10 @@ impl Run<'_> {
                 "nothing to roll back: no completed step has a rollback".into(),
             )
             .await;
-            return Ok(Undone::default());
+            return Ok(Undone {
+                nothing: true,
+                ..Undone::default()
+            });
         }
         self.say(
             Kind::Note,
@@ -1114,6 +1117,12 @@ impl Run<'_> {
         why: String,
     ) -> Option<(Outcome, Option<String>)> {
         match self.roll_back(done).await {
+            // Nothing was undone, so nothing is as it was: the failure
+            // stands, and "rolled back" would tell people it was mended.
+            Ok(u) if u.nothing => Some((
+                Outcome::Failed,
+                Some(format!("{why}; nothing to roll back, escalated")),
+            )),
             Ok(u) if u.failed.is_empty() && u.held.is_empty() => {
                 Some((Outcome::RolledBack, Some(why)))
             }
@@ -1141,6 +1150,8 @@ struct Undone {
     failed: Vec<String>,
     /// Rollbacks their guards held: `` rollback of `step` held: why ``.
     held: Vec<String>,
+    /// No completed step had a rollback.
+    nothing: bool,
 }
 
 /// Runs the runbook a `runbook` step calls, inside the calling run.

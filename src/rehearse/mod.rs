@@ -10,6 +10,8 @@
 //! ```yaml
 //! expect:
 //!   moved: {within: 8m, to_account: backup}   # or `moved: false`
+//!   split: {within: 8m, to_account: backup}   # an overflow room attached;
+//!                                             # or `split: false`
 //!   muted: [host]          # exactly these speakers muted at the end
 //!   mute_within: 3m        # the first mute, after the scheduled start
 //!   mitigated_within: 2m   # the first change to a room (move, cap, waiting
@@ -43,6 +45,8 @@ use crate::duration::PromDuration;
 pub struct RawExpect {
     #[serde(default)]
     moved: Option<Sp<RawMoved>>,
+    #[serde(default)]
+    split: Option<Sp<RawMoved>>,
     #[serde(default)]
     muted: Option<Vec<Sp<String>>>,
     #[serde(default)]
@@ -89,6 +93,9 @@ pub enum Moved {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Expect {
     pub moved: Option<Moved>,
+    /// Whether the event must be split across rooms (an overflow room
+    /// attached), judged like `moved`.
+    pub split: Option<Moved>,
     pub muted: Option<BTreeSet<String>>,
     pub mute_within: Option<Millis>,
     pub mitigated_within: Option<Millis>,
@@ -121,7 +128,7 @@ impl RawExpect {
                 }
             }
         };
-        let moved = self.moved.as_ref().map(|sp| match &sp.value {
+        let mut how = |sp: &Sp<RawMoved>, field: &str| match &sp.value {
             RawMoved::Flag(false) => Moved::No,
             RawMoved::Flag(true) => Moved::Yes {
                 within: None,
@@ -134,13 +141,13 @@ impl RawExpect {
                 let within = m
                     .within
                     .as_ref()
-                    .and_then(|w| duration(&w.value, at(w), "moved.within", &mut err));
+                    .and_then(|w| duration(&w.value, at(w), &format!("{field}.within"), &mut err));
                 if let Some(a) = &m.to_account
                     && !names.accounts.contains(&a.value)
                 {
                     err(
                         at(a),
-                        "moved.to_account",
+                        &format!("{field}.to_account"),
                         format!(
                             "{:?} is not an account of this scenario; its accounts: {}",
                             a.value,
@@ -153,7 +160,9 @@ impl RawExpect {
                     to_account: m.to_account.as_ref().map(|a| a.value.clone()),
                 }
             }
-        });
+        };
+        let moved = self.moved.as_ref().map(|sp| how(sp, "moved"));
+        let split = self.split.as_ref().map(|sp| how(sp, "split"));
         let muted = self.muted.as_ref().map(|list| {
             let mut out = BTreeSet::new();
             for (i, s) in list.iter().enumerate() {
@@ -192,6 +201,7 @@ impl RawExpect {
         });
         Expect {
             moved,
+            split,
             muted,
             mute_within,
             mitigated_within,
@@ -213,6 +223,8 @@ pub struct MoveSeen {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Measured {
     pub moves: Vec<MoveSeen>,
+    /// Overflow rooms attached to the event, in order.
+    pub splits: Vec<MoveSeen>,
     /// Speakers muted at the end.
     pub muted: BTreeSet<String>,
     /// The first mute, from the scheduled start (negative: before it).
@@ -276,36 +288,42 @@ pub fn judge(e: &Expect, m: &Measured) -> Verdict {
     let mut check = |what: &'static str, ok: bool, detail: String| {
         checks.push(Check { what, ok, detail });
     };
-    match &e.moved {
-        None => {}
-        Some(Moved::No) => {
-            wrong += m.moves.len();
-            let detail = match m.moves.first() {
-                None => "not moved".to_owned(),
-                Some(mv) => format!(
-                    "moved {} time(s), first at {} to {}; no move was wanted",
-                    m.moves.len(),
-                    after(mv.after_ms),
-                    mv.to_account
-                ),
-            };
-            check("moved", m.moves.is_empty(), detail);
-        }
-        Some(Moved::Yes { within, to_account }) => match m.moves.first() {
-            None => check("moved", false, "never moved".into()),
-            Some(mv) => {
-                let in_time = within.is_none_or(|w| mv.after_ms <= w);
-                let right = to_account.as_ref().is_none_or(|a| *a == mv.to_account);
-                let mut detail = format!("moved at {} to {}", after(mv.after_ms), mv.to_account);
-                if let (false, Some(w)) = (in_time, within) {
-                    detail.push_str(&format!("; wanted by {}", after(*w)));
-                }
-                if let (false, Some(a)) = (right, to_account) {
-                    detail.push_str(&format!("; wanted on {a}"));
-                }
-                check("moved", in_time && right, detail);
+    for (what, verb, want, seen) in [
+        ("moved", "moved", &e.moved, &m.moves),
+        ("split", "split", &e.split, &m.splits),
+    ] {
+        match want {
+            None => {}
+            Some(Moved::No) => {
+                wrong += seen.len();
+                let detail = match seen.first() {
+                    None => format!("not {verb}"),
+                    Some(mv) => format!(
+                        "{verb} {} time(s), first at {} to {}; none was wanted",
+                        seen.len(),
+                        after(mv.after_ms),
+                        mv.to_account
+                    ),
+                };
+                check(what, seen.is_empty(), detail);
             }
-        },
+            Some(Moved::Yes { within, to_account }) => match seen.first() {
+                None => check(what, false, format!("never {verb}")),
+                Some(mv) => {
+                    let in_time = within.is_none_or(|w| mv.after_ms <= w);
+                    let right = to_account.as_ref().is_none_or(|a| *a == mv.to_account);
+                    let mut detail =
+                        format!("{verb} at {} to {}", after(mv.after_ms), mv.to_account);
+                    if let (false, Some(w)) = (in_time, within) {
+                        detail.push_str(&format!("; wanted by {}", after(*w)));
+                    }
+                    if let (false, Some(a)) = (right, to_account) {
+                        detail.push_str(&format!("; wanted on {a}"));
+                    }
+                    check(what, in_time && right, detail);
+                }
+            },
+        }
     }
     if let Some(want) = &e.muted {
         let extra: Vec<&String> = m.muted.difference(want).collect();
@@ -436,6 +454,7 @@ mod tests {
                 after_ms: 5 * 60_000,
                 to_account: "backup".into(),
             }],
+            splits: vec![],
             muted: ["host".to_owned()].into(),
             first_mute_ms: Some(60_000),
             mitigated_ms: Some(5 * 60_000),
@@ -488,11 +507,35 @@ mod tests {
         assert_eq!(v.wrong_actions, 1);
         assert_eq!(
             v.failures(),
-            ["moved: moved 1 time(s), first at T+5m00s to backup; no move was wanted"]
+            ["moved: moved 1 time(s), first at T+5m00s to backup; none was wanted"]
         );
         let mut still = measured();
         still.moves.clear();
         assert!(judge(&e, &still).pass());
+    }
+
+    #[test]
+    fn a_split_is_judged_like_a_move_and_an_unwanted_one_is_wrong() {
+        let want = expect("split: {within: 4m, to_account: backup}\n").unwrap();
+        let v = judge(&want, &measured());
+        assert_eq!(v.failures(), ["split: never split"]);
+        let mut m = measured();
+        m.splits.push(MoveSeen {
+            after_ms: 3 * 60_000,
+            to_account: "backup".into(),
+        });
+        assert!(judge(&want, &m).pass());
+        let unwanted = judge(&expect("split: false\n").unwrap(), &m);
+        assert_eq!(unwanted.wrong_actions, 1);
+        assert_eq!(
+            unwanted.failures(),
+            ["split: split 1 time(s), first at T+3m00s to backup; none was wanted"]
+        );
+        let errs = expect("split: {to_account: nowhere}\n").unwrap_err();
+        assert!(
+            errs[0].to_string().contains("expect.split.to_account"),
+            "{errs:?}"
+        );
     }
 
     #[test]

@@ -104,7 +104,7 @@ fn kept(s: &StateSnapshot, peak: u64) -> f64 {
 }
 
 /// Admin actions that change how a room serves its audience.
-const MITIGATIONS: [&str; 4] = ["move", "cap", "waiting_room", "provision"];
+const MITIGATIONS: [&str; 5] = ["move", "overflow", "cap", "waiting_room", "provision"];
 
 /// What the judge reads, from a replay's report; `peak` is
 /// [`ideal_peak`].
@@ -127,6 +127,23 @@ pub fn measure(r: &DemoReport, kept_without: Option<f64>, peak: u64) -> Measured
             .map(|m| MoveSeen {
                 after_ms: m.at - start,
                 to_account: m.to_account.clone(),
+            })
+            .collect(),
+        splits: r
+            .sim
+            .event
+            .actions
+            .iter()
+            .filter(|a| a.action == "overflow")
+            .map(|a| MoveSeen {
+                after_ms: a.at - start,
+                to_account: r
+                    .sim
+                    .rooms
+                    .iter()
+                    .find(|room| room.id == a.room)
+                    .map(|room| room.account.clone())
+                    .unwrap_or_default(),
             })
             .collect(),
         muted,

@@ -50,6 +50,17 @@
 //! A **move** takes the event's speakers and listeners to a ready room
 //! (a few percent fail to follow), ends the old room, and tells the waiting
 //! crash victims, who return over the next couple of minutes.
+//!
+//! An **overflow** room splits the event across rooms when no single room
+//! can hold it: the event keeps its room (the stage, with the speakers) and
+//! ready rooms are attached beside it, which relay the stage's audio. Joins
+//! go to the stage room while it has space and its join service has
+//! headroom, then to each overflow room in the order attached; the last
+//! room takes whatever is left (and fails, queues or waits as any room
+//! does). The relay costs something: an overflow room's listeners hear the
+//! stage a little later (`RELAY_LATENCY_S`), and the stage's feedback
+//! reaches them too. The router fills a room to 85% of its capacity before
+//! sending arrivals on. The event's listeners are those of all its rooms.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Write as _;
@@ -69,6 +80,14 @@ const LATENCY_SIGMA: f64 = 0.5;
 const LISTENERS_PER_SAMPLE: u64 = 1000;
 /// Room capacities and caps the admin API accepts.
 pub const MAX_CAPACITY: u64 = 100_000_000;
+/// Overflow rooms one event may have at once.
+pub const MAX_OVERFLOW_ROOMS: usize = 8;
+/// Stream latency an overflow room adds by relaying the stage, seconds.
+const RELAY_LATENCY_S: f64 = 0.4;
+/// The share of its listener capacity the router fills a room to before it
+/// sends arrivals on to the next room of a split event: a full room's
+/// stream latency is past the knee.
+const ROUTER_FILL: f64 = 0.85;
 
 // ------------------------------------------------------------------ PRNG
 
@@ -407,6 +426,8 @@ struct Event {
     id: String,
     title: String,
     room: String,
+    /// Rooms relaying `room`'s stage, in the order attached.
+    overflow: Vec<String>,
     secondary_account: String,
     actions: Vec<AdminAction>,
     moves: Vec<MoveRecord>,
@@ -506,6 +527,7 @@ impl World {
             id: sc.event.id.clone(),
             title: sc.event.title.clone(),
             room: sc.event.room.clone(),
+            overflow: Vec::new(),
             secondary_account: sc.event.secondary_account.clone(),
             actions: Vec::new(),
             moves: Vec::new(),
@@ -584,9 +606,32 @@ impl World {
         self.rooms.iter().position(|r| r.id == id)
     }
 
-    /// The event's id and its listeners now, in its current room.
+    /// The event's id and its listeners now, in all its rooms.
     pub fn event_listeners(&self) -> (&str, u64) {
-        (&self.event.id, self.rooms[self.current_idx()].listeners)
+        (&self.event.id, self.sum_event(|r| r.listeners))
+    }
+
+    /// The event's rooms: its own first, then its overflow rooms.
+    fn event_rooms(&self) -> Vec<usize> {
+        let mut v = vec![self.current_idx()];
+        v.extend(
+            self.event
+                .overflow
+                .iter()
+                .filter_map(|id| self.room_idx(id)),
+        );
+        v
+    }
+
+    fn sum_event(&self, f: impl Fn(&Room) -> u64) -> u64 {
+        self.event_rooms()
+            .into_iter()
+            .map(|i| f(&self.rooms[i]))
+            .sum()
+    }
+
+    fn is_overflow(&self, room: &str) -> bool {
+        self.event.overflow.iter().any(|o| o == room)
     }
 
     /// What doing nothing costs, as gauges: `untouched` is this world's
@@ -691,20 +736,52 @@ impl World {
         }
 
         let cur = self.current_idx();
-        self.rooms[cur].join_requests += fresh + back;
-        let load = if self.rooms[cur].state == RoomState::Live {
-            self.admit(cur, fresh, back)
-        } else {
+        let mut loads = vec![0u64; self.rooms.len()];
+        let live: Vec<usize> = self
+            .event_rooms()
+            .into_iter()
+            .filter(|&i| self.rooms[i].state == RoomState::Live)
+            .collect();
+        if live.is_empty() {
+            self.rooms[cur].join_requests += fresh + back;
             self.fail(cur, FailReason::RoomDown, fresh, back);
-            0
-        };
+        } else {
+            let (mut fresh, mut back) = (fresh, back);
+            for (k, &i) in live.iter().enumerate() {
+                let (f, b) = if k + 1 == live.len() {
+                    (fresh, back)
+                } else {
+                    // The router sends a room what it has space for and
+                    // what its join service takes; the rest goes on.
+                    let r = &self.rooms[i];
+                    let rate = if r.waiting_room {
+                        (r.admission_rate as f64 * WAITING_ROOM_PACE).floor() as u64
+                    } else {
+                        r.admission_rate
+                    };
+                    let fill = (r.capacity as f64 * ROUTER_FILL) as u64;
+                    let space = r.limit().min(fill).saturating_sub(r.listeners + r.waiting);
+                    let all = fresh + back;
+                    let take = all.min(space).min(rate);
+                    let b = if all == 0 {
+                        0
+                    } else {
+                        (take as u128 * back as u128 / all as u128) as u64
+                    };
+                    (take - b, b)
+                };
+                fresh -= f;
+                back -= b;
+                self.rooms[i].join_requests += f + b;
+                loads[i] = self.admit(i, f, b);
+            }
+        }
 
-        for i in 0..self.rooms.len() {
-            let joins = if i == cur { load } else { 0 };
+        for (i, joins) in loads.into_iter().enumerate() {
             self.room_tick(i, joins, t);
         }
 
-        let now = self.rooms[self.current_idx()].listeners;
+        let now = self.sum_event(|r| r.listeners);
         if now > self.event.peak {
             self.event.peak = now;
             self.event.peak_at = Some(t);
@@ -789,11 +866,19 @@ impl World {
             return;
         }
         // Audio badness of the room's active speakers: what listeners hear.
+        // An overflow room relays the stage, so it hears the stage's.
+        let relay = self.is_overflow(&self.rooms[i].id);
+        let stage = if relay {
+            self.event.room.clone()
+        } else {
+            self.rooms[i].id.clone()
+        };
+        let base_latency = base_latency + if relay { RELAY_LATENCY_S } else { 0.0 };
         let (mut fb, mut pl) = (0.0f64, 0.0f64);
         for s in self
             .speakers
             .iter()
-            .filter(|s| s.room == self.rooms[i].id && s.connected && !s.muted)
+            .filter(|s| s.room == stage && s.connected && !s.muted)
         {
             fb = fb.max(s.feedback);
             pl = pl.max(s.packet_loss);
@@ -964,18 +1049,10 @@ impl World {
             )));
         }
         // Back to a room the event left is how a failed move is rolled back.
-        if !matches!(self.rooms[ti].state, RoomState::Ready | RoomState::Ended) {
-            let ready = list(
-                self.rooms
-                    .iter()
-                    .filter(|r| matches!(r.state, RoomState::Ready | RoomState::Ended))
-                    .map(|r| r.id.clone()),
-            );
-            return Err(SimError::Conflict(format!(
-                "room {to:?} is {}; the event can only move to a ready room or back to one it left (those rooms: {ready})",
-                state_name(self.rooms[ti].state)
-            )));
-        }
+        self.free(
+            ti,
+            "the event can only move to a ready room or back to one it left",
+        )?;
         let t = self.time;
         let loss = self.scenario.behaviour.move_loss;
         let from = &mut self.rooms[fi];
@@ -1027,6 +1104,54 @@ impl World {
         self.event.moves.push(rec.clone());
         self.log("move", to, format!("from {}", rec.from_room));
         Ok(rec)
+    }
+
+    /// Refuses room `i` unless it is ready or one the event left, saying
+    /// `why` and which rooms are.
+    fn free(&self, i: usize, why: &str) -> Result<(), SimError> {
+        if matches!(self.rooms[i].state, RoomState::Ready | RoomState::Ended) {
+            return Ok(());
+        }
+        let ready = list(
+            self.rooms
+                .iter()
+                .filter(|r| matches!(r.state, RoomState::Ready | RoomState::Ended))
+                .map(|r| r.id.clone()),
+        );
+        Err(SimError::Conflict(format!(
+            "room {:?} is {}; {why} (those rooms: {ready})",
+            self.rooms[i].id,
+            state_name(self.rooms[i].state)
+        )))
+    }
+
+    /// Splits the event across rooms: attaches a ready room (or one the
+    /// event left) beside the event's room, relaying its stage. Joins the
+    /// event's own room has no space or join service for go there.
+    pub fn add_overflow(&mut self, event: &str, room: &str) -> Result<EventSnapshot, SimError> {
+        self.check_event(event)?;
+        let i = self.room_or_404(room)?;
+        if room == self.event.room || self.is_overflow(room) {
+            return Err(SimError::Conflict(format!(
+                "room {room:?} already carries event {event:?}; attach a ready room"
+            )));
+        }
+        self.free(
+            i,
+            "only a ready room (or one the event left) can take its overflow",
+        )?;
+        if self.event.overflow.len() >= MAX_OVERFLOW_ROOMS {
+            return Err(SimError::Conflict(format!(
+                "event {event:?} already has {MAX_OVERFLOW_ROOMS} overflow rooms, the most it may have"
+            )));
+        }
+        let r = &mut self.rooms[i];
+        r.state = RoomState::Live;
+        r.ended_at = None;
+        self.event.overflow.push(room.to_owned());
+        let stage = self.event.room.clone();
+        self.log("overflow", room, format!("relays {stage}"));
+        Ok(self.event_snapshot())
     }
 
     /// Sets or clears a room's listener cap.
@@ -1293,7 +1418,9 @@ impl World {
             title: r.title.clone(),
             state: r.state,
             up: r.state != RoomState::Crashed,
-            hosting_event: (r.id == self.event.room).then(|| self.event.id.clone()),
+            hosting_event: (r.id == self.event.room || self.is_overflow(&r.id))
+                .then(|| self.event.id.clone()),
+            overflow_of: self.is_overflow(&r.id).then(|| self.event.room.clone()),
             capacity: r.capacity,
             admission_rate: r.admission_rate,
             listener_cap: r.cap,
@@ -1339,8 +1466,16 @@ impl World {
             room: cur.id.clone(),
             account: cur.account.clone(),
             room_state: cur.state,
-            listeners: cur.listeners,
-            waiting: cur.waiting,
+            overflow_rooms: e.overflow.clone(),
+            listeners: self.sum_event(|r| r.listeners),
+            waiting: self.sum_event(|r| r.waiting),
+            capacity: self.sum_event(|r| {
+                if r.state == RoomState::Live {
+                    r.capacity
+                } else {
+                    0
+                }
+            }),
             peak_listeners: e.peak,
             peak_at: e.peak_at,
             arrivals: self.arrivals,
@@ -1396,7 +1531,7 @@ impl World {
         // `,event="…"` on series of the room hosting the event, so alerts
         // about the room or its speakers join the event's incident.
         let event_label = |r: &Room| {
-            if r.id == ev.room {
+            if r.id == ev.room || ev.overflow.contains(&r.id) {
                 format!(",event=\"{}\"", esc(&ev.id))
             } else {
                 String::new()
@@ -1578,30 +1713,32 @@ impl World {
             }
         }
 
-        let cur = &self.rooms[self.current_idx()];
         let e = esc(&ev.id);
         family(
             out,
             "live_event_listeners",
             "gauge",
-            "Listeners of the event in its current room.",
+            "Listeners of the event, in all its rooms.",
         );
         let _ = writeln!(
             out,
             "live_event_listeners{{event=\"{e}\"}} {}",
-            cur.listeners
+            self.sum_event(|r| r.listeners)
         );
         family(
             out,
             "live_event_info",
             "gauge",
-            "Where the event is: its current room and account.",
+            "Where the event is: its room (role=\"stage\") and any overflow rooms relaying it (role=\"overflow\").",
         );
-        let _ = writeln!(
-            out,
-            "live_event_info{{event=\"{e}\",{}}} 1",
-            room_labels(cur)
-        );
+        for (k, i) in self.event_rooms().into_iter().enumerate() {
+            let role = if k == 0 { "stage" } else { "overflow" };
+            let _ = writeln!(
+                out,
+                "live_event_info{{event=\"{e}\",{},role=\"{role}\"}} 1",
+                room_labels(&self.rooms[i])
+            );
+        }
         family(
             out,
             "live_secondary_room_ready",
@@ -1707,9 +1844,15 @@ pub struct EventSnapshot {
     pub room: String,
     pub account: String,
     pub room_state: RoomState,
-    /// Listeners now, in the current room.
+    /// Rooms relaying the event's room, when it is split.
+    #[serde(default)]
+    pub overflow_rooms: Vec<String>,
+    /// Listeners now, in all the event's rooms.
     pub listeners: u64,
     pub waiting: u64,
+    /// Listener capacity of the event's rooms that are up.
+    #[serde(default)]
+    pub capacity: u64,
     pub peak_listeners: u64,
     pub peak_at: Option<Millis>,
     /// People who ever tried to join (first attempts only).
@@ -1748,6 +1891,9 @@ pub struct RoomSnapshot {
     pub state: RoomState,
     pub up: bool,
     pub hosting_event: Option<String>,
+    /// The room whose stage this overflow room relays.
+    #[serde(default)]
+    pub overflow_of: Option<String>,
     pub capacity: u64,
     pub admission_rate: u64,
     pub listener_cap: Option<u64>,
@@ -2105,6 +2251,78 @@ mod tests {
         let e = w.create_room("cohost", None, None, None).unwrap_err();
         assert!(matches!(e, SimError::Conflict(_)), "{e}");
         assert_eq!(w.account("owner").unwrap().rooms_left, None);
+    }
+
+    /// The 2023 surge where no room on the co-host's account is bigger than
+    /// the event's: an overflow room beside it carries the excess, the
+    /// stage's speakers stay where they are, and nobody crashes.
+    #[test]
+    fn an_overflow_room_splits_the_event_and_carries_what_the_stage_cannot() {
+        let mut sc = Scenario::builtin();
+        let co = sc.accounts.iter_mut().find(|a| a.id == "cohost").unwrap();
+        co.max_room_capacity = 300_000;
+        let mut w = World::new(&sc, 42);
+        w.advance_to(et(&w, 18, 3));
+        let room = w.create_room("cohost", None, None, None).unwrap().id;
+        let ev = w.add_overflow("launch", &room).unwrap();
+        assert_eq!(ev.overflow_rooms, vec![room.clone()]);
+        assert_eq!(ev.room, "main");
+        // Attaching it twice, or the stage, or an unknown room, is refused.
+        for r in [room.as_str(), "main"] {
+            assert!(matches!(
+                w.add_overflow("launch", r),
+                Err(SimError::Conflict(_))
+            ));
+        }
+        assert!(matches!(
+            w.add_overflow("launch", "nope"),
+            Err(SimError::UnknownRoom { .. })
+        ));
+        w.advance_to(et(&w, 18, 30));
+        let s = w.snapshot();
+        let (stage, over) = (&s.rooms[0], s.rooms.iter().find(|r| r.id == room).unwrap());
+        assert!(!s.event.crashed, "{:?}", s.event.crashes);
+        assert!(
+            over.listeners > 20_000,
+            "overflow carries the excess: {}",
+            over.listeners
+        );
+        assert_eq!(over.overflow_of.as_deref(), Some("main"));
+        assert_eq!(over.hosting_event.as_deref(), Some("launch"));
+        assert!(over.speakers.is_empty(), "the speakers stay on the stage");
+        assert!(stage.listeners <= stage.capacity);
+        assert_eq!(s.event.listeners, stage.listeners + over.listeners);
+        assert_eq!(s.event.capacity, stage.capacity + over.capacity);
+        assert!(s.event.peak_listeners >= s.event.listeners);
+        // The relay costs latency: a lightly loaded room would be at the
+        // base latency.
+        let base = sc.dynamics.base_latency_s;
+        assert!(
+            over.latency_seconds > base + 0.3,
+            "{}",
+            over.latency_seconds
+        );
+        // Without the overflow room the same night crashes the stage.
+        let mut alone = World::new(&sc, 42);
+        alone.advance_to(et(&alone, 18, 30));
+        assert!(alone.snapshot().event.crashed);
+        // Metrics: both rooms carry the event label, and the event's info
+        // names both with their roles.
+        let mut m = String::new();
+        w.render_metrics(&mut m);
+        assert!(m.contains(&format!(
+            "live_event_info{{event=\"launch\",room=\"{room}\",account=\"cohost\",role=\"overflow\"}} 1"
+        )), "{m}");
+        assert!(m.contains(
+            "live_event_info{event=\"launch\",room=\"main\",account=\"owner\",role=\"stage\"} 1"
+        ));
+        assert!(m.contains(&format!(
+            "live_room_listeners{{room=\"{room}\",account=\"cohost\",event=\"launch\"}}"
+        )));
+        assert!(m.contains(&format!(
+            "live_event_listeners{{event=\"launch\"}} {}",
+            s.event.listeners
+        )));
     }
 
     fn host(s: &StateSnapshot) -> SpeakerSnapshot {

@@ -122,6 +122,7 @@ impl Sim {
             .route("/api/v1/state", get(state))
             .route("/api/v1/events/{event}", get(get_event))
             .route("/api/v1/events/{event}/move", post(move_event))
+            .route("/api/v1/events/{event}/overflow", post(add_overflow))
             .route("/api/v1/accounts/{account}", get(get_account))
             .route("/api/v1/rooms", get(list_rooms).post(create_room))
             .route("/api/v1/rooms/{room}", get(get_room).patch(provision_room))
@@ -233,7 +234,7 @@ async fn not_found(uri: Uri) -> Response {
         StatusCode::NOT_FOUND,
         format!(
             "no route {}; routes: GET /metrics, GET /api/v1/state, GET /api/v1/events/{{event}}, \
-             POST /api/v1/events/{{event}}/move, GET /api/v1/accounts/{{account}}, GET|POST /api/v1/rooms, GET|PATCH /api/v1/rooms/{{room}}, \
+             POST /api/v1/events/{{event}}/move, POST /api/v1/events/{{event}}/overflow, GET /api/v1/accounts/{{account}}, GET|POST /api/v1/rooms, GET|PATCH /api/v1/rooms/{{room}}, \
              PUT /api/v1/rooms/{{room}}/cap, POST /api/v1/rooms/{{room}}/speakers/{{speaker}}/mute, \
              POST /api/v1/rooms/{{room}}/speakers/{{speaker}}/soundcheck",
             uri.path()
@@ -419,6 +420,24 @@ async fn move_event(
         tracing::info!(event = %event, from = %rec.from_room, to = %rec.to_room, moved = rec.listeners_moved, "event moved");
         let ev = w.event(&event).map_err(|e| sim_error(&e))?;
         Ok((StatusCode::OK, json!({ "moved": rec, "event": ev })))
+    })
+}
+
+async fn add_overflow(
+    State(sim): State<Sim>,
+    Path(event): Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    sim.mutate(&method, &uri, &headers, &body, |w| {
+        let req: MoveReq = parse(&body, "")?;
+        let ev = w
+            .add_overflow(&event, &req.room)
+            .map_err(|e| sim_error(&e))?;
+        tracing::info!(event = %event, room = %req.room, "overflow room attached");
+        Ok((StatusCode::OK, json!({ "event": ev })))
     })
 }
 
