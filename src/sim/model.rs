@@ -59,8 +59,11 @@
 //! room takes whatever is left (and fails, queues or waits as any room
 //! does). The relay costs something: an overflow room's listeners hear the
 //! stage a little later (`RELAY_LATENCY_S`), and the stage's feedback
-//! reaches them too. The router fills a room to 85% of its capacity before
-//! sending arrivals on. The event's listeners are those of all its rooms.
+//! reaches them too. The router fills each room to 85% of its capacity
+//! before sending arrivals on, then each up to its limit, the stage last,
+//! so a small overflow room never leaves the stage emptier than it would
+//! be alone.
+//! The event's listeners are those of all its rooms.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Write as _;
@@ -746,32 +749,7 @@ impl World {
             self.rooms[cur].join_requests += fresh + back;
             self.fail(cur, FailReason::RoomDown, fresh, back);
         } else {
-            let (mut fresh, mut back) = (fresh, back);
-            for (k, &i) in live.iter().enumerate() {
-                let (f, b) = if k + 1 == live.len() {
-                    (fresh, back)
-                } else {
-                    // The router sends a room what it has space for and
-                    // what its join service takes; the rest goes on.
-                    let r = &self.rooms[i];
-                    let rate = if r.waiting_room {
-                        (r.admission_rate as f64 * WAITING_ROOM_PACE).floor() as u64
-                    } else {
-                        r.admission_rate
-                    };
-                    let fill = (r.capacity as f64 * ROUTER_FILL) as u64;
-                    let space = r.limit().min(fill).saturating_sub(r.listeners + r.waiting);
-                    let all = fresh + back;
-                    let take = all.min(space).min(rate);
-                    let b = if all == 0 {
-                        0
-                    } else {
-                        (take as u128 * back as u128 / all as u128) as u64
-                    };
-                    (take - b, b)
-                };
-                fresh -= f;
-                back -= b;
+            for (i, (f, b)) in self.route(&live, fresh, back) {
                 self.rooms[i].join_requests += f + b;
                 loads[i] = self.admit(i, f, b);
             }
@@ -786,6 +764,63 @@ impl World {
             self.event.peak = now;
             self.event.peak_at = Some(t);
         }
+    }
+
+    /// Shares this tick's joins (`fresh`, `back`) among the event's `live`
+    /// rooms, the stage first. The router sends a room no more than its
+    /// join service takes. It first fills each room, in order, only to
+    /// [`ROUTER_FILL`] of its capacity (a full room's latency is past the
+    /// knee), then each up to its limit in reverse order, so the stage is
+    /// the last to be filled to the brim and an overflow room too small
+    /// for the excess never leaves the stage emptier than it would be
+    /// alone. What no room has space for goes to the last room, to fail,
+    /// queue or wait there; so a lone room gets every join, as without a
+    /// router.
+    fn route(&self, live: &[usize], fresh: u64, back: u64) -> Vec<(usize, (u64, u64))> {
+        let all = fresh + back;
+        let n = live.len();
+        let mut alloc = vec![0u64; n];
+        let mut left = all;
+        let order: Vec<(usize, bool)> = (0..n)
+            .map(|k| (k, true))
+            .chain((0..n).rev().map(|k| (k, false)))
+            .collect();
+        for (k, soft) in order {
+            let r = &self.rooms[live[k]];
+            let rate = if r.waiting_room {
+                (r.admission_rate as f64 * WAITING_ROOM_PACE).floor() as u64
+            } else {
+                r.admission_rate
+            };
+            let limit = if soft {
+                r.limit().min((r.capacity as f64 * ROUTER_FILL) as u64)
+            } else {
+                r.limit()
+            };
+            let space = limit.saturating_sub(r.listeners + r.waiting + alloc[k]);
+            let take = left.min(space).min(rate.saturating_sub(alloc[k]));
+            alloc[k] += take;
+            left -= take;
+        }
+        alloc[n - 1] += left;
+        // Returning clients in proportion; the last room gets what is left
+        // of each, so nobody is lost to rounding.
+        let (mut f_left, mut b_left) = (fresh, back);
+        let mut out = Vec::with_capacity(n);
+        for (k, &i) in live[..n - 1].iter().enumerate() {
+            let b = if all == 0 {
+                0
+            } else {
+                (alloc[k] as u128 * back as u128 / all as u128) as u64
+            }
+            .min(b_left);
+            let f = (alloc[k] - b).min(f_left);
+            f_left -= f;
+            b_left -= b;
+            out.push((i, (f, b)));
+        }
+        out.push((live[n - 1], (f_left, b_left)));
+        out
     }
 
     /// Admits what the room can take this tick; returns the load on its
@@ -2323,6 +2358,41 @@ mod tests {
             "live_event_listeners{{event=\"launch\"}} {}",
             s.event.listeners
         )));
+    }
+
+    /// An overflow room too small for the excess must not leave the stage
+    /// emptier than it would be alone: once the overflow room is full the
+    /// stage fills past the router's 85% up to its own limit.
+    #[test]
+    fn a_small_overflow_room_never_holds_fewer_than_the_stage_alone() {
+        let mut sc = Scenario::builtin();
+        let co = sc.accounts.iter_mut().find(|a| a.id == "cohost").unwrap();
+        co.max_room_capacity = 50_000;
+        let mut split = World::new(&sc, 42);
+        let mut alone = World::new(&sc, 42);
+        for w in [&mut split, &mut alone] {
+            w.advance_to(et(w, 18, 3));
+            w.set_cap("main", Some(494_000)).unwrap();
+        }
+        let room = split.create_room("cohost", None, None, None).unwrap().id;
+        split.add_overflow("launch", &room).unwrap();
+        split.set_cap(&room, Some(47_500)).unwrap();
+        for w in [&mut split, &mut alone] {
+            w.advance_to(et(w, 18, 30));
+        }
+        let (s, a) = (split.snapshot(), alone.snapshot());
+        assert!(!s.event.crashed && !a.event.crashed);
+        assert!(
+            s.rooms[0].listeners > 480_000,
+            "stage {}",
+            s.rooms[0].listeners
+        );
+        assert!(
+            s.event.listeners > a.event.listeners,
+            "split {} vs alone {}",
+            s.event.listeners,
+            a.event.listeners
+        );
     }
 
     fn host(s: &StateSnapshot) -> SpeakerSnapshot {
