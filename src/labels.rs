@@ -213,20 +213,14 @@ impl Labels {
     /// alert identity in the store and in chat. Stable across processes and
     /// releases, unlike `std`'s randomly seeded hasher.
     pub fn fingerprint(&self) -> u64 {
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        let mut eat = |bytes: &[u8]| {
-            for b in bytes {
-                h ^= u64::from(*b);
-                h = h.wrapping_mul(0x0000_0100_0000_01b3);
-            }
-        };
+        let mut h = Fnv::new();
         for (k, v) in self.iter() {
-            eat(k.as_bytes());
-            eat(&[0xff]);
-            eat(v.as_bytes());
-            eat(&[0xfe]);
+            h.eat(k.as_bytes());
+            h.eat(&[0xff]);
+            h.eat(v.as_bytes());
+            h.eat(&[0xfe]);
         }
-        h
+        h.finish()
     }
 }
 
@@ -320,9 +314,60 @@ impl fmt::Display for Labels {
     }
 }
 
+/// FNV-1a, 64-bit: stable across builds, processes and platforms, unlike
+/// `std`'s randomly seeded hasher, so what is derived from it (alert
+/// fingerprints, runbook digests, silence ids, scrape slots, idempotency
+/// fingerprints) can be stored and compared later. The one copy in the
+/// crate.
+#[derive(Clone, Copy, Debug)]
+pub struct Fnv(u64);
+
+impl Fnv {
+    pub const fn new() -> Fnv {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+
+    pub fn eat(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+
+    pub fn finish(self) -> u64 {
+        self.0
+    }
+}
+
+impl Default for Fnv {
+    fn default() -> Fnv {
+        Fnv::new()
+    }
+}
+
+/// FNV-1a of `bytes` ([`Fnv`]).
+pub fn fnv(bytes: &[u8]) -> u64 {
+    let mut h = Fnv::new();
+    h.eat(bytes);
+    h.finish()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Fingerprints, digests and silence ids are stored: the hash must
+    /// never change. Published FNV-1a 64 test vectors, and the same value
+    /// fed in pieces.
+    #[test]
+    fn fnv_is_fnv_1a_64_and_pinned() {
+        assert_eq!(fnv(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv(b"a"), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(fnv(b"foobar"), 0x8594_4171_f739_67e8);
+        let mut h = Fnv::new();
+        h.eat(b"foo");
+        h.eat(b"bar");
+        assert_eq!(h.finish(), fnv(b"foobar"));
+    }
 
     #[test]
     fn empty_value_removes_label() {

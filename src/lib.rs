@@ -17,7 +17,9 @@
 //! - [`clock`]: real or scaled time; model code takes `now` instead.
 //! - [`diag`]: located diagnostics (`file:line:col: field: message`).
 //! - [`duration`]: Prometheus-style durations.
-//! - [`labels`]: label sets and fingerprints.
+//! - [`labels`]: label sets, fingerprints and the crate's one stable hash
+//!   (FNV-1a).
+//! - [`human`]: numbers and durations as people read them.
 //! - [`limits`]: bounds on outside data (pushed alerts, rendered PromQL).
 //! - [`matchers`]: Alertmanager label matchers.
 //! - [`roles`]: viewer, responder, commander: what a person may do.
@@ -105,6 +107,7 @@ pub mod dispatch;
 pub mod duration;
 pub mod embedded;
 pub mod executor;
+pub mod human;
 pub mod incident;
 pub mod labels;
 pub mod limits;

@@ -74,7 +74,7 @@ impl Silence {
 /// The id of the silence a runbook step makes, from the step's idempotency
 /// key: the same step, repeated after a restart, names the same silence.
 pub fn id_for_key(key: &str) -> String {
-    format!("k{:016x}", crate::runbook::fnv(key.as_bytes()))
+    format!("k{:016x}", crate::labels::fnv(key.as_bytes()))
 }
 
 pub fn matchers_text(matchers: &[Matcher]) -> String {

@@ -410,34 +410,7 @@ pub(crate) fn run_line(r: &CardRun) -> String {
     s
 }
 
-/// Values as people read them: integers without a fraction, others with
-/// three significant digits, thousands separated.
-pub fn human_value(v: f64) -> String {
-    if !v.is_finite() {
-        return v.to_string();
-    }
-    if v.fract() == 0.0 && v.abs() < 1e15 {
-        let digits = format!("{}", v.abs() as u64);
-        let mut out = String::new();
-        for (i, c) in digits.chars().enumerate() {
-            if i > 0 && (digits.len() - i) % 3 == 0 {
-                out.push(',');
-            }
-            out.push(c);
-        }
-        return if v < 0.0 { format!("-{out}") } else { out };
-    }
-    let mag = v.abs();
-    if mag >= 100.0 {
-        format!("{v:.0}")
-    } else if mag >= 10.0 {
-        format!("{v:.1}")
-    } else if mag >= 0.01 {
-        format!("{v:.2}")
-    } else {
-        format!("{v:.3e}")
-    }
-}
+pub use crate::human::value as human_value;
 
 #[cfg(test)]
 mod tests {
@@ -602,16 +575,5 @@ mod tests {
         small.firing(alert("Breach", "main"), 1);
         assert_eq!(small.posted(), small);
         assert!(!serde_json::to_string(&small).unwrap().contains("more_"));
-    }
-
-    #[test]
-    fn values_read_like_people_write_them() {
-        assert_eq!(human_value(612_345.0), "612,345");
-        assert_eq!(human_value(-1_000.0), "-1,000");
-        assert_eq!(human_value(0.853), "0.85");
-        assert_eq!(human_value(12.345), "12.3");
-        assert_eq!(human_value(1234.4), "1234");
-        assert_eq!(human_value(0.0001234), "1.234e-4");
-        assert_eq!(human_value(f64::NAN), "NaN");
     }
 }

@@ -4,7 +4,7 @@
 //! the evidence, so a NO-GO can be argued with.
 
 use super::{Cmp, Outcome};
-use crate::chat::card::human_value;
+use crate::human::value as human_value;
 
 /// Every value a `query` check measured, by the labels of its series.
 pub fn query(values: &[(String, f64)], op: Cmp, threshold: f64) -> (Outcome, String) {

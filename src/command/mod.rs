@@ -490,17 +490,7 @@ fn count_command(name: &str, outcome: &str) {
     crate::metrics::get().commands.with(&[name, outcome]).inc();
 }
 
-/// A duration as people read it: `45s`, `4m12s`, `2h05m`.
-pub fn age(ms: Millis) -> String {
-    let s = ms.max(0) / 1000;
-    if s < 60 {
-        format!("{s}s")
-    } else if s < 3600 {
-        format!("{}m{:02}s", s / 60, s % 60)
-    } else {
-        format!("{}h{:02}m", s / 3600, (s % 3600) / 60)
-    }
-}
+pub use crate::human::span as age;
 
 #[cfg(test)]
 pub(crate) mod testing {
@@ -691,13 +681,5 @@ mod tests {
         let r = actor_for(&closed, "U1", "alice", &[]).unwrap_err();
         assert!(r.text.contains("no firebreak role"), "{}", r.text);
         assert_eq!(Actor::console().role, Role::Commander);
-    }
-
-    #[test]
-    fn ages_read_naturally() {
-        assert_eq!(age(45_000), "45s");
-        assert_eq!(age(252_000), "4m12s");
-        assert_eq!(age(7_500_000), "2h05m");
-        assert_eq!(age(-5), "0s");
     }
 }

@@ -11,10 +11,11 @@ use std::sync::Arc;
 
 use serde_json::Value as Json;
 
-use super::{Runbook, Step, coerce, fnv};
+use super::{Runbook, Step, coerce};
 use crate::diag::{Diagnostic, Diagnostics, did_you_mean, one_of};
 use crate::executor::actions::is_template;
 use crate::executor::actions::runbook::callee;
+use crate::labels::fnv;
 
 /// One `runbook` step, where it is written.
 struct Call<'a> {

@@ -926,7 +926,7 @@ pub fn parse_runbook(file: &str, text: &str, env: &CheckEnv) -> Result<Runbook, 
         expected_duration,
         steps,
         verify,
-        digest: format!("{:016x}", fnv(text.as_bytes())),
+        digest: format!("{:016x}", crate::labels::fnv(text.as_bytes())),
         callees: BTreeMap::new(),
         warnings: Diagnostics::new(),
     };
@@ -940,14 +940,6 @@ pub fn parse_runbook(file: &str, text: &str, env: &CheckEnv) -> Result<Runbook, 
         all.extend(c.c.warnings);
         Err(all)
     }
-}
-
-/// FNV-1a: stable across builds and platforms, unlike std's hasher, so
-/// what is derived from it can be stored.
-pub(crate) fn fnv(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
 }
 
 fn check_id<'r>(c: &mut Check, id: &'r Sp<String>, field: &str, seen: &mut BTreeSet<&'r str>) {

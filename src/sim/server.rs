@@ -626,7 +626,7 @@ impl IdemStore {
 
 /// FNV-1a over method, path and body: what "the same request" means.
 fn fingerprint(method: &Method, uri: &Uri, body: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut h = crate::labels::Fnv::new();
     for part in [
         method.as_str().as_bytes(),
         &[0],
@@ -634,12 +634,9 @@ fn fingerprint(method: &Method, uri: &Uri, body: &[u8]) -> u64 {
         &[0],
         body,
     ] {
-        for b in part {
-            h ^= u64::from(*b);
-            h = h.wrapping_mul(0x0000_0100_0000_01b3);
-        }
+        h.eat(part);
     }
-    h
+    h.finish()
 }
 
 impl Sim {

@@ -43,17 +43,11 @@ pub fn scrape_offset(target: &ScrapeTarget) -> Millis {
     }
     // FNV-1a: std's hasher is randomly seeded per process, and a target
     // should keep its slot across restarts.
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    let bytes = target
-        .name
-        .bytes()
-        .chain([0xff])
-        .chain(target.url.as_str().bytes());
-    for b in bytes {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    (h % interval as u64) as Millis
+    let mut h = crate::labels::Fnv::new();
+    h.eat(target.name.as_bytes());
+    h.eat(&[0xff]);
+    h.eat(target.url.as_str().as_bytes());
+    (h.finish() % interval as u64) as Millis
 }
 
 /// The first instant at or after `now` that lies `offset` past a multiple
