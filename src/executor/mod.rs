@@ -45,8 +45,8 @@ use tokio_util::task::TaskTracker;
 
 use crate::chat::{ChatMessage, Kind};
 use crate::clock::Millis;
-pub use crate::dispatch::AlertCtx;
 use crate::roles::Role;
+pub use crate::runbook::AlertCtx;
 use crate::runbook::template::Templates;
 use crate::runbook::{Approval, Guard, OnFailure, OnTimeout, Runbook, Step, VerifyFailure};
 use crate::store::{RunRecord, StepEnd, StepRecord, Store};

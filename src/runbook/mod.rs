@@ -35,11 +35,14 @@
 //!   anything is tried again while its alert still fires (see
 //!   [`crate::dispatch`], rule 5).
 
+pub mod alert;
 pub mod calls;
 pub mod literals;
 pub mod plan;
 pub mod template;
 pub mod unittest;
+
+pub use alert::AlertCtx;
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -17,13 +17,13 @@ use std::fmt;
 use serde::Deserialize;
 use serde_json::{Map, Value as Json, json};
 
+use super::AlertCtx;
 use super::template::{Lang, Templates, encode_segment};
 use super::{
     Approval, Budget, OnFailure, OnTimeout, RetryPolicy, Runbook, Step, VerifyFailure, coerce,
 };
 use crate::clock::Millis;
 use crate::diag::{did_you_mean, one_of};
-use crate::dispatch::AlertCtx;
 use crate::duration::PromDuration;
 use crate::labels::Labels;
 
