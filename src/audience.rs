@@ -21,7 +21,6 @@ use tokio_util::sync::CancellationToken;
 
 use crate::chat::{ChatMessage, Kind, Outbox};
 use crate::clock::{Clock, Millis};
-use crate::duration::PromDuration;
 use crate::promql::Value;
 use crate::runbook::template::Templates;
 use crate::watcher::Queries;
@@ -29,63 +28,7 @@ use crate::watcher::Queries;
 /// Requests waiting for the sampler; a full queue drops the newest.
 pub const QUEUE: usize = 16;
 
-/// How often each open incident's audience is measured by default.
-pub const DEFAULT_EVERY: PromDuration = PromDuration::from_secs(15);
-
-/// How long an incident's audience is still measured after it resolved,
-/// by default: what a mitigation saved (or cost) often shows later, when
-/// the room that was left alone would have crashed.
-pub const DEFAULT_FOLLOW_FOR: PromDuration = PromDuration::from_secs(30 * 60);
-
-/// `incidents.audience`.
-#[derive(Clone, Debug, PartialEq)]
-pub struct AudienceConfig {
-    pub every: PromDuration,
-    /// Measured this long after the incident resolved, for the review.
-    pub follow_for: PromDuration,
-    /// Listening now (summed when it gives several series).
-    pub listening: String,
-    /// Listening in rooms in danger now.
-    pub at_risk: Option<String>,
-    /// Listening now had nobody acted, where the platform can say.
-    pub without_us: Option<String>,
-}
-
-impl AudienceConfig {
-    /// For the simulator (the demo, rehearsals, `run` against `sim`):
-    /// the event's listeners, those in rooms past 90% of their capacity or
-    /// down, and the simulator's untouched twin of the platform.
-    pub fn for_simulator() -> AudienceConfig {
-        AudienceConfig {
-            every: DEFAULT_EVERY,
-            follow_for: DEFAULT_FOLLOW_FOR,
-            listening: r#"sum(live_event_listeners{event="{{ labels.event | promql }}"})"#.into(),
-            at_risk: Some(
-                r#"sum(
-  (live_room_listeners and on(room, account) (live_room_utilisation > 0.9 or live_room_up == 0))
-    and on(room, account) live_event_info{event="{{ labels.event | promql }}"}
-)"#
-                .into(),
-            ),
-            without_us: Some(
-                r#"sum(live_event_counterfactual_listeners{event="{{ labels.event | promql }}"})"#
-                    .into(),
-            ),
-        }
-    }
-}
-
-/// Whether `src` is a template that renders PromQL: its Jinja must parse,
-/// and where it has no template at all, so must its PromQL.
-pub fn check_query(src: &str) -> Result<(), String> {
-    Templates::new()
-        .check(src)
-        .map_err(|e| format!("template: {}", e.message))?;
-    if !src.contains("{{") && !src.contains("{%") {
-        crate::promql::parse(src).map_err(|e| format!("invalid PromQL: {e}"))?;
-    }
-    Ok(())
-}
+pub use crate::config::{AudienceConfig, DEFAULT_EVERY, DEFAULT_FOLLOW_FOR, check_query};
 
 /// One incident to measure.
 #[derive(Clone, Debug, PartialEq)]

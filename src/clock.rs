@@ -14,8 +14,7 @@ use std::time::Duration;
 
 use tokio::sync::oneshot;
 
-/// Milliseconds since the Unix epoch.
-pub type Millis = i64;
+pub use crate::duration::Millis;
 
 #[derive(Clone, Debug)]
 pub struct Clock(Arc<Inner>);

@@ -36,7 +36,7 @@ pub struct Config {
     pub incident_group_by: Vec<String>,
     /// How each open incident's audience is measured (`incidents.audience`);
     /// `None`: cards show no audience.
-    pub audience: Option<crate::audience::AudienceConfig>,
+    pub audience: Option<AudienceConfig>,
     /// The bot's own HTTP server (`server`).
     pub server: ServerConfig,
 }
@@ -74,7 +74,7 @@ impl Default for ServerConfig {
 #[derive(Clone, Debug, PartialEq)]
 pub struct ScrapeTarget {
     pub name: String,
-    pub url: reqwest::Url,
+    pub url: url::Url,
     pub interval: PromDuration,
     pub timeout: PromDuration,
     pub labels: Labels,
@@ -82,7 +82,7 @@ pub struct ScrapeTarget {
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct RemoteSource {
-    pub url: reqwest::Url,
+    pub url: url::Url,
     pub timeout: PromDuration,
     pub retries: u32,
 }
@@ -90,7 +90,7 @@ pub struct RemoteSource {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Target {
     pub name: String,
-    pub url: reqwest::Url,
+    pub url: url::Url,
     pub timeout: PromDuration,
     /// Name of a secret sent as `Authorization: Bearer <secret>`.
     pub bearer_secret: Option<String>,
@@ -131,7 +131,7 @@ pub struct SlackConfig {
     /// instead, for a bot without a public URL.
     pub app_token_secret: Option<String>,
     /// The Web API base; tests point it at a local fake.
-    pub api_url: reqwest::Url,
+    pub api_url: url::Url,
     /// How long one Web API request may take.
     pub timeout: PromDuration,
     /// The hosts a request's `response_url` may name (host names, or `*.`
@@ -152,8 +152,7 @@ impl Config {
     /// empty sources and targets instead, so production never points at a
     /// simulator by accident.
     pub fn for_simulator(addr: &str) -> Config {
-        let base =
-            reqwest::Url::parse(&format!("http://{addr}/")).expect("socket address makes a URL");
+        let base = url::Url::parse(&format!("http://{addr}/")).expect("socket address makes a URL");
         let mut c = Config::default();
         c.scrape.push(ScrapeTarget {
             name: "sim".into(),
@@ -174,7 +173,7 @@ impl Config {
             },
         );
         c.chat.channel = "#live-incidents".into();
-        c.audience = Some(crate::audience::AudienceConfig::for_simulator());
+        c.audience = Some(AudienceConfig::for_simulator());
         c
     }
 }
@@ -366,11 +365,11 @@ struct RawAudience {
 
 /// `incidents.audience`: PromQL templates over the incident's `group_by`
 /// labels (`labels.event`), checked as far as they can be before a run.
-fn audience(c: &mut Collector<'_>, raw: &Sp<RawAudience>) -> crate::audience::AudienceConfig {
+fn audience(c: &mut Collector<'_>, raw: &Sp<RawAudience>) -> AudienceConfig {
     let mut query = |v: &Option<Sp<String>>, field: &str| -> Option<String> {
         let sp = v.as_ref()?;
         let field = format!("incidents.audience.{field}");
-        if let Err(e) = crate::audience::check_query(&sp.value) {
+        if let Err(e) = check_query(&sp.value) {
             c.err(Pos::of(sp), &field, e);
         }
         for w in crate::runbook::template::promql_string_warnings(&sp.value) {
@@ -388,16 +387,16 @@ fn audience(c: &mut Collector<'_>, raw: &Sp<RawAudience>) -> crate::audience::Au
             "is needed: the other figures are read beside it",
         );
     }
-    crate::audience::AudienceConfig {
+    AudienceConfig {
         every: c.positive_duration(
             raw.value.every.as_ref(),
             "incidents.audience.every",
-            crate::audience::DEFAULT_EVERY,
+            DEFAULT_EVERY,
         ),
         follow_for: c.duration(
             raw.value.follow_for.as_ref(),
             "incidents.audience.follow_for",
-            crate::audience::DEFAULT_FOLLOW_FOR,
+            DEFAULT_FOLLOW_FOR,
         ),
         listening: listening.unwrap_or_default(),
         at_risk,
@@ -407,12 +406,12 @@ fn audience(c: &mut Collector<'_>, raw: &Sp<RawAudience>) -> crate::audience::Au
 
 /// Config-specific checks on top of the shared collector.
 trait ConfigChecks {
-    fn url(&mut self, sp: &Sp<String>, field: &str) -> Option<reqwest::Url>;
+    fn url(&mut self, sp: &Sp<String>, field: &str) -> Option<url::Url>;
 }
 
 impl ConfigChecks for Collector<'_> {
-    fn url(&mut self, sp: &Sp<String>, field: &str) -> Option<reqwest::Url> {
-        match reqwest::Url::parse(&sp.value) {
+    fn url(&mut self, sp: &Sp<String>, field: &str) -> Option<url::Url> {
+        match url::Url::parse(&sp.value) {
             Ok(u) if matches!(u.scheme(), "http" | "https") => Some(u),
             Ok(u) => {
                 self.err(
@@ -717,14 +716,11 @@ fn slack_config(
         PromDuration::from_secs(10),
     );
     let api_url = match &r.api_url {
-        None => Some(reqwest::Url::parse(SLACK_API_URL).expect("static URL")),
+        None => Some(url::Url::parse(SLACK_API_URL).expect("static URL")),
         Some(sp) => c.url(sp, "chat.slack.api_url"),
     };
     let response_hosts = match &r.response_hosts {
-        None => crate::chat::slack_inbound::SLACK_RESPONSE_HOSTS
-            .iter()
-            .map(|h| h.to_string())
-            .collect(),
+        None => SLACK_RESPONSE_HOSTS.iter().map(|h| h.to_string()).collect(),
         Some(sp) => {
             if sp.value.is_empty() {
                 c.err(
@@ -733,11 +729,7 @@ fn slack_config(
                     "is empty, so no answer could ever be posted after its acknowledgement; leave it out for Slack's own hosts",
                 );
             }
-            for h in sp
-                .value
-                .iter()
-                .filter(|h| !crate::chat::slack_inbound::ResponseHosts::is_pattern(h))
-            {
+            for h in sp.value.iter().filter(|h| !ResponseHosts::is_pattern(h)) {
                 c.err(
                     Pos::of(sp),
                     "chat.slack.response_hosts",
@@ -816,27 +808,154 @@ fn roles(c: &mut Collector<'_>, raw: Option<&Sp<RawRoles>>) -> RoleMap {
     map
 }
 
-/// Reads a secret's value. Secrets are resolved only when a step needs
-/// them and are never logged or rendered into chat.
-/// The value of the secret called `name` under `secrets:`.
-pub fn secret_named(
-    secrets: &BTreeMap<String, SecretSource>,
-    name: &str,
-) -> Result<String, String> {
-    let src = secrets
-        .get(name)
-        .ok_or_else(|| format!("no secret named {name:?}"))?;
-    resolve_secret(src)
+/// How often each open incident's audience is measured by default.
+pub const DEFAULT_EVERY: PromDuration = PromDuration::from_secs(15);
+
+/// How long an incident's audience is still measured after it resolved,
+/// by default: what a mitigation saved (or cost) often shows later, when
+/// the room that was left alone would have crashed.
+pub const DEFAULT_FOLLOW_FOR: PromDuration = PromDuration::from_secs(30 * 60);
+
+/// `incidents.audience`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AudienceConfig {
+    pub every: PromDuration,
+    /// Measured this long after the incident resolved, for the review.
+    pub follow_for: PromDuration,
+    /// Listening now (summed when it gives several series).
+    pub listening: String,
+    /// Listening in rooms in danger now.
+    pub at_risk: Option<String>,
+    /// Listening now had nobody acted, where the platform can say.
+    pub without_us: Option<String>,
 }
 
-pub fn resolve_secret(src: &SecretSource) -> Result<String, String> {
-    match src {
-        SecretSource::Env(var) => {
-            std::env::var(var).map_err(|_| format!("environment variable {var} is not set"))
+impl AudienceConfig {
+    /// For the simulator (the demo, rehearsals, `run` against `sim`):
+    /// the event's listeners, those in rooms past 90% of their capacity or
+    /// down, and the simulator's untouched twin of the platform.
+    pub fn for_simulator() -> AudienceConfig {
+        AudienceConfig {
+            every: DEFAULT_EVERY,
+            follow_for: DEFAULT_FOLLOW_FOR,
+            listening: r#"sum(live_event_listeners{event="{{ labels.event | promql }}"})"#.into(),
+            at_risk: Some(
+                r#"sum(
+  (live_room_listeners and on(room, account) (live_room_utilisation > 0.9 or live_room_up == 0))
+    and on(room, account) live_event_info{event="{{ labels.event | promql }}"}
+)"#
+                .into(),
+            ),
+            without_us: Some(
+                r#"sum(live_event_counterfactual_listeners{event="{{ labels.event | promql }}"})"#
+                    .into(),
+            ),
         }
-        SecretSource::File(path) => std::fs::read_to_string(path)
-            .map(|s| s.trim_end_matches(['\n', '\r']).to_owned())
-            .map_err(|e| format!("cannot read secret file {path}: {e}")),
+    }
+}
+
+/// Whether `src` is a template that renders PromQL: its Jinja must parse,
+/// and where it has no template at all, so must its PromQL.
+pub fn check_query(src: &str) -> Result<(), String> {
+    crate::runbook::template::Templates::new()
+        .check(src)
+        .map_err(|e| format!("template: {}", e.message))?;
+    if !src.contains("{{") && !src.contains("{%") {
+        crate::promql::parse(src).map_err(|e| format!("invalid PromQL: {e}"))?;
+    }
+    Ok(())
+}
+
+/// The hosts Slack's `response_url`s are on, unless `chat.slack.
+/// response_hosts` says otherwise.
+pub const SLACK_RESPONSE_HOSTS: [&str; 2] = ["hooks.slack.com", "*.slack.com"];
+
+/// Where a `response_url` may point: a request names it, and the bot
+/// posts its answer there, so a URL anywhere else would have the bot send
+/// what it says (and requests from inside its network) wherever the
+/// request asked. Over `https` only, except to a loopback address, where a
+/// local fake Slack listens in tests; no user name or password in it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResponseHosts {
+    /// Host names, or `*.` and a domain for any host under it.
+    patterns: Vec<String>,
+}
+
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum BadResponseUrl {
+    #[error("not a URL: {0}")]
+    Unparsable(String),
+    #[error("scheme {0:?}; answers go over https")]
+    Scheme(String),
+    #[error("it carries a user name or password")]
+    Credentials,
+    #[error("host {0:?} is not one of chat.slack.response_hosts ({1})")]
+    Host(String, String),
+}
+
+impl Default for ResponseHosts {
+    fn default() -> Self {
+        ResponseHosts::new(SLACK_RESPONSE_HOSTS.iter().map(|h| h.to_string()))
+    }
+}
+
+impl ResponseHosts {
+    pub fn new(patterns: impl IntoIterator<Item = String>) -> ResponseHosts {
+        ResponseHosts {
+            patterns: patterns
+                .into_iter()
+                .map(|p| p.to_ascii_lowercase())
+                .collect(),
+        }
+    }
+
+    /// Whether `pattern` is one this takes: a host name or address, or
+    /// `*.` and a domain; no scheme, port or path.
+    pub fn is_pattern(pattern: &str) -> bool {
+        let host = pattern.strip_prefix("*.").unwrap_or(pattern);
+        !host.is_empty()
+            && host
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
+            && !host.starts_with('.')
+            && !host.ends_with('.')
+    }
+
+    /// The URL to post to, if `url` may be posted to.
+    pub fn check(&self, url: &str) -> Result<url::Url, BadResponseUrl> {
+        let u = url::Url::parse(url).map_err(|e| BadResponseUrl::Unparsable(e.to_string()))?;
+        if !matches!(u.scheme(), "https" | "http") {
+            return Err(BadResponseUrl::Scheme(u.scheme().to_owned()));
+        }
+        if !u.username().is_empty() || u.password().is_some() {
+            return Err(BadResponseUrl::Credentials);
+        }
+        // The host as the URL parser reads it, not as the text looks:
+        // `https://hooks.slack.com@evil.example/` is evil.example's.
+        let Some(host) = u.host_str().map(str::to_ascii_lowercase) else {
+            return Err(BadResponseUrl::Unparsable("no host".into()));
+        };
+        let loopback = host == "localhost"
+            || host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
+        match u.scheme() {
+            "https" => {}
+            "http" if loopback => {}
+            other => return Err(BadResponseUrl::Scheme(other.to_owned())),
+        }
+        let allowed = self.patterns.iter().any(|p| match p.strip_prefix("*.") {
+            Some(domain) => host
+                .strip_suffix(domain)
+                .is_some_and(|sub| sub.len() > 1 && sub.ends_with('.')),
+            None => *p == host,
+        });
+        if !allowed {
+            return Err(BadResponseUrl::Host(host, self.patterns.join(", ")));
+        }
+        Ok(u)
     }
 }
 
@@ -1165,15 +1284,5 @@ server:
             "{e}"
         );
         assert!(!e.contains("U012ABC"), "an id is fine: {e}");
-    }
-
-    #[test]
-    fn secrets_resolve_from_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("tok");
-        std::fs::write(&p, "s3cret\n").unwrap();
-        let v = resolve_secret(&SecretSource::File(p.display().to_string())).unwrap();
-        assert_eq!(v, "s3cret");
-        assert!(resolve_secret(&SecretSource::Env("FIREBREAK_SURELY_UNSET_VAR".into())).is_err());
     }
 }

@@ -20,9 +20,10 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::chat::card::{self, Card, CardAlert, CardRun, Status as CardStatus};
-use crate::chat::{ChatMessage, Kind, Outbox};
+use crate::chat::{BoxFut, ChatMessage, Kind, Outbox};
 use crate::clock::{Clock, Millis};
 use crate::dispatch::{AfterRun, AlertCtx, Decision, Dispatcher, Pause, Plan};
+use crate::executor::actions::silence::{Ask, Granted, SilenceError, Silencer};
 use crate::executor::{Executor, Outcome, RunFinished, RunProgress, RunRequest, Verdict, Waiting};
 use crate::matchers::Matcher;
 use crate::roles::{Role, Who};
@@ -38,6 +39,30 @@ pub const OUTSIDE_INCIDENTS: &str = "outside-incidents";
 /// Expired silences are forgotten in memory this long after they end (they
 /// stay in the store).
 const SILENCE_MEMORY_MS: Millis = 24 * 3600 * 1000;
+
+/// The control loop owns silences; a `silence` step asks it through its
+/// queue, as a person's command would.
+impl Silencer for mpsc::Sender<Command> {
+    fn silence(&self, ask: Ask) -> BoxFut<'_, Result<Granted, SilenceError>> {
+        Box::pin(async move {
+            let (reply, answer) = oneshot::channel();
+            let cmd = Command::Silence {
+                matchers: ask.matchers,
+                duration_ms: ask.duration_ms,
+                by: ask.by,
+                comment: ask.comment,
+                key: Some(ask.key),
+                reply,
+            };
+            self.send(cmd).await.map_err(|_| SilenceError::Stopped)?;
+            let (id, ends_at) = answer
+                .await
+                .map_err(|_| SilenceError::Stopped)?
+                .map_err(SilenceError::Refused)?;
+            Ok(Granted { id, ends_at })
+        })
+    }
+}
 
 /// A command from a person, already parsed and authorised. A `by: String`
 /// is the person as records show them, name and user id together
@@ -1704,7 +1729,7 @@ mod silence_tests {
             clock: clock.clone(),
             channel: "#c".into(),
             queries: None,
-            control: None,
+            silencer: None,
         }
     }
 
@@ -1715,8 +1740,7 @@ mod silence_tests {
         let (finished, _) = mpsc::channel(16);
         let executor = Executor::new(env, store.clone(), CancellationToken::new(), finished);
         let rb =
-            crate::runbook::parse_runbook("r.yaml", RUNBOOK, &crate::runbook::CheckEnv::default())
-                .unwrap();
+            crate::runbook::parse_runbook("r.yaml", RUNBOOK, &crate::load::check_env([])).unwrap();
         Control::new(
             Dispatcher::new(vec![std::sync::Arc::new(rb)], None),
             executor,
@@ -2175,8 +2199,7 @@ steps:
         let executor = Executor::new(env, store.clone(), CancellationToken::new(), finished_tx)
             .with_progress(progress_tx);
         let rb =
-            crate::runbook::parse_runbook("r.yaml", RUNBOOK, &crate::runbook::CheckEnv::default())
-                .unwrap();
+            crate::runbook::parse_runbook("r.yaml", RUNBOOK, &crate::load::check_env([])).unwrap();
         let control = Control::new(
             Dispatcher::new(vec![std::sync::Arc::new(rb)], None),
             executor.clone(),
@@ -2368,9 +2391,7 @@ steps:
         );
         let (finished_tx, finished_rx) = mpsc::channel(16);
         let executor = Executor::new(env, store.clone(), CancellationToken::new(), finished_tx);
-        let check = crate::runbook::CheckEnv {
-            targets: ["api".to_owned()].into(),
-        };
+        let check = crate::load::check_env(["api".to_owned()]);
         let rb = crate::runbook::parse_runbook("r.yaml", text, &check).unwrap();
         let control = Control::new(
             Dispatcher::new(vec![Arc::new(rb)], None),

@@ -103,9 +103,9 @@ async fn inbound(
     shutdown: &CancellationToken,
 ) -> anyhow::Result<Option<std::net::SocketAddr>> {
     use crate::chat::slack::Slack;
-    use crate::chat::slack_inbound::{Groups, Inbound, ResponseHosts};
+    use crate::inbound::slack::{Groups, Inbound, ResponseHosts};
     let secret = |name: &str, field: &str| -> anyhow::Result<String> {
-        crate::config::secret_named(&config.secrets, name)
+        crate::secrets::secret_named(&config.secrets, name)
             .map_err(|e| anyhow::anyhow!("{field}: {e}"))
     };
     let mut slack_routes = axum::Router::new();
@@ -131,11 +131,11 @@ async fn inbound(
             .with_response_hosts(ResponseHosts::new(cfg.response_hosts.clone())),
         );
         if signing.is_some() {
-            slack_routes = crate::chat::slack_inbound::routes(inbound.clone());
+            slack_routes = crate::inbound::slack::routes(inbound.clone());
         }
         if let Some(name) = &cfg.app_token_secret {
             let token = secret(name, "chat.slack.app_token_secret")?;
-            tracker.spawn(crate::chat::slack_socket::run(
+            tracker.spawn(crate::inbound::socket::run(
                 inbound.clone(),
                 slack,
                 token,
@@ -267,7 +267,7 @@ impl Daemon {
             clock: clock.clone(),
             channel: config.chat.channel.clone(),
             queries: Some(queries.clone()),
-            control: Some(command_tx.clone()),
+            silencer: Some(std::sync::Arc::new(command_tx.clone())),
         };
         // Progress reports are dropped when full (see RunProgress): they
         // only keep cards current.
@@ -407,7 +407,7 @@ impl Daemon {
             clock: clock.clone(),
             token: match &config.server.token_secret {
                 Some(name) => Some(
-                    crate::config::secret_named(&config.secrets, name)
+                    crate::secrets::secret_named(&config.secrets, name)
                         .map_err(|e| anyhow::anyhow!("server.token_secret: {e}"))?,
                 ),
                 None => None,

@@ -44,7 +44,7 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde_json::{Value as Json, json};
 
-use crate::clock::Millis;
+use crate::duration::Millis;
 use crate::duration::PromDuration;
 use crate::runbook::template::Templates;
 use crate::runbook::{Runbook, coerce};
@@ -643,7 +643,7 @@ impl Dispatcher {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runbook::{CheckEnv, parse_runbook};
+    use crate::runbook::parse_runbook;
 
     fn rb() -> Arc<Runbook> {
         let text = r#"kind: runbook
@@ -659,7 +659,7 @@ policy:
 steps:
   - {id: a, action: wait, with: {duration: 1s}}
 "#;
-        Arc::new(parse_runbook("m.yaml", text, &CheckEnv::default()).unwrap())
+        Arc::new(parse_runbook("m.yaml", text, &crate::load::check_env([])).unwrap())
     }
 
     fn alert(event: &str) -> AlertCtx {
@@ -769,7 +769,7 @@ policy:
 steps:
   - {id: a, action: wait, with: {duration: 1s}}
 "#;
-        let rb = Arc::new(parse_runbook("m.yaml", text, &CheckEnv::default()).unwrap());
+        let rb = Arc::new(parse_runbook("m.yaml", text, &crate::load::check_env([])).unwrap());
         let mut d = Dispatcher::new(vec![rb.clone()], None);
         start(&d.on_firing(&alert("launch"), 0));
         d.started("move", "launch", "r1", 0);
@@ -837,7 +837,7 @@ policy:
 steps:
   - {id: a, action: wait, with: {duration: 1s}}
 "#;
-        let cap = Arc::new(parse_runbook("c.yaml", text, &CheckEnv::default()).unwrap());
+        let cap = Arc::new(parse_runbook("c.yaml", text, &crate::load::check_env([])).unwrap());
         let mut d = Dispatcher::new(vec![cap, rb()], None);
         d.pause(Pause {
             by: "alice".into(),
@@ -900,7 +900,7 @@ policy:
   - {{id: a, action: wait, with: {{duration: 1s}}}}
 "#
         );
-        Arc::new(parse_runbook("m.yaml", &text, &CheckEnv::default()).unwrap())
+        Arc::new(parse_runbook("m.yaml", &text, &crate::load::check_env([])).unwrap())
     }
 
     #[test]
@@ -1042,7 +1042,7 @@ policy:
         let text = format!(
             "kind: runbook\nname: {name}\ntrigger:\n  alerts: [{{alertname: Full}}]\npolicy:\n  concurrency_key: x\n{expected}steps:\n  - {{id: a, action: wait, with: {{duration: 1s}}}}\n"
         );
-        Arc::new(parse_runbook("t.yaml", &text, &CheckEnv::default()).unwrap())
+        Arc::new(parse_runbook("t.yaml", &text, &crate::load::check_env([])).unwrap())
     }
 
     fn breaching_in(v: &str) -> AlertCtx {

@@ -4,11 +4,17 @@
 //! the grammar is Prometheus's: one or more `<integer><unit>` pairs, units in
 //! descending order, each at most once; units `ms s m h d w y` (a day is 24h,
 //! a week 7d, a year 365d).
+//!
+//! Also the crate's instant, [`Millis`], so model code can speak of time
+//! without the clock (which sleeps, on tokio).
 
 use std::fmt;
 use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// Milliseconds since the Unix epoch.
+pub type Millis = i64;
 
 const UNITS: [(&str, u64); 7] = [
     ("y", 365 * 24 * 3600 * 1000),

@@ -1,9 +1,9 @@
-//! Numbers and durations as people read them in chat, the terminal, the
+//! Numbers, durations and long names as people read them in chat, the terminal, the
 //! checklist verdicts and the post-incident review. Model: no I/O. One
 //! place, so every surface says "1,250,000" and "4m12s" the same way and
 //! no module imports a chat or command module just to format a number.
 
-use crate::clock::Millis;
+use crate::duration::Millis;
 
 /// Values as people read them: integers without a fraction, others with
 /// three significant digits, thousands separated.
@@ -43,6 +43,18 @@ pub fn span(ms: Millis) -> String {
         format!("{}m{:02}s", s / 60, s % 60)
     } else {
         format!("{}h{:02}m", s / 3600, (s % 3600) / 60)
+    }
+}
+
+/// `s` cut to at most `max` characters, the last an ellipsis when cut.
+pub fn clip(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        None => s.to_owned(),
+        Some(_) => {
+            let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
+            out.push('…');
+            out
+        }
     }
 }
 

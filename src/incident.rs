@@ -11,8 +11,30 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Write as _;
 
-use crate::clock::Millis;
-use crate::store::{AudienceRow, TimelineEntry};
+use serde::Serialize;
+
+use crate::duration::Millis;
+
+/// One line of an incident's timeline.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct TimelineEntry {
+    pub incident: String,
+    pub seq: i64,
+    pub at: Millis,
+    pub kind: String,
+    /// Who did it: `firebreak` for automation, else the person.
+    pub actor: String,
+    pub text: String,
+}
+
+/// One measurement of an incident's audience.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct AudienceRow {
+    pub at: Millis,
+    pub listening: Option<u64>,
+    pub at_risk: Option<u64>,
+    pub without_us: Option<u64>,
+}
 
 /// The actor the bot's own entries carry.
 pub const BOT: &str = "firebreak";

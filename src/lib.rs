@@ -13,80 +13,97 @@
 //!                      store beside it all (SQLite by default, PostgreSQL for HA)
 //! ```
 //!
-//! Shared vocabulary (no I/O):
-//! - [`clock`]: real or scaled time; model code takes `now` instead.
-//! - [`diag`]: located diagnostics (`file:line:col: field: message`).
-//! - [`duration`]: Prometheus-style durations.
-//! - [`labels`]: label sets, fingerprints and the crate's one stable hash
-//!   (FNV-1a).
-//! - [`human`]: numbers and durations as people read them.
-//! - [`limits`]: bounds on outside data (pushed alerts, rendered PromQL).
-//! - [`matchers`]: Alertmanager label matchers.
-//! - [`roles`]: viewer, responder, commander: what a person may do.
+//! The modules come in three layers, and imports only go down them:
+//! edges and tasks import the model, the wiring imports both, and nothing
+//! imports the wiring. No two top-level modules import each other, even
+//! through others, and a module marked `(model)` below names no I/O crate
+//! and imports only the model: `cargo test --test layering` checks both
+//! (`-- --nocapture` prints the import graph).
 //!
-//! The flow, in order:
-//! - [`source`] (I/O): scrape tasks; Prometheus exposition behind one
-//!   parser interface; `source::alertmanager` reads alerts pushed by
-//!   Alertmanager's webhook and Prometheus (model).
-//! - [`watcher`] (task): owns the series store and the rule engine.
+//! ## Model: no I/O, no clock (`now` is an argument)
+//! - [`duration`] (model): Prometheus-style durations, and [`duration::Millis`],
+//!   the crate's instant.
+//! - [`diag`] (model): located diagnostics (`file:line:col: field: message`).
+//! - [`labels`] (model): label sets, fingerprints and the crate's one
+//!   stable hash (FNV-1a).
+//! - [`human`] (model): numbers, durations and long names as people read them.
+//! - [`limits`] (model): bounds on outside data (pushed alerts, rendered PromQL).
+//! - [`matchers`] (model): Alertmanager label matchers.
+//! - [`roles`] (model): viewer, responder, commander: what a person may do.
 //! - [`tsdb`] (model): the in-memory window of samples the rules need.
 //! - [`promql`] (model): evaluates PromQL over the series store.
-//! - [`rules`] (model): Prometheus rule files, alert templates, alert state
-//!   (`rules::pushed` for pushed alerts);
+//! - [`rules`] (model): Prometheus rule files, alert templates, alert state;
+//!   `rules::pushed` turns pushed alerts into the same transitions;
 //!   `rules::unittest` runs promtool-format rule tests (`firebreak test rules`).
-//! - [`command`] (model, I/O only through the control queue and store
-//!   reads): the chat command grammar, one file per command; roles are
-//!   checked here, refusals recorded; `command::console_input` reads
-//!   commands typed at the terminal.
-//! - [`control`] (task): the one owner of run state; alerts, run ends and commands meet here.
-//! - [`audience`] (task): measures each open incident's audience (listening,
-//!   at risk, had nobody acted) for its card and the review.
+//! - [`runbook`] (model): runbook files and their validation, templates,
+//!   runbooks that call runbooks (`runbook::calls`); `runbook::spec` is
+//!   what the model knows of an action (the executor's actions implement
+//!   it); `runbook::plan` says what a run would do (`firebreak plan`);
+//!   `runbook::unittest` is the runbook test format and its comparison.
 //! - [`dispatch`] (model): which runbook starts for which alert, and policy.
 //! - [`silence`] (model): Alertmanager-style silences the control loop consults.
 //! - [`checklist`] (model): pre-event checklists, their validation, what
 //!   each check concludes (`checklist::judge`), a run as it unfolds with
 //!   its sign-offs (`checklist::state`), the GO / NO-GO verdict and how a
 //!   run reads (`checklist::report`).
+//! - [`incident`] (model): the timeline's entries, and one incident read
+//!   from them: time to detect, mitigate and resolve, who did what, the
+//!   post-incident report (`firebreak timeline`).
+//! - [`rehearse`] (model): a scenario's expectations (`expect:`), what one
+//!   rehearsal measured, and the PASS/FAIL verdict with its reasons.
+//! - [`config`] (model): the config file, its defaults and its checks
+//!   (secrets are named here and read by [`secrets`]).
+//!
+//! ## Edges and tasks: the flow, in order
+//! - [`clock`] (I/O): real, scaled or manual time, for the tasks.
+//! - [`source`] (I/O): scrape tasks; Prometheus exposition behind one
+//!   parser interface; `source::alertmanager` reads alerts pushed by
+//!   Alertmanager's webhook and Prometheus.
+//! - [`watcher`] (task): owns the series store and the rule engine.
+//! - [`api`] (I/O): the HTTP API: pushed alerts into the watcher's queue,
+//!   JSON reads, health, `/metrics`.
+//! - [`server`] (I/O): the bot's HTTP listener (`server.listen`).
+//! - [`inbound`] (I/O): what people send from Slack (slash commands,
+//!   buttons, mentions; over HTTP with signatures checked, or Socket
+//!   Mode), turned into commands.
+//! - [`command`] (edge): the chat and CLI command grammar, one file per
+//!   command; roles are checked here and refusals recorded; commands go
+//!   to the control queue; `command::console_input` reads the terminal.
+//! - [`control`] (task): the one owner of run state; alerts, run ends and
+//!   commands meet here. It owns silences, which a `silence` step asks
+//!   for through a narrow trait.
+//! - [`audience`] (task): measures each open incident's audience (listening,
+//!   at risk, had nobody acted) for its card and the review.
 //! - [`preflight`] (I/O): runs checklists: measures each check within its
 //!   time limit (`firebreak check`), and in the daemon owns chat runs,
 //!   sign-offs, schedules and their records (`preflight::task`).
-//! - [`runbook`] (model): runbook files, validation, templates, runbooks
-//!   that call runbooks (`runbook::calls`); `runbook::plan` says what a run
-//!   would do (`firebreak plan`); `runbook::unittest` is the runbook test
-//!   format and its comparison.
-//! - [`executor`] (I/O): runs a runbook's steps through its actions.
+//! - [`executor`] (I/O): runs a runbook's steps through its actions
+//!   (`executor::actions`, one file each, one registry line).
 //! - [`chat`] (I/O at the adapters): messages, the durable outbox (order
 //!   per channel, pacing, retries, threads, storm coalescing), adapters:
 //!   `chat::console` (the terminal) and `chat::slack` (Slack's Web API);
-//!   `chat::card` is the incident card model and `chat::blocks` its Block
-//!   Kit rendering (model); `chat::mrkdwn` encodes outside data for Slack
-//!   and the terminal (model); `chat::signature` checks Slack's request
-//!   signatures (model); `chat::slack_inbound` turns slash commands,
-//!   button clicks and mentions into commands (over HTTP, or over Socket
-//!   Mode with `chat::slack_socket`).
+//!   `chat::card` is the incident card and `chat::blocks` its Block Kit
+//!   rendering; `chat::mrkdwn` encodes outside data for Slack and the
+//!   terminal.
 //! - [`store`] (I/O): runs, steps, alerts, the incident timeline, the outbox.
-//! - [`rehearse`] (model): a scenario's expectations (`expect:`), what one
-//!   rehearsal measured, and the PASS/FAIL verdict with its reasons.
-//! - [`incident`] (model): one incident read from its timeline: time to
-//!   detect, mitigate and resolve, who did what, the post-incident report
-//!   (`firebreak timeline`).
+//! - [`secrets`] (I/O): reads a secret when something needs it.
+//! - [`net`] (I/O): the HTTP client and TLS provider setup.
+//! - [`metrics`] (I/O): the bot's own metrics, one registry per process.
 //!
-//! Putting it together:
-//! - [`config`] (model): the config file and its defaults.
-//! - [`load`]: reads and validates config, rules and runbooks together.
+//! ## Wiring and the CLI's verbs
+//! - [`load`] (I/O): reads and validates config, rules, runbooks and
+//!   checklists together, exactly as a reload does; the one place the
+//!   executor's actions and the embedded scenario's ids are handed to the
+//!   runbook checks.
 //! - [`embedded`]: the shipped rules and runbooks, compiled in.
-//! - [`daemon`] (I/O): wires the flow; what `firebreak run` runs.
 //! - [`reload`] (task): rules, runbooks and checklists reloaded on SIGHUP
 //!   or when their files change; a bad version is refused, loudly.
-//! - [`server`] (I/O): the bot's HTTP listener (`server.listen`).
-//! - [`api`] (I/O, the edge): the HTTP API: pushed alerts into the
-//!   watcher's queue, JSON reads, health, `/metrics`.
-//! - [`metrics`]: the bot's own metrics, one registry per process.
+//! - [`daemon`] (I/O): wires the flow; what `firebreak run` runs.
 //! - [`validate`]: `firebreak validate`, every error with its location.
 //! - [`runbook_tests`] (I/O): `firebreak test runbooks`: runbook tests run by
 //!   the real executor against stub targets, on a manual clock.
-//! - [`demo`]: `firebreak demo`: the simulator plus the daemon, replaying 2023-05-24.
-//! - [`net`]: the HTTP client and TLS provider setup.
+//! - [`demo`]: `firebreak demo`: the simulator plus the daemon, replaying
+//!   2023-05-24; `demo::play` plays any scenario for `firebreak rehearse`.
 //!
 //! Beside the bot:
 //! - [`sim`]: the live audio platform simulator, a real HTTP service that
@@ -108,6 +125,7 @@ pub mod duration;
 pub mod embedded;
 pub mod executor;
 pub mod human;
+pub mod inbound;
 pub mod incident;
 pub mod labels;
 pub mod limits;
@@ -123,6 +141,7 @@ pub mod roles;
 pub mod rules;
 pub mod runbook;
 pub mod runbook_tests;
+pub mod secrets;
 pub mod server;
 pub mod silence;
 pub mod sim;

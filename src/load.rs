@@ -2,15 +2,21 @@
 //! runbooks, from disk or from the embedded defaults. Every problem in
 //! every file is collected before failing.
 
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock, RwLock};
 
 use serde::Deserialize;
 
 use crate::config::Config;
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::rules::RuleGroup;
+use crate::rules::file::parse_rule_file_with;
+use crate::rules::unittest::{TestFile, parse_test_file};
+use crate::runbook::literals::Fixture;
 use crate::runbook::{CheckEnv, Runbook, load_runbooks};
+use crate::sim::Scenario;
 
 impl Loaded {
     /// What validation warned about (a value in a PromQL string or a
@@ -46,7 +52,7 @@ pub struct Loaded {
     pub runbook_tests: Vec<(String, String)>,
     pub rule_files: usize,
     /// The fingerprint of the files on disk this was read from (see
-    /// [`crate::reload::Files`]); `None` for the embedded defaults, which
+    /// [`Files`]); `None` for the embedded defaults, which
     /// cannot change under a running bot.
     pub disk: Option<u64>,
 }
@@ -76,6 +82,21 @@ struct Peek {
     store: Option<serde::de::IgnoredAny>,
     rules: Option<serde::de::IgnoredAny>,
     chat: Option<serde::de::IgnoredAny>,
+}
+
+/// The ids of the embedded scenario, which runbooks should read from the
+/// platform rather than name.
+static BUILTIN_FIXTURE: LazyLock<Fixture> =
+    LazyLock::new(|| Fixture::new(Scenario::builtin().ids()));
+
+/// What runbooks are checked against: the executor's actions, the
+/// embedded scenario's ids, and these targets.
+pub fn check_env(targets: impl IntoIterator<Item = String>) -> CheckEnv {
+    CheckEnv::new(
+        &crate::executor::actions::Registry,
+        &BUILTIN_FIXTURE,
+        targets,
+    )
 }
 
 pub fn classify(text: &str) -> FileKind {
@@ -151,6 +172,77 @@ pub fn read_text_file(p: &Path) -> Result<String, String> {
         return Err(format!("more than {max} bytes; files are read up to {max}"));
     }
     Ok(text)
+}
+
+/// Reads a test file and the rule files it names (relative to it, globs
+/// expanded): the I/O edge. Warnings (a glob matching nothing) are
+/// returned beside the result, as promtool only warns.
+pub fn rule_test_file(path: &Path) -> Result<(TestFile, Vec<RuleGroup>, Vec<String>), Diagnostics> {
+    let name = path.display().to_string();
+    let text = read_text_file(path).map_err(|e| {
+        Diagnostics::from(Diagnostic::new(
+            &name,
+            None,
+            "",
+            format!("cannot read file: {e}"),
+        ))
+    })?;
+    let tf = parse_test_file(&name, &text)?;
+    let base = path.parent().unwrap_or(Path::new(""));
+    let mut errs = Diagnostics::new();
+    let mut warnings = Vec::new();
+    let mut groups = Vec::new();
+    for (i, (rf, pos)) in tf.rule_files.iter().enumerate() {
+        let full: PathBuf = base.join(rf);
+        let pattern = full.display().to_string();
+        let matched: Vec<PathBuf> = match glob::glob(&pattern) {
+            Ok(paths) => paths.filter_map(Result::ok).collect(),
+            Err(e) => {
+                errs.push(Diagnostic::new(
+                    &name,
+                    *pos,
+                    format!("rule_files[{i}]"),
+                    format!("invalid glob: {e}"),
+                ));
+                continue;
+            }
+        };
+        if matched.is_empty() {
+            warnings.push(format!("no file match pattern {rf}"));
+        }
+        for p in matched {
+            let pn = p.display().to_string();
+            // A test file names rule files; it must not make the runner
+            // read (and quote, in a parse error) any other file it can
+            // reach, such as a key or a password file.
+            if !matches!(p.extension().and_then(|x| x.to_str()), Some("yml" | "yaml")) {
+                errs.push(Diagnostic::new(
+                    &name,
+                    *pos,
+                    format!("rule_files[{i}]"),
+                    format!(
+                        "{pn} is not a rule file: firebreak reads rule files named *.yml or *.yaml"
+                    ),
+                ));
+                continue;
+            }
+            // Only regular files: a glob over a directory of devices or
+            // FIFOs must not hang the test run.
+            match read_text_file(&p) {
+                Ok(text) => match parse_rule_file_with(&pn, &text, tf.evaluation_interval_ms) {
+                    Ok(f) => groups.extend(f.groups),
+                    Err(d) => errs.extend(d),
+                },
+                Err(e) => errs.push(Diagnostic::new(
+                    &name,
+                    *pos,
+                    format!("rule_files[{i}]"),
+                    format!("cannot read {pn}: {e}"),
+                )),
+            }
+        }
+    }
+    errs.into_result((tf, groups, warnings))
 }
 
 fn collect(p: &Path, depth: usize, out: &mut Vec<(String, String)>, errs: &mut Diagnostics) {
@@ -246,9 +338,7 @@ pub fn load(
             }
         }
     }
-    let env = CheckEnv {
-        targets: config.targets.keys().cloned().collect(),
-    };
+    let env = crate::load::check_env(config.targets.keys().cloned());
     let runbooks: Vec<Arc<Runbook>> = match load_runbooks(&runbooks_in, &env) {
         Ok(r) => r.into_iter().map(Arc::new).collect(),
         Err(e) => {
@@ -314,10 +404,87 @@ pub fn load_from_disk(config_path: Option<&Path>) -> Result<Loaded, Diagnostics>
     };
     // The same reading and checking as a reload's, so what starts is
     // what a reload would accept.
-    let (files, errs) = crate::reload::Files::read(&config);
-    let mut loaded = crate::reload::check(&config, &files, errs)?;
+    let (files, errs) = Files::read(&config);
+    let mut loaded = check(&config, &files, errs)?;
     loaded.disk = Some(files.fingerprint());
     Ok(loaded)
+}
+
+/// A value a reload replaces while readers keep the version they took.
+#[derive(Debug, Default)]
+pub struct Shared<T>(Arc<RwLock<Arc<T>>>);
+
+impl<T> Clone for Shared<T> {
+    fn clone(&self) -> Self {
+        Shared(self.0.clone())
+    }
+}
+
+impl<T> Shared<T> {
+    pub fn new(v: T) -> Self {
+        Shared(Arc::new(RwLock::new(Arc::new(v))))
+    }
+
+    /// The current version.
+    pub fn get(&self) -> Arc<T> {
+        // A writer that panicked left a whole value behind (it only swaps
+        // an Arc), so a poisoned lock is still good to read.
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn set(&self, v: T) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(v);
+    }
+}
+
+impl<T> From<T> for Shared<T> {
+    fn from(v: T) -> Self {
+        Shared::new(v)
+    }
+}
+
+/// The files a version is made of, as read: name and text.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Files {
+    pub alerts: Vec<(String, String)>,
+    pub runbooks: Vec<(String, String)>,
+}
+
+impl Files {
+    /// Reads what the config's paths hold now. A path that cannot be read
+    /// is an error of this version, like a bad file.
+    pub fn read(config: &Config) -> (Files, Diagnostics) {
+        let mut errs = Diagnostics::new();
+        let paths = |v: &[String]| v.iter().map(PathBuf::from).collect::<Vec<_>>();
+        let alerts = read_yaml_files(&paths(&config.alert_paths), &mut errs);
+        let runbooks = read_yaml_files(&paths(&config.runbook_paths), &mut errs);
+        (Files { alerts, runbooks }, errs)
+    }
+
+    /// Changes when any file's name or text does.
+    pub fn fingerprint(&self) -> u64 {
+        let mut h = DefaultHasher::new();
+        self.alerts.hash(&mut h);
+        self.runbooks.hash(&mut h);
+        h.finish()
+    }
+}
+
+/// Validates a version against the running config, collecting every
+/// error.
+pub fn check(
+    config: &Config,
+    files: &Files,
+    read_errors: Diagnostics,
+) -> Result<Loaded, Diagnostics> {
+    match load(config.clone(), &files.alerts, &files.runbooks) {
+        Ok(l) if read_errors.is_empty() => Ok(l),
+        Ok(_) => Err(read_errors),
+        Err(mut e) => {
+            e.extend(read_errors);
+            Err(e.sorted())
+        }
+    }
 }
 
 /// The embedded rules and runbooks, validated against `config`.
@@ -336,6 +503,75 @@ pub fn load_embedded(config: Config) -> Result<Loaded, Diagnostics> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Regression: a `rule_files` glob that matched a FIFO (or a device) read
+    /// it forever and hung `firebreak test rules`. Only regular files are read.
+    #[test]
+    fn rule_files_that_are_not_regular_files_are_errors_not_hangs() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("pipe.yml");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        std::fs::write(
+            dir.path().join("rules.yml"),
+            "groups:\n- {name: a, rules: []}\n",
+        )
+        .unwrap();
+        let test = dir.path().join("t.yaml");
+        std::fs::write(
+            &test,
+            "rule_files: ['*.yml']\ntests:\n- input_series: []\n  alert_rule_test: []\n",
+        )
+        .unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(rule_test_file(&test).map(|_| ()).map_err(|e| e.to_string()));
+        });
+        // A hang is the failure this test catches; a whole minute is far
+        // beyond what reading three small files takes.
+        let got = rx
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .expect("loading the test file hung on the FIFO");
+        let e = got.unwrap_err();
+        assert!(e.contains("pipe.yml: not a regular file"), "{e}");
+        // The regular rule file beside it reads as before.
+        assert!(!e.contains("rules.yml"), "{e}");
+    }
+
+    /// Regression: `rule_files` could name any file the runner can read
+    /// (`/etc/passwd`), and a parse error then quoted its lines.
+    #[test]
+    fn rule_files_are_yaml_files_only() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("secret.txt"), "root:x:0:0:hunter2\n").unwrap();
+        let test = dir.path().join("t.yaml");
+        std::fs::write(
+            &test,
+            "rule_files: ['secret.txt']\ntests:\n- input_series: []\n  alert_rule_test: []\n",
+        )
+        .unwrap();
+        let e = rule_test_file(&test).map(|_| ()).unwrap_err().to_string();
+        assert!(e.contains("secret.txt is not a rule file"), "{e}");
+        assert!(!e.contains("hunter2"), "{e}");
+    }
+
+    #[test]
+    fn runbooks_are_warned_off_the_embedded_scenarios_ids() {
+        let s = Scenario::builtin();
+        let f = &*BUILTIN_FIXTURE;
+        assert!(f.names(&s.event.secondary_account).is_some());
+        assert_eq!(f.names(&s.event.id).as_deref(), Some("the event"));
+        assert_eq!(f.names(&s.event.room).as_deref(), Some("a room"));
+        // `owner` is both an account and a speaker there.
+        assert_eq!(
+            f.names("owner").as_deref(),
+            Some("an account and a speaker")
+        );
+        assert_eq!(f.names("harbour-radio"), None);
+    }
 
     #[test]
     fn classifies_by_top_level_keys() {

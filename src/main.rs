@@ -235,7 +235,8 @@ async fn rehearse(
     seed: u64,
     jobs: usize,
 ) -> anyhow::Result<ExitCode> {
-    use firebreak::rehearse::{TABLE_HEADER, play};
+    use firebreak::demo::play;
+    use firebreak::rehearse::TABLE_HEADER;
     use futures_util::StreamExt;
     anyhow::ensure!(
         speed > 0.0 && speed.is_finite(),
@@ -679,9 +680,7 @@ fn plan(
     let rb = if is_file {
         let text = std::fs::read_to_string(runbook)
             .with_context(|| format!("reading runbook {runbook}"))?;
-        let env = firebreak::runbook::CheckEnv {
-            targets: loaded.config.targets.keys().cloned().collect(),
-        };
+        let env = firebreak::load::check_env(loaded.config.targets.keys().cloned());
         match firebreak::runbook::parse_runbook(runbook, &text, &env) {
             Ok(r) => {
                 from_file = r;
@@ -967,7 +966,7 @@ fn test_rules(files: &[PathBuf]) -> ExitCode {
     let mut failed = false;
     for f in files {
         println!("Unit Testing:  {}", f.display());
-        let (tf, groups, warnings) = match unittest::load(f) {
+        let (tf, groups, warnings) = match firebreak::load::rule_test_file(f) {
             Ok(x) => x,
             Err(d) => {
                 eprintln!("  FAILED:");

@@ -12,10 +12,7 @@
 //! with. The config file itself is not reloaded: its changes (sources,
 //! targets, secrets, chat) need a restart, and say so.
 
-use std::collections::hash_map::DefaultHasher;
-use std::hash::{Hash, Hasher};
-use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -25,7 +22,6 @@ use crate::chat::{ChatMessage, Kind, Outbox};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::diag::Diagnostics;
-use crate::load::Loaded;
 use crate::rules::RuleGroup;
 
 /// How often the files are checked for changes.
@@ -34,82 +30,7 @@ pub const POLL: Duration = Duration::from_secs(2);
 /// Errors shown in chat for a refused version; the log has them all.
 const CHAT_ERRORS: usize = 10;
 
-/// A value a reload replaces while readers keep the version they took.
-#[derive(Debug, Default)]
-pub struct Shared<T>(Arc<RwLock<Arc<T>>>);
-
-impl<T> Clone for Shared<T> {
-    fn clone(&self) -> Self {
-        Shared(self.0.clone())
-    }
-}
-
-impl<T> Shared<T> {
-    pub fn new(v: T) -> Self {
-        Shared(Arc::new(RwLock::new(Arc::new(v))))
-    }
-
-    /// The current version.
-    pub fn get(&self) -> Arc<T> {
-        // A writer that panicked left a whole value behind (it only swaps
-        // an Arc), so a poisoned lock is still good to read.
-        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-
-    pub fn set(&self, v: T) {
-        *self.0.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(v);
-    }
-}
-
-impl<T> From<T> for Shared<T> {
-    fn from(v: T) -> Self {
-        Shared::new(v)
-    }
-}
-
-/// The files a version is made of, as read: name and text.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Files {
-    pub alerts: Vec<(String, String)>,
-    pub runbooks: Vec<(String, String)>,
-}
-
-impl Files {
-    /// Reads what the config's paths hold now. A path that cannot be read
-    /// is an error of this version, like a bad file.
-    pub fn read(config: &Config) -> (Files, Diagnostics) {
-        let mut errs = Diagnostics::new();
-        let paths = |v: &[String]| v.iter().map(PathBuf::from).collect::<Vec<_>>();
-        let alerts = crate::load::read_yaml_files(&paths(&config.alert_paths), &mut errs);
-        let runbooks = crate::load::read_yaml_files(&paths(&config.runbook_paths), &mut errs);
-        (Files { alerts, runbooks }, errs)
-    }
-
-    /// Changes when any file's name or text does.
-    pub fn fingerprint(&self) -> u64 {
-        let mut h = DefaultHasher::new();
-        self.alerts.hash(&mut h);
-        self.runbooks.hash(&mut h);
-        h.finish()
-    }
-}
-
-/// Validates a version against the running config, collecting every
-/// error.
-pub fn check(
-    config: &Config,
-    files: &Files,
-    read_errors: Diagnostics,
-) -> Result<Loaded, Diagnostics> {
-    match crate::load::load(config.clone(), &files.alerts, &files.runbooks) {
-        Ok(l) if read_errors.is_empty() => Ok(l),
-        Ok(_) => Err(read_errors),
-        Err(mut e) => {
-            e.extend(read_errors);
-            Err(e.sorted())
-        }
-    }
-}
+pub use crate::load::{Files, Shared, check};
 
 /// Where a good version goes.
 pub struct Owners {

@@ -21,11 +21,12 @@ use serde_json::{Value as Json, json};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::chat::Outbox;
+use crate::chat::{BoxFut, Outbox};
 use crate::clock::{Clock, Millis};
 use crate::config::{Config, Target};
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::executor::actions::ActionEnv;
+use crate::executor::actions::silence::{Ask, Granted, SilenceError, Silencer};
 use crate::executor::{Executor, RunRequest, Verdict};
 use crate::runbook::plan::resolve_inputs;
 use crate::runbook::template::Templates;
@@ -75,9 +76,7 @@ pub fn load(name: &str, text: &str, config: &Config) -> Result<Loaded, Diagnosti
             format!("cannot read {rb_name}: {e}"),
         ))
     })?;
-    let env = CheckEnv {
-        targets: config.targets.keys().cloned().collect(),
-    };
+    let env = crate::load::check_env(config.targets.keys().cloned());
     let runbook = with_callees(parse_runbook(&rb_name, &rb_text, &env)?, &rb_path, &env);
     let targets: Vec<String> = config.targets.keys().cloned().collect();
     check_against(&tests, &runbook, &targets).into_result(Loaded {
@@ -349,7 +348,10 @@ pub async fn run_case(rb: &Arc<Runbook>, case: &Case, config: &Config) -> anyhow
     }
     let (queries, requests) = crate::watcher::queries(None, clock.clone());
     tokio::spawn(crate::watcher::serve_fixed(requests, series, clock.clone()));
-    let (control, silences) = fake_control(clock.clone());
+    let silencer = Arc::new(FakeSilencer {
+        clock: clock.clone(),
+        made: Mutex::new(Vec::new()),
+    });
 
     let env = ActionEnv {
         http: crate::net::target_client().context("building the HTTP client")?,
@@ -359,7 +361,7 @@ pub async fn run_case(rb: &Arc<Runbook>, case: &Case, config: &Config) -> anyhow
         clock: clock.clone(),
         channel: "#runbook-test".into(),
         queries: Some(queries),
-        control: Some(control),
+        silencer: Some(silencer.clone()),
     };
     let alert = case.alert.as_ref().map(|a| a.to_ctx(clock.now()));
     let inputs = match resolve_inputs(rb, alert.as_ref(), &case.inputs) {
@@ -477,43 +479,33 @@ pub async fn run_case(rb: &Arc<Runbook>, case: &Case, config: &Config) -> anyhow
         chat,
         notes,
     };
-    let silences = silences.lock().unwrap_or_else(|e| e.into_inner());
+    let silences = silencer.made.lock().unwrap_or_else(|e| e.into_inner());
     got.notes
         .extend(silences.iter().map(|s| format!("silence made: {s}")));
     Ok(got)
 }
 
-/// A control loop that only makes silences (`silence` steps need one),
-/// recording each as text.
-fn fake_control(
+/// Stands in for the control loop, which owns silences (`silence` steps
+/// need one): it grants every silence and records each as text.
+struct FakeSilencer {
     clock: Clock,
-) -> (
-    mpsc::Sender<crate::control::Command>,
-    Arc<Mutex<Vec<String>>>,
-) {
-    let (tx, mut rx) = mpsc::channel(8);
-    let made = Arc::new(Mutex::new(Vec::new()));
-    let out = made.clone();
-    tokio::spawn(async move {
-        let mut n = 0;
-        while let Some(cmd) = rx.recv().await {
-            if let crate::control::Command::Silence {
-                matchers,
-                duration_ms,
-                reply,
-                ..
-            } = cmd
-            {
-                n += 1;
-                let text = format!(
-                    "{} for {}",
-                    crate::silence::matchers_text(&matchers),
-                    crate::duration::PromDuration::from_millis(duration_ms.max(0) as u64)
-                );
-                made.lock().unwrap_or_else(|e| e.into_inner()).push(text);
-                let _ = reply.send(Ok((format!("test-silence-{n}"), clock.now() + duration_ms)));
-            }
-        }
-    });
-    (tx, out)
+    made: Mutex<Vec<String>>,
+}
+
+impl Silencer for FakeSilencer {
+    fn silence(&self, ask: Ask) -> BoxFut<'_, Result<Granted, SilenceError>> {
+        Box::pin(async move {
+            let text = format!(
+                "{} for {}",
+                crate::silence::matchers_text(&ask.matchers),
+                crate::duration::PromDuration::from_millis(ask.duration_ms.max(0) as u64)
+            );
+            let mut made = self.made.lock().unwrap_or_else(|e| e.into_inner());
+            made.push(text);
+            Ok(Granted {
+                id: format!("test-silence-{}", made.len()),
+                ends_at: self.clock.now() + ask.duration_ms,
+            })
+        })
+    }
 }

@@ -1,6 +1,6 @@
 //! The bot's HTTP server (`server.listen`): one listener for every route
 //! the daemon exposes: the API ([`crate::api::routes`]) and Slack's
-//! request URLs ([`crate::chat::slack_inbound::routes`]). It stops taking connections at
+//! request URLs ([`crate::inbound::slack::routes`]). It stops taking connections at
 //! shutdown and lets requests in flight finish.
 
 use std::net::SocketAddr;

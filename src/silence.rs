@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::clock::Millis;
+use crate::duration::Millis;
 use crate::labels::Labels;
 use crate::matchers::{Matcher, matches_all};
 

@@ -19,7 +19,7 @@ use firebreak::executor::actions::ActionEnv;
 use firebreak::labels::Labels;
 use firebreak::roles::Role;
 use firebreak::rules::{Alert, AlertEvent, AlertEventKind, AlertState};
-use firebreak::runbook::{CheckEnv, parse_runbook};
+use firebreak::runbook::parse_runbook;
 use firebreak::store::Store;
 
 const RUNBOOKS: &[&str] = &[
@@ -57,12 +57,12 @@ async fn bot() -> Bot {
         clock: clock.clone(),
         channel: "#test".into(),
         queries: None,
-        control: Some(command_tx.clone()),
+        silencer: Some(std::sync::Arc::new(command_tx.clone())),
     };
     let exec = Executor::new(env, store.clone(), stop.clone(), finished_tx);
     let runbooks: Vec<_> = RUNBOOKS
         .iter()
-        .map(|t| Arc::new(parse_runbook("rb.yaml", t, &CheckEnv::default()).unwrap()))
+        .map(|t| Arc::new(parse_runbook("rb.yaml", t, &firebreak::load::check_env([])).unwrap()))
         .collect();
     let control = Control::new(
         Dispatcher::new(runbooks.clone(), None),

@@ -21,7 +21,7 @@ use firebreak::config::Target;
 use firebreak::duration::PromDuration;
 use firebreak::executor::actions::ActionEnv;
 use firebreak::executor::{AlertCtx, Executor, Outcome, RunRequest};
-use firebreak::runbook::{CheckEnv, parse_runbook};
+use firebreak::runbook::parse_runbook;
 use firebreak::store::Store;
 
 #[derive(Default)]
@@ -125,14 +125,12 @@ async fn run_once(fail_first: usize, account: &str) -> (Outcome, Arc<Mutex<Fake>
         clock: Clock::system(),
         channel: "#test".into(),
         queries: None,
-        control: None,
+        silencer: None,
     };
     let rb = parse_runbook(
         "make-room.yaml",
         RUNBOOK,
-        &CheckEnv {
-            targets: ["sim".to_owned()].into(),
-        },
+        &firebreak::load::check_env(["sim".to_owned()]),
     )
     .unwrap();
     let (tx, mut rx) = mpsc::channel(4);

@@ -21,7 +21,7 @@ use firebreak::config::Target;
 use firebreak::duration::PromDuration;
 use firebreak::executor::actions::ActionEnv;
 use firebreak::executor::{Executor, Outcome, RunRequest};
-use firebreak::runbook::{CheckEnv, parse_runbook};
+use firebreak::runbook::parse_runbook;
 use firebreak::store::Store;
 
 /// One call as a fake saw it: method, raw path, idempotency key, body.
@@ -116,7 +116,7 @@ async fn world() -> World {
         clock: Clock::system(),
         channel: "#test".into(),
         queries: None,
-        control: None,
+        silencer: None,
     };
     let (tx, finished) = mpsc::channel(4);
     let exec = Executor::new(env, store.clone(), CancellationToken::new(), tx);
@@ -153,9 +153,7 @@ steps:
     with: {{target: api, method: {method}, path: "{path}", body: {{muted: true}}}}
 "#
         );
-        let env = CheckEnv {
-            targets: ["api".to_owned()].into(),
-        };
+        let env = firebreak::load::check_env(["api".to_owned()]);
         let rb =
             Arc::new(parse_runbook("steer.yaml", &text, &env).unwrap_or_else(|e| panic!("{e}")));
         // Given as a run request carries them, after defaults.

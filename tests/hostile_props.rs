@@ -241,7 +241,7 @@ proptest! {
             quoted(&expr),
             quoted(&text),
         );
-        let env = firebreak::runbook::CheckEnv::default();
+        let env = firebreak::load::check_env([]);
         let r = timed("runbook", &expr, || firebreak::runbook::parse_runbook("r.yaml", &file, &env));
         if let Err(d) = r {
             located(&d, "r.yaml");
@@ -280,7 +280,7 @@ proptest! {
             located(&d, "r.yml");
         }
         if let Err(d) = timed("runbook", &text, || {
-            firebreak::runbook::parse_runbook("b.yaml", &text, &Default::default())
+            firebreak::runbook::parse_runbook("b.yaml", &text, &firebreak::load::check_env([]))
         }) {
             located(&d, "b.yaml");
         }
@@ -313,7 +313,7 @@ proptest! {
 
     #[test]
     fn slack_forms_and_payloads(body in hostile_bytes(), json_text in hostile_text()) {
-        use firebreak::chat::slack_inbound as s;
+        use firebreak::inbound::slack as s;
         let shown = String::from_utf8_lossy(&body).into_owned();
         let _ = timed("command form", &shown, || s::parse_command_form(&body));
         let _ = timed("interaction form", &shown, || s::parse_interaction_form(&body));

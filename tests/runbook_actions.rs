@@ -17,7 +17,7 @@ use firebreak::executor::actions::ActionEnv;
 use firebreak::executor::{Executor, Outcome, RunRequest};
 use firebreak::labels::Labels;
 use firebreak::rules::RuleEngine;
-use firebreak::runbook::{CheckEnv, parse_runbook};
+use firebreak::runbook::parse_runbook;
 use firebreak::store::{StepRecord, Store};
 use firebreak::tsdb::SeriesStore;
 use firebreak::watcher::Watcher;
@@ -118,7 +118,7 @@ async fn bot() -> Bot {
         clock: clock.clone(),
         channel: "#test".into(),
         queries: Some(queries),
-        control: Some(command_tx.clone()),
+        silencer: Some(std::sync::Arc::new(command_tx.clone())),
     };
     // The control loop gets run ends through its own queue; the test
     // reads them from a second one the executor reports to.
@@ -145,7 +145,7 @@ async fn bot() -> Bot {
 }
 
 async fn run(bot: &mut Bot, runbook: &str) -> (Outcome, Vec<StepRecord>) {
-    let rb = parse_runbook("rb.yaml", runbook, &CheckEnv::default()).unwrap();
+    let rb = parse_runbook("rb.yaml", runbook, &firebreak::load::check_env([])).unwrap();
     let name = rb.name.clone();
     bot.exec.start(RunRequest {
         run_id: format!("{name}-1"),

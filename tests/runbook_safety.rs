@@ -24,7 +24,7 @@ use firebreak::duration::PromDuration;
 use firebreak::executor::actions::ActionEnv;
 use firebreak::executor::{Executor, Outcome, RunFinished, RunRequest, Verdict};
 use firebreak::roles::{Role, Who};
-use firebreak::runbook::{CheckEnv, Runbook, parse_runbook};
+use firebreak::runbook::{Runbook, parse_runbook};
 use firebreak::store::Store;
 
 /// Records every call; answers by path: `/fail` 500, `/bad` 400,
@@ -121,7 +121,7 @@ impl World {
             clock: Clock::system(),
             channel: "#test".into(),
             queries: None,
-            control: None,
+            silencer: None,
         };
         let (tx, rx) = mpsc::channel(4);
         (Executor::new(env, self.store.clone(), shutdown, tx), rx)
@@ -143,9 +143,7 @@ impl World {
 }
 
 fn runbook(text: &str) -> Arc<Runbook> {
-    let env = CheckEnv {
-        targets: ["api".to_owned()].into(),
-    };
+    let env = firebreak::load::check_env(["api".to_owned()]);
     Arc::new(parse_runbook("rb.yaml", text, &env).unwrap_or_else(|e| panic!("{e}")))
 }
 
@@ -581,9 +579,7 @@ async fn an_unsafe_step_in_flight_at_a_crash_interrupts_the_run() {
 }
 
 fn linked(texts: &[&str]) -> Vec<Arc<Runbook>> {
-    let env = CheckEnv {
-        targets: ["api".to_owned()].into(),
-    };
+    let env = firebreak::load::check_env(["api".to_owned()]);
     let files: Vec<(String, String)> = texts
         .iter()
         .enumerate()
@@ -1092,7 +1088,7 @@ async fn a_target_that_refuses_connections_changed_nothing() {
         clock: Clock::system(),
         channel: "#test".into(),
         queries: None,
-        control: None,
+        silencer: None,
     };
     let (tx, mut rx) = mpsc::channel(4);
     let exec = Executor::new(env, w.store.clone(), CancellationToken::new(), tx);

@@ -658,12 +658,12 @@ async fn a_firing_alert_gets_a_chart_in_its_incident_thread() {
 /// passed, so every answer goes to the response URL. `hosts` are where
 /// response URLs may point. Returns where it listens.
 async fn slow_inbound(
-    hosts: firebreak::chat::slack_inbound::ResponseHosts,
+    hosts: firebreak::inbound::slack::ResponseHosts,
     stop: &CancellationToken,
 ) -> SocketAddr {
-    use firebreak::chat::slack_inbound::{Inbound, routes};
     use firebreak::command::Ctx;
     use firebreak::control::{Command, Status};
+    use firebreak::inbound::slack::{Inbound, routes};
 
     let store = Store::open("sqlite::memory:").await.unwrap();
     let (tx, mut rx) = tokio::sync::mpsc::channel(4);
@@ -713,7 +713,7 @@ async fn slow_inbound(
 /// through the response URL.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_command_is_acknowledged_then_answered_at_its_response_url() {
-    use firebreak::chat::slack_inbound::ResponseHosts;
+    use firebreak::inbound::slack::ResponseHosts;
     let slack = FakeSlack::start().await;
     let stop = CancellationToken::new();
     let addr = slow_inbound(ResponseHosts::new(["127.0.0.1".to_owned()]), &stop).await;
@@ -741,7 +741,7 @@ async fn a_slow_command_is_acknowledged_then_answered_at_its_response_url() {
 /// answer goes nowhere.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_response_url_outside_slack_is_never_called() {
-    use firebreak::chat::slack_inbound::ResponseHosts;
+    use firebreak::inbound::slack::ResponseHosts;
     let elsewhere = FakeSlack::start().await;
     let stop = CancellationToken::new();
     // Slack's hosts only: the fake, on 127.0.0.1, is "elsewhere".

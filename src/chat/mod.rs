@@ -12,10 +12,7 @@ pub mod chart;
 pub mod charts;
 pub mod console;
 pub mod mrkdwn;
-pub mod signature;
 pub mod slack;
-pub mod slack_inbound;
-pub mod slack_socket;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -705,17 +702,7 @@ fn live_slot(m: &ChatMessage) -> Option<&str> {
     m.slot.as_deref().filter(|s| !s.is_empty())
 }
 
-/// `s` cut to at most `max` characters, the last an ellipsis when cut.
-pub fn clip(s: &str, max: usize) -> String {
-    match s.char_indices().nth(max) {
-        None => s.to_owned(),
-        Some(_) => {
-            let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
-            out.push('…');
-            out
-        }
-    }
-}
+pub use crate::human::clip;
 
 /// Lists people read in a storm: distinct items in first-seen order, a
 /// repeated one once with `×N`, at most `max` of them, then how many

@@ -29,7 +29,8 @@ use slack_morphism::hyper_tokio::{SlackClientHyperConnector, SlackClientHyperHtt
 use slack_morphism::{SlackApiToken, SlackApiTokenValue, SlackChannelId, SlackClient, SlackTs};
 
 use super::{BoxFut, ChatAdapter, ChatError, Image, Outgoing, Placement, RateLimit};
-use crate::config::{SecretSource, SlackConfig, secret_named};
+use crate::config::{SecretSource, SlackConfig};
+use crate::secrets::secret_named;
 
 /// Slack truncates message text past 40,000 characters and answers
 /// `msg_too_long` for some methods; clipping first keeps a long message

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
 use super::{CheckKind, CheckResult, Checklist, Outcome, Severity, Verdict};
-use crate::clock::Millis;
+use crate::duration::Millis;
 use crate::roles::Role;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -164,10 +164,10 @@ impl Reply {
 pub struct Ctx {
     pub control: mpsc::Sender<Command>,
     /// The loaded runbooks, for plans; a reload replaces them.
-    pub runbooks: crate::reload::Shared<Vec<Arc<Runbook>>>,
+    pub runbooks: crate::load::Shared<Vec<Arc<Runbook>>>,
     /// The loaded checklists, for `checklist` to list; a reload replaces
     /// them.
-    pub checklists: crate::reload::Shared<Vec<Arc<crate::checklist::Checklist>>>,
+    pub checklists: crate::load::Shared<Vec<Arc<crate::checklist::Checklist>>>,
     /// Target name -> base URL, for plans.
     pub targets: BTreeMap<String, String>,
     pub store: Store,
@@ -507,7 +507,7 @@ pub(crate) mod testing {
         let rb = crate::runbook::parse_runbook(
             "cap.yaml",
             "kind: runbook\nname: cap-listeners\ntrigger:\n  alerts: [{alertname: RoomSaturating}]\n  manual: true\ninputs:\n  room: {type: string, from: alert.labels.room}\n  headroom: {type: number, default: 0.95}\nsteps:\n  - {id: say, action: chat, with: {text: 'capping {{ inputs.room }} at {{ inputs.headroom }}'}}\n",
-            &crate::runbook::CheckEnv::default(),
+            &crate::load::check_env([]),
         )
         .unwrap();
         (

@@ -756,7 +756,8 @@ impl Run<'_> {
             )
             .await;
         }
-        let caller = (step.action == "runbook").then(|| Caller {
+        // A step that calls a runbook runs its steps inside itself.
+        let caller = action.callee(&params).is_some().then(|| Caller {
             inner,
             req: self.req,
             prior: self.prior.clone(),

@@ -20,10 +20,11 @@ use serde_json::{Value as Json, json};
 use crate::checklist::judge::{self, RunbookState};
 use crate::checklist::{CheckDef, CheckKind, CheckResult, Checklist, Outcome};
 use crate::clock::Clock;
-use crate::config::{Config, resolve_secret};
+use crate::config::Config;
 use crate::promql::Value;
 use crate::runbook::Runbook;
 use crate::runbook::template::Templates;
+use crate::secrets::resolve_secret;
 use crate::watcher::Queries;
 
 /// On a fast clock a check's time limit never shrinks below this in real

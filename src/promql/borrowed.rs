@@ -19,7 +19,7 @@ use super::functions::{
     is_simple_aggregate, is_simple_range_fn, quantile, range_value, simple_aggregate,
 };
 use super::{EvalError, LOOKBACK_MS, Sample, Value};
-use crate::clock::Millis;
+use crate::duration::Millis;
 use crate::labels::{Labels, METRIC_NAME};
 use crate::matchers::{MatchOp, Matcher};
 use crate::tsdb::is_stale;

@@ -12,7 +12,7 @@ use promql_parser::parser::{
 };
 
 use super::{DEFAULT_SUBQUERY_STEP_MS, EvalError, LOOKBACK_MS, Sample, Series, Value};
-use crate::clock::Millis;
+use crate::duration::Millis;
 use crate::labels::{Labels, METRIC_NAME};
 use crate::matchers::{MatchOp, Matcher};
 use crate::tsdb::{SeriesStore, is_stale};

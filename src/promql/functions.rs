@@ -10,7 +10,7 @@ use regex::Regex;
 
 use super::eval::{Evaluator, RangeArg, unparen};
 use super::{EvalError, Sample, Value};
-use crate::clock::Millis;
+use crate::duration::Millis;
 use crate::labels::{Labels, METRIC_NAME};
 use crate::matchers::{MatchOp, is_valid_label_name};
 

@@ -4,7 +4,7 @@
 use promql_parser::parser::{Expr, Offset};
 
 use super::LOOKBACK_MS;
-use crate::clock::Millis;
+use crate::duration::Millis;
 
 fn offset_ms(o: &Option<Offset>) -> Millis {
     match o {

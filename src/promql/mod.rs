@@ -25,7 +25,7 @@ use std::fmt;
 
 pub use promql_parser::parser::Expr;
 
-use crate::clock::Millis;
+use crate::duration::Millis;
 use crate::labels::Labels;
 use crate::tsdb::SeriesStore;
 

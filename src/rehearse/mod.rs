@@ -29,15 +29,13 @@
 //! Every field is optional; a field left out is not judged. Times are
 //! Prometheus durations after the event's scheduled start.
 
-pub mod play;
-
 use std::collections::BTreeSet;
 use std::fmt;
 
 use serde::Deserialize;
 
-use crate::clock::Millis;
 use crate::diag::{Diagnostic, Pos, Sp};
+use crate::duration::Millis;
 use crate::duration::PromDuration;
 
 #[derive(Debug, Deserialize)]
@@ -405,7 +403,7 @@ impl fmt::Display for Row {
         write!(
             f,
             "{:<28} {:>10} {:>10} {:>6.1}% {:>8} {:>7} {:>5} {}",
-            crate::chat::clip(&self.scenario, 28),
+            crate::human::clip(&self.scenario, 28),
             or_dash(m.detected_ms),
             or_dash(m.mitigated_ms),
             m.kept * 100.0,

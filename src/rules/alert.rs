@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::file::AlertingRule;
 use super::template::TemplateData;
-use crate::clock::Millis;
+use crate::duration::Millis;
 use crate::labels::{Labels, METRIC_NAME};
 use crate::promql::Sample;
 

@@ -13,8 +13,8 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use super::template::Template;
-use crate::clock::Millis;
 use crate::diag::{Diagnostic, Diagnostics, Pos, Sp, from_yaml};
+use crate::duration::Millis;
 use crate::duration::PromDuration;
 use crate::labels::Labels;
 use crate::matchers::is_valid_label_name;

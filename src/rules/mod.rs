@@ -26,7 +26,7 @@ pub use file::{
 };
 pub use template::{Template, TemplateData, TemplateError};
 
-use crate::clock::Millis;
+use crate::duration::Millis;
 use crate::labels::{Labels, METRIC_NAME};
 use crate::promql::{self, Sample, Value};
 use crate::tsdb::SeriesStore;

@@ -12,12 +12,39 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::clock::Millis;
+use crate::duration::Millis;
+use crate::labels::Labels;
 use crate::rules::{Alert, AlertEvent, AlertEventKind, AlertState};
-use crate::source::alertmanager::{Incoming, Lifecycle};
 
 /// Alertmanager's default `resolve_timeout`.
 pub const DEFAULT_RESOLVE_TIMEOUT_MS: Millis = 5 * 60_000;
+
+/// How an alert's state is known.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Lifecycle {
+    /// Alertmanager said firing or resolved, and will say again when that
+    /// changes: the alert never expires on its own (a webhook repeats
+    /// only every `repeat_interval`, hours apart).
+    Told { resolved: bool },
+    /// Pushed with a validity, as Prometheus does: firing until `endsAt`
+    /// passes (or `resolve_timeout` after it was last pushed, without
+    /// one). An `endsAt` already past means resolved.
+    Until(Option<Millis>),
+}
+
+/// One alert as it arrived, checked.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Incoming {
+    pub labels: Labels,
+    pub annotations: BTreeMap<String, String>,
+    /// `None` when the sender left it out: then it starts now.
+    pub starts_at: Option<Millis>,
+    pub lifecycle: Lifecycle,
+    /// Where it came from, for people: `alertmanager (receiver firebreak)`
+    /// or `api`.
+    pub via: String,
+    pub generator_url: Option<String>,
+}
 
 /// One pushed alert that is firing.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -16,14 +16,13 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::file::{RuleGroup, parse_rule_file_with};
+use super::file::RuleGroup;
 use super::{AlertState, RuleEngine};
-use crate::clock::Millis;
 use crate::diag::{Diagnostic, Diagnostics, Pos, Sp, from_yaml};
+use crate::duration::Millis;
 use crate::duration::PromDuration;
 use crate::labels::{Labels, METRIC_NAME};
 use crate::matchers::is_valid_label_name;
@@ -932,77 +931,6 @@ pub fn run_test_file(t: &TestFile, groups: &[RuleGroup]) -> Vec<GroupReport> {
         .iter()
         .map(|g| run_group(g, &groups, t.evaluation_interval_ms))
         .collect()
-}
-
-/// Reads a test file and the rule files it names (relative to it, globs
-/// expanded): the I/O edge. Warnings (a glob matching nothing) are
-/// returned beside the result, as promtool only warns.
-pub fn load(path: &Path) -> Result<(TestFile, Vec<RuleGroup>, Vec<String>), Diagnostics> {
-    let name = path.display().to_string();
-    let text = crate::load::read_text_file(path).map_err(|e| {
-        Diagnostics::from(Diagnostic::new(
-            &name,
-            None,
-            "",
-            format!("cannot read file: {e}"),
-        ))
-    })?;
-    let tf = parse_test_file(&name, &text)?;
-    let base = path.parent().unwrap_or(Path::new(""));
-    let mut errs = Diagnostics::new();
-    let mut warnings = Vec::new();
-    let mut groups = Vec::new();
-    for (i, (rf, pos)) in tf.rule_files.iter().enumerate() {
-        let full: PathBuf = base.join(rf);
-        let pattern = full.display().to_string();
-        let matched: Vec<PathBuf> = match glob::glob(&pattern) {
-            Ok(paths) => paths.filter_map(Result::ok).collect(),
-            Err(e) => {
-                errs.push(Diagnostic::new(
-                    &name,
-                    *pos,
-                    format!("rule_files[{i}]"),
-                    format!("invalid glob: {e}"),
-                ));
-                continue;
-            }
-        };
-        if matched.is_empty() {
-            warnings.push(format!("no file match pattern {rf}"));
-        }
-        for p in matched {
-            let pn = p.display().to_string();
-            // A test file names rule files; it must not make the runner
-            // read (and quote, in a parse error) any other file it can
-            // reach, such as a key or a password file.
-            if !matches!(p.extension().and_then(|x| x.to_str()), Some("yml" | "yaml")) {
-                errs.push(Diagnostic::new(
-                    &name,
-                    *pos,
-                    format!("rule_files[{i}]"),
-                    format!(
-                        "{pn} is not a rule file: firebreak reads rule files named *.yml or *.yaml"
-                    ),
-                ));
-                continue;
-            }
-            // Only regular files: a glob over a directory of devices or
-            // FIFOs must not hang the test run.
-            match crate::load::read_text_file(&p) {
-                Ok(text) => match parse_rule_file_with(&pn, &text, tf.evaluation_interval_ms) {
-                    Ok(f) => groups.extend(f.groups),
-                    Err(d) => errs.extend(d),
-                },
-                Err(e) => errs.push(Diagnostic::new(
-                    &name,
-                    *pos,
-                    format!("rule_files[{i}]"),
-                    format!("cannot read {pn}: {e}"),
-                )),
-            }
-        }
-    }
-    errs.into_result((tf, groups, warnings))
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::clock::Millis;
+use crate::duration::Millis;
 
 /// The alert that starts a run, as templates see it (`alert.*`).
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize, PartialEq)]

@@ -11,10 +11,9 @@ use std::sync::Arc;
 
 use serde_json::Value as Json;
 
+use super::template::is_template;
 use super::{Runbook, Step, coerce};
 use crate::diag::{Diagnostic, Diagnostics, did_you_mean, one_of};
-use crate::executor::actions::is_template;
-use crate::executor::actions::runbook::callee;
 use crate::labels::fnv;
 
 /// One `runbook` step, where it is written.
@@ -39,9 +38,8 @@ fn calls_in(rb: &Runbook) -> Vec<Call<'_>> {
         }
     }
     all.into_iter()
-        .filter(|(s, _)| s.action == "runbook")
         .filter_map(|(step, field)| {
-            callee(&step.with).map(|p| Call {
+            step.spec.callee(&step.with).map(|p| Call {
                 step,
                 field,
                 callee: p.runbook,
@@ -245,7 +243,7 @@ fn linked(runbooks: Vec<Runbook>, edges: &BTreeMap<String, Vec<String>>) -> Vec<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runbook::{CheckEnv, load_runbooks};
+    use crate::runbook::load_runbooks;
 
     const CALLEE: &str = "kind: runbook\nname: cap-listeners\ntrigger: {manual: true}\ninputs:\n  room: {type: string}\n  headroom: {type: number, default: 0.95}\nsteps:\n  - {id: w, action: wait, with: {duration: 1s}}\n";
 
@@ -260,7 +258,7 @@ mod tests {
             .iter()
             .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
             .collect();
-        load_runbooks(&files, &CheckEnv::default())
+        load_runbooks(&files, &crate::load::check_env([]))
     }
 
     #[test]

@@ -4,52 +4,80 @@
 //! on the 2023 replay and on no other event: the accounts, rooms, speakers
 //! and event of a real night have other names, which the platform (its
 //! admin API, its metrics, the alert's labels) knows. Validation warns
-//! about such a literal. The ids come from the embedded scenario itself, so
-//! the list follows the scenario when it changes.
+//! about such a literal. The ids are handed in as a [`Fixture`], which the
+//! loader reads from the embedded scenario itself, so the list follows the
+//! scenario when it changes.
 //!
 //! Only whole values count: a string that *is* `main`, or a quoted `'main'`
 //! inside a template expression, not the word inside a sentence or a path.
 
-use std::sync::LazyLock;
-
 use serde_json::Value as Json;
 
-use crate::sim::Scenario;
-
-/// Every id of the embedded scenario, with what it names there.
-static IDS: LazyLock<Vec<(String, &'static str)>> = LazyLock::new(|| {
-    let s = Scenario::builtin();
-    let mut ids: Vec<(String, &'static str)> = Vec::new();
-    ids.extend(s.accounts.iter().map(|a| (a.id.clone(), "an account")));
-    ids.extend(s.rooms.iter().map(|r| (r.id.clone(), "a room")));
-    ids.extend(s.speakers.iter().map(|p| (p.id.clone(), "a speaker")));
-    ids.push((s.event.id.clone(), "the event"));
-    ids
-});
-
-/// What `value`, taken whole, names in the embedded scenario ("an account
-/// and a speaker"), or `None` when it names nothing there.
-pub fn names(value: &str) -> Option<String> {
-    let kinds: Vec<&str> = IDS
-        .iter()
-        .filter(|(id, _)| id == value)
-        .map(|(_, kind)| *kind)
-        .collect();
-    if kinds.is_empty() {
-        None
-    } else {
-        Some(kinds.join(" and "))
-    }
+/// The ids of the scenario runbooks must not be written against, each with
+/// what it names there ("an account").
+#[derive(Clone, Debug, Default)]
+pub struct Fixture {
+    ids: Vec<(String, &'static str)>,
 }
 
-/// The warning for `value`, if it names an id of the embedded scenario.
-pub fn warning(value: &str) -> Option<String> {
-    names(value).map(|kind| {
-        format!(
-            "{value:?} is {kind} of the built-in simulator scenario; read it from the platform \
-             (an `http` step on its admin API, or the alert's labels) so the runbook works on other events"
-        )
-    })
+impl Fixture {
+    pub fn new(ids: Vec<(String, &'static str)>) -> Self {
+        Fixture { ids }
+    }
+
+    /// What `value`, taken whole, names in the scenario ("an account and a
+    /// speaker"), or `None` when it names nothing there.
+    pub fn names(&self, value: &str) -> Option<String> {
+        let kinds: Vec<&str> = self
+            .ids
+            .iter()
+            .filter(|(id, _)| id == value)
+            .map(|(_, kind)| *kind)
+            .collect();
+        if kinds.is_empty() {
+            None
+        } else {
+            Some(kinds.join(" and "))
+        }
+    }
+
+    /// The warning for `value`, if it names an id of the scenario.
+    pub fn warning(&self, value: &str) -> Option<String> {
+        self.names(value).map(|kind| {
+            format!(
+                "{value:?} is {kind} of the built-in simulator scenario; read it from the platform \
+                 (an `http` step on its admin API, or the alert's labels) so the runbook works on other events"
+            )
+        })
+    }
+
+    /// Every `(field, warning)` for the strings under a step's `with:`: whole
+    /// values, and literals inside their template tags. Object keys are field
+    /// names, not values, and are left alone.
+    pub fn in_with(&self, v: &Json, path: &str, out: &mut Vec<(String, String)>) {
+        match v {
+            Json::String(s) => {
+                let whole = self.warning(s.trim());
+                let inside = quoted_in_template(s)
+                    .into_iter()
+                    .filter_map(|lit| self.warning(&lit));
+                out.extend(
+                    whole
+                        .into_iter()
+                        .chain(inside)
+                        .map(|w| (path.to_owned(), w)),
+                );
+            }
+            Json::Array(items) => items
+                .iter()
+                .enumerate()
+                .for_each(|(i, x)| self.in_with(x, &format!("{path}[{i}]"), out)),
+            Json::Object(map) => map
+                .iter()
+                .for_each(|(k, x)| self.in_with(x, &format!("{path}.{k}"), out)),
+            _ => {}
+        }
+    }
 }
 
 /// The string literals quoted inside an expression, such as a `when:`
@@ -113,54 +141,37 @@ pub fn quoted_in_template(template: &str) -> Vec<String> {
     out
 }
 
-/// Every `(field, warning)` for the strings under a step's `with:`: whole
-/// values, and literals inside their template tags. Object keys are field
-/// names, not values, and are left alone.
-pub fn in_with(v: &Json, path: &str, out: &mut Vec<(String, String)>) {
-    match v {
-        Json::String(s) => {
-            let whole = warning(s.trim());
-            let inside = quoted_in_template(s)
-                .into_iter()
-                .filter_map(|lit| warning(&lit));
-            out.extend(
-                whole
-                    .into_iter()
-                    .chain(inside)
-                    .map(|w| (path.to_owned(), w)),
-            );
-        }
-        Json::Array(items) => items
-            .iter()
-            .enumerate()
-            .for_each(|(i, x)| in_with(x, &format!("{path}[{i}]"), out)),
-        Json::Object(map) => map
-            .iter()
-            .for_each(|(k, x)| in_with(x, &format!("{path}.{k}"), out)),
-        _ => {}
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
 
+    fn fixture() -> Fixture {
+        Fixture::new(vec![
+            ("cohost".into(), "an account"),
+            ("owner".into(), "an account"),
+            ("owner".into(), "a speaker"),
+            ("main".into(), "a room"),
+            ("launch".into(), "the event"),
+        ])
+    }
+
     #[test]
-    fn the_ids_come_from_the_embedded_scenario() {
-        let s = Scenario::builtin();
-        assert!(names(&s.event.secondary_account).is_some());
-        assert_eq!(names(&s.event.id).as_deref(), Some("the event"));
-        assert_eq!(names(&s.event.room).as_deref(), Some("a room"));
-        // `owner` is both an account and a speaker there.
-        assert_eq!(names("owner").as_deref(), Some("an account and a speaker"));
-        assert_eq!(names("harbour-radio"), None);
+    fn a_value_names_every_kind_it_is() {
+        let f = fixture();
+        assert_eq!(
+            f.names("owner").as_deref(),
+            Some("an account and a speaker")
+        );
+        assert_eq!(f.names("launch").as_deref(), Some("the event"));
+        assert_eq!(f.names("harbour-radio"), None);
+        assert_eq!(Fixture::default().names("main"), None);
     }
 
     #[test]
     fn only_whole_values_and_quoted_literals_count() {
         let mut out = Vec::new();
-        in_with(
+        fixture().in_with(
             &json!({
                 "account": "cohost",
                 "path": "/api/v1/rooms/main",

@@ -39,6 +39,7 @@ pub mod alert;
 pub mod calls;
 pub mod literals;
 pub mod plan;
+pub mod spec;
 pub mod template;
 pub mod unittest;
 
@@ -54,12 +55,31 @@ use crate::duration::PromDuration;
 use crate::labels::Labels;
 use crate::matchers::{Matcher, matches_all, parse_matchers};
 use crate::roles::Role;
+use spec::{ActionSpec, Catalog, Lasts, Reads};
 use template::Templates;
 
-/// What a runbook may reference outside itself, for validation.
-#[derive(Clone, Debug, Default)]
+/// What a runbook may reference outside itself, for validation: the
+/// actions steps may take, the targets they may call, and the ids they
+/// should not name.
+#[derive(Clone)]
 pub struct CheckEnv {
+    pub actions: &'static dyn Catalog,
+    pub fixture: &'static literals::Fixture,
     pub targets: BTreeSet<String>,
+}
+
+impl CheckEnv {
+    pub fn new(
+        actions: &'static dyn Catalog,
+        fixture: &'static literals::Fixture,
+        targets: impl IntoIterator<Item = String>,
+    ) -> Self {
+        CheckEnv {
+            actions,
+            fixture,
+            targets: targets.into_iter().collect(),
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -239,6 +259,8 @@ pub enum OnFailure {
 pub struct Step {
     pub id: String,
     pub action: String,
+    /// What the model knows of the action.
+    pub spec: &'static dyn ActionSpec,
     /// Parameters as written; strings are templates rendered at run time.
     pub with: Json,
     pub when: Option<String>,
@@ -466,6 +488,7 @@ const DEFAULT_APPROVAL_TIMEOUT: PromDuration = PromDuration::from_secs(10 * 60);
 struct Check<'a> {
     c: Collector<'a>,
     templates: &'a Templates,
+    fixture: &'a literals::Fixture,
 }
 
 impl<'a> std::ops::Deref for Check<'a> {
@@ -589,6 +612,7 @@ pub fn parse_runbook(file: &str, text: &str, env: &CheckEnv) -> Result<Runbook, 
     let mut c = Check {
         c: Collector::new(file),
         templates: &templates,
+        fixture: env.fixture,
     };
 
     if raw.kind.value != "runbook" {
@@ -676,7 +700,7 @@ pub fn parse_runbook(file: &str, text: &str, env: &CheckEnv) -> Result<Runbook, 
             );
         }
         if let Some(d) = &r.default
-            && let Some(why) = d.value.as_str().and_then(literals::warning)
+            && let Some(why) = d.value.as_str().and_then(|v| c.fixture.warning(v))
         {
             c.warn(Pos::of(d), format!("{field}.default"), why);
         }
@@ -1053,9 +1077,9 @@ fn check_parts(c: &mut Check, env: &CheckEnv, r: StepParts, field: &str, scope: 
         .with
         .map_or(Json::Object(Default::default()), |w| w.value.clone());
     let with_pos = r.with.and_then(Pos::of).or(r.pos);
-    match crate::executor::actions::find(&r.action.value) {
+    let spec = match env.actions.find(&r.action.value) {
         None => {
-            let names = crate::executor::actions::names();
+            let names = env.actions.names();
             let hint = did_you_mean(&r.action.value, &names)
                 .map(|s| format!(" (did you mean `{s}`?)"))
                 .unwrap_or_default();
@@ -1068,6 +1092,7 @@ fn check_parts(c: &mut Check, env: &CheckEnv, r: StepParts, field: &str, scope: 
                     one_of(&names)
                 ),
             );
+            &spec::Unknown as &'static dyn ActionSpec
         }
         Some(action) => {
             for (sub, msg) in action.check(&with, env) {
@@ -1089,10 +1114,12 @@ fn check_parts(c: &mut Check, env: &CheckEnv, r: StepParts, field: &str, scope: 
                     c.warn(with_pos, format!("{field}.with.{name}"), why);
                 }
             }
+            action
         }
-    }
+    };
     let mut named = Vec::new();
-    literals::in_with(&with, &format!("{field}.with"), &mut named);
+    c.fixture
+        .in_with(&with, &format!("{field}.with"), &mut named);
     for (f, why) in named {
         c.warn(with_pos, f, why);
     }
@@ -1104,27 +1131,19 @@ fn check_parts(c: &mut Check, env: &CheckEnv, r: StepParts, field: &str, scope: 
     if let Some(w) = r.when {
         for why in literals::quoted(&w.value)
             .iter()
-            .filter_map(|l| literals::warning(l))
+            .filter_map(|l| c.fixture.warning(l))
         {
             c.warn(Pos::of(w), format!("{field}.when"), why);
         }
         c.template(&w.value, true, Pos::of(w), &format!("{field}.when"), scope);
     }
-    // A wait's timeout must outlast the wait (its `duration`, or the
-    // `within` of a wait `until`): by default it does, and one set shorter
-    // is a mistake that would fail every run.
-    let waits_for = match r.action.value.as_str() {
-        "wait" => with
-            .get("duration")
-            .or_else(|| with.get("within"))
-            .and_then(|d| d.as_str())
-            .map(|d| PromDuration::parse(d).ok()),
-        // An approval step lasts until its deadline.
-        "approval" => Some(crate::executor::actions::approval::timeout_of(&with)),
-        // A called runbook lasts as long as its own steps; its steps keep
-        // their own timeouts.
-        "runbook" => Some(None),
-        _ => None,
+    // A step that waits (a `wait`, an approval's deadline) must be given
+    // longer than it waits: by default it is, and a timeout set shorter is
+    // a mistake that would fail every run.
+    let waits_for = match spec.lasts(&with) {
+        Lasts::Briefly => None,
+        Lasts::For(d) => Some(Some(d)),
+        Lasts::Unknown => Some(None),
     };
     let default_timeout = match waits_for {
         Some(Some(d)) => PromDuration::from_millis(d.as_millis() + WAIT_TIMEOUT_MARGIN.as_millis()),
@@ -1177,6 +1196,7 @@ fn check_parts(c: &mut Check, env: &CheckEnv, r: StepParts, field: &str, scope: 
     Step {
         id: r.id,
         action: r.action.value.clone(),
+        spec,
         with,
         when: r.when.map(|w| w.value.clone()),
         timeout,
@@ -1222,7 +1242,7 @@ fn check_guard<'r>(
         let f = format!("{field}.read[{j}]");
         let rr = &sp.value;
         check_id(c, &rr.id, &f, seen);
-        check_read_only(c, rr, &f);
+        check_read_only(c, env, rr, &f);
         let scope = Scope {
             earlier_steps: &earlier,
             ..*base
@@ -1281,7 +1301,7 @@ fn check_guard<'r>(
     if let Some(h) = &r.holds {
         for why in literals::quoted(&h.value)
             .iter()
-            .filter_map(|l| literals::warning(l))
+            .filter_map(|l| c.fixture.warning(l))
         {
             c.warn(Pos::of(h), format!("{field}.holds"), why);
         }
@@ -1293,26 +1313,24 @@ fn check_guard<'r>(
     }
 }
 
-fn check_read_only(c: &mut Check, r: &RawRead, field: &str) {
+fn check_read_only(c: &mut Check, env: &CheckEnv, r: &RawRead, field: &str) {
+    // An unknown action is reported as such by the step's own check.
+    let Some(spec) = env.actions.find(&r.action.value) else {
+        return;
+    };
     let with = r.with.as_ref();
-    match r.action.value.as_str() {
-        "query" => {}
-        "http" => match with.and_then(|w| w.value.get("method")) {
-            // GET is the default.
-            None => {}
-            Some(Json::String(m)) if m == "GET" => {}
-            Some(m) => c.err(
-                with.and_then(Pos::of),
-                format!("{field}.with.method"),
-                format!("method {m} could change what the guard is there to judge; {READ_ONLY}"),
-            ),
-        },
-        // An unknown action is reported as such by the step's own check.
-        a if crate::executor::actions::find(a).is_none() => {}
-        a => c.err(
+    let params = with.map_or(Json::Null, |w| w.value.clone());
+    match spec.reads(&params) {
+        Reads::Only => {}
+        Reads::NotWith { field: f, why } => c.err(
+            with.and_then(Pos::of),
+            format!("{field}.with.{f}"),
+            format!("{why}; {READ_ONLY}"),
+        ),
+        Reads::No => c.err(
             Pos::of(&r.action),
             format!("{field}.action"),
-            format!("`{a}` is not a read; {READ_ONLY}"),
+            format!("`{}` is not a read; {READ_ONLY}", r.action.value),
         ),
     }
 }

@@ -22,8 +22,8 @@ use super::template::{Lang, Templates, encode_segment};
 use super::{
     Approval, Budget, OnFailure, OnTimeout, RetryPolicy, Runbook, Step, VerifyFailure, coerce,
 };
-use crate::clock::Millis;
 use crate::diag::{did_you_mean, one_of};
+use crate::duration::Millis;
 use crate::duration::PromDuration;
 use crate::labels::Labels;
 
@@ -385,7 +385,7 @@ struct Planner<'a> {
 
 impl Planner<'_> {
     fn render_str(&mut self, src: &str, field: &str) -> String {
-        if !crate::executor::actions::is_template(src) {
+        if !super::template::is_template(src) {
             return src.to_owned();
         }
         self.templates
@@ -401,7 +401,7 @@ impl Planner<'_> {
     /// rendered stays as written and the rest still show their values.
     fn render_value(&mut self, v: &Json, field: &str) -> Json {
         match v {
-            Json::String(s) if crate::executor::actions::is_template(s) => self
+            Json::String(s) if super::template::is_template(s) => self
                 .templates
                 .render_value(v, self.ctx)
                 .unwrap_or_else(|e| {
@@ -483,23 +483,13 @@ impl Planner<'_> {
 
     fn step(&mut self, s: &Step, list: &str) -> PlannedStep {
         let field = format!("{list}.{}", s.id);
-        let langs = crate::executor::actions::find(&s.action).map_or(&[][..], |a| a.langs());
-        let params = self.render_params(&s.with, langs, &format!("{field}.with"));
-        let url = (s.action == "http")
-            .then(|| {
-                let target = params.get("target")?.as_str()?;
-                let base = self.targets.get(target)?;
-                let path = params.get("path")?.as_str()?;
-                // What a run would refuse, said now.
-                if let Ok(url) = reqwest::Url::parse(base)
-                    && !path.contains('<')
-                    && let Err(e) = crate::executor::actions::http::join_on_target(&url, path)
-                {
-                    self.notes.push(format!("{field}.with.path: {}", e.message));
-                }
-                Some(format!("{}{path}", base.trim_end_matches('/')))
-            })
-            .flatten();
+        let params = self.render_params(&s.with, s.spec.langs(), &format!("{field}.with"));
+        let url = s.spec.destination(&params, self.targets).map(|d| {
+            if let Some((param, why)) = d.refused {
+                self.notes.push(format!("{field}.with.{param}: {why}"));
+            }
+            d.url
+        });
         PlannedStep {
             id: s.id.clone(),
             action: s.action.clone(),
@@ -768,7 +758,7 @@ impl fmt::Display for Plan {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runbook::{CheckEnv, parse_runbook};
+    use crate::runbook::parse_runbook;
 
     const NOW: Millis = 1_684_951_500_000; // 2023-05-24T18:05:00Z
 
@@ -777,9 +767,7 @@ mod tests {
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("runbooks/{name}.yaml")),
         )
         .unwrap();
-        let env = CheckEnv {
-            targets: ["sim".to_owned()].into(),
-        };
+        let env = crate::load::check_env(["sim".to_owned()]);
         parse_runbook(&format!("runbooks/{name}.yaml"), &text, &env).unwrap()
     }
 
@@ -858,9 +846,7 @@ mod tests {
         );
         // A placeholder is shown as itself.
         let yaml = "kind: runbook\nname: r\ntrigger: {manual: true}\nsteps:\n  - id: get\n    action: http\n    with: {target: sim, path: \"/rooms/{{ alert.labels.room }}\"}\n";
-        let env = CheckEnv {
-            targets: ["sim".to_owned()].into(),
-        };
+        let env = crate::load::check_env(["sim".to_owned()]);
         let rb = parse_runbook("r.yaml", yaml, &env).unwrap();
         let out = build_plan(&rb, None, &BTreeMap::new(), &targets(), NOW)
             .unwrap()
@@ -876,9 +862,7 @@ mod tests {
     #[test]
     fn a_template_a_placeholder_cannot_fill_is_noted() {
         let yaml = "kind: runbook\nname: r\ntrigger: {manual: true}\nsteps:\n  - id: say\n    action: chat\n    with:\n      text: \"level {{ alert.value | round(2) }}\"\n";
-        let env = CheckEnv {
-            targets: ["sim".to_owned()].into(),
-        };
+        let env = crate::load::check_env(["sim".to_owned()]);
         let rb = parse_runbook("r.yaml", yaml, &env).unwrap();
         let plan = build_plan(&rb, None, &BTreeMap::new(), &targets(), NOW).unwrap();
         let out = plan.to_string();
@@ -942,7 +926,7 @@ steps:
     when: steps.a.posted
     with: {text: "c"}
 "#;
-        let rb = parse_runbook("w.yaml", text, &CheckEnv::default()).unwrap();
+        let rb = parse_runbook("w.yaml", text, &crate::load::check_env([])).unwrap();
         let plan = build_plan(&rb, None, &BTreeMap::new(), &BTreeMap::new(), NOW).unwrap();
         let whens: Vec<When> = plan
             .steps

@@ -20,6 +20,12 @@ use minijinja::{Environment, Error, ErrorKind, UndefinedBehavior, Value};
 use serde_json::Value as Json;
 
 /// The names a template may start from.
+/// Whether a parameter is a template, which can only be checked once
+/// rendered.
+pub fn is_template(s: &str) -> bool {
+    s.contains("{{") || s.contains("{%")
+}
+
 pub const ROOTS: [&str; 4] = ["alert", "inputs", "steps", "run"];
 
 /// Enough for any sane step template; a loop over a huge list runs out.

@@ -2,9 +2,7 @@ use super::*;
 use serde_json::json;
 
 fn env() -> CheckEnv {
-    CheckEnv {
-        targets: ["sim".to_owned()].into(),
-    }
+    crate::load::check_env(["sim".to_owned()])
 }
 
 const GOOD: &str = r#"kind: runbook
@@ -550,4 +548,146 @@ fn guard_reads_have_ids_unique_in_the_runbook_and_are_only_the_guards() {
             "g.yaml:10:11: steps[1].with.path: step `origin` is a read of the guard on `move`'s rollback",
         ],
     );
+}
+
+/// The model names no action: what it checks of a step (its parameters,
+/// how long it lasts, whether a guard may use it, what it calls) comes
+/// from the catalog it is handed. Here, one made up for the test.
+mod catalog {
+    use super::*;
+    use crate::runbook::literals::Fixture;
+    use crate::runbook::spec::{ActionSpec, Callee, Catalog, Lasts, Reads};
+
+    struct Nap;
+    impl ActionSpec for Nap {
+        fn name(&self) -> &'static str {
+            "nap"
+        }
+        fn check(&self, with: &Json, _env: &CheckEnv) -> Vec<(String, String)> {
+            match with.get("for") {
+                Some(Json::String(_)) => vec![],
+                _ => vec![("for".into(), "say how long".into())],
+            }
+        }
+        fn lasts(&self, with: &Json) -> Lasts {
+            with.get("for")
+                .and_then(Json::as_str)
+                .and_then(|d| PromDuration::parse(d).ok())
+                .map_or(Lasts::Unknown, Lasts::For)
+        }
+        fn reads(&self, _with: &Json) -> Reads {
+            Reads::Only
+        }
+    }
+
+    struct Delegate;
+    impl ActionSpec for Delegate {
+        fn name(&self) -> &'static str {
+            "delegate"
+        }
+        fn check(&self, _with: &Json, _env: &CheckEnv) -> Vec<(String, String)> {
+            vec![]
+        }
+        fn callee(&self, with: &Json) -> Option<Callee> {
+            Some(Callee {
+                runbook: with.get("to")?.as_str()?.to_owned(),
+                inputs: Default::default(),
+            })
+        }
+    }
+
+    struct Made;
+    impl Catalog for Made {
+        fn find(&self, name: &str) -> Option<&'static dyn ActionSpec> {
+            match name {
+                "nap" => Some(&Nap),
+                "delegate" => Some(&Delegate),
+                _ => None,
+            }
+        }
+        fn names(&self) -> Vec<&'static str> {
+            vec!["delegate", "nap"]
+        }
+    }
+
+    static NONE: std::sync::LazyLock<Fixture> = std::sync::LazyLock::new(Fixture::default);
+
+    fn made() -> CheckEnv {
+        CheckEnv::new(&Made, &NONE, [])
+    }
+
+    fn runbook(steps: &str) -> String {
+        format!(
+            "kind: runbook\nname: r\ndescription: d\nowner: o\ntrigger: {{manual: true}}\nsteps:\n{steps}"
+        )
+    }
+
+    fn errors(text: &str) -> Vec<String> {
+        match parse_runbook("r.yaml", text, &made()) {
+            Ok(_) => vec![],
+            Err(d) => d
+                .iter()
+                .filter(|d| !d.warning)
+                .map(ToString::to_string)
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_step_is_checked_by_its_spec() {
+        let e = errors(&runbook("  - id: a\n    action: nap\n    with: {}\n"));
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(e[0].contains("steps[0].with.for: say how long"), "{e:?}");
+        // The executor's actions are not in this catalog.
+        let e = errors(&runbook("  - id: a\n    action: http\n    with: {}\n"));
+        assert!(
+            e[0].contains(r#"unknown action "http"; expected one of: delegate, nap"#),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn how_long_a_step_lasts_bounds_its_timeout() {
+        let e = errors(&runbook(
+            "  - id: a\n    action: nap\n    with: {for: 10m}\n    timeout: 5m\n",
+        ));
+        assert!(
+            e.iter()
+                .any(|e| e.contains("timeout 5m is not longer than the wait (10m)")),
+            "{e:?}"
+        );
+        let rb = parse_runbook(
+            "r.yaml",
+            &runbook("  - id: a\n    action: nap\n    with: {for: 10m}\n"),
+            &made(),
+        )
+        .unwrap();
+        assert!(rb.steps[0].timeout > PromDuration::from_secs(600));
+        assert_eq!(rb.steps[0].spec.name(), "nap");
+    }
+
+    #[test]
+    fn a_guard_reads_with_what_its_spec_says_only_reads() {
+        let rollback = |action: &str| {
+            runbook(&format!(
+                "  - id: a\n    action: nap\n    with: {{for: 1s}}\n    rollback:\n      guard:\n        read:\n          - id: r\n            action: {action}\n            with: {{for: 1s, to: x}}\n        holds: 'true'\n        otherwise: held\n      action: nap\n      with: {{for: 1s}}\n"
+            ))
+        };
+        assert_eq!(errors(&rollback("nap")), Vec::<String>::new());
+        let e = errors(&rollback("delegate"));
+        assert!(
+            e.iter().any(|e| e.contains("`delegate` is not a read")),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn what_a_step_calls_comes_from_its_spec() {
+        let files = [(
+            "r.yaml".to_owned(),
+            runbook("  - id: a\n    action: delegate\n    with: {to: nowhere}\n"),
+        )];
+        let e = load_runbooks(&files, &made()).unwrap_err().to_string();
+        assert!(e.contains("nowhere"), "{e}");
+    }
 }

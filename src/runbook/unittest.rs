@@ -14,8 +14,8 @@ use serde_json::Value as Json;
 
 use super::Runbook;
 use super::plan::AlertInput;
-use crate::clock::Millis;
 use crate::diag::{Collector, Diagnostics, Pos, Sp, did_you_mean, from_yaml, one_of};
+use crate::duration::Millis;
 use crate::duration::PromDuration;
 use crate::roles::Role;
 use crate::rules::unittest::{InputSeries, expand_series_values, parse_series_labels};
@@ -1133,9 +1133,7 @@ tests:
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
         let text =
             std::fs::read_to_string(dir.join("runbooks/move-to-secondary-room.yaml")).unwrap();
-        let env = crate::runbook::CheckEnv {
-            targets: ["sim".to_owned()].into(),
-        };
+        let env = crate::load::check_env(["sim".to_owned()]);
         let rb = crate::runbook::parse_runbook("move.yaml", &text, &env).unwrap();
         let tf = parse_test_file(
             "t.yaml",

@@ -560,6 +560,17 @@ impl Scenario {
             .unwrap_or_else(|d| panic!("built-in scenario is invalid:\n{d}"))
     }
 
+    /// Every id the scenario defines, with what it names there ("a
+    /// room"): what a runbook written against it must not hard-code.
+    pub fn ids(&self) -> Vec<(String, &'static str)> {
+        let mut ids: Vec<(String, &'static str)> = Vec::new();
+        ids.extend(self.accounts.iter().map(|a| (a.id.clone(), "an account")));
+        ids.extend(self.rooms.iter().map(|r| (r.id.clone(), "a room")));
+        ids.extend(self.speakers.iter().map(|p| (p.id.clone(), "a speaker")));
+        ids.push((self.event.id.clone(), "the event"));
+        ids
+    }
+
     /// The embedded scenario's YAML text, for `--dump`-style commands.
     pub fn builtin_text() -> &'static str {
         BUILTIN_TEXT

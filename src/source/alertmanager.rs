@@ -12,7 +12,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use crate::clock::Millis;
 use crate::labels::Labels;
@@ -21,32 +21,7 @@ use crate::limits::{
     MAX_LABEL_VALUE_BYTES, clip_list, head,
 };
 
-/// How an alert's state is known.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub enum Lifecycle {
-    /// Alertmanager said firing or resolved, and will say again when that
-    /// changes: the alert never expires on its own (a webhook repeats
-    /// only every `repeat_interval`, hours apart).
-    Told { resolved: bool },
-    /// Pushed with a validity, as Prometheus does: firing until `endsAt`
-    /// passes (or `resolve_timeout` after it was last pushed, without
-    /// one). An `endsAt` already past means resolved.
-    Until(Option<Millis>),
-}
-
-/// One alert as it arrived, checked.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Incoming {
-    pub labels: Labels,
-    pub annotations: BTreeMap<String, String>,
-    /// `None` when the sender left it out: then it starts now.
-    pub starts_at: Option<Millis>,
-    pub lifecycle: Lifecycle,
-    /// Where it came from, for people: `alertmanager (receiver firebreak)`
-    /// or `api`.
-    pub via: String,
-    pub generator_url: Option<String>,
-}
+pub use crate::rules::pushed::{Incoming, Lifecycle};
 
 /// A request firebreak could not read, with every problem found.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]

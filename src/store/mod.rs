@@ -13,6 +13,7 @@ use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Row};
 
 use crate::clock::Millis;
+pub use crate::incident::{AudienceRow, TimelineEntry};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -187,15 +188,6 @@ fn timeline_entry(r: &sqlx::any::AnyRow) -> Result<TimelineEntry> {
     })
 }
 
-/// One measurement of an incident's audience.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct AudienceRow {
-    pub at: Millis,
-    pub listening: Option<u64>,
-    pub at_risk: Option<u64>,
-    pub without_us: Option<u64>,
-}
-
 /// A `runs` row whose first eight columns are in [`RunRecord`]'s order.
 fn run_record(r: &sqlx::any::AnyRow) -> Result<RunRecord> {
     Ok(RunRecord {
@@ -222,18 +214,6 @@ pub struct Store {
     /// same next number and all but one fail; the retry below is left for
     /// the rare writer in another process.
     append: std::sync::Arc<tokio::sync::Mutex<()>>,
-}
-
-/// One line of an incident's timeline.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct TimelineEntry {
-    pub incident: String,
-    pub seq: i64,
-    pub at: Millis,
-    pub kind: String,
-    /// Who did it: `firebreak` for automation, else the person.
-    pub actor: String,
-    pub text: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]

@@ -13,11 +13,12 @@
 use serde::Deserialize;
 use serde_json::{Value as Json, json};
 
-use super::{Action, ActionEnv, ActionError, Done, StepCtx, check_shape};
+use super::{Action, ActionEnv, ActionError, ActionSpec, Done, StepCtx, check_shape};
 use crate::chat::{BoxFut, ChatMessage, Kind};
 use crate::duration::PromDuration;
 use crate::executor::gates::GateOutcome;
 use crate::roles::Role;
+use crate::runbook::spec::Lasts;
 use crate::runbook::{Approval, CheckEnv, OnTimeout};
 
 pub struct ApprovalStep;
@@ -84,7 +85,7 @@ pub fn timeout_of(with: &Json) -> Option<PromDuration> {
     approval(&p).ok().map(|a| a.timeout)
 }
 
-impl Action for ApprovalStep {
+impl ActionSpec for ApprovalStep {
     fn name(&self) -> &'static str {
         "approval"
     }
@@ -96,6 +97,12 @@ impl Action for ApprovalStep {
         }
     }
 
+    fn lasts(&self, with: &Json) -> Lasts {
+        timeout_of(with).map_or(Lasts::Unknown, Lasts::For)
+    }
+}
+
+impl Action for ApprovalStep {
     /// Waiting again after a restart is what a gate is for.
     fn repeatable(&self, _with: &Json, _env: &ActionEnv) -> bool {
         true
@@ -173,7 +180,7 @@ mod tests {
 
     #[test]
     fn checks_role_and_timeout() {
-        let env = CheckEnv::default();
+        let env = crate::load::check_env([]);
         assert!(ApprovalStep.check(&json!({}), &env).is_empty());
         assert!(
             ApprovalStep

@@ -5,7 +5,7 @@
 use serde::Deserialize;
 use serde_json::{Value as Json, json};
 
-use super::{Action, ActionError, Done, StepCtx, check_shape};
+use super::{Action, ActionError, ActionSpec, Done, StepCtx, check_shape};
 use crate::chat::{BoxFut, ChatMessage, Kind};
 use crate::runbook::CheckEnv;
 
@@ -30,7 +30,7 @@ fn valid_slot(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
-impl Action for Chat {
+impl ActionSpec for Chat {
     fn name(&self) -> &'static str {
         "chat"
     }
@@ -58,7 +58,9 @@ impl Action for Chat {
             Err(e) => e,
         }
     }
+}
 
+impl Action for Chat {
     /// At worst a message shows twice after a crash; never a mitigation.
     fn repeatable(&self, _with: &Json, _env: &super::ActionEnv) -> bool {
         true
@@ -110,34 +112,34 @@ mod tests {
     #[test]
     fn checks_shape() {
         assert!(
-            Chat.check(&json!({"text": "hi"}), &CheckEnv::default())
+            Chat.check(&json!({"text": "hi"}), &crate::load::check_env([]))
                 .is_empty()
         );
-        let e = Chat.check(&json!({"txt": "hi"}), &CheckEnv::default());
+        let e = Chat.check(&json!({"txt": "hi"}), &crate::load::check_env([]));
         assert!(e[0].1.contains("txt"), "{e:?}");
         assert!(
             !Chat
-                .check(&json!({"text": " "}), &CheckEnv::default())
+                .check(&json!({"text": " "}), &crate::load::check_env([]))
                 .is_empty()
         );
         assert!(
             Chat.check(
                 &json!({"text": "hi", "slot": "progress"}),
-                &CheckEnv::default()
+                &crate::load::check_env([])
             )
             .is_empty()
         );
         assert!(
             Chat.check(
                 &json!({"text": "hi", "slot": "{{ inputs.room }}"}),
-                &CheckEnv::default()
+                &crate::load::check_env([])
             )
             .is_empty(),
             "a template is checked when it renders"
         );
         let e = Chat.check(
             &json!({"text": "hi", "slot": "two words"}),
-            &CheckEnv::default(),
+            &crate::load::check_env([]),
         );
         assert_eq!(e[0].0, "slot");
         assert!(e[0].1.contains("letters, digits"), "{e:?}");

@@ -11,12 +11,14 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_json::{Map, Value as Json, json};
 
-use super::{Action, ActionError, Done, StepCtx, check_shape};
+use super::{Action, ActionError, ActionSpec, Done, StepCtx, check_shape};
 use crate::chat::BoxFut;
-use crate::config::{Target, resolve_secret};
+use crate::config::Target;
 use crate::net::TargetClient;
 use crate::runbook::CheckEnv;
+use crate::runbook::spec::{Destination, Reads};
 use crate::runbook::template::Lang;
+use crate::secrets::resolve_secret;
 
 pub struct Http;
 
@@ -50,7 +52,7 @@ fn safe_to_repeat(method: &str, target_honours_keys: bool) -> bool {
     matches!(method, "GET" | "PUT" | "DELETE") || target_honours_keys
 }
 
-impl Action for Http {
+impl ActionSpec for Http {
     fn name(&self) -> &'static str {
         "http"
     }
@@ -117,6 +119,39 @@ impl Action for Http {
         errs
     }
 
+    /// GET (the default) only reads; any other method could act.
+    fn reads(&self, with: &Json) -> Reads {
+        match with.get("method") {
+            None => Reads::Only,
+            Some(Json::String(m)) if m == "GET" => Reads::Only,
+            Some(m) => Reads::NotWith {
+                field: "method",
+                why: format!("method {m} could change what the guard is there to judge"),
+            },
+        }
+    }
+
+    fn destination(
+        &self,
+        params: &Json,
+        targets: &BTreeMap<String, String>,
+    ) -> Option<Destination> {
+        let base = targets.get(params.get("target")?.as_str()?)?;
+        let path = params.get("path")?.as_str()?;
+        // A placeholder (`<run.id>`) is not a path yet.
+        let refused = reqwest::Url::parse(base)
+            .ok()
+            .filter(|_| !path.contains('<'))
+            .and_then(|url| join_on_target(&url, path).err())
+            .map(|e| ("path", e.message));
+        Some(Destination {
+            url: format!("{}{path}", base.trim_end_matches('/')),
+            refused,
+        })
+    }
+}
+
+impl Action for Http {
     /// GET, PUT and DELETE are idempotent by HTTP's definition; POST and
     /// PATCH only at a target that honours `Idempotency-Key`.
     fn changes(&self, with: &Json) -> bool {
@@ -396,9 +431,7 @@ mod tests {
     use super::*;
 
     fn env() -> CheckEnv {
-        CheckEnv {
-            targets: ["sim".to_owned()].into(),
-        }
+        crate::load::check_env(["sim".to_owned()])
     }
 
     #[test]

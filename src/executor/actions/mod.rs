@@ -17,8 +17,7 @@ use tokio_util::sync::CancellationToken;
 use crate::chat::{BoxFut, Outbox};
 use crate::clock::Clock;
 use crate::config::{SecretSource, Target};
-use crate::runbook::CheckEnv;
-use crate::runbook::template::Lang;
+use crate::runbook::spec::{ActionSpec, Catalog};
 
 /// What every action may use. Built once by the daemon.
 #[derive(Clone)]
@@ -31,9 +30,9 @@ pub struct ActionEnv {
     pub channel: String,
     /// Instant queries at the bot's `now`; `None` where no watcher runs.
     pub queries: Option<crate::watcher::Queries>,
-    /// The control loop's command queue, for steps that change what it
-    /// owns (silences); `None` where no control loop runs.
-    pub control: Option<tokio::sync::mpsc::Sender<crate::control::Command>>,
+    /// Whoever owns silences (the control loop), for `silence` steps;
+    /// `None` where no control loop runs.
+    pub silencer: Option<std::sync::Arc<dyn silence::Silencer>>,
 }
 
 /// One step being run.
@@ -101,20 +100,12 @@ pub struct Done {
     pub summary: String,
 }
 
-pub trait Action: Send + Sync {
-    fn name(&self) -> &'static str;
-    /// Load-time check of the parameters as written (templates not yet
-    /// rendered): `(field under with, problem)` pairs.
-    fn check(&self, with: &Json, env: &CheckEnv) -> Vec<(String, String)>;
+/// An action as the executor runs it; what it is to the runbook model
+/// (its parameters and how they check) is its [`ActionSpec`].
+pub trait Action: ActionSpec {
     /// Runs with rendered parameters.
     fn run<'a>(&'a self, ctx: &'a StepCtx<'a>, with: Json)
     -> BoxFut<'a, Result<Done, ActionError>>;
-    /// What the templates of some of its fields write, where that decides
-    /// how values go in: a `path` is encoded, a PromQL string checked for
-    /// `| promql`. Fields not named are plain text.
-    fn langs(&self) -> &'static [(&'static str, Lang)] {
-        &[]
-    }
     /// Whether doing this again, with the same idempotency key, is
     /// harmless. A step that was in flight when the bot died is repeated
     /// on restart only if so; otherwise the run is marked interrupted for
@@ -149,6 +140,18 @@ pub fn names() -> Vec<&'static str> {
     REGISTRY.iter().map(|a| a.name()).collect()
 }
 
+/// The registry as the runbook loader sees it.
+pub struct Registry;
+
+impl Catalog for Registry {
+    fn find(&self, name: &str) -> Option<&'static dyn ActionSpec> {
+        find(name).map(|a| a as &'static dyn ActionSpec)
+    }
+    fn names(&self) -> Vec<&'static str> {
+        names()
+    }
+}
+
 /// Decodes rendered parameters for `run`. They passed `check` at load, so a
 /// failure here means a template rendered into the wrong shape.
 pub fn params<T: serde::de::DeserializeOwned>(with: Json) -> Result<T, ActionError> {
@@ -156,11 +159,7 @@ pub fn params<T: serde::de::DeserializeOwned>(with: Json) -> Result<T, ActionErr
         .map_err(|e| ActionError::fatal(format!("bad parameters after rendering: {e}")))
 }
 
-/// Whether a parameter is a template, which can only be checked once
-/// rendered.
-pub fn is_template(s: &str) -> bool {
-    s.contains("{{") || s.contains("{%")
-}
+pub use crate::runbook::template::is_template;
 
 /// The metrics query handle, or an error saying why there is none.
 pub fn queries(env: &ActionEnv) -> Result<&crate::watcher::Queries, ActionError> {

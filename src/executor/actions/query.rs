@@ -27,10 +27,11 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_json::{Map, Value as Json, json};
 
-use super::{Action, ActionError, Done, StepCtx, check_expr, check_shape, is_template};
+use super::{Action, ActionError, ActionSpec, Done, StepCtx, check_expr, check_shape, is_template};
 use crate::chat::BoxFut;
 use crate::promql::{Sample, Value};
 use crate::runbook::CheckEnv;
+use crate::runbook::spec::Reads;
 use crate::runbook::template::Lang;
 
 pub struct Query;
@@ -58,7 +59,7 @@ pub struct Expect<N> {
     pub max: Option<N>,
 }
 
-impl Action for Query {
+impl ActionSpec for Query {
     fn name(&self) -> &'static str {
         "query"
     }
@@ -119,6 +120,12 @@ impl Action for Query {
         errs
     }
 
+    fn reads(&self, _with: &Json) -> Reads {
+        Reads::Only
+    }
+}
+
+impl Action for Query {
     /// A query only reads.
     fn repeatable(&self, _with: &Json, _env: &super::ActionEnv) -> bool {
         true
@@ -258,7 +265,7 @@ mod tests {
     use crate::tsdb::SeriesStore;
 
     fn check(with: Json) -> Vec<(String, String)> {
-        Query.check(&with, &CheckEnv::default())
+        Query.check(&with, &crate::load::check_env([]))
     }
 
     fn store() -> SeriesStore {

@@ -25,9 +25,10 @@
 use serde::Deserialize;
 use serde_json::{Map, Value as Json};
 
-use super::{Action, ActionEnv, ActionError, Done, StepCtx, check_shape, is_template};
+use super::{Action, ActionEnv, ActionError, ActionSpec, Done, StepCtx, check_shape, is_template};
 use crate::chat::BoxFut;
 use crate::runbook::CheckEnv;
+use crate::runbook::spec::{Callee, Lasts};
 
 pub struct RunbookCall;
 
@@ -39,14 +40,6 @@ pub struct Params {
     pub inputs: Map<String, Json>,
 }
 
-/// The runbook a step calls, if its parameters name one; for the checks
-/// across runbooks at load.
-pub fn callee(with: &Json) -> Option<Params> {
-    serde_json::from_value::<Params>(with.clone())
-        .ok()
-        .filter(|p| !is_template(&p.runbook))
-}
-
 /// Runs a called runbook for a step; the executor provides it.
 pub trait Calls: Send + Sync {
     fn call<'a>(
@@ -56,7 +49,7 @@ pub trait Calls: Send + Sync {
     ) -> BoxFut<'a, Result<Done, ActionError>>;
 }
 
-impl Action for RunbookCall {
+impl ActionSpec for RunbookCall {
     fn name(&self) -> &'static str {
         "runbook"
     }
@@ -80,6 +73,24 @@ impl Action for RunbookCall {
         vec![]
     }
 
+    /// As long as the called runbook's steps, which keep their own
+    /// timeouts.
+    fn lasts(&self, _with: &Json) -> Lasts {
+        Lasts::Unknown
+    }
+
+    fn callee(&self, with: &Json) -> Option<Callee> {
+        serde_json::from_value::<Params>(with.clone())
+            .ok()
+            .filter(|p| !is_template(&p.runbook))
+            .map(|p| Callee {
+                runbook: p.runbook,
+                inputs: p.inputs,
+            })
+    }
+}
+
+impl Action for RunbookCall {
     /// The called runbook's steps replay from their own records.
     fn repeatable(&self, _with: &Json, _env: &ActionEnv) -> bool {
         true
@@ -107,7 +118,7 @@ mod tests {
 
     #[test]
     fn the_name_is_required_and_not_a_template() {
-        let env = CheckEnv::default();
+        let env = crate::load::check_env([]);
         assert!(
             RunbookCall
                 .check(
@@ -123,7 +134,7 @@ mod tests {
         assert!(e[0].1.contains("missing field `runbook`"), "{e:?}");
         let e = RunbookCall.check(&json!({"runbook": "x", "input": {}}), &env);
         assert!(e[0].1.contains("unknown field `input`"), "{e:?}");
-        assert!(callee(&json!({"runbook": "x"})).is_some());
-        assert!(callee(&json!({"runbook": "{{ x }}"})).is_none());
+        assert!(RunbookCall.callee(&json!({"runbook": "x"})).is_some());
+        assert!(RunbookCall.callee(&json!({"runbook": "{{ x }}"})).is_none());
     }
 }

@@ -20,11 +20,10 @@
 
 use serde::Deserialize;
 use serde_json::{Value as Json, json};
-use tokio::sync::oneshot;
 
-use super::{Action, ActionError, Done, StepCtx, check_shape, is_template};
+use super::{Action, ActionError, ActionSpec, Done, StepCtx, check_shape, is_template};
 use crate::chat::BoxFut;
-use crate::control::Command;
+use crate::clock::Millis;
 use crate::duration::PromDuration;
 use crate::matchers::{Matcher, parse_matchers};
 use crate::runbook::CheckEnv;
@@ -70,7 +69,7 @@ fn duration(text: &str) -> Result<PromDuration, String> {
     }
 }
 
-impl Action for Silence {
+impl ActionSpec for Silence {
     fn name(&self) -> &'static str {
         "silence"
     }
@@ -97,7 +96,41 @@ impl Action for Silence {
         }
         errs
     }
+}
 
+/// Whoever owns silences (the control loop), as this action sees it: one
+/// call, so a step can ask for a silence and nothing else of its owner.
+pub trait Silencer: Send + Sync {
+    fn silence(&self, ask: Ask) -> BoxFut<'_, Result<Granted, SilenceError>>;
+}
+
+/// A silence a step asks for. With the step's idempotency key as `key`,
+/// asking twice makes one silence: a step repeated after a restart gets
+/// the first one back.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Ask {
+    pub matchers: Vec<Matcher>,
+    pub duration_ms: Millis,
+    pub by: String,
+    pub comment: String,
+    pub key: String,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Granted {
+    pub id: String,
+    pub ends_at: Millis,
+}
+
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum SilenceError {
+    #[error("the control loop has stopped (shutdown)")]
+    Stopped,
+    #[error("silence refused: {0}")]
+    Refused(String),
+}
+
+impl Action for Silence {
     /// The silence is named by the step's idempotency key, so asking again
     /// after a restart gets the same one back.
     fn repeatable(&self, _with: &Json, _env: &super::ActionEnv) -> bool {
@@ -120,28 +153,22 @@ impl Action for Silence {
                 matchers(&p.matchers).map_err(|e| ActionError::fatal(format!("matchers: {e}")))?;
             let d =
                 duration(&p.duration).map_err(|e| ActionError::fatal(format!("duration: {e}")))?;
-            let control = ctx.env.control.as_ref().ok_or_else(|| {
+            let silencer = ctx.env.silencer.as_ref().ok_or_else(|| {
                 ActionError::fatal("silences need the control loop, which is not running here")
             })?;
             let shown = matchers_text(&ms);
-            let (reply, answer) = oneshot::channel();
-            let cmd = Command::Silence {
+            let ask = Ask {
                 matchers: ms,
                 duration_ms: d.as_millis() as i64,
                 by: format!("runbook run {}", ctx.run_id),
                 comment: p.comment,
-                key: Some(ctx.idempotency_key.clone()),
-                reply,
+                key: ctx.idempotency_key.clone(),
             };
-            let stopped = || ActionError::fatal("the control loop has stopped (shutdown)");
-            let (id, ends_at) = tokio::select! {
-                r = async {
-                    control.send(cmd).await.map_err(|_| stopped())?;
-                    answer.await.map_err(|_| stopped())
-                } => r?,
+            let Granted { id, ends_at } = tokio::select! {
+                r = silencer.silence(ask) => r,
                 _ = ctx.cancel.cancelled() => return Err(ActionError::fatal("cancelled")),
             }
-            .map_err(|e| ActionError::fatal(format!("silence refused: {e}")))?;
+            .map_err(|e| ActionError::fatal(e.to_string()))?;
             Ok(Done {
                 summary: format!("silenced {shown} for {d} (id {id})"),
                 output: json!({"id": id, "ends_at": ends_at}),
@@ -155,7 +182,7 @@ mod tests {
     use super::*;
 
     fn check(with: Json) -> Vec<(String, String)> {
-        Silence.check(&with, &CheckEnv::default())
+        Silence.check(&with, &crate::load::check_env([]))
     }
 
     #[test]

@@ -31,11 +31,12 @@ use serde::Deserialize;
 use serde_json::{Value as Json, json};
 
 use super::query::{samples, short_expr};
-use super::{Action, ActionError, Done, StepCtx, check_expr, check_shape, is_template};
+use super::{Action, ActionError, ActionSpec, Done, StepCtx, check_expr, check_shape, is_template};
 use crate::chat::BoxFut;
 use crate::duration::PromDuration;
 use crate::promql::Value;
 use crate::runbook::CheckEnv;
+use crate::runbook::spec::Lasts;
 use crate::runbook::template::Lang;
 
 pub struct Wait;
@@ -124,7 +125,7 @@ impl Params {
     }
 }
 
-impl Action for Wait {
+impl ActionSpec for Wait {
     fn name(&self) -> &'static str {
         "wait"
     }
@@ -164,6 +165,19 @@ impl Action for Wait {
         errs
     }
 
+    fn lasts(&self, with: &Json) -> Lasts {
+        let Some(d) = with
+            .get("duration")
+            .or_else(|| with.get("within"))
+            .and_then(Json::as_str)
+        else {
+            return Lasts::Briefly;
+        };
+        PromDuration::parse(d).map_or(Lasts::Unknown, Lasts::For)
+    }
+}
+
+impl Action for Wait {
     /// A resumed wait waits only for what is left of it.
     fn repeatable(&self, _with: &Json, _env: &super::ActionEnv) -> bool {
         true
@@ -268,7 +282,7 @@ mod tests {
     use crate::promql::Sample;
 
     fn check(with: Json) -> Vec<(String, String)> {
-        Wait.check(&with, &CheckEnv::default())
+        Wait.check(&with, &crate::load::check_env([]))
     }
 
     #[test]

@@ -7,6 +7,8 @@
 //! differ. At the end the demo reads the incident timeline back from the
 //! store and compares the outcome with 2023's.
 
+pub mod play;
+
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 

@@ -1,6 +1,6 @@
 //! Slack's inbound side: slash commands, button clicks and mentions of the
 //! bot, whether they arrive over HTTP (the app's request URLs, see
-//! [`routes`]) or over Socket Mode ([`super::slack_socket`]).
+//! [`routes`]) or over Socket Mode ([`super::socket`]).
 //!
 //! Each arrives as a Slack payload and becomes an [`Incoming`] (pure
 //! parsing, below); [`Inbound::respond`] then works out who is asking
@@ -46,10 +46,10 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::slack::TEXT_MAX;
+use crate::chat::slack::TEXT_MAX;
 
-use super::slack::Slack;
-use super::{ChatMessage, Kind, Outbox};
+use crate::chat::slack::Slack;
+use crate::chat::{ChatMessage, Kind, Outbox};
 use crate::clock::Millis;
 use crate::command::{self, Ctx, Reply, Visibility};
 use crate::roles::RoleMap;
@@ -308,7 +308,7 @@ pub fn parse_interaction_json(payload: &serde_json::Value) -> Result<Incoming, P
     let Some(action) = raw.actions.into_iter().find(|a| {
         a.action_id
             .as_deref()
-            .is_some_and(|id| id.starts_with(super::blocks::ACTION_PREFIX))
+            .is_some_and(|id| id.starts_with(crate::chat::blocks::ACTION_PREFIX))
     }) else {
         return Ok(Incoming::Ignored(
             "no firebreak button in the actions".into(),
@@ -424,98 +424,7 @@ pub fn plain_text(s: &str) -> String {
         .replace("&amp;", "&")
 }
 
-/// The hosts Slack's `response_url`s are on, unless `chat.slack.
-/// response_hosts` says otherwise.
-pub const SLACK_RESPONSE_HOSTS: [&str; 2] = ["hooks.slack.com", "*.slack.com"];
-
-/// Where a `response_url` may point: a request names it, and the bot
-/// posts its answer there, so a URL anywhere else would have the bot send
-/// what it says (and requests from inside its network) wherever the
-/// request asked. Over `https` only, except to a loopback address, where a
-/// local fake Slack listens in tests; no user name or password in it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ResponseHosts {
-    /// Host names, or `*.` and a domain for any host under it.
-    patterns: Vec<String>,
-}
-
-#[derive(Debug, PartialEq, Eq, thiserror::Error)]
-pub enum BadResponseUrl {
-    #[error("not a URL: {0}")]
-    Unparsable(String),
-    #[error("scheme {0:?}; answers go over https")]
-    Scheme(String),
-    #[error("it carries a user name or password")]
-    Credentials,
-    #[error("host {0:?} is not one of chat.slack.response_hosts ({1})")]
-    Host(String, String),
-}
-
-impl Default for ResponseHosts {
-    fn default() -> Self {
-        ResponseHosts::new(SLACK_RESPONSE_HOSTS.iter().map(|h| h.to_string()))
-    }
-}
-
-impl ResponseHosts {
-    pub fn new(patterns: impl IntoIterator<Item = String>) -> ResponseHosts {
-        ResponseHosts {
-            patterns: patterns
-                .into_iter()
-                .map(|p| p.to_ascii_lowercase())
-                .collect(),
-        }
-    }
-
-    /// Whether `pattern` is one this takes: a host name or address, or
-    /// `*.` and a domain; no scheme, port or path.
-    pub fn is_pattern(pattern: &str) -> bool {
-        let host = pattern.strip_prefix("*.").unwrap_or(pattern);
-        !host.is_empty()
-            && host
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
-            && !host.starts_with('.')
-            && !host.ends_with('.')
-    }
-
-    /// The URL to post to, if `url` may be posted to.
-    pub fn check(&self, url: &str) -> Result<reqwest::Url, BadResponseUrl> {
-        let u = reqwest::Url::parse(url).map_err(|e| BadResponseUrl::Unparsable(e.to_string()))?;
-        if !matches!(u.scheme(), "https" | "http") {
-            return Err(BadResponseUrl::Scheme(u.scheme().to_owned()));
-        }
-        if !u.username().is_empty() || u.password().is_some() {
-            return Err(BadResponseUrl::Credentials);
-        }
-        // The host as the URL parser reads it, not as the text looks:
-        // `https://hooks.slack.com@evil.example/` is evil.example's.
-        let Some(host) = u.host_str().map(str::to_ascii_lowercase) else {
-            return Err(BadResponseUrl::Unparsable("no host".into()));
-        };
-        let loopback = host == "localhost"
-            || host
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-                .parse::<std::net::IpAddr>()
-                .is_ok_and(|ip| ip.is_loopback());
-        match u.scheme() {
-            "https" => {}
-            "http" if loopback => {}
-            other => return Err(BadResponseUrl::Scheme(other.to_owned())),
-        }
-        let allowed = self.patterns.iter().any(|p| match p.strip_prefix("*.") {
-            Some(domain) => host
-                .strip_suffix(domain)
-                .is_some_and(|sub| sub.len() > 1 && sub.ends_with('.')),
-            None => *p == host,
-        });
-        if !allowed {
-            return Err(BadResponseUrl::Host(host, self.patterns.join(", ")));
-        }
-        Ok(u)
-    }
-}
+pub use crate::config::{BadResponseUrl, ResponseHosts, SLACK_RESPONSE_HOSTS};
 
 /// What to put in the acknowledgement.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -941,7 +850,7 @@ fn later_body(reply: &Reply) -> serde_json::Value {
     json!({
         "response_type": response_type(reply.visibility),
         "replace_original": false,
-        "text": super::mrkdwn::escape_clipped(&reply.text, TEXT_MAX),
+        "text": crate::chat::mrkdwn::escape_clipped(&reply.text, TEXT_MAX),
     })
 }
 
@@ -950,7 +859,7 @@ pub fn ack_body(ack: &Ack) -> Option<serde_json::Value> {
         Ack::Empty => None,
         Ack::Reply(r) => Some(json!({
             "response_type": response_type(r.visibility),
-            "text": super::mrkdwn::escape_clipped(&r.text, TEXT_MAX),
+            "text": crate::chat::mrkdwn::escape_clipped(&r.text, TEXT_MAX),
         })),
         Ack::Challenge(c) => Some(json!({ "challenge": c })),
     }

@@ -2,7 +2,8 @@
 //! path as `firebreak demo` (the simulator and the daemon on one scaled
 //! clock, the embedded rules and runbooks), then once more with no bot at
 //! all, in the simulator's model alone, for what doing nothing costs.
-//! Measures what [`super::judge`] needs. I/O: files, loopback, the clock.
+//! Measures what [`crate::rehearse::judge`] needs. I/O: files, loopback,
+//! the clock.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -10,8 +11,8 @@ use std::path::Path;
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
-use super::{Measured, MoveSeen, Row, judge};
-use crate::demo::{DemoOptions, DemoReport};
+use super::{DemoOptions, DemoReport};
+use crate::rehearse::{Measured, MoveSeen, Row, judge};
 use crate::sim::{Scenario, StateSnapshot};
 
 /// How one set is played.

@@ -8,7 +8,7 @@
 //! which must be acknowledged with its `envelope_id` within three seconds.
 //! A slash command's acknowledgement may carry the answer, as over HTTP;
 //! the payloads are the HTTP ones, parsed by the same
-//! [`super::slack_inbound`] functions and answered by the same
+//! [`super::slack`] functions and answered by the same
 //! [`Inbound::respond`].
 //!
 //! The connection is reopened after a `disconnect`, a close, an error, or
@@ -26,12 +26,12 @@ use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 
-use super::ChatError;
-use super::slack::Slack;
-use super::slack_inbound::{
+use super::slack::{
     Inbound, Incoming, PayloadError, ack_body, parse_command_json, parse_event_json,
     parse_interaction_json,
 };
+use crate::chat::ChatError;
+use crate::chat::slack::Slack;
 
 /// How often the bot pings Slack; a pong or any frame proves the link.
 const PING_EVERY: Duration = Duration::from_secs(30);
