@@ -28,7 +28,7 @@ use crate::watcher::Queries;
 /// Requests waiting for the sampler; a full queue drops the newest.
 pub const QUEUE: usize = 16;
 
-pub use crate::config::{AudienceConfig, DEFAULT_EVERY, DEFAULT_FOLLOW_FOR, check_query};
+use crate::config::AudienceConfig;
 
 /// One incident to measure.
 #[derive(Clone, Debug, PartialEq)]
@@ -190,6 +190,7 @@ pub fn listeners(v: &Value) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::check_query;
     use crate::labels::Labels;
     use crate::promql::Sample as Point;
 

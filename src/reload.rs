@@ -30,7 +30,7 @@ pub const POLL: Duration = Duration::from_secs(2);
 /// Errors shown in chat for a refused version; the log has them all.
 const CHAT_ERRORS: usize = 10;
 
-pub use crate::load::{Files, Shared, check};
+use crate::load::{Files, check};
 
 /// Where a good version goes.
 pub struct Owners {
@@ -251,6 +251,7 @@ mod tests {
     use super::*;
     use crate::control::Command;
     use crate::diag::Diagnostic;
+    use crate::load::Shared;
     use crate::preflight::task::Request;
     use crate::store::Store;
 
