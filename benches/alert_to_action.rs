@@ -149,10 +149,10 @@ async fn replay(seed: u64, speed: f64) -> anyhow::Result<Sample> {
     let mut fired: BTreeMap<String, Millis> = BTreeMap::new();
     for incident in store.incidents().await? {
         for e in store.timeline(&incident).await? {
-            if e.kind == "alert_firing"
-                && let Some(name) = e.text.split(' ').next()
+            if e.kind == firebreak::timeline::Kind::AlertFiring
+                && let Some(name) = e.about.alert
             {
-                fired.entry(name.to_owned()).or_insert(e.at);
+                fired.entry(name).or_insert(e.at);
             }
         }
     }

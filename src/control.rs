@@ -30,6 +30,7 @@ use crate::roles::{Role, Who};
 use crate::rules::{AlertEvent, AlertEventKind};
 use crate::silence::{Silence, Silences};
 use crate::store::Store;
+use crate::timeline::{self as tl, About, By, TimelineEntry};
 use serde_json::Value as Json;
 
 /// The timeline that records what happens while no incident is open
@@ -64,22 +65,22 @@ impl Silencer for mpsc::Sender<Command> {
     }
 }
 
-/// A command from a person, already parsed and authorised. A `by: String`
-/// is the person as records show them, name and user id together
-/// ([`crate::roles::Who::label`]); where the id decides something (a
-/// gate's `users`), the command carries the [`Who`] itself.
+/// A command from a person, already parsed and authorised. `by` is who
+/// asked: their user id decides, and records show the name beside it
+/// ([`crate::roles::Who::label`]). A silence's `by` is a label because a
+/// runbook step asks for silences too.
 #[derive(Debug)]
 pub enum Command {
     Status(oneshot::Sender<Status>),
     /// Answers once automation is paused, so "paused" is only said of a
     /// pause in force.
     Pause {
-        by: String,
+        by: Who,
         reason: String,
         reply: oneshot::Sender<()>,
     },
     Resume {
-        by: String,
+        by: Who,
         reply: oneshot::Sender<()>,
     },
     /// Approve or deny the gate a run waits at. The reply is what was
@@ -94,7 +95,7 @@ pub enum Command {
     /// Stop a run now.
     Abort {
         run: String,
-        by: String,
+        by: Who,
         reply: oneshot::Sender<Result<(), String>>,
     },
     /// Silences matching alerts from now for `duration_ms`; replies with
@@ -120,7 +121,7 @@ pub enum Command {
     /// what was acknowledged.
     Ack {
         target: String,
-        by: String,
+        by: Who,
         reply: oneshot::Sender<Result<String, String>>,
     },
     /// Starts a runbook by hand with the inputs given (values as typed,
@@ -128,7 +129,7 @@ pub enum Command {
     Run {
         runbook: String,
         inputs: BTreeMap<String, Json>,
-        by: String,
+        by: Who,
         reply: oneshot::Sender<Result<String, String>>,
     },
     /// For the checklist runner ([`crate::preflight::task`]): start a run,
@@ -146,7 +147,7 @@ pub enum Command {
     /// have none at all), to be recorded where the rest of the incident's
     /// story is.
     Refused {
-        by: String,
+        by: Who,
         command: String,
         reason: String,
     },
@@ -569,12 +570,17 @@ impl Control {
         }
     }
 
-    async fn timeline(&self, incident: &str, at: Millis, kind: &str, actor: &str, text: &str) {
-        if let Err(e) = self
-            .store
-            .append_timeline(incident, at, kind, actor, text)
-            .await
-        {
+    async fn timeline(
+        &self,
+        incident: &str,
+        at: Millis,
+        kind: tl::Kind,
+        by: By,
+        about: About,
+        text: &str,
+    ) {
+        let entry = TimelineEntry::new(incident, at, kind, by, about, text);
+        if let Err(e) = self.store.append_timeline(&entry).await {
             tracing::error!(error = %e, "cannot write timeline");
         }
     }
@@ -638,8 +644,9 @@ impl Control {
                     self.timeline(
                         &incident,
                         a.active_at,
-                        "alert_began",
-                        "firebreak",
+                        tl::Kind::AlertBegan,
+                        By::Bot,
+                        About::alert(&a.rule),
                         &crate::incident::began_text(&a.rule, ev.at - a.active_at),
                     )
                     .await;
@@ -647,8 +654,9 @@ impl Control {
                 self.timeline(
                     &incident,
                     ev.at,
-                    "alert_firing",
-                    "firebreak",
+                    tl::Kind::AlertFiring,
+                    By::Bot,
+                    About::alert(&a.rule),
                     &crate::incident::firing_text(&a.rule, &summary),
                 )
                 .await;
@@ -703,8 +711,9 @@ impl Control {
                 self.timeline(
                     &incident,
                     ev.at,
-                    "alert_resolved",
-                    "firebreak",
+                    tl::Kind::AlertResolved,
+                    By::Bot,
+                    About::alert(&a.rule),
                     &crate::incident::resolved_text(&a.rule, false),
                 )
                 .await;
@@ -729,11 +738,12 @@ impl Control {
     async fn quiet_if_silenced(&mut self, ev: &AlertEvent) -> bool {
         let a = &ev.alert;
         let fp = a.labels.fingerprint();
-        let (text, silence) = match ev.kind {
+        let (kind, text, silence) = match ev.kind {
             AlertEventKind::Firing => match self.silences.is_silenced(&a.labels, ev.at) {
                 Some(s) => {
                     self.silenced.insert(fp);
                     (
+                        tl::Kind::AlertSilenced,
                         format!(
                             "{} firing, silenced by {} ({}, by {})",
                             a.rule,
@@ -748,7 +758,11 @@ impl Control {
             },
             AlertEventKind::Resolved if self.silenced.remove(&fp) => {
                 self.firing.remove(&fp);
-                (crate::incident::resolved_text(&a.rule, true), None)
+                (
+                    tl::Kind::AlertResolved,
+                    crate::incident::resolved_text(&a.rule, true),
+                    None,
+                )
             }
             _ => return false,
         };
@@ -766,8 +780,15 @@ impl Control {
                 Arc::new(firing_alert(a, &incident, &summary, ev.at, silence)),
             );
         }
-        self.timeline(&incident, ev.at, "alert_silenced", "firebreak", &text)
-            .await;
+        self.timeline(
+            &incident,
+            ev.at,
+            kind,
+            By::Bot,
+            About::alert(&a.rule),
+            &text,
+        )
+        .await;
         true
     }
 
@@ -843,7 +864,7 @@ impl Control {
     }
 
     fn start_run(&mut self, plan: Plan, alert: &AlertCtx, incident: &str, now: Millis) {
-        self.start_run_as(plan, Some(alert), incident, "firebreak", now);
+        self.start_run_as(plan, Some(alert), incident, By::Bot, now);
     }
 
     /// Starts `plan` and returns its run id.
@@ -852,10 +873,10 @@ impl Control {
         plan: Plan,
         alert: Option<&AlertCtx>,
         incident: &str,
-        actor: &str,
+        by: By,
         now: Millis,
     ) -> String {
-        self.spawn_run(plan, alert, incident, actor, false, now)
+        self.spawn_run(plan, alert, incident, by, false, now)
     }
 
     /// Starts `plan`, afresh or as a try again (which keeps the streak of
@@ -865,7 +886,7 @@ impl Control {
         plan: Plan,
         alert: Option<&AlertCtx>,
         incident: &str,
-        actor: &str,
+        by: By,
         retry: bool,
         now: Millis,
     ) -> String {
@@ -898,7 +919,7 @@ impl Control {
             concurrency_key: plan.concurrency_key,
             alert: alert.cloned(),
             inputs: plan.inputs,
-            actor: actor.to_owned(),
+            by,
         });
         run_id
     }
@@ -960,7 +981,9 @@ impl Control {
 
     /// Acknowledges every firing alert `target` names (see
     /// [`Command::Ack`]): says so in each incident's thread and timeline.
-    async fn ack(&mut self, target: &str, by: &str) -> Result<String, String> {
+    async fn ack(&mut self, target: &str, who: &Who) -> Result<String, String> {
+        let by = who.label();
+        let by = by.as_str();
         let now = self.clock.now();
         let target = target.trim();
         let by_fp: Vec<u64> = self
@@ -1005,7 +1028,8 @@ impl Control {
             ));
         }
         let mut done = Vec::new();
-        let mut per_incident: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        // Per incident: what was acknowledged, and the alert names.
+        let mut per_incident: BTreeMap<String, (Vec<String>, BTreeSet<String>)> = BTreeMap::new();
         for fp in chosen {
             let f = Arc::make_mut(self.firing.get_mut(&fp).expect("chosen from firing"));
             if let Some(a) = &f.acked {
@@ -1018,14 +1042,13 @@ impl Control {
             });
             let text = format!("{}{}", f.name, identifying(&f.labels));
             done.push(text.clone());
-            per_incident
-                .entry(f.incident.clone())
-                .or_default()
-                .push(text);
+            let e = per_incident.entry(f.incident.clone()).or_default();
+            e.0.push(text);
+            e.1.insert(f.name.clone());
         }
         // In a storm one ack can take thousands of alerts, most alike:
         // counted, not listed.
-        for (incident, alerts) in per_incident {
+        for (incident, (alerts, names)) in per_incident {
             if self.cards.contains_key(&incident) {
                 self.card(&incident).ack(by, now);
             }
@@ -1033,7 +1056,16 @@ impl Control {
                 "{} acknowledged by {by}",
                 crate::chat::tally(alerts, ACK_LISTED)
             );
-            self.timeline(&incident, now, "ack", by, &text).await;
+            let about = match names.len() {
+                1 => names
+                    .into_iter()
+                    .next()
+                    .map(About::alert)
+                    .unwrap_or_default(),
+                _ => About::default(),
+            };
+            self.timeline(&incident, now, tl::Kind::Ack, By::person(who), about, &text)
+                .await;
             self.say(Some(&incident), Kind::Note, text).await;
         }
         Ok(format!(
@@ -1048,7 +1080,7 @@ impl Control {
         &mut self,
         runbook: &str,
         inputs: &BTreeMap<String, Json>,
-        by: &str,
+        by: &Who,
     ) -> Result<String, String> {
         let now = self.clock.now();
         let plan = self.dispatcher.manual_start(runbook, inputs, now)?;
@@ -1058,7 +1090,7 @@ impl Control {
             .current_incident()
             .unwrap_or_else(|| plan.concurrency_key.replace('/', "-"));
         let name = plan.runbook.name.clone();
-        let run_id = self.start_run_as(plan, None, &incident, by, now);
+        let run_id = self.start_run_as(plan, None, &incident, By::person(by), now);
         tracing::info!(run = %run_id, %by, "runbook started by hand");
         Ok(format!(
             "started *{name}* (run {run_id}) in incident {incident}"
@@ -1166,7 +1198,7 @@ impl Control {
                     )
                 };
                 self.say(Some(&incident), Kind::Note, text).await;
-                self.spawn_run(plan, Some(&ctx), &incident, "firebreak", streak > 0, now);
+                self.spawn_run(plan, Some(&ctx), &incident, By::Bot, streak > 0, now);
             }
         }
     }
@@ -1194,8 +1226,9 @@ impl Control {
                     self.timeline(
                         incident,
                         now,
-                        "run_skipped",
-                        "firebreak",
+                        tl::Kind::RunSkipped,
+                        By::Bot,
+                        About::runbook(&runbook).with_alert(Some(&alert.name)),
                         &format!("runbook {runbook} not started: {reason}"),
                     )
                     .await;
@@ -1234,8 +1267,15 @@ impl Control {
             plan.concurrency_key,
             o.text()
         );
-        self.timeline(incident, now, "cooldown_overridden", "firebreak", &text)
-            .await;
+        self.timeline(
+            incident,
+            now,
+            tl::Kind::CooldownOverridden,
+            By::Bot,
+            About::runbook(&plan.runbook.name),
+            &text,
+        )
+        .await;
         self.say(Some(incident), Kind::Note, text).await;
     }
 
@@ -1276,8 +1316,15 @@ impl Control {
             which.join("; "),
             if late.len() == 1 { "it" } else { "them" }
         );
-        self.timeline(incident, now, "paged_late", "firebreak", &text)
-            .await;
+        self.timeline(
+            incident,
+            now,
+            tl::Kind::PagedLate,
+            By::Bot,
+            About::alert(&alert.name),
+            &text,
+        )
+        .await;
         self.say(Some(incident), Kind::RunFailed, text).await;
     }
 
@@ -1335,8 +1382,15 @@ impl Control {
                     "*{}* failed before changing anything, so it counts for neither cooldown nor budget; trying it again in {wait} if *{}* still fires (try {attempt} of {of})",
                     f.runbook, alert.name
                 );
-                self.timeline(&f.incident, now, "retry_scheduled", "firebreak", &text)
-                    .await;
+                self.timeline(
+                    &f.incident,
+                    now,
+                    tl::Kind::RetryScheduled,
+                    By::Bot,
+                    About::run(&f.runbook, &f.run_id).with_alert(Some(&alert.name)),
+                    &text,
+                )
+                .await;
                 self.say(Some(&f.incident), Kind::Note, text).await;
                 self.retries
                     .retain(|r| !(r.runbook == f.runbook && r.alert.labels == alert.labels));
@@ -1357,8 +1411,15 @@ impl Control {
                     attempts + 1,
                     alert.name
                 );
-                self.timeline(&f.incident, now, "retries_spent", "firebreak", &text)
-                    .await;
+                self.timeline(
+                    &f.incident,
+                    now,
+                    tl::Kind::RetriesSpent,
+                    By::Bot,
+                    About::run(&f.runbook, &f.run_id).with_alert(Some(&alert.name)),
+                    &text,
+                )
+                .await;
                 self.say(Some(&f.incident), Kind::RunFailed, text).await;
             }
         }
@@ -1465,11 +1526,18 @@ impl Control {
                         "trying *{}* again (try {} of {}): *{}* still fires",
                         r.runbook, r.attempt, r.of, r.alert.name
                     );
-                    self.timeline(&r.incident, now, "retry_started", "firebreak", &text)
-                        .await;
+                    self.timeline(
+                        &r.incident,
+                        now,
+                        tl::Kind::RetryStarted,
+                        By::Bot,
+                        About::runbook(&r.runbook).with_alert(Some(&r.alert.name)),
+                        &text,
+                    )
+                    .await;
                     self.say(Some(&r.incident), Kind::Note, text).await;
                     self.post_cards().await;
-                    self.spawn_run(plan, Some(&r.alert), &r.incident, "firebreak", true, now);
+                    self.spawn_run(plan, Some(&r.alert), &r.incident, By::Bot, true, now);
                 }
                 Some(
                     Decision::Skip { runbook, reason } | Decision::TooSlow { runbook, reason },
@@ -1479,8 +1547,15 @@ impl Control {
                         .with(&[&runbook, "dropped"])
                         .inc();
                     let text = format!("not trying *{runbook}* again: {reason}");
-                    self.timeline(&r.incident, now, "retry_dropped", "firebreak", &text)
-                        .await;
+                    self.timeline(
+                        &r.incident,
+                        now,
+                        tl::Kind::RetryDropped,
+                        By::Bot,
+                        About::runbook(&runbook).with_alert(Some(&r.alert.name)),
+                        &text,
+                    )
+                    .await;
                     self.say(Some(&r.incident), Kind::Note, text).await;
                 }
                 // Its runbook was unloaded by a reload meanwhile.
@@ -1495,7 +1570,12 @@ impl Control {
             Command::Status(reply) => {
                 let _ = reply.send(self.status());
             }
-            Command::Pause { by, reason, reply } => {
+            Command::Pause {
+                by: who,
+                reason,
+                reply,
+            } => {
+                let by = who.label();
                 self.dispatcher.pause(Pause {
                     by: by.clone(),
                     reason: reason.clone(),
@@ -1506,16 +1586,33 @@ impl Control {
                 // Runbooks that do not start during an incident are part
                 // of its story.
                 if let Some(incident) = self.current_incident() {
-                    self.timeline(&incident, now, "paused", &by, &text).await;
+                    self.timeline(
+                        &incident,
+                        now,
+                        tl::Kind::Paused,
+                        By::person(&who),
+                        About::default(),
+                        &text,
+                    )
+                    .await;
                 }
                 self.say(None, Kind::Note, text).await;
             }
-            Command::Resume { by, reply } => {
+            Command::Resume { by: who, reply } => {
+                let by = who.label();
                 self.dispatcher.resume();
                 let _ = reply.send(());
                 let text = format!("automation resumed by {by}");
                 if let Some(incident) = self.current_incident() {
-                    self.timeline(&incident, now, "resumed", &by, &text).await;
+                    self.timeline(
+                        &incident,
+                        now,
+                        tl::Kind::Resumed,
+                        By::person(&who),
+                        About::default(),
+                        &text,
+                    )
+                    .await;
                 }
                 self.say(None, Kind::Note, text).await;
             }
@@ -1527,7 +1624,8 @@ impl Control {
                 reply,
             } => {
                 let r = self.executor.answer(&run, verdict, &by, role);
-                let by = by.label();
+                let who = by;
+                let by = who.label();
                 if let Err(e) = &r {
                     // A refused command is recorded: who tried what.
                     tracing::info!(%run, %by, error = %e, "approval refused");
@@ -1537,8 +1635,12 @@ impl Control {
                         self.timeline(
                             &incident,
                             now,
-                            "command_refused",
-                            &by,
+                            tl::Kind::CommandRefused,
+                            By::person(&who),
+                            About {
+                                run: Some(run.clone()),
+                                ..About::default()
+                            },
                             &format!("approval of run {run} refused: {e}"),
                         )
                         .await;
@@ -1547,6 +1649,7 @@ impl Control {
                 let _ = reply.send(r.map_err(|e| e.to_string()));
             }
             Command::Abort { run, by, reply } => {
+                let by = by.label();
                 let r = self.executor.abort(&run, &by);
                 if r.is_ok() {
                     self.say(None, Kind::Note, format!("run {run} aborted by {by}"))
@@ -1583,7 +1686,7 @@ impl Control {
             } => {
                 let r = self.run_by_hand(&runbook, &inputs, &by).await;
                 if let Err(e) = &r {
-                    tracing::info!(%runbook, %by, error = %e, "manual start refused");
+                    tracing::info!(%runbook, by = %by.label(), error = %e, "manual start refused");
                 }
                 let _ = reply.send(r);
             }
@@ -1612,7 +1715,7 @@ impl Control {
                 command,
                 reason,
             } => {
-                tracing::info!(%by, %command, %reason, "command refused");
+                tracing::info!(by = %by.label(), %command, %reason, "command refused");
                 // The timeline, because that is what the post-incident
                 // review reads: who tried what, when, and why it did not
                 // happen.
@@ -1620,8 +1723,9 @@ impl Control {
                 self.timeline(
                     &incident,
                     now,
-                    "command_refused",
-                    &by,
+                    tl::Kind::CommandRefused,
+                    By::person(&by),
+                    About::default(),
                     &format!("`{command}` refused: {reason}"),
                 )
                 .await;
@@ -1874,7 +1978,7 @@ mod silence_tests {
             .await
             .unwrap()
             .into_iter()
-            .map(|e| (e.kind, e.text))
+            .map(|e| (e.kind.to_string(), e.text))
             .collect();
         assert_eq!(kinds.len(), 2, "{kinds:?}");
         assert_eq!(kinds[0].0, "alert_silenced");
@@ -1971,7 +2075,7 @@ mod silence_tests {
         let (reply, answer) = oneshot::channel();
         c.on_command(Command::Ack {
             target: target.into(),
-            by: "bob".into(),
+            by: Who::new("U2", "bob"),
             reply,
         })
         .await;
@@ -2010,13 +2114,13 @@ mod silence_tests {
         );
         assert_eq!(
             ack(&mut c, "launch").await.unwrap(),
-            "acknowledged: Full (already acknowledged by bob), Quiet (event=launch)"
+            "acknowledged: Full (already acknowledged by bob (U2)), Quiet (event=launch)"
         );
         let s = status(&mut c).await;
         assert!(
             s.firing
                 .iter()
-                .all(|f| f.acked.as_ref().is_some_and(|a| a.by == "bob"))
+                .all(|f| f.acked.as_ref().is_some_and(|a| a.by == "bob (U2)"))
         );
 
         c.on_alert(event(AlertEventKind::Resolved, "Quiet", clock.now()))
@@ -2066,7 +2170,7 @@ mod silence_tests {
         assert!(note.len() < 1000, "{note}");
         let again = ack(&mut c, "launch").await.unwrap();
         assert!(
-            again.contains("Surge (already acknowledged by bob) ×300"),
+            again.contains("Surge (already acknowledged by bob (U2)) ×300"),
             "{again}"
         );
         let miss = ack(&mut c, "nope").await.unwrap_err();
@@ -2446,7 +2550,7 @@ steps:
                 .await
                 .unwrap()
                 .into_iter()
-                .map(|e| e.kind)
+                .map(|e| e.kind.to_string())
                 .collect()
         }
 
@@ -2795,7 +2899,7 @@ steps:
         b.said("runbook *slow-cap* succeeded").await;
         assert_eq!(calls.load(Ordering::SeqCst), 1);
         let timeline = b.store.timeline("launch").await.unwrap();
-        assert!(timeline.iter().any(|e| e.kind == "paged_late"));
+        assert!(timeline.iter().any(|e| e.kind == tl::Kind::PagedLate));
         b.stop().await;
     }
 

@@ -14,18 +14,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::duration::Millis;
-
-/// One line of an incident's timeline.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct TimelineEntry {
-    pub incident: String,
-    pub seq: i64,
-    pub at: Millis,
-    pub kind: String,
-    /// Who did it: `firebreak` for automation, else the person.
-    pub actor: String,
-    pub text: String,
-}
+pub use crate::timeline::{About, BOT, By, Kind, Outcome, TimelineEntry};
 
 /// One measurement of an incident's audience.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -35,9 +24,6 @@ pub struct AudienceRow {
     pub at_risk: Option<u64>,
     pub without_us: Option<u64>,
 }
-
-/// The actor the bot's own entries carry.
-pub const BOT: &str = "firebreak";
 
 /// The timeline text of an alert that started firing.
 pub fn firing_text(rule: &str, summary: &str) -> String {
@@ -63,20 +49,6 @@ pub fn resolved_text(rule: &str, was_silenced: bool) -> String {
     }
 }
 
-/// Rule and runbook names never contain spaces, so an alert or run entry
-/// names its subject in its first (alert) or second (`runbook NAME ...`)
-/// word.
-fn alert_of(e: &TimelineEntry) -> &str {
-    e.text.split(' ').next().unwrap_or("")
-}
-
-fn runbook_of(e: &TimelineEntry) -> &str {
-    e.text
-        .strip_prefix("runbook ")
-        .and_then(|t| t.split(' ').next())
-        .unwrap_or("")
-}
-
 /// A duration as people read it in a review (and in chat): `47s`,
 /// `2m17s`, `1h05m`.
 pub use crate::human::span;
@@ -96,12 +68,12 @@ pub struct AlertLife {
 #[derive(Clone, Debug, PartialEq)]
 pub struct RunLife {
     pub runbook: String,
+    /// The run id, where the timeline recorded it.
+    pub run: Option<String>,
     pub started: Millis,
-    /// `firebreak` when automation started it, else the person.
-    pub by: String,
-    /// `succeeded`, `failed`, `rolled_back`, `aborted`, `interrupted`, or
-    /// `running` when the timeline ends before the run does.
-    pub outcome: String,
+    pub by: By,
+    /// How it ended; `None` while the timeline ends before the run does.
+    pub outcome: Option<Outcome>,
     pub ended: Option<Millis>,
 }
 
@@ -183,78 +155,58 @@ fn largest(v: impl Iterator<Item = (u64, Millis)>) -> Option<(u64, Millis)> {
     })
 }
 
-/// Entries that record something done, rather than something seen or
-/// how a run ended.
-fn is_action(kind: &str) -> bool {
-    matches!(
-        kind,
-        "run_started"
-            | "run_resumed"
-            | "step"
-            | "step_failed"
-            | "approval"
-            | "ack"
-            | "paused"
-            | "resumed"
-            | "signoff"
-            | "checklist"
-    )
-}
-
 impl Review {
     /// Reads `entries` (one incident's, oldest first, as the store returns
-    /// them).
+    /// them). Only the entries' fields are read, never their text.
     pub fn new(incident: &str, entries: Vec<TimelineEntry>) -> Review {
         let mut alerts: Vec<AlertLife> = Vec::new();
         // Alerts of one rule start and end in order: the oldest unresolved
         // one is the one a resolution ends. A `began` entry waits for the
         // firing it precedes.
-        let mut open: BTreeMap<String, VecDeque<usize>> = BTreeMap::new();
-        let mut begun: BTreeMap<String, VecDeque<Millis>> = BTreeMap::new();
+        let mut open: BTreeMap<&str, VecDeque<usize>> = BTreeMap::new();
+        let mut begun: BTreeMap<&str, VecDeque<Millis>> = BTreeMap::new();
         let mut runs: Vec<RunLife> = Vec::new();
-        let mut running: BTreeMap<String, VecDeque<usize>> = BTreeMap::new();
+        // A run's end finds its start by run id; entries upgraded from
+        // before run ids were recorded pair by runbook, oldest first.
+        let mut running: BTreeMap<(&str, &str), VecDeque<usize>> = BTreeMap::new();
         for e in &entries {
-            match e.kind.as_str() {
-                "alert_began" => begun
-                    .entry(alert_of(e).to_owned())
-                    .or_default()
-                    .push_back(e.at),
-                "alert_firing" | "alert_silenced" => {
-                    let rule = alert_of(e).to_owned();
-                    let began = begun.get_mut(&rule).and_then(|q| q.pop_front());
-                    open.entry(rule.clone())
-                        .or_default()
-                        .push_back(alerts.len());
+            let alert = e.about.alert.as_deref().unwrap_or("");
+            let run_key = (
+                e.about.runbook.as_deref().unwrap_or(""),
+                e.about.run.as_deref().unwrap_or(""),
+            );
+            match &e.kind {
+                Kind::AlertBegan => begun.entry(alert).or_default().push_back(e.at),
+                Kind::AlertFiring | Kind::AlertSilenced => {
+                    let began = begun.get_mut(alert).and_then(|q| q.pop_front());
+                    open.entry(alert).or_default().push_back(alerts.len());
                     alerts.push(AlertLife {
-                        rule,
+                        rule: alert.to_owned(),
                         began,
                         fired: e.at,
                         resolved: None,
-                        silenced: e.kind == "alert_silenced",
+                        silenced: e.kind == Kind::AlertSilenced,
                     });
                 }
-                "alert_resolved" => {
-                    if let Some(i) = open.get_mut(alert_of(e)).and_then(|q| q.pop_front()) {
+                Kind::AlertResolved => {
+                    if let Some(i) = open.get_mut(alert).and_then(|q| q.pop_front()) {
                         alerts[i].resolved = Some(e.at);
                     }
                 }
-                "run_started" => {
-                    let runbook = runbook_of(e).to_owned();
-                    running
-                        .entry(runbook.clone())
-                        .or_default()
-                        .push_back(runs.len());
+                Kind::RunStarted => {
+                    running.entry(run_key).or_default().push_back(runs.len());
                     runs.push(RunLife {
-                        runbook,
+                        runbook: run_key.0.to_owned(),
+                        run: e.about.run.clone(),
                         started: e.at,
-                        by: e.actor.clone(),
-                        outcome: "running".into(),
+                        by: e.by.clone(),
+                        outcome: None,
                         ended: None,
                     });
                 }
-                k if k.starts_with("run_") && k != "run_skipped" && k != "run_resumed" => {
-                    if let Some(i) = running.get_mut(runbook_of(e)).and_then(|q| q.pop_front()) {
-                        runs[i].outcome = k["run_".len()..].to_owned();
+                Kind::RunEnded(outcome) => {
+                    if let Some(i) = running.get_mut(&run_key).and_then(|q| q.pop_front()) {
+                        runs[i].outcome = Some(*outcome);
                         runs[i].ended = Some(e.at);
                     }
                 }
@@ -266,12 +218,12 @@ impl Review {
         let first_response = detected.and_then(|d| {
             entries
                 .iter()
-                .find(|e| e.at >= d && is_action(&e.kind))
+                .find(|e| e.at >= d && e.kind.is_action())
                 .cloned()
         });
         let mitigated = detected.and_then(|d| {
             runs.iter()
-                .filter(|r| r.outcome == "succeeded" && r.started >= d)
+                .filter(|r| r.outcome == Some(Outcome::Succeeded) && r.started >= d)
                 .filter_map(|r| Some((r.ended?, r.runbook.clone())))
                 .min()
         });
@@ -329,13 +281,15 @@ impl Review {
         let failed: Vec<String> = self
             .runs
             .iter()
-            .filter(|r| !matches!(r.outcome.as_str(), "succeeded" | "running"))
-            .map(|r| format!("{} {}", r.runbook, r.outcome.replace('_', " ")))
+            .filter_map(|r| match r.outcome {
+                None | Some(Outcome::Succeeded) => None,
+                Some(o) => Some(format!("{} {}", r.runbook, o.as_str().replace('_', " "))),
+            })
             .collect();
         let succeeded = self
             .runs
             .iter()
-            .filter(|r| r.outcome == "succeeded")
+            .filter(|r| r.outcome == Some(Outcome::Succeeded))
             .count();
         let mut s = match (self.alerts.is_empty(), self.resolved) {
             (true, _) => "no alert fired".to_owned(),
@@ -349,18 +303,22 @@ impl Review {
         s
     }
 
-    /// Who did things: the bot counted once per action, people by name.
-    fn actors(&self) -> (usize, BTreeMap<&str, usize>) {
+    /// Who did things: the bot counted once per action, people by user
+    /// id (shown with the name they last used).
+    fn actors(&self) -> (usize, Vec<(String, usize)>) {
         let mut bot = 0;
-        let mut people = BTreeMap::new();
-        for e in self.entries.iter().filter(|e| is_action(&e.kind)) {
-            if is_automatic(&e.actor) {
-                bot += 1;
-            } else {
-                *people.entry(e.actor.as_str()).or_insert(0) += 1;
+        let mut people: BTreeMap<&str, (String, usize)> = BTreeMap::new();
+        for e in self.entries.iter().filter(|e| e.kind.is_action()) {
+            match &e.by {
+                By::Person(w) => {
+                    let p = people.entry(w.id.as_str()).or_default();
+                    p.0 = w.label();
+                    p.1 += 1;
+                }
+                _ => bot += 1,
             }
         }
-        (bot, people)
+        (bot, people.into_values().collect())
     }
 
     fn figure(&self, at: Option<Millis>, time: &dyn Fn(Millis) -> String) -> String {
@@ -399,8 +357,8 @@ impl Review {
                 o,
                 "{}  {:<14} {:<14} {}",
                 time(e.at),
-                e.kind,
-                e.actor,
+                e.kind.as_str(),
+                e.by.label(),
                 e.text
             );
         }
@@ -431,7 +389,7 @@ impl Review {
         row(&mut o, "Detected", self.detected, " (first alert fired)");
         let first = self.first_response.as_ref();
         let note = first.map_or_else(String::new, |e| {
-            format!(" ({}: {})", who(&e.actor), md_cell(&e.text))
+            format!(" ({}: {})", who(&e.by), md_cell(&e.text))
         });
         row(&mut o, "First response", first.map(|e| e.at), &note);
         let note = self
@@ -520,7 +478,7 @@ impl Review {
         let _ = writeln!(o, "## What was done\n");
         let (bot, people) = self.actors();
         let mut by = vec![format!("{bot} automatically")];
-        by.extend(people.iter().map(|(p, n)| format!("{n} by {p}")));
+        by.extend(people.iter().map(|(p, n)| format!("{n} by {}", md_cell(p))));
         let _ = writeln!(o, "Actions: {}.\n", by.join(", "));
         if !self.runs.is_empty() {
             let _ = writeln!(o, "| Runbook | Started | By | Outcome | Took |");
@@ -532,7 +490,9 @@ impl Review {
                     r.runbook,
                     time(r.started),
                     who(&r.by),
-                    r.outcome.replace('_', " "),
+                    r.outcome
+                        .map_or("running", Outcome::as_str)
+                        .replace('_', " "),
                     r.ended
                         .map_or_else(|| "—".to_owned(), |e| span(e - r.started))
                 );
@@ -548,8 +508,8 @@ impl Review {
                 o,
                 "| {} | {} | {} | {} |",
                 time(e.at),
-                e.kind.replace('_', " "),
-                who(&e.actor),
+                e.kind.as_str().replace('_', " "),
+                who(&e.by),
                 md_cell(&e.text)
             );
         }
@@ -557,19 +517,11 @@ impl Review {
     }
 }
 
-/// The bot itself and its schedules act automatically; anyone else is a
-/// person.
-fn is_automatic(actor: &str) -> bool {
-    actor == BOT || actor.starts_with("schedule ")
-}
-
-fn who(actor: &str) -> String {
-    if actor == BOT {
-        "automatically".into()
-    } else if actor.starts_with("schedule ") {
-        format!("automatically ({actor})")
-    } else {
-        actor.to_owned()
+fn who(by: &By) -> String {
+    match by {
+        By::Bot => "automatically".into(),
+        By::Schedule(_) => format!("automatically ({by})"),
+        By::Person(w) => md_cell(&w.label()),
     }
 }
 
@@ -584,14 +536,10 @@ mod tests {
 
     const T0: Millis = 1_684_965_600_000;
 
-    fn e(at_s: i64, kind: &str, actor: &str, text: &str) -> TimelineEntry {
+    fn e(at_s: i64, kind: Kind, by: By, about: About, text: &str) -> TimelineEntry {
         TimelineEntry {
-            incident: "launch".into(),
             seq: at_s,
-            at: T0 + at_s * 1000,
-            kind: kind.into(),
-            actor: actor.into(),
-            text: text.into(),
+            ..TimelineEntry::new("launch", T0 + at_s * 1000, kind, by, about, text)
         }
     }
 
@@ -599,57 +547,113 @@ mod tests {
         format!("+{}s", (at - T0) / 1000)
     }
 
+    fn ana() -> By {
+        By::Person(crate::roles::Who::new("U024", "Ana"))
+    }
+
     fn launch() -> Vec<TimelineEntry> {
+        let run = |rb: &str, id: &str| About::run(rb, id);
+        let mute = || run("mute-feedback-speaker", "m-1");
         vec![
             e(
                 -3300,
-                "checklist",
-                "schedule T-1h",
+                Kind::Checklist,
+                By::Schedule("T-1h".into()),
+                About::default(),
                 "checklist launch-readiness: NO-GO",
             ),
             e(
                 32,
-                "alert_began",
-                BOT,
+                Kind::AlertBegan,
+                By::Bot,
+                About::alert("SpeakerFeedback"),
                 &began_text("SpeakerFeedback", 15_000),
             ),
             e(
                 47,
-                "alert_firing",
-                BOT,
+                Kind::AlertFiring,
+                By::Bot,
+                About::alert("SpeakerFeedback"),
                 &firing_text("SpeakerFeedback", "host feeds back"),
             ),
             e(
                 47,
-                "run_started",
-                BOT,
+                Kind::RunStarted,
+                By::Bot,
+                mute().with_alert(Some("SpeakerFeedback")),
                 "runbook mute-feedback-speaker started for SpeakerFeedback",
             ),
-            e(47, "step", BOT, "mute: POST sim/... → 200 (http)"),
+            e(
+                47,
+                Kind::Step,
+                By::Bot,
+                mute().with_step("mute"),
+                "mute: POST sim/... → 200 (http)",
+            ),
             e(
                 48,
-                "run_succeeded",
-                BOT,
+                Kind::RunEnded(Outcome::Succeeded),
+                By::Bot,
+                mute(),
                 "runbook mute-feedback-speaker succeeded in 445ms",
             ),
-            e(60, "ack", "Ana", "acknowledged | by Ana"),
+            e(
+                60,
+                Kind::Ack,
+                ana(),
+                About::alert("SpeakerFeedback"),
+                "acknowledged | by Ana",
+            ),
             e(
                 62,
-                "alert_resolved",
-                BOT,
+                Kind::AlertResolved,
+                By::Bot,
+                About::alert("SpeakerFeedback"),
                 &resolved_text("SpeakerFeedback", false),
             ),
             e(
                 137,
-                "alert_firing",
-                BOT,
+                Kind::AlertFiring,
+                By::Bot,
+                About::alert("Breach"),
                 &firing_text("Breach", "room fills"),
             ),
-            e(137, "run_started", BOT, "runbook move started for Breach"),
-            e(138, "run_started", "Ana", "runbook move started by Ana"),
-            e(139, "run_failed", BOT, "runbook move failed: busy"),
-            e(153, "run_succeeded", BOT, "runbook move succeeded in 16s"),
-            e(257, "alert_resolved", BOT, &resolved_text("Breach", false)),
+            e(
+                137,
+                Kind::RunStarted,
+                By::Bot,
+                run("move", "v-1"),
+                "runbook move started for Breach",
+            ),
+            e(
+                138,
+                Kind::RunStarted,
+                ana(),
+                run("move", "v-2"),
+                "runbook move started by Ana",
+            ),
+            // Ana's run ends first: runs pair by id, not by order.
+            e(
+                139,
+                Kind::RunEnded(Outcome::Failed),
+                ana(),
+                run("move", "v-2"),
+                "runbook move failed: busy",
+            ),
+            e(
+                153,
+                Kind::RunEnded(Outcome::Succeeded),
+                By::Bot,
+                run("move", "v-1"),
+                "runbook move succeeded in 16s",
+            ),
+            e(
+                257,
+                Kind::AlertResolved,
+                By::Bot,
+                About::alert("Breach"),
+                &resolved_text("Breach", false),
+            ),
         ]
     }
 
@@ -667,12 +671,32 @@ mod tests {
         assert_eq!(r.time_to_mitigate(), Some(16_000));
         assert_eq!(r.resolved, Some(T0 + 257_000));
         assert_eq!(r.time_to_resolve(), Some(225_000));
-        assert_eq!(r.first_response.as_ref().unwrap().kind, "run_started");
+        assert_eq!(r.first_response.as_ref().unwrap().kind, Kind::RunStarted);
         // The checklist at T-1h is on the timeline but not an alert: it
         // does not move the start.
         assert_eq!(r.alerts.len(), 2);
         assert_eq!(r.alerts[0].began, Some(T0 + 32_000));
         assert_eq!(r.alerts[1].began, None);
+    }
+
+    #[test]
+    fn rewording_every_message_leaves_the_review_unchanged() {
+        let before = Review::new("launch", launch());
+        let reworded = launch()
+            .into_iter()
+            .map(|e| TimelineEntry {
+                text: format!("reworded: {}", e.text.chars().rev().collect::<String>()),
+                ..e
+            })
+            .collect();
+        let mut after = Review::new("launch", reworded);
+        // Only the words differ: give them back, and all else is equal.
+        after.entries = before.entries.clone();
+        if let Some(f) = &mut after.first_response {
+            f.text = before.first_response.as_ref().unwrap().text.clone();
+        }
+        assert_eq!(after, before);
+        assert_eq!(after.markdown(&utc), before.markdown(&utc));
     }
 
     #[test]
@@ -717,17 +741,17 @@ mod tests {
     #[test]
     fn runs_pair_in_order_and_keep_who_started_them() {
         let r = Review::new("launch", launch());
-        let runs: Vec<(&str, &str, &str)> = r
+        let runs: Vec<(&str, By, Option<Outcome>)> = r
             .runs
             .iter()
-            .map(|r| (r.runbook.as_str(), r.by.as_str(), r.outcome.as_str()))
+            .map(|r| (r.runbook.as_str(), r.by.clone(), r.outcome))
             .collect();
         assert_eq!(
             runs,
             [
-                ("mute-feedback-speaker", BOT, "succeeded"),
-                ("move", BOT, "failed"),
-                ("move", "Ana", "succeeded"),
+                ("mute-feedback-speaker", By::Bot, Some(Outcome::Succeeded)),
+                ("move", By::Bot, Some(Outcome::Succeeded)),
+                ("move", ana(), Some(Outcome::Failed)),
             ]
         );
         assert_eq!(
@@ -742,11 +766,18 @@ mod tests {
         t.pop();
         t.push(e(
             300,
-            "alert_silenced",
-            BOT,
+            Kind::AlertSilenced,
+            By::Bot,
+            About::alert("Other"),
             "Other firing, silenced by s-1 (x, by Ana)",
         ));
-        t.push(e(400, "alert_resolved", BOT, &resolved_text("Other", true)));
+        t.push(e(
+            400,
+            Kind::AlertResolved,
+            By::Bot,
+            About::alert("Other"),
+            &resolved_text("Other", true),
+        ));
         let r = Review::new("launch", t);
         assert_eq!(r.resolved, None);
         assert_eq!(r.still_firing(), ["Breach"]);
@@ -789,9 +820,10 @@ mod tests {
             "| Mitigated (runbook mute-feedback-speaker succeeded) | +48s | 16s |",
             "Time to detect **15s**, to mitigate **16s**, to resolve **3m45s**.",
             "| SpeakerFeedback | +32s | +47s | +62s |",
-            "| move | +138s | Ana | succeeded | 15s |",
-            "Actions: 4 automatically, 2 by Ana.",
-            "| +60s | ack | Ana | acknowledged \\| by Ana |",
+            "| move | +137s | automatically | succeeded | 16s |",
+            "| move | +138s | Ana (U024) | failed | 1s |",
+            "Actions: 4 automatically, 2 by Ana (U024).",
+            "| +60s | ack | Ana (U024) | acknowledged \\| by Ana |",
         ] {
             assert!(md.contains(needle), "missing {needle:?} in\n{md}");
         }

@@ -46,8 +46,11 @@
 //!   each check concludes (`checklist::judge`), a run as it unfolds with
 //!   its sign-offs (`checklist::state`), the GO / NO-GO verdict and how a
 //!   run reads (`checklist::report`).
-//! - [`incident`] (model): the timeline's entries, and one incident read
-//!   from them: time to detect, mitigate and resolve, who did what, the
+//! - [`timeline`] (model): an incident's timeline as data: each entry's
+//!   kind, who did it (by user id), what it is about (alert, runbook, run,
+//!   step, outcome); its text is for people and never read back.
+//! - [`incident`] (model): one incident read from its timeline's fields:
+//!   time to detect, mitigate and resolve, who did what, the
 //!   post-incident report (`firebreak timeline`).
 //! - [`rehearse`] (model): a scenario's expectations (`expect:`), what one
 //!   rehearsal measured, and the PASS/FAIL verdict with its reasons.
@@ -147,6 +150,7 @@ pub mod silence;
 pub mod sim;
 pub mod source;
 pub mod store;
+pub mod timeline;
 pub mod tsdb;
 pub mod validate;
 pub mod watcher;

@@ -779,7 +779,7 @@ async fn check(
         &preflight::run_id(&list.name, clock.now(), 1),
         list,
         event,
-        &actor.label(),
+        &firebreak::timeline::By::person(&actor.who()),
         clock.now(),
     );
     eprintln!("checking {} ({} checks) …", list.name, state.checks.len());
@@ -857,13 +857,14 @@ async fn check(
         let store = firebreak::store::Store::open(&loaded.config.store_url).await?;
         store.save_checklist_run(&state, "").await?;
         store
-            .append_timeline(
-                &firebreak::preflight::task::incident_of(&state),
+            .append_timeline(&firebreak::timeline::TimelineEntry::new(
+                firebreak::preflight::task::incident_of(&state),
                 clock.now(),
-                "checklist",
-                &actor.label(),
-                &report::timeline_text(&state),
-            )
+                firebreak::timeline::Kind::Checklist,
+                firebreak::timeline::By::person(&actor.who()),
+                Default::default(),
+                report::timeline_text(&state),
+            ))
             .await?;
         store.close().await;
     }

@@ -381,7 +381,7 @@ pub async fn run_case(rb: &Arc<Runbook>, case: &Case, config: &Config) -> anyhow
         concurrency_key,
         alert,
         inputs,
-        actor: "firebreak".into(),
+        by: crate::timeline::By::Bot,
     });
 
     let mut notes = Vec::new();

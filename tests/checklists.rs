@@ -345,7 +345,13 @@ checks:
     let inst = firebreak::preflight::instruments_for(&loaded, &exprs, &clock, &|_| {})
         .await
         .unwrap();
-    let mut state = RunState::new("r1", &list, event, "test", clock.now());
+    let mut state = RunState::new(
+        "r1",
+        &list,
+        event,
+        &firebreak::timeline::By::Schedule("test".into()),
+        clock.now(),
+    );
     let mut seen = Vec::new();
     firebreak::preflight::measure_all(&list, &mut state, &inst, |_, r| seen.push(r.name.clone()))
         .await;
@@ -608,10 +614,13 @@ async fn from_chat_a_card_fills_in_is_signed_off_and_lands_in_the_timeline() {
     let timeline = store.timeline("launch").await.unwrap();
     // The refused sign-off is on the record, by id and name.
     assert!(
-        timeline.iter().any(|t| t.kind == "command_refused"
-            && t.actor == "bob (U-bob)"
-            && t.text.contains("sign-off of commander-sign-off")
-            && t.text.ends_with("needs commander; you are a responder")),
+        timeline
+            .iter()
+            .any(|t| t.kind == firebreak::timeline::Kind::CommandRefused
+                && t.by.id() == "U-bob"
+                && t.by.label() == "bob (U-bob)"
+                && t.text.contains("sign-off of commander-sign-off")
+                && t.text.ends_with("needs commander; you are a responder")),
         "{timeline:#?}"
     );
     let texts: Vec<&str> = timeline.iter().map(|t| t.text.as_str()).collect();

@@ -6,6 +6,8 @@ mod common;
 
 use common::Buf;
 use firebreak::demo::{DemoOptions, run};
+use firebreak::incident::Review;
+use firebreak::timeline::TimelineEntry;
 use tokio_util::sync::CancellationToken;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -49,34 +51,31 @@ async fn the_replay_moves_the_event_before_saturation_and_keeps_the_audience() {
         .incidents
         .iter()
         .flat_map(|r| r.entries.iter())
-        .filter(|e| e.kind == "run_succeeded")
-        .map(|e| e.text.as_str())
+        .filter(|e| {
+            e.kind == firebreak::timeline::Kind::RunEnded(firebreak::timeline::Outcome::Succeeded)
+        })
+        .filter_map(|e| e.about.runbook.as_deref())
         .collect();
-    assert!(
-        runs.iter()
-            .any(|t| t.starts_with("runbook move-to-secondary-room succeeded")),
-        "{out}"
-    );
-    assert!(
-        runs.iter()
-            .any(|t| t.starts_with("runbook mute-feedback-speaker succeeded")),
-        "{out}"
-    );
+    assert!(runs.contains(&"move-to-secondary-room"), "{out}");
+    assert!(runs.contains(&"mute-feedback-speaker"), "{out}");
     assert!(!out.contains("failed"), "nothing failed:\n{out}");
     // One incident for the event: the speaker's alert joined it.
     assert_eq!(report.incidents.len(), 1, "{out}");
     let review = &report.incidents[0];
     // From T-60m: the checklist said NO-GO at T-1h and again at T-10m,
     // on time, and nobody acted on it, as in 2023.
-    let checklists: Vec<(&str, bool)> = review
+    let checklists: Vec<(String, bool)> = review
         .entries
         .iter()
-        .filter(|e| e.kind == "checklist")
-        .map(|e| (e.actor.as_str(), e.text.contains("NO-GO")))
+        .filter(|e| e.kind == firebreak::timeline::Kind::Checklist)
+        .map(|e| (e.by.label(), e.text.contains("NO-GO")))
         .collect();
     assert_eq!(
         checklists,
-        [("schedule T-1h", true), ("schedule T-10m", true)],
+        [
+            ("schedule T-1h".to_owned(), true),
+            ("schedule T-10m".to_owned(), true)
+        ],
         "{out}"
     );
     // The review reads the incident the way `firebreak timeline` does:
@@ -85,6 +84,13 @@ async fn the_replay_moves_the_event_before_saturation_and_keeps_the_audience() {
     assert!(review.time_to_mitigate().is_some(), "{out}");
     assert!(review.resolved.is_some(), "{out}");
     assert!(review.still_firing().is_empty(), "{out}");
+    // The review reads the entries' fields, never their text: every
+    // message reworded, it concludes the same.
+    assert_eq!(&reworded(review), review);
+    assert_eq!(
+        reworded(review).markdown(&|t| t.to_string()),
+        review.markdown(&|t| t.to_string())
+    );
 
     // What people saw.
     for needle in [
@@ -98,4 +104,30 @@ async fn the_replay_moves_the_event_before_saturation_and_keeps_the_audience() {
     ] {
         assert!(out.contains(needle), "missing {needle:?} in:\n{out}");
     }
+}
+
+/// `r` read again from its entries with every message reworded (reversed,
+/// so no word is where it was), then given its words back to compare.
+fn reworded(r: &Review) -> Review {
+    let entries = r
+        .entries
+        .iter()
+        .map(|e| TimelineEntry {
+            text: format!("reworded: {}", e.text.chars().rev().collect::<String>()),
+            ..e.clone()
+        })
+        .collect();
+    let mut again = Review::new(&r.incident, entries);
+    again.audience = r.audience.clone();
+    again.entries = r.entries.clone();
+    if let Some(f) = &mut again.first_response {
+        f.text = r
+            .entries
+            .iter()
+            .find(|e| e.seq == f.seq)
+            .unwrap()
+            .text
+            .clone();
+    }
+    again
 }

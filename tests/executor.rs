@@ -151,7 +151,7 @@ async fn run_once(fail_first: usize, account: &str) -> (Outcome, Arc<Mutex<Fake>
             fired_at: 0,
         }),
         inputs,
-        actor: "firebreak".into(),
+        by: firebreak::timeline::By::Bot,
     });
     let done = rx.recv().await.unwrap();
     exec.drain().await;
@@ -212,7 +212,10 @@ async fn retries_keep_one_idempotency_key_and_types_survive_templating() {
     assert!(texts.last().unwrap().contains("succeeded"), "{texts:#?}");
     assert_eq!(store.runs().await.unwrap()[0].state, "succeeded");
     let tl = store.timeline("launch").await.unwrap();
-    assert!(tl.iter().any(|e| e.kind == "run_succeeded"));
+    assert!(
+        tl.iter().any(|e| e.kind
+            == firebreak::timeline::Kind::RunEnded(firebreak::timeline::Outcome::Succeeded))
+    );
 }
 
 #[tokio::test]

@@ -169,7 +169,7 @@ steps:
             concurrency_key: id.into(),
             alert: None,
             inputs: all,
-            actor: "alice".into(),
+            by: firebreak::timeline::By::Person(firebreak::roles::Who::new("U1", "alice")),
         });
         let done = tokio::time::timeout(Duration::from_secs(30), self.finished.recv())
             .await

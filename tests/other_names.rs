@@ -58,15 +58,13 @@ async fn the_move_goes_to_the_secondary_account_the_event_names() {
         .incidents
         .iter()
         .flat_map(|r| r.entries.iter())
-        .filter(|e| e.kind == "run_succeeded")
-        .map(|e| e.text.as_str())
+        .filter(|e| {
+            e.kind == firebreak::timeline::Kind::RunEnded(firebreak::timeline::Outcome::Succeeded)
+        })
+        .filter_map(|e| e.about.runbook.as_deref())
         .collect();
     for runbook in ["move-to-secondary-room", "mute-feedback-speaker"] {
-        assert!(
-            runs.iter()
-                .any(|t| t.starts_with(&format!("runbook {runbook} succeeded"))),
-            "{runbook} did not succeed:\n{out}"
-        );
+        assert!(runs.contains(&runbook), "{runbook} did not succeed:\n{out}");
     }
     // The speaker who fed back is this night's host, named by the alert.
     let host = report

@@ -154,7 +154,7 @@ async fn run(bot: &mut Bot, runbook: &str) -> (Outcome, Vec<StepRecord>) {
         concurrency_key: name.clone(),
         alert: None,
         inputs: BTreeMap::new(),
-        actor: "alice".into(),
+        by: firebreak::timeline::By::Person(firebreak::roles::Who::new("U1", "alice")),
     });
     let mut rx = bot.finished_rx.take().unwrap();
     let done = tokio::time::timeout(std::time::Duration::from_secs(30), rx.recv())

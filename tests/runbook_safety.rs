@@ -155,7 +155,7 @@ fn request(rb: &Arc<Runbook>, id: &str) -> RunRequest {
         concurrency_key: "launch".into(),
         alert: None,
         inputs: BTreeMap::new(),
-        actor: "alice".into(),
+        by: firebreak::timeline::By::Person(firebreak::roles::Who::new("U1", "alice")),
     }
 }
 
@@ -869,7 +869,7 @@ async fn a_rollback_whose_guard_does_not_hold_is_held_for_a_person() {
     assert!(
         timeline
             .iter()
-            .any(|e| e.kind == "rollback_held" && e.text.ends_with(said)),
+            .any(|e| e.kind == firebreak::timeline::Kind::RollbackHeld && e.text.ends_with(said)),
         "{timeline:#?}"
     );
     assert_eq!(held_count("guard-held"), 1);

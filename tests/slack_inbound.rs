@@ -184,8 +184,8 @@ impl Bot {
             let mut found = Vec::new();
             for incident in self.store.incidents().await.unwrap() {
                 for e in self.store.timeline(&incident).await.unwrap() {
-                    if e.kind == kind {
-                        found.push((e.actor, e.text));
+                    if e.kind.as_str() == kind {
+                        found.push((e.by.label(), e.text));
                     }
                 }
             }

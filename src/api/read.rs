@@ -166,7 +166,18 @@ pub async fn timeline(
     }
     let list: Vec<_> = entries
         .iter()
-        .map(|e| json!({"at": time(e.at), "kind": e.kind, "actor": e.actor, "text": e.text}))
+        .map(|e| {
+            json!({
+                "at": time(e.at),
+                "kind": e.kind,
+                "actor": e.by.label(),
+                "actor_kind": e.by.kind(),
+                "actor_id": e.by.id(),
+                "about": e.about,
+                "outcome": e.outcome(),
+                "text": e.text,
+            })
+        })
         .collect();
     Ok(ok(
         json!({"incident": id, "entries": list, "kinds": by_kind}),

@@ -283,7 +283,14 @@ async fn runs_and_timelines_are_read_from_the_store() {
         s.store.insert_run(&rec, "{}").await.unwrap();
     }
     s.store
-        .append_timeline("launch", 1_000, "alert_firing", "firebreak", "X firing")
+        .append_timeline(&crate::timeline::TimelineEntry::new(
+            "launch",
+            1_000,
+            crate::timeline::Kind::AlertFiring,
+            crate::timeline::By::Bot,
+            crate::timeline::About::alert("X"),
+            "X firing",
+        ))
         .await
         .unwrap();
 

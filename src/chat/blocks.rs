@@ -519,7 +519,7 @@ mod tests {
             "launch-readiness-1684965300-00011",
             list,
             event,
-            "alice",
+            &crate::timeline::By::Person(crate::roles::Who::new("alice", "alice")),
             AT,
         )
     }

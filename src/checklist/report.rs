@@ -224,7 +224,7 @@ checks:
             "launch-readiness-1684965000-ab121",
             &list,
             BTreeMap::new(),
-            "alice",
+            &crate::timeline::By::Person(crate::roles::Who::new("alice", "alice")),
             AT,
         )
     }

@@ -16,6 +16,7 @@ use serde_json::Value as Json;
 use super::{CheckKind, CheckResult, Checklist, Outcome, Severity, Verdict};
 use crate::duration::Millis;
 use crate::roles::Role;
+use crate::timeline::By;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RunState {
@@ -24,8 +25,13 @@ pub struct RunState {
     pub description: String,
     /// The event's parameters this run used.
     pub event: BTreeMap<String, Json>,
-    /// Who or what started it: "alice", "schedule (T-10m)".
+    /// Who or what started it, as people read it: "alice (U1)",
+    /// "schedule T-10m".
     pub started_by: String,
+    /// Who or what started it, by id. Missing from runs saved before it
+    /// was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub starter: Option<By>,
     pub started_at: Millis,
     pub finished_at: Option<Millis>,
     pub checks: Vec<CheckState>,
@@ -146,7 +152,7 @@ impl RunState {
         id: &str,
         list: &Checklist,
         event: BTreeMap<String, Json>,
-        started_by: &str,
+        started_by: &By,
         now: Millis,
     ) -> RunState {
         let templates = crate::runbook::template::Templates::new();
@@ -188,7 +194,8 @@ impl RunState {
             checklist: list.name.clone(),
             description: list.description.clone(),
             event,
-            started_by: started_by.to_owned(),
+            started_by: started_by.label(),
+            starter: Some(started_by.clone()),
             started_at: now,
             finished_at: None,
             checks,
@@ -462,6 +469,10 @@ impl Phase {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn alice() -> By {
+        By::Person(crate::roles::Who::new("alice", "alice"))
+    }
     use crate::checklist::{CheckDef, Cmp};
     use crate::duration::PromDuration;
 
@@ -513,7 +524,7 @@ mod tests {
 
     #[test]
     fn a_run_goes_from_checking_to_sign_off_to_go() {
-        let mut r = RunState::new("c1", &list(), BTreeMap::new(), "alice", 0);
+        let mut r = RunState::new("c1", &list(), BTreeMap::new(), &alice(), 0);
         assert_eq!(r.phase(), Phase::Checking);
         assert_eq!(r.checks[2].evidence, "waiting for commander and responder");
         r.record(done("capacity", Outcome::Pass));
@@ -560,7 +571,7 @@ mod tests {
 
     #[test]
     fn a_commander_first_takes_the_commander_role() {
-        let mut r = RunState::new("c1", &list(), BTreeMap::new(), "alice", 0);
+        let mut r = RunState::new("c1", &list(), BTreeMap::new(), &alice(), 0);
         r.sign("sign", "U1", "alice", Role::Commander, 1).unwrap();
         assert_eq!(
             r.checks[2].evidence,
@@ -576,7 +587,7 @@ mod tests {
 
     #[test]
     fn a_measured_blocker_failing_ends_the_run_without_waiting_for_people() {
-        let mut r = RunState::new("c1", &list(), BTreeMap::new(), "alice", 0);
+        let mut r = RunState::new("c1", &list(), BTreeMap::new(), &alice(), 0);
         r.record(done("capacity", Outcome::Fail));
         assert_eq!(r.phase(), Phase::Checking, "audio still runs");
         r.record(done("audio", Outcome::Pass));
@@ -588,7 +599,7 @@ mod tests {
 
     #[test]
     fn a_missed_deadline_fails_the_sign_off_with_who_was_missing() {
-        let mut r = RunState::new("c1", &list(), BTreeMap::new(), "alice", 0);
+        let mut r = RunState::new("c1", &list(), BTreeMap::new(), &alice(), 0);
         r.record(done("capacity", Outcome::Pass));
         r.record(done("audio", Outcome::Pass));
         r.sign("sign", "U2", "bob", Role::Responder, 5).unwrap();
@@ -604,7 +615,7 @@ mod tests {
 
     #[test]
     fn sign_offs_are_refused_with_what_would_be_valid() {
-        let mut r = RunState::new("c1", &list(), BTreeMap::new(), "alice", 0);
+        let mut r = RunState::new("c1", &list(), BTreeMap::new(), &alice(), 0);
         assert_eq!(
             r.sign("nope", "U1", "a", Role::Commander, 1)
                 .unwrap_err()
@@ -626,7 +637,7 @@ mod tests {
 
     #[test]
     fn a_check_still_running_at_the_end_is_an_error_never_a_pass() {
-        let r = RunState::new("c1", &list(), BTreeMap::new(), "alice", 0);
+        let r = RunState::new("c1", &list(), BTreeMap::new(), &alice(), 0);
         assert_eq!(
             r.results()[0].outcome,
             Outcome::Error("did not finish".into())

@@ -33,7 +33,7 @@ impl Execute for Abort {
             let r = ctx
                 .ask(|reply| Command::Abort {
                     run: run.clone(),
-                    by: actor.label(),
+                    by: actor.who(),
                     reply,
                 })
                 .await;
@@ -70,7 +70,7 @@ mod tests {
         let loop_ = tokio::spawn(async move {
             match rx.recv().await.unwrap() {
                 Command::Abort { run, by, reply } => {
-                    assert_eq!(by, "alice (U1)");
+                    assert_eq!(by.label(), "alice (U1)");
                     reply
                         .send(Err(format!("no run {run} is in progress")))
                         .unwrap();

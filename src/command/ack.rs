@@ -33,7 +33,7 @@ impl Execute for Ack {
             let r = ctx
                 .ask(|reply| Command::Ack {
                     target: self.target,
-                    by: actor.label(),
+                    by: actor.who(),
                     reply,
                 })
                 .await;
@@ -75,7 +75,10 @@ mod tests {
         let loop_ = tokio::spawn(async move {
             match rx.recv().await.unwrap() {
                 Command::Ack { target, by, reply } => {
-                    assert_eq!((target.as_str(), by.as_str()), ("launch", "alice (U1)"));
+                    assert_eq!(
+                        (target.as_str(), by.label().as_str()),
+                        ("launch", "alice (U1)")
+                    );
                     reply
                         .send(Ok("acknowledged: SpeakerFeedback".into()))
                         .unwrap();

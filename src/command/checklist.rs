@@ -46,7 +46,7 @@ impl Execute for Checklist {
                     Command::Checklist(Request::Start {
                         name,
                         overrides,
-                        by: actor.label(),
+                        by: crate::timeline::By::person(&actor.who()),
                         reply,
                     })
                 })
@@ -128,7 +128,7 @@ mod tests {
                 })) => {
                     assert_eq!(name, "launch-readiness");
                     assert_eq!(overrides, [("room".to_owned(), "b".to_owned())]);
-                    assert_eq!(by, "alice (U1)");
+                    assert_eq!(by.label(), "alice (U1)");
                     let _ = reply.send(Err("no checklist named \"launch-readiness\"".into()));
                 }
                 other => panic!("unexpected {other:?}"),

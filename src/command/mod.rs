@@ -473,7 +473,7 @@ pub async fn record_refusal(ctx: &Ctx, who: &crate::roles::Who, line: &str, reas
     // Recorded whether or not the queue takes it: the log has it too.
     if let Err(e) = ctx
         .send(Command::Refused {
-            by: who.label(),
+            by: who.clone(),
             command: line.trim().to_owned(),
             reason: reason.to_owned(),
         })
@@ -651,7 +651,7 @@ mod tests {
                 reason,
             } => {
                 assert_eq!(
-                    (by.as_str(), command.as_str()),
+                    (by.label().as_str(), command.as_str()),
                     ("alice (U1)", "pause deploy freeze")
                 );
                 assert_eq!(reason, r.text);

@@ -38,7 +38,7 @@ impl Execute for Pause {
         Box::pin(async move {
             let r = ctx
                 .ask(|reply| Command::Pause {
-                    by: actor.label(),
+                    by: actor.who(),
                     reason: self.reason,
                     reply,
                 })
@@ -79,7 +79,10 @@ mod tests {
         let Some(Command::Pause { by, reason, reply }) = rx.recv().await else {
             panic!("no pause sent")
         };
-        assert_eq!((by.as_str(), reason.as_str()), ("alice (U1)", "drill"));
+        assert_eq!(
+            (by.label().as_str(), reason.as_str()),
+            ("alice (U1)", "drill")
+        );
         // Until the control loop has paused, nobody is told it is paused
         // (an alert could still start a runbook).
         tokio::task::yield_now().await;

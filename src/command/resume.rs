@@ -34,7 +34,7 @@ impl Execute for Resume {
             };
             match ctx
                 .ask(|reply| Command::Resume {
-                    by: actor.label(),
+                    by: actor.who(),
                     reply,
                 })
                 .await

@@ -85,7 +85,7 @@ impl Execute for Run {
                 .ask(|reply| Command::Run {
                     runbook: self.runbook,
                     inputs: self.inputs,
-                    by: actor.label(),
+                    by: actor.who(),
                     reply,
                 })
                 .await;
@@ -177,7 +177,7 @@ mod tests {
                     reply,
                 } => {
                     assert_eq!(
-                        (runbook.as_str(), by.as_str()),
+                        (runbook.as_str(), by.label().as_str()),
                         ("cap-listeners", "alice (U1)")
                     );
                     assert_eq!(inputs["room"], json!("main"));

@@ -39,8 +39,7 @@ impl Execute for SignOff {
                     Command::Checklist(Request::SignOff {
                         run: self.run,
                         check: self.check,
-                        by_id: actor.id.clone(),
-                        by: actor.label(),
+                        by: actor.who(),
                         role: actor.role,
                         reply,
                     })
@@ -85,7 +84,6 @@ mod tests {
                 Some(Command::Checklist(Request::SignOff {
                     run,
                     check,
-                    by_id,
                     by,
                     role,
                     reply,
@@ -94,8 +92,8 @@ mod tests {
                         (
                             run.as_str(),
                             check.as_str(),
-                            by_id.as_str(),
-                            by.as_str(),
+                            by.id.as_str(),
+                            by.label().as_str(),
                             role
                         ),
                         ("r1", "sign", "U1", "alice (U1)", Role::Viewer)

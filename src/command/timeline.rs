@@ -52,7 +52,7 @@ pub fn render(
         out.push_str(&format!(
             "\n{} {} [{}] {}",
             time(e.at),
-            e.actor,
+            e.by.label(),
             e.kind,
             crate::chat::clip(&e.text, ENTRY_CHARS)
         ));
@@ -121,33 +121,36 @@ mod tests {
             "no incidents yet: nothing has fired"
         );
         ctx.store
-            .append_timeline(
+            .append_timeline(&TimelineEntry::new(
                 "rehearsal",
                 T0 - 10_000,
-                "alert_firing",
-                "firebreak",
+                crate::timeline::Kind::AlertFiring,
+                crate::timeline::By::Bot,
+                Default::default(),
                 "Full firing",
-            )
+            ))
             .await
             .unwrap();
         ctx.store
-            .append_timeline(
+            .append_timeline(&TimelineEntry::new(
                 "launch",
                 T0,
-                "alert_firing",
-                "firebreak",
+                crate::timeline::Kind::AlertFiring,
+                crate::timeline::By::Bot,
+                Default::default(),
                 "SpeakerFeedback firing",
-            )
+            ))
             .await
             .unwrap();
         ctx.store
-            .append_timeline(
+            .append_timeline(&TimelineEntry::new(
                 "launch",
                 T0 + 5_000,
-                "ack",
-                "bob",
+                crate::timeline::Kind::Ack,
+                crate::timeline::By::Person(crate::roles::Who::new("bob", "bob")),
+                Default::default(),
                 "SpeakerFeedback acknowledged by bob",
-            )
+            ))
             .await
             .unwrap();
         assert_eq!(
@@ -170,12 +173,15 @@ mod tests {
     fn long_timelines_show_the_newest() {
         let entries: Vec<TimelineEntry> = (0..45)
             .map(|i| TimelineEntry {
-                incident: "x".into(),
                 seq: i,
-                at: i,
-                kind: "step".into(),
-                actor: "firebreak".into(),
-                text: format!("e{i}"),
+                ..TimelineEntry::new(
+                    "x",
+                    i,
+                    crate::timeline::Kind::Step,
+                    crate::timeline::By::Bot,
+                    Default::default(),
+                    format!("e{i}"),
+                )
             })
             .collect();
         let text = render("x", 45, &entries, |t| t.to_string());

@@ -23,7 +23,8 @@ use crate::daemon::Daemon;
 use crate::duration::PromDuration;
 use crate::incident::Review;
 use crate::sim::{Scenario, Sim, SimOptions, StateSnapshot};
-use crate::store::{Store, TimelineEntry};
+use crate::store::Store;
+use crate::timeline::{Kind, TimelineEntry};
 
 #[derive(Clone, Copy, Debug)]
 pub struct DemoOptions {
@@ -242,10 +243,13 @@ pub async fn run_scenario(
             .min()
     };
     let report = DemoReport {
-        time_to_detect_ms: first(&|e| e.kind == "alert_firing" && e.at >= start).map(|t| t - start),
-        time_to_mitigate_ms: snapshot.event.moves.first().map(|m| m.at - start),
-        time_to_mute_ms: first(&|e| e.kind == "step" && e.text.starts_with("mute:"))
+        time_to_detect_ms: first(&|e| e.kind == Kind::AlertFiring && e.at >= start)
             .map(|t| t - start),
+        time_to_mitigate_ms: snapshot.event.moves.first().map(|m| m.at - start),
+        time_to_mute_ms: first(&|e| {
+            e.kind == Kind::Step && e.about.step.as_deref() == Some("mute")
+        })
+        .map(|t| t - start),
         incidents,
         sim: snapshot,
     };

@@ -24,10 +24,10 @@ pub enum Verdict {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum GateOutcome {
     Approved {
-        by: String,
+        by: Who,
     },
     Denied {
-        by: String,
+        by: Who,
     },
     TimedOut,
     /// The run was aborted or the bot is shutting down.
@@ -60,7 +60,7 @@ struct Open {
     what: String,
     approval: Approval,
     deadline: Millis,
-    reply: oneshot::Sender<(Verdict, String)>,
+    reply: oneshot::Sender<(Verdict, Who)>,
 }
 
 #[derive(Default)]
@@ -84,7 +84,7 @@ impl Drop for Registered<'_> {
 /// A gate that is open: answers are taken until [`OpenGate::outcome`]
 /// returns or this is dropped.
 pub struct OpenGate<'a> {
-    rx: oneshot::Receiver<(Verdict, String)>,
+    rx: oneshot::Receiver<(Verdict, Who)>,
     _registered: Registered<'a>,
 }
 
@@ -178,7 +178,7 @@ impl Gates {
             });
         }
         let gate = open.remove(run).expect("checked above");
-        let _ = gate.reply.send((verdict, by.label()));
+        let _ = gate.reply.send((verdict, by.clone()));
         Ok(gate.what)
     }
 
@@ -247,7 +247,7 @@ mod tests {
         assert_eq!(
             waiter.await.unwrap(),
             GateOutcome::Approved {
-                by: "lee (U0LEAD)".into()
+                by: Who::new("U0LEAD", "lee")
             }
         );
         assert!(gates.waiting().is_empty());
@@ -264,7 +264,7 @@ mod tests {
         assert_eq!(
             waiter.await.unwrap(),
             GateOutcome::Denied {
-                by: "bob (U0BOB)".into()
+                by: Who::new("U0BOB", "bob")
             }
         );
     }
@@ -319,7 +319,7 @@ mod tests {
         assert_eq!(
             waiter.await.unwrap(),
             GateOutcome::Approved {
-                by: "definitely-not-lee (U0LEAD)".into()
+                by: Who::new("U0LEAD", "definitely-not-lee")
             }
         );
     }

@@ -37,7 +37,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde::Serialize;
 use serde_json::{Value as Json, json};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -50,6 +49,7 @@ pub use crate::runbook::AlertCtx;
 use crate::runbook::template::Templates;
 use crate::runbook::{Approval, Guard, OnFailure, OnTimeout, Runbook, Step, VerifyFailure};
 use crate::store::{RunRecord, StepEnd, StepRecord, Store};
+use crate::timeline::{self as tl, About, By, TimelineEntry};
 use actions::runbook::Calls;
 use actions::{ActionEnv, ActionError, StepCtx};
 pub use gates::{AnswerError, GateOutcome, Gates, Verdict, Waiting};
@@ -62,37 +62,12 @@ pub struct RunRequest {
     pub concurrency_key: String,
     pub alert: Option<AlertCtx>,
     pub inputs: BTreeMap<String, Json>,
-    /// Who started it: `firebreak` for automation.
-    pub actor: String,
+    /// Who started it.
+    pub by: By,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Outcome {
-    Succeeded,
-    Failed,
-    /// A step failed or verification did not recover, and the steps that
-    /// had acted were undone.
-    RolledBack,
-    /// Stopped by a person (abort, a denied approval) or an approval that
-    /// nobody gave in time.
-    Aborted,
-    /// Could not finish safely (for example a step that was in flight
-    /// when the bot died and is not safe to repeat); a human must look.
-    Interrupted,
-}
-
-impl Outcome {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Succeeded => "succeeded",
-            Outcome::Failed => "failed",
-            Outcome::RolledBack => "rolled_back",
-            Outcome::Aborted => "aborted",
-            Outcome::Interrupted => "interrupted",
-        }
-    }
-}
+/// How a run ended (model: the timeline records it too).
+pub use crate::timeline::Outcome;
 
 /// Sent to the control loop when a run ends.
 #[derive(Clone, Debug)]
@@ -311,7 +286,10 @@ impl Executor {
         struct Trigger {
             alert: Option<AlertCtx>,
             inputs: BTreeMap<String, Json>,
-            actor: String,
+            /// Written since store schema 2.
+            by: Option<By>,
+            /// All a previous release wrote of who started it.
+            actor: Option<String>,
             digest: Option<String>,
         }
         let t: Trigger =
@@ -341,7 +319,10 @@ impl Executor {
                 concurrency_key: rec.concurrency_key.clone(),
                 alert: t.alert,
                 inputs: t.inputs,
-                actor: t.actor,
+                by: t
+                    .by
+                    .or_else(|| t.actor.as_deref().map(crate::timeline::legacy::by))
+                    .unwrap_or(By::Bot),
             },
             prior,
         ))
@@ -443,19 +424,20 @@ impl Run<'_> {
         post(self.inner, &self.req.incident, kind, text).await;
     }
 
-    async fn timeline(&self, kind: &str, text: &str) {
-        if let Err(e) = self
-            .inner
-            .store
-            .append_timeline(
-                &self.req.incident,
-                self.inner.env.clock.now(),
-                kind,
-                &self.req.actor,
-                text,
-            )
-            .await
-        {
+    /// Records on the incident's timeline, about this run (and `step`).
+    async fn timeline(&self, kind: tl::Kind, by: Option<&By>, step: Option<&str>, text: &str) {
+        let mut about = About::run(&self.req.runbook.name, &self.req.run_id)
+            .with_alert(self.req.alert.as_ref().map(|a| a.name.as_str()));
+        about.step = step.map(str::to_owned);
+        let entry = TimelineEntry::new(
+            &self.req.incident,
+            self.inner.env.clock.now(),
+            kind,
+            by.unwrap_or(&self.req.by).clone(),
+            about,
+            text,
+        );
+        if let Err(e) = self.inner.store.append_timeline(&entry).await {
             tracing::error!(error = %e, run = %self.req.run_id, "cannot write timeline");
         }
     }
@@ -604,14 +586,21 @@ impl Run<'_> {
         .await;
         let out = gate.outcome(clock, deadline, self.cancel).await;
         self.set_state("running").await;
+        // Who answered, for the timeline; nobody when time ran out.
+        let mut answered = None;
         let (state, result, note) = match out {
-            GateOutcome::Approved { by } => (
-                "approved",
-                StepResult::Done(json!({"by": by})),
-                format!("`{what}` approved by {by}"),
-            ),
+            GateOutcome::Approved { by } => {
+                let r = (
+                    "approved",
+                    StepResult::Done(json!({"by": by.label()})),
+                    format!("`{what}` approved by {by}"),
+                );
+                answered = Some(By::Person(by));
+                r
+            }
             GateOutcome::Denied { by } => {
                 let why = format!("`{what}` denied by {by}");
+                answered = Some(By::Person(by));
                 ("denied", StepResult::Aborted(why.clone()), why)
             }
             GateOutcome::TimedOut if approval.on_timeout == OnTimeout::Proceed => (
@@ -634,7 +623,9 @@ impl Run<'_> {
         };
         self.record_end(&id, state, 1, out, err).await;
         self.say(Kind::Step, note.clone()).await;
-        self.timeline("approval", &note).await;
+        let by = answered.unwrap_or(By::Bot);
+        self.timeline(tl::Kind::Approval, Some(&by), Some(&id), &note)
+            .await;
         result
     }
 
@@ -665,7 +656,8 @@ impl Run<'_> {
             format!("`{sid}` failed before acting: {why}"),
         )
         .await;
-        self.timeline("step_failed", &format!("{sid} failed: {why}"))
+        let text = format!("{sid} failed: {why}");
+        self.timeline(tl::Kind::StepFailed, None, Some(sid), &text)
             .await;
         StepResult::Failed(why)
     }
@@ -879,11 +871,8 @@ impl Run<'_> {
                     ),
                 )
                 .await;
-                self.timeline(
-                    "step",
-                    &format!("{sid}: {} ({})", done.summary, step.action),
-                )
-                .await;
+                let text = format!("{sid}: {} ({})", done.summary, step.action);
+                self.timeline(tl::Kind::Step, None, Some(&sid), &text).await;
                 StepResult::Done(done.output)
             }
             Err(e) => {
@@ -897,7 +886,8 @@ impl Run<'_> {
                     ),
                 )
                 .await;
-                self.timeline("step_failed", &format!("{sid} failed: {}", e.message))
+                let text = format!("{sid} failed: {}", e.message);
+                self.timeline(tl::Kind::StepFailed, None, Some(&sid), &text)
                     .await;
                 StepResult::Failed(e.message)
             }
@@ -971,8 +961,14 @@ impl Run<'_> {
             format!(":rotating_light: needs a person: {what} held, not done. {why}"),
         )
         .await;
-        self.timeline("rollback_held", &format!("{what} held: {why}"))
-            .await;
+        let sid = self.sid(&step.id);
+        self.timeline(
+            tl::Kind::RollbackHeld,
+            None,
+            Some(&sid),
+            &format!("{what} held: {why}"),
+        )
+        .await;
         crate::metrics::get()
             .rollbacks_held
             .with(&[&self.req.runbook.name])
@@ -1188,7 +1184,7 @@ impl Calls for Caller<'_> {
                 concurrency_key: self.req.concurrency_key.clone(),
                 alert: self.req.alert.clone(),
                 inputs,
-                actor: self.req.actor.clone(),
+                by: self.req.by.clone(),
             };
             let mut r = Run {
                 inner: self.inner,
@@ -1238,10 +1234,10 @@ async fn run(
     let rb = &req.runbook;
     let started = clock.now();
     let resumed = prior.is_some();
-    let why = req.alert.as_ref().map_or_else(
-        || format!("by {}", req.actor),
-        |a| format!("for {}", a.name),
-    );
+    let why = req
+        .alert
+        .as_ref()
+        .map_or_else(|| format!("by {}", req.by), |a| format!("for {}", a.name));
     if !resumed {
         let record = RunRecord {
             id: req.run_id.clone(),
@@ -1253,7 +1249,8 @@ async fn run(
             finished_at: None,
             error: None,
         };
-        let trigger = json!({"alert": req.alert, "inputs": req.inputs, "actor": req.actor, "digest": rb.digest});
+        let trigger =
+            json!({"alert": req.alert, "inputs": req.inputs, "by": req.by, "digest": rb.digest});
         if let Err(e) = inner.store.insert_run(&record, &trigger.to_string()).await {
             tracing::error!(error = %e, run = %req.run_id, "cannot record run; not starting it");
             return Some(finished(
@@ -1291,7 +1288,9 @@ async fn run(
         )
         .await;
         r.timeline(
-            "run_resumed",
+            tl::Kind::RunResumed,
+            None,
+            None,
             &format!("runbook {} resumed after a restart", rb.name),
         )
         .await;
@@ -1301,8 +1300,13 @@ async fn run(
             format!("runbook *{}* started {why} (run {})", rb.name, req.run_id),
         )
         .await;
-        r.timeline("run_started", &format!("runbook {} started {why}", rb.name))
-            .await;
+        r.timeline(
+            tl::Kind::RunStarted,
+            None,
+            None,
+            &format!("runbook {} started {why}", rb.name),
+        )
+        .await;
     }
     let Some((outcome, failure)) = r.body().await else {
         r.say(
@@ -1344,7 +1348,7 @@ async fn run(
         tracing::error!(error = %e, run = %req.run_id, "cannot record that the run changed nothing");
     }
     let f = failure.as_deref().unwrap_or_default();
-    let (kind, text, tl) = match outcome {
+    let (kind, text, line) = match outcome {
         Outcome::Succeeded => (
             Kind::RunFinished,
             format!("runbook *{}* succeeded in {took}", rb.name),
@@ -1378,7 +1382,8 @@ async fn run(
         ),
     };
     r.say(kind, text).await;
-    r.timeline(&format!("run_{}", outcome.as_str()), &tl).await;
+    r.timeline(tl::Kind::RunEnded(outcome), None, None, &line)
+        .await;
     Some(end)
 }
 

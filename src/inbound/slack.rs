@@ -1200,7 +1200,7 @@ mod tests {
                 command,
                 reason,
             }) => {
-                assert_eq!(by, "mallory (U0STRANGE1)");
+                assert_eq!(by.label(), "mallory (U0STRANGE1)");
                 assert_eq!(command, "pause now");
                 assert_eq!(reason, command::NO_ROLE);
             }

@@ -27,8 +27,9 @@ use crate::chat::{ChatMessage, Kind, Outbox};
 use crate::checklist::state::{RunState, SignError};
 use crate::checklist::{CheckResult, Checklist, event_params, report};
 use crate::clock::Millis;
-use crate::roles::Role;
+use crate::roles::{Role, Who};
 use crate::store::Store;
+use crate::timeline::{self as tl, About, By, TimelineEntry};
 
 /// Requests waiting for the runner. The control loop `try_send`s: when
 /// full, the person is told to try again rather than the loop waiting.
@@ -47,15 +48,14 @@ pub enum Request {
     Start {
         name: String,
         overrides: Vec<(String, String)>,
-        by: String,
+        by: By,
         reply: oneshot::Sender<Result<String, String>>,
     },
     /// Sign off a check of a run; replies with what was recorded.
     SignOff {
         run: String,
         check: String,
-        by_id: String,
-        by: String,
+        by: Who,
         role: Role,
         reply: oneshot::Sender<Result<String, String>>,
     },
@@ -166,7 +166,7 @@ impl Task {
                     while r.due.first().is_some_and(|d| d.at <= now) {
                         let d = r.due.remove(0);
                         let list = r.t.lists[d.list].clone();
-                        let by = format!("schedule {}", d.label);
+                        let by = By::Schedule(d.label.clone());
                         if let Err(e) = r.start(&list, &[], &by, &d.slot).await {
                             tracing::error!(checklist = %list.name, error = %e, "scheduled checklist run failed to start");
                         }
@@ -284,12 +284,11 @@ impl Runner {
             Request::SignOff {
                 run,
                 check,
-                by_id,
                 by,
                 role,
                 reply,
             } => {
-                let r = self.sign(&run, &check, &by_id, &by, role).await;
+                let r = self.sign(&run, &check, &by, role).await;
                 let _ = reply.send(r);
             }
             Request::Reload {
@@ -318,7 +317,7 @@ impl Runner {
         &mut self,
         list: &Arc<Checklist>,
         overrides: &[(String, String)],
-        by: &str,
+        by: &By,
         slot: &str,
     ) -> Result<String, String> {
         let event = event_params(list, overrides)?;
@@ -355,8 +354,7 @@ impl Runner {
         &mut self,
         id: &str,
         check: &str,
-        by_id: &str,
-        by: &str,
+        who: &Who,
         role: Role,
     ) -> Result<String, String> {
         let now = self.t.inst.clock.now();
@@ -369,7 +367,7 @@ impl Runner {
             });
         };
         let incident = incident_of(&run.state);
-        let said = match run.state.sign(check, by_id, by, role, now) {
+        let said = match run.state.sign(check, &who.id, &who.label(), role, now) {
             Ok(said) => said,
             Err(e) => {
                 // A sign-off above the person's role is a refusal, and
@@ -379,12 +377,15 @@ impl Runner {
                         "sign-off of {check} (checklist {}, run {id}) refused: {e}",
                         run.state.checklist
                     );
-                    if let Err(e) = self
-                        .t
-                        .store
-                        .append_timeline(&incident, now, "command_refused", by, &text)
-                        .await
-                    {
+                    let entry = TimelineEntry::new(
+                        &incident,
+                        now,
+                        tl::Kind::CommandRefused,
+                        By::person(who),
+                        About::default(),
+                        text,
+                    );
+                    if let Err(e) = self.t.store.append_timeline(&entry).await {
                         tracing::error!(error = %e, "cannot record the refused sign-off in the timeline");
                     }
                 }
@@ -392,12 +393,15 @@ impl Runner {
             }
         };
         let text = format!("checklist {} (run {id}): {said}", run.state.checklist);
-        if let Err(e) = self
-            .t
-            .store
-            .append_timeline(&incident, now, "signoff", by, &text)
-            .await
-        {
+        let entry = TimelineEntry::new(
+            &incident,
+            now,
+            tl::Kind::Signoff,
+            By::person(who),
+            About::default(),
+            text,
+        );
+        if let Err(e) = self.t.store.append_timeline(&entry).await {
             tracing::error!(error = %e, "cannot record the sign-off in the timeline");
         }
         self.changed(id).await;
@@ -454,18 +458,20 @@ impl Runner {
 
     async fn over(&mut self, state: &RunState, now: Millis) {
         tracing::info!(checklist = %state.checklist, run = %state.id, verdict = ?state.verdict(), "checklist run finished");
-        if let Err(e) = self
-            .t
-            .store
-            .append_timeline(
-                &incident_of(state),
-                now,
-                "checklist",
-                &state.started_by,
-                &report::timeline_text(state),
-            )
-            .await
-        {
+        // A run saved before `starter` was recorded has only its label.
+        let by = state
+            .starter
+            .clone()
+            .unwrap_or_else(|| crate::timeline::legacy::by(&state.started_by));
+        let entry = TimelineEntry::new(
+            incident_of(state),
+            now,
+            tl::Kind::Checklist,
+            by,
+            About::default(),
+            report::timeline_text(state),
+        );
+        if let Err(e) = self.t.store.append_timeline(&entry).await {
             tracing::error!(run = %state.id, error = %e, "cannot record the checklist verdict in the timeline");
         }
         self.finished.push_back(state.id.clone());
@@ -639,7 +645,7 @@ checks:
             "{}",
             timeline[0].text
         );
-        assert_eq!(timeline[0].actor, "schedule T-1h");
+        assert_eq!(timeline[0].by, By::Schedule("T-1h".into()));
     }
 
     #[tokio::test]
@@ -661,8 +667,7 @@ checks:
         let r = ask(|reply| Request::SignOff {
             run: "nope".into(),
             check: "x".into(),
-            by_id: "U1".into(),
-            by: "alice".into(),
+            by: Who::new("U1", "alice"),
             role: Role::Commander,
             reply,
         })
@@ -671,7 +676,7 @@ checks:
         let r = ask(|reply| Request::Start {
             name: "launch-readiness".into(),
             overrides: vec![("nope".into(), "1".into())],
-            by: "alice".into(),
+            by: By::Person(Who::new("U1", "alice")),
             reply,
         })
         .await;
@@ -682,7 +687,7 @@ checks:
         let r = ask(|reply| Request::Start {
             name: "launch-readiness".into(),
             overrides: vec![],
-            by: "alice".into(),
+            by: By::Person(Who::new("U1", "alice")),
             reply,
         })
         .await

@@ -13,7 +13,9 @@ use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Row};
 
 use crate::clock::Millis;
-pub use crate::incident::{AudienceRow, TimelineEntry};
+pub use crate::incident::AudienceRow;
+pub use crate::timeline::TimelineEntry;
+use crate::timeline::{About, By, Kind};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -31,6 +33,12 @@ pub enum StoreError {
     },
     #[error("stored {what} is corrupt: {detail}")]
     Corrupt { what: &'static str, detail: String },
+    /// Written by a newer firebreak: this one could misread what it
+    /// added, so it does not touch it.
+    #[error(
+        "the store is at schema version {found}, newer than this firebreak knows (up to {known}); run the newer firebreak, or give this one its own store"
+    )]
+    TooNew { found: i64, known: i64 },
 }
 
 type Result<T> = std::result::Result<T, StoreError>;
@@ -39,9 +47,11 @@ fn q(what: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
     move |source| StoreError::Query { what, source }
 }
 
-/// Schema, applied idempotently at open. Kept as plain DDL both databases
-/// accept; numbered so that later migrations can be appended.
-const SCHEMA: &[&str] = &[
+/// Schema version 1: the tables of the releases before versioned schemas,
+/// as they made them (each statement idempotent, so a store they wrote
+/// takes it as a no-op). Plain DDL both databases accept. Never edited:
+/// a change is a new migration in [`MIGRATIONS`].
+const SCHEMA_1: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS runs (
         id TEXT PRIMARY KEY,
         runbook TEXT NOT NULL,
@@ -177,14 +187,88 @@ const SCHEMA: &[&str] = &[
     )",
 ];
 
+/// Schema version 2: timeline entries carry what they are about and who
+/// did it by id, so nothing reads their text back.
+const SCHEMA_2: &[&str] = &[
+    "ALTER TABLE timeline ADD COLUMN alert TEXT",
+    "ALTER TABLE timeline ADD COLUMN runbook TEXT",
+    "ALTER TABLE timeline ADD COLUMN run_id TEXT",
+    "ALTER TABLE timeline ADD COLUMN step TEXT",
+    "ALTER TABLE timeline ADD COLUMN outcome TEXT",
+    "ALTER TABLE timeline ADD COLUMN actor_kind TEXT",
+    "ALTER TABLE timeline ADD COLUMN actor_id TEXT",
+    "ALTER TABLE timeline ADD COLUMN actor_name TEXT",
+];
+
+/// The migrations, in order: a store at version N gets N+1 onwards, each
+/// in its own transaction, recorded in `schema_migrations`.
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        what: "the tables of the first releases",
+        ddl: SCHEMA_1,
+        then: None,
+    },
+    Migration {
+        version: 2,
+        what: "timeline entries carry their subject and actor as fields",
+        ddl: SCHEMA_2,
+        then: Some(Backfill::TimelineFields),
+    },
+];
+
+/// The newest schema this release knows.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS[MIGRATIONS.len() - 1].version;
+
+struct Migration {
+    version: i64,
+    what: &'static str,
+    ddl: &'static [&'static str],
+    /// Data to rewrite once the DDL is in, in the same transaction.
+    then: Option<Backfill>,
+}
+
+#[derive(Clone, Copy)]
+enum Backfill {
+    /// Rows written before schema 2 get their fields from their text and
+    /// actor, read as those releases wrote them ([`crate::timeline::legacy`]).
+    TimelineFields,
+}
+
+const TIMELINE_COLUMNS: &str = "incident, seq, at, kind, actor, text, alert, runbook, run_id, step, actor_kind, actor_id, actor_name";
+
 fn timeline_entry(r: &sqlx::any::AnyRow) -> Result<TimelineEntry> {
+    let e = |source| StoreError::Query {
+        what: "read timeline",
+        source,
+    };
+    let opt = |i: usize| -> Result<Option<String>> { r.try_get(i).map_err(e) };
+    let kind = Kind::parse(&r.try_get::<String, _>(3).map_err(e)?);
+    let actor: String = r.try_get(4).map_err(e)?;
+    // A row without the actor's fields was written by a release before
+    // schema 2 after this store was upgraded (one replica not yet
+    // upgraded): its actor column is all there is.
+    let by = match (opt(10)?, opt(11)?, opt(12)?) {
+        (Some(k), Some(id), name) => By::from_parts(&k, &id, name.as_deref().unwrap_or(""))
+            .ok_or_else(|| StoreError::Corrupt {
+                what: "timeline actor",
+                detail: format!("kind {k:?}, id {id:?}"),
+            })?,
+        _ => crate::timeline::legacy::by(&actor),
+    };
     Ok(TimelineEntry {
-        incident: r.try_get(0).map_err(q("read timeline"))?,
-        seq: r.try_get(1).map_err(q("read timeline"))?,
-        at: r.try_get(2).map_err(q("read timeline"))?,
-        kind: r.try_get(3).map_err(q("read timeline"))?,
-        actor: r.try_get(4).map_err(q("read timeline"))?,
-        text: r.try_get(5).map_err(q("read timeline"))?,
+        incident: r.try_get(0).map_err(e)?,
+        seq: r.try_get(1).map_err(e)?,
+        at: r.try_get(2).map_err(e)?,
+        kind,
+        by,
+        about: About {
+            alert: opt(6)?,
+            runbook: opt(7)?,
+            run: opt(8)?,
+            step: opt(9)?,
+        },
+        text: r.try_get(5).map_err(e)?,
     })
 }
 
@@ -200,6 +284,143 @@ fn run_record(r: &sqlx::any::AnyRow) -> Result<RunRecord> {
         finished_at: r.try_get(6).map_err(q("read run"))?,
         error: r.try_get(7).map_err(q("read run"))?,
     })
+}
+
+/// Any number picked once: the PostgreSQL advisory lock that replicas
+/// opening one store at once take in turn while they upgrade it.
+const MIGRATION_LOCK: i64 = 0x6669_7265_6272_6b31;
+
+/// Brings the store to [`SCHEMA_VERSION`], each migration in its own
+/// transaction that first claims its version in `schema_migrations`.
+/// Processes opening one store at once take turns: on PostgreSQL an
+/// advisory lock (its `CREATE TABLE IF NOT EXISTS` is not safe against a
+/// concurrent one), on SQLite the database's own write lock; the second
+/// finds the work done.
+async fn migrate(pool: &AnyPool, postgres: bool) -> Result<()> {
+    let mut conn = pool.acquire().await.map_err(q("schema"))?;
+    if postgres {
+        sqlx::query("SELECT pg_advisory_lock($1)")
+            .bind(MIGRATION_LOCK)
+            .execute(&mut *conn)
+            .await
+            .map_err(q("schema lock"))?;
+    }
+    let r = migrate_on(&mut conn).await;
+    if postgres {
+        // Closing the connection would release it too; it goes back to
+        // the pool instead.
+        if let Err(e) = sqlx::query("SELECT pg_advisory_unlock($1)")
+            .bind(MIGRATION_LOCK)
+            .execute(&mut *conn)
+            .await
+        {
+            conn.close_on_drop();
+            tracing::warn!(error = %e, "cannot release the schema lock; closing its connection");
+        }
+    }
+    r
+}
+
+async fn migrate_on(conn: &mut sqlx::AnyConnection) -> Result<()> {
+    use sqlx::Connection;
+    sqlx::query(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+            version BIGINT PRIMARY KEY,
+            applied_at BIGINT NOT NULL,
+            what TEXT NOT NULL
+        )",
+    )
+    .execute(&mut *conn)
+    .await
+    .map_err(q("schema"))?;
+    let found = schema_version(&mut *conn).await?;
+    if found > SCHEMA_VERSION {
+        return Err(StoreError::TooNew {
+            found,
+            known: SCHEMA_VERSION,
+        });
+    }
+    for m in MIGRATIONS.iter().filter(|m| m.version > found) {
+        let mut tx = conn.begin().await.map_err(q("schema"))?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        let claim = sqlx::query(
+            "INSERT INTO schema_migrations (version, applied_at, what) VALUES ($1, $2, $3)",
+        )
+        .bind(m.version)
+        .bind(now)
+        .bind(m.what)
+        .execute(&mut *tx)
+        .await;
+        match claim {
+            Ok(_) => {}
+            Err(e) if is_unique_violation(&e) => {
+                tx.rollback().await.map_err(q("schema"))?;
+                continue;
+            }
+            Err(e) => return Err(q("schema")(e)),
+        }
+        for ddl in m.ddl {
+            sqlx::query(*ddl)
+                .execute(&mut *tx)
+                .await
+                .map_err(q("schema"))?;
+        }
+        match m.then {
+            None => {}
+            Some(Backfill::TimelineFields) => backfill_timeline(&mut tx).await?,
+        }
+        tx.commit().await.map_err(q("schema"))?;
+        tracing::info!(version = m.version, what = m.what, "store schema upgraded");
+    }
+    Ok(())
+}
+
+/// The newest migration recorded; 0 for a store that has none (new, or
+/// written before schemas were versioned).
+async fn schema_version(conn: &mut sqlx::AnyConnection) -> Result<i64> {
+    let v: Option<i64> = sqlx::query("SELECT MAX(version) FROM schema_migrations")
+        .fetch_one(conn)
+        .await
+        .map_err(q("schema version"))?
+        .try_get(0)
+        .map_err(q("schema version"))?;
+    Ok(v.unwrap_or(0))
+}
+
+async fn backfill_timeline(tx: &mut sqlx::Transaction<'_, sqlx::Any>) -> Result<()> {
+    let rows = sqlx::query("SELECT incident, seq, kind, actor, text FROM timeline")
+        .fetch_all(&mut **tx)
+        .await
+        .map_err(q("upgrade timeline"))?;
+    for r in &rows {
+        let get = |i| -> Result<String> { r.try_get(i).map_err(q("upgrade timeline")) };
+        let seq: i64 = r.try_get(1).map_err(q("upgrade timeline"))?;
+        let kind = Kind::parse(&get(2)?);
+        let by = crate::timeline::legacy::by(&get(3)?);
+        let about = crate::timeline::legacy::about(&kind, &get(4)?);
+        let outcome = match kind {
+            Kind::RunEnded(o) => Some(o.as_str()),
+            _ => None,
+        };
+        sqlx::query(
+            "UPDATE timeline SET alert = $1, runbook = $2, outcome = $3, actor_kind = $4, actor_id = $5, actor_name = $6
+             WHERE incident = $7 AND seq = $8",
+        )
+        .bind(about.alert.as_deref())
+        .bind(about.runbook.as_deref())
+        .bind(outcome)
+        .bind(by.kind())
+        .bind(by.id())
+        .bind(by.name())
+        .bind(get(0)?)
+        .bind(seq)
+        .execute(&mut **tx)
+        .await
+        .map_err(q("upgrade timeline"))?;
+    }
+    Ok(())
 }
 
 fn is_unique_violation(e: &sqlx::Error) -> bool {
@@ -300,12 +521,7 @@ impl Store {
                 url: url_owned.clone(),
                 source,
             })?;
-        for ddl in SCHEMA {
-            sqlx::query(*ddl)
-                .execute(&pool)
-                .await
-                .map_err(q("schema"))?;
-        }
+        migrate(&pool, url.starts_with("postgres")).await?;
         Ok(Store {
             pool,
             append: Default::default(),
@@ -735,16 +951,10 @@ impl Store {
 
     // --- timeline ------------------------------------------------------------
 
-    /// Appends to an incident's timeline; `seq` orders entries that share a
-    /// millisecond.
-    pub async fn append_timeline(
-        &self,
-        incident: &str,
-        at: Millis,
-        kind: &str,
-        actor: &str,
-        text: &str,
-    ) -> Result<()> {
+    /// Appends `e` to its incident's timeline, numbering it after the
+    /// incident's last entry (`seq` orders entries that share a
+    /// millisecond; `e.seq` is not read).
+    pub async fn append_timeline(&self, e: &TimelineEntry) -> Result<()> {
         // One statement: a read followed by a write in one SQLite
         // transaction fails at once (SQLITE_BUSY) when another connection
         // writes in between, whatever the busy timeout. On PostgreSQL two
@@ -754,15 +964,23 @@ impl Store {
         let mut tries = 0;
         loop {
             let r = sqlx::query(
-                "INSERT INTO timeline (incident, seq, at, kind, actor, text)
-                 SELECT $1, COALESCE(MAX(seq), 0) + 1, $2, $3, $4, $5 FROM timeline WHERE incident = $6",
+                "INSERT INTO timeline (incident, seq, at, kind, actor, text, alert, runbook, run_id, step, outcome, actor_kind, actor_id, actor_name)
+                 SELECT $1, COALESCE(MAX(seq), 0) + 1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13 FROM timeline WHERE incident = $14",
             )
-            .bind(incident)
-            .bind(at)
-            .bind(kind)
-            .bind(actor)
-            .bind(text)
-            .bind(incident)
+            .bind(&e.incident)
+            .bind(e.at)
+            .bind(e.kind.as_str())
+            .bind(e.by.label())
+            .bind(&e.text)
+            .bind(e.about.alert.as_deref())
+            .bind(e.about.runbook.as_deref())
+            .bind(e.about.run.as_deref())
+            .bind(e.about.step.as_deref())
+            .bind(e.outcome().map(|o| o.as_str()))
+            .bind(e.by.kind())
+            .bind(e.by.id())
+            .bind(e.by.name())
+            .bind(&e.incident)
             .execute(&self.pool)
             .await;
             match r {
@@ -789,11 +1007,13 @@ impl Store {
     }
 
     pub async fn timeline(&self, incident: &str) -> Result<Vec<TimelineEntry>> {
-        let rows = sqlx::query("SELECT incident, seq, at, kind, actor, text FROM timeline WHERE incident = $1 ORDER BY at, seq")
-            .bind(incident)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(q("read timeline"))?;
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {TIMELINE_COLUMNS} FROM timeline WHERE incident = $1 ORDER BY at, seq"
+        )))
+        .bind(incident)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(q("read timeline"))?;
         rows.iter().map(timeline_entry).collect()
     }
 
@@ -812,8 +1032,10 @@ impl Store {
             .map_err(q("count timeline"))?
             .try_get(0)
             .map_err(q("count timeline"))?;
-        let rows = sqlx::query("SELECT incident, seq, at, kind, actor, text FROM timeline WHERE incident = $1 ORDER BY at DESC, seq DESC LIMIT $2")
-            .bind(incident)
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {TIMELINE_COLUMNS} FROM timeline WHERE incident = $1 ORDER BY at DESC, seq DESC LIMIT $2"
+        )))
+        .bind(incident)
             .bind(limit)
             .fetch_all(&self.pool)
             .await
@@ -1170,13 +1392,18 @@ mod tests {
         out
     }
 
+    /// A bot's entry on `incident`'s timeline.
+    fn note(incident: &str, at: Millis, text: &str) -> TimelineEntry {
+        TimelineEntry::new(incident, at, Kind::Step, By::Bot, About::default(), text)
+    }
+
     #[tokio::test]
     async fn creates_file_on_first_run_and_reopens() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("fb.db");
         let url = format!("sqlite://{}", path.display());
         let s = Store::open(&url).await.unwrap();
-        s.append_timeline("inc-1", 10, "alert", "firebreak", "fired")
+        s.append_timeline(&note("inc-1", 10, "fired"))
             .await
             .unwrap();
         s.close().await;
@@ -1189,15 +1416,9 @@ mod tests {
     async fn timeline_keeps_order_within_a_millisecond() {
         for db in backends().await {
             let s = Store::open(&db.url).await.unwrap();
-            s.append_timeline("i", 5, "a", "firebreak", "first")
-                .await
-                .unwrap();
-            s.append_timeline("i", 5, "b", "firebreak", "second")
-                .await
-                .unwrap();
-            s.append_timeline("i", 1, "c", "firebreak", "earliest")
-                .await
-                .unwrap();
+            s.append_timeline(&note("i", 5, "first")).await.unwrap();
+            s.append_timeline(&note("i", 5, "second")).await.unwrap();
+            s.append_timeline(&note("i", 1, "earliest")).await.unwrap();
             let t: Vec<String> = s
                 .timeline("i")
                 .await
@@ -1341,9 +1562,7 @@ mod tests {
                         s.enqueue_outbox("#c", &format!("{{\"w\":{w},\"i\":{i}}}"), i)
                             .await
                             .unwrap();
-                        s.append_timeline("inc", i, "k", "firebreak", "t")
-                            .await
-                            .unwrap();
+                        s.append_timeline(&note("inc", i, "t")).await.unwrap();
                     }
                 }));
             }
@@ -1417,7 +1636,13 @@ mod tests {
         .unwrap();
         for db in backends().await {
             let s = Store::open(&db.url).await.unwrap();
-            let mut run = RunState::new("launch-1-a1", &list, Default::default(), "alice", 1_000);
+            let mut run = RunState::new(
+                "launch-1-a1",
+                &list,
+                Default::default(),
+                &crate::timeline::By::Person(crate::roles::Who::new("U1", "alice")),
+                1_000,
+            );
             s.save_checklist_run(&run, "T-10m@5000").await.unwrap();
             run.sign("sign", "U1", "alice", crate::roles::Role::Commander, 2_000)
                 .unwrap();
@@ -1469,5 +1694,231 @@ mod tests {
                 .contains("cannot open store sqlite:///nonexistent-dir-xyz/sub/fb.db"),
             "{e}"
         );
+    }
+
+    /// Writes the store the last release before versioned schemas left
+    /// (`before-versions.sql`) at `url`, as it would have: straight SQL.
+    async fn write_previous_release(url: &str) {
+        install_default_drivers();
+        let url = if url.starts_with("sqlite:") {
+            format!("{url}?mode=rwc")
+        } else {
+            url.to_owned()
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(1)
+            .connect(&url)
+            .await
+            .unwrap();
+        for line in include_str!("before-versions.sql").lines() {
+            if line.is_empty() || line.starts_with("--") {
+                continue;
+            }
+            sqlx::query(sqlx::AssertSqlSafe(line.trim_end_matches(';').to_owned()))
+                .execute(&pool)
+                .await
+                .unwrap_or_else(|e| panic!("{e}: {line}"));
+        }
+        pool.close().await;
+    }
+
+    async fn versions(s: &Store) -> Vec<i64> {
+        sqlx::query("SELECT version FROM schema_migrations ORDER BY version")
+            .fetch_all(&s.pool)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.try_get(0).unwrap())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_store_the_previous_release_wrote_upgrades_and_reviews_the_same() {
+        use crate::incident::Review;
+        use crate::roles::Who;
+        use crate::timeline::Outcome;
+        for db in backends().await {
+            write_previous_release(&db.url).await;
+            let s = Store::open(&db.url).await.unwrap();
+            assert_eq!(versions(&s).await, [1, 2], "{}", db.url);
+
+            // The demo's launch, as the previous release recorded it.
+            let r = Review::new("launch", s.timeline("launch").await.unwrap());
+            let rules: Vec<&str> = r.alerts.iter().map(|a| a.rule.as_str()).collect();
+            assert_eq!(
+                rules,
+                ["SpeakerFeedback", "ListenerCapacityBreachPredicted"]
+            );
+            assert!(
+                r.alerts
+                    .iter()
+                    .all(|a| a.began.is_some() && a.resolved.is_some())
+            );
+            let runs: Vec<(&str, Option<Outcome>)> = r
+                .runs
+                .iter()
+                .map(|x| (x.runbook.as_str(), x.outcome))
+                .collect();
+            assert_eq!(
+                runs,
+                [
+                    ("mute-feedback-speaker", Some(Outcome::Succeeded)),
+                    ("move-to-secondary-room", Some(Outcome::Succeeded)),
+                ]
+            );
+            assert_eq!(
+                r.mitigated.as_ref().map(|m| m.1.as_str()),
+                Some("mute-feedback-speaker")
+            );
+            assert_eq!(r.time_to_detect(), Some(15_000));
+            assert_eq!(r.first_response.as_ref().unwrap().kind, Kind::RunStarted);
+            assert!(r.resolved.is_some());
+            let checklists: Vec<By> = r
+                .entries
+                .iter()
+                .filter(|e| e.kind == Kind::Checklist)
+                .map(|e| e.by.clone())
+                .collect();
+            assert_eq!(
+                checklists,
+                [By::Schedule("T-1h".into()), By::Schedule("T-10m".into())]
+            );
+
+            // A person's entries: known by id from then on.
+            let drill = s.timeline("drill").await.unwrap();
+            let ana = By::Person(Who::new("U024BE7LH", "ana"));
+            assert_eq!(drill[1].kind, Kind::Ack);
+            assert_eq!(drill[1].by, ana);
+            let r = Review::new("drill", drill);
+            assert_eq!(r.runs[0].by, ana);
+            assert_eq!(r.runs[0].outcome, Some(Outcome::Succeeded));
+            assert_eq!(r.mitigated.as_ref().map(|m| m.0), Some(1_700_000_042_000));
+            assert!(
+                r.markdown(&|t| t.to_string())
+                    .contains("Actions: 0 automatically, 3 by ana (U024BE7LH).")
+            );
+
+            // Everything else the previous release wrote reads back.
+            assert_eq!(s.runs().await.unwrap().len(), 3);
+            assert_eq!(s.unfinished_runs().await.unwrap().len(), 1);
+            let run = &s.runs().await.unwrap()[0];
+            assert!(!s.steps(&run.id).await.unwrap().is_empty());
+
+            // New entries number on; opening again changes nothing.
+            s.append_timeline(&note("drill", 1_700_000_100_000, "later"))
+                .await
+                .unwrap();
+            s.close().await;
+            let s = Store::open(&db.url).await.unwrap();
+            assert_eq!(versions(&s).await, [1, 2]);
+            let drill = s.timeline("drill").await.unwrap();
+            assert_eq!((drill.len(), drill[6].seq), (7, 7));
+            s.close().await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_new_store_is_at_the_newest_version_and_a_newer_one_is_refused() {
+        for db in backends().await {
+            let s = Store::open(&db.url).await.unwrap();
+            let all: Vec<i64> = MIGRATIONS.iter().map(|m| m.version).collect();
+            assert_eq!(versions(&s).await, all);
+            sqlx::query(
+                "INSERT INTO schema_migrations (version, applied_at, what) VALUES ($1, 0, 'from the future')",
+            )
+            .bind(SCHEMA_VERSION + 1)
+            .execute(&s.pool)
+            .await
+            .unwrap();
+            s.close().await;
+            let e = Store::open(&db.url).await.unwrap_err();
+            assert!(
+                matches!(e, StoreError::TooNew { found, known } if found == SCHEMA_VERSION + 1 && known == SCHEMA_VERSION),
+                "{e}"
+            );
+            assert!(
+                e.to_string().contains("newer than this firebreak knows"),
+                "{e}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn replicas_opening_an_old_store_at_once_upgrade_it_once() {
+        for db in backends().await {
+            write_previous_release(&db.url).await;
+            let opens: Vec<_> = (0..4)
+                .map(|_| {
+                    let url = db.url.clone();
+                    tokio::spawn(async move { Store::open(&url).await })
+                })
+                .collect();
+            let mut stores = Vec::new();
+            for o in opens {
+                stores.push(o.await.unwrap().unwrap());
+            }
+            assert_eq!(versions(&stores[0]).await, [1, 2]);
+            let t = stores[0].timeline("drill").await.unwrap();
+            assert_eq!(t[1].by.id(), "U024BE7LH");
+            for s in stores {
+                s.close().await;
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn every_field_of_an_entry_round_trips() {
+        use crate::roles::Who;
+        use crate::timeline::Outcome;
+        for db in backends().await {
+            let s = Store::open(&db.url).await.unwrap();
+            let entries = [
+                TimelineEntry::new(
+                    "i",
+                    1,
+                    Kind::RunEnded(Outcome::RolledBack),
+                    By::Person(Who::new("U1", "ana | \"x\"")),
+                    About::run("move", "move-1")
+                        .with_alert(Some("Full"))
+                        .with_step("create"),
+                    "t1",
+                ),
+                TimelineEntry::new(
+                    "i",
+                    2,
+                    Kind::Checklist,
+                    By::Schedule("T-1h".into()),
+                    About::default(),
+                    "t2",
+                ),
+                TimelineEntry::new(
+                    "i",
+                    3,
+                    Kind::Other("from_a_newer_release".into()),
+                    By::Bot,
+                    About::alert("X"),
+                    "t3",
+                ),
+            ];
+            for e in &entries {
+                s.append_timeline(e).await.unwrap();
+            }
+            let back = s.timeline("i").await.unwrap();
+            for (n, (got, want)) in back.iter().zip(&entries).enumerate() {
+                let want = TimelineEntry {
+                    seq: n as i64 + 1,
+                    ..want.clone()
+                };
+                assert_eq!(got, &want);
+            }
+            let outcome: Option<String> =
+                sqlx::query("SELECT outcome FROM timeline WHERE incident = 'i' AND seq = 1")
+                    .fetch_one(&s.pool)
+                    .await
+                    .unwrap()
+                    .try_get(0)
+                    .unwrap();
+            assert_eq!(outcome.as_deref(), Some("rolled_back"));
+        }
     }
 }

@@ -155,7 +155,7 @@ impl Action for ApprovalStep {
             match out {
                 GateOutcome::Approved { by } => Ok(Done {
                     summary: format!("approved by {by}"),
-                    output: json!({"approved": true, "by": by}),
+                    output: json!({"approved": true, "by": by.label()}),
                 }),
                 GateOutcome::Denied { by } => Err(ActionError::fatal(format!("denied by {by}"))),
                 GateOutcome::TimedOut => match a.on_timeout {
