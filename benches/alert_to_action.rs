@@ -145,7 +145,12 @@ async fn replay(seed: u64, speed: f64) -> anyhow::Result<Sample> {
     stop.cancel();
     serving.await?.context("simulator server")?;
 
-    anyhow::ensure!(run.state == "succeeded", "{MOVE} ended {}", run.state);
+    anyhow::ensure!(
+        run.state
+            == firebreak::run_state::RunState::Ended(firebreak::run_state::Outcome::Succeeded),
+        "{MOVE} ended {}",
+        run.state
+    );
     let mut fired: BTreeMap<String, Millis> = BTreeMap::new();
     for incident in store.incidents().await? {
         for e in store.timeline(&incident).await? {

@@ -22,12 +22,16 @@ use tokio_util::sync::CancellationToken;
 use crate::chat::card::{self, Card, CardAlert, CardRun, Status as CardStatus};
 use crate::chat::{BoxFut, ChatMessage, Kind, Outbox};
 use crate::clock::{Clock, Millis};
-use crate::dispatch::{AfterRun, AlertCtx, Decision, Dispatcher, Pause, Plan};
+use crate::dispatch::{AfterRun, AlertCtx, Decision, Dispatcher, Pause, Plan, StartRefused};
 use crate::executor::actions::silence::{Ask, Granted, SilenceError, Silencer};
-use crate::executor::{Executor, Outcome, RunFinished, RunProgress, RunRequest, Verdict, Waiting};
+use crate::executor::{
+    AbortError, AnswerError, Executor, Outcome, RunFinished, RunProgress, RunRequest, Verdict,
+    Waiting,
+};
 use crate::matchers::Matcher;
 use crate::roles::{Role, Who};
 use crate::rules::{AlertEvent, AlertEventKind};
+use crate::run_state::RunState;
 use crate::silence::{Silence, Silences};
 use crate::store::Store;
 use crate::timeline::{self as tl, About, By, TimelineEntry};
@@ -59,7 +63,7 @@ impl Silencer for mpsc::Sender<Command> {
             let (id, ends_at) = answer
                 .await
                 .map_err(|_| SilenceError::Stopped)?
-                .map_err(SilenceError::Refused)?;
+                .map_err(|e| SilenceError::Refused(e.to_string()))?;
             Ok(Granted { id, ends_at })
         })
     }
@@ -90,13 +94,13 @@ pub enum Command {
         verdict: Verdict,
         by: Who,
         role: Role,
-        reply: oneshot::Sender<Result<String, String>>,
+        reply: oneshot::Sender<Result<String, AnswerError>>,
     },
     /// Stop a run now.
     Abort {
         run: String,
         by: Who,
-        reply: oneshot::Sender<Result<(), String>>,
+        reply: oneshot::Sender<Result<(), AbortError>>,
     },
     /// Silences matching alerts from now for `duration_ms`; replies with
     /// the silence's id and end, or why it was refused. With a `key` (a
@@ -108,13 +112,13 @@ pub enum Command {
         by: String,
         comment: String,
         key: Option<String>,
-        reply: oneshot::Sender<Result<(String, Millis), String>>,
+        reply: oneshot::Sender<Result<(String, Millis), SilenceRefused>>,
     },
     /// Expires a silence now.
     Unsilence {
         id: String,
         by: String,
-        reply: oneshot::Sender<Result<(), String>>,
+        reply: oneshot::Sender<Result<(), UnsilenceError>>,
     },
     /// Acknowledges firing alerts: `target` is an alert's fingerprint (or
     /// a unique prefix of it), an alert name, or an incident. Replies with
@@ -122,7 +126,7 @@ pub enum Command {
     Ack {
         target: String,
         by: Who,
-        reply: oneshot::Sender<Result<String, String>>,
+        reply: oneshot::Sender<Result<String, AckError>>,
     },
     /// Starts a runbook by hand with the inputs given (values as typed,
     /// checked against the runbook's inputs). Replies with the run id.
@@ -130,7 +134,7 @@ pub enum Command {
         runbook: String,
         inputs: BTreeMap<String, Json>,
         by: Who,
-        reply: oneshot::Sender<Result<String, String>>,
+        reply: oneshot::Sender<Result<String, StartRefused>>,
     },
     /// For the checklist runner ([`crate::preflight::task`]): start a run,
     /// or sign one off. Passed on without waiting; the runner replies.
@@ -150,6 +154,43 @@ pub enum Command {
         by: Who,
         command: String,
         reason: String,
+    },
+}
+
+/// Why a silence was not made.
+#[derive(Debug, thiserror::Error)]
+pub enum SilenceRefused {
+    #[error(transparent)]
+    Invalid(#[from] crate::silence::SilenceError),
+    /// A silence that would vanish on restart is refused.
+    #[error("cannot save the silence: {0}")]
+    NotSaved(#[source] crate::store::StoreError),
+}
+
+/// Why a silence was not expired, or not for good.
+#[derive(Debug, thiserror::Error)]
+pub enum UnsilenceError {
+    #[error(transparent)]
+    Unknown(#[from] crate::silence::SilenceError),
+    /// In force until restart only; said rather than pretended.
+    #[error("expired until restart, but cannot save that: {0}")]
+    NotSaved(#[source] crate::store::StoreError),
+}
+
+/// Why nothing was acknowledged.
+#[derive(Debug, PartialEq, thiserror::Error)]
+pub enum AckError {
+    #[error("no alert is firing, so there is nothing to acknowledge as {target:?}")]
+    NothingFiring { target: String },
+    #[error(
+        "nothing firing is called {target:?}{}; firing: {firing}",
+        hint.as_ref().map(|h| format!(" (did you mean `{h}`?)")).unwrap_or_default()
+    )]
+    NoMatch {
+        target: String,
+        hint: Option<String>,
+        /// The names and incidents that do fire, counted past a few.
+        firing: String,
     },
 }
 
@@ -482,10 +523,7 @@ impl Control {
         // A report can arrive after the run's end; the end stands.
         if let Some(r) = &card.run
             && r.id == p.run_id
-            && !matches!(
-                r.state.as_str(),
-                "running" | "awaiting_approval" | "rolling_back"
-            )
+            && r.state.is_over()
         {
             return;
         }
@@ -799,7 +837,7 @@ impl Control {
         by: String,
         comment: String,
         key: Option<String>,
-    ) -> Result<(String, Millis), String> {
+    ) -> Result<(String, Millis), SilenceRefused> {
         let now = self.clock.now();
         self.silences.prune(now - SILENCE_MEMORY_MS);
         let id = match &key {
@@ -821,12 +859,12 @@ impl Control {
             created_by: by,
             comment,
         };
-        s.validate().map_err(|e| e.to_string())?;
+        s.validate()?;
         // Saved first: a silence that would vanish on restart is refused.
         self.store
             .save_silence(&s)
             .await
-            .map_err(|e| format!("cannot save the silence: {e}"))?;
+            .map_err(SilenceRefused::NotSaved)?;
         let (id, ends_at, note) = (
             s.id.clone(),
             s.ends_at,
@@ -843,21 +881,21 @@ impl Control {
                 }
             ),
         );
-        self.silences.add(s).map_err(|e| e.to_string())?;
+        self.silences.add(s)?;
         self.say(None, Kind::Note, note).await;
         Ok((id, ends_at))
     }
 
-    async fn expire_silence(&mut self, id: &str, by: &str) -> Result<(), String> {
+    async fn expire_silence(&mut self, id: &str, by: &str) -> Result<(), UnsilenceError> {
         let now = self.clock.now();
         let text = {
-            let s = self.silences.expire(id, now).map_err(|e| e.to_string())?;
+            let s = self.silences.expire(id, now)?;
             format!("silence {id} ({}) expired by {by}", s.matchers_text())
         };
         if let Err(e) = self.store.expire_silence(id, now).await {
             // In force until restart only; say so rather than pretend.
             tracing::error!(error = %e, silence = id, "cannot save silence expiry");
-            return Err(format!("expired until restart, but cannot save that: {e}"));
+            return Err(UnsilenceError::NotSaved(e));
         }
         self.say(None, Kind::Note, text).await;
         Ok(())
@@ -907,7 +945,7 @@ impl Control {
         let card_run = CardRun {
             id: run_id.clone(),
             runbook: plan.runbook.name.clone(),
-            state: "running".into(),
+            state: RunState::RUNNING,
             last_step: None,
             waiting: None,
         };
@@ -981,7 +1019,7 @@ impl Control {
 
     /// Acknowledges every firing alert `target` names (see
     /// [`Command::Ack`]): says so in each incident's thread and timeline.
-    async fn ack(&mut self, target: &str, who: &Who) -> Result<String, String> {
+    async fn ack(&mut self, target: &str, who: &Who) -> Result<String, AckError> {
         let by = who.label();
         let by = by.as_str();
         let now = self.clock.now();
@@ -1015,17 +1053,15 @@ impl Control {
             names.sort();
             names.dedup();
             if names.is_empty() {
-                return Err(format!(
-                    "no alert is firing, so there is nothing to acknowledge as {target:?}"
-                ));
+                return Err(AckError::NothingFiring {
+                    target: target.to_owned(),
+                });
             }
-            let hint = crate::diag::did_you_mean(target, &names)
-                .map(|s| format!(" (did you mean `{s}`?)"))
-                .unwrap_or_default();
-            return Err(format!(
-                "nothing firing is called {target:?}{hint}; firing: {}",
-                crate::chat::tally(names, 2 * ACK_LISTED)
-            ));
+            return Err(AckError::NoMatch {
+                target: target.to_owned(),
+                hint: crate::diag::did_you_mean(target, &names).map(str::to_owned),
+                firing: crate::chat::tally(names, 2 * ACK_LISTED),
+            });
         }
         let mut done = Vec::new();
         // Per incident: what was acknowledged, and the alert names.
@@ -1081,7 +1117,7 @@ impl Control {
         runbook: &str,
         inputs: &BTreeMap<String, Json>,
         by: &Who,
-    ) -> Result<String, String> {
+    ) -> Result<String, StartRefused> {
         let now = self.clock.now();
         let plan = self.dispatcher.manual_start(runbook, inputs, now)?;
         // A run started during an incident is part of it; otherwise it is
@@ -1354,7 +1390,7 @@ impl Control {
             CardRun {
                 id: f.run_id.clone(),
                 runbook: f.runbook.clone(),
-                state: f.outcome.as_str().into(),
+                state: RunState::Ended(f.outcome),
                 last_step,
                 waiting: None,
             },
@@ -1646,7 +1682,7 @@ impl Control {
                         .await;
                     }
                 }
-                let _ = reply.send(r.map_err(|e| e.to_string()));
+                let _ = reply.send(r);
             }
             Command::Abort { run, by, reply } => {
                 let by = by.label();
@@ -1655,7 +1691,7 @@ impl Control {
                     self.say(None, Kind::Note, format!("run {run} aborted by {by}"))
                         .await;
                 }
-                let _ = reply.send(r.map_err(|e| e.to_string()));
+                let _ = reply.send(r);
             }
             Command::Silence {
                 matchers,
@@ -1894,7 +1930,11 @@ mod silence_tests {
             .collect()
     }
 
-    async fn silence(c: &mut Control, m: &str, duration_ms: Millis) -> Result<String, String> {
+    async fn silence(
+        c: &mut Control,
+        m: &str,
+        duration_ms: Millis,
+    ) -> Result<String, SilenceRefused> {
         silence_keyed(c, m, duration_ms, None)
             .await
             .map(|(id, _)| id)
@@ -1905,7 +1945,7 @@ mod silence_tests {
         m: &str,
         duration_ms: Millis,
         key: Option<&str>,
-    ) -> Result<(String, Millis), String> {
+    ) -> Result<(String, Millis), SilenceRefused> {
         let (reply, answer) = oneshot::channel();
         c.on_command(Command::Silence {
             matchers: crate::matchers::parse_matchers(m).unwrap(),
@@ -1959,7 +1999,7 @@ mod silence_tests {
         let mut c = control(&store, &clock);
 
         let e = silence(&mut c, "event=~\".*\"", 60_000).await.unwrap_err();
-        assert!(e.contains("would match every alert"), "{e}");
+        assert!(e.to_string().contains("would match every alert"), "{e}");
         let id = silence(&mut c, "alertname=\"Full\"", 60_000).await.unwrap();
 
         c.on_alert(event(AlertEventKind::Firing, "Full", clock.now()))
@@ -2013,6 +2053,7 @@ mod silence_tests {
                 .await
                 .unwrap()
                 .unwrap_err()
+                .to_string()
                 .contains("already expired")
         );
         c.on_alert(event(AlertEventKind::Firing, "Other", clock.now()))
@@ -2049,7 +2090,7 @@ mod silence_tests {
         c.executor.drain().await;
         let runs = store.runs().await.unwrap();
         assert_eq!(runs.len(), 1, "{runs:?}");
-        assert_eq!(runs[0].state, "succeeded");
+        assert_eq!(runs[0].state, RunState::Ended(Outcome::Succeeded));
         let said = chat(&store).await;
         assert!(
             said.iter()
@@ -2071,7 +2112,7 @@ mod silence_tests {
         rx.await.unwrap()
     }
 
-    async fn ack(c: &mut Control, target: &str) -> Result<String, String> {
+    async fn ack(c: &mut Control, target: &str) -> Result<String, AckError> {
         let (reply, answer) = oneshot::channel();
         c.on_command(Command::Ack {
             target: target.into(),
@@ -2100,6 +2141,7 @@ mod silence_tests {
             ack(&mut c, "Quiett")
                 .await
                 .unwrap_err()
+                .to_string()
                 .contains("did you mean `Quiet`?")
         );
 
@@ -2129,7 +2171,7 @@ mod silence_tests {
             .await;
         assert!(status(&mut c).await.firing.is_empty());
         assert_eq!(
-            ack(&mut c, "Full").await.unwrap_err(),
+            ack(&mut c, "Full").await.unwrap_err().to_string(),
             "no alert is firing, so there is nothing to acknowledge as \"Full\""
         );
         c.executor.drain().await;
@@ -2175,7 +2217,7 @@ mod silence_tests {
         );
         let miss = ack(&mut c, "nope").await.unwrap_err();
         assert_eq!(
-            miss,
+            miss.to_string(),
             "nothing firing is called \"nope\"; firing: Full, Surge, launch"
         );
         c.executor.drain().await;
@@ -2273,7 +2315,7 @@ steps:
                     .ok()?
                     .card
             })
-            .map(|c| (c.status, c.run.map(|r| r.state)))
+            .map(|c| (c.status, c.run.map(|r| r.state.to_string())))
             .collect()
     }
 
@@ -2413,7 +2455,7 @@ steps:
         assert_eq!(c.alerts[0].summary.as_deref(), Some("room main is full"));
         assert_eq!(c.silence.as_deref(), Some("event=\"launch\""));
         assert_eq!(c.runnable, ["on-full"]);
-        assert_eq!(c.run.unwrap().state, "succeeded");
+        assert_eq!(c.run.unwrap().state, RunState::Ended(Outcome::Succeeded));
     }
 }
 
@@ -2560,7 +2602,7 @@ steps:
                 .await
                 .unwrap()
                 .into_iter()
-                .map(|r| r.state)
+                .map(|r| r.state.to_string())
                 .collect()
         }
 

@@ -203,6 +203,24 @@ pub struct Dispatcher {
     timings: HashMap<String, VecDeque<Millis>>,
 }
 
+/// Why a runbook cannot be started by hand now.
+#[derive(Debug, thiserror::Error)]
+pub enum StartRefused {
+    #[error(transparent)]
+    Plan(#[from] crate::runbook::plan::PlanError),
+    #[error(
+        "runbook {0} cannot be started by hand: it does not say `manual: true` under `trigger:`"
+    )]
+    NotManual(String),
+    #[error("concurrency key: {0}")]
+    ConcurrencyKey(String),
+    #[error("run {run} is already handling {key}")]
+    Busy { run: String, key: String },
+    /// Rule 4's budget, as it explains itself.
+    #[error("{0}")]
+    BudgetSpent(String),
+}
+
 impl Dispatcher {
     /// `runbooks` must already be in dispatch order (see [`crate::runbook`]).
     pub fn new(runbooks: Vec<Arc<Runbook>>, paused: Option<Pause>) -> Self {
@@ -420,9 +438,8 @@ impl Dispatcher {
         name: &str,
         given: &BTreeMap<String, Json>,
         now: Millis,
-    ) -> Result<Plan, String> {
-        let rb =
-            crate::runbook::plan::find_runbook(&self.runbooks, name).map_err(|e| e.to_string())?;
+    ) -> Result<Plan, StartRefused> {
+        let rb = crate::runbook::plan::find_runbook(&self.runbooks, name)?;
         let rb = self
             .runbooks
             .iter()
@@ -430,27 +447,27 @@ impl Dispatcher {
             .expect("found among these runbooks")
             .clone();
         if !rb.manual {
-            return Err(format!(
-                "runbook {} cannot be started by hand: it does not say `manual: true` under `trigger:`",
-                rb.name
-            ));
+            return Err(StartRefused::NotManual(rb.name.clone()));
         }
-        let inputs: BTreeMap<String, Json> = crate::runbook::plan::resolve_inputs(&rb, None, given)
-            .map_err(|e| e.to_string())?
-            .into_iter()
-            .map(|(k, (v, _))| (k, v))
-            .collect();
+        let inputs: BTreeMap<String, Json> =
+            crate::runbook::plan::resolve_inputs(&rb, None, given)?
+                .into_iter()
+                .map(|(k, (v, _))| (k, v))
+                .collect();
         let ctx = json!({"alert": null, "inputs": inputs});
         let key = self
             .templates
             .render_str(&rb.concurrency_key, &ctx)
-            .map_err(|e| format!("concurrency key: {}", e.message))?;
+            .map_err(|e| StartRefused::ConcurrencyKey(e.message))?;
         let k = (rb.name.clone(), key.clone());
         if let Some(a) = self.active.get(&k) {
-            return Err(format!("run {} is already handling {key}", a.run));
+            return Err(StartRefused::Busy {
+                run: a.run.clone(),
+                key,
+            });
         }
         if let Some(why) = self.budget_spent(&rb, &k, now) {
-            return Err(why);
+            return Err(StartRefused::BudgetSpent(why));
         }
         Ok(Plan {
             runbook: rb,
@@ -857,25 +874,32 @@ steps:
         assert_eq!(p.inputs["headroom"], json!(0.9));
         let e = d
             .manual_start("cap", &given(&[("headroom", "lots")]), 0)
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("input `room` (string) has no value"), "{e}");
         assert!(e.contains("input `headroom`"), "{e}");
-        let e = d.manual_start("cpa", &given(&[]), 0).unwrap_err();
+        let e = d
+            .manual_start("cpa", &given(&[]), 0)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("did you mean \"cap\""), "{e}");
         let e = d
             .manual_start("move", &given(&[("event", "x")]), 0)
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("does not say `manual: true`"), "{e}");
 
         d.started("cap", "room/main", "cap-1", 0);
         let e = d
             .manual_start("cap", &given(&[("room", "main")]), 1)
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("cap-1 is already handling room/main"), "{e}");
         d.finished("cap", "room/main", false, 0);
         let e = d
             .manual_start("cap", &given(&[("room", "main")]), 1)
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("budget spent for room/main"), "{e}");
         d.manual_start("cap", &given(&[("room", "side")]), 1)
             .unwrap();

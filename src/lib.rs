@@ -46,6 +46,8 @@
 //!   each check concludes (`checklist::judge`), a run as it unfolds with
 //!   its sign-offs (`checklist::state`), the GO / NO-GO verdict and how a
 //!   run reads (`checklist::report`).
+//! - [`run_state`] (model): the states of a run and of its steps, as the
+//!   store keeps them and the API and chat show them.
 //! - [`timeline`] (model): an incident's timeline as data: each entry's
 //!   kind, who did it (by user id), what it is about (alert, runbook, run,
 //!   step, outcome); its text is for people and never read back.
@@ -142,6 +144,7 @@ pub mod rehearse;
 pub mod reload;
 pub mod roles;
 pub mod rules;
+pub mod run_state;
 pub mod runbook;
 pub mod runbook_tests;
 pub mod secrets;

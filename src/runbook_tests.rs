@@ -455,7 +455,7 @@ pub async fn run_case(rb: &Arc<Runbook>, case: &Case, config: &Config) -> anyhow
         .await
         .context("reading the steps")?
         .into_iter()
-        .map(|s| (s.step_id, result_of(&s.state).to_owned(), s.error))
+        .map(|s| (s.step_id, result_of(s.state).to_owned(), s.error))
         .collect();
     let chat = store
         .pending_outbox(10_000)

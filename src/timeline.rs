@@ -14,52 +14,7 @@ use serde::ser::SerializeStruct;
 use crate::duration::Millis;
 use crate::roles::Who;
 
-/// How a run ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Outcome {
-    Succeeded,
-    Failed,
-    /// A step failed or verification did not recover, and the steps that
-    /// had acted were undone.
-    RolledBack,
-    /// Stopped by a person (abort, a denied approval) or an approval that
-    /// nobody gave in time.
-    Aborted,
-    /// Could not finish safely (for example a step that was in flight
-    /// when the bot died and is not safe to repeat); a human must look.
-    Interrupted,
-}
-
-impl Outcome {
-    pub const ALL: [Outcome; 5] = [
-        Outcome::Succeeded,
-        Outcome::Failed,
-        Outcome::RolledBack,
-        Outcome::Aborted,
-        Outcome::Interrupted,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Succeeded => "succeeded",
-            Outcome::Failed => "failed",
-            Outcome::RolledBack => "rolled_back",
-            Outcome::Aborted => "aborted",
-            Outcome::Interrupted => "interrupted",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Outcome> {
-        Outcome::ALL.into_iter().find(|o| o.as_str() == s)
-    }
-}
-
-impl std::fmt::Display for Outcome {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use crate::run_state::Outcome;
 
 macro_rules! kinds {
     ($($(#[$doc:meta])* $v:ident = $s:literal,)*) => {
@@ -78,7 +33,7 @@ macro_rules! kinds {
             /// Every kind this release writes, in no particular order.
             pub fn all() -> Vec<Kind> {
                 let mut v = vec![$(Kind::$v,)*];
-                v.extend(Outcome::ALL.into_iter().map(Kind::RunEnded));
+                v.extend(Outcome::ALL.iter().map(|o| Kind::RunEnded(*o)));
                 v
             }
 

@@ -152,18 +152,8 @@ impl Bot {
     async fn run_state(&self, id: &str) -> String {
         for _ in 0..200 {
             let runs = self.store.runs().await.unwrap();
-            let ended = |s: &str| {
-                [
-                    "succeeded",
-                    "failed",
-                    "rolled_back",
-                    "aborted",
-                    "interrupted",
-                ]
-                .contains(&s)
-            };
-            if let Some(r) = runs.iter().find(|r| r.id == id && ended(&r.state)) {
-                return r.state.clone();
+            if let Some(r) = runs.iter().find(|r| r.id == id && r.state.is_over()) {
+                return r.state.to_string();
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }

@@ -176,7 +176,7 @@ async fn retries_keep_one_idempotency_key_and_types_survive_templating() {
 
     let steps = store.steps(&run_id).await.unwrap();
     let create = steps.iter().find(|s| s.step_id == "create").unwrap();
-    assert_eq!(create.state, "succeeded");
+    assert_eq!(create.state.as_str(), "succeeded");
     assert_eq!(create.attempts, 3);
     assert!(
         create
@@ -210,7 +210,7 @@ async fn retries_keep_one_idempotency_key_and_types_survive_templating() {
         "{texts:#?}"
     );
     assert!(texts.last().unwrap().contains("succeeded"), "{texts:#?}");
-    assert_eq!(store.runs().await.unwrap()[0].state, "succeeded");
+    assert_eq!(store.runs().await.unwrap()[0].state.as_str(), "succeeded");
     let tl = store.timeline("launch").await.unwrap();
     assert!(
         tl.iter().any(|e| e.kind
@@ -236,7 +236,7 @@ async fn a_client_error_is_not_retried_and_aborts_the_run() {
     );
     assert!(texts.last().unwrap().contains("failed"), "{texts:#?}");
     let run = &store.runs().await.unwrap()[0];
-    assert_eq!(run.state, "failed");
+    assert_eq!(run.state.as_str(), "failed");
     assert!(
         run.error
             .as_deref()

@@ -583,7 +583,7 @@ async fn iteration(i: usize, keys: bool, rng: &mut Rng, tally: &mut Tally, seed:
     assert!(created.len() <= 1, "rooms created: {created:?}\n{why}");
     assert!(moves.len() <= 1, "moves: {moves:?}\n{why}");
     let step = |id: &str| record.steps.iter().find(|s| s.step_id == id);
-    *tally.outcomes.entry(run.state.clone()).or_default() += 1;
+    *tally.outcomes.entry(run.state.to_string()).or_default() += 1;
     match run.state.as_str() {
         "succeeded" => {
             assert_eq!(created.len(), 1, "rooms created: {created:?}\n{why}");
@@ -592,7 +592,7 @@ async fn iteration(i: usize, keys: bool, rng: &mut Rng, tally: &mut Tally, seed:
             assert_eq!(state["event"]["room"], created[0], "{why}");
             for id in STEPS {
                 let s = step(id).unwrap_or_else(|| panic!("step {id} not recorded\n{why}"));
-                assert_eq!(s.state, "succeeded", "{s:?}\n{why}");
+                assert_eq!(s.state.as_str(), "succeeded", "{s:?}\n{why}");
                 assert!(s.finished_at.is_some(), "{s:?}\n{why}");
             }
             let out: Value =
@@ -617,7 +617,7 @@ async fn iteration(i: usize, keys: bool, rng: &mut Rng, tally: &mut Tally, seed:
             let at = record
                 .steps
                 .iter()
-                .find(|s| s.state == "interrupted")
+                .find(|s| s.state.as_str() == "interrupted")
                 .unwrap_or_else(|| panic!("no step marked interrupted: {:?}\n{why}", record.steps));
             assert!(
                 ["create_room", "move_event"].contains(&at.step_id.as_str()),
@@ -627,7 +627,7 @@ async fn iteration(i: usize, keys: bool, rng: &mut Rng, tally: &mut Tally, seed:
             let pos = STEPS.iter().position(|s| *s == at.step_id).unwrap();
             for id in &STEPS[..pos] {
                 let s = step(id).unwrap_or_else(|| panic!("step {id} not recorded\n{why}"));
-                assert_eq!(s.state, "succeeded", "{s:?}\n{why}");
+                assert_eq!(s.state.as_str(), "succeeded", "{s:?}\n{why}");
             }
             for id in &STEPS[pos + 1..] {
                 assert!(step(id).is_none(), "{id} ran after the interruption\n{why}");
@@ -764,7 +764,7 @@ async fn a_try_pending_at_a_kill_is_made_after_the_restart() {
     bot.kill();
     let r = read_store(&db).await;
     assert!(
-        r.runs.iter().all(|run| run.state == "failed"),
+        r.runs.iter().all(|run| run.state.as_str() == "failed"),
         "{}",
         why(&log, &r)
     );
@@ -779,7 +779,7 @@ async fn a_try_pending_at_a_kill_is_made_after_the_restart() {
     while !r
         .runs
         .iter()
-        .any(|run| run.state == "succeeded" && run.finished_at.is_some())
+        .any(|run| run.state.as_str() == "succeeded" && run.finished_at.is_some())
     {
         assert!(
             Instant::now() < deadline,
@@ -808,7 +808,10 @@ async fn a_try_pending_at_a_kill_is_made_after_the_restart() {
     let moves = state["event"]["moves"].as_array().unwrap().len();
     assert_eq!((created, moves), (1, 1), "{}", why(&log, &r));
     assert_eq!(
-        r.runs.iter().filter(|run| run.state == "succeeded").count(),
+        r.runs
+            .iter()
+            .filter(|run| run.state.as_str() == "succeeded")
+            .count(),
         1,
         "{}",
         why(&log, &r)

@@ -181,7 +181,7 @@ async fn wait_until_holds_then_a_failed_expectation_stops_the_run() {
     assert!(quiet["ends_at"].as_i64().unwrap() >= T0 + 30 * 60_000);
 
     let waited = by_id("recovered");
-    assert_eq!(waited.state, "succeeded");
+    assert_eq!(waited.state.as_str(), "succeeded");
     let w = output(waited);
     assert_eq!(w["held"], json!(true));
     assert_eq!(w["value"], json!(1500.0));
@@ -192,7 +192,7 @@ async fn wait_until_holds_then_a_failed_expectation_stops_the_run() {
     );
 
     let load = by_id("load");
-    assert_eq!(load.state, "failed");
+    assert_eq!(load.state.as_str(), "failed");
     assert_eq!(load.attempts, 1, "a failed expectation is not retried");
     let e = load.error.as_deref().unwrap();
     assert!(e.contains("expected values <= 1000, got 1500"), "{e}");

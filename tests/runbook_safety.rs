@@ -213,7 +213,7 @@ async fn a_failed_step_rolls_back_what_was_done_in_reverse_order() {
         .map(|(a, b)| (a.to_owned(), b.to_owned()))
     );
     let runs = w.store.runs().await.unwrap();
-    assert_eq!(runs[0].state, "rolled_back");
+    assert_eq!(runs[0].state.as_str(), "rolled_back");
     assert!(
         runs[0]
             .error
@@ -345,7 +345,7 @@ async fn a_gated_step_waits_for_a_commander() {
     assert_eq!(w.calls().last().unwrap().1, "/move");
     let steps = w.store.steps("run-1").await.unwrap();
     let gate = steps.iter().find(|s| s.step_id == "approval:move").unwrap();
-    assert_eq!(gate.state, "approved");
+    assert_eq!(gate.state.as_str(), "approved");
     assert!(gate.output_json.as_deref().unwrap().contains("carol"));
 
     // Denied: the run stops before the step acts.
@@ -447,7 +447,7 @@ async fn abort_stops_a_run_where_it_is_without_rollback() {
     assert_eq!(done.outcome, Outcome::Aborted);
     assert_eq!(w.calls().len(), 1, "the gated step never acted");
     let runs = w.store.runs().await.unwrap();
-    assert_eq!(runs[0].state, "aborted");
+    assert_eq!(runs[0].state.as_str(), "aborted");
     assert_eq!(runs[0].error.as_deref(), Some("aborted by carol"));
     assert!(exec.waiting().is_empty());
 }
@@ -474,7 +474,7 @@ async fn step_state(store: &Store, run: &str, step: &str) -> Option<String> {
         .unwrap()
         .into_iter()
         .find(|s| s.step_id == step)
-        .map(|s| s.state)
+        .map(|s| s.state.to_string())
 }
 
 #[tokio::test]
@@ -522,7 +522,7 @@ async fn unfinished_run(w: &World, rb: &Runbook) -> firebreak::store::RunRecord 
         runbook: rb.name.clone(),
         incident: "launch".into(),
         concurrency_key: "launch".into(),
-        state: "running".into(),
+        state: firebreak::run_state::RunState::RUNNING,
         started_at: 1,
         finished_at: None,
         error: None,
@@ -569,7 +569,7 @@ async fn an_unsafe_step_in_flight_at_a_crash_interrupts_the_run() {
     assert!(exec.resume(&[rb]).await.is_empty());
     let runs = w.store.runs().await.unwrap();
     let r2 = runs.iter().find(|r| r.id == "run-2").unwrap();
-    assert_eq!(r2.state, "interrupted");
+    assert_eq!(r2.state.as_str(), "interrupted");
     assert!(
         r2.error
             .as_deref()
@@ -655,7 +655,7 @@ async fn a_called_runbook_runs_inside_the_step_and_its_outputs_come_back() {
         .await
         .unwrap()
         .into_iter()
-        .map(|s| (s.step_id, s.state))
+        .map(|s| (s.step_id, s.state.to_string()))
         .collect();
     for want in ["create", "capped", "capped/set", "capped/settle", "after"] {
         assert!(
@@ -813,7 +813,7 @@ async fn step_states(store: &Store, run: &str) -> Vec<(String, String)> {
         .await
         .unwrap()
         .into_iter()
-        .map(|s| (s.step_id, s.state))
+        .map(|s| (s.step_id, s.state.to_string()))
         .collect()
 }
 
@@ -846,7 +846,7 @@ async fn a_rollback_whose_guard_does_not_hold_is_held_for_a_person() {
         "{chat:#?}"
     );
     let run = &w.store.runs().await.unwrap()[0];
-    assert_eq!(run.state, "failed");
+    assert_eq!(run.state.as_str(), "failed");
     let err = run.error.as_deref().unwrap();
     assert!(
         err.starts_with("verification `recovered` failed: GET api/health returned 503")
@@ -975,7 +975,7 @@ async fn a_restart_after_the_guard_read_decides_from_what_it_read() {
                 "run-1",
                 id,
                 &firebreak::store::StepEnd {
-                    state,
+                    state: firebreak::run_state::StepState::parse(state).unwrap(),
                     attempts: 1,
                     at: 3,
                     output_json: (*state == "succeeded").then_some(out.as_str()),

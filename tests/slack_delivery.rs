@@ -735,7 +735,7 @@ async fn an_incident_card_goes_out_as_block_kit_and_is_replaced_in_place() {
         CardRun {
             id: "move-1".into(),
             runbook: "move-to-secondary-room".into(),
-            state: "awaiting_approval".into(),
+            state: firebreak::run_state::RunState::parse("awaiting_approval").unwrap(),
             last_step: None,
             waiting: Some("move_event".into()),
         },

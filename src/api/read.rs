@@ -82,13 +82,26 @@ pub async fn runs(
             ),
         )
     })?;
+    // A state that does not exist is a mistake, not an empty list.
+    let state = match q.state.as_deref() {
+        None => None,
+        Some(s) => Some(crate::run_state::RunState::parse(s).ok_or_else(|| {
+            let known: Vec<&str> = crate::run_state::RunState::all()
+                .map(|s| s.as_str())
+                .collect();
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("no run state {s:?}; the states are {}", known.join(", ")),
+            )
+        })?),
+    };
     let all = read_store(api.store.runs()).await?;
     let limit = q.limit.unwrap_or(100);
     let runs: Vec<_> = all
         .iter()
         .rev()
         .filter(|r| q.runbook.as_ref().is_none_or(|x| *x == r.runbook))
-        .filter(|r| q.state.as_ref().is_none_or(|x| *x == r.state))
+        .filter(|r| state.is_none_or(|x| x == r.state))
         .filter(|r| q.incident.as_ref().is_none_or(|x| *x == r.incident))
         .take(limit)
         .map(run_json)

@@ -275,7 +275,7 @@ async fn runs_and_timelines_are_read_from_the_store() {
             runbook: runbook.into(),
             incident: "launch".into(),
             concurrency_key: "k".into(),
-            state: state.into(),
+            state: crate::run_state::RunState::parse(state).unwrap(),
             started_at: at,
             finished_at: None,
             error: None,
@@ -305,6 +305,17 @@ async fn runs_and_timelines_are_read_from_the_store() {
     assert_eq!(ids, ["r2", "r1"], "newest first");
     let (_, body) = s.get("/api/v1/runs?state=succeeded").await;
     assert_eq!(body["data"]["runs"].as_array().unwrap().len(), 1);
+    assert_eq!(body["data"]["runs"][0]["state"], "succeeded");
+    // A misspelt state is said, not answered with no runs.
+    let (code, body) = s.get("/api/v1/runs?state=success").await;
+    assert_eq!(code, 400, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("no run state \"success\"; the states are running, awaiting_approval, rolling_back, succeeded, failed, rolled_back, aborted, interrupted"),
+        "{body}"
+    );
     let (code, body) = s.get("/api/v1/runs?colour=red").await;
     assert_eq!(code, 400, "{body}");
     assert!(

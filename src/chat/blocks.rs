@@ -68,10 +68,10 @@ fn card_blocks(c: &Card) -> Json {
             "*Runbook* `{}` · run `{}`\n*State:* {}",
             esc(&r.runbook),
             esc(&r.id),
-            esc(&r.state)
+            r.state
         );
         if let Some((step, how)) = &r.last_step {
-            text.push_str(&format!(" · last step `{}` {}", esc(step), esc(how)));
+            text.push_str(&format!(" · last step `{}` {how}", esc(step)));
         }
         if let Some(w) = &r.waiting {
             text.push_str(&format!(
@@ -324,8 +324,8 @@ mod tests {
                 CardRun {
                     id: "move-to-secondary-room-1684965785-00011".into(),
                     runbook: "move-to-secondary-room".into(),
-                    state: state.into(),
-                    last_step: Some(("create_room".into(), "succeeded".into())),
+                    state: crate::run_state::RunState::parse(state).unwrap(),
+                    last_step: Some(("create_room".into(), crate::run_state::StepState::Succeeded)),
                     waiting: (state == "awaiting_approval").then(|| "move_event".into()),
                 },
                 AT + 4000,
@@ -392,8 +392,11 @@ mod tests {
             CardRun {
                 id: "r-1".into(),
                 runbook: "move".into(),
-                state: "running".into(),
-                last_step: Some(("verify".into(), "failed: <!everyone>".into())),
+                state: crate::run_state::RunState::RUNNING,
+                last_step: Some((
+                    "verify <!everyone>".into(),
+                    crate::run_state::StepState::Failed,
+                )),
                 waiting: None,
             },
             AT,

@@ -5,6 +5,7 @@
 //! an update of the same message, and sends only the newest version when
 //! several are waiting. Model only: no I/O, times are arguments.
 
+use crate::run_state::{Going, Outcome, RunState, StepState};
 use serde::{Deserialize, Serialize};
 
 use crate::clock::Millis;
@@ -94,11 +95,9 @@ mod nan_as_null {
 pub struct CardRun {
     pub id: String,
     pub runbook: String,
-    /// The run's state as the store has it: running, awaiting_approval,
-    /// rolling_back, succeeded, failed...
-    pub state: String,
-    /// The latest step and how it ended, e.g. ("create_room", "succeeded").
-    pub last_step: Option<(String, String)>,
+    pub state: RunState,
+    /// The latest step and how it ended, e.g. ("create_room", succeeded).
+    pub last_step: Option<(String, StepState)>,
     /// The gate a person must answer, while the run waits at one.
     pub waiting: Option<String>,
 }
@@ -302,17 +301,19 @@ impl Card {
     }
 
     pub fn run_progress(&mut self, run: CardRun, now: Millis) {
-        self.status = match run.state.as_str() {
-            "awaiting_approval" => Status::AwaitingApproval,
-            "succeeded" => {
+        self.status = match run.state {
+            RunState::Going(Going::AwaitingApproval) => Status::AwaitingApproval,
+            RunState::Going(Going::Running | Going::RollingBack) => Status::Mitigating,
+            RunState::Ended(Outcome::Succeeded) => {
                 if self.any_firing() {
                     Status::Recovered
                 } else {
                     Status::Resolved
                 }
             }
-            "failed" | "rolled_back" | "aborted" | "interrupted" => Status::Failed,
-            _ => Status::Mitigating,
+            RunState::Ended(
+                Outcome::Failed | Outcome::RolledBack | Outcome::Aborted | Outcome::Interrupted,
+            ) => Status::Failed,
         };
         self.run = Some(run);
         self.updated_at = now;
@@ -328,12 +329,7 @@ impl Card {
     }
 
     fn run_active(&self) -> bool {
-        self.run.as_ref().is_some_and(|r| {
-            matches!(
-                r.state.as_str(),
-                "running" | "awaiting_approval" | "rolling_back" | "verifying"
-            )
-        })
+        self.run.as_ref().is_some_and(|r| !r.state.is_over())
     }
 
     /// The text Slack shows in notifications and the console prints:
@@ -483,7 +479,7 @@ mod tests {
         CardRun {
             id: "move-1".into(),
             runbook: "move-to-secondary-room".into(),
-            state: state.into(),
+            state: RunState::parse(state).unwrap(),
             last_step: None,
             waiting: None,
         }
@@ -534,7 +530,7 @@ mod tests {
         c.resolved("Breach", &[("room".into(), "r0".into())], 2);
         c.ack("alice", 3);
         let mut r = run("running");
-        r.last_step = Some(("create_room".into(), "succeeded".into()));
+        r.last_step = Some(("create_room".into(), StepState::Succeeded));
         c.run_progress(r, 4);
         insta::assert_snapshot!(c.text(), @r"
         🛠️ *MITIGATING* incident launch (acked by alice)

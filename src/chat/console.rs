@@ -347,8 +347,8 @@ mod tests {
         let run = |state: &str, step: &str| CardRun {
             id: "r1".into(),
             runbook: "move".into(),
-            state: state.into(),
-            last_step: Some((step.into(), "succeeded".into())),
+            state: crate::run_state::RunState::parse(state).unwrap(),
+            last_step: Some((step.into(), crate::run_state::StepState::Succeeded)),
             waiting: None,
         };
         card.run_progress(run("running", "a"), 1);

@@ -52,7 +52,7 @@ impl Execute for Abort {
                     };
                     Reply::private(format!("{e}{}; {known}", hint(&run, &running)))
                 }
-                Err(e) => Reply::private(e),
+                Err(e) => Reply::private(e.to_string()),
             }
         })
     }
@@ -72,7 +72,7 @@ mod tests {
                 Command::Abort { run, by, reply } => {
                     assert_eq!(by.label(), "alice (U1)");
                     reply
-                        .send(Err(format!("no run {run} is in progress")))
+                        .send(Err(crate::executor::AbortError::NotRunning(run)))
                         .unwrap();
                 }
                 other => panic!("{other:?}"),

@@ -41,7 +41,8 @@ impl Execute for Ack {
             // asker's confirmation.
             match r {
                 Ok(Ok(done)) => Reply::private(done),
-                Ok(Err(e)) | Err(e) => Reply::private(e),
+                Ok(Err(e)) => Reply::private(e.to_string()),
+                Err(e) => Reply::private(e.to_string()),
             }
         })
     }

@@ -94,7 +94,7 @@ impl Execute for Alerts {
         Box::pin(async move {
             match ctx.status().await {
                 Ok(s) => Reply::channel(render(&s.firing, ctx.clock.now(), |t| ctx.time(t))),
-                Err(e) => Reply::private(e),
+                Err(e) => Reply::private(e.to_string()),
             }
         })
     }

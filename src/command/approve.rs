@@ -8,7 +8,7 @@
 
 use super::{Actor, Args, BoxFut, Ctx, Execute, Reply, Spec, hint};
 use crate::control::Command;
-use crate::executor::Verdict;
+use crate::executor::{AnswerError, Verdict};
 use crate::roles::Role;
 
 pub const APPROVE: Spec = Spec {
@@ -62,7 +62,7 @@ impl Execute for Answer {
             };
             match r {
                 Ok(Ok(what)) => Reply::private(format!("{word} `{what}` of run {run}")),
-                Ok(Err(e)) if e.contains("is not waiting") => {
+                Ok(Err(e @ AnswerError::NotWaiting(_))) => {
                     let waiting: Vec<String> = ctx
                         .status()
                         .await
@@ -75,7 +75,8 @@ impl Execute for Answer {
                     };
                     Reply::private(format!("{e}{}; {known}", hint(&run, &waiting)))
                 }
-                Ok(Err(e)) | Err(e) => Reply::private(e),
+                Ok(Err(e)) => Reply::private(e.to_string()),
+                Err(e) => Reply::private(e.to_string()),
             }
         })
     }
@@ -115,9 +116,7 @@ mod tests {
                     ..
                 } => {
                     assert_eq!((verdict, role), (Verdict::Approve, Role::Viewer));
-                    reply
-                        .send(Err(format!("run {run} is not waiting for an approval")))
-                        .unwrap();
+                    reply.send(Err(AnswerError::NotWaiting(run))).unwrap();
                 }
                 other => panic!("{other:?}"),
             }

@@ -53,7 +53,8 @@ impl Execute for Checklist {
                 .await;
             match r {
                 Ok(Ok(started)) => Reply::private(started),
-                Ok(Err(e)) | Err(e) => Reply::private(format!("not started: {e}")),
+                Ok(Err(e)) => Reply::private(format!("not started: {e}")),
+                Err(e) => Reply::private(format!("not started: {e}")),
             }
         })
     }

@@ -177,39 +177,45 @@ pub struct Ctx {
     pub zone: String,
 }
 
+/// Why the control loop gave no answer (the command may not have been
+/// taken at all).
+#[derive(Debug, PartialEq, thiserror::Error)]
+pub enum Unanswered {
+    #[error("the bot is shutting down; try again when it is back")]
+    ShuttingDown,
+    #[error("the bot's command queue stayed full for {}s; try again", .0.as_secs())]
+    QueueFull(std::time::Duration),
+    #[error("the bot did not answer within {}s; it may be overloaded. Try again", .0.as_secs())]
+    NoAnswer(std::time::Duration),
+}
+
 impl Ctx {
     /// Sends a command that answers on a oneshot, and waits for the
-    /// answer; an error is the text for the person.
+    /// answer.
     pub async fn ask<T>(
         &self,
         make: impl FnOnce(oneshot::Sender<T>) -> Command,
-    ) -> Result<T, String> {
+    ) -> Result<T, Unanswered> {
         let (tx, rx) = oneshot::channel();
         self.send(make(tx)).await?;
         match tokio::time::timeout(CONTROL_TIMEOUT, rx).await {
             Ok(Ok(v)) => Ok(v),
-            Ok(Err(_)) => Err("the bot is shutting down; try again when it is back".into()),
-            Err(_) => Err(format!(
-                "the bot did not answer within {}s; it may be overloaded. Try again",
-                CONTROL_TIMEOUT.as_secs()
-            )),
+            Ok(Err(_)) => Err(Unanswered::ShuttingDown),
+            Err(_) => Err(Unanswered::NoAnswer(CONTROL_TIMEOUT)),
         }
     }
 
     /// Puts a command on the control queue (bounded: when it is full this
     /// waits, up to [`CONTROL_TIMEOUT`]).
-    pub async fn send(&self, c: Command) -> Result<(), String> {
+    pub async fn send(&self, c: Command) -> Result<(), Unanswered> {
         match tokio::time::timeout(CONTROL_TIMEOUT, self.control.send(c)).await {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(_)) => Err("the bot is shutting down; try again when it is back".into()),
-            Err(_) => Err(format!(
-                "the bot's command queue stayed full for {}s; try again",
-                CONTROL_TIMEOUT.as_secs()
-            )),
+            Ok(Err(_)) => Err(Unanswered::ShuttingDown),
+            Err(_) => Err(Unanswered::QueueFull(CONTROL_TIMEOUT)),
         }
     }
 
-    pub async fn status(&self) -> Result<control::Status, String> {
+    pub async fn status(&self) -> Result<control::Status, Unanswered> {
         self.ask(Command::Status).await
     }
 

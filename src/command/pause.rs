@@ -47,7 +47,7 @@ impl Execute for Pause {
                 Ok(()) => Reply::private(
                     "automation paused: alerts still post, no runbook starts by itself; `resume` to undo",
                 ),
-                Err(e) => Reply::private(e),
+                Err(e) => Reply::private(e.to_string()),
             }
         })
     }

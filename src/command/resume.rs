@@ -27,7 +27,7 @@ impl Execute for Resume {
         Box::pin(async move {
             let paused = match ctx.status().await {
                 Ok(s) => s.paused,
-                Err(e) => return Reply::private(e),
+                Err(e) => return Reply::private(e.to_string()),
             };
             let Some(p) = paused else {
                 return Reply::private("automation is not paused; nothing to resume");
@@ -45,7 +45,7 @@ impl Execute for Resume {
                     age(ctx.clock.now() - p.since),
                     p.reason
                 )),
-                Err(e) => Reply::private(e),
+                Err(e) => Reply::private(e.to_string()),
             }
         })
     }

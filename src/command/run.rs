@@ -92,7 +92,8 @@ impl Execute for Run {
             // The run announces itself in the channel; this confirms.
             match r {
                 Ok(Ok(started)) => Reply::private(started),
-                Ok(Err(e)) | Err(e) => Reply::private(format!("not started: {e}")),
+                Ok(Err(e)) => Reply::private(format!("not started: {e}")),
+                Err(e) => Reply::private(format!("not started: {e}")),
             }
         })
     }
@@ -182,7 +183,10 @@ mod tests {
                     );
                     assert_eq!(inputs["room"], json!("main"));
                     reply
-                        .send(Err("run cap-1 is already handling room/main".into()))
+                        .send(Err(crate::dispatch::StartRefused::Busy {
+                            run: "cap-1".into(),
+                            key: "room/main".into(),
+                        }))
                         .unwrap();
                 }
                 other => panic!("{other:?}"),

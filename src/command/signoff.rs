@@ -48,7 +48,8 @@ impl Execute for SignOff {
             match r {
                 // The card shows it to everyone; this confirms.
                 Ok(Ok(said)) => Reply::private(said),
-                Ok(Err(e)) | Err(e) => Reply::private(format!("not signed off: {e}")),
+                Ok(Err(e)) => Reply::private(format!("not signed off: {e}")),
+                Err(e) => Reply::private(format!("not signed off: {e}")),
             }
         })
     }

@@ -84,7 +84,8 @@ impl Execute for Silence {
                     "silence {id} holds until {}; `unsilence {id}` ends it sooner",
                     ctx.time(ends_at)
                 )),
-                Ok(Err(e)) | Err(e) => Reply::private(format!("not silenced: {e}")),
+                Ok(Err(e)) => Reply::private(format!("not silenced: {e}")),
+                Err(e) => Reply::private(format!("not silenced: {e}")),
             }
         })
     }

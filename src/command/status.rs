@@ -173,7 +173,7 @@ impl Execute for StatusCmd {
             match ctx.status().await {
                 // For the channel: whoever asks mid-incident asks for everyone.
                 Ok(s) => Reply::channel(render(&s, ctx.clock.now())),
-                Err(e) => Reply::private(e),
+                Err(e) => Reply::private(e.to_string()),
             }
         })
     }

@@ -1,7 +1,7 @@
 //! `unsilence ID`: end a silence now.
 
 use super::{Actor, Args, BoxFut, Ctx, Execute, Reply, Spec, hint};
-use crate::control::Command;
+use crate::control::{Command, UnsilenceError};
 use crate::roles::Role;
 
 pub const SPEC: Spec = Spec {
@@ -38,7 +38,7 @@ impl Execute for Unsilence {
                 .await;
             match r {
                 Ok(Ok(())) => Reply::private(format!("silence {id} ended")),
-                Ok(Err(e)) => {
+                Ok(Err(e @ UnsilenceError::Unknown(_))) => {
                     let active: Vec<String> = ctx
                         .status()
                         .await
@@ -51,7 +51,8 @@ impl Execute for Unsilence {
                     };
                     Reply::private(format!("{e}{}; {known}", hint(&id, &active)))
                 }
-                Err(e) => Reply::private(e),
+                Ok(Err(e)) => Reply::private(e.to_string()),
+                Err(e) => Reply::private(e.to_string()),
             }
         })
     }
@@ -69,7 +70,11 @@ mod tests {
         let loop_ = tokio::spawn(async move {
             match rx.recv().await.unwrap() {
                 Command::Unsilence { id, reply, .. } => {
-                    reply.send(Err(format!("no silence with id {id}"))).unwrap();
+                    reply
+                        .send(Err(UnsilenceError::Unknown(
+                            crate::silence::SilenceError::Unknown(id),
+                        )))
+                        .unwrap();
                 }
                 other => panic!("{other:?}"),
             }
@@ -97,6 +102,34 @@ mod tests {
         assert_eq!(
             parse(Args::of("")).unwrap_err(),
             "missing the silence id (see `status`)"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_silence_expired_but_not_saved_says_so_and_lists_nothing() {
+        let (ctx, mut rx) = ctx().await;
+        let loop_ = tokio::spawn(async move {
+            match rx.recv().await.unwrap() {
+                Command::Unsilence { reply, .. } => {
+                    reply
+                        .send(Err(UnsilenceError::NotSaved(
+                            crate::store::StoreError::Corrupt {
+                                what: "silences",
+                                detail: "disk full".into(),
+                            },
+                        )))
+                        .unwrap();
+                }
+                other => panic!("{other:?}"),
+            }
+            rx
+        });
+        let r = handle(&ctx, &actor(Role::Responder), "unsilence s1").await;
+        // Not asked for the active silences: the id was right.
+        assert!(loop_.await.unwrap().try_recv().is_err());
+        assert_eq!(
+            r.text,
+            "expired until restart, but cannot save that: stored silences is corrupt: disk full"
         );
     }
 }

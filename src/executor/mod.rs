@@ -45,6 +45,7 @@ use tokio_util::task::TaskTracker;
 use crate::chat::{ChatMessage, Kind};
 use crate::clock::Millis;
 use crate::roles::Role;
+use crate::run_state::{Going, RunState, StepState};
 pub use crate::runbook::AlertCtx;
 use crate::runbook::template::Templates;
 use crate::runbook::{Approval, Guard, OnFailure, OnTimeout, Runbook, Step, VerifyFailure};
@@ -133,9 +134,9 @@ pub struct RunProgress {
     pub run_id: String,
     pub runbook: String,
     pub incident: String,
-    pub state: String,
+    pub state: RunState,
     /// The latest step to end and how: (id, state).
-    pub last_step: Option<(String, String)>,
+    pub last_step: Option<(String, StepState)>,
     /// The gate the run waits at, if it waits for a person.
     pub waiting: Option<String>,
 }
@@ -255,7 +256,7 @@ impl Executor {
                     tracing::warn!(run = %rec.id, reason = %why, "cannot resume run");
                     if let Err(e) = inner
                         .store
-                        .finish_run(&rec.id, "interrupted", at, Some(&why))
+                        .finish_run(&rec.id, Outcome::Interrupted, at, Some(&why))
                         .await
                     {
                         tracing::error!(error = %e, run = %rec.id, "cannot record run end");
@@ -408,7 +409,7 @@ struct Run<'a> {
     /// so their records, keys and messages are distinct from the caller's.
     prefix: String,
     /// The run's state and latest step, for progress reports.
-    progress: std::sync::Mutex<(String, Option<(String, String)>)>,
+    progress: std::sync::Mutex<(RunState, Option<(String, StepState)>)>,
     effects: Arc<Effects>,
     /// When its steps (not the verification) were all done.
     steps_done_at: Option<Millis>,
@@ -472,13 +473,13 @@ impl Run<'_> {
         });
     }
 
-    async fn set_state(&self, state: &str) {
+    async fn set_state(&self, state: Going) {
         self.set_state_at(state, None).await;
     }
 
-    async fn set_state_at(&self, state: &str, waiting: Option<&str>) {
+    async fn set_state_at(&self, state: Going, waiting: Option<&str>) {
         if let Ok(mut p) = self.progress.lock() {
-            p.0 = state.to_owned();
+            p.0 = RunState::Going(state);
         }
         self.report(waiting);
         if let Err(e) = self
@@ -487,7 +488,7 @@ impl Run<'_> {
             .set_run_state(&self.req.run_id, state)
             .await
         {
-            tracing::error!(error = %e, run = %self.req.run_id, state, "cannot record run state");
+            tracing::error!(error = %e, run = %self.req.run_id, %state, "cannot record run state");
         }
     }
 
@@ -507,13 +508,13 @@ impl Run<'_> {
     async fn record_end(
         &self,
         id: &str,
-        state: &str,
+        state: StepState,
         attempts: i64,
         output: Option<&Json>,
         error: Option<&str>,
     ) {
         if let Ok(mut p) = self.progress.lock() {
-            p.1 = Some((id.to_owned(), state.to_owned()));
+            p.1 = Some((id.to_owned(), state));
         }
         self.report(None);
         let out = output.map(Json::to_string);
@@ -544,8 +545,8 @@ impl Run<'_> {
         self.seq += 1;
         let clock = &self.inner.env.clock;
         let started = match self.prior.get(&id) {
-            Some(p) if p.state == "approved" => return StepResult::Done(Json::Null),
-            Some(p) if p.state == "denied" || p.state == "timed_out" => {
+            Some(p) if p.state == StepState::Approved => return StepResult::Done(Json::Null),
+            Some(p) if matches!(p.state, StepState::Denied | StepState::TimedOut) => {
                 return StepResult::Aborted(p.error.clone().unwrap_or_default());
             }
             Some(p) => p.started_at,
@@ -554,7 +555,14 @@ impl Run<'_> {
                 if let Err(e) = self
                     .inner
                     .store
-                    .step_entered(&self.req.run_id, &id, self.seq, "awaiting_approval", 1, now)
+                    .step_entered(
+                        &self.req.run_id,
+                        &id,
+                        self.seq,
+                        StepState::AwaitingApproval,
+                        1,
+                        now,
+                    )
                     .await
                 {
                     return StepResult::Interrupted(format!(
@@ -569,7 +577,7 @@ impl Run<'_> {
         // Open before anyone is told, so that an answer given the moment
         // the card or the message shows the gate finds it.
         let gate = self.inner.gates.open(run_id, what, approval, deadline);
-        self.set_state_at("awaiting_approval", Some(what)).await;
+        self.set_state_at(Going::AwaitingApproval, Some(what)).await;
         let then = match approval.on_timeout {
             OnTimeout::Abort => "the run stops",
             OnTimeout::Proceed => "the run goes on",
@@ -585,13 +593,13 @@ impl Run<'_> {
         )
         .await;
         let out = gate.outcome(clock, deadline, self.cancel).await;
-        self.set_state("running").await;
+        self.set_state(Going::Running).await;
         // Who answered, for the timeline; nobody when time ran out.
         let mut answered = None;
         let (state, result, note) = match out {
             GateOutcome::Approved { by } => {
                 let r = (
-                    "approved",
+                    StepState::Approved,
                     StepResult::Done(json!({"by": by.label()})),
                     format!("`{what}` approved by {by}"),
                 );
@@ -601,10 +609,10 @@ impl Run<'_> {
             GateOutcome::Denied { by } => {
                 let why = format!("`{what}` denied by {by}");
                 answered = Some(By::Person(by));
-                ("denied", StepResult::Aborted(why.clone()), why)
+                (StepState::Denied, StepResult::Aborted(why.clone()), why)
             }
             GateOutcome::TimedOut if approval.on_timeout == OnTimeout::Proceed => (
-                "approved",
+                StepState::Approved,
                 StepResult::Done(json!({"by": null})),
                 format!(
                     "nobody objected to `{what}` within {}; going on",
@@ -613,7 +621,7 @@ impl Run<'_> {
             ),
             GateOutcome::TimedOut => {
                 let why = format!("nobody approved `{what}` within {}", approval.timeout);
-                ("timed_out", StepResult::Aborted(why.clone()), why)
+                (StepState::TimedOut, StepResult::Aborted(why.clone()), why)
             }
             GateOutcome::Cancelled => return self.stopped(),
         };
@@ -632,15 +640,15 @@ impl Run<'_> {
     /// Records a step that ended without acting (skipped, failed before
     /// it could, a rollback held): entered and ended at once, so the
     /// record shows where the run went.
-    async fn record_unacted(&self, sid: &str, state: &str, error: Option<&str>) {
+    async fn record_unacted(&self, sid: &str, state: StepState, error: Option<&str>) {
         let now = self.inner.env.clock.now();
         if let Err(e) = self
             .inner
             .store
-            .step_entered(&self.req.run_id, sid, self.seq, "running", 0, now)
+            .step_entered(&self.req.run_id, sid, self.seq, StepState::Running, 0, now)
             .await
         {
-            tracing::error!(error = %e, run = %self.req.run_id, step = %sid, state, "cannot record step");
+            tracing::error!(error = %e, run = %self.req.run_id, step = %sid, %state, "cannot record step");
         }
         self.record_end(sid, state, 0, None, error).await;
     }
@@ -650,7 +658,8 @@ impl Run<'_> {
     /// so the record shows where the run stopped.
     async fn failed_before_acting(&self, sid: &str, why: String) -> StepResult {
         self.effects.failure(false);
-        self.record_unacted(sid, "failed", Some(&why)).await;
+        self.record_unacted(sid, StepState::Failed, Some(&why))
+            .await;
         self.say(
             Kind::StepFailed,
             format!("`{sid}` failed before acting: {why}"),
@@ -669,16 +678,16 @@ impl Run<'_> {
         let clock = &inner.env.clock;
         let sid = self.sid(&step.id);
         let prior = self.prior.get(&sid).cloned();
-        match prior.as_ref().map(|p| p.state.as_str()) {
-            Some("succeeded") => {
+        match prior.as_ref().map(|p| p.state) {
+            Some(StepState::Succeeded) => {
                 let out = prior
                     .and_then(|p| p.output_json)
                     .and_then(|o| serde_json::from_str(&o).ok())
                     .unwrap_or(Json::Null);
                 return StepResult::Done(out);
             }
-            Some("skipped") => return StepResult::Skipped,
-            Some("failed") => {
+            Some(StepState::Skipped) => return StepResult::Skipped,
+            Some(StepState::Failed) => {
                 return StepResult::Failed(prior.and_then(|p| p.error).unwrap_or_default());
             }
             _ => {}
@@ -688,7 +697,7 @@ impl Run<'_> {
             match inner.templates.eval_bool(cond, &ctx) {
                 Ok(true) => {}
                 Ok(false) => {
-                    self.record_unacted(&sid, "skipped", None).await;
+                    self.record_unacted(&sid, StepState::Skipped, None).await;
                     self.say(Kind::Step, format!("`{sid}` skipped: `{cond}` is false"))
                         .await;
                     return StepResult::Skipped;
@@ -734,7 +743,7 @@ impl Run<'_> {
                     "step `{sid}` ({}) was in flight when the bot stopped, and repeating it is not known to be safe",
                     step.action
                 );
-                self.record_end(&sid, "interrupted", p.attempts, None, Some(&why))
+                self.record_end(&sid, StepState::Interrupted, p.attempts, None, Some(&why))
                     .await;
                 return StepResult::Interrupted(why);
             }
@@ -786,7 +795,7 @@ impl Run<'_> {
                     &self.req.run_id,
                     &sid,
                     self.seq,
-                    "running",
+                    StepState::Running,
                     i64::from(attempt),
                     at,
                 )
@@ -855,7 +864,7 @@ impl Run<'_> {
             Ok(done) => {
                 self.record_end(
                     &sid,
-                    "succeeded",
+                    StepState::Succeeded,
                     i64::from(attempt),
                     Some(&done.output),
                     None,
@@ -876,8 +885,14 @@ impl Run<'_> {
                 StepResult::Done(done.output)
             }
             Err(e) => {
-                self.record_end(&sid, "failed", i64::from(attempt), None, Some(&e.message))
-                    .await;
+                self.record_end(
+                    &sid,
+                    StepState::Failed,
+                    i64::from(attempt),
+                    None,
+                    Some(&e.message),
+                )
+                .await;
                 self.say(
                     Kind::StepFailed,
                     format!(
@@ -906,7 +921,9 @@ impl Run<'_> {
     ) -> Result<Option<String>, StepResult> {
         let rsid = self.sid(&undo.id);
         let began = match self.prior.get(&rsid) {
-            Some(p) if p.state == "held" => return Ok(Some(p.error.clone().unwrap_or_default())),
+            Some(p) if p.state == StepState::Held => {
+                return Ok(Some(p.error.clone().unwrap_or_default()));
+            }
             other => other.is_some(),
         };
         // Recorded reads replay from the record, so a restart judges from
@@ -976,7 +993,8 @@ impl Run<'_> {
         // Its own place in the record, after the reads (steps are listed
         // in this order).
         self.seq += 1;
-        self.record_unacted(&rsid, "held", Some(&why)).await;
+        self.record_unacted(&rsid, StepState::Held, Some(&why))
+            .await;
         Ok(Some(why))
     }
 
@@ -984,7 +1002,7 @@ impl Run<'_> {
     /// that failed and those held by their guards (a human must see to
     /// both), or `Err` when the run was stopped meanwhile.
     async fn roll_back(&mut self, done: &[&Step]) -> Result<Undone, StepResult> {
-        self.set_state("rolling_back").await;
+        self.set_state(Going::RollingBack).await;
         let with_undo: Vec<&&Step> = done.iter().filter(|s| s.rollback.is_some()).collect();
         if with_undo.is_empty() {
             self.say(
@@ -1194,7 +1212,7 @@ impl Calls for Caller<'_> {
                 cancel: self.cancel,
                 seq: self.seq,
                 prefix: self.prefix.clone(),
-                progress: std::sync::Mutex::new(("running".into(), None)),
+                progress: std::sync::Mutex::new((RunState::RUNNING, None)),
                 effects: self.effects.clone(),
                 steps_done_at: None,
             };
@@ -1244,7 +1262,7 @@ async fn run(
             runbook: rb.name.clone(),
             incident: req.incident.clone(),
             concurrency_key: req.concurrency_key.clone(),
-            state: "running".into(),
+            state: RunState::RUNNING,
             started_at: started,
             finished_at: None,
             error: None,
@@ -1274,7 +1292,7 @@ async fn run(
         cancel,
         seq: 0,
         prefix: String::new(),
-        progress: std::sync::Mutex::new(("running".into(), None)),
+        progress: std::sync::Mutex::new((RunState::RUNNING, None)),
         effects: effects.clone(),
         steps_done_at: None,
     };
@@ -1323,7 +1341,7 @@ async fn run(
     let took = human_ms(at - started);
     if let Err(e) = inner
         .store
-        .finish_run(&req.run_id, outcome.as_str(), at, failure.as_deref())
+        .finish_run(&req.run_id, outcome, at, failure.as_deref())
         .await
     {
         tracing::error!(error = %e, run = %req.run_id, "cannot record run end");

@@ -6,6 +6,7 @@
 //! Pure model: parsing takes the file's text, comparison takes what the
 //! run recorded.
 
+use crate::run_state::{Outcome, StepState};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
@@ -188,19 +189,12 @@ pub const RESULTS: [&str; 8] = [
     "timed_out",
     "held",
 ];
-pub const OUTCOMES: [&str; 5] = [
-    "succeeded",
-    "failed",
-    "rolled_back",
-    "aborted",
-    "interrupted",
-];
 
 /// The store's state for a step, as tests write it.
-pub fn result_of(state: &str) -> &str {
+pub fn result_of(state: StepState) -> &'static str {
     match state {
-        "succeeded" => "done",
-        other => other,
+        StepState::Succeeded => "done",
+        other => other.as_str(),
     }
 }
 
@@ -409,13 +403,14 @@ fn check_case(c: &mut Collector, r: &RawCase, field: &str, pos: Option<Pos>) -> 
     }
     let x = &r.expect.value;
     let outcome = x.outcome.value.clone();
-    if !OUTCOMES.contains(&outcome.as_str()) {
+    if Outcome::parse(&outcome).is_none() {
+        let names: Vec<&str> = Outcome::ALL.iter().map(|o| o.as_str()).collect();
         c.err(
             Pos::of(&x.outcome),
             format!("{field}.expect.outcome"),
             format!(
                 "unknown outcome {outcome:?}; expected one of: {}",
-                one_of(&OUTCOMES)
+                one_of(&names)
             ),
         );
     }

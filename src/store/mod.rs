@@ -14,6 +14,7 @@ use sqlx::{AnyPool, Row};
 
 use crate::clock::Millis;
 pub use crate::incident::AudienceRow;
+use crate::run_state::{Going, Outcome, RunState, StepState};
 pub use crate::timeline::TimelineEntry;
 use crate::timeline::{About, By, Kind};
 
@@ -279,7 +280,13 @@ fn run_record(r: &sqlx::any::AnyRow) -> Result<RunRecord> {
         runbook: r.try_get(1).map_err(q("read run"))?,
         incident: r.try_get(2).map_err(q("read run"))?,
         concurrency_key: r.try_get(3).map_err(q("read run"))?,
-        state: r.try_get(4).map_err(q("read run"))?,
+        state: {
+            let s: String = r.try_get(4).map_err(q("read run"))?;
+            RunState::parse(&s).ok_or_else(|| StoreError::Corrupt {
+                what: "run state",
+                detail: format!("{s:?}"),
+            })?
+        },
         started_at: r.try_get(5).map_err(q("read run"))?,
         finished_at: r.try_get(6).map_err(q("read run"))?,
         error: r.try_get(7).map_err(q("read run"))?,
@@ -443,7 +450,7 @@ pub struct RunRecord {
     pub runbook: String,
     pub incident: String,
     pub concurrency_key: String,
-    pub state: String,
+    pub state: RunState,
     pub started_at: Millis,
     pub finished_at: Option<Millis>,
     pub error: Option<String>,
@@ -453,7 +460,7 @@ pub struct RunRecord {
 pub struct StepRecord {
     pub run_id: String,
     pub step_id: String,
-    pub state: String,
+    pub state: StepState,
     pub attempts: i64,
     pub started_at: Millis,
     pub finished_at: Option<Millis>,
@@ -464,7 +471,7 @@ pub struct StepRecord {
 /// How a step ended, for [`Store::step_finished`].
 #[derive(Clone, Copy, Debug)]
 pub struct StepEnd<'a> {
-    pub state: &'a str,
+    pub state: StepState,
     pub attempts: i64,
     pub at: Millis,
     pub output_json: Option<&'a str>,
@@ -539,7 +546,7 @@ impl Store {
         .bind(&r.runbook)
         .bind(&r.incident)
         .bind(&r.concurrency_key)
-        .bind(&r.state)
+        .bind(r.state.as_str())
         .bind(trigger_json)
         .bind(r.started_at)
         .execute(&self.pool)
@@ -551,12 +558,12 @@ impl Store {
     pub async fn finish_run(
         &self,
         id: &str,
-        state: &str,
+        outcome: Outcome,
         at: Millis,
         error: Option<&str>,
     ) -> Result<()> {
         sqlx::query("UPDATE runs SET state = $1, finished_at = $2, error = $3 WHERE id = $4")
-            .bind(state)
+            .bind(outcome.as_str())
             .bind(at)
             .bind(error)
             .bind(id)
@@ -678,9 +685,9 @@ impl Store {
 
     /// A run's state while it goes on (`running`, `awaiting_approval`,
     /// `rolling_back`), for status and after a restart.
-    pub async fn set_run_state(&self, id: &str, state: &str) -> Result<()> {
+    pub async fn set_run_state(&self, id: &str, state: Going) -> Result<()> {
         sqlx::query("UPDATE runs SET state = $1 WHERE id = $2 AND finished_at IS NULL")
-            .bind(state)
+            .bind(state.as_str())
             .bind(id)
             .execute(&self.pool)
             .await
@@ -728,7 +735,7 @@ impl Store {
         attempts: i64,
         at: Millis,
     ) -> Result<()> {
-        self.step_entered(run_id, step_id, seq, "running", attempts, at)
+        self.step_entered(run_id, step_id, seq, StepState::Running, attempts, at)
             .await
     }
 
@@ -740,7 +747,7 @@ impl Store {
         run_id: &str,
         step_id: &str,
         seq: i64,
-        state: &str,
+        state: StepState,
         attempts: i64,
         at: Millis,
     ) -> Result<()> {
@@ -753,7 +760,7 @@ impl Store {
         .bind(run_id)
         .bind(step_id)
         .bind(seq)
-        .bind(state)
+        .bind(state.as_str())
         .bind(attempts)
         .bind(at)
         .execute(&self.pool)
@@ -781,7 +788,7 @@ impl Store {
         end: &StepEnd<'_>,
     ) -> Result<()> {
         sqlx::query("UPDATE steps SET state = $1, attempts = $2, finished_at = $3, output_json = $4, error = $5 WHERE run_id = $6 AND step_id = $7")
-            .bind(end.state)
+            .bind(end.state.as_str())
             .bind(end.attempts)
             .bind(end.at)
             .bind(end.output_json)
@@ -805,7 +812,13 @@ impl Store {
                 Ok(StepRecord {
                     run_id: r.try_get(0).map_err(q("read step"))?,
                     step_id: r.try_get(1).map_err(q("read step"))?,
-                    state: r.try_get(2).map_err(q("read step"))?,
+                    state: {
+                        let s: String = r.try_get(2).map_err(q("read step"))?;
+                        StepState::parse(&s).ok_or_else(|| StoreError::Corrupt {
+                            what: "step state",
+                            detail: format!("{s:?}"),
+                        })?
+                    },
                     attempts: r.try_get(3).map_err(q("read step"))?,
                     started_at: r.try_get(4).map_err(q("read step"))?,
                     finished_at: r.try_get(5).map_err(q("read step"))?,
@@ -1510,7 +1523,7 @@ mod tests {
                 runbook: "rb".into(),
                 incident: "inc".into(),
                 concurrency_key: "launch".into(),
-                state: "running".into(),
+                state: RunState::RUNNING,
                 started_at: 100,
                 finished_at: None,
                 error: None,
@@ -1522,7 +1535,7 @@ mod tests {
                 "run-1",
                 "a",
                 &StepEnd {
-                    state: "succeeded",
+                    state: StepState::Succeeded,
                     attempts: 1,
                     at: 102,
                     output_json: Some("{\"x\":1}"),
@@ -1531,11 +1544,11 @@ mod tests {
             )
             .await
             .unwrap();
-            s.finish_run("run-1", "failed", 110, Some("boom"))
+            s.finish_run("run-1", Outcome::Failed, 110, Some("boom"))
                 .await
                 .unwrap();
             let runs = s.runs().await.unwrap();
-            assert_eq!(runs[0].state, "failed");
+            assert_eq!(runs[0].state, RunState::Ended(Outcome::Failed));
             assert_eq!(runs[0].error.as_deref(), Some("boom"));
             let steps = s.steps("run-1").await.unwrap();
             assert_eq!(
@@ -1543,7 +1556,7 @@ mod tests {
                 ["a", "b"]
             );
             assert_eq!(steps[0].output_json.as_deref(), Some("{\"x\":1}"));
-            assert_eq!(steps[1].state, "running");
+            assert_eq!(steps[1].state, StepState::Running);
         }
     }
 

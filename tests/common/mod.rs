@@ -128,7 +128,7 @@ pub async fn run_ended(db: &std::path::Path, runbook: &str, secs: u64) -> Option
         let runs = store.runs().await.ok()?;
         runs.into_iter()
             .find(|r| r.runbook == runbook && r.finished_at.is_some())
-            .map(|r| r.state)
+            .map(|r| r.state.to_string())
     })
     .await;
     store.close().await;
