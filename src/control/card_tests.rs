@@ -1,0 +1,198 @@
+
+use super::*;
+use crate::labels::Labels;
+use crate::rules::{Alert, AlertState};
+
+/// Says something, then waits for a commander before saying more.
+const RUNBOOK: &str = r#"kind: runbook
+name: on-full
+trigger:
+  alerts: [{alertname: Full}]
+  manual: true
+steps:
+  - id: look
+    action: chat
+    with: {text: looking}
+  - id: act
+    action: chat
+    approval: {role: commander, timeout: 1m}
+    with: {text: acting}
+"#;
+
+pub(super) fn event(kind: AlertEventKind, at: Millis) -> AlertEvent {
+    AlertEvent {
+        kind,
+        at,
+        alert: Alert {
+            rule: "Full".into(),
+            group: "g".into(),
+            labels: Labels::new()
+                .with("alertname", "Full")
+                .with("event", "launch")
+                .with("room", "main")
+                .with("severity", "page"),
+            annotations: [("summary".to_owned(), "room main is full".to_owned())].into(),
+            state: AlertState::Firing,
+            active_at: at,
+            fired_at: Some(at),
+            resolved_at: None,
+            keep_firing_since: None,
+            last_eval: at,
+            value: 1000.0,
+        },
+    }
+}
+
+/// The card versions in the outbox, in order: (status, run state).
+async fn cards(store: &Store) -> Vec<(card::Status, Option<String>)> {
+    store
+        .pending_outbox(1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|r| {
+            serde_json::from_str::<ChatMessage>(&r.payload_json)
+                .ok()?
+                .card
+        })
+        .map(|c| (c.status, c.run.map(|r| r.state.to_string())))
+        .collect()
+}
+
+async fn until<F: Fn(&[(card::Status, Option<String>)]) -> bool>(store: &Store, f: F) {
+    for _ in 0..400 {
+        if f(&cards(store).await) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("cards never got there: {:?}", cards(store).await);
+}
+
+// Real time: paused time would time out the store's connection pool.
+#[tokio::test]
+async fn one_card_follows_the_incident_from_firing_to_resolved() {
+    // The registry is the process's; other tests only add to it.
+    let m = crate::metrics::get();
+    let runs_before = m.runs.with(&["on-full", "succeeded"]).get();
+    let steps_before = m.steps.with(&["chat", "succeeded"]).get();
+    let store = Store::open("sqlite::memory:").await.unwrap();
+    let clock = Clock::system();
+    let outbox = Outbox::new(store.clone());
+    let env = silence_tests::env(&outbox, &clock);
+    let (finished_tx, finished_rx) = mpsc::channel(16);
+    let (progress_tx, progress_rx) = mpsc::channel(16);
+    let executor = Executor::new(env, store.clone(), CancellationToken::new(), finished_tx)
+        .with_progress(progress_tx);
+    let rb = crate::runbook::parse_runbook("r.yaml", RUNBOOK, &crate::load::check_env([])).unwrap();
+    let control = Control::new(
+        Dispatcher::new(vec![std::sync::Arc::new(rb)], None),
+        executor.clone(),
+        store.clone(),
+        outbox,
+        clock.clone(),
+        "#c".into(),
+        vec!["event".into()],
+    )
+    .with_progress(progress_rx);
+    let (alert_tx, alert_rx) = mpsc::channel(16);
+    let (cmd_tx, cmd_rx) = mpsc::channel(16);
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(control.run(alert_rx, finished_rx, cmd_rx, stop.clone()));
+
+    alert_tx
+        .send(event(AlertEventKind::Firing, clock.now()))
+        .await
+        .unwrap();
+    until(&store, |c| {
+        c.last()
+            .is_some_and(|l| l.0 == card::Status::AwaitingApproval)
+    })
+    .await;
+    // Regression (found by the load benchmark): the run's first
+    // message could be queued before the card, and head the thread.
+    let first = &store.pending_outbox(1).await.unwrap()[0];
+    let first: ChatMessage = serde_json::from_str(&first.payload_json).unwrap();
+    assert_eq!(
+        first.card.map(|c| c.status),
+        Some(card::Status::Firing),
+        "{}",
+        first.text
+    );
+    // Regression: the card showed the gate before it was open, so an
+    // answer given at once could find nothing to answer.
+    let waiting = executor.waiting();
+    assert_eq!(waiting.len(), 1, "the gate is open once the card shows it");
+    let run = waiting[0].run.clone();
+    let (reply, answer) = oneshot::channel();
+    cmd_tx
+        .send(Command::Answer {
+            run,
+            verdict: Verdict::Approve,
+            by: Who::new("U1", "alice"),
+            role: Role::Commander,
+            reply,
+        })
+        .await
+        .unwrap();
+    answer.await.unwrap().unwrap();
+    until(&store, |c| {
+        c.last().is_some_and(|l| l.0 == card::Status::Recovered)
+    })
+    .await;
+    alert_tx
+        .send(event(AlertEventKind::Resolved, clock.now()))
+        .await
+        .unwrap();
+    until(&store, |c| {
+        c.last().is_some_and(|l| l.0 == card::Status::Resolved)
+    })
+    .await;
+    stop.cancel();
+    task.await.unwrap();
+    assert!(m.runs.with(&["on-full", "succeeded"]).get() > runs_before);
+    assert!(m.steps.with(&["chat", "succeeded"]).get() >= steps_before + 2);
+    assert!(m.step_seconds.with(&["chat"]).count() >= 2);
+
+    let all = cards(&store).await;
+    // Every version is queued; the outbox sends only the newest of
+    // those still waiting. Progress reports can be merged, so check
+    // the order of the statuses, not their number.
+    let mut statuses: Vec<card::Status> = all.iter().map(|c| c.0).collect();
+    statuses.dedup();
+    assert_eq!(
+        statuses,
+        [
+            card::Status::Firing,
+            card::Status::Mitigating,
+            card::Status::AwaitingApproval,
+            card::Status::Mitigating,
+            card::Status::Recovered,
+            card::Status::Resolved,
+        ],
+        "{all:?}"
+    );
+    let last: ChatMessage = serde_json::from_str(
+        &store
+            .pending_outbox(1000)
+            .await
+            .unwrap()
+            .last()
+            .unwrap()
+            .payload_json,
+    )
+    .unwrap();
+    assert_eq!(last.slot.as_deref(), Some(card::SLOT));
+    let c = last.card.unwrap();
+    assert_eq!(
+        c.alerts[0].labels,
+        [
+            ("event".into(), "launch".into()),
+            ("room".into(), "main".into())
+        ]
+    );
+    assert_eq!(c.alerts[0].summary.as_deref(), Some("room main is full"));
+    assert_eq!(c.silence.as_deref(), Some("event=\"launch\""));
+    assert_eq!(c.runnable, ["on-full"]);
+    assert_eq!(c.run.unwrap().state, RunState::Ended(Outcome::Succeeded));
+}
