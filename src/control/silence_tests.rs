@@ -1,4 +1,3 @@
-
 use super::*;
 use crate::executor::actions::ActionEnv;
 use crate::labels::Labels;

@@ -1,4 +1,3 @@
-
 //! The control loop's timers on a manual clock: tries again (dispatch
 //! rule 5) and the audience tick.
 use std::sync::atomic::{AtomicU32, Ordering};
