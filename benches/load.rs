@@ -20,7 +20,7 @@
 //!   a second and lists only once the watcher's
 //!   `firebreak_alert_transitions_total{kind="firing"}` has reached the
 //!   number taken, then once a second.
-//! - **chat messages**: what the fake Slack Web API (`tests/fake_slack`,
+//! - **chat messages**: what the fake Slack Web API (`tests/it/fake_slack`,
 //!   on loopback) holds once the bot's outbox is empty
 //!   (`firebreak_outbox_depth` 0 twice in a row): top-level posts, thread
 //!   replies, `chat.update`s, and the Web API calls by method and status.
@@ -76,7 +76,7 @@
 //! p99 command latency is not under 200 ms, a chat message was set aside
 //! or the bot did not stop cleanly.
 
-#[path = "../tests/fake_slack/mod.rs"]
+#[path = "../tests/it/fake_slack/mod.rs"]
 mod fake_slack;
 #[path = "support/procfs.rs"]
 mod procfs;

@@ -17,7 +17,7 @@
 //! edges and tasks import the model, the wiring imports both, and nothing
 //! imports the wiring. No two top-level modules import each other, even
 //! through others, and a module marked `(model)` below names no I/O crate
-//! and imports only the model: `cargo test --test layering` checks both
+//! and imports only the model: `cargo test --test it layering` checks both
 //! (`-- --nocapture` prints the import graph).
 //!
 //! ## Model: no I/O, no clock (`now` is an argument)
@@ -39,7 +39,7 @@
 //!   runbooks that call runbooks (`runbook::calls`); `runbook::spec` is
 //!   what the model knows of an action (the executor's actions implement
 //!   it); `runbook::plan` says what a run would do (`firebreak plan`);
-//!   `runbook::unittest` is the runbook test format and its comparison.
+//!   `runbook::testfile` is the runbook test format and its comparison.
 //! - [`dispatch`] (model): which runbook starts for which alert, and policy.
 //! - [`silence`] (model): Alertmanager-style silences the control loop consults.
 //! - [`checklist`] (model): pre-event checklists, their validation, what
@@ -105,7 +105,7 @@
 //!   or when their files change; a bad version is refused, loudly.
 //! - [`daemon`] (I/O): wires the flow; what `firebreak run` runs.
 //! - [`validate`]: `firebreak validate`, every error with its location.
-//! - [`runbook_tests`] (I/O): `firebreak test runbooks`: runbook tests run by
+//! - [`stub_runs`] (I/O): `firebreak test runbooks`: runbook tests run by
 //!   the real executor against stub targets, on a manual clock.
 //! - [`demo`]: `firebreak demo`: the simulator plus the daemon, replaying
 //!   2023-05-24; `demo::play` plays any scenario for `firebreak rehearse`.
@@ -146,13 +146,13 @@ pub mod roles;
 pub mod rules;
 pub mod run_state;
 pub mod runbook;
-pub mod runbook_tests;
 pub mod secrets;
 pub mod server;
 pub mod silence;
 pub mod sim;
 pub mod source;
 pub mod store;
+pub mod stub_runs;
 pub mod timeline;
 pub mod tsdb;
 pub mod validate;

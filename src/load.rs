@@ -105,7 +105,7 @@ pub fn classify(text: &str) -> FileKind {
     };
     if p.kind.as_deref() == Some("runbook") {
         FileKind::Runbook
-    } else if p.kind.as_deref() == Some(crate::runbook::unittest::KIND) {
+    } else if p.kind.as_deref() == Some(crate::runbook::testfile::KIND) {
         FileKind::RunbookTest
     } else if p.kind.as_deref() == Some(crate::checklist::KIND) {
         FileKind::Checklist

@@ -904,7 +904,7 @@ async fn test_runbooks(
     paths: &[PathBuf],
     config: Option<&std::path::Path>,
 ) -> anyhow::Result<ExitCode> {
-    use firebreak::runbook_tests;
+    use firebreak::stub_runs;
     let config = config_or_default(config)?;
     let paths: Vec<PathBuf> = if paths.is_empty() {
         config.runbook_paths.iter().map(PathBuf::from).collect()
@@ -912,7 +912,7 @@ async fn test_runbooks(
         paths.to_vec()
     };
     let mut errs = firebreak::diag::Diagnostics::new();
-    let files = runbook_tests::find_test_files(&paths, &mut errs);
+    let files = stub_runs::find_test_files(&paths, &mut errs);
     for e in errs.iter() {
         eprintln!("{e}");
     }
@@ -931,7 +931,7 @@ async fn test_runbooks(
     let mut bad_files = !errs.is_empty();
     for (name, text) in &files {
         println!("Unit Testing:  {name}");
-        let loaded = match runbook_tests::load(name, text, &config) {
+        let loaded = match stub_runs::load(name, text, &config) {
             Ok(l) => l,
             Err(d) => {
                 println!("  FAILED: the file is invalid:");
@@ -943,7 +943,7 @@ async fn test_runbooks(
                 continue;
             }
         };
-        for r in runbook_tests::run_file(&loaded, &config).await {
+        for r in stub_runs::run_file(&loaded, &config).await {
             if r.failures.is_empty() {
                 passed += 1;
             } else {

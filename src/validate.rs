@@ -155,7 +155,7 @@ pub fn validate(config_path: Option<&Path>, paths: &[PathBuf]) -> Report {
         .filter(|(_, t)| classify(t) == FileKind::RunbookTest)
     {
         report.runbook_tests += 1;
-        if let Err(e) = crate::runbook_tests::load(name, text, &config) {
+        if let Err(e) = crate::stub_runs::load(name, text, &config) {
             errs.extend(e);
         }
     }

@@ -145,8 +145,7 @@ async fn measure_kind(
                 let state = match inst.runbooks.iter().find(|r| &r.name == name) {
                     None => RunbookState::Missing,
                     Some(rb) => {
-                        crate::runbook_tests::test_loaded(rb, &inst.runbook_tests, &inst.config)
-                            .await
+                        crate::stub_runs::test_loaded(rb, &inst.runbook_tests, &inst.config).await
                     }
                 };
                 states.push((name.clone(), state));

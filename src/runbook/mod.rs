@@ -41,7 +41,7 @@ pub mod literals;
 pub mod plan;
 pub mod spec;
 pub mod template;
-pub mod unittest;
+pub mod testfile;
 
 pub use alert::AlertCtx;
 

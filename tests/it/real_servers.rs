@@ -11,17 +11,14 @@
 //! 3. Prometheus sends its alerts straight to firebreak's
 //!    `/api/v2/alerts`.
 
-mod common;
-mod fake_slack;
-
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 
-use common::{
+use crate::common::{
     KillOnDrop, eventually, free_port, get_json, run_ended, start_alertmanager,
     start_prometheus_with, start_sim,
 };
-use fake_slack::FakeSlack;
+use crate::fake_slack::FakeSlack;
 use firebreak::clock::Clock;
 use firebreak::daemon::Daemon;
 use firebreak::store::Store;
@@ -64,7 +61,7 @@ async fn world(path: Path) -> Option<World> {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let prom_port = free_port();
-    std::fs::write(d.join("bot-token"), fake_slack::TOKEN).unwrap();
+    std::fs::write(d.join("bot-token"), crate::fake_slack::TOKEN).unwrap();
     // With Prometheus evaluating, firebreak loads no rules of its own: one
     // decider, so the alert is not raised twice.
     let rules = match path {

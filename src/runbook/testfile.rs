@@ -1,7 +1,7 @@
 //! Runbook tests (`kind: runbook_test`): the file format, its strict
 //! validation, and how a run's record is compared with what a test
 //! expects. Running a test (a fake server, the executor, a manual clock)
-//! is I/O and lives in [`crate::runbook_tests`].
+//! is I/O and lives in [`crate::stub_runs`].
 //!
 //! Pure model: parsing takes the file's text, comparison takes what the
 //! run recorded.

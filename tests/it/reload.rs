@@ -4,12 +4,10 @@
 //! the alerts of removed rules, and starts the new runbook; SIGHUP reloads
 //! too.
 
-mod common;
-
 use std::path::Path;
 use std::process::Command;
 
-use common::{eventually, get_json, run_ended, start_bot, stop_bot};
+use crate::common::{eventually, get_json, run_ended, start_bot, stop_bot};
 
 const OLD_RULES: &str = "groups:\n  - name: g\n    interval: 1s\n    rules:\n      - alert: Old\n        expr: vector(1)\n        labels: {event: drill}\n";
 

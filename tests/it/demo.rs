@@ -2,9 +2,7 @@
 //! rules, dispatch, runbooks, chat, store) replays 2023-05-24 and beats
 //! 2023's outcome.
 
-mod common;
-
-use common::Buf;
+use crate::common::Buf;
 use firebreak::demo::{DemoOptions, run};
 use firebreak::incident::Review;
 use firebreak::timeline::TimelineEntry;

@@ -2,12 +2,10 @@
 //! `.ci/run`) on loopback; its /metrics must parse with no error, and agree
 //! with `prometheus-parse` on the samples that crate reads faithfully.
 
-mod common;
-
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{KillOnDrop, free_port};
+use crate::common::{KillOnDrop, free_port};
 use firebreak::labels::Labels;
 use firebreak::source::exposition::{Format, parse_exposition, reference};
 

@@ -4,8 +4,6 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-mod common;
-
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -14,7 +12,7 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use common::chat_texts;
+use crate::common::chat_texts;
 use firebreak::chat::Outbox;
 use firebreak::clock::Clock;
 use firebreak::config::Target;

@@ -23,8 +23,6 @@
 //! `FB_KILL_SEED` replays the kill points of a failure (the seed is printed
 //! at the start).
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::process::{Child, Command, Stdio};
@@ -37,7 +35,7 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::Response;
 use serde_json::Value;
 
-use common::{get_json, start_sim};
+use crate::common::{get_json, start_sim};
 use firebreak::store::Store;
 
 const RUNBOOK: &str = "move-to-secondary-room";
@@ -472,7 +470,7 @@ async fn iteration(i: usize, keys: bool, rng: &mut Rng, tally: &mut Tally, seed:
     let (proxy, seen) = start_proxy(&sim_addr).await;
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("fb.db");
-    let listen = format!("127.0.0.1:{}", common::free_port());
+    let listen = format!("127.0.0.1:{}", crate::common::free_port());
     let rules = if via == Via::Rule {
         RULES
     } else {

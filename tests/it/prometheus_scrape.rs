@@ -2,9 +2,7 @@
 //! standalone `firebreak sim`: the simulator runs on its own, and its
 //! exposition is valid for the real thing, not just for our parser.
 
-mod common;
-
-use common::{eventually, start_prometheus, start_sim};
+use crate::common::{eventually, start_prometheus, start_sim};
 use serde_json::Value;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,7 +7,7 @@
 //! the run sleeps, so `wait: 10m` and retry backoffs take no real time.
 //!
 //! The format and the comparison are model code in
-//! [`crate::runbook::unittest`]; this is the I/O around them.
+//! [`crate::runbook::testfile`]; this is the I/O around them.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -30,7 +30,7 @@ use crate::executor::actions::silence::{Ask, Granted, SilenceError, Silencer};
 use crate::executor::{Executor, RunRequest, Verdict};
 use crate::runbook::plan::resolve_inputs;
 use crate::runbook::template::Templates;
-use crate::runbook::unittest::{
+use crate::runbook::testfile::{
     Call, Case, CaseReport, Failure, Got, Stub, TestFile, check_against, compare, parse_test_file,
     result_of,
 };

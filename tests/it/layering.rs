@@ -9,7 +9,7 @@
 //!    a socket, and imports only other model modules. The few known
 //!    exceptions are listed in [`KNOWN`]; the list may only shrink.
 //!
-//! Run `cargo test --test layering -- --nocapture` to print the graph's
+//! Run `cargo test --test it layering -- --nocapture` to print the graph's
 //! edges that leave the model. `FB_LAYERING_SRC=DIR` measures another
 //! checkout's `src/` (to compare with an earlier commit: `git worktree add
 //! /tmp/old REV`).

@@ -3,11 +3,9 @@
 //! then `firebreak timeline` reads the incident back from its store. And
 //! the same two processes on one accelerated clock, as a rehearsal.
 
-mod common;
-
 use std::process::Command;
 
-use common::{
+use crate::common::{
     eventually, get_json, host_muted, run_ended, start_bot, start_bot_with, start_sim, stop_bot,
 };
 
@@ -141,7 +139,7 @@ async fn run_follows_a_fast_simulators_clock() {
 #[test]
 fn run_refuses_a_clock_it_cannot_read() {
     let dir = tempfile::tempdir().unwrap();
-    let port = common::free_port();
+    let port = crate::common::free_port();
     let root = env!("CARGO_MANIFEST_DIR");
     let config = format!(
         "rules:\n  paths: ['{root}/alerts']\nrunbooks:\n  paths: ['{root}/runbooks']\ntargets:\n  sim: {{url: 'http://127.0.0.1:{port}'}}\nstore:\n  url: sqlite://{}\nchat:\n  channel: '#test'\n",

@@ -5,8 +5,6 @@
 //! with its reason; and the chat flow (card, sign-off, timeline) through
 //! the daemon.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -98,7 +96,7 @@ async fn apply_fixes(sim: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn launch_readiness_says_no_go_on_the_2023_defaults_and_go_after_the_fixes() {
-    let (_sim, sim) = common::start_sim(&["--speed", "1"]);
+    let (_sim, sim) = crate::common::start_sim(&["--speed", "1"]);
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("fb.db");
     let cfg = dir.path().join("firebreak.yaml");
@@ -249,7 +247,7 @@ fn target(name: &str, url: &str) -> firebreak::config::Target {
 /// targets, runbook tests with the real executor.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_kind_passes_fails_and_cannot_run_with_its_reason() {
-    let (_sim, sim) = common::start_sim(&["--speed", "1"]);
+    let (_sim, sim) = crate::common::start_sim(&["--speed", "1"]);
     let mut config = Config::for_simulator(&sim);
     config.targets.insert(
         "ok".into(),
@@ -263,7 +261,7 @@ async fn every_kind_passes_fails_and_cannot_run_with_its_reason() {
         "hangs".into(),
         target("hangs", &fake_target(200, "", true).await),
     );
-    let closed = common::free_port();
+    let closed = crate::common::free_port();
     config.targets.insert(
         "down".into(),
         target("down", &format!("http://127.0.0.1:{closed}/")),
@@ -468,7 +466,7 @@ impl ChatAdapter for Recorder {
 impl Recorder {
     /// The newest card of checklist runs, once `f` holds of it.
     async fn card_where(&self, f: impl Fn(&RunState) -> bool) -> RunState {
-        common::eventually(30, || async {
+        crate::common::eventually(30, || async {
             self.0
                 .lock()
                 .unwrap()
@@ -503,7 +501,7 @@ fn person(name: &str, role: Role) -> Actor {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn from_chat_a_card_fills_in_is_signed_off_and_lands_in_the_timeline() {
-    let (_sim, sim) = common::start_sim(&["--speed", "1"]);
+    let (_sim, sim) = crate::common::start_sim(&["--speed", "1"]);
     apply_fixes(&sim).await;
     let mut config = Config::for_simulator(&sim);
     config.scrape[0].interval = firebreak::duration::PromDuration::from_secs(1);

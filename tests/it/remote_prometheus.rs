@@ -2,9 +2,7 @@
 //! Prometheus 2.42 scrapes `firebreak sim`, and `firebreak run` (with
 //! `sources.prometheus`) queries it, decides and mitigates.
 
-mod common;
-
-use common::{host_muted, run_ended, start_bot, start_prometheus, start_sim, stop_bot};
+use crate::common::{host_muted, run_ended, start_bot, start_prometheus, start_sim, stop_bot};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rules_read_through_the_prometheus_api_and_mitigate() {

@@ -2,12 +2,10 @@
 //! Slack adapter against a fake Slack Web API on 127.0.0.1. Real time
 //! throughout: sqlx's pool timeouts misbehave under paused tokio time.
 
-mod fake_slack;
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use fake_slack::{FakeSlack, Fault, TOKEN};
+use crate::fake_slack::{FakeSlack, Fault, TOKEN};
 use firebreak::chat::slack::Slack;
 use firebreak::chat::{
     ChatAdapter, ChatError, ChatMessage, Image, Kind, Outbox, Outgoing, Placement,
@@ -280,7 +278,7 @@ async fn slack_refusals_are_told_from_outages() {
     .unwrap();
     assert_eq!(
         fake.messages().last().unwrap().text.chars().count(),
-        fake_slack::TEXT_MAX
+        crate::fake_slack::TEXT_MAX
     );
     // Nothing the faults answered was posted.
     assert_eq!(fake.messages().len(), 1);

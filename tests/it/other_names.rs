@@ -3,9 +3,7 @@
 //! The bot has to find the event's secondary account and its speakers on
 //! the platform; a runbook that names the 2023 scenario's ids fails here.
 
-mod common;
-
-use common::Buf;
+use crate::common::Buf;
 use firebreak::demo::{DemoOptions, run_scenario};
 use firebreak::sim::Scenario;
 use tokio_util::sync::CancellationToken;
@@ -14,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 async fn the_move_goes_to_the_secondary_account_the_event_names() {
     let scenario = Scenario::load(
         "other-names.yaml",
-        include_str!("scenarios/other-names.yaml"),
+        include_str!("../scenarios/other-names.yaml"),
     )
     .unwrap();
     // Nothing of the embedded scenario's names is left to match by luck.

@@ -3,9 +3,7 @@
 //! 90% of what it can serve, `RoomSaturating` fires, the bot caps the room
 //! at 95% of its capacity and verifies the room stopped saturating.
 
-mod common;
-
-use common::{eventually, get_json, run_ended, start_bot, start_sim, stop_bot};
+use crate::common::{eventually, get_json, run_ended, start_bot, start_sim, stop_bot};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_saturating_room_is_capped_and_holds() {

@@ -4,14 +4,12 @@
 //! button clicks on the incident card and mentions, each signed (or
 //! forged, replayed, expired), with roles from users and user groups.
 
-mod fake_slack;
-
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use fake_slack::to_bot::{self, FORM, now_s};
-use fake_slack::{FakeSlack, SIGNING_SECRET};
+use crate::fake_slack::to_bot::{self, FORM, now_s};
+use crate::fake_slack::{FakeSlack, SIGNING_SECRET};
 use firebreak::clock::Clock;
 use firebreak::daemon::Daemon;
 use firebreak::store::Store;
@@ -63,9 +61,13 @@ async fn bot_watching(slack_extra: &str, metrics: Option<SocketAddr>) -> Bot {
     std::fs::create_dir(d.join("alerts")).unwrap();
     std::fs::write(d.join("runbooks/gated.yaml"), GATED).unwrap();
     std::fs::write(d.join("runbooks/listed.yaml"), LISTED).unwrap();
-    std::fs::write(d.join("bot-token"), format!("{}\n", fake_slack::TOKEN)).unwrap();
+    std::fs::write(
+        d.join("bot-token"),
+        format!("{}\n", crate::fake_slack::TOKEN),
+    )
+    .unwrap();
     std::fs::write(d.join("signing"), SIGNING_SECRET).unwrap();
-    std::fs::write(d.join("app-token"), fake_slack::APP_TOKEN).unwrap();
+    std::fs::write(d.join("app-token"), crate::fake_slack::APP_TOKEN).unwrap();
     let sources = match metrics {
         Some(addr) => {
             std::fs::write(d.join("alerts/surge.yaml"), SURGE_RULE).unwrap();
@@ -620,7 +622,7 @@ async fn a_firing_alert_gets_a_chart_in_its_incident_thread() {
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
 
     let bot = bot_watching("    signing_secret: signing", Some(metrics)).await;
-    let files = fake_slack::poll(20, || {
+    let files = crate::fake_slack::poll(20, || {
         Some(bot.slack.shared_files()).filter(|f| !f.is_empty())
     })
     .await
