@@ -90,12 +90,15 @@
 //!   `chat::card` is the incident card and `chat::blocks` its Block Kit
 //!   rendering; `chat::mrkdwn` encodes outside data for Slack and the
 //!   terminal.
-//! - [`store`] (I/O): runs, steps, alerts, the incident timeline, the outbox.
+//! - [`store`] (I/O): runs, steps, alerts, the incident timeline, the
+//!   outbox; its schema is versioned and upgraded in place at open.
 //! - [`secrets`] (I/O): reads a secret when something needs it.
 //! - [`net`] (I/O): the HTTP client and TLS provider setup.
 //! - [`metrics`] (I/O): the bot's own metrics, one registry per process.
 //!
 //! ## Wiring and the CLI's verbs
+//! The command line itself is the binary: `main.rs` holds the grammar,
+//! and `src/cli/` has one file per verb, each calling into these.
 //! - [`load`] (I/O): reads and validates config, rules, runbooks and
 //!   checklists together, exactly as a reload does; the one place the
 //!   executor's actions and the embedded scenario's ids are handed to the

@@ -11,8 +11,8 @@
 //! samples loaded so far. Values compare exactly, as promtool 2.42 does
 //! (so a `NaN` never matches).
 //!
-//! Model code apart from [`load`], which reads the named test file and
-//! the rule files it points to; everything else takes its inputs.
+//! Model code: [`crate::load::rule_test_file`] reads the named test file
+//! and the rule files it points to; everything here takes its inputs.
 
 use std::collections::BTreeMap;
 use std::fmt;
