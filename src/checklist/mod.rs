@@ -761,37 +761,57 @@ pub fn verdict(results: &[CheckResult]) -> Verdict {
 pub fn event_params(
     list: &Checklist,
     overrides: &[(String, String)],
-) -> Result<BTreeMap<String, Json>, String> {
+) -> Result<BTreeMap<String, Json>, ParamError> {
     let mut out = list.event.clone();
     for (k, v) in overrides {
         let Some(old) = list.event.get(k) else {
-            let names: Vec<&String> = list.event.keys().collect();
-            return Err(format!(
-                "{} has no event parameter {k:?}; it has {}",
-                list.name,
-                if names.is_empty() {
-                    "none".to_owned()
-                } else {
-                    one_of(&names)
-                }
-            ));
+            return Err(ParamError::Unknown {
+                checklist: list.name.clone(),
+                name: k.clone(),
+                known: list.event.keys().cloned().collect(),
+            });
+        };
+        let wrong = |wanted| ParamError::Type {
+            name: k.clone(),
+            value: v.clone(),
+            wanted,
         };
         let new = match old {
             Json::Number(_) => v
                 .parse::<f64>()
                 .ok()
                 .and_then(|f| serde_json::Number::from_f64(f).map(Json::Number))
-                .ok_or_else(|| format!("{k}={v}: expected a number"))?,
+                .ok_or_else(|| wrong("a number"))?,
             Json::Bool(_) => match v.as_str() {
                 "true" => Json::Bool(true),
                 "false" => Json::Bool(false),
-                _ => return Err(format!("{k}={v}: expected true or false")),
+                _ => return Err(wrong("true or false")),
             },
             _ => Json::String(v.clone()),
         };
         out.insert(k.clone(), new);
     }
     Ok(out)
+}
+
+/// Why an event parameter given for a run cannot be used.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum ParamError {
+    #[error(
+        "{checklist} has no event parameter {name:?}; it has {}",
+        if known.is_empty() { "none".to_owned() } else { one_of(known) }
+    )]
+    Unknown {
+        checklist: String,
+        name: String,
+        known: Vec<String>,
+    },
+    #[error("{name}={value}: expected {wanted}")]
+    Type {
+        name: String,
+        value: String,
+        wanted: &'static str,
+    },
 }
 
 #[cfg(test)]

@@ -213,10 +213,14 @@ fn event_parameters_are_overridden_in_their_own_type() {
     assert_eq!(p["expected_audience"], serde_json::json!(250000.0));
     assert_eq!(p["room"], "side");
     assert_eq!(
-        event_params(&c, &[("expected_audience".into(), "lots".into())]).unwrap_err(),
+        event_params(&c, &[("expected_audience".into(), "lots".into())])
+            .unwrap_err()
+            .to_string(),
         "expected_audience=lots: expected a number"
     );
-    let e = event_params(&c, &[("audience".into(), "1".into())]).unwrap_err();
+    let e = event_params(&c, &[("audience".into(), "1".into())])
+        .unwrap_err()
+        .to_string();
     assert!(e.starts_with("launch-readiness has no event parameter \"audience\"; it has account, expected_audience"), "{e}");
 }
 

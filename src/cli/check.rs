@@ -34,9 +34,9 @@ pub(crate) async fn check(
             anyhow::bail!("{} error(s) in the loaded files", d.len());
         }
     };
-    let list = preflight::find(&loaded.checklists, name).map_err(anyhow::Error::msg)?;
+    let list = preflight::find(&loaded.checklists, name)?;
     let overrides = preflight::parse_overrides(params).map_err(anyhow::Error::msg)?;
-    let event = event_params(list, &overrides).map_err(anyhow::Error::msg)?;
+    let event = event_params(list, &overrides)?;
     let clock = firebreak::clock::Clock::system();
     let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let note = |s: String| eprintln!("  note: {s}");

@@ -90,6 +90,7 @@ mod tests {
     use super::super::handle;
     use super::super::testing::*;
     use super::*;
+    use crate::preflight::task::ChecklistRefused;
 
     #[test]
     fn a_name_and_event_parameters() {
@@ -130,7 +131,13 @@ mod tests {
                     assert_eq!(name, "launch-readiness");
                     assert_eq!(overrides, [("room".to_owned(), "b".to_owned())]);
                     assert_eq!(by.label(), "alice (U1)");
-                    let _ = reply.send(Err("no checklist named \"launch-readiness\"".into()));
+                    let _ = reply.send(Err(ChecklistRefused::NoChecklist(
+                        crate::preflight::NoChecklist {
+                            name: "launch-readiness".into(),
+                            hint: None,
+                            loaded: vec!["drill".into()],
+                        },
+                    )));
                 }
                 other => panic!("unexpected {other:?}"),
             }
@@ -144,7 +151,7 @@ mod tests {
         answer.await.unwrap();
         assert_eq!(
             r.text,
-            "not started: no checklist named \"launch-readiness\""
+            "not started: no checklist named \"launch-readiness\"; loaded: drill"
         );
         let r = handle(&ctx, &actor(Role::Viewer), "checklist launch-readiness").await;
         assert!(r.text.contains("needs the responder role"), "{}", r.text);

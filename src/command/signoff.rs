@@ -60,6 +60,8 @@ mod tests {
     use super::super::handle;
     use super::super::testing::*;
     use super::*;
+    use crate::checklist::state::SignError;
+    use crate::preflight::task::ChecklistRefused;
 
     #[test]
     fn a_run_and_a_check() {
@@ -99,7 +101,11 @@ mod tests {
                         ),
                         ("r1", "sign", "U1", "alice (U1)", Role::Viewer)
                     );
-                    let _ = reply.send(Err("sign needs commander; you are a viewer".into()));
+                    let _ = reply.send(Err(ChecklistRefused::Sign(SignError::Role {
+                        check: "sign".into(),
+                        needs: "commander".into(),
+                        you: Role::Viewer,
+                    })));
                 }
                 other => panic!("unexpected {other:?}"),
             }

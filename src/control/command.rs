@@ -487,17 +487,14 @@ impl Control {
                 let _ = reply.send(());
             }
             Command::Checklist(req) => {
+                use crate::preflight::task::ChecklistRefused;
                 use tokio::sync::mpsc::error::TrySendError;
                 match &self.checklists {
-                    None => req.refuse("this bot runs no checklists"),
+                    None => req.refuse(ChecklistRefused::NoRunner),
                     Some(tx) => match tx.try_send(req) {
                         Ok(()) => {}
-                        Err(TrySendError::Full(req)) => req.refuse(
-                            "the checklist runner is busy with other requests; try again in a moment",
-                        ),
-                        Err(TrySendError::Closed(req)) => {
-                            req.refuse("the checklist runner has stopped (the bot is shutting down)")
-                        }
+                        Err(TrySendError::Full(req)) => req.refuse(ChecklistRefused::Busy),
+                        Err(TrySendError::Closed(req)) => req.refuse(ChecklistRefused::Stopped),
                     },
                 }
             }

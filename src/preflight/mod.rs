@@ -425,20 +425,34 @@ pub fn run_id(checklist: &str, now: crate::clock::Millis, seq: u64) -> String {
     format!("{checklist}-{}-{tag:04x}{seq}", now.div_euclid(1000))
 }
 
+/// No checklist of the name asked for is loaded.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[error(
+    "no checklist named {name:?}{}{}",
+    hint.as_ref().map(|s| format!(" (did you mean {s:?}?)")).unwrap_or_default(),
+    if loaded.is_empty() {
+        ": none are loaded (`kind: checklist` files under the runbook paths)".to_owned()
+    } else {
+        format!("; loaded: {}", loaded.join(", "))
+    }
+)]
+pub struct NoChecklist {
+    pub name: String,
+    pub hint: Option<String>,
+    pub loaded: Vec<String>,
+}
+
 /// Finds a loaded checklist by name; the error lists what there is.
-pub fn find<'a>(lists: &'a [Arc<Checklist>], name: &str) -> Result<&'a Arc<Checklist>, String> {
+pub fn find<'a>(
+    lists: &'a [Arc<Checklist>],
+    name: &str,
+) -> Result<&'a Arc<Checklist>, NoChecklist> {
     lists.iter().find(|c| c.name == name).ok_or_else(|| {
-        let names: Vec<String> = lists.iter().map(|c| c.name.clone()).collect();
-        let hint = crate::diag::did_you_mean(name, &names)
-            .map(|s| format!(" (did you mean {s:?}?)"))
-            .unwrap_or_default();
-        if names.is_empty() {
-            format!("no checklist named {name:?}{hint}: none are loaded (`kind: checklist` files under the runbook paths)")
-        } else {
-            format!(
-                "no checklist named {name:?}{hint}; loaded: {}",
-                names.join(", ")
-            )
+        let loaded: Vec<String> = lists.iter().map(|c| c.name.clone()).collect();
+        NoChecklist {
+            name: name.to_owned(),
+            hint: crate::diag::did_you_mean(name, &loaded).map(str::to_owned),
+            loaded,
         }
     })
 }

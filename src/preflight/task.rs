@@ -49,7 +49,7 @@ pub enum Request {
         name: String,
         overrides: Vec<(String, String)>,
         by: By,
-        reply: oneshot::Sender<Result<String, String>>,
+        reply: oneshot::Sender<Result<String, ChecklistRefused>>,
     },
     /// Sign off a check of a run; replies with what was recorded.
     SignOff {
@@ -57,7 +57,7 @@ pub enum Request {
         check: String,
         by: Who,
         role: Role,
-        reply: oneshot::Sender<Result<String, String>>,
+        reply: oneshot::Sender<Result<String, ChecklistRefused>>,
     },
     /// Reloaded checklists, and the runbooks and runbook tests their
     /// `runbook` checks run ([`crate::reload`]). Runs in progress finish
@@ -71,7 +71,7 @@ pub enum Request {
 
 impl Request {
     /// Answers the request with a refusal without running it.
-    pub fn refuse(self, why: &str) {
+    pub fn refuse(self, why: ChecklistRefused) {
         let reply = match self {
             Request::Start { reply, .. } | Request::SignOff { reply, .. } => reply,
             Request::Reload { .. } => {
@@ -79,8 +79,30 @@ impl Request {
                 return;
             }
         };
-        let _ = reply.send(Err(why.to_owned()));
+        let _ = reply.send(Err(why));
     }
+}
+
+/// Why a checklist run was not started or a sign-off not given.
+#[derive(Debug, PartialEq, thiserror::Error)]
+pub enum ChecklistRefused {
+    #[error("this bot runs no checklists")]
+    NoRunner,
+    #[error("the checklist runner is busy with other requests; try again in a moment")]
+    Busy,
+    #[error("the checklist runner has stopped (the bot is shutting down)")]
+    Stopped,
+    #[error(transparent)]
+    NoChecklist(#[from] super::NoChecklist),
+    #[error(transparent)]
+    Param(#[from] crate::checklist::ParamError),
+    #[error(
+        "no checklist run {id}; {}",
+        if recent.is_empty() { "none is running".to_owned() } else { format!("recent runs: {}", recent.join(", ")) }
+    )]
+    NoRun { id: String, recent: Vec<String> },
+    #[error(transparent)]
+    Sign(#[from] SignError),
 }
 
 /// The incident whose timeline keeps a run's results: the event's `name`
@@ -277,7 +299,7 @@ impl Runner {
                         let list = list.clone();
                         self.start(&list, &overrides, &by, "").await
                     }
-                    Err(e) => Err(e),
+                    Err(e) => Err(e.into()),
                 };
                 let _ = reply.send(r);
             }
@@ -319,7 +341,7 @@ impl Runner {
         overrides: &[(String, String)],
         by: &By,
         slot: &str,
-    ) -> Result<String, String> {
+    ) -> Result<String, ChecklistRefused> {
         let event = event_params(list, overrides)?;
         let now = self.t.inst.clock.now();
         self.seq += 1;
@@ -356,14 +378,12 @@ impl Runner {
         check: &str,
         who: &Who,
         role: Role,
-    ) -> Result<String, String> {
+    ) -> Result<String, ChecklistRefused> {
         let now = self.t.inst.clock.now();
         let Some(run) = self.runs.get_mut(id) else {
-            let recent: Vec<&str> = self.runs.keys().map(String::as_str).collect();
-            return Err(if recent.is_empty() {
-                format!("no checklist run {id}; none is running")
-            } else {
-                format!("no checklist run {id}; recent runs: {}", recent.join(", "))
+            return Err(ChecklistRefused::NoRun {
+                id: id.to_owned(),
+                recent: self.runs.keys().cloned().collect(),
             });
         };
         let incident = incident_of(&run.state);
@@ -389,7 +409,7 @@ impl Runner {
                         tracing::error!(error = %e, "cannot record the refused sign-off in the timeline");
                     }
                 }
-                return Err(e.to_string());
+                return Err(e.into());
             }
         };
         let text = format!("checklist {} (run {id}): {said}", run.state.checklist);
@@ -656,12 +676,12 @@ checks:
         let stop = CancellationToken::new();
         let (tx, rx) = queue();
         let t = tokio::spawn(task(&store, &clock).await.run(rx, stop.clone()));
-        let ask = |req: fn(oneshot::Sender<Result<String, String>>) -> Request| {
+        let ask = |req: fn(oneshot::Sender<Result<String, ChecklistRefused>>) -> Request| {
             let tx = tx.clone();
             async move {
                 let (reply, answer) = oneshot::channel();
                 tx.send(req(reply)).await.unwrap();
-                answer.await.unwrap()
+                answer.await.unwrap().map_err(|e| e.to_string())
             }
         };
         let r = ask(|reply| Request::SignOff {
