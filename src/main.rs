@@ -283,6 +283,8 @@ async fn dispatch(cmd: Cmd) -> anyhow::Result<ExitCode> {
                 }
             };
             loaded.log_warnings("start");
+            // Held until the daemon has stopped, at the end of this arm.
+            let _hold = firebreak::store::hold(&loaded.config.store_url)?;
             let store = firebreak::store::Store::open(&loaded.config.store_url).await?;
             let clock = match &clock_from {
                 None => firebreak::clock::Clock::system(),

@@ -40,6 +40,80 @@ pub enum StoreError {
         "the store is at schema version {found}, newer than this firebreak knows (up to {known}); run the newer firebreak, or give this one its own store"
     )]
     TooNew { found: i64, known: i64 },
+    /// A SQLite store serves one `firebreak run`; another holds this one.
+    #[error(
+        "the store {path} is in use by another firebreak ({by}); a SQLite store serves one process: stop that one, or give this one its own store (replicas share a PostgreSQL store)"
+    )]
+    Held { path: String, by: String },
+    #[error("cannot take the store's lock {path}: {source}")]
+    Lock {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Keeps a SQLite store to this process while it lives (an exclusive lock
+/// on `<file>.lock`, which the system releases when the process ends,
+/// however it ends).
+#[derive(Debug)]
+pub struct Hold {
+    _file: std::fs::File,
+}
+
+/// For `firebreak run` on a SQLite file: takes the store for this process,
+/// or says which process has it. Two daemons on one SQLite file would
+/// both act on every alert. Nothing to hold for PostgreSQL (replicas
+/// coordinate there) or an in-memory store. Readers (`firebreak
+/// timeline`, tests) do not hold.
+pub fn hold(url: &str) -> Result<Option<Hold>> {
+    use std::io::{Read, Seek, Write};
+    let Some(path) = sqlite_file(url) else {
+        return Ok(None);
+    };
+    let lock = format!("{path}.lock");
+    let io = |source| StoreError::Lock {
+        path: lock.clone(),
+        source,
+    };
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&lock)
+        .map_err(io)?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut by = String::new();
+            let _ = file.read_to_string(&mut by);
+            let by = by.trim();
+            return Err(StoreError::Held {
+                path,
+                by: if by.is_empty() {
+                    "it has not said which".to_owned()
+                } else {
+                    by.to_owned()
+                },
+            });
+        }
+        Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
+    }
+    let since = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    file.set_len(0).map_err(io)?;
+    file.rewind().map_err(io)?;
+    write!(file, "pid {}, since {since}", std::process::id()).map_err(io)?;
+    file.flush().map_err(io)?;
+    Ok(Some(Hold { _file: file }))
+}
+
+/// The file of a `sqlite:` URL; `None` for other stores and in-memory ones.
+fn sqlite_file(url: &str) -> Option<String> {
+    let rest = url.strip_prefix("sqlite:")?;
+    let rest = rest.strip_prefix("//").unwrap_or(rest);
+    let path = rest.split('?').next().unwrap_or("");
+    (!path.is_empty() && !path.contains(":memory:")).then(|| path.to_owned())
 }
 
 type Result<T> = std::result::Result<T, StoreError>;
@@ -1933,5 +2007,30 @@ mod tests {
                     .unwrap();
             assert_eq!(outcome.as_deref(), Some("rolled_back"));
         }
+    }
+
+    #[test]
+    fn a_sqlite_store_is_held_by_one_process_and_says_which() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("fb.db").display());
+        let first = hold(&url).unwrap().expect("a file store is held");
+        // A second holder (another open of the lock, as another process
+        // would make) is refused, and told who has it.
+        let e = hold(&url).unwrap_err();
+        let msg = e.to_string();
+        assert!(matches!(e, StoreError::Held { .. }), "{msg}");
+        assert!(
+            msg.contains(&format!(
+                "in use by another firebreak (pid {}, since ",
+                std::process::id()
+            )),
+            "{msg}"
+        );
+        drop(first);
+        let _again = hold(&url).unwrap().expect("free once the holder is gone");
+        for none in ["sqlite::memory:", "postgres://u@127.0.0.1/db"] {
+            assert!(hold(none).unwrap().is_none(), "{none}");
+        }
+        assert_eq!(sqlite_file("sqlite:fb.db").as_deref(), Some("fb.db"));
     }
 }

@@ -156,3 +156,33 @@ fn run_refuses_a_clock_it_cannot_read() {
         "{err}"
     );
 }
+
+#[test]
+fn a_second_run_on_one_sqlite_store_refuses_to_start_and_names_the_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = crate::common::free_port();
+    let root = env!("CARGO_MANIFEST_DIR");
+    // No listener: only the store stands between the two.
+    let config = format!(
+        "rules:\n  paths: ['{root}/alerts']\nrunbooks:\n  paths: ['{root}/runbooks']\ntargets:\n  sim: {{url: 'http://127.0.0.1:{port}'}}\nstore:\n  url: sqlite://{}\nchat:\n  channel: '#test'\n",
+        dir.path().join("fb.db").display()
+    );
+    let first = start_bot(dir.path(), &config);
+    let lock = dir.path().join("fb.db.lock");
+    let held = (0..100).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        std::fs::read_to_string(&lock).is_ok_and(|s| s.starts_with("pid "))
+    });
+    let first_pid = first.id();
+    let out = start_bot(dir.path(), &config).wait_with_output().unwrap();
+    let (_, _, first_err) = stop_bot(first);
+    assert!(held, "the first never took the store\n{first_err}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains(&format!(
+            "is in use by another firebreak (pid {first_pid}, since "
+        )) && err.contains("a SQLite store serves one process"),
+        "{err}"
+    );
+}
