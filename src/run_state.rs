@@ -158,14 +158,6 @@ named! {
     }
 }
 
-impl StepState {
-    /// Whether the step is over (a restart replays it from the record
-    /// rather than running it).
-    pub fn is_over(self) -> bool {
-        !matches!(self, StepState::Running | StepState::AwaitingApproval)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -151,11 +151,6 @@ impl By {
         By::Person(who.clone())
     }
 
-    /// Whether the bot did it (on its own or on a schedule).
-    pub fn is_automatic(&self) -> bool {
-        !matches!(self, By::Person(_))
-    }
-
     /// `bot`, `schedule` or `person`, as stored.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -329,25 +324,6 @@ impl TimelineEntry {
             Kind::RunEnded(o) => Some(o),
             _ => None,
         }
-    }
-}
-
-/// As the HTTP API shows it: the fields flat, `actor` as people read it
-/// and `actor_id` as machines compare it.
-impl Serialize for TimelineEntry {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut m = s.serialize_struct("TimelineEntry", 10)?;
-        m.serialize_field("incident", &self.incident)?;
-        m.serialize_field("seq", &self.seq)?;
-        m.serialize_field("at", &self.at)?;
-        m.serialize_field("kind", &self.kind)?;
-        m.serialize_field("actor", &self.by.label())?;
-        m.serialize_field("actor_kind", self.by.kind())?;
-        m.serialize_field("actor_id", self.by.id())?;
-        m.serialize_field("about", &self.about)?;
-        m.serialize_field("outcome", &self.outcome())?;
-        m.serialize_field("text", &self.text)?;
-        m.end()
     }
 }
 

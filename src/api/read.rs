@@ -91,7 +91,12 @@ pub async fn runs(
                 .collect();
             ApiError::new(
                 StatusCode::BAD_REQUEST,
-                format!("no run state {s:?}; the states are {}", known.join(", ")),
+                // Echoed bounded: the query string is the asker's.
+                format!(
+                    "no run state {:?}; the states are {}",
+                    crate::human::clip(s, 40),
+                    known.join(", ")
+                ),
             )
         })?),
     };

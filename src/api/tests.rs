@@ -316,6 +316,10 @@ async fn runs_and_timelines_are_read_from_the_store() {
             .contains("no run state \"success\"; the states are running, awaiting_approval, rolling_back, succeeded, failed, rolled_back, aborted, interrupted"),
         "{body}"
     );
+    let long = "x".repeat(5000);
+    let (code, body) = s.get(&format!("/api/v1/runs?state={long}")).await;
+    assert_eq!(code, 400, "{body}");
+    assert!(body["error"].as_str().unwrap().len() < 300, "{body}");
     let (code, body) = s.get("/api/v1/runs?colour=red").await;
     assert_eq!(code, 400, "{body}");
     assert!(
