@@ -31,6 +31,10 @@ pub struct Config {
     pub secrets: BTreeMap<String, SecretSource>,
     pub chat: ChatConfig,
     pub store_url: String,
+    /// The leader lease of replicas on a PostgreSQL store (`store.lease`):
+    /// how long a dead leader can hold up action, and how long a leader
+    /// rides out a store that does not answer before it stops acting.
+    pub store_lease: PromDuration,
     pub automation_paused: bool,
     /// Alert labels whose values group alerts into one incident.
     pub incident_group_by: Vec<String>,
@@ -195,6 +199,7 @@ impl Default for Config {
                 roles: RoleMap::default(),
             },
             store_url: "sqlite://firebreak.db".into(),
+            store_lease: DEFAULT_LEASE,
             automation_paused: false,
             incident_group_by: vec!["event".into()],
             audience: None,
@@ -338,7 +343,12 @@ struct RawGrant {
 #[serde(deny_unknown_fields)]
 struct RawStore {
     url: Option<Sp<String>>,
+    lease: Option<Sp<String>>,
 }
+
+/// Ten seconds: a dead leader is replaced in about 11s, and a store that
+/// stalls for less than 8s costs nothing.
+pub const DEFAULT_LEASE: PromDuration = PromDuration::from_secs(10);
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -615,6 +625,16 @@ impl Config {
             );
         }
 
+        let store_lease = c.duration(raw.store.lease.as_ref(), "store.lease", DEFAULT_LEASE);
+        if let Some(sp) = &raw.store.lease
+            && store_lease.as_millis() < 1000
+        {
+            c.err(
+                Pos::of(sp),
+                "store.lease",
+                "must be at least 1s: a leader renews it every third and must reach the store in that time",
+            );
+        }
         let store_url = match &raw.store.url {
             None => defaults.store_url.clone(),
             Some(sp) => {
@@ -643,6 +663,7 @@ impl Config {
                 roles: roles(&mut c, raw.chat.roles.as_ref()),
             },
             store_url,
+            store_lease,
             automation_paused: raw.automation.paused.unwrap_or(false),
             incident_group_by: raw.incidents.group_by.unwrap_or(defaults.incident_group_by),
             audience: raw.incidents.audience.as_ref().map(|a| audience(&mut c, a)),

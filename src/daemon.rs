@@ -91,9 +91,11 @@ pub async fn chat_adapter(config: &Config) -> anyhow::Result<Arc<dyn ChatAdapter
     Ok(Arc::new(slack))
 }
 
-/// Starts what people reach the bot through: the HTTP server when
-/// `server.listen` is set (with Slack's request URLs when a signing secret
-/// is), and Socket Mode when an app token is. Returns the bound address.
+/// Starts what people reach the bot through: the HTTP routes (with
+/// Slack's request URLs when a signing secret is set), served at
+/// `server.listen` or, on a replica, put in place on its listener
+/// (`front`), and Socket Mode when an app token is. Returns the bound
+/// address.
 async fn inbound(
     config: &Config,
     ctx: &Arc<crate::command::Ctx>,
@@ -101,6 +103,7 @@ async fn inbound(
     api: Arc<crate::api::Api>,
     tracker: &TaskTracker,
     shutdown: &CancellationToken,
+    front: Option<&crate::front::Front>,
 ) -> anyhow::Result<Option<std::net::SocketAddr>> {
     use crate::chat::slack::Slack;
     use crate::inbound::slack::{Groups, Inbound, ResponseHosts};
@@ -146,6 +149,10 @@ async fn inbound(
     }
     let app = crate::api::routes_with(api, slack_routes);
     let addr = match config.server.listen {
+        Some(_) if let Some(front) = front => {
+            front.set(app);
+            None
+        }
         Some(addr) => {
             let listener = crate::server::bind(addr).await?;
             let bound = listener.local_addr().ok();
@@ -190,6 +197,32 @@ impl Daemon {
         clock: Clock,
         chat: Arc<dyn ChatAdapter>,
         shutdown: CancellationToken,
+    ) -> anyhow::Result<Daemon> {
+        crate::metrics::get().leader.with(&[]).set(1.0);
+        Daemon::start_with(loaded, store, clock, chat, shutdown, None).await
+    }
+
+    /// [`Daemon::start`] for a replica that has just taken the lease:
+    /// `store` is fenced by it, the HTTP routes go on the replica's
+    /// listener (`front`), and pushes its followers kept are taken.
+    pub async fn lead(
+        loaded: Loaded,
+        store: Store,
+        clock: Clock,
+        chat: Arc<dyn ChatAdapter>,
+        shutdown: CancellationToken,
+        front: &crate::front::Front,
+    ) -> anyhow::Result<Daemon> {
+        Daemon::start_with(loaded, store, clock, chat, shutdown, Some(front)).await
+    }
+
+    async fn start_with(
+        loaded: Loaded,
+        store: Store,
+        clock: Clock,
+        chat: Arc<dyn ChatAdapter>,
+        shutdown: CancellationToken,
+        front: Option<&crate::front::Front>,
     ) -> anyhow::Result<Daemon> {
         let http = crate::net::client()?;
         let config = loaded.config;
@@ -400,6 +433,13 @@ impl Daemon {
         control.dispatch_restored(restored_firing).await;
         tracker.spawn(control.run(alert_rx, finished_rx, command_rx, shutdown.clone()));
 
+        if front.is_some() {
+            tracker.spawn(crate::api::take_forwarded(
+                store.clone(),
+                pushed_tx.clone(),
+                shutdown.clone(),
+            ));
+        }
         let api = Arc::new(crate::api::Api {
             pushed: pushed_tx,
             control: command_tx.clone(),
@@ -415,8 +455,9 @@ impl Daemon {
             max_body_bytes: config.server.max_body_bytes,
             shutdown: shutdown.clone(),
             push_wait: crate::api::PUSH_WAIT,
+            replica: front.map(|f| f.status.clone()),
         });
-        let http_addr = inbound(&config, &ctx, &outbox, api, &tracker, &shutdown).await?;
+        let http_addr = inbound(&config, &ctx, &outbox, api, &tracker, &shutdown, front).await?;
         tracker.close();
 
         // Chat has its own stop signal: it keeps delivering while the rest

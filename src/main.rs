@@ -297,6 +297,15 @@ async fn dispatch(cmd: Cmd) -> anyhow::Result<ExitCode> {
             let chat = firebreak::daemon::chat_adapter(&loaded.config).await?;
             let shutdown = CancellationToken::new();
             cancel_on_signal(shutdown.clone());
+            if loaded.config.store_url.starts_with("postgres") {
+                if firebreak::command::console_input::wanted(console_commands) {
+                    tracing::warn!(
+                        "console commands are not read by a replica (it may not lead); use Slack or the HTTP API"
+                    );
+                }
+                run_replica(config, loaded, store, clock, chat, shutdown).await?;
+                return Ok(ExitCode::SUCCESS);
+            }
             tracing::info!(
                 rules = loaded.rule_groups.len(),
                 runbooks = loaded.runbooks.len(),

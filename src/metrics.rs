@@ -188,6 +188,11 @@ pub struct Metrics {
     pub slack_refused: Family<Counter>,
     pub http_requests: Family<Counter>,
     pub http_seconds: Family<Histogram>,
+    pub leader: Family<Gauge>,
+    pub lease_epoch: Family<Gauge>,
+    pub failovers: Family<Counter>,
+    pub lease_lost: Family<Counter>,
+    pub store_up: Family<Gauge>,
 }
 
 fn seconds() -> Histogram {
@@ -315,6 +320,36 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
         &["route"],
         seconds,
     ),
+    leader: Family::new(
+        "firebreak_leader",
+        "1 while this replica holds the leader lease and acts, else 0 (a SQLite store has no lease: its one process is 1).",
+        &[],
+        Gauge::default,
+    ),
+    lease_epoch: Family::new(
+        "firebreak_lease_epoch",
+        "The epoch of the leader lease as this replica last saw it; it goes up by one at each takeover.",
+        &[],
+        Gauge::default,
+    ),
+    failovers: Family::new(
+        "firebreak_failovers_total",
+        "Times this replica took the leader lease after an earlier holder (another replica, or this one before a restart or a lost lease).",
+        &[],
+        Counter::default,
+    ),
+    store_up: Family::new(
+        "firebreak_store_up",
+        "On a replica: 1 while the store answers its lease reads and renewals, 0 while it cannot reach it (then it does not act).",
+        &[],
+        Gauge::default,
+    ),
+    lease_lost: Family::new(
+        "firebreak_lease_lost_total",
+        "Times this replica stopped leading without choosing to, by reason: renew_failed (it could not renew in time), taken (another replica has the lease), fenced (the store refused a write of its epoch).",
+        &["reason"],
+        Counter::default,
+    ),
 });
 
 /// The process's metrics.
@@ -326,7 +361,13 @@ impl Metrics {
     /// Everything, in the Prometheus text format.
     pub fn render(&self) -> String {
         let mut out = String::new();
-        for f in [&self.alerts, &self.outbox_depth] {
+        for f in [
+            &self.alerts,
+            &self.outbox_depth,
+            &self.leader,
+            &self.lease_epoch,
+            &self.store_up,
+        ] {
             gauge_family(&mut out, f);
         }
         for f in [
@@ -344,6 +385,8 @@ impl Metrics {
             &self.commands,
             &self.slack_refused,
             &self.http_requests,
+            &self.failovers,
+            &self.lease_lost,
         ] {
             counter_family(&mut out, f);
         }

@@ -97,6 +97,9 @@ kinds! {
     RetriesSpent = "retries_spent",
     RetryStarted = "retry_started",
     RetryDropped = "retry_dropped",
+    /// Another replica took the leader lease while this incident had runs
+    /// going; it resumes them.
+    Takeover = "takeover",
 }
 
 impl Kind {

@@ -1,5 +1,6 @@
 //! `/-/healthy` (the process serves), `/-/ready` (it can do its job: not
-//! shutting down, the store answers), and `/metrics`.
+//! shutting down, the store answers; on a replica, also who leads), and
+//! `/metrics`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,8 +23,21 @@ pub async fn ready(State(api): State<Arc<Api>>) -> Response {
         )
             .into_response();
     }
+    if let Some(r) = &api.replica
+        && let crate::front::Role::Blind { .. } = r.role()
+    {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("firebreak is not ready: {}.\n", r.describe()),
+        )
+            .into_response();
+    }
     match tokio::time::timeout(Duration::from_secs(2), api.store.ping()).await {
-        Ok(Ok(())) => "firebreak is ready.\n".into_response(),
+        Ok(Ok(())) => match &api.replica {
+            // A follower is ready too: it takes pushes and serves reads.
+            Some(r) => format!("firebreak is ready: {}.\n", r.describe()).into_response(),
+            None => "firebreak is ready.\n".into_response(),
+        },
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "not ready: the store does not answer");
             (

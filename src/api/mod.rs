@@ -10,6 +10,8 @@
 
 mod health;
 mod push;
+
+pub use push::{FORWARD_POLL, take_forwarded};
 mod read;
 
 use std::sync::Arc;
@@ -43,6 +45,20 @@ pub struct Api {
     /// How long a push waits for room in the watcher's queue before the
     /// sender is told to try again ([`PUSH_WAIT`]).
     pub push_wait: Duration,
+    /// Set on a replica: who it is and whether it leads. A follower keeps
+    /// pushed alerts in the store for the leader instead of queueing them,
+    /// and sends questions only the leader can answer to it.
+    pub replica: Option<Arc<crate::front::Status>>,
+}
+
+impl Api {
+    /// Whether this process acts on what it is sent: a replica only while
+    /// it leads.
+    fn follows(&self) -> bool {
+        self.replica
+            .as_ref()
+            .is_some_and(|r| !matches!(r.role(), crate::front::Role::Leading { .. }))
+    }
 }
 
 /// Long enough to ride out a burst, short enough that Alertmanager's own

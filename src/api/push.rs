@@ -19,7 +19,11 @@ pub async fn webhook(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let body = body.map_err(|r| too_big_or_unreadable(r, api.max_body_bytes))?;
+    let kept = body.clone();
     let read = off_the_runtime(move || read_webhook(&body)).await?;
+    if api.follows() {
+        return forward(&api, read, "webhook", &kept).await;
+    }
     queue(&api, read, "webhook").await
 }
 
@@ -28,7 +32,11 @@ pub async fn postable(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let body = body.map_err(|r| too_big_or_unreadable(r, api.max_body_bytes))?;
+    let kept = body.clone();
     let read = off_the_runtime(move || read_postable(&body)).await?;
+    if api.follows() {
+        return forward(&api, read, "api_v2", &kept).await;
+    }
     queue(&api, read, "api_v2").await
 }
 
@@ -79,6 +87,102 @@ fn too_big_or_unreadable(r: BytesRejection, limit: usize) -> ApiError {
             r.status(),
             format!("cannot read the body: {}", r.body_text()),
         )
+    }
+}
+
+/// On a follower: keeps a push that reads well in the store for the
+/// leader, which reads it again and queues it ([`take_forwarded`]). A 200
+/// means it is in the store.
+async fn forward(api: &Api, read: Read, endpoint: &str, body: &[u8]) -> Result<Response, ApiError> {
+    let n = read.alerts.len();
+    if n > 0 {
+        let me = api.replica.as_ref().map_or("", |r| r.me.as_str());
+        // The readers took it, so it is UTF-8 JSON.
+        let text = String::from_utf8_lossy(body);
+        let kept = tokio::time::timeout(
+            api.push_wait,
+            api.store.forward_push(me, endpoint, &text, api.clock.now()),
+        )
+        .await;
+        match kept {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, endpoint, "cannot keep a push for the leader");
+                return Err(ApiError {
+                    retry_after: Some(5),
+                    ..ApiError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "this replica follows and cannot reach the store to hand the alerts to the leader; nothing was taken, send them again",
+                    )
+                });
+            }
+            Err(_) => {
+                return Err(ApiError {
+                    retry_after: Some(5),
+                    ..ApiError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "the store did not take the alerts in time; nothing was taken, send them again",
+                    )
+                });
+            }
+        }
+        crate::metrics::get()
+            .pushed_alerts
+            .with(&[endpoint])
+            .add(n as u64);
+    }
+    let mut out =
+        serde_json::json!({"status": "success", "accepted": n, "forwarded_to_leader": true});
+    if !read.ignored.is_empty() {
+        out["ignored_fields"] = serde_json::json!(read.ignored);
+    }
+    Ok(axum::Json(out).into_response())
+}
+
+/// How often a leader looks for pushes its followers kept.
+pub const FORWARD_POLL: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// The leader's side of [`forward`]: reads what followers kept and queues
+/// it for the watcher like its own pushes, until `shutdown`. A body that
+/// no longer reads (a follower of another release) is dropped, loudly.
+pub async fn take_forwarded(
+    store: crate::store::Store,
+    pushed: tokio::sync::mpsc::Sender<Vec<crate::source::alertmanager::Incoming>>,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    loop {
+        match store.forwarded_pushes(64).await {
+            Ok(batch) => {
+                for p in batch {
+                    let read = match p.endpoint.as_str() {
+                        "webhook" => read_webhook(p.body.as_bytes()),
+                        _ => read_postable(p.body.as_bytes()),
+                    };
+                    match read {
+                        Ok(r) if !r.alerts.is_empty() => {
+                            tokio::select! {
+                                sent = pushed.send(r.alerts) => if sent.is_err() { return },
+                                _ = shutdown.cancelled() => return,
+                            }
+                        }
+                        Ok(_) => {}
+                        Err(e) => tracing::error!(
+                            id = %p.id, problems = ?e.problems,
+                            "a push a follower kept no longer reads; dropped"
+                        ),
+                    }
+                    if let Err(e) = store.took_forwarded(&p.id).await {
+                        tracing::warn!(error = %e, "cannot mark a forwarded push taken");
+                        break;
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot read pushes kept by followers"),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(FORWARD_POLL) => {}
+        }
     }
 }
 

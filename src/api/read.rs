@@ -16,6 +16,20 @@ use super::{Api, ApiError, READ_WAIT, ok, time};
 use crate::control::Command;
 
 pub async fn alerts(State(api): State<Arc<Api>>) -> Result<Response, ApiError> {
+    if api.follows() {
+        let who = api
+            .replica
+            .as_ref()
+            .map(|r| r.describe())
+            .unwrap_or_default();
+        return Err(ApiError {
+            retry_after: Some(1),
+            ..ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("what fires is known to the leader only; ask it ({who})"),
+            )
+        });
+    }
     let (reply, answer) = oneshot::channel();
     let asked = async {
         api.control

@@ -65,6 +65,7 @@ async fn serve(token: Option<&str>, queue: usize, max_body: usize) -> Served {
         token: token.map(str::to_owned),
         max_body_bytes: max_body,
         shutdown: shutdown.clone(),
+        replica: None,
         push_wait: Duration::from_millis(200),
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

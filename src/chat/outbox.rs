@@ -85,6 +85,10 @@ impl Outbox {
             retried: std::collections::HashSet::new(),
         };
         let mut pruned: Option<Instant> = None;
+        let lost = self
+            .store
+            .fence()
+            .map_or_else(CancellationToken::new, |f| f.lost.clone());
         loop {
             let wait = match d.pass().await {
                 Ok(Some(at)) => at.saturating_duration_since(Instant::now()),
@@ -103,9 +107,13 @@ impl Outbox {
             };
             tokio::select! {
                 _ = shutdown.cancelled() => break,
+                _ = lost.cancelled() => return,
                 _ = self.wake.notified() => {}
                 _ = tokio::time::sleep(wait) => {}
             }
+        }
+        if lost.is_cancelled() {
+            return;
         }
         let flush = async {
             loop {
@@ -287,6 +295,11 @@ impl Deliverer<'_> {
         // then they hold its place in the queue, across a retry too.
         let mut superseded: Vec<i64> = Vec::new();
         while !msgs.is_empty() {
+            // A replica that stopped leading sends nothing more: the new
+            // leader sends what is left, from the store.
+            if self.store.fence().is_some_and(|f| f.lost.is_cancelled()) {
+                return Ok(None);
+            }
             let now = Instant::now();
             let lane = self
                 .lanes

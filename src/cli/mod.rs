@@ -8,6 +8,7 @@ mod files;
 mod plan;
 mod process;
 mod rehearse;
+mod replica;
 mod test;
 mod timeline;
 
@@ -15,5 +16,6 @@ pub(crate) use check::{CheckOpts, check};
 pub(crate) use plan::plan;
 pub(crate) use process::{cancel_on_signal, init_logging, quiet_on_broken_pipe, reload_on_sighup};
 pub(crate) use rehearse::rehearse;
+pub(crate) use replica::run_replica;
 pub(crate) use test::{test_rules, test_runbooks};
 pub(crate) use timeline::timeline;

@@ -492,6 +492,12 @@ impl Run<'_> {
         }
     }
 
+    /// Whether this process may act: always, unless it is a replica
+    /// whose lease is lost or may be (see [`crate::store::Fence::holds`]).
+    fn leads(&self) -> bool {
+        self.inner.store.fence().is_none_or(|f| f.holds())
+    }
+
     /// Why the run's token fired: a person's abort, or shutdown.
     fn stopped(&self) -> StepResult {
         let by = self
@@ -789,6 +795,11 @@ impl Run<'_> {
             } else {
                 clock.now()
             };
+            // A replica that may have lost the lease does not act: the
+            // next leader picks the run up where the store says it is.
+            if !self.leads() {
+                return StepResult::Suspended;
+            }
             if let Err(e) = inner
                 .store
                 .step_entered(
@@ -802,6 +813,9 @@ impl Run<'_> {
                 .await
             {
                 break Err(ActionError::fatal(format!("cannot record step start: {e}")));
+            }
+            if !self.leads() {
+                return StepResult::Suspended;
             }
             let res = tokio::select! {
                 r = tokio::time::timeout(clock.real(step.timeout.to_std()), action.run(&step_ctx, params.clone())) => {

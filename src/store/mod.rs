@@ -18,6 +18,12 @@ use crate::run_state::{Going, Outcome, RunState, StepState};
 pub use crate::timeline::TimelineEntry;
 use crate::timeline::{About, By, Kind};
 
+mod forwarded;
+mod lease;
+pub use forwarded::ForwardedPush;
+use lease::Written;
+pub use lease::{Fence, Lease};
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("cannot open store {url}: {source}")]
@@ -45,6 +51,24 @@ pub enum StoreError {
         "the store {path} is in use by another firebreak ({by}); a SQLite store serves one process: stop that one, or give this one its own store (replicas share a PostgreSQL store)"
     )]
     Held { path: String, by: String },
+    /// This process's leader lease was taken over (or expired): the write
+    /// was not made, and the process must stop acting.
+    #[error(
+        "not written ({what}): this replica ({holder}) no longer holds the leader lease it had at epoch {epoch}"
+    )]
+    Fenced {
+        what: &'static str,
+        holder: String,
+        epoch: i64,
+    },
+    /// A run of this runbook and concurrency key has not ended; the
+    /// database refuses a second (two leaders cannot both start it).
+    #[error("run {id} not started: a run of {runbook} for {key:?} is still going")]
+    RunActive {
+        id: String,
+        runbook: String,
+        key: String,
+    },
     #[error("cannot take the store's lock {path}: {source}")]
     Lock {
         path: String,
@@ -118,8 +142,77 @@ fn sqlite_file(url: &str) -> Option<String> {
 
 type Result<T> = std::result::Result<T, StoreError>;
 
-fn q(what: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
-    move |source| StoreError::Query { what, source }
+/// An error a query can end in, made a [`StoreError`] that says which
+/// query it was.
+trait Failure {
+    fn into_store(self, what: &'static str) -> StoreError;
+}
+
+impl Failure for sqlx::Error {
+    fn into_store(self, what: &'static str) -> StoreError {
+        StoreError::Query { what, source: self }
+    }
+}
+
+fn q<E: Failure>(what: &'static str) -> impl FnOnce(E) -> StoreError {
+    move |e| e.into_store(what)
+}
+
+type Query<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>;
+
+/// Runs a write as its store allows: straight to the pool, or for a
+/// leader's (fenced) store in a transaction behind the fence check.
+trait Write: Sized {
+    fn fenced<'a>(
+        self,
+        store: &'a Store,
+    ) -> impl Future<Output = std::result::Result<sqlx::any::AnyQueryResult, Written>> + Send + 'a
+    where
+        Self: 'a;
+    fn fenced_row<'a>(
+        self,
+        store: &'a Store,
+    ) -> impl Future<Output = std::result::Result<sqlx::any::AnyRow, Written>> + Send + 'a
+    where
+        Self: 'a;
+}
+
+impl<'q> Write for Query<'q> {
+    async fn fenced<'a>(
+        self,
+        store: &'a Store,
+    ) -> std::result::Result<sqlx::any::AnyQueryResult, Written>
+    where
+        Self: 'a,
+    {
+        let Some(fence) = &store.fence else {
+            return Ok(self.execute(&store.pool).await?);
+        };
+        fence.refuse_if_lost()?;
+        let mut tx = store.pool.begin().await?;
+        store.check_fence(&mut tx, fence).await?;
+        let r = self.execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(r)
+    }
+
+    async fn fenced_row<'a>(
+        self,
+        store: &'a Store,
+    ) -> std::result::Result<sqlx::any::AnyRow, Written>
+    where
+        Self: 'a,
+    {
+        let Some(fence) = &store.fence else {
+            return Ok(self.fetch_one(&store.pool).await?);
+        };
+        fence.refuse_if_lost()?;
+        let mut tx = store.pool.begin().await?;
+        store.check_fence(&mut tx, fence).await?;
+        let r = self.fetch_one(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(r)
+    }
 }
 
 /// Schema version 1: the tables of the releases before versioned schemas,
@@ -290,6 +383,30 @@ const MIGRATIONS: &[Migration] = &[
         ddl: SCHEMA_2,
         then: Some(Backfill::TimelineFields),
     },
+    Migration {
+        version: 3,
+        what: "replicas: the leader lease, alerts forwarded to the leader, one active run per runbook and key",
+        ddl: SCHEMA_3,
+        then: Some(Backfill::OneActiveRun),
+    },
+];
+
+/// Schema version 3, for replicas on one PostgreSQL store.
+const SCHEMA_3: &[&str] = &[
+    "CREATE TABLE leases (
+        name TEXT PRIMARY KEY,
+        holder TEXT NOT NULL,
+        epoch BIGINT NOT NULL,
+        expires_at BIGINT NOT NULL,
+        taken_at BIGINT NOT NULL
+    )",
+    "CREATE TABLE forwarded (
+        id TEXT PRIMARY KEY,
+        received_at BIGINT NOT NULL,
+        endpoint TEXT NOT NULL,
+        body TEXT NOT NULL
+    )",
+    "CREATE INDEX forwarded_at ON forwarded (received_at, id)",
 ];
 
 /// The newest schema this release knows.
@@ -308,6 +425,10 @@ enum Backfill {
     /// Rows written before schema 2 get their fields from their text and
     /// actor, read as those releases wrote them ([`crate::timeline::legacy`]).
     TimelineFields,
+    /// Ends all but the newest of any runs left unfinished together for
+    /// one runbook and key (only two processes on one store could have
+    /// made them), then lets the database refuse such a pair from now on.
+    OneActiveRun,
 }
 
 const TIMELINE_COLUMNS: &str = "incident, seq, at, kind, actor, text, alert, runbook, run_id, step, actor_kind, actor_id, actor_name";
@@ -366,6 +487,12 @@ fn run_record(r: &sqlx::any::AnyRow) -> Result<RunRecord> {
         error: r.try_get(7).map_err(q("read run"))?,
     })
 }
+
+/// How long PostgreSQL lets a transaction of ours sit idle (its client
+/// frozen or cut off) before ending it, in ms. Our transactions send
+/// their statements back to back; this only bounds how long a frozen
+/// leader's write can hold off the next leader.
+const IDLE_IN_TRANSACTION_MS: u64 = 1000;
 
 /// Any number picked once: the PostgreSQL advisory lock that replicas
 /// opening one store at once take in turn while they upgrade it.
@@ -451,6 +578,7 @@ async fn migrate_on(conn: &mut sqlx::AnyConnection) -> Result<()> {
         match m.then {
             None => {}
             Some(Backfill::TimelineFields) => backfill_timeline(&mut tx).await?,
+            Some(Backfill::OneActiveRun) => one_active_run(&mut tx, now).await?,
         }
         tx.commit().await.map_err(q("schema"))?;
         tracing::info!(version = m.version, what = m.what, "store schema upgraded");
@@ -468,6 +596,36 @@ async fn schema_version(conn: &mut sqlx::AnyConnection) -> Result<i64> {
         .try_get(0)
         .map_err(q("schema version"))?;
     Ok(v.unwrap_or(0))
+}
+
+async fn one_active_run(tx: &mut sqlx::Transaction<'_, sqlx::Any>, now: Millis) -> Result<()> {
+    let ended = sqlx::query(
+        "UPDATE runs SET state = 'interrupted', finished_at = $1,
+             error = 'ended by the store upgrade to schema 3: a newer run of this runbook and key was also unfinished'
+         WHERE finished_at IS NULL AND EXISTS (
+             SELECT 1 FROM runs AS newer
+             WHERE newer.runbook = runs.runbook AND newer.concurrency_key = runs.concurrency_key
+               AND newer.finished_at IS NULL
+               AND (newer.started_at > runs.started_at
+                    OR (newer.started_at = runs.started_at AND newer.id > runs.id)))",
+    )
+    .bind(now)
+    .execute(&mut **tx)
+    .await
+    .map_err(q("upgrade runs"))?;
+    if ended.rows_affected() > 0 {
+        tracing::warn!(
+            runs = ended.rows_affected(),
+            "the store had runs of one runbook and key unfinished together; all but the newest of each are ended as interrupted"
+        );
+    }
+    sqlx::query(
+        "CREATE UNIQUE INDEX runs_one_active ON runs (runbook, concurrency_key) WHERE finished_at IS NULL",
+    )
+    .execute(&mut **tx)
+    .await
+    .map_err(q("upgrade runs"))?;
+    Ok(())
 }
 
 async fn backfill_timeline(tx: &mut sqlx::Transaction<'_, sqlx::Any>) -> Result<()> {
@@ -516,6 +674,9 @@ pub struct Store {
     /// same next number and all but one fail; the retry below is left for
     /// the rare writer in another process.
     append: std::sync::Arc<tokio::sync::Mutex<()>>,
+    postgres: bool,
+    /// Set on a leader's store: every write is conditional on its lease.
+    fence: Option<std::sync::Arc<Fence>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -581,6 +742,18 @@ impl Store {
             .max_connections(max)
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {
+                    if !sqlite {
+                        // A leader's write holds the lease row shared
+                        // until it commits; a leader frozen (or cut off)
+                        // mid-write would hold off a takeover for as long
+                        // as its connection lives. The server ends such a
+                        // transaction instead.
+                        sqlx::query(sqlx::AssertSqlSafe(format!(
+                            "SET idle_in_transaction_session_timeout = {IDLE_IN_TRANSACTION_MS}"
+                        )))
+                        .execute(&mut *conn)
+                        .await?;
+                    }
                     if sqlite {
                         // Per connection: WAL lets the outbox sender read
                         // while the executor writes, and writers wait for
@@ -602,10 +775,13 @@ impl Store {
                 url: url_owned.clone(),
                 source,
             })?;
-        migrate(&pool, url.starts_with("postgres")).await?;
+        let postgres = url.starts_with("postgres");
+        migrate(&pool, postgres).await?;
         Ok(Store {
             pool,
             append: Default::default(),
+            postgres,
+            fence: None,
         })
     }
 
@@ -623,9 +799,19 @@ impl Store {
         .bind(r.state.as_str())
         .bind(trigger_json)
         .bind(r.started_at)
-        .execute(&self.pool)
+        .fenced(self)
         .await
-        .map_err(q("insert run"))?;
+        .map_err(|e| {
+            if e.is_unique_violation() {
+                StoreError::RunActive {
+                    id: r.id.clone(),
+                    runbook: r.runbook.clone(),
+                    key: r.concurrency_key.clone(),
+                }
+            } else {
+                e.into_store("insert run")
+            }
+        })?;
         Ok(())
     }
 
@@ -641,7 +827,7 @@ impl Store {
             .bind(at)
             .bind(error)
             .bind(id)
-            .execute(&self.pool)
+            .fenced(self)
             .await
             .map_err(q("finish run"))?;
         Ok(())
@@ -655,7 +841,7 @@ impl Store {
         )
         .bind(id)
         .bind(at)
-        .execute(&self.pool)
+        .fenced(self)
         .await
         .map_err(q("mark run changed nothing"))?;
         Ok(())
@@ -690,7 +876,7 @@ impl Store {
         .bind(n(listening))
         .bind(n(at_risk))
         .bind(n(without_us))
-        .execute(&self.pool)
+        .fenced(self)
         .await
         .map_err(q("record audience"))?;
         Ok(())
@@ -735,7 +921,7 @@ impl Store {
         .bind(runbook)
         .bind(ms)
         .bind(at)
-        .execute(&self.pool)
+        .fenced(self)
         .await
         .map_err(q("record effect time"))?;
         Ok(())
@@ -763,7 +949,7 @@ impl Store {
         sqlx::query("UPDATE runs SET state = $1 WHERE id = $2 AND finished_at IS NULL")
             .bind(state.as_str())
             .bind(id)
-            .execute(&self.pool)
+            .fenced(self)
             .await
             .map_err(q("set run state"))?;
         Ok(())
@@ -837,7 +1023,7 @@ impl Store {
         .bind(state.as_str())
         .bind(attempts)
         .bind(at)
-        .execute(&self.pool)
+        .fenced(self)
         .await
         .map_err(q("start step"))?;
         Ok(())
@@ -869,7 +1055,7 @@ impl Store {
             .bind(end.error)
             .bind(run_id)
             .bind(step_id)
-            .execute(&self.pool)
+            .fenced(self)
             .await
             .map_err(q("finish step"))?;
         Ok(())
@@ -920,7 +1106,7 @@ impl Store {
     ) -> Result<()> {
         sqlx::query("DELETE FROM alerts WHERE fingerprint = $1")
             .bind(fingerprint)
-            .execute(&self.pool)
+            .fenced(self)
             .await
             .map_err(q("replace alert"))?;
         sqlx::query(
@@ -938,7 +1124,7 @@ impl Store {
         // NaN is not storable everywhere; alerts with NaN values are rare
         // and the value is informational.
         .bind(if value.is_finite() { value } else { 0.0 })
-        .execute(&self.pool)
+        .fenced(self)
         .await
         .map_err(q("upsert alert"))?;
         Ok(())
@@ -974,7 +1160,7 @@ impl Store {
         .bind(run.finished_at)
         .bind(verdict)
         .bind(json)
-        .execute(&self.pool)
+        .fenced(self)
         .await
         .map_err(q("save checklist run"))?;
         Ok(())
@@ -1016,7 +1202,7 @@ impl Store {
         )
         .bind(taken_at)
         .bind(state_json)
-        .execute(&self.pool)
+        .fenced(self)
         .await
         .map_err(q("save rule state"))?;
         Ok(())
@@ -1068,17 +1254,12 @@ impl Store {
             .bind(e.by.id())
             .bind(e.by.name())
             .bind(&e.incident)
-            .execute(&self.pool)
+            .fenced(self)
             .await;
             match r {
                 Ok(_) => return Ok(()),
-                Err(e) if tries < 5 && is_unique_violation(&e) => tries += 1,
-                Err(e) => {
-                    return Err(StoreError::Query {
-                        what: "append timeline",
-                        source: e,
-                    });
-                }
+                Err(e) if tries < 5 && e.is_unique_violation() => tries += 1,
+                Err(e) => return Err(e.into_store("append timeline")),
             }
         }
     }
@@ -1157,17 +1338,12 @@ impl Store {
             .bind(channel)
             .bind(payload_json)
             .bind(at)
-            .fetch_one(&self.pool)
+            .fenced_row(self)
             .await;
             match r {
                 Ok(row) => return row.try_get(0).map_err(q("outbox seq")),
-                Err(e) if tries < 5 && is_unique_violation(&e) => tries += 1,
-                Err(e) => {
-                    return Err(StoreError::Query {
-                        what: "enqueue outbox",
-                        source: e,
-                    });
-                }
+                Err(e) if tries < 5 && e.is_unique_violation() => tries += 1,
+                Err(e) => return Err(e.into_store("enqueue outbox")),
             }
         }
     }
@@ -1213,7 +1389,7 @@ impl Store {
         sqlx::query("UPDATE outbox SET sent_at = $1, attempts = attempts + 1 WHERE seq = $2")
             .bind(at)
             .bind(seq)
-            .execute(&self.pool)
+            .fenced(self)
             .await
             .map_err(q("mark sent"))?;
         Ok(())
@@ -1232,7 +1408,7 @@ impl Store {
                 "UPDATE outbox SET sent_at = $1, attempts = attempts + 1 WHERE seq IN ({list})"
             )))
             .bind(at)
-            .execute(&self.pool)
+            .fenced(self)
             .await
             .map_err(q("mark sent"))?;
         }
@@ -1250,7 +1426,7 @@ impl Store {
         .bind(seq)
         .bind(at)
         .bind(reason)
-        .execute(&self.pool)
+        .fenced(self)
         .await
         .map_err(q("mark rejected"))?;
         Ok(())
@@ -1267,7 +1443,7 @@ impl Store {
                AND seq NOT IN (SELECT seq FROM outbox_rejected)",
         )
         .bind(before)
-        .execute(&self.pool)
+        .fenced(self)
         .await
         .map_err(q("prune outbox"))?;
         Ok(r.rows_affected())
@@ -1319,7 +1495,7 @@ impl Store {
         .bind(scope)
         .bind(slot)
         .bind(id)
-        .execute(&self.pool)
+        .fenced(self)
         .await
         .map_err(q("put chat ref"))?;
         Ok(())
@@ -1328,7 +1504,7 @@ impl Store {
     pub async fn mark_attempt_failed(&self, seq: i64) -> Result<()> {
         sqlx::query("UPDATE outbox SET attempts = attempts + 1 WHERE seq = $1")
             .bind(seq)
-            .execute(&self.pool)
+            .fenced(self)
             .await
             .map_err(q("mark attempt"))?;
         Ok(())
@@ -1348,7 +1524,7 @@ impl Store {
         .bind(s.ends_at)
         .bind(&s.created_by)
         .bind(&s.comment)
-        .execute(&self.pool)
+        .fenced(self)
         .await
         .map_err(q("save silence"))?;
         Ok(())
@@ -1362,7 +1538,7 @@ impl Store {
         )
             .bind(at)
             .bind(id)
-            .execute(&self.pool)
+            .fenced(self)
             .await
             .map_err(q("expire silence"))?;
         Ok(())
@@ -1412,7 +1588,7 @@ impl Store {
         .bind(key)
         .bind(at)
         .bind(forget_at)
-        .execute(&self.pool)
+        .fenced(self)
         .await
         .map_err(q("record a request seen"))?;
         Ok(r.rows_affected() == 1)
@@ -1422,7 +1598,7 @@ impl Store {
     pub async fn prune_seen(&self, now: Millis) -> Result<u64> {
         let r = sqlx::query("DELETE FROM seen_requests WHERE forget_at <= $1")
             .bind(now)
-            .execute(&self.pool)
+            .fenced(self)
             .await
             .map_err(q("prune requests seen"))?;
         Ok(r.rows_affected())
@@ -1441,12 +1617,12 @@ mod tests {
     /// PostgreSQL when `FIREBREAK_TEST_POSTGRES_URL` names a server (an
     /// admin URL such as `postgres://postgres@127.0.0.1:5432/postgres`),
     /// which `.ci/run` provides.
-    struct TestDb {
-        url: String,
+    pub(super) struct TestDb {
+        pub(super) url: String,
         _dir: Option<tempfile::TempDir>,
     }
 
-    async fn backends() -> Vec<TestDb> {
+    pub(super) async fn backends() -> Vec<TestDb> {
         let dir = tempfile::tempdir().unwrap();
         let mut out = vec![TestDb {
             url: format!("sqlite://{}", dir.path().join("fb.db").display()),
@@ -1827,7 +2003,7 @@ mod tests {
         for db in backends().await {
             write_previous_release(&db.url).await;
             let s = Store::open(&db.url).await.unwrap();
-            assert_eq!(versions(&s).await, [1, 2], "{}", db.url);
+            assert_eq!(versions(&s).await, [1, 2, 3], "{}", db.url);
 
             // The demo's launch, as the previous release recorded it.
             let r = Review::new("launch", s.timeline("launch").await.unwrap());
@@ -1897,7 +2073,7 @@ mod tests {
                 .unwrap();
             s.close().await;
             let s = Store::open(&db.url).await.unwrap();
-            assert_eq!(versions(&s).await, [1, 2]);
+            assert_eq!(versions(&s).await, [1, 2, 3]);
             let drill = s.timeline("drill").await.unwrap();
             assert_eq!((drill.len(), drill[6].seq), (7, 7));
             s.close().await;
@@ -1944,7 +2120,7 @@ mod tests {
             for o in opens {
                 stores.push(o.await.unwrap().unwrap());
             }
-            assert_eq!(versions(&stores[0]).await, [1, 2]);
+            assert_eq!(versions(&stores[0]).await, [1, 2, 3]);
             let t = stores[0].timeline("drill").await.unwrap();
             assert_eq!(t[1].by.id(), "U024BE7LH");
             for s in stores {

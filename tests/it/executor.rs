@@ -100,31 +100,35 @@ steps:
     with: {text: "room {{ steps.create.room }} ready for {{ alert.labels.event }}"}
 "#;
 
-async fn run_once(fail_first: usize, account: &str) -> (Outcome, Arc<Mutex<Fake>>, Store, String) {
-    let (url, fake) = fake_target(fail_first).await;
-    let store = Store::open("sqlite::memory:").await.unwrap();
-    let outbox = Outbox::new(store.clone());
+/// What the executor needs, with `url` as the target `sim`.
+fn env_for(url: &str, store: &Store) -> ActionEnv {
     let mut targets = BTreeMap::new();
     targets.insert(
         "sim".to_owned(),
         Target {
             name: "sim".into(),
-            url: reqwest::Url::parse(&url).unwrap(),
+            url: reqwest::Url::parse(url).unwrap(),
             timeout: PromDuration::from_secs(5),
             bearer_secret: None,
             idempotency_keys: true,
         },
     );
-    let env = ActionEnv {
+    ActionEnv {
         http: firebreak::net::target_client().unwrap(),
         targets,
         secrets: BTreeMap::new(),
-        outbox,
+        outbox: Outbox::new(store.clone()),
         clock: Clock::system(),
         channel: "#test".into(),
         queries: None,
         silencer: None,
-    };
+    }
+}
+
+async fn run_once(fail_first: usize, account: &str) -> (Outcome, Arc<Mutex<Fake>>, Store, String) {
+    let (url, fake) = fake_target(fail_first).await;
+    let store = Store::open("sqlite::memory:").await.unwrap();
+    let env = env_for(&url, &store);
     let rb = parse_runbook(
         "make-room.yaml",
         RUNBOOK,
@@ -240,5 +244,54 @@ async fn a_client_error_is_not_retried_and_aborts_the_run() {
             .as_deref()
             .unwrap()
             .contains("step `create` failed")
+    );
+}
+
+/// A replica's executor acts only while its lease is surely its own: past
+/// the local deadline its renewals set (a process frozen past its lease
+/// wakes to find it so), it sends nothing and records nothing, though the
+/// store would still take its writes, and the run is left where the store
+/// says for the next leader.
+#[tokio::test]
+async fn a_leader_past_its_lease_deadline_sends_nothing() {
+    let (url, fake) = fake_target(0).await;
+    let dir = tempfile::tempdir().unwrap();
+    let plain = Store::open(&format!("sqlite://{}", dir.path().join("fb.db").display()))
+        .await
+        .unwrap();
+    let lease = plain.take_lease("r1", 60_000).await.unwrap().unwrap();
+    let fence = firebreak::store::Fence::new("r1", lease.epoch, CancellationToken::new());
+    fence.hold_until(std::time::Instant::now() + std::time::Duration::from_millis(300));
+    let store = plain.fenced(fence);
+    let env = env_for(&url, &store);
+    let rb = parse_runbook(
+        "slow.yaml",
+        "kind: runbook\nname: slow\ntrigger: {manual: true}\nsteps:\n  - {id: pause, action: wait, with: {duration: 600ms}}\n  - {id: create, action: http, with: {target: sim, method: POST, path: /api/v1/rooms, body: {account: cohost}}}\n",
+        &firebreak::load::check_env(["sim".to_owned()]),
+    )
+    .unwrap();
+    let (tx, _rx) = mpsc::channel(4);
+    let exec = Executor::new(env, store.clone(), CancellationToken::new(), tx);
+    exec.start(RunRequest {
+        run_id: "run-1".into(),
+        runbook: Arc::new(rb),
+        incident: "launch".into(),
+        concurrency_key: "k".into(),
+        alert: None,
+        inputs: BTreeMap::new(),
+        by: firebreak::timeline::By::Bot,
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    exec.drain().await;
+    assert!(
+        fake.lock().unwrap().calls.is_empty(),
+        "nothing sent past the deadline"
+    );
+    let runs = plain.unfinished_runs().await.unwrap();
+    assert_eq!(runs.len(), 1, "the run is left for the next leader");
+    let steps = plain.steps("run-1").await.unwrap();
+    assert!(
+        steps.iter().all(|s| s.step_id != "create"),
+        "the step was not even recorded as started: {steps:?}"
     );
 }

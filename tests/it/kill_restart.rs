@@ -38,7 +38,7 @@ use serde_json::Value;
 use crate::common::{get_json, start_sim};
 use firebreak::store::Store;
 
-const RUNBOOK: &str = "move-to-secondary-room";
+pub(crate) const RUNBOOK: &str = "move-to-secondary-room";
 /// The shipped runbook's steps, with a short `settle` so a run takes
 /// seconds: the bot's clock is the wall clock.
 const STEPS: [&str; 8] = [
@@ -59,7 +59,7 @@ const HOLD_RESPONSE: Duration = Duration::from_millis(120);
 
 /// splitmix64: enough randomness for kill points, and reproducible from
 /// the printed seed.
-struct Rng(u64);
+pub(crate) struct Rng(pub(crate) u64);
 
 impl Rng {
     fn next(&mut self) -> u64 {
@@ -70,16 +70,19 @@ impl Rng {
         z ^ (z >> 31)
     }
 
-    fn below(&mut self, n: u64) -> u64 {
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
         self.next() % n.max(1)
     }
 }
 
 /// One request seen by the proxy.
 #[derive(Clone, Debug)]
-struct Seen {
-    method: String,
-    replayed: bool,
+pub(crate) struct Seen {
+    pub(crate) method: String,
+    pub(crate) path: String,
+    pub(crate) replayed: bool,
+    /// When the request reached the proxy.
+    pub(crate) at: Instant,
 }
 
 #[derive(Clone)]
@@ -96,7 +99,9 @@ async fn forward(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let arrived = Instant::now();
     tokio::time::sleep(HOLD_REQUEST).await;
+    let path = uri.path().to_owned();
     let url = format!(
         "{}{}",
         p.upstream,
@@ -120,7 +125,9 @@ async fn forward(
         let b = r.bytes().await?;
         seen.lock().unwrap().push(Seen {
             method: method.to_string(),
+            path,
             replayed,
+            at: arrived,
         });
         Ok::<_, reqwest::Error>((status, content_type, replayed, b))
     });
@@ -147,7 +154,7 @@ async fn forward(
     }
 }
 
-async fn start_proxy(upstream: &str) -> (String, Arc<Mutex<Vec<Seen>>>) {
+pub(crate) async fn start_proxy(upstream: &str) -> (String, Arc<Mutex<Vec<Seen>>>) {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let app = axum::Router::new().fallback(forward).with_state(Proxy {
         upstream: format!("http://{upstream}"),
@@ -163,7 +170,7 @@ async fn start_proxy(upstream: &str) -> (String, Arc<Mutex<Vec<Seen>>>) {
 /// Fires at the first evaluation that sees the event's first room busy,
 /// evaluated every second, so a run starts within a couple of seconds of
 /// the bot's start and resolves once the event has moved.
-const RULES: &str = r#"groups:
+pub(crate) const RULES: &str = r#"groups:
   - name: kill-test
     interval: 1s
     rules:
@@ -177,7 +184,7 @@ const RULES: &str = r#"groups:
 
 /// The shipped move-to-secondary-room's steps, settling for 300ms instead
 /// of a minute.
-const RUNBOOK_YAML: &str = r#"kind: runbook
+pub(crate) const RUNBOOK_YAML: &str = r#"kind: runbook
 name: move-to-secondary-room
 description: Move the event to a new room on the secondary account.
 owner: test
@@ -260,13 +267,23 @@ steps:
 
 /// A bot process whose output is collected, so it never blocks on a full
 /// pipe and a failure can show what it said.
-struct Bot {
-    child: Child,
+pub(crate) struct Bot {
+    pub(crate) child: Child,
 }
 
 fn start_bot(config: &std::path::Path, log: &Arc<Mutex<String>>) -> Bot {
+    start_bot_with(config, log, &[])
+}
+
+/// [`start_bot`] with environment variables set.
+pub(crate) fn start_bot_with(
+    config: &std::path::Path,
+    log: &Arc<Mutex<String>>,
+    env: &[(&str, &str)],
+) -> Bot {
     let mut child = Command::new(env!("CARGO_BIN_EXE_firebreak"))
         .args(["run", "--config", config.to_str().unwrap()])
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -287,7 +304,7 @@ fn start_bot(config: &std::path::Path, log: &Arc<Mutex<String>>) -> Bot {
 
 impl Bot {
     /// SIGKILL: no shutdown path runs, as when the machine dies.
-    fn kill(mut self) {
+    pub(crate) fn kill(mut self) {
         self.child.kill().unwrap();
         self.child.wait().unwrap();
     }
@@ -395,17 +412,17 @@ async fn sigkill_at_random_points_never_repeats_or_forgets_a_mitigation() {
 
 /// How the alert that starts the run reaches the bot.
 #[derive(Clone, Copy, Debug, PartialEq)]
-enum Via {
+pub(crate) enum Via {
     Rule,
     Push,
     Webhook,
 }
 
-const PUSHED_LABELS: &str = r#"{"alertname": "ListenerCapacityBreachPredicted", "severity": "critical", "event": "launch", "room": "main"}"#;
+pub(crate) const PUSHED_LABELS: &str = r#"{"alertname": "ListenerCapacityBreachPredicted", "severity": "critical", "event": "launch", "room": "main"}"#;
 
 /// Pushes the alert every 250ms, as Prometheus re-sends a firing alert
 /// (and Alertmanager a webhook), whether or not the bot is up.
-fn start_pusher(via: Via, listen: String) -> tokio::task::JoinHandle<()> {
+pub(crate) fn start_pusher(via: Via, listen: String) -> tokio::task::JoinHandle<()> {
     let (path, body) = match via {
         Via::Push => (
             "/api/v2/alerts",
@@ -436,7 +453,7 @@ fn start_pusher(via: Via, listen: String) -> tokio::task::JoinHandle<()> {
 /// and reaches its admin API through `proxy`, with the store at
 /// `dir/fb.db`; `extra` is appended to the config. Returns the config's
 /// path.
-fn write_config(
+pub(crate) fn write_config(
     dir: &std::path::Path,
     rules: &str,
     runbook: &str,
@@ -452,10 +469,14 @@ fn write_config(
     std::fs::write(
         &config,
         format!(
-            "sources:\n  scrape:\n    - name: sim\n      url: http://{sim_addr}/metrics\n      interval: 1s\n      timeout: 1s\nrules:\n  paths: ['{rules}']\nrunbooks:\n  paths: ['{runbooks}']\ntargets:\n  sim: {{url: 'http://{proxy}', timeout: 5s, idempotency_keys: {keys}}}\nstore:\n  url: sqlite://{db}\nchat:\n  channel: '#test'\n{extra}",
+            "sources:\n  scrape:\n    - name: sim\n      url: http://{sim_addr}/metrics\n      interval: 1s\n      timeout: 1s\nrules:\n  paths: ['{rules}']\nrunbooks:\n  paths: ['{runbooks}']\ntargets:\n  sim: {{url: 'http://{proxy}', timeout: 5s, idempotency_keys: {keys}}}\n{store}chat:\n  channel: '#test'\n{extra}",
             rules = dir.join("rules.yml").display(),
             runbooks = dir.join("runbooks").display(),
-            db = dir.join("fb.db").display(),
+            store = if extra.contains("store:") {
+                String::new()
+            } else {
+                format!("store:\n  url: sqlite://{}\n", dir.join("fb.db").display())
+            },
         ),
     )
     .unwrap();
@@ -541,20 +562,7 @@ async fn iteration(i: usize, keys: bool, rng: &mut Rng, tally: &mut Tally, seed:
     if let Some(p) = pusher {
         p.abort();
     }
-    let state = get_json(
-        &firebreak::net::client().unwrap(),
-        &format!("http://{sim_addr}/api/v1/state"),
-    )
-    .await
-    .unwrap();
-    let created: Vec<&str> = state["rooms"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|r| r["account"] == "cohost")
-        .map(|r| r["id"].as_str().unwrap())
-        .collect();
-    let moves = state["event"]["moves"].as_array().unwrap();
+    let (state, created, moves) = mitigations(&sim_addr).await;
     let why = ctx(&kills, &log);
 
     // Nothing forgotten: the alert fired, so a run exists and has ended.
@@ -646,6 +654,26 @@ async fn iteration(i: usize, keys: bool, rng: &mut Rng, tally: &mut Tally, seed:
         }
         other => panic!("run ended {other}: {run:?}\n{why}"),
     }
+}
+
+/// The simulator's state, the rooms made on the secondary account, and
+/// the event's moves.
+pub(crate) async fn mitigations(sim_addr: &str) -> (Value, Vec<String>, Vec<Value>) {
+    let state = get_json(
+        &firebreak::net::client().unwrap(),
+        &format!("http://{sim_addr}/api/v1/state"),
+    )
+    .await
+    .unwrap();
+    let created = state["rooms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["account"] == "cohost")
+        .map(|r| r["id"].as_str().unwrap().to_owned())
+        .collect();
+    let moves = state["event"]["moves"].as_array().unwrap().clone();
+    (state, created, moves)
 }
 
 /// A proxy that answers 503 (as an admin API in an outage does) while
@@ -791,20 +819,8 @@ async fn a_try_pending_at_a_kill_is_made_after_the_restart() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     bot.kill();
     let r = read_store(&db).await;
-    let state = get_json(
-        &firebreak::net::client().unwrap(),
-        &format!("http://{sim_addr}/api/v1/state"),
-    )
-    .await
-    .unwrap();
-    let created = state["rooms"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|room| room["account"] == "cohost")
-        .count();
-    let moves = state["event"]["moves"].as_array().unwrap().len();
-    assert_eq!((created, moves), (1, 1), "{}", why(&log, &r));
+    let (_, created, moves) = mitigations(&sim_addr).await;
+    assert_eq!((created.len(), moves.len()), (1, 1), "{}", why(&log, &r));
     assert_eq!(
         r.runs
             .iter()

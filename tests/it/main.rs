@@ -30,6 +30,7 @@ mod real_servers;
 mod rehearse;
 mod reload;
 mod remote_prometheus;
+mod replicas;
 mod rules_diagnostics;
 mod rules_engine;
 mod rules_promql;

@@ -1,0 +1,509 @@
+//! Two and three `firebreak run` replicas on one real PostgreSQL store,
+//! against the simulator. The leader is SIGKILLed at random points of a
+//! mitigation (then started again, as a supervisor would), or SIGSTOPped
+//! past its lease (a GC pause, a partition) and SIGCONTed; over many
+//! iterations. At the simulator: never two rooms, never two moves, and a
+//! POST not safe to repeat never sent twice; in the store: one run, and
+//! it ended; in chat: its end said. A leader frozen past its lease logs
+//! that it lost it on waking, and sends nothing more to the platform.
+//!
+//! The alert comes three ways in turn: a rule every replica could
+//! evaluate (only the leader does), an alert pushed to every replica as
+//! Prometheus does, and Alertmanager's webhook sent to one replica chosen
+//! at random, which must reach the leader through the store.
+//!
+//! Needs `FIREBREAK_TEST_POSTGRES_URL` (`.ci/run` starts a PostgreSQL and
+//! sets it); without it the test says so and passes. `FB_REPLICA_ITERATIONS`
+//! (default 6) and `FB_REPLICA_SEED` as in `kill_restart`.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::common::{free_port, get_json, start_sim};
+use crate::kill_restart::{
+    Bot, PUSHED_LABELS, RULES, RUNBOOK, RUNBOOK_YAML, Rng, Via, start_bot_with, start_proxy,
+    write_config,
+};
+use firebreak::store::Store;
+
+/// Short, so a takeover takes seconds.
+const LEASE: Duration = Duration::from_secs(2);
+const MAX_DISRUPTIONS: usize = 3;
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Disruption {
+    Kill,
+    Freeze,
+}
+
+/// A fresh database on the test server.
+async fn fresh_database(admin: &str) -> String {
+    use sqlx::any::{AnyPoolOptions, install_default_drivers};
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let name = format!(
+        "fb_replicas_{}_{}",
+        std::process::id(),
+        N.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+    );
+    install_default_drivers();
+    let pool = AnyPoolOptions::new()
+        .max_connections(1)
+        .connect(admin)
+        .await
+        .unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let base = admin.rsplit_once('/').map_or(admin, |(b, _)| b);
+    format!("{base}/{name}")
+}
+
+struct Replica {
+    /// `r<k>`, and a generation after each restart: the lease names the
+    /// process, not the slot.
+    name: String,
+    restarts: usize,
+    config: std::path::PathBuf,
+    listen: String,
+    bot: Option<Bot>,
+    log: Arc<Mutex<String>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Replica {
+    fn new(
+        k: usize,
+        config: std::path::PathBuf,
+        listen: String,
+        dir: tempfile::TempDir,
+    ) -> Replica {
+        Replica {
+            name: format!("r{k}"),
+            restarts: 0,
+            config,
+            listen,
+            bot: None,
+            log: Arc::new(Mutex::new(String::new())),
+            _dir: dir,
+        }
+    }
+
+    fn start(&mut self) {
+        let slot = self.name.split('.').next().unwrap().to_owned();
+        self.name = format!("{slot}.{}", self.restarts);
+        self.restarts += 1;
+        self.bot = Some(start_bot_with(
+            &self.config,
+            &self.log,
+            &[("FIREBREAK_REPLICA_NAME", &self.name)],
+        ));
+    }
+
+    fn pid(&self) -> i32 {
+        self.bot.as_ref().unwrap().child.id() as i32
+    }
+}
+
+fn signal(pid: i32, sig: i32) {
+    // SAFETY: kill(2) on a child this test started and has not reaped.
+    let r = unsafe { libc::kill(pid, sig) };
+    assert_eq!(r, 0, "kill({pid}, {sig})");
+}
+
+#[derive(Default)]
+struct Tally {
+    kills: usize,
+    freezes: usize,
+    takeovers_mid_run: usize,
+    outcomes: BTreeMap<String, usize>,
+    replays: usize,
+    sent_after_waking: usize,
+    led_again: usize,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_or_frozen_leaders_never_repeat_or_forget_a_mitigation() {
+    let Ok(admin) = std::env::var("FIREBREAK_TEST_POSTGRES_URL") else {
+        eprintln!("replicas: skipped: FIREBREAK_TEST_POSTGRES_URL is not set (.ci/run sets it)");
+        return;
+    };
+    let iterations: usize = std::env::var("FB_REPLICA_ITERATIONS")
+        .ok()
+        .map(|s| s.parse().expect("FB_REPLICA_ITERATIONS is a number"))
+        .unwrap_or(6);
+    let seed: u64 = std::env::var("FB_REPLICA_SEED")
+        .ok()
+        .map(|s| s.parse().expect("FB_REPLICA_SEED is a number"))
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+        });
+    eprintln!("replicas: seed {seed} ({iterations} iterations); FB_REPLICA_SEED={seed} replays it");
+    let mut rng = Rng(seed);
+    let mut tally = Tally::default();
+    let started = Instant::now();
+    for i in 0..iterations {
+        iteration(i, &admin, &mut rng, &mut tally, seed).await;
+    }
+    eprintln!(
+        "replicas: {iterations} runs in {:.0?}; {} kills, {} freezes past the lease, {} takeovers during a run; outcomes {:?}; {} replayed POSTs answered by idempotency keys; {} requests from a frozen leader after it woke; {} frozen leaders led again later",
+        started.elapsed(),
+        tally.kills,
+        tally.freezes,
+        tally.takeovers_mid_run,
+        tally.outcomes,
+        tally.replays,
+        tally.sent_after_waking,
+        tally.led_again,
+    );
+}
+
+async fn iteration(i: usize, admin: &str, rng: &mut Rng, tally: &mut Tally, seed: u64) {
+    let replicas_n = 2 + i % 2;
+    let keys = i % 4 != 3;
+    let via = [Via::Rule, Via::Push, Via::Webhook][i % 3];
+    let url = fresh_database(admin).await;
+    let (_sim, sim_addr) = start_sim(&["--speed", "1", "--from", "3m"]);
+    let mut replicas = Vec::new();
+    let mut seen = Vec::new();
+    for k in 0..replicas_n {
+        // A proxy each, so what each replica sent is told apart.
+        let (proxy, s) = start_proxy(&sim_addr).await;
+        seen.push(s);
+        let dir = tempfile::tempdir().unwrap();
+        let listen = format!("127.0.0.1:{}", free_port());
+        let config = write_config(
+            dir.path(),
+            if via == Via::Rule {
+                RULES
+            } else {
+                "groups: []\n"
+            },
+            RUNBOOK_YAML,
+            &sim_addr,
+            &proxy,
+            keys,
+            &format!(
+                "server:\n  listen: {listen}\nstore:\n  url: '{url}'\n  lease: {}s\n",
+                LEASE.as_secs()
+            ),
+        );
+        replicas.push(Replica::new(k, config, listen, dir));
+    }
+    for r in &mut replicas {
+        r.start();
+    }
+    let pushers: Vec<_> = match via {
+        Via::Rule => Vec::new(),
+        Via::Push => replicas
+            .iter()
+            .map(|r| crate::kill_restart::start_pusher(via, r.listen.clone()))
+            .collect(),
+        Via::Webhook => {
+            let k = rng.below(replicas_n as u64) as usize;
+            vec![crate::kill_restart::start_pusher(
+                via,
+                replicas[k].listen.clone(),
+            )]
+        }
+    };
+    let _ = PUSHED_LABELS;
+
+    let store = Store::open(&url).await.unwrap();
+    let mut events = Vec::new();
+    let mut frozen: Vec<(usize, Instant)> = Vec::new();
+    for _ in 0..MAX_DISRUPTIONS {
+        // Aim at the mitigation: wait for the run to start (or the alert
+        // to be on its way), then strike at a random point of it.
+        let wait_until = Instant::now() + Duration::from_secs(8);
+        while store.runs().await.unwrap().is_empty() && Instant::now() < wait_until {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let at = rng.below(1500);
+        tokio::time::sleep(Duration::from_millis(at)).await;
+        let runs = store.runs().await.unwrap();
+        if runs.first().is_some_and(|r| r.finished_at.is_some()) {
+            break;
+        }
+        let (lease, now) = store.lease().await.unwrap();
+        let Some(lease) = lease.filter(|l| l.expires_at > now) else {
+            events.push(format!("{at}ms: no leader"));
+            continue;
+        };
+        let Some(k) = replicas.iter().position(|r| r.name == lease.holder) else {
+            events.push(format!("{at}ms: {} leads and is dead", lease.holder));
+            continue;
+        };
+        let mid_run = runs.first().is_some_and(|r| r.finished_at.is_none());
+        if mid_run {
+            tally.takeovers_mid_run += 1;
+        }
+        let how = if rng.below(2) == 0 {
+            Disruption::Kill
+        } else {
+            Disruption::Freeze
+        };
+        events.push(format!(
+            "{at}ms: {how:?} {} (epoch {}){}",
+            lease.holder,
+            lease.epoch,
+            if mid_run { " mid-run" } else { "" }
+        ));
+        match how {
+            Disruption::Kill => {
+                tally.kills += 1;
+                replicas[k].bot.take().unwrap().kill();
+                replicas[k].start();
+            }
+            Disruption::Freeze => {
+                tally.freezes += 1;
+                let pid = replicas[k].pid();
+                signal(pid, libc::SIGSTOP);
+                tokio::time::sleep(LEASE + Duration::from_millis(1500)).await;
+                signal(pid, libc::SIGCONT);
+                frozen.push((k, Instant::now()));
+            }
+        }
+    }
+    let why = |events: &[String], replicas: &[Replica]| {
+        let logs: String = replicas
+            .iter()
+            .map(|r| format!("--- {} ---\n{}\n", r.name, r.log.lock().unwrap()))
+            .collect();
+        format!(
+            "iteration {i} (seed {seed}, {replicas_n} replicas, idempotency_keys {keys}, alert by {via:?}), events {events:?}\n{logs}"
+        )
+    };
+
+    // The run ends, and what it said is delivered.
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        let runs = store.runs().await.unwrap();
+        let ended = runs.first().is_some_and(|r| r.finished_at.is_some());
+        if ended && store.outbox_depth().await.unwrap() == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the run did not end, or chat was not delivered: {runs:?}\n{}",
+            why(&events, &replicas)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Let a frozen leader that woke have its say, if it were to act.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for p in pushers {
+        p.abort();
+    }
+    for r in &mut replicas {
+        if let Some(b) = r.bot.take() {
+            b.kill();
+        }
+    }
+    let why = why(&events, &replicas);
+
+    let (state, created, moves) = crate::kill_restart::mitigations(&sim_addr).await;
+    let runs = store.runs().await.unwrap();
+    assert_eq!(runs.len(), 1, "one run of {RUNBOOK}: {runs:?}\n{why}");
+    let run = &runs[0];
+    assert!(created.len() <= 1, "rooms created: {created:?}\n{why}");
+    assert!(moves.len() <= 1, "moves: {moves:?}\n{why}");
+    let all: Vec<_> = seen
+        .iter()
+        .flat_map(|s| s.lock().unwrap().clone())
+        .collect();
+    tally.replays += all
+        .iter()
+        .filter(|s| s.replayed && s.method == "POST")
+        .count();
+    if !keys {
+        // Without keys, no POST reaches the platform twice.
+        let mut posts: BTreeMap<&str, usize> = BTreeMap::new();
+        for s in all.iter().filter(|s| s.method == "POST") {
+            *posts.entry(s.path.as_str()).or_default() += 1;
+        }
+        assert!(
+            posts.values().all(|n| *n <= 1),
+            "POSTs sent: {posts:?}\n{why}"
+        );
+    }
+    *tally.outcomes.entry(run.state.to_string()).or_default() += 1;
+    match run.state.as_str() {
+        "succeeded" => {
+            assert_eq!(created.len(), 1, "{created:?}\n{why}");
+            assert_eq!(moves.len(), 1, "{moves:?}\n{why}");
+            assert_eq!(state["event"]["room"], created[0], "{why}");
+        }
+        "interrupted" => assert!(
+            !keys,
+            "with keys every step may be repeated: {run:?}\n{why}"
+        ),
+        other => panic!("run ended {other}: {run:?}\n{why}"),
+    }
+    // Its end was said: delivered by whichever replica led then.
+    let said = replicas.iter().any(|r| {
+        let log = r.log.lock().unwrap();
+        log.contains(&format!("runbook *{RUNBOOK}* succeeded")) || log.contains("was interrupted")
+    });
+    assert!(said, "the run's end was never delivered\n{why}");
+
+    // A leader frozen past its lease knows it lost it, and sends nothing
+    // to the platform once awake.
+    for (k, woke) in &frozen {
+        let log = replicas[*k].log.lock().unwrap().clone();
+        assert!(
+            log.contains("lost the leader lease"),
+            "replica {} was frozen past its lease and did not say it lost it\n{why}",
+            replicas[*k].name
+        );
+        // Woken, it may lead again later, by a new lease: that is not
+        // the old epoch acting.
+        let since_lost = log.rsplit("lost the leader lease").next().unwrap_or("");
+        if since_lost.contains("took the leader lease") {
+            tally.led_again += 1;
+            continue;
+        }
+        let after: Vec<_> = seen[*k]
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|s| s.at > *woke)
+            .cloned()
+            .collect();
+        tally.sent_after_waking += after.len();
+        // A replica killed and restarted later under the same name sends
+        // through the same proxy; only count until then.
+        assert!(
+            after.len() <= 1
+                || events.iter().any(|e| e.contains("Kill")
+                    && e.contains(replicas[*k].name.split('.').next().unwrap())),
+            "a deposed leader kept acting after it woke: {after:?}\n{why}"
+        );
+    }
+    if events.iter().any(|e| e.contains("mid-run")) {
+        let timeline = store.timeline(&run.incident).await.unwrap();
+        assert!(
+            timeline
+                .iter()
+                .any(|e| e.kind == firebreak::timeline::Kind::Takeover),
+            "a takeover during a run is on the incident's timeline\n{why}"
+        );
+    }
+    store.close().await;
+}
+
+/// What a load balancer and Prometheus see of two replicas: readiness
+/// says who leads, `/metrics` has the lease, a follower refuses questions
+/// only the leader can answer, and an alert pushed to the follower fires
+/// at the leader.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn followers_say_who_leads_and_hand_pushes_to_the_leader() {
+    let Ok(admin) = std::env::var("FIREBREAK_TEST_POSTGRES_URL") else {
+        eprintln!("replicas: skipped: FIREBREAK_TEST_POSTGRES_URL is not set (.ci/run sets it)");
+        return;
+    };
+    let url = fresh_database(&admin).await;
+    let http = firebreak::net::client().unwrap();
+    let mut replicas = Vec::new();
+    for k in 0..2 {
+        let dir = tempfile::tempdir().unwrap();
+        let listen = format!("127.0.0.1:{}", free_port());
+        let config = write_config(
+            dir.path(),
+            "groups: []\n",
+            RUNBOOK_YAML,
+            "127.0.0.1:9",
+            "127.0.0.1:9",
+            true,
+            &format!(
+                "server:\n  listen: {listen}\nstore:\n  url: '{url}'\n  lease: 2s\nautomation:\n  paused: true\n"
+            ),
+        );
+        let mut r = Replica::new(k, config, listen, dir);
+        r.start();
+        replicas.push(r);
+        // r0 first, so it leads.
+        if k == 0 {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            loop {
+                let ready = http
+                    .get(format!("http://{}/-/ready", replicas[0].listen))
+                    .send()
+                    .await;
+                if let Ok(r) = ready
+                    && r.text().await.unwrap_or_default().contains("leads")
+                {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "{}",
+                    replicas[0].log.lock().unwrap()
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+    let (leader, follower) = (&replicas[0], &replicas[1]);
+    let text = |addr: String| {
+        let http = http.clone();
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            loop {
+                if let Ok(r) = http.get(&addr).send().await {
+                    return (r.status().as_u16(), r.text().await.unwrap());
+                }
+                assert!(Instant::now() < deadline, "{addr} never answered");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    let (code, ready) = text(format!("http://{}/-/ready", follower.listen)).await;
+    assert_eq!(code, 200, "{ready}");
+    assert!(
+        ready.contains("replica r1.0 follows; r0.0 leads (lease epoch 1)"),
+        "{ready}"
+    );
+    let (_, m) = text(format!("http://{}/metrics", follower.listen)).await;
+    assert!(m.contains("firebreak_leader 0"), "{m}");
+    assert!(m.contains("firebreak_lease_epoch 1"), "{m}");
+    let (_, m) = text(format!("http://{}/metrics", leader.listen)).await;
+    assert!(m.contains("firebreak_leader 1"), "{m}");
+    let (code, body) = text(format!("http://{}/api/v1/alerts", follower.listen)).await;
+    assert_eq!(code, 503, "{body}");
+    assert!(body.contains("r0.0 leads"), "{body}");
+
+    let push = http
+        .post(format!("http://{}/api/v2/alerts", follower.listen))
+        .header("content-type", "application/json")
+        .body(format!("[{{\"labels\": {PUSHED_LABELS}}}]"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(push.status().as_u16(), 200);
+    let pushed: serde_json::Value = push.json().await.unwrap();
+    assert_eq!(pushed["forwarded_to_leader"], true, "{pushed}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let alerts = get_json(&http, &format!("http://{}/api/v1/alerts", leader.listen))
+            .await
+            .unwrap();
+        if alerts["data"]["alerts"].as_array().is_some_and(|a| {
+            a.iter()
+                .any(|x| x["name"] == "ListenerCapacityBreachPredicted")
+        }) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the alert pushed to the follower never fired at the leader: {alerts}\n{}",
+            leader.log.lock().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
