@@ -135,6 +135,13 @@ async fn inbound(
         );
         if signing.is_some() {
             slack_routes = crate::inbound::slack::routes(inbound.clone());
+            if front.is_some() {
+                // A replica's followers take Slack's requests too.
+                tracker.spawn(crate::inbound::slack::take_forwarded(
+                    inbound.clone(),
+                    shutdown.clone(),
+                ));
+            }
         }
         if let Some(name) = &cfg.app_token_secret {
             let token = secret(name, "chat.slack.app_token_secret")?;

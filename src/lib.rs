@@ -91,7 +91,8 @@
 //!   rendering; `chat::mrkdwn` encodes outside data for Slack and the
 //!   terminal.
 //! - [`store`] (I/O): runs, steps, alerts, the incident timeline, the
-//!   outbox; its schema is versioned and upgraded in place at open.
+//!   outbox; its schema is versioned and upgraded in place at open; on
+//!   PostgreSQL, the leader lease and the fence on a leader's writes.
 //! - [`secrets`] (I/O): reads a secret when something needs it.
 //! - [`net`] (I/O): the HTTP client and TLS provider setup.
 //! - [`metrics`] (I/O): the bot's own metrics, one registry per process.
@@ -107,6 +108,11 @@
 //! - [`reload`] (task): rules, runbooks and checklists reloaded on SIGHUP
 //!   or when their files change; a bad version is refused, loudly.
 //! - [`daemon`] (I/O): wires the flow; what `firebreak run` runs.
+//! - [`replica`] (task): `firebreak run` on PostgreSQL: follows until it
+//!   takes the leader lease (`store::Fence`), then leads with the whole
+//!   daemon on a fenced store, and demotes itself before the lease can
+//!   expire; [`front`] is what its one listener serves meanwhile and
+//!   whether it leads.
 //! - [`validate`]: `firebreak validate`, every error with its location.
 //! - [`stub_runs`] (I/O): `firebreak test runbooks`: runbook tests run by
 //!   the real executor against stub targets, on a manual clock.

@@ -59,7 +59,8 @@ pub fn default_name() -> String {
 }
 
 /// What a follower serves: the API on the unfenced store, with pushes
-/// kept for the leader and `/-/ready` saying who leads.
+/// kept for the leader and `/-/ready` saying who leads, and Slack's
+/// request URLs, checked here and done by the leader.
 pub fn follower_api(
     config: &crate::config::Config,
     store: Store,
@@ -79,17 +80,36 @@ pub fn follower_api(
         ),
         None => None,
     };
-    Ok(crate::api::routes(Arc::new(crate::api::Api {
-        pushed,
-        control,
-        store,
-        clock,
-        token,
-        max_body_bytes: config.server.max_body_bytes,
-        shutdown,
-        push_wait: crate::api::PUSH_WAIT,
-        replica: Some(status),
-    })))
+    let mut slack = axum::Router::new();
+    if let Some(cfg) = &config.chat.slack
+        && let Some(name) = &cfg.signing_secret
+    {
+        let secret = crate::secrets::secret_named(&config.secrets, name)
+            .map_err(|e| anyhow::anyhow!("chat.slack.signing_secret: {e}"))?;
+        slack =
+            crate::inbound::slack::forwarding_routes(Arc::new(crate::inbound::slack::Forwarder {
+                verifier: crate::inbound::slack::Verifier::new(
+                    Some(secret.into_bytes()),
+                    store.clone(),
+                    clock.clone(),
+                ),
+                me: status.me.clone(),
+            }));
+    }
+    Ok(crate::api::routes_with(
+        Arc::new(crate::api::Api {
+            pushed,
+            control,
+            store,
+            clock,
+            token,
+            max_body_bytes: config.server.max_body_bytes,
+            shutdown,
+            push_wait: crate::api::PUSH_WAIT,
+            replica: Some(status),
+        }),
+        slack,
+    ))
 }
 
 /// The timings that follow from one lease length.

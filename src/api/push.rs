@@ -151,7 +151,7 @@ pub async fn take_forwarded(
     shutdown: tokio_util::sync::CancellationToken,
 ) {
     loop {
-        match store.forwarded_pushes(64).await {
+        match store.forwarded_pushes(&["webhook", "api_v2"], 64).await {
             Ok(batch) => {
                 for p in batch {
                     let read = match p.endpoint.as_str() {

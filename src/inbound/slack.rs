@@ -92,7 +92,7 @@ const BUSY: &str = "the bot is answering many requests already; try again in a f
 const RESPONSE_ATTEMPTS: u32 = 3;
 
 /// Someone on Slack.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, Deserialize)]
 pub struct User {
     /// Their user id: what roles, gates and sign-offs go by.
     pub id: String,
@@ -134,8 +134,9 @@ impl User {
     }
 }
 
-/// One thing Slack sent, parsed.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// One thing Slack sent, parsed. Serialized only to hand it from a
+/// follower to the leader through the store.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, Deserialize)]
 pub enum Incoming {
     /// `/firebreak status`.
     Command {
@@ -520,6 +521,103 @@ pub enum Unverified {
     Store(#[from] crate::store::StoreError),
 }
 
+/// Checks what Slack sends over HTTP and remembers it in the store: the
+/// leader's [`Inbound`] and a follower's [`Forwarder`] check alike, so a
+/// request replayed to any replica is refused.
+pub struct Verifier {
+    /// For HTTP; Socket Mode has none.
+    signing_secret: Option<Vec<u8>>,
+    store: crate::store::Store,
+    clock: crate::clock::Clock,
+    /// When sightings past their time were last deleted from the store.
+    pruned_at: Mutex<Millis>,
+}
+
+impl Verifier {
+    pub fn new(
+        signing_secret: Option<Vec<u8>>,
+        store: crate::store::Store,
+        clock: crate::clock::Clock,
+    ) -> Verifier {
+        Verifier {
+            signing_secret,
+            store,
+            clock,
+            pruned_at: Mutex::new(0),
+        }
+    }
+
+    /// Event ids are unique per event; Slack resends one it thinks went
+    /// unacknowledged, over HTTP and Socket Mode alike. Remembered in the
+    /// store, so a redelivery after a restart (or to another replica) is
+    /// dropped too. When the store cannot say, the event is answered: a
+    /// mention answered twice is better than one never answered.
+    async fn first_sighting(&self, event_id: &str) -> bool {
+        if event_id.is_empty() {
+            return true;
+        }
+        let now = self.clock.now();
+        match self
+            .seen(
+                &format!("slack-event:{event_id}"),
+                now,
+                now + EVENT_MEMORY_MS,
+            )
+            .await
+        {
+            Ok(first) => first,
+            Err(e) => {
+                tracing::warn!(error = %e, %event_id, "cannot check whether slack sent this event before; answering it");
+                true
+            }
+        }
+    }
+
+    /// Records `key` in the store, pruning old sightings now and then.
+    async fn seen(
+        &self,
+        key: &str,
+        now: Millis,
+        forget_at: Millis,
+    ) -> Result<bool, crate::store::StoreError> {
+        let prune = {
+            let mut at = self.pruned_at.lock().unwrap_or_else(|e| e.into_inner());
+            let due = now - *at >= PRUNE_EVERY_MS;
+            if due {
+                *at = now;
+            }
+            due
+        };
+        if prune && let Err(e) = self.store.prune_seen(now).await {
+            tracing::warn!(error = %e, "cannot prune the requests seen");
+        }
+        self.store.first_sighting(key, now, forget_at).await
+    }
+
+    /// Checks an HTTP request's signature, and that it was not taken
+    /// before: the signatures taken are kept in the store, so a captured
+    /// request replayed after a restart, or to another replica on the same
+    /// store, is refused as well.
+    pub async fn verify(&self, headers: &HeaderMap, body: &[u8]) -> Result<(), Unverified> {
+        let Some(secret) = &self.signing_secret else {
+            return Err(Unverified::NoSecret);
+        };
+        let h = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+        let now = self.clock.now();
+        let signature = h("x-slack-signature");
+        super::signature::verify(secret, h("x-slack-request-timestamp"), signature, body, now)?;
+        // Verified, so `v0=` and 64 hex digits; either case is the same
+        // signature.
+        let signature = signature.unwrap_or_default().to_ascii_lowercase();
+        let key = format!("slack-signature:{signature}");
+        if !self.seen(&key, now, now + SIGNATURE_MEMORY_MS).await? {
+            crate::metrics::get().slack_refused.with(&["replay"]).inc();
+            return Err(Unverified::Replay);
+        }
+        Ok(())
+    }
+}
+
 /// The inbound side's state, shared by the HTTP routes and Socket Mode.
 pub struct Inbound {
     ctx: Arc<Ctx>,
@@ -529,11 +627,8 @@ pub struct Inbound {
     http: reqwest::Client,
     response_hosts: ResponseHosts,
     outbox: Outbox,
-    /// For HTTP; Socket Mode has none.
-    signing_secret: Option<Vec<u8>>,
+    verifier: Verifier,
     ack_budget: Duration,
-    /// When sightings past their time were last deleted from the store.
-    pruned_at: Mutex<Millis>,
     tasks: TaskTracker,
     in_flight: Arc<tokio::sync::Semaphore>,
     shutdown: CancellationToken,
@@ -550,15 +645,14 @@ impl Inbound {
         shutdown: CancellationToken,
     ) -> Inbound {
         Inbound {
+            verifier: Verifier::new(signing_secret, ctx.store.clone(), ctx.clock.clone()),
             ctx,
             roles,
             groups,
             http,
             outbox,
-            signing_secret,
             ack_budget: ACK_BUDGET,
             response_hosts: ResponseHosts::default(),
-            pruned_at: Mutex::new(0),
             tasks: TaskTracker::new(),
             in_flight: Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT)),
             shutdown,
@@ -665,21 +759,66 @@ impl Inbound {
                 }
                 let me = self.clone();
                 self.spawn(permit, async move {
-                    let reply = me.run(&user, &text).await;
-                    let msg = ChatMessage {
-                        channel,
-                        kind: Kind::Note,
-                        text: reply.text,
-                        at: me.ctx.clock.now(),
-                        reply_to: Some(thread),
-                        ..ChatMessage::default()
-                    };
-                    if let Err(e) = me.outbox.post(&msg).await {
-                        tracing::error!(error = %e, "cannot queue the answer to a mention");
-                    }
+                    me.answer_mention(&user, &text, channel, thread).await
                 });
                 Ack::Empty
             }
+        }
+    }
+
+    /// Does what a follower verified and kept ([`take_forwarded`]). The
+    /// work runs on this inbound's tasks, like its own requests.
+    async fn respond_forwarded(self: &Arc<Self>, incoming: Incoming) {
+        // Waits for room: what is not taken yet stays in the store.
+        let permit = match incoming {
+            Incoming::Command { .. } | Incoming::Mention { .. } => {
+                self.in_flight.clone().acquire_owned().await.ok()
+            }
+            _ => None,
+        };
+        match incoming {
+            Incoming::Command {
+                user,
+                text,
+                response_url,
+            } => {
+                let me = self.clone();
+                self.spawn(permit, async move {
+                    let reply = me.run(&user, &text).await;
+                    me.answer_later(response_url.as_deref(), &reply).await;
+                });
+            }
+            Incoming::Mention {
+                user,
+                text,
+                channel,
+                thread,
+                ..
+            } => {
+                let me = self.clone();
+                self.spawn(permit, async move {
+                    me.answer_mention(&user, &text, channel, thread).await
+                });
+            }
+            other => {
+                self.respond(other).await;
+            }
+        }
+    }
+
+    /// Answers a mention in its thread.
+    async fn answer_mention(&self, user: &User, text: &str, channel: String, thread: String) {
+        let reply = self.run(user, text).await;
+        let msg = ChatMessage {
+            channel,
+            kind: Kind::Note,
+            text: reply.text,
+            at: self.ctx.clock.now(),
+            reply_to: Some(thread),
+            ..ChatMessage::default()
+        };
+        if let Err(e) = self.outbox.post(&msg).await {
+            tracing::error!(error = %e, "cannot queue the answer to a mention");
         }
     }
 
@@ -717,51 +856,8 @@ impl Inbound {
         });
     }
 
-    /// Event ids are unique per event; Slack resends one it thinks went
-    /// unacknowledged, over HTTP and Socket Mode alike. Remembered in the
-    /// store, so a redelivery after a restart (or to another replica) is
-    /// dropped too. When the store cannot say, the event is answered: a
-    /// mention answered twice is better than one never answered.
     async fn first_sighting(&self, event_id: &str) -> bool {
-        if event_id.is_empty() {
-            return true;
-        }
-        let now = self.ctx.clock.now();
-        match self
-            .seen(
-                &format!("slack-event:{event_id}"),
-                now,
-                now + EVENT_MEMORY_MS,
-            )
-            .await
-        {
-            Ok(first) => first,
-            Err(e) => {
-                tracing::warn!(error = %e, %event_id, "cannot check whether slack sent this event before; answering it");
-                true
-            }
-        }
-    }
-
-    /// Records `key` in the store, pruning old sightings now and then.
-    async fn seen(
-        &self,
-        key: &str,
-        now: Millis,
-        forget_at: Millis,
-    ) -> Result<bool, crate::store::StoreError> {
-        let prune = {
-            let mut at = self.pruned_at.lock().unwrap_or_else(|e| e.into_inner());
-            let due = now - *at >= PRUNE_EVERY_MS;
-            if due {
-                *at = now;
-            }
-            due
-        };
-        if prune && let Err(e) = self.ctx.store.prune_seen(now).await {
-            tracing::warn!(error = %e, "cannot prune the requests seen");
-        }
-        self.ctx.store.first_sighting(key, now, forget_at).await
+        self.verifier.first_sighting(event_id).await
     }
 
     /// Posts an answer to a `response_url`, retrying a failure twice. A
@@ -811,27 +907,9 @@ impl Inbound {
         tracing::error!(text = %reply.text, "gave up answering at a slack response_url");
     }
 
-    /// Checks an HTTP request's signature, and that it was not taken
-    /// before: the signatures taken are kept in the store, so a captured
-    /// request replayed after a restart, or to another replica on the same
-    /// store, is refused as well.
+    /// See [`Verifier::verify`].
     pub async fn verify(&self, headers: &HeaderMap, body: &[u8]) -> Result<(), Unverified> {
-        let Some(secret) = &self.signing_secret else {
-            return Err(Unverified::NoSecret);
-        };
-        let h = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-        let now = self.ctx.clock.now();
-        let signature = h("x-slack-signature");
-        super::signature::verify(secret, h("x-slack-request-timestamp"), signature, body, now)?;
-        // Verified, so `v0=` and 64 hex digits; either case is the same
-        // signature.
-        let signature = signature.unwrap_or_default().to_ascii_lowercase();
-        let key = format!("slack-signature:{signature}");
-        if !self.seen(&key, now, now + SIGNATURE_MEMORY_MS).await? {
-            crate::metrics::get().slack_refused.with(&["replay"]).inc();
-            return Err(Unverified::Replay);
-        }
-        Ok(())
+        self.verifier.verify(headers, body).await
     }
 }
 
@@ -865,43 +943,84 @@ pub fn ack_body(ack: &Ack) -> Option<serde_json::Value> {
     }
 }
 
+/// What takes Slack's HTTP requests: the leader's [`Inbound`], which
+/// does them, or a follower's [`Forwarder`], which hands them on.
+pub trait Takes: Send + Sync + 'static {
+    fn verifier(&self) -> &Verifier;
+    fn take(self: Arc<Self>, incoming: Incoming) -> impl Future<Output = Ack> + Send;
+}
+
+impl Takes for Inbound {
+    fn verifier(&self) -> &Verifier {
+        &self.verifier
+    }
+
+    async fn take(self: Arc<Self>, incoming: Incoming) -> Ack {
+        self.respond(incoming).await
+    }
+}
+
+impl Takes for Forwarder {
+    fn verifier(&self) -> &Verifier {
+        &self.verifier
+    }
+
+    async fn take(self: Arc<Self>, incoming: Incoming) -> Ack {
+        self.respond(incoming).await
+    }
+}
+
 /// The request URLs to give Slack: `/slack/commands` (slash commands),
 /// `/slack/interactions` (interactivity) and `/slack/events` (event
 /// subscriptions).
 pub fn routes(inbound: Arc<Inbound>) -> Router {
+    routes_for(inbound)
+}
+
+/// A follower's Slack request URLs (the same paths as [`routes`]).
+pub fn forwarding_routes(f: Arc<Forwarder>) -> Router {
+    routes_for(f)
+}
+
+fn routes_for<T: Takes>(t: Arc<T>) -> Router {
     Router::new()
-        .route("/slack/commands", post(commands))
-        .route("/slack/interactions", post(interactions))
-        .route("/slack/events", post(events))
+        .route("/slack/commands", post(commands::<T>))
+        .route("/slack/interactions", post(interactions::<T>))
+        .route("/slack/events", post(events::<T>))
         .layer(DefaultBodyLimit::max(BODY_MAX))
-        .with_state(inbound)
+        .with_state(t)
 }
 
-async fn commands(State(i): State<Arc<Inbound>>, headers: HeaderMap, body: Bytes) -> Response {
-    answer(&i, &headers, &body, "slash command", parse_command_form).await
+async fn commands<T: Takes>(State(t): State<Arc<T>>, headers: HeaderMap, body: Bytes) -> Response {
+    answer(t, &headers, &body, "slash command", parse_command_form).await
 }
 
-async fn interactions(State(i): State<Arc<Inbound>>, headers: HeaderMap, body: Bytes) -> Response {
-    answer(&i, &headers, &body, "interaction", parse_interaction_form).await
+async fn interactions<T: Takes>(
+    State(t): State<Arc<T>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    answer(t, &headers, &body, "interaction", parse_interaction_form).await
 }
 
-async fn events(State(i): State<Arc<Inbound>>, headers: HeaderMap, body: Bytes) -> Response {
-    answer(&i, &headers, &body, "event", |b| {
-        let v: serde_json::Value =
-            serde_json::from_slice(b).map_err(|e| PayloadError::Json(e.to_string()))?;
-        parse_event_json(&v)
-    })
-    .await
+async fn events<T: Takes>(State(t): State<Arc<T>>, headers: HeaderMap, body: Bytes) -> Response {
+    answer(t, &headers, &body, "event", parse_event_body).await
 }
 
-async fn answer(
-    i: &Arc<Inbound>,
+fn parse_event_body(b: &[u8]) -> Result<Incoming, PayloadError> {
+    let v: serde_json::Value =
+        serde_json::from_slice(b).map_err(|e| PayloadError::Json(e.to_string()))?;
+    parse_event_json(&v)
+}
+
+async fn answer<T: Takes>(
+    t: Arc<T>,
     headers: &HeaderMap,
     body: &[u8],
     what: &str,
     parse: impl FnOnce(&[u8]) -> Result<Incoming, PayloadError>,
 ) -> Response {
-    match i.verify(headers, body).await {
+    match t.verifier().verify(headers, body).await {
         Ok(()) => {}
         Err(why @ Unverified::Store(_)) => {
             tracing::error!(%why, "refused a {what} request: cannot tell whether it is a replay");
@@ -931,7 +1050,7 @@ async fn answer(
                 .into_response();
         }
     };
-    match ack_body(&i.respond(incoming).await) {
+    match ack_body(&t.take(incoming).await) {
         None => StatusCode::OK.into_response(),
         Some(v) => (
             StatusCode::OK,
@@ -939,6 +1058,100 @@ async fn answer(
             v.to_string(),
         )
             .into_response(),
+    }
+}
+
+/// A follower's side of Slack's request URLs (behind a load balancer,
+/// a follower gets its share): it checks each request as the leader would
+/// and keeps what needs doing in the store for the leader, which answers
+/// through the `response_url` or in the thread ([`take_forwarded`]).
+pub struct Forwarder {
+    pub verifier: Verifier,
+    /// This replica, in the rows it keeps.
+    pub me: String,
+}
+
+impl Forwarder {
+    async fn respond(&self, incoming: Incoming) -> Ack {
+        let text = match &incoming {
+            Incoming::UrlVerification { challenge } => return Ack::Challenge(challenge.clone()),
+            Incoming::Ignored(why) => {
+                tracing::debug!(%why, "slack: nothing to do");
+                return Ack::Empty;
+            }
+            Incoming::Mention { event_id, .. } => {
+                // Checked here, once: the leader takes it as new.
+                if !self.verifier.first_sighting(event_id).await {
+                    return Ack::Empty;
+                }
+                None
+            }
+            Incoming::Command { text, .. } => Some(text.trim().to_owned()),
+            Incoming::Button { .. } => None,
+        };
+        let kept = match serde_json::to_string(&incoming) {
+            Ok(json) => {
+                self.verifier
+                    .store
+                    .forward_push(&self.me, FORWARDED_SLACK, &json, self.verifier.clock.now())
+                    .await
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot write down a slack request for the leader");
+                return Ack::Empty;
+            }
+        };
+        match (kept, text) {
+            (Ok(()), Some(text)) => Ack::Reply(Reply::private(format!(
+                "working on `{}`…",
+                crate::human::clip(&text, 200)
+            ))),
+            (Ok(()), None) => Ack::Empty,
+            (Err(e), text) => {
+                tracing::error!(error = %e, "cannot hand a slack request to the leader");
+                match text {
+                    Some(_) => Ack::Reply(Reply::private(
+                        "the bot cannot reach its store to hand this to its leader; try again in a moment",
+                    )),
+                    None => Ack::Empty,
+                }
+            }
+        }
+    }
+}
+
+/// The store's name for Slack requests a follower kept for the leader.
+pub const FORWARDED_SLACK: &str = "slack";
+
+/// The leader's side of [`Forwarder`]: does what followers kept, as if it
+/// had been sent here, answering at the `response_url` (a command's first
+/// answer was the follower's "working on it") or in the thread, until
+/// `shutdown`.
+pub async fn take_forwarded(inbound: Arc<Inbound>, shutdown: CancellationToken) {
+    let store = inbound.ctx.store.clone();
+    loop {
+        match store.forwarded_pushes(&[FORWARDED_SLACK], 64).await {
+            Ok(batch) => {
+                for row in batch {
+                    match serde_json::from_str::<Incoming>(&row.body) {
+                        Ok(incoming) => inbound.respond_forwarded(incoming).await,
+                        Err(e) => tracing::error!(
+                            error = %e, id = %row.id,
+                            "a slack request a follower kept does not read; dropped"
+                        ),
+                    }
+                    if let Err(e) = store.took_forwarded(&row.id).await {
+                        tracing::warn!(error = %e, "cannot mark a forwarded slack request taken");
+                        break;
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot read slack requests kept by followers"),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(crate::api::FORWARD_POLL) => {}
+        }
     }
 }
 

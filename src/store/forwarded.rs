@@ -45,15 +45,28 @@ impl Store {
         Ok(())
     }
 
-    /// The oldest `limit` pushes forwarded and not yet taken.
-    pub async fn forwarded_pushes(&self, limit: i64) -> Result<Vec<ForwardedPush>> {
-        let rows = sqlx::query(
-            "SELECT id, received_at, endpoint, body FROM forwarded ORDER BY received_at, id LIMIT $1",
-        )
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(q("list forwarded pushes"))?;
+    /// The oldest `limit` rows for `endpoints` not yet taken.
+    pub async fn forwarded_pushes(
+        &self,
+        endpoints: &[&str],
+        limit: i64,
+    ) -> Result<Vec<ForwardedPush>> {
+        let places: Vec<String> = (0..endpoints.len())
+            .map(|i| format!("${}", i + 2))
+            .collect();
+        // Only placeholders are spliced in.
+        let sql = format!(
+            "SELECT id, received_at, endpoint, body FROM forwarded WHERE endpoint IN ({}) ORDER BY received_at, id LIMIT $1",
+            places.join(", ")
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(limit);
+        for e in endpoints {
+            query = query.bind(*e);
+        }
+        let rows = query
+            .fetch_all(&self.pool)
+            .await
+            .map_err(q("list forwarded pushes"))?;
         rows.iter()
             .map(|r| {
                 Ok(ForwardedPush {
@@ -93,14 +106,22 @@ mod tests {
             s.forward_push("f1", "webhook", "{\"b\":2}", 20)
                 .await
                 .unwrap();
-            let all = s.forwarded_pushes(10).await.unwrap();
+            s.forward_push("f1", "slack", "{}", 5).await.unwrap();
+            let all = s
+                .forwarded_pushes(&["webhook", "api_v2"], 10)
+                .await
+                .unwrap();
             let seen: Vec<(&str, Millis)> = all
                 .iter()
                 .map(|p| (p.endpoint.as_str(), p.received_at))
                 .collect();
             assert_eq!(seen, [("api_v2", 10), ("webhook", 20), ("webhook", 20)]);
             s.took_forwarded(&all[0].id).await.unwrap();
-            assert_eq!(s.forwarded_pushes(1).await.unwrap(), [all[1].clone()]);
+            assert_eq!(
+                s.forwarded_pushes(&["webhook", "api_v2"], 1).await.unwrap(),
+                [all[1].clone()]
+            );
+            assert_eq!(s.forwarded_pushes(&["slack"], 9).await.unwrap().len(), 1);
         }
     }
 }

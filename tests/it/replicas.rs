@@ -507,3 +507,124 @@ async fn followers_say_who_leads_and_hand_pushes_to_the_leader() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// Waits until `/-/ready` at `addr` says `needle`.
+async fn wait_ready(http: &reqwest::Client, r: &Replica, needle: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(resp) = http
+            .get(format!("http://{}/-/ready", r.listen))
+            .send()
+            .await
+            && resp.text().await.unwrap_or_default().contains(needle)
+        {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} never said {needle:?}\n{}",
+            r.name,
+            r.log.lock().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Behind a load balancer a follower gets its share of Slack's requests:
+/// it checks the signature, and the leader does the command and answers
+/// at the response URL. The same request sent again, to either replica,
+/// is refused as a replay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slash_command_sent_to_a_follower_is_done_by_the_leader() {
+    use crate::fake_slack::to_bot::{self, FORM, now_s};
+    let Ok(admin) = std::env::var("FIREBREAK_TEST_POSTGRES_URL") else {
+        eprintln!("replicas: skipped: FIREBREAK_TEST_POSTGRES_URL is not set (.ci/run sets it)");
+        return;
+    };
+    let url = fresh_database(&admin).await;
+    let slack = crate::fake_slack::FakeSlack::start().await;
+    let http = firebreak::net::client().unwrap();
+    let mut replicas = Vec::new();
+    for k in 0..2 {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::write(d.join("bot-token"), crate::fake_slack::TOKEN).unwrap();
+        std::fs::write(d.join("signing"), crate::fake_slack::SIGNING_SECRET).unwrap();
+        std::fs::create_dir(d.join("alerts")).unwrap();
+        std::fs::create_dir(d.join("runbooks")).unwrap();
+        let listen = format!("127.0.0.1:{}", free_port());
+        let config = d.join("firebreak.yaml");
+        std::fs::write(
+            &config,
+            format!(
+                "store: {{url: '{url}', lease: 2s}}
+rules: {{paths: ['{d}/alerts']}}
+runbooks: {{paths: ['{d}/runbooks']}}
+server: {{listen: '{listen}'}}
+secrets:
+  bot: {{file: '{d}/bot-token'}}
+  signing: {{file: '{d}/signing'}}
+chat:
+  channel: '#incidents'
+  slack:
+    bot_token_secret: bot
+    signing_secret: signing
+    api_url: '{api}'
+    response_hosts: [127.0.0.1]
+  roles:
+    commander: {{users: [U0COMMAND1]}}
+",
+                d = d.display(),
+                api = slack.api_url(),
+            ),
+        )
+        .unwrap();
+        let mut r = Replica::new(k, config, listen, dir);
+        r.start();
+        wait_ready(&http, &r, if k == 0 { "leads" } else { "follows" }).await;
+        replicas.push(r);
+    }
+    let follower: std::net::SocketAddr = replicas[1].listen.parse().unwrap();
+    let leader: std::net::SocketAddr = replicas[0].listen.parse().unwrap();
+    let body = to_bot::slash(
+        "U0COMMAND1",
+        "ana",
+        "pause checking the failover",
+        &slack.response_url("c1"),
+    );
+    let ts = now_s();
+    let r = to_bot::send(follower, "/slack/commands", FORM, &body, ts, None).await;
+    assert_eq!(r.status().as_u16(), 200);
+    let ack: serde_json::Value = r.json().await.unwrap();
+    assert!(
+        ack["text"]
+            .as_str()
+            .unwrap()
+            .contains("working on `pause checking the failover`"),
+        "{ack}"
+    );
+    let answers = slack.wait_responses(1, 15).await;
+    assert_eq!(answers.len(), 1, "the leader answers at the response URL");
+    let answer = answers[0].1["text"].as_str().unwrap_or_default().to_owned();
+    assert!(answer.to_lowercase().contains("paus"), "{answer}");
+    let (lead_status, _) = {
+        let ready = http
+            .get(format!("http://{leader}/api/v1/alerts"))
+            .send()
+            .await
+            .unwrap();
+        let j: serde_json::Value = ready.json().await.unwrap();
+        (j["data"]["paused"]["reason"].clone(), j)
+    };
+    assert!(
+        lead_status
+            .as_str()
+            .unwrap_or_default()
+            .contains("checking the failover"),
+        "the leader paused: {lead_status}"
+    );
+    for to in [follower, leader] {
+        let again = to_bot::send(to, "/slack/commands", FORM, &body, ts, None).await;
+        assert_eq!(again.status().as_u16(), 401, "a replay to {to} is refused");
+    }
+}
