@@ -20,6 +20,14 @@
 //!
 //! `cargo bench --bench alert_to_action`; `FB_BENCH_SAMPLES` (default 40)
 //! sets the number of replays.
+//!
+//! The cost of replicas: with `FB_BENCH_POSTGRES_URL` (an admin URL, as
+//! `FIREBREAK_TEST_POSTGRES_URL`) each replay gets a fresh PostgreSQL
+//! database, and `FB_BENCH_REPLICAS` (default 0) says how the bot runs on
+//! it: 0 is the plain daemon (no lease, no fence), N is N replicas in this
+//! process, as `firebreak run` runs each on PostgreSQL: one takes the
+//! lease and leads with every write fenced, the others follow. Comparing
+//! 0, 1 and 3 on one server gives the fence's cost.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -37,6 +45,10 @@ use firebreak::clock::{Clock, Millis};
 use firebreak::daemon::Daemon;
 use firebreak::sim::{Scenario, Sim, SimOptions};
 use firebreak::store::Store;
+
+#[path = "support/common.rs"]
+mod common;
+use common::{env_or, pct};
 
 const MOVE: &str = "move-to-secondary-room";
 const MUTE: &str = "mute-feedback-speaker";
@@ -71,7 +83,128 @@ struct Sample {
     run_real_ms: Option<f64>,
 }
 
-async fn replay(seed: u64, speed: f64) -> anyhow::Result<Sample> {
+/// Where a replay's bot keeps its store, and how it runs on it.
+#[derive(Clone)]
+enum Setup {
+    Sqlite,
+    Postgres { admin: String, replicas: usize },
+}
+
+impl Setup {
+    fn describe(&self) -> String {
+        match self {
+            Setup::Sqlite => "the plain daemon on SQLite".into(),
+            Setup::Postgres { replicas: 0, .. } => {
+                "the plain daemon on PostgreSQL (no lease, no fence)".into()
+            }
+            Setup::Postgres { replicas, .. } => format!(
+                "{replicas} replica(s) on PostgreSQL (a fenced leader{})",
+                if *replicas > 1 { " and followers" } else { "" }
+            ),
+        }
+    }
+
+    /// A fresh store for one replay, and the directory that holds it.
+    async fn store_url(&self, seed: u64) -> anyhow::Result<(String, tempfile::TempDir)> {
+        let dir = tempfile::tempdir()?;
+        match self {
+            Setup::Sqlite => {
+                let url = format!("sqlite://{}", dir.path().join("fb.db").display());
+                Ok((url, dir))
+            }
+            Setup::Postgres { admin, .. } => {
+                let name = format!("fb_bench_{}_{seed}", std::process::id());
+                Ok((common::fresh_postgres(admin, &name).await?, dir))
+            }
+        }
+    }
+}
+
+/// The bot of one replay, however it runs.
+enum Bot {
+    Daemon(Daemon),
+    Replicas(Vec<tokio::task::JoinHandle<()>>),
+}
+
+/// Starts the bot as `setup` says: the daemon, or replicas that take
+/// turns at the lease.
+async fn start_bot(
+    setup: &Setup,
+    config: firebreak::config::Config,
+    store: &Store,
+    clock: &Clock,
+    stop: &CancellationToken,
+) -> anyhow::Result<Bot> {
+    let chat = Arc::new(Console::new(
+        Box::new(std::io::sink()),
+        chrono::FixedOffset::east_opt(0).expect("zero offset"),
+        "UTC",
+    ));
+    let load = move |config| {
+        firebreak::load::load_embedded(config)
+            .map_err(|d| anyhow::anyhow!("embedded rules or runbooks are invalid:\n{d}"))
+    };
+    let replicas = match setup {
+        Setup::Postgres { replicas, .. } if *replicas > 0 => *replicas,
+        _ => {
+            let loaded = load(config)?;
+            let d = Daemon::start(loaded, store.clone(), clock.clone(), chat, stop.clone()).await?;
+            return Ok(Bot::Daemon(d));
+        }
+    };
+    let mut tasks = Vec::new();
+    for i in 0..replicas {
+        let status = Arc::new(firebreak::front::Status::new(format!("bench-{i}")));
+        let front = firebreak::front::Front::new(status.clone());
+        let follower_routes = firebreak::replica::follower_api(
+            &config,
+            store.clone(),
+            clock.clone(),
+            status,
+            stop.clone(),
+        )?;
+        let lead = {
+            let (config, clock, chat, front) =
+                (config.clone(), clock.clone(), chat.clone(), front.clone());
+            move |store: Store, lead_stop: CancellationToken| {
+                let (config, clock, chat, front) =
+                    (config.clone(), clock.clone(), chat.clone(), front.clone());
+                async move {
+                    let loaded = load(config)?;
+                    Daemon::lead(loaded, store, clock, chat, lead_stop, &front).await
+                }
+            }
+        };
+        let replica = firebreak::replica::Replica {
+            store: store.clone(),
+            front,
+            follower_routes,
+            timing: firebreak::replica::Timing::new(config.store_lease.to_std()),
+            clock: clock.clone(),
+            chat: chat.clone(),
+            channel: config.chat.channel.clone(),
+            lead,
+        };
+        tasks.push(tokio::spawn(replica.run(stop.clone())));
+    }
+    Ok(Bot::Replicas(tasks))
+}
+
+impl Bot {
+    async fn stop(self) -> anyhow::Result<()> {
+        match self {
+            Bot::Daemon(d) => d.wait().await,
+            Bot::Replicas(tasks) => {
+                for t in tasks {
+                    t.await?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+async fn replay(seed: u64, speed: f64, setup: &Setup) -> anyhow::Result<Sample> {
     let scenario = Scenario::builtin();
     let clock = Clock::scaled(scenario.scheduled_start + 20_000, speed);
     let sim = Sim::new(
@@ -101,28 +234,13 @@ async fn replay(seed: u64, speed: f64) -> anyhow::Result<Sample> {
         }
     });
 
-    let dir = tempfile::tempdir()?;
-    let store_url = format!("sqlite://{}", dir.path().join("fb.db").display());
+    let (store_url, _dir) = setup.store_url(seed).await?;
     let store = Store::open(&store_url).await?;
     // As `firebreak demo` runs: the embedded rules and runbooks against
     // this simulator.
     let config = firebreak::demo::replay_config(&addr.to_string(), store_url);
-    let loaded = firebreak::load::load_embedded(config)
-        .map_err(|d| anyhow::anyhow!("embedded rules or runbooks are invalid:\n{d}"))?;
-    let chat = Arc::new(Console::new(
-        Box::new(std::io::sink()),
-        chrono::FixedOffset::east_opt(0).expect("zero offset"),
-        "UTC",
-    ));
     let daemon_stop = CancellationToken::new();
-    let daemon = Daemon::start(
-        loaded,
-        store.clone(),
-        clock.clone(),
-        chat,
-        daemon_stop.clone(),
-    )
-    .await?;
+    let bot = start_bot(setup, config, &store, &clock, &daemon_stop).await?;
 
     // Real seconds: the move fires about 2m15s of clock time in.
     let deadline = Instant::now() + Duration::from_secs_f64(600.0 / speed + 10.0);
@@ -141,7 +259,7 @@ async fn replay(seed: u64, speed: f64) -> anyhow::Result<Sample> {
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     daemon_stop.cancel();
-    daemon.wait().await?;
+    bot.stop().await?;
     stop.cancel();
     serving.await?.context("simulator server")?;
 
@@ -198,19 +316,6 @@ async fn replay(seed: u64, speed: f64) -> anyhow::Result<Sample> {
     Ok(s)
 }
 
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(default)
-}
-
-/// Nearest-rank percentile of sorted values.
-fn pct(sorted: &[f64], p: f64) -> f64 {
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
 struct Row {
     what: String,
     unit: &'static str,
@@ -229,17 +334,25 @@ fn row(what: impl Into<String>, unit: &'static str, mut values: Vec<f64>) -> Row
 fn main() -> anyhow::Result<()> {
     let samples: usize = env_or("FB_BENCH_SAMPLES", 40);
     let speed: f64 = env_or("FB_BENCH_SPEED", 60.0);
+    let setup = match std::env::var("FB_BENCH_POSTGRES_URL") {
+        Ok(admin) if !admin.is_empty() => Setup::Postgres {
+            admin,
+            replicas: env_or("FB_BENCH_REPLICAS", 0),
+        },
+        _ => Setup::Sqlite,
+    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     firebreak::net::install_crypto_provider();
     println!(
-        "alert_to_action: {samples} replays of 2023-05-24 from 18:00:20 at {speed}x, shipped rules and runbooks"
+        "alert_to_action: {samples} replays of 2023-05-24 from 18:00:20 at {speed}x, shipped rules and runbooks, {}",
+        setup.describe()
     );
     let mut all = Vec::new();
     let started = Instant::now();
     for i in 0..samples {
-        let s = rt.block_on(replay(42 + i as u64, speed))?;
+        let s = rt.block_on(replay(42 + i as u64, speed, &setup))?;
         all.push(s);
     }
     println!("{samples} replays in {:.1?}", started.elapsed());

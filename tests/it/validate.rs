@@ -303,3 +303,108 @@ fn a_closed_pipe_ends_a_command_quietly() {
     // SIGPIPE is 13 on Linux.
     assert_eq!(out.status.signal(), Some(13), "{:?} {err}", out.status);
 }
+
+/// `deploy/replicas/`: three replicas on one PostgreSQL behind a load
+/// balancer, with Prometheus and Alertmanager sending to each. The files
+/// must agree with each other and with what firebreak reads: the config
+/// validates, every replica has its own name and the same config and
+/// store, the store URL names the compose database, and the balancer,
+/// Prometheus and Alertmanager list exactly the replicas (checked by
+/// promtool and amtool too, where installed, as in CI).
+#[test]
+fn the_replicas_deployment_is_consistent_and_valid() {
+    use std::collections::BTreeSet;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = root.join("deploy/replicas");
+    let (code, out, err) = firebreak(
+        &["validate", "--config", "deploy/replicas/firebreak.yaml"],
+        root,
+    );
+    assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
+
+    let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap();
+    let compose: serde_json::Value = serde_saphyr::from_str(&read("compose.yaml")).unwrap();
+    let services = compose["services"].as_object().unwrap();
+    let replicas: Vec<&String> = services
+        .keys()
+        .filter(|k| k.starts_with("firebreak-"))
+        .collect();
+    assert_eq!(replicas.len(), 3, "{replicas:?}");
+    let mut names = BTreeSet::new();
+    for r in &replicas {
+        let s = &services[*r];
+        let env = &s["environment"];
+        names.insert(env["FIREBREAK_REPLICA_NAME"].as_str().unwrap().to_owned());
+        assert!(
+            env["PGPASSWORD"]
+                .as_str()
+                .unwrap()
+                .contains("FIREBREAK_PG_PASSWORD"),
+            "{r}: the password comes from the environment, not the config"
+        );
+        assert_eq!(s["restart"], "always", "{r}: a deposed replica comes back");
+        let mounts: Vec<&str> = s["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        assert!(
+            mounts.contains(&"./firebreak.yaml:/etc/firebreak/replicas.yaml:ro"),
+            "{r}: {mounts:?}"
+        );
+        assert_eq!(
+            s["command"],
+            serde_json::json!(["run", "--config", "/etc/firebreak/replicas.yaml"])
+        );
+    }
+    assert_eq!(names.len(), 3, "each replica has its own name: {names:?}");
+
+    let config: serde_json::Value = serde_saphyr::from_str(&read("firebreak.yaml")).unwrap();
+    let store = url::Url::parse(config["store"]["url"].as_str().unwrap()).unwrap();
+    let pg = &services["postgres"]["environment"];
+    assert_eq!(store.scheme(), "postgres");
+    assert!(services.contains_key(store.host_str().unwrap()), "{store}");
+    assert_eq!(store.username(), pg["POSTGRES_USER"].as_str().unwrap());
+    assert_eq!(
+        store.path(),
+        format!("/{}", pg["POSTGRES_DB"].as_str().unwrap())
+    );
+    assert_eq!(store.password(), None, "no password in the config");
+
+    let listed = |text: &str| -> BTreeSet<String> {
+        replicas
+            .iter()
+            .filter(|r| text.contains(&format!("{r}:9095")))
+            .map(|r| (*r).clone())
+            .collect()
+    };
+    let all: BTreeSet<String> = replicas.iter().map(|r| (*r).clone()).collect();
+    let haproxy = read("haproxy.cfg");
+    assert_eq!(listed(&haproxy), all, "the balancer sends to every replica");
+    assert!(haproxy.contains("option httpchk GET /-/ready"));
+    let prometheus = read("prometheus.yml");
+    assert_eq!(listed(&prometheus), all);
+    assert!(prometheus.contains("api_version: v2"));
+    let alertmanager = read("alertmanager.yml");
+    assert_eq!(listed(&alertmanager), all);
+
+    for (tool, args) in [
+        ("promtool", vec!["check", "config", "prometheus.yml"]),
+        ("amtool", vec!["check-config", "alertmanager.yml"]),
+    ] {
+        match std::process::Command::new(tool)
+            .args(&args)
+            .current_dir(&dir)
+            .output()
+        {
+            Ok(o) => assert!(
+                o.status.success(),
+                "{tool} {args:?}: {}{}",
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            ),
+            Err(e) => eprintln!("{tool} not run ({e}); CI installs it"),
+        }
+    }
+}
