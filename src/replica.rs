@@ -33,6 +33,7 @@ use crate::chat::ChatAdapter;
 use crate::clock::Clock;
 use crate::daemon::Daemon;
 use crate::front::{Front, Role};
+use crate::human::span as human_ms;
 use crate::store::{Fence, Lease, Store};
 use crate::timeline::{About, By, Kind, TimelineEntry};
 
@@ -195,19 +196,30 @@ where
                     return;
                 }
                 let sent = Instant::now();
-                match self.store.take_lease(&me, ttl_ms).await {
-                    Ok(Some(l)) => break (l, sent),
-                    Ok(None) => match self.store.lease().await {
-                        Ok((l, now)) => {
+                // Bounded: a store out of reach can take its pool's
+                // whole acquire timeout to say so.
+                let limit = self.timing.lease;
+                let silent = || {
+                    format!(
+                        "it did not answer within {}",
+                        human_ms(limit.as_millis() as i64)
+                    )
+                };
+                match tokio::time::timeout(limit, self.store.take_lease(&me, ttl_ms)).await {
+                    Ok(Ok(Some(l))) => break (l, sent),
+                    Ok(Ok(None)) => match tokio::time::timeout(limit, self.store.lease()).await {
+                        Ok(Ok((l, now))) => {
                             let leader = l.filter(|l| l.expires_at > now);
                             self.front.status.set(Role::Following {
                                 leader: leader.map(|l| (l.holder, l.epoch)),
                             });
                             self.see_store(&mut blind, &mut told_chat).await;
                         }
-                        Err(e) => self.lose_store(&e.to_string(), &mut blind),
+                        Ok(Err(e)) => self.lose_store(&e.to_string(), &mut blind),
+                        Err(_) => self.lose_store(&silent(), &mut blind),
                     },
-                    Err(e) => self.lose_store(&e.to_string(), &mut blind),
+                    Ok(Err(e)) => self.lose_store(&e.to_string(), &mut blind),
+                    Err(_) => self.lose_store(&silent(), &mut blind),
                 }
                 tokio::select! {
                     _ = shutdown.cancelled() => return,
@@ -218,26 +230,31 @@ where
             // Someone held it before: this is a takeover, whether the
             // old holder died, froze, stopped, or was this name earlier.
             let took_over = lease.epoch > 1;
-            match self
+            let (ended, deposed) = self
                 .lead_until_lost(lease, sent, took_over, &shutdown)
-                .await
-            {
-                Ended::Shutdown => return,
-                Ended::RenewFailed => {
-                    // Not renewed in time: a store out of reach, or this
-                    // process was frozen. Only the first is for chat,
-                    // said straight to it (the outbox is in the store).
-                    let answers = tokio::time::timeout(self.timing.poll, self.store.lease()).await;
-                    if !matches!(answers, Ok(Ok(_))) {
-                        told_chat = self
-                            .say(format!(
-                                "firebreak replica `{me}` cannot reach its store and has stopped acting: it can no longer prove it leads. Alerts are not acted on until a replica reaches the store again; check PostgreSQL."
-                            ))
-                            .await;
-                        blind = true;
-                    }
+                .await;
+            if ended == Ended::Shutdown {
+                return;
+            }
+            if ended == Ended::RenewFailed {
+                // Not renewed in time: a store out of reach, or this
+                // process was frozen. Only the first is for chat, said
+                // straight to it (the outbox is in the store), and before
+                // the deposed daemon winds down, which may be slow then.
+                let answers = tokio::time::timeout(self.timing.poll, self.store.lease()).await;
+                if !matches!(answers, Ok(Ok(_))) {
+                    self.lose_store("it did not answer the lease renewals in time", &mut blind);
+                    told_chat = self
+                        .say(format!(
+                            "firebreak replica `{me}` cannot reach its store and has stopped acting: it can no longer prove it leads. Alerts are not acted on until a replica reaches the store again; check PostgreSQL."
+                        ))
+                        .await;
                 }
-                Ended::Taken | Ended::Fenced => {}
+            }
+            if let Some(d) = deposed
+                && tokio::time::timeout(WIND_DOWN, d.wait()).await.is_err()
+            {
+                tracing::warn!(replica = %me, "the deposed daemon did not wind down in time; following anyway");
             }
         }
     }
@@ -250,7 +267,7 @@ where
         sent: Instant,
         took_over: bool,
         shutdown: &CancellationToken,
-    ) -> Ended {
+    ) -> (Ended, Option<Daemon>) {
         let me = lease.holder.clone();
         let epoch = lease.epoch;
         let lost = CancellationToken::new();
@@ -282,11 +299,12 @@ where
                     _ = shutdown.cancelled() => {}
                     _ = tokio::time::sleep(self.timing.lease) => {}
                 }
-                return if shutdown.is_cancelled() {
+                let ended = if shutdown.is_cancelled() {
                     Ended::Shutdown
                 } else {
                     Ended::Taken
                 };
+                return (ended, None);
             }
         };
         self.front.status.set(Role::Leading { epoch });
@@ -340,7 +358,7 @@ where
             }
             self.front.status.set(Role::Following { leader: None });
             crate::metrics::get().leader.with(&[]).set(0.0);
-            return ended;
+            return (ended, None);
         }
         // Nothing more of this epoch: no write, no chat message, no step.
         lost.cancel();
@@ -352,13 +370,7 @@ where
             replica = %me, epoch, reason = ended.reason(),
             "lost the leader lease; stopped acting (what was in flight is left to the next leader)"
         );
-        if tokio::time::timeout(WIND_DOWN, daemon.wait())
-            .await
-            .is_err()
-        {
-            tracing::warn!(replica = %me, "the deposed daemon did not wind down in time; following anyway");
-        }
-        ended
+        (ended, Some(daemon))
     }
 
     /// An entry on the timeline of each incident with a run going: which

@@ -150,9 +150,15 @@ pub async fn take_forwarded(
     pushed: tokio::sync::mpsc::Sender<Vec<crate::source::alertmanager::Incoming>>,
     shutdown: tokio_util::sync::CancellationToken,
 ) {
+    // Said once when reading fails and once when it works again, not at
+    // every poll of an outage.
+    let mut failing = false;
     loop {
         match store.forwarded_pushes(&["webhook", "api_v2"], 64).await {
             Ok(batch) => {
+                if std::mem::take(&mut failing) {
+                    tracing::info!("reading pushes kept by followers again");
+                }
                 for p in batch {
                     let read = match p.endpoint.as_str() {
                         "webhook" => read_webhook(p.body.as_bytes()),
@@ -177,7 +183,11 @@ pub async fn take_forwarded(
                     }
                 }
             }
-            Err(e) => tracing::warn!(error = %e, "cannot read pushes kept by followers"),
+            Err(e) if !failing => {
+                failing = true;
+                tracing::warn!(error = %e, "cannot read pushes kept by followers; trying again");
+            }
+            Err(_) => {}
         }
         tokio::select! {
             _ = shutdown.cancelled() => return,

@@ -1129,9 +1129,14 @@ pub const FORWARDED_SLACK: &str = "slack";
 /// `shutdown`.
 pub async fn take_forwarded(inbound: Arc<Inbound>, shutdown: CancellationToken) {
     let store = inbound.ctx.store.clone();
+    // Said once when reading fails and once when it works again.
+    let mut failing = false;
     loop {
         match store.forwarded_pushes(&[FORWARDED_SLACK], 64).await {
             Ok(batch) => {
+                if std::mem::take(&mut failing) {
+                    tracing::info!("reading slack requests kept by followers again");
+                }
                 for row in batch {
                     match serde_json::from_str::<Incoming>(&row.body) {
                         Ok(incoming) => inbound.respond_forwarded(incoming).await,
@@ -1146,7 +1151,11 @@ pub async fn take_forwarded(inbound: Arc<Inbound>, shutdown: CancellationToken) 
                     }
                 }
             }
-            Err(e) => tracing::warn!(error = %e, "cannot read slack requests kept by followers"),
+            Err(e) if !failing => {
+                failing = true;
+                tracing::warn!(error = %e, "cannot read slack requests kept by followers; trying again");
+            }
+            Err(_) => {}
         }
         tokio::select! {
             _ = shutdown.cancelled() => return,

@@ -267,6 +267,9 @@ steps:
 
 /// A bot process whose output is collected, so it never blocks on a full
 /// pipe and a failure can show what it said.
+/// Written to a bot's log after each of its two streams ends.
+pub(crate) const STREAM_END: &str = "\n[stream ended]\n";
+
 pub(crate) struct Bot {
     pub(crate) child: Child,
 }
@@ -296,7 +299,9 @@ pub(crate) fn start_bot_with(
         std::thread::spawn(move || {
             let mut s = String::new();
             let _ = pipe.read_to_string(&mut s);
-            log.lock().unwrap().push_str(&s);
+            let mut log = log.lock().unwrap();
+            log.push_str(&s);
+            log.push_str(STREAM_END);
         });
     }
     Bot { child }

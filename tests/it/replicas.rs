@@ -102,6 +102,24 @@ impl Replica {
         ));
     }
 
+    /// Kills the process and returns its whole log (both streams read to
+    /// their end).
+    fn stop(&mut self) -> String {
+        if let Some(b) = self.bot.take() {
+            b.kill();
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let log = self.log.lock().unwrap().clone();
+            if log.matches(crate::kill_restart::STREAM_END).count() >= 2 * self.restarts
+                || Instant::now() > deadline
+            {
+                return log;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     fn pid(&self) -> i32 {
         self.bot.as_ref().unwrap().child.id() as i32
     }
@@ -301,9 +319,7 @@ async fn iteration(i: usize, admin: &str, rng: &mut Rng, tally: &mut Tally, seed
         p.abort();
     }
     for r in &mut replicas {
-        if let Some(b) = r.bot.take() {
-            b.kill();
-        }
+        r.stop();
     }
     let why = why(&events, &replicas);
 
@@ -637,4 +653,133 @@ chat:
         let again = to_bot::send(to, "/slack/commands", FORM, &body, ts, None).await;
         assert_eq!(again.status().as_u16(), 401, "a replay to {to} is refused");
     }
+}
+
+/// A TCP proxy to PostgreSQL that can be cut: cutting closes every
+/// connection through it and refuses new ones until it is mended, as a
+/// database outage or a partition looks to the bot.
+struct Cuttable {
+    addr: std::net::SocketAddr,
+    cut: Arc<std::sync::atomic::AtomicBool>,
+    conns: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+}
+
+impl Cuttable {
+    async fn start(upstream: String) -> Cuttable {
+        use std::sync::atomic::Ordering;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let cut = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let conns: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>> = Arc::default();
+        let (c, k) = (cut.clone(), conns.clone());
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if c.load(Ordering::SeqCst) {
+                    continue;
+                }
+                let upstream = upstream.clone();
+                k.lock().unwrap().push(tokio::spawn(async move {
+                    if let Ok(mut out) = tokio::net::TcpStream::connect(upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut out).await;
+                    }
+                }));
+            }
+        });
+        Cuttable { addr, cut, conns }
+    }
+
+    fn cut(&self) {
+        self.cut.store(true, std::sync::atomic::Ordering::SeqCst);
+        for c in self.conns.lock().unwrap().drain(..) {
+            c.abort();
+        }
+    }
+
+    fn mend(&self) {
+        self.cut.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// PostgreSQL out of reach: the leader stops acting within its lease,
+/// says so once, straight to chat (the outbox is in the database), is not
+/// ready and shows it in `/metrics`; when the database is back it says so
+/// and leads again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_that_loses_its_database_stops_says_so_and_comes_back() {
+    let Ok(admin) = std::env::var("FIREBREAK_TEST_POSTGRES_URL") else {
+        eprintln!("replicas: skipped: FIREBREAK_TEST_POSTGRES_URL is not set (.ci/run sets it)");
+        return;
+    };
+    let direct = url::Url::parse(&fresh_database(&admin).await).unwrap();
+    let proxy = Cuttable::start(format!(
+        "{}:{}",
+        direct.host_str().unwrap(),
+        direct.port().unwrap_or(5432)
+    ))
+    .await;
+    let mut through = direct.clone();
+    through.set_port(Some(proxy.addr.port())).unwrap();
+    through.set_host(Some("127.0.0.1")).unwrap();
+    let http = firebreak::net::client().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let listen = format!("127.0.0.1:{}", free_port());
+    let config = write_config(
+        dir.path(),
+        "groups: []\n",
+        RUNBOOK_YAML,
+        "127.0.0.1:9",
+        "127.0.0.1:9",
+        true,
+        &format!("server:\n  listen: {listen}\nstore:\n  url: '{through}'\n  lease: 2s\n"),
+    );
+    let mut r = Replica::new(0, config, listen, dir);
+    r.start();
+    wait_ready(&http, &r, "leads (lease epoch 1)").await;
+
+    proxy.cut();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let ready = http
+            .get(format!("http://{}/-/ready", r.listen))
+            .send()
+            .await
+            .unwrap();
+        let code = ready.status().as_u16();
+        let text = ready.text().await.unwrap();
+        if code == 503 && text.contains("cannot reach the store") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not ready never said the store is out of reach: {code} {text}\n{}",
+            r.log.lock().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let metrics = http
+        .get(format!("http://{}/metrics", r.listen))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("firebreak_leader 0"), "{metrics}");
+    assert!(metrics.contains("firebreak_store_up 0"), "{metrics}");
+
+    proxy.mend();
+    wait_ready(&http, &r, "leads (lease epoch 2)").await;
+    let log = r.stop();
+    assert!(log.contains("lost the leader lease"), "{log}");
+    assert_eq!(
+        log.matches("cannot reach its store and has stopped acting")
+            .count(),
+        1,
+        "said in chat, once: {log}"
+    );
+    assert_eq!(
+        log.matches("reaches its store again").count(),
+        1,
+        "the recovery is said, once: {log}"
+    );
 }
