@@ -437,19 +437,7 @@ async fn followers_say_who_leads_and_hand_pushes_to_the_leader() {
     let http = firebreak::net::client().unwrap();
     let mut replicas = Vec::new();
     for k in 0..2 {
-        let dir = tempfile::tempdir().unwrap();
-        let listen = format!("127.0.0.1:{}", free_port());
-        let config = write_config(
-            dir.path(),
-            "groups: []\n",
-            RUNBOOK_YAML,
-            "127.0.0.1:9",
-            "127.0.0.1:9",
-            true,
-            &format!(
-                "server:\n  listen: {listen}\nstore:\n  url: '{url}'\n  lease: 2s\nautomation:\n  paused: true\n"
-            ),
-        );
+        let (dir, listen, config) = idle_replica(&url, "automation:\n  paused: true\n");
         let mut r = Replica::new(k, config, listen, dir);
         r.start();
         replicas.push(r);
@@ -532,6 +520,23 @@ async fn followers_say_who_leads_and_hand_pushes_to_the_leader() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// A replica's files with no rules and no platform to reach, on the store
+/// at `url` with a 2s lease; `extra` is added to its config.
+fn idle_replica(url: &str, extra: &str) -> (tempfile::TempDir, String, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let listen = format!("127.0.0.1:{}", free_port());
+    let config = write_config(
+        dir.path(),
+        "groups: []\n",
+        RUNBOOK_YAML,
+        "127.0.0.1:9",
+        "127.0.0.1:9",
+        true,
+        &format!("server:\n  listen: {listen}\nstore:\n  url: '{url}'\n  lease: 2s\n{extra}"),
+    );
+    (dir, listen, config)
 }
 
 /// Waits until `/-/ready` at `addr` says `needle`.
@@ -721,17 +726,7 @@ async fn a_leader_that_loses_its_database_stops_says_so_and_comes_back() {
     through.set_port(Some(proxy.addr.port())).unwrap();
     through.set_host(Some("127.0.0.1")).unwrap();
     let http = firebreak::net::client().unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let listen = format!("127.0.0.1:{}", free_port());
-    let config = write_config(
-        dir.path(),
-        "groups: []\n",
-        RUNBOOK_YAML,
-        "127.0.0.1:9",
-        "127.0.0.1:9",
-        true,
-        &format!("server:\n  listen: {listen}\nstore:\n  url: '{through}'\n  lease: 2s\n"),
-    );
+    let (dir, listen, config) = idle_replica(through.as_str(), "");
     let mut r = Replica::new(0, config, listen, dir);
     r.start();
     wait_ready(&http, &r, "leads (lease epoch 1)").await;
