@@ -314,11 +314,32 @@ impl Daemon {
         let (progress_tx, progress_rx) = mpsc::channel(256);
         let executor = Executor::new(env, store.clone(), shutdown.clone(), finished_tx)
             .with_progress(progress_tx);
-        let paused = config.automation_paused.then(|| Pause {
-            by: "config".into(),
-            reason: "automation.paused is true".into(),
-            since: clock.now(),
-        });
+        // The config's pause, else the one a person left in force (before
+        // a restart, or on the replica that led before this one).
+        let paused = match config.automation_paused {
+            true => Some(Pause {
+                by: "config".into(),
+                reason: "automation.paused is true".into(),
+                since: clock.now(),
+            }),
+            false => match store.pause().await {
+                Ok(p) => p.map(|(by, reason, since)| {
+                    tracing::warn!(%by, %reason, "automation stays paused, as it was left");
+                    Pause { by, reason, since }
+                }),
+                Err(e) => {
+                    // Not knowing, the safer guess is that a person paused it.
+                    tracing::error!(error = %e, "cannot read whether automation was paused; starting paused");
+                    Some(Pause {
+                        by: "firebreak".into(),
+                        reason: format!(
+                            "the store did not say whether automation was paused ({e}); resume when checked"
+                        ),
+                        since: clock.now(),
+                    })
+                }
+            },
+        };
         let ctx = Arc::new(crate::command::Ctx {
             control: command_tx.clone(),
             runbooks: loaded.runbooks.clone().into(),
@@ -438,6 +459,7 @@ impl Daemon {
         }
         control.restore_silences().await;
         control.dispatch_restored(restored_firing).await;
+        control.restore_acks().await;
         tracker.spawn(control.run(alert_rx, finished_rx, command_rx, shutdown.clone()));
 
         if front.is_some() {

@@ -126,7 +126,15 @@ impl Control {
             }
             AlertEventKind::Resolved => {
                 let incident = match self.firing.remove(&fp) {
-                    Some(f) => Arc::unwrap_or_clone(f).incident,
+                    Some(f) => {
+                        let f = Arc::unwrap_or_clone(f);
+                        if f.acked.is_some()
+                            && let Err(e) = self.store.forget_ack(&f.fingerprint).await
+                        {
+                            tracing::warn!(error = %e, "cannot forget a resolved alert's ack");
+                        }
+                        f.incident
+                    }
                     None => self.incident_for(&a.labels, &a.rule),
                 };
                 self.timeline(
@@ -221,6 +229,32 @@ impl Control {
     /// and a runbook starts only if no run in the store was started by this
     /// firing of this alert (same name, labels and firing time), whatever
     /// the cooldown says. Call before [`Control::run`].
+    /// Puts back the acks of alerts still firing (call after
+    /// [`Control::dispatch_restored`]); forgets those of alerts that are
+    /// not.
+    pub async fn restore_acks(&mut self) {
+        let acks = match self.store.acks().await {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot load acks; alerts restored as unacknowledged");
+                return;
+            }
+        };
+        for (fp, by, at) in acks {
+            let firing = u64::from_str_radix(&fp, 16)
+                .ok()
+                .and_then(|k| self.firing.get_mut(&k));
+            match firing {
+                Some(f) => Arc::make_mut(f).acked = Some(Acked { by, at }),
+                None => {
+                    if let Err(e) = self.store.forget_ack(&fp).await {
+                        tracing::warn!(error = %e, "cannot forget an ack of an alert no longer firing");
+                    }
+                }
+            }
+        }
+    }
+
     pub async fn dispatch_restored(&mut self, alerts: Vec<crate::rules::Alert>) {
         if alerts.is_empty() {
             return;

@@ -298,6 +298,9 @@ impl Control {
                 by: by.to_owned(),
                 at: now,
             });
+            if let Err(e) = self.store.save_ack(&f.fingerprint, by, now).await {
+                tracing::error!(error = %e, alert = %f.name, "cannot record the ack; a restart would forget it");
+            }
             let text = format!("{}{}", f.name, identifying(&f.labels));
             done.push(text.clone());
             let e = per_incident.entry(f.incident.clone()).or_default();
@@ -372,6 +375,11 @@ impl Control {
                     reason: reason.clone(),
                     since: now,
                 });
+                // Kept, so a restart or a takeover does not resume what a
+                // person paused.
+                if let Err(e) = self.store.save_pause(&by, &reason, now).await {
+                    tracing::error!(error = %e, "cannot record the pause; a restart would resume automation");
+                }
                 let _ = reply.send(());
                 let text = format!("automation paused by {by}: {reason}");
                 // Runbooks that do not start during an incident are part
@@ -392,6 +400,9 @@ impl Control {
             Command::Resume { by: who, reply } => {
                 let by = who.label();
                 self.dispatcher.resume();
+                if let Err(e) = self.store.clear_pause().await {
+                    tracing::error!(error = %e, "cannot record the resume; a restart would pause automation again");
+                }
                 let _ = reply.send(());
                 let text = format!("automation resumed by {by}");
                 if let Some(incident) = self.current_incident() {

@@ -266,8 +266,8 @@ impl Executor {
                         &rec.incident,
                         Kind::RunFailed,
                         format!(
-                            "run {} of *{}* was interrupted by a restart and cannot resume: {why}. A human needs to check what it did.",
-                            rec.id, rec.runbook
+                            "run {} of *{}* was interrupted by {} and cannot resume: {why}. A human needs to check what it did.",
+                            rec.id, rec.runbook, restart(inner)
                         ),
                     )
                     .await;
@@ -1254,6 +1254,18 @@ fn reason(r: StepResult) -> String {
     }
 }
 
+/// What picked runs up where they were: a restart, or, on a replica,
+/// another replica taking over (people reading chat should know which).
+fn restart(inner: &Inner) -> String {
+    match inner.store.fence() {
+        Some(f) if f.epoch > 1 => format!(
+            "a takeover (replica {} leads now, lease epoch {})",
+            f.holder, f.epoch
+        ),
+        _ => "a restart".to_owned(),
+    }
+}
+
 /// Runs (or resumes, with `prior`) one run. `None` when shutdown suspended
 /// it: it stays unfinished in the store and resumes on the next start.
 async fn run(
@@ -1314,8 +1326,10 @@ async fn run(
         r.say(
             Kind::RunStarted,
             format!(
-                "runbook *{}* resumed after a restart (run {})",
-                rb.name, req.run_id
+                "runbook *{}* resumed after {} (run {})",
+                rb.name,
+                restart(inner),
+                req.run_id
             ),
         )
         .await;
@@ -1323,7 +1337,7 @@ async fn run(
             tl::Kind::RunResumed,
             None,
             None,
-            &format!("runbook {} resumed after a restart", rb.name),
+            &format!("runbook {} resumed after {}", rb.name, restart(inner)),
         )
         .await;
     } else {

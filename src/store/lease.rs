@@ -413,6 +413,8 @@ mod tests {
                 "DROP INDEX runs_one_active",
                 "DROP TABLE leases",
                 "DROP TABLE forwarded",
+                "DROP TABLE pauses",
+                "DROP TABLE acks",
                 "DELETE FROM schema_migrations WHERE version = 3",
             ] {
                 sqlx::query(undo).execute(&s.pool).await.unwrap();

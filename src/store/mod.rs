@@ -18,6 +18,7 @@ use crate::run_state::{Going, Outcome, RunState, StepState};
 pub use crate::timeline::TimelineEntry;
 use crate::timeline::{About, By, Kind};
 
+mod control_state;
 mod forwarded;
 mod lease;
 pub use forwarded::ForwardedPush;
@@ -385,7 +386,7 @@ const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         version: 3,
-        what: "replicas: the leader lease, alerts forwarded to the leader, one active run per runbook and key",
+        what: "replicas: the leader lease, alerts forwarded to the leader, one active run per runbook and key, the pause and acks kept",
         ddl: SCHEMA_3,
         then: Some(Backfill::OneActiveRun),
     },
@@ -407,6 +408,17 @@ const SCHEMA_3: &[&str] = &[
         body TEXT NOT NULL
     )",
     "CREATE INDEX forwarded_at ON forwarded (received_at, id)",
+    "CREATE TABLE pauses (
+        id TEXT PRIMARY KEY,
+        by_label TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        since BIGINT NOT NULL
+    )",
+    "CREATE TABLE acks (
+        fingerprint TEXT PRIMARY KEY,
+        by_label TEXT NOT NULL,
+        at BIGINT NOT NULL
+    )",
 ];
 
 /// The newest schema this release knows.

@@ -778,3 +778,75 @@ async fn a_leader_that_loses_its_database_stops_says_so_and_comes_back() {
         "the recovery is said, once: {log}"
     );
 }
+
+/// What people set on the bot outlives it: a pause and an ack, made on
+/// one daemon, are in force on the next one on the same store (a restart,
+/// or the replica that takes over), and a resume is too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pause_and_an_ack_survive_a_restart_or_takeover() {
+    use firebreak::clock::Clock;
+    use firebreak::command::{Actor, handle};
+    use firebreak::daemon::Daemon;
+    firebreak::net::install_crypto_provider();
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("fb.db").display());
+    let start = || async {
+        let mut config = firebreak::config::Config::for_simulator("127.0.0.1:9");
+        config.scrape.clear();
+        config.store_url = url.clone();
+        config.server.listen = Some("127.0.0.1:0".parse().unwrap());
+        let loaded = firebreak::load::load_embedded(config).unwrap();
+        let store = Store::open(&url).await.unwrap();
+        let stop = tokio_util::sync::CancellationToken::new();
+        let chat = Arc::new(firebreak::chat::console::Console::new(
+            Box::new(std::io::sink()),
+            chrono::FixedOffset::east_opt(0).unwrap(),
+            "UTC",
+        ));
+        let d = Daemon::start(loaded, store.clone(), Clock::system(), chat, stop.clone())
+            .await
+            .unwrap();
+        (d, stop, store)
+    };
+    let me = Actor::console();
+    let (d, stop, store) = start().await;
+    let push = firebreak::net::client()
+        .unwrap()
+        .post(format!("http://{}/api/v2/alerts", d.http_addr.unwrap()))
+        .header("content-type", "application/json")
+        .body(r#"[{"labels":{"alertname":"Drill","event":"drill"}}]"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(push.status().as_u16(), 200);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !handle(&d.ctx, &me, "alerts").await.text.contains("Drill") {
+        assert!(Instant::now() < deadline, "the pushed alert never fired");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let acked = handle(&d.ctx, &me, "ack Drill").await.text;
+    assert!(acked.contains("acknowledged"), "{acked}");
+    handle(&d.ctx, &me, "pause failover drill").await;
+    stop.cancel();
+    d.wait().await.unwrap();
+    store.close().await;
+
+    let (d, stop, store) = start().await;
+    let status = handle(&d.ctx, &me, "status").await.text;
+    assert!(status.contains("failover drill"), "still paused: {status}");
+    let alerts = handle(&d.ctx, &me, "alerts").await.text;
+    assert!(alerts.contains("acked by console"), "still acked: {alerts}");
+    handle(&d.ctx, &me, "resume").await;
+    stop.cancel();
+    d.wait().await.unwrap();
+    store.close().await;
+
+    let (d, stop, _store) = start().await;
+    let status = handle(&d.ctx, &me, "status").await.text;
+    assert!(
+        !status.contains("failover drill"),
+        "resumed stays resumed: {status}"
+    );
+    stop.cancel();
+    d.wait().await.unwrap();
+}
