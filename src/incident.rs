@@ -26,6 +26,48 @@ pub struct AudienceRow {
 }
 
 /// The timeline text of an alert that started firing.
+/// The longest incident name made for an alert without group-by labels.
+pub const UNGROUPED_NAME_MAX: usize = 64;
+
+/// The incident of an alert that carries none of the `incidents.group_by`
+/// labels: its own, named from its alert name and its other labels' values
+/// (by label name; `severity` left out, so a warning that turns critical
+/// stays in its incident), so a node or database alert never lands on a
+/// live event's card or in its review. The same alert always names the
+/// same incident (after a restart too). Only `[A-Za-z0-9._-]`, so the name
+/// is safe in a URL path and in chat; a name over
+/// [`UNGROUPED_NAME_MAX`] is cut and ends with the alert's fingerprint.
+pub fn ungrouped_name<'a>(
+    alertname: &str,
+    labels: impl IntoIterator<Item = (&'a str, &'a str)>,
+    fingerprint: u64,
+) -> String {
+    let mut parts = vec![alertname.to_owned()];
+    parts.extend(
+        labels
+            .into_iter()
+            .filter(|(k, _)| !matches!(*k, "alertname" | "severity" | "__name__"))
+            .map(|(_, v)| v.to_owned()),
+    );
+    let name: String = parts
+        .join("-")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if name.len() <= UNGROUPED_NAME_MAX {
+        return name;
+    }
+    let hash = format!("{fingerprint:016x}");
+    let keep = UNGROUPED_NAME_MAX - hash.len() - 1;
+    format!("{}-{hash}", &name[..keep])
+}
+
 pub fn firing_text(rule: &str, summary: &str) -> String {
     format!("{rule} firing: {summary}")
 }
@@ -533,6 +575,27 @@ fn md_cell(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_ungrouped_alert_names_its_own_incident_safely_and_briefly() {
+        let labels = [
+            ("alertname", "NodeDown"),
+            ("instance", "db-1:9100"),
+            ("job", "node"),
+            ("severity", "critical"),
+        ];
+        assert_eq!(
+            ungrouped_name("NodeDown", labels, 7),
+            "NodeDown-db-1_9100-node"
+        );
+        // Hostile values stay out of URLs and chat markup.
+        let odd = [("path", "/api/<!channel>?x=1 y")];
+        assert_eq!(ungrouped_name("Odd", odd, 7), "Odd-_api___channel__x_1_y");
+        let long = "x".repeat(300);
+        let cut = ungrouped_name("Long", [("v", long.as_str())], 0xabc);
+        assert_eq!(cut.len(), UNGROUPED_NAME_MAX);
+        assert!(cut.ends_with("-0000000000000abc"), "{cut}");
+    }
 
     const T0: Millis = 1_684_965_600_000;
 

@@ -195,3 +195,44 @@ async fn one_card_follows_the_incident_from_firing_to_resolved() {
     assert_eq!(c.runnable, ["on-full"]);
     assert_eq!(c.run.unwrap().state, RunState::Ended(Outcome::Succeeded));
 }
+
+/// Issue 22, item 4: an alert with none of the `incidents.group_by`
+/// labels (a node alert from a company's Alertmanager) opens an incident
+/// of its own, named from it, and never joins the live event's.
+#[tokio::test]
+async fn an_alert_without_the_grouping_labels_is_its_own_incident() {
+    let store = Store::open("sqlite::memory:").await.unwrap();
+    let clock = Clock::system();
+    let mut control = silence_tests::control(&store, &clock);
+    let now = clock.now();
+    control.on_alert(event(AlertEventKind::Firing, now)).await;
+    let mut node = event(AlertEventKind::Firing, now + 1);
+    node.alert.rule = "NodeDown".into();
+    node.alert.labels = Labels::new()
+        .with("alertname", "NodeDown")
+        .with("instance", "db-1:9100")
+        .with("job", "node")
+        .with("severity", "critical");
+    control.on_alert(node.clone()).await;
+    let incidents: BTreeMap<String, String> = control
+        .status()
+        .firing
+        .iter()
+        .map(|f| (f.name.clone(), f.incident.clone()))
+        .collect();
+    assert_eq!(incidents["Full"], "launch");
+    assert_eq!(incidents["NodeDown"], "NodeDown-db-1_9100-node");
+    // The same alert again, after a restart too, names the same incident.
+    node.alert.labels = node.alert.labels.with("severity", "warning");
+    assert_eq!(
+        control.incident_for(&node.alert.labels, "NodeDown"),
+        "NodeDown-db-1_9100-node"
+    );
+    let timeline = store.timeline("launch").await.unwrap();
+    assert!(
+        timeline
+            .iter()
+            .all(|e| e.about.alert.as_deref() != Some("NodeDown")),
+        "the node alert is not on the event's timeline: {timeline:?}"
+    );
+}

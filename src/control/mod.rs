@@ -353,12 +353,13 @@ impl Control {
             .iter()
             .filter_map(|k| labels.get(k))
             .collect();
+        // Without any of the grouping labels an alert is its own incident,
+        // never the newest open one: a node alert must not land on a live
+        // event's card.
         let id = if !parts.is_empty() {
             parts.join("-")
-        } else if let Some(last) = &self.last_incident {
-            last.clone()
         } else {
-            alertname.to_owned()
+            crate::incident::ungrouped_name(alertname, labels.iter(), labels.fingerprint())
         };
         self.last_incident = Some(id.clone());
         id

@@ -27,7 +27,7 @@ pub(super) fn env(outbox: &Outbox, clock: &Clock) -> ActionEnv {
     }
 }
 
-fn control(store: &Store, clock: &Clock) -> Control {
+pub(super) fn control(store: &Store, clock: &Clock) -> Control {
     let outbox = Outbox::new(store.clone());
     let env = silence_tests::env(&outbox, clock);
     // Runs are not awaited here; their ends queue up unread.
