@@ -27,7 +27,7 @@ pub use lease::{Fence, Lease};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("cannot open store {url}: {source}")]
+    #[error("cannot open store {url}")]
     Open {
         url: String,
         #[source]
@@ -70,7 +70,12 @@ pub enum StoreError {
         runbook: String,
         key: String,
     },
-    #[error("cannot take the store's lock {path}: {source}")]
+    /// A SQLite file is created on first run, but not its directory.
+    #[error(
+        "the store {path} cannot be created: its directory {dir} does not exist; create it, or set store.url to a file in a directory that does"
+    )]
+    NoDirectory { path: String, dir: String },
+    #[error("cannot take the store's lock {path}")]
     Lock {
         path: String,
         #[source]
@@ -96,6 +101,7 @@ pub fn hold(url: &str) -> Result<Option<Hold>> {
     let Some(path) = sqlite_file(url) else {
         return Ok(None);
     };
+    directory_exists(&path)?;
     let lock = format!("{path}.lock");
     let io = |source| StoreError::Lock {
         path: lock.clone(),
@@ -131,6 +137,21 @@ pub fn hold(url: &str) -> Result<Option<Hold>> {
     write!(file, "pid {}, since {since}", std::process::id()).map_err(io)?;
     file.flush().map_err(io)?;
     Ok(Some(Hold { _file: file }))
+}
+
+/// Says, once and plainly, that a SQLite file's directory is missing,
+/// before SQLite and the lock file each fail on it in their own words.
+fn directory_exists(path: &str) -> Result<()> {
+    let dir = std::path::Path::new(path)
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty());
+    match dir {
+        Some(d) if !d.is_dir() => Err(StoreError::NoDirectory {
+            path: path.to_owned(),
+            dir: d.display().to_string(),
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// The file of a `sqlite:` URL; `None` for other stores and in-memory ones.
@@ -738,6 +759,9 @@ impl Store {
     /// `sqlite::memory:` or `postgres://...`.
     pub async fn open(url: &str) -> Result<Store> {
         install_default_drivers();
+        if let Some(path) = sqlite_file(url) {
+            directory_exists(&path)?;
+        }
         let url_owned = url.to_owned();
         let connect_url =
             if url.starts_with("sqlite:") && !url.contains("mode=") && !url.contains(":memory:") {
@@ -1964,10 +1988,15 @@ mod tests {
         let e = Store::open("sqlite:///nonexistent-dir-xyz/sub/fb.db")
             .await
             .unwrap_err();
-        assert!(
-            e.to_string()
-                .contains("cannot open store sqlite:///nonexistent-dir-xyz/sub/fb.db"),
-            "{e}"
+        assert_eq!(
+            e.to_string(),
+            "the store /nonexistent-dir-xyz/sub/fb.db cannot be created: its directory /nonexistent-dir-xyz/sub does not exist; create it, or set store.url to a file in a directory that does"
+        );
+        let held = hold("sqlite:///nonexistent-dir-xyz/sub/fb.db").unwrap_err();
+        assert_eq!(
+            held.to_string(),
+            e.to_string(),
+            "the daemon's first word on it"
         );
     }
 

@@ -186,3 +186,23 @@ fn a_second_run_on_one_sqlite_store_refuses_to_start_and_names_the_first() {
         "{err}"
     );
 }
+
+/// Issue 22, item 7: a store whose directory does not exist is said
+/// once, plainly, before anything else fails on it.
+#[test]
+fn a_store_in_a_missing_directory_is_said_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = env!("CARGO_MANIFEST_DIR");
+    let missing = dir.path().join("state");
+    let config = format!(
+        "rules:\n  paths: ['{root}/alerts']\nrunbooks:\n  paths: ['{root}/runbooks']\ntargets:\n  sim: {{url: 'http://127.0.0.1:9'}}\nstore:\n  url: sqlite://{}\nchat:\n  channel: '#test'\n",
+        missing.join("fb.db").display()
+    );
+    let out = start_bot(dir.path(), &config).wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    let said = format!("its directory {} does not exist", missing.display());
+    assert_eq!(err.matches(&said).count(), 1, "{err}");
+    assert_eq!(err.matches("does not exist").count(), 1, "said once: {err}");
+    assert!(!err.contains("unable to open database file"), "{err}");
+}
