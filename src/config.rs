@@ -151,6 +151,34 @@ pub const SLACK_API_URL: &str = "https://slack.com/api/";
 pub const DEFAULT_SIM_ADDR: &str = "127.0.0.1:9100";
 
 impl Config {
+    /// Every place the config names a secret: (secret, field), in field
+    /// order. What these name is what `firebreak run` needs to work: the
+    /// chat adapter, the API's token, the targets' credentials.
+    pub fn secret_uses(&self) -> Vec<(String, String)> {
+        let mut uses = Vec::new();
+        if let Some(s) = &self.chat.slack {
+            uses.push((
+                s.bot_token_secret.clone(),
+                "chat.slack.bot_token_secret".into(),
+            ));
+            if let Some(n) = &s.signing_secret {
+                uses.push((n.clone(), "chat.slack.signing_secret".into()));
+            }
+            if let Some(n) = &s.app_token_secret {
+                uses.push((n.clone(), "chat.slack.app_token_secret".into()));
+            }
+        }
+        if let Some(n) = &self.server.token_secret {
+            uses.push((n.clone(), "server.token_secret".into()));
+        }
+        for (name, t) in &self.targets {
+            if let Some(n) = &t.bearer_secret {
+                uses.push((n.clone(), format!("targets.{name}.bearer_token_secret")));
+            }
+        }
+        uses
+    }
+
     /// The getting-started setup used when no config file is given: watch
     /// and mitigate a local `firebreak sim`. A config file starts from
     /// empty sources and targets instead, so production never points at a

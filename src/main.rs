@@ -112,6 +112,10 @@ enum Cmd {
         paths: Vec<PathBuf>,
         #[arg(long, short)]
         config: Option<PathBuf>,
+        /// Do not read the secrets the config names (a CI machine that has
+        /// none); without it, each must resolve as it would at start.
+        #[arg(long)]
+        offline: bool,
     },
     /// Show what a run of a runbook would do, step by step, with its
     /// templates rendered. Touches nothing: no HTTP call, no chat message,
@@ -283,6 +287,22 @@ async fn dispatch(cmd: Cmd) -> anyhow::Result<ExitCode> {
                 }
             };
             loaded.log_warnings("start");
+            // Before the night, not during it: a secret that does not
+            // resolve would fail the first mitigation that needs it.
+            let missing: Vec<_> = firebreak::secrets::check(&loaded.config)
+                .into_iter()
+                .filter(|m| !m.used_by.is_empty())
+                .collect();
+            if !missing.is_empty() {
+                for m in &missing {
+                    eprintln!("{m}");
+                }
+                eprintln!(
+                    "firebreak: not starting: {} secret(s) it needs do not resolve; `firebreak validate --config FILE` checks them",
+                    missing.len()
+                );
+                return Ok(ExitCode::FAILURE);
+            }
             // Held until the daemon has stopped, at the end of this arm.
             let _hold = firebreak::store::hold(&loaded.config.store_url)?;
             let store = firebreak::store::Store::open(&loaded.config.store_url).await?;
@@ -394,8 +414,12 @@ async fn dispatch(cmd: Cmd) -> anyhow::Result<ExitCode> {
             sim.serve(listener, shutdown).await?;
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::Validate { paths, config } => {
-            let report = firebreak::validate::validate(config.as_deref(), &paths);
+        Cmd::Validate {
+            paths,
+            config,
+            offline,
+        } => {
+            let report = firebreak::validate::validate(config.as_deref(), &paths, offline);
             for d in report.diagnostics.iter() {
                 eprintln!("{d}");
             }

@@ -17,6 +17,8 @@ pub struct Report {
     pub skipped_rule_tests: usize,
     /// Runbook test files checked (format, and against their runbook).
     pub runbook_tests: usize,
+    /// Secrets resolved (`None`: not checked, `--offline`).
+    pub secrets_checked: Option<usize>,
     pub diagnostics: Diagnostics,
 }
 
@@ -30,6 +32,14 @@ impl Report {
         match self.diagnostics.iter().filter(|d| d.warning).count() {
             0 => String::new(),
             n => format!("; {n} warning(s)"),
+        }
+    }
+
+    fn secrets(&self) -> String {
+        match self.secrets_checked {
+            None => "; secrets not read (--offline)".into(),
+            Some(0) => String::new(),
+            Some(n) => format!(", {n} secret(s) read"),
         }
     }
 
@@ -62,7 +72,8 @@ impl Report {
                 } else {
                     String::new()
                 },
-            ) + &self.warnings()
+            ) + &self.secrets()
+                + &self.warnings()
         } else {
             let errors: Vec<&Diagnostic> = self.diagnostics.iter().filter(|d| !d.warning).collect();
             let files: std::collections::BTreeSet<&str> =
@@ -75,8 +86,10 @@ impl Report {
 /// Validates `paths` (files or directories; default: the config's alert
 /// and runbook paths). The config is `config_path`, else a config file
 /// among `paths`, else `./firebreak.yaml` if present, else the built-in
-/// defaults.
-pub fn validate(config_path: Option<&Path>, paths: &[PathBuf]) -> Report {
+/// defaults. Unless `offline`, every secret the config defines is read as
+/// a start would read it: one the config uses that does not resolve is an
+/// error, naming what needs it; one it does not use is a warning.
+pub fn validate(config_path: Option<&Path>, paths: &[PathBuf], offline: bool) -> Report {
     let mut report = Report::default();
     let mut errs = Diagnostics::new();
     let files = read_yaml_files(paths, &mut errs);
@@ -123,6 +136,41 @@ pub fn validate(config_path: Option<&Path>, paths: &[PathBuf]) -> Report {
         }
     }
     let config_failed = config.is_none() && !config_sources.is_empty();
+    if let (Some(c), Some(file)) = (&config, &report.config_file) {
+        if offline {
+            report.secrets_checked = None;
+        } else {
+            report.secrets_checked = Some(c.secrets.len());
+            for m in crate::secrets::check(c) {
+                let field = format!("secrets.{}", m.name);
+                let d = if m.used_by.is_empty() {
+                    Diagnostic {
+                        warning: true,
+                        ..Diagnostic::new(
+                            file.clone(),
+                            None,
+                            field,
+                            format!("{} (used nowhere)", m.why),
+                        )
+                    }
+                } else {
+                    Diagnostic::new(
+                        file.clone(),
+                        None,
+                        field,
+                        format!(
+                            "{}; needed by {} (`--offline` skips reading secrets, on a machine that has none)",
+                            m.why,
+                            m.used_by.join(", ")
+                        ),
+                    )
+                };
+                errs.push(d);
+            }
+        }
+    } else {
+        report.secrets_checked = Some(0);
+    }
     let config = config.unwrap_or_else(|| Config::for_simulator(DEFAULT_SIM_ADDR));
 
     let other = if paths.is_empty() {

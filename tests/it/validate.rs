@@ -119,23 +119,87 @@ steps:
 #[test]
 fn the_deploy_config_is_valid() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let (code, out, err) = firebreak(&["validate", "--config", "deploy/firebreak.yaml"], root);
+    let (code, out, err) = firebreak(
+        &["validate", "--offline", "--config", "deploy/firebreak.yaml"],
+        root,
+    );
     assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
     assert!(out.contains("0 rule file(s)"), "{out}");
     assert!(out.contains("5 runbook(s)"), "{out}");
+    assert!(out.contains("secrets not read (--offline)"), "{out}");
 }
 
+/// Issue 22, item 1: secrets are checked before the night. Without the
+/// files its secrets come from, the production config is refused, and
+/// each missing secret is named with what needs it.
 #[test]
-fn every_error_in_every_file_is_printed_with_its_location() {
+fn the_deploy_config_without_its_secret_files_says_which_are_missing() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let (code, out, err) = firebreak(&["validate", "--config", "deploy/firebreak.yaml"], root);
+    assert_eq!(code, 1, "stdout: {out}\nstderr: {err}");
+    let missing: Vec<&str> = err.lines().filter(|l| l.contains(": secrets.")).collect();
+    let named: Vec<&str> = missing
+        .iter()
+        .map(|l| {
+            let field = l.split(": secrets.").nth(1).unwrap();
+            field.split(':').next().unwrap()
+        })
+        .collect();
+    assert_eq!(
+        named,
+        ["api_token", "platform_admin", "slack_bot", "slack_signing"],
+        "{err}"
+    );
+    for (line, needed_by) in missing.iter().zip([
+        "server.token_secret",
+        "targets.sim.bearer_token_secret",
+        "chat.slack.bot_token_secret",
+        "chat.slack.signing_secret",
+    ]) {
+        assert!(
+            line.contains("cannot read secret file /run/credentials/firebreak.service/"),
+            "{line}"
+        );
+        assert!(line.contains(&format!("needed by {needed_by}")), "{line}");
+    }
+    assert!(out.contains("4 error(s) in 1 file(s)"), "{out}");
+}
+
+/// A directory with `firebreak.yaml` holding `config`, and empty
+/// `alerts/` and `runbooks/`.
+fn with_config(config: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     std::fs::create_dir_all(d.join("alerts")).unwrap();
     std::fs::create_dir_all(d.join("runbooks")).unwrap();
-    std::fs::write(
-        d.join("firebreak.yaml"),
+    std::fs::write(d.join("firebreak.yaml"), config).unwrap();
+    dir
+}
+
+/// `firebreak run` does not start without a secret it needs, and says
+/// which; the first mitigation would otherwise find out.
+#[test]
+fn run_refuses_to_start_without_a_secret_it_needs() {
+    let dir = with_config(
+        "targets:\n  sim: {url: 'http://127.0.0.1:9', bearer_token_secret: admin}\nsecrets:\n  admin: {env: FIREBREAK_TEST_SURELY_UNSET}\nstore:\n  url: sqlite://fb.db\n",
+    );
+    let d = dir.path();
+    let (code, _out, err) = firebreak(&["run", "--config", "firebreak.yaml"], d);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("secrets.admin: environment variable FIREBREAK_TEST_SURELY_UNSET is not set (needed by targets.sim.bearer_token_secret)"),
+        "{err}"
+    );
+    assert!(err.contains("not starting: 1 secret(s)"), "{err}");
+    assert!(!d.join("fb.db").exists(), "nothing started");
+}
+
+#[test]
+fn every_error_in_every_file_is_printed_with_its_location() {
+    let dir = with_config(
         "targets:\n  sim: {url: 'http://127.0.0.1:9100'}\nstore:\n  url: sqlite://x.db\n",
-    )
-    .unwrap();
+    );
+    let d = dir.path();
     std::fs::write(
         d.join("alerts/bad.rules.yml"),
         "groups:\n  - name: g\n    rules:\n      - alert: Broken\n        expr: rate(x[5m) > 1\n      - alert: BadFor\n        expr: up == 0\n        for: 5 minutes\n",
@@ -317,7 +381,12 @@ fn the_replicas_deployment_is_consistent_and_valid() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let dir = root.join("deploy/replicas");
     let (code, out, err) = firebreak(
-        &["validate", "--config", "deploy/replicas/firebreak.yaml"],
+        &[
+            "validate",
+            "--offline",
+            "--config",
+            "deploy/replicas/firebreak.yaml",
+        ],
         root,
     );
     assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
