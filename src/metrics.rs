@@ -193,6 +193,8 @@ pub struct Metrics {
     pub failovers: Family<Counter>,
     pub lease_lost: Family<Counter>,
     pub store_up: Family<Gauge>,
+    pub build_info: Family<Gauge>,
+    pub outbox_oldest_age: Family<Gauge>,
 }
 
 fn seconds() -> Histogram {
@@ -338,6 +340,18 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
         &[],
         Counter::default,
     ),
+    build_info: Family::new(
+        "firebreak_build_info",
+        "Always 1; the version of firebreak running, as a label.",
+        &["version"],
+        Gauge::default,
+    ),
+    outbox_oldest_age: Family::new(
+        "firebreak_outbox_oldest_age_seconds",
+        "How long the oldest chat message still waiting to be delivered has waited (0 when none waits); read from the store at each scrape. Rising means chat is not getting through.",
+        &[],
+        Gauge::default,
+    ),
     store_up: Family::new(
         "firebreak_store_up",
         "On a replica: 1 while the store answers its lease reads and renewals, 0 while it cannot reach it (then it does not act).",
@@ -361,7 +375,10 @@ impl Metrics {
     /// Everything, in the Prometheus text format.
     pub fn render(&self) -> String {
         let mut out = String::new();
+        self.build_info.with(&[env!("CARGO_PKG_VERSION")]).set(1.0);
         for f in [
+            &self.build_info,
+            &self.outbox_oldest_age,
             &self.alerts,
             &self.outbox_depth,
             &self.leader,

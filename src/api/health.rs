@@ -63,6 +63,14 @@ pub async fn metrics(State(api): State<Arc<Api>>) -> Response {
         Ok(Err(e)) => tracing::warn!(error = %e, "cannot count the outbox for /metrics"),
         Err(_) => tracing::warn!("the store did not count the outbox within 2s"),
     }
+    match tokio::time::timeout(Duration::from_secs(2), api.store.outbox_oldest()).await {
+        Ok(Ok(oldest)) => {
+            let age = oldest.map_or(0, |at| (api.clock.now() - at).max(0));
+            m.outbox_oldest_age.with(&[]).set(age as f64 / 1000.0);
+        }
+        Ok(Err(e)) => tracing::warn!(error = %e, "cannot age the outbox for /metrics"),
+        Err(_) => tracing::warn!("the store did not age the outbox within 2s"),
+    }
     (
         [(
             header::CONTENT_TYPE,

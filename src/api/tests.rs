@@ -391,6 +391,40 @@ async fn health_readiness_and_metrics() {
         );
     }
     assert!(text.contains("firebreak_outbox_depth 0\n"), "{text}");
+    assert!(
+        text.contains("firebreak_outbox_oldest_age_seconds 0\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "firebreak_build_info{{version=\"{}\"}} 1\n",
+            env!("CARGO_PKG_VERSION")
+        )),
+        "{text}"
+    );
+    // A message waiting 90s: chat is not getting through, and /metrics says
+    // for how long.
+    let now = crate::clock::Clock::system().now();
+    s.store
+        .enqueue_outbox("#c", "{}", now - 90_000)
+        .await
+        .unwrap();
+    let text = s
+        .http
+        .get(format!("{}/metrics", s.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let age: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("firebreak_outbox_oldest_age_seconds "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((90.0..120.0).contains(&age), "{age}");
     // The requests above were counted, by route.
     assert!(
         text.contains(r#"firebreak_http_requests_total{route="/-/ready",code="200"}"#),

@@ -1393,6 +1393,16 @@ impl Store {
         row.try_get(0).map_err(q("read outbox depth"))
     }
 
+    /// When the oldest message still waiting to be delivered was written;
+    /// `None` when none waits.
+    pub async fn outbox_oldest(&self) -> Result<Option<Millis>> {
+        let row = sqlx::query("SELECT MIN(created_at) FROM outbox WHERE sent_at IS NULL")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(q("outbox oldest"))?;
+        row.try_get(0).map_err(q("read outbox oldest"))
+    }
+
     /// Whether the database answers at all (`/-/ready`).
     pub async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1")
