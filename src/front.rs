@@ -56,8 +56,8 @@ impl Front {
 /// and `/metrics`.
 #[derive(Debug, Default)]
 pub struct Status {
-    /// This replica's name in the lease (`store.replica_name`, or host
-    /// and process id).
+    /// This replica's name in the lease (`FIREBREAK_REPLICA_NAME`, or
+    /// host and process id).
     pub me: String,
     role: Mutex<Role>,
 }

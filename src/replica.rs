@@ -45,18 +45,37 @@ const WIND_DOWN: Duration = Duration::from_secs(10);
 /// host's name and the process id. Names need not be unique for safety
 /// (the epoch fences), only to tell replicas apart when reading.
 pub fn default_name() -> String {
-    if let Ok(n) = std::env::var("FIREBREAK_REPLICA_NAME")
-        && !n.trim().is_empty()
-    {
-        return crate::limits::head(n.trim(), 64).to_owned();
-    }
+    let named = std::env::var("FIREBREAK_REPLICA_NAME").ok();
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .map(|h| h.trim().to_owned())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "firebreak".into());
-    format!("{}-{}", crate::limits::head(&host, 48), std::process::id())
+        .or_else(|| std::env::var("HOSTNAME").ok());
+    replica_name(named.as_deref(), host.as_deref(), std::process::id())
+}
+
+/// The name given, else `host-pid`: at most 64 characters of
+/// `[A-Za-z0-9._-]`, since it goes into chat (inside a code span),
+/// `/-/ready`, logs and the store.
+fn replica_name(named: Option<&str>, host: Option<&str>, pid: u32) -> String {
+    let clean = |s: &str, max: usize| -> String {
+        s.trim()
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .take(max)
+            .collect()
+    };
+    match named.map(|n| clean(n, 64)).filter(|n| !n.is_empty()) {
+        Some(n) => n,
+        None => {
+            let host = host.map(|h| clean(h, 48)).filter(|h| !h.is_empty());
+            format!("{}-{pid}", host.as_deref().unwrap_or("firebreak"))
+        }
+    }
 }
 
 /// What a follower serves: the API on the unfenced store, with pushes
@@ -274,13 +293,16 @@ where
         let fenced = self
             .store
             .fenced(Fence::new(me.clone(), epoch, lost.clone()));
-        let fence = |f: &Store, until: Instant| {
-            if let Some(f) = f.fence() {
-                f.hold_until((until - self.timing.margin).into_std());
+        // The fence's local deadline follows each renewal.
+        let hold = {
+            let (store, margin) = (fenced.clone(), self.timing.margin);
+            move |valid_until: Instant| {
+                if let Some(f) = store.fence() {
+                    f.hold_until((valid_until - margin).into_std());
+                }
             }
         };
-        fence(&fenced, sent + self.timing.lease);
-        let fenced_for_renewals = fenced.clone();
+        hold(sent + self.timing.lease);
         let m = crate::metrics::get();
         tracing::info!(replica = %me, epoch, took_over, "took the leader lease; leading");
         if took_over {
@@ -332,7 +354,7 @@ where
             match renewed {
                 Ok(Ok(Some(_))) => {
                     valid_until = now + t.lease;
-                    fence(&fenced_for_renewals, valid_until);
+                    hold(valid_until);
                     renew_at = now + t.renew_every;
                 }
                 Ok(Ok(None)) => break Ended::Taken,
@@ -357,7 +379,6 @@ where
                 }
             }
             self.front.status.set(Role::Following { leader: None });
-            crate::metrics::get().leader.with(&[]).set(0.0);
             return (ended, None);
         }
         // Nothing more of this epoch: no write, no chat message, no step.
@@ -459,6 +480,15 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_replica_name_is_bounded_and_safe_in_chat() {
+        assert_eq!(replica_name(Some(" fb-1 "), Some("h"), 7), "fb-1");
+        assert_eq!(replica_name(Some("a`b <!here>"), None, 7), "a_b___here_");
+        assert_eq!(replica_name(Some(&"x".repeat(300)), None, 7).len(), 64);
+        assert_eq!(replica_name(None, Some("node-3\n"), 42), "node-3-42");
+        assert_eq!(replica_name(Some("  "), None, 42), "firebreak-42");
+    }
 
     #[test]
     fn a_leader_stops_before_its_lease_can_expire() {

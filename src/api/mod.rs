@@ -11,7 +11,7 @@
 mod health;
 mod push;
 
-pub use push::{FORWARD_POLL, take_forwarded};
+pub use push::{FORWARD_POLL, drain_forwarded, take_forwarded};
 mod read;
 
 use std::sync::Arc;

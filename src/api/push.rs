@@ -21,10 +21,7 @@ pub async fn webhook(
     let body = body.map_err(|r| too_big_or_unreadable(r, api.max_body_bytes))?;
     let kept = body.clone();
     let read = off_the_runtime(move || read_webhook(&body)).await?;
-    if api.follows() {
-        return forward(&api, read, "webhook", &kept).await;
-    }
-    queue(&api, read, "webhook").await
+    take(&api, read, "webhook", &kept).await
 }
 
 pub async fn postable(
@@ -34,10 +31,7 @@ pub async fn postable(
     let body = body.map_err(|r| too_big_or_unreadable(r, api.max_body_bytes))?;
     let kept = body.clone();
     let read = off_the_runtime(move || read_postable(&body)).await?;
-    if api.follows() {
-        return forward(&api, read, "api_v2", &kept).await;
-    }
-    queue(&api, read, "api_v2").await
+    take(&api, read, "api_v2", &kept).await
 }
 
 /// Alertmanager's API v1 is gone (Alertmanager 0.27 removed it); say
@@ -90,102 +84,73 @@ fn too_big_or_unreadable(r: BytesRejection, limit: usize) -> ApiError {
     }
 }
 
-/// On a follower: keeps a push that reads well in the store for the
-/// leader, which reads it again and queues it ([`take_forwarded`]). A 200
-/// means it is in the store.
-async fn forward(api: &Api, read: Read, endpoint: &str, body: &[u8]) -> Result<Response, ApiError> {
-    let n = read.alerts.len();
-    if n > 0 {
-        let me = api.replica.as_ref().map_or("", |r| r.me.as_str());
-        // The readers took it, so it is UTF-8 JSON.
-        let text = String::from_utf8_lossy(body);
-        let kept = tokio::time::timeout(
-            api.push_wait,
-            api.store.forward_push(me, endpoint, &text, api.clock.now()),
-        )
-        .await;
-        match kept {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                tracing::warn!(error = %e, endpoint, "cannot keep a push for the leader");
-                return Err(ApiError {
-                    retry_after: Some(5),
-                    ..ApiError::new(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "this replica follows and cannot reach the store to hand the alerts to the leader; nothing was taken, send them again",
-                    )
-                });
-            }
-            Err(_) => {
-                return Err(ApiError {
-                    retry_after: Some(5),
-                    ..ApiError::new(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "the store did not take the alerts in time; nothing was taken, send them again",
-                    )
-                });
-            }
+/// On a follower: keeps a push that read well in the store for the
+/// leader, which reads it again and queues it ([`take_forwarded`]).
+async fn keep_for_leader(api: &Api, endpoint: &str, body: &[u8]) -> Result<(), ApiError> {
+    let me = api.replica.as_ref().map_or("", |r| r.me.as_str());
+    // The readers took it, so it is UTF-8 JSON.
+    let text = String::from_utf8_lossy(body);
+    let kept = tokio::time::timeout(
+        api.push_wait,
+        api.store.forward_push(me, endpoint, &text, api.clock.now()),
+    )
+    .await;
+    let why = match kept {
+        Ok(Ok(())) => return Ok(()),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, endpoint, "cannot keep a push for the leader");
+            "this replica follows and cannot reach the store to hand the alerts to the leader"
         }
-        crate::metrics::get()
-            .pushed_alerts
-            .with(&[endpoint])
-            .add(n as u64);
-    }
-    let mut out =
-        serde_json::json!({"status": "success", "accepted": n, "forwarded_to_leader": true});
-    if !read.ignored.is_empty() {
-        out["ignored_fields"] = serde_json::json!(read.ignored);
-    }
-    Ok(axum::Json(out).into_response())
+        Err(_) => "the store did not take the alerts in time",
+    };
+    Err(ApiError {
+        retry_after: Some(5),
+        ..ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("{why}; nothing was taken, send them again"),
+        )
+    })
 }
 
 /// How often a leader looks for pushes its followers kept.
 pub const FORWARD_POLL: std::time::Duration = std::time::Duration::from_millis(250);
 
-/// The leader's side of [`forward`]: reads what followers kept and queues
-/// it for the watcher like its own pushes, until `shutdown`. A body that
-/// no longer reads (a follower of another release) is dropped, loudly.
-pub async fn take_forwarded(
+/// Hands what followers kept under `endpoints` to `take`, oldest first,
+/// deleting each row once taken, every [`FORWARD_POLL`] until `shutdown`
+/// (or until `take` says to stop). A store that does not answer is said
+/// once, and again when it answers. The leader runs one per kind of row:
+/// pushes here, Slack's requests in `inbound::slack`.
+pub async fn drain_forwarded<F, Fut>(
     store: crate::store::Store,
-    pushed: tokio::sync::mpsc::Sender<Vec<crate::source::alertmanager::Incoming>>,
+    endpoints: &[&str],
+    what: &str,
     shutdown: tokio_util::sync::CancellationToken,
-) {
-    // Said once when reading fails and once when it works again, not at
-    // every poll of an outage.
+    mut take: F,
+) where
+    F: FnMut(crate::store::ForwardedPush) -> Fut,
+    Fut: Future<Output = bool>,
+{
     let mut failing = false;
     loop {
-        match store.forwarded_pushes(&["webhook", "api_v2"], 64).await {
+        match store.forwarded_pushes(endpoints, 64).await {
             Ok(batch) => {
                 if std::mem::take(&mut failing) {
-                    tracing::info!("reading pushes kept by followers again");
+                    tracing::info!("reading {what} kept by followers again");
                 }
-                for p in batch {
-                    let read = match p.endpoint.as_str() {
-                        "webhook" => read_webhook(p.body.as_bytes()),
-                        _ => read_postable(p.body.as_bytes()),
-                    };
-                    match read {
-                        Ok(r) if !r.alerts.is_empty() => {
-                            tokio::select! {
-                                sent = pushed.send(r.alerts) => if sent.is_err() { return },
-                                _ = shutdown.cancelled() => return,
-                            }
-                        }
-                        Ok(_) => {}
-                        Err(e) => tracing::error!(
-                            id = %p.id, problems = ?e.problems,
-                            "a push a follower kept no longer reads; dropped"
-                        ),
+                for row in batch {
+                    let id = row.id.clone();
+                    if !take(row).await {
+                        return;
                     }
-                    if let Err(e) = store.took_forwarded(&p.id).await {
-                        tracing::warn!(error = %e, "cannot mark a forwarded push taken");
+                    if let Err(e) = store.took_forwarded(&id).await {
+                        tracing::warn!(error = %e, "cannot mark {what} kept by a follower taken");
                         break;
                     }
                 }
             }
             Err(e) if !failing => {
                 failing = true;
-                tracing::warn!(error = %e, "cannot read pushes kept by followers; trying again");
+                tracing::warn!(error = %e, "cannot read {what} kept by followers; trying again");
             }
             Err(_) => {}
         }
@@ -196,13 +161,52 @@ pub async fn take_forwarded(
     }
 }
 
+/// The leader's side of [`keep_for_leader`]: reads what followers kept
+/// and queues it for the watcher like its own pushes. A body that no
+/// longer reads (a follower of another release) is dropped, loudly.
+pub async fn take_forwarded(
+    store: crate::store::Store,
+    pushed: tokio::sync::mpsc::Sender<Vec<crate::source::alertmanager::Incoming>>,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    let stop = shutdown.clone();
+    drain_forwarded(store, &["webhook", "api_v2"], "pushes", shutdown, |p| {
+        let (pushed, stop) = (pushed.clone(), stop.clone());
+        async move {
+            let read = match p.endpoint.as_str() {
+                "webhook" => read_webhook(p.body.as_bytes()),
+                _ => read_postable(p.body.as_bytes()),
+            };
+            match read {
+                Ok(r) if !r.alerts.is_empty() => tokio::select! {
+                    sent = pushed.send(r.alerts) => sent.is_ok(),
+                    _ = stop.cancelled() => false,
+                },
+                Ok(_) => true,
+                Err(e) => {
+                    tracing::error!(
+                        id = %p.id, problems = ?e.problems,
+                        "a push a follower kept no longer reads; dropped"
+                    );
+                    true
+                }
+            }
+        }
+    })
+    .await
+}
+
 /// Names of ignored fields already warned about: once each per process,
 /// since a sender repeats them in every request. Bounded: a sender that
 /// invents new names in every request gets no more warnings past it.
 const MAX_WARNED: usize = 256;
 static WARNED: LazyLock<Mutex<HashSet<String>>> = LazyLock::new(|| Mutex::new(HashSet::new()));
 
-async fn queue(api: &Api, read: Read, endpoint: &str) -> Result<Response, ApiError> {
+/// Takes a push that read well: queued for the watcher, or on a follower
+/// kept in the store for the leader. A 200 means it is in one or the
+/// other.
+async fn take(api: &Api, read: Read, endpoint: &str, body: &[u8]) -> Result<Response, ApiError> {
+    let follows = api.follows();
     let n = read.alerts.len();
     if !read.ignored.is_empty() {
         let mut warned = WARNED.lock().unwrap_or_else(|e| e.into_inner());
@@ -215,7 +219,9 @@ async fn queue(api: &Api, read: Read, endpoint: &str) -> Result<Response, ApiErr
             }
         }
     }
-    if n > 0 {
+    if n > 0 && follows {
+        keep_for_leader(api, endpoint, body).await?;
+    } else if n > 0 {
         match tokio::time::timeout(api.push_wait, api.pushed.send(read.alerts)).await {
             Ok(Ok(())) => {}
             Ok(Err(_)) => {
@@ -245,14 +251,19 @@ async fn queue(api: &Api, read: Read, endpoint: &str) -> Result<Response, ApiErr
                 });
             }
         }
+    }
+    if n > 0 {
         crate::metrics::get()
             .pushed_alerts
             .with(&[endpoint])
             .add(n as u64);
     }
-    let mut body = serde_json::json!({"status": "success", "accepted": n});
-    if !read.ignored.is_empty() {
-        body["ignored_fields"] = serde_json::json!(read.ignored);
+    let mut out = serde_json::json!({"status": "success", "accepted": n});
+    if follows {
+        out["forwarded_to_leader"] = serde_json::json!(true);
     }
-    Ok(axum::Json(body).into_response())
+    if !read.ignored.is_empty() {
+        out["ignored_fields"] = serde_json::json!(read.ignored);
+    }
+    Ok(axum::Json(out).into_response())
 }

@@ -1129,39 +1129,26 @@ pub const FORWARDED_SLACK: &str = "slack";
 /// `shutdown`.
 pub async fn take_forwarded(inbound: Arc<Inbound>, shutdown: CancellationToken) {
     let store = inbound.ctx.store.clone();
-    // Said once when reading fails and once when it works again.
-    let mut failing = false;
-    loop {
-        match store.forwarded_pushes(&[FORWARDED_SLACK], 64).await {
-            Ok(batch) => {
-                if std::mem::take(&mut failing) {
-                    tracing::info!("reading slack requests kept by followers again");
+    crate::api::drain_forwarded(
+        store,
+        &[FORWARDED_SLACK],
+        "slack requests",
+        shutdown,
+        |row| {
+            let inbound = inbound.clone();
+            async move {
+                match serde_json::from_str::<Incoming>(&row.body) {
+                    Ok(incoming) => inbound.respond_forwarded(incoming).await,
+                    Err(e) => tracing::error!(
+                        error = %e, id = %row.id,
+                        "a slack request a follower kept does not read; dropped"
+                    ),
                 }
-                for row in batch {
-                    match serde_json::from_str::<Incoming>(&row.body) {
-                        Ok(incoming) => inbound.respond_forwarded(incoming).await,
-                        Err(e) => tracing::error!(
-                            error = %e, id = %row.id,
-                            "a slack request a follower kept does not read; dropped"
-                        ),
-                    }
-                    if let Err(e) = store.took_forwarded(&row.id).await {
-                        tracing::warn!(error = %e, "cannot mark a forwarded slack request taken");
-                        break;
-                    }
-                }
+                true
             }
-            Err(e) if !failing => {
-                failing = true;
-                tracing::warn!(error = %e, "cannot read slack requests kept by followers; trying again");
-            }
-            Err(_) => {}
-        }
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(crate::api::FORWARD_POLL) => {}
-        }
-    }
+        },
+    )
+    .await
 }
 
 #[cfg(test)]
