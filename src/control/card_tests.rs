@@ -68,13 +68,20 @@ async fn until<F: Fn(&[(card::Status, Option<String>)]) -> bool>(store: &Store, 
     panic!("cards never got there: {:?}", cards(store).await);
 }
 
-// Real time: paused time would time out the store's connection pool.
-#[tokio::test]
-async fn one_card_follows_the_incident_from_firing_to_resolved() {
-    // The registry is the process's; other tests only add to it.
-    let m = crate::metrics::get();
-    let runs_before = m.runs.with(&["on-full", "succeeded"]).get();
-    let steps_before = m.steps.with(&["chat", "succeeded"]).get();
+/// The control loop and an executor wired as the daemon wires them, with
+/// `runbook` loaded and an alert for it firing, once its card says it
+/// waits for approval.
+struct Wired {
+    store: Store,
+    executor: Executor,
+    cmd_tx: mpsc::Sender<Command>,
+    alert_tx: mpsc::Sender<AlertEvent>,
+    clock: Clock,
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+async fn waiting_for_approval(runbook: &str) -> Wired {
     let store = Store::open("sqlite::memory:").await.unwrap();
     let clock = Clock::system();
     let outbox = Outbox::new(store.clone());
@@ -83,7 +90,7 @@ async fn one_card_follows_the_incident_from_firing_to_resolved() {
     let (progress_tx, progress_rx) = mpsc::channel(16);
     let executor = Executor::new(env, store.clone(), CancellationToken::new(), finished_tx)
         .with_progress(progress_tx);
-    let rb = crate::runbook::parse_runbook("r.yaml", RUNBOOK, &crate::load::check_env([])).unwrap();
+    let rb = crate::runbook::parse_runbook("r.yaml", runbook, &crate::load::check_env([])).unwrap();
     let control = Control::new(
         Dispatcher::new(vec![std::sync::Arc::new(rb)], None),
         executor.clone(),
@@ -98,7 +105,6 @@ async fn one_card_follows_the_incident_from_firing_to_resolved() {
     let (cmd_tx, cmd_rx) = mpsc::channel(16);
     let stop = CancellationToken::new();
     let task = tokio::spawn(control.run(alert_rx, finished_rx, cmd_rx, stop.clone()));
-
     alert_tx
         .send(event(AlertEventKind::Firing, clock.now()))
         .await
@@ -108,6 +114,65 @@ async fn one_card_follows_the_incident_from_firing_to_resolved() {
             .is_some_and(|l| l.0 == card::Status::AwaitingApproval)
     })
     .await;
+    Wired {
+        store,
+        executor,
+        cmd_tx,
+        alert_tx,
+        clock,
+        stop,
+        task,
+    }
+}
+
+/// The card's statuses, in order, for a run that waits for approval and
+/// recovers the incident, which then resolves.
+const GATE_STORY: [card::Status; 6] = [
+    card::Status::Firing,
+    card::Status::Mitigating,
+    card::Status::AwaitingApproval,
+    card::Status::Mitigating,
+    card::Status::Recovered,
+    card::Status::Resolved,
+];
+
+/// Alice, a commander, approves `run`; returns once the card says the
+/// incident recovered.
+async fn approve_until_recovered(cmd_tx: &mpsc::Sender<Command>, store: &Store, run: String) {
+    let (reply, answer) = oneshot::channel();
+    cmd_tx
+        .send(Command::Answer {
+            run,
+            verdict: Verdict::Approve,
+            by: Who::new("U1", "alice"),
+            role: Role::Commander,
+            reply,
+        })
+        .await
+        .unwrap();
+    answer.await.unwrap().unwrap();
+    until(store, |c| {
+        c.last().is_some_and(|l| l.0 == card::Status::Recovered)
+    })
+    .await;
+}
+
+// Real time: paused time would time out the store's connection pool.
+#[tokio::test]
+async fn one_card_follows_the_incident_from_firing_to_resolved() {
+    // The registry is the process's; other tests only add to it.
+    let m = crate::metrics::get();
+    let runs_before = m.runs.with(&["on-full", "succeeded"]).get();
+    let steps_before = m.steps.with(&["chat", "succeeded"]).get();
+    let Wired {
+        store,
+        executor,
+        cmd_tx,
+        alert_tx,
+        clock,
+        stop,
+        task,
+    } = waiting_for_approval(RUNBOOK).await;
     // Regression (found by the load benchmark): the run's first
     // message could be queued before the card, and head the thread.
     let first = &store.pending_outbox(1).await.unwrap()[0];
@@ -123,22 +188,7 @@ async fn one_card_follows_the_incident_from_firing_to_resolved() {
     let waiting = executor.waiting();
     assert_eq!(waiting.len(), 1, "the gate is open once the card shows it");
     let run = waiting[0].run.clone();
-    let (reply, answer) = oneshot::channel();
-    cmd_tx
-        .send(Command::Answer {
-            run,
-            verdict: Verdict::Approve,
-            by: Who::new("U1", "alice"),
-            role: Role::Commander,
-            reply,
-        })
-        .await
-        .unwrap();
-    answer.await.unwrap().unwrap();
-    until(&store, |c| {
-        c.last().is_some_and(|l| l.0 == card::Status::Recovered)
-    })
-    .await;
+    approve_until_recovered(&cmd_tx, &store, run).await;
     alert_tx
         .send(event(AlertEventKind::Resolved, clock.now()))
         .await
@@ -159,18 +209,7 @@ async fn one_card_follows_the_incident_from_firing_to_resolved() {
     // the order of the statuses, not their number.
     let mut statuses: Vec<card::Status> = all.iter().map(|c| c.0).collect();
     statuses.dedup();
-    assert_eq!(
-        statuses,
-        [
-            card::Status::Firing,
-            card::Status::Mitigating,
-            card::Status::AwaitingApproval,
-            card::Status::Mitigating,
-            card::Status::Recovered,
-            card::Status::Resolved,
-        ],
-        "{all:?}"
-    );
+    assert_eq!(statuses, GATE_STORY, "{all:?}");
     let last: ChatMessage = serde_json::from_str(
         &store
             .pending_outbox(1000)
@@ -234,5 +273,77 @@ async fn an_alert_without_the_grouping_labels_is_its_own_incident() {
             .iter()
             .all(|e| e.about.alert.as_deref() != Some("NodeDown")),
         "the node alert is not on the event's timeline: {timeline:?}"
+    );
+}
+
+/// Issue 22, item 3: an `action: approval` step shows on the card as a
+/// gate does (WAITING FOR APPROVAL, with Approve and Deny buttons, so
+/// nobody types run ids), and its answer is recorded as `approved`, on
+/// the timeline as the approver's.
+#[tokio::test]
+async fn an_approval_step_shows_waiting_for_approval_with_buttons() {
+    const ASKS: &str = r#"kind: runbook
+name: on-full
+trigger:
+  alerts: [{alertname: Full}]
+steps:
+  - id: ok_to_cap
+    action: approval
+    with: {role: commander, timeout: 1m, text: "Cap the room?"}
+  - id: act
+    action: chat
+    with: {text: acting}
+"#;
+    let Wired {
+        store,
+        executor,
+        cmd_tx,
+        stop,
+        task,
+        ..
+    } = waiting_for_approval(ASKS).await;
+    let newest = store.pending_outbox(1000).await.unwrap();
+    let shown: ChatMessage = newest
+        .iter()
+        .rev()
+        .find_map(|r| {
+            serde_json::from_str::<ChatMessage>(&r.payload_json)
+                .ok()
+                .filter(|m| m.card.is_some())
+        })
+        .unwrap();
+    let blocks = crate::chat::blocks::render(&shown).to_string();
+    let waiting = executor.waiting();
+    assert_eq!(waiting.len(), 1, "the gate is open once the card shows it");
+    let run = waiting[0].run.clone();
+    assert_eq!(waiting[0].what, "ok_to_cap");
+    for b in ["Approve", "Deny"] {
+        assert!(blocks.contains(b), "no {b} button: {blocks}");
+    }
+    assert!(blocks.contains(&format!("approve {run}")), "{blocks}");
+    approve_until_recovered(&cmd_tx, &store, run.clone()).await;
+    stop.cancel();
+    task.await.unwrap();
+    // The same card story as a gate's, up to recovery.
+    let all = cards(&store).await;
+    let mut statuses: Vec<card::Status> = all.iter().map(|c| c.0).collect();
+    statuses.dedup();
+    assert_eq!(statuses, GATE_STORY[..5], "{all:?}");
+    let steps = store.steps(&run).await.unwrap();
+    let asked = steps.iter().find(|s| s.step_id == "ok_to_cap").unwrap();
+    assert_eq!(
+        asked.state,
+        crate::run_state::StepState::Approved,
+        "{steps:?}"
+    );
+    let timeline = store.timeline("launch").await.unwrap();
+    let approval = timeline
+        .iter()
+        .find(|e| e.about.step.as_deref() == Some("ok_to_cap"))
+        .unwrap();
+    assert_eq!(approval.kind, crate::timeline::Kind::Approval);
+    assert_eq!(
+        approval.by,
+        crate::timeline::By::Person(Who::new("U1", "alice"))
     );
 }

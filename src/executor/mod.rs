@@ -42,7 +42,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::chat::{ChatMessage, Kind};
+use crate::chat::{BoxFut, ChatMessage, Kind};
 use crate::clock::Millis;
 use crate::roles::Role;
 use crate::run_state::{Going, RunState, StepState};
@@ -383,6 +383,17 @@ async fn post(inner: &Inner, incident: &str, kind: Kind, text: String) {
     }
 }
 
+impl actions::Asks for Run<'_> {
+    fn asking<'a>(&'a self, what: Option<&'a str>) -> BoxFut<'a, ()> {
+        Box::pin(async move {
+            match what {
+                Some(w) => self.set_state_at(Going::AwaitingApproval, Some(w)).await,
+                None => self.set_state(Going::Running).await,
+            }
+        })
+    }
+}
+
 /// How a step (or gate) ended.
 enum StepResult {
     Done(Json),
@@ -440,6 +451,25 @@ impl Run<'_> {
         );
         if let Err(e) = self.inner.store.append_timeline(&entry).await {
             tracing::error!(error = %e, run = %self.req.run_id, "cannot write timeline");
+        }
+    }
+
+    /// A step's end on the timeline; a person's answer is an approval,
+    /// theirs (or the bot's, when the deadline answered).
+    async fn step_timeline(
+        &self,
+        kind: tl::Kind,
+        answered: Option<&actions::Answered>,
+        sid: &str,
+        text: &str,
+    ) {
+        match answered {
+            None => self.timeline(kind, None, Some(sid), text).await,
+            Some(a) => {
+                let by = a.by.clone().map_or(By::Bot, By::Person);
+                self.timeline(tl::Kind::Approval, Some(&by), Some(sid), text)
+                    .await;
+            }
         }
     }
 
@@ -685,7 +715,8 @@ impl Run<'_> {
         let sid = self.sid(&step.id);
         let prior = self.prior.get(&sid).cloned();
         match prior.as_ref().map(|p| p.state) {
-            Some(StepState::Succeeded) => {
+            // An `approval` step a person answered is recorded `approved`.
+            Some(StepState::Succeeded | StepState::Approved) => {
                 let out = prior
                     .and_then(|p| p.output_json)
                     .and_then(|o| serde_json::from_str(&o).ok())
@@ -693,7 +724,7 @@ impl Run<'_> {
                 return StepResult::Done(out);
             }
             Some(StepState::Skipped) => return StepResult::Skipped,
-            Some(StepState::Failed) => {
+            Some(StepState::Failed | StepState::Denied | StepState::TimedOut) => {
                 return StepResult::Failed(prior.and_then(|p| p.error).unwrap_or_default());
             }
             _ => {}
@@ -783,6 +814,7 @@ impl Run<'_> {
             first_started_at,
             gates: &inner.gates,
             calls: caller.as_ref().map(|c| c as &dyn Calls),
+            asks: &*self,
         };
         let step_started = clock.now();
         let first_attempt = attempt + 1;
@@ -876,14 +908,12 @@ impl Run<'_> {
         }
         match result {
             Ok(done) => {
-                self.record_end(
-                    &sid,
-                    StepState::Succeeded,
-                    i64::from(attempt),
-                    Some(&done.output),
-                    None,
-                )
-                .await;
+                let state = done
+                    .answered
+                    .as_ref()
+                    .map_or(StepState::Succeeded, |a| a.state);
+                self.record_end(&sid, state, i64::from(attempt), Some(&done.output), None)
+                    .await;
                 self.say(
                     Kind::Step,
                     format!(
@@ -895,18 +925,14 @@ impl Run<'_> {
                 )
                 .await;
                 let text = format!("{sid}: {} ({})", done.summary, step.action);
-                self.timeline(tl::Kind::Step, None, Some(&sid), &text).await;
+                self.step_timeline(tl::Kind::Step, done.answered.as_ref(), &sid, &text)
+                    .await;
                 StepResult::Done(done.output)
             }
             Err(e) => {
-                self.record_end(
-                    &sid,
-                    StepState::Failed,
-                    i64::from(attempt),
-                    None,
-                    Some(&e.message),
-                )
-                .await;
+                let state = e.answered.as_ref().map_or(StepState::Failed, |a| a.state);
+                self.record_end(&sid, state, i64::from(attempt), None, Some(&e.message))
+                    .await;
                 self.say(
                     Kind::StepFailed,
                     format!(
@@ -916,7 +942,7 @@ impl Run<'_> {
                 )
                 .await;
                 let text = format!("{sid} failed: {}", e.message);
-                self.timeline(tl::Kind::StepFailed, None, Some(&sid), &text)
+                self.step_timeline(tl::Kind::StepFailed, e.answered.as_ref(), &sid, &text)
                     .await;
                 StepResult::Failed(e.message)
             }
@@ -1199,7 +1225,7 @@ impl Calls for Caller<'_> {
         &'b self,
         runbook: &'b str,
         inputs: serde_json::Map<String, Json>,
-    ) -> crate::chat::BoxFut<'b, Result<actions::Done, ActionError>> {
+    ) -> BoxFut<'b, Result<actions::Done, ActionError>> {
         Box::pin(async move {
             let callee = self.req.runbook.callees.get(runbook).ok_or_else(|| {
                 ActionError::fatal(format!(
@@ -1234,6 +1260,7 @@ impl Calls for Caller<'_> {
                 Some((Outcome::Succeeded, _)) => Ok(actions::Done {
                     output: json!({"outcome": "succeeded", "steps": r.outputs}),
                     summary: format!("runbook *{runbook}* succeeded"),
+                    answered: None,
                 }),
                 Some((outcome, why)) => Err(ActionError::fatal(format!(
                     "runbook {runbook} {}: {}",

@@ -22,6 +22,7 @@ use firebreak::duration::PromDuration;
 use firebreak::executor::actions::ActionEnv;
 use firebreak::executor::{Executor, Outcome, RunFinished, RunRequest, Verdict};
 use firebreak::roles::{Role, Who};
+use firebreak::run_state::StepState;
 use firebreak::runbook::{Runbook, parse_runbook};
 use firebreak::store::Store;
 
@@ -386,6 +387,11 @@ steps:
     exec.start(request(&rb, "run-1"));
     assert_eq!(finish(&mut rx).await.outcome, Outcome::Succeeded);
     assert_eq!(w.calls().len(), 1);
+    // Recorded as a gate is, not as a step that did something.
+    assert_eq!(
+        step_state(&w.store, "run-1", "ok").await.as_deref(),
+        Some("approved")
+    );
     let chat = w.chat().await;
     assert!(
         chat.iter()
@@ -430,6 +436,52 @@ steps:
     assert_eq!(paths, ["/cap", "/uncap"]);
     let runs = w.store.runs().await.unwrap();
     assert!(runs[0].error.as_deref().unwrap().contains("denied by bob"));
+    assert_eq!(
+        step_state(&w.store, "run-1", "ok").await.as_deref(),
+        Some("denied")
+    );
+}
+
+/// An approval step answered before a restart is not asked again, and
+/// one denied stays denied: the record, not the restart, decides.
+#[tokio::test]
+async fn an_answered_approval_step_is_not_asked_again_after_a_restart() {
+    for (answer, outcome, calls) in [
+        (StepState::Approved, Outcome::Succeeded, 1),
+        (StepState::Denied, Outcome::Failed, 0),
+    ] {
+        let w = World::new().await;
+        let rb = runbook(
+            r#"kind: runbook
+name: asked
+trigger: {manual: true}
+steps:
+  - id: ok
+    action: approval
+    with: {role: commander, timeout: 1h}
+  - id: cap
+    action: http
+    with: {target: api, method: PUT, path: /cap}
+"#,
+        );
+        unfinished_run(&w, &rb).await;
+        w.store.step_started("run-1", "ok", 1, 1, 2).await.unwrap();
+        let error = (answer == StepState::Denied).then_some("denied by bob");
+        let end = firebreak::store::StepEnd {
+            state: answer,
+            attempts: 1,
+            at: 3,
+            output_json: Some(r#"{"approved": true, "by": "alice"}"#).filter(|_| error.is_none()),
+            error,
+        };
+        w.store.step_finished("run-1", "ok", &end).await.unwrap();
+        let (exec, mut rx) = w.executor(true, CancellationToken::new());
+        assert_eq!(exec.resume(std::slice::from_ref(&rb)).await.len(), 1);
+        let done = finish(&mut rx).await;
+        assert_eq!(done.outcome, outcome, "{answer}");
+        assert!(exec.waiting().is_empty(), "asked again after {answer}");
+        assert_eq!(w.calls().len(), calls, "{answer}");
+    }
 }
 
 #[tokio::test]

@@ -13,11 +13,12 @@
 use serde::Deserialize;
 use serde_json::{Value as Json, json};
 
-use super::{Action, ActionEnv, ActionError, ActionSpec, Done, StepCtx, check_shape};
+use super::{Action, ActionEnv, ActionError, ActionSpec, Answered, Done, StepCtx, check_shape};
 use crate::chat::{BoxFut, ChatMessage, Kind};
 use crate::duration::PromDuration;
 use crate::executor::gates::GateOutcome;
 use crate::roles::Role;
+use crate::run_state::StepState;
 use crate::runbook::spec::Lasts;
 use crate::runbook::{Approval, CheckEnv, OnTimeout};
 
@@ -118,6 +119,10 @@ impl Action for ApprovalStep {
             let a = approval(&p).map_err(|(f, m)| ActionError::fatal(format!("{f}: {m}")))?;
             let deadline = ctx.first_started_at + a.timeout.as_millis() as i64;
             let ask = p.text.as_deref().unwrap_or("Go on?");
+            // Open before anyone is told (the card's buttons included), so
+            // an answer given at once finds the gate.
+            let gate = ctx.gates.open(ctx.run_id, ctx.step_id, &a, deadline);
+            ctx.asks.asking(Some(ctx.step_id)).await;
             let msg = ChatMessage {
                 channel: ctx.env.channel.clone(),
                 incident: Some(ctx.incident.to_owned()),
@@ -141,32 +146,31 @@ impl Action for ApprovalStep {
             if let Err(e) = ctx.env.outbox.post(&msg).await {
                 tracing::error!(error = %e, run = ctx.run_id, "cannot queue approval request");
             }
-            let out = ctx
-                .gates
-                .wait(
-                    &ctx.env.clock,
-                    ctx.run_id,
-                    ctx.step_id,
-                    &a,
-                    deadline,
-                    ctx.cancel,
-                )
-                .await;
+            let out = gate.outcome(&ctx.env.clock, deadline, ctx.cancel).await;
+            ctx.asks.asking(None).await;
+            let answered = |state, by: Option<&crate::roles::Who>| Answered {
+                state,
+                by: by.cloned(),
+            };
             match out {
                 GateOutcome::Approved { by } => Ok(Done {
                     summary: format!("approved by {by}"),
                     output: json!({"approved": true, "by": by.label()}),
+                    answered: Some(answered(StepState::Approved, Some(&by))),
                 }),
-                GateOutcome::Denied { by } => Err(ActionError::fatal(format!("denied by {by}"))),
+                GateOutcome::Denied { by } => Err(ActionError::fatal(format!("denied by {by}"))
+                    .answered(answered(StepState::Denied, Some(&by)))),
                 GateOutcome::TimedOut => match a.on_timeout {
                     OnTimeout::Proceed => Ok(Done {
                         summary: format!("nobody objected within {}; going on", a.timeout),
                         output: json!({"approved": true, "by": null, "timed_out": true}),
+                        answered: Some(answered(StepState::Approved, None)),
                     }),
                     OnTimeout::Abort => Err(ActionError::fatal(format!(
                         "nobody approved within {}",
                         a.timeout
-                    ))),
+                    ))
+                    .answered(answered(StepState::TimedOut, None))),
                 },
                 GateOutcome::Cancelled => Err(ActionError::fatal("cancelled")),
             }

@@ -100,6 +100,7 @@ impl Action for Chat {
             Ok(Done {
                 output: json!({"posted": true}),
                 summary: "posted to chat".into(),
+                answered: None,
             })
         })
     }

@@ -215,6 +215,7 @@ impl Action for Http {
                 message: format!("{shown}: {e}"),
                 retryable: e.retryable(),
                 not_applied: e.never_sent(),
+                answered: None,
             })?;
             let status = resp.status();
             let bytes = resp.bytes().await.map_err(|e| {
@@ -242,6 +243,7 @@ impl Action for Http {
                     // it did nothing; a 500 or a gateway error may not be.
                     not_applied: status.is_client_error()
                         || status == reqwest::StatusCode::SERVICE_UNAVAILABLE,
+                    answered: None,
                 });
             }
             let mut out = Map::new();
@@ -258,6 +260,7 @@ impl Action for Http {
             Ok(Done {
                 output: Json::Object(out),
                 summary: format!("{shown} → {}", status.as_u16()),
+                answered: None,
             })
         })
     }

@@ -52,6 +52,36 @@ pub struct StepCtx<'a> {
     pub gates: &'a crate::executor::Gates,
     /// Runs the runbook a `runbook` step calls; `None` where none can be.
     pub calls: Option<&'a dyn runbook::Calls>,
+    /// Where a step that waits for a person says so, so the run's card
+    /// shows WAITING FOR APPROVAL with its buttons, as a gate's does.
+    pub asks: &'a dyn Asks,
+}
+
+/// The run a step belongs to, as a step that waits for a person sees it.
+pub trait Asks: Sync {
+    /// The step now waits for a person's answer about `what` (`Some`,
+    /// said only once its gate is open, so an answer at once finds it),
+    /// or no longer does (`None`).
+    fn asking<'a>(&'a self, what: Option<&'a str>) -> BoxFut<'a, ()>;
+}
+
+/// Nobody watches the run (tests of one action).
+pub struct NobodyWatches;
+
+impl Asks for NobodyWatches {
+    fn asking<'a>(&'a self, _what: Option<&'a str>) -> BoxFut<'a, ()> {
+        Box::pin(async {})
+    }
+}
+
+/// A person's answer ended the step (an `approval` step): the record says
+/// `approved`, `denied` or `timed_out` rather than done or failed, and the
+/// timeline names who answered.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Answered {
+    pub state: crate::run_state::StepState,
+    /// Nobody when the deadline answered.
+    pub by: Option<crate::roles::Who>,
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -66,6 +96,8 @@ pub struct ActionError {
     /// 4xx, a 503). A timeout or a 500 may have done something, so it is
     /// not this.
     pub not_applied: bool,
+    /// A person's "no" (or a deadline) rather than a failure.
+    pub answered: Option<Answered>,
 }
 
 impl ActionError {
@@ -74,6 +106,7 @@ impl ActionError {
             message: message.into(),
             retryable: false,
             not_applied: false,
+            answered: None,
         }
     }
 
@@ -82,7 +115,14 @@ impl ActionError {
             message: message.into(),
             retryable: true,
             not_applied: false,
+            answered: None,
         }
+    }
+
+    /// Marks the error as a person's answer (or a deadline's).
+    pub fn answered(mut self, a: Answered) -> Self {
+        self.answered = Some(a);
+        self
     }
 
     /// Marks the error as one after which nothing was done.
@@ -98,6 +138,8 @@ impl ActionError {
 pub struct Done {
     pub output: Json,
     pub summary: String,
+    /// Set when a person's answer (or a deadline's) ended the step.
+    pub answered: Option<Answered>,
 }
 
 /// An action as the executor runs it; what it is to the runbook model

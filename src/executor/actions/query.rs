@@ -148,6 +148,7 @@ impl Action for Query {
             Ok(Done {
                 summary: summary(&p.expr, &samples),
                 output: output(&samples, &p.capture),
+                answered: None,
             })
         })
     }

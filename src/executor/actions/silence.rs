@@ -172,6 +172,7 @@ impl Action for Silence {
             Ok(Done {
                 summary: format!("silenced {shown} for {d} (id {id})"),
                 output: json!({"id": id, "ends_at": ends_at}),
+                answered: None,
             })
         })
     }

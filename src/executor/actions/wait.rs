@@ -205,6 +205,7 @@ impl Action for Wait {
                     Ok(Done {
                         output: json!({"waited": d.to_string()}),
                         summary: format!("waited {d}"),
+                        answered: None,
                     })
                 }
                 Plan::Until {
@@ -249,6 +250,7 @@ async fn until(
                         output: json!({"held": true, "after": after.to_string(), "value": value}),
                         // The chat line adds how long the step took.
                         summary: format!("`{}` held", short_expr(expr)),
+                        answered: None,
                     });
                 }
                 match value {
