@@ -482,6 +482,7 @@ fn run_firebreak_child(p: &Params, c: &FbConfig) -> anyhow::Result<()> {
             remote: None,
             pushed: None,
             reloads: None,
+            sight: None,
         };
 
         let interval = p.interval_ms();

@@ -59,6 +59,11 @@ pub struct ServerConfig {
     /// How long a pushed alert without `endsAt` stays firing after it was
     /// last pushed (Alertmanager's `resolve_timeout`).
     pub resolve_timeout: PromDuration,
+    /// A dead-man's switch: alerts are expected to be pushed at least this
+    /// often (an always-firing `Watchdog` alert that Alertmanager repeats,
+    /// or Prometheus's own resends); none within it is said in chat as
+    /// blindness. `None`: pushes are not expected.
+    pub deadman: Option<PromDuration>,
 }
 
 /// Room for about 10,000 alerts in one request.
@@ -71,6 +76,7 @@ impl Default for ServerConfig {
             token_secret: None,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             resolve_timeout: PromDuration::from_secs(300),
+            deadman: None,
         }
     }
 }
@@ -268,6 +274,7 @@ struct RawServer {
     token_secret: Option<Sp<String>>,
     max_body_bytes: Option<Sp<u64>>,
     resolve_timeout: Option<Sp<String>>,
+    deadman: Option<Sp<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -612,6 +619,10 @@ impl Config {
             );
         }
 
+        let deadman = raw.server.deadman.as_ref().map(|sp| {
+            c.positive_duration(Some(sp), "server.deadman", PromDuration::from_secs(300))
+        });
+
         let mut targets = BTreeMap::new();
         for (name, sp) in &raw.targets {
             let r = &sp.value;
@@ -700,6 +711,7 @@ impl Config {
                 token_secret: raw.server.token_secret.map(|s| s.value),
                 max_body_bytes,
                 resolve_timeout,
+                deadman,
             },
         };
         c.out.into_result(config)

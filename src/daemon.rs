@@ -79,7 +79,7 @@ pub async fn chat_adapter(config: &Config) -> anyhow::Result<Arc<dyn ChatAdapter
             team = %who.team, user = %who.user, api = %cfg.api_url,
             "connected to Slack"
         ),
-        Err(ChatError::Rejected(reason)) => anyhow::bail!(
+        Err(ChatError::Rejected(reason) | ChatError::Refused(reason)) => anyhow::bail!(
             "Slack refused the bot token from secret {:?} ({reason}); check the token and that the app is installed to the workspace",
             cfg.bot_token_secret
         ),
@@ -232,8 +232,13 @@ impl Daemon {
         front: Option<&crate::front::Front>,
     ) -> anyhow::Result<Daemon> {
         let http = crate::net::client()?;
+        // What starts is loaded: a reload is measured against it.
+        crate::reload::loaded_now(clock.now());
         let config = loaded.config;
-        let outbox = Outbox::new(store.clone());
+        // What the bot cannot see: written by the watcher (sources, rules,
+        // pushes) and the outbox (chat), read by `/-/ready` and `/metrics`.
+        let board = crate::sight::Board::new();
+        let outbox = Outbox::new(store.clone()).with_board(board.clone());
         let tracker = TaskTracker::new();
 
         let (scrape_tx, scrape_rx) = mpsc::channel(64);
@@ -273,6 +278,9 @@ impl Daemon {
             crate::watcher::Pushed::new(config.server.resolve_timeout.as_millis() as i64);
         // One reloaded version at a time; the reloader waits for room.
         let (rules_tx, rules_rx) = mpsc::channel(1);
+        // Losses and recoveries, for the control loop to say; rare, so a
+        // small queue, and the watcher waits when it is full.
+        let (sight_tx, sight_rx) = mpsc::channel(16);
         let mut watcher = Watcher {
             engine,
             series: SeriesStore::new(retention),
@@ -280,6 +288,15 @@ impl Daemon {
             remote,
             pushed: Some(pushed),
             reloads: loaded.disk.is_some().then_some(rules_rx),
+            sight: Some(crate::watcher::Sighting::new(
+                board.clone(),
+                sight_tx,
+                config
+                    .server
+                    .deadman
+                    .map(|d| d.as_millis() as crate::clock::Millis),
+                clock.now(),
+            )),
         };
         let restored_firing = watcher.restore(&store, clock.now()).await;
         tracker.spawn(watcher.run(
@@ -395,7 +412,8 @@ impl Daemon {
             config.chat.channel.clone(),
             config.incident_group_by.clone(),
         )
-        .with_progress(progress_rx);
+        .with_progress(progress_rx)
+        .with_sight(sight_rx);
         let audience = config.audience.clone().map(|a| {
             let (req_tx, req_rx) = crate::audience::queue();
             let (sample_tx, sample_rx) = mpsc::channel(crate::audience::QUEUE);
@@ -485,6 +503,7 @@ impl Daemon {
             shutdown: shutdown.clone(),
             push_wait: crate::api::PUSH_WAIT,
             replica: front.map(|f| f.status.clone()),
+            sight: board,
         });
         let http_addr = inbound(&config, &ctx, &outbox, api, &tracker, &shutdown, front).await?;
         tracker.close();

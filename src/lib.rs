@@ -46,6 +46,8 @@
 //!   each check concludes (`checklist::judge`), a run as it unfolds with
 //!   its sign-offs (`checklist::state`), the GO / NO-GO verdict and how a
 //!   run reads (`checklist::report`).
+//! - [`sight`] (model): what the bot can and cannot see (sources, rules,
+//!   pushed alerts, chat), when a loss is said and when its recovery.
 //! - [`run_state`] (model): the states of a run and of its steps, as the
 //!   store keeps them and the API and chat show them.
 //! - [`timeline`] (model): an incident's timeline as data: each entry's
@@ -159,6 +161,7 @@ pub mod run_state;
 pub mod runbook;
 pub mod secrets;
 pub mod server;
+pub mod sight;
 pub mod silence;
 pub mod sim;
 pub mod source;

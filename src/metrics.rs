@@ -195,6 +195,15 @@ pub struct Metrics {
     pub store_up: Family<Gauge>,
     pub build_info: Family<Gauge>,
     pub outbox_oldest_age: Family<Gauge>,
+    pub source_up: Family<Gauge>,
+    pub rule_evaluations: Family<Counter>,
+    pub rule_evaluation_failures: Family<Counter>,
+    pub rule_group_last_evaluation: Family<Gauge>,
+    pub pushed_last_received: Family<Gauge>,
+    pub blind: Family<Gauge>,
+    pub chat_up: Family<Gauge>,
+    pub reload_successful: Family<Gauge>,
+    pub reload_success_at: Family<Gauge>,
 }
 
 fn seconds() -> Histogram {
@@ -282,7 +291,7 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
     ),
     chat_errors: Family::new(
         "firebreak_chat_send_errors_total",
-        "Chat messages not delivered: a failed call to be retried (retry), one the platform refused for good (rejected), or an outbox row that could not be read (unreadable); the last two are set aside.",
+        "Chat messages not delivered: a failed call to be retried (retry), the platform refusing the bot itself (refused: kept and tried again slowly), one the platform refused for good (rejected), or an outbox row that could not be read (unreadable); the last two are set aside.",
         &["kind"],
         Counter::default,
     ),
@@ -352,6 +361,60 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
         &[],
         Gauge::default,
     ),
+    source_up: Family::new(
+        "firebreak_source_up",
+        "1 if the metrics source answered its latest scrape or query, else 0, by source (a scrape target's name, or `remote`).",
+        &["source"],
+        Gauge::default,
+    ),
+    rule_evaluations: Family::new(
+        "firebreak_rule_evaluations_total",
+        "Rule evaluations, by rule group.",
+        &["rule_group"],
+        Counter::default,
+    ),
+    rule_evaluation_failures: Family::new(
+        "firebreak_rule_evaluation_failures_total",
+        "Rule evaluations that failed (the expression could not be evaluated, or the source did not answer), by rule group.",
+        &["rule_group"],
+        Counter::default,
+    ),
+    rule_group_last_evaluation: Family::new(
+        "firebreak_rule_group_last_evaluation_timestamp_seconds",
+        "When each rule group was last evaluated, in seconds since the epoch.",
+        &["rule_group"],
+        Gauge::default,
+    ),
+    pushed_last_received: Family::new(
+        "firebreak_pushed_alerts_last_received_timestamp_seconds",
+        "When alerts were last pushed to this process (Alertmanager's webhook or Prometheus's alerts API), in seconds since the epoch; 0 before the first.",
+        &[],
+        Gauge::default,
+    ),
+    blind: Family::new(
+        "firebreak_blind",
+        "What firebreak cannot see now, by kind: source (a scrape target or the remote API failing), rule (a rule failing to evaluate), pushes (none within server.deadman), chat (the platform refuses the bot). Each loss and recovery is said in chat once.",
+        &["kind"],
+        Gauge::default,
+    ),
+    chat_up: Family::new(
+        "firebreak_chat_up",
+        "1 while the chat platform takes the bot's messages, 0 while it refuses the bot itself (a revoked token, removed from the channel); messages wait in the outbox meanwhile.",
+        &[],
+        Gauge::default,
+    ),
+    reload_successful: Family::new(
+        "firebreak_config_last_reload_successful",
+        "1 if the latest reload of rules, runbooks and checklists was taken, 0 if it was refused (the previous version runs on).",
+        &[],
+        Gauge::default,
+    ),
+    reload_success_at: Family::new(
+        "firebreak_config_last_reload_success_timestamp_seconds",
+        "When rules, runbooks and checklists were last loaded or reloaded successfully, in seconds since the epoch.",
+        &[],
+        Gauge::default,
+    ),
     store_up: Family::new(
         "firebreak_store_up",
         "On a replica: 1 while the store answers its lease reads and renewals, 0 while it cannot reach it (then it does not act).",
@@ -371,6 +434,13 @@ pub fn get() -> &'static Metrics {
     &METRICS
 }
 
+/// Sets `firebreak_blind` from what the board says is lost.
+pub fn count_blind(board: &crate::sight::Board) {
+    for (kind, n) in board.counts() {
+        get().blind.with(&[kind]).set(n as f64);
+    }
+}
+
 impl Metrics {
     /// Everything, in the Prometheus text format.
     pub fn render(&self) -> String {
@@ -384,6 +454,13 @@ impl Metrics {
             &self.leader,
             &self.lease_epoch,
             &self.store_up,
+            &self.source_up,
+            &self.rule_group_last_evaluation,
+            &self.pushed_last_received,
+            &self.blind,
+            &self.chat_up,
+            &self.reload_successful,
+            &self.reload_success_at,
         ] {
             gauge_family(&mut out, f);
         }
@@ -404,6 +481,8 @@ impl Metrics {
             &self.http_requests,
             &self.failovers,
             &self.lease_lost,
+            &self.rule_evaluations,
+            &self.rule_evaluation_failures,
         ] {
             counter_family(&mut out, f);
         }

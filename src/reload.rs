@@ -146,6 +146,7 @@ impl Reloader {
                     tracing::error!(error = %d, "reload refused");
                 }
                 tracing::error!(errors = errs.len(), %why, "reload refused; still running the previous rules, runbooks and checklists");
+                crate::metrics::get().reload_successful.with(&[]).set(0.0);
                 self.say(refusal_text(why, &errs)).await;
                 return Outcome::Refused(errs.len());
             }
@@ -187,6 +188,7 @@ impl Reloader {
         }
         o.ctx.runbooks.set(loaded.runbooks);
         o.ctx.checklists.set(loaded.checklists);
+        loaded_now(self.clock.now());
         if let Outcome::Applied {
             rule_groups,
             runbooks,
@@ -219,6 +221,14 @@ impl Reloader {
             tracing::error!(error = %e, "cannot queue the reload message");
         }
     }
+}
+
+/// Rules, runbooks and checklists were (re)loaded at `now`:
+/// `firebreak_config_last_reload_successful` and its timestamp.
+pub fn loaded_now(now: crate::clock::Millis) {
+    let m = crate::metrics::get();
+    m.reload_successful.with(&[]).set(1.0);
+    m.reload_success_at.with(&[]).set(now as f64 / 1000.0);
 }
 
 /// What chat hears about a refused version.

@@ -127,6 +127,8 @@ pub fn follower_api(
             shutdown,
             push_wait: crate::api::PUSH_WAIT,
             replica: Some(status),
+            // A follower watches nothing, so it cannot go blind.
+            sight: crate::sight::Board::new(),
         }),
         slack,
     ))

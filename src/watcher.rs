@@ -19,6 +19,7 @@ use crate::promql::Value;
 use crate::promql::lookback::max_lookback;
 use crate::rules::EvalOutcome;
 use crate::rules::{AlertEvent, Rule, RuleEngine, RuleGroup};
+use crate::sight::{Board, Change, Sense, Sight};
 use crate::source::ScrapeBatch;
 use crate::source::exposition::parse_series;
 use crate::source::remote::RemoteApi;
@@ -61,6 +62,68 @@ pub struct Watcher {
     /// New rule groups from a reload ([`crate::reload`]), when the daemon
     /// reloads.
     pub reloads: Option<mpsc::Receiver<Vec<RuleGroup>>>,
+    /// Where the watcher says what it cannot see, when anyone listens.
+    pub sight: Option<Sighting>,
+}
+
+/// What the watcher can and cannot see (its scrape targets, the remote
+/// API, its rules, pushed alerts), and who is told.
+pub struct Sighting {
+    pub sight: Sight,
+    /// What `/-/ready` and `/metrics` read.
+    pub board: Board,
+    /// To the control loop, which says each change in chat. Changes are
+    /// rare (once per loss, once per recovery); when the queue is full the
+    /// watcher waits, as it does for alerts, so none is dropped.
+    pub changes: mpsc::Sender<Change>,
+    /// Changes not yet sent, in order.
+    pending: Vec<Change>,
+}
+
+impl Sighting {
+    /// `push_deadman`: pushed alerts expected at least this often, from
+    /// `now` on (`server.deadman`).
+    pub fn new(
+        board: Board,
+        changes: mpsc::Sender<Change>,
+        push_deadman: Option<Millis>,
+        now: Millis,
+    ) -> Sighting {
+        let mut sight = Sight::new();
+        if let Some(every) = push_deadman {
+            sight.expect_pushes(every, now);
+        }
+        Sighting {
+            sight,
+            board,
+            changes,
+            pending: Vec::new(),
+        }
+    }
+
+    fn note(&mut self, change: Option<Change>) {
+        if let Some(c) = change {
+            self.board.apply(&c);
+            crate::metrics::count_blind(&self.board);
+            match &c {
+                Change::Lost { sense, lost } => {
+                    tracing::warn!(what = %sense, since = lost.since, why = %lost.why, "blind")
+                }
+                Change::Back { sense, .. } => tracing::info!(what = %sense, "seeing again"),
+            }
+            self.pending.push(c);
+        }
+    }
+
+    fn saw(&mut self, sense: &Sense, now: Millis) {
+        let c = self.sight.saw(sense, now);
+        self.note(c);
+    }
+
+    fn failed(&mut self, sense: &Sense, why: &str, now: Millis) {
+        let c = self.sight.failed(sense, why, now);
+        self.note(c);
+    }
 }
 
 /// Requests' worth of pushed alerts waiting for the watcher. When full, the
@@ -256,24 +319,38 @@ const REMOTE_CONCURRENCY: usize = 16;
 
 /// Fetches each expression's result at `ts`, at most
 /// [`REMOTE_CONCURRENCY`] at a time, in the order given.
-async fn fetch_all(api: &RemoteApi, exprs: &[String], ts: Millis) -> Vec<Result<Value, String>> {
+async fn fetch_all(
+    api: &RemoteApi,
+    exprs: &[String],
+    ts: Millis,
+) -> Vec<Result<Value, crate::source::remote::RemoteError>> {
     let limit = std::sync::Arc::new(tokio::sync::Semaphore::new(REMOTE_CONCURRENCY));
     let mut set = tokio::task::JoinSet::new();
     for (i, e) in exprs.iter().enumerate() {
         let (api, e, limit) = (api.clone(), e.clone(), limit.clone());
         set.spawn(async move {
             let _permit = limit.acquire_owned().await;
-            (i, api.query(&e, ts).await.map_err(|e| e.to_string()))
+            (i, api.query(&e, ts).await)
         });
     }
-    let mut out: Vec<Result<Value, String>> = vec![Err("not fetched".into()); exprs.len()];
+    let mut out: Vec<Option<Result<Value, crate::source::remote::RemoteError>>> =
+        (0..exprs.len()).map(|_| None).collect();
     while let Some(r) = set.join_next().await {
         match r {
-            Ok((i, v)) => out[i] = v,
+            Ok((i, v)) => out[i] = Some(v),
             Err(e) => tracing::error!(error = %e, "remote query task failed"),
         }
     }
-    out
+    out.into_iter()
+        .map(|r| {
+            r.unwrap_or_else(|| {
+                Err(crate::source::remote::RemoteError::Connect {
+                    url: api.base.to_string(),
+                    detail: "the query task failed".into(),
+                })
+            })
+        })
+        .collect()
 }
 
 impl Watcher {
@@ -310,10 +387,20 @@ impl Watcher {
                 (0.0, 0, 0)
             }
         };
-        crate::metrics::get()
-            .scrape_seconds
+        let m = crate::metrics::get();
+        m.scrape_seconds
             .with(&[&batch.target])
             .observe(batch.duration_ms as f64 / 1000.0);
+        m.source_up.with(&[&batch.target]).set(up);
+        if let Some(s) = &mut self.sight {
+            let sense = Sense::Scrape {
+                target: batch.target.clone(),
+            };
+            match &batch.result {
+                Ok(_) => s.saw(&sense, batch.at),
+                Err(why) => s.failed(&sense, why, batch.at),
+            }
+        }
         let report = [
             ("up", up),
             ("scrape_duration_seconds", batch.duration_ms as f64 / 1000.0),
@@ -328,20 +415,109 @@ impl Watcher {
         }
     }
 
-    /// Evaluates the due groups, locally or through the remote API.
+    /// Evaluates the due groups, locally or through the remote API, and
+    /// notes what failed: the remote source not answering, or a rule.
     pub async fn evaluate(&mut self, now: Millis) -> EvalOutcome {
         let Some(api) = self.remote.clone() else {
-            return self.engine.eval_due(&mut self.series, now);
+            let out = self.engine.eval_due(&mut self.series, now);
+            self.note_rules(&out, now);
+            return out;
         };
         let mut out = EvalOutcome::default();
+        // The first reason the source did not answer this pass, if any.
+        let mut unanswered: Option<String> = None;
+        let mut answered = false;
         for due in self.engine.due(now) {
             let results = fetch_all(&api, &due.exprs, due.ts).await;
+            for r in &results {
+                match r {
+                    Err(e) if e.retryable() => {
+                        unanswered.get_or_insert_with(|| e.to_string());
+                    }
+                    _ => answered = true,
+                }
+            }
             self.engine
                 .eval_group_with(&due, &mut self.series, &mut out, &mut |i, _, _, _| {
-                    results[i].clone()
+                    results[i].clone().map_err(|e| e.to_string())
                 });
         }
+        if out.evaluated.is_empty() {
+            return out;
+        }
+        let up = unanswered.is_none() || answered;
+        crate::metrics::get()
+            .source_up
+            .with(&["remote"])
+            .set(if up { 1.0 } else { 0.0 });
+        if let Some(s) = &mut self.sight {
+            match &unanswered {
+                Some(why) if !answered => s.failed(&Sense::Remote, why, now),
+                _ => s.saw(&Sense::Remote, now),
+            }
+        }
+        // Rules that failed because the source did not answer are the
+        // source's loss, said once, not one loss per rule.
+        if unanswered.is_none() {
+            self.note_rules(&out, now);
+        } else {
+            self.count_rules(&out);
+        }
         out
+    }
+
+    /// Counts the evaluations and failures of `out`, by group.
+    fn count_rules(&self, out: &EvalOutcome) {
+        let m = crate::metrics::get();
+        for (group, ts) in &out.evaluated {
+            let rules = self
+                .engine
+                .groups()
+                .find(|g| &g.name == group)
+                .map_or(0, |g| g.rules.len());
+            m.rule_evaluations.with(&[group]).add(rules as u64);
+            m.rule_group_last_evaluation
+                .with(&[group])
+                .set(*ts as f64 / 1000.0);
+        }
+        for e in &out.errors {
+            m.rule_evaluation_failures.with(&[&e.group]).inc();
+        }
+    }
+
+    /// Counts, then notes each evaluated rule as seen or failed. Rules are
+    /// known by group and name, as their errors name them; a name two
+    /// rules share is seen only when neither failed.
+    fn note_rules(&mut self, out: &EvalOutcome, now: Millis) {
+        self.count_rules(out);
+        let Some(s) = &mut self.sight else { return };
+        for e in &out.errors {
+            let sense = Sense::Rule {
+                group: e.group.clone(),
+                rule: e.rule.clone(),
+            };
+            s.failed(&sense, &e.message, now);
+        }
+        for (group, _) in &out.evaluated {
+            let Some(g) = self.engine.groups().find(|g| &g.name == group) else {
+                continue;
+            };
+            for rule in &g.rules {
+                let name = rule.name();
+                if out
+                    .errors
+                    .iter()
+                    .any(|e| &e.group == group && e.rule == name)
+                {
+                    continue;
+                }
+                let sense = Sense::Rule {
+                    group: group.clone(),
+                    rule: name.to_owned(),
+                };
+                s.saw(&sense, now);
+            }
+        }
     }
 
     /// Saves alert state when there is any, or when it just changed (so a
@@ -439,6 +615,14 @@ impl Watcher {
         let rules = groups.iter().map(|g| g.rules.len()).sum::<usize>();
         let ended = self.engine.replace_groups(groups, now);
         self.series.set_retention(retention);
+        if let Some(s) = &mut self.sight {
+            let engine = &self.engine;
+            s.sight.keep_rules(|group, rule| {
+                engine
+                    .groups()
+                    .any(|g| g.name == group && g.rules.iter().any(|r| r.name() == rule))
+            });
+        }
         tracing::info!(
             groups = self.engine.groups().count(),
             rules,
@@ -468,6 +652,7 @@ impl Watcher {
         loop {
             let due = self.engine.next_due();
             let expiry = self.pushed.as_ref().and_then(|p| p.alerts.next_expiry());
+            let deadman = self.sight.as_ref().and_then(|s| s.sight.next_check());
             // Reading and applying pushed alerts happen here, in the same
             // task as rules, so their events interleave in one order.
             let mut events = Vec::new();
@@ -476,6 +661,11 @@ impl Watcher {
                 batch = async { pushed_rx.as_mut().expect("guarded").recv().await }, if pushed_rx.is_some() => match (batch, &mut self.pushed) {
                     (Some(b), Some(p)) => {
                         let now = clock.now();
+                        crate::metrics::get().pushed_last_received.with(&[]).set(now as f64 / 1000.0);
+                        if let Some(s) = &mut self.sight {
+                            let c = s.sight.heard(now);
+                            s.note(c);
+                        }
                         events = p.alerts.apply(b, now);
                         // Take whatever else is waiting in the same pass: a
                         // burst costs one save, not one per request.
@@ -490,6 +680,12 @@ impl Watcher {
                 _ = clock.sleep_until(expiry.unwrap_or(Millis::MAX)), if expiry.is_some() => {
                     if let Some(p) = &mut self.pushed {
                         events = p.alerts.expire(clock.now());
+                    }
+                }
+                _ = clock.sleep_until(deadman.unwrap_or(Millis::MAX)), if deadman.is_some() => {
+                    if let Some(s) = &mut self.sight {
+                        let c = s.sight.tick(clock.now());
+                        s.note(c);
                     }
                 }
                 _ = shutdown.cancelled() => return,
@@ -534,6 +730,19 @@ impl Watcher {
                 self.count_alerts();
                 self.save_state(clock.now(), !events.is_empty()).await;
             }
+            let changes = self
+                .sight
+                .as_mut()
+                .map(|s| (std::mem::take(&mut s.pending), s.changes.clone()));
+            if let Some((changes, tx)) = changes {
+                for c in changes {
+                    tokio::select! {
+                        // The control loop gone (shutdown) is no reason to stop watching.
+                        _ = tx.send(c) => {}
+                        _ = shutdown.cancelled() => return,
+                    }
+                }
+            }
             let m = crate::metrics::get();
             for ev in events {
                 let kind = match ev.kind {
@@ -566,6 +775,7 @@ mod tests {
             remote: None,
             pushed: None,
             reloads: None,
+            sight: None,
         }
     }
 
@@ -617,6 +827,7 @@ mod tests {
             remote: None,
             pushed: None,
             reloads: None,
+            sight: None,
         };
         let mut firing = 0;
         for t in (0..=60_000).step_by(15_000) {
@@ -639,6 +850,7 @@ mod tests {
             remote: None,
             pushed: None,
             reloads: None,
+            sight: None,
         };
         w2.restore(&store, 75_000).await;
         assert_eq!(w2.engine.active_alerts().len(), 1);
@@ -679,6 +891,7 @@ mod tests {
             remote: None,
             pushed: None,
             reloads: None,
+            sight: None,
         };
         let (scrape_tx, scrape_rx) = tokio::sync::mpsc::channel(1);
         drop(scrape_tx);
@@ -776,6 +989,7 @@ mod tests {
             remote: None,
             pushed: None,
             reloads: None,
+            sight: None,
         };
         let (scrape_tx, scrape_rx) = tokio::sync::mpsc::channel(1);
         drop(scrape_tx);
@@ -939,5 +1153,112 @@ mod tests {
         // Two samples each: the cache found the same series the second time.
         assert_eq!(w.series.series_count(), 2 + 4);
         assert_eq!(w.series.sample_count(), 4 + 8);
+    }
+
+    /// Issue 22, item 2: a target that stops answering, and a rule that
+    /// cannot be evaluated, are each said once when lost (a single failure
+    /// is not), and once when back; the board `/-/ready` reads follows.
+    #[test]
+    fn a_failing_target_or_rule_is_said_once_and_its_recovery_too() {
+        let (tx, _rx) = mpsc::channel(16);
+        let board = Board::new();
+        let rules = "groups:\n  - name: g\n    interval: 15s\n    rules:\n      - alert: Joined\n        expr: a * on(job) b\n";
+        let groups = crate::rules::parse_rule_file("r.yml", rules)
+            .unwrap()
+            .groups;
+        let mut w = watcher();
+        w.engine = RuleEngine::new(groups, Labels::new(), 0);
+        w.sight = Some(Sighting::new(board.clone(), tx, None, 0));
+        let taken = |w: &mut Watcher| std::mem::take(&mut w.sight.as_mut().unwrap().pending);
+        let sim = Sense::Scrape {
+            target: "sim".into(),
+        };
+        let rule = Sense::Rule {
+            group: "g".into(),
+            rule: "Joined".into(),
+        };
+
+        w.ingest(batch(0, Err("connection refused")));
+        assert!(taken(&mut w).is_empty(), "one failure is not blindness");
+        w.ingest(batch(1_000, Err("connection refused")));
+        let lost = taken(&mut w);
+        assert!(
+            matches!(&lost[..], [Change::Lost { sense, lost }] if *sense == sim && lost.since == 0),
+            "{lost:?}"
+        );
+        assert_eq!(board.blind().len(), 1);
+        w.ingest(batch(2_000, Err("connection refused")));
+        assert!(taken(&mut w).is_empty(), "said once");
+        let m = crate::metrics::get();
+        assert_eq!(m.source_up.with(&["sim"]).get(), 0.0);
+
+        // Back, with two `a` series for one `b`: the rule cannot match them.
+        let dup = "a{i=\"1\"} 1\na{i=\"2\"} 1\nb 1\n";
+        w.ingest(batch(3_000, Ok(dup)));
+        let back = taken(&mut w);
+        assert!(
+            matches!(&back[..], [Change::Back { sense, since: 0, at: 3_000 }] if *sense == sim),
+            "{back:?}"
+        );
+        assert!(board.blind().is_empty());
+        let failures = m.rule_evaluation_failures.with(&["g"]).get();
+        for t in [15_000, 30_000] {
+            let o = w.engine.eval_due(&mut w.series, t);
+            assert_eq!(o.errors.len(), 1, "{o:?}");
+            w.note_rules(&o, t);
+        }
+        assert!(m.rule_evaluation_failures.with(&["g"]).get() >= failures + 2);
+        let lost = taken(&mut w);
+        assert!(
+            matches!(&lost[..], [Change::Lost { sense, .. }] if *sense == rule),
+            "{lost:?}"
+        );
+        assert!(
+            board.blind()[0].contains("rule `Joined`"),
+            "{:?}",
+            board.blind()
+        );
+
+        // One `a` again: the rule evaluates, and that is said.
+        w.ingest(batch(31_000, Ok("a{i=\"1\"} 1\nb 1\n")));
+        let o = w.engine.eval_due(&mut w.series, 45_000);
+        assert!(o.errors.is_empty(), "{o:?}");
+        w.note_rules(&o, 45_000);
+        let back = taken(&mut w);
+        assert!(
+            matches!(&back[..], [Change::Back { sense, .. }] if *sense == rule),
+            "{back:?}"
+        );
+        assert!(board.blind().is_empty());
+    }
+
+    /// A remote source that does not answer is one loss, said once, not a
+    /// loss per rule that could not be evaluated meanwhile.
+    #[tokio::test]
+    async fn a_remote_source_that_does_not_answer_is_one_loss_not_one_per_rule() {
+        let (tx, _rx) = mpsc::channel(16);
+        let rules = "groups:\n  - name: g\n    interval: 15s\n    rules:\n      - alert: A\n        expr: up == 0\n      - alert: B\n        expr: up > 5\n";
+        let groups = crate::rules::parse_rule_file("r.yml", rules)
+            .unwrap()
+            .groups;
+        let mut w = watcher();
+        w.engine = RuleEngine::new(groups, Labels::new(), 0);
+        w.remote = Some(RemoteApi {
+            base: reqwest::Url::parse("http://127.0.0.1:1/").unwrap(),
+            http: crate::net::client().unwrap(),
+            timeout: std::time::Duration::from_secs(2),
+            retries: 0,
+        });
+        w.sight = Some(Sighting::new(Board::new(), tx, None, 0));
+        for t in [0, 15_000, 30_000] {
+            let o = w.evaluate(t).await;
+            assert_eq!(o.errors.len(), 2, "{o:?}");
+        }
+        let said = std::mem::take(&mut w.sight.as_mut().unwrap().pending);
+        assert!(
+            matches!(&said[..], [Change::Lost { sense: Sense::Remote, lost }] if lost.since == 0),
+            "{said:?}"
+        );
+        assert_eq!(crate::metrics::get().source_up.with(&["remote"]).get(), 0.0);
     }
 }

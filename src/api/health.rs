@@ -1,6 +1,6 @@
 //! `/-/healthy` (the process serves), `/-/ready` (it can do its job: not
-//! shutting down, the store answers; on a replica, also who leads), and
-//! `/metrics`.
+//! shutting down, not blind, the store answers; on a replica, also who
+//! leads), and `/metrics`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,6 +29,16 @@ pub async fn ready(State(api): State<Arc<Api>>) -> Response {
         return (
             StatusCode::SERVICE_UNAVAILABLE,
             format!("firebreak is not ready: {}.\n", r.describe()),
+        )
+            .into_response();
+    }
+    // Blind (a source down, rules failing, pushes stopped): alive, but not
+    // doing its job; a probe or a balancer in front of replicas should know.
+    let blind = api.sight.blind();
+    if !blind.is_empty() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("firebreak is not ready: blind: {}.\n", blind.join("; ")),
         )
             .into_response();
     }

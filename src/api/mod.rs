@@ -49,6 +49,8 @@ pub struct Api {
     /// pushed alerts in the store for the leader instead of queueing them,
     /// and sends questions only the leader can answer to it.
     pub replica: Option<Arc<crate::front::Status>>,
+    /// What the bot cannot see now: `/-/ready` is 503 while it is blind.
+    pub sight: crate::sight::Board,
 }
 
 impl Api {

@@ -67,6 +67,7 @@ async fn serve(token: Option<&str>, queue: usize, max_body: usize) -> Served {
         shutdown: shutdown.clone(),
         replica: None,
         push_wait: Duration::from_millis(200),
+        sight: crate::sight::Board::new(),
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());

@@ -54,6 +54,15 @@ fn card_blocks(c: &Card) -> Json {
             esc(&a.line())
         )));
     }
+    for b in &c.blind {
+        blocks.push(context(&format!(
+            ":warning: *firebreak is blind:* {} since <!date^{}^{{time}}|{}> ({}); check it by hand",
+            esc(&b.what),
+            b.since.div_euclid(1000),
+            utc(b.since),
+            esc(&clip(&b.why, 200))
+        )));
+    }
     for a in c.shown() {
         blocks.push(alert_block(a));
     }
@@ -429,6 +438,19 @@ mod tests {
     fn card_waiting_for_approval() {
         let mut c = card(Some("awaiting_approval"));
         c.ack("U012ONCALL", AT + 5000);
+        insta::assert_snapshot!(serde_json::to_string_pretty(&render(&msg(c))).unwrap());
+    }
+
+    /// Issue 22, item 2: the card of a live event says what the bot
+    /// cannot see, and since when; the reason (outside text) is escaped.
+    #[test]
+    fn a_card_while_the_bot_is_blind() {
+        let mut c = card(Some("running"));
+        c.blind.push(crate::chat::card::Blind {
+            what: "scrape target `sim`".into(),
+            since: AT - 60_000,
+            why: "HTTP 503 <b>Service Unavailable</b> @here".into(),
+        });
         insta::assert_snapshot!(serde_json::to_string_pretty(&render(&msg(c))).unwrap());
     }
 

@@ -126,6 +126,20 @@ pub struct Card {
     /// no audience queries are configured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audience: Option<Audience>,
+    /// What the bot cannot see while the incident is open (a source down,
+    /// a rule failing, pushes stopped): the card of a live event must not
+    /// look calm because the bot went blind.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub blind: Vec<Blind>,
+}
+
+/// One thing the bot cannot see, as a card shows it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Blind {
+    /// What is lost, for people (`scrape target `sim``).
+    pub what: String,
+    pub since: Millis,
+    pub why: String,
 }
 
 /// Who the incident is about, in listeners: what people on call weigh
@@ -211,6 +225,7 @@ impl Card {
             more_firing: 0,
             more_resolved: 0,
             audience: None,
+            blind: Vec::new(),
         }
     }
 
@@ -242,6 +257,7 @@ impl Card {
             more_firing: self.more_firing,
             more_resolved: self.more_resolved,
             audience: self.audience.clone(),
+            blind: self.blind.clone(),
         }
     }
 
@@ -346,6 +362,9 @@ impl Card {
         }
         if let Some(a) = &self.audience {
             out.push_str(&format!("\n👥 {}", a.line()));
+        }
+        for b in &self.blind {
+            out.push_str(&format!("\n⚠ blind: {} ({})", b.what, b.why));
         }
         for a in self.shown() {
             out.push('\n');

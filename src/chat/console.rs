@@ -111,7 +111,8 @@ impl Console {
 }
 
 /// What a printed card showed: its status and the alerts firing on it,
-/// those it does not show counted.
+/// those it does not show counted, and what the bot could not see (news
+/// as much as a new alert).
 type CardSeen = (super::card::Status, Vec<String>);
 
 fn seen(card: &super::card::Card) -> CardSeen {
@@ -124,6 +125,7 @@ fn seen(card: &super::card::Card) -> CardSeen {
     if card.more_firing() > 0 {
         firing.push(format!("+{}", card.more_firing()));
     }
+    firing.extend(card.blind.iter().map(|b| format!("blind: {}", b.what)));
     (card.status, firing)
 }
 

@@ -128,6 +128,13 @@ pub enum ChatError {
     /// in the log, and goes on with the next one.
     #[error("{0}")]
     Rejected(String),
+    /// The platform refuses the bot itself, whatever it sends (a revoked or
+    /// invalid token, a missing scope, removed from the channel): nothing
+    /// goes until a person fixes it. The outbox keeps the message, tries
+    /// again slowly, and says so (`firebreak_chat_up`, `/-/ready`, and in
+    /// chat once it is taken back).
+    #[error("{0}")]
+    Refused(String),
 }
 
 impl ChatError {

@@ -21,6 +21,8 @@ use crate::store::{Store, StoreError};
 pub struct Outbox {
     store: Store,
     wake: Arc<Notify>,
+    /// Where delivery says the platform refuses the bot (and takes it back).
+    board: crate::sight::Board,
 }
 
 impl Outbox {
@@ -28,7 +30,14 @@ impl Outbox {
         Outbox {
             store,
             wake: Arc::new(Notify::new()),
+            board: crate::sight::Board::new(),
         }
+    }
+
+    /// Says on `board` when the platform refuses the bot.
+    pub fn with_board(mut self, board: crate::sight::Board) -> Self {
+        self.board = board;
+        self
     }
 
     /// Durably queues a message. There is no in-memory queue to fill up:
@@ -83,7 +92,11 @@ impl Outbox {
             lanes: HashMap::new(),
             refs: HashMap::new(),
             retried: std::collections::HashSet::new(),
+            sight: crate::sight::Sight::new(),
+            board: &self.board,
+            queued: false,
         };
+        crate::metrics::get().chat_up.with(&[]).set(1.0);
         let mut pruned: Option<Instant> = None;
         let lost = self
             .store
@@ -226,6 +239,11 @@ struct Deliverer<'a> {
     /// Pending messages with a failed attempt behind them, from the store's
     /// attempt counts (so a restart knows too) and this run's failures.
     retried: std::collections::HashSet<i64>,
+    /// Whether the platform refuses the bot (and since when).
+    sight: crate::sight::Sight,
+    board: &'a crate::sight::Board,
+    /// A message was queued during this pass (chat is back): read again.
+    queued: bool,
 }
 
 impl Deliverer<'_> {
@@ -275,7 +293,7 @@ impl Deliverer<'_> {
                     next = Some(next.map_or(at, |n| n.min(at)));
                 }
             }
-            if next.is_some() || !full {
+            if next.is_some() || !(full || std::mem::take(&mut self.queued)) {
                 return Ok(next);
             }
         }
@@ -369,6 +387,7 @@ impl Deliverer<'_> {
                 Ok(id) => {
                     self.retried.remove(seq);
                     crate::metrics::get().chat_sent.with(&[]).inc();
+                    self.taken(channel).await?;
                     self.remember(channel, group, &placement, &id).await?;
                     superseded.extend(&seqs);
                     self.store
@@ -400,6 +419,18 @@ impl Deliverer<'_> {
                     );
                     return Ok(Some(at));
                 }
+                Err(ChatError::Refused(reason)) => {
+                    // Not this message's fault: it keeps its place, and
+                    // the lane waits (longer each time) for a person's fix.
+                    crate::metrics::get().chat_errors.with(&["refused"]).inc();
+                    self.store.mark_attempt_failed(*seq).await?;
+                    self.refused(&reason);
+                    let lane = self
+                        .lanes
+                        .get_mut(channel)
+                        .expect("the lane was made above");
+                    return Ok(Some(lane.hold(Instant::now(), None)));
+                }
                 Err(ChatError::Rejected(reason)) => {
                     self.retried.remove(seq);
                     crate::metrics::get().chat_errors.with(&["rejected"]).inc();
@@ -422,6 +453,66 @@ impl Deliverer<'_> {
             }
         }
         Ok(None)
+    }
+
+    /// The platform refused the bot: said once (log, `firebreak_chat_up`,
+    /// the board `/-/ready` reads), however long it lasts.
+    fn refused(&mut self, reason: &str) {
+        let change = self
+            .sight
+            .failed(&crate::sight::Sense::Chat, reason, self.clock.now());
+        if let Some(c) = change {
+            tracing::error!(
+                error = %reason,
+                "the chat platform refuses the bot; messages wait in the outbox until a person fixes it (check the token and that the app is in the channel)"
+            );
+            crate::metrics::get().chat_up.with(&[]).set(0.0);
+            self.board.apply(&c);
+            crate::metrics::count_blind(self.board);
+        }
+    }
+
+    /// A message went: if the platform had refused the bot, that is over,
+    /// and the channel is told for how long it was, after what waited.
+    async fn taken(&mut self, channel: &str) -> Result<(), StoreError> {
+        let now = self.clock.now();
+        let Some(c) = self.sight.saw(&crate::sight::Sense::Chat, now) else {
+            return Ok(());
+        };
+        tracing::info!("the chat platform takes the bot's messages again");
+        crate::metrics::get().chat_up.with(&[]).set(1.0);
+        self.board.apply(&c);
+        crate::metrics::count_blind(self.board);
+        let crate::sight::Change::Back { since, .. } = c else {
+            return Ok(());
+        };
+        let text = format!(
+            "✅ chat is back: the platform refused my messages from {} for {}; the messages that waited go out in the order they were written.",
+            chrono::DateTime::from_timestamp_millis(since).map_or_else(
+                || since.to_string(),
+                |t| t.format("%H:%M:%S UTC").to_string()
+            ),
+            crate::sight::for_people(now - since)
+        );
+        let note = ChatMessage {
+            channel: channel.to_owned(),
+            incident: None,
+            kind: Kind::Note,
+            text,
+            at: now,
+            slot: None,
+            card: None,
+            reply_to: None,
+            image: None,
+            checklist: None,
+        };
+        let json = serde_json::to_string(&note).map_err(|e| StoreError::Corrupt {
+            what: "chat message",
+            detail: e.to_string(),
+        })?;
+        self.store.enqueue_outbox(channel, &json, now).await?;
+        self.queued = true;
+        Ok(())
     }
 
     async fn placement(
@@ -613,9 +704,10 @@ mod tests {
     use std::sync::Mutex;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    /// Fails the first `fail` posts, then records.
+    /// Fails the first `fail` posts with `error`, then records.
     struct Flaky {
         fail: AtomicUsize,
+        error: fn() -> ChatError,
         got: Mutex<Vec<String>>,
     }
 
@@ -624,7 +716,7 @@ mod tests {
             Box::pin(async move {
                 if self.fail.load(Ordering::SeqCst) > 0 {
                     self.fail.fetch_sub(1, Ordering::SeqCst);
-                    return Err(ChatError::retry("503"));
+                    return Err((self.error)());
                 }
                 let mut got = self.got.lock().unwrap();
                 got.push(o.msg.text.clone());
@@ -664,6 +756,7 @@ mod tests {
         }
         let adapter = Arc::new(Flaky {
             fail: AtomicUsize::new(3),
+            error: || ChatError::retry("503"),
             got: Mutex::new(vec![]),
         });
         let shutdown = CancellationToken::new();
@@ -685,6 +778,55 @@ mod tests {
         assert!(store.pending_outbox(10).await.unwrap().is_empty());
         assert!(m.chat_errors.with(&["retry"]).get() >= errors + 3);
         assert!(m.chat_sent.with(&[]).get() >= sent + 3);
+    }
+
+    /// Issue 22, item 2: a platform that refuses the bot itself (a revoked
+    /// token) keeps every message, is said on the board `/-/ready` reads
+    /// and in `firebreak_chat_up`, once; when it takes messages again,
+    /// the channel is told, after what waited.
+    #[tokio::test]
+    async fn a_platform_that_refuses_the_bot_is_said_and_its_messages_kept() {
+        let store = Store::open("sqlite::memory:").await.unwrap();
+        let board = crate::sight::Board::new();
+        let outbox = Outbox::new(store.clone()).with_board(board.clone());
+        for t in ["one", "two"] {
+            outbox.post(&msg(t)).await.unwrap();
+        }
+        let adapter = Arc::new(Flaky {
+            fail: AtomicUsize::new(3),
+            error: || ChatError::Refused("slack chat.postMessage: token_revoked".into()),
+            got: Mutex::new(vec![]),
+        });
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(outbox.clone().deliver(
+            adapter.clone(),
+            Clock::system(),
+            shutdown.clone(),
+            Duration::from_secs(1),
+        ));
+        let m = crate::metrics::get();
+        let mut said = false;
+        for _ in 0..200 {
+            said |= board
+                .lost()
+                .iter()
+                .any(|(s, l)| *s == crate::sight::Sense::Chat && l.why.contains("token_revoked"));
+            if adapter.got.lock().unwrap().len() == 3 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        shutdown.cancel();
+        task.await.unwrap();
+        assert!(said, "the refusal was never on the board");
+        assert!(board.lost().is_empty(), "and it is off once chat is back");
+        assert_eq!(m.chat_up.with(&[]).get(), 1.0);
+        let got = adapter.got.lock().unwrap().clone();
+        assert_eq!(got[..2], ["one", "two"], "nothing set aside or lost");
+        assert!(
+            got[2].starts_with("✅ chat is back: the platform refused my messages from "),
+            "{got:?}"
+        );
     }
 
     /// Records each send's text and placement; ids count up from 1.
@@ -766,6 +908,7 @@ mod tests {
         let store = Store::open(&url).await.unwrap();
         let adapter = Arc::new(Flaky {
             fail: AtomicUsize::new(0),
+            error: || ChatError::retry("503"),
             got: Mutex::new(vec![]),
         });
         let shutdown = CancellationToken::new();

@@ -474,12 +474,31 @@ fn classify(method: &str, e: SlackClientError) -> ChatError {
             | "service_unavailable"
             | "request_timeout"
             | "team_added_to_org" => ChatError::retry(format!("slack {method}: {}", a.code)),
+            // Slack's words for "not from you, not here": the bot itself,
+            // whatever it sends.
+            "invalid_auth"
+            | "not_authed"
+            | "account_inactive"
+            | "token_revoked"
+            | "token_expired"
+            | "no_permission"
+            | "missing_scope"
+            | "not_allowed_token_type"
+            | "ekm_access_denied"
+            | "access_denied"
+            | "team_access_not_granted"
+            | "org_login_required"
+            | "not_in_channel"
+            | "channel_not_found"
+            | "is_archived" => ChatError::Refused(format!("slack {method}: {}", a.code)),
             code => ChatError::Rejected(format!("slack {method}: {code}")),
         },
         E::HttpError(h) => {
             let status = h.status_code;
             if status.is_server_error() || status.as_u16() == 408 {
                 ChatError::retry(format!("slack {method}: HTTP {status}"))
+            } else if matches!(status.as_u16(), 401 | 403) {
+                ChatError::Refused(format!("slack {method}: HTTP {status}"))
             } else {
                 ChatError::Rejected(format!("slack {method}: HTTP {status}"))
             }
@@ -559,16 +578,24 @@ mod tests {
                 "{code}"
             );
         }
+        // This message, never as it is: set aside.
+        for code in ["msg_too_long", "invalid_blocks"] {
+            match api(code) {
+                ChatError::Rejected(r) => assert_eq!(r, format!("slack chat.postMessage: {code}")),
+                other => panic!("{code}: {other:?}"),
+            }
+        }
+        // The bot itself, whatever it sends: kept, and said.
         for code in [
             "channel_not_found",
             "not_in_channel",
             "invalid_auth",
             "token_revoked",
-            "msg_too_long",
-            "invalid_blocks",
+            "account_inactive",
+            "missing_scope",
         ] {
             match api(code) {
-                ChatError::Rejected(r) => assert_eq!(r, format!("slack chat.postMessage: {code}")),
+                ChatError::Refused(r) => assert_eq!(r, format!("slack chat.postMessage: {code}")),
                 other => panic!("{code}: {other:?}"),
             }
         }
@@ -589,6 +616,8 @@ mod tests {
         assert!(matches!(http(503), ChatError::Retry { .. }));
         assert!(matches!(http(500), ChatError::Retry { .. }));
         assert!(matches!(http(404), ChatError::Rejected(_)));
+        assert!(matches!(http(401), ChatError::Refused(_)));
+        assert!(matches!(http(403), ChatError::Refused(_)));
     }
 
     #[test]

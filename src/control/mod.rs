@@ -16,6 +16,7 @@ mod alerts;
 mod audience;
 mod command;
 mod runs;
+mod sight;
 mod silences;
 
 use audience::AudienceLink;
@@ -91,6 +92,9 @@ pub struct Control {
     /// Each incident's `group_by` labels, as its first alert had them:
     /// what its audience queries are rendered with.
     incident_labels: HashMap<String, BTreeMap<String, String>>,
+    /// What the watcher reports it cannot see, and what it cannot see now.
+    sight_rx: Option<mpsc::Receiver<crate::sight::Change>>,
+    blind: BTreeMap<crate::sight::Sense, crate::sight::Lost>,
 }
 
 /// A run to try again (dispatch rule 5).
@@ -141,6 +145,8 @@ impl Control {
             retries: Vec::new(),
             audience: None,
             incident_labels: HashMap::new(),
+            sight_rx: None,
+            blind: BTreeMap::new(),
         }
     }
 
@@ -194,6 +200,7 @@ impl Control {
         shutdown: CancellationToken,
     ) {
         let mut progress = self.progress.take();
+        let mut sight = self.sight_rx.take();
         let mut samples = self.audience.as_mut().and_then(|a| a.samples.take());
         loop {
             let next_sample = async {
@@ -216,6 +223,12 @@ impl Control {
                     None => std::future::pending().await,
                 }
             };
+            let next_sight = async {
+                match sight.as_mut() {
+                    Some(rx) => rx.recv().await,
+                    None => std::future::pending().await,
+                }
+            };
             let clock = self.clock.clone();
             let next_retry = self.retries.iter().map(|r| r.due).min();
             let retry_due = async move {
@@ -230,6 +243,7 @@ impl Control {
                 Some(f) = finished.recv() => self.on_finished(f).await,
                 Some(c) = commands.recv() => self.on_command(c).await,
                 Some(p) = next_progress => self.on_progress(p),
+                Some(c) = next_sight => self.on_sight(c).await,
                 () = retry_due => self.on_retries_due().await,
                 () = audience_due => self.on_audience_tick(),
                 Some(s) = next_sample => self.on_audience(s).await,
@@ -243,9 +257,13 @@ impl Control {
     fn card(&mut self, incident: &str) -> &mut Card {
         let now = self.clock.now();
         self.dirty_cards.insert(incident.to_owned());
-        self.cards
-            .entry(incident.to_owned())
-            .or_insert_with(|| Card::new(incident, now))
+        if !self.cards.contains_key(incident) {
+            // A new incident while blind says so from its first card.
+            let mut c = Card::new(incident, now);
+            c.blind = self.blind_lines();
+            self.cards.insert(incident.to_owned(), c);
+        }
+        self.cards.get_mut(incident).expect("inserted above")
     }
 
     /// Posts every card that changed to its slot. A resolved card is

@@ -81,7 +81,7 @@ pub async fn run(
         };
         let url = match url {
             Ok(u) => u,
-            Err(ChatError::Rejected(why)) => {
+            Err(ChatError::Rejected(why) | ChatError::Refused(why)) => {
                 tracing::error!(%why, "slack refused to open a Socket Mode connection; check chat.slack.app_token_secret (an xapp- token with connections:write) and that Socket Mode is on in the app's settings");
                 // A person has to fix this; asking often changes nothing.
                 if sleep_or_stop(BACKOFF_MAX, &shutdown).await {

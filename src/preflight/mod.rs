@@ -316,6 +316,7 @@ pub async fn one_off_queries(
         remote: None,
         pushed: None,
         reloads: None,
+        sight: None,
     };
     let rounds = if ranges { 2 } else { 1 };
     for round in 0..rounds {

@@ -1,13 +1,7 @@
 //! The daemon wires `server.token_secret` to the HTTP API: pushes and
 //! reads want the bearer token, probes and metrics do not.
 
-use std::sync::Arc;
-
-use firebreak::clock::Clock;
 use firebreak::config::{Config, SecretSource};
-use firebreak::daemon::Daemon;
-use firebreak::store::Store;
-use tokio_util::sync::CancellationToken;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_configured_token_guards_the_api_of_a_running_daemon() {
@@ -23,17 +17,7 @@ async fn the_configured_token_guards_the_api_of_a_running_daemon() {
         "api".into(),
         SecretSource::File(token_file.display().to_string()),
     );
-    let loaded = firebreak::load::load_embedded(config).unwrap();
-    let store = Store::open("sqlite::memory:").await.unwrap();
-    let stop = CancellationToken::new();
-    let chat = Arc::new(firebreak::chat::console::Console::new(
-        Box::new(std::io::sink()),
-        chrono::FixedOffset::east_opt(0).unwrap(),
-        "UTC",
-    ));
-    let daemon = Daemon::start(loaded, store, Clock::system(), chat, stop.clone())
-        .await
-        .unwrap();
+    let (daemon, stop) = crate::common::start_daemon(config, Box::new(std::io::sink())).await;
     let base = format!("http://{}", daemon.http_addr.unwrap());
     let http = firebreak::net::client().unwrap();
     let alert = r#"[{"labels":{"alertname":"Drill","event":"drill"}}]"#;

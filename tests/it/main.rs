@@ -10,6 +10,7 @@ mod common;
 mod fake_slack;
 
 mod api_token;
+mod blindness;
 mod cap_listeners;
 mod checklists;
 mod cli_test_runbooks;

@@ -101,6 +101,7 @@ async fn bot() -> Bot {
         remote: None,
         pushed: None,
         reloads: None,
+        sight: None,
     };
     let (queries, query_rx) = firebreak::watcher::queries(None, clock.clone());
     let (scrape_tx, scrape_rx) = mpsc::channel(1);

@@ -251,3 +251,35 @@ pub async fn chat_texts(store: &firebreak::store::Store) -> Vec<String> {
         })
         .collect()
 }
+
+/// Starts the daemon in this process on the embedded rules and runbooks,
+/// an in-memory store and the real clock, its chat printed to `out`; the
+/// token stops it.
+pub async fn start_daemon(
+    config: firebreak::config::Config,
+    out: Box<dyn std::io::Write + Send>,
+) -> (
+    firebreak::daemon::Daemon,
+    tokio_util::sync::CancellationToken,
+) {
+    let loaded = firebreak::load::load_embedded(config).unwrap();
+    let store = firebreak::store::Store::open("sqlite::memory:")
+        .await
+        .unwrap();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let chat = std::sync::Arc::new(firebreak::chat::console::Console::new(
+        out,
+        chrono::FixedOffset::east_opt(0).unwrap(),
+        "UTC",
+    ));
+    let daemon = firebreak::daemon::Daemon::start(
+        loaded,
+        store,
+        firebreak::clock::Clock::system(),
+        chat,
+        stop.clone(),
+    )
+    .await
+    .unwrap();
+    (daemon, stop)
+}
