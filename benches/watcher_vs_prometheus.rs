@@ -483,6 +483,7 @@ fn run_firebreak_child(p: &Params, c: &FbConfig) -> anyhow::Result<()> {
             pushed: None,
             reloads: None,
             sight: None,
+            pending: None,
         };
 
         let interval = p.interval_ms();

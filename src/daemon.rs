@@ -281,6 +281,8 @@ impl Daemon {
         // Losses and recoveries, for the control loop to say; rare, so a
         // small queue, and the watcher waits when it is full.
         let (sight_tx, sight_rx) = mpsc::channel(16);
+        // The newest list only: a reader wants what is pending now.
+        let (pending_tx, pending_rx) = tokio::sync::watch::channel(Arc::default());
         let mut watcher = Watcher {
             engine,
             series: SeriesStore::new(retention),
@@ -297,6 +299,7 @@ impl Daemon {
                     .map(|d| d.as_millis() as crate::clock::Millis),
                 clock.now(),
             )),
+            pending: Some(pending_tx),
         };
         let restored_firing = watcher.restore(&store, clock.now()).await;
         tracker.spawn(watcher.run(
@@ -413,7 +416,8 @@ impl Daemon {
             config.incident_group_by.clone(),
         )
         .with_progress(progress_rx)
-        .with_sight(sight_rx);
+        .with_sight(sight_rx)
+        .with_pending(pending_rx);
         let audience = config.audience.clone().map(|a| {
             let (req_tx, req_rx) = crate::audience::queue();
             let (sample_tx, sample_rx) = mpsc::channel(crate::audience::QUEUE);

@@ -9,7 +9,9 @@
 //! come in here too ([`Pushed`]), so one task says what fires, saves it, and
 //! sends the transitions, whichever way an alert arrived.
 
-use tokio::sync::{mpsc, oneshot};
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::{Clock, Millis};
@@ -18,7 +20,7 @@ use crate::promql::LOOKBACK_MS;
 use crate::promql::Value;
 use crate::promql::lookback::max_lookback;
 use crate::rules::EvalOutcome;
-use crate::rules::{AlertEvent, Rule, RuleEngine, RuleGroup};
+use crate::rules::{AlertEvent, PendingAlert, Rule, RuleEngine, RuleGroup};
 use crate::sight::{Board, Change, Sense, Sight};
 use crate::source::ScrapeBatch;
 use crate::source::exposition::parse_series;
@@ -64,6 +66,10 @@ pub struct Watcher {
     pub reloads: Option<mpsc::Receiver<Vec<RuleGroup>>>,
     /// Where the watcher says what it cannot see, when anyone listens.
     pub sight: Option<Sighting>,
+    /// Alerts waiting out their `for`, after each evaluation, for `status`,
+    /// `alerts` and the API: pending alerts send no event when they stop
+    /// without firing, so only the engine knows them.
+    pub pending: Option<watch::Sender<Arc<Vec<PendingAlert>>>>,
 }
 
 /// What the watcher can and cannot see (its scrape targets, the remote
@@ -726,6 +732,16 @@ impl Watcher {
             // After every evaluation (a state with alerts is saved even
             // when nothing changed, so `for` timers survive a restart), and
             // whenever pushed alerts changed something.
+            if evaluated && let Some(tx) = &self.pending {
+                let now = self.engine.pending();
+                tx.send_if_modified(|shown| {
+                    let changed = **shown != now;
+                    if changed {
+                        *shown = Arc::new(now);
+                    }
+                    changed
+                });
+            }
             if evaluated || !events.is_empty() {
                 self.count_alerts();
                 self.save_state(clock.now(), !events.is_empty()).await;
@@ -776,6 +792,7 @@ mod tests {
             pushed: None,
             reloads: None,
             sight: None,
+            pending: None,
         }
     }
 
@@ -828,6 +845,7 @@ mod tests {
             pushed: None,
             reloads: None,
             sight: None,
+            pending: None,
         };
         let mut firing = 0;
         for t in (0..=60_000).step_by(15_000) {
@@ -851,6 +869,7 @@ mod tests {
             pushed: None,
             reloads: None,
             sight: None,
+            pending: None,
         };
         w2.restore(&store, 75_000).await;
         assert_eq!(w2.engine.active_alerts().len(), 1);
@@ -892,6 +911,7 @@ mod tests {
             pushed: None,
             reloads: None,
             sight: None,
+            pending: None,
         };
         let (scrape_tx, scrape_rx) = tokio::sync::mpsc::channel(1);
         drop(scrape_tx);
@@ -990,6 +1010,7 @@ mod tests {
             pushed: None,
             reloads: None,
             sight: None,
+            pending: None,
         };
         let (scrape_tx, scrape_rx) = tokio::sync::mpsc::channel(1);
         drop(scrape_tx);

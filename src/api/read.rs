@@ -48,6 +48,20 @@ pub async fn alerts(State(api): State<Arc<Api>>) -> Result<Response, ApiError> {
             ));
         }
     };
+    // Pending ones too, as Prometheus's API lists them: what is about to
+    // fire, and when it will if its condition holds.
+    let pending = status.pending.iter().map(|p| {
+        json!({
+            "name": p.name,
+            "group": p.group,
+            "state": "pending",
+            "labels": p.labels,
+            "summary": p.summary,
+            "value": p.value.is_finite().then_some(p.value),
+            "activeAt": time(p.active_at),
+            "firesAt": time(p.fires_at),
+        })
+    });
     let alerts: Vec<_> = status
         .firing
         .iter()
@@ -66,6 +80,7 @@ pub async fn alerts(State(api): State<Arc<Api>>) -> Result<Response, ApiError> {
                 "silencedBy": a.silenced_by,
             })
         })
+        .chain(pending)
         .collect();
     Ok(ok(json!({
         "alerts": alerts,

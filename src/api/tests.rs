@@ -50,6 +50,17 @@ async fn serve(token: Option<&str>, queue: usize, max_body: usize) -> Served {
                         silenced_by: None,
                     })],
                     waiting: Vec::new(),
+                    pending: std::sync::Arc::new(vec![crate::rules::PendingAlert {
+                        name: "RoomFilling".into(),
+                        group: "g".into(),
+                        labels: crate::labels::Labels::new()
+                            .with("alertname", "RoomFilling")
+                            .with("room", "main"),
+                        summary: "room main is filling".into(),
+                        value: 0.91,
+                        active_at: 1_684_965_640_000,
+                        fires_at: 1_684_965_700_000,
+                    }]),
                     silences: Vec::new(),
                     incident: Some("launch".into()),
                 });
@@ -263,6 +274,13 @@ async fn alerts_are_read_from_the_control_loop() {
     assert_eq!(a["activeAt"], "2023-05-24T22:00:47.000Z");
     assert_eq!(a["acked"]["by"], "ana");
     assert_eq!(a["incident"], "launch");
+    // Issue 22, item 8: pending alerts are listed too, with when they fire.
+    let p = &body["data"]["alerts"][1];
+    assert_eq!(p["name"], "RoomFilling");
+    assert_eq!(p["state"], "pending");
+    assert_eq!(p["labels"]["room"], "main");
+    assert_eq!(p["activeAt"], "2023-05-24T22:00:40.000Z");
+    assert_eq!(p["firesAt"], "2023-05-24T22:01:40.000Z");
 }
 
 #[tokio::test]

@@ -1,5 +1,6 @@
 //! `alerts`: every firing alert with its labels, value, age, who
-//! acknowledged it and whether a silence holds it.
+//! acknowledged it and whether a silence holds it; then the pending ones,
+//! with what is left of their `for`.
 
 use super::{Actor, Args, BoxFut, Ctx, Execute, Reply, Spec, age};
 use crate::clock::Millis;
@@ -93,7 +94,12 @@ impl Execute for Alerts {
     fn execute<'a>(self: Box<Self>, ctx: &'a Ctx, _actor: &'a Actor) -> BoxFut<'a, Reply> {
         Box::pin(async move {
             match ctx.status().await {
-                Ok(s) => Reply::channel(render(&s.firing, ctx.clock.now(), |t| ctx.time(t))),
+                Ok(s) => {
+                    let now = ctx.clock.now();
+                    let mut text = render(&s.firing, now, |t| ctx.time(t));
+                    super::status::pending_lines(&mut text, &s.pending, now);
+                    Reply::channel(text)
+                }
                 Err(e) => Reply::private(e.to_string()),
             }
         })

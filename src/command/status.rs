@@ -78,6 +78,7 @@ pub fn render(s: &Status, now: Millis) -> String {
             ));
         }
     }
+    pending_lines(&mut out, &s.pending, now);
     if !s.running.is_empty() {
         out.push_str(&format!("\nrunning ({}):", s.running.len()));
         for (rb, key, id) in s.running.iter().take(LINES) {
@@ -123,6 +124,34 @@ pub fn render(s: &Status, now: Millis) -> String {
         ));
     }
     out
+}
+
+/// Alerts waiting out their `for`, each with what is left of it, as
+/// Prometheus's alerts page shows them: what is about to fire is news.
+pub fn pending_lines(out: &mut String, pending: &[crate::rules::PendingAlert], now: Millis) {
+    if pending.is_empty() {
+        return;
+    }
+    out.push_str(&format!("\npending ({}):", pending.len()));
+    for p in pending.iter().take(LINES) {
+        let labels: std::collections::BTreeMap<String, String> = p
+            .labels
+            .iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        let when = if p.fires_at > now {
+            format!("fires in {} if it holds", age(p.fires_at - now))
+        } else {
+            "fires at the next evaluation if it holds".to_owned()
+        };
+        out.push_str(&format!(
+            "\n  • {}{} for {}; {when}",
+            p.name,
+            crate::control::identifying(&labels),
+            age(now - p.active_at),
+        ));
+    }
+    more_lines(out, pending.len());
 }
 
 /// Lines per section: a storm is counted, not listed, so the answer
@@ -247,6 +276,18 @@ mod tests {
             .into_iter()
             .map(Arc::new)
             .collect(),
+            pending: Arc::new(vec![crate::rules::PendingAlert {
+                name: "RoomFilling".into(),
+                group: "g".into(),
+                labels: crate::labels::Labels::new()
+                    .with("alertname", "RoomFilling")
+                    .with("event", "launch")
+                    .with("room", "overflow"),
+                summary: "room overflow is filling".into(),
+                value: 0.91,
+                active_at: T0 - 20_000,
+                fires_at: T0 + 40_000,
+            }]),
             waiting: vec![Waiting {
                 run: "move-to-secondary-room-1684965-ab121".into(),
                 what: "create_room".into(),

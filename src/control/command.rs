@@ -199,6 +199,8 @@ pub struct Status {
     pub firing: Vec<Arc<FiringAlert>>,
     /// Runs waiting for a person's approval.
     pub waiting: Vec<Waiting>,
+    /// Alerts waiting out their rule's `for`, oldest first.
+    pub pending: Arc<Vec<crate::rules::PendingAlert>>,
     pub silences: Vec<SilenceView>,
     /// The incident that alerts without `group_by` labels join, and that
     /// manual runs and refusals are recorded under.
@@ -224,6 +226,11 @@ impl Control {
             running,
             firing,
             waiting: self.executor.waiting(),
+            pending: self
+                .pending
+                .as_ref()
+                .map(|rx| rx.borrow().clone())
+                .unwrap_or_default(),
             silences: self
                 .silences
                 .active(now)

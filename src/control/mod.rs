@@ -94,6 +94,8 @@ pub struct Control {
     incident_labels: HashMap<String, BTreeMap<String, String>>,
     /// What the watcher reports it cannot see, and what it cannot see now.
     sight_rx: Option<mpsc::Receiver<crate::sight::Change>>,
+    /// What the watcher last said is pending, for `status` and `alerts`.
+    pending: Option<tokio::sync::watch::Receiver<Arc<Vec<crate::rules::PendingAlert>>>>,
     blind: BTreeMap<crate::sight::Sense, crate::sight::Lost>,
 }
 
@@ -147,6 +149,7 @@ impl Control {
             incident_labels: HashMap::new(),
             sight_rx: None,
             blind: BTreeMap::new(),
+            pending: None,
         }
     }
 
@@ -154,6 +157,16 @@ impl Control {
     /// keep incident cards current.
     pub fn with_progress(mut self, rx: mpsc::Receiver<RunProgress>) -> Self {
         self.progress = Some(rx);
+        self
+    }
+
+    /// Reads the alerts the watcher says are pending (see
+    /// [`crate::watcher::Watcher::pending`]).
+    pub fn with_pending(
+        mut self,
+        rx: tokio::sync::watch::Receiver<Arc<Vec<crate::rules::PendingAlert>>>,
+    ) -> Self {
+        self.pending = Some(rx);
         self
     }
 

@@ -317,6 +317,7 @@ pub async fn one_off_queries(
         pushed: None,
         reloads: None,
         sight: None,
+        pending: None,
     };
     let rounds = if ranges { 2 } else { 1 };
     for round in 0..rounds {

@@ -64,6 +64,19 @@ pub struct StateSnapshot {
     pub pushed: Vec<pushed::PushedAlert>,
 }
 
+/// An alert waiting out its rule's `for`: it fires at `fires_at` if its
+/// condition still holds then.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PendingAlert {
+    pub name: String,
+    pub group: String,
+    pub labels: Labels,
+    pub summary: String,
+    pub value: f64,
+    pub active_at: Millis,
+    pub fires_at: Millis,
+}
+
 struct GroupState {
     def: RuleGroup,
     next_due: Millis,
@@ -311,6 +324,37 @@ impl RuleEngine {
             .filter(|a| a.state != AlertState::Inactive)
             .cloned()
             .collect()
+    }
+
+    /// Alerts whose condition holds but whose `for` has not run out yet,
+    /// oldest first: what Prometheus's `/alerts` page shows as pending.
+    pub fn pending(&self) -> Vec<PendingAlert> {
+        let mut out: Vec<PendingAlert> = self
+            .groups
+            .iter()
+            .flat_map(|g| {
+                g.def.rules.iter().zip(&g.alerts).flat_map(|(rule, state)| {
+                    let for_ms = match rule {
+                        Rule::Alerting(a) => a.for_ms,
+                        Rule::Recording(_) => 0,
+                    };
+                    state
+                        .alerts()
+                        .filter(|a| a.state == AlertState::Pending)
+                        .map(move |a| PendingAlert {
+                            name: a.rule.clone(),
+                            group: a.group.clone(),
+                            labels: a.labels.clone(),
+                            summary: a.annotations.get("summary").cloned().unwrap_or_default(),
+                            value: a.value,
+                            active_at: a.active_at,
+                            fires_at: a.active_at + for_ms,
+                        })
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| (a.active_at, &a.name).cmp(&(b.active_at, &b.name)));
+        out
     }
 
     /// Every alert the engine holds, including resolved ones still within
@@ -622,6 +666,29 @@ mod restore_tests {
         }
         assert_eq!(again, 0, "no second Firing event, so no second mitigation");
         assert_eq!(e.active_alerts()[0].state, AlertState::Firing);
+    }
+
+    /// Issue 22, item 8: what is pending, and when it will fire, is known
+    /// (Prometheus's alerts page shows it); once firing it is not pending.
+    #[test]
+    fn pending_alerts_say_when_they_fire() {
+        let mut store = SeriesStore::new(3_600_000);
+        let mut e = engine("3m");
+        feed(&mut store, 10 * MIN);
+        assert!(e.pending().is_empty());
+        e.eval_due(&mut store, 0);
+        e.eval_due(&mut store, MIN);
+        let p = e.pending();
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert_eq!(p[0].name, "Up");
+        assert_eq!(p[0].group, "g");
+        assert_eq!(p[0].active_at, 0);
+        assert_eq!(p[0].fires_at, 3 * MIN);
+        assert_eq!(p[0].labels.get("alertname"), Some("Up"));
+        for t in 2..=3 {
+            e.eval_due(&mut store, t * MIN);
+        }
+        assert!(e.pending().is_empty(), "firing now");
     }
 
     #[test]

@@ -14,7 +14,7 @@ use firebreak::duration::PromDuration;
 use crate::common::{Buf, eventually, start_daemon};
 
 /// A metrics source that answers while `up` is set, and 503 otherwise.
-async fn source(up: Arc<AtomicBool>) -> String {
+pub(crate) async fn source(up: Arc<AtomicBool>) -> String {
     let app = axum::Router::new().route(
         "/metrics",
         axum::routing::get(move || {
@@ -34,15 +34,9 @@ async fn source(up: Arc<AtomicBool>) -> String {
     format!("http://{addr}/metrics")
 }
 
-fn printed(buf: &Buf) -> String {
-    String::from_utf8_lossy(&buf.0.lock().unwrap()).into_owned()
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_blind_bot_says_so_once_on_the_card_in_metrics_and_readiness_and_when_it_sees_again() {
-    firebreak::net::install_crypto_provider();
-    let up = Arc::new(AtomicBool::new(true));
-    let url = source(up.clone()).await;
+/// A config that scrapes `url` as target `src` every 300ms and listens on
+/// a free port.
+pub(crate) fn watching(url: &str) -> Config {
     let mut config = Config::for_simulator("127.0.0.1:9");
     config.scrape = vec![ScrapeTarget {
         name: "src".into(),
@@ -52,6 +46,18 @@ async fn a_blind_bot_says_so_once_on_the_card_in_metrics_and_readiness_and_when_
         labels: Default::default(),
     }];
     config.server.listen = Some("127.0.0.1:0".parse().unwrap());
+    config
+}
+
+fn printed(buf: &Buf) -> String {
+    String::from_utf8_lossy(&buf.0.lock().unwrap()).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blind_bot_says_so_once_on_the_card_in_metrics_and_readiness_and_when_it_sees_again() {
+    firebreak::net::install_crypto_provider();
+    let up = Arc::new(AtomicBool::new(true));
+    let mut config = watching(&source(up.clone()).await);
     config.server.deadman = Some(PromDuration::from_secs(2));
     let out = Buf::default();
     let (daemon, stop) = start_daemon(config, Box::new(out.clone())).await;

@@ -25,6 +25,7 @@ mod hostile_props;
 mod kill_restart;
 mod layering;
 mod other_names;
+mod pending;
 mod prometheus_scrape;
 mod promtool_conformance;
 mod real_servers;

@@ -102,6 +102,7 @@ async fn bot() -> Bot {
         pushed: None,
         reloads: None,
         sight: None,
+        pending: None,
     };
     let (queries, query_rx) = firebreak::watcher::queries(None, clock.clone());
     let (scrape_tx, scrape_rx) = mpsc::channel(1);

@@ -262,7 +262,17 @@ pub async fn start_daemon(
     firebreak::daemon::Daemon,
     tokio_util::sync::CancellationToken,
 ) {
-    let loaded = firebreak::load::load_embedded(config).unwrap();
+    start_daemon_loaded(firebreak::load::load_embedded(config).unwrap(), out).await
+}
+
+/// [`start_daemon`] with what is loaded given.
+pub async fn start_daemon_loaded(
+    loaded: firebreak::load::Loaded,
+    out: Box<dyn std::io::Write + Send>,
+) -> (
+    firebreak::daemon::Daemon,
+    tokio_util::sync::CancellationToken,
+) {
     let store = firebreak::store::Store::open("sqlite::memory:")
         .await
         .unwrap();
