@@ -118,6 +118,65 @@ pub fn http(
     }
 }
 
+/// How one target answered a runbook's credentials.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Probe {
+    /// It answered, and did not refuse the credentials.
+    Answered(u16),
+    /// 401 or 403: it refuses what the bot would send.
+    Refused(u16),
+    /// Its secret cannot be read (unset variable, missing file); why.
+    NoSecret(String),
+    /// No answer, or a 5xx; why.
+    Down(String),
+}
+
+/// Every target must answer without refusing its credentials; each one
+/// that does not is named with why, the rest counted.
+pub fn credentials(probes: &[(String, Probe)]) -> (Outcome, String) {
+    if probes.is_empty() {
+        return (
+            Outcome::Fail,
+            "the runbooks call no target: nothing was proven".into(),
+        );
+    }
+    let bad: Vec<String> = probes
+        .iter()
+        .filter_map(|(t, p)| match p {
+            Probe::Answered(_) => None,
+            Probe::Refused(code) => Some(format!("{t} refused the credentials ({code})")),
+            Probe::NoSecret(why) => Some(format!("{t}: {why}")),
+            Probe::Down(why) => Some(format!("{t} did not answer ({why})")),
+        })
+        .collect();
+    if bad.is_empty() {
+        let shown: Vec<String> = probes
+            .iter()
+            .map(|(t, p)| match p {
+                Probe::Answered(code) => format!("{t} → {code}"),
+                _ => t.clone(),
+            })
+            .collect();
+        return (
+            Outcome::Pass,
+            format!(
+                "{} target(s) answer with their credentials: {}",
+                probes.len(),
+                shown.join(", ")
+            ),
+        );
+    }
+    (
+        Outcome::Fail,
+        format!(
+            "{} of {} target(s) would fail a mitigation: {}",
+            bad.len(),
+            probes.len(),
+            bad.join("; ")
+        ),
+    )
+}
+
 /// A runbook's readiness: loaded (validated) and its tests' results.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RunbookState {

@@ -141,6 +141,12 @@ pub enum CheckKind {
     },
     /// These runbooks load, validate and pass their own tests.
     Runbook { names: Vec<String> },
+    /// Every target these runbooks (all loaded ones when empty) may call,
+    /// through the runbooks they call too, answers `path` with its
+    /// credentials: its secret resolves, and it neither refuses them
+    /// (401, 403) nor fails to answer (a refused connection, a timeout,
+    /// 5xx). Proven before the night, not by the first mitigation.
+    Credentials { runbooks: Vec<String>, path: String },
     /// People with these roles confirm in chat before `deadline` (from the
     /// start of the run).
     Signoff {
@@ -156,6 +162,7 @@ impl CheckKind {
             CheckKind::Capacity { .. } => "capacity",
             CheckKind::Http { .. } => "http",
             CheckKind::Runbook { .. } => "runbook",
+            CheckKind::Credentials { .. } => "credentials",
             CheckKind::Signoff { .. } => "signoff",
         }
     }
@@ -186,6 +193,7 @@ struct RawCheck {
     capacity: Option<Sp<RawCapacity>>,
     http: Option<Sp<RawHttp>>,
     runbook: Option<Sp<RawRunbook>>,
+    credentials: Option<Sp<RawCredentials>>,
     signoff: Option<Sp<RawSignoff>>,
 }
 
@@ -225,6 +233,14 @@ struct RawHttp {
 #[serde(deny_unknown_fields)]
 struct RawRunbook {
     names: Vec<Sp<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCredentials {
+    #[serde(default)]
+    runbooks: Vec<Sp<String>>,
+    path: Option<Sp<String>>,
 }
 
 #[derive(Deserialize)]
@@ -432,6 +448,7 @@ pub fn parse_checklist(file: &str, text: &str, env: &Env) -> Result<Checklist, D
             r.capacity.is_some(),
             r.http.is_some(),
             r.runbook.is_some(),
+            r.credentials.is_some(),
             r.signoff.is_some(),
         ]
         .iter()
@@ -442,7 +459,7 @@ pub fn parse_checklist(file: &str, text: &str, env: &Env) -> Result<Checklist, D
                 Pos::of(sp),
                 field.clone(),
                 format!(
-                    "give exactly one of query, capacity, http, runbook or signoff (got {given})"
+                    "give exactly one of query, capacity, http, runbook, credentials or signoff (got {given})"
                 ),
             );
             continue;
@@ -455,6 +472,8 @@ pub fn parse_checklist(file: &str, text: &str, env: &Env) -> Result<Checklist, D
             kind_http(&mut v, &h.value, &format!("{field}.http"), env)
         } else if let Some(rb) = &r.runbook {
             kind_runbook(&mut v, rb, &format!("{field}.runbook"), env)
+        } else if let Some(c) = &r.credentials {
+            kind_credentials(&mut v, &c.value, &format!("{field}.credentials"), env)
         } else if let Some(s) = &r.signoff {
             kind_signoff(&mut v, &s.value, &format!("{field}.signoff"))
         } else {
@@ -657,20 +676,46 @@ fn kind_runbook(v: &mut V<'_>, rb: &Sp<RawRunbook>, field: &str, env: &Env) -> C
             "name at least one runbook",
         );
     }
-    for (i, n) in rb.value.names.iter().enumerate() {
+    known_runbooks(v, &rb.value.names, &format!("{field}.names"), env);
+    CheckKind::Runbook {
+        names: rb.value.names.iter().map(|n| n.value.clone()).collect(),
+    }
+}
+
+/// Each of `names` (the list at `field`) must be a loaded runbook.
+fn known_runbooks(v: &mut V<'_>, names: &[Sp<String>], field: &str, env: &Env) {
+    for (i, n) in names.iter().enumerate() {
         if !env.runbooks.contains(&n.value) {
             let hint = crate::diag::did_you_mean(&n.value, &env.runbooks)
                 .map(|s| format!(" (did you mean {s:?}?)"))
                 .unwrap_or_default();
             v.c.err(
                 Pos::of(n),
-                format!("{field}.names[{i}]"),
+                format!("{field}[{i}]"),
                 format!("no runbook named {:?}{hint}", n.value),
             );
         }
     }
-    CheckKind::Runbook {
-        names: rb.value.names.iter().map(|n| n.value.clone()).collect(),
+}
+
+fn kind_credentials(v: &mut V<'_>, c: &RawCredentials, field: &str, env: &Env) -> CheckKind {
+    known_runbooks(v, &c.runbooks, &format!("{field}.runbooks"), env);
+    let path = c.path.as_ref().map_or_else(
+        || "/".to_owned(),
+        |p| v.template(p, &format!("{field}.path")),
+    );
+    if let Some(p) = &c.path
+        && !p.value.starts_with('/')
+    {
+        v.c.err(
+            Pos::of(p),
+            format!("{field}.path"),
+            "must start with / (it is joined to each target's URL)",
+        );
+    }
+    CheckKind::Credentials {
+        runbooks: c.runbooks.iter().map(|n| n.value.clone()).collect(),
+        path,
     }
 }
 

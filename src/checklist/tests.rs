@@ -126,7 +126,7 @@ checks:
         "bad.yaml:16:62: checks[1].http.status: 99 is not an HTTP status",
         "bad.yaml:18:22: checks[2].query.expr: unclosed left parenthesis",
         "bad.yaml:18:35: checks[2].query.expect: \"about 3\" is not a comparison",
-        "bad.yaml:19:5: checks[3]: give exactly one of query, capacity, http, runbook or signoff (got 2)",
+        "bad.yaml:19:5: checks[3]: give exactly one of query, capacity, http, runbook, credentials or signoff (got 2)",
         "bad.yaml:23:23: checks[4].runbook.names[0]: no runbook named \"move-to-secondry-room\" (did you mean \"move-to-secondary-room\"?)",
         "bad.yaml:25:15: checks[5].severity: unknown severity \"fatal\"",
         "bad.yaml:26:23: checks[5].signoff.roles[0]: unknown role \"boss\"",

@@ -152,7 +152,76 @@ async fn measure_kind(
             }
             Ok(judge::runbooks(&states))
         }
+        CheckKind::Credentials { runbooks, path } => {
+            let path = t
+                .render_path(path, ctx)
+                .map_err(|e| format!("path: template: {}", e.message))?;
+            let targets = reached_targets(&inst.runbooks, runbooks)?;
+            let probes = futures_util::future::join_all(
+                targets
+                    .iter()
+                    .map(|target| async { (target.clone(), probe(inst, target, &path).await) }),
+            )
+            .await;
+            Ok(judge::credentials(&probes))
+        }
         CheckKind::Signoff { .. } => Err("a sign-off is given by people, not measured".into()),
+    }
+}
+
+/// The targets `names` (every loaded runbook when empty) may call,
+/// through the runbooks they call.
+fn reached_targets(
+    loaded: &[Arc<Runbook>],
+    names: &[String],
+) -> Result<std::collections::BTreeSet<String>, String> {
+    let mut todo: Vec<String> = if names.is_empty() {
+        loaded.iter().map(|r| r.name.clone()).collect()
+    } else {
+        names.to_vec()
+    };
+    let mut seen = std::collections::BTreeSet::new();
+    let mut targets = std::collections::BTreeSet::new();
+    while let Some(name) = todo.pop() {
+        if !seen.insert(name.clone()) {
+            continue;
+        }
+        let rb = loaded
+            .iter()
+            .find(|r| r.name == name)
+            .ok_or_else(|| format!("no runbook named {name:?} is loaded"))?;
+        let r = rb.reaches();
+        targets.extend(r.targets);
+        todo.extend(r.runbooks);
+    }
+    Ok(targets)
+}
+
+/// Calls `target` at `path` with its credentials, as an `http` step
+/// would, and says how it answered.
+async fn probe(inst: &Instruments, target: &str, path: &str) -> judge::Probe {
+    use judge::Probe;
+    if let Some(secret) = inst
+        .config
+        .targets
+        .get(target)
+        .and_then(|t| t.bearer_secret.as_ref())
+    {
+        let read = inst
+            .config
+            .secrets
+            .get(secret)
+            .ok_or_else(|| format!("secret {secret:?} is not configured"))
+            .and_then(resolve_secret);
+        if let Err(why) = read {
+            return Probe::NoSecret(why);
+        }
+    }
+    match call(inst, target, "GET", path).await {
+        Ok((code @ (401 | 403), _)) => Probe::Refused(code),
+        Ok((code, _)) if code >= 500 => Probe::Down(format!("GET {path} → {code}")),
+        Ok((code, _)) => Probe::Answered(code),
+        Err(why) => Probe::Down(why),
     }
 }
 

@@ -315,6 +315,38 @@ impl Runbook {
     pub fn verify_steps(&self) -> &[Step] {
         self.verify.as_ref().map_or(&[], |v| &v.steps)
     }
+
+    /// The targets its `http` steps call and the runbooks its `runbook`
+    /// steps call, verify steps, rollbacks and their guards' reads
+    /// included: what a run may reach.
+    pub fn reaches(&self) -> Reaches {
+        let mut out = Reaches::default();
+        let mut note = |s: &Step| {
+            let name = |k: &str| s.with.get(k).and_then(Json::as_str).map(str::to_owned);
+            match s.action.as_str() {
+                "http" => out.targets.extend(name("target")),
+                "runbook" => out.runbooks.extend(name("runbook")),
+                _ => {}
+            }
+        };
+        for s in self.steps.iter().chain(self.verify_steps()) {
+            note(s);
+            if let Some(undo) = &s.rollback {
+                note(undo);
+                for r in undo.guard.iter().flat_map(|g| &g.read) {
+                    note(&r.step);
+                }
+            }
+        }
+        out
+    }
+}
+
+/// What a runbook's steps call, by name (see [`Runbook::reaches`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Reaches {
+    pub targets: std::collections::BTreeSet<String>,
+    pub runbooks: std::collections::BTreeSet<String>,
 }
 
 // ---- raw shapes ------------------------------------------------------------

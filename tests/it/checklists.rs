@@ -449,6 +449,150 @@ checks:
     );
 }
 
+/// A target that takes `Authorization: Bearer s3cret` and refuses the rest.
+async fn guarded_target() -> String {
+    let app = axum::Router::new().fallback(|headers: axum::http::HeaderMap| async move {
+        let auth = headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        if auth == Some("Bearer s3cret") {
+            (axum::http::StatusCode::OK, "hello")
+        } else {
+            (axum::http::StatusCode::UNAUTHORIZED, "who are you")
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{addr}/")
+}
+
+/// Issue 22, item 1: a `credentials` check proves, before the night,
+/// that every target a runbook may call (its rollbacks and the runbooks it
+/// calls included) answers with the bot's credentials, and names each
+/// one that would fail the first mitigation, and why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_credentials_check_proves_each_target_takes_its_secret() {
+    use firebreak::config::SecretSource;
+    let dir = tempfile::tempdir().unwrap();
+    let secret = |name: &str, value: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, value).unwrap();
+        SecretSource::File(path.display().to_string())
+    };
+    let guarded = guarded_target().await;
+    let mut config = Config::default();
+    config
+        .secrets
+        .insert("good".into(), secret("good", "s3cret\n"));
+    config
+        .secrets
+        .insert("old".into(), secret("old", "expired"));
+    config.secrets.insert(
+        "unset".into(),
+        SecretSource::Env("FIREBREAK_TEST_NEVER_SET_TOKEN".into()),
+    );
+    for (name, url, bearer) in [
+        ("good", guarded.clone(), Some("good")),
+        ("stale", guarded.clone(), Some("old")),
+        ("unset", guarded.clone(), Some("unset")),
+        (
+            "down",
+            format!("http://127.0.0.1:{}/", crate::common::free_port()),
+            None,
+        ),
+    ] {
+        let mut t = target(name, &url);
+        t.bearer_secret = bearer.map(str::to_owned);
+        config.targets.insert(name.into(), t);
+    }
+    let book = |name: &str, steps: &str| {
+        (
+            format!("runbooks/{name}.yaml"),
+            format!("kind: runbook\nname: {name}\ntrigger: {{manual: true}}\nsteps:\n{steps}"),
+        )
+    };
+    let books = [
+        book(
+            "rb-good",
+            "  - id: ping\n    action: http\n    with: {target: good, method: GET, path: /rooms}\n",
+        ),
+        book(
+            "rb-all",
+            "  - id: cap\n    action: http\n    with: {target: stale, method: PUT, path: /cap}\n    rollback:\n      action: http\n      with: {target: unset, method: PUT, path: /uncap}\n  - id: inner\n    action: runbook\n    with: {runbook: rb-inner}\n",
+        ),
+        book(
+            "rb-inner",
+            "  - id: move\n    action: http\n    with: {target: down, method: POST, path: /move}\n",
+        ),
+    ];
+    let loaded = firebreak::load::load(config, &[], &books).unwrap();
+    let env = firebreak::checklist::Env {
+        targets: loaded.config.targets.keys().cloned().collect(),
+        runbooks: loaded.runbooks.iter().map(|r| r.name.clone()).collect(),
+    };
+    let list = parse_checklist(
+        "creds.yaml",
+        "kind: checklist\nname: creds\nchecks:\n  - name: good\n    credentials: {runbooks: [rb-good], path: /health}\n  - name: all\n    credentials: {runbooks: [rb-all]}\n  - name: every-runbook\n    credentials: {}\n",
+        &env,
+    )
+    .unwrap();
+    let inst = firebreak::preflight::Instruments {
+        queries: None,
+        http: firebreak::net::target_client().unwrap(),
+        config: Arc::new(loaded.config.clone()),
+        runbooks: loaded.runbooks.clone(),
+        runbook_tests: Arc::new(Vec::new()),
+        clock: Clock::system(),
+    };
+    let r = firebreak::preflight::measure(&list.checks[0], &json!({}), &inst).await;
+    assert_eq!(
+        (r.outcome, r.evidence.as_str()),
+        (
+            Outcome::Pass,
+            "1 target(s) answer with their credentials: good → 200"
+        )
+    );
+    let r = firebreak::preflight::measure(&list.checks[1], &json!({}), &inst).await;
+    assert_eq!(r.outcome, Outcome::Fail, "{}", r.evidence);
+    for needle in [
+        "3 of 3 target(s) would fail a mitigation: ",
+        "down did not answer (GET down/: connection failed)",
+        "stale refused the credentials (401)",
+        "unset: environment variable FIREBREAK_TEST_NEVER_SET_TOKEN is not set",
+    ] {
+        assert!(
+            r.evidence.contains(needle),
+            "no {needle:?} in {}",
+            r.evidence
+        );
+    }
+    // Without names, every loaded runbook's targets.
+    let r = firebreak::preflight::measure(&list.checks[2], &json!({}), &inst).await;
+    assert!(
+        r.evidence
+            .starts_with("3 of 4 target(s) would fail a mitigation: "),
+        "{}",
+        r.evidence
+    );
+    // A runbook that is not there is said when the checklist loads.
+    let e = parse_checklist(
+        "creds.yaml",
+        "kind: checklist\nname: creds\nchecks:\n  - name: typo\n    credentials: {runbooks: [rb-gods], path: health}\n",
+        &env,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("checks[0].credentials.runbooks[0]: no runbook named \"rb-gods\" (did you mean \"rb-good\"?)"),
+        "{e}"
+    );
+    assert!(
+        e.contains("checks[0].credentials.path: must start with /"),
+        "{e}"
+    );
+}
+
 /// Records what the daemon delivers to chat.
 #[derive(Default)]
 struct Recorder(Mutex<Vec<ChatMessage>>);
