@@ -50,6 +50,7 @@ async fn serve(token: Option<&str>, queue: usize, max_body: usize) -> Served {
                         silenced_by: None,
                     })],
                     waiting: Vec::new(),
+                    blind: Vec::new(),
                     pending: std::sync::Arc::new(vec![crate::rules::PendingAlert {
                         name: "RoomFilling".into(),
                         group: "g".into(),

@@ -41,6 +41,15 @@ pub fn render(s: &Status, now: Millis) -> String {
     if s.firing.is_empty() && s.running.is_empty() && s.waiting.is_empty() {
         out.push_str("; nothing firing, nothing running");
     }
+    // First: a quiet status from a blind bot would be a lie.
+    for b in &s.blind {
+        out.push_str(&format!(
+            "\n⚠ BLIND: {} for {} ({}); alerts that depend on it cannot fire",
+            b.what,
+            age(now - b.since),
+            b.why
+        ));
+    }
     if !s.firing.is_empty() {
         out.push_str(&format!("\nfiring ({}):", s.firing.len()));
         let groups = alike(&s.firing);
@@ -276,6 +285,11 @@ mod tests {
             .into_iter()
             .map(Arc::new)
             .collect(),
+            blind: vec![crate::chat::card::Blind {
+                what: "scrape target `sim`".into(),
+                since: T0 - 95_000,
+                why: "HTTP 503 Service Unavailable".into(),
+            }],
             pending: Arc::new(vec![crate::rules::PendingAlert {
                 name: "RoomFilling".into(),
                 group: "g".into(),

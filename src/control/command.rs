@@ -201,6 +201,8 @@ pub struct Status {
     pub waiting: Vec<Waiting>,
     /// Alerts waiting out their rule's `for`, oldest first.
     pub pending: Arc<Vec<crate::rules::PendingAlert>>,
+    /// What the bot cannot see now (see [`crate::sight`]).
+    pub blind: Vec<crate::chat::card::Blind>,
     pub silences: Vec<SilenceView>,
     /// The incident that alerts without `group_by` labels join, and that
     /// manual runs and refusals are recorded under.
@@ -226,6 +228,7 @@ impl Control {
             running,
             firing,
             waiting: self.executor.waiting(),
+            blind: self.blind_lines(),
             pending: self
                 .pending
                 .as_ref()
