@@ -399,7 +399,7 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
     ),
     chat_up: Family::new(
         "firebreak_chat_up",
-        "1 while the chat platform takes the bot's messages, 0 while it refuses the bot itself (a revoked token, removed from the channel); messages wait in the outbox meanwhile.",
+        "1 while the chat platform takes the bot's messages, 0 while it refuses the bot's token itself (revoked, expired, missing a scope); messages wait in the outbox meanwhile.",
         &[],
         Gauge::default,
     ),

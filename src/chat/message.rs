@@ -129,7 +129,7 @@ pub enum ChatError {
     #[error("{0}")]
     Rejected(String),
     /// The platform refuses the bot itself, whatever it sends (a revoked or
-    /// invalid token, a missing scope, removed from the channel): nothing
+    /// invalid token, a missing scope): nothing
     /// goes until a person fixes it. The outbox keeps the message, tries
     /// again slowly, and says so (`firebreak_chat_up`, `/-/ready`, and in
     /// chat once it is taken back).

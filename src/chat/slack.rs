@@ -474,8 +474,10 @@ fn classify(method: &str, e: SlackClientError) -> ChatError {
             | "service_unavailable"
             | "request_timeout"
             | "team_added_to_org" => ChatError::retry(format!("slack {method}: {}", a.code)),
-            // Slack's words for "not from you, not here": the bot itself,
-            // whatever it sends.
+            // Slack's words for "not from you": the bot's token itself,
+            // whatever it sends, wherever. A channel it cannot post to
+            // (`channel_not_found`, `not_in_channel`) is one channel's
+            // messages, possibly a runbook's typo: those are set aside.
             "invalid_auth"
             | "not_authed"
             | "account_inactive"
@@ -487,10 +489,7 @@ fn classify(method: &str, e: SlackClientError) -> ChatError {
             | "ekm_access_denied"
             | "access_denied"
             | "team_access_not_granted"
-            | "org_login_required"
-            | "not_in_channel"
-            | "channel_not_found"
-            | "is_archived" => ChatError::Refused(format!("slack {method}: {}", a.code)),
+            | "org_login_required" => ChatError::Refused(format!("slack {method}: {}", a.code)),
             code => ChatError::Rejected(format!("slack {method}: {code}")),
         },
         E::HttpError(h) => {
@@ -578,8 +577,13 @@ mod tests {
                 "{code}"
             );
         }
-        // This message, never as it is: set aside.
-        for code in ["msg_too_long", "invalid_blocks"] {
+        // This message, never as it is (or this channel): set aside.
+        for code in [
+            "msg_too_long",
+            "invalid_blocks",
+            "channel_not_found",
+            "not_in_channel",
+        ] {
             match api(code) {
                 ChatError::Rejected(r) => assert_eq!(r, format!("slack chat.postMessage: {code}")),
                 other => panic!("{code}: {other:?}"),
@@ -587,8 +591,6 @@ mod tests {
         }
         // The bot itself, whatever it sends: kept, and said.
         for code in [
-            "channel_not_found",
-            "not_in_channel",
             "invalid_auth",
             "token_revoked",
             "account_inactive",

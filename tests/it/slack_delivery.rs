@@ -216,8 +216,9 @@ async fn slack_refusals_are_told_from_outages() {
     let good = slack(&fake, Duration::from_secs(5));
     assert_eq!(good.auth_test().await.unwrap().team, "Firebreak Test");
     let bad = Slack::new(&fake.api_url(), "xoxb-wrong".into(), Duration::from_secs(5)).unwrap();
+    // A token Slack refuses is the bot's problem, not one message's.
     match bad.auth_test().await {
-        Err(ChatError::Rejected(r)) => assert_eq!(r, "slack auth.test: invalid_auth"),
+        Err(ChatError::Refused(r)) => assert_eq!(r, "slack auth.test: invalid_auth"),
         other => panic!("{other:?}"),
     }
     let m = note("x".repeat(10).as_str());
@@ -229,7 +230,7 @@ async fn slack_refusals_are_told_from_outages() {
         image: None,
     };
     match bad.send(send(Placement::TopLevel)).await {
-        Err(ChatError::Rejected(r)) => assert!(r.contains("invalid_auth"), "{r}"),
+        Err(ChatError::Refused(r)) => assert!(r.contains("invalid_auth"), "{r}"),
         other => panic!("{other:?}"),
     }
     match good
