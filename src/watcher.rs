@@ -18,7 +18,7 @@ use crate::promql::LOOKBACK_MS;
 use crate::promql::Value;
 use crate::promql::lookback::max_lookback;
 use crate::rules::EvalOutcome;
-use crate::rules::{AlertEvent, Rule, RuleEngine, RuleGroup};
+use crate::rules::{AlertEvent, REMOTE_TEMPLATE_QUERY, Rule, RuleEngine, RuleGroup};
 use crate::source::ScrapeBatch;
 use crate::source::exposition::parse_series;
 use crate::source::remote::RemoteApi;
@@ -336,10 +336,15 @@ impl Watcher {
         let mut out = EvalOutcome::default();
         for due in self.engine.due(now) {
             let results = fetch_all(&api, &due.exprs, due.ts).await;
-            self.engine
-                .eval_group_with(&due, &mut self.series, &mut out, &mut |i, _, _, _| {
-                    results[i].clone()
-                });
+            // Loading refuses templates that query when rules run through
+            // a remote API (see `RuleFileOptions::template_queries`).
+            self.engine.eval_group_with(
+                &due,
+                &mut self.series,
+                &mut out,
+                &mut |i, _, _, _| results[i].clone(),
+                &|_, _, _| Err(REMOTE_TEMPLATE_QUERY.to_owned()),
+            );
         }
         out
     }
