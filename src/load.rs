@@ -307,11 +307,11 @@ pub fn load(
         match classify(text) {
             FileKind::Rules => {
                 rule_files += 1;
-                match crate::rules::parse_rule_file_with(
-                    name,
-                    text,
-                    config.evaluation_interval.as_millis() as i64,
-                ) {
+                let opts = crate::rules::RuleFileOptions {
+                    default_interval_ms: config.evaluation_interval.as_millis() as i64,
+                    template_queries: config.remote.is_none(),
+                };
+                match crate::rules::parse_rule_file_opts(name, text, opts) {
                     Ok(f) => groups.extend(f.groups),
                     Err(e) => errs.extend(e),
                 }
@@ -589,5 +589,25 @@ mod tests {
         assert_eq!(classify("store: {url: 'sqlite://x'}"), FileKind::Config);
         assert_eq!(classify("hello: world"), FileKind::Unknown);
         assert_eq!(classify(": : :"), FileKind::Unknown);
+    }
+
+    /// A template's `query` is answered by the local evaluator; rules run
+    /// through a remote API are refused it at load, at the call.
+    #[test]
+    fn template_queries_need_the_local_evaluator() {
+        let rules = "groups:\n  - name: g\n    rules:\n      - alert: A\n        expr: up == 0\n        annotations:\n          summary: '{{ with query \"up\" }}{{ . | first | value }}{{ end }}'\n";
+        let files = [("r.yml".to_owned(), rules.to_owned())];
+        let local = Config::load("c.yaml", "").unwrap();
+        assert_eq!(load(local, &files, &[]).unwrap().rule_groups.len(), 1);
+        let remote = Config::load(
+            "c.yaml",
+            "sources:\n  prometheus:\n    url: http://127.0.0.1:9090\n",
+        )
+        .unwrap();
+        let errs = load(remote, &files, &[]).unwrap_err().to_string();
+        assert!(
+            errs.contains("r.yml:7:29: groups[0].rules[0].annotations.summary: `query` in a template needs the local evaluator"),
+            "{errs}"
+        );
     }
 }

@@ -20,7 +20,9 @@ use crate::promql::LOOKBACK_MS;
 use crate::promql::Value;
 use crate::promql::lookback::max_lookback;
 use crate::rules::EvalOutcome;
-use crate::rules::{AlertEvent, PendingAlert, Rule, RuleEngine, RuleGroup};
+use crate::rules::{
+    AlertEvent, PendingAlert, REMOTE_TEMPLATE_QUERY, Rule, RuleEngine, RuleGroup,
+};
 use crate::sight::{Board, Change, Sense, Sight};
 use crate::source::ScrapeBatch;
 use crate::source::exposition::parse_series;
@@ -443,10 +445,15 @@ impl Watcher {
                     _ => answered = true,
                 }
             }
-            self.engine
-                .eval_group_with(&due, &mut self.series, &mut out, &mut |i, _, _, _| {
-                    results[i].clone().map_err(|e| e.to_string())
-                });
+            // Loading refuses templates that query when rules run through
+            // a remote API (see `RuleFileOptions::template_queries`).
+            self.engine.eval_group_with(
+                &due,
+                &mut self.series,
+                &mut out,
+                &mut |i, _, _, _| results[i].clone().map_err(|e| e.to_string()),
+                &|_, _, _| Err(REMOTE_TEMPLATE_QUERY.to_owned()),
+            );
         }
         if out.evaluated.is_empty() {
             return out;

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashSet};
 use serde::{Deserialize, Serialize};
 
 use super::file::AlertingRule;
-use super::template::TemplateData;
+use super::template::{QueryFn, TemplateData};
 use crate::duration::Millis;
 use crate::labels::{Labels, METRIC_NAME};
 use crate::promql::Sample;
@@ -129,6 +129,15 @@ pub enum AlertEvalError {
     LimitExceeded { limit: usize, count: usize },
 }
 
+/// What an alerting rule's templates see besides the sample: the
+/// external labels and URL, and where `query` is answered.
+#[derive(Clone, Copy)]
+pub struct TemplateEnv<'a> {
+    pub external_labels: &'a Labels,
+    pub external_url: &'a str,
+    pub query: Option<&'a QueryFn<'a>>,
+}
+
 /// The state of one alerting rule across evaluations.
 #[derive(Clone, Debug, Default)]
 pub struct RuleAlerts {
@@ -159,8 +168,7 @@ impl RuleAlerts {
         group_labels: &Labels,
         result: Vec<Sample>,
         now: Millis,
-        external_labels: &Labels,
-        external_url: &str,
+        env: &TemplateEnv<'_>,
         limit: usize,
     ) -> Result<AlertEvalOutput, AlertEvalError> {
         let mut fresh: BTreeMap<u64, Alert> = BTreeMap::new();
@@ -168,8 +176,9 @@ impl RuleAlerts {
             let data = TemplateData {
                 labels: &s.labels,
                 value: s.value,
-                external_labels,
-                external_url,
+                external_labels: env.external_labels,
+                external_url: env.external_url,
+                query: env.query,
             };
             let mut labels = s.labels.without_metric_name();
             for (k, v) in group_labels.iter() {
@@ -325,6 +334,15 @@ mod tests {
         }
     }
 
+    fn no_env() -> TemplateEnv<'static> {
+        static NONE: std::sync::LazyLock<Labels> = std::sync::LazyLock::new(Labels::new);
+        TemplateEnv {
+            external_labels: &NONE,
+            external_url: "",
+            query: None,
+        }
+    }
+
     fn sample(host: &str, v: f64) -> Sample {
         Sample {
             labels: [("__name__", "load"), ("host", host)].into_iter().collect(),
@@ -338,7 +356,7 @@ mod tests {
         res: Vec<Sample>,
         now: Millis,
     ) -> AlertEvalOutput {
-        ra.eval(r, "g", &Labels::new(), res, now, &Labels::new(), "", 0)
+        ra.eval(r, "g", &Labels::new(), res, now, &no_env(), 0)
             .unwrap()
     }
 
@@ -456,8 +474,7 @@ mod tests {
                 &Labels::new(),
                 vec![sample("a", 2.0), sample("b", 2.0)],
                 0,
-                &Labels::new(),
-                "",
+                &no_env(),
                 0,
             )
             .unwrap_err();
@@ -474,8 +491,7 @@ mod tests {
                 &Labels::new(),
                 vec![sample("a", 2.0), sample("b", 2.0)],
                 0,
-                &Labels::new(),
-                "",
+                &no_env(),
                 1,
             )
             .unwrap_err();

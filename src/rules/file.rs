@@ -5,8 +5,9 @@
 //! every check Prometheus makes when it loads rules: PromQL that parses,
 //! durations, unique group names, exactly one of `alert`/`record`, valid
 //! label and metric names, fields recording rules may not have, and
-//! annotation/label templates that parse. Every problem is collected with
-//! its `file:line:col` and field path, so a user fixes a file in one pass.
+//! annotation/label templates that parse; and what depends on where the
+//! rules run ([`RuleFileOptions`]). Every problem is collected with its
+//! `file:line:col` and field path, so a user fixes a file in one pass.
 
 use std::collections::BTreeMap;
 
@@ -128,6 +129,21 @@ pub fn is_valid_metric_name(s: &str) -> bool {
         && it.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
 }
 
+/// Why a template may not call `query` when rules are evaluated through a
+/// remote Prometheus API: each evaluation fetches the rules' expressions,
+/// and a template's query is only known as it renders, alert by alert.
+pub const REMOTE_TEMPLATE_QUERY: &str = "`query` in a template needs the local evaluator: with `sources.prometheus` the rules are evaluated through that API, which is asked for each rule's expression only; put what the template queries into the rule's expression (or a recording rule's), or scrape instead";
+
+/// What a rule file may use, given how its rules will run.
+#[derive(Clone, Copy, Debug)]
+pub struct RuleFileOptions {
+    /// The `evaluation_interval` for groups that do not set `interval`.
+    pub default_interval_ms: Millis,
+    /// Whether templates may call `query`: not when rules are evaluated
+    /// through a remote API (see [`REMOTE_TEMPLATE_QUERY`]).
+    pub template_queries: bool,
+}
+
 /// Parses and validates a rule file, with Prometheus's default evaluation
 /// interval (1m) for groups without `interval`.
 pub fn parse_rule_file(file_name: &str, text: &str) -> Result<RuleFile, Diagnostics> {
@@ -141,6 +157,23 @@ pub fn parse_rule_file_with(
     text: &str,
     default_interval_ms: Millis,
 ) -> Result<RuleFile, Diagnostics> {
+    parse_rule_file_opts(
+        file_name,
+        text,
+        RuleFileOptions {
+            default_interval_ms,
+            template_queries: true,
+        },
+    )
+}
+
+/// Parses and validates a rule file for rules that run as `opts` says.
+pub fn parse_rule_file_opts(
+    file_name: &str,
+    text: &str,
+    opts: RuleFileOptions,
+) -> Result<RuleFile, Diagnostics> {
+    let default_interval_ms = opts.default_interval_ms;
     let raw: RawFile = if text.trim().is_empty() {
         RawFile { groups: Vec::new() }
     } else {
@@ -150,6 +183,7 @@ pub fn parse_rule_file_with(
         file: file_name,
         text,
         diags: Diagnostics::new(),
+        template_queries: opts.template_queries,
     };
     let mut groups = Vec::new();
     let mut seen: BTreeMap<String, Option<Pos>> = BTreeMap::new();
@@ -188,6 +222,7 @@ struct Validator<'a> {
     file: &'a str,
     text: &'a str,
     diags: Diagnostics,
+    template_queries: bool,
 }
 
 impl Validator<'_> {
@@ -301,7 +336,13 @@ impl Validator<'_> {
                 continue;
             }
             match Template::parse(&v.value) {
-                Ok(t) => out.push((k.clone(), t)),
+                Ok(t) => match t.calls("query").filter(|_| !self.template_queries) {
+                    Some((line, col)) => {
+                        let pos = self.inside_scalar(v, line, col);
+                        self.push(pos, field, REMOTE_TEMPLATE_QUERY);
+                    }
+                    None => out.push((k.clone(), t)),
+                },
                 Err(e) => {
                     let pos = self.inside_scalar(v, e.line, e.col);
                     self.push(pos, field, format!("invalid template: {}", e.message));

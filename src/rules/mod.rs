@@ -20,9 +20,10 @@ use std::collections::{BTreeMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
-pub use alert::{Alert, AlertEvent, AlertEventKind, AlertState, RuleAlerts};
+pub use alert::{Alert, AlertEvent, AlertEventKind, AlertState, RuleAlerts, TemplateEnv};
 pub use file::{
-    AlertingRule, RecordingRule, Rule, RuleFile, RuleGroup, parse_rule_file, parse_rule_file_with,
+    AlertingRule, REMOTE_TEMPLATE_QUERY, RecordingRule, Rule, RuleFile, RuleFileOptions, RuleGroup,
+    parse_rule_file, parse_rule_file_opts, parse_rule_file_with,
 };
 pub use template::{Template, TemplateData, TemplateError};
 
@@ -253,7 +254,13 @@ impl RuleEngine {
     pub fn eval_due(&mut self, store: &mut SeriesStore, now: Millis) -> EvalOutcome {
         let mut out = EvalOutcome::default();
         for due in self.due(now) {
-            self.eval_group_with(&due, store, &mut out, &mut local_query);
+            self.eval_group_with(
+                &due,
+                store,
+                &mut out,
+                &mut local_query,
+                &local_template_query,
+            );
         }
         out
     }
@@ -288,13 +295,15 @@ impl RuleEngine {
             .collect()
     }
 
-    /// Evaluates one due group, taking each rule's result from `query`.
+    /// Evaluates one due group, taking each rule's result from `query`
+    /// and answering its templates' `query` calls with `template_query`.
     pub fn eval_group_with(
         &mut self,
         due: &DueGroup,
         store: &mut SeriesStore,
         out: &mut EvalOutcome,
         query: &mut QueryFn<'_>,
+        template_query: &TemplateQueryFn<'_>,
     ) {
         let Some(g) = self.groups.get_mut(due.index) else {
             return;
@@ -314,6 +323,7 @@ impl RuleEngine {
             &self.external_url,
             out,
             query,
+            template_query,
         );
         out.evaluated.push((g.def.name.clone(), due.ts));
     }
@@ -442,6 +452,41 @@ fn local_query(
     promql::eval_instant(expr, store, ts).map_err(|e| e.to_string())
 }
 
+/// Answers a template's `query "expr"` at the evaluation time `ts`.
+/// Rules are evaluated in order, so it sees what earlier recording rules
+/// of the group wrote.
+pub type TemplateQueryFn<'a> =
+    dyn Fn(&str, &SeriesStore, Millis) -> Result<Vec<Sample>, String> + 'a;
+
+/// A template's query against the local store, as Prometheus's rule
+/// manager answers it.
+pub fn local_template_query(
+    q: &str,
+    store: &SeriesStore,
+    ts: Millis,
+) -> Result<Vec<Sample>, String> {
+    let expr = promql::parse(q).map_err(|e| e.to_string())?;
+    let v = promql::eval_instant(&expr, store, ts).map_err(|e| e.to_string())?;
+    as_vector(v, "a template's query")
+}
+
+/// A rule's or a template query's result as samples: a scalar is one
+/// sample without labels.
+fn as_vector(v: Value, what: &str) -> Result<Vec<Sample>, String> {
+    match v {
+        Value::Vector(v) => Ok(v),
+        Value::Scalar(v) => Ok(vec![Sample {
+            labels: Labels::new(),
+            value: v,
+        }]),
+        other => Err(format!(
+            "{what} must return an instant vector or scalar, got {}",
+            other.type_name()
+        )),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 fn eval_group(
     g: &mut GroupState,
     store: &mut SeriesStore,
@@ -450,6 +495,7 @@ fn eval_group(
     external_url: &str,
     out: &mut EvalOutcome,
     query: &mut QueryFn<'_>,
+    template_query: &TemplateQueryFn<'_>,
 ) {
     for (i, rule) in g.def.rules.iter().enumerate() {
         let err = |message: String| RuleError {
@@ -462,32 +508,18 @@ fn eval_group(
             Rule::Alerting(a) => &a.expr,
             Rule::Recording(r) => &r.expr,
         };
-        let result = match query(i, expr, store, ts) {
-            Ok(Value::Vector(v)) => Ok(v),
-            Ok(Value::Scalar(v)) => Ok(vec![Sample {
-                labels: Labels::new(),
-                value: v,
-            }]),
-            Ok(other) => Err(format!(
-                "rule expression must return an instant vector or scalar, got {}",
-                other.type_name()
-            )),
-            Err(e) => Err(e),
+        let result = query(i, expr, store, ts).and_then(|v| as_vector(v, "rule expression"));
+        let ask = |q: &str| template_query(q, store, ts);
+        let env = TemplateEnv {
+            external_labels,
+            external_url,
+            query: Some(&ask),
         };
         let produced = match (rule, result) {
             (_, Err(m)) => Err(m),
             (Rule::Recording(r), Ok(v)) => record(r, &g.def, v),
             (Rule::Alerting(a), Ok(v)) => g.alerts[i]
-                .eval(
-                    a,
-                    &g.def.name,
-                    &g.def.labels,
-                    v,
-                    ts,
-                    external_labels,
-                    external_url,
-                    g.def.limit,
-                )
+                .eval(a, &g.def.name, &g.def.labels, v, ts, &env, g.def.limit)
                 .map(|o| {
                     out.events.extend(o.events);
                     o.series
@@ -786,5 +818,37 @@ mod reload_tests {
         assert_eq!(e.groups().count(), 2);
         // The pending alert is still there.
         assert_eq!(e.active_alerts().len(), 1);
+    }
+}
+
+#[cfg(test)]
+mod template_query_tests {
+    use super::*;
+
+    /// A template's `query` reads the store at the evaluation time,
+    /// including what a recording rule earlier in the group wrote then.
+    #[test]
+    fn templates_query_the_store_at_evaluation_time() {
+        let text = r#"groups:
+  - name: g
+    interval: 1m
+    rules:
+      - record: room:capacity:doubled
+        expr: capacity * 2
+      - alert: Full
+        expr: listeners > 5
+        annotations:
+          summary: '{{ with query (printf "room:capacity:doubled{room=%q}" $labels.room) }}{{ . | first | value }}{{ end }} at {{ with query "time()" }}{{ (index . 0).Value }}{{ end }}'
+"#;
+        let groups = parse_rule_file("r.yml", text).unwrap().groups;
+        let mut e = RuleEngine::new(groups, Labels::new(), 0);
+        let mut store = SeriesStore::new(3_600_000);
+        let room = |name: &str| Labels::new().with("__name__", name).with("room", "main");
+        store.append(room("listeners"), 0, 9.0).unwrap();
+        store.append(room("capacity"), 0, 10.0).unwrap();
+        let out = e.eval_due(&mut store, 60_000);
+        assert!(out.errors.is_empty(), "{:?}", out.errors);
+        let alert = e.all_alerts().next().expect("the alert is pending");
+        assert_eq!(alert.annotations["summary"], "20 at 60");
     }
 }

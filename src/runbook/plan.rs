@@ -5,7 +5,9 @@
 //! inputs given and the targets' base URLs, at a `now` passed in. Values
 //! that only a run can know (earlier steps' outputs, or the alert's when
 //! none is given) render as visible placeholders such as
-//! `<steps.create_room.room>`, so a plan never fails on them.
+//! `<steps.create_room.room>`, so a plan never fails on them; an
+//! expression that computes with one renders as that expression, the
+//! values the plan knows put in (`<(steps.room.capacity * 0.9) | int>`).
 //!
 //! Also here, because plans and runbook tests share them: the shape of an
 //! alert given by hand ([`AlertInput`]) and how inputs are filled
@@ -18,7 +20,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value as Json, json};
 
 use super::AlertCtx;
-use super::template::{Lang, Templates, encode_segment};
+use super::template::{Lang, Templates, encode_segment, expression_tags};
 use super::{
     Approval, Budget, OnFailure, OnTimeout, RetryPolicy, Runbook, Step, VerifyFailure, coerce,
 };
@@ -383,13 +385,161 @@ struct Planner<'a> {
     notes: Vec<String>,
 }
 
+/// Filters that pass a placeholder through as the run would pass its
+/// value, so the placeholder shows what goes there.
+const PASS_THROUGH: [&str; 9] = [
+    "promql",
+    "matcher",
+    "regex_escape",
+    "string",
+    "safe",
+    "e",
+    "escape",
+    "default",
+    "d",
+];
+
+/// Whether `expr` is a variable, maybe through [`PASS_THROUGH`] filters
+/// (with arguments): `steps.a.b | promql`, `steps.a.b | default("x")`.
+fn passes_through(expr: &str) -> bool {
+    let mut parts = split_outside_strings(expr, '|').into_iter();
+    let is_ident = |s: &str| {
+        s.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+            && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    };
+    let path_ok = parts
+        .next()
+        .is_some_and(|p| p.trim().split('.').all(is_ident));
+    path_ok
+        && parts.all(|f| {
+            let f = f.trim();
+            let name = f.split('(').next().unwrap_or(f).trim();
+            PASS_THROUGH.contains(&name) && (name.len() == f.len() || f.ends_with(')'))
+        })
+}
+
+/// `s` split at each `sep` outside string literals and brackets.
+fn split_outside_strings(s: &str, sep: char) -> Vec<&str> {
+    let mut parts = Vec::new();
+    let (mut quote, mut depth, mut from) = (None, 0i32, 0);
+    let mut chars = s.char_indices();
+    while let Some((i, c)) = chars.next() {
+        match (quote, c) {
+            (Some(_), '\\') => {
+                chars.next();
+            }
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, '"' | '\'') => quote = Some(c),
+            (None, '(' | '[' | '{') => depth += 1,
+            (None, ')' | ']' | '}') => depth -= 1,
+            (None, c) if c == sep && depth == 0 => {
+                parts.push(&s[from..i]);
+                from = i + c.len_utf8();
+            }
+            _ => {}
+        }
+    }
+    parts.push(&s[from..]);
+    parts
+}
+
 impl Planner<'_> {
+    fn is_unknown(&self, path: &str) -> bool {
+        self.unknown_roots
+            .iter()
+            .any(|root| path.split('.').next() == Some(root))
+    }
+
+    /// `src` with each `{{ expression }}` that computes with a value only
+    /// a run knows written out as that expression in angle brackets, as
+    /// a placeholder is, with the plain values the plan knows put in:
+    /// `{{ steps.room.capacity * inputs.headroom }}` becomes
+    /// `<steps.room.capacity * 0.9>`. Placeholders are strings, so the
+    /// arithmetic itself would fail or repeat them. None if nothing
+    /// changes.
+    fn symbolic(&self, src: &str) -> Option<String> {
+        let mut out = String::with_capacity(src.len());
+        let mut copied = 0;
+        for tag in expression_tags(src) {
+            let Ok(refs) = self.templates.check_expr(tag.expr) else {
+                continue;
+            };
+            if !refs.iter().any(|r| self.is_unknown(r)) || passes_through(tag.expr) {
+                continue;
+            }
+            out.push_str(&src[copied..tag.start]);
+            out.push_str(if tag.trim_left {
+                "{%- raw %}<"
+            } else {
+                "{% raw %}<"
+            });
+            out.push_str(&self.with_known_values(tag.expr));
+            out.push_str(if tag.trim_right {
+                ">{% endraw -%}"
+            } else {
+                ">{% endraw %}"
+            });
+            copied = tag.end;
+        }
+        (copied > 0).then(|| {
+            out.push_str(&src[copied..]);
+            out
+        })
+    }
+
+    /// `expr` with each variable the plan knows a plain value of (an
+    /// input, `run.runbook`, the alert's labels) replaced by that value.
+    fn with_known_values(&self, expr: &str) -> String {
+        let mut out = String::with_capacity(expr.len());
+        let mut quote: Option<char> = None;
+        let mut prev = ' ';
+        let mut chars = expr.char_indices().peekable();
+        while let Some((i, c)) = chars.next() {
+            let starts_path = quote.is_none()
+                && (c.is_ascii_alphabetic() || c == '_')
+                && !(prev.is_ascii_alphanumeric() || prev == '_' || prev == '.');
+            if !starts_path {
+                match (quote, c) {
+                    (Some(q), c) if c == q && prev != '\\' => quote = None,
+                    (None, '"' | '\'') => quote = Some(c),
+                    _ => {}
+                }
+                out.push(c);
+                prev = c;
+                continue;
+            }
+            let mut end = i + c.len_utf8();
+            while let Some(&(j, d)) = chars.peek() {
+                if d.is_ascii_alphanumeric() || d == '_' || d == '.' {
+                    end = j + d.len_utf8();
+                    chars.next();
+                } else {
+                    break;
+                }
+            }
+            let path = &expr[i..end];
+            let known = (!self.is_unknown(path))
+                .then(|| path.split('.').try_fold(self.ctx, |v, k| v.get(k)))
+                .flatten()
+                .filter(|v| !v.is_object() && !v.is_array());
+            match known {
+                Some(Json::Null) => out.push_str("none"),
+                Some(v) => out.push_str(&v.to_string()),
+                None => out.push_str(path),
+            }
+            prev = path.chars().last().unwrap_or(c);
+        }
+        out
+    }
+
     fn render_str(&mut self, src: &str, field: &str) -> String {
         if !super::template::is_template(src) {
             return src.to_owned();
         }
+        let symbolic = self.symbolic(src);
         self.templates
-            .render_str(src, self.ctx)
+            .render_str(symbolic.as_deref().unwrap_or(src), self.ctx)
             .unwrap_or_else(|e| {
                 self.notes
                     .push(format!("{field} is shown as written: {}", e.message));
@@ -403,7 +553,10 @@ impl Planner<'_> {
         match v {
             Json::String(s) if super::template::is_template(s) => self
                 .templates
-                .render_value(v, self.ctx)
+                .render_value(
+                    &self.symbolic(s).map_or_else(|| v.clone(), Json::String),
+                    self.ctx,
+                )
                 .unwrap_or_else(|e| {
                     self.notes
                         .push(format!("{field} is shown as written: {}", e.message));
@@ -437,7 +590,11 @@ impl Planner<'_> {
             let lang = langs.iter().find(|(name, _)| name == k).map(|(_, l)| *l);
             let rendered = match (lang, v) {
                 (Some(Lang::UrlPath), Json::String(s)) => {
-                    match self.templates.render_path(s, self.ctx) {
+                    let symbolic = self.symbolic(s);
+                    match self
+                        .templates
+                        .render_path(symbolic.as_deref().unwrap_or(s), self.ctx)
+                    {
                         // A placeholder is shown as itself, not percent-encoded.
                         Ok(path) => Json::String(
                             self.placeholders
@@ -857,18 +1014,69 @@ mod tests {
         );
     }
 
-    /// A value only a run knows cannot go through a filter that needs the
-    /// real thing: the step is shown as written, with a note.
+    /// Arithmetic over values only a run knows renders as the expression,
+    /// with the values the plan knows put in, not as a "shown as written"
+    /// note (nor as a placeholder repeated by `*`).
     #[test]
-    fn a_template_a_placeholder_cannot_fill_is_noted() {
-        let yaml = "kind: runbook\nname: r\ntrigger: {manual: true}\nsteps:\n  - id: say\n    action: chat\n    with:\n      text: \"level {{ alert.value | round(2) }}\"\n";
+    fn arithmetic_over_step_outputs_is_rendered() {
+        let yaml = r#"kind: runbook
+name: r
+trigger: {manual: true}
+inputs:
+  headroom: {type: number, default: 0.9}
+steps:
+  - id: room
+    action: http
+    with: {target: sim, path: /rooms/main}
+  - id: cap
+    action: http
+    with:
+      target: sim
+      method: PUT
+      path: "/rooms/{{ steps.room.id }}/cap/{{ steps.room.capacity // 2 }}"
+      body: {max_listeners: "{{ (steps.room.capacity * inputs.headroom) | int }}"}
+  - id: say
+    action: chat
+    with:
+      text: "double {{ steps.room.capacity * 2 }}, {{ steps.room.capacity + 1 }} in,
+        level {{ alert.value | round(2) }} on {{- ' ' ~ steps.room.id -}} ,
+        {{ steps.room.name | promql }}"
+"#;
+        let env = crate::load::check_env(["sim".to_owned()]);
+        let rb = parse_runbook("r.yaml", yaml, &env).unwrap();
+        let plan = build_plan(&rb, None, &BTreeMap::new(), &targets(), NOW).unwrap();
+        let out = plan.to_string();
+        assert!(!out.contains("note:"), "{out}");
+        assert!(
+            out.contains(r#"body: {"max_listeners":"<(steps.room.capacity * 0.9) | int>"}"#),
+            "{out}"
+        );
+        assert!(
+            out.contains(
+                "PUT http://127.0.0.1:9100/rooms/<steps.room.id>/cap/<steps.room.capacity // 2>"
+            ),
+            "{out}"
+        );
+        assert!(
+            out.contains(
+                "text: \"double <steps.room.capacity * 2>, <steps.room.capacity + 1> in, level <alert.value | round(2)> on<' ' ~ steps.room.id>, <steps.room.name>\""
+            ),
+            "{out}"
+        );
+    }
+
+    /// A statement that computes with a value only a run knows cannot be
+    /// planned: the step is shown as written, with a note.
+    #[test]
+    fn a_statement_over_run_values_is_noted() {
+        let yaml = "kind: runbook\nname: r\ntrigger: {manual: true}\nsteps:\n  - id: say\n    action: chat\n    with:\n      text: \"{% if alert.value + 2 > 3 %}high{% endif %}\"\n";
         let env = crate::load::check_env(["sim".to_owned()]);
         let rb = parse_runbook("r.yaml", yaml, &env).unwrap();
         let plan = build_plan(&rb, None, &BTreeMap::new(), &targets(), NOW).unwrap();
         let out = plan.to_string();
         assert!(out.contains("note: steps.say.with.text"), "{out}");
         assert!(
-            out.contains("text: \"level {{ alert.value | round(2) }}\""),
+            out.contains("text: \"{% if alert.value + 2 > 3 %}high{% endif %}\""),
             "{out}"
         );
     }

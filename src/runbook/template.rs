@@ -261,6 +261,103 @@ impl Templates {
     }
 }
 
+/// One `{{ expression }}` of a template.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExprTag<'a> {
+    /// Byte range of the whole tag, `{{` to `}}`.
+    pub start: usize,
+    pub end: usize,
+    /// The expression, without delimiters, trim markers or outer spaces.
+    pub expr: &'a str,
+    /// Whether the tag trims whitespace before it (`{{-`) and after it
+    /// (`-}}`).
+    pub trim_left: bool,
+    pub trim_right: bool,
+}
+
+/// Each `{{ expression }}` of a template, in order: not those inside
+/// `{% raw %}` or comments, and a `}}` inside a string literal does not
+/// end one.
+pub fn expression_tags(src: &str) -> Vec<ExprTag<'_>> {
+    let mut tags = Vec::new();
+    let mut i = 0;
+    while let Some(rel) = src[i..].find('{') {
+        let start = i + rel;
+        let rest = &src[start..];
+        if rest.starts_with("{#") {
+            i = rest.find("#}").map_or(src.len(), |e| start + e + 2);
+        } else if rest.starts_with("{%") {
+            let Some((end, word)) = block_tag(src, start) else {
+                break;
+            };
+            i = end;
+            if word == "raw" {
+                // Up to and past the `{% endraw %}`.
+                i = src.len();
+                let mut j = end;
+                while let Some((e, w)) = src[j..].find("{%").and_then(|r| block_tag(src, j + r)) {
+                    if w == "endraw" {
+                        i = e;
+                        break;
+                    }
+                    j = e;
+                }
+            }
+        } else if rest.starts_with("{{") {
+            let Some(end) = tag_end(src, start + 2, "}}") else {
+                break;
+            };
+            let inner = &src[start + 2..end - 2];
+            let trim_left = inner.starts_with('-');
+            let trim_right = inner.ends_with('-');
+            let body = inner.strip_prefix(['-', '+']).unwrap_or(inner);
+            let expr = body.strip_suffix(['-', '+']).unwrap_or(body).trim();
+            tags.push(ExprTag {
+                start,
+                end,
+                expr,
+                trim_left,
+                trim_right,
+            });
+            i = end;
+        } else {
+            i = start + 1;
+        }
+    }
+    tags
+}
+
+/// A `{% ... %}` tag opening at `open`: where it ends, and what it says
+/// without delimiters, trim markers and outer spaces.
+fn block_tag(src: &str, open: usize) -> Option<(usize, &str)> {
+    let end = tag_end(src, open + 2, "%}")?;
+    let inner = &src[open + 2..end - 2];
+    Some((
+        end,
+        inner.trim_matches(|c: char| c == '-' || c == '+' || c.is_whitespace()),
+    ))
+}
+
+/// Where a tag opened before `from` ends: past its `close`, skipping
+/// string literals; None if it never does.
+fn tag_end(src: &str, from: usize, close: &str) -> Option<usize> {
+    let mut quote: Option<char> = None;
+    let mut chars = src[from..].char_indices();
+    while let Some((k, c)) = chars.next() {
+        match quote {
+            Some(_) if c == '\\' => {
+                chars.next();
+            }
+            Some(q) if c == q => quote = None,
+            Some(_) => {}
+            None if c == '"' || c == '\'' => quote = Some(c),
+            None if src[from + k..].starts_with(close) => return Some(from + k + close.len()),
+            None => {}
+        }
+    }
+    None
+}
+
 /// Percent-encodes everything but RFC 3986's unreserved characters, so
 /// `/`, `?`, `#`, `%`, `\` and non-ASCII stay inside one segment.
 pub fn encode_segment(s: &str) -> String {
@@ -403,6 +500,25 @@ fn unescaped_in(src: &str, filter: &str, quotes: &[char], bare: bool) -> Vec<Str
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn expression_tags_skip_strings_raw_blocks_and_comments() {
+        let src = "a {{ x }} {# {{ no }} #}{% raw %}{{ no }}{% endraw %}{{- \"}}\" ~ y -}}{% if z %}{{ 'q' }}{% endif %}{{ open";
+        let tags: Vec<(&str, bool, bool)> = expression_tags(src)
+            .iter()
+            .map(|t| (t.expr, t.trim_left, t.trim_right))
+            .collect();
+        assert_eq!(
+            tags,
+            [
+                ("x", false, false),
+                ("\"}}\" ~ y", true, true),
+                ("'q'", false, false)
+            ]
+        );
+        let t = &expression_tags(src)[1];
+        assert_eq!(&src[t.start..t.end], "{{- \"}}\" ~ y -}}");
+    }
 
     #[test]
     fn whole_expressions_keep_their_type() {
