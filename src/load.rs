@@ -332,7 +332,7 @@ pub fn load(
             FileKind::Unknown => {
                 // Let the strictest parser say what is wrong.
                 match crate::diag::from_yaml::<serde::de::IgnoredAny>(name, text) {
-                    Err(d) => errs.push(d),
+                    Err(d) => errs.extend(d),
                     Ok(_) => errs.push(Diagnostic::new(name, None, "", "not a rule file (`groups:`), a rule test (`rule_files:`), a runbook (`kind: runbook`), a runbook test (`kind: runbook_test`) or a checklist (`kind: checklist`)")),
                 }
             }
