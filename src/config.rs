@@ -6,6 +6,7 @@
 //! `firebreak demo` needs no file at all.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use serde::Deserialize;
 
@@ -25,6 +26,12 @@ pub struct Config {
     pub external_labels: Labels,
     pub alert_paths: Vec<String>,
     pub runbook_paths: Vec<String>,
+    /// `rules.paths` was left out: `alerts` is read if it is there, and
+    /// without it there are no rules, which is no error (a config that
+    /// only takes pushed alerts, or runs runbooks by hand, has none).
+    pub alert_paths_defaulted: bool,
+    /// As `alert_paths_defaulted`, for `runbooks.paths` and `runbooks`.
+    pub runbook_paths_defaulted: bool,
     /// Named HTTP endpoints that runbook `http` steps may call; no other
     /// host is reachable from a runbook.
     pub targets: BTreeMap<String, Target>,
@@ -225,6 +232,8 @@ impl Default for Config {
             external_labels: Labels::new(),
             alert_paths: vec!["alerts".into()],
             runbook_paths: vec!["runbooks".into()],
+            alert_paths_defaulted: true,
+            runbook_paths_defaulted: true,
             targets: BTreeMap::new(),
             secrets: BTreeMap::new(),
             chat: ChatConfig {
@@ -692,6 +701,8 @@ impl Config {
             remote,
             evaluation_interval,
             external_labels: raw.rules.external_labels.into(),
+            alert_paths_defaulted: raw.rules.paths.is_none(),
+            runbook_paths_defaulted: raw.runbooks.paths.is_none(),
             alert_paths: raw.rules.paths.unwrap_or(defaults.alert_paths),
             runbook_paths: raw.runbooks.paths.unwrap_or(defaults.runbook_paths),
             targets,
@@ -716,6 +727,47 @@ impl Config {
         };
         c.out.into_result(config)
     }
+}
+
+impl Config {
+    /// The config as read from a file in `dir`: every relative path it
+    /// names (rule and runbook paths, a SQLite store, secret files) is
+    /// taken from that directory, as Prometheus does, so the same file
+    /// works whatever directory firebreak is started in.
+    pub fn rebased(mut self, dir: &Path) -> Config {
+        let join = |p: &str| -> String {
+            if dir.as_os_str().is_empty() || Path::new(p).is_absolute() {
+                p.to_owned()
+            } else {
+                dir.join(p).display().to_string()
+            }
+        };
+        for p in self.alert_paths.iter_mut().chain(&mut self.runbook_paths) {
+            *p = join(p);
+        }
+        for src in self.secrets.values_mut() {
+            if let SecretSource::File(f) = src {
+                *f = join(f);
+            }
+        }
+        if let Some(file) = sqlite_file(&self.store_url) {
+            let query = self
+                .store_url
+                .find('?')
+                .map_or("", |i| &self.store_url[i..]);
+            self.store_url = format!("sqlite://{}{query}", join(&file));
+        }
+        self
+    }
+}
+
+/// The file of a `sqlite:` store URL (`sqlite://PATH`, `sqlite:PATH`,
+/// either with `?options`); `None` for other stores and in-memory ones.
+pub fn sqlite_file(url: &str) -> Option<String> {
+    let rest = url.strip_prefix("sqlite:")?;
+    let rest = rest.strip_prefix("//").unwrap_or(rest);
+    let path = rest.split('?').next().unwrap_or("");
+    (!path.is_empty() && !path.contains(":memory:")).then(|| path.to_owned())
 }
 
 /// Reports a reference to a secret that `secrets:` does not define.
@@ -1030,6 +1082,53 @@ mod tests {
         assert_eq!(c.store_url, "sqlite://firebreak.db");
         assert_eq!(c.evaluation_interval, PromDuration::from_secs(60));
         assert_eq!(c.alert_paths, vec!["alerts"]);
+    }
+
+    /// Issue 22, item 5: relative paths are the config file's directory's,
+    /// as in Prometheus; absolute ones and other stores stay as written.
+    #[test]
+    fn relative_paths_are_taken_from_the_config_files_directory() {
+        let text = "\
+rules: {paths: [alerts, /abs/rules]}
+secrets:
+  rel: {file: secrets/token}
+  abs: {file: /run/token}
+  env: {env: TOKEN}
+store: {url: 'sqlite://state/fb.db?mode=rwc'}
+";
+        let c = Config::load("c.yaml", text)
+            .unwrap()
+            .rebased(Path::new("/etc/fb"));
+        assert_eq!(c.alert_paths, ["/etc/fb/alerts", "/abs/rules"]);
+        assert!(!c.alert_paths_defaulted);
+        assert_eq!(c.runbook_paths, ["/etc/fb/runbooks"]);
+        assert!(c.runbook_paths_defaulted);
+        assert_eq!(
+            c.secrets["rel"],
+            SecretSource::File("/etc/fb/secrets/token".into())
+        );
+        assert_eq!(c.secrets["abs"], SecretSource::File("/run/token".into()));
+        assert_eq!(c.secrets["env"], SecretSource::Env("TOKEN".into()));
+        assert_eq!(c.store_url, "sqlite:///etc/fb/state/fb.db?mode=rwc");
+        assert_eq!(
+            sqlite_file(&c.store_url).as_deref(),
+            Some("/etc/fb/state/fb.db")
+        );
+        for (url, rebased) in [
+            ("sqlite:fb.db", "sqlite://conf/fb.db"),
+            ("sqlite:///var/lib/fb.db", "sqlite:///var/lib/fb.db"),
+            ("sqlite::memory:", "sqlite::memory:"),
+            ("postgres://u@db/fb", "postgres://u@db/fb"),
+        ] {
+            let c = Config::load("c.yaml", &format!("store: {{url: '{url}'}}\n"))
+                .unwrap()
+                .rebased(Path::new("conf"));
+            assert_eq!(c.store_url, rebased, "{url}");
+        }
+        // A config in the current directory (`firebreak.yaml`) keeps them.
+        let c = Config::load("c.yaml", text).unwrap().rebased(Path::new(""));
+        assert_eq!(c.alert_paths, ["alerts", "/abs/rules"]);
+        assert_eq!(c.store_url, "sqlite://state/fb.db?mode=rwc");
     }
 
     #[test]

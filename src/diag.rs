@@ -9,6 +9,8 @@ use std::fmt;
 
 use serde::de::DeserializeOwned;
 
+pub mod unknown;
+
 /// A 1-based line and column in a source file.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Pos {
@@ -250,19 +252,131 @@ fn edit_distance(a: &str, b: &str) -> usize {
     prev[b.len()]
 }
 
-/// Parses one YAML document into a raw type. A syntax or shape error (bad
-/// indentation, unknown field, wrong type) becomes one located diagnostic;
-/// serde cannot continue past those, so later checks collect the rest.
-pub fn from_yaml<T: DeserializeOwned>(file: &str, text: &str) -> Result<T, Diagnostic> {
+/// Parses one YAML document into a raw type. Every key that a struct
+/// does not declare is reported, each with its path and a did-you-mean
+/// (see [`unknown`]); a syntax error or another shape error (a wrong type,
+/// a missing field) is one more diagnostic, since serde cannot go on past
+/// those, and later checks collect the rest.
+pub fn from_yaml<T: DeserializeOwned>(file: &str, text: &str) -> Result<T, Diagnostics> {
+    let mut found = Vec::new();
     // Aliases are bounded by serde-saphyr's defaults, which refuse
     // "billion laughs" expansion; duplicate keys are an error there too.
-    serde_saphyr::from_str::<T>(text).map_err(|e| {
-        let pos = e
-            .location()
-            .filter(|l| l.line() > 0)
-            .map(|l| Pos::new(l.line() as u32, l.column() as u32));
-        Diagnostic::new(file, pos, "", yaml_message(&e))
-    })
+    let read = serde_saphyr::with_deserializer_from_str(text, |de| {
+        let (read, unknown) = unknown::deserialize::<T, _>(de);
+        found = unknown;
+        read
+    });
+    let mut out = Diagnostics(
+        found
+            .iter()
+            .map(|u| Diagnostic::new(file, u.pos, &u.path, u.message()))
+            .collect(),
+    );
+    match read {
+        Ok(v) => out.into_result(v),
+        Err(e) => {
+            out.push(yaml_error(file, text, &e));
+            Err(out.sorted())
+        }
+    }
+}
+
+/// One diagnostic for an error serde-saphyr stopped at.
+fn yaml_error(file: &str, text: &str, e: &serde_saphyr::Error) -> Diagnostic {
+    let pos = e
+        .location()
+        .filter(|l| l.line() > 0)
+        .map(|l| Pos::new(l.line() as u32, l.column() as u32));
+    if let (Some(scan), Some(at)) = (scan_error(e), pos)
+        && let Some((pos, sentence)) = layout_sentence(scan.kind(), text, at)
+    {
+        return Diagnostic::new(file, Some(pos), "", sentence);
+    }
+    Diagnostic::new(file, pos, "", yaml_message(e))
+}
+
+/// The YAML parser's own error, when that is what stopped the reading.
+fn scan_error(e: &serde_saphyr::Error) -> Option<&serde_saphyr::granit_parser::ScanError> {
+    match e.without_snippet() {
+        serde_saphyr::Error::ExternalMessage { source, .. } => match &**source {
+            serde_saphyr::ExternalMessageSource::Parser(scan) => Some(scan),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// A parser error that comes from how the lines are laid out, said in
+/// terms of the file: the parser's words ("mapping values are not allowed
+/// in this context") name its own state, which nobody editing YAML knows.
+/// The position moves to where the line's text starts, which is what is
+/// out of place.
+fn layout_sentence(
+    kind: &serde_saphyr::granit_parser::ErrorKind,
+    text: &str,
+    at: Pos,
+) -> Option<(Pos, String)> {
+    use serde_saphyr::granit_parser::ErrorKind as K;
+    let lines: Vec<&str> = text.lines().collect();
+    let line_no = at.line as usize;
+    let line = *lines.get(line_no.checked_sub(1)?)?;
+    let indent = line.len() - line.trim_start_matches(' ').len();
+    let start = Pos::new(at.line, indent as u32 + 1);
+    if matches!(
+        kind,
+        K::TabInIndentation | K::TabInBlockIndentation | K::TabNotAllowed
+    ) {
+        return Some((
+            start,
+            format!("line {line_no} is indented with a tab; YAML indents with spaces only"),
+        ));
+    }
+    let hint = match kind {
+        // Also what a second `: ` in an unquoted value gives: the colon the
+        // parser stopped at then comes after another on the same line.
+        K::MappingValueNotAllowed => {
+            let before = line
+                .get(..(at.col as usize).saturating_sub(1))
+                .unwrap_or("");
+            if before.contains(": ") {
+                return Some((
+                    at,
+                    format!(
+                        "line {line_no} has a second `: ` after its key; a value holding `: ` goes in quotes (`text: \"note: it broke\"`)"
+                    ),
+                ));
+            }
+            "the keys of one mapping start in the same column, and what belongs under a key starts further right than the key, on the lines after it"
+        }
+        K::ExpectedBlockMappingKey | K::MappingKeyNotAllowed | K::InvalidSimpleKey => {
+            "the keys of one mapping start in the same column, and what belongs under a key starts further right than the key"
+        }
+        K::ExpectedBlockSequenceEntry | K::BlockSequenceEntryNotAllowed => {
+            "the items of a list each start with `- ` in the same column, and a key of an item lines up with the text after its `- `"
+        }
+        K::InvalidIndentation => {
+            "what belongs under a key starts further right than the key, and lines at one level start in the same column"
+        }
+        _ => return None,
+    };
+    let above = lines[..line_no - 1]
+        .iter()
+        .rev()
+        .find(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+        .map(|l| l.len() - l.trim_start_matches(' ').len() + 1);
+    let columns = match above {
+        Some(c) => format!(
+            " (it starts in column {}, the line above in column {c})",
+            indent + 1
+        ),
+        None => String::new(),
+    };
+    Some((
+        start,
+        format!(
+            "line {line_no}: this line's indentation does not match the lines around it{columns}; {hint}"
+        ),
+    ))
 }
 
 /// serde-saphyr renders a source snippet into its Display; chat and
@@ -309,10 +423,64 @@ mod tests {
 
     #[test]
     fn unknown_field_is_located() {
-        let err = from_yaml::<Raw>("f.yaml", "name: x\ncuont: 3\n").unwrap_err();
-        assert_eq!(err.file, "f.yaml");
-        assert_eq!(err.pos.map(|p| p.line), Some(2), "{err}");
-        assert!(err.message.contains("cuont"), "{err}");
+        let errs = from_yaml::<Raw>("f.yaml", "name: x\ncuont: 3\n").unwrap_err();
+        assert_eq!(
+            errs.to_string(),
+            "f.yaml:2:1: cuont: unknown field `cuont` (did you mean `count`?)"
+        );
+    }
+
+    /// Issue 22, item 6: serde stopped at the first unknown field, so a
+    /// file with two typos took two runs to fix.
+    #[test]
+    fn every_unknown_field_is_reported_at_once() {
+        let errs = from_yaml::<Raw>("f.yaml", "nmae: x\ncuont: 3\nzzz: 1\n").unwrap_err();
+        let lines: Vec<String> = errs.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            lines,
+            [
+                "f.yaml:1:1: nmae: unknown field `nmae` (did you mean `name`?)",
+                "f.yaml:2:1: cuont: unknown field `cuont` (did you mean `count`?)",
+                "f.yaml:3:1: zzz: unknown field `zzz`; expected one of: count, name",
+            ]
+        );
+    }
+
+    #[test]
+    fn bad_indentation_is_said_in_terms_of_the_file() {
+        // A key indented one space further than the one above it.
+        let text = "name: x\nsteps:\n  - id: a\n    action: chat\n     with: {text: hi}\n";
+        let e = from_yaml::<serde::de::IgnoredAny>("f.yaml", text).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "f.yaml:5:6: line 5: this line's indentation does not match the lines around it (it starts in column 6, the line above in column 5); the keys of one mapping start in the same column, and what belongs under a key starts further right than the key, on the lines after it"
+        );
+        // A key of a list item that fell back out of line with the item.
+        let text = "steps:\n  - id: a\n    action: chat\n  with: {text: hi}\n";
+        let e = from_yaml::<serde::de::IgnoredAny>("f.yaml", text).unwrap_err();
+        let e = e.to_string();
+        assert!(
+            e.starts_with("f.yaml:4:3: line 4: this line's indentation does not match the lines around it (it starts in column 3, the line above in column 5); "),
+            "{e}"
+        );
+        assert!(!e.contains("indicator"), "{e}");
+        let e = from_yaml::<serde::de::IgnoredAny>("f.yaml", "a:\n\tb: 1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with(
+                "f.yaml:2:1: line 2 is indented with a tab; YAML indents with spaces only"
+            ),
+            "{e}"
+        );
+        // Not indentation: a second `: ` in a plain value.
+        let e = from_yaml::<serde::de::IgnoredAny>("f.yaml", "a: 1\ntext: note: it broke\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("f.yaml:2:11: line 2 has a second `: ` after its key; a value holding `: ` goes in quotes"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -324,7 +492,7 @@ mod tests {
     #[test]
     fn wrong_type_is_located() {
         let err = from_yaml::<Raw>("f.yaml", "name: x\ncount: many\n").unwrap_err();
-        assert_eq!(err.pos.map(|p| p.line), Some(2), "{err}");
+        assert_eq!(err.0[0].pos.map(|p| p.line), Some(2), "{err}");
     }
 
     #[test]

@@ -55,6 +55,9 @@ pub struct Loaded {
     /// [`Files`]); `None` for the embedded defaults, which
     /// cannot change under a running bot.
     pub disk: Option<u64>,
+    /// What a person starting the bot should hear about what was not
+    /// loaded, though nothing is wrong (see [`Files::notes`]).
+    pub notes: Vec<String>,
 }
 
 /// What a YAML file is, judged by its top-level keys.
@@ -174,19 +177,21 @@ pub fn read_text_file(p: &Path) -> Result<String, String> {
     Ok(text)
 }
 
+/// [`read_text_file`] for a file that is all there is to check: its name
+/// and text, or the one diagnostic that it cannot be read (as a `what`).
+pub fn read_whole(path: &Path, what: &str) -> Result<(String, String), Diagnostics> {
+    let name = path.display().to_string();
+    match read_text_file(path) {
+        Ok(text) => Ok((name, text)),
+        Err(e) => Err(Diagnostic::new(name, None, "", format!("cannot read {what}: {e}")).into()),
+    }
+}
+
 /// Reads a test file and the rule files it names (relative to it, globs
 /// expanded): the I/O edge. Warnings (a glob matching nothing) are
 /// returned beside the result, as promtool only warns.
 pub fn rule_test_file(path: &Path) -> Result<(TestFile, Vec<RuleGroup>, Vec<String>), Diagnostics> {
-    let name = path.display().to_string();
-    let text = read_text_file(path).map_err(|e| {
-        Diagnostics::from(Diagnostic::new(
-            &name,
-            None,
-            "",
-            format!("cannot read file: {e}"),
-        ))
-    })?;
+    let (name, text) = read_whole(path, "file")?;
     let tf = parse_test_file(&name, &text)?;
     let base = path.parent().unwrap_or(Path::new(""));
     let mut errs = Diagnostics::new();
@@ -332,7 +337,7 @@ pub fn load(
             FileKind::Unknown => {
                 // Let the strictest parser say what is wrong.
                 match crate::diag::from_yaml::<serde::de::IgnoredAny>(name, text) {
-                    Err(d) => errs.push(d),
+                    Err(d) => errs.extend(d),
                     Ok(_) => errs.push(Diagnostic::new(name, None, "", "not a rule file (`groups:`), a rule test (`rule_files:`), a runbook (`kind: runbook`), a runbook test (`kind: runbook_test`) or a checklist (`kind: checklist`)")),
                 }
             }
@@ -382,24 +387,96 @@ pub fn load(
         runbook_tests,
         rule_files,
         disk: None,
+        notes: Vec::new(),
     })
+}
+
+/// The environment variable naming the config file when `-c` does not.
+pub const CONFIG_ENV: &str = "FIREBREAK_CONFIG";
+
+/// The config file looked for in the current directory.
+pub const CONFIG_FILE: &str = "firebreak.yaml";
+
+/// Where a command's config comes from; each command says which, so
+/// nobody wonders which file the bot is running on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConfigSource {
+    /// `-c PATH` (`--config PATH`).
+    Flag(PathBuf),
+    /// `FIREBREAK_CONFIG`.
+    Env(PathBuf),
+    /// `./firebreak.yaml`.
+    Cwd(PathBuf),
+    /// None of those: the built-in setup against a local `firebreak sim`.
+    Builtin,
+}
+
+impl ConfigSource {
+    /// `-c PATH`, else `$FIREBREAK_CONFIG`, else `./firebreak.yaml` when
+    /// there is one, else the built-in simulator setup.
+    pub fn find(flag: Option<&Path>) -> ConfigSource {
+        ConfigSource::choose(
+            flag,
+            std::env::var_os(CONFIG_ENV),
+            Path::new(CONFIG_FILE).is_file(),
+        )
+    }
+
+    /// The choice [`ConfigSource::find`] makes from what it looked at: the
+    /// flag, the environment variable, and whether `./firebreak.yaml` is
+    /// a file. An empty variable counts as unset.
+    pub fn choose(
+        flag: Option<&Path>,
+        env: Option<std::ffi::OsString>,
+        here: bool,
+    ) -> ConfigSource {
+        if let Some(p) = flag {
+            return ConfigSource::Flag(p.to_owned());
+        }
+        if let Some(e) = env.filter(|e| !e.is_empty()) {
+            return ConfigSource::Env(PathBuf::from(e));
+        }
+        if here {
+            return ConfigSource::Cwd(PathBuf::from(CONFIG_FILE));
+        }
+        ConfigSource::Builtin
+    }
+
+    /// The file to read; `None` for the built-in setup.
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            ConfigSource::Flag(p) | ConfigSource::Env(p) | ConfigSource::Cwd(p) => Some(p),
+            ConfigSource::Builtin => None,
+        }
+    }
+}
+
+impl std::fmt::Display for ConfigSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConfigSource::Flag(p) => write!(f, "{}", p.display()),
+            ConfigSource::Env(p) => write!(f, "{} (from {CONFIG_ENV})", p.display()),
+            ConfigSource::Cwd(p) => write!(f, "{} (found in the current directory)", p.display()),
+            ConfigSource::Builtin => write!(
+                f,
+                "built-in defaults (no -c, {CONFIG_ENV} or ./{CONFIG_FILE}: a local `firebreak sim`)"
+            ),
+        }
+    }
+}
+
+/// Reads and checks a config file; the relative paths it names are
+/// taken from its directory (see [`Config::rebased`]).
+pub fn read_config(path: &Path) -> Result<Config, Diagnostics> {
+    let (name, text) = read_whole(path, "config")?;
+    let dir = path.parent().unwrap_or(Path::new(""));
+    Ok(Config::load(&name, &text)?.rebased(dir))
 }
 
 /// Loads the config file (or the defaults) and the files it names.
 pub fn load_from_disk(config_path: Option<&Path>) -> Result<Loaded, Diagnostics> {
     let config = match config_path {
-        Some(p) => {
-            let name = p.display().to_string();
-            let text = read_text_file(p).map_err(|e| {
-                Diagnostics::from(Diagnostic::new(
-                    &name,
-                    None,
-                    "",
-                    format!("cannot read config: {e}"),
-                ))
-            })?;
-            Config::load(&name, &text)?
-        }
+        Some(p) => read_config(p)?,
         None => Config::for_simulator(crate::config::DEFAULT_SIM_ADDR),
     };
     // The same reading and checking as a reload's, so what starts is
@@ -407,6 +484,7 @@ pub fn load_from_disk(config_path: Option<&Path>) -> Result<Loaded, Diagnostics>
     let (files, errs) = Files::read(&config);
     let mut loaded = check(&config, &files, errs)?;
     loaded.disk = Some(files.fingerprint());
+    loaded.notes = files.notes();
     Ok(loaded)
 }
 
@@ -444,21 +522,64 @@ impl<T> From<T> for Shared<T> {
 }
 
 /// The files a version is made of, as read: name and text.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Files {
     pub alerts: Vec<(String, String)>,
     pub runbooks: Vec<(String, String)>,
+    /// Default paths (`rules.paths` or `runbooks.paths` left out) that
+    /// are not there, with the field: nothing to load, and no error.
+    pub absent: Vec<(&'static str, String)>,
 }
 
 impl Files {
     /// Reads what the config's paths hold now. A path that cannot be read
-    /// is an error of this version, like a bad file.
+    /// is an error of this version, like a bad file, unless the config
+    /// did not name it (see [`Config::alert_paths_defaulted`]) and it is
+    /// not there at all.
     pub fn read(config: &Config) -> (Files, Diagnostics) {
         let mut errs = Diagnostics::new();
-        let paths = |v: &[String]| v.iter().map(PathBuf::from).collect::<Vec<_>>();
-        let alerts = read_yaml_files(&paths(&config.alert_paths), &mut errs);
-        let runbooks = read_yaml_files(&paths(&config.runbook_paths), &mut errs);
-        (Files { alerts, runbooks }, errs)
+        let (alert_paths, mut absent) = present(
+            &config.alert_paths,
+            config.alert_paths_defaulted,
+            "rules.paths",
+        );
+        let (runbook_paths, more) = present(
+            &config.runbook_paths,
+            config.runbook_paths_defaulted,
+            "runbooks.paths",
+        );
+        absent.extend(more);
+        let alerts = read_yaml_files(&alert_paths, &mut errs);
+        let runbooks = read_yaml_files(&runbook_paths, &mut errs);
+        (
+            Files {
+                alerts,
+                runbooks,
+                absent,
+            },
+            errs,
+        )
+    }
+
+    /// One sentence per default path that is not there.
+    pub fn notes(&self) -> Vec<String> {
+        self.absent
+            .iter()
+            .map(|(field, path)| {
+                let what = if *field == "rules.paths" {
+                    "alert rules"
+                } else {
+                    "runbooks or checklists"
+                };
+                // `./alerts` rather than `alerts`: a path, not a word.
+                let path = if Path::new(path).is_relative() && !path.starts_with('.') {
+                    format!("./{path}")
+                } else {
+                    path.clone()
+                };
+                format!("no {what} loaded: `{field}` is not set and {path} is not there")
+            })
+            .collect()
     }
 
     /// Changes when any file's name or text does.
@@ -468,6 +589,28 @@ impl Files {
         self.runbooks.hash(&mut h);
         h.finish()
     }
+}
+
+/// The paths of `field` to read: all of them when the config named them
+/// (one not there is then an error when read), else those that are there,
+/// with the others apart as `(field, path)`.
+pub fn present(
+    paths: &[String],
+    defaulted: bool,
+    field: &'static str,
+) -> (Vec<PathBuf>, Vec<(&'static str, String)>) {
+    let mut absent = Vec::new();
+    let mut out = Vec::new();
+    for p in paths.iter().map(PathBuf::from) {
+        // `symlink_metadata`: a dangling link is there, and reading it
+        // says what is wrong with it.
+        if defaulted && std::fs::symlink_metadata(&p).is_err() {
+            absent.push((field, p.display().to_string()));
+        } else {
+            out.push(p);
+        }
+    }
+    (out, absent)
 }
 
 /// Validates a version against the running config, collecting every
@@ -571,6 +714,64 @@ mod tests {
             Some("an account and a speaker")
         );
         assert_eq!(f.names("harbour-radio"), None);
+    }
+
+    /// Issue 22, item 5: `-c`, else `FIREBREAK_CONFIG` (unless empty),
+    /// else `./firebreak.yaml`, else the built-in setup.
+    #[test]
+    fn the_config_is_the_flag_then_the_variable_then_the_current_directory() {
+        let flag = Some(Path::new("/etc/fb.yaml"));
+        let env = || Some(std::ffi::OsString::from("/srv/fb.yaml"));
+        assert_eq!(
+            ConfigSource::choose(flag, env(), true),
+            ConfigSource::Flag("/etc/fb.yaml".into())
+        );
+        assert_eq!(
+            ConfigSource::choose(None, env(), true),
+            ConfigSource::Env("/srv/fb.yaml".into())
+        );
+        assert_eq!(
+            ConfigSource::choose(None, Some("".into()), true),
+            ConfigSource::Cwd("firebreak.yaml".into())
+        );
+        assert_eq!(
+            ConfigSource::choose(None, None, false),
+            ConfigSource::Builtin
+        );
+        assert_eq!(ConfigSource::Builtin.path(), None);
+        assert_eq!(
+            ConfigSource::choose(None, env(), false).to_string(),
+            "/srv/fb.yaml (from FIREBREAK_CONFIG)"
+        );
+    }
+
+    /// A path the config leaves to its default may be absent, and is
+    /// then said; one it names is read, and an error when not there.
+    #[test]
+    fn default_paths_that_are_not_there_are_said_not_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("runbooks")).unwrap();
+        let config = Config::load("c.yaml", "store: {url: 'sqlite://x.db'}\n")
+            .unwrap()
+            .rebased(dir.path());
+        let (files, errs) = Files::read(&config);
+        assert!(errs.is_empty(), "{errs}");
+        assert_eq!(
+            files.notes(),
+            [format!(
+                "no alert rules loaded: `rules.paths` is not set and {}/alerts is not there",
+                dir.path().display()
+            )]
+        );
+        let config = Config::load("c.yaml", "rules: {paths: [alerts]}\n")
+            .unwrap()
+            .rebased(dir.path());
+        let (files, errs) = Files::read(&config);
+        assert!(files.notes().is_empty());
+        assert!(
+            errs.to_string().contains("alerts: cannot read file"),
+            "{errs}"
+        );
     }
 
     #[test]

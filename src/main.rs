@@ -28,6 +28,9 @@ struct Cli {
     command: Cmd,
 }
 
+/// `-c`'s help, the same on every verb that reads a config.
+const CONFIG_HELP: &str = "Config file (YAML; every field is in the README). Without it: $FIREBREAK_CONFIG, else ./firebreak.yaml, else the built-in setup against a local `firebreak sim`. Relative paths in it are taken from its directory.";
+
 #[derive(Clone, Copy, ValueEnum)]
 enum LogFormat {
     Text,
@@ -38,6 +41,8 @@ enum LogFormat {
 enum Cmd {
     /// Replay the 2023-05-24 launch: the simulator and the bot in one
     /// process, chat on the terminal, the timeline and figures at the end.
+    /// It runs on the built-in rules, runbooks and setup, and reads no
+    /// config file.
     Demo {
         /// How many times faster than real time the replay runs.
         #[arg(long, default_value_t = 60.0)]
@@ -69,10 +74,10 @@ enum Cmd {
         jobs: usize,
     },
     /// Run the bot: scrape, evaluate rules, run runbooks, post to chat.
-    /// Without --config it watches a local `firebreak sim` on 127.0.0.1:9100.
+    /// Without a config file it watches a local `firebreak sim` on
+    /// 127.0.0.1:9100.
     Run {
-        /// Config file (YAML); see the README for every field.
-        #[arg(long, short)]
+        #[arg(long, short, help = CONFIG_HELP)]
         config: Option<PathBuf>,
         /// Follow the clock of a simulator started with `--speed` (its
         /// base URL, e.g. http://127.0.0.1:9100) instead of the wall
@@ -110,7 +115,7 @@ enum Cmd {
         /// Files or directories (default: the config's alerts and runbooks
         /// paths).
         paths: Vec<PathBuf>,
-        #[arg(long, short)]
+        #[arg(long, short, help = CONFIG_HELP)]
         config: Option<PathBuf>,
         /// Do not read the secrets the config names (a CI machine that has
         /// none); without it, each must resolve as it would at start.
@@ -130,7 +135,7 @@ enum Cmd {
         /// `{labels: {alertname: X, ...}, annotations: {...}, value: N}`.
         #[arg(long)]
         alert: Option<PathBuf>,
-        #[arg(long, short)]
+        #[arg(long, short, help = CONFIG_HELP)]
         config: Option<PathBuf>,
     },
     /// Run a pre-event checklist now and say GO or NO-GO, with the
@@ -152,7 +157,7 @@ enum Cmd {
         /// Do not record the run in the store and the event's timeline.
         #[arg(long)]
         no_store: bool,
-        #[arg(long, short)]
+        #[arg(long, short, help = CONFIG_HELP)]
         config: Option<PathBuf>,
     },
     /// Print an incident's timeline from the store, with when it began,
@@ -165,7 +170,7 @@ enum Cmd {
         /// figures, what fired, what was done and by whom, the timeline.
         #[arg(long)]
         markdown: bool,
-        #[arg(long, short)]
+        #[arg(long, short, help = CONFIG_HELP)]
         config: Option<PathBuf>,
     },
     /// Run unit tests; exit 0 when all pass, 1 when any fails or a file
@@ -189,9 +194,11 @@ enum TestCmd {
         /// Test files or directories (default: the config's runbook
         /// paths, searched recursively).
         paths: Vec<PathBuf>,
-        /// Config whose targets the stubs stand in for (default: the
-        /// built-in simulator config, with one target `sim`).
-        #[arg(long, short)]
+        /// Config whose targets the stubs stand in for. Without it:
+        /// $FIREBREAK_CONFIG, else ./firebreak.yaml, else the built-in
+        /// simulator config, with one target `sim`. Relative paths in it
+        /// are taken from its directory.
+        #[arg(short, long)]
         config: Option<PathBuf>,
     },
 }
@@ -275,6 +282,9 @@ async fn dispatch(cmd: Cmd) -> anyhow::Result<ExitCode> {
             clock_from,
             console_commands,
         } => {
+            let found = firebreak::load::ConfigSource::find(config.as_deref());
+            tracing::info!("config: {found}");
+            let config = found.path().map(PathBuf::from);
             let loaded = match firebreak::load::load_from_disk(config.as_deref()) {
                 Ok(l) => l,
                 Err(d) => {
@@ -287,6 +297,9 @@ async fn dispatch(cmd: Cmd) -> anyhow::Result<ExitCode> {
                 }
             };
             loaded.log_warnings("start");
+            for note in &loaded.notes {
+                tracing::info!("{note}");
+            }
             // Before the night, not during it: a secret that does not
             // resolve would fail the first mitigation that needs it.
             let missing: Vec<_> = firebreak::secrets::check(&loaded.config)
@@ -419,7 +432,8 @@ async fn dispatch(cmd: Cmd) -> anyhow::Result<ExitCode> {
             config,
             offline,
         } => {
-            let report = firebreak::validate::validate(config.as_deref(), &paths, offline);
+            let found = firebreak::load::ConfigSource::find(config.as_deref());
+            let report = firebreak::validate::validate(&found, &paths, offline);
             for d in report.diagnostics.iter() {
                 eprintln!("{d}");
             }

@@ -321,6 +321,7 @@ mod tests {
         Files {
             alerts: vec![("alerts/a.yml".into(), rules.into())],
             runbooks: vec![("runbooks/r.yaml".into(), RUNBOOK.into())],
+            absent: Vec::new(),
         }
     }
 

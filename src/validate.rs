@@ -5,11 +5,16 @@ use std::path::{Path, PathBuf};
 
 use crate::config::{Config, DEFAULT_SIM_ADDR};
 use crate::diag::{Diagnostic, Diagnostics};
-use crate::load::{FileKind, classify, load, read_yaml_files};
+use crate::load::{ConfigSource, FileKind, Files, classify, load, read_whole, read_yaml_files};
 
 #[derive(Debug, Default)]
 pub struct Report {
     pub config_file: Option<String>,
+    /// Which config was checked and how it was found, for the summary.
+    pub config: String,
+    /// What was not loaded though nothing is wrong (see
+    /// [`Files::notes`]).
+    pub notes: Vec<String>,
     pub rule_files: usize,
     pub rule_groups: usize,
     pub runbooks: usize,
@@ -35,6 +40,10 @@ impl Report {
         }
     }
 
+    fn notes(&self) -> String {
+        self.notes.iter().map(|n| format!("; {n}")).collect()
+    }
+
     fn secrets(&self) -> String {
         match self.secrets_checked {
             None => "; secrets not read (--offline)".into(),
@@ -44,10 +53,7 @@ impl Report {
     }
 
     pub fn summary(&self) -> String {
-        let cfg = self
-            .config_file
-            .as_deref()
-            .map_or_else(|| "built-in defaults".to_owned(), |c| c.to_owned());
+        let cfg = &self.config;
         if self.ok() {
             format!(
                 "ok: config {cfg}, {} rule file(s) with {} group(s), {} runbook(s){}{}{}",
@@ -73,69 +79,81 @@ impl Report {
                     String::new()
                 },
             ) + &self.secrets()
+                + &self.notes()
                 + &self.warnings()
         } else {
             let errors: Vec<&Diagnostic> = self.diagnostics.iter().filter(|d| !d.warning).collect();
             let files: std::collections::BTreeSet<&str> =
                 errors.iter().map(|d| d.file.as_str()).collect();
-            format!("{} error(s) in {} file(s)", errors.len(), files.len()) + &self.warnings()
+            format!(
+                "{} error(s) in {} file(s); config {cfg}",
+                errors.len(),
+                files.len()
+            ) + &self.warnings()
         }
     }
 }
 
 /// Validates `paths` (files or directories; default: the config's alert
-/// and runbook paths). The config is `config_path`, else a config file
-/// among `paths`, else `./firebreak.yaml` if present, else the built-in
-/// defaults. Unless `offline`, every secret the config defines is read as
-/// a start would read it: one the config uses that does not resolve is an
-/// error, naming what needs it; one it does not use is a warning.
-pub fn validate(config_path: Option<&Path>, paths: &[PathBuf], offline: bool) -> Report {
-    let mut report = Report::default();
+/// and runbook paths). The config is `found` when given with `-c`, else a
+/// config file among `paths`, else `found` (`FIREBREAK_CONFIG` or
+/// `./firebreak.yaml`), else the built-in defaults; its relative paths are
+/// its directory's. Unless `offline`, every secret the config defines is
+/// read as a start would read it: one the config uses that does not
+/// resolve is an error, naming what needs it; one it does not use is a
+/// warning.
+pub fn validate(found: &ConfigSource, paths: &[PathBuf], offline: bool) -> Report {
+    let mut report = Report {
+        config: ConfigSource::Builtin.to_string(),
+        ..Report::default()
+    };
     let mut errs = Diagnostics::new();
     let files = read_yaml_files(paths, &mut errs);
     let (config_files, other): (Vec<_>, Vec<_>) = files
         .into_iter()
         .partition(|(_, t)| classify(t) == FileKind::Config);
 
-    let mut config_sources: Vec<(String, String)> = Vec::new();
-    match config_path {
-        Some(p) => match std::fs::read_to_string(p) {
-            Ok(t) => config_sources.push((p.display().to_string(), t)),
-            Err(e) => errs.push(Diagnostic::new(
-                p.display().to_string(),
-                None,
-                "",
-                format!("cannot read config: {e}"),
-            )),
-        },
-        None if config_files.is_empty() && Path::new("firebreak.yaml").exists() => {
-            match std::fs::read_to_string("firebreak.yaml") {
-                Ok(t) => config_sources.push(("firebreak.yaml".into(), t)),
-                Err(e) => errs.push(Diagnostic::new(
-                    "firebreak.yaml",
-                    None,
-                    "",
-                    format!("cannot read config: {e}"),
-                )),
-            }
+    let mut config_sources: Vec<(String, String, ConfigSource)> = Vec::new();
+    let named_here = !config_files.is_empty();
+    let chosen = match found {
+        ConfigSource::Env(_) | ConfigSource::Cwd(_) if named_here => None,
+        other => other.path(),
+    };
+    // The config that was to be used, read or not: what a broken one's
+    // notes are about.
+    let mut first = None;
+    if let Some(p) = chosen {
+        first = Some(p.display().to_string());
+        report.config = found.to_string();
+        match read_whole(p, "config") {
+            Ok((name, t)) => config_sources.push((name, t, found.clone())),
+            Err(d) => errs.extend(d),
         }
-        None => {}
     }
-    config_sources.extend(config_files);
+    for (name, text) in config_files {
+        let source = ConfigSource::Flag(PathBuf::from(&name));
+        if first.is_none() {
+            first = Some(name.clone());
+            report.config = source.to_string();
+        }
+        config_sources.push((name, text, source));
+    }
 
     let mut config = None;
-    for (name, text) in &config_sources {
+    for (name, text, source) in &config_sources {
+        let dir = Path::new(name).parent().unwrap_or(Path::new(""));
         match Config::load(name, text) {
             Ok(c) => {
                 if config.is_none() {
                     report.config_file = Some(name.clone());
-                    config = Some(c);
+                    report.config = source.to_string();
+                    config = Some(c.rebased(dir));
                 }
             }
             Err(e) => errs.extend(e),
         }
     }
-    let config_failed = config.is_none() && !config_sources.is_empty();
+    let failed = first.filter(|_| config.is_none());
     if let (Some(c), Some(file)) = (&config, &report.config_file) {
         if offline {
             report.secrets_checked = None;
@@ -173,16 +191,21 @@ pub fn validate(config_path: Option<&Path>, paths: &[PathBuf], offline: bool) ->
     }
     let config = config.unwrap_or_else(|| Config::for_simulator(DEFAULT_SIM_ADDR));
 
-    let other = if paths.is_empty() {
-        let defaults: Vec<PathBuf> = config
-            .alert_paths
-            .iter()
-            .chain(&config.runbook_paths)
-            .map(PathBuf::from)
-            .collect();
-        read_yaml_files(&defaults, &mut errs)
-    } else {
+    let other = if !paths.is_empty() {
         other
+    } else if let Some(name) = &failed {
+        // Its paths are not known while it has errors: reading the
+        // defaults instead would add an error for every one not there.
+        errs.push(broken_config(
+            name,
+            "its rules and runbooks were not checked because this config has errors; fix them, or name the files: `firebreak validate -c FILE PATHS`",
+        ));
+        Vec::new()
+    } else {
+        let (files, read_errors) = Files::read(&config);
+        errs.extend(read_errors);
+        report.notes = files.notes();
+        [files.alerts, files.runbooks].concat()
     };
     report.skipped_rule_tests = other
         .iter()
@@ -190,11 +213,9 @@ pub fn validate(config_path: Option<&Path>, paths: &[PathBuf], offline: bool) ->
         .count();
     // Runbooks are checked against the config's targets; if the config
     // itself is broken, say so rather than flag every http step.
-    if config_failed {
-        errs.push(Diagnostic::new(
-            config_sources[0].0.clone(),
-            None,
-            "",
+    if let Some(name) = failed.as_ref().filter(|_| !paths.is_empty()) {
+        errs.push(broken_config(
+            name,
             "runbooks were checked against the built-in defaults because this config has errors",
         ));
     }
@@ -224,4 +245,13 @@ pub fn validate(config_path: Option<&Path>, paths: &[PathBuf], offline: bool) ->
     }
     report.diagnostics = errs.sorted();
     report
+}
+
+/// What a broken config meant for the other files: a warning, since the
+/// config's own errors already fail the check.
+fn broken_config(file: &str, what: &str) -> Diagnostic {
+    Diagnostic {
+        warning: true,
+        ..Diagnostic::new(file, None, "", what)
+    }
 }

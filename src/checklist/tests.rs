@@ -246,3 +246,23 @@ fn a_parameter_in_a_promql_string_without_the_filter_is_a_located_warning() {
     let c = parse_checklist("launch.yaml", &escaped, &env()).unwrap();
     assert!(c.warnings.is_empty(), "{}", c.warnings);
 }
+
+/// Issue 22, item 6: a checklist's typos are all reported at once, each
+/// with its path and what it was probably meant to be.
+#[test]
+fn every_typo_in_a_checklist_is_reported_at_once() {
+    let text = GOOD
+        .replace("    severity: warning\n", "    sevrity: warning\n")
+        .replace("    http: {target: sim,", "    htp: {target: sim,")
+        .replace("schedule: [60m, 10m]", "schedul: [60m, 10m]");
+    let errs = parse_checklist("c.yaml", &text, &env()).unwrap_err();
+    let lines: Vec<String> = errs.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        lines,
+        [
+            "c.yaml:10:1: schedul: unknown field `schedul` (did you mean `schedule`?)",
+            "c.yaml:20:5: checks[1].htp: unknown field `htp` (did you mean `http`?)",
+            "c.yaml:22:5: checks[2].sevrity: unknown field `sevrity` (did you mean `severity`?)",
+        ]
+    );
+}

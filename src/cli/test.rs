@@ -12,10 +12,14 @@ pub(crate) async fn test_runbooks(
 ) -> anyhow::Result<ExitCode> {
     use firebreak::stub_runs;
     let config = config_or_default(config)?;
-    let paths: Vec<PathBuf> = if paths.is_empty() {
-        config.runbook_paths.iter().map(PathBuf::from).collect()
+    let (paths, absent): (Vec<PathBuf>, _) = if paths.is_empty() {
+        firebreak::load::present(
+            &config.runbook_paths,
+            config.runbook_paths_defaulted,
+            "runbooks.paths",
+        )
     } else {
-        paths.to_vec()
+        (paths.to_vec(), Vec::new())
     };
     let mut errs = firebreak::diag::Diagnostics::new();
     let files = stub_runs::find_test_files(&paths, &mut errs);
@@ -23,14 +27,17 @@ pub(crate) async fn test_runbooks(
         eprintln!("{e}");
     }
     if files.is_empty() {
-        eprintln!(
-            "no runbook test files (`kind: runbook_test`) under {}",
-            paths
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
+        let looked = if paths.is_empty() {
+            let absent: Vec<&str> = absent.iter().map(|(_, p)| p.as_str()).collect();
+            format!(
+                ": `runbooks.paths` is not set and {} is not there",
+                absent.join(", ")
+            )
+        } else {
+            let paths: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+            format!(" under {}", paths.join(", "))
+        };
+        eprintln!("no runbook test files (`kind: runbook_test`){looked}");
         return Ok(ExitCode::FAILURE);
     }
     let (mut passed, mut failed) = (0, 0);

@@ -160,7 +160,7 @@ pub async fn run_scenario(
     )?;
     writeln!(
         out,
-        "  replay {} to {} ET, event scheduled {} ET; simulator on http://{addr}; {} rule group(s), {} runbook(s)",
+        "  replay {} to {} ET, event scheduled {} ET; simulator on http://{addr}; {} built-in rule group(s), {} built-in runbook(s) (a demo reads no config file)",
         hms(scenario.start),
         hms(scenario.end),
         hms(scenario.scheduled_start),

@@ -432,7 +432,7 @@ mod tests {
     }
 
     fn expect(yaml: &str) -> Result<Expect, Vec<Diagnostic>> {
-        let raw: RawExpect = crate::diag::from_yaml("s.yaml", yaml).map_err(|d| vec![d])?;
+        let raw: RawExpect = crate::diag::from_yaml("s.yaml", yaml).map_err(|d| d.0)?;
         let (accounts, speakers) = names();
         let mut errs = Vec::new();
         let e = raw.check(

@@ -177,7 +177,7 @@ pub fn parse_rule_file_opts(
     let raw: RawFile = if text.trim().is_empty() {
         RawFile { groups: Vec::new() }
     } else {
-        from_yaml(file_name, text).map_err(Diagnostics::from)?
+        from_yaml(file_name, text)?
     };
     let mut v = Validator {
         file: file_name,

@@ -381,7 +381,7 @@ pub fn parse_test_file(file: &str, text: &str) -> Result<TestFile, Diagnostics> 
             tests: Vec::new(),
         }
     } else {
-        from_yaml(file, text).map_err(Diagnostics::from)?
+        from_yaml(file, text)?
     };
     let mut v = Check {
         file,

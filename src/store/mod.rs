@@ -13,6 +13,7 @@ use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Row};
 
 use crate::clock::Millis;
+use crate::config::sqlite_file;
 pub use crate::incident::AudienceRow;
 use crate::run_state::{Going, Outcome, RunState, StepState};
 pub use crate::timeline::TimelineEntry;
@@ -152,14 +153,6 @@ fn directory_exists(path: &str) -> Result<()> {
         }),
         _ => Ok(()),
     }
-}
-
-/// The file of a `sqlite:` URL; `None` for other stores and in-memory ones.
-fn sqlite_file(url: &str) -> Option<String> {
-    let rest = url.strip_prefix("sqlite:")?;
-    let rest = rest.strip_prefix("//").unwrap_or(rest);
-    let path = rest.split('?').next().unwrap_or("");
-    (!path.is_empty() && !path.contains(":memory:")).then(|| path.to_owned())
 }
 
 type Result<T> = std::result::Result<T, StoreError>;

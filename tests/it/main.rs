@@ -15,6 +15,7 @@ mod cap_listeners;
 mod checklists;
 mod cli_test_runbooks;
 mod commands;
+mod config_files;
 mod demo;
 mod executor;
 mod exposition_conformance;

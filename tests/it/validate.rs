@@ -22,7 +22,7 @@ fn the_shipped_rules_and_runbooks_are_valid() {
     let (code, out, err) = firebreak(&["validate", "alerts", "runbooks"], root);
     assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
     assert!(
-        out.starts_with("ok: config built-in defaults, 1 rule file(s)"),
+        out.starts_with("ok: config built-in defaults (no -c, FIREBREAK_CONFIG or ./firebreak.yaml: a local `firebreak sim`), 1 rule file(s)"),
         "{out}"
     );
     assert!(out.contains("5 runbook(s)"), "{out}");
@@ -113,16 +113,28 @@ steps:
     assert!(out.trim_end().ends_with("; 4 warning(s)"), "{out}");
 }
 
+/// A config from `deploy/` laid out as the systemd unit and the container
+/// install it: copied as `name` into a directory that holds the shipped
+/// `alerts/` and `runbooks/`. Its relative paths are that directory's, so
+/// it is checked from the repository root.
+fn installed(from: &str, name: &str) -> (tempfile::TempDir, String) {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let etc = tempfile::tempdir().unwrap();
+    std::fs::copy(root.join(from), etc.path().join(name)).unwrap();
+    for dir in ["alerts", "runbooks"] {
+        std::os::unix::fs::symlink(root.join(dir), etc.path().join(dir)).unwrap();
+    }
+    let config = etc.path().join(name).display().to_string();
+    (etc, config)
+}
+
 /// The production config in `deploy/` loads with the shipped runbooks, as
-/// the systemd unit and the container run it (from a directory holding
-/// `runbooks/`).
+/// the systemd unit and the container run it (`runbooks` beside it).
 #[test]
 fn the_deploy_config_is_valid() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let (code, out, err) = firebreak(
-        &["validate", "--offline", "--config", "deploy/firebreak.yaml"],
-        root,
-    );
+    let (_etc, config) = installed("deploy/firebreak.yaml", "firebreak.yaml");
+    let (code, out, err) = firebreak(&["validate", "--offline", "--config", &config], root);
     assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
     assert!(out.contains("0 rule file(s)"), "{out}");
     assert!(out.contains("5 runbook(s)"), "{out}");
@@ -135,7 +147,8 @@ fn the_deploy_config_is_valid() {
 #[test]
 fn the_deploy_config_without_its_secret_files_says_which_are_missing() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let (code, out, err) = firebreak(&["validate", "--config", "deploy/firebreak.yaml"], root);
+    let (_etc, config) = installed("deploy/firebreak.yaml", "firebreak.yaml");
+    let (code, out, err) = firebreak(&["validate", "--config", &config], root);
     assert_eq!(code, 1, "stdout: {out}\nstderr: {err}");
     let missing: Vec<&str> = err.lines().filter(|l| l.contains(": secrets.")).collect();
     let named: Vec<&str> = missing
@@ -295,6 +308,78 @@ fn a_broken_config_is_reported_too() {
     );
 }
 
+/// Issue 22, item 6: every typo in a file at once, each with its path and
+/// what it was probably meant to be; indentation said in words; and a
+/// config typo reads no other file, so it cannot add "cannot read file"
+/// errors about paths nobody named.
+#[test]
+fn every_typo_is_reported_at_once_and_a_config_typo_reads_nothing_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("firebreak.yaml"),
+        "runbook:\n  paths: [books]\nstore:\n  ur: sqlite://fb.db\n",
+    )
+    .unwrap();
+    let (code, out, err) = firebreak(&["validate"], d);
+    assert_eq!(code, 1, "stdout: {out}\nstderr: {err}");
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "firebreak.yaml: warning: its rules and runbooks were not checked because this config has errors; fix them, or name the files: `firebreak validate -c FILE PATHS`",
+            "firebreak.yaml:1:1: runbook: unknown field `runbook` (did you mean `runbooks`?)",
+            "firebreak.yaml:4:3: store.ur: unknown field `ur` (did you mean `url`?)",
+        ],
+        "{err}"
+    );
+    assert!(
+        out.starts_with(
+            "2 error(s) in 1 file(s); config firebreak.yaml (found in the current directory)"
+        ),
+        "{out}"
+    );
+
+    std::fs::remove_file(d.join("firebreak.yaml")).unwrap();
+    std::fs::write(
+        d.join("two.yaml"),
+        "kind: runbook\nname: two\ntrigger: {manual: true}\nsteps:\n  - id: a\n    acton: chat\n    with: {text: hi}\n  - id: b\n    action: chat\n    tiemout: 5s\n    with: {txt: hi, chanel: '#x'}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("indent.yaml"),
+        "kind: runbook\nname: indent\ntrigger: {manual: true}\nsteps:\n  - id: a\n    action: chat\n     with: {text: hi}\n",
+    )
+    .unwrap();
+    let (code, out, err) = firebreak(&["validate", "two.yaml", "indent.yaml"], d);
+    assert_eq!(code, 1, "stdout: {out}\nstderr: {err}");
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "indent.yaml:7:6: line 7: this line's indentation does not match the lines around it (it starts in column 6, the line above in column 5); the keys of one mapping start in the same column, and what belongs under a key starts further right than the key, on the lines after it",
+            "two.yaml:6:5: steps[0].acton: unknown field `acton` (did you mean `action`?)",
+            "two.yaml:10:5: steps[1].tiemout: unknown field `tiemout` (did you mean `timeout`?)",
+        ],
+        "{err}"
+    );
+    // With the structure right, the action's own fields are checked: both
+    // typos there too.
+    std::fs::write(
+        d.join("two.yaml"),
+        "kind: runbook\nname: two\ntrigger: {manual: true}\nsteps:\n  - id: b\n    action: chat\n    with: {txt: hi, slto: a}\n",
+    )
+    .unwrap();
+    let (code, out, err) = firebreak(&["validate", "two.yaml"], d);
+    assert_eq!(code, 1, "stdout: {out}\nstderr: {err}");
+    for want in [
+        "two.yaml:7:11: steps[0].with.slto: unknown field `slto` (did you mean `slot`?)",
+        "two.yaml:7:11: steps[0].with.txt: unknown field `txt` (did you mean `text`?)",
+    ] {
+        assert!(err.lines().any(|l| l == want), "{want}\n{err}");
+    }
+}
+
 /// Regression: a PromQL expression nested a few thousand levels deep
 /// overflowed the parser's stack and aborted `validate` (and, in a
 /// reload, the bot). Now each is a located error and the rest of the
@@ -380,15 +465,9 @@ fn the_replicas_deployment_is_consistent_and_valid() {
     use std::collections::BTreeSet;
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let dir = root.join("deploy/replicas");
-    let (code, out, err) = firebreak(
-        &[
-            "validate",
-            "--offline",
-            "--config",
-            "deploy/replicas/firebreak.yaml",
-        ],
-        root,
-    );
+    // Where compose mounts it, beside the image's runbooks.
+    let (_etc, config) = installed("deploy/replicas/firebreak.yaml", "replicas.yaml");
+    let (code, out, err) = firebreak(&["validate", "--offline", "--config", &config], root);
     assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
 
     let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap();

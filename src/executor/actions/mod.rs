@@ -253,10 +253,23 @@ pub fn check_expr(field: &str, expr: &str) -> Vec<(String, String)> {
     }
 }
 
-/// Deserializes parameters into an action's typed shape, reporting unknown
-/// or missing fields as check problems.
+/// Deserializes parameters into an action's typed shape, reporting every
+/// unknown field (with a did-you-mean) and a missing or mistyped one as
+/// check problems.
 pub fn check_shape<T: serde::de::DeserializeOwned>(
     with: &Json,
 ) -> Result<T, Vec<(String, String)>> {
-    serde_json::from_value::<T>(with.clone()).map_err(|e| vec![(String::new(), e.to_string())])
+    let (read, unknown) = crate::diag::unknown::deserialize::<T, _>(with.clone());
+    let mut problems: Vec<(String, String)> = unknown
+        .iter()
+        .map(|u| (u.path.clone(), u.message()))
+        .collect();
+    match read {
+        Ok(p) if problems.is_empty() => Ok(p),
+        Ok(_) => Err(problems),
+        Err(e) => {
+            problems.push((String::new(), e.to_string()));
+            Err(problems)
+        }
+    }
 }

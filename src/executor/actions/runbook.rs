@@ -133,7 +133,18 @@ mod tests {
         let e = RunbookCall.check(&json!({"inputs": {}}), &env);
         assert!(e[0].1.contains("missing field `runbook`"), "{e:?}");
         let e = RunbookCall.check(&json!({"runbook": "x", "input": {}}), &env);
-        assert!(e[0].1.contains("unknown field `input`"), "{e:?}");
+        assert_eq!(
+            e,
+            [(
+                "input".to_owned(),
+                "unknown field `input` (did you mean `inputs`?)".to_owned()
+            )]
+        );
+        // Every one at once, each named.
+        let e = RunbookCall.check(&json!({"runbok": "x", "inpts": {}, "zz": 1}), &env);
+        let mut fields: Vec<&str> = e.iter().map(|(f, _)| f.as_str()).collect();
+        fields.sort_unstable();
+        assert_eq!(fields, ["inpts", "runbok", "zz"], "{e:?}");
         assert!(RunbookCall.callee(&json!({"runbook": "x"})).is_some());
         assert!(RunbookCall.callee(&json!({"runbook": "{{ x }}"})).is_none());
     }
