@@ -46,6 +46,21 @@ pub fn span(ms: Millis) -> String {
     }
 }
 
+/// A duration measured on the clock (time left, time waited), written as
+/// people write one and as a config would: `5m`, `1h30m`, `4m12s`. Whole
+/// seconds, rounded to the nearest, since a measurement a moment after
+/// its start is a few milliseconds short (5m less 1ms is `5m`, not
+/// `4m59s999ms`); under a second it stays in milliseconds.
+pub fn duration(ms: Millis) -> String {
+    let ms = ms.max(0) as u64;
+    let shown = if ms < 1000 {
+        ms
+    } else {
+        (ms + 500) / 1000 * 1000
+    };
+    crate::duration::PromDuration::from_millis(shown).to_string()
+}
+
 /// `s` cut to at most `max` characters, the last an ellipsis when cut.
 pub fn clip(s: &str, max: usize) -> String {
     match s.char_indices().nth(max) {
@@ -71,6 +86,18 @@ mod tests {
         assert_eq!(value(1234.4), "1234");
         assert_eq!(value(0.0001234), "1.234e-4");
         assert_eq!(value(f64::NAN), "NaN");
+    }
+
+    #[test]
+    fn measured_durations_read_as_they_were_written() {
+        assert_eq!(duration(299_999), "5m");
+        assert_eq!(duration(300_000), "5m");
+        assert_eq!(duration(300_499), "5m");
+        assert_eq!(duration(5_399_700), "1h30m");
+        assert_eq!(duration(252_400), "4m12s");
+        assert_eq!(duration(1_500), "2s");
+        assert_eq!(duration(250), "250ms");
+        assert_eq!(duration(-5), "0s");
     }
 
     #[test]
