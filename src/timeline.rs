@@ -121,29 +121,13 @@ impl Kind {
     /// Entries that record something done, rather than something seen or
     /// how a run ended: what "first response" and "who did what" count.
     pub fn is_action(&self) -> bool {
-        matches!(
-            self,
-            Kind::RunStarted
-                | Kind::RunResumed
-                | Kind::Step
-                | Kind::StepFailed
-                | Kind::Approved
-                | Kind::Denied
-                | Kind::ApprovalTimedOut
-                | Kind::Approval
-                | Kind::Ack
-                | Kind::Silence
-                | Kind::Unsilence
-                | Kind::Abort
-                | Kind::Paused
-                | Kind::Resumed
-                | Kind::Signoff
-                | Kind::Checklist
-        )
+        (self.is_chat_action() && *self != Kind::CommandRefused)
+            || matches!(
+                self,
+                Kind::RunResumed | Kind::Step | Kind::StepFailed | Kind::ApprovalTimedOut
+            )
     }
-}
 
-impl Kind {
     /// What a person does in chat or at the console, or tries to (a
     /// refusal): what a review lists as theirs. The steps of a run a
     /// person started are the run's, not theirs.

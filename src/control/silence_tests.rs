@@ -83,6 +83,14 @@ async fn chat(store: &Store) -> Vec<String> {
         .collect()
 }
 
+/// Hands `c` the command `make` builds around a reply, and waits for the
+/// answer.
+async fn ask<T>(c: &mut Control, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> T {
+    let (reply, answer) = oneshot::channel();
+    c.on_command(make(reply)).await;
+    answer.await.unwrap()
+}
+
 async fn silence(c: &mut Control, m: &str, duration_ms: Millis) -> Result<String, SilenceRefused> {
     silence_keyed(c, m, duration_ms, None)
         .await
@@ -418,8 +426,7 @@ async fn a_persons_silence_and_its_end_are_on_the_silenced_incidents_timeline() 
     let id = silence(&mut c, "alertname=\"Full\"", 300_000)
         .await
         .unwrap();
-    let (reply, answer) = oneshot::channel();
-    c.on_command(Command::Silence {
+    ask(&mut c, |reply| Command::Silence {
         matchers: crate::matchers::parse_matchers("alertname=\"Full\"").unwrap(),
         duration_ms: 60_000,
         by: SilenceBy::Step("runbook run on-full-1".into()),
@@ -427,16 +434,15 @@ async fn a_persons_silence_and_its_end_are_on_the_silenced_incidents_timeline() 
         key: Some("on-full-1:quiet".into()),
         reply,
     })
-    .await;
-    answer.await.unwrap().unwrap();
-    let (reply, answer) = oneshot::channel();
-    c.on_command(Command::Unsilence {
+    .await
+    .unwrap();
+    ask(&mut c, |reply| Command::Unsilence {
         id: id.clone(),
         by: Who::new("U2", "bob"),
         reply,
     })
-    .await;
-    answer.await.unwrap().unwrap();
+    .await
+    .unwrap();
     c.executor.drain().await;
     let people: Vec<(String, String, String)> = store
         .timeline("launch")
@@ -475,21 +481,14 @@ async fn a_pause_between_incidents_is_on_the_outside_timeline() {
     let (_dir, store) = file_store().await;
     let clock = Clock::system();
     let mut c = control(&store, &clock);
-    let (reply, answer) = oneshot::channel();
-    c.on_command(Command::Pause {
-        by: Who::new("U3", "carol"),
+    let carol = Who::new("U3", "carol");
+    ask(&mut c, |reply| Command::Pause {
+        by: carol.clone(),
         reason: "maintenance".into(),
         reply,
     })
     .await;
-    answer.await.unwrap();
-    let (reply, answer) = oneshot::channel();
-    c.on_command(Command::Resume {
-        by: Who::new("U3", "carol"),
-        reply,
-    })
-    .await;
-    answer.await.unwrap();
+    ask(&mut c, |reply| Command::Resume { by: carol, reply }).await;
     let kinds: Vec<(String, String)> = store
         .timeline(OUTSIDE_INCIDENTS)
         .await

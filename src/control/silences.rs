@@ -82,17 +82,8 @@ impl Control {
             ),
         );
         if let SilenceBy::Person(who) = &by {
-            for incident in self.silenced_incidents(&s.matchers) {
-                self.timeline(
-                    &incident,
-                    now,
-                    tl::Kind::Silence,
-                    By::person(who),
-                    About::default(),
-                    &note,
-                )
+            self.on_silenced_timelines(&s.matchers, now, tl::Kind::Silence, who, &note)
                 .await;
-            }
         }
         self.silences.add(s)?;
         self.say(None, Kind::Note, note).await;
@@ -122,24 +113,36 @@ impl Control {
             tracing::error!(error = %e, silence = id, "cannot save silence expiry");
             return Err(UnsilenceError::NotSaved(e));
         }
-        for incident in self.silenced_incidents(&matchers) {
-            self.timeline(
-                &incident,
-                now,
-                tl::Kind::Unsilence,
-                By::person(by),
-                About::default(),
-                &text,
-            )
+        self.on_silenced_timelines(&matchers, now, tl::Kind::Unsilence, by, &text)
             .await;
-        }
         self.say(None, Kind::Note, text).await;
         Ok(())
     }
 
-    /// The incidents a silence concerns: those of the firing alerts it
-    /// matches, else the one people are acting in, else
-    /// [`OUTSIDE_INCIDENTS`].
+    /// Records what a person did to a silence on the timelines of the
+    /// incidents it concerns: those of the firing alerts it matches, else
+    /// the one people are acting in, else [`OUTSIDE_INCIDENTS`].
+    async fn on_silenced_timelines(
+        &self,
+        matchers: &[Matcher],
+        at: Millis,
+        kind: tl::Kind,
+        who: &Who,
+        text: &str,
+    ) {
+        for incident in self.silenced_incidents(matchers) {
+            self.timeline(
+                &incident,
+                at,
+                kind.clone(),
+                By::person(who),
+                About::default(),
+                text,
+            )
+            .await;
+        }
+    }
+
     fn silenced_incidents(&self, matchers: &[Matcher]) -> Vec<String> {
         let mut hit: Vec<String> = self
             .firing

@@ -472,17 +472,21 @@ async fn commands_drive_the_control_loop_and_leave_a_record() {
     ] {
         assert!(md.contains(want), "missing {want:?} in:\n{md}");
     }
-    // The gate's time is said as the runbook wrote it.
-    let asked = bot
+    let chat: Vec<serde_json::Value> = bot
         .store
         .pending_outbox(500)
         .await
         .unwrap()
         .into_iter()
-        .map(|r| serde_json::from_str::<serde_json::Value>(&r.payload_json).unwrap())
-        .filter_map(|m| m["text"].as_str().map(str::to_owned))
+        .map(|r| serde_json::from_str(&r.payload_json).unwrap())
+        .collect();
+    let text = |m: &serde_json::Value| m["text"].as_str().unwrap_or_default().to_owned();
+    // The gate's time is said as the runbook wrote it.
+    let asked: Vec<String> = chat
+        .iter()
+        .map(text)
         .filter(|t| t.contains("waits for approval"))
-        .collect::<Vec<_>>();
+        .collect();
     assert!(!asked.is_empty());
     for t in &asked {
         assert!(
@@ -491,14 +495,9 @@ async fn commands_drive_the_control_loop_and_leave_a_record() {
         );
     }
     // A denial stops the run: it is said as a failure, not with a tick.
-    let denial = bot
-        .store
-        .pending_outbox(500)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|r| serde_json::from_str::<serde_json::Value>(&r.payload_json).unwrap())
-        .find(|m| m["text"].as_str().unwrap().contains("denied by alice"))
+    let denial = chat
+        .iter()
+        .find(|m| text(m).contains("denied by alice"))
         .unwrap();
     assert_eq!(denial["kind"], "step_failed", "{denial}");
 }
