@@ -34,9 +34,10 @@ pub fn value(v: f64) -> String {
     }
 }
 
-/// A duration as people read it: `45s`, `4m12s`, `2h05m`.
+/// A duration as people read it: `45s`, `4m12s`, `2h05m`. To the nearest
+/// second (a span measured a moment short of 5m is `5m00s`).
 pub fn span(ms: Millis) -> String {
-    let s = ms.max(0) / 1000;
+    let s = (ms.max(0) + 500) / 1000;
     if s < 60 {
         format!("{s}s")
     } else if s < 3600 {
@@ -108,5 +109,7 @@ mod tests {
         assert_eq!(span(137_000), "2m17s");
         assert_eq!(span(3_900_000), "1h05m");
         assert_eq!(span(-5), "0s");
+        assert_eq!(span(299_999), "5m00s");
+        assert_eq!(span(14_499), "14s");
     }
 }
