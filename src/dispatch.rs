@@ -75,8 +75,8 @@ impl CooldownOverride {
     pub fn text(&self) -> String {
         format!(
             "the breach is predicted in {}, before the {} of cooldown left are over",
-            PromDuration::from_millis(self.breach_in.max(0) as u64),
-            PromDuration::from_millis(self.cooldown_left.max(0) as u64)
+            crate::human::duration(self.breach_in),
+            crate::human::duration(self.cooldown_left)
         )
     }
 }
@@ -99,7 +99,7 @@ impl Late {
 }
 
 fn takes_text(ms: Millis, measured: usize) -> String {
-    let d = PromDuration::from_millis(ms.max(0) as u64);
+    let d = crate::human::duration(ms);
     match measured {
         0 => format!("about {d} (its expected_duration; not measured yet)"),
         1 => format!("about {d} (measured on its last run)"),
@@ -300,7 +300,7 @@ impl Dispatcher {
                 }
             }
         }
-        let left = PromDuration::from_millis(breach_in.max(0) as u64);
+        let left = crate::human::duration(breach_in);
         for (d, t) in out.iter_mut().zip(takes) {
             let (Decision::Start(p), Some((ms, measured))) = (&mut *d, t) else {
                 continue;

@@ -34,9 +34,10 @@ pub fn value(v: f64) -> String {
     }
 }
 
-/// A duration as people read it: `45s`, `4m12s`, `2h05m`.
+/// A duration as people read it: `45s`, `4m12s`, `2h05m`. To the nearest
+/// second (a span measured a moment short of 5m is `5m00s`).
 pub fn span(ms: Millis) -> String {
-    let s = ms.max(0) / 1000;
+    let s = (ms.max(0) + 500) / 1000;
     if s < 60 {
         format!("{s}s")
     } else if s < 3600 {
@@ -44,6 +45,21 @@ pub fn span(ms: Millis) -> String {
     } else {
         format!("{}h{:02}m", s / 3600, (s % 3600) / 60)
     }
+}
+
+/// A duration measured on the clock (time left, time waited), written as
+/// people write one and as a config would: `5m`, `1h30m`, `4m12s`. Whole
+/// seconds, rounded to the nearest, since a measurement a moment after
+/// its start is a few milliseconds short (5m less 1ms is `5m`, not
+/// `4m59s999ms`); under a second it stays in milliseconds.
+pub fn duration(ms: Millis) -> String {
+    let ms = ms.max(0) as u64;
+    let shown = if ms < 1000 {
+        ms
+    } else {
+        (ms + 500) / 1000 * 1000
+    };
+    crate::duration::PromDuration::from_millis(shown).to_string()
 }
 
 /// `s` cut to at most `max` characters, the last an ellipsis when cut.
@@ -74,6 +90,18 @@ mod tests {
     }
 
     #[test]
+    fn measured_durations_read_as_they_were_written() {
+        assert_eq!(duration(299_999), "5m");
+        assert_eq!(duration(300_000), "5m");
+        assert_eq!(duration(300_499), "5m");
+        assert_eq!(duration(5_399_700), "1h30m");
+        assert_eq!(duration(252_400), "4m12s");
+        assert_eq!(duration(1_500), "2s");
+        assert_eq!(duration(250), "250ms");
+        assert_eq!(duration(-5), "0s");
+    }
+
+    #[test]
     fn spans_read_like_people_write_them() {
         assert_eq!(span(45_000), "45s");
         assert_eq!(span(252_000), "4m12s");
@@ -81,5 +109,7 @@ mod tests {
         assert_eq!(span(137_000), "2m17s");
         assert_eq!(span(3_900_000), "1h05m");
         assert_eq!(span(-5), "0s");
+        assert_eq!(span(299_999), "5m00s");
+        assert_eq!(span(14_499), "14s");
     }
 }

@@ -363,6 +363,58 @@ impl Review {
         (bot, people.into_values().collect())
     }
 
+    /// What each person did, by user id, in the order they first acted:
+    /// the name they last used, and their entries (refusals included:
+    /// who tried what).
+    pub fn people(&self) -> Vec<(String, Vec<&TimelineEntry>)> {
+        let mut out: Vec<(&str, String, Vec<&TimelineEntry>)> = Vec::new();
+        for e in self.by_people() {
+            let By::Person(w) = &e.by else { continue };
+            match out.iter_mut().find(|p| p.0 == w.id) {
+                Some(p) => {
+                    p.1 = w.label();
+                    p.2.push(e);
+                }
+                None => out.push((&w.id, w.label(), vec![e])),
+            }
+        }
+        out.into_iter().map(|(_, l, v)| (l, v)).collect()
+    }
+
+    /// The entries of what people did (and tried), in order.
+    pub fn by_people(&self) -> impl Iterator<Item = &TimelineEntry> {
+        self.entries
+            .iter()
+            .filter(|e| matches!(e.by, By::Person(_)) && e.kind.is_chat_action())
+    }
+
+    /// One line of who did what: `ana (U024): ack, approved, silence ×2`.
+    fn people_line(&self) -> Option<String> {
+        let people = self.people();
+        if people.is_empty() {
+            return None;
+        }
+        let each: Vec<String> = people
+            .iter()
+            .map(|(who, entries)| {
+                let mut kinds: Vec<(String, usize)> = Vec::new();
+                for e in entries {
+                    let k = what(&e.kind);
+                    match kinds.iter_mut().find(|x| x.0 == k) {
+                        Some(x) => x.1 += 1,
+                        None => kinds.push((k, 1)),
+                    }
+                }
+                let did: Vec<String> = kinds
+                    .into_iter()
+                    .map(|(k, n)| if n == 1 { k } else { format!("{k} ×{n}") })
+                    .collect();
+                format!("{who}: {}", did.join(", "))
+            })
+            .collect();
+        Some(each.join("; "))
+    }
+
     fn figure(&self, at: Option<Millis>, time: &dyn Fn(Millis) -> String) -> String {
         match (at, self.began) {
             (Some(t), Some(b)) => format!("{} ({} after it began)", time(t), span(t - b)),
@@ -393,11 +445,14 @@ impl Review {
         if let Some(a) = &self.audience {
             let _ = writeln!(o, "  audience    {}", a.line());
         }
+        if let Some(p) = self.people_line() {
+            let _ = writeln!(o, "  people      {p}");
+        }
         let _ = writeln!(o);
         for e in &self.entries {
             let _ = writeln!(
                 o,
-                "{}  {:<14} {:<14} {}",
+                "{}  {:<18} {:<14} {}",
                 time(e.at),
                 e.kind.as_str(),
                 e.by.label(),
@@ -542,6 +597,23 @@ impl Review {
             let _ = writeln!(o);
         }
 
+        if self.by_people().next().is_some() {
+            let _ = writeln!(o, "### What people did\n");
+            let _ = writeln!(o, "| Time | Who | What | |");
+            let _ = writeln!(o, "|---|---|---|---|");
+            for e in self.by_people() {
+                let _ = writeln!(
+                    o,
+                    "| {} | {} | {} | {} |",
+                    time(e.at),
+                    who(&e.by),
+                    what(&e.kind),
+                    md_cell(&e.text)
+                );
+            }
+            let _ = writeln!(o);
+        }
+
         let _ = writeln!(o, "## Timeline\n");
         let _ = writeln!(o, "| Time | What | Who | |");
         let _ = writeln!(o, "|---|---|---|---|");
@@ -550,13 +622,19 @@ impl Review {
                 o,
                 "| {} | {} | {} | {} |",
                 time(e.at),
-                e.kind.as_str().replace('_', " "),
+                what(&e.kind),
                 who(&e.by),
                 md_cell(&e.text)
             );
         }
         o
     }
+}
+
+/// An entry's kind as a review says it: `approved`, `denied`,
+/// `approval timed out`, `run started`.
+fn what(kind: &Kind) -> String {
+    kind.as_str().replace('_', " ")
 }
 
 fn who(by: &By) -> String {
@@ -890,5 +968,93 @@ mod tests {
         ] {
             assert!(md.contains(needle), "missing {needle:?} in\n{md}");
         }
+    }
+
+    /// Issue 22, item 11: approvals are the approver's, a denial or a
+    /// time-out reads as what it was, and what people did at the
+    /// console (a silence, its end, an abort) is in the review.
+    #[test]
+    fn the_review_names_who_answered_each_gate_and_what_people_did() {
+        let bob = || By::Person(crate::roles::Who::new("U777", "Bob"));
+        let gate = |run: &str, step: &str| About::run("move", run).with_step(step);
+        let mut entries = launch();
+        entries.extend([
+            e(
+                260,
+                Kind::Silence,
+                ana(),
+                About::default(),
+                "silenced alertname=\"Breach\" for 5m by Ana (U024) (id s1)",
+            ),
+            e(
+                270,
+                Kind::Approved,
+                ana(),
+                gate("v-3", "approval:move"),
+                "`move` approved by Ana (U024)",
+            ),
+            e(
+                280,
+                Kind::Denied,
+                bob(),
+                gate("v-4", "approval:move"),
+                "`move` denied by Bob (U777)",
+            ),
+            e(
+                290,
+                Kind::ApprovalTimedOut,
+                By::Bot,
+                gate("v-5", "approval:move"),
+                "nobody approved `move` within 10m",
+            ),
+            e(
+                300,
+                Kind::Abort,
+                bob(),
+                About::run("move", "v-6"),
+                "run v-6 of move aborted by Bob (U777)",
+            ),
+            e(
+                310,
+                Kind::Unsilence,
+                ana(),
+                About::default(),
+                "silence s1 (alertname=\"Breach\") ended by Ana (U024) after 50s",
+            ),
+        ]);
+        let r = Review::new("launch", entries);
+        let people: Vec<(String, Vec<String>)> = r
+            .people()
+            .into_iter()
+            .map(|(p, es)| (p, es.iter().map(|e| e.kind.to_string()).collect()))
+            .collect();
+        assert_eq!(
+            people,
+            [
+                (
+                    "Ana (U024)".to_owned(),
+                    vec!["ack", "run_started", "silence", "approved", "unsilence"]
+                        .into_iter()
+                        .map(String::from)
+                        .collect()
+                ),
+                (
+                    "Bob (U777)".to_owned(),
+                    vec!["denied".to_owned(), "abort".to_owned()]
+                ),
+            ]
+        );
+        let text = r.text(&utc);
+        let md = r.markdown(&utc);
+        assert!(!text.contains('✓') && !md.contains('✓'), "{text}\n{md}");
+        insta::assert_snapshot!("review_people_text", text);
+        insta::assert_snapshot!("review_people_markdown", md);
+    }
+
+    #[test]
+    fn an_answer_recorded_before_answers_were_kinds_still_reads() {
+        assert_eq!(Kind::parse("approval"), Kind::Approval);
+        assert!(Kind::Approval.is_chat_action() && Kind::Approval.is_action());
+        assert!(!Kind::Step.is_chat_action());
     }
 }

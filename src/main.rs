@@ -54,6 +54,12 @@ enum Cmd {
         /// (from a terminal they are always read).
         #[arg(long)]
         console_commands: bool,
+        /// Keep the replay's store in this SQLite file (new, or empty)
+        /// instead of a new one in the temporary directory. Either way
+        /// the demo names it at the end, with the `firebreak timeline`
+        /// command that reads it.
+        #[arg(long, value_name = "FILE")]
+        store: Option<PathBuf>,
     },
     /// Rehearse the bot against scenario files: each is played on a scaled
     /// clock through the same path as `demo`, and once with no bot, then
@@ -172,6 +178,11 @@ enum Cmd {
         markdown: bool,
         #[arg(long, short, help = CONFIG_HELP)]
         config: Option<PathBuf>,
+        /// Read this store instead of the config's: a SQLite file (the
+        /// one `firebreak demo` names at its end) or a store URL
+        /// (`sqlite://...`, `postgres://...`).
+        #[arg(long, value_name = "FILE|URL")]
+        store: Option<String>,
     },
     /// Run unit tests; exit 0 when all pass, 1 when any fails or a file
     /// is invalid.
@@ -262,6 +273,7 @@ async fn dispatch(cmd: Cmd) -> anyhow::Result<ExitCode> {
             speed,
             seed,
             console_commands,
+            store,
         } => {
             anyhow::ensure!(
                 speed > 0.0 && speed.is_finite(),
@@ -273,6 +285,11 @@ async fn dispatch(cmd: Cmd) -> anyhow::Result<ExitCode> {
                 speed,
                 seed,
                 console_input: firebreak::command::console_input::wanted(console_commands),
+                store: Some(match store {
+                    Some(p) => p,
+                    None => firebreak::demo::new_store_file()?,
+                }),
+                quiet_after: Some(firebreak::demo::QUIET_AFTER),
             };
             firebreak::demo::run(opts, Box::new(std::io::stdout()), shutdown).await?;
             Ok(ExitCode::SUCCESS)
@@ -469,7 +486,16 @@ async fn dispatch(cmd: Cmd) -> anyhow::Result<ExitCode> {
             incident,
             markdown,
             config,
-        } => timeline(incident.as_deref(), markdown, config.as_deref()).await,
+            store,
+        } => {
+            timeline(
+                incident.as_deref(),
+                markdown,
+                config.as_deref(),
+                store.as_deref(),
+            )
+            .await
+        }
         Cmd::Test(TestCmd::Rules { files }) => Ok(test_rules(&files)),
         Cmd::Test(TestCmd::Runbooks { paths, config }) => {
             test_runbooks(&paths, config.as_deref()).await

@@ -30,7 +30,8 @@ macro_rules! kinds {
         }
 
         impl Kind {
-            /// Every kind this release writes, in no particular order.
+            /// Every kind this release knows by name, in no particular
+            /// order.
             pub fn all() -> Vec<Kind> {
                 let mut v = vec![$(Kind::$v,)*];
                 v.extend(Outcome::ALL.iter().map(|o| Kind::RunEnded(*o)));
@@ -78,11 +79,25 @@ kinds! {
     RunSkipped = "run_skipped",
     Step = "step",
     StepFailed = "step_failed",
-    /// A gate was approved, denied or timed out.
+    /// A gate (or an `approval` step) let through by a person.
+    Approved = "approved",
+    /// A gate refused by a person: the run stops there.
+    Denied = "denied",
+    /// Nobody answered a gate in time (the bot's entry; the run stops or
+    /// goes on, as the gate's `on_timeout` says).
+    ApprovalTimedOut = "approval_timed_out",
+    /// A gate's answer as releases before the answer was a field wrote
+    /// it: approved, denied or timed out, which only its text says.
     Approval = "approval",
     /// A rollback was not done because the platform had moved on.
     RollbackHeld = "rollback_held",
     Ack = "ack",
+    /// A person silenced alerts (a runbook's `silence` step is its step).
+    Silence = "silence",
+    /// A person ended a silence early.
+    Unsilence = "unsilence",
+    /// A person stopped a run.
+    Abort = "abort",
     Paused = "paused",
     Resumed = "resumed",
     /// A checklist check signed off by a person.
@@ -106,18 +121,32 @@ impl Kind {
     /// Entries that record something done, rather than something seen or
     /// how a run ended: what "first response" and "who did what" count.
     pub fn is_action(&self) -> bool {
+        (self.is_chat_action() && *self != Kind::CommandRefused)
+            || matches!(
+                self,
+                Kind::RunResumed | Kind::Step | Kind::StepFailed | Kind::ApprovalTimedOut
+            )
+    }
+
+    /// What a person does in chat or at the console, or tries to (a
+    /// refusal): what a review lists as theirs. The steps of a run a
+    /// person started are the run's, not theirs.
+    pub fn is_chat_action(&self) -> bool {
         matches!(
             self,
             Kind::RunStarted
-                | Kind::RunResumed
-                | Kind::Step
-                | Kind::StepFailed
+                | Kind::Approved
+                | Kind::Denied
                 | Kind::Approval
                 | Kind::Ack
+                | Kind::Silence
+                | Kind::Unsilence
+                | Kind::Abort
                 | Kind::Paused
                 | Kind::Resumed
                 | Kind::Signoff
                 | Kind::Checklist
+                | Kind::CommandRefused
         )
     }
 }

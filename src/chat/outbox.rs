@@ -309,8 +309,9 @@ impl Deliverer<'_> {
         // Always the head: what is sent, superseded or set aside leaves
         // the queue.
         let i = 0;
-        // Older versions of the head's slot, marked sent with it: until
-        // then they hold its place in the queue, across a retry too.
+        // Versions of a slot that a newer one supersedes, marked sent
+        // with the next message that goes out (until then a restart or a
+        // retry reads them again, and supersedes them again).
         let mut superseded: Vec<i64> = Vec::new();
         while !msgs.is_empty() {
             // A replica that stopped leading sends nothing more: the new
@@ -335,17 +336,29 @@ impl Deliverer<'_> {
                     .collect(),
                 None => Vec::new(),
             };
-            if let Some(&newest) = newer.last() {
-                // Newer versions of this slot are queued: the newest goes
-                // out here, where the first stood, and the others are
-                // superseded. Sent at its own place, a new incident's card
-                // would land under the messages queued after its first
-                // version instead of heading the thread.
-                superseded.push(msgs[i].0);
-                superseded.extend(newer[..newer.len() - 1].iter().map(|&j| msgs[j].0));
-                msgs.swap(i, newest);
-                remove_sorted(&mut msgs, &newer);
-                continue;
+            if let Some((_, between)) = newer.split_last() {
+                // Newer versions of this slot are queued: the newest is
+                // sent at its own place, never earlier, so a card cannot
+                // say a run is over before the run's steps are said (a
+                // terminal prints each update as a new line, in the order
+                // sent). The versions between are superseded. A slot not
+                // posted yet goes out here all the same, as this version,
+                // so that a new incident's card heads its thread rather
+                // than landing under the messages queued after it; the
+                // newest then updates it.
+                superseded.extend(between.iter().map(|&j| msgs[j].0));
+                let mut gone = between.to_vec();
+                let slot = live_slot(&msgs[i].1).unwrap_or_default().to_owned();
+                let scope = msgs[i].1.incident.clone().unwrap_or_default();
+                if self.get_ref(channel, &scope, &slot).await?.is_some() {
+                    superseded.push(msgs[i].0);
+                    gone.insert(0, i);
+                }
+                let head_goes = gone.first() == Some(&i);
+                remove_sorted(&mut msgs, &gone);
+                if head_goes {
+                    continue;
+                }
             }
             let (seq, msg) = &msgs[i];
             let placement = self.placement(channel, msg).await?;
@@ -1139,12 +1152,15 @@ mod tests {
                 .unwrap();
         }
         flush(&outbox, &rec).await;
+        // The card heads its thread; its newest version follows what was
+        // queued before it, and the one between is never sent.
         assert_eq!(
             rec.placed(),
             [
-                (top(), "card v3".to_owned()),
+                (top(), "card v1".to_owned()),
                 (reply("id1"), "note 1".to_owned()),
                 (reply("id1"), "note 2".to_owned()),
+                (update("id1"), "card v3".to_owned()),
             ]
         );
         assert!(store.pending_outbox(10).await.unwrap().is_empty());
@@ -1154,7 +1170,41 @@ mod tests {
             .await
             .unwrap();
         flush(&outbox, &rec).await;
-        assert_eq!(rec.sent()[3].1, update("id1"));
+        assert_eq!(rec.sent()[4].1, update("id1"));
+    }
+
+    /// Issue 22, item 10: with a backlog, the newest version of a card
+    /// went out where its oldest pending version stood, so the console
+    /// (which prints an update as a line) said the run had recovered and
+    /// then printed the run's steps. What is sent keeps the queue's order.
+    #[tokio::test]
+    async fn a_card_never_says_a_run_ended_before_its_steps_are_said() {
+        let store = Store::open("sqlite::memory:").await.unwrap();
+        let outbox = Outbox::new(store.clone());
+        let rec = Arc::new(Rec::default());
+        let post = |kind: Kind, slot: Option<&str>, text: &str| {
+            let (o, msg) = (outbox.clone(), m("#c", Some("a"), kind, slot, text));
+            async move { o.post(&msg).await.unwrap() }
+        };
+        post(Kind::RunStarted, Some("card"), "MITIGATING").await;
+        flush(&outbox, &rec).await;
+        post(Kind::RunStarted, Some("card"), "MITIGATING, last step mute").await;
+        post(Kind::Step, None, "✓ mute").await;
+        post(Kind::Step, None, "✓ tell_host").await;
+        post(Kind::RunFinished, None, "🏁 runbook succeeded").await;
+        post(Kind::RunFinished, Some("card"), "RECOVERED").await;
+        flush(&outbox, &rec).await;
+        assert_eq!(
+            rec.placed(),
+            [
+                (top(), "MITIGATING".to_owned()),
+                (reply("id1"), "✓ mute".to_owned()),
+                (reply("id1"), "✓ tell_host".to_owned()),
+                (reply("id1"), "🏁 runbook succeeded".to_owned()),
+                (update("id1"), "RECOVERED".to_owned()),
+            ]
+        );
+        assert!(store.pending_outbox(10).await.unwrap().is_empty());
     }
 
     /// Regression: a backlog of new incidents' cards was merged into one

@@ -7,14 +7,19 @@ use anyhow::Context;
 
 use super::files::config_or_default;
 
-/// `firebreak timeline`: reads the store the config names.
+/// `firebreak timeline`: reads the store given, else the one the config
+/// names.
 pub(crate) async fn timeline(
     incident: Option<&str>,
     markdown: bool,
     config: Option<&std::path::Path>,
+    store: Option<&str>,
 ) -> anyhow::Result<ExitCode> {
     use firebreak::incident::Review;
-    let config = config_or_default(config)?;
+    let mut config = config_or_default(config)?;
+    if let Some(s) = store {
+        config.store_url = store_url(s)?;
+    }
     let store = firebreak::store::Store::open(&config.store_url)
         .await
         .with_context(|| format!("opening the store {}", config.store_url))?;
@@ -59,4 +64,18 @@ pub(crate) async fn timeline(
         print!("{}", review.text(&time));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--store`: a store URL as given, or a SQLite file, which must exist (a
+/// mistyped path would otherwise open a new, empty store and say there
+/// are no incidents).
+fn store_url(s: &str) -> anyhow::Result<String> {
+    if s.starts_with("sqlite:") || s.starts_with("postgres://") || s.starts_with("postgresql://") {
+        return Ok(s.to_owned());
+    }
+    anyhow::ensure!(
+        std::path::Path::new(s).is_file(),
+        "no store at {s}: the file does not exist"
+    );
+    Ok(format!("sqlite://{s}"))
 }

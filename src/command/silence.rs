@@ -3,7 +3,7 @@
 //! takes matchers the same way: one per word, or comma-separated).
 
 use super::{Actor, Args, BoxFut, Ctx, Execute, Reply, Spec};
-use crate::control::Command;
+use crate::control::{Command, SilenceBy};
 use crate::duration::PromDuration;
 use crate::matchers::{Matcher, parse_matchers};
 use crate::roles::Role;
@@ -73,7 +73,7 @@ impl Execute for Silence {
                 .ask(|reply| Command::Silence {
                     matchers: self.matchers,
                     duration_ms: self.duration.as_millis() as i64,
-                    by: actor.label(),
+                    by: SilenceBy::Person(actor.who()),
                     comment: self.comment,
                     key: None,
                     reply,
@@ -169,9 +169,10 @@ mod tests {
                 } => {
                     assert_eq!(matchers_text(&matchers), "alertname=\"Full\"");
                     assert_eq!(
-                        (duration_ms, by.as_str(), comment.as_str()),
+                        (duration_ms, by.label().as_str(), comment.as_str()),
                         (1_800_000, "alice (U1)", "moving")
                     );
+                    assert_eq!(by, SilenceBy::Person(crate::roles::Who::new("U1", "alice")));
                     assert_eq!(key, None);
                     reply.send(Ok(("s1".into(), T0 + 1_800_000))).unwrap();
                 }

@@ -103,7 +103,7 @@ pub fn render(s: &Status, now: Millis) -> String {
                 w.run,
                 w.what,
                 w.who,
-                age(w.deadline - now),
+                crate::human::duration(w.deadline - now),
             ));
         }
         more_lines(&mut out, s.waiting.len());
@@ -119,7 +119,7 @@ pub fn render(s: &Status, now: Millis) -> String {
                     v.id,
                     v.matchers,
                     v.by,
-                    age(v.ends_at - now)
+                    crate::human::duration(v.ends_at - now)
                 )
             })
             .collect();
@@ -361,12 +361,12 @@ mod tests {
             .collect();
         let text = render(&s, T0);
         assert!(
-            text.contains("\nfiring (5000):\n  • ListenerCapacityBreachPredicted (event=launch, room=room-0) for 5m00s, acked by bob\n  • ListenerCapacityBreachPredicted (event=launch, room=main) ×4995 for 4m59s, 2495 acked\n"),
+            text.contains("\nfiring (5000):\n  • ListenerCapacityBreachPredicted (event=launch, room=room-0) for 5m00s, acked by bob\n  • ListenerCapacityBreachPredicted (event=launch, room=main) ×4995 for 5m00s, 2495 acked\n"),
             "{text}"
         );
         assert!(text.contains("room=room-4000) for 4m56s"), "{text}");
         assert!(
-            text.contains("; s9 {a=\"b\"} by alice, 1m00s left; … and 2 more"),
+            text.contains("; s9 {a=\"b\"} by alice, 1m left; … and 2 more"),
             "{text}"
         );
         assert!(text.len() < 3000, "{} chars", text.len());

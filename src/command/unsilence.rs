@@ -32,7 +32,7 @@ impl Execute for Unsilence {
             let r = ctx
                 .ask(|reply| Command::Unsilence {
                     id: id.clone(),
-                    by: actor.label(),
+                    by: actor.who(),
                     reply,
                 })
                 .await;

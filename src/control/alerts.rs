@@ -455,7 +455,7 @@ impl Control {
                 .with(&[runbook])
                 .inc();
         }
-        let left = crate::duration::PromDuration::from_millis(first.breach_in.max(0) as u64);
+        let left = crate::human::duration(first.breach_in);
         let which: Vec<String> = late
             .iter()
             .map(|(rb, l)| format!("*{rb}* takes {}", l.takes_text()))

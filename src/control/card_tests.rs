@@ -341,7 +341,7 @@ steps:
         .iter()
         .find(|e| e.about.step.as_deref() == Some("ok_to_cap"))
         .unwrap();
-    assert_eq!(approval.kind, crate::timeline::Kind::Approval);
+    assert_eq!(approval.kind, crate::timeline::Kind::Approved);
     assert_eq!(
         approval.by,
         crate::timeline::By::Person(Who::new("U1", "alice"))

@@ -14,7 +14,7 @@ impl Silencer for mpsc::Sender<Command> {
             let cmd = Command::Silence {
                 matchers: ask.matchers,
                 duration_ms: ask.duration_ms,
-                by: ask.by,
+                by: SilenceBy::Step(ask.by),
                 comment: ask.comment,
                 key: Some(ask.key),
                 reply,
@@ -29,10 +29,28 @@ impl Silencer for mpsc::Sender<Command> {
     }
 }
 
+/// Who asks for a silence. A person's is on the incident timeline as
+/// theirs; a runbook's `silence` step is there already, as the step.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SilenceBy {
+    Person(Who),
+    /// How the step names itself (`runbook run ID`).
+    Step(String),
+}
+
+impl SilenceBy {
+    /// What the silence records as its maker.
+    pub fn label(&self) -> String {
+        match self {
+            SilenceBy::Person(w) => w.label(),
+            SilenceBy::Step(s) => s.clone(),
+        }
+    }
+}
+
 /// A command from a person, already parsed and authorised. `by` is who
 /// asked: their user id decides, and records show the name beside it
-/// ([`crate::roles::Who::label`]). A silence's `by` is a label because a
-/// runbook step asks for silences too.
+/// ([`crate::roles::Who::label`]).
 #[derive(Debug)]
 pub enum Command {
     Status(oneshot::Sender<Status>),
@@ -69,7 +87,7 @@ pub enum Command {
     Silence {
         matchers: Vec<Matcher>,
         duration_ms: Millis,
-        by: String,
+        by: SilenceBy,
         comment: String,
         key: Option<String>,
         reply: oneshot::Sender<Result<(String, Millis), SilenceRefused>>,
@@ -77,7 +95,7 @@ pub enum Command {
     /// Expires a silence now.
     Unsilence {
         id: String,
-        by: String,
+        by: Who,
         reply: oneshot::Sender<Result<(), UnsilenceError>>,
     },
     /// Acknowledges firing alerts: `target` is an alert's fingerprint (or
@@ -393,18 +411,18 @@ impl Control {
                 let _ = reply.send(());
                 let text = format!("automation paused by {by}: {reason}");
                 // Runbooks that do not start during an incident are part
-                // of its story.
-                if let Some(incident) = self.current_incident() {
-                    self.timeline(
-                        &incident,
-                        now,
-                        tl::Kind::Paused,
-                        By::person(&who),
-                        About::default(),
-                        &text,
-                    )
-                    .await;
-                }
+                // of its story; a pause between incidents is on record
+                // too.
+                let incident = self.action_incident();
+                self.timeline(
+                    &incident,
+                    now,
+                    tl::Kind::Paused,
+                    By::person(&who),
+                    About::default(),
+                    &text,
+                )
+                .await;
                 self.say(None, Kind::Note, text).await;
             }
             Command::Resume { by: who, reply } => {
@@ -415,17 +433,16 @@ impl Control {
                 }
                 let _ = reply.send(());
                 let text = format!("automation resumed by {by}");
-                if let Some(incident) = self.current_incident() {
-                    self.timeline(
-                        &incident,
-                        now,
-                        tl::Kind::Resumed,
-                        By::person(&who),
-                        About::default(),
-                        &text,
-                    )
-                    .await;
-                }
+                let incident = self.action_incident();
+                self.timeline(
+                    &incident,
+                    now,
+                    tl::Kind::Resumed,
+                    By::person(&who),
+                    About::default(),
+                    &text,
+                )
+                .await;
                 self.say(None, Kind::Note, text).await;
             }
             Command::Answer {
@@ -461,13 +478,22 @@ impl Control {
                 let _ = reply.send(r);
             }
             Command::Abort { run, by, reply } => {
-                let by = by.label();
-                let r = self.executor.abort(&run, &by);
-                if r.is_ok() {
-                    self.say(None, Kind::Note, format!("run {run} aborted by {by}"))
-                        .await;
+                let r = self.executor.abort(&run, &by.label());
+                if let Ok(stopped) = &r {
+                    let text =
+                        format!("run {run} of {} aborted by {}", stopped.runbook, by.label());
+                    self.timeline(
+                        &stopped.incident,
+                        now,
+                        tl::Kind::Abort,
+                        By::person(&by),
+                        About::run(&stopped.runbook, &run),
+                        &text,
+                    )
+                    .await;
+                    self.say(None, Kind::Note, text).await;
                 }
-                let _ = reply.send(r);
+                let _ = reply.send(r.map(|_| ()));
             }
             Command::Silence {
                 matchers,

@@ -21,7 +21,8 @@ mod silences;
 
 use audience::AudienceLink;
 pub use command::{
-    AckError, Acked, Command, FiringAlert, SilenceRefused, SilenceView, Status, UnsilenceError,
+    AckError, Acked, Command, FiringAlert, SilenceBy, SilenceRefused, SilenceView, Status,
+    UnsilenceError,
 };
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -49,8 +50,8 @@ use crate::store::Store;
 use crate::timeline::{self as tl, About, By, TimelineEntry};
 use serde_json::Value as Json;
 
-/// The timeline that records what happens while no incident is open
-/// (refused commands), so that none goes unrecorded.
+/// The timeline that records what people do while no incident is open
+/// (refused commands, pauses, silences), so that none goes unrecorded.
 pub const OUTSIDE_INCIDENTS: &str = "outside-incidents";
 
 pub struct Control {
@@ -439,8 +440,15 @@ impl Control {
                 .find(|c| c.run.as_ref().is_some_and(|r| r.id == run))
                 .map(|c| c.incident.clone())
         })
-        .or_else(|| self.current_incident())
-        .unwrap_or_else(|| OUTSIDE_INCIDENTS.to_owned())
+        .unwrap_or_else(|| self.action_incident())
+    }
+
+    /// Where a person's action that concerns no incident in particular
+    /// (a pause) is recorded: the incident it belongs to, else
+    /// [`OUTSIDE_INCIDENTS`], so that every action is on some timeline.
+    fn action_incident(&self) -> String {
+        self.current_incident()
+            .unwrap_or_else(|| OUTSIDE_INCIDENTS.to_owned())
     }
 
     /// The incident a person's action belongs to: the newest one with an

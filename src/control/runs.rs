@@ -121,7 +121,7 @@ impl Control {
             AfterRun::Nothing => {}
             AfterRun::Retry { at, attempt, of } => {
                 counted("scheduled");
-                let wait = crate::duration::PromDuration::from_millis((at - now).max(0) as u64);
+                let wait = crate::human::duration(at - now);
                 let text = format!(
                     "*{}* failed before changing anything, so it counts for neither cooldown nor budget; trying it again in {wait} if *{}* still fires (try {attempt} of {of})",
                     f.runbook, alert.name

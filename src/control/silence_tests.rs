@@ -83,6 +83,14 @@ async fn chat(store: &Store) -> Vec<String> {
         .collect()
 }
 
+/// Hands `c` the command `make` builds around a reply, and waits for the
+/// answer.
+async fn ask<T>(c: &mut Control, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> T {
+    let (reply, answer) = oneshot::channel();
+    c.on_command(make(reply)).await;
+    answer.await.unwrap()
+}
+
 async fn silence(c: &mut Control, m: &str, duration_ms: Millis) -> Result<String, SilenceRefused> {
     silence_keyed(c, m, duration_ms, None)
         .await
@@ -99,7 +107,7 @@ async fn silence_keyed(
     c.on_command(Command::Silence {
         matchers: crate::matchers::parse_matchers(m).unwrap(),
         duration_ms,
-        by: "alice".into(),
+        by: SilenceBy::Person(Who::new("U1", "alice")),
         comment: "moving rooms".into(),
         key: key.map(str::to_owned),
         reply,
@@ -185,7 +193,7 @@ async fn a_silenced_alert_is_recorded_and_nothing_more_even_after_a_restart() {
     let (reply, answer) = oneshot::channel();
     c.on_command(Command::Unsilence {
         id: id.clone(),
-        by: "bob".into(),
+        by: Who::new("U2", "bob"),
         reply,
     })
     .await;
@@ -193,7 +201,7 @@ async fn a_silenced_alert_is_recorded_and_nothing_more_even_after_a_restart() {
     let (reply, answer) = oneshot::channel();
     c.on_command(Command::Unsilence {
         id,
-        by: "bob".into(),
+        by: Who::new("U2", "bob"),
         reply,
     })
     .await;
@@ -218,7 +226,7 @@ async fn a_silenced_alert_is_recorded_and_nothing_more_even_after_a_restart() {
         "the incident card names it: {said:?}"
     );
     assert!(
-        said.iter().any(|t| t.contains("expired by bob")),
+        said.iter().any(|t| t.contains("ended by bob (U2) after")),
         "{said:?}"
     );
     assert_eq!(store.runs().await.unwrap().len(), 1);
@@ -402,5 +410,97 @@ async fn a_keyed_silence_asked_for_again_after_a_restart_is_the_same_silence() {
         said.iter().filter(|t| t.starts_with("silenced")).count(),
         2,
         "{said:?}"
+    );
+}
+
+/// Issue 22, item 11: a silence a person makes, and its end, are on the
+/// timeline of the incident whose alerts it silences, as theirs; a
+/// runbook step's silence is on it as the step, not again here.
+#[tokio::test]
+async fn a_persons_silence_and_its_end_are_on_the_silenced_incidents_timeline() {
+    let (_dir, store) = file_store().await;
+    let clock = Clock::system();
+    let mut c = control(&store, &clock);
+    c.on_alert(event(AlertEventKind::Firing, "Full", clock.now()))
+        .await;
+    let id = silence(&mut c, "alertname=\"Full\"", 300_000)
+        .await
+        .unwrap();
+    ask(&mut c, |reply| Command::Silence {
+        matchers: crate::matchers::parse_matchers("alertname=\"Full\"").unwrap(),
+        duration_ms: 60_000,
+        by: SilenceBy::Step("runbook run on-full-1".into()),
+        comment: String::new(),
+        key: Some("on-full-1:quiet".into()),
+        reply,
+    })
+    .await
+    .unwrap();
+    ask(&mut c, |reply| Command::Unsilence {
+        id: id.clone(),
+        by: Who::new("U2", "bob"),
+        reply,
+    })
+    .await
+    .unwrap();
+    c.executor.drain().await;
+    let people: Vec<(String, String, String)> = store
+        .timeline("launch")
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| matches!(e.kind, tl::Kind::Silence | tl::Kind::Unsilence))
+        .map(|e| (e.kind.to_string(), e.by.id().to_owned(), e.text))
+        .collect();
+    assert_eq!(people.len(), 2, "{people:?}");
+    assert_eq!(
+        (people[0].0.as_str(), people[0].1.as_str()),
+        ("silence", "U1")
+    );
+    assert!(
+        people[0]
+            .2
+            .starts_with("silenced alertname=\"Full\" for 5m by alice (U1)"),
+        "{people:?}"
+    );
+    assert_eq!(
+        (people[1].0.as_str(), people[1].1.as_str()),
+        ("unsilence", "U2")
+    );
+    assert!(
+        people[1].2.starts_with(&format!(
+            "silence {id} (alertname=\"Full\") ended by bob (U2) after "
+        )),
+        "{people:?}"
+    );
+}
+
+/// A pause while no incident is open is on record all the same.
+#[tokio::test]
+async fn a_pause_between_incidents_is_on_the_outside_timeline() {
+    let (_dir, store) = file_store().await;
+    let clock = Clock::system();
+    let mut c = control(&store, &clock);
+    let carol = Who::new("U3", "carol");
+    ask(&mut c, |reply| Command::Pause {
+        by: carol.clone(),
+        reason: "maintenance".into(),
+        reply,
+    })
+    .await;
+    ask(&mut c, |reply| Command::Resume { by: carol, reply }).await;
+    let kinds: Vec<(String, String)> = store
+        .timeline(OUTSIDE_INCIDENTS)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.kind.to_string(), e.by.id().to_owned()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("paused".to_owned(), "U3".to_owned()),
+            ("resumed".to_owned(), "U3".to_owned())
+        ]
     );
 }

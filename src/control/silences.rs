@@ -32,7 +32,7 @@ impl Control {
         &mut self,
         matchers: Vec<Matcher>,
         duration_ms: Millis,
-        by: String,
+        by: SilenceBy,
         comment: String,
         key: Option<String>,
     ) -> Result<(String, Millis), SilenceRefused> {
@@ -54,7 +54,7 @@ impl Control {
             matchers,
             starts_at: now,
             ends_at: now.saturating_add(duration_ms),
-            created_by: by,
+            created_by: by.label(),
             comment,
         };
         s.validate()?;
@@ -63,6 +63,8 @@ impl Control {
             .save_silence(&s)
             .await
             .map_err(SilenceRefused::NotSaved)?;
+        // The length asked for, as asked: not the time left when this
+        // is written.
         let (id, ends_at, note) = (
             s.id.clone(),
             s.ends_at,
@@ -79,6 +81,10 @@ impl Control {
                 }
             ),
         );
+        if let SilenceBy::Person(who) = &by {
+            self.on_silenced_timelines(&s.matchers, now, tl::Kind::Silence, who, &note)
+                .await;
+        }
         self.silences.add(s)?;
         self.say(None, Kind::Note, note).await;
         Ok((id, ends_at))
@@ -87,19 +93,72 @@ impl Control {
     pub(super) async fn expire_silence(
         &mut self,
         id: &str,
-        by: &str,
+        by: &Who,
     ) -> Result<(), UnsilenceError> {
         let now = self.clock.now();
-        let text = {
+        let (text, matchers) = {
             let s = self.silences.expire(id, now)?;
-            format!("silence {id} ({}) expired by {by}", s.matchers_text())
+            (
+                format!(
+                    "silence {id} ({}) ended by {} after {}",
+                    s.matchers_text(),
+                    by.label(),
+                    crate::human::duration(now - s.starts_at)
+                ),
+                s.matchers.clone(),
+            )
         };
         if let Err(e) = self.store.expire_silence(id, now).await {
             // In force until restart only; say so rather than pretend.
             tracing::error!(error = %e, silence = id, "cannot save silence expiry");
             return Err(UnsilenceError::NotSaved(e));
         }
+        self.on_silenced_timelines(&matchers, now, tl::Kind::Unsilence, by, &text)
+            .await;
         self.say(None, Kind::Note, text).await;
         Ok(())
+    }
+
+    /// Records what a person did to a silence on the timelines of the
+    /// incidents it concerns: those of the firing alerts it matches, else
+    /// the one people are acting in, else [`OUTSIDE_INCIDENTS`].
+    async fn on_silenced_timelines(
+        &self,
+        matchers: &[Matcher],
+        at: Millis,
+        kind: tl::Kind,
+        who: &Who,
+        text: &str,
+    ) {
+        for incident in self.silenced_incidents(matchers) {
+            self.timeline(
+                &incident,
+                at,
+                kind.clone(),
+                By::person(who),
+                About::default(),
+                text,
+            )
+            .await;
+        }
+    }
+
+    fn silenced_incidents(&self, matchers: &[Matcher]) -> Vec<String> {
+        let mut hit: Vec<String> = self
+            .firing
+            .values()
+            .filter(|f| {
+                matchers
+                    .iter()
+                    .all(|m| m.matches_value(f.labels.get(&m.name).map_or("", String::as_str)))
+            })
+            .map(|f| f.incident.clone())
+            .collect();
+        hit.sort();
+        hit.dedup();
+        if hit.is_empty() {
+            hit.push(self.action_incident());
+        }
+        hit
     }
 }

@@ -3,14 +3,19 @@
 //! The simulator and the daemon run in one process on one scaled clock
 //! (60x by default), on embedded defaults: no config file and no network
 //! beyond loopback. The daemon is the same code `firebreak run` runs; only
-//! its clock, its chat (the terminal) and its store (a temporary file)
-//! differ. At the end the demo reads the incident timeline back from the
-//! store and compares the outcome with 2023's.
+//! its clock, its chat (the terminal) and its store (a file it names at
+//! the end, so `firebreak timeline` can read it again) differ. Through
+//! the quiet stretches it says where the replay stands. At the end the
+//! demo reads the incident timeline back from the store and compares the
+//! outcome with 2023's.
 
 pub mod play;
+pub mod progress;
 
 use std::io::Write;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use chrono::{FixedOffset, TimeZone};
@@ -26,14 +31,27 @@ use crate::sim::{Scenario, Sim, SimOptions, StateSnapshot};
 use crate::store::Store;
 use crate::timeline::{Kind, TimelineEntry};
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct DemoOptions {
     pub speed: f64,
     pub seed: u64,
     /// Read chat commands from stdin while the replay runs (see
     /// [`crate::command::console_input`]).
     pub console_input: bool,
+    /// The SQLite file the replay's store is kept in, for `firebreak
+    /// timeline --store` afterwards: new, or empty (one that holds
+    /// anything is refused, so no other timeline mixes in). `None`: a
+    /// temporary file, gone at the end (rehearsals).
+    pub store: Option<PathBuf>,
+    /// After this long (real time) with nothing printed, a line says where
+    /// the replay stands ([`progress::line`]); `None`: never.
+    pub quiet_after: Option<Duration>,
 }
+
+/// How long the demo stays silent before saying where it stands: long
+/// enough not to interrupt the chat, short enough that nobody wonders
+/// whether it hung.
+pub const QUIET_AFTER: Duration = Duration::from_secs(8);
 
 /// What the replay measured.
 #[derive(Clone, Debug)]
@@ -43,10 +61,19 @@ pub struct DemoReport {
     pub sim: StateSnapshot,
     /// First alert firing, after the scheduled start.
     pub time_to_detect_ms: Option<Millis>,
-    /// The event moved to the secondary room, after the scheduled start.
+    /// The review's `mitigated` (the end of the first runbook run after
+    /// detection to succeed; the earliest of the incidents'), after the
+    /// scheduled start, and that runbook: the same moment the review
+    /// prints, from the start the outcome table counts from.
     pub time_to_mitigate_ms: Option<Millis>,
+    pub mitigated_by: Option<String>,
+    /// The event moved to a room on another account, after the scheduled
+    /// start: 2023's fix.
+    pub time_to_move_ms: Option<Millis>,
     /// The host's feedback muted, after the scheduled start.
     pub time_to_mute_ms: Option<Millis>,
+    /// Where the store was kept, when it was.
+    pub store: Option<PathBuf>,
 }
 
 impl DemoReport {
@@ -90,23 +117,85 @@ fn thousands(n: u64) -> String {
     out
 }
 
-/// A writer shared between the console chat and the demo's own output.
+/// A writer shared between the console chat and the demo's own output,
+/// which knows when it was last written to.
 #[derive(Clone)]
-struct Shared(Arc<Mutex<Box<dyn Write + Send>>>);
+struct Shared(Arc<Mutex<(Box<dyn Write + Send>, Instant)>>);
+
+impl Shared {
+    fn new(out: Box<dyn Write + Send>) -> Shared {
+        Shared(Arc::new(Mutex::new((out, Instant::now()))))
+    }
+
+    fn lock(&self) -> std::io::Result<std::sync::MutexGuard<'_, (Box<dyn Write + Send>, Instant)>> {
+        self.0.lock().map_err(|_| std::io::Error::other("poisoned"))
+    }
+
+    /// How long nothing has been printed.
+    fn quiet_for(&self) -> Duration {
+        self.lock().map_or(Duration::ZERO, |g| g.1.elapsed())
+    }
+}
 
 impl Write for Shared {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .map_err(|_| std::io::Error::other("poisoned"))?
-            .write(buf)
+        let mut g = self.lock()?;
+        g.1 = Instant::now();
+        g.0.write(buf)
     }
     fn flush(&mut self) -> std::io::Result<()> {
-        self.0
-            .lock()
-            .map_err(|_| std::io::Error::other("poisoned"))?
-            .flush()
+        self.lock()?.0.flush()
     }
+}
+
+/// Where the replay's store lives: a file kept for `firebreak timeline`,
+/// or a temporary one.
+struct StoreAt {
+    url: String,
+    kept: Option<PathBuf>,
+    _temp: Option<tempfile::TempDir>,
+}
+
+impl StoreAt {
+    fn new(keep: Option<&std::path::Path>) -> anyhow::Result<StoreAt> {
+        let Some(path) = keep else {
+            let dir =
+                tempfile::tempdir().context("creating a temporary directory for the store")?;
+            return Ok(StoreAt {
+                url: format!(
+                    "sqlite://{}",
+                    dir.path().join("firebreak-demo.db").display()
+                ),
+                kept: None,
+                _temp: Some(dir),
+            });
+        };
+        // Only the replay's own timeline: a store with anything in it
+        // would mix another night into the figures, and is someone's.
+        if std::fs::metadata(path).is_ok_and(|m| m.len() > 0) {
+            anyhow::bail!(
+                "{} already exists; the demo keeps its store in a new file (remove it, or give another --store)",
+                path.display()
+            );
+        }
+        Ok(StoreAt {
+            url: format!("sqlite://{}", path.display()),
+            kept: Some(path.to_owned()),
+            _temp: None,
+        })
+    }
+}
+
+/// A new file for the demo's store in the system's temporary directory,
+/// named so that no other demo takes it: `firebreak-demo-XXXXXX.db`.
+pub fn new_store_file() -> anyhow::Result<PathBuf> {
+    let f = tempfile::Builder::new()
+        .prefix("firebreak-demo-")
+        .suffix(".db")
+        .tempfile()
+        .context("creating a file for the demo's store")?;
+    let (_, path) = f.keep().context("keeping the file for the demo's store")?;
+    Ok(path)
 }
 
 /// Replays the embedded scenario, 2023-05-24.
@@ -126,7 +215,11 @@ pub async fn run_scenario(
     out: Box<dyn Write + Send>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<DemoReport> {
-    let mut out = Shared(Arc::new(Mutex::new(out)));
+    // Before anything starts: a store that is not the demo's to take
+    // ends it here.
+    let store_at = StoreAt::new(opts.store.as_deref())?;
+    let store_url = store_at.url.clone();
+    let mut out = Shared::new(out);
     let clock = Clock::scaled(scenario.start, opts.speed);
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -143,11 +236,6 @@ pub async fn run_scenario(
     let sim_stop = CancellationToken::new();
     let sim_task = tokio::spawn(sim.clone().serve(listener, sim_stop.clone()));
 
-    let dir = tempfile::tempdir().context("creating a temporary directory for the store")?;
-    let store_url = format!(
-        "sqlite://{}",
-        dir.path().join("firebreak-demo.db").display()
-    );
     let store = Store::open(&store_url).await?;
 
     let loaded = crate::load::load_embedded(replay_config(&addr.to_string(), store_url))
@@ -178,7 +266,15 @@ pub async fn run_scenario(
             "  type chat commands here as the console commander: `help` lists them, e.g. `status`, `pause`, `timeline`."
         )?;
     }
+    if let Some(p) = &store_at.kept {
+        writeln!(
+            out,
+            "  the store (kept for `firebreak timeline`): {}",
+            p.display()
+        )?;
+    }
     let channel = loaded.config.chat.channel.clone();
+    let ahead = progress::milestones(&loaded.checklists, scenario.scheduled_start, scenario.end);
     writeln!(out, "\n--- chat: {channel} ---")?;
 
     let chat = Arc::new(Console::new(Box::new(out.clone()), eastern(), "ET"));
@@ -206,11 +302,27 @@ pub async fn run_scenario(
             daemon_stop.clone(),
         ))
     });
+    let progress = opts.quiet_after.map(|every| {
+        tokio::spawn(say_where_it_stands(
+            out.clone(),
+            every,
+            clock.clone(),
+            sim.clone(),
+            daemon.ctx.clone(),
+            ahead,
+            daemon_stop.clone(),
+        ))
+    });
     tokio::select! {
         _ = clock.sleep_until(scenario.end) => {}
         _ = shutdown.cancelled() => {}
     }
     daemon_stop.cancel();
+    if let Some(p) = progress
+        && let Err(e) = p.await
+    {
+        tracing::error!(error = %e, "progress task failed");
+    }
     if let Some(input) = input
         && let Err(e) = input.await
     {
@@ -242,33 +354,90 @@ pub async fn run_scenario(
             .map(|e| e.at)
             .min()
     };
+    let mitigated = incidents.iter().filter_map(|r| r.mitigated.clone()).min();
     let report = DemoReport {
         time_to_detect_ms: first(&|e| e.kind == Kind::AlertFiring && e.at >= start)
             .map(|t| t - start),
-        time_to_mitigate_ms: snapshot.event.moves.first().map(|m| m.at - start),
+        time_to_mitigate_ms: mitigated.as_ref().map(|m| m.0 - start),
+        mitigated_by: mitigated.map(|m| m.1),
+        time_to_move_ms: snapshot.event.moves.first().map(|m| m.at - start),
         time_to_mute_ms: first(&|e| {
             e.kind == Kind::Step && e.about.step.as_deref() == Some("mute")
         })
         .map(|t| t - start),
         incidents,
         sim: snapshot,
+        store: store_at.kept.clone(),
     };
     print_summary(&mut out, &report)?;
     Ok(report)
 }
 
+/// Prints where the replay stands whenever nothing has been printed for
+/// `every`, until `stop`.
+async fn say_where_it_stands(
+    mut out: Shared,
+    every: Duration,
+    clock: Clock,
+    sim: Sim,
+    ctx: Arc<crate::command::Ctx>,
+    ahead: Vec<progress::Milestone>,
+    stop: CancellationToken,
+) {
+    let tick = every.min(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(tick) => {}
+        }
+        if out.quiet_for() < every {
+            continue;
+        }
+        let Ok(status) = ctx.status().await else {
+            return;
+        };
+        let standing = progress::Standing {
+            now: clock.now(),
+            listening: sim.snapshot().event.listeners,
+            firing: status.firing.len(),
+            running: status.running.len(),
+            waiting: status.waiting.len(),
+        };
+        let line = progress::line(&standing, &ahead, &|at| format!("{} ET", hms(at)));
+        if writeln!(out, "{line}").and_then(|()| out.flush()).is_err() {
+            return;
+        }
+    }
+}
+
+/// The command that prints `incident`'s review again from the kept store.
+pub fn timeline_command(incident: &str, store: &std::path::Path) -> String {
+    format!("firebreak timeline {incident} --store {}", store.display())
+}
+
 fn print_summary(out: &mut impl Write, r: &DemoReport) -> std::io::Result<()> {
     for review in &r.incidents {
-        writeln!(
-            out,
-            "\n--- timeline: `firebreak timeline {}` ---",
-            review.incident
-        )?;
+        match &r.store {
+            Some(p) => writeln!(
+                out,
+                "\n--- timeline: `{}` (it prints times in UTC) ---",
+                timeline_command(&review.incident, p)
+            )?,
+            None => writeln!(out, "\n--- timeline of {} ---", review.incident)?,
+        }
         write!(out, "{}", review.text(&|at| format!("{} ET", hms(at))))?;
     }
     let e = &r.sim.event;
     let reference = &r.sim.reference;
-    let or_none = |v: Option<Millis>| v.map_or_else(|| "never".to_owned(), minutes);
+    let start = r.sim.scheduled_start;
+    // Each figure with the clock time it ends at, so it can be found in
+    // the review above.
+    let or_none = |v: Option<Millis>| {
+        v.map_or_else(
+            || "never".to_owned(),
+            |ms| format!("{} ({} ET)", minutes(ms), hms(start + ms)),
+        )
+    };
     let ref_kept = if reference.listeners_before > 0 {
         reference.listeners_after as f64 / reference.listeners_before as f64
     } else {
@@ -290,6 +459,14 @@ fn print_summary(out: &mut impl Write, r: &DemoReport) -> std::io::Result<()> {
     row(
         "time to mitigate",
         &or_none(r.time_to_mitigate_ms),
+        &format!(
+            "about {} minutes (the move, the only fix)",
+            reference.mitigation_minutes
+        ),
+    )?;
+    row(
+        "event moved",
+        &or_none(r.time_to_move_ms),
         &format!("about {} minutes", reference.mitigation_minutes),
     )?;
     row(
@@ -329,6 +506,25 @@ fn print_summary(out: &mut impl Write, r: &DemoReport) -> std::io::Result<()> {
         thousands(e.lost.crash),
         thousands(e.lost.moved)
     )?;
+    if let Some(rb) = &r.mitigated_by {
+        writeln!(
+            out,
+            "time to mitigate is the review's `mitigated`: the first runbook run after detection to succeed ({rb}) ended then; the review counts it from when the alert's condition began, this table from the scheduled start."
+        )?;
+    }
+    if let Some(p) = &r.store {
+        writeln!(
+            out,
+            "\nThe store is kept in {}: `{}` prints the review again (`--markdown` for the report).",
+            p.display(),
+            timeline_command(
+                r.incidents
+                    .first()
+                    .map_or("INCIDENT", |i| i.incident.as_str()),
+                p
+            )
+        )?;
+    }
     out.flush()
 }
 

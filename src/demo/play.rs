@@ -48,6 +48,8 @@ pub async fn play(
             speed: opts.speed,
             seed: opts.seed,
             console_input: false,
+            store: None,
+            quiet_after: None,
         },
         Box::new(std::io::sink()),
         shutdown,

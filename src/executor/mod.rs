@@ -149,6 +149,14 @@ pub struct Executor {
 struct Live {
     cancel: CancellationToken,
     aborted_by: Option<String>,
+    stopping: Stopping,
+}
+
+/// The run an abort stops, for the record of who stopped it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Stopping {
+    pub runbook: String,
+    pub incident: String,
 }
 
 struct Inner {
@@ -218,6 +226,10 @@ impl Executor {
             Live {
                 cancel: cancel.clone(),
                 aborted_by: None,
+                stopping: Stopping {
+                    runbook: req.runbook.name.clone(),
+                    incident: req.incident.clone(),
+                },
             },
         );
         self.inner.tracker.spawn(async move {
@@ -347,14 +359,14 @@ impl Executor {
 
     /// Stops a run at once: its current step is cancelled and nothing
     /// after it runs (no rollback: the person who aborts decides).
-    pub fn abort(&self, run: &str, by: &str) -> Result<(), AbortError> {
+    pub fn abort(&self, run: &str, by: &str) -> Result<Stopping, AbortError> {
         let mut live = self.inner.live();
         let l = live
             .get_mut(run)
             .ok_or_else(|| AbortError::NotRunning(run.to_owned()))?;
         l.aborted_by = Some(by.to_owned());
         l.cancel.cancel();
-        Ok(())
+        Ok(l.stopping.clone())
     }
 
     /// Waits for every run to end (they stop at their next step after
@@ -391,6 +403,16 @@ impl actions::Asks for Run<'_> {
                 None => self.set_state(Going::Running).await,
             }
         })
+    }
+}
+
+/// The timeline kind of a gate's answer: nobody answering is a time-out
+/// even where the gate then lets the run go on.
+fn answer_kind(state: StepState, by: &By) -> tl::Kind {
+    match (state, by) {
+        (StepState::Denied, _) => tl::Kind::Denied,
+        (StepState::Approved, By::Person(_)) => tl::Kind::Approved,
+        _ => tl::Kind::ApprovalTimedOut,
     }
 }
 
@@ -454,8 +476,8 @@ impl Run<'_> {
         }
     }
 
-    /// A step's end on the timeline; a person's answer is an approval,
-    /// theirs (or the bot's, when the deadline answered).
+    /// A step's end on the timeline; a person's answer is theirs (or the
+    /// bot's, when the deadline answered), recorded as what it was.
     async fn step_timeline(
         &self,
         kind: tl::Kind,
@@ -467,7 +489,7 @@ impl Run<'_> {
             None => self.timeline(kind, None, Some(sid), text).await,
             Some(a) => {
                 let by = a.by.clone().map_or(By::Bot, By::Person);
-                self.timeline(tl::Kind::Approval, Some(&by), Some(sid), text)
+                self.timeline(answer_kind(a.state, &by), Some(&by), Some(sid), text)
                     .await;
             }
         }
@@ -580,6 +602,7 @@ impl Run<'_> {
         let id = format!("approval:{what}");
         self.seq += 1;
         let clock = &self.inner.env.clock;
+        let resumed = self.prior.contains_key(&id);
         let started = match self.prior.get(&id) {
             Some(p) if p.state == StepState::Approved => return StepResult::Done(Json::Null),
             Some(p) if matches!(p.state, StepState::Denied | StepState::TimedOut) => {
@@ -614,6 +637,13 @@ impl Run<'_> {
         // the card or the message shows the gate finds it.
         let gate = self.inner.gates.open(run_id, what, approval, deadline);
         self.set_state_at(Going::AwaitingApproval, Some(what)).await;
+        // A gate opened now has all of its timeout, as written; one
+        // picked up after a restart has what is left of it.
+        let left = if resumed {
+            crate::human::duration(deadline - clock.now())
+        } else {
+            approval.timeout.to_string()
+        };
         let then = match approval.on_timeout {
             OnTimeout::Abort => "the run stops",
             OnTimeout::Proceed => "the run goes on",
@@ -624,7 +654,7 @@ impl Run<'_> {
                 "run {run_id} of *{}* waits for approval of `{what}` by {}. Answer with `approve {run_id}` or `deny {run_id}`; without an answer within {}, {then}.",
                 self.req.runbook.name,
                 approval.who(),
-                crate::duration::PromDuration::from_millis((deadline - clock.now()).max(0) as u64),
+                left,
             ),
         )
         .await;
@@ -666,9 +696,14 @@ impl Run<'_> {
             _ => (None, Some(note.as_str())),
         };
         self.record_end(&id, state, 1, out, err).await;
-        self.say(Kind::Step, note.clone()).await;
+        // A gate that stops the run is no tick in chat.
+        let shown = match result {
+            StepResult::Done(_) => Kind::Step,
+            _ => Kind::StepFailed,
+        };
+        self.say(shown, note.clone()).await;
         let by = answered.unwrap_or(By::Bot);
-        self.timeline(tl::Kind::Approval, Some(&by), Some(&id), &note)
+        self.timeline(answer_kind(state, &by), Some(&by), Some(&id), &note)
             .await;
         result
     }
@@ -1484,5 +1519,26 @@ pub fn human_ms(ms: i64) -> String {
         format!("{:.1}s", ms as f64 / 1000.0)
     } else {
         format!("{}m{:02}s", ms / 60_000, (ms % 60_000) / 1000)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_gates_answer_is_recorded_as_what_it_was() {
+        let ana = By::Person(crate::roles::Who::new("U1", "ana"));
+        assert_eq!(answer_kind(StepState::Approved, &ana), tl::Kind::Approved);
+        assert_eq!(answer_kind(StepState::Denied, &ana), tl::Kind::Denied);
+        assert_eq!(
+            answer_kind(StepState::TimedOut, &By::Bot),
+            tl::Kind::ApprovalTimedOut
+        );
+        // `on_timeout: proceed` lets the run go on, but nobody approved.
+        assert_eq!(
+            answer_kind(StepState::Approved, &By::Bot),
+            tl::Kind::ApprovalTimedOut
+        );
     }
 }

@@ -16,6 +16,7 @@ use firebreak::control::{Control, Status};
 use firebreak::dispatch::Dispatcher;
 use firebreak::executor::Executor;
 use firebreak::executor::actions::ActionEnv;
+use firebreak::incident::Review;
 use firebreak::labels::Labels;
 use firebreak::roles::Role;
 use firebreak::rules::{Alert, AlertEvent, AlertEventKind, AlertState};
@@ -425,4 +426,78 @@ async fn commands_drive_the_control_loop_and_leave_a_record() {
         ))),
         "{said:#?}"
     );
+
+    // Issue 22, item 11: every action taken in chat is on a timeline as
+    // the person's (by user id), and the review lists it: the pause came
+    // before any incident, so it is on `outside-incidents`.
+    let people = |incident: &str| {
+        let store = bot.store.clone();
+        let incident = incident.to_owned();
+        async move {
+            let review = Review::new(&incident, store.timeline(&incident).await.unwrap());
+            let did: Vec<(String, String)> = review
+                .by_people()
+                .map(|e| (e.kind.to_string(), e.by.id().to_owned()))
+                .collect();
+            (review, did)
+        }
+    };
+    let (_, outside) = people("outside-incidents").await;
+    assert!(
+        outside.contains(&("paused".into(), "U-carol".into())),
+        "{outside:?}"
+    );
+    let (review, did) = people("launch").await;
+    for (kind, id) in [
+        ("resumed", "U-carol"),
+        ("ack", "U-alice"),
+        ("silence", "U-alice"),
+        ("unsilence", "U-alice"),
+        ("run_started", "U-alice"),
+        ("abort", "U-alice"),
+        ("approved", "U-carol"),
+        ("denied", "U-alice"),
+        ("command_refused", "U-alice"),
+    ] {
+        assert!(
+            did.contains(&(kind.to_owned(), id.to_owned())),
+            "no {kind} by {id} in {did:?}"
+        );
+    }
+    let md = review.markdown(&|t| t.to_string());
+    for want in [
+        "| carol (U-carol) | approved | `run` approved by carol (U-carol) |",
+        "| alice (U-alice) | denied | `run` denied by alice (U-alice) |",
+        &format!("| alice (U-alice) | abort | run {hold} of hold aborted by alice (U-alice) |"),
+    ] {
+        assert!(md.contains(want), "missing {want:?} in:\n{md}");
+    }
+    let chat: Vec<serde_json::Value> = bot
+        .store
+        .pending_outbox(500)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| serde_json::from_str(&r.payload_json).unwrap())
+        .collect();
+    let text = |m: &serde_json::Value| m["text"].as_str().unwrap_or_default().to_owned();
+    // The gate's time is said as the runbook wrote it.
+    let asked: Vec<String> = chat
+        .iter()
+        .map(text)
+        .filter(|t| t.contains("waits for approval"))
+        .collect();
+    assert!(!asked.is_empty());
+    for t in &asked {
+        assert!(
+            t.ends_with("without an answer within 10m, the run stops."),
+            "{t}"
+        );
+    }
+    // A denial stops the run: it is said as a failure, not with a tick.
+    let denial = chat
+        .iter()
+        .find(|m| text(m).contains("denied by alice"))
+        .unwrap();
+    assert_eq!(denial["kind"], "step_failed", "{denial}");
 }

@@ -10,13 +10,19 @@ use tokio_util::sync::CancellationToken;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_replay_moves_the_event_before_saturation_and_keeps_the_audience() {
+    let dir = tempfile::tempdir().unwrap();
+    let kept = dir.path().join("demo.db");
     let buf = Buf::default();
+    let opts = DemoOptions {
+        speed: 120.0,
+        seed: 42,
+        console_input: false,
+        store: Some(kept.clone()),
+        // At 120x the hour before the start is half a minute of quiet.
+        quiet_after: Some(std::time::Duration::from_secs(4)),
+    };
     let report = run(
-        DemoOptions {
-            speed: 120.0,
-            seed: 42,
-            console_input: false,
-        },
+        opts.clone(),
         Box::new(buf.clone()),
         CancellationToken::new(),
     )
@@ -31,6 +37,7 @@ async fn the_replay_moves_the_event_before_saturation_and_keeps_the_audience() {
         "mitigated after {mitigate}ms\n{out}"
     );
     assert!(report.time_to_detect_ms.expect(&out) <= mitigate);
+    assert!(report.time_to_move_ms.expect(&out) < 10 * 60_000, "{out}");
     assert!(report.time_to_mute_ms.expect(&out) < 5 * 60_000, "{out}");
     // The event lives in the secondary account's room and kept its audience.
     let ev = &report.sim.event;
@@ -91,17 +98,93 @@ async fn the_replay_moves_the_event_before_saturation_and_keeps_the_audience() {
     );
 
     // What people saw.
+    let look_up = format!("firebreak timeline launch --store {}", kept.display());
     for needle in [
         "• ListenerCapacityBreachPredicted [critical]",
         "runbook *move-to-secondary-room* started",
         "`move_event` (http) POST sim/api/v1/events/launch/move → 200",
         "`recovered` (wait) `sum(live_room_listeners{room=\"cohost-1\"}) >=",
         "runbook *mute-feedback-speaker* started",
-        "--- timeline: `firebreak timeline launch` ---",
+        &format!("--- timeline: `{look_up}` (it prints times in UTC) ---"),
         "listeners kept",
     ] {
         assert!(out.contains(needle), "missing {needle:?} in:\n{out}");
     }
+
+    // Issue 22, item 10. The outcome's time to mitigate is the review's
+    // `mitigated`: the same moment, printed in both.
+    let (at, rb) = review.mitigated.clone().expect(&out);
+    assert_eq!(
+        report.time_to_mitigate_ms,
+        Some(at - report.sim.scheduled_start)
+    );
+    assert_eq!(report.mitigated_by.as_deref(), Some(rb.as_str()));
+    let clock = |line: &str| line.split('(').nth(1).map(|t| t[..8].to_owned());
+    let line_of = |start: &str| {
+        out.lines()
+            .find(|l| l.starts_with(start))
+            .unwrap_or_else(|| panic!("no {start:?} line in:\n{out}"))
+    };
+    let review_at = line_of("  mitigated   ")["  mitigated   ".len()..][..8].to_owned();
+    assert_eq!(clock(line_of("time to mitigate")), Some(review_at), "{out}");
+
+    // Nothing of a run is said after the run's end: a card that names a
+    // run's last step (RECOVERED, RESOLVED) comes after that step's line.
+    let chat = &out[..out.find("--- timeline").unwrap()];
+    let mut cards = 0;
+    for (at, _) in chat.match_indices(", last step `") {
+        let rest = &chat[at + ", last step `".len()..];
+        let step = &rest[..rest.find('`').unwrap()];
+        let said = [format!("└ ✓ `{step}`"), format!("└ ✗ `{step}`")];
+        assert!(
+            said.iter().any(|l| chat[..at].contains(l.as_str())),
+            "a card names `{step}` before its line:\n{chat}"
+        );
+        cards += 1;
+    }
+    assert!(cards > 0, "{chat}");
+
+    // The quiet hour before the start says where the replay stands.
+    let first_no_go = chat.find("*NO-GO*").unwrap();
+    let second_check = chat.find("started by schedule T-10m").unwrap();
+    let quiet = &chat[first_no_go..second_check];
+    assert!(
+        quiet.contains(" ET  · replaying: 0 listening; nothing firing, no run going; next: checklist launch-readiness (T-10m) at 17:50:00 ET"),
+        "no word during the quiet hour:\n{quiet}"
+    );
+
+    // The timeline printed can be looked up afterwards, from the store the
+    // demo named.
+    assert_eq!(report.store.as_deref(), Some(kept.as_path()));
+    let again = std::process::Command::new(env!("CARGO_BIN_EXE_firebreak"))
+        .args(["timeline", "launch", "--store"])
+        .arg(&kept)
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&again.stdout);
+    assert!(again.status.success(), "{again:?}");
+    assert!(
+        printed.starts_with(&format!(
+            "incident launch ({} timeline entries)",
+            review.entries.len()
+        )),
+        "{printed}"
+    );
+    let missing = std::process::Command::new(env!("CARGO_BIN_EXE_firebreak"))
+        .args(["timeline", "--store"])
+        .arg(dir.path().join("nope.db"))
+        .output()
+        .unwrap();
+    assert!(!missing.status.success());
+    assert!(
+        String::from_utf8_lossy(&missing.stderr).contains("the file does not exist"),
+        "{missing:?}"
+    );
+    // A file that holds a store already is not the demo's to take.
+    let refused = run(opts, Box::new(std::io::sink()), CancellationToken::new())
+        .await
+        .unwrap_err();
+    assert!(refused.to_string().contains("already exists"), "{refused}");
 }
 
 /// `r` read again from its entries with every message reworded (reversed,

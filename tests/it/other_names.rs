@@ -33,6 +33,8 @@ async fn the_move_goes_to_the_secondary_account_the_event_names() {
             speed: 120.0,
             seed: 42,
             console_input: false,
+            store: None,
+            quiet_after: None,
         },
         Box::new(buf.clone()),
         CancellationToken::new(),

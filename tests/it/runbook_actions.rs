@@ -205,7 +205,7 @@ async fn wait_until_holds_then_a_failed_expectation_stops_the_run() {
     bot.commands
         .send(Command::Unsilence {
             id: quiet["id"].as_str().unwrap().to_owned(),
-            by: "test".into(),
+            by: firebreak::roles::Who::new("UTEST", "test"),
             reply,
         })
         .await
