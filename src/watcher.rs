@@ -20,9 +20,7 @@ use crate::promql::LOOKBACK_MS;
 use crate::promql::Value;
 use crate::promql::lookback::max_lookback;
 use crate::rules::EvalOutcome;
-use crate::rules::{
-    AlertEvent, PendingAlert, REMOTE_TEMPLATE_QUERY, Rule, RuleEngine, RuleGroup,
-};
+use crate::rules::{AlertEvent, PendingAlert, REMOTE_TEMPLATE_QUERY, Rule, RuleEngine, RuleGroup};
 use crate::sight::{Board, Change, Sense, Sight};
 use crate::source::ScrapeBatch;
 use crate::source::exposition::parse_series;
