@@ -1,6 +1,8 @@
 //! `firebreak test rules` against `promtool test rules` (Prometheus 2.42):
-//! every `*.test.yml` under `alerts/` and `tests/ruletests/` must pass or
-//! fail in both, and files named `*_fails*` must fail in both.
+//! every `*.test.yml` under `alerts/`, `tests/ruletests/` and
+//! `deploy/monitoring/` must pass or fail in both, and files named
+//! `*_fails*` must fail in both. The alerts on firebreak itself must also
+//! pass `promtool check rules` and name only metrics the bot exports.
 //!
 //! Skips with a message when promtool is missing, except under CI (`CI`
 //! set), where a missing promtool is a failure: the point of the job is
@@ -12,7 +14,7 @@ use std::process::Command;
 fn test_files() -> Vec<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut out = Vec::new();
-    for dir in ["alerts", "tests/ruletests"] {
+    for dir in ["alerts", "tests/ruletests", "deploy/monitoring"] {
         for e in std::fs::read_dir(root.join(dir)).unwrap() {
             let p = e.unwrap().path();
             if p.to_string_lossy().ends_with(".test.yml") {
@@ -69,4 +71,46 @@ fn firebreak_and_promtool_agree_on_every_rule_test_file() {
         }
     }
     assert!(disagreements.is_empty(), "{}", disagreements.join("\n\n"));
+}
+
+/// The alerts shipped for watching firebreak itself
+/// (`deploy/monitoring/firebreak-alerts.yml`) are valid for Prometheus and
+/// read only metrics firebreak exports, so renaming one breaks this test,
+/// not someone's pager.
+#[test]
+fn the_alerts_on_firebreak_itself_check_and_name_real_metrics() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let file = root.join("deploy/monitoring/firebreak-alerts.yml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    firebreak::rules::parse_rule_file("firebreak-alerts.yml", &text).unwrap();
+    let exported = firebreak::metrics::get().render();
+    let mut named: Vec<&str> = text
+        .match_indices("firebreak_")
+        .map(|(i, _)| {
+            let rest = &text[i..];
+            let end = rest
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(rest.len());
+            &rest[..end]
+        })
+        .collect();
+    named.sort_unstable();
+    named.dedup();
+    assert!(named.len() >= 5, "{named:?}");
+    for m in named {
+        assert!(
+            exported.contains(&format!("# TYPE {m} ")),
+            "{m} is not a metric firebreak exports"
+        );
+    }
+    if Command::new("promtool").arg("--version").output().is_err() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "promtool is not installed, and CI is set"
+        );
+        eprintln!("skipping promtool check rules: promtool is not on PATH");
+        return;
+    }
+    let (code, out) = run(Command::new("promtool").args(["check", "rules"]).arg(&file));
+    assert_eq!(code, 0, "{out}");
 }
