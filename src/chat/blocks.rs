@@ -282,7 +282,9 @@ fn buttons(c: &Card) -> Vec<Json> {
     out
 }
 
-fn utc(ms: i64) -> String {
+/// An instant as chat reads it, in UTC (Slack's `<!date>` shows each
+/// person their own zone; this is the fallback text).
+pub fn utc(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .map(|t| t.format("%H:%M:%S UTC").to_string())
         .unwrap_or_else(|| ms.to_string())

@@ -501,10 +501,7 @@ impl Deliverer<'_> {
         };
         let text = format!(
             "✅ chat is back: the platform refused my messages from {} for {}; the messages that waited go out in the order they were written.",
-            chrono::DateTime::from_timestamp_millis(since).map_or_else(
-                || since.to_string(),
-                |t| t.format("%H:%M:%S UTC").to_string()
-            ),
+            super::blocks::utc(since),
             crate::sight::for_people(now - since)
         );
         let note = ChatMessage {

@@ -231,6 +231,23 @@ pub struct Status {
 const ACK_LISTED: usize = 10;
 
 impl Control {
+    /// A pause or resume: on the timeline as the person's and said in the
+    /// channel. Runbooks that do not start during an incident are part of
+    /// its story; a switch between incidents is on record too.
+    async fn automation_switched(&self, kind: tl::Kind, who: &Who, now: Millis, text: String) {
+        let incident = self.action_incident();
+        self.timeline(
+            &incident,
+            now,
+            kind,
+            By::person(who),
+            About::default(),
+            &text,
+        )
+        .await;
+        self.say(None, Kind::Note, text).await;
+    }
+
     pub(super) fn status(&self) -> Status {
         let now = self.clock.now();
         let mut running: Vec<(String, String, String)> = self
@@ -410,20 +427,8 @@ impl Control {
                 }
                 let _ = reply.send(());
                 let text = format!("automation paused by {by}: {reason}");
-                // Runbooks that do not start during an incident are part
-                // of its story; a pause between incidents is on record
-                // too.
-                let incident = self.action_incident();
-                self.timeline(
-                    &incident,
-                    now,
-                    tl::Kind::Paused,
-                    By::person(&who),
-                    About::default(),
-                    &text,
-                )
-                .await;
-                self.say(None, Kind::Note, text).await;
+                self.automation_switched(tl::Kind::Paused, &who, now, text)
+                    .await;
             }
             Command::Resume { by: who, reply } => {
                 let by = who.label();
@@ -433,17 +438,8 @@ impl Control {
                 }
                 let _ = reply.send(());
                 let text = format!("automation resumed by {by}");
-                let incident = self.action_incident();
-                self.timeline(
-                    &incident,
-                    now,
-                    tl::Kind::Resumed,
-                    By::person(&who),
-                    About::default(),
-                    &text,
-                )
-                .await;
-                self.say(None, Kind::Note, text).await;
+                self.automation_switched(tl::Kind::Resumed, &who, now, text)
+                    .await;
             }
             Command::Answer {
                 run,

@@ -5,16 +5,9 @@
 
 use crate::chat::Kind;
 use crate::chat::card::Blind;
-use crate::clock::Millis;
 use crate::sight::Change;
 
 use super::Control;
-
-/// An instant as the channel reads it.
-fn utc(ms: Millis) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .map_or_else(|| ms.to_string(), |t| t.format("%H:%M:%S UTC").to_string())
-}
 
 impl Control {
     /// Takes what the watcher reports it cannot see (and sees again).
@@ -32,7 +25,8 @@ impl Control {
                 self.blind.remove(sense);
             }
         }
-        self.say(None, Kind::Note, change.say(utc)).await;
+        self.say(None, Kind::Note, change.say(crate::chat::blocks::utc))
+            .await;
         let lines = self.blind_lines();
         let open: Vec<String> = self
             .cards
