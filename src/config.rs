@@ -207,9 +207,9 @@ impl Config {
             labels: Labels::new(),
         });
         c.targets.insert(
-            "sim".into(),
+            "platform".into(),
             Target {
-                name: "sim".into(),
+                name: "platform".into(),
                 url: base,
                 timeout: PromDuration::from_secs(10),
                 bearer_secret: None,
@@ -1135,21 +1135,24 @@ store: {url: 'sqlite://state/fb.db?mode=rwc'}
     fn small_config_loads() {
         let c = Config::load(
             "f.yaml",
-            "sources:\n  scrape:\n    - name: sim\n      url: http://127.0.0.1:9100/metrics\n      interval: 5s\ntargets:\n  sim:\n    url: http://127.0.0.1:9100\n",
+            "sources:\n  scrape:\n    - name: sim\n      url: http://127.0.0.1:9100/metrics\n      interval: 5s\ntargets:\n  platform:\n    url: http://127.0.0.1:9100\n",
         )
         .unwrap();
         assert_eq!(c.scrape[0].interval, PromDuration::from_secs(5));
-        assert_eq!(c.targets["sim"].url.as_str(), "http://127.0.0.1:9100/");
-        assert!(!c.targets["sim"].idempotency_keys, "off unless declared");
+        assert_eq!(c.targets["platform"].url.as_str(), "http://127.0.0.1:9100/");
+        assert!(
+            !c.targets["platform"].idempotency_keys,
+            "off unless declared"
+        );
         let c = Config::load(
             "f.yaml",
-            "targets:\n  sim:\n    url: http://127.0.0.1:9100\n    idempotency_keys: true\n",
+            "targets:\n  platform:\n    url: http://127.0.0.1:9100\n    idempotency_keys: true\n",
         )
         .unwrap();
-        assert!(c.targets["sim"].idempotency_keys);
+        assert!(c.targets["platform"].idempotency_keys);
         let e = Config::load(
             "f.yaml",
-            "targets:\n  sim:\n    url: http://127.0.0.1:9100\n    idempotency_keys: maybe\n",
+            "targets:\n  platform:\n    url: http://127.0.0.1:9100\n    idempotency_keys: maybe\n",
         )
         .unwrap_err()
         .to_string();

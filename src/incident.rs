@@ -318,6 +318,35 @@ impl Review {
         v
     }
 
+    /// The review as `firebreak timeline INCIDENT --json` prints it: the
+    /// moments that matter, the audience, and every entry as the HTTP API
+    /// lists them. `time` writes a moment.
+    pub fn json(&self, time: &dyn Fn(Millis) -> String) -> serde_json::Value {
+        use serde_json::json;
+        let at = |m: Option<Millis>| m.map(time);
+        let pair = |p: Option<(u64, Millis)>| p.map(|(n, m)| json!({"count": n, "at": time(m)}));
+        let mut v = entries_json(&self.entries, time);
+        let summary = json!({
+            "incident": self.incident,
+            "outcome": self.outcome(),
+            "began": at(self.began),
+            "detected": at(self.detected),
+            "first_response": self.first_response.as_ref().map(|e| entry_json(e, time)),
+            "mitigated": self.mitigated.as_ref().map(|(m, run)| json!({"at": time(*m), "by": run})),
+            "resolved": at(self.resolved),
+            "audience": self.audience.as_ref().map(|a| json!({
+                "peak": pair(Some(a.peak)),
+                "last": pair(a.last),
+                "most_at_risk": pair(a.most_at_risk),
+                "without_us": pair(a.without_us),
+            })),
+        });
+        if let (Some(v), serde_json::Value::Object(s)) = (v.as_object_mut(), summary) {
+            v.extend(s);
+        }
+        v
+    }
+
     /// One line on how it ended.
     pub fn outcome(&self) -> String {
         let failed: Vec<String> = self
@@ -648,6 +677,33 @@ fn who(by: &By) -> String {
 /// Text safe inside a Markdown table cell.
 fn md_cell(s: &str) -> String {
     s.replace('|', "\\|").replace('\n', " ")
+}
+
+/// One timeline entry as the HTTP API and `timeline --json` write it.
+pub fn entry_json(e: &TimelineEntry, time: &dyn Fn(Millis) -> String) -> serde_json::Value {
+    serde_json::json!({
+        "at": time(e.at),
+        "kind": e.kind,
+        "actor": e.by.label(),
+        "actor_kind": e.by.kind(),
+        "actor_id": e.by.id(),
+        "about": e.about,
+        "outcome": e.outcome(),
+        "text": e.text,
+    })
+}
+
+/// Entries in order, and how many of each kind.
+pub fn entries_json(
+    entries: &[TimelineEntry],
+    time: &dyn Fn(Millis) -> String,
+) -> serde_json::Value {
+    let mut kinds: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
+    for e in entries {
+        *kinds.entry(e.kind.as_str()).or_default() += 1;
+    }
+    let list: Vec<_> = entries.iter().map(|e| entry_json(e, time)).collect();
+    serde_json::json!({"entries": list, "kinds": kinds})
 }
 
 #[cfg(test)]

@@ -268,6 +268,17 @@ fn collect(p: &Path, depth: usize, out: &mut Vec<(String, String)>, errs: &mut D
                     rd.filter_map(Result::ok).map(|e| e.path()).collect();
                 entries.sort();
                 for e in entries {
+                    // Hidden entries are not the operator's files: a
+                    // Kubernetes ConfigMap volume keeps a second and third
+                    // copy of every file under `..data` and `..<timestamp>`,
+                    // and editors leave `.x.yaml.swp`.
+                    let hidden = e
+                        .file_name()
+                        .and_then(|n| n.to_str())
+                        .is_some_and(|n| n.starts_with('.'));
+                    if hidden {
+                        continue;
+                    }
                     if e.is_dir()
                         || matches!(e.extension().and_then(|x| x.to_str()), Some("yml" | "yaml"))
                     {
@@ -646,6 +657,27 @@ pub fn load_embedded(config: Config) -> Result<Loaded, Diagnostics> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Regression: a directory mounted from a Kubernetes ConfigMap holds
+    /// every file three times (`x.yaml` -> `..data/x.yaml` ->
+    /// `..2026_12_05_20_00_00.1/x.yaml`), so each runbook was loaded thrice
+    /// and refused as a duplicate. Hidden entries are skipped.
+    #[test]
+    fn a_configmap_volume_is_read_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let stamp = d.join("..2026_12_05_20_00_00.1");
+        std::fs::create_dir(&stamp).unwrap();
+        std::fs::write(stamp.join("mute.yaml"), "kind: runbook\n").unwrap();
+        std::os::unix::fs::symlink("..2026_12_05_20_00_00.1", d.join("..data")).unwrap();
+        std::os::unix::fs::symlink("..data/mute.yaml", d.join("mute.yaml")).unwrap();
+        std::fs::write(d.join(".mute.yaml.swp"), "junk").unwrap();
+        let mut errs = Diagnostics::new();
+        let files = read_yaml_files(&[d.to_path_buf()], &mut errs);
+        assert!(errs.is_empty(), "{errs}");
+        let names: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, [d.join("mute.yaml").display().to_string()]);
+    }
 
     /// Regression: a `rule_files` glob that matched a FIFO (or a device) read
     /// it forever and hung `firebreak test rules`. Only regular files are read.

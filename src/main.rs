@@ -127,6 +127,10 @@ enum Cmd {
         /// none); without it, each must resolve as it would at start.
         #[arg(long)]
         offline: bool,
+        /// Print the report as JSON on stdout (the shape is in
+        /// docs/json.md); nothing goes to stderr.
+        #[arg(long)]
+        json: bool,
     },
     /// Show what a run of a runbook would do, step by step, with its
     /// templates rendered. Touches nothing: no HTTP call, no chat message,
@@ -143,6 +147,9 @@ enum Cmd {
         alert: Option<PathBuf>,
         #[arg(long, short, help = CONFIG_HELP)]
         config: Option<PathBuf>,
+        /// Print the plan as JSON on stdout (the shape is in docs/json.md).
+        #[arg(long)]
+        json: bool,
     },
     /// Run a pre-event checklist now and say GO or NO-GO, with the
     /// evidence. Exit 0 for GO, 1 for NO-GO, 2 when it cannot run at all.
@@ -176,6 +183,10 @@ enum Cmd {
         /// figures, what fired, what was done and by whom, the timeline.
         #[arg(long)]
         markdown: bool,
+        /// Print JSON instead (the shapes are in docs/json.md): the list,
+        /// or the incident's review with every timeline entry.
+        #[arg(long, conflicts_with = "markdown")]
+        json: bool,
         #[arg(long, short, help = CONFIG_HELP)]
         config: Option<PathBuf>,
         /// Read this store instead of the config's: a SQLite file (the
@@ -188,6 +199,28 @@ enum Cmd {
     /// is invalid.
     #[command(subcommand)]
     Test(TestCmd),
+    /// Write a starter config, alert rule and runbook, with their tests,
+    /// into DIR (default: here): a bot against your own Prometheus that
+    /// `firebreak validate` accepts. Never overwrites: when any of the
+    /// files is there, it writes nothing and names them.
+    Init {
+        /// Directory to write into; created when it is not there.
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        /// Your Prometheus (or Thanos, Mimir, VictoriaMetrics) base URL
+        /// [default: http://127.0.0.1:9090].
+        #[arg(long, value_name = "URL")]
+        prometheus: Option<reqwest::Url>,
+        /// The admin API runbooks call, as the target `platform`
+        /// [default: http://127.0.0.1:8080].
+        #[arg(long, value_name = "URL")]
+        platform: Option<reqwest::Url>,
+    },
+    /// Print a shell completion script on stdout: `firebreak completions
+    /// bash > /etc/bash_completion.d/firebreak`.
+    Completions { shell: clap_complete::Shell },
+    /// Print the man page (roff) on stdout: `firebreak man | man -l -`.
+    Man,
 }
 
 #[derive(Subcommand)]
@@ -198,6 +231,10 @@ enum TestCmd {
         /// Test files; their `rule_files` are relative to each file.
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        /// Print the results as JSON on stdout (the shape is in
+        /// docs/json.md).
+        #[arg(long)]
+        json: bool,
     },
     /// Run runbook tests (`kind: runbook_test` files) with the real
     /// executor against stub targets, on a clock that does not sleep.
@@ -207,10 +244,14 @@ enum TestCmd {
         paths: Vec<PathBuf>,
         /// Config whose targets the stubs stand in for. Without it:
         /// $FIREBREAK_CONFIG, else ./firebreak.yaml, else the built-in
-        /// simulator config, with one target `sim`. Relative paths in it
+        /// simulator config, with one target `platform`. Relative paths in it
         /// are taken from its directory.
         #[arg(short, long)]
         config: Option<PathBuf>,
+        /// Print the results as JSON on stdout (the shape is in
+        /// docs/json.md).
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -228,7 +269,10 @@ fn main() -> ExitCode {
         | Cmd::Test(_)
         | Cmd::Plan { .. }
         | Cmd::Check { .. }
-        | Cmd::Timeline { .. } => "warn",
+        | Cmd::Timeline { .. }
+        | Cmd::Init { .. }
+        | Cmd::Completions { .. }
+        | Cmd::Man => "warn",
         _ => "info",
     };
     init_logging(cli.log_format, default_level);
@@ -448,13 +492,18 @@ async fn dispatch(cmd: Cmd) -> anyhow::Result<ExitCode> {
             paths,
             config,
             offline,
+            json,
         } => {
             let found = firebreak::load::ConfigSource::find(config.as_deref());
             let report = firebreak::validate::validate(&found, &paths, offline);
-            for d in report.diagnostics.iter() {
-                eprintln!("{d}");
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report.json())?);
+            } else {
+                for d in report.diagnostics.iter() {
+                    eprintln!("{d}");
+                }
+                println!("{}", report.summary());
             }
-            println!("{}", report.summary());
             Ok(if report.ok() {
                 ExitCode::SUCCESS
             } else {
@@ -485,26 +534,57 @@ async fn dispatch(cmd: Cmd) -> anyhow::Result<ExitCode> {
         Cmd::Timeline {
             incident,
             markdown,
+            json,
             config,
             store,
         } => {
+            let format = if json {
+                TimelineFormat::Json
+            } else if markdown {
+                TimelineFormat::Markdown
+            } else {
+                TimelineFormat::Text
+            };
             timeline(
                 incident.as_deref(),
-                markdown,
+                format,
                 config.as_deref(),
                 store.as_deref(),
             )
             .await
         }
-        Cmd::Test(TestCmd::Rules { files }) => Ok(test_rules(&files)),
-        Cmd::Test(TestCmd::Runbooks { paths, config }) => {
-            test_runbooks(&paths, config.as_deref()).await
-        }
+        Cmd::Test(TestCmd::Rules { files, json }) => test_rules(&files, json),
+        Cmd::Test(TestCmd::Runbooks {
+            paths,
+            config,
+            json,
+        }) => test_runbooks(&paths, config.as_deref(), json).await,
         Cmd::Plan {
             runbook,
             inputs,
             alert,
             config,
-        } => plan(&runbook, &inputs, alert.as_deref(), config.as_deref()),
+            json,
+        } => plan(&runbook, &inputs, alert.as_deref(), config.as_deref(), json),
+        Cmd::Init {
+            dir,
+            prometheus,
+            platform,
+        } => init(&dir, prometheus.as_ref(), platform.as_ref()),
+        Cmd::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut <Cli as clap::CommandFactory>::command(),
+                "firebreak",
+                &mut std::io::stdout(),
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Man => {
+            clap_mangen::Man::new(<Cli as clap::CommandFactory>::command())
+                .render(&mut std::io::stdout())
+                .context("writing the man page")?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }

@@ -98,7 +98,7 @@ mod tests {
         std::fs::write(&good, "x\n").unwrap();
         std::fs::write(&empty, "\n").unwrap();
         let text = format!(
-            "targets:\n  sim: {{url: 'http://127.0.0.1:1', bearer_token_secret: admin}}\nsecrets:\n  admin: {{file: '{}'}}\n  api: {{env: FIREBREAK_SURELY_UNSET_VAR}}\n  spare: {{file: '{}'}}\n  ok: {{file: '{}'}}\nserver: {{token_secret: api}}\n",
+            "targets:\n  platform: {{url: 'http://127.0.0.1:1', bearer_token_secret: admin}}\nsecrets:\n  admin: {{file: '{}'}}\n  api: {{env: FIREBREAK_SURELY_UNSET_VAR}}\n  spare: {{file: '{}'}}\n  ok: {{file: '{}'}}\nserver: {{token_secret: api}}\n",
             dir.path().join("absent").display(),
             empty.display(),
             good.display(),
@@ -112,7 +112,7 @@ mod tests {
             missing[0]
         );
         assert!(
-            missing[0].ends_with("(needed by targets.sim.bearer_token_secret)"),
+            missing[0].ends_with("(needed by targets.platform.bearer_token_secret)"),
             "{}",
             missing[0]
         );

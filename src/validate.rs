@@ -52,6 +52,39 @@ impl Report {
         }
     }
 
+    /// The report as `firebreak validate --json` prints it (the shape is
+    /// in docs/json.md): counts, notes and every diagnostic with its place.
+    pub fn json(&self) -> serde_json::Value {
+        let diagnostics: Vec<_> = self
+            .diagnostics
+            .iter()
+            .map(|d| {
+                serde_json::json!({
+                    "file": d.file,
+                    "line": d.pos.map(|p| p.line),
+                    "column": d.pos.map(|p| p.col),
+                    "field": d.field,
+                    "message": d.message,
+                    "severity": if d.warning { "warning" } else { "error" },
+                })
+            })
+            .collect();
+        serde_json::json!({
+            "ok": self.ok(),
+            "config": {"file": self.config_file, "found": self.config},
+            "rule_files": self.rule_files,
+            "rule_groups": self.rule_groups,
+            "runbooks": self.runbooks,
+            "checklists": self.checklists,
+            "runbook_tests": self.runbook_tests,
+            "rule_tests_left": self.skipped_rule_tests,
+            "secrets_read": self.secrets_checked,
+            "notes": self.notes,
+            "diagnostics": diagnostics,
+            "summary": self.summary(),
+        })
+    }
+
     pub fn summary(&self) -> String {
         let cfg = &self.config;
         if self.ok() {

@@ -2,7 +2,6 @@
 //! silenced, their incident), runs and their steps, incidents and their
 //! timelines (from the store).
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
@@ -207,28 +206,9 @@ pub async fn timeline(
             format!("no incident {id:?}{hint}; GET /api/v1/incidents lists them"),
         ));
     }
-    let mut by_kind: BTreeMap<&str, usize> = BTreeMap::new();
-    for e in &entries {
-        *by_kind.entry(e.kind.as_str()).or_default() += 1;
-    }
-    let list: Vec<_> = entries
-        .iter()
-        .map(|e| {
-            json!({
-                "at": time(e.at),
-                "kind": e.kind,
-                "actor": e.by.label(),
-                "actor_kind": e.by.kind(),
-                "actor_id": e.by.id(),
-                "about": e.about,
-                "outcome": e.outcome(),
-                "text": e.text,
-            })
-        })
-        .collect();
-    Ok(ok(
-        json!({"incident": id, "entries": list, "kinds": by_kind}),
-    ))
+    let mut body = crate::incident::entries_json(&entries, &time);
+    body["incident"] = json!(id);
+    Ok(ok(body))
 }
 
 async fn read_store<T, E: std::fmt::Display>(

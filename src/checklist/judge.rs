@@ -285,19 +285,19 @@ mod tests {
 
     #[test]
     fn http_checks_status_then_body() {
-        let call = "GET sim/healthz";
+        let call = "GET platform/healthz";
         assert_eq!(
             http(call, 200, "ok\n", &[200], Some("ok")),
             (
                 Outcome::Pass,
-                "GET sim/healthz → 200, body contains \"ok\"".into()
+                "GET platform/healthz → 200, body contains \"ok\"".into()
             )
         );
         assert_eq!(
             http(call, 503, "", &[200, 204], None),
             (
                 Outcome::Fail,
-                "GET sim/healthz → 503 (wanted 200 or 204)".into()
+                "GET platform/healthz → 503 (wanted 200 or 204)".into()
             )
         );
         assert_eq!(http(call, 200, "down", &[200], Some("ok")).0, Outcome::Fail);

@@ -201,7 +201,7 @@ mod tests {
 
     fn run() -> RunState {
         let env = crate::checklist::Env {
-            targets: vec!["sim".into()],
+            targets: vec!["platform".into()],
             runbooks: vec!["move-to-secondary-room".into()],
         };
         let list = parse_checklist(
@@ -213,7 +213,7 @@ checks:
     query: {expr: 'max(live_room_capacity)', expect: ">= 720000"}
   - name: platform-reachable
     severity: warning
-    http: {target: sim, path: /healthz}
+    http: {target: platform, path: /healthz}
   - name: commander-sign-off
     signoff: {roles: [commander], deadline: 15m}
 "#,
@@ -251,15 +251,15 @@ checks:
         ));
         r.record(result(
             "platform-reachable",
-            Outcome::Error("GET sim/healthz: connection failed".into()),
-            "GET sim/healthz: connection failed",
+            Outcome::Error("GET platform/healthz: connection failed".into()),
+            "GET platform/healthz: connection failed",
         ));
         assert!(r.settle(AT + 2000));
         insta::assert_snapshot!("card_no_go", card_text(&r));
         insta::assert_snapshot!("table_no_go", table(&r));
         assert_eq!(
             timeline_text(&r),
-            "checklist launch-readiness (run launch-readiness-1684965000-ab121): NO-GO: 2 of 2 blockers did not pass: room-capacity, commander-sign-off; room-capacity FAIL: 520,000 (wanted >= 720,000); platform-reachable ERROR: GET sim/healthz: connection failed; commander-sign-off WAITING: waiting for commander"
+            "checklist launch-readiness (run launch-readiness-1684965000-ab121): NO-GO: 2 of 2 blockers did not pass: room-capacity, commander-sign-off; room-capacity FAIL: 520,000 (wanted >= 720,000); platform-reachable ERROR: GET platform/healthz: connection failed; commander-sign-off WAITING: waiting for commander"
         );
     }
 
@@ -274,7 +274,7 @@ checks:
         r.record(result(
             "platform-reachable",
             Outcome::Pass,
-            "GET sim/healthz → 200",
+            "GET platform/healthz → 200",
         ));
         insta::assert_snapshot!("card_awaiting", card_text(&r));
         r.sign(

@@ -2,7 +2,7 @@ use super::*;
 
 fn env() -> Env {
     Env {
-        targets: vec!["sim".into()],
+        targets: vec!["platform".into()],
         runbooks: vec![
             "move-to-secondary-room".into(),
             "mute-feedback-speaker".into(),
@@ -29,7 +29,7 @@ checks:
       admission_per_min: 'live_room_admission_rate{room="{{ event.room }}"} * 60'
       headroom: 20%
   - name: secondary-room
-    http: {target: sim, path: "/api/v1/rooms?account=cohost", status: [200], body_contains: '"ready":true'}
+    http: {target: platform, path: "/api/v1/rooms?account=cohost", status: [200], body_contains: '"ready":true'}
   - name: host-audio
     severity: warning
     timeout: 5s
@@ -120,7 +120,7 @@ checks:
         "bad.yaml:11:26: checks[0].capacity.join_rate_per_min: expected a number or a template",
         "bad.yaml:14:17: checks[0].capacity.headroom: \"lots\" is not a headroom",
         "bad.yaml:15:11: checks[1].name: \"cap\" is already the name of checks[0]",
-        "bad.yaml:16:20: checks[1].http.target: unknown target \"prod\"; configured targets: sim",
+        "bad.yaml:16:20: checks[1].http.target: unknown target \"prod\"; configured targets: platform",
         "bad.yaml:16:34: checks[1].http.method: unknown method \"FETCH\"",
         "bad.yaml:16:47: checks[1].http.path: must start with /",
         "bad.yaml:16:62: checks[1].http.status: 99 is not an HTTP status",
@@ -143,7 +143,10 @@ checks:
 
 #[test]
 fn unknown_fields_are_refused_with_their_place() {
-    let text = GOOD.replace("    http: {target: sim,", "    htpp: {target: sim,");
+    let text = GOOD.replace(
+        "    http: {target: platform,",
+        "    htpp: {target: platform,",
+    );
     let errs = parse_checklist("c.yaml", &text, &env())
         .unwrap_err()
         .to_string();
@@ -253,7 +256,10 @@ fn a_parameter_in_a_promql_string_without_the_filter_is_a_located_warning() {
 fn every_typo_in_a_checklist_is_reported_at_once() {
     let text = GOOD
         .replace("    severity: warning\n", "    sevrity: warning\n")
-        .replace("    http: {target: sim,", "    htp: {target: sim,")
+        .replace(
+            "    http: {target: platform,",
+            "    htp: {target: platform,",
+        )
         .replace("schedule: [60m, 10m]", "schedul: [60m, 10m]");
     let errs = parse_checklist("c.yaml", &text, &env()).unwrap_err();
     let lines: Vec<String> = errs.iter().map(ToString::to_string).collect();

@@ -15,7 +15,7 @@ fn found(flag: Option<&Path>) -> ConfigSource {
 }
 
 /// The config for commands that only read: the file found, else the
-/// built-in simulator config (one target, `sim`).
+/// built-in simulator config (one target, `platform`).
 pub(crate) fn config_or_default(flag: Option<&Path>) -> anyhow::Result<Config> {
     match found(flag).path() {
         None => Ok(Config::for_simulator(DEFAULT_SIM_ADDR)),

@@ -5,6 +5,7 @@
 
 mod check;
 mod files;
+mod init;
 mod plan;
 mod process;
 mod rehearse;
@@ -13,9 +14,10 @@ mod test;
 mod timeline;
 
 pub(crate) use check::{CheckOpts, check};
+pub(crate) use init::init;
 pub(crate) use plan::plan;
 pub(crate) use process::{cancel_on_signal, init_logging, quiet_on_broken_pipe, reload_on_sighup};
 pub(crate) use rehearse::rehearse;
 pub(crate) use replica::run_replica;
 pub(crate) use test::{test_rules, test_runbooks};
-pub(crate) use timeline::timeline;
+pub(crate) use timeline::{Format as TimelineFormat, timeline};

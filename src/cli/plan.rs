@@ -13,6 +13,7 @@ pub(crate) fn plan(
     inputs: &[String],
     alert: Option<&std::path::Path>,
     config: Option<&std::path::Path>,
+    json: bool,
 ) -> anyhow::Result<ExitCode> {
     use firebreak::runbook::plan::{AlertInput, build_plan, find_runbook};
     use std::collections::BTreeMap;
@@ -86,6 +87,10 @@ pub(crate) fn plan(
     let now = firebreak::clock::Clock::system().now();
     let plan = build_plan(rb, alert.as_ref(), &given, &targets, now)
         .with_context(|| format!("cannot plan runbook {}", rb.name))?;
-    print!("{plan}");
+    if json {
+        println!("{}", serde_json::to_string_pretty(&plan.json())?);
+    } else {
+        print!("{plan}");
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -11,7 +11,7 @@ use super::files::config_or_default;
 /// names.
 pub(crate) async fn timeline(
     incident: Option<&str>,
-    markdown: bool,
+    format: Format,
     config: Option<&std::path::Path>,
     store: Option<&str>,
 ) -> anyhow::Result<ExitCode> {
@@ -31,15 +31,29 @@ pub(crate) async fn timeline(
         )
     };
     let Some(incident) = incident else {
-        if incidents.is_empty() {
+        if incidents.is_empty() && format != Format::Json {
             println!("no incidents in {}", config.store_url);
         }
+        let mut listed = Vec::new();
         for id in &incidents {
             let r = Review::new(id, store.timeline(id).await?);
             let first = r.entries.first().map_or(0, |e| e.at);
-            println!("{id}\t{}\t{}", time(r.began.unwrap_or(first)), r.outcome());
+            let began = r.began.unwrap_or(first);
+            if format == Format::Json {
+                listed.push(serde_json::json!({
+                    "incident": id,
+                    "began": rfc3339(began),
+                    "outcome": r.outcome(),
+                }));
+            } else {
+                println!("{id}\t{}\t{}", time(began), r.outcome());
+            }
         }
         store.close().await;
+        if format == Format::Json {
+            let out = serde_json::json!({"store": config.store_url, "incidents": listed});
+            println!("{}", serde_json::to_string_pretty(&out)?);
+        }
         return Ok(ExitCode::SUCCESS);
     };
     if !incidents.iter().any(|i| i == incident) {
@@ -58,12 +72,27 @@ pub(crate) async fn timeline(
     let audience = store.audience(incident).await?;
     let review = Review::new(incident, store.timeline(incident).await?).with_audience(&audience);
     store.close().await;
-    if markdown {
-        print!("{}", review.markdown(&time));
-    } else {
-        print!("{}", review.text(&time));
+    match format {
+        Format::Markdown => print!("{}", review.markdown(&time)),
+        Format::Text => print!("{}", review.text(&time)),
+        Format::Json => println!("{}", serde_json::to_string_pretty(&review.json(&rfc3339))?),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// How `timeline` prints.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Format {
+    Text,
+    Markdown,
+    Json,
+}
+
+/// A moment as the JSON outputs write it (as the HTTP API does).
+fn rfc3339(ms: firebreak::clock::Millis) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .unwrap_or_else(|| ms.to_string())
 }
 
 /// `--store`: a store URL as given, or a SQLite file, which must exist (a

@@ -656,6 +656,19 @@ pub enum Failure {
     Load(String),
 }
 
+impl Failure {
+    /// What kind of check failed, for `firebreak test rules --json`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Failure::Alert { .. } => "alert",
+            Failure::Expr { .. } => "expr",
+            Failure::ExprError { .. } => "expr_error",
+            Failure::RuleError { .. } => "rule_error",
+            Failure::Load(_) => "load",
+        }
+    }
+}
+
 /// The result of one test group: its name and every failed check.
 #[derive(Clone, Debug, PartialEq)]
 pub struct GroupReport {

@@ -804,6 +804,109 @@ impl PlannedStep {
     }
 }
 
+impl Plan {
+    /// The plan as `firebreak plan --json` prints it (the shape is in
+    /// docs/json.md). Durations are written as in the runbook (`5m`);
+    /// values only a run knows stay `<placeholders>` as in the text.
+    pub fn json(&self) -> Json {
+        let inputs: Vec<Json> = self
+            .inputs
+            .iter()
+            .map(|(name, v, src)| {
+                let (source, from) = match src {
+                    InputSource::Given => ("given", None),
+                    InputSource::Alert(from) => ("alert", Some(from.clone())),
+                    InputSource::Default => ("default", None),
+                };
+                json!({"name": name, "value": v, "source": source, "from": from})
+            })
+            .collect();
+        json!({
+            "runbook": self.runbook,
+            "file": self.file,
+            "description": self.description.trim(),
+            "at": fmt_time(self.at),
+            "alert": self.alert.as_ref().map(|a| json!({
+                "labels": a.labels,
+                "annotations": a.annotations,
+                "value": if a.value.is_finite() { json!(a.value) } else { Json::Null },
+                "matches_trigger": self.alert_matches,
+            })),
+            "manual": self.manual,
+            "inputs": inputs,
+            "policy": {
+                "concurrency_key": self.concurrency_key,
+                "cooldown": self.cooldown.to_string(),
+                "budget": self.budget.as_ref().map(|b| json!({"runs": b.runs, "per": b.per.to_string()})),
+                "expected_duration": self.expected_duration.map(|d| d.to_string()),
+                "retry": {
+                    "attempts": self.retry.attempts,
+                    "backoff": self.retry.backoff.to_string(),
+                    "max_backoff": self.retry.max_backoff.to_string(),
+                },
+                "approval": self.approval.as_ref().map(approval_json),
+            },
+            "steps": self.steps.iter().map(PlannedStep::json).collect::<Vec<_>>(),
+            "verify": self.verify.as_ref().map(|(on_failure, steps)| json!({
+                "on_failure": match on_failure {
+                    VerifyFailure::Rollback => "rollback",
+                    VerifyFailure::Escalate => "escalate",
+                },
+                "steps": steps.iter().map(PlannedStep::json).collect::<Vec<_>>(),
+            })),
+            "notes": self.notes,
+        })
+    }
+}
+
+impl PlannedStep {
+    fn json(&self) -> Json {
+        let when = self.when.as_ref().map(|(cond, w)| {
+            let (result, detail) = match w {
+                When::True => ("true", Json::Null),
+                When::False => ("false", Json::Null),
+                When::AtRunTime(refs) => ("at_run_time", json!(refs)),
+                When::Error(e) => ("error", json!(e)),
+            };
+            json!({"condition": cond, "result": result, "detail": detail})
+        });
+        json!({
+            "id": self.id,
+            "action": self.action,
+            "with": self.params,
+            "url": self.url,
+            "when": when,
+            "approval": self.approval.as_ref().map(approval_json),
+            "timeout": self.timeout.to_string(),
+            "retries": self.retries,
+            "backoff": self.backoff.to_string(),
+            "on_failure": match self.on_failure {
+                OnFailure::Abort => "abort",
+                OnFailure::Continue => "continue",
+                OnFailure::Rollback => "rollback",
+            },
+            "rollback": self.rollback.as_ref().map(|r| r.json()),
+            "guard": self.guard.as_ref().map(|g| json!({
+                "read": g.read.iter().map(PlannedStep::json).collect::<Vec<_>>(),
+                "holds": g.holds.split_whitespace().collect::<Vec<_>>().join(" "),
+                "otherwise": g.otherwise.trim(),
+            })),
+        })
+    }
+}
+
+fn approval_json(a: &Approval) -> Json {
+    json!({
+        "role": a.role.as_str(),
+        "users": a.users,
+        "timeout": a.timeout.to_string(),
+        "on_timeout": match a.on_timeout {
+            OnTimeout::Abort => "abort",
+            OnTimeout::Proceed => "proceed",
+        },
+    })
+}
+
 impl fmt::Display for Plan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
@@ -924,12 +1027,12 @@ mod tests {
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("runbooks/{name}.yaml")),
         )
         .unwrap();
-        let env = crate::load::check_env(["sim".to_owned()]);
+        let env = crate::load::check_env(["platform".to_owned()]);
         parse_runbook(&format!("runbooks/{name}.yaml"), &text, &env).unwrap()
     }
 
     fn targets() -> BTreeMap<String, String> {
-        [("sim".to_owned(), "http://127.0.0.1:9100/".to_owned())].into()
+        [("platform".to_owned(), "http://127.0.0.1:9100/".to_owned())].into()
     }
 
     fn alert() -> AlertInput {
@@ -1002,8 +1105,8 @@ mod tests {
             "{out}"
         );
         // A placeholder is shown as itself.
-        let yaml = "kind: runbook\nname: r\ntrigger: {manual: true}\nsteps:\n  - id: get\n    action: http\n    with: {target: sim, path: \"/rooms/{{ alert.labels.room }}\"}\n";
-        let env = crate::load::check_env(["sim".to_owned()]);
+        let yaml = "kind: runbook\nname: r\ntrigger: {manual: true}\nsteps:\n  - id: get\n    action: http\n    with: {target: platform, path: \"/rooms/{{ alert.labels.room }}\"}\n";
+        let env = crate::load::check_env(["platform".to_owned()]);
         let rb = parse_runbook("r.yaml", yaml, &env).unwrap();
         let out = build_plan(&rb, None, &BTreeMap::new(), &targets(), NOW)
             .unwrap()
@@ -1027,11 +1130,11 @@ inputs:
 steps:
   - id: room
     action: http
-    with: {target: sim, path: /rooms/main}
+    with: {target: platform, path: /rooms/main}
   - id: cap
     action: http
     with:
-      target: sim
+      target: platform
       method: PUT
       path: "/rooms/{{ steps.room.id }}/cap/{{ steps.room.capacity // 2 }}"
       body: {max_listeners: "{{ (steps.room.capacity * inputs.headroom) | int }}"}
@@ -1042,7 +1145,7 @@ steps:
         level {{ alert.value | round(2) }} on {{- ' ' ~ steps.room.id -}} ,
         {{ steps.room.name | promql }}"
 "#;
-        let env = crate::load::check_env(["sim".to_owned()]);
+        let env = crate::load::check_env(["platform".to_owned()]);
         let rb = parse_runbook("r.yaml", yaml, &env).unwrap();
         let plan = build_plan(&rb, None, &BTreeMap::new(), &targets(), NOW).unwrap();
         let out = plan.to_string();
@@ -1070,7 +1173,7 @@ steps:
     #[test]
     fn a_statement_over_run_values_is_noted() {
         let yaml = "kind: runbook\nname: r\ntrigger: {manual: true}\nsteps:\n  - id: say\n    action: chat\n    with:\n      text: \"{% if alert.value + 2 > 3 %}high{% endif %}\"\n";
-        let env = crate::load::check_env(["sim".to_owned()]);
+        let env = crate::load::check_env(["platform".to_owned()]);
         let rb = parse_runbook("r.yaml", yaml, &env).unwrap();
         let plan = build_plan(&rb, None, &BTreeMap::new(), &targets(), NOW).unwrap();
         let out = plan.to_string();

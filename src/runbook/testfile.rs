@@ -743,6 +743,20 @@ pub enum Failure {
     },
 }
 
+impl Failure {
+    /// What differed, for `firebreak test runbooks --json`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Failure::Setup(_) => "setup",
+            Failure::Unstubbed(_) => "unstubbed",
+            Failure::Outcome { .. } => "outcome",
+            Failure::Steps(_) => "steps",
+            Failure::Calls(_) => "calls",
+            Failure::Chat { .. } => "chat",
+        }
+    }
+}
+
 /// One line of a list diff.
 #[derive(Clone, Debug, PartialEq)]
 pub enum DiffLine {
@@ -1024,7 +1038,7 @@ tests:
         - tell_host: done
       calls:
         - POST /api/v1/rooms/main/speakers/host/mute
-        - {method: POST, path: /x, target: sim, body: {muted: true}}
+        - {method: POST, path: /x, target: platform, body: {muted: true}}
       chat: ["Muted host"]
 "#;
 
@@ -1040,7 +1054,7 @@ tests:
         assert_eq!(t.input_series[0].values.len(), 4);
         assert!(t.approvals["run"].approve);
         let calls = t.expect.calls.as_ref().unwrap();
-        assert_eq!(calls[1].target.as_deref(), Some("sim"));
+        assert_eq!(calls[1].target.as_deref(), Some("platform"));
         assert_eq!(t.expect.steps.as_ref().unwrap()[1].0, "tell_host");
     }
 
@@ -1128,7 +1142,7 @@ tests:
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
         let text =
             std::fs::read_to_string(dir.join("runbooks/move-to-secondary-room.yaml")).unwrap();
-        let env = crate::load::check_env(["sim".to_owned()]);
+        let env = crate::load::check_env(["platform".to_owned()]);
         let rb = crate::runbook::parse_runbook("move.yaml", &text, &env).unwrap();
         let tf = parse_test_file(
             "t.yaml",

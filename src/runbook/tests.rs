@@ -2,7 +2,7 @@ use super::*;
 use serde_json::json;
 
 fn env() -> CheckEnv {
-    crate::load::check_env(["sim".to_owned()])
+    crate::load::check_env(["platform".to_owned()])
 }
 
 const GOOD: &str = r#"kind: runbook
@@ -28,7 +28,7 @@ steps:
   - id: create_room
     action: http
     with:
-      target: sim
+      target: platform
       method: POST
       path: /api/v1/rooms
       body: {account: cohost, capacity: "{{ inputs.capacity }}"}
@@ -37,7 +37,7 @@ steps:
   - id: move
     action: http
     with:
-      target: sim
+      target: platform
       method: POST
       path: "/api/v1/events/{{ inputs.event }}/move"
       body: {room: "{{ steps.create_room.room }}"}
@@ -85,7 +85,7 @@ policy:
 steps:
   - id: first
     action: htp
-    with: {target: sim, path: /x}
+    with: {target: platform, path: /x}
   - id: second
     action: http
     with:
@@ -113,7 +113,7 @@ steps:
         "bad.yaml:8:",
         "bad.yaml:10:13: policy.cooldown: invalid duration",
         "bad.yaml:13:13: steps[0].action: unknown action \"htp\" (did you mean `http`?)",
-        "steps[1].with.target: unknown target \"nowhere\"; known targets: sim",
+        "steps[1].with.target: unknown target \"nowhere\"; known targets: platform",
         "steps[1].with.path: unknown input `evnt` (did you mean `inputs.event`?)",
         "steps[1].with.body.room: step `third` runs later",
         "bad.yaml:21:14: steps[1].timeout: must be greater than 0s",
@@ -221,11 +221,11 @@ steps:
   - id: create
     action: http
     approval: {users: [U0LEAD]}
-    with: {target: sim, method: POST, path: /api/v1/rooms, capture: {room: /room/id}}
+    with: {target: platform, method: POST, path: /api/v1/rooms, capture: {room: /room/id}}
     on_failure: rollback
     rollback:
       action: http
-      with: {target: sim, method: DELETE, path: "/api/v1/rooms/{{ steps.create.room }}"}
+      with: {target: platform, method: DELETE, path: "/api/v1/rooms/{{ steps.create.room }}"}
   - id: ask
     action: approval
     with: {timeout: 20m}
@@ -234,7 +234,7 @@ verify:
   steps:
     - id: check
       action: http
-      with: {target: sim, path: "/api/v1/rooms/{{ steps.create.room }}"}
+      with: {target: platform, path: "/api/v1/rooms/{{ steps.create.room }}"}
 "#;
     let rb = parse_runbook("safe.yaml", good, &env()).unwrap();
     let a = rb.approval.as_ref().unwrap();
@@ -263,13 +263,13 @@ steps:
   - id: create
     action: http
     approval: {users: [ana]}
-    with: {target: sim, method: POST, path: /a}
+    with: {target: platform, method: POST, path: /a}
     rollback:
       action: http
-      with: {target: sim, method: DELETE, path: "/a/{{ steps.later.x }}"}
+      with: {target: platform, method: DELETE, path: "/a/{{ steps.later.x }}"}
   - id: later
     action: http
-    with: {target: sim, path: /b}
+    with: {target: platform, path: /b}
 verify:
   steps:
     - id: create
@@ -383,23 +383,23 @@ trigger: {manual: true}
 steps:
   - id: before
     action: http
-    with: {target: sim, path: /api/v1/events/launch, capture: {room: /event/room}}
+    with: {target: platform, path: /api/v1/events/launch, capture: {room: /event/room}}
   - id: move
     action: http
-    with: {target: sim, method: POST, path: /api/v1/events/launch/move}
+    with: {target: platform, method: POST, path: /api/v1/events/launch/move}
     rollback:
       guard:
         read:
           - id: origin
             action: http
-            with: {target: sim, path: "/api/v1/rooms/{{ steps.before.room }}", capture: {capacity: /room/capacity}}
+            with: {target: platform, path: "/api/v1/rooms/{{ steps.before.room }}", capture: {capacity: /room/capacity}}
           - id: load
             action: query
             with: {expr: 'sum(live_room_listeners)'}
         holds: "steps.load.value < 0.9 * steps.origin.capacity"
         otherwise: "room {{ steps.before.room }} holds {{ steps.origin.capacity }}"
       action: http
-      with: {target: sim, method: POST, path: /api/v1/events/launch/move, body: {room: "{{ steps.before.room }}", was: "{{ steps.origin.capacity }}"}}
+      with: {target: platform, method: POST, path: /api/v1/events/launch/move, body: {room: "{{ steps.before.room }}", was: "{{ steps.origin.capacity }}"}}
 "#;
 
 #[test]
@@ -458,8 +458,8 @@ fn a_guard_anywhere_but_on_a_rollback_is_an_error() {
 fn a_guard_read_that_could_act_is_an_error() {
     let text = GUARDED
         .replace(
-            "with: {target: sim, path: \"/api/v1/rooms/",
-            "with: {target: sim, method: POST, path: \"/api/v1/rooms/",
+            "with: {target: platform, path: \"/api/v1/rooms/",
+            "with: {target: platform, method: POST, path: \"/api/v1/rooms/",
         )
         .replace(
             "action: query\n            with: {expr: 'sum(live_room_listeners)'}",
@@ -474,8 +474,8 @@ fn a_guard_read_that_could_act_is_an_error() {
     );
     // A method only a run would know could be anything.
     let templated = GUARDED.replace(
-        "with: {target: sim, path: \"/api/v1/rooms/",
-        "with: {target: sim, method: \"{{ steps.before.room }}\", path: \"/api/v1/rooms/",
+        "with: {target: platform, path: \"/api/v1/rooms/",
+        "with: {target: platform, method: \"{{ steps.before.room }}\", path: \"/api/v1/rooms/",
     );
     assert_errors(
         &templated,
@@ -491,7 +491,7 @@ fn a_guard_read_that_could_act_is_an_error() {
 fn a_guard_needs_reads_holds_and_otherwise() {
     let start = GUARDED.find("        read:").unwrap();
     let end = GUARDED
-        .find("      action: http\n      with: {target: sim, method: POST")
+        .find("      action: http\n      with: {target: platform, method: POST")
         .unwrap();
     let text = format!("{}        {{}}\n{}", &GUARDED[..start], &GUARDED[end..])
         .replace("      guard:\n        {}", "      guard: {}")

@@ -24,7 +24,7 @@ use firebreak::roles::Role;
 fn config_for(sim: &str, db: &std::path::Path) -> String {
     let root = env!("CARGO_MANIFEST_DIR");
     format!(
-        "sources:\n  scrape:\n    - name: sim\n      url: http://{sim}/metrics\n      interval: 1s\n      timeout: 1s\nrules:\n  paths: ['{root}/alerts']\nrunbooks:\n  paths: ['{root}/runbooks']\ntargets:\n  sim: {{url: 'http://{sim}'}}\nstore:\n  url: sqlite://{}\nchat:\n  channel: '#test'\n",
+        "sources:\n  scrape:\n    - name: sim\n      url: http://{sim}/metrics\n      interval: 1s\n      timeout: 1s\nrules:\n  paths: ['{root}/alerts']\nrunbooks:\n  paths: ['{root}/runbooks']\ntargets:\n  platform: {{url: 'http://{sim}'}}\nstore:\n  url: sqlite://{}\nchat:\n  channel: '#test'\n",
         db.display()
     )
 }

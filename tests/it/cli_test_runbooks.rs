@@ -77,10 +77,10 @@ fn a_wrong_expectation_fails_with_a_diff() {
     for want in [
         "  FAIL expects the wrong things",
         // The stub is for another speaker: the real call is unanswered.
-        "calls no stub answers (each got 404; add a stub or fix the path):\n      POST /api/v1/rooms/main/speakers/host/mute (target sim) {\"muted\":true}",
+        "calls no stub answers (each got 404; add a stub or fix the path):\n      POST /api/v1/rooms/main/speakers/host/mute (target platform) {\"muted\":true}",
         "    outcome:\n        exp: succeeded\n        got: failed (step `mute` failed:",
         "    - exp tell_host: done",
-        "    + got mute: failed  (POST sim/api/v1/rooms/main/speakers/host/mute returned 404 Not Found",
+        "    + got mute: failed  (POST platform/api/v1/rooms/main/speakers/host/mute returned 404 Not Found",
         "    - exp POST /api/v1/rooms/main/speakers/host/mute body ⊇ {\"muted\":false}",
         "    chat: no message contains \"Muted nobody\"",
         "0 passed, 1 failed",
@@ -138,7 +138,7 @@ fn plan_prints_the_steps_and_touches_nothing() {
     assert!(ok, "{out}");
     assert!(
         out.contains(
-            "POST http://127.0.0.1:9100/api/v1/rooms/main/speakers/host/mute (target sim)"
+            "POST http://127.0.0.1:9100/api/v1/rooms/main/speakers/host/mute (target platform)"
         ),
         "{out}"
     );

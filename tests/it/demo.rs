@@ -102,7 +102,7 @@ async fn the_replay_moves_the_event_before_saturation_and_keeps_the_audience() {
     for needle in [
         "• ListenerCapacityBreachPredicted [critical]",
         "runbook *move-to-secondary-room* started",
-        "`move_event` (http) POST sim/api/v1/events/launch/move → 200",
+        "`move_event` (http) POST platform/api/v1/events/launch/move → 200",
         "`recovered` (wait) `sum(live_room_listeners{room=\"cohost-1\"}) >=",
         "runbook *mute-feedback-speaker* started",
         &format!("--- timeline: `{look_up}` (it prints times in UTC) ---"),

@@ -85,7 +85,7 @@ steps:
   - id: create
     action: http
     with:
-      target: sim
+      target: platform
       method: POST
       path: /api/v1/rooms
       body: {account: "{{ inputs.account }}", capacity: "{{ inputs.capacity }}"}
@@ -100,13 +100,13 @@ steps:
     with: {text: "room {{ steps.create.room }} ready for {{ alert.labels.event }}"}
 "#;
 
-/// What the executor needs, with `url` as the target `sim`.
+/// What the executor needs, with `url` as the target `platform`.
 fn env_for(url: &str, store: &Store) -> ActionEnv {
     let mut targets = BTreeMap::new();
     targets.insert(
-        "sim".to_owned(),
+        "platform".to_owned(),
         Target {
-            name: "sim".into(),
+            name: "platform".into(),
             url: reqwest::Url::parse(url).unwrap(),
             timeout: PromDuration::from_secs(5),
             bearer_secret: None,
@@ -132,7 +132,7 @@ async fn run_once(fail_first: usize, account: &str) -> (Outcome, Arc<Mutex<Fake>
     let rb = parse_runbook(
         "make-room.yaml",
         RUNBOOK,
-        &firebreak::load::check_env(["sim".to_owned()]),
+        &firebreak::load::check_env(["platform".to_owned()]),
     )
     .unwrap();
     let (tx, mut rx) = mpsc::channel(4);
@@ -266,8 +266,8 @@ async fn a_leader_past_its_lease_deadline_sends_nothing() {
     let env = env_for(&url, &store);
     let rb = parse_runbook(
         "slow.yaml",
-        "kind: runbook\nname: slow\ntrigger: {manual: true}\nsteps:\n  - {id: pause, action: wait, with: {duration: 600ms}}\n  - {id: create, action: http, with: {target: sim, method: POST, path: /api/v1/rooms, body: {account: cohost}}}\n",
-        &firebreak::load::check_env(["sim".to_owned()]),
+        "kind: runbook\nname: slow\ntrigger: {manual: true}\nsteps:\n  - {id: pause, action: wait, with: {duration: 600ms}}\n  - {id: create, action: http, with: {target: platform, method: POST, path: /api/v1/rooms, body: {account: cohost}}}\n",
+        &firebreak::load::check_env(["platform".to_owned()]),
     )
     .unwrap();
     let (tx, _rx) = mpsc::channel(4);

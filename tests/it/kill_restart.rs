@@ -208,7 +208,7 @@ steps:
   - id: before
     action: http
     with:
-      target: sim
+      target: platform
       method: GET
       path: "/api/v1/events/{{ inputs.event }}"
       capture: {room: /event/room}
@@ -217,7 +217,7 @@ steps:
   - id: create_room
     action: http
     with:
-      target: sim
+      target: platform
       method: POST
       path: /api/v1/rooms
       body:
@@ -231,7 +231,7 @@ steps:
   - id: move_event
     action: http
     with:
-      target: sim
+      target: platform
       method: POST
       path: "/api/v1/events/{{ inputs.event }}/move"
       body: {room: "{{ steps.create_room.room }}"}
@@ -241,7 +241,7 @@ steps:
     rollback:
       action: http
       with:
-        target: sim
+        target: platform
         method: POST
         path: "/api/v1/events/{{ inputs.event }}/move"
         body: {room: "{{ steps.before.room }}"}
@@ -255,7 +255,7 @@ steps:
   - id: verify
     action: http
     with:
-      target: sim
+      target: platform
       method: GET
       path: "/api/v1/events/{{ inputs.event }}"
       capture: {room: /event/room, listeners: /event/listeners}
@@ -474,7 +474,7 @@ pub(crate) fn write_config(
     std::fs::write(
         &config,
         format!(
-            "sources:\n  scrape:\n    - name: sim\n      url: http://{sim_addr}/metrics\n      interval: 1s\n      timeout: 1s\nrules:\n  paths: ['{rules}']\nrunbooks:\n  paths: ['{runbooks}']\ntargets:\n  sim: {{url: 'http://{proxy}', timeout: 5s, idempotency_keys: {keys}}}\n{store}chat:\n  channel: '#test'\n{extra}",
+            "sources:\n  scrape:\n    - name: sim\n      url: http://{sim_addr}/metrics\n      interval: 1s\n      timeout: 1s\nrules:\n  paths: ['{rules}']\nrunbooks:\n  paths: ['{runbooks}']\ntargets:\n  platform: {{url: 'http://{proxy}', timeout: 5s, idempotency_keys: {keys}}}\n{store}chat:\n  channel: '#test'\n{extra}",
             rules = dir.join("rules.yml").display(),
             runbooks = dir.join("runbooks").display(),
             store = if extra.contains("store:") {

@@ -83,26 +83,7 @@ fn the_alerts_on_firebreak_itself_check_and_name_real_metrics() {
     let file = root.join("deploy/monitoring/firebreak-alerts.yml");
     let text = std::fs::read_to_string(&file).unwrap();
     firebreak::rules::parse_rule_file("firebreak-alerts.yml", &text).unwrap();
-    let exported = firebreak::metrics::get().render();
-    let mut named: Vec<&str> = text
-        .match_indices("firebreak_")
-        .map(|(i, _)| {
-            let rest = &text[i..];
-            let end = rest
-                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-                .unwrap_or(rest.len());
-            &rest[..end]
-        })
-        .collect();
-    named.sort_unstable();
-    named.dedup();
-    assert!(named.len() >= 5, "{named:?}");
-    for m in named {
-        assert!(
-            exported.contains(&format!("# TYPE {m} ")),
-            "{m} is not a metric firebreak exports"
-        );
-    }
+    assert_names_exported_metrics(&text, 5);
     if Command::new("promtool").arg("--version").output().is_err() {
         assert!(
             std::env::var_os("CI").is_none(),
@@ -113,4 +94,84 @@ fn the_alerts_on_firebreak_itself_check_and_name_real_metrics() {
     }
     let (code, out) = run(Command::new("promtool").args(["check", "rules"]).arg(&file));
     assert_eq!(code, 0, "{out}");
+}
+
+/// Every `firebreak_*` name in `text` is a metric firebreak exports (a
+/// histogram's `_bucket`, `_sum` and `_count` series included).
+fn assert_names_exported_metrics(text: &str, at_least: usize) {
+    let exported = firebreak::metrics::get().render();
+    let mut named: Vec<&str> = text
+        .match_indices("firebreak_")
+        .filter(|(i, _)| {
+            // A name, not the end of another word (`my_firebreak_x`).
+            !text[..*i]
+                .chars()
+                .next_back()
+                .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+        })
+        .map(|(i, _)| {
+            let rest = &text[i..];
+            let end = rest
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(rest.len());
+            &rest[..end]
+        })
+        .collect();
+    named.sort_unstable();
+    named.dedup();
+    assert!(named.len() >= at_least, "{named:?}");
+    for m in named {
+        let base = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|suffix| {
+                let b = m.strip_suffix(suffix)?;
+                exported
+                    .contains(&format!("# TYPE {b} histogram"))
+                    .then_some(b)
+            })
+            .unwrap_or(m);
+        assert!(
+            exported.contains(&format!("# TYPE {base} ")),
+            "{m} is not a metric firebreak exports"
+        );
+    }
+}
+
+/// The Grafana dashboard for the bot's own metrics charts only metrics it
+/// exports, through a data source variable rather than one team's uid.
+#[test]
+fn the_dashboard_names_real_metrics_and_no_fixed_datasource() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let text =
+        std::fs::read_to_string(root.join("deploy/monitoring/firebreak-dashboard.json")).unwrap();
+    let dash: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let panels = dash["panels"].as_array().expect("panels");
+    assert!(panels.len() >= 10, "{} panels", panels.len());
+    let vars = dash["templating"]["list"].as_array().expect("variables");
+    assert!(
+        vars.iter().any(|v| v["type"] == "datasource"),
+        "no data source variable"
+    );
+    let mut uids = Vec::new();
+    fn walk<'a>(v: &'a serde_json::Value, out: &mut Vec<&'a str>) {
+        match v {
+            serde_json::Value::Object(m) => {
+                if let Some(u) = m
+                    .get("datasource")
+                    .and_then(|ds| ds.get("uid"))
+                    .and_then(|u| u.as_str())
+                {
+                    out.push(u);
+                }
+                m.values().for_each(|x| walk(x, out));
+            }
+            serde_json::Value::Array(a) => a.iter().for_each(|x| walk(x, out)),
+            _ => {}
+        }
+    }
+    walk(&dash, &mut uids);
+    for u in uids {
+        assert!(u.starts_with("${"), "a fixed data source uid {u:?}");
+    }
+    assert_names_exported_metrics(&text, 20);
 }

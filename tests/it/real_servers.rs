@@ -75,7 +75,7 @@ sources:
 rules: {{paths: {rules}}}
 runbooks: {{paths: ['{ROOT}/runbooks']}}
 targets:
-  sim: {{url: 'http://{sim_addr}'}}
+  platform: {{url: 'http://{sim_addr}'}}
 store: {{url: 'sqlite://{d}/fb.db'}}
 secrets:
   bot: {{file: '{d}/bot-token'}}

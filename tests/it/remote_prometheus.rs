@@ -15,7 +15,7 @@ async fn rules_read_through_the_prometheus_api_and_mitigate() {
     let bot = start_bot(
         dir.path(),
         &format!(
-            "sources:\n  prometheus:\n    url: http://127.0.0.1:{prom_port}\n    timeout: 5s\nrules:\n  paths: ['{root}/alerts']\nrunbooks:\n  paths: ['{root}/runbooks']\ntargets:\n  sim: {{url: 'http://{sim_addr}'}}\nstore:\n  url: sqlite://{}\nchat:\n  channel: '#test'\n",
+            "sources:\n  prometheus:\n    url: http://127.0.0.1:{prom_port}\n    timeout: 5s\nrules:\n  paths: ['{root}/alerts']\nrunbooks:\n  paths: ['{root}/runbooks']\ntargets:\n  platform: {{url: 'http://{sim_addr}'}}\nstore:\n  url: sqlite://{}\nchat:\n  channel: '#test'\n",
             dir.path().join("fb.db").display()
         ),
     );

@@ -17,7 +17,7 @@ async fn run_mutes_the_feedback_and_drains_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let root = env!("CARGO_MANIFEST_DIR");
     let config = format!(
-        "sources:\n  scrape:\n    - name: sim\n      url: http://{sim_addr}/metrics\n      interval: 1s\n      timeout: 1s\nrules:\n  paths: ['{root}/alerts']\nrunbooks:\n  paths: ['{root}/runbooks']\ntargets:\n  sim: {{url: 'http://{sim_addr}'}}\nstore:\n  url: sqlite://{}\nchat:\n  channel: '#test'\n",
+        "sources:\n  scrape:\n    - name: sim\n      url: http://{sim_addr}/metrics\n      interval: 1s\n      timeout: 1s\nrules:\n  paths: ['{root}/alerts']\nrunbooks:\n  paths: ['{root}/runbooks']\ntargets:\n  platform: {{url: 'http://{sim_addr}'}}\nstore:\n  url: sqlite://{}\nchat:\n  channel: '#test'\n",
         dir.path().join("fb.db").display()
     );
     let bot = start_bot(dir.path(), &config);
@@ -108,7 +108,7 @@ async fn run_follows_a_fast_simulators_clock() {
     let dir = tempfile::tempdir().unwrap();
     let root = env!("CARGO_MANIFEST_DIR");
     let config = format!(
-        "sources:\n  scrape:\n    - name: sim\n      url: http://{sim_addr}/metrics\n      interval: 15s\n      timeout: 5s\nrules:\n  paths: ['{root}/alerts']\nrunbooks:\n  paths: ['{root}/runbooks']\ntargets:\n  sim: {{url: 'http://{sim_addr}'}}\nstore:\n  url: sqlite://{}\nchat:\n  channel: '#test'\n",
+        "sources:\n  scrape:\n    - name: sim\n      url: http://{sim_addr}/metrics\n      interval: 15s\n      timeout: 5s\nrules:\n  paths: ['{root}/alerts']\nrunbooks:\n  paths: ['{root}/runbooks']\ntargets:\n  platform: {{url: 'http://{sim_addr}'}}\nstore:\n  url: sqlite://{}\nchat:\n  channel: '#test'\n",
         dir.path().join("fb.db").display()
     );
     let url = format!("http://{sim_addr}");
@@ -142,7 +142,7 @@ fn run_refuses_a_clock_it_cannot_read() {
     let port = crate::common::free_port();
     let root = env!("CARGO_MANIFEST_DIR");
     let config = format!(
-        "rules:\n  paths: ['{root}/alerts']\nrunbooks:\n  paths: ['{root}/runbooks']\ntargets:\n  sim: {{url: 'http://127.0.0.1:{port}'}}\nstore:\n  url: sqlite://{}\nchat:\n  channel: '#test'\n",
+        "rules:\n  paths: ['{root}/alerts']\nrunbooks:\n  paths: ['{root}/runbooks']\ntargets:\n  platform: {{url: 'http://127.0.0.1:{port}'}}\nstore:\n  url: sqlite://{}\nchat:\n  channel: '#test'\n",
         dir.path().join("fb.db").display()
     );
     let url = format!("http://127.0.0.1:{port}");
@@ -164,7 +164,7 @@ fn a_second_run_on_one_sqlite_store_refuses_to_start_and_names_the_first() {
     let root = env!("CARGO_MANIFEST_DIR");
     // No listener: only the store stands between the two.
     let config = format!(
-        "rules:\n  paths: ['{root}/alerts']\nrunbooks:\n  paths: ['{root}/runbooks']\ntargets:\n  sim: {{url: 'http://127.0.0.1:{port}'}}\nstore:\n  url: sqlite://{}\nchat:\n  channel: '#test'\n",
+        "rules:\n  paths: ['{root}/alerts']\nrunbooks:\n  paths: ['{root}/runbooks']\ntargets:\n  platform: {{url: 'http://127.0.0.1:{port}'}}\nstore:\n  url: sqlite://{}\nchat:\n  channel: '#test'\n",
         dir.path().join("fb.db").display()
     );
     let first = start_bot(dir.path(), &config);
@@ -195,7 +195,7 @@ fn a_store_in_a_missing_directory_is_said_once() {
     let root = env!("CARGO_MANIFEST_DIR");
     let missing = dir.path().join("state");
     let config = format!(
-        "rules:\n  paths: ['{root}/alerts']\nrunbooks:\n  paths: ['{root}/runbooks']\ntargets:\n  sim: {{url: 'http://127.0.0.1:9'}}\nstore:\n  url: sqlite://{}\nchat:\n  channel: '#test'\n",
+        "rules:\n  paths: ['{root}/alerts']\nrunbooks:\n  paths: ['{root}/runbooks']\ntargets:\n  platform: {{url: 'http://127.0.0.1:9'}}\nstore:\n  url: sqlite://{}\nchat:\n  channel: '#test'\n",
         missing.join("fb.db").display()
     );
     let out = start_bot(dir.path(), &config).wait_with_output().unwrap();

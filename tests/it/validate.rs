@@ -74,7 +74,7 @@ steps:
     action: http
     when: "inputs.event != 'main'"
     with:
-      target: sim
+      target: platform
       method: POST
       path: /api/v1/rooms/main
       body: {account: "{{ inputs.secondary_account }}", title: host, note: "the main room"}
@@ -165,7 +165,7 @@ fn the_deploy_config_without_its_secret_files_says_which_are_missing() {
     );
     for (line, needed_by) in missing.iter().zip([
         "server.token_secret",
-        "targets.sim.bearer_token_secret",
+        "targets.platform.bearer_token_secret",
         "chat.slack.bot_token_secret",
         "chat.slack.signing_secret",
     ]) {
@@ -194,13 +194,13 @@ fn with_config(config: &str) -> tempfile::TempDir {
 #[test]
 fn run_refuses_to_start_without_a_secret_it_needs() {
     let dir = with_config(
-        "targets:\n  sim: {url: 'http://127.0.0.1:9', bearer_token_secret: admin}\nsecrets:\n  admin: {env: FIREBREAK_TEST_SURELY_UNSET}\nstore:\n  url: sqlite://fb.db\n",
+        "targets:\n  platform: {url: 'http://127.0.0.1:9', bearer_token_secret: admin}\nsecrets:\n  admin: {env: FIREBREAK_TEST_SURELY_UNSET}\nstore:\n  url: sqlite://fb.db\n",
     );
     let d = dir.path();
     let (code, _out, err) = firebreak(&["run", "--config", "firebreak.yaml"], d);
     assert_eq!(code, 1, "{err}");
     assert!(
-        err.contains("secrets.admin: environment variable FIREBREAK_TEST_SURELY_UNSET is not set (needed by targets.sim.bearer_token_secret)"),
+        err.contains("secrets.admin: environment variable FIREBREAK_TEST_SURELY_UNSET is not set (needed by targets.platform.bearer_token_secret)"),
         "{err}"
     );
     assert!(err.contains("not starting: 1 secret(s)"), "{err}");
@@ -210,7 +210,7 @@ fn run_refuses_to_start_without_a_secret_it_needs() {
 #[test]
 fn every_error_in_every_file_is_printed_with_its_location() {
     let dir = with_config(
-        "targets:\n  sim: {url: 'http://127.0.0.1:9100'}\nstore:\n  url: sqlite://x.db\n",
+        "targets:\n  platform: {url: 'http://127.0.0.1:9100'}\nstore:\n  url: sqlite://x.db\n",
     );
     let d = dir.path();
     std::fs::write(
@@ -235,7 +235,7 @@ fn every_error_in_every_file_is_printed_with_its_location() {
     let expect = [
         "alerts/bad.rules.yml:5:24: groups[0].rules[0].expr: invalid PromQL: unexpected character inside brackets: ')'",
         "alerts/bad.rules.yml:8:14: groups[0].rules[1].for:",
-        "runbooks/bad.yaml:7:11: steps[0].with.target: unknown target \"nope\"; known targets: sim",
+        "runbooks/bad.yaml:7:11: steps[0].with.target: unknown target \"nope\"; known targets: platform",
         "runbooks/bad.yaml:9:13: steps[1].action: unknown action \"chatt\" (did you mean `chat`?)",
         "runbooks/typo.yaml:4:1:",
     ];
@@ -262,20 +262,20 @@ trigger: {manual: true}
 steps:
   - id: before
     action: http
-    with: {target: sim, path: /api/v1/events/e, capture: {room: /event/room}}
+    with: {target: platform, path: /api/v1/events/e, capture: {room: /event/room}}
     guard: {holds: "true", otherwise: x}
   - id: move
     action: http
-    with: {target: sim, method: POST, path: /api/v1/events/e/move}
+    with: {target: platform, method: POST, path: /api/v1/events/e/move}
     rollback:
       guard:
         read:
           - id: origin
             action: http
-            with: {target: sim, method: PATCH, path: "/api/v1/rooms/{{ steps.before.room }}"}
+            with: {target: platform, method: PATCH, path: "/api/v1/rooms/{{ steps.before.room }}"}
         holds: "steps.destination.up"
       action: http
-      with: {target: sim, method: POST, path: /api/v1/events/e/move}
+      with: {target: platform, method: POST, path: /api/v1/events/e/move}
 "#,
     )
     .unwrap();

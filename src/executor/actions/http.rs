@@ -434,7 +434,7 @@ mod tests {
     use super::*;
 
     fn env() -> CheckEnv {
-        crate::load::check_env(["sim".to_owned()])
+        crate::load::check_env(["platform".to_owned()])
     }
 
     #[test]
@@ -445,7 +445,7 @@ mod tests {
         );
         let fields: Vec<&str> = e.iter().map(|(f, _)| f.as_str()).collect();
         assert_eq!(fields, ["target", "method", "path", "capture.x"], "{e:?}");
-        assert!(e[0].1.contains("known targets: sim"), "{e:?}");
+        assert!(e[0].1.contains("known targets: platform"), "{e:?}");
     }
 
     #[test]
@@ -462,12 +462,12 @@ mod tests {
     #[test]
     fn a_dot_segment_written_in_the_path_is_an_error_at_load() {
         for path in ["/api/../x", "/api/%2E%2e/{{ inputs.room }}", "/./x"] {
-            let e = Http.check(&json!({"target": "sim", "path": path}), &env());
+            let e = Http.check(&json!({"target": "platform", "path": path}), &env());
             assert_eq!(e.len(), 1, "{path}: {e:?}");
             assert!(e[0].1.contains("`.` or `..` segment"), "{path}: {e:?}");
         }
         let ok = Http.check(
-            &json!({"target": "sim", "path": "/api/v1.2/{{ inputs.room }}?up=.."}),
+            &json!({"target": "platform", "path": "/api/v1.2/{{ inputs.room }}?up=.."}),
             &env(),
         );
         assert!(ok.is_empty(), "{ok:?}");
@@ -475,7 +475,10 @@ mod tests {
 
     #[test]
     fn unknown_param_is_named() {
-        let e = Http.check(&json!({"target": "sim", "path": "/", "bdy": {}}), &env());
+        let e = Http.check(
+            &json!({"target": "platform", "path": "/", "bdy": {}}),
+            &env(),
+        );
         assert!(e[0].1.contains("bdy"), "{e:?}");
     }
 

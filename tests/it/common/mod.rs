@@ -30,6 +30,25 @@ impl std::io::Write for Buf {
     }
 }
 
+/// `firebreak ARGS` run to its end in `dir`, with no config from the
+/// environment: its exit code and its stdout then stderr.
+pub fn firebreak_in(dir: &std::path::Path, args: &[&str]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_firebreak"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("FIREBREAK_CONFIG")
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
