@@ -72,7 +72,7 @@ def subcommands():
         names = [n for n in names if n != "help"]
         if names:
             return set(names)
-    return {"demo", "rehearse", "run", "sim", "validate", "plan", "check", "timeline", "test"}
+    return {"demo", "rehearse", "run", "sim", "validate", "plan", "check", "timeline", "test", "init", "completions", "man"}
 
 
 SUBCOMMANDS = subcommands()
@@ -260,7 +260,7 @@ def check_container():
     image = tag.group(1) if tag else "firebreak"
     takes_value = {"-p", "--publish", "-v", "--volume", "-e", "--env", "--env-file", "--name", "--mount",
                    "-w", "--workdir", "-u", "--user", "--network", "--entrypoint", "--secret"}
-    docs = [cf, DEPLOY / "README.md", ROOT / "README.md"]
+    docs = [cf, DEPLOY / "README.md", ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
     seen = 0
     for doc in docs:
         if not doc.exists():

@@ -332,7 +332,7 @@ impl Review {
             "began": at(self.began),
             "detected": at(self.detected),
             "first_response": self.first_response.as_ref().map(|e| entry_json(e, time)),
-            "mitigated": self.mitigated.as_ref().map(|(m, run)| json!({"at": time(*m), "by": run})),
+            "mitigated": self.mitigated.as_ref().map(|(m, runbook)| json!({"at": time(*m), "runbook": runbook})),
             "resolved": at(self.resolved),
             "audience": self.audience.as_ref().map(|a| json!({
                 "peak": pair(Some(a.peak)),

@@ -29,7 +29,7 @@ struct Cli {
 }
 
 /// `-c`'s help, the same on every verb that reads a config.
-const CONFIG_HELP: &str = "Config file (YAML; every field is in the README). Without it: $FIREBREAK_CONFIG, else ./firebreak.yaml, else the built-in setup against a local `firebreak sim`. Relative paths in it are taken from its directory.";
+const CONFIG_HELP: &str = "Config file (YAML; every field is in docs/config.md). Without it: $FIREBREAK_CONFIG, else ./firebreak.yaml, else the built-in setup against a local `firebreak sim`. Relative paths in it are taken from its directory.";
 
 #[derive(Clone, Copy, ValueEnum)]
 enum LogFormat {

@@ -170,6 +170,41 @@ async fn the_replay_moves_the_event_before_saturation_and_keeps_the_audience() {
         )),
         "{printed}"
     );
+    // The same, as JSON: the list, then the review with every entry.
+    let json = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_firebreak"))
+            .args(args)
+            .arg("--store")
+            .arg(&kept)
+            .arg("--json")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let list = json(&["timeline"]);
+    assert_eq!(list["incidents"][0]["incident"], "launch", "{list}");
+    assert!(list["incidents"][0]["outcome"].is_string(), "{list}");
+    let one = json(&["timeline", "launch"]);
+    assert_eq!(
+        one["entries"].as_array().map(Vec::len),
+        Some(review.entries.len()),
+        "{one}"
+    );
+    assert_eq!(
+        one["mitigated"]["runbook"], "mute-feedback-speaker",
+        "{one}"
+    );
+    assert!(
+        one["detected"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("2023-05-24T22:")),
+        "{one}"
+    );
+    assert!(
+        one["audience"]["peak"]["count"].as_u64().unwrap_or(0) > 500_000,
+        "{one}"
+    );
     let missing = std::process::Command::new(env!("CARGO_BIN_EXE_firebreak"))
         .args(["timeline", "--store"])
         .arg(dir.path().join("nope.db"))

@@ -341,6 +341,7 @@ const VALIDATED: &[&str] = &[
     "docs/snippets/",
     "examples/",
     "src/cli/init/",
+    "src/sim/scenarios/",
     "tests/scenarios/",
 ];
 

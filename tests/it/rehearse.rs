@@ -3,7 +3,7 @@
 //! its scenario expects fails the set with the reason.
 //!
 //! `tests/scenarios/pending/` holds scenarios the bot does not yet pass
-//! (see the README's rehearsal table); they are not played here.
+//! (see the table in docs/rehearsals.md); they are not played here.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -235,6 +235,11 @@ impl FakeSlack {
     }
 
     /// `usergroups.users.list` answers `members` for `group` from now on.
+    /// A channel the bot is in, besides the ones it starts with.
+    pub fn add_channel(&self, id: &str, name: &str) {
+        self.st().channels.push(chan(id, name, true));
+    }
+
     pub fn set_group(&self, group: &str, members: &[&str]) {
         self.st().groups.insert(
             group.to_owned(),
