@@ -40,10 +40,14 @@ fn swap_ports(text: &str, ports: &[(&str, String)]) -> String {
 /// starts the simulator and whichever of Prometheus and Alertmanager the
 /// example has a config for. `None` when one of those is not installed.
 fn lay_out(name: &str) -> Option<Laid> {
+    lay_out_from(&examples().join(name))
+}
+
+fn lay_out_from(src: &Path) -> Option<Laid> {
     let tmp = tempfile::tempdir().unwrap();
     crate::docs::copy_dir(&examples().join("shared"), &tmp.path().join("shared"));
-    let dir = tmp.path().join(name);
-    crate::docs::copy_dir(&examples().join(name), &dir);
+    let dir = tmp.path().join(src.file_name().unwrap());
+    crate::docs::copy_dir(src, &dir);
     // The feedback starts 30s into the scenario: 10s from now.
     let (sim, sim_addr) = start_sim(&["--speed", "1", "--from", "20s"]);
     let (prom_port, am_port, bot_port) = (free_port(), free_port(), free_port());
@@ -150,21 +154,28 @@ fn to_fake(laid: &Laid, slack: &FakeSlack) {
     std::fs::write(p, text).unwrap();
 }
 
+/// A Slack example started against the fake Slack, with these secrets.
+async fn slack_example(
+    name: &str,
+    env: &[(&str, &str)],
+) -> Option<(Laid, FakeSlack, std::process::Child)> {
+    let laid = lay_out(name)?;
+    let slack = FakeSlack::start().await;
+    to_fake(&laid, &slack);
+    let bot = start(&laid, env);
+    Some((laid, slack, bot))
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn the_slack_http_example_posts_to_slack_and_takes_signed_commands() {
     firebreak::net::install_crypto_provider();
-    let Some(laid) = lay_out("slack-http") else {
+    let env = [
+        ("SLACK_BOT_TOKEN", fake_slack::TOKEN),
+        ("SLACK_SIGNING_SECRET", fake_slack::SIGNING_SECRET),
+    ];
+    let Some((laid, slack, bot)) = slack_example("slack-http", &env).await else {
         return;
     };
-    let slack = FakeSlack::start().await;
-    to_fake(&laid, &slack);
-    let bot = start(
-        &laid,
-        &[
-            ("SLACK_BOT_TOKEN", fake_slack::TOKEN),
-            ("SLACK_SIGNING_SECRET", fake_slack::SIGNING_SECRET),
-        ],
-    );
     let told = slack.wait_message("Muted host in room main", 120).await;
     use fake_slack::to_bot;
     let addr: std::net::SocketAddr = format!("127.0.0.1:{}", laid.bot_port).parse().unwrap();
@@ -202,18 +213,13 @@ async fn the_slack_http_example_posts_to_slack_and_takes_signed_commands() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_slack_socket_mode_example_connects_and_posts_to_slack() {
-    let Some(laid) = lay_out("slack-socket-mode") else {
+    let env = [
+        ("SLACK_BOT_TOKEN", fake_slack::TOKEN),
+        ("SLACK_APP_TOKEN", fake_slack::APP_TOKEN),
+    ];
+    let Some((laid, slack, bot)) = slack_example("slack-socket-mode", &env).await else {
         return;
     };
-    let slack = FakeSlack::start().await;
-    to_fake(&laid, &slack);
-    let bot = start(
-        &laid,
-        &[
-            ("SLACK_BOT_TOKEN", fake_slack::TOKEN),
-            ("SLACK_APP_TOKEN", fake_slack::APP_TOKEN),
-        ],
-    );
     let connected = slack.wait_socket(60).await;
     let told = slack.wait_message("Muted host in room main", 120).await;
     assert!(connected, "the bot never opened a Socket Mode connection");
@@ -223,6 +229,20 @@ async fn the_slack_socket_mode_example_connects_and_posts_to_slack() {
         slack.messages()
     );
     assert_mitigated(&laid, bot, "slack-socket-mode").await;
+}
+
+/// The getting-started page's setup, walked as the page says: its
+/// `prometheus.yml` in a real Prometheus, `firebreak sim` for the
+/// platform, `firebreak run -c` on the copied directory; the host is
+/// muted by the page's runbook.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_getting_started_setup_mutes_the_loud_host() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/snippets/getting-started");
+    let Some(laid) = lay_out_from(&src) else {
+        return;
+    };
+    let bot = start(&laid, &[]);
+    assert_mitigated(&laid, bot, "docs/snippets/getting-started").await;
 }
 
 /// Every example validates as shipped (secrets not read: they name
