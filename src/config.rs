@@ -71,6 +71,41 @@ pub struct ServerConfig {
     /// or Prometheus's own resends); none within it is said in chat as
     /// blindness. `None`: pushes are not expected.
     pub deadman: Option<PromDuration>,
+    /// The web console served beside the API (`server.console`).
+    pub console: ConsoleConfig,
+}
+
+/// `server.console`: who may read the web console and act from it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConsoleConfig {
+    pub sign_in: SignIn,
+    /// With sign-in on, pages can be read without signing in.
+    pub open_to_viewers: bool,
+    /// How long a sign-in lasts.
+    pub session: PromDuration,
+    /// The address people open the console at (behind a proxy, its public
+    /// one): named where the bot says chat refuses it.
+    pub url: Option<url::Url>,
+}
+
+/// How people sign in to the web console.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SignIn {
+    /// Nobody signs in; the console only shows.
+    Off,
+    /// Per-person tokens issued with `firebreak console-token add`.
+    Tokens,
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        ConsoleConfig {
+            sign_in: SignIn::Off,
+            open_to_viewers: false,
+            session: PromDuration::from_secs(12 * 3600),
+            url: None,
+        }
+    }
 }
 
 /// Room for about 10,000 alerts in one request.
@@ -84,6 +119,7 @@ impl Default for ServerConfig {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             resolve_timeout: PromDuration::from_secs(300),
             deadman: None,
+            console: ConsoleConfig::default(),
         }
     }
 }
@@ -284,6 +320,16 @@ struct RawServer {
     max_body_bytes: Option<Sp<u64>>,
     resolve_timeout: Option<Sp<String>>,
     deadman: Option<Sp<String>>,
+    console: Option<RawConsole>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawConsole {
+    sign_in: Option<Sp<String>>,
+    open_to_viewers: Option<bool>,
+    session: Option<Sp<String>>,
+    url: Option<Sp<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -632,6 +678,55 @@ impl Config {
             c.positive_duration(Some(sp), "server.deadman", PromDuration::from_secs(300))
         });
 
+        let console = {
+            let rc = raw.server.console.as_ref();
+            let d = ConsoleConfig::default();
+            let sign_in = match rc.and_then(|r| r.sign_in.as_ref()) {
+                None => d.sign_in,
+                Some(sp) => match sp.value.as_str() {
+                    "off" => SignIn::Off,
+                    "tokens" => SignIn::Tokens,
+                    other => {
+                        c.err(
+                            Pos::of(sp),
+                            "server.console.sign_in",
+                            format!("{other:?} is not a way to sign in; give `off` (the default: the console only shows) or `tokens` (per-person tokens from `firebreak console-token add`)"),
+                        );
+                        d.sign_in
+                    }
+                },
+            };
+            let session = c.positive_duration(
+                rc.and_then(|r| r.session.as_ref()),
+                "server.console.session",
+                d.session,
+            );
+            let url =
+                rc.and_then(|r| r.url.as_ref())
+                    .and_then(|sp| match url::Url::parse(&sp.value) {
+                        Ok(u) if matches!(u.scheme(), "http" | "https") => Some(u),
+                        _ => {
+                            c.err(
+                                Pos::of(sp),
+                                "server.console.url",
+                                format!(
+                                    "{:?} is not an http:// or https:// address people can open",
+                                    sp.value
+                                ),
+                            );
+                            None
+                        }
+                    });
+            ConsoleConfig {
+                sign_in,
+                open_to_viewers: rc
+                    .and_then(|r| r.open_to_viewers)
+                    .unwrap_or(d.open_to_viewers),
+                session,
+                url,
+            }
+        };
+
         let mut targets = BTreeMap::new();
         for (name, sp) in &raw.targets {
             let r = &sp.value;
@@ -723,6 +818,7 @@ impl Config {
                 max_body_bytes,
                 resolve_timeout,
                 deadman,
+                console,
             },
         };
         c.out.into_result(config)
@@ -1328,6 +1424,52 @@ server:
             lines[0].contains("more") && lines[0].contains("other"),
             "{lines:#?}"
         );
+    }
+
+    #[test]
+    fn the_console_is_read_only_unless_sign_in_is_asked_for() {
+        let c = Config::load("c.yaml", "server: {listen: '127.0.0.1:9095'}\n").unwrap();
+        assert_eq!(c.server.console, ConsoleConfig::default());
+        assert_eq!(c.server.console.sign_in, SignIn::Off);
+        let c = Config::load(
+            "c.yaml",
+            "server:\n  console: {sign_in: tokens, open_to_viewers: true, session: 30m}\n",
+        )
+        .unwrap();
+        assert_eq!(
+            c.server.console,
+            ConsoleConfig {
+                sign_in: SignIn::Tokens,
+                open_to_viewers: true,
+                session: PromDuration::from_secs(1800),
+                url: None,
+            }
+        );
+        let lines: Vec<String> = Config::load(
+            "c.yaml",
+            "server:\n  console: {sign_in: password, session: 0s, url: 'ftp://x'}\n",
+        )
+        .unwrap_err()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+        assert_eq!(lines.len(), 3, "{lines:#?}");
+        assert!(
+            lines[2]
+                .contains("server.console.url: \"ftp://x\" is not an http:// or https:// address"),
+            "{lines:#?}"
+        );
+        assert!(
+            lines[0].starts_with(
+                "c.yaml:2:22: server.console.sign_in: \"password\" is not a way to sign in"
+            ),
+            "{lines:#?}"
+        );
+        assert!(
+            lines[1].contains("server.console.session: must be greater than 0s"),
+            "{lines:#?}"
+        );
+        assert!(Config::load("c.yaml", "server:\n  console: {signin: tokens}\n").is_err());
     }
 
     #[test]

@@ -238,7 +238,9 @@ impl Daemon {
         // What the bot cannot see: written by the watcher (sources, rules,
         // pushes) and the outbox (chat), read by `/-/ready` and `/metrics`.
         let board = crate::sight::Board::new();
-        let outbox = Outbox::new(store.clone()).with_board(board.clone());
+        let outbox = Outbox::new(store.clone())
+            .with_board(board.clone())
+            .with_console(config.server.console.url.as_ref().map(|u| u.to_string()));
         let tracker = TaskTracker::new();
 
         let (scrape_tx, scrape_rx) = mpsc::channel(64);
@@ -508,6 +510,11 @@ impl Daemon {
             push_wait: crate::api::PUSH_WAIT,
             replica: front.map(|f| f.status.clone()),
             sight: board,
+            console: crate::api::console::Settings::new(
+                &config.server.console,
+                config.chat.roles.clone(),
+                Some(ctx.clone()),
+            ),
         });
         let http_addr = inbound(&config, &ctx, &outbox, api, &tracker, &shutdown, front).await?;
         tracker.close();

@@ -68,7 +68,9 @@
 //!   Alertmanager's webhook and Prometheus.
 //! - [`watcher`] (task): owns the series store and the rule engine.
 //! - [`api`] (I/O): the HTTP API: pushed alerts into the watcher's queue,
-//!   JSON reads, health, `/metrics`.
+//!   JSON reads, health, `/metrics`; `api::console` is the web console
+//!   (HTML pages, sign-in with per-person tokens, commands sent as the
+//!   signed-in person through [`command`]).
 //! - [`server`] (I/O): the bot's HTTP listener (`server.listen`).
 //! - [`inbound`] (I/O): what people send from Slack (slash commands,
 //!   buttons, mentions; over HTTP with signatures checked, or Socket

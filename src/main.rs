@@ -216,11 +216,42 @@ enum Cmd {
         #[arg(long, value_name = "URL")]
         platform: Option<reqwest::Url>,
     },
+    /// Issue, list and revoke the tokens people sign in to the web console
+    /// with (`server.console.sign_in: tokens`). The store keeps only a
+    /// digest; a token is shown once, when issued.
+    #[command(subcommand, name = "console-token")]
+    ConsoleToken(ConsoleTokenCmd),
     /// Print a shell completion script on stdout: `firebreak completions
     /// bash > /etc/bash_completion.d/firebreak`.
     Completions { shell: clap_complete::Shell },
     /// Print the man page (roff) on stdout: `firebreak man | man -l -`.
     Man,
+}
+
+#[derive(Subcommand)]
+enum ConsoleTokenCmd {
+    /// Issue a token that signs in as USER, a chat user id (Slack's member
+    /// id, U…); their role is the one `chat.roles` gives that id. The
+    /// token is printed on stdout, once.
+    Add {
+        user: String,
+        /// How the console and the timeline name them [default: USER].
+        #[arg(long, default_value = "")]
+        name: String,
+        #[arg(long, short, help = CONFIG_HELP)]
+        config: Option<PathBuf>,
+    },
+    /// List tokens: id, user, name, when issued, when revoked.
+    List {
+        #[arg(long, short, help = CONFIG_HELP)]
+        config: Option<PathBuf>,
+    },
+    /// Revoke token ID (from `list`); its sessions are signed out at once.
+    Revoke {
+        id: String,
+        #[arg(long, short, help = CONFIG_HELP)]
+        config: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -571,6 +602,15 @@ async fn dispatch(cmd: Cmd) -> anyhow::Result<ExitCode> {
             prometheus,
             platform,
         } => init(&dir, prometheus.as_ref(), platform.as_ref()),
+        Cmd::ConsoleToken(c) => {
+            use cli::ConsoleTokenAction as A;
+            let (action, config) = match &c {
+                ConsoleTokenCmd::Add { user, name, config } => (A::Add { user, name }, config),
+                ConsoleTokenCmd::List { config } => (A::List, config),
+                ConsoleTokenCmd::Revoke { id, config } => (A::Revoke { id }, config),
+            };
+            cli::console_token(action, config.as_deref()).await
+        }
         Cmd::Completions { shell } => {
             clap_complete::generate(
                 shell,

@@ -129,6 +129,12 @@ pub fn follower_api(
             replica: Some(status),
             // A follower watches nothing, so it cannot go blind.
             sight: crate::sight::Board::new(),
+            // People sign in at any replica; only the leader acts.
+            console: crate::api::console::Settings::new(
+                &config.server.console,
+                config.chat.roles.clone(),
+                None,
+            ),
         }),
         slack,
     ))

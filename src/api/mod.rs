@@ -1,13 +1,16 @@
 //! The bot's HTTP API, served at `server.listen` beside Slack's request
 //! URLs: alerts pushed by Alertmanager (webhook) or Prometheus
 //! (`POST /api/v2/alerts`), JSON reads of alerts, runs and incident
-//! timelines, and `/-/healthy`, `/-/ready`, `/metrics`.
+//! timelines, `/-/healthy`, `/-/ready`, `/metrics`, and the web console
+//! ([`console`]) at `/`.
 //!
 //! The edge only: requests are authorised and read here, pushed alerts go
 //! to the watcher's queue and questions to the control loop or the store.
 //! Every refusal is a 4xx (or 503 when busy) with a JSON body that says
-//! what is wrong: `{"status": "error", "error": "...", "problems": [...]}`.
+//! what is wrong: `{"status": "error", "error": "...", "problems": [...]}`;
+//! the console's pages say theirs in HTML.
 
+pub mod console;
 mod health;
 mod push;
 
@@ -51,6 +54,8 @@ pub struct Api {
     pub replica: Option<Arc<crate::front::Status>>,
     /// What the bot cannot see now: `/-/ready` is 503 while it is blind.
     pub sight: crate::sight::Board,
+    /// Who may read the web console and act from it.
+    pub console: console::Settings,
 }
 
 impl Api {
@@ -102,6 +107,7 @@ fn api_routes(api: Arc<Api>) -> Router {
         .route_layer(axum::middleware::from_fn_with_state(api.clone(), authorise));
     Router::new()
         .merge(protected)
+        .merge(console::routes())
         .route("/-/healthy", axum::routing::get(health::healthy))
         .route("/-/ready", axum::routing::get(health::ready))
         .route("/metrics", axum::routing::get(health::metrics))
@@ -133,12 +139,13 @@ async fn json_refusals(req: Request, next: Next) -> Response {
     }
     let resp = next.run(req).await;
     let status = resp.status();
-    let is_json = resp
+    // The console's pages answer in HTML, refusals included.
+    let written = resp
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
-    if !status.is_client_error() || is_json {
+        .is_some_and(|v| v.starts_with("application/json") || v.starts_with("text/html"));
+    if !status.is_client_error() || written {
         return resp;
     }
     let said = axum::body::to_bytes(resp.into_body(), 4096)

@@ -15,21 +15,46 @@ use crate::control::{Command, FiringAlert, Status};
 use crate::source::alertmanager::{Incoming, Lifecycle};
 use crate::store::Store;
 
-struct Served {
-    base: String,
+pub(crate) struct Served {
+    pub base: String,
     pushed: mpsc::Receiver<Vec<Incoming>>,
-    store: Store,
+    pub store: Store,
     shutdown: CancellationToken,
-    http: reqwest::Client,
+    pub http: reqwest::Client,
+    /// What the control loop's stand-in was asked to change, as
+    /// `pause by LABEL`.
+    pub changes: Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 async fn serve(token: Option<&str>, queue: usize, max_body: usize) -> Served {
+    serve_with(token, queue, max_body, |_, _| Default::default()).await
+}
+
+/// The API with the console's settings from `console`, given the
+/// control queue and the store, for a console that acts.
+pub(crate) async fn serve_with(
+    token: Option<&str>,
+    queue: usize,
+    max_body: usize,
+    console: impl FnOnce(mpsc::Sender<Command>, Store) -> super::console::Settings,
+) -> Served {
     let store = Store::open("sqlite::memory:").await.unwrap();
     let (pushed_tx, pushed) = mpsc::channel(queue);
     let (control, mut commands) = mpsc::channel::<Command>(4);
-    // The control loop's part: one firing alert, acknowledged.
+    let changes = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let changed = changes.clone();
+    // The control loop's part: one firing alert, acknowledged, and one
+    // pending; a pause is noted and answered.
     tokio::spawn(async move {
         while let Some(c) = commands.recv().await {
+            if let Command::Pause { by, reply, .. } = c {
+                changed
+                    .lock()
+                    .unwrap()
+                    .push(format!("pause by {}", by.label()));
+                let _ = reply.send(());
+                continue;
+            }
             if let Command::Status(reply) = c {
                 let _ = reply.send(Status {
                     paused: None,
@@ -69,6 +94,7 @@ async fn serve(token: Option<&str>, queue: usize, max_body: usize) -> Served {
         }
     });
     let shutdown = CancellationToken::new();
+    let console = console(control.clone(), store.clone());
     let api = Arc::new(Api {
         pushed: pushed_tx,
         control,
@@ -80,6 +106,7 @@ async fn serve(token: Option<&str>, queue: usize, max_body: usize) -> Served {
         replica: None,
         push_wait: Duration::from_millis(200),
         sight: crate::sight::Board::new(),
+        console,
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
@@ -93,7 +120,8 @@ async fn serve(token: Option<&str>, queue: usize, max_body: usize) -> Served {
         pushed,
         store,
         shutdown,
-        http: crate::net::client().unwrap(),
+        http: crate::net::client_without_redirects().unwrap(),
+        changes,
     }
 }
 

@@ -23,6 +23,9 @@ pub struct Outbox {
     wake: Arc<Notify>,
     /// Where delivery says the platform refuses the bot (and takes it back).
     board: crate::sight::Board,
+    /// Where people can act while chat refuses the bot: the web console's
+    /// address (`server.console.url`), named when that is said.
+    console: Option<String>,
 }
 
 impl Outbox {
@@ -31,7 +34,14 @@ impl Outbox {
             store,
             wake: Arc::new(Notify::new()),
             board: crate::sight::Board::new(),
+            console: None,
         }
+    }
+
+    /// Names the web console where delivery says chat refuses the bot.
+    pub fn with_console(mut self, url: Option<String>) -> Self {
+        self.console = url;
+        self
     }
 
     /// Says on `board` when the platform refuses the bot.
@@ -94,6 +104,7 @@ impl Outbox {
             retried: std::collections::HashSet::new(),
             sight: crate::sight::Sight::new(),
             board: &self.board,
+            console: self.console.as_deref(),
             queued: false,
         };
         crate::metrics::get().chat_up.with(&[]).set(1.0);
@@ -242,6 +253,7 @@ struct Deliverer<'a> {
     /// Whether the platform refuses the bot (and since when).
     sight: crate::sight::Sight,
     board: &'a crate::sight::Board,
+    console: Option<&'a str>,
     /// A message was queued during this pass (chat is back): read again.
     queued: bool,
 }
@@ -475,10 +487,17 @@ impl Deliverer<'_> {
             .sight
             .failed(&crate::sight::Sense::Chat, reason, self.clock.now());
         if let Some(c) = change {
-            tracing::error!(
-                error = %reason,
-                "the chat platform refuses the bot; messages wait in the outbox until a person fixes it (check the token and that the app is in the channel)"
-            );
+            match self.console {
+                Some(url) => tracing::error!(
+                    error = %reason,
+                    console = %url,
+                    "the chat platform refuses the bot; messages wait in the outbox until a person fixes it (check the token and that the app is in the channel). Meanwhile people see and act from the web console at {url}"
+                ),
+                None => tracing::error!(
+                    error = %reason,
+                    "the chat platform refuses the bot; messages wait in the outbox until a person fixes it (check the token and that the app is in the channel)"
+                ),
+            }
             crate::metrics::get().chat_up.with(&[]).set(0.0);
             self.board.apply(&c);
             crate::metrics::count_blind(self.board);
@@ -499,11 +518,16 @@ impl Deliverer<'_> {
         let crate::sight::Change::Back { since, .. } = c else {
             return Ok(());
         };
-        let text = format!(
+        let mut text = format!(
             "✅ chat is back: the platform refused my messages from {} for {}; the messages that waited go out in the order they were written.",
             super::blocks::utc(since),
             crate::sight::for_people(now - since)
         );
+        if let Some(url) = self.console {
+            text.push_str(&format!(
+                " Meanwhile the web console at {url} showed the night and took commands; what was done there is on the timeline."
+            ));
+        }
         let note = ChatMessage {
             channel: channel.to_owned(),
             incident: None,
@@ -798,7 +822,9 @@ mod tests {
     async fn a_platform_that_refuses_the_bot_is_said_and_its_messages_kept() {
         let store = Store::open("sqlite::memory:").await.unwrap();
         let board = crate::sight::Board::new();
-        let outbox = Outbox::new(store.clone()).with_board(board.clone());
+        let outbox = Outbox::new(store.clone())
+            .with_board(board.clone())
+            .with_console(Some("https://firebreak.example/".into()));
         for t in ["one", "two"] {
             outbox.post(&msg(t)).await.unwrap();
         }
@@ -836,6 +862,10 @@ mod tests {
         assert!(
             got[2].starts_with("✅ chat is back: the platform refused my messages from "),
             "{got:?}"
+        );
+        assert!(
+            got[2].contains("the web console at https://firebreak.example/ showed the night"),
+            "the way to act that stood in for chat is named: {got:?}"
         );
     }
 

@@ -4,6 +4,7 @@
 //! [`firebreak::preflight`], [`firebreak::stub_runs`], ...
 
 mod check;
+mod console_token;
 mod files;
 mod init;
 mod plan;
@@ -14,6 +15,7 @@ mod test;
 mod timeline;
 
 pub(crate) use check::{CheckOpts, check};
+pub(crate) use console_token::{Action as ConsoleTokenAction, console_token};
 pub(crate) use init::init;
 pub(crate) use plan::plan;
 pub(crate) use process::{cancel_on_signal, init_logging, quiet_on_broken_pipe, reload_on_sighup};

@@ -410,6 +410,9 @@ mod tests {
             // Back to schema 2, as two processes on one store could have
             // left it.
             for undo in [
+                "DROP TABLE console_sessions",
+                "DROP TABLE console_tokens",
+                "DELETE FROM schema_migrations WHERE version = 4",
                 "DROP INDEX runs_one_active",
                 "DROP TABLE leases",
                 "DROP TABLE forwarded",

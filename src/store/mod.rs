@@ -19,9 +19,11 @@ use crate::run_state::{Going, Outcome, RunState, StepState};
 pub use crate::timeline::TimelineEntry;
 use crate::timeline::{About, By, Kind};
 
+mod console;
 mod control_state;
 mod forwarded;
 mod lease;
+pub use console::{ConsoleSession, ConsoleToken};
 pub use forwarded::ForwardedPush;
 use lease::Written;
 pub use lease::{Fence, Lease};
@@ -404,6 +406,34 @@ const MIGRATIONS: &[Migration] = &[
         ddl: SCHEMA_3,
         then: Some(Backfill::OneActiveRun),
     },
+    Migration {
+        version: 4,
+        what: "the web console's sign-in tokens and sessions",
+        ddl: SCHEMA_4,
+        then: None,
+    },
+];
+
+/// Schema version 4: who may sign in to the web console, and who has.
+/// Digests only: a copy of the store signs nobody in.
+const SCHEMA_4: &[&str] = &[
+    "CREATE TABLE console_tokens (
+        id TEXT PRIMARY KEY,
+        digest TEXT NOT NULL UNIQUE,
+        user_id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        created_at BIGINT NOT NULL,
+        revoked_at BIGINT
+    )",
+    "CREATE TABLE console_sessions (
+        digest TEXT PRIMARY KEY,
+        user_id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        token_id TEXT NOT NULL,
+        created_at BIGINT NOT NULL,
+        expires_at BIGINT NOT NULL
+    )",
+    "CREATE INDEX console_sessions_token ON console_sessions (token_id)",
 ];
 
 /// Schema version 3, for replicas on one PostgreSQL store.
@@ -2047,7 +2077,7 @@ mod tests {
         for db in backends().await {
             write_previous_release(&db.url).await;
             let s = Store::open(&db.url).await.unwrap();
-            assert_eq!(versions(&s).await, [1, 2, 3], "{}", db.url);
+            assert_eq!(versions(&s).await, [1, 2, 3, 4], "{}", db.url);
 
             // The demo's launch, as the previous release recorded it.
             let r = Review::new("launch", s.timeline("launch").await.unwrap());
@@ -2117,7 +2147,7 @@ mod tests {
                 .unwrap();
             s.close().await;
             let s = Store::open(&db.url).await.unwrap();
-            assert_eq!(versions(&s).await, [1, 2, 3]);
+            assert_eq!(versions(&s).await, [1, 2, 3, 4]);
             let drill = s.timeline("drill").await.unwrap();
             assert_eq!((drill.len(), drill[6].seq), (7, 7));
             s.close().await;
@@ -2164,7 +2194,7 @@ mod tests {
             for o in opens {
                 stores.push(o.await.unwrap().unwrap());
             }
-            assert_eq!(versions(&stores[0]).await, [1, 2, 3]);
+            assert_eq!(versions(&stores[0]).await, [1, 2, 3, 4]);
             let t = stores[0].timeline("drill").await.unwrap();
             assert_eq!(t[1].by.id(), "U024BE7LH");
             for s in stores {

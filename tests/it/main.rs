@@ -16,6 +16,7 @@ mod checklists;
 mod cli_test_runbooks;
 mod commands;
 mod config_files;
+mod console;
 mod demo;
 mod docs;
 mod examples;

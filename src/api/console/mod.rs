@@ -1,0 +1,815 @@
+//! The web console: the night at a glance in a browser, served by the bot
+//! itself on `server.listen` beside the API. Server-rendered HTML, no
+//! script, nothing fetched from elsewhere (a strict Content-Security-
+//! Policy says so), usable on a phone and from the keyboard.
+//!
+//! Pages: what fires and what is about to (with its `for` countdown),
+//! runs waiting for a person, runs in progress, silences, and on every
+//! page what the bot cannot see and whether automation is paused;
+//! incidents with their review and timeline; runs with their steps.
+//! Lists are paged ([`views::PAGE_ROWS`] a page).
+//!
+//! Who may read and act is [`auth`]'s: with sign-in on, a person signed
+//! in with their own token acts through the same commands, grammar, roles
+//! and audit as chat (a click is `approve RUN` typed by that person); a
+//! caller with the API's bearer token reads. Every action is a form post
+//! with a CSRF token, from the console's own origin.
+//!
+//! The edge only: the control loop and the store are read here, commands
+//! go through [`crate::command::handle`], and the pages are drawn by the
+//! pure functions in [`views`].
+
+pub mod auth;
+mod html;
+mod views;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use tokio::sync::oneshot;
+
+use super::Api;
+use crate::control::{Command, Status};
+use crate::roles::RoleMap;
+use auth::{Bearer, Gate, SignIn, Visitor};
+use html::{Corner, Frame, esc};
+
+/// How the console lets people in (`server.console`), and what it needs
+/// to act for them.
+#[derive(Clone)]
+pub struct Settings {
+    pub sign_in: SignIn,
+    /// With sign-in on: whether pages can be read without signing in.
+    pub open_to_viewers: bool,
+    /// How long a sign-in lasts.
+    pub session: Duration,
+    /// Who holds which role (`chat.roles`), read at every request.
+    pub roles: RoleMap,
+    /// What commands run against; `None` where nothing can act (tests of
+    /// the read-only pages).
+    pub commands: Option<Arc<crate::command::Ctx>>,
+}
+
+impl Settings {
+    /// From `server.console` and `chat.roles`; `commands` where this
+    /// process acts (not on a follower replica).
+    pub fn new(
+        c: &crate::config::ConsoleConfig,
+        roles: RoleMap,
+        commands: Option<Arc<crate::command::Ctx>>,
+    ) -> Settings {
+        Settings {
+            sign_in: c.sign_in,
+            open_to_viewers: c.open_to_viewers,
+            session: c.session.to_std(),
+            roles,
+            commands,
+        }
+    }
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        Settings {
+            sign_in: SignIn::Off,
+            open_to_viewers: false,
+            session: Duration::from_secs(12 * 3600),
+            roles: RoleMap::default(),
+            commands: None,
+        }
+    }
+}
+
+/// How long a page waits for the control loop or the store.
+const WAIT: Duration = Duration::from_secs(10);
+
+/// The longest command a form may carry; chat's are far shorter.
+const MAX_COMMAND: usize = 2000;
+
+/// The longest form body the console reads.
+const MAX_FORM: usize = 8 * 1024;
+
+/// What a browser may do with a console page: nothing but show it and
+/// its inline style, and post its forms back here. No script runs,
+/// nothing loads from elsewhere, no other site may frame it.
+const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+/// The console's routes; the API's router gives them its state.
+pub fn routes() -> Router<Arc<Api>> {
+    Router::new()
+        .route("/", get(now))
+        .route("/incidents", get(incidents))
+        .route("/incidents/{id}", get(incident))
+        .route("/runs", get(runs))
+        .route("/runs/{id}", get(run))
+        .route("/signin", get(signin_form).post(signin))
+        .route("/signout", post(signout))
+        .route("/act", post(act))
+}
+
+fn html_response(status: StatusCode, body: String) -> Response {
+    let mut resp = (status, body).into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+fn redirect(to: &str) -> Response {
+    let mut resp = StatusCode::SEE_OTHER.into_response();
+    if let Ok(v) = HeaderValue::from_str(to) {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    resp
+}
+
+/// What every page needs from the control loop: the status (for the
+/// banners) or, on a follower, nothing (it does not know).
+async fn status(api: &Api) -> Result<Option<Status>, String> {
+    if api
+        .replica
+        .as_ref()
+        .is_some_and(|r| !matches!(r.role(), crate::front::Role::Leading { .. }))
+    {
+        return Ok(None);
+    }
+    let (reply, answer) = oneshot::channel();
+    let asked = async {
+        api.control
+            .send(Command::Status(reply))
+            .await
+            .map_err(|_| "the control loop has stopped".to_owned())?;
+        answer
+            .await
+            .map_err(|_| "the control loop did not answer".to_owned())
+    };
+    match tokio::time::timeout(WAIT, asked).await {
+        Ok(r) => r.map(Some),
+        Err(_) => Err("the control loop is busy".into()),
+    }
+}
+
+async fn store<T, E: std::fmt::Display>(
+    f: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, String> {
+    match tokio::time::timeout(WAIT, f).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "console: cannot read the store");
+            Err("cannot read the store (the cause is in firebreak's log)".into())
+        }
+        Err(_) => Err("the store did not answer in time".into()),
+    }
+}
+
+/// The signed-in person this request's session cookie names, if it names
+/// a live session of someone who still has a role.
+async fn person(api: &Api, headers: &HeaderMap) -> Result<Option<Visitor>, String> {
+    if api.console.sign_in != SignIn::Tokens {
+        return Ok(None);
+    }
+    let Some(secret) = auth::cookie(headers, auth::SESSION_COOKIE).filter(|s| !s.is_empty()) else {
+        return Ok(None);
+    };
+    let digest = auth::digest(secret);
+    let Some(s) = store(api.store.console_session(&digest, api.clock.now())).await? else {
+        return Ok(None);
+    };
+    let Some(role) = api.console.roles.resolve(&s.user, &[]) else {
+        return Ok(None);
+    };
+    Ok(Some(Visitor::Person {
+        actor: crate::command::Actor {
+            id: s.user,
+            name: s.name,
+            role,
+        },
+        csrf: auth::csrf_for(secret),
+    }))
+}
+
+fn bearer(api: &Api, headers: &HeaderMap) -> Bearer {
+    let Some(token) = &api.token else {
+        return Bearer::None;
+    };
+    match headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+    {
+        None => Bearer::None,
+        Some(g) if auth::same(g.trim(), token) => Bearer::Right,
+        Some(_) => Bearer::Wrong,
+    }
+}
+
+/// Who is asking, or the answer that turns them away.
+async fn visitor(api: &Api, headers: &HeaderMap) -> Result<Visitor, Response> {
+    let person = match person(api, headers).await {
+        Ok(p) => p,
+        Err(e) => return Err(trouble(api, &e)),
+    };
+    let c = &api.console;
+    match auth::decide(
+        c.sign_in,
+        c.open_to_viewers,
+        api.token.is_some(),
+        bearer(api, headers),
+        person,
+    ) {
+        Gate::Read(v) => Ok(v),
+        Gate::SignInFirst => Err(redirect("/signin")),
+        Gate::Refused(why) => {
+            let mut resp = bare(
+                api,
+                "Not signed in",
+                &format!("<p>{}.</p>", esc(why)),
+                StatusCode::UNAUTHORIZED,
+            );
+            resp.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            Err(resp)
+        }
+    }
+}
+
+/// A whole page: the frame with this status's banners (and chat's
+/// backlog, read from the store) around `main`.
+async fn page(
+    api: &Api,
+    who: &Visitor,
+    status: Option<&Status>,
+    title: &str,
+    main: &str,
+    code: StatusCode,
+) -> Response {
+    let now = api.clock.now();
+    let mut banners = status.map(|s| views::banners(s, now)).unwrap_or_default();
+    // A store that does not answer is said by the page's own reads; the
+    // banner is only for a backlog it can see.
+    if let Ok(Some(oldest)) = store(api.store.outbox_oldest()).await {
+        let depth = store(api.store.outbox_depth()).await.unwrap_or(0);
+        banners.extend(views::chat_behind(depth, oldest, now));
+    }
+    if status.is_none()
+        && let Some(r) = &api.replica
+    {
+        banners.push(html::Banner {
+            level: html::Level::Warn,
+            text: format!(
+                "{}: this replica does not lead, so it does not know what fires now; the leader's console does.",
+                r.describe()
+            ),
+        });
+    }
+    let label;
+    let corner = match who {
+        Visitor::Person { actor, csrf } => {
+            label = format!("{} ({})", actor.label(), actor.role);
+            Corner::Person {
+                label: &label,
+                csrf,
+            }
+        }
+        _ if api.console.sign_in == SignIn::Tokens => Corner::SignIn,
+        _ => Corner::Nothing,
+    };
+    let drawn = crate::chat::blocks::utc(now);
+    let frame = Frame {
+        title,
+        banners: &banners,
+        drawn: &drawn,
+        corner,
+    };
+    html_response(code, frame.page(main))
+}
+
+/// A page for someone not (yet) let in: no banners, no names.
+fn bare(_api: &Api, title: &str, main: &str, code: StatusCode) -> Response {
+    let frame = Frame {
+        title,
+        banners: &[],
+        drawn: "",
+        corner: Corner::Nothing,
+    };
+    html_response(code, frame.page(main))
+}
+
+fn trouble(api: &Api, why: &str) -> Response {
+    bare(
+        api,
+        "Not available",
+        &format!("<p>{}. Try again in a moment.</p>", esc(why)),
+        StatusCode::SERVICE_UNAVAILABLE,
+    )
+}
+
+async fn not_found(
+    api: &Api,
+    who: &Visitor,
+    status: Option<&Status>,
+    what: &str,
+    back: &str,
+) -> Response {
+    page(
+        api,
+        who,
+        status,
+        "Not found",
+        &format!("<p>{} <a href=\"{back}\">See the list</a>.</p>", esc(what)),
+        StatusCode::NOT_FOUND,
+    )
+    .await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PageQuery {
+    page: Option<usize>,
+}
+
+type PageParam = Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>;
+
+fn page_number(api: &Api, q: PageParam) -> Result<usize, Box<Response>> {
+    match q {
+        Ok(Query(q)) => Ok(q.page.unwrap_or(1)),
+        Err(_) => Err(Box::new(bare(
+            api,
+            "Bad request",
+            "<p>The only parameter is <code>page</code>, a number from 1.</p>",
+            StatusCode::BAD_REQUEST,
+        ))),
+    }
+}
+
+/// What a list page starts with: who asks (or the answer turning them
+/// away), which page of the list, and the status for the banners.
+async fn list_start(
+    api: &Api,
+    headers: &HeaderMap,
+    q: PageParam,
+) -> Result<(Visitor, usize, Option<Status>), Box<Response>> {
+    let who = visitor(api, headers).await.map_err(Box::new)?;
+    let n = page_number(api, q)?;
+    Ok((who, n, status(api).await.ok().flatten()))
+}
+
+/// Issues a sign-in token for chat user `user`: the token (to hand to
+/// them, once) and what the store keeps of it.
+pub async fn issue_token(
+    store: &crate::store::Store,
+    user: &str,
+    name: &str,
+    now: crate::clock::Millis,
+) -> anyhow::Result<(String, crate::store::ConsoleToken)> {
+    let secret = auth::mint(auth::TOKEN_PREFIX)
+        .map_err(|e| anyhow::anyhow!("reading the system's randomness: {e}"))?;
+    let digest = auth::digest(&secret);
+    let token = crate::store::ConsoleToken {
+        id: auth::token_id(&digest),
+        user: user.to_owned(),
+        name: if name.trim().is_empty() {
+            user
+        } else {
+            name.trim()
+        }
+        .to_owned(),
+        created_at: now,
+        revoked_at: None,
+    };
+    store.add_console_token(&token, &digest).await?;
+    Ok((secret, token))
+}
+
+/// What a visitor's forms need, when they may act at all.
+fn acts(who: &Visitor, back: &str) -> Option<views::Acts> {
+    who.person().map(|(actor, csrf)| views::Acts {
+        role: actor.role,
+        csrf: csrf.to_owned(),
+        back: back.to_owned(),
+    })
+}
+
+/// `GET /`.
+pub async fn now(State(api): State<Arc<Api>>, headers: HeaderMap) -> Response {
+    let who = match visitor(&api, &headers).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let status = match status(&api).await {
+        Ok(s) => s,
+        Err(e) => return trouble(&api, &e),
+    };
+    let main = match &status {
+        Some(s) => views::now_page(
+            s,
+            api.replica.as_ref().map(|r| r.describe()).as_deref(),
+            api.clock.now(),
+            acts(&who, "/").as_ref(),
+        ),
+        None => "<p>Open the leader's console for the live picture; incidents and runs are listed here from the shared store.</p>".to_owned(),
+    };
+    page(&api, &who, status.as_ref(), "Now", &main, StatusCode::OK).await
+}
+
+/// `GET /incidents`.
+pub async fn incidents(State(api): State<Arc<Api>>, headers: HeaderMap, q: PageParam) -> Response {
+    let (who, n, status) = match list_start(&api, &headers, q).await {
+        Ok(v) => v,
+        Err(r) => return *r,
+    };
+    let mut ids = match store(api.store.incidents()).await {
+        Ok(ids) => ids,
+        Err(e) => return trouble(&api, &e),
+    };
+    ids.reverse();
+    let shown = views::paged(&ids, n);
+    let mut rows = Vec::with_capacity(shown.rows.len());
+    // Only this page's timelines are read: a store of 10,000 incidents
+    // costs one page of reads.
+    for id in shown.rows {
+        let entries = match store(api.store.timeline(id)).await {
+            Ok(e) => e,
+            Err(e) => return trouble(&api, &e),
+        };
+        let r = crate::incident::Review::new(id, entries);
+        let began = r
+            .began
+            .or_else(|| r.entries.first().map(|e| e.at))
+            .unwrap_or(0);
+        rows.push((id.clone(), began, r.outcome()));
+    }
+    let listed = views::Paged {
+        rows: &rows,
+        page: shown.page,
+        pages: shown.pages,
+        total: shown.total,
+    };
+    let main = views::incidents_page(&listed);
+    page(
+        &api,
+        &who,
+        status.as_ref(),
+        "Incidents",
+        &main,
+        StatusCode::OK,
+    )
+    .await
+}
+
+/// `GET /incidents/ID`.
+pub async fn incident(
+    State(api): State<Arc<Api>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    q: PageParam,
+) -> Response {
+    let (who, n, status) = match list_start(&api, &headers, q).await {
+        Ok(v) => v,
+        Err(r) => return *r,
+    };
+    let entries = match store(api.store.timeline(&id)).await {
+        Ok(e) => e,
+        Err(e) => return trouble(&api, &e),
+    };
+    if entries.is_empty() {
+        let what = format!("There is no incident {:?}.", crate::human::clip(&id, 80));
+        return not_found(&api, &who, status.as_ref(), &what, "/incidents").await;
+    }
+    let audience = store(api.store.audience(&id)).await.unwrap_or_default();
+    let review = crate::incident::Review::new(&id, entries).with_audience(&audience);
+    let shown = views::paged(&review.entries, n);
+    let main = views::incident_page(&review, &shown);
+    let title = format!("Incident {}", crate::human::clip(&id, 80));
+    page(&api, &who, status.as_ref(), &title, &main, StatusCode::OK).await
+}
+
+/// `GET /runs`.
+pub async fn runs(State(api): State<Arc<Api>>, headers: HeaderMap, q: PageParam) -> Response {
+    let (who, n, status) = match list_start(&api, &headers, q).await {
+        Ok(v) => v,
+        Err(r) => return *r,
+    };
+    let mut all = match store(api.store.runs()).await {
+        Ok(r) => r,
+        Err(e) => return trouble(&api, &e),
+    };
+    all.reverse();
+    let main = views::runs_page(&views::paged(&all, n));
+    page(&api, &who, status.as_ref(), "Runs", &main, StatusCode::OK).await
+}
+
+/// `GET /runs/ID`.
+pub async fn run(
+    State(api): State<Arc<Api>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let who = match visitor(&api, &headers).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let status = status(&api).await.ok().flatten();
+    let all = match store(api.store.runs()).await {
+        Ok(r) => r,
+        Err(e) => return trouble(&api, &e),
+    };
+    let Some(r) = all.iter().find(|r| r.id == id) else {
+        let what = format!("There is no run {:?}.", crate::human::clip(&id, 80));
+        return not_found(&api, &who, status.as_ref(), &what, "/runs").await;
+    };
+    let steps = match store(api.store.steps(&id)).await {
+        Ok(s) => s,
+        Err(e) => return trouble(&api, &e),
+    };
+    let back = format!("/runs/{}", html::seg(&id));
+    let main = views::run_page(r, &steps, acts(&who, &back).as_ref());
+    let title = format!("Run {}", crate::human::clip(&id, 80));
+    page(&api, &who, status.as_ref(), &title, &main, StatusCode::OK).await
+}
+
+/// A form body, read with a bound.
+fn form<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, String> {
+    if body.len() > MAX_FORM {
+        return Err(format!(
+            "the form is {} bytes; the console reads at most {MAX_FORM}",
+            body.len()
+        ));
+    }
+    serde_urlencoded::from_bytes(body)
+        .map_err(|e| format!("the form is not one of the console's: {e}"))
+}
+
+fn refused(api: &Api, code: StatusCode, why: &str) -> Response {
+    bare(
+        api,
+        "Refused",
+        &format!(
+            "<p>{}</p><p><a href=\"/\">Back to the console</a></p>",
+            esc(why)
+        ),
+        code,
+    )
+}
+
+/// `GET /signin`.
+pub async fn signin_form(State(api): State<Arc<Api>>) -> Response {
+    if api.console.sign_in == SignIn::Off {
+        return bare(
+            &api,
+            "Sign in",
+            "<p>Sign-in is off, so the console only shows; people act from chat or the terminal. To act here, set <code>server.console.sign_in: tokens</code> and issue tokens with <code>firebreak console-token add</code>.</p>",
+            StatusCode::OK,
+        );
+    }
+    bare(&api, "Sign in", &views::signin_form(None), StatusCode::OK)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SignInForm {
+    token: String,
+}
+
+/// `POST /signin`: a token for a session.
+pub async fn signin(State(api): State<Arc<Api>>, headers: HeaderMap, body: Bytes) -> Response {
+    if api.console.sign_in == SignIn::Off {
+        return refused(
+            &api,
+            StatusCode::FORBIDDEN,
+            "Sign-in is off (server.console.sign_in).",
+        );
+    }
+    if !auth::same_origin(&headers) {
+        return refused(
+            &api,
+            StatusCode::FORBIDDEN,
+            "This sign-in did not come from the console's own page.",
+        );
+    }
+    let f: SignInForm = match form(&body) {
+        Ok(f) => f,
+        Err(e) => return refused(&api, StatusCode::BAD_REQUEST, &e),
+    };
+    let token = f.token.trim();
+    let wrong = |api: &Api| {
+        crate::metrics::get()
+            .console_signins
+            .with(&["refused"])
+            .inc();
+        bare(
+            api,
+            "Sign in",
+            &views::signin_form(Some(
+                "That is not a live token: it was never issued here, or it was revoked.",
+            )),
+            StatusCode::UNAUTHORIZED,
+        )
+    };
+    if token.len() > 200 || !token.starts_with(auth::TOKEN_PREFIX) {
+        return wrong(&api);
+    }
+    let found = match store(api.store.console_token_by_digest(&auth::digest(token))).await {
+        Ok(t) => t,
+        Err(e) => return trouble(&api, &e),
+    };
+    let Some(t) = found else {
+        return wrong(&api);
+    };
+    if api.console.roles.resolve(&t.user, &[]).is_none() {
+        crate::metrics::get()
+            .console_signins
+            .with(&["no_role"])
+            .inc();
+        return refused(
+            &api,
+            StatusCode::FORBIDDEN,
+            &format!(
+                "The token is {}'s ({}), who has no role under chat.roles; ask whoever runs firebreak to give them one.",
+                t.name, t.user
+            ),
+        );
+    }
+    let secret = match auth::mint("") {
+        Ok(s) => s,
+        Err(e) => return trouble(&api, &format!("cannot read the system's randomness: {e}")),
+    };
+    let now = api.clock.now();
+    let session = crate::store::ConsoleSession {
+        user: t.user.clone(),
+        name: t.name.clone(),
+        token_id: t.id.clone(),
+        expires_at: now + api.console.session.as_millis() as i64,
+    };
+    if let Err(e) = store(
+        api.store
+            .open_console_session(&auth::digest(&secret), &session, now),
+    )
+    .await
+    {
+        return trouble(&api, &e);
+    }
+    tracing::info!(user = %t.user, token = %t.id, "console: signed in");
+    crate::metrics::get().console_signins.with(&["ok"]).inc();
+    let mut resp = redirect("/");
+    let cookie = auth::session_cookie(
+        &secret,
+        api.console.session.as_secs(),
+        auth::over_https(&headers),
+    );
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        resp.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    resp
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SignOutForm {
+    csrf: String,
+}
+
+/// `POST /signout`.
+pub async fn signout(State(api): State<Arc<Api>>, headers: HeaderMap, body: Bytes) -> Response {
+    let f: SignOutForm = match form(&body) {
+        Ok(f) => f,
+        Err(e) => return refused(&api, StatusCode::BAD_REQUEST, &e),
+    };
+    let Some(secret) = auth::cookie(&headers, auth::SESSION_COOKIE) else {
+        return redirect("/signin");
+    };
+    if !auth::same_origin(&headers) || !auth::same(&f.csrf, &auth::csrf_for(secret)) {
+        return refused(
+            &api,
+            StatusCode::FORBIDDEN,
+            "This sign-out did not come from the console's own page.",
+        );
+    }
+    if let Err(e) = store(
+        api.store
+            .close_console_session(&auth::digest(secret), api.clock.now()),
+    )
+    .await
+    {
+        return trouble(&api, &e);
+    }
+    let mut resp = redirect("/signin");
+    if let Ok(v) = HeaderValue::from_str(&auth::cleared_cookie()) {
+        resp.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    resp
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ActForm {
+    csrf: String,
+    command: String,
+    back: Option<String>,
+}
+
+/// Where to send someone after an action: a path of this console, never
+/// another site (`//host` or `/\host` would leave it).
+fn local(back: Option<&str>) -> &str {
+    match back {
+        Some(b)
+            if b.starts_with('/')
+                && !b.starts_with("//")
+                && !b.contains('\\')
+                && b.len() <= 300 =>
+        {
+            b
+        }
+        _ => "/",
+    }
+}
+
+/// `POST /act`: one chat command, typed or clicked, by the signed-in
+/// person, answered on a page.
+pub async fn act(State(api): State<Arc<Api>>, headers: HeaderMap, body: Bytes) -> Response {
+    let m = crate::metrics::get();
+    if api.console.sign_in == SignIn::Off {
+        m.console_actions.with(&["refused"]).inc();
+        return refused(
+            &api,
+            StatusCode::FORBIDDEN,
+            "Sign-in is off, so the console cannot act for anyone; use chat or the terminal.",
+        );
+    }
+    let Some(ctx) = api.console.commands.clone() else {
+        m.console_actions.with(&["refused"]).inc();
+        return refused(
+            &api,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "This replica does not lead, so it cannot act; use the leader's console.",
+        );
+    };
+    let who = match person(&api, &headers).await {
+        Ok(Some(v)) => v,
+        Ok(None) => {
+            m.console_actions.with(&["refused"]).inc();
+            return refused(
+                &api,
+                StatusCode::UNAUTHORIZED,
+                "Sign in to act: every action is taken by a named person.",
+            );
+        }
+        Err(e) => return trouble(&api, &e),
+    };
+    let Some((actor, csrf)) = who.person() else {
+        return redirect("/signin");
+    };
+    let f: ActForm = match form(&body) {
+        Ok(f) => f,
+        Err(e) => return refused(&api, StatusCode::BAD_REQUEST, &e),
+    };
+    if !auth::same_origin(&headers) || !auth::same(&f.csrf, csrf) {
+        m.console_actions.with(&["refused"]).inc();
+        tracing::warn!(user = %actor.id, "console: an action without this session's CSRF token or from another origin was refused");
+        return refused(
+            &api,
+            StatusCode::FORBIDDEN,
+            "This action did not come from a console page of your session; reload the page and try again.",
+        );
+    }
+    let line = f.command.trim();
+    if line.len() > MAX_COMMAND || line.contains(['\n', '\r']) {
+        return refused(
+            &api,
+            StatusCode::BAD_REQUEST,
+            &format!("A command is one line of at most {MAX_COMMAND} bytes."),
+        );
+    }
+    let reply = crate::command::handle(&ctx, actor, line).await;
+    m.console_actions.with(&["answered"]).inc();
+    tracing::info!(user = %actor.id, command = %crate::human::clip(line, 120), "console: command");
+    let back = local(f.back.as_deref());
+    let status = status(&api).await.ok().flatten();
+    let main = views::answer(line, &reply.text, back, acts(&who, back).as_ref());
+    page(&api, &who, status.as_ref(), "Answer", &main, StatusCode::OK).await
+}
+
+#[cfg(test)]
+mod tests;

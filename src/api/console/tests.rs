@@ -1,0 +1,394 @@
+//! The console over real HTTP on 127.0.0.1:0, with the API's test harness:
+//! a stand-in control loop (one firing alert, one pending, pauses noted)
+//! and a real SQLite store.
+
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+
+use super::Settings;
+use super::auth::{self, SignIn};
+use crate::api::tests::{Served, serve_with};
+use crate::control::Command;
+use crate::store::Store;
+use crate::timeline::{About, By, Kind, TimelineEntry};
+
+struct Page {
+    code: u16,
+    headers: reqwest::header::HeaderMap,
+    body: String,
+}
+
+impl Served {
+    async fn page(&self, path: &str, headers: &[(&str, &str)]) -> Page {
+        self.send(self.http.get(format!("{}{path}", self.base)), headers)
+            .await
+    }
+
+    async fn form(&self, path: &str, form: &[(&str, &str)], headers: &[(&str, &str)]) -> Page {
+        let post = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(serde_urlencoded::to_string(form).unwrap());
+        self.send(post, headers).await
+    }
+
+    async fn send(&self, mut r: reqwest::RequestBuilder, headers: &[(&str, &str)]) -> Page {
+        for (k, v) in headers {
+            r = r.header(*k, *v);
+        }
+        let r = r.send().await.unwrap();
+        Page {
+            code: r.status().as_u16(),
+            headers: r.headers().clone(),
+            body: r.text().await.unwrap(),
+        }
+    }
+
+    /// The origin a browser names when it posts one of our forms.
+    fn origin(&self) -> String {
+        self.base.clone()
+    }
+}
+
+fn header<'a>(p: &'a Page, name: &str) -> &'a str {
+    p.headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+}
+
+/// Who may do what: U1 commands, everyone else views.
+fn roles() -> crate::roles::RoleMap {
+    crate::config::Config::load("c.yaml", "chat:\n  roles:\n    commander: {users: [U1]}\n")
+        .unwrap()
+        .chat
+        .roles
+}
+
+fn signing_in(open_to_viewers: bool) -> impl FnOnce(mpsc::Sender<Command>, Store) -> Settings {
+    move |control, store| Settings {
+        sign_in: SignIn::Tokens,
+        open_to_viewers,
+        session: std::time::Duration::from_secs(3600),
+        roles: roles(),
+        commands: Some(Arc::new(crate::command::Ctx {
+            control,
+            runbooks: Vec::new().into(),
+            checklists: Default::default(),
+            targets: Default::default(),
+            store,
+            clock: crate::clock::Clock::system(),
+            offset: chrono::FixedOffset::east_opt(0).unwrap(),
+            zone: "UTC".into(),
+        })),
+    }
+}
+
+/// Issues a token for `user` as `firebreak console-token add` does.
+async fn issue(store: &Store, user: &str, name: &str) -> String {
+    super::issue_token(store, user, name, 1).await.unwrap().0
+}
+
+/// Signs in with `token`; the cookie header the browser then sends.
+async fn sign_in(s: &Served, token: &str) -> String {
+    let p = s
+        .form("/signin", &[("token", token)], &[("origin", &s.origin())])
+        .await;
+    assert_eq!(p.code, 303, "{}", p.body);
+    assert_eq!(header(&p, "location"), "/");
+    let set = header(&p, "set-cookie").to_owned();
+    for part in ["HttpOnly", "SameSite=Strict", "Path=/"] {
+        assert!(set.contains(part), "{set}");
+    }
+    set.split(';').next().unwrap().to_owned()
+}
+
+/// The CSRF token a page's forms carry.
+fn csrf(body: &str) -> String {
+    let at = body
+        .find("name=\"csrf\" value=\"")
+        .expect("a form with a CSRF token")
+        + 19;
+    body[at..at + 64].to_owned()
+}
+
+#[tokio::test]
+async fn the_home_page_shows_what_fires_and_what_is_about_to() {
+    let s = serve_with(None, 8, 1 << 20, |_, _| Settings::default()).await;
+    let p = s.page("/", &[]).await;
+    assert_eq!(p.code, 200, "{}", p.body);
+    assert_eq!(header(&p, "content-type"), "text/html; charset=utf-8");
+    assert!(header(&p, "content-security-policy").starts_with("default-src 'none'"));
+    assert_eq!(header(&p, "x-content-type-options"), "nosniff");
+    for part in [
+        "<h2>Firing (1)</h2>",
+        "SpeakerFeedback",
+        "{room=main}",
+        "acked by ana",
+        "<a href=\"/incidents/launch\">launch</a>",
+        "<h2>Pending (1)</h2>",
+        "RoomFilling",
+        "room main is filling",
+    ] {
+        assert!(p.body.contains(part), "{part} not in {}", p.body);
+    }
+    assert!(
+        !p.body.contains("<form"),
+        "nobody is signed in, so nothing acts"
+    );
+}
+
+#[tokio::test]
+async fn the_console_is_as_closed_as_the_api_without_sign_in() {
+    let s = serve_with(Some("s3cret"), 8, 1 << 20, |_, _| Settings::default()).await;
+    for path in ["/", "/incidents", "/runs", "/runs/x"] {
+        let p = s.page(path, &[]).await;
+        assert_eq!(p.code, 401, "{path}: {}", p.body);
+        assert_eq!(header(&p, "content-type"), "text/html; charset=utf-8");
+        assert_eq!(header(&p, "www-authenticate"), "Bearer");
+        assert!(!p.body.contains("SpeakerFeedback"));
+    }
+    let wrong = s.page("/", &[("authorization", "Bearer nope")]).await;
+    assert_eq!(wrong.code, 401);
+    let right = s.page("/", &[("authorization", "Bearer s3cret")]).await;
+    assert_eq!(right.code, 200, "{}", right.body);
+    assert!(right.body.contains("SpeakerFeedback"));
+}
+
+#[tokio::test]
+async fn incidents_and_runs_are_pages_and_unknown_ones_are_404_pages() {
+    let s = serve_with(None, 8, 1 << 20, |_, _| Settings::default()).await;
+    let t0 = 1_684_965_647_000;
+    for (i, text) in ["SpeakerFeedback firing", "<script>alert(1)</script> said"]
+        .iter()
+        .enumerate()
+    {
+        s.store
+            .append_timeline(&TimelineEntry::new(
+                "launch",
+                t0 + i as i64 * 1000,
+                Kind::AlertFiring,
+                By::Bot,
+                About::default(),
+                *text,
+            ))
+            .await
+            .unwrap();
+    }
+    let list = s.page("/incidents", &[]).await;
+    assert_eq!(list.code, 200);
+    assert!(
+        list.body
+            .contains("<a href=\"/incidents/launch\">launch</a>"),
+        "{}",
+        list.body
+    );
+    let one = s.page("/incidents/launch", &[]).await;
+    assert_eq!(one.code, 200, "{}", one.body);
+    assert!(one.body.contains("SpeakerFeedback firing"));
+    assert!(
+        one.body
+            .contains("&lt;script&gt;alert(1)&lt;/script&gt; said")
+    );
+    assert!(!one.body.contains("<script>"));
+
+    let missing = s.page("/incidents/no-such", &[]).await;
+    assert_eq!(missing.code, 404);
+    assert_eq!(header(&missing, "content-type"), "text/html; charset=utf-8");
+    assert!(
+        missing.body.contains("There is no incident"),
+        "{}",
+        missing.body
+    );
+    let run = s.page("/runs/%3Cb%3E", &[]).await;
+    assert_eq!(run.code, 404);
+    assert!(
+        run.body.contains("There is no run &quot;&lt;b&gt;&quot;"),
+        "{}",
+        run.body
+    );
+
+    let bad = s.page("/runs?page=first", &[]).await;
+    assert_eq!(bad.code, 400);
+    assert_eq!(header(&bad, "content-type"), "text/html; charset=utf-8");
+    let unknown = s.page("/runs?page=1&limit=9", &[]).await;
+    assert_eq!(unknown.code, 400);
+}
+
+#[tokio::test]
+async fn a_signed_in_commander_acts_as_themselves_and_only_with_the_pages_token() {
+    let s = serve_with(None, 8, 1 << 20, signing_in(false)).await;
+    let o = s.origin();
+    let origin = [("origin", o.as_str())];
+
+    // Nobody signed in: to the sign-in page, and no action.
+    let p = s.page("/", &[]).await;
+    assert_eq!((p.code, header(&p, "location")), (303, "/signin"));
+    let p = s
+        .form("/act", &[("csrf", "x"), ("command", "pause")], &origin)
+        .await;
+    assert_eq!(p.code, 401, "{}", p.body);
+
+    // A token never issued is refused.
+    let wrong = s
+        .form(
+            "/signin",
+            &[("token", "fbc_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")],
+            &origin,
+        )
+        .await;
+    assert_eq!(wrong.code, 401);
+    assert!(header(&wrong, "set-cookie").is_empty());
+
+    let token = issue(&s.store, "U1", "ana").await;
+    // A sign-in posted from another site is refused.
+    let p = s
+        .form(
+            "/signin",
+            &[("token", &token)],
+            &[("origin", "https://evil.example")],
+        )
+        .await;
+    assert_eq!(p.code, 403);
+
+    let cookie = sign_in(&s, &token).await;
+    let with = [("cookie", cookie.as_str()), ("origin", o.as_str())];
+    let home = s.page("/", &with).await;
+    assert_eq!(home.code, 200, "{}", home.body);
+    assert!(home.body.contains("ana (U1) (commander)"), "{}", home.body);
+    assert!(
+        home.body
+            .contains("value=\"pause\">Pause automation</button>")
+    );
+    assert!(
+        !home.body.contains("value=\"ack "),
+        "the one alert is acked already"
+    );
+    let token_on_page = csrf(&home.body);
+
+    // Without the page's CSRF token, or from another origin: refused,
+    // and the control loop never hears of it.
+    let p = s
+        .form("/act", &[("csrf", "0"), ("command", "pause")], &with)
+        .await;
+    assert_eq!(p.code, 403, "{}", p.body);
+    let elsewhere = [
+        ("cookie", cookie.as_str()),
+        ("origin", "https://evil.example"),
+    ];
+    let p = s
+        .form(
+            "/act",
+            &[("csrf", &token_on_page), ("command", "pause")],
+            &elsewhere,
+        )
+        .await;
+    assert_eq!(p.code, 403);
+    assert!(s.changes.lock().unwrap().is_empty());
+
+    // With both: the command runs as ana, by id.
+    let p = s
+        .form(
+            "/act",
+            &[
+                ("csrf", &token_on_page),
+                ("command", "pause"),
+                ("back", "//evil.example/"),
+            ],
+            &with,
+        )
+        .await;
+    assert_eq!(p.code, 200, "{}", p.body);
+    assert!(p.body.contains("You sent <code>pause</code>"), "{}", p.body);
+    assert!(
+        p.body.contains("<a href=\"/\">Back</a>"),
+        "never back to another site: {}",
+        p.body
+    );
+    assert_eq!(*s.changes.lock().unwrap(), ["pause by ana (U1)"]);
+
+    // Signed out, the cookie opens nothing.
+    let p = s.form("/signout", &[("csrf", &token_on_page)], &with).await;
+    assert_eq!(p.code, 303);
+    let p = s.page("/", &with).await;
+    assert_eq!(p.code, 303);
+}
+
+#[tokio::test]
+async fn a_viewer_sees_no_buttons_and_cannot_act_by_posting() {
+    let s = serve_with(None, 8, 1 << 20, signing_in(false)).await;
+    let token = issue(&s.store, "U2", "vic").await;
+    let cookie = sign_in(&s, &token).await;
+    let o = s.origin();
+    let with = [("cookie", cookie.as_str()), ("origin", o.as_str())];
+    let home = s.page("/", &with).await;
+    assert_eq!(home.code, 200);
+    assert!(home.body.contains("vic (U2) (viewer)"));
+    assert!(!home.body.contains("Pause automation"));
+    assert!(!home.body.contains("value=\"ack "));
+    let p = s
+        .form(
+            "/act",
+            &[("csrf", &csrf(&home.body)), ("command", "pause")],
+            &with,
+        )
+        .await;
+    assert_eq!(p.code, 200);
+    assert!(
+        p.body
+            .contains("`pause` needs the commander role; you are a viewer"),
+        "{}",
+        p.body
+    );
+    assert!(s.changes.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_revoked_token_signs_its_sessions_out() {
+    let s = serve_with(None, 8, 1 << 20, signing_in(true)).await;
+    let token = issue(&s.store, "U1", "ana").await;
+    let cookie = sign_in(&s, &token).await;
+    let with = [("cookie", cookie.as_str())];
+    assert!(s.page("/", &with).await.body.contains("ana (U1)"));
+    let id = auth::token_id(&auth::digest(&token));
+    assert!(s.store.revoke_console_token(&id, 2).await.unwrap());
+    // Open to viewers: still readable, but as nobody.
+    let p = s.page("/", &with).await;
+    assert_eq!(p.code, 200);
+    assert!(!p.body.contains("ana (U1)"));
+    assert!(
+        p.body
+            .contains("<a class=\"who\" href=\"/signin\">Sign in</a>")
+    );
+    let again = s.form("/signin", &[("token", &token)], &[]).await;
+    assert_eq!(again.code, 401, "a revoked token signs nobody in");
+}
+
+#[tokio::test]
+async fn without_sign_in_nothing_acts() {
+    let s = serve_with(None, 8, 1 << 20, |_, _| Settings::default()).await;
+    let p = s
+        .form("/act", &[("csrf", "x"), ("command", "pause")], &[])
+        .await;
+    assert_eq!(p.code, 403);
+    assert!(p.body.contains("Sign-in is off"));
+    let p = s.page("/signin", &[]).await;
+    assert!(p.body.contains("server.console.sign_in: tokens"));
+    assert!(s.changes.lock().unwrap().is_empty());
+}
+
+#[test]
+fn after_an_action_the_way_back_stays_on_the_console() {
+    assert_eq!(super::local(Some("/runs/r1")), "/runs/r1");
+    for away in [
+        "//evil.example/x",
+        "/\\evil.example",
+        "https://evil.example",
+        "runs",
+    ] {
+        assert_eq!(super::local(Some(away)), "/", "{away}");
+    }
+    assert_eq!(super::local(None), "/");
+}
