@@ -493,6 +493,27 @@ impl Review {
 
     /// The post-incident report.
     pub fn markdown(&self, time: &dyn Fn(Millis) -> String) -> String {
+        let mut o = self.markdown_summary(time);
+        let _ = writeln!(o, "## Timeline\n");
+        let _ = writeln!(o, "| Time | What | Who | |");
+        let _ = writeln!(o, "|---|---|---|---|");
+        for e in &self.entries {
+            let _ = writeln!(
+                o,
+                "| {} | {} | {} | {} |",
+                time(e.at),
+                what(&e.kind),
+                who(&e.by),
+                md_cell(&e.text)
+            );
+        }
+        o
+    }
+
+    /// The report without its timeline: the figures, the audience, what
+    /// fired, what was done and what people did (the web console pages
+    /// the timeline apart).
+    pub fn markdown_summary(&self, time: &dyn Fn(Millis) -> String) -> String {
         let mut o = String::new();
         let _ = writeln!(o, "# Incident `{}`: post-incident report\n", self.incident);
         let _ = writeln!(o, "**Outcome:** {}.\n", self.outcome());
@@ -641,20 +662,6 @@ impl Review {
                 );
             }
             let _ = writeln!(o);
-        }
-
-        let _ = writeln!(o, "## Timeline\n");
-        let _ = writeln!(o, "| Time | What | Who | |");
-        let _ = writeln!(o, "|---|---|---|---|");
-        for e in &self.entries {
-            let _ = writeln!(
-                o,
-                "| {} | {} | {} | {} |",
-                time(e.at),
-                what(&e.kind),
-                who(&e.by),
-                md_cell(&e.text)
-            );
         }
         o
     }

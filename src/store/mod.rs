@@ -1416,6 +1416,17 @@ impl Store {
         row.try_get(0).map_err(q("read outbox depth"))
     }
 
+    /// The newest message's number: it grows with everything the bot says
+    /// (runs, steps, alerts, acks), so a change in it is a change people
+    /// can see. 0 for an empty outbox.
+    pub async fn outbox_last_seq(&self) -> Result<i64> {
+        let row = sqlx::query("SELECT COALESCE(MAX(seq), 0) FROM outbox")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(q("outbox last number"))?;
+        row.try_get(0).map_err(q("read outbox last number"))
+    }
+
     /// When the oldest message still waiting to be delivered was written;
     /// `None` when none waits.
     pub async fn outbox_oldest(&self) -> Result<Option<Millis>> {

@@ -14,7 +14,7 @@ use crate::common::start_daemon_loaded;
 
 const GATED: &str = "kind: runbook\nname: gated\ntrigger: {manual: true}\ninputs:\n  room: {type: string}\npolicy:\n  concurrency_key: \"gated/{{ inputs.room }}\"\n  approval: {role: commander, timeout: 10m}\nsteps:\n  - {id: say, action: chat, with: {text: 'moving {{ inputs.room }}'}}\n";
 
-async fn issue(store: &Store, user: &str, name: &str) -> String {
+pub async fn issue(store: &Store, user: &str, name: &str) -> String {
     firebreak::api::console::issue_token(store, user, name, 0)
         .await
         .unwrap()
@@ -96,8 +96,13 @@ impl Browser {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_gated_run_is_approved_from_the_console_and_a_viewer_cannot() {
+/// A daemon with sign-in on, U1 its commander, and one manual runbook
+/// behind a commander's approval; its console's address.
+pub async fn gated_daemon() -> (
+    firebreak::daemon::Daemon,
+    tokio_util::sync::CancellationToken,
+    String,
+) {
     firebreak::net::install_crypto_provider();
     let mut config = Config::for_simulator("127.0.0.1:9");
     config.scrape.clear();
@@ -108,6 +113,12 @@ async fn a_gated_run_is_approved_from_the_console_and_a_viewer_cannot() {
         firebreak::load::load(config, &[], &[("gated.yaml".into(), GATED.into())]).unwrap();
     let (daemon, stop) = start_daemon_loaded(loaded, Box::new(std::io::sink())).await;
     let base = format!("http://{}", daemon.http_addr.unwrap());
+    (daemon, stop, base)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gated_run_is_approved_from_the_console_and_a_viewer_cannot() {
+    let (daemon, stop, base) = gated_daemon().await;
     let ana = Browser::sign_in(&base, &issue(&daemon.ctx.store, "U1", "ana").await).await;
     let vic = Browser::sign_in(&base, &issue(&daemon.ctx.store, "U2", "vic").await).await;
 

@@ -17,6 +17,7 @@ mod cli_test_runbooks;
 mod commands;
 mod config_files;
 mod console;
+mod console_browser;
 mod demo;
 mod docs;
 mod examples;

@@ -54,6 +54,9 @@ pub struct Frame<'a> {
     /// When the page was drawn; empty on pages that show nothing live.
     pub drawn: &'a str,
     pub corner: Corner<'a>,
+    /// What the page shows, as [`super::views::moment`] sums it up: a
+    /// page with one is live (its script asks `/events` for changes).
+    pub moment: Option<u64>,
 }
 
 /// Who the page is for, in its header.
@@ -96,7 +99,10 @@ code{font-family:ui-monospace,monospace;font-size:.92em;overflow-wrap:anywhere}\
 .who{margin-left:auto}form.act{display:inline}form.act button,.who button,form.cmd button{margin:0 .25rem .25rem 0;padding:.3rem .7rem;font:inherit;cursor:pointer}\
 button:focus-visible,input:focus-visible{outline:3px solid #4a8cff;outline-offset:2px}\
 form.cmd{display:flex;flex-wrap:wrap;gap:.5rem;align-items:center}form.cmd input{flex:1 1 16rem;font:inherit;padding:.3rem}\
-pre.reply{white-space:pre-wrap;overflow-wrap:anywhere;border-left:4px solid var(--line);padding:.5rem .75rem}";
+pre.reply{white-space:pre-wrap;overflow-wrap:anywhere;border-left:4px solid var(--line);padding:.5rem .75rem}\
+body.live .still,body:not(.live) .moving{display:none}\
+caption{position:absolute;width:1px;height:1px;overflow:hidden;clip-path:inset(50%);white-space:nowrap}\
+@media (max-width:40rem){body{font-size:14px;padding:0 .5rem 1.5rem}td.when{white-space:normal}th,td{padding:.3rem .3rem}}";
 
 impl Frame<'_> {
     /// The whole page around `main` (already markup).
@@ -106,10 +112,18 @@ impl Frame<'_> {
             out,
             "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
 <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
-<title>{} · firebreak</title><style>{STYLE}</style></head><body>\
+<title>{} · firebreak</title><style>{STYLE}</style>{}</head><body{}>\
 <header><a href=\"/\">firebreak</a><nav aria-label=\"sections\"><a href=\"/\">Now</a>\
 <a href=\"/incidents\">Incidents</a><a href=\"/runs\">Runs</a></nav>",
-            esc(self.title)
+            esc(self.title),
+            if self.moment.is_some() {
+                "<script src=\"/console.js\" defer></script>"
+            } else {
+                ""
+            },
+            self.moment
+                .map(|m| format!(" data-moment=\"{m}\""))
+                .unwrap_or_default()
         );
         match self.corner {
             Corner::Nothing => {}
@@ -124,7 +138,7 @@ impl Frame<'_> {
                 );
             }
         }
-        out.push_str("</header>");
+        out.push_str("</header><div id=\"banners\">");
         for b in self.banners {
             let class = match b.level {
                 Level::Warn => "warn",
@@ -136,11 +150,12 @@ impl Frame<'_> {
                 esc(&b.text)
             );
         }
+        out.push_str("</div>");
         let _ = write!(out, "<main><h1>{}</h1>{main}</main>", esc(self.title));
         if !self.drawn.is_empty() {
             let _ = write!(
                 out,
-                "<footer>Drawn {}; reload for what changed since.</footer>",
+                "<footer>Drawn {}; <span class=\"still\">reload for what changed since.</span><span class=\"moving\">it changes as things happen.</span></footer>",
                 esc(self.drawn)
             );
         }
@@ -152,11 +167,7 @@ impl Frame<'_> {
 /// A table with a header row; `rows` are already markup cells (`<td>`s).
 pub fn table(caption: &str, head: &[&str], rows: &[String]) -> String {
     let mut out = String::from("<div class=\"wrap\"><table>");
-    let _ = write!(
-        out,
-        "<caption class=\"muted\">{}</caption><thead><tr>",
-        esc(caption)
-    );
+    let _ = write!(out, "<caption>{}</caption><thead><tr>", esc(caption));
     for h in head {
         let _ = write!(out, "<th scope=\"col\">{}</th>", esc(h));
     }
@@ -202,6 +213,7 @@ mod tests {
                 label: "<ana> (U1)",
                 csrf: "c\"sf",
             },
+            moment: Some(7),
         };
         let page = f.page("<p>x</p>");
         assert!(
@@ -212,5 +224,11 @@ mod tests {
         assert!(page.contains("name=\"viewport\""));
         assert!(page.contains("<span>&lt;ana&gt; (U1)</span>"), "{page}");
         assert!(page.contains("value=\"c&quot;sf\""), "{page}");
+        assert!(
+            page.contains(
+                "<script src=\"/console.js\" defer></script></head><body data-moment=\"7\">"
+            ),
+            "{page}"
+        );
     }
 }

@@ -21,6 +21,7 @@
 
 pub mod auth;
 mod html;
+mod markdown;
 mod views;
 
 use std::sync::Arc;
@@ -55,7 +56,13 @@ pub struct Settings {
     /// What commands run against; `None` where nothing can act (tests of
     /// the read-only pages).
     pub commands: Option<Arc<crate::command::Ctx>>,
+    /// Room for live pages' event streams ([`MAX_STREAMS`]).
+    pub streams: Arc<tokio::sync::Semaphore>,
 }
+
+/// Live pages open at once: a night's on-call and their screens, with
+/// room to spare; each costs a status read a second.
+pub const MAX_STREAMS: usize = 64;
 
 impl Settings {
     /// From `server.console` and `chat.roles`; `commands` where this
@@ -71,6 +78,7 @@ impl Settings {
             session: c.session.to_std(),
             roles,
             commands,
+            streams: Arc::new(tokio::sync::Semaphore::new(MAX_STREAMS)),
         }
     }
 }
@@ -83,6 +91,7 @@ impl Default for Settings {
             session: Duration::from_secs(12 * 3600),
             roles: RoleMap::default(),
             commands: None,
+            streams: Arc::new(tokio::sync::Semaphore::new(MAX_STREAMS)),
         }
     }
 }
@@ -96,10 +105,11 @@ const MAX_COMMAND: usize = 2000;
 /// The longest form body the console reads.
 const MAX_FORM: usize = 8 * 1024;
 
-/// What a browser may do with a console page: nothing but show it and
-/// its inline style, and post its forms back here. No script runs,
-/// nothing loads from elsewhere, no other site may frame it.
-const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+/// What a browser may do with a console page: show it with its inline
+/// style, run the console's own script (`/console.js`, for live pages),
+/// ask this server for changes and post its forms back here. No inline
+/// script runs, nothing loads from elsewhere, no other site may frame it.
+const CSP: &str = "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'unsafe-inline'; img-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 /// The console's routes; the API's router gives them its state.
 pub fn routes() -> Router<Arc<Api>> {
@@ -112,6 +122,8 @@ pub fn routes() -> Router<Arc<Api>> {
         .route("/signin", get(signin_form).post(signin))
         .route("/signout", post(signout))
         .route("/act", post(act))
+        .route("/events", get(events))
+        .route("/console.js", get(script))
 }
 
 fn html_response(status: StatusCode, body: String) -> Response {
@@ -131,7 +143,7 @@ fn html_response(status: StatusCode, body: String) -> Response {
     );
     h.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
+        HeaderValue::from_static("same-origin"),
     );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     resp
@@ -255,7 +267,7 @@ async fn visitor(api: &Api, headers: &HeaderMap) -> Result<Visitor, Response> {
     }
 }
 
-/// A whole page: the frame with this status's banners (and chat's
+/// A whole page, live: the frame with this status's banners (and chat's
 /// backlog, read from the store) around `main`.
 async fn page(
     api: &Api,
@@ -264,6 +276,20 @@ async fn page(
     title: &str,
     main: &str,
     code: StatusCode,
+) -> Response {
+    page_as(api, who, status, title, main, code, true).await
+}
+
+/// [`page`], or one that is not redrawn as things change (an answer to a
+/// post, which fetching again would not reproduce).
+async fn page_as(
+    api: &Api,
+    who: &Visitor,
+    status: Option<&Status>,
+    title: &str,
+    main: &str,
+    code: StatusCode,
+    live: bool,
 ) -> Response {
     let now = api.clock.now();
     let mut banners = status.map(|s| views::banners(s, now)).unwrap_or_default();
@@ -296,12 +322,14 @@ async fn page(
         _ if api.console.sign_in == SignIn::Tokens => Corner::SignIn,
         _ => Corner::Nothing,
     };
+    let said = store(api.store.outbox_last_seq()).await.unwrap_or(0);
     let drawn = crate::chat::blocks::utc(now);
     let frame = Frame {
         title,
         banners: &banners,
         drawn: &drawn,
         corner,
+        moment: live.then(|| views::moment(status, said)),
     };
     html_response(code, frame.page(main))
 }
@@ -313,6 +341,7 @@ fn bare(_api: &Api, title: &str, main: &str, code: StatusCode) -> Response {
         banners: &[],
         drawn: "",
         corner: Corner::Nothing,
+        moment: None,
     };
     html_response(code, frame.page(main))
 }
@@ -422,9 +451,19 @@ pub async fn now(State(api): State<Arc<Api>>, headers: HeaderMap) -> Response {
         Ok(s) => s,
         Err(e) => return trouble(&api, &e),
     };
+    let ids = match store(api.store.incidents()).await {
+        Ok(ids) => ids,
+        Err(e) => return trouble(&api, &e),
+    };
+    let newest: Vec<String> = ids.iter().rev().take(RECENT_INCIDENTS).cloned().collect();
+    let recent = match incident_rows(&api, &newest).await {
+        Ok(r) => r,
+        Err(e) => return trouble(&api, &e),
+    };
     let main = match &status {
         Some(s) => views::now_page(
             s,
+            &recent,
             api.replica.as_ref().map(|r| r.describe()).as_deref(),
             api.clock.now(),
             acts(&who, "/").as_ref(),
@@ -433,6 +472,27 @@ pub async fn now(State(api): State<Arc<Api>>, headers: HeaderMap) -> Response {
     };
     page(&api, &who, status.as_ref(), "Now", &main, StatusCode::OK).await
 }
+
+/// Each incident with when it began and how it stands, from its timeline.
+async fn incident_rows(
+    api: &Api,
+    ids: &[String],
+) -> Result<Vec<(String, crate::clock::Millis, String)>, String> {
+    let mut rows = Vec::with_capacity(ids.len());
+    for id in ids {
+        let entries = store(api.store.timeline(id)).await?;
+        let r = crate::incident::Review::new(id, entries);
+        let began = r
+            .began
+            .or_else(|| r.entries.first().map(|e| e.at))
+            .unwrap_or(0);
+        rows.push((id.clone(), began, r.outcome()));
+    }
+    Ok(rows)
+}
+
+/// How many of the newest incidents the home page lists.
+const RECENT_INCIDENTS: usize = 5;
 
 /// `GET /incidents`.
 pub async fn incidents(State(api): State<Arc<Api>>, headers: HeaderMap, q: PageParam) -> Response {
@@ -446,21 +506,12 @@ pub async fn incidents(State(api): State<Arc<Api>>, headers: HeaderMap, q: PageP
     };
     ids.reverse();
     let shown = views::paged(&ids, n);
-    let mut rows = Vec::with_capacity(shown.rows.len());
     // Only this page's timelines are read: a store of 10,000 incidents
     // costs one page of reads.
-    for id in shown.rows {
-        let entries = match store(api.store.timeline(id)).await {
-            Ok(e) => e,
-            Err(e) => return trouble(&api, &e),
-        };
-        let r = crate::incident::Review::new(id, entries);
-        let began = r
-            .began
-            .or_else(|| r.entries.first().map(|e| e.at))
-            .unwrap_or(0);
-        rows.push((id.clone(), began, r.outcome()));
-    }
+    let rows = match incident_rows(&api, shown.rows).await {
+        Ok(r) => r,
+        Err(e) => return trouble(&api, &e),
+    };
     let listed = views::Paged {
         rows: &rows,
         page: shown.page,
@@ -808,8 +859,103 @@ pub async fn act(State(api): State<Arc<Api>>, headers: HeaderMap, body: Bytes) -
     let back = local(f.back.as_deref());
     let status = status(&api).await.ok().flatten();
     let main = views::answer(line, &reply.text, back, acts(&who, back).as_ref());
-    page(&api, &who, status.as_ref(), "Answer", &main, StatusCode::OK).await
+    page_as(
+        &api,
+        &who,
+        status.as_ref(),
+        "Answer",
+        &main,
+        StatusCode::OK,
+        false,
+    )
+    .await
 }
 
 #[cfg(test)]
 mod tests;
+
+/// The console's script, compiled in.
+const SCRIPT: &str = include_str!("console.js");
+
+/// `GET /console.js`.
+pub async fn script() -> Response {
+    let mut resp = html_response(StatusCode::OK, SCRIPT.to_owned());
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/javascript; charset=utf-8"),
+    );
+    // Asked again each time, so a new binary's script is what runs.
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    resp
+}
+
+/// How often a live page's stream looks for a change: a person sees it
+/// within this, and each open page costs one status and one small store
+/// read per period.
+const LIVE_POLL: Duration = Duration::from_secs(1);
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventsQuery {
+    since: Option<u64>,
+}
+
+/// What a live page's stream holds while it is open.
+struct Watching {
+    api: Arc<Api>,
+    last: Option<u64>,
+    _slot: tokio::sync::OwnedSemaphorePermit,
+}
+
+/// `GET /events`: server-sent events for the console's script, one
+/// `change` each time what the pages show differs from the moment the
+/// page was drawn at (`?since=`) or last told. Open to whoever may read
+/// the pages; at most [`Settings::streams`] at once, then 503 (the page
+/// still works, reloaded by hand).
+pub async fn events(
+    State(api): State<Arc<Api>>,
+    headers: HeaderMap,
+    q: Result<Query<EventsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    if let Err(r) = visitor(&api, &headers).await {
+        return r;
+    }
+    let since = q.ok().and_then(|Query(q)| q.since);
+    let Ok(slot) = api.console.streams.clone().try_acquire_owned() else {
+        let mut resp = StatusCode::SERVICE_UNAVAILABLE.into_response();
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("30"));
+        return resp;
+    };
+    let watching = Watching {
+        api,
+        last: since,
+        _slot: slot,
+    };
+    let stream = futures_util::stream::unfold(watching, |mut w| async move {
+        loop {
+            tokio::select! {
+                _ = w.api.shutdown.cancelled() => return None,
+                _ = tokio::time::sleep(LIVE_POLL) => {}
+            }
+            let Ok(status) = status(&w.api).await else {
+                continue;
+            };
+            let Ok(said) = store(w.api.store.outbox_last_seq()).await else {
+                continue;
+            };
+            let now = views::moment(status.as_ref(), said);
+            if w.last != Some(now) {
+                w.last = Some(now);
+                let event = axum::response::sse::Event::default()
+                    .event("change")
+                    .data(now.to_string());
+                return Some((Ok::<_, std::convert::Infallible>(event), w));
+            }
+        }
+    });
+    axum::response::sse::Sse::new(stream)
+        .keep_alive(axum::response::sse::KeepAlive::default())
+        .into_response()
+}

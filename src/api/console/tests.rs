@@ -73,6 +73,7 @@ fn signing_in(open_to_viewers: bool) -> impl FnOnce(mpsc::Sender<Command>, Store
         open_to_viewers,
         session: std::time::Duration::from_secs(3600),
         roles: roles(),
+        streams: Arc::new(tokio::sync::Semaphore::new(super::MAX_STREAMS)),
         commands: Some(Arc::new(crate::command::Ctx {
             control,
             runbooks: Vec::new().into(),
@@ -391,4 +392,116 @@ fn after_an_action_the_way_back_stays_on_the_console() {
         assert_eq!(super::local(Some(away)), "/", "{away}");
     }
     assert_eq!(super::local(None), "/");
+}
+
+/// The moment a live page was drawn at, from its `data-moment`.
+fn moment(body: &str) -> String {
+    let at = body.find("data-moment=\"").expect("a live page") + 13;
+    body[at..at + body[at..].find('"').unwrap()].to_owned()
+}
+
+#[tokio::test]
+async fn a_live_page_hears_of_a_change_and_of_nothing_else() {
+    let s = serve_with(None, 8, 1 << 20, |_, _| Settings::default()).await;
+    let home = s.page("/", &[]).await;
+    assert!(
+        home.body
+            .contains("<script src=\"/console.js\" defer></script>")
+    );
+    assert!(header(&home, "content-security-policy").contains("script-src 'self'"));
+    let since = moment(&home.body);
+    let js = s.page("/console.js", &[]).await;
+    assert_eq!(js.code, 200);
+    assert_eq!(
+        header(&js, "content-type"),
+        "text/javascript; charset=utf-8"
+    );
+    assert!(js.body.contains("new EventSource(\"/events?since=\""));
+
+    let mut events = s
+        .http
+        .get(format!("{}/events?since={since}", s.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(events.status().as_u16(), 200);
+    assert_eq!(
+        events.headers()["content-type"].to_str().unwrap(),
+        "text/event-stream"
+    );
+    // Nothing changed since the page was drawn: nothing is said (the
+    // countdowns and `ago`s move on their own, and are no change).
+    let quiet = tokio::time::timeout(std::time::Duration::from_millis(2500), events.chunk()).await;
+    assert!(
+        quiet.is_err()
+            || quiet
+                .as_ref()
+                .unwrap()
+                .as_ref()
+                .unwrap()
+                .as_ref()
+                .is_some_and(|c| c.starts_with(b":")),
+        "{quiet:?}"
+    );
+    // The bot says something: that is a change.
+    s.store.enqueue_outbox("#live", "{}", 1).await.unwrap();
+    let mut got = String::new();
+    for _ in 0..10 {
+        let chunk = tokio::time::timeout(std::time::Duration::from_secs(3), events.chunk())
+            .await
+            .expect("a change is told within seconds")
+            .unwrap()
+            .unwrap();
+        got.push_str(&String::from_utf8_lossy(&chunk));
+        if got.contains("event: change") {
+            break;
+        }
+    }
+    assert!(got.contains("event: change\ndata: "), "{got:?}");
+    let then = s.page("/", &[]).await;
+    assert_ne!(moment(&then.body), since);
+    assert!(
+        got.contains(&format!("data: {}", moment(&then.body))),
+        "{got:?}"
+    );
+}
+
+#[tokio::test]
+async fn event_streams_follow_the_pages_rule_and_are_bounded() {
+    let s = serve_with(Some("s3cret"), 8, 1 << 20, |_, _| Settings {
+        streams: Arc::new(tokio::sync::Semaphore::new(1)),
+        ..Settings::default()
+    })
+    .await;
+    let p = s.page("/events", &[]).await;
+    assert_eq!(p.code, 401);
+    let bearer = [("authorization", "Bearer s3cret")];
+    let first = s
+        .http
+        .get(format!("{}/events", s.base))
+        .header("authorization", "Bearer s3cret")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(first.status().as_u16(), 200);
+    let second = s.page("/events", &bearer).await;
+    assert_eq!(second.code, 503, "one stream at most here");
+    assert_eq!(header(&second, "retry-after"), "30");
+    drop(first);
+    let mut freed = false;
+    for _ in 0..50 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let r = s
+            .http
+            .get(format!("{}/events", s.base))
+            .header("authorization", "Bearer s3cret")
+            .send()
+            .await
+            .unwrap();
+        if r.status().as_u16() == 200 {
+            freed = true;
+            break;
+        }
+    }
+    assert!(freed, "a closed stream gives its place back");
 }

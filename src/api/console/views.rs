@@ -98,6 +98,48 @@ pub fn banners(status: &Status, now: Millis) -> Vec<Banner> {
     out
 }
 
+/// What the pages show that changes only when something happens, never
+/// with the passing of time (the `ago`s and countdowns): a live page is
+/// redrawn when this changes. `said` is the newest chat message's number,
+/// which grows with every run, step, alert and action.
+pub fn moment(status: Option<&Status>, said: i64) -> u64 {
+    let mut h = crate::labels::Fnv::new();
+    let mut eat = |s: &str| {
+        h.eat(s.as_bytes());
+        h.eat(&[0]);
+    };
+    eat(&said.to_string());
+    if let Some(s) = status {
+        if let Some(p) = &s.paused {
+            eat(&p.by);
+            eat(&p.since.to_string());
+        }
+        for a in &s.firing {
+            eat(&a.fingerprint);
+            eat(a.silenced_by.as_deref().unwrap_or("-"));
+            eat(a.acked.as_ref().map_or("-", |k| k.by.as_str()));
+            eat(&a.summary);
+        }
+        for p in s.pending.iter() {
+            eat(&p.name);
+            eat(&p.labels.fingerprint().to_string());
+        }
+        for w in &s.waiting {
+            eat(&w.run);
+        }
+        for (_, _, run) in &s.running {
+            eat(run);
+        }
+        for x in &s.silences {
+            eat(&x.id);
+        }
+        for b in &s.blind {
+            eat(&b.what);
+        }
+    }
+    h.finish()
+}
+
 /// How long the oldest undelivered chat message may wait before every
 /// page says chat is behind: longer than any pacing or single retry.
 pub const CHAT_LAG_MS: Millis = 60_000;
@@ -132,7 +174,13 @@ fn run_link(id: &str) -> String {
 }
 
 /// `GET /`: the night at a glance.
-pub fn now_page(status: &Status, leader: Option<&str>, now: Millis, acts: Option<&Acts>) -> String {
+pub fn now_page(
+    status: &Status,
+    recent: &[(String, Millis, String)],
+    leader: Option<&str>,
+    now: Millis,
+    acts: Option<&Acts>,
+) -> String {
     let mut out = String::new();
     let act =
         |label: &str, command: &str| acts.map(|a| a.button(label, command)).unwrap_or_default();
@@ -157,6 +205,18 @@ pub fn now_page(status: &Status, leader: Option<&str>, now: Millis, acts: Option
         Some(_) => act("Resume automation", "resume"),
         None => act("Pause automation", "pause"),
     });
+
+    let _ = write!(out, "<h2>Incidents</h2>");
+    if recent.is_empty() {
+        out.push_str("<p class=\"muted\">no incidents yet.</p>");
+    } else {
+        out.push_str(&table(
+            "the newest incidents",
+            &["incident", "began", "how it stands"],
+            &incident_rows(recent),
+        ));
+        out.push_str("<p><a href=\"/incidents\">Every incident</a></p>");
+    }
 
     let firing: Vec<String> = status
         .firing
@@ -341,13 +401,8 @@ fn pager<T>(out: &mut String, p: &Paged<'_, T>, base: &str) {
     out.push_str("</p></nav>");
 }
 
-/// `GET /incidents`: newest first, each with when it began and how it
-/// ended.
-pub fn incidents_page(list: &Paged<'_, (String, Millis, String)>) -> String {
-    let mut out = String::new();
-    let rows: Vec<String> = list
-        .rows
-        .iter()
+fn incident_rows(rows: &[(String, Millis, String)]) -> Vec<String> {
+    rows.iter()
         .map(|(id, began, outcome)| {
             format!(
                 "<td>{}</td><td class=\"when\">{}</td><td>{}</td>",
@@ -356,7 +411,14 @@ pub fn incidents_page(list: &Paged<'_, (String, Millis, String)>) -> String {
                 esc(outcome)
             )
         })
-        .collect();
+        .collect()
+}
+
+/// `GET /incidents`: newest first, each with when it began and how it
+/// ended.
+pub fn incidents_page(list: &Paged<'_, (String, Millis, String)>) -> String {
+    let mut out = String::new();
+    let rows = incident_rows(list.rows);
     section(
         &mut out,
         "Incidents",
@@ -368,43 +430,15 @@ pub fn incidents_page(list: &Paged<'_, (String, Millis, String)>) -> String {
     out
 }
 
-/// `GET /incidents/ID`: the review's figures, then every timeline entry.
+/// `GET /incidents/ID`: the post-incident report as
+/// `firebreak timeline --markdown` writes it (figures, audience, what
+/// fired, what was done, what people did), then its timeline, paged.
 pub fn incident_page(r: &Review, entries: &Paged<'_, crate::incident::TimelineEntry>) -> String {
-    let mut out = String::new();
-    let _ = write!(out, "<p><strong>{}</strong></p><dl>", esc(&r.outcome()));
-    let at = |m: Option<Millis>| m.map(utc).unwrap_or_else(|| "–".into());
-    let since = |m: Option<Millis>| match (r.began, m) {
-        (Some(b), Some(m)) => format!(" ({} after it began)", duration(m - b)),
-        _ => String::new(),
-    };
-    let mut fact = |term: &str, val: String| {
-        let _ = write!(out, "<dt>{}</dt><dd>{}</dd>", esc(term), esc(&val));
-    };
-    fact("began", at(r.began));
-    fact(
-        "detected",
-        format!("{}{}", at(r.detected), since(r.detected)),
-    );
-    if let Some((m, runbook)) = &r.mitigated {
-        fact(
-            "mitigated",
-            format!("{} by {runbook}{}", utc(*m), since(Some(*m))),
-        );
-    }
-    fact(
-        "resolved",
-        format!("{}{}", at(r.resolved), since(r.resolved)),
-    );
-    if let Some(a) = &r.audience {
-        fact(
-            "peak audience",
-            format!("{} at {}", a.peak.0, utc(a.peak.1)),
-        );
-        if let Some((n, m)) = a.most_at_risk {
-            fact("most at risk", format!("{n} at {}", utc(m)));
-        }
-    }
-    out.push_str("</dl>");
+    let mut out = String::from("<article class=\"review\">");
+    out.push_str(&super::markdown::to_html(
+        &r.markdown_summary(&super::html::day_and_time),
+    ));
+    out.push_str("</article>");
     let rows: Vec<String> = entries
         .rows
         .iter()
@@ -593,7 +627,7 @@ mod tests {
 
     #[test]
     fn alert_data_cannot_add_markup_or_leave_the_console() {
-        let page = now_page(&status("\"><script>x</script>"), None, NOW, None);
+        let page = now_page(&status("\"><script>x</script>"), &[], None, NOW, None);
         assert!(
             !page.contains("<script>") && !page.contains("<img"),
             "{page}"
@@ -612,9 +646,9 @@ mod tests {
 
     #[test]
     fn a_pending_alert_counts_down_to_its_for() {
-        let page = now_page(&status("main"), None, NOW, None);
+        let page = now_page(&status("main"), &[], None, NOW, None);
         assert!(page.contains("in 40s if it holds"), "{page}");
-        let later = now_page(&status("main"), None, NOW + 60_000, None);
+        let later = now_page(&status("main"), &[], None, NOW + 60_000, None);
         assert!(later.contains(">at the next evaluation ("), "{later}");
     }
 
@@ -625,7 +659,13 @@ mod tests {
             csrf: "c0ffee".into(),
             back: "/".into(),
         };
-        let commander = now_page(&status("main"), None, NOW, Some(&acts(Role::Commander)));
+        let commander = now_page(
+            &status("main"),
+            &[],
+            None,
+            NOW,
+            Some(&acts(Role::Commander)),
+        );
         for part in [
             "value=\"pause\">Pause automation",
             "value=\"ack 01234567\">Ack",
@@ -635,9 +675,15 @@ mod tests {
         ] {
             assert!(commander.contains(part), "{part} not in {commander}");
         }
-        let responder = now_page(&status("main"), None, NOW, Some(&acts(Role::Responder)));
+        let responder = now_page(
+            &status("main"),
+            &[],
+            None,
+            NOW,
+            Some(&acts(Role::Responder)),
+        );
         assert!(!responder.contains("Pause automation") && responder.contains(">Abort<"));
-        let viewer = now_page(&status("main"), None, NOW, Some(&acts(Role::Viewer)));
+        let viewer = now_page(&status("main"), &[], None, NOW, Some(&acts(Role::Viewer)));
         assert!(!viewer.contains(">Abort<") && !viewer.contains(">Ack<"));
     }
 
