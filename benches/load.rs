@@ -43,6 +43,15 @@
 //!   the push, then while the bot catches up) and per command; the target
 //!   is p99 under 200 ms. Replies longer than Slack's 40,000 characters
 //!   are counted.
+//! - **the web console**: `FB_BENCH_PAGE_RATE` (2) console pages a
+//!   second over the same span, open loop, as someone watching the night
+//!   would open them: `/`, `/alerts`, `/incidents`, an incident's page,
+//!   `/runs`, with the API's bearer token (the console's rule without
+//!   sign-in). The latency is until the whole page is in hand; a page not
+//!   answered 200 within 10 s counts as infinitely slow. Reported as
+//!   p50/p99/max overall and per page, with the most table rows any one
+//!   page held: the storm's 10,000 alerts must come a page at a time. The
+//!   target is p99 under 1 s, and no page over 500 rows.
 //! - **CPU and memory**: the bot's utime+stime from `/proc/PID/stat` (in
 //!   `getconf CLK_TCK` ticks) over the push and over the whole run (push,
 //!   catch-up, chat drain), in seconds and as % of one core, and the same
@@ -98,6 +107,12 @@ use tokio_util::sync::CancellationToken;
 
 /// The target for command latency.
 const P99_TARGET_MS: f64 = 200.0;
+/// A console page answered within this, 99 times in 100, under the storm.
+const PAGE_P99_TARGET_MS: f64 = 1000.0;
+/// More table rows than this on one page is a list drawn whole.
+const PAGE_ROWS_MAX: usize = 500;
+/// The console pages the bench reads, in turn.
+const PAGES: [&str; 5] = ["/", "/alerts", "/incidents", "/incidents/event-0", "/runs"];
 /// The person typing commands; a responder, so `ack` is allowed.
 const USER: &str = "U0BENCH0001";
 /// Every pushed alert carries it, so only the bench's alerts are counted.
@@ -121,6 +136,7 @@ struct Knobs {
     batch: usize,
     interval: Duration,
     cmd_rate: f64,
+    page_rate: f64,
     every_429: usize,
     events: usize,
     settle: Duration,
@@ -152,6 +168,7 @@ impl Knobs {
             batch: knob("FB_BENCH_BATCH", 100)?,
             interval: Duration::from_millis(knob("FB_BENCH_INTERVAL_MS", 100)?),
             cmd_rate: knob("FB_BENCH_CMD_RATE", 5.0)?,
+            page_rate: knob("FB_BENCH_PAGE_RATE", 2.0)?,
             every_429: knob("FB_BENCH_429_EVERY", 4)?,
             events: knob("FB_BENCH_EVENTS", 3)?,
             settle: Duration::from_secs(knob("FB_BENCH_SETTLE_SECS", 120)?),
@@ -165,6 +182,10 @@ impl Knobs {
         ensure!(
             k.cmd_rate > 0.0 && k.cmd_rate.is_finite(),
             "FB_BENCH_CMD_RATE must be above 0: without commands there is no latency to judge"
+        );
+        ensure!(
+            k.page_rate > 0.0 && k.page_rate.is_finite(),
+            "FB_BENCH_PAGE_RATE must be above 0"
         );
         ensure!(
             k.every_429 != 1,
@@ -742,6 +763,84 @@ impl Typist {
     }
 }
 
+/// One console page read: which, when, how long (None: not 200 in time),
+/// and how many table rows it held.
+struct PageRead {
+    path: &'static str,
+    sent_at: Duration,
+    latency: Option<Duration>,
+    rows: usize,
+}
+
+async fn read_page(
+    http: reqwest::Client,
+    bot: SocketAddr,
+    path: &'static str,
+    t0: Instant,
+) -> PageRead {
+    let sent = Instant::now();
+    let r = http
+        .get(format!("http://{bot}{path}"))
+        .bearer_auth(API_TOKEN)
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await;
+    let body = match r {
+        Ok(r) if r.status().is_success() => r.text().await.ok(),
+        _ => None,
+    };
+    PageRead {
+        path,
+        sent_at: sent - t0,
+        latency: body.as_ref().map(|_| sent.elapsed()),
+        rows: body.map_or(0, |b| b.matches("<tr>").count()),
+    }
+}
+
+/// Console pages at `rate` a second, from `t0` until `at_least` has
+/// passed and `storm_over` is cancelled.
+async fn watch_pages(
+    http: reqwest::Client,
+    bot: SocketAddr,
+    rate: f64,
+    t0: Instant,
+    at_least: Duration,
+    storm_over: CancellationToken,
+) -> Vec<PageRead> {
+    let every = Duration::from_secs_f64(1.0 / rate);
+    let mut reading = Vec::new();
+    for n in 0usize.. {
+        let at = t0 + every.mul_f64(n as f64);
+        if at >= t0 + at_least && storm_over.is_cancelled() {
+            break;
+        }
+        tokio::time::sleep_until(at.into()).await;
+        reading.push(tokio::spawn(read_page(
+            http.clone(),
+            bot,
+            PAGES[n % PAGES.len()],
+            t0,
+        )));
+    }
+    let mut out = Vec::with_capacity(reading.len());
+    for r in reading {
+        out.push(r.await.expect("a page task panicked"));
+    }
+    out
+}
+
+/// Latencies in ms, sorted; a page never answered counts as infinite.
+fn page_latencies<'a>(reads: impl Iterator<Item = &'a PageRead>) -> Vec<f64> {
+    let mut v: Vec<f64> = reads
+        .map(|r| {
+            r.latency
+                .map_or(f64::INFINITY, |d| d.as_secs_f64() * 1000.0)
+        })
+        .collect();
+    v.sort_by(f64::total_cmp);
+    v
+}
+
 /// Rate-limits about every `every`th call of each method in
 /// [`RATE_LIMITED`]: one fault is queued at a time, once `every - 1`
 /// calls have gone through since the last 429.
@@ -878,7 +977,7 @@ async fn run() -> anyhow::Result<Vec<String>> {
     let pid = bot.pid();
 
     println!(
-        "load: {} alerts (distinct `{}`{}) in {} POSTs of up to {} every {:?} to /api/v2/alerts, open loop; {} slash commands/s; {} incidents; fake Slack 429 {}",
+        "load: {} alerts (distinct `{}`{}) in {} POSTs of up to {} every {:?} to /api/v2/alerts, open loop; {} slash commands/s; {} console pages/s; {} incidents; fake Slack 429 {}",
         k.alerts,
         k.spread,
         if k.value { ", with a value" } else { "" },
@@ -886,6 +985,7 @@ async fn run() -> anyhow::Result<Vec<String>> {
         k.batch,
         k.interval,
         k.cmd_rate,
+        k.page_rate,
         k.events,
         if k.every_429 == 0 {
             "off".to_owned()
@@ -952,6 +1052,14 @@ async fn run() -> anyhow::Result<Vec<String>> {
         })
         .type_away(k.cmd_rate, k.events, k.push_window(), storm_over.clone()),
     );
+    let watcher = tokio::spawn(watch_pages(
+        http.clone(),
+        bot.addr,
+        k.page_rate,
+        t0,
+        k.push_window(),
+        storm_over.clone(),
+    ));
 
     let batches = pusher.await?;
     let t_pushed = t0.elapsed();
@@ -1026,6 +1134,7 @@ async fn run() -> anyhow::Result<Vec<String>> {
     }
     storm_over.cancel();
     let samples = typist.await?;
+    let pages = watcher.await?;
 
     // Chat is counted once everything the bot queued has gone out.
     let drain_until = Instant::now().max(give_up_at) + Duration::from_secs(30);
@@ -1227,6 +1336,22 @@ async fn run() -> anyhow::Result<Vec<String>> {
             .collect::<Vec<_>>()
             .join(", ")
     );
+    let page_lat = page_latencies(pages.iter());
+    let page_p99 = pct(&page_lat, 99.0);
+    let most_rows = pages.iter().map(|p| p.rows).max().unwrap_or(0);
+    let pages_during = page_latencies(pages.iter().filter(|p| p.sent_at < t_pushed));
+    println!(
+        "| console pages read / not answered 200 within 10 s | {} / {} |",
+        pages.len(),
+        pages.iter().filter(|p| p.latency.is_none()).count()
+    );
+    println!(
+        "| **console page answer p50 / p99 / max** (during the push: {}) | **{} ms** ({} ms) |",
+        pages_during.len(),
+        p50_p99_max(&page_lat),
+        p50_p99_max(&pages_during)
+    );
+    println!("| most table rows on one console page | {most_rows} |");
     println!("| bot peak memory (VmHWM) / RSS at the end | {peak_mib:.1} / {rss_mib:.1} MiB |");
     println!(
         "| bot stop on SIGTERM | {:.1} s, {status} |",
@@ -1252,6 +1377,22 @@ async fn run() -> anyhow::Result<Vec<String>> {
             ms(l.last().copied().unwrap_or(f64::NAN)),
             these().filter(|s| s.how == How::Later).count(),
             these().map(|s| s.reply_chars).max().unwrap_or(0)
+        );
+    }
+
+    println!();
+    println!("| console page | n | p50 ms | p99 ms | max ms | rows (most) |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    for path in PAGES {
+        let these = || pages.iter().filter(|p| p.path == path);
+        let l = page_latencies(these());
+        println!(
+            "| `{path}` | {} | {} | {} | {} | {} |",
+            l.len(),
+            ms(pct(&l, 50.0)),
+            ms(pct(&l, 99.0)),
+            ms(l.last().copied().unwrap_or(f64::NAN)),
+            these().map(|p| p.rows).max().unwrap_or(0)
         );
     }
 
@@ -1359,6 +1500,17 @@ async fn run() -> anyhow::Result<Vec<String>> {
             ms(p99)
         ));
     }
+    if page_p99.is_nan() || page_p99 >= PAGE_P99_TARGET_MS {
+        failures.push(format!(
+            "console page answer p99 {} ms, target under {PAGE_P99_TARGET_MS} ms",
+            ms(page_p99)
+        ));
+    }
+    if most_rows > PAGE_ROWS_MAX {
+        failures.push(format!(
+            "a console page held {most_rows} table rows, more than {PAGE_ROWS_MAX}: a list drawn whole"
+        ));
+    }
     if set_aside_n > 0 {
         failures.push(format!(
             "{set_aside_n} chat messages set aside by the bot, never shown in Slack"
@@ -1369,8 +1521,9 @@ async fn run() -> anyhow::Result<Vec<String>> {
     }
     println!();
     println!(
-        "alerts lost {lost} (must be 0); command p99 {} ms (target under {P99_TARGET_MS} ms); chat set aside {set_aside_n}: {}",
+        "alerts lost {lost} (must be 0); command p99 {} ms (target under {P99_TARGET_MS} ms); console page p99 {} ms (target under {PAGE_P99_TARGET_MS} ms), at most {most_rows} rows a page; chat set aside {set_aside_n}: {}",
         ms(p99),
+        ms(page_p99),
         if failures.is_empty() {
             "met"
         } else {

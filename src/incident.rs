@@ -493,7 +493,7 @@ impl Review {
 
     /// The post-incident report.
     pub fn markdown(&self, time: &dyn Fn(Millis) -> String) -> String {
-        let mut o = self.markdown_summary(time);
+        let mut o = self.markdown_summary(time, usize::MAX);
         let _ = writeln!(o, "## Timeline\n");
         let _ = writeln!(o, "| Time | What | Who | |");
         let _ = writeln!(o, "|---|---|---|---|");
@@ -512,8 +512,18 @@ impl Review {
 
     /// The report without its timeline: the figures, the audience, what
     /// fired, what was done and what people did (the web console pages
-    /// the timeline apart).
-    pub fn markdown_summary(&self, time: &dyn Fn(Millis) -> String) -> String {
+    /// the timeline apart), each table at most `rows` long and the rest
+    /// counted (a storm of 10,000 alerts is one line, not 10,000).
+    pub fn markdown_summary(&self, time: &dyn Fn(Millis) -> String, rows: usize) -> String {
+        let more = |o: &mut String, n: usize, what: &str| {
+            if n > rows {
+                let _ = writeln!(
+                    o,
+                    "\n{} more {what}, not listed here; the timeline has each.",
+                    n - rows
+                );
+            }
+        };
         let mut o = String::new();
         let _ = writeln!(o, "# Incident `{}`: post-incident report\n", self.incident);
         let _ = writeln!(o, "**Outcome:** {}.\n", self.outcome());
@@ -608,7 +618,7 @@ impl Review {
         } else {
             let _ = writeln!(o, "| Alert | Condition began | Fired | Resolved |");
             let _ = writeln!(o, "|---|---|---|---|");
-            for a in &self.alerts {
+            for a in self.alerts.iter().take(rows) {
                 let _ = writeln!(
                     o,
                     "| {}{} | {} | {} | {} |",
@@ -619,6 +629,7 @@ impl Review {
                     a.resolved.map_or_else(|| "still firing".to_owned(), time)
                 );
             }
+            more(&mut o, self.alerts.len(), "alert(s)");
             let _ = writeln!(o);
         }
 
@@ -630,7 +641,7 @@ impl Review {
         if !self.runs.is_empty() {
             let _ = writeln!(o, "| Runbook | Started | By | Outcome | Took |");
             let _ = writeln!(o, "|---|---|---|---|---|");
-            for r in &self.runs {
+            for r in self.runs.iter().take(rows) {
                 let _ = writeln!(
                     o,
                     "| {} | {} | {} | {} | {} |",
@@ -644,6 +655,7 @@ impl Review {
                         .map_or_else(|| "—".to_owned(), |e| span(e - r.started))
                 );
             }
+            more(&mut o, self.runs.len(), "run(s)");
             let _ = writeln!(o);
         }
 
@@ -651,7 +663,7 @@ impl Review {
             let _ = writeln!(o, "### What people did\n");
             let _ = writeln!(o, "| Time | Who | What | |");
             let _ = writeln!(o, "|---|---|---|---|");
-            for e in self.by_people() {
+            for e in self.by_people().take(rows) {
                 let _ = writeln!(
                     o,
                     "| {} | {} | {} | {} |",
@@ -661,6 +673,7 @@ impl Review {
                     md_cell(&e.text)
                 );
             }
+            more(&mut o, self.by_people().count(), "action(s) by people");
             let _ = writeln!(o);
         }
         o
@@ -1031,6 +1044,23 @@ mod tests {
         ] {
             assert!(md.contains(needle), "missing {needle:?} in\n{md}");
         }
+    }
+
+    #[test]
+    fn a_summary_with_a_row_limit_counts_what_it_leaves_out() {
+        let r = Review::new("launch", launch());
+        let full = r.markdown_summary(&utc, usize::MAX);
+        assert!(!full.contains("more run(s)") && !full.contains("## Timeline"));
+        assert!(r.markdown(&utc).starts_with(&full));
+        let short = r.markdown_summary(&utc, 1);
+        for needle in [
+            "| SpeakerFeedback | +32s | +47s | +62s |\n\n1 more alert(s), not listed here; the timeline has each.",
+            "| mute-feedback-speaker | +47s | automatically | succeeded | 1s |\n\n2 more run(s), not listed here",
+            "| +60s | Ana (U024) | ack | acknowledged \\| by Ana |\n\n1 more action(s) by people, not listed here",
+        ] {
+            assert!(short.contains(needle), "missing {needle:?} in\n{short}");
+        }
+        assert!(!short.contains("| move |"), "{short}");
     }
 
     /// Issue 22, item 11: approvals are the approver's, a denial or a

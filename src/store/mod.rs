@@ -487,6 +487,17 @@ enum Backfill {
     OneActiveRun,
 }
 
+/// A checklist run's slot and state, from `SELECT slot, state_json`.
+fn checklist_row(r: &sqlx::any::AnyRow) -> Result<(String, crate::checklist::state::RunState)> {
+    let slot: String = r.try_get(0).map_err(q("read checklist run"))?;
+    let json: String = r.try_get(1).map_err(q("read checklist run"))?;
+    let run = serde_json::from_str(&json).map_err(|e| StoreError::Corrupt {
+        what: "checklist run",
+        detail: e.to_string(),
+    })?;
+    Ok((slot, run))
+}
+
 const TIMELINE_COLUMNS: &str = "incident, seq, at, kind, actor, text, alert, runbook, run_id, step, actor_kind, actor_id, actor_name";
 
 fn timeline_entry(r: &sqlx::any::AnyRow) -> Result<TimelineEntry> {
@@ -733,6 +744,16 @@ pub struct Store {
     postgres: bool,
     /// Set on a leader's store: every write is conditional on its lease.
     fence: Option<std::sync::Arc<Fence>>,
+}
+
+/// An incident as lists show it, from its timeline's first and last
+/// entries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IncidentSummary {
+    pub incident: String,
+    pub first: Millis,
+    pub last: Millis,
+    pub entries: i64,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -1226,6 +1247,33 @@ impl Store {
     }
 
     /// Runs of one checklist, oldest first, with their slots.
+    /// How many checklist runs the store holds.
+    pub async fn checklist_run_count(&self) -> Result<i64> {
+        let row = sqlx::query("SELECT COUNT(*) FROM checklist_runs")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(q("count checklist runs"))?;
+        row.try_get(0).map_err(q("read checklist run count"))
+    }
+
+    /// Checklist runs of every checklist, newest first, `limit` of them
+    /// after the first `skip`: one page of a list, read alone.
+    pub async fn newest_checklist_runs(
+        &self,
+        skip: i64,
+        limit: i64,
+    ) -> Result<Vec<(String, crate::checklist::state::RunState)>> {
+        let rows = sqlx::query(
+            "SELECT slot, state_json FROM checklist_runs ORDER BY started_at DESC, id DESC LIMIT $1 OFFSET $2",
+        )
+        .bind(limit)
+        .bind(skip)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(q("read checklist runs"))?;
+        rows.iter().map(checklist_row).collect()
+    }
+
     pub async fn checklist_runs(
         &self,
         checklist: &str,
@@ -1237,17 +1285,7 @@ impl Store {
         .fetch_all(&self.pool)
         .await
         .map_err(q("read checklist runs"))?;
-        rows.iter()
-            .map(|r| {
-                let slot: String = r.try_get(0).map_err(q("read checklist run"))?;
-                let json: String = r.try_get(1).map_err(q("read checklist run"))?;
-                let run = serde_json::from_str(&json).map_err(|e| StoreError::Corrupt {
-                    what: "checklist run",
-                    detail: e.to_string(),
-                })?;
-                Ok((slot, run))
-            })
-            .collect()
+        rows.iter().map(checklist_row).collect()
     }
 
     // --- rule engine state ----------------------------------------------
@@ -1321,6 +1359,41 @@ impl Store {
                 Err(e) => return Err(e.into_store("append timeline")),
             }
         }
+    }
+
+    /// Incidents newest first, `limit` after the first `skip`, each with
+    /// when its timeline begins and ends and how long it is: a list page's
+    /// worth, in one aggregate query and without reading any timeline.
+    pub async fn incident_summaries(&self, skip: i64, limit: i64) -> Result<Vec<IncidentSummary>> {
+        let rows = sqlx::query(
+            "SELECT incident, MIN(at) AS first, MAX(at), COUNT(*) FROM timeline GROUP BY incident
+             ORDER BY first DESC, incident DESC LIMIT $1 OFFSET $2",
+        )
+        .bind(limit)
+        .bind(skip)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(q("list incidents"))?;
+        rows.iter()
+            .map(|r| {
+                let e = || q("read incident");
+                Ok(IncidentSummary {
+                    incident: r.try_get(0).map_err(e())?,
+                    first: r.try_get(1).map_err(e())?,
+                    last: r.try_get(2).map_err(e())?,
+                    entries: r.try_get(3).map_err(e())?,
+                })
+            })
+            .collect()
+    }
+
+    /// How many incidents have a timeline.
+    pub async fn incident_count(&self) -> Result<i64> {
+        let row = sqlx::query("SELECT COUNT(DISTINCT incident) FROM timeline")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(q("count incidents"))?;
+        row.try_get(0).map_err(q("read incident count"))
     }
 
     pub async fn incidents(&self) -> Result<Vec<String>> {
@@ -1738,6 +1811,43 @@ mod tests {
     /// A bot's entry on `incident`'s timeline.
     fn note(incident: &str, at: Millis, text: &str) -> TimelineEntry {
         TimelineEntry::new(incident, at, Kind::Step, By::Bot, About::default(), text)
+    }
+
+    #[tokio::test]
+    async fn incidents_are_summed_up_newest_first_a_page_at_a_time() {
+        for db in backends().await {
+            let s = Store::open(&db.url).await.unwrap();
+            for (incident, at) in [("a", 10), ("b", 20), ("a", 30), ("c", 5)] {
+                s.append_timeline(&note(incident, at, "x")).await.unwrap();
+            }
+            assert_eq!(s.incident_count().await.unwrap(), 3);
+            let first = s.incident_summaries(0, 2).await.unwrap();
+            assert_eq!(
+                first,
+                [
+                    IncidentSummary {
+                        incident: "b".into(),
+                        first: 20,
+                        last: 20,
+                        entries: 1
+                    },
+                    IncidentSummary {
+                        incident: "a".into(),
+                        first: 10,
+                        last: 30,
+                        entries: 2
+                    },
+                ],
+                "{}",
+                db.url
+            );
+            let rest = s.incident_summaries(2, 2).await.unwrap();
+            assert_eq!(rest.len(), 1);
+            assert_eq!(rest[0].incident, "c");
+            assert_eq!(s.checklist_run_count().await.unwrap(), 0);
+            assert!(s.newest_checklist_runs(0, 50).await.unwrap().is_empty());
+            s.close().await;
+        }
     }
 
     #[tokio::test]

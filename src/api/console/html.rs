@@ -114,7 +114,8 @@ impl Frame<'_> {
 <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
 <title>{} · firebreak</title><style>{STYLE}</style>{}</head><body{}>\
 <header><a href=\"/\">firebreak</a><nav aria-label=\"sections\"><a href=\"/\">Now</a>\
-<a href=\"/incidents\">Incidents</a><a href=\"/runs\">Runs</a></nav>",
+<a href=\"/alerts\">Alerts</a><a href=\"/incidents\">Incidents</a><a href=\"/runs\">Runs</a>\
+<a href=\"/checklists\">Checklists</a><a href=\"/silences\">Silences</a></nav>",
             esc(self.title),
             if self.moment.is_some() {
                 "<script src=\"/console.js\" defer></script>"

@@ -115,6 +115,10 @@ const CSP: &str = "default-src 'none'; script-src 'self'; connect-src 'self'; st
 pub fn routes() -> Router<Arc<Api>> {
     Router::new()
         .route("/", get(now))
+        .route("/alerts", get(alerts))
+        .route("/alerts/pending", get(pending))
+        .route("/checklists", get(checklists))
+        .route("/silences", get(silences))
         .route("/incidents", get(incidents))
         .route("/incidents/{id}", get(incident))
         .route("/runs", get(runs))
@@ -141,6 +145,8 @@ fn html_response(status: StatusCode, body: String) -> Response {
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
+    // Not `no-referrer`: with it, browsers send `Origin: null` on the
+    // console's own form posts, which the origin check must refuse.
     h.insert(
         header::REFERRER_POLICY,
         HeaderValue::from_static("same-origin"),
@@ -451,19 +457,18 @@ pub async fn now(State(api): State<Arc<Api>>, headers: HeaderMap) -> Response {
         Ok(s) => s,
         Err(e) => return trouble(&api, &e),
     };
-    let ids = match store(api.store.incidents()).await {
-        Ok(ids) => ids,
-        Err(e) => return trouble(&api, &e),
-    };
-    let newest: Vec<String> = ids.iter().rev().take(RECENT_INCIDENTS).cloned().collect();
-    let recent = match incident_rows(&api, &newest).await {
+    let recent = match store(api.store.incident_summaries(0, RECENT_INCIDENTS)).await {
         Ok(r) => r,
         Err(e) => return trouble(&api, &e),
     };
+    let checklist = store(api.store.newest_checklist_runs(0, 1))
+        .await
+        .unwrap_or_default();
     let main = match &status {
         Some(s) => views::now_page(
             s,
             &recent,
+            checklist.first(),
             api.replica.as_ref().map(|r| r.describe()).as_deref(),
             api.clock.now(),
             acts(&who, "/").as_ref(),
@@ -473,26 +478,123 @@ pub async fn now(State(api): State<Arc<Api>>, headers: HeaderMap) -> Response {
     page(&api, &who, status.as_ref(), "Now", &main, StatusCode::OK).await
 }
 
-/// Each incident with when it began and how it stands, from its timeline.
-async fn incident_rows(
-    api: &Api,
-    ids: &[String],
-) -> Result<Vec<(String, crate::clock::Millis, String)>, String> {
-    let mut rows = Vec::with_capacity(ids.len());
-    for id in ids {
-        let entries = store(api.store.timeline(id)).await?;
-        let r = crate::incident::Review::new(id, entries);
-        let began = r
-            .began
-            .or_else(|| r.entries.first().map(|e| e.at))
-            .unwrap_or(0);
-        rows.push((id.clone(), began, r.outcome()));
-    }
-    Ok(rows)
+/// How many of the newest incidents the home page lists.
+const RECENT_INCIDENTS: i64 = 5;
+
+/// `GET /alerts`.
+pub async fn alerts(State(api): State<Arc<Api>>, headers: HeaderMap, q: PageParam) -> Response {
+    let (who, n, status) = match list_start(&api, &headers, q).await {
+        Ok(v) => v,
+        Err(r) => return *r,
+    };
+    let Some(s) = &status else {
+        return follower_page(&api, &who, "Alerts").await;
+    };
+    let main = views::alerts_page(
+        &views::paged(&s.firing, n),
+        api.clock.now(),
+        acts(&who, "/alerts").as_ref(),
+    );
+    page(&api, &who, status.as_ref(), "Alerts", &main, StatusCode::OK).await
 }
 
-/// How many of the newest incidents the home page lists.
-const RECENT_INCIDENTS: usize = 5;
+/// `GET /alerts/pending`.
+pub async fn pending(State(api): State<Arc<Api>>, headers: HeaderMap, q: PageParam) -> Response {
+    let (who, n, status) = match list_start(&api, &headers, q).await {
+        Ok(v) => v,
+        Err(r) => return *r,
+    };
+    let Some(s) = &status else {
+        return follower_page(&api, &who, "Pending alerts").await;
+    };
+    let main = views::pending_page(&views::paged(&s.pending, n), api.clock.now());
+    page(
+        &api,
+        &who,
+        status.as_ref(),
+        "Pending alerts",
+        &main,
+        StatusCode::OK,
+    )
+    .await
+}
+
+/// `GET /checklists`.
+pub async fn checklists(State(api): State<Arc<Api>>, headers: HeaderMap, q: PageParam) -> Response {
+    let (who, n, status) = match list_start(&api, &headers, q).await {
+        Ok(v) => v,
+        Err(r) => return *r,
+    };
+    let total = match store(api.store.checklist_run_count()).await {
+        Ok(t) => usize::try_from(t).unwrap_or(0),
+        Err(e) => return trouble(&api, &e),
+    };
+    // Only the page asked for is read.
+    let (n, pages, skip) = views::page_of(total, n);
+    let rows = match store(
+        api.store
+            .newest_checklist_runs(skip, views::PAGE_ROWS as i64),
+    )
+    .await
+    {
+        Ok(r) => r,
+        Err(e) => return trouble(&api, &e),
+    };
+    let list = views::Paged {
+        rows: &rows,
+        page: n,
+        pages,
+        total,
+    };
+    let main = views::checklists_page(&list, acts(&who, "/checklists").as_ref());
+    page(
+        &api,
+        &who,
+        status.as_ref(),
+        "Checklists",
+        &main,
+        StatusCode::OK,
+    )
+    .await
+}
+
+/// `GET /silences`.
+pub async fn silences(State(api): State<Arc<Api>>, headers: HeaderMap, q: PageParam) -> Response {
+    let (who, n, status) = match list_start(&api, &headers, q).await {
+        Ok(v) => v,
+        Err(r) => return *r,
+    };
+    let Some(s) = &status else {
+        return follower_page(&api, &who, "Silences").await;
+    };
+    let main = views::silences_page(
+        &views::paged(&s.silences, n),
+        api.clock.now(),
+        acts(&who, "/silences").as_ref(),
+    );
+    page(
+        &api,
+        &who,
+        status.as_ref(),
+        "Silences",
+        &main,
+        StatusCode::OK,
+    )
+    .await
+}
+
+/// What a follower replica says where only the leader knows.
+async fn follower_page(api: &Api, who: &Visitor, title: &str) -> Response {
+    page(
+        api,
+        who,
+        None,
+        title,
+        "<p>Open the leader's console: only it knows what fires now.</p>",
+        StatusCode::OK,
+    )
+    .await
+}
 
 /// `GET /incidents`.
 pub async fn incidents(State(api): State<Arc<Api>>, headers: HeaderMap, q: PageParam) -> Response {
@@ -500,25 +602,24 @@ pub async fn incidents(State(api): State<Arc<Api>>, headers: HeaderMap, q: PageP
         Ok(v) => v,
         Err(r) => return *r,
     };
-    let mut ids = match store(api.store.incidents()).await {
-        Ok(ids) => ids,
+    let total = match store(api.store.incident_count()).await {
+        Ok(t) => usize::try_from(t).unwrap_or(0),
         Err(e) => return trouble(&api, &e),
     };
-    ids.reverse();
-    let shown = views::paged(&ids, n);
-    // Only this page's timelines are read: a store of 10,000 incidents
-    // costs one page of reads.
-    let rows = match incident_rows(&api, shown.rows).await {
+    // Only the page asked for is read, and no timeline: a store of 10,000
+    // incidents costs one aggregate query.
+    let (n, pages, skip) = views::page_of(total, n);
+    let rows = match store(api.store.incident_summaries(skip, views::PAGE_ROWS as i64)).await {
         Ok(r) => r,
         Err(e) => return trouble(&api, &e),
     };
     let listed = views::Paged {
         rows: &rows,
-        page: shown.page,
-        pages: shown.pages,
-        total: shown.total,
+        page: n,
+        pages,
+        total,
     };
-    let main = views::incidents_page(&listed);
+    let main = views::incidents_page(&listed, status.as_ref());
     page(
         &api,
         &who,

@@ -139,6 +139,28 @@ async fn the_home_page_shows_what_fires_and_what_is_about_to() {
         !p.body.contains("<form"),
         "nobody is signed in, so nothing acts"
     );
+    assert!(!p.body.contains("Chat is behind"));
+    let firing = s.page("/alerts", &[]).await;
+    assert_eq!(firing.code, 200);
+    assert!(firing.body.contains("<h2>Firing (1)</h2>") && firing.body.contains("SpeakerFeedback"));
+    let pending = s.page("/alerts/pending?page=1", &[]).await;
+    assert_eq!(pending.code, 200);
+    assert!(pending.body.contains("<h2>Pending (1)</h2>") && pending.body.contains("RoomFilling"));
+
+    // Chat that has not taken a message for minutes is said on every page.
+    let written = crate::clock::Clock::system().now() - 300_000;
+    s.store
+        .enqueue_outbox("#live", "{}", written)
+        .await
+        .unwrap();
+    for path in ["/", "/runs", "/incidents", "/alerts"] {
+        let p = s.page(path, &[]).await;
+        assert!(
+            p.body.contains("role=\"alert\">Chat is behind: 1 message(s) not delivered yet, the oldest written 5m"),
+            "{path}: {}",
+            p.body
+        );
+    }
 }
 
 #[tokio::test]
@@ -504,4 +526,66 @@ async fn event_streams_follow_the_pages_rule_and_are_bounded() {
         }
     }
     assert!(freed, "a closed stream gives its place back");
+}
+
+#[tokio::test]
+async fn checklist_runs_and_silences_are_pages_with_their_buttons() {
+    let s = serve_with(None, 8, 1 << 20, signing_in(false)).await;
+    let loaded =
+        crate::load::load_embedded(crate::config::Config::for_simulator("127.0.0.1:9")).unwrap();
+    let list = loaded
+        .checklists
+        .iter()
+        .find(|c| c.name == "launch-readiness")
+        .unwrap();
+    let run = crate::checklist::state::RunState::new(
+        "launch-readiness-1",
+        list,
+        Default::default(),
+        &By::Bot,
+        1_684_962_000_000,
+    );
+    s.store.save_checklist_run(&run, "T-1h").await.unwrap();
+
+    let cookie = sign_in(&s, &issue(&s.store, "U1", "ana").await).await;
+    let with = [("cookie", cookie.as_str())];
+    let page = s.page("/checklists", &with).await;
+    assert_eq!(page.code, 200, "{}", page.body);
+    for part in [
+        "<h2>Checklist runs (1)</h2>",
+        "<code>launch-readiness-1</code>",
+        "T-1h",
+        "checking",
+        "commander-sign-off (a commander)",
+        "value=\"signoff launch-readiness-1 commander-sign-off\">Sign off</button>",
+    ] {
+        assert!(page.body.contains(part), "{part} not in {}", page.body);
+    }
+    let home = s.page("/", &with).await;
+    assert!(
+        home.body.contains("<h2>The last checklist</h2>"),
+        "{}",
+        home.body
+    );
+    assert!(
+        home.body
+            .contains("<a href=\"/checklists\">Every checklist run</a>")
+    );
+    let past = s.page("/checklists?page=9", &with).await;
+    assert!(
+        past.body.contains("launch-readiness-1"),
+        "a page past the end is the last"
+    );
+
+    let silences = s.page("/silences", &with).await;
+    assert_eq!(silences.code, 200);
+    assert!(
+        silences.body.contains("<h2>Silences (0)</h2>"),
+        "{}",
+        silences.body
+    );
+    assert!(
+        silences.body.contains("<label for=\"command\">"),
+        "a new silence is a command"
+    );
 }

@@ -11,7 +11,7 @@ use crate::clock::Millis;
 use crate::control::Status;
 use crate::human::duration;
 use crate::incident::Review;
-use crate::store::{RunRecord, StepRecord};
+use crate::store::{IncidentSummary, RunRecord, StepRecord};
 
 /// What a signed-in person's forms carry: their role (which buttons to
 /// draw), the CSRF token, and the page to come back to.
@@ -176,7 +176,8 @@ fn run_link(id: &str) -> String {
 /// `GET /`: the night at a glance.
 pub fn now_page(
     status: &Status,
-    recent: &[(String, Millis, String)],
+    recent: &[IncidentSummary],
+    checklist: Option<&(String, crate::checklist::state::RunState)>,
     leader: Option<&str>,
     now: Millis,
     acts: Option<&Acts>,
@@ -212,76 +213,57 @@ pub fn now_page(
     } else {
         out.push_str(&table(
             "the newest incidents",
-            &["incident", "began", "how it stands"],
-            &incident_rows(recent),
+            &INCIDENT_HEAD,
+            &incident_rows(recent, Some(status)),
         ));
         out.push_str("<p><a href=\"/incidents\">Every incident</a></p>");
+    }
+    if let Some((slot, r)) = checklist {
+        out.push_str("<h2>The last checklist</h2>");
+        out.push_str(&table(
+            "the last checklist run",
+            &CHECKLIST_HEAD,
+            &[checklist_row(slot, r, acts)],
+        ));
+        out.push_str("<p><a href=\"/checklists\">Every checklist run</a></p>");
     }
 
     let firing: Vec<String> = status
         .firing
         .iter()
-        .map(|a| {
-            let id = &a.fingerprint[..8.min(a.fingerprint.len())];
-            let state = match (&a.silenced_by, &a.acked) {
-                (Some(s), _) => format!("silenced ({})", esc(s)),
-                (None, Some(k)) => format!("acked by {}", esc(&k.by)),
-                (None, None) => format!("<strong>firing</strong> {}", act("Ack", &format!("ack {id}"))),
-            };
-            format!(
-                "<td><strong>{}</strong><br><code>{}</code></td><td>{}</td><td>{}</td><td class=\"when\">{} ({} ago)</td><td>{}</td><td>{state}</td>",
-                esc(&a.name),
-                esc(&labels_text(a.labels.clone())),
-                esc(&a.summary),
-                if a.value.is_finite() { format!("{}", a.value) } else { "–".into() },
-                utc(a.since),
-                duration(now - a.since),
-                incident_link(&a.incident),
-            )
-        })
+        .take(PAGE_ROWS)
+        .map(|a| firing_row(a, now, acts))
         .collect();
-    section(
+    section_of(
         &mut out,
         "Firing",
         "no alert is firing",
-        &["alert", "summary", "value", "since", "incident", "state"],
+        &FIRING_HEAD,
         firing,
+        status.firing.len(),
+        Some("/alerts"),
     );
 
     let pending: Vec<String> = status
         .pending
         .iter()
-        .map(|p| {
-            let labels = p
-                .labels
-                .iter()
-                .map(|(k, v)| (k.to_owned(), v.to_owned()));
-            format!(
-                "<td><strong>{}</strong><br><code>{}</code></td><td>{}</td><td class=\"when\">{}</td><td class=\"when\">{} ({})</td>",
-                esc(&p.name),
-                esc(&labels_text(labels)),
-                esc(&p.summary),
-                utc(p.active_at),
-                if p.fires_at > now {
-                    format!("in {} if it holds", duration(p.fires_at - now))
-                } else {
-                    "at the next evaluation".to_owned()
-                },
-                utc(p.fires_at),
-            )
-        })
+        .take(PAGE_ROWS)
+        .map(|p| pending_row(p, now))
         .collect();
-    section(
+    section_of(
         &mut out,
         "Pending",
         "no alert is waiting out its rule's `for`",
-        &["alert", "summary", "condition since", "fires"],
+        &PENDING_HEAD,
         pending,
+        status.pending.len(),
+        Some("/alerts/pending"),
     );
 
     let waiting: Vec<String> = status
         .waiting
         .iter()
+        .take(PAGE_ROWS)
         .map(|w| {
             format!(
                 "<td>{}</td><td>{}</td><td>{}</td><td class=\"when\">{} (in {})</td><td>{}{}</td>",
@@ -295,17 +277,20 @@ pub fn now_page(
             )
         })
         .collect();
-    section(
+    section_of(
         &mut out,
         "Waiting for approval",
         "no run waits for a person",
         &["run", "what", "who may answer", "deadline", ""],
         waiting,
+        status.waiting.len(),
+        Some("/runs"),
     );
 
     let running: Vec<String> = status
         .running
         .iter()
+        .take(PAGE_ROWS)
         .map(|(runbook, key, run)| {
             format!(
                 "<td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td>",
@@ -316,35 +301,30 @@ pub fn now_page(
             )
         })
         .collect();
-    section(
+    section_of(
         &mut out,
         "Runs in progress",
         "no runbook is running",
         &["runbook", "concurrency key", "run", ""],
         running,
+        status.running.len(),
+        Some("/runs"),
     );
 
     let silences: Vec<String> = status
         .silences
         .iter()
-        .map(|s| {
-            format!(
-                "<td><code>{}</code></td><td><code>{}</code></td><td>{}</td><td class=\"when\">{} (in {})</td><td>{}</td>",
-                esc(&s.id),
-                esc(&s.matchers),
-                esc(&s.by),
-                utc(s.ends_at),
-                duration(s.ends_at - now),
-                esc(&s.comment),
-            )
-        })
+        .take(PAGE_ROWS)
+        .map(|s| silence_row(s, now, acts))
         .collect();
-    section(
+    section_of(
         &mut out,
         "Silences",
         "no silence is active",
-        &["id", "matchers", "by", "ends", "comment"],
+        &SILENCE_HEAD,
         silences,
+        status.silences.len(),
+        Some(""),
     );
     if let Some(a) = acts {
         out.push_str(&a.command_box());
@@ -353,12 +333,126 @@ pub fn now_page(
 }
 
 fn section(out: &mut String, title: &str, none: &str, head: &[&str], rows: Vec<String>) {
-    let _ = write!(out, "<h2>{} ({})</h2>", esc(title), rows.len());
+    let total = rows.len();
+    section_of(out, title, none, head, rows, total, Some(""));
+}
+
+/// A section that shows `rows`, the first of `total`: the rest are at
+/// `more` (a page of their own, or only counted when it is empty); `None`
+/// when a pager below says where the rest are.
+fn section_of(
+    out: &mut String,
+    title: &str,
+    none: &str,
+    head: &[&str],
+    rows: Vec<String>,
+    total: usize,
+    more: Option<&str>,
+) {
+    let _ = write!(out, "<h2>{} ({total})</h2>", esc(title));
     if rows.is_empty() {
         let _ = write!(out, "<p class=\"muted\">{}.</p>", esc(none));
-    } else {
-        out.push_str(&table(title, head, &rows));
+        return;
     }
+    out.push_str(&table(title, head, &rows));
+    let Some(more) = more else {
+        return;
+    };
+    if total > rows.len() {
+        let _ = write!(out, "<p>Showing the first {} of {total}", rows.len());
+        if !more.is_empty() {
+            let _ = write!(out, "; <a href=\"{more}\">every one, a page at a time</a>");
+        }
+        out.push_str(".</p>");
+    }
+}
+
+const FIRING_HEAD: [&str; 6] = ["alert", "summary", "value", "since", "incident", "state"];
+const PENDING_HEAD: [&str; 4] = ["alert", "summary", "condition since", "fires"];
+
+fn firing_row(a: &crate::control::FiringAlert, now: Millis, acts: Option<&Acts>) -> String {
+    let id = &a.fingerprint[..8.min(a.fingerprint.len())];
+    let state = match (&a.silenced_by, &a.acked) {
+        (Some(s), _) => format!("silenced ({})", esc(s)),
+        (None, Some(k)) => format!("acked by {}", esc(&k.by)),
+        (None, None) => format!(
+            "<strong>firing</strong> {}",
+            acts.map(|x| x.button("Ack", &format!("ack {id}")))
+                .unwrap_or_default()
+        ),
+    };
+    format!(
+        "<td><strong>{}</strong><br><code>{}</code></td><td>{}</td><td>{}</td><td class=\"when\">{} ({} ago)</td><td>{}</td><td>{state}</td>",
+        esc(&a.name),
+        esc(&labels_text(a.labels.clone())),
+        esc(&a.summary),
+        if a.value.is_finite() {
+            esc(&crate::human::value(a.value))
+        } else {
+            "–".into()
+        },
+        utc(a.since),
+        duration(now - a.since),
+        incident_link(&a.incident),
+    )
+}
+
+fn pending_row(p: &crate::rules::PendingAlert, now: Millis) -> String {
+    let labels = p.labels.iter().map(|(k, v)| (k.to_owned(), v.to_owned()));
+    format!(
+        "<td><strong>{}</strong><br><code>{}</code></td><td>{}</td><td class=\"when\">{}</td><td class=\"when\">{} ({})</td>",
+        esc(&p.name),
+        esc(&labels_text(labels)),
+        esc(&p.summary),
+        utc(p.active_at),
+        if p.fires_at > now {
+            format!("in {} if it holds", duration(p.fires_at - now))
+        } else {
+            "at the next evaluation".to_owned()
+        },
+        utc(p.fires_at),
+    )
+}
+
+/// `GET /alerts`: every firing alert, oldest first, a page at a time.
+pub fn alerts_page(
+    list: &Paged<'_, std::sync::Arc<crate::control::FiringAlert>>,
+    now: Millis,
+    acts: Option<&Acts>,
+) -> String {
+    let mut out = String::new();
+    let rows = list.rows.iter().map(|a| firing_row(a, now, acts)).collect();
+    section_of(
+        &mut out,
+        "Firing",
+        "no alert is firing",
+        &FIRING_HEAD,
+        rows,
+        list.total,
+        None,
+    );
+    pager(&mut out, list, "/alerts");
+    out.push_str("<p><a href=\"/alerts/pending\">Pending alerts</a></p>");
+    out
+}
+
+/// `GET /alerts/pending`: every alert waiting out its `for`, a page at a
+/// time.
+pub fn pending_page(list: &Paged<'_, crate::rules::PendingAlert>, now: Millis) -> String {
+    let mut out = String::new();
+    let rows = list.rows.iter().map(|p| pending_row(p, now)).collect();
+    section_of(
+        &mut out,
+        "Pending",
+        "no alert is waiting out its rule's `for`",
+        &PENDING_HEAD,
+        rows,
+        list.total,
+        None,
+    );
+    pager(&mut out, list, "/alerts/pending");
+    out.push_str("<p><a href=\"/alerts\">Firing alerts</a></p>");
+    out
 }
 
 /// One page of a list, and the links to the others.
@@ -367,6 +461,15 @@ pub struct Paged<'a, T> {
     pub page: usize,
     pub pages: usize,
     pub total: usize,
+}
+
+/// For a list of `total` read a page at a time: the page to show (the
+/// `asked`, within range), how many pages there are, and how many rows
+/// come before it.
+pub fn page_of(total: usize, asked: usize) -> (usize, usize, i64) {
+    let pages = total.div_ceil(PAGE_ROWS).max(1);
+    let page = asked.clamp(1, pages);
+    (page, pages, ((page - 1) * PAGE_ROWS) as i64)
 }
 
 /// The `page`th (from 1) slice of `all`, at most [`PAGE_ROWS`] long.
@@ -401,30 +504,183 @@ fn pager<T>(out: &mut String, p: &Paged<'_, T>, base: &str) {
     out.push_str("</p></nav>");
 }
 
-fn incident_rows(rows: &[(String, Millis, String)]) -> Vec<String> {
+const INCIDENT_HEAD: [&str; 5] = [
+    "incident",
+    "first entry",
+    "last entry",
+    "entries",
+    "firing now",
+];
+
+/// Incidents as lists show them: from their timelines' ends and lengths
+/// (no timeline is read for a list), and what fires in each now when the
+/// status is known (a follower does not know).
+fn incident_rows(rows: &[IncidentSummary], status: Option<&Status>) -> Vec<String> {
     rows.iter()
-        .map(|(id, began, outcome)| {
+        .map(|i| {
+            let firing = match status {
+                None => "–".to_owned(),
+                Some(s) => match s.firing.iter().filter(|a| a.incident == i.incident).count() {
+                    0 => "nothing".to_owned(),
+                    n => format!("<strong>{n} alert(s)</strong>"),
+                },
+            };
             format!(
-                "<td>{}</td><td class=\"when\">{}</td><td>{}</td>",
-                incident_link(id),
-                esc(&super::html::day_and_time(*began)),
-                esc(outcome)
+                "<td>{}</td><td class=\"when\">{}</td><td class=\"when\">{}</td><td>{}</td><td>{firing}</td>",
+                incident_link(&i.incident),
+                esc(&super::html::day_and_time(i.first)),
+                esc(&super::html::day_and_time(i.last)),
+                i.entries,
             )
         })
         .collect()
 }
 
-/// `GET /incidents`: newest first, each with when it began and how it
-/// ended.
-pub fn incidents_page(list: &Paged<'_, (String, Millis, String)>) -> String {
+/// A checklist run as lists show it: where it stands (GO, NO-GO and
+/// why, checking, waiting for people), and each sign-off still waited
+/// for with its button (the checklist says who may sign; the command
+/// checks).
+pub fn checklist_row(
+    slot: &str,
+    r: &crate::checklist::state::RunState,
+    acts: Option<&Acts>,
+) -> String {
+    use crate::checklist::Verdict;
+    use crate::checklist::state::Phase;
+    let stands = match r.phase() {
+        Phase::Checking => "checking".to_owned(),
+        Phase::AwaitingSignOff => "waiting for sign-off".to_owned(),
+        Phase::Done(Verdict::Go) => "<strong class=\"ok\">GO</strong>".to_owned(),
+        Phase::Done(Verdict::NoGo) => format!(
+            "<strong class=\"bad\">NO-GO</strong>: {}",
+            esc(&r.reasons().join(", "))
+        ),
+    };
+    let signoffs: Vec<String> = r
+        .waiting_signoffs()
+        .into_iter()
+        .map(|(check, roles)| {
+            let roles: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
+            format!(
+                "{} (a {}) {}",
+                esc(check),
+                esc(&roles.join(" or ")),
+                acts.map(|a| a.button("Sign off", &format!("signoff {} {}", r.id, word(check))))
+                    .unwrap_or_default()
+            )
+        })
+        .collect();
+    format!(
+        "<td>{}</td><td><code>{}</code></td><td>{}</td><td class=\"when\">{}</td><td>{}</td><td>{stands}</td><td>{}</td>",
+        esc(&r.checklist),
+        esc(&r.id),
+        esc(slot),
+        esc(&super::html::day_and_time(r.started_at)),
+        esc(&r.started_by),
+        signoffs.join("<br>")
+    )
+}
+
+/// `s` as one word of a command line: quoted when it holds a space.
+fn word(s: &str) -> String {
+    if s.contains(char::is_whitespace) || s.is_empty() {
+        format!("\"{}\"", s.replace('"', ""))
+    } else {
+        s.to_owned()
+    }
+}
+
+const CHECKLIST_HEAD: [&str; 7] = [
+    "checklist",
+    "run",
+    "slot",
+    "started",
+    "by",
+    "verdict",
+    "sign-offs waited for",
+];
+
+/// `GET /checklists`: checklist runs, newest first.
+pub fn checklists_page(
+    list: &Paged<'_, (String, crate::checklist::state::RunState)>,
+    acts: Option<&Acts>,
+) -> String {
     let mut out = String::new();
-    let rows = incident_rows(list.rows);
-    section(
+    let rows = list
+        .rows
+        .iter()
+        .map(|(slot, r)| checklist_row(slot, r, acts))
+        .collect();
+    section_of(
+        &mut out,
+        "Checklist runs",
+        "no checklist has run yet",
+        &CHECKLIST_HEAD,
+        rows,
+        list.total,
+        None,
+    );
+    pager(&mut out, list, "/checklists");
+    out
+}
+
+const SILENCE_HEAD: [&str; 6] = ["id", "matchers", "by", "ends", "comment", ""];
+
+fn silence_row(s: &crate::control::SilenceView, now: Millis, acts: Option<&Acts>) -> String {
+    format!(
+        "<td><code>{}</code></td><td><code>{}</code></td><td>{}</td><td class=\"when\">{} (in {})</td><td>{}</td><td>{}</td>",
+        esc(&s.id),
+        esc(&s.matchers),
+        esc(&s.by),
+        utc(s.ends_at),
+        duration(s.ends_at - now),
+        esc(&s.comment),
+        acts.map(|a| a.button("Unsilence", &format!("unsilence {}", s.id)))
+            .unwrap_or_default()
+    )
+}
+
+/// `GET /silences`: the silences in force, each with its way out.
+pub fn silences_page(
+    list: &Paged<'_, crate::control::SilenceView>,
+    now: Millis,
+    acts: Option<&Acts>,
+) -> String {
+    let mut out = String::new();
+    let rows = list
+        .rows
+        .iter()
+        .map(|s| silence_row(s, now, acts))
+        .collect();
+    section_of(
+        &mut out,
+        "Silences",
+        "no silence is active",
+        &SILENCE_HEAD,
+        rows,
+        list.total,
+        None,
+    );
+    pager(&mut out, list, "/silences");
+    if let Some(a) = acts {
+        out.push_str("<p>A new silence is a command: <code>silence alertname=\"RoomFilling\" room=\"main\" 30m \"why\"</code></p>");
+        out.push_str(&a.command_box());
+    }
+    out
+}
+
+/// `GET /incidents`: newest first; how each went is on its own page.
+pub fn incidents_page(list: &Paged<'_, IncidentSummary>, status: Option<&Status>) -> String {
+    let mut out = String::new();
+    let rows = incident_rows(list.rows, status);
+    section_of(
         &mut out,
         "Incidents",
         "no incidents yet",
-        &["incident", "began", "outcome"],
+        &INCIDENT_HEAD,
         rows,
+        list.total,
+        None,
     );
     pager(&mut out, list, "/incidents");
     out
@@ -436,7 +692,7 @@ pub fn incidents_page(list: &Paged<'_, (String, Millis, String)>) -> String {
 pub fn incident_page(r: &Review, entries: &Paged<'_, crate::incident::TimelineEntry>) -> String {
     let mut out = String::from("<article class=\"review\">");
     out.push_str(&super::markdown::to_html(
-        &r.markdown_summary(&super::html::day_and_time),
+        &r.markdown_summary(&super::html::day_and_time, PAGE_ROWS),
     ));
     out.push_str("</article>");
     let rows: Vec<String> = entries
@@ -593,6 +849,16 @@ mod tests {
 
     const NOW: Millis = 1_684_965_660_000;
 
+    fn now_page_t(
+        s: &Status,
+        recent: &[IncidentSummary],
+        leader: Option<&str>,
+        now: Millis,
+        acts: Option<&Acts>,
+    ) -> String {
+        now_page(s, recent, None, leader, now, acts)
+    }
+
     fn status(label_value: &str) -> Status {
         Status {
             paused: None,
@@ -627,7 +893,7 @@ mod tests {
 
     #[test]
     fn alert_data_cannot_add_markup_or_leave_the_console() {
-        let page = now_page(&status("\"><script>x</script>"), &[], None, NOW, None);
+        let page = now_page_t(&status("\"><script>x</script>"), &[], None, NOW, None);
         assert!(
             !page.contains("<script>") && !page.contains("<img"),
             "{page}"
@@ -646,9 +912,9 @@ mod tests {
 
     #[test]
     fn a_pending_alert_counts_down_to_its_for() {
-        let page = now_page(&status("main"), &[], None, NOW, None);
+        let page = now_page_t(&status("main"), &[], None, NOW, None);
         assert!(page.contains("in 40s if it holds"), "{page}");
-        let later = now_page(&status("main"), &[], None, NOW + 60_000, None);
+        let later = now_page_t(&status("main"), &[], None, NOW + 60_000, None);
         assert!(later.contains(">at the next evaluation ("), "{later}");
     }
 
@@ -659,7 +925,7 @@ mod tests {
             csrf: "c0ffee".into(),
             back: "/".into(),
         };
-        let commander = now_page(
+        let commander = now_page_t(
             &status("main"),
             &[],
             None,
@@ -675,7 +941,7 @@ mod tests {
         ] {
             assert!(commander.contains(part), "{part} not in {commander}");
         }
-        let responder = now_page(
+        let responder = now_page_t(
             &status("main"),
             &[],
             None,
@@ -683,7 +949,7 @@ mod tests {
             Some(&acts(Role::Responder)),
         );
         assert!(!responder.contains("Pause automation") && responder.contains(">Abort<"));
-        let viewer = now_page(&status("main"), &[], None, NOW, Some(&acts(Role::Viewer)));
+        let viewer = now_page_t(&status("main"), &[], None, NOW, Some(&acts(Role::Viewer)));
         assert!(!viewer.contains(">Abort<") && !viewer.contains(">Ack<"));
     }
 
@@ -702,16 +968,51 @@ mod tests {
     }
 
     #[test]
+    fn a_storm_is_drawn_a_page_at_a_time() {
+        let mut s = status("main");
+        let one = s.firing[0].clone();
+        s.firing = (0..10_000)
+            .map(|i| {
+                Arc::new(FiringAlert {
+                    fingerprint: format!("{i:016x}"),
+                    ..(*one).clone()
+                })
+            })
+            .collect();
+        let home = now_page_t(&s, &[], None, NOW, None);
+        assert!(home.contains("<h2>Firing (10000)</h2>"), "{home}");
+        assert_eq!(
+            home.matches("<strong>SpeakerFeedback</strong>").count(),
+            PAGE_ROWS
+        );
+        assert!(home.contains(
+            "Showing the first 50 of 10000; <a href=\"/alerts\">every one, a page at a time</a>."
+        ));
+        let last = alerts_page(&paged(&s.firing, 200), NOW, None);
+        assert_eq!(
+            last.matches("<strong>SpeakerFeedback</strong>").count(),
+            PAGE_ROWS
+        );
+        assert!(last.contains("Page 200 of 200 (10000 in all)"), "{last}");
+        assert!(!last.contains("Showing the first"));
+    }
+
+    #[test]
     fn lists_are_paged_and_never_drawn_whole() {
-        let all: Vec<(String, Millis, String)> = (0..10_000)
-            .map(|i| (format!("inc-{i}"), NOW, "resolved".to_owned()))
+        let all: Vec<IncidentSummary> = (0..10_000)
+            .map(|i| IncidentSummary {
+                incident: format!("inc-{i}"),
+                first: NOW,
+                last: NOW,
+                entries: 3,
+            })
             .collect();
         let first = paged(&all, 1);
         assert_eq!(
             (first.rows.len(), first.pages, first.total),
             (PAGE_ROWS, 200, 10_000)
         );
-        let page = incidents_page(&first);
+        let page = incidents_page(&first, None);
         assert_eq!(
             page.matches("<tr>").count(),
             PAGE_ROWS + 1,
@@ -726,8 +1027,8 @@ mod tests {
             (200, PAGE_ROWS)
         );
         assert_eq!(paged(&all, 0).page, 1);
-        let none: Vec<(String, Millis, String)> = Vec::new();
+        let none: Vec<IncidentSummary> = Vec::new();
         assert_eq!(paged(&none, 3).rows.len(), 0);
-        assert!(incidents_page(&paged(&none, 1)).contains("no incidents yet"));
+        assert!(incidents_page(&paged(&none, 1), None).contains("no incidents yet"));
     }
 }
