@@ -331,6 +331,7 @@ impl Control {
             });
         }
         let mut done = Vec::new();
+        let mut kept = Vec::new();
         // Per incident: what was acknowledged, and the alert names.
         let mut per_incident: BTreeMap<String, (Vec<String>, BTreeSet<String>)> = BTreeMap::new();
         for fp in chosen {
@@ -343,14 +344,15 @@ impl Control {
                 by: by.to_owned(),
                 at: now,
             });
-            if let Err(e) = self.store.save_ack(&f.fingerprint, by, now).await {
-                tracing::error!(error = %e, alert = %f.name, "cannot record the ack; a restart would forget it");
-            }
+            kept.push(f.fingerprint.clone());
             let text = format!("{}{}", f.name, identifying(&f.labels));
             done.push(text.clone());
             let e = per_incident.entry(f.incident.clone()).or_default();
             e.0.push(text);
             e.1.insert(f.name.clone());
+        }
+        if let Err(e) = self.store.save_acks(&kept, by, now).await {
+            tracing::error!(error = %e, alerts = kept.len(), "cannot record the ack; a restart would forget it");
         }
         // In a storm one ack can take thousands of alerts, most alike:
         // counted, not listed.

@@ -3,10 +3,16 @@
 //! which firing alerts someone acknowledged. Without these a failover
 //! would quietly resume automation a person had paused.
 
+use std::fmt::Write as _;
+
 use sqlx::Row;
 
 use super::{Result, Store, Write, q};
 use crate::clock::Millis;
+
+/// Acks written by one statement: well under SQLite's 32,766 and
+/// PostgreSQL's 65,535 bound parameters.
+pub const ACKS_PER_WRITE: usize = 500;
 
 /// The one pause row's key.
 const AUTOMATION: &str = "automation";
@@ -57,18 +63,29 @@ impl Store {
         .transpose()
     }
 
-    /// Records that the firing alert `fingerprint` was acknowledged.
-    pub async fn save_ack(&self, fingerprint: &str, by: &str, at: Millis) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO acks (fingerprint, by_label, at) VALUES ($1, $2, $3)
-             ON CONFLICT (fingerprint) DO NOTHING",
-        )
-        .bind(fingerprint)
-        .bind(by)
-        .bind(at)
-        .fenced(self)
-        .await
-        .map_err(q("save an ack"))?;
+    /// Records that the firing alerts `fingerprints` were acknowledged,
+    /// [`ACKS_PER_WRITE`] to a statement: one ack of a storm's incident
+    /// takes thousands of alerts, and a write each held the control loop
+    /// (and every command behind it) for as many commits.
+    pub async fn save_acks(&self, fingerprints: &[String], by: &str, at: Millis) -> Result<()> {
+        for chunk in fingerprints.chunks(ACKS_PER_WRITE) {
+            let mut sql = String::from("INSERT INTO acks (fingerprint, by_label, at) VALUES ");
+            for i in 0..chunk.len() {
+                // Only placeholders are spliced in.
+                let _ = write!(
+                    sql,
+                    "{}(${}, $1, $2)",
+                    if i == 0 { "" } else { ", " },
+                    i + 3
+                );
+            }
+            sql.push_str(" ON CONFLICT (fingerprint) DO NOTHING");
+            let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(by).bind(at);
+            for fp in chunk {
+                insert = insert.bind(fp.as_str());
+            }
+            insert.fenced(self).await.map_err(q("save acks"))?;
+        }
         Ok(())
     }
 
@@ -112,8 +129,12 @@ mod tests {
             let s = Store::open(&db.url).await.unwrap();
             assert_eq!(s.pause().await.unwrap(), None);
             s.save_pause("ana (U1)", "failover drill", 5).await.unwrap();
-            s.save_ack("00000000000000aa", "ana (U1)", 6).await.unwrap();
-            s.save_ack("00000000000000bb", "bo (U2)", 7).await.unwrap();
+            s.save_acks(&["00000000000000aa".into()], "ana (U1)", 6)
+                .await
+                .unwrap();
+            s.save_acks(&["00000000000000bb".into()], "bo (U2)", 7)
+                .await
+                .unwrap();
             s.close().await;
 
             let s = Store::open(&db.url).await.unwrap();
@@ -128,6 +149,22 @@ mod tests {
             );
             s.clear_pause().await.unwrap();
             assert_eq!(s.pause().await.unwrap(), None);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_storms_acks_are_kept_in_a_few_writes_and_once_each() {
+        for db in backends().await {
+            let s = Store::open(&db.url).await.unwrap();
+            let n = 2 * ACKS_PER_WRITE + 7;
+            let fps: Vec<String> = (0..n).map(|i| format!("{i:016x}")).collect();
+            s.save_acks(&fps, "ana (U1)", 5).await.unwrap();
+            // Acked again (by someone else, later): the first ack stands.
+            s.save_acks(&fps[..3], "bo (U2)", 9).await.unwrap();
+            let acks = s.acks().await.unwrap();
+            assert_eq!(acks.len(), n, "{}", db.url);
+            assert!(acks.iter().all(|(_, by, at)| by == "ana (U1)" && *at == 5));
+            s.save_acks(&[], "ana (U1)", 5).await.unwrap();
         }
     }
 }
