@@ -746,6 +746,19 @@ pub struct Store {
     fence: Option<std::sync::Arc<Fence>>,
 }
 
+/// The outbox as a page needs it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OutboxSummary {
+    /// Messages not yet delivered.
+    pub depth: i64,
+    /// When the oldest of them was written.
+    pub oldest: Option<Millis>,
+    /// The newest message's number: it grows with everything the bot says
+    /// (runs, steps, alerts, acks), so a change in it is a change people
+    /// can see. 0 for an empty outbox.
+    pub last_seq: i64,
+}
+
 /// An incident as lists show it, from its timeline's first and last
 /// entries.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -1489,15 +1502,22 @@ impl Store {
         row.try_get(0).map_err(q("read outbox depth"))
     }
 
-    /// The newest message's number: it grows with everything the bot says
-    /// (runs, steps, alerts, acks), so a change in it is a change people
-    /// can see. 0 for an empty outbox.
-    pub async fn outbox_last_seq(&self) -> Result<i64> {
-        let row = sqlx::query("SELECT COALESCE(MAX(seq), 0) FROM outbox")
-            .fetch_one(&self.pool)
-            .await
-            .map_err(q("outbox last number"))?;
-        row.try_get(0).map_err(q("read outbox last number"))
+    /// The outbox in one read, for a page: see [`OutboxSummary`].
+    pub async fn outbox_summary(&self) -> Result<OutboxSummary> {
+        let row = sqlx::query(
+            "SELECT (SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL),
+                    (SELECT MIN(created_at) FROM outbox WHERE sent_at IS NULL),
+                    (SELECT COALESCE(MAX(seq), 0) FROM outbox)",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(q("outbox summary"))?;
+        let e = || q("read outbox summary");
+        Ok(OutboxSummary {
+            depth: row.try_get(0).map_err(e())?,
+            oldest: row.try_get(1).map_err(e())?,
+            last_seq: row.try_get(2).map_err(e())?,
+        })
     }
 
     /// When the oldest message still waiting to be delivered was written;
@@ -1844,6 +1864,27 @@ mod tests {
             let rest = s.incident_summaries(2, 2).await.unwrap();
             assert_eq!(rest.len(), 1);
             assert_eq!(rest[0].incident, "c");
+            assert_eq!(
+                s.outbox_summary().await.unwrap(),
+                OutboxSummary {
+                    depth: 0,
+                    oldest: None,
+                    last_seq: 0
+                }
+            );
+            let first = s.enqueue_outbox("#c", "{}", 40).await.unwrap();
+            let second = s.enqueue_outbox("#c", "{}", 50).await.unwrap();
+            s.mark_sent(first, 60).await.unwrap();
+            assert_eq!(
+                s.outbox_summary().await.unwrap(),
+                OutboxSummary {
+                    depth: 1,
+                    oldest: Some(50),
+                    last_seq: second
+                },
+                "{}",
+                db.url
+            );
             assert_eq!(s.checklist_run_count().await.unwrap(), 0);
             assert!(s.newest_checklist_runs(0, 50).await.unwrap().is_empty());
             s.close().await;

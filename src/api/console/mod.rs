@@ -228,19 +228,21 @@ async fn person(api: &Api, headers: &HeaderMap) -> Result<Option<Visitor>, Strin
     }))
 }
 
+/// The API's bearer token as this request presents it, by the API's own
+/// check.
 fn bearer(api: &Api, headers: &HeaderMap) -> Bearer {
-    let Some(token) = &api.token else {
+    if api.token.is_none() || !headers.contains_key(header::AUTHORIZATION) {
         return Bearer::None;
-    };
-    match headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-    {
-        None => Bearer::None,
-        Some(g) if auth::same(g.trim(), token) => Bearer::Right,
-        Some(_) => Bearer::Wrong,
     }
+    match super::check_token(api, headers) {
+        Ok(()) => Bearer::Right,
+        Err(_) => Bearer::Wrong,
+    }
+}
+
+/// Whether a form's CSRF token is the one expected, in constant time.
+fn csrf_matches(given: &str, expected: &str) -> bool {
+    super::same(given.as_bytes(), expected.as_bytes())
 }
 
 /// Who is asking, or the answer that turns them away.
@@ -301,8 +303,13 @@ async fn page_as(
     let mut banners = status.map(|s| views::banners(s, now)).unwrap_or_default();
     // A store that does not answer is said by the page's own reads; the
     // banner is only for a backlog it can see.
-    if let Ok(Some(oldest)) = store(api.store.outbox_oldest()).await {
-        let depth = store(api.store.outbox_depth()).await.unwrap_or(0);
+    let outbox = store(api.store.outbox_summary()).await.ok();
+    if let Some(crate::store::OutboxSummary {
+        depth,
+        oldest: Some(oldest),
+        ..
+    }) = outbox
+    {
         banners.extend(views::chat_behind(depth, oldest, now));
     }
     if status.is_none()
@@ -328,7 +335,7 @@ async fn page_as(
         _ if api.console.sign_in == SignIn::Tokens => Corner::SignIn,
         _ => Corner::Nothing,
     };
-    let said = store(api.store.outbox_last_seq()).await.unwrap_or(0);
+    let said = outbox.map_or(0, |o| o.last_seq);
     let drawn = crate::chat::blocks::utc(now);
     let frame = Frame {
         title,
@@ -852,7 +859,7 @@ pub async fn signout(State(api): State<Arc<Api>>, headers: HeaderMap, body: Byte
     let Some(secret) = auth::cookie(&headers, auth::SESSION_COOKIE) else {
         return redirect("/signin");
     };
-    if !auth::same_origin(&headers) || !auth::same(&f.csrf, &auth::csrf_for(secret)) {
+    if !auth::same_origin(&headers) || !csrf_matches(&f.csrf, &auth::csrf_for(secret)) {
         return refused(
             &api,
             StatusCode::FORBIDDEN,
@@ -937,7 +944,7 @@ pub async fn act(State(api): State<Arc<Api>>, headers: HeaderMap, body: Bytes) -
         Ok(f) => f,
         Err(e) => return refused(&api, StatusCode::BAD_REQUEST, &e),
     };
-    if !auth::same_origin(&headers) || !auth::same(&f.csrf, csrf) {
+    if !auth::same_origin(&headers) || !csrf_matches(&f.csrf, csrf) {
         m.console_actions.with(&["refused"]).inc();
         tracing::warn!(user = %actor.id, "console: an action without this session's CSRF token or from another origin was refused");
         return refused(
@@ -1043,9 +1050,10 @@ pub async fn events(
             let Ok(status) = status(&w.api).await else {
                 continue;
             };
-            let Ok(said) = store(w.api.store.outbox_last_seq()).await else {
+            let Ok(outbox) = store(w.api.store.outbox_summary()).await else {
                 continue;
             };
+            let said = outbox.last_seq;
             let now = views::moment(status.as_ref(), said);
             if w.last != Some(now) {
                 w.last = Some(now);
