@@ -347,3 +347,41 @@ steps:
         crate::timeline::By::Person(Who::new("U1", "alice"))
     );
 }
+
+/// The demo's replay found it: a card saying "last step `look`
+/// succeeded" was queued before the step's own tick, because the run
+/// reported its progress before it said the step. Nothing of a step is
+/// on the card before the step's line is in the thread.
+#[tokio::test]
+async fn a_card_never_names_a_step_before_its_line() {
+    let Wired {
+        store,
+        executor,
+        cmd_tx,
+        stop,
+        task,
+        ..
+    } = waiting_for_approval(RUNBOOK).await;
+    let run = executor.waiting()[0].run.clone();
+    approve_until_recovered(&cmd_tx, &store, run).await;
+    stop.cancel();
+    task.await.unwrap();
+    let mut said: Vec<String> = Vec::new();
+    let mut named = 0;
+    for row in store.pending_outbox(1000).await.unwrap() {
+        let m: ChatMessage = serde_json::from_str(&row.payload_json).unwrap();
+        match m.card.and_then(|c| c.run).and_then(|r| r.last_step) {
+            Some((step, _)) => {
+                // A gate's answer is said of the step it guards.
+                let shown = step.strip_prefix("approval:").unwrap_or(&step);
+                assert!(
+                    said.iter().any(|l| l.starts_with(&format!("`{shown}`"))),
+                    "the card names `{step}` before its line; said so far: {said:?}"
+                );
+                named += 1;
+            }
+            None => said.push(m.text),
+        }
+    }
+    assert!(named > 0, "no card named a step: {said:?}");
+}

@@ -571,10 +571,12 @@ impl Run<'_> {
         output: Option<&Json>,
         error: Option<&str>,
     ) {
+        // Not reported here: the card names the step only once the
+        // step's own line is queued (each caller reports after its `say`), or the thread
+        // would tell of a step before it happened.
         if let Ok(mut p) = self.progress.lock() {
             p.1 = Some((id.to_owned(), state));
         }
-        self.report(None);
         let out = output.map(Json::to_string);
         if let Err(e) = self
             .inner
@@ -702,6 +704,7 @@ impl Run<'_> {
             _ => Kind::StepFailed,
         };
         self.say(shown, note.clone()).await;
+        self.report(None);
         let by = answered.unwrap_or(By::Bot);
         self.timeline(answer_kind(state, &by), Some(&by), Some(&id), &note)
             .await;
@@ -736,6 +739,7 @@ impl Run<'_> {
             format!("`{sid}` failed before acting: {why}"),
         )
         .await;
+        self.report(None);
         let text = format!("{sid} failed: {why}");
         self.timeline(tl::Kind::StepFailed, None, Some(sid), &text)
             .await;
@@ -772,6 +776,7 @@ impl Run<'_> {
                     self.record_unacted(&sid, StepState::Skipped, None).await;
                     self.say(Kind::Step, format!("`{sid}` skipped: `{cond}` is false"))
                         .await;
+                    self.report(None);
                     return StepResult::Skipped;
                 }
                 Err(e) => {
@@ -817,6 +822,7 @@ impl Run<'_> {
                 );
                 self.record_end(&sid, StepState::Interrupted, p.attempts, None, Some(&why))
                     .await;
+                self.report(None);
                 return StepResult::Interrupted(why);
             }
             attempt = p.attempts.max(0) as u32;
@@ -959,6 +965,7 @@ impl Run<'_> {
                     ),
                 )
                 .await;
+                self.report(None);
                 let text = format!("{sid}: {} ({})", done.summary, step.action);
                 self.step_timeline(tl::Kind::Step, done.answered.as_ref(), &sid, &text)
                     .await;
@@ -976,6 +983,7 @@ impl Run<'_> {
                     ),
                 )
                 .await;
+                self.report(None);
                 let text = format!("{sid} failed: {}", e.message);
                 self.step_timeline(tl::Kind::StepFailed, e.answered.as_ref(), &sid, &text)
                     .await;
@@ -1070,6 +1078,7 @@ impl Run<'_> {
         self.seq += 1;
         self.record_unacted(&rsid, StepState::Held, Some(&why))
             .await;
+        self.report(None);
         Ok(Some(why))
     }
 
