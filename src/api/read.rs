@@ -128,17 +128,14 @@ pub async fn runs(
             )
         })?),
     };
-    let all = read_store(api.store.runs()).await?;
-    let limit = q.limit.unwrap_or(100);
-    let runs: Vec<_> = all
-        .iter()
-        .rev()
-        .filter(|r| q.runbook.as_ref().is_none_or(|x| *x == r.runbook))
-        .filter(|r| state.is_none_or(|x| x == r.state))
-        .filter(|r| q.incident.as_ref().is_none_or(|x| *x == r.incident))
-        .take(limit)
-        .map(run_json)
-        .collect();
+    let filter = crate::store::RunFilter {
+        runbook: q.runbook,
+        state,
+        incident: q.incident,
+    };
+    let limit = i64::try_from(q.limit.unwrap_or(100)).unwrap_or(i64::MAX);
+    let runs = read_store(api.store.newest_runs(&filter, 0, limit)).await?;
+    let runs: Vec<_> = runs.iter().map(run_json).collect();
     Ok(ok(json!({"runs": runs})))
 }
 
@@ -159,15 +156,14 @@ pub async fn run(
     State(api): State<Arc<Api>>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let all = read_store(api.store.runs()).await?;
-    let Some(r) = all.iter().find(|r| r.id == id) else {
+    let Some(r) = read_store(api.store.run(&id)).await? else {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             format!("no run {id:?}; GET /api/v1/runs lists them"),
         ));
     };
     let steps = read_store(api.store.steps(&id)).await?;
-    let mut out = run_json(r);
+    let mut out = run_json(&r);
     out["steps"] = steps
         .iter()
         .map(|s| {

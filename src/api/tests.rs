@@ -43,8 +43,8 @@ pub(crate) async fn serve_with(
     let (control, mut commands) = mpsc::channel::<Command>(4);
     let changes = Arc::new(std::sync::Mutex::new(Vec::new()));
     let changed = changes.clone();
-    // The control loop's part: one firing alert, acknowledged, and one
-    // pending; a pause is noted and answered.
+    // The control loop's part: one firing alert, acknowledged, one
+    // pending, two silences; a pause is noted and answered.
     tokio::spawn(async move {
         while let Some(c) = commands.recv().await {
             if let Command::Pause { by, reply, .. } = c {
@@ -87,7 +87,22 @@ pub(crate) async fn serve_with(
                         active_at: 1_684_965_640_000,
                         fires_at: 1_684_965_700_000,
                     }]),
-                    silences: Vec::new(),
+                    silences: vec![
+                        crate::control::SilenceView {
+                            id: "sil-room".into(),
+                            matchers: "room=\"main\"".into(),
+                            ends_at: 1_684_969_200_000,
+                            by: "ana".into(),
+                            comment: "planned move".into(),
+                        },
+                        crate::control::SilenceView {
+                            id: "sil-node".into(),
+                            matchers: "alertname=\"NodeDown\"".into(),
+                            ends_at: 1_684_969_200_000,
+                            by: "bo".into(),
+                            comment: "<b>db</b> rebuild".into(),
+                        },
+                    ],
                     incident: Some("launch".into()),
                 });
             }

@@ -410,6 +410,12 @@ mod tests {
             // Back to schema 2, as two processes on one store could have
             // left it.
             for undo in [
+                "DROP INDEX runs_newest",
+                "DROP INDEX runs_by_runbook",
+                "DROP INDEX runs_by_incident",
+                "DROP INDEX checklist_runs_newest",
+                "DROP INDEX checklist_runs_by_name",
+                "DELETE FROM schema_migrations WHERE version = 5",
                 "DROP TABLE console_sessions",
                 "DROP TABLE console_tokens",
                 "DELETE FROM schema_migrations WHERE version = 4",

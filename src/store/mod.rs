@@ -412,6 +412,23 @@ const MIGRATIONS: &[Migration] = &[
         ddl: SCHEMA_4,
         then: None,
     },
+    Migration {
+        version: 5,
+        what: "runs and checklist runs read a page at a time, newest first, by runbook, incident or checklist",
+        ddl: SCHEMA_5,
+        then: None,
+    },
+];
+
+/// Schema version 5: indexes for lists read a page at a time (the console
+/// and `GET /api/v1/runs`), so a page costs the same in a store of ten
+/// runs or of a hundred thousand.
+const SCHEMA_5: &[&str] = &[
+    "CREATE INDEX runs_newest ON runs (started_at, id)",
+    "CREATE INDEX runs_by_runbook ON runs (runbook, started_at)",
+    "CREATE INDEX runs_by_incident ON runs (incident, started_at)",
+    "CREATE INDEX checklist_runs_newest ON checklist_runs (started_at, id)",
+    "CREATE INDEX checklist_runs_by_name ON checklist_runs (checklist, started_at)",
 ];
 
 /// Schema version 4: who may sign in to the web console, and who has.
@@ -781,6 +798,32 @@ pub struct RunRecord {
     pub error: Option<String>,
 }
 
+/// Which runs a list shows: every field that is set must match.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RunFilter {
+    pub runbook: Option<String>,
+    pub state: Option<RunState>,
+    pub incident: Option<String>,
+}
+
+impl RunFilter {
+    fn binds(&self) -> (Option<&str>, Option<&'static str>, Option<&str>) {
+        (
+            self.runbook.as_deref(),
+            self.state.map(RunState::as_str),
+            self.incident.as_deref(),
+        )
+    }
+}
+
+/// The WHERE clause of a [`RunFilter`], binding $1..$3; an unset field
+/// matches every row. A macro so queries are whole literals.
+macro_rules! run_filter {
+    () => {
+        "($1 IS NULL OR runbook = $1) AND ($2 IS NULL OR state = $2) AND ($3 IS NULL OR incident = $3)"
+    };
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct StepRecord {
     pub run_id: String,
@@ -1078,6 +1121,80 @@ impl Store {
         rows.iter().map(run_record).collect()
     }
 
+    /// How many runs `filter` lets through.
+    pub async fn run_count(&self, filter: &RunFilter) -> Result<i64> {
+        let (runbook, state, incident) = filter.binds();
+        let row = sqlx::query(concat!("SELECT COUNT(*) FROM runs WHERE ", run_filter!()))
+            .bind(runbook)
+            .bind(state)
+            .bind(incident)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(q("count runs"))?;
+        row.try_get(0).map_err(q("read run count"))
+    }
+
+    /// Runs `filter` lets through, newest first, `limit` of them after
+    /// the first `skip`: one page of a list, read alone.
+    pub async fn newest_runs(
+        &self,
+        filter: &RunFilter,
+        skip: i64,
+        limit: i64,
+    ) -> Result<Vec<RunRecord>> {
+        let (runbook, state, incident) = filter.binds();
+        let rows = sqlx::query(concat!(
+            "SELECT id, runbook, incident, concurrency_key, state, started_at, finished_at, error FROM runs WHERE ",
+            run_filter!(),
+            " ORDER BY started_at DESC, id DESC LIMIT $4 OFFSET $5"
+        ))
+        .bind(runbook)
+        .bind(state)
+        .bind(incident)
+        .bind(limit)
+        .bind(skip)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(q("list runs"))?;
+        rows.iter().map(run_record).collect()
+    }
+
+    /// One run, by id.
+    pub async fn run(&self, id: &str) -> Result<Option<RunRecord>> {
+        let row = sqlx::query("SELECT id, runbook, incident, concurrency_key, state, started_at, finished_at, error FROM runs WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(q("read run"))?;
+        row.as_ref().map(run_record).transpose()
+    }
+
+    /// The runbooks that have runs, by name: what a list can be filtered
+    /// by. At most `limit`.
+    pub async fn run_runbooks(&self, limit: i64) -> Result<Vec<String>> {
+        self.names(
+            "SELECT DISTINCT runbook FROM runs ORDER BY runbook LIMIT $1",
+            limit,
+            "list runbooks run",
+        )
+        .await
+    }
+
+    /// The one text column `sql` selects, `limit` bound to $1.
+    async fn names(
+        &self,
+        sql: &'static str,
+        limit: i64,
+        what: &'static str,
+    ) -> Result<Vec<String>> {
+        let rows = sqlx::query(sql)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(q(what))?;
+        rows.iter().map(|r| r.try_get(0).map_err(q(what))).collect()
+    }
+
     /// Records that a step is about to act. Written before the action so a
     /// crash leaves evidence of what may have happened.
     pub async fn step_started(
@@ -1259,34 +1376,51 @@ impl Store {
         Ok(())
     }
 
-    /// Runs of one checklist, oldest first, with their slots.
-    /// How many checklist runs the store holds.
-    pub async fn checklist_run_count(&self) -> Result<i64> {
-        let row = sqlx::query("SELECT COUNT(*) FROM checklist_runs")
-            .fetch_one(&self.pool)
-            .await
-            .map_err(q("count checklist runs"))?;
+    /// How many runs of `checklist` (or of every checklist) the store
+    /// holds.
+    pub async fn checklist_run_count(&self, checklist: Option<&str>) -> Result<i64> {
+        let row =
+            sqlx::query("SELECT COUNT(*) FROM checklist_runs WHERE ($1 IS NULL OR checklist = $1)")
+                .bind(checklist)
+                .fetch_one(&self.pool)
+                .await
+                .map_err(q("count checklist runs"))?;
         row.try_get(0).map_err(q("read checklist run count"))
     }
 
-    /// Checklist runs of every checklist, newest first, `limit` of them
-    /// after the first `skip`: one page of a list, read alone.
+    /// Runs of `checklist` (or of every checklist), newest first, `limit`
+    /// of them after the first `skip`: one page of a list, read alone.
     pub async fn newest_checklist_runs(
         &self,
+        checklist: Option<&str>,
         skip: i64,
         limit: i64,
     ) -> Result<Vec<(String, crate::checklist::state::RunState)>> {
         let rows = sqlx::query(
-            "SELECT slot, state_json FROM checklist_runs ORDER BY started_at DESC, id DESC LIMIT $1 OFFSET $2",
+            "SELECT slot, state_json FROM checklist_runs WHERE ($3 IS NULL OR checklist = $3)
+             ORDER BY started_at DESC, id DESC LIMIT $1 OFFSET $2",
         )
         .bind(limit)
         .bind(skip)
+        .bind(checklist)
         .fetch_all(&self.pool)
         .await
         .map_err(q("read checklist runs"))?;
         rows.iter().map(checklist_row).collect()
     }
 
+    /// The checklists that have runs, by name: what a list can be
+    /// filtered by. At most `limit`.
+    pub async fn checklist_names(&self, limit: i64) -> Result<Vec<String>> {
+        self.names(
+            "SELECT DISTINCT checklist FROM checklist_runs ORDER BY checklist LIMIT $1",
+            limit,
+            "list checklists run",
+        )
+        .await
+    }
+
+    /// Runs of one checklist, oldest first, with their slots.
     pub async fn checklist_runs(
         &self,
         checklist: &str,
@@ -1885,8 +2019,13 @@ mod tests {
                 "{}",
                 db.url
             );
-            assert_eq!(s.checklist_run_count().await.unwrap(), 0);
-            assert!(s.newest_checklist_runs(0, 50).await.unwrap().is_empty());
+            assert_eq!(s.checklist_run_count(None).await.unwrap(), 0);
+            assert!(
+                s.newest_checklist_runs(None, 0, 50)
+                    .await
+                    .unwrap()
+                    .is_empty()
+            );
             s.close().await;
         }
     }
@@ -2119,6 +2258,106 @@ mod tests {
         }
     }
 
+    /// Lists read a page at a time: the filter and the page are the
+    /// store's, so a page of a long history reads a page of rows.
+    #[tokio::test]
+    async fn runs_and_checklist_runs_are_read_a_filtered_page_at_a_time() {
+        use crate::run_state::{Going, Outcome};
+        let list = crate::checklist::parse_checklist(
+            "x.yaml",
+            "kind: checklist\nname: launch\nchecks:\n  - name: sign\n    signoff: {roles: [commander], deadline: 15m}\n",
+            &crate::checklist::Env::default(),
+        )
+        .unwrap();
+        for db in backends().await {
+            let s = Store::open(&db.url).await.unwrap();
+            for (n, (runbook, incident, state)) in [
+                ("move", "a", RunState::Ended(Outcome::Succeeded)),
+                ("mute", "a", RunState::Ended(Outcome::Failed)),
+                ("move", "b", RunState::Going(Going::Running)),
+                ("cap", "b", RunState::Ended(Outcome::Succeeded)),
+                ("move", "b", RunState::Ended(Outcome::Succeeded)),
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                let r = RunRecord {
+                    id: format!("r{n}"),
+                    runbook: runbook.into(),
+                    incident: incident.into(),
+                    concurrency_key: format!("k{n}"),
+                    state,
+                    started_at: 100 * n as i64,
+                    finished_at: None,
+                    error: None,
+                };
+                s.insert_run(&r, "{}").await.unwrap();
+            }
+            let ids = |rs: Vec<RunRecord>| rs.into_iter().map(|r| r.id).collect::<Vec<_>>();
+            let all = RunFilter::default();
+            assert_eq!(s.run_count(&all).await.unwrap(), 5, "{}", db.url);
+            assert_eq!(ids(s.newest_runs(&all, 0, 2).await.unwrap()), ["r4", "r3"]);
+            assert_eq!(ids(s.newest_runs(&all, 4, 2).await.unwrap()), ["r0"]);
+            let moves_in_b = RunFilter {
+                runbook: Some("move".into()),
+                incident: Some("b".into()),
+                ..Default::default()
+            };
+            assert_eq!(s.run_count(&moves_in_b).await.unwrap(), 2);
+            assert_eq!(
+                ids(s.newest_runs(&moves_in_b, 0, 50).await.unwrap()),
+                ["r4", "r2"]
+            );
+            let succeeded_moves = RunFilter {
+                runbook: Some("move".into()),
+                state: Some(RunState::Ended(Outcome::Succeeded)),
+                ..Default::default()
+            };
+            assert_eq!(
+                ids(s.newest_runs(&succeeded_moves, 0, 50).await.unwrap()),
+                ["r4", "r0"]
+            );
+            let nothing = RunFilter {
+                runbook: Some("move\' OR 1=1 --".into()),
+                ..Default::default()
+            };
+            assert_eq!(s.run_count(&nothing).await.unwrap(), 0);
+            assert_eq!(s.run("r3").await.unwrap().unwrap().runbook, "cap");
+            assert_eq!(s.run("nope").await.unwrap(), None);
+            assert_eq!(s.run_runbooks(10).await.unwrap(), ["cap", "move", "mute"]);
+            assert_eq!(s.run_runbooks(1).await.unwrap(), ["cap"]);
+
+            for (n, name) in ["launch", "other", "launch"].into_iter().enumerate() {
+                let mut list = list.clone();
+                list.name = name.into();
+                let run = crate::checklist::state::RunState::new(
+                    &format!("{name}-{n}"),
+                    &list,
+                    Default::default(),
+                    &crate::timeline::By::Bot,
+                    1_000 * n as i64,
+                );
+                s.save_checklist_run(&run, "").await.unwrap();
+            }
+            assert_eq!(s.checklist_run_count(None).await.unwrap(), 3);
+            assert_eq!(s.checklist_run_count(Some("launch")).await.unwrap(), 2);
+            assert_eq!(s.checklist_run_count(Some("nope")).await.unwrap(), 0);
+            let launch: Vec<String> = s
+                .newest_checklist_runs(Some("launch"), 0, 50)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|(_, r)| r.id)
+                .collect();
+            assert_eq!(launch, ["launch-2", "launch-0"]);
+            assert_eq!(
+                s.newest_checklist_runs(None, 1, 1).await.unwrap()[0].1.id,
+                "other-1"
+            );
+            assert_eq!(s.checklist_names(10).await.unwrap(), ["launch", "other"]);
+        }
+    }
+
     #[tokio::test]
     async fn checklist_runs_are_saved_as_they_change_and_read_back_whole() {
         use crate::checklist::state::RunState;
@@ -2239,7 +2478,8 @@ mod tests {
         for db in backends().await {
             write_previous_release(&db.url).await;
             let s = Store::open(&db.url).await.unwrap();
-            assert_eq!(versions(&s).await, [1, 2, 3, 4], "{}", db.url);
+            let every: Vec<i64> = (1..=SCHEMA_VERSION).collect();
+            assert_eq!(versions(&s).await, every, "{}", db.url);
 
             // The demo's launch, as the previous release recorded it.
             let r = Review::new("launch", s.timeline("launch").await.unwrap());
@@ -2309,7 +2549,7 @@ mod tests {
                 .unwrap();
             s.close().await;
             let s = Store::open(&db.url).await.unwrap();
-            assert_eq!(versions(&s).await, [1, 2, 3, 4]);
+            assert_eq!(versions(&s).await, every);
             let drill = s.timeline("drill").await.unwrap();
             assert_eq!((drill.len(), drill[6].seq), (7, 7));
             s.close().await;
@@ -2356,7 +2596,8 @@ mod tests {
             for o in opens {
                 stores.push(o.await.unwrap().unwrap());
             }
-            assert_eq!(versions(&stores[0]).await, [1, 2, 3, 4]);
+            let every: Vec<i64> = (1..=SCHEMA_VERSION).collect();
+            assert_eq!(versions(&stores[0]).await, every);
             let t = stores[0].timeline("drill").await.unwrap();
             assert_eq!(t[1].by.id(), "U024BE7LH");
             for s in stores {

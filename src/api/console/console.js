@@ -23,7 +23,10 @@
 
   function typing() {
     var a = document.activeElement;
-    return a && a.tagName === "INPUT" && a.type !== "hidden" && a.value !== "";
+    if (!a) return false;
+    // A filter being chosen is not yet asked for: keep it as it is.
+    if (a.closest && a.closest("form.filters")) return true;
+    return a.tagName === "INPUT" && a.type !== "hidden" && a.value !== "";
   }
 
   function redraw() {

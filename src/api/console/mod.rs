@@ -392,31 +392,88 @@ pub struct PageQuery {
     page: Option<usize>,
 }
 
-type PageParam = Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>;
+type Param<Q> = Result<Query<Q>, axum::extract::rejection::QueryRejection>;
+type PageParam = Param<PageQuery>;
 
-fn page_number(api: &Api, q: PageParam) -> Result<usize, Box<Response>> {
-    match q {
-        Ok(Query(q)) => Ok(q.page.unwrap_or(1)),
-        Err(_) => Err(Box::new(bare(
+/// A list's query, or the page saying which parameters it takes
+/// (`params`, HTML).
+fn query<Q>(api: &Api, q: Param<Q>, params: &str) -> Result<Q, Box<Response>> {
+    q.map(|Query(q)| q).map_err(|_| {
+        Box::new(bare(
             api,
             "Bad request",
-            "<p>The only parameter is <code>page</code>, a number from 1.</p>",
+            &format!("<p>The parameters are {params}.</p>"),
             StatusCode::BAD_REQUEST,
-        ))),
-    }
+        ))
+    })
 }
 
 /// What a list page starts with: who asks (or the answer turning them
-/// away), which page of the list, and the status for the banners.
+/// away), and the status for the banners.
 async fn list_start(
+    api: &Api,
+    headers: &HeaderMap,
+) -> Result<(Visitor, Option<Status>), Box<Response>> {
+    let who = visitor(api, headers).await.map_err(Box::new)?;
+    Ok((who, status(api).await.ok().flatten()))
+}
+
+/// [`list_start`] for a list that only pages: also which page.
+async fn paged_start(
     api: &Api,
     headers: &HeaderMap,
     q: PageParam,
 ) -> Result<(Visitor, usize, Option<Status>), Box<Response>> {
     let who = visitor(api, headers).await.map_err(Box::new)?;
-    let n = page_number(api, q)?;
-    Ok((who, n, status(api).await.ok().flatten()))
+    let q = query(api, q, "<code>page</code>, a number from 1")?;
+    Ok((who, q.page.unwrap_or(1), status(api).await.ok().flatten()))
 }
+
+/// A filter field as the form sends it: empty is unset. Bounded, since
+/// it is drawn back into the page and sent to the store.
+fn given(api: &Api, name: &str, v: Option<String>) -> Result<Option<String>, Box<Response>> {
+    let Some(v) = v.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    if v.len() > views::MAX_FILTER {
+        return Err(Box::new(bare(
+            api,
+            "Bad request",
+            &format!(
+                "<p>The filter <code>{}</code> takes at most {} bytes.</p>",
+                esc(name),
+                views::MAX_FILTER
+            ),
+            StatusCode::BAD_REQUEST,
+        )));
+    }
+    Ok(Some(v))
+}
+
+/// The query of a list filtered by one field.
+trait OneFilter {
+    /// The field's name.
+    const FIELD: &str;
+    /// Every parameter the list takes (HTML), for a bad request's page.
+    const PARAMS: &str;
+    /// The page asked for and the field's value.
+    fn parts(self) -> (Option<usize>, Option<String>);
+}
+
+/// [`list_start`] for a list filtered by one field: also which page,
+/// and the field's value.
+async fn filtered_start<Q: OneFilter>(
+    api: &Api,
+    headers: &HeaderMap,
+    q: Param<Q>,
+) -> Result<(Visitor, Option<Status>, usize, Option<String>), Box<Response>> {
+    let (who, status) = list_start(api, headers).await?;
+    let (page, value) = query(api, q, Q::PARAMS)?.parts();
+    Ok((who, status, page.unwrap_or(1), given(api, Q::FIELD, value)?))
+}
+
+/// How many names a filter's choice offers at most.
+const MAX_CHOICES: i64 = 200;
 
 /// Issues a sign-in token for chat user `user`: the token (to hand to
 /// them, once) and what the store keeps of it.
@@ -468,7 +525,7 @@ pub async fn now(State(api): State<Arc<Api>>, headers: HeaderMap) -> Response {
         Ok(r) => r,
         Err(e) => return trouble(&api, &e),
     };
-    let checklist = store(api.store.newest_checklist_runs(0, 1))
+    let checklist = store(api.store.newest_checklist_runs(None, 0, 1))
         .await
         .unwrap_or_default();
     let main = match &status {
@@ -490,7 +547,7 @@ const RECENT_INCIDENTS: i64 = 5;
 
 /// `GET /alerts`.
 pub async fn alerts(State(api): State<Arc<Api>>, headers: HeaderMap, q: PageParam) -> Response {
-    let (who, n, status) = match list_start(&api, &headers, q).await {
+    let (who, n, status) = match paged_start(&api, &headers, q).await {
         Ok(v) => v,
         Err(r) => return *r,
     };
@@ -507,7 +564,7 @@ pub async fn alerts(State(api): State<Arc<Api>>, headers: HeaderMap, q: PagePara
 
 /// `GET /alerts/pending`.
 pub async fn pending(State(api): State<Arc<Api>>, headers: HeaderMap, q: PageParam) -> Response {
-    let (who, n, status) = match list_start(&api, &headers, q).await {
+    let (who, n, status) = match paged_start(&api, &headers, q).await {
         Ok(v) => v,
         Err(r) => return *r,
     };
@@ -526,24 +583,48 @@ pub async fn pending(State(api): State<Arc<Api>>, headers: HeaderMap, q: PagePar
     .await
 }
 
-/// `GET /checklists`.
-pub async fn checklists(State(api): State<Arc<Api>>, headers: HeaderMap, q: PageParam) -> Response {
-    let (who, n, status) = match list_start(&api, &headers, q).await {
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChecklistsQuery {
+    page: Option<usize>,
+    checklist: Option<String>,
+}
+
+impl OneFilter for ChecklistsQuery {
+    const FIELD: &str = "checklist";
+    const PARAMS: &str = "<code>checklist</code> (a name) and <code>page</code> (a number from 1)";
+    fn parts(self) -> (Option<usize>, Option<String>) {
+        (self.page, self.checklist)
+    }
+}
+
+/// `GET /checklists`, `?checklist=NAME` for one checklist's runs.
+pub async fn checklists(
+    State(api): State<Arc<Api>>,
+    headers: HeaderMap,
+    q: Param<ChecklistsQuery>,
+) -> Response {
+    let (who, status, n, checklist) = match filtered_start(&api, &headers, q).await {
         Ok(v) => v,
         Err(r) => return *r,
     };
-    let total = match store(api.store.checklist_run_count()).await {
+    let name = checklist.as_deref();
+    let total = match store(api.store.checklist_run_count(name)).await {
         Ok(t) => usize::try_from(t).unwrap_or(0),
         Err(e) => return trouble(&api, &e),
     };
     // Only the page asked for is read.
     let (n, pages, skip) = views::page_of(total, n);
-    let rows = match store(
-        api.store
-            .newest_checklist_runs(skip, views::PAGE_ROWS as i64),
-    )
-    .await
-    {
+    let read = async {
+        let rows = store(
+            api.store
+                .newest_checklist_runs(name, skip, views::PAGE_ROWS as i64),
+        )
+        .await?;
+        let names = store(api.store.checklist_names(MAX_CHOICES)).await?;
+        Ok::<_, String>((rows, names))
+    };
+    let (rows, names) = match read.await {
         Ok(r) => r,
         Err(e) => return trouble(&api, &e),
     };
@@ -553,7 +634,16 @@ pub async fn checklists(State(api): State<Arc<Api>>, headers: HeaderMap, q: Page
         pages,
         total,
     };
-    let main = views::checklists_page(&list, acts(&who, "/checklists").as_ref());
+    let filters = views::Filters {
+        action: "/checklists",
+        fields: vec![views::Field::Choice {
+            name: "checklist",
+            options: names,
+            chosen: name,
+        }],
+    };
+    let back = filters.base();
+    let main = views::checklists_page(&list, acts(&who, &back).as_ref(), &filters);
     page(
         &api,
         &who,
@@ -565,19 +655,57 @@ pub async fn checklists(State(api): State<Arc<Api>>, headers: HeaderMap, q: Page
     .await
 }
 
-/// `GET /silences`.
-pub async fn silences(State(api): State<Arc<Api>>, headers: HeaderMap, q: PageParam) -> Response {
-    let (who, n, status) = match list_start(&api, &headers, q).await {
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SilencesQuery {
+    page: Option<usize>,
+    matching: Option<String>,
+}
+
+impl OneFilter for SilencesQuery {
+    const FIELD: &str = "matching";
+    const PARAMS: &str = "<code>matching</code> (text) and <code>page</code> (a number from 1)";
+    fn parts(self) -> (Option<usize>, Option<String>) {
+        (self.page, self.matching)
+    }
+}
+
+/// `GET /silences`, `?matching=TEXT` for those with TEXT in their
+/// matchers, author, comment or id.
+pub async fn silences(
+    State(api): State<Arc<Api>>,
+    headers: HeaderMap,
+    q: Param<SilencesQuery>,
+) -> Response {
+    let (who, status, n, matching) = match filtered_start(&api, &headers, q).await {
         Ok(v) => v,
         Err(r) => return *r,
     };
     let Some(s) = &status else {
         return follower_page(&api, &who, "Silences").await;
     };
+    let shown: Vec<crate::control::SilenceView> = match &matching {
+        None => s.silences.clone(),
+        Some(m) => s
+            .silences
+            .iter()
+            .filter(|x| views::silence_has(x, m))
+            .cloned()
+            .collect(),
+    };
+    let filters = views::Filters {
+        action: "/silences",
+        fields: vec![views::Field::Text {
+            name: "matching",
+            value: matching.as_deref(),
+        }],
+    };
+    let back = filters.base();
     let main = views::silences_page(
-        &views::paged(&s.silences, n),
+        &views::paged(&shown, n),
         api.clock.now(),
-        acts(&who, "/silences").as_ref(),
+        acts(&who, &back).as_ref(),
+        &filters,
     );
     page(
         &api,
@@ -605,7 +733,7 @@ async fn follower_page(api: &Api, who: &Visitor, title: &str) -> Response {
 
 /// `GET /incidents`.
 pub async fn incidents(State(api): State<Arc<Api>>, headers: HeaderMap, q: PageParam) -> Response {
-    let (who, n, status) = match list_start(&api, &headers, q).await {
+    let (who, n, status) = match paged_start(&api, &headers, q).await {
         Ok(v) => v,
         Err(r) => return *r,
     };
@@ -645,7 +773,7 @@ pub async fn incident(
     Path(id): Path<String>,
     q: PageParam,
 ) -> Response {
-    let (who, n, status) = match list_start(&api, &headers, q).await {
+    let (who, n, status) = match paged_start(&api, &headers, q).await {
         Ok(v) => v,
         Err(r) => return *r,
     };
@@ -665,18 +793,104 @@ pub async fn incident(
     page(&api, &who, status.as_ref(), &title, &main, StatusCode::OK).await
 }
 
-/// `GET /runs`.
-pub async fn runs(State(api): State<Arc<Api>>, headers: HeaderMap, q: PageParam) -> Response {
-    let (who, n, status) = match list_start(&api, &headers, q).await {
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunsQuery {
+    page: Option<usize>,
+    runbook: Option<String>,
+    state: Option<String>,
+    incident: Option<String>,
+}
+
+/// `GET /runs`, `?runbook=&state=&incident=` for those runs only.
+pub async fn runs(
+    State(api): State<Arc<Api>>,
+    headers: HeaderMap,
+    q: Param<RunsQuery>,
+) -> Response {
+    let start = async {
+        let (who, status) = list_start(&api, &headers).await?;
+        let q = query(
+            &api,
+            q,
+            "<code>runbook</code>, <code>state</code>, <code>incident</code> and <code>page</code> (a number from 1)",
+        )?;
+        let state = match given(&api, "state", q.state)? {
+            None => None,
+            Some(s) => Some(crate::run_state::RunState::parse(&s).ok_or_else(|| {
+                let known: Vec<&str> = crate::run_state::RunState::all()
+                    .map(|s| s.as_str())
+                    .collect();
+                Box::new(bare(
+                    &api,
+                    "Bad request",
+                    &format!(
+                        "<p>There is no run state {}; the states are {}.</p>",
+                        esc(&format!("{s:?}")),
+                        esc(&known.join(", "))
+                    ),
+                    StatusCode::BAD_REQUEST,
+                ))
+            })?),
+        };
+        let filter = crate::store::RunFilter {
+            runbook: given(&api, "runbook", q.runbook)?,
+            state,
+            incident: given(&api, "incident", q.incident)?,
+        };
+        Ok::<_, Box<Response>>((who, status, q.page.unwrap_or(1), filter))
+    };
+    let (who, status, n, filter) = match start.await {
         Ok(v) => v,
         Err(r) => return *r,
     };
-    let mut all = match store(api.store.runs()).await {
+    let total = match store(api.store.run_count(&filter)).await {
+        Ok(t) => usize::try_from(t).unwrap_or(0),
+        Err(e) => return trouble(&api, &e),
+    };
+    // Only the page asked for is read.
+    let (n, pages, skip) = views::page_of(total, n);
+    let read = async {
+        let rows = store(
+            api.store
+                .newest_runs(&filter, skip, views::PAGE_ROWS as i64),
+        )
+        .await?;
+        let names = store(api.store.run_runbooks(MAX_CHOICES)).await?;
+        Ok::<_, String>((rows, names))
+    };
+    let (rows, runbooks) = match read.await {
         Ok(r) => r,
         Err(e) => return trouble(&api, &e),
     };
-    all.reverse();
-    let main = views::runs_page(&views::paged(&all, n));
+    let list = views::Paged {
+        rows: &rows,
+        page: n,
+        pages,
+        total,
+    };
+    let filters = views::Filters {
+        action: "/runs",
+        fields: vec![
+            views::Field::Choice {
+                name: "runbook",
+                options: runbooks,
+                chosen: filter.runbook.as_deref(),
+            },
+            views::Field::Choice {
+                name: "state",
+                options: crate::run_state::RunState::all()
+                    .map(|s| s.as_str().to_owned())
+                    .collect(),
+                chosen: filter.state.map(|s| s.as_str()),
+            },
+            views::Field::Text {
+                name: "incident",
+                value: filter.incident.as_deref(),
+            },
+        ],
+    };
+    let main = views::runs_page(&list, &filters);
     page(&api, &who, status.as_ref(), "Runs", &main, StatusCode::OK).await
 }
 
@@ -691,20 +905,20 @@ pub async fn run(
         Err(r) => return r,
     };
     let status = status(&api).await.ok().flatten();
-    let all = match store(api.store.runs()).await {
-        Ok(r) => r,
+    let r = match store(api.store.run(&id)).await {
+        Ok(Some(r)) => r,
+        Ok(None) => {
+            let what = format!("There is no run {:?}.", crate::human::clip(&id, 80));
+            return not_found(&api, &who, status.as_ref(), &what, "/runs").await;
+        }
         Err(e) => return trouble(&api, &e),
-    };
-    let Some(r) = all.iter().find(|r| r.id == id) else {
-        let what = format!("There is no run {:?}.", crate::human::clip(&id, 80));
-        return not_found(&api, &who, status.as_ref(), &what, "/runs").await;
     };
     let steps = match store(api.store.steps(&id)).await {
         Ok(s) => s,
         Err(e) => return trouble(&api, &e),
     };
     let back = format!("/runs/{}", html::seg(&id));
-    let main = views::run_page(r, &steps, acts(&who, &back).as_ref());
+    let main = views::run_page(&r, &steps, acts(&who, &back).as_ref());
     let title = format!("Run {}", crate::human::clip(&id, 80));
     page(&api, &who, status.as_ref(), &title, &main, StatusCode::OK).await
 }

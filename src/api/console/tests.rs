@@ -216,6 +216,12 @@ async fn incidents_and_runs_are_pages_and_unknown_ones_are_404_pages() {
             .contains("&lt;script&gt;alert(1)&lt;/script&gt; said")
     );
     assert!(!one.body.contains("<script>"));
+    assert!(
+        one.body
+            .contains("<a href=\"/runs?incident=launch\">Every run for this incident</a>"),
+        "{}",
+        one.body
+    );
 
     let missing = s.page("/incidents/no-such", &[]).await;
     assert_eq!(missing.code, 404);
@@ -580,12 +586,198 @@ async fn checklist_runs_and_silences_are_pages_with_their_buttons() {
     let silences = s.page("/silences", &with).await;
     assert_eq!(silences.code, 200);
     assert!(
-        silences.body.contains("<h2>Silences (0)</h2>"),
+        silences.body.contains("<h2>Silences (2)</h2>"),
         "{}",
         silences.body
     );
     assert!(
+        silences
+            .body
+            .contains("value=\"unsilence sil-room\">Unsilence</button>")
+    );
+    assert!(
         silences.body.contains("<label for=\"command\">"),
         "a new silence is a command"
+    );
+}
+
+/// Lists take filters as an address (a GET form), read only what they
+/// let through, keep them from page to page, and refuse what they do
+/// not know with the list of what they take.
+#[tokio::test]
+async fn runs_checklists_and_silences_are_filtered_lists() {
+    use crate::run_state::{Going, Outcome, RunState};
+    use crate::store::RunRecord;
+    let s = serve_with(None, 8, 1 << 20, |_, _| Settings::default()).await;
+    let t0 = 1_684_965_647_000;
+    // 60 moves in incident "launch" (more than a page), 3 mutes in
+    // "other", one of them still running.
+    for n in 0..63 {
+        let (runbook, incident, state) = if n < 60 {
+            ("move", "launch", RunState::Ended(Outcome::Succeeded))
+        } else if n == 62 {
+            ("mute", "other", RunState::Going(Going::Running))
+        } else {
+            ("mute", "other", RunState::Ended(Outcome::Failed))
+        };
+        let r = RunRecord {
+            id: format!("{runbook}-{n:03}"),
+            runbook: runbook.into(),
+            incident: incident.into(),
+            concurrency_key: format!("k{n}"),
+            state,
+            started_at: t0 + n * 1000,
+            finished_at: None,
+            error: None,
+        };
+        s.store.insert_run(&r, "{}").await.unwrap();
+    }
+    let all = s.page("/runs", &[]).await;
+    assert_eq!(all.code, 200, "{}", all.body);
+    assert!(all.body.contains("<h2>Runs (63)</h2>"), "{}", all.body);
+    assert!(
+        all.body
+            .contains("<form class=\"filters\" method=\"get\" action=\"/runs\"")
+    );
+    for option in [
+        "<option>move</option>",
+        "<option>mute</option>",
+        "<option>rolled_back</option>",
+    ] {
+        assert!(
+            all.body.contains(option),
+            "{option} not offered: {}",
+            all.body
+        );
+    }
+    assert!(!all.body.contains("show all"), "nothing to clear");
+
+    let mutes = s.page("/runs?runbook=mute&state=&incident=", &[]).await;
+    assert!(mutes.body.contains("<h2>Runs (3)</h2>"), "{}", mutes.body);
+    assert!(!mutes.body.contains("move-0"), "{}", mutes.body);
+    assert!(mutes.body.contains("<option selected>mute</option>"));
+    assert!(mutes.body.contains("<a href=\"/runs\">show all</a>"));
+    let running = s.page("/runs?runbook=mute&state=running", &[]).await;
+    assert!(
+        running.body.contains("<h2>Runs (1)</h2>"),
+        "{}",
+        running.body
+    );
+    assert!(running.body.contains("mute-062"));
+
+    // The pager keeps the filter, and a page is the filter's.
+    let moves = s.page("/runs?incident=launch", &[]).await;
+    assert!(moves.body.contains("<h2>Runs (60)</h2>"), "{}", moves.body);
+    assert!(
+        moves
+            .body
+            .contains("<a href=\"/runs?incident=launch&amp;page=2\">older</a>"),
+        "{}",
+        moves.body
+    );
+    let second = s.page("/runs?incident=launch&page=2", &[]).await;
+    assert!(
+        second.body.contains("Page 2 of 2 (60 in all)"),
+        "{}",
+        second.body
+    );
+    assert!(second.body.contains("move-000") && !second.body.contains("mute-"));
+
+    // Hostile values are drawn back escaped and encoded, and match nothing.
+    let odd = s
+        .page(
+            "/runs?incident=%22%3E%3Cscript%3E&runbook=a%26page%3D9",
+            &[],
+        )
+        .await;
+    assert_eq!(odd.code, 200);
+    assert!(odd.body.contains("<h2>Runs (0)</h2>") && odd.body.contains("no run matches"));
+    assert!(!odd.body.contains("\"><script>"), "{}", odd.body);
+    assert!(
+        odd.body.contains("value=\"&quot;&gt;&lt;script&gt;\""),
+        "{}",
+        odd.body
+    );
+    assert!(
+        odd.body.contains("<option selected>a&amp;page=9</option>"),
+        "{}",
+        odd.body
+    );
+
+    let bad_state = s.page("/runs?state=exploded", &[]).await;
+    assert_eq!(bad_state.code, 400);
+    assert!(
+        bad_state.body.contains("the states are running"),
+        "{}",
+        bad_state.body
+    );
+    let unknown = s.page("/runs?limit=9", &[]).await;
+    assert_eq!(unknown.code, 400);
+    assert!(
+        unknown.body.contains("<code>runbook</code>"),
+        "{}",
+        unknown.body
+    );
+    let long = s
+        .page(&format!("/runs?incident={}", "x".repeat(201)), &[])
+        .await;
+    assert_eq!(long.code, 400);
+    assert!(long.body.contains("at most 200 bytes"), "{}", long.body);
+
+    // Checklist runs by checklist.
+    let loaded =
+        crate::load::load_embedded(crate::config::Config::for_simulator("127.0.0.1:9")).unwrap();
+    let mut other = (*loaded.checklists[0]).clone();
+    other.name = "venue-readiness".into();
+    let lists = [(*loaded.checklists[0]).clone(), other];
+    for (n, list) in lists.iter().enumerate() {
+        let run = crate::checklist::state::RunState::new(
+            &format!("{}-1", list.name),
+            list,
+            Default::default(),
+            &By::Bot,
+            t0 + n as i64,
+        );
+        s.store.save_checklist_run(&run, "").await.unwrap();
+    }
+    let names: Vec<&str> = lists.iter().map(|c| c.name.as_str()).collect();
+    let every = s.page("/checklists", &[]).await;
+    assert!(
+        every.body.contains("<h2>Checklist runs (2)</h2>"),
+        "{}",
+        every.body
+    );
+    let one = s
+        .page(&format!("/checklists?checklist={}", names[1]), &[])
+        .await;
+    assert!(
+        one.body.contains("<h2>Checklist runs (1)</h2>"),
+        "{}",
+        one.body
+    );
+    assert!(one.body.contains(&format!("<code>{}-1</code>", names[1])));
+    assert!(!one.body.contains(&format!("<code>{}-1</code>", names[0])));
+    let none = s.page("/checklists?checklist=nope", &[]).await;
+    assert!(
+        none.body.contains("no checklist run matches"),
+        "{}",
+        none.body
+    );
+
+    // Silences by text in their matchers, author or comment, any case.
+    let nodes = s.page("/silences?matching=NODEDOWN", &[]).await;
+    assert!(
+        nodes.body.contains("<h2>Silences (1)</h2>"),
+        "{}",
+        nodes.body
+    );
+    assert!(nodes.body.contains("sil-node") && !nodes.body.contains("sil-room"));
+    let by_ana = s.page("/silences?matching=ana", &[]).await;
+    assert!(by_ana.body.contains("sil-room") && !by_ana.body.contains("sil-node"));
+    let none = s.page("/silences?matching=zzz", &[]).await;
+    assert!(
+        none.body.contains("no active silence matches"),
+        "{}",
+        none.body
     );
 }

@@ -486,6 +486,8 @@ pub fn paged<T>(all: &[T], page: usize) -> Paged<'_, T> {
     }
 }
 
+/// Links to the pages before and after `p`, at `base` (a path, perhaps
+/// with a filter's query already; its values URL-encoded).
 fn pager<T>(out: &mut String, p: &Paged<'_, T>, base: &str) {
     if p.pages <= 1 {
         return;
@@ -495,14 +497,133 @@ fn pager<T>(out: &mut String, p: &Paged<'_, T>, base: &str) {
         "<nav aria-label=\"pages\"><p>Page {} of {} ({} in all)",
         p.page, p.pages, p.total
     );
+    let sep = if base.contains('?') { "&amp;" } else { "?" };
+    let base = esc(base);
     if p.page > 1 {
-        let _ = write!(out, " · <a href=\"{base}?page={}\">newer</a>", p.page - 1);
+        let _ = write!(
+            out,
+            " · <a href=\"{base}{sep}page={}\">newer</a>",
+            p.page - 1
+        );
     }
     if p.page < p.pages {
-        let _ = write!(out, " · <a href=\"{base}?page={}\">older</a>", p.page + 1);
+        let _ = write!(
+            out,
+            " · <a href=\"{base}{sep}page={}\">older</a>",
+            p.page + 1
+        );
     }
     out.push_str("</p></nav>");
 }
+
+/// One field of a list's filter form; empty means any.
+pub enum Field<'a> {
+    /// One of `options` (what the store has seen, so nobody guesses).
+    Choice {
+        name: &'a str,
+        options: Vec<String>,
+        chosen: Option<&'a str>,
+    },
+    /// Text, matched as the list says.
+    Text {
+        name: &'a str,
+        value: Option<&'a str>,
+    },
+}
+
+impl Field<'_> {
+    fn name(&self) -> &str {
+        match self {
+            Field::Choice { name, .. } | Field::Text { name, .. } => name,
+        }
+    }
+
+    fn value(&self) -> Option<&str> {
+        match self {
+            Field::Choice { chosen, .. } => *chosen,
+            Field::Text { value, .. } => *value,
+        }
+    }
+}
+
+/// A list's filters: a GET form, so a filtered list is an address to
+/// share, and the pager keeps the filter.
+pub struct Filters<'a> {
+    /// The list's path.
+    pub action: &'a str,
+    pub fields: Vec<Field<'a>>,
+}
+
+impl Filters<'_> {
+    /// Whether any field narrows the list.
+    pub fn narrows(&self) -> bool {
+        self.fields.iter().any(|f| f.value().is_some())
+    }
+
+    /// The list's address with the filter set (values URL-encoded).
+    pub fn base(&self) -> String {
+        let set: Vec<String> = self
+            .fields
+            .iter()
+            .filter_map(|f| f.value().map(|v| format!("{}={}", f.name(), seg(v))))
+            .collect();
+        if set.is_empty() {
+            self.action.to_owned()
+        } else {
+            format!("{}?{}", self.action, set.join("&"))
+        }
+    }
+
+    fn form(&self) -> String {
+        let mut out = format!(
+            "<form class=\"filters\" method=\"get\" action=\"{}\" role=\"search\" aria-label=\"filter\">",
+            esc(self.action)
+        );
+        for f in &self.fields {
+            let id = format!("filter-{}", f.name());
+            match f {
+                Field::Choice {
+                    name,
+                    options,
+                    chosen,
+                } => {
+                    let _ = write!(
+                        out,
+                        "<label for=\"{id}\">{name}</label><select id=\"{id}\" name=\"{name}\"><option value=\"\">any</option>"
+                    );
+                    // A value from the address that the store has not
+                    // seen is still shown as what is asked for.
+                    let unseen = chosen.filter(|c| !options.iter().any(|o| o == c));
+                    for o in options.iter().map(String::as_str).chain(unseen) {
+                        let _ = write!(
+                            out,
+                            "<option{}>{}</option>",
+                            if Some(o) == *chosen { " selected" } else { "" },
+                            esc(o)
+                        );
+                    }
+                    out.push_str("</select>");
+                }
+                Field::Text { name, value } => {
+                    let _ = write!(
+                        out,
+                        "<label for=\"{id}\">{name}</label><input id=\"{id}\" name=\"{name}\" value=\"{}\" maxlength=\"{MAX_FILTER}\" autocomplete=\"off\">",
+                        esc(value.unwrap_or(""))
+                    );
+                }
+            }
+        }
+        out.push_str("<button>Filter</button>");
+        if self.narrows() {
+            let _ = write!(out, "<a href=\"{}\">show all</a>", esc(self.action));
+        }
+        out.push_str("</form>");
+        out
+    }
+}
+
+/// The longest value a filter field takes, in bytes.
+pub const MAX_FILTER: usize = 200;
 
 const INCIDENT_HEAD: [&str; 5] = [
     "incident",
@@ -600,12 +721,14 @@ const CHECKLIST_HEAD: [&str; 7] = [
     "sign-offs waited for",
 ];
 
-/// `GET /checklists`: checklist runs, newest first.
+/// `GET /checklists`: checklist runs, newest first, those the filters
+/// let through.
 pub fn checklists_page(
     list: &Paged<'_, (String, crate::checklist::state::RunState)>,
     acts: Option<&Acts>,
+    filters: &Filters<'_>,
 ) -> String {
-    let mut out = String::new();
+    let mut out = filters.form();
     let rows = list
         .rows
         .iter()
@@ -614,13 +737,17 @@ pub fn checklists_page(
     section_of(
         &mut out,
         "Checklist runs",
-        "no checklist has run yet",
+        if filters.narrows() {
+            "no checklist run matches"
+        } else {
+            "no checklist has run yet"
+        },
         &CHECKLIST_HEAD,
         rows,
         list.total,
         None,
     );
-    pager(&mut out, list, "/checklists");
+    pager(&mut out, list, &filters.base());
     out
 }
 
@@ -640,13 +767,24 @@ fn silence_row(s: &crate::control::SilenceView, now: Millis, acts: Option<&Acts>
     )
 }
 
-/// `GET /silences`: the silences in force, each with its way out.
+/// Whether silence `s` has `text` in its matchers, author, comment or
+/// id, ignoring case: what the silences list's filter matches.
+pub fn silence_has(s: &crate::control::SilenceView, text: &str) -> bool {
+    let text = text.to_lowercase();
+    [&s.matchers, &s.by, &s.comment, &s.id]
+        .iter()
+        .any(|f| f.to_lowercase().contains(&text))
+}
+
+/// `GET /silences`: the silences in force that the filters let through,
+/// each with its way out.
 pub fn silences_page(
     list: &Paged<'_, crate::control::SilenceView>,
     now: Millis,
     acts: Option<&Acts>,
+    filters: &Filters<'_>,
 ) -> String {
-    let mut out = String::new();
+    let mut out = filters.form();
     let rows = list
         .rows
         .iter()
@@ -655,13 +793,17 @@ pub fn silences_page(
     section_of(
         &mut out,
         "Silences",
-        "no silence is active",
+        if filters.narrows() {
+            "no active silence matches"
+        } else {
+            "no silence is active"
+        },
         &SILENCE_HEAD,
         rows,
         list.total,
         None,
     );
-    pager(&mut out, list, "/silences");
+    pager(&mut out, list, &filters.base());
     if let Some(a) = acts {
         out.push_str("<p>A new silence is a command: <code>silence alertname=\"RoomFilling\" room=\"main\" 30m \"why\"</code></p>");
         out.push_str(&a.command_box());
@@ -695,6 +837,11 @@ pub fn incident_page(r: &Review, entries: &Paged<'_, crate::incident::TimelineEn
         &r.markdown_summary(&super::html::day_and_time, PAGE_ROWS),
     ));
     out.push_str("</article>");
+    let _ = write!(
+        out,
+        "<p><a href=\"/runs?incident={}\">Every run for this incident</a></p>",
+        esc(&seg(&r.incident))
+    );
     let rows: Vec<String> = entries
         .rows
         .iter()
@@ -724,25 +871,33 @@ pub fn incident_page(r: &Review, entries: &Paged<'_, crate::incident::TimelineEn
     pager(
         &mut out,
         entries,
-        &format!("/incidents/{}", esc(&seg(&r.incident))),
+        &format!("/incidents/{}", seg(&r.incident)),
     );
     out
 }
 
-/// `GET /runs`: newest first.
-pub fn runs_page(list: &Paged<'_, RunRecord>) -> String {
-    let mut out = String::new();
+/// `GET /runs`: newest first, those the filters let through.
+pub fn runs_page(list: &Paged<'_, RunRecord>, filters: &Filters<'_>) -> String {
+    let mut out = filters.form();
     let rows: Vec<String> = list.rows.iter().map(run_row).collect();
-    section(
+    section_of(
         &mut out,
         "Runs",
-        "no runs yet",
-        &["run", "runbook", "incident", "state", "started", "error"],
+        if filters.narrows() {
+            "no run matches"
+        } else {
+            "no runs yet"
+        },
+        &RUN_HEAD,
         rows,
+        list.total,
+        None,
     );
-    pager(&mut out, list, "/runs");
+    pager(&mut out, list, &filters.base());
     out
 }
+
+const RUN_HEAD: [&str; 6] = ["run", "runbook", "incident", "state", "started", "error"];
 
 fn run_row(r: &RunRecord) -> String {
     format!(
@@ -759,11 +914,7 @@ fn run_row(r: &RunRecord) -> String {
 /// `GET /runs/ID`: the run, then each step with its output and error.
 pub fn run_page(r: &RunRecord, steps: &[StepRecord], acts: Option<&Acts>) -> String {
     let mut out = String::new();
-    out.push_str(&table(
-        "the run",
-        &["run", "runbook", "incident", "state", "started", "error"],
-        &[run_row(r)],
-    ));
+    out.push_str(&table("the run", &RUN_HEAD, &[run_row(r)]));
     if let Some(a) = acts {
         use crate::run_state::{Going, RunState};
         let buttons = match r.state {
