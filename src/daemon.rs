@@ -451,12 +451,14 @@ impl Daemon {
         };
         tracker.spawn(charts.run(chart_rx, shutdown.clone()));
         let (checklist_tx, checklist_rx) = crate::preflight::task::queue();
+        let (ahead_tx, ahead) = crate::preflight::task::ahead();
         let checklists = crate::preflight::task::Task {
             lists: loaded.checklists.clone(),
             inst: instruments,
             outbox: outbox.clone(),
             store: store.clone(),
             channel: config.chat.channel.clone(),
+            ahead: ahead_tx,
         };
         tracker.spawn(checklists.run(checklist_rx, shutdown.clone()));
         let reload = loaded.disk.map(|running| {
@@ -514,7 +516,8 @@ impl Daemon {
                 &config.server.console,
                 config.chat.roles.clone(),
                 Some(ctx.clone()),
-            ),
+            )
+            .with_ahead(ahead),
         });
         let http_addr = inbound(&config, &ctx, &outbox, api, &tracker, &shutdown, front).await?;
         tracker.close();

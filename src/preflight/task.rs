@@ -18,7 +18,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -122,6 +122,25 @@ pub struct Task {
     pub outbox: Outbox,
     pub store: Store,
     pub channel: String,
+    /// Where the runs still to come are published, soonest first, each
+    /// time the schedule changes ([`ahead`]).
+    pub ahead: watch::Sender<Vec<Upcoming>>,
+}
+
+/// A scheduled checklist run still to come, for those who look ahead
+/// (the console's home page).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Upcoming {
+    pub checklist: String,
+    /// `T-10m`, or `T-10m late` for a missed slot run at once.
+    pub label: String,
+    pub at: Millis,
+}
+
+/// The channel [`Task::ahead`] publishes on; a reader always sees the
+/// newest schedule, never a backlog (a watch keeps one value).
+pub fn ahead() -> (watch::Sender<Vec<Upcoming>>, watch::Receiver<Vec<Upcoming>>) {
+    watch::channel(Vec::new())
 }
 
 struct Run {
@@ -165,6 +184,7 @@ impl Task {
             set: JoinSet::new(),
             seq: 0,
         };
+        r.publish_ahead();
         loop {
             let wake = r
                 .due
@@ -187,6 +207,7 @@ impl Task {
                     let now = clock.now();
                     while r.due.first().is_some_and(|d| d.at <= now) {
                         let d = r.due.remove(0);
+                        r.publish_ahead();
                         let list = r.t.lists[d.list].clone();
                         let by = By::Schedule(d.label.clone());
                         if let Err(e) = r.start(&list, &[], &by, &d.slot).await {
@@ -286,6 +307,20 @@ async fn sleep_until(clock: &crate::clock::Clock, at: Option<Millis>) {
 }
 
 impl Runner {
+    /// Says what is due now, for [`Task::ahead`]'s readers.
+    fn publish_ahead(&self) {
+        let ahead = self
+            .due
+            .iter()
+            .map(|d| Upcoming {
+                checklist: self.t.lists[d.list].name.clone(),
+                label: d.label.clone(),
+                at: d.at,
+            })
+            .collect();
+        self.t.ahead.send_replace(ahead);
+    }
+
     async fn handle(&mut self, req: Request) {
         match req {
             Request::Start {
@@ -331,6 +366,7 @@ impl Runner {
                     "checklists reloaded"
                 );
                 self.due = due;
+                self.publish_ahead();
             }
         }
     }
@@ -567,7 +603,71 @@ checks:
             outbox: Outbox::new(store.clone()),
             store: store.clone(),
             channel: "#launch".into(),
+            ahead: ahead().0,
         }
+    }
+
+    /// Issue 24: the console's home page names the next scheduled run;
+    /// what is ahead is published as the schedule changes.
+    #[tokio::test]
+    async fn the_runs_still_to_come_are_published_as_they_change() {
+        crate::net::install_crypto_provider();
+        let store = Store::open("sqlite::memory:").await.unwrap();
+        let clock = Clock::manual(START - 90 * MIN);
+        let stop = CancellationToken::new();
+        let (_tx, rx) = queue();
+        let (ahead_tx, mut ahead) = ahead();
+        let mut runner = task(&store, &clock).await;
+        runner.ahead = ahead_tx;
+        let t = tokio::spawn(runner.run(rx, stop.clone()));
+        let seen = |a: &[Upcoming]| {
+            a.iter()
+                .map(|u| (u.checklist.clone(), u.label.clone(), u.at))
+                .collect::<Vec<_>>()
+        };
+        ahead.changed().await.unwrap();
+        assert_eq!(
+            seen(&ahead.borrow_and_update()),
+            [
+                ("launch-readiness".into(), "T-1h".into(), START - 60 * MIN),
+                ("launch-readiness".into(), "T-10m".into(), START - 10 * MIN),
+            ]
+        );
+        clock.advance_to(START - 60 * MIN);
+        ahead.changed().await.unwrap();
+        assert_eq!(
+            seen(&ahead.borrow_and_update()),
+            [("launch-readiness".into(), "T-10m".into(), START - 10 * MIN)]
+        );
+        stop.cancel();
+        t.await.unwrap();
+
+        // Back after T-10m passed: the missed slot is ahead, at once, late.
+        clock.advance_to(START - 5 * MIN);
+        let fresh = Store::open("sqlite::memory:").await.unwrap();
+        let stop = CancellationToken::new();
+        let (_tx, rx) = queue();
+        let (ahead_tx, mut ahead) = super::ahead();
+        let mut runner = task(&fresh, &clock).await;
+        runner.ahead = ahead_tx;
+        // Held at the schedule: the run starts at once and empties it.
+        let t = tokio::spawn(runner.run(rx, stop.clone()));
+        ahead.changed().await.unwrap();
+        let first = seen(&ahead.borrow_and_update());
+        assert!(
+            first.is_empty()
+                || first
+                    == [(
+                        "launch-readiness".into(),
+                        "T-10m late".into(),
+                        START - 5 * MIN
+                    )],
+            "{first:?}"
+        );
+        settle(&fresh, 1).await;
+        assert!(ahead.borrow().is_empty(), "nothing is left to come");
+        stop.cancel();
+        t.await.unwrap();
     }
 
     async fn slots(store: &Store) -> Vec<(String, String)> {

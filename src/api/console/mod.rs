@@ -58,6 +58,9 @@ pub struct Settings {
     pub commands: Option<Arc<crate::command::Ctx>>,
     /// Room for live pages' event streams ([`MAX_STREAMS`]).
     pub streams: Arc<tokio::sync::Semaphore>,
+    /// Scheduled checklist runs still to come, as the checklist runner
+    /// publishes them; `None` where nothing runs checklists.
+    pub ahead: Option<tokio::sync::watch::Receiver<Vec<crate::preflight::task::Upcoming>>>,
 }
 
 /// Live pages open at once: a night's on-call and their screens, with
@@ -79,7 +82,17 @@ impl Settings {
             roles,
             commands,
             streams: Arc::new(tokio::sync::Semaphore::new(MAX_STREAMS)),
+            ahead: None,
         }
+    }
+
+    /// With the checklist runner's schedule, for the home page.
+    pub fn with_ahead(
+        mut self,
+        ahead: tokio::sync::watch::Receiver<Vec<crate::preflight::task::Upcoming>>,
+    ) -> Settings {
+        self.ahead = Some(ahead);
+        self
     }
 }
 
@@ -92,6 +105,7 @@ impl Default for Settings {
             roles: RoleMap::default(),
             commands: None,
             streams: Arc::new(tokio::sync::Semaphore::new(MAX_STREAMS)),
+            ahead: None,
         }
     }
 }
@@ -533,6 +547,12 @@ pub async fn now(State(api): State<Arc<Api>>, headers: HeaderMap) -> Response {
             s,
             &recent,
             checklist.first(),
+            &api
+                .console
+                .ahead
+                .as_ref()
+                .map(|a| a.borrow().clone())
+                .unwrap_or_default(),
             api.replica.as_ref().map(|r| r.describe()).as_deref(),
             api.clock.now(),
             acts(&who, "/").as_ref(),

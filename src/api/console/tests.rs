@@ -84,6 +84,7 @@ fn signing_in(open_to_viewers: bool) -> impl FnOnce(mpsc::Sender<Command>, Store
             offset: chrono::FixedOffset::east_opt(0).unwrap(),
             zone: "UTC".into(),
         })),
+        ahead: None,
     }
 }
 
@@ -780,4 +781,32 @@ async fn runs_checklists_and_silences_are_filtered_lists() {
         "{}",
         none.body
     );
+}
+
+/// The home page names the checklist runs still to come, as the
+/// checklist runner publishes them, and follows when they change.
+#[tokio::test]
+async fn the_home_page_names_the_next_scheduled_checklist() {
+    use crate::preflight::task::{Upcoming, ahead};
+    let (tx, rx) = ahead();
+    let s = serve_with(None, 8, 1 << 20, move |_, _| {
+        Settings::default().with_ahead(rx)
+    })
+    .await;
+    let home = s.page("/", &[]).await;
+    assert!(!home.body.contains("Checklists ahead"), "nothing scheduled");
+    let at = crate::clock::Clock::system().now() + 8 * 60_000 + 30_000;
+    tx.send_replace(vec![Upcoming {
+        checklist: "launch-<readiness>".into(),
+        label: "T-10m".into(),
+        at,
+    }]);
+    let home = s.page("/", &[]).await;
+    for part in [
+        "<h2>Checklists ahead (1)</h2>",
+        "<td>launch-&lt;readiness&gt;</td><td>T-10m</td>",
+        "(in 8m",
+    ] {
+        assert!(home.body.contains(part), "{part} not in {}", home.body);
+    }
 }

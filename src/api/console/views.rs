@@ -178,6 +178,7 @@ pub fn now_page(
     status: &Status,
     recent: &[IncidentSummary],
     checklist: Option<&(String, crate::checklist::state::RunState)>,
+    ahead: &[crate::preflight::task::Upcoming],
     leader: Option<&str>,
     now: Millis,
     acts: Option<&Acts>,
@@ -217,6 +218,30 @@ pub fn now_page(
             &incident_rows(recent, Some(status)),
         ));
         out.push_str("<p><a href=\"/incidents\">Every incident</a></p>");
+    }
+    if !ahead.is_empty() {
+        let rows: Vec<String> = ahead
+            .iter()
+            .take(AHEAD_ROWS)
+            .map(|u| {
+                format!(
+                    "<td>{}</td><td>{}</td><td class=\"when\">{} (in {})</td>",
+                    esc(&u.checklist),
+                    esc(&u.label),
+                    utc(u.at),
+                    duration(u.at - now)
+                )
+            })
+            .collect();
+        section_of(
+            &mut out,
+            "Checklists ahead",
+            "",
+            &["checklist", "slot", "runs at"],
+            rows,
+            ahead.len(),
+            Some(""),
+        );
     }
     if let Some((slot, r)) = checklist {
         out.push_str("<h2>The last checklist</h2>");
@@ -366,6 +391,9 @@ fn section_of(
         out.push_str(".</p>");
     }
 }
+
+/// How many scheduled checklist runs the home page lists.
+const AHEAD_ROWS: usize = 5;
 
 const FIRING_HEAD: [&str; 6] = ["alert", "summary", "value", "since", "incident", "state"];
 const PENDING_HEAD: [&str; 4] = ["alert", "summary", "condition since", "fires"];
@@ -1007,7 +1035,7 @@ mod tests {
         now: Millis,
         acts: Option<&Acts>,
     ) -> String {
-        now_page(s, recent, None, leader, now, acts)
+        now_page(s, recent, None, &[], leader, now, acts)
     }
 
     fn status(label_value: &str) -> Status {
