@@ -7,7 +7,7 @@
 use serde_json::{Value as Json, json};
 
 use super::ChatMessage;
-use super::card::{Card, CardAlert, Status, human_value};
+use super::card::{Card, CardAlert, human_value};
 use super::clip;
 use super::mrkdwn::escape as esc;
 use crate::checklist::Outcome;
@@ -21,8 +21,6 @@ const SECTION_MAX: usize = 3000;
 pub const ACTION_PREFIX: &str = "firebreak:";
 /// Header text is capped at 150.
 const HEADER_MAX: usize = 150;
-/// At most this many "Run" buttons, one per runbook that can be started.
-const RUN_BUTTONS: usize = 3;
 
 /// The blocks for a message. `text` stays the notification fallback.
 pub fn render(msg: &ChatMessage) -> Json {
@@ -241,45 +239,23 @@ fn button(label: &str, command: String, style: Option<&str>) -> Json {
     b
 }
 
-/// What a person can do now: nothing to acknowledge once it is over,
-/// approve and deny only while a gate waits, abort only while a run runs.
+/// The card's actions ([`Card::actions`]) as Slack buttons.
 fn buttons(c: &Card) -> Vec<Json> {
-    let mut out = Vec::new();
-    let over = c.status == Status::Resolved;
-    if !over && c.acked_by.is_none() {
-        out.push(button("Acknowledge", format!("ack {}", c.incident), None));
-    }
-    if let Some(m) = &c.silence
-        && c.any_firing()
-    {
-        out.push(button("Silence 1h", format!("silence {m} 1h"), None));
-    }
-    if let Some(r) = &c.run {
-        if c.status == Status::AwaitingApproval {
-            out.push(button(
-                "Approve",
-                format!("approve {}", r.id),
-                Some("primary"),
-            ));
-            out.push(button("Deny", format!("deny {}", r.id), Some("danger")));
-        }
-        if matches!(c.status, Status::Mitigating | Status::AwaitingApproval) {
-            let mut b = button("Abort", format!("abort {}", r.id), Some("danger"));
-            b["confirm"] = json!({
-                "title": {"type": "plain_text", "text": "Abort the run?"},
-                "text": {"type": "plain_text", "text": format!("Stop {} now. Steps already done are not undone.", r.runbook)},
-                "confirm": {"type": "plain_text", "text": "Abort"},
-                "deny": {"type": "plain_text", "text": "Keep running"},
-            });
-            out.push(b);
-        }
-    }
-    if !over && !matches!(c.status, Status::Mitigating | Status::AwaitingApproval) {
-        for rb in c.runnable.iter().take(RUN_BUTTONS) {
-            out.push(button(&format!("Run {rb}"), format!("run {rb}"), None));
-        }
-    }
-    out
+    c.actions()
+        .into_iter()
+        .map(|a| {
+            let mut b = button(&a.label, a.command, a.style);
+            if let Some(ask) = a.confirm {
+                b["confirm"] = json!({
+                    "title": {"type": "plain_text", "text": ask.title},
+                    "text": {"type": "plain_text", "text": ask.text},
+                    "confirm": {"type": "plain_text", "text": ask.yes},
+                    "deny": {"type": "plain_text", "text": ask.no},
+                });
+            }
+            b
+        })
+        .collect()
 }
 
 /// An instant as chat reads it, in UTC (Slack's `<!date>` shows each

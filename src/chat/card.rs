@@ -427,6 +427,77 @@ pub(crate) fn run_line(r: &CardRun) -> String {
 
 pub use crate::human::value as human_value;
 
+/// At most this many "Run" actions, one per runbook that can be started.
+const RUN_ACTIONS: usize = 3;
+
+/// Something a person can do from a card, and the chat command it stands
+/// for: a click anywhere (Slack, the console) is that command typed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CardAction {
+    pub label: String,
+    pub command: String,
+    /// `primary` or `danger`, where the action deserves it.
+    pub style: Option<&'static str>,
+    /// Asked before it is done.
+    pub confirm: Option<Confirm>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Confirm {
+    pub title: &'static str,
+    pub text: String,
+    pub yes: &'static str,
+    pub no: &'static str,
+}
+
+impl Card {
+    /// What a person can do now: nothing to acknowledge once it is over,
+    /// approve and deny only while a gate waits, abort only while a run
+    /// runs.
+    pub fn actions(&self) -> Vec<CardAction> {
+        let act = |label: &str, command: String, style| CardAction {
+            label: label.to_owned(),
+            command,
+            style,
+            confirm: None,
+        };
+        let mut out = Vec::new();
+        let over = self.status == Status::Resolved;
+        if !over && self.acked_by.is_none() {
+            out.push(act("Acknowledge", format!("ack {}", self.incident), None));
+        }
+        if let Some(m) = &self.silence
+            && self.any_firing()
+        {
+            out.push(act("Silence 1h", format!("silence {m} 1h"), None));
+        }
+        let running = matches!(self.status, Status::Mitigating | Status::AwaitingApproval);
+        if let Some(r) = &self.run {
+            if self.status == Status::AwaitingApproval {
+                out.push(act("Approve", format!("approve {}", r.id), Some("primary")));
+                out.push(act("Deny", format!("deny {}", r.id), Some("danger")));
+            }
+            if running {
+                out.push(CardAction {
+                    confirm: Some(Confirm {
+                        title: "Abort the run?",
+                        text: format!("Stop {} now. Steps already done are not undone.", r.runbook),
+                        yes: "Abort",
+                        no: "Keep running",
+                    }),
+                    ..act("Abort", format!("abort {}", r.id), Some("danger"))
+                });
+            }
+        }
+        if !over && !running {
+            for rb in self.runnable.iter().take(RUN_ACTIONS) {
+                out.push(act(&format!("Run {rb}"), format!("run {rb}"), None));
+            }
+        }
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -58,8 +58,21 @@ impl Outbox {
             what: "chat message",
             detail: e.to_string(),
         })?;
+        // The console shows an incident's card and charts as chat has
+        // them: tagged so it finds them without reading every message.
+        let shows = if msg.card.is_some() {
+            Some(crate::store::Shows::Card)
+        } else if msg.image.is_some() {
+            Some(crate::store::Shows::Chart)
+        } else {
+            None
+        };
+        let tag = crate::store::OutboxTag {
+            incident: msg.incident.as_deref().filter(|_| shows.is_some()),
+            shows,
+        };
         self.store
-            .enqueue_outbox(&msg.channel, &json, msg.at)
+            .enqueue_outbox_tagged(&msg.channel, tag, &json, msg.at)
             .await?;
         self.wake.notify_one();
         Ok(())

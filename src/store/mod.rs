@@ -414,7 +414,7 @@ const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         version: 5,
-        what: "runs and checklist runs read a page at a time, newest first, by runbook, incident or checklist",
+        what: "runs and checklist runs read a page at a time, by runbook, incident or checklist; chat's cards and charts found by incident",
         ddl: SCHEMA_5,
         then: None,
     },
@@ -429,6 +429,12 @@ const SCHEMA_5: &[&str] = &[
     "CREATE INDEX runs_by_incident ON runs (incident, started_at)",
     "CREATE INDEX checklist_runs_newest ON checklist_runs (started_at, id)",
     "CREATE INDEX checklist_runs_by_name ON checklist_runs (checklist, started_at)",
+    // Which incident a chat message is about, and whether it is the
+    // incident's card or a chart: the console shows both as chat does.
+    // Messages queued before carry neither and are not shown.
+    "ALTER TABLE outbox ADD COLUMN incident TEXT",
+    "ALTER TABLE outbox ADD COLUMN shows TEXT",
+    "CREATE INDEX outbox_shows ON outbox (incident, shows, seq) WHERE shows IS NOT NULL",
 ];
 
 /// Schema version 4: who may sign in to the web console, and who has.
@@ -796,6 +802,29 @@ pub struct RunRecord {
     pub started_at: Millis,
     pub finished_at: Option<Millis>,
     pub error: Option<String>,
+}
+
+/// What a queued chat message is, for those who look for it again by
+/// incident (the console): nothing, an incident's card, or a chart.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct OutboxTag<'a> {
+    pub incident: Option<&'a str>,
+    pub shows: Option<Shows>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shows {
+    Card,
+    Chart,
+}
+
+impl Shows {
+    fn as_str(self) -> &'static str {
+        match self {
+            Shows::Card => "card",
+            Shows::Chart => "chart",
+        }
+    }
 }
 
 /// Which runs a list shows: every field that is set must match.
@@ -1605,18 +1634,33 @@ impl Store {
         payload_json: &str,
         at: Millis,
     ) -> Result<i64> {
+        self.enqueue_outbox_tagged(channel, OutboxTag::default(), payload_json, at)
+            .await
+    }
+
+    /// [`Store::enqueue_outbox`] for a message the console finds again:
+    /// an incident's card or one of its charts.
+    pub async fn enqueue_outbox_tagged(
+        &self,
+        channel: &str,
+        tag: OutboxTag<'_>,
+        payload_json: &str,
+        at: Millis,
+    ) -> Result<i64> {
         // One statement, for the reason given in `append_timeline`.
         let _serial = self.append.lock().await;
         let mut tries = 0;
         loop {
             let r = sqlx::query(
-                "INSERT INTO outbox (seq, channel, payload_json, created_at, sent_at, attempts)
-                 SELECT COALESCE(MAX(seq), 0) + 1, $1, $2, $3, NULL, 0 FROM outbox
+                "INSERT INTO outbox (seq, channel, payload_json, created_at, sent_at, attempts, incident, shows)
+                 SELECT COALESCE(MAX(seq), 0) + 1, $1, $2, $3, NULL, 0, $4, $5 FROM outbox
                  RETURNING seq",
             )
             .bind(channel)
             .bind(payload_json)
             .bind(at)
+            .bind(tag.incident)
+            .bind(tag.shows.map(Shows::as_str))
             .fenced_row(self)
             .await;
             match r {
@@ -1625,6 +1669,55 @@ impl Store {
                 Err(e) => return Err(e.into_store("enqueue outbox")),
             }
         }
+    }
+
+    /// The newest card queued for `incident` (its JSON message), as chat
+    /// was last told it.
+    pub async fn newest_card(&self, incident: &str) -> Result<Option<String>> {
+        let row = sqlx::query(
+            "SELECT payload_json FROM outbox WHERE incident = $1 AND shows = 'card' ORDER BY seq DESC LIMIT 1",
+        )
+        .bind(incident)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(q("read the incident's card"))?;
+        row.map(|r| r.try_get(0).map_err(q("read the incident's card")))
+            .transpose()
+    }
+
+    /// The charts queued for `incident`, oldest first, at most `limit`:
+    /// (outbox number, JSON message with the image).
+    pub async fn charts(&self, incident: &str, limit: i64) -> Result<Vec<(i64, String)>> {
+        let rows = sqlx::query(
+            "SELECT seq, payload_json FROM outbox WHERE incident = $1 AND shows = 'chart' ORDER BY seq LIMIT $2",
+        )
+        .bind(incident)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(q("read the incident's charts"))?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get(0).map_err(q("read a chart"))?,
+                    r.try_get(1).map_err(q("read a chart"))?,
+                ))
+            })
+            .collect()
+    }
+
+    /// Chart `seq` of `incident` (its JSON message), if it is one.
+    pub async fn chart(&self, incident: &str, seq: i64) -> Result<Option<String>> {
+        let row = sqlx::query(
+            "SELECT payload_json FROM outbox WHERE seq = $1 AND incident = $2 AND shows = 'chart'",
+        )
+        .bind(seq)
+        .bind(incident)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(q("read a chart"))?;
+        row.map(|r| r.try_get(0).map_err(q("read a chart")))
+            .transpose()
     }
 
     /// How many messages wait to be delivered.
@@ -2255,6 +2348,63 @@ mod tests {
             let back = s.silences().await.unwrap();
             assert_eq!((back[0].starts_at, back[0].ends_at), (50, 50));
             assert_eq!(back[0].matchers, sil.matchers);
+        }
+    }
+
+    /// An incident's newest card and its charts are found by incident,
+    /// never another incident's, never an untagged message.
+    #[tokio::test]
+    async fn an_incidents_card_and_charts_are_found_by_incident() {
+        for db in backends().await {
+            let s = Store::open(&db.url).await.unwrap();
+            let tag = |incident, shows| OutboxTag {
+                incident: Some(incident),
+                shows: Some(shows),
+            };
+            assert_eq!(s.newest_card("launch").await.unwrap(), None);
+            s.enqueue_outbox_tagged("#c", tag("launch", Shows::Card), "card 1", 1)
+                .await
+                .unwrap();
+            let chart = s
+                .enqueue_outbox_tagged("#c", tag("launch", Shows::Chart), "chart", 2)
+                .await
+                .unwrap();
+            s.enqueue_outbox_tagged("#c", tag("other", Shows::Card), "other card", 3)
+                .await
+                .unwrap();
+            s.enqueue_outbox_tagged("#c", tag("launch", Shows::Card), "card 2", 4)
+                .await
+                .unwrap();
+            s.enqueue_outbox("#c", "untagged", 5).await.unwrap();
+            assert_eq!(
+                s.newest_card("launch").await.unwrap().as_deref(),
+                Some("card 2"),
+                "{}",
+                db.url
+            );
+            assert_eq!(
+                s.newest_card("other").await.unwrap().as_deref(),
+                Some("other card")
+            );
+            assert_eq!(
+                s.charts("launch", 10).await.unwrap(),
+                [(chart, "chart".to_owned())]
+            );
+            assert!(s.charts("other", 10).await.unwrap().is_empty());
+            assert_eq!(
+                s.chart("launch", chart).await.unwrap().as_deref(),
+                Some("chart")
+            );
+            assert_eq!(
+                s.chart("other", chart).await.unwrap(),
+                None,
+                "another incident's"
+            );
+            assert_eq!(
+                s.chart("launch", chart + 1).await.unwrap(),
+                None,
+                "not a chart"
+            );
         }
     }
 

@@ -99,6 +99,8 @@ code{font-family:ui-monospace,monospace;font-size:.92em;overflow-wrap:anywhere}\
 .who{margin-left:auto}form.act{display:inline}form.act button,.who button,form.cmd button{margin:0 .25rem .25rem 0;padding:.3rem .7rem;font:inherit;cursor:pointer}\
 button:focus-visible,input:focus-visible,select:focus-visible{outline:3px solid #4a8cff;outline-offset:2px}\
 form.filters{display:flex;flex-wrap:wrap;gap:.35rem .6rem;align-items:center;margin:1rem 0}form.filters select,form.filters input,form.filters button{font:inherit;padding:.25rem .4rem}\
+section.card{border:1px solid var(--line);border-left:4px solid var(--line);padding:.25rem 1rem;margin:.5rem 0 1rem}section.card h3{margin:.5rem 0}\
+figure{margin:.5rem 0 1rem}figure img{max-width:100%;height:auto;border:1px solid var(--line)}figcaption{font-size:.9em;opacity:.8}\
 form.cmd{display:flex;flex-wrap:wrap;gap:.5rem;align-items:center}form.cmd input{flex:1 1 16rem;font:inherit;padding:.3rem}\
 pre.reply{white-space:pre-wrap;overflow-wrap:anywhere;border-left:4px solid var(--line);padding:.5rem .75rem}\
 body.live .still,body:not(.live) .moving{display:none}\

@@ -135,6 +135,7 @@ pub fn routes() -> Router<Arc<Api>> {
         .route("/silences", get(silences))
         .route("/incidents", get(incidents))
         .route("/incidents/{id}", get(incident))
+        .route("/incidents/{id}/charts/{seq}", get(chart))
         .route("/runs", get(runs))
         .route("/runs/{id}", get(run))
         .route("/signin", get(signin_form).post(signin))
@@ -808,7 +809,9 @@ pub async fn incident(
     let audience = store(api.store.audience(&id)).await.unwrap_or_default();
     let review = crate::incident::Review::new(&id, entries).with_audience(&audience);
     let shown = views::paged(&review.entries, n);
-    let main = views::incident_page(&review, &shown);
+    let chat = in_chat(&api, &id).await;
+    let back = format!("/incidents/{}", html::seg(&id));
+    let main = views::incident_page(&review, &shown, &chat, acts(&who, &back).as_ref());
     let title = format!("Incident {}", crate::human::clip(&id, 80));
     page(&api, &who, status.as_ref(), &title, &main, StatusCode::OK).await
 }
@@ -820,6 +823,78 @@ pub struct RunsQuery {
     runbook: Option<String>,
     state: Option<String>,
     incident: Option<String>,
+}
+
+/// How many of an incident's charts its page shows: one per alert that
+/// fired first in it, so a storm's incident would have thousands.
+const MAX_CHARTS: i64 = 12;
+
+/// What chat has of incident `id`: its newest card and its charts. An
+/// extra on the page: a store that cannot say leaves it out (logged).
+async fn in_chat(api: &Api, id: &str) -> views::InChat {
+    let message = |json: &str| serde_json::from_str::<crate::chat::ChatMessage>(json).ok();
+    let card = match store(api.store.newest_card(id)).await {
+        Ok(c) => c.as_deref().and_then(message).and_then(|m| m.card),
+        Err(e) => {
+            tracing::warn!(error = %e, incident = %id, "cannot read the incident's card");
+            None
+        }
+    };
+    let charts = match store(api.store.charts(id, MAX_CHARTS)).await {
+        Ok(rows) => rows
+            .iter()
+            .filter_map(|(seq, json)| Some((*seq, message(json)?.image?.title)))
+            .collect(),
+        Err(e) => {
+            tracing::warn!(error = %e, incident = %id, "cannot read the incident's charts");
+            Vec::new()
+        }
+    };
+    views::InChat { card, charts }
+}
+
+/// `GET /incidents/ID/charts/N`: chart N of the incident, the PNG chat
+/// was given.
+pub async fn chart(
+    State(api): State<Arc<Api>>,
+    headers: HeaderMap,
+    Path((id, seq)): Path<(String, String)>,
+) -> Response {
+    let who = match visitor(&api, &headers).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let found = match seq.parse::<i64>() {
+        Ok(n) => match store(api.store.chart(&id, n)).await {
+            Ok(json) => json
+                .and_then(|j| serde_json::from_str::<crate::chat::ChatMessage>(&j).ok())
+                .and_then(|m| m.image),
+            Err(e) => return trouble(&api, &e),
+        },
+        Err(_) => None,
+    };
+    let Some(image) = found else {
+        let what = format!(
+            "There is no chart {:?} of incident {:?}; charts are kept with chat's messages, a week.",
+            crate::human::clip(&seq, 20),
+            crate::human::clip(&id, 80)
+        );
+        let back = format!("/incidents/{}", html::seg(&id));
+        return not_found(&api, &who, None, &what, &back).await;
+    };
+    let mut resp = (StatusCode::OK, image.png).into_response();
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("image/png"));
+    // A chart never changes once drawn; only the signed-in may see it.
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, max-age=86400, immutable"),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    resp
 }
 
 /// `GET /runs`, `?runbook=&state=&incident=` for those runs only.

@@ -810,3 +810,129 @@ async fn the_home_page_names_the_next_scheduled_checklist() {
         assert!(home.body.contains(part), "{part} not in {}", home.body);
     }
 }
+
+/// An incident's page shows its card as chat was last told it (with the
+/// card's actions as buttons for who may act) and its charts, the PNGs
+/// chat was given, each at an address of its own.
+#[tokio::test]
+async fn an_incidents_page_shows_its_card_and_charts_as_chat_has_them() {
+    use crate::chat::card::{Card, CardAlert, CardRun};
+    use crate::chat::{ChatMessage, Image, Outbox};
+    let s = serve_with(None, 8, 1 << 20, signing_in(true)).await;
+    let t0 = 1_684_965_647_000;
+    s.store
+        .append_timeline(&TimelineEntry::new(
+            "launch",
+            t0,
+            Kind::AlertFiring,
+            By::Bot,
+            About::default(),
+            "RoomFilling firing",
+        ))
+        .await
+        .unwrap();
+    let outbox = Outbox::new(s.store.clone());
+    let mut card = Card::new("launch", t0);
+    card.firing(
+        CardAlert {
+            name: "RoomFilling".into(),
+            severity: Some("page".into()),
+            labels: vec![("room".into(), "<i>main</i>".into())],
+            value: 0.93,
+            since: t0,
+            summary: Some("room <i>main</i> is filling".into()),
+            firing: true,
+        },
+        t0,
+    );
+    let card_msg = |c: &Card| ChatMessage {
+        channel: "#c".into(),
+        incident: Some("launch".into()),
+        text: c.text(),
+        card: Some(c.clone()),
+        ..Default::default()
+    };
+    outbox.post(&card_msg(&card)).await.unwrap();
+    let png = b"\x89PNG\r\n\x1a\n not really".to_vec();
+    outbox
+        .post(&ChatMessage {
+            channel: "#c".into(),
+            incident: Some("launch".into()),
+            text: "chart".into(),
+            image: Some(Image {
+                png: png.clone(),
+                title: "RoomFilling: last 15m".into(),
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    // A newer version of the card: waiting for approval.
+    card.run_progress(
+        CardRun {
+            id: "move-1".into(),
+            runbook: "move".into(),
+            state: crate::run_state::RunState::Going(crate::run_state::Going::AwaitingApproval),
+            last_step: None,
+            waiting: Some("move_event".into()),
+        },
+        t0 + 1000,
+    );
+    outbox.post(&card_msg(&card)).await.unwrap();
+
+    let cookie = sign_in(&s, &issue(&s.store, "U1", "ana").await).await;
+    let page = s
+        .page("/incidents/launch", &[("cookie", cookie.as_str())])
+        .await;
+    assert_eq!(page.code, 200, "{}", page.body);
+    let charts = s.store.charts("launch", 10).await.unwrap();
+    assert_eq!(charts.len(), 1, "the outbox tags what it queues");
+    let src = format!("/incidents/launch/charts/{}", charts[0].0);
+    for part in [
+        "<h2>In chat</h2>",
+        "✋ WAITING FOR APPROVAL · incident launch</h3>",
+        "<strong>RoomFilling</strong> firing · <code>page</code> · value <strong>0.93</strong>",
+        "<code>room=&lt;i&gt;main&lt;/i&gt;</code>",
+        "room &lt;i&gt;main&lt;/i&gt; is filling",
+        "waiting for approval of <code>move_event</code>",
+        "value=\"approve move-1\">Approve</button>",
+        "value=\"abort move-1\">Abort</button>",
+        "<h2>Charts</h2>",
+        &format!("<img src=\"{src}\" alt=\"chart: RoomFilling: last 15m\""),
+    ] {
+        assert!(page.body.contains(part), "{part} not in {}", page.body);
+    }
+    assert!(!page.body.contains("<i>main"), "alert data stays text");
+    // A viewer reads the same card, and which buttons chat has.
+    let viewer = s.page("/incidents/launch", &[]).await;
+    assert!(
+        viewer
+            .body
+            .contains("Buttons in chat: Acknowledge · Approve · Deny · Abort"),
+        "{}",
+        viewer.body
+    );
+    assert!(!viewer.body.contains("value=\"approve move-1\""));
+
+    let chart = s.http.get(format!("{}{src}", s.base)).send().await.unwrap();
+    assert_eq!(chart.status(), 200);
+    assert_eq!(header_of(&chart, "content-type"), "image/png");
+    assert_eq!(header_of(&chart, "x-content-type-options"), "nosniff");
+    assert_eq!(chart.bytes().await.unwrap().to_vec(), png);
+    for wrong in [
+        format!("/incidents/other/charts/{}", charts[0].0),
+        format!("/incidents/launch/charts/{}", charts[0].0 + 1),
+        "/incidents/launch/charts/x".to_owned(),
+    ] {
+        let r = s.page(&wrong, &[]).await;
+        assert_eq!(r.code, 404, "{wrong}: {}", r.body);
+    }
+}
+
+fn header_of(r: &reqwest::Response, name: &str) -> String {
+    r.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
+}

@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 
 use super::html::{Banner, Level, esc, seg, table};
 use crate::chat::blocks::utc;
+use crate::chat::card::Card;
 use crate::clock::Millis;
 use crate::control::Status;
 use crate::human::duration;
@@ -856,11 +857,155 @@ pub fn incidents_page(list: &Paged<'_, IncidentSummary>, status: Option<&Status>
     out
 }
 
+/// What chat has of an incident, for its page: the newest card and the
+/// charts (outbox number, title).
+#[derive(Default)]
+pub struct InChat {
+    pub card: Option<Card>,
+    pub charts: Vec<(i64, String)>,
+}
+
+/// The incident's card as chat was last told it: the same parts as the
+/// Slack blocks ([`crate::chat::blocks`]), and its actions as the
+/// console's buttons for someone who may act.
+pub fn card_html(c: &Card, acts: Option<&Acts>) -> String {
+    let mut out = format!(
+        "<section class=\"card\" aria-label=\"the card in chat\"><h3>{} {} · incident {}</h3>",
+        c.status.icon(),
+        c.status.word(),
+        esc(&c.incident)
+    );
+    if let Some(a) = &c.audience {
+        let _ = write!(out, "<p class=\"muted\">👥 {}</p>", esc(&a.line()));
+    }
+    for b in &c.blind {
+        let _ = write!(
+            out,
+            "<p class=\"bad\">⚠️ <strong>firebreak is blind:</strong> {} since {} ({}); check it by hand</p>",
+            esc(&b.what),
+            utc(b.since),
+            esc(&crate::human::clip(&b.why, 200))
+        );
+    }
+    if !c.shown().is_empty() {
+        out.push_str("<ul>");
+        for a in c.shown() {
+            let _ = write!(
+                out,
+                "<li><strong>{}</strong> {}",
+                esc(&a.name),
+                if a.firing { "firing" } else { "resolved" }
+            );
+            if let Some(sev) = &a.severity {
+                let _ = write!(out, " · <code>{}</code>", esc(sev));
+            }
+            if !a.value.is_nan() {
+                let _ = write!(
+                    out,
+                    " · value <strong>{}</strong>",
+                    esc(&crate::chat::card::human_value(a.value))
+                );
+            }
+            let _ = write!(out, " · since {}", utc(a.since));
+            if !a.labels.is_empty() {
+                out.push_str("<br>");
+                for (k, v) in &a.labels {
+                    let _ = write!(out, "<code>{}={}</code> ", esc(k), esc(v));
+                }
+            }
+            if let Some(summary) = &a.summary {
+                let _ = write!(out, "<br>{}", esc(summary));
+            }
+            out.push_str("</li>");
+        }
+        out.push_str("</ul>");
+    }
+    if c.more() > 0 {
+        let _ = write!(
+            out,
+            "<p>… and {} more alerts; <a href=\"/alerts\">every alert</a></p>",
+            c.more()
+        );
+    }
+    if let Some(r) = &c.run {
+        let _ = write!(
+            out,
+            "<p><strong>Runbook</strong> <code>{}</code> · run {}<br><strong>State:</strong> {}",
+            esc(&r.runbook),
+            run_link(&r.id),
+            esc(r.state.as_str())
+        );
+        if let Some((step, how)) = &r.last_step {
+            let _ = write!(out, " · last step <code>{}</code> {how}", esc(step));
+        }
+        if let Some(w) = &r.waiting {
+            let _ = write!(
+                out,
+                "<br>✋ waiting for approval of <code>{}</code>",
+                esc(w)
+            );
+        }
+        out.push_str("</p>");
+    }
+    if let Some(by) = &c.acked_by {
+        let _ = write!(out, "<p class=\"muted\">Acknowledged by {}</p>", esc(by));
+    }
+    let actions = c.actions();
+    match acts {
+        Some(a) if !actions.is_empty() => {
+            out.push_str("<p>");
+            for x in &actions {
+                out.push_str(&a.button(&x.label, &x.command));
+            }
+            out.push_str("</p>");
+        }
+        None if !actions.is_empty() => {
+            let labels: Vec<String> = actions.iter().map(|x| esc(&x.label)).collect();
+            let _ = write!(
+                out,
+                "<p class=\"muted\">Buttons in chat: {}</p>",
+                labels.join(" · ")
+            );
+        }
+        _ => {}
+    }
+    let _ = write!(
+        out,
+        "<p class=\"muted\">As of {}</p></section>",
+        utc(c.updated_at)
+    );
+    out
+}
+
 /// `GET /incidents/ID`: the post-incident report as
 /// `firebreak timeline --markdown` writes it (figures, audience, what
-/// fired, what was done, what people did), then its timeline, paged.
-pub fn incident_page(r: &Review, entries: &Paged<'_, crate::incident::TimelineEntry>) -> String {
-    let mut out = String::from("<article class=\"review\">");
+/// fired, what was done, what people did), the card and charts as chat
+/// has them, then the timeline, paged.
+pub fn incident_page(
+    r: &Review,
+    entries: &Paged<'_, crate::incident::TimelineEntry>,
+    chat: &InChat,
+    acts: Option<&Acts>,
+) -> String {
+    let mut out = String::new();
+    if let Some(c) = &chat.card {
+        out.push_str("<h2>In chat</h2>");
+        out.push_str(&card_html(c, acts));
+    }
+    if !chat.charts.is_empty() {
+        out.push_str("<h2>Charts</h2>");
+        for (seq, title) in &chat.charts {
+            let _ = write!(
+                out,
+                "<figure><img src=\"/incidents/{}/charts/{seq}\" alt=\"chart: {t}\" width=\"{w}\" height=\"{h}\"><figcaption>{t}</figcaption></figure>",
+                esc(&seg(&r.incident)),
+                t = esc(title),
+                w = crate::chat::chart::WIDTH,
+                h = crate::chat::chart::HEIGHT
+            );
+        }
+    }
+    out.push_str("<article class=\"review\">");
     out.push_str(&super::markdown::to_html(
         &r.markdown_summary(&super::html::day_and_time, PAGE_ROWS),
     ));
