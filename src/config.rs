@@ -86,6 +86,75 @@ pub struct ConsoleConfig {
     /// The address people open the console at (behind a proxy, its public
     /// one): named where the bot says chat refuses it.
     pub url: Option<url::Url>,
+    /// With `sign_in: proxy`: which header names the person, and whose
+    /// word for it is taken.
+    pub proxy: Option<ProxySignIn>,
+}
+
+/// `server.console.proxy`: sign-in done by an authenticating reverse
+/// proxy in front (oauth2-proxy, a company's SSO gateway), which names
+/// the person in a header.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProxySignIn {
+    /// The header with the person's immutable id (lower case).
+    pub user_header: String,
+    /// A header with a name to show beside it, if the proxy sends one.
+    pub name_header: Option<String>,
+    /// The peers allowed to set those headers: the proxy's addresses. A
+    /// request with the header from anyone else is refused.
+    pub trusted: Vec<Cidr>,
+    /// The proxy's id of a person -> their chat user id, whose role in
+    /// `chat.roles` they have; an id not listed is taken as a chat user
+    /// id itself.
+    pub users: BTreeMap<String, String>,
+}
+
+/// An address block: `10.0.0.0/8`, `::1/128`, or one address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cidr {
+    net: std::net::IpAddr,
+    bits: u8,
+}
+
+impl Cidr {
+    pub fn parse(s: &str) -> Result<Cidr, String> {
+        let (addr, bits) = match s.split_once('/') {
+            Some((a, b)) => (a, Some(b)),
+            None => (s, None),
+        };
+        let net: std::net::IpAddr = addr
+            .trim()
+            .parse()
+            .map_err(|_| format!("{s:?} is not an address or address/bits"))?;
+        let max = if net.is_ipv4() { 32 } else { 128 };
+        let bits = match bits {
+            None => max,
+            Some(b) => match b.trim().parse::<u8>() {
+                Ok(n) if n <= max => n,
+                _ => return Err(format!("{s:?}: the bits after / go from 0 to {max}")),
+            },
+        };
+        Ok(Cidr { net, bits })
+    }
+
+    /// Whether `ip` is in the block. An IPv4 address reached over IPv6
+    /// (`::ffff:10.0.0.1`) is taken as the IPv4 one.
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        use std::net::IpAddr;
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        let (a, b, width) = match (self.net, ip) {
+            (IpAddr::V4(n), IpAddr::V4(i)) => {
+                (u128::from(u32::from(n)), u128::from(u32::from(i)), 32)
+            }
+            (IpAddr::V6(n), IpAddr::V6(i)) => (u128::from(n), u128::from(i), 128),
+            _ => return false,
+        };
+        let shift = width - u32::from(self.bits);
+        shift >= 128 || (a >> shift) == (b >> shift)
+    }
 }
 
 /// How people sign in to the web console.
@@ -95,6 +164,9 @@ pub enum SignIn {
     Off,
     /// Per-person tokens issued with `firebreak console-token add`.
     Tokens,
+    /// An authenticating proxy in front names the person in a header
+    /// (`server.console.proxy`).
+    Proxy,
 }
 
 impl Default for ConsoleConfig {
@@ -104,6 +176,7 @@ impl Default for ConsoleConfig {
             open_to_viewers: false,
             session: PromDuration::from_secs(12 * 3600),
             url: None,
+            proxy: None,
         }
     }
 }
@@ -330,6 +403,17 @@ struct RawConsole {
     open_to_viewers: Option<bool>,
     session: Option<Sp<String>>,
     url: Option<Sp<String>>,
+    proxy: Option<Sp<RawProxy>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProxy {
+    user_header: Sp<String>,
+    name_header: Option<Sp<String>>,
+    trusted: Vec<Sp<String>>,
+    #[serde(default)]
+    users: BTreeMap<String, String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -686,11 +770,12 @@ impl Config {
                 Some(sp) => match sp.value.as_str() {
                     "off" => SignIn::Off,
                     "tokens" => SignIn::Tokens,
+                    "proxy" => SignIn::Proxy,
                     other => {
                         c.err(
                             Pos::of(sp),
                             "server.console.sign_in",
-                            format!("{other:?} is not a way to sign in; give `off` (the default: the console only shows) or `tokens` (per-person tokens from `firebreak console-token add`)"),
+                            format!("{other:?} is not a way to sign in; give `off` (the default: the console only shows), `tokens` (per-person tokens from `firebreak console-token add`) or `proxy` (an authenticating proxy names the person, see server.console.proxy)"),
                         );
                         d.sign_in
                     }
@@ -717,6 +802,60 @@ impl Config {
                             None
                         }
                     });
+            let proxy = rc.and_then(|r| r.proxy.as_ref()).and_then(|sp| {
+                let p = &sp.value;
+                let mut header = |h: &Sp<String>, field: &str| {
+                    match axum::http::HeaderName::from_bytes(h.value.trim().as_bytes()) {
+                        Ok(n) => Some(n.as_str().to_owned()),
+                        Err(_) => {
+                            c.err(
+                                Pos::of(h),
+                                field,
+                                format!("{:?} is not a header name", h.value),
+                            );
+                            None
+                        }
+                    }
+                };
+                let user_header = header(&p.user_header, "server.console.proxy.user_header");
+                let name_header = p
+                    .name_header
+                    .as_ref()
+                    .and_then(|h| header(h, "server.console.proxy.name_header"));
+                let mut trusted = Vec::new();
+                for t in &p.trusted {
+                    match Cidr::parse(&t.value) {
+                        Ok(block) => trusted.push(block),
+                        Err(e) => c.err(Pos::of(t), "server.console.proxy.trusted", e),
+                    }
+                }
+                if p.trusted.is_empty() {
+                    c.err(
+                        Pos::of(sp),
+                        "server.console.proxy.trusted",
+                        "give the proxy's addresses (e.g. [127.0.0.1]): a header anyone can send names nobody",
+                    );
+                }
+                Some(ProxySignIn {
+                    user_header: user_header?,
+                    name_header,
+                    trusted,
+                    users: p.users.clone(),
+                })
+            });
+            match (sign_in, rc.and_then(|r| r.proxy.as_ref())) {
+                (SignIn::Proxy, None) => c.err(
+                    rc.and_then(|r| r.sign_in.as_ref()).and_then(Pos::of),
+                    "server.console.proxy",
+                    "sign_in: proxy needs server.console.proxy: {user_header: ..., trusted: [...]}",
+                ),
+                (SignIn::Off | SignIn::Tokens, Some(sp)) => c.err(
+                    Pos::of(sp),
+                    "server.console.proxy",
+                    "is only read with sign_in: proxy",
+                ),
+                _ => {}
+            }
             ConsoleConfig {
                 sign_in,
                 open_to_viewers: rc
@@ -724,6 +863,7 @@ impl Config {
                     .unwrap_or(d.open_to_viewers),
                 session,
                 url,
+                proxy,
             }
         };
 
@@ -1443,6 +1583,7 @@ server:
                 open_to_viewers: true,
                 session: PromDuration::from_secs(1800),
                 url: None,
+                proxy: None,
             }
         );
         let lines: Vec<String> = Config::load(
@@ -1470,6 +1611,74 @@ server:
             "{lines:#?}"
         );
         assert!(Config::load("c.yaml", "server:\n  console: {signin: tokens}\n").is_err());
+    }
+
+    #[test]
+    fn proxy_sign_in_names_its_header_and_who_may_set_it() {
+        let c = Config::load(
+            "c.yaml",
+            "server:\n  console:\n    sign_in: proxy\n    proxy: {user_header: X-Auth-Request-User, trusted: [127.0.0.1, 10.0.0.0/8]}\n",
+        )
+        .unwrap();
+        let p = c.server.console.proxy.unwrap();
+        assert_eq!(p.user_header, "x-auth-request-user");
+        assert_eq!(
+            p.trusted,
+            [
+                Cidr::parse("127.0.0.1/32").unwrap(),
+                Cidr::parse("10.0.0.0/8").unwrap()
+            ]
+        );
+        let errors = |yaml: &str| -> Vec<String> {
+            Config::load("c.yaml", yaml)
+                .unwrap_err()
+                .iter()
+                .map(ToString::to_string)
+                .collect()
+        };
+        let e = errors("server:\n  console: {sign_in: proxy}\n");
+        assert!(
+            e[0].contains("sign_in: proxy needs server.console.proxy"),
+            "{e:#?}"
+        );
+        let e = errors(
+            "server:\n  console:\n    sign_in: tokens\n    proxy: {user_header: X-User, trusted: [127.0.0.1]}\n",
+        );
+        assert!(e[0].contains("is only read with sign_in: proxy"), "{e:#?}");
+        let e = errors(
+            "server:\n  console:\n    sign_in: proxy\n    proxy: {user_header: 'bad header', trusted: [10.0.0.0/33, nowhere]}\n",
+        );
+        assert_eq!(e.len(), 3, "{e:#?}");
+        assert!(
+            e[0].contains("\"bad header\" is not a header name"),
+            "{e:#?}"
+        );
+        assert!(e[1].contains("the bits after / go from 0 to 32"), "{e:#?}");
+        assert!(e[2].contains("\"nowhere\" is not an address"), "{e:#?}");
+        let e = errors(
+            "server:\n  console:\n    sign_in: proxy\n    proxy: {user_header: X-User, trusted: []}\n",
+        );
+        assert!(e[0].contains("give the proxy's addresses"), "{e:#?}");
+    }
+
+    #[test]
+    fn address_blocks_hold_what_they_say() {
+        let b = Cidr::parse("10.1.0.0/16").unwrap();
+        assert!(b.contains("10.1.255.3".parse().unwrap()));
+        assert!(!b.contains("10.2.0.1".parse().unwrap()));
+        assert!(b.contains("::ffff:10.1.0.9".parse().unwrap()));
+        assert!(!b.contains("::1".parse().unwrap()));
+        assert!(
+            Cidr::parse("0.0.0.0/0")
+                .unwrap()
+                .contains("8.8.8.8".parse().unwrap())
+        );
+        assert!(
+            Cidr::parse("fd00::/8")
+                .unwrap()
+                .contains("fd12::1".parse().unwrap())
+        );
+        assert!(!Cidr::parse("::1").unwrap().contains("::2".parse().unwrap()));
     }
 
     #[test]

@@ -323,7 +323,7 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
     ),
     console_signins: Family::new(
         "firebreak_console_signins_total",
-        "Sign-ins to the web console, by outcome: ok, refused (a token never issued or revoked), no_role (a token whose person has no role).",
+        "Sign-ins to the web console, by outcome: ok, refused (a token never issued or revoked), no_role (a token whose person has no role), refused_header (behind a proxy: its sign-in header from an address that is not the proxy's, or empty, repeated or too long).",
         &["outcome"],
         Counter::default,
     ),

@@ -22,6 +22,9 @@ pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
 pub async fn serve(listener: TcpListener, app: Router, shutdown: CancellationToken) {
     let addr = listener.local_addr().ok();
     tracing::info!(addr = ?addr, "HTTP server listening");
+    // The peer's address reaches handlers that need it: the console
+    // believes a sign-in header only from its trusted proxy.
+    let app = app.into_make_service_with_connect_info::<SocketAddr>();
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await;

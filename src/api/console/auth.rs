@@ -6,11 +6,14 @@
 //! cookie, and their role is read from `chat.roles` on every request, so
 //! a role taken away in config is gone at the next reload. Identity is
 //! the user id the token was issued to; the name beside it is only shown.
+//! With `sign_in: proxy`, an authenticating proxy in front names the
+//! person in a header, believed only from the proxy's addresses
+//! ([`proxied`]).
 //!
 //! Every action is a form post that carries a CSRF token derived from the
-//! session's secret (which the page's origin alone can read) and comes
-//! from the console's own origin; the session cookie is `SameSite=Strict`
-//! and `HttpOnly` besides.
+//! session's secret (behind a proxy, from a secret cookie of the
+//! browser's own) and comes from the console's own origin; the cookies
+//! are `SameSite=Strict` and `HttpOnly` besides.
 //!
 //! [`decide`] is the policy, pure and numbered like `dispatch.rs`; the
 //! handlers gather what it needs.
@@ -133,14 +136,20 @@ pub enum Visitor {
     /// A caller with the API's bearer token: reads; it names nobody, so it
     /// never acts.
     Bearer,
-    /// A signed-in person, with the CSRF token their forms carry.
-    Person { actor: Actor, csrf: String },
+    /// A signed-in person, with the CSRF token their forms carry, and
+    /// the `Set-Cookie` value of the secret it derives from when that is
+    /// new to this browser (its [`CSRF_COOKIE`], set with the answer).
+    Person {
+        actor: Actor,
+        csrf: String,
+        mint: Option<String>,
+    },
 }
 
 impl Visitor {
     pub fn person(&self) -> Option<(&Actor, &str)> {
         match self {
-            Visitor::Person { actor, csrf } => Some((actor, csrf)),
+            Visitor::Person { actor, csrf, .. } => Some((actor, csrf)),
             _ => None,
         }
     }
@@ -164,6 +173,75 @@ pub enum Gate {
     Refused(&'static str),
 }
 
+/// What a request claims through the proxy's sign-in header that is not
+/// a person ([`proxied`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Claim {
+    /// No header, or sign-in is not the proxy's.
+    None,
+    /// The header, from an address that is not a trusted proxy: someone
+    /// naming themselves.
+    Untrusted,
+    /// The header from the proxy, but empty, repeated, not text or too
+    /// long.
+    Malformed,
+}
+
+/// The longest id or name the proxy's headers may carry, in bytes.
+pub const MAX_PROXY_ID: usize = 200;
+
+/// Who the proxy's headers name, as (chat user id, name to show), when
+/// `peer` is one of its trusted addresses; `Ok(None)` when there is no
+/// header; the claim otherwise. The id is the header's, or the chat user
+/// id `users` maps it to; the name is only shown.
+pub fn proxied(
+    p: &crate::config::ProxySignIn,
+    headers: &HeaderMap,
+    peer: Option<std::net::IpAddr>,
+) -> Result<Option<(String, String)>, Claim> {
+    let mut values = headers.get_all(p.user_header.as_str()).iter();
+    let Some(first) = values.next() else {
+        return Ok(None);
+    };
+    // 1. Only the proxy may say who someone is.
+    if !peer.is_some_and(|ip| p.trusted.iter().any(|t| t.contains(ip))) {
+        return Err(Claim::Untrusted);
+    }
+    // 2. One bounded, printable value, or nobody.
+    let text = |v: &axum::http::HeaderValue| {
+        v.to_str()
+            .ok()
+            .map(str::trim)
+            .filter(|t| !t.is_empty() && t.len() <= MAX_PROXY_ID)
+            .map(str::to_owned)
+    };
+    let (Some(id), None) = (text(first), values.next()) else {
+        return Err(Claim::Malformed);
+    };
+    let name = p
+        .name_header
+        .as_deref()
+        .and_then(|h| headers.get(h))
+        .and_then(text)
+        .unwrap_or_else(|| id.clone());
+    let user = p.users.get(&id).cloned().unwrap_or(id);
+    Ok(Some((user, name)))
+}
+
+/// The cookie that holds a proxy-signed-in browser's CSRF secret (there is
+/// no session of ours to derive it from): set on the first page, sent
+/// back with each form post, out of scripts' and other sites' reach.
+pub const CSRF_COOKIE: &str = "firebreak_csrf";
+
+/// The `Set-Cookie` value that keeps CSRF secret `secret` for the
+/// browser's session.
+pub fn csrf_cookie(secret: &str, secure: bool) -> String {
+    format!(
+        "{CSRF_COOKIE}={secret}; Path=/; HttpOnly; SameSite=Strict{}",
+        if secure { "; Secure" } else { "" }
+    )
+}
+
 /// Whether a page may be read, and as whom. `api_token`: whether the API
 /// has a bearer token (its reads are closed to anyone without it).
 pub fn decide(
@@ -172,7 +250,21 @@ pub fn decide(
     api_token: bool,
     bearer: Bearer,
     person: Option<Visitor>,
+    claim: Claim,
 ) -> Gate {
+    // 0. Someone naming themselves in the proxy's header, or a header the
+    //    proxy mangled, is refused: never read as anyone, nor anonymous.
+    match claim {
+        Claim::Untrusted => {
+            return Gate::Refused(
+                "a sign-in header came from an address that is not a trusted proxy (server.console.proxy.trusted)",
+            );
+        }
+        Claim::Malformed => {
+            return Gate::Refused("the proxy's sign-in header is empty, repeated or too long");
+        }
+        Claim::None => {}
+    }
     // 1. A signed-in person reads, whatever else the request carries.
     if let Some(p) = person {
         return Gate::Read(p);
@@ -191,7 +283,13 @@ pub fn decide(
         //    is opened to viewers.
         SignIn::Tokens if open_to_viewers => Gate::Read(Visitor::Anonymous),
         SignIn::Tokens => Gate::SignInFirst,
-        // 4. Without sign-in, it is as open as the JSON API: no more.
+        // 4. Behind a signing-in proxy, likewise; signing in is the
+        //    proxy's, so there is no page of ours to send them to.
+        SignIn::Proxy if open_to_viewers => Gate::Read(Visitor::Anonymous),
+        SignIn::Proxy => {
+            Gate::Refused("the proxy in front names nobody; open the console through it to sign in")
+        }
+        // 5. Without sign-in, it is as open as the JSON API: no more.
         SignIn::Off if api_token => Gate::Refused(
             "the console shows what the API does, which needs `Authorization: Bearer` with server.token_secret; for browsers, turn on server.console.sign_in",
         ),
@@ -212,6 +310,7 @@ mod tests {
                 role: Role::Commander,
             },
             csrf: "c".into(),
+            mint: None,
         }
     }
 
@@ -222,33 +321,118 @@ mod tests {
         use SignIn::*;
         // 1
         assert_eq!(
-            decide(Tokens, false, true, Wrong, Some(ana())),
+            decide(Tokens, false, true, Wrong, Some(ana()), Claim::None),
             Gate::Read(ana())
         );
         // 2
         assert_eq!(
-            decide(Off, false, true, Right, None),
+            decide(Off, false, true, Right, None, Claim::None),
             Gate::Read(Visitor::Bearer)
         );
         assert!(matches!(
-            decide(Tokens, true, true, Wrong, None),
+            decide(Tokens, true, true, Wrong, None, Claim::None),
             Gate::Refused(_)
         ));
         // 3
         assert_eq!(
-            decide(Tokens, true, false, no, None),
+            decide(Tokens, true, false, no, None, Claim::None),
             Gate::Read(Visitor::Anonymous)
         );
-        assert_eq!(decide(Tokens, false, false, no, None), Gate::SignInFirst);
-        // 4
+        assert_eq!(
+            decide(Tokens, false, false, no, None, Claim::None),
+            Gate::SignInFirst
+        );
+        // 5
         assert!(matches!(
-            decide(Off, false, true, no, None),
+            decide(Off, false, true, no, None, Claim::None),
             Gate::Refused(_)
         ));
         assert_eq!(
-            decide(Off, false, false, no, None),
+            decide(Off, false, false, no, None, Claim::None),
             Gate::Read(Visitor::Anonymous)
         );
+    }
+
+    #[test]
+    fn behind_a_proxy_only_the_proxy_names_people() {
+        use Bearer::Right;
+        use SignIn::*;
+        let no = Bearer::None;
+        // 0, before a person and before the bearer.
+        for claim in [Claim::Untrusted, Claim::Malformed] {
+            assert!(matches!(
+                decide(Proxy, true, false, Right, Some(ana()), claim),
+                Gate::Refused(_)
+            ));
+        }
+        // 4
+        assert_eq!(
+            decide(Proxy, false, false, no, Some(ana()), Claim::None),
+            Gate::Read(ana())
+        );
+        assert_eq!(
+            decide(Proxy, true, false, no, None, Claim::None),
+            Gate::Read(Visitor::Anonymous)
+        );
+        assert!(matches!(
+            decide(Proxy, false, false, no, None, Claim::None),
+            Gate::Refused(_)
+        ));
+    }
+
+    #[test]
+    fn the_proxys_header_names_someone_only_from_the_proxy() {
+        let c = crate::config::Config::load(
+            "c.yaml",
+            "server:\n  console:\n    sign_in: proxy\n    proxy:\n      user_header: X-Forwarded-User\n      name_header: X-Forwarded-Preferred-Username\n      trusted: [10.1.0.0/16, '::1']\n      users: {ana@example.com: U024BE7LH}\n",
+        )
+        .unwrap();
+        let p = c.server.console.proxy.unwrap();
+        let h = |pairs: &[(&'static str, &str)]| {
+            let mut m = HeaderMap::new();
+            for (k, v) in pairs {
+                m.append(*k, v.parse().unwrap());
+            }
+            m
+        };
+        let proxy = Some("10.1.2.3".parse().unwrap());
+        let ana = h(&[
+            ("x-forwarded-user", "ana@example.com"),
+            ("x-forwarded-preferred-username", "Ana"),
+        ]);
+        assert_eq!(
+            proxied(&p, &ana, proxy),
+            Ok(Some(("U024BE7LH".into(), "Ana".into())))
+        );
+        assert_eq!(
+            proxied(&p, &ana, Some("::ffff:10.1.9.9".parse().unwrap())),
+            Ok(Some(("U024BE7LH".into(), "Ana".into()))),
+            "an IPv4 proxy reached over IPv6"
+        );
+        assert_eq!(
+            proxied(&p, &ana, Some("::1".parse().unwrap()))
+                .unwrap()
+                .unwrap()
+                .0,
+            "U024BE7LH"
+        );
+        // Not listed: the proxy's id is taken as the chat user id.
+        assert_eq!(
+            proxied(&p, &h(&[("x-forwarded-user", "U07BOB")]), proxy),
+            Ok(Some(("U07BOB".into(), "U07BOB".into())))
+        );
+        assert_eq!(proxied(&p, &h(&[]), None), Ok(None));
+        for peer in [Some("10.2.0.1".parse().unwrap()), None] {
+            assert_eq!(proxied(&p, &ana, peer), Err(Claim::Untrusted));
+        }
+        let long = "u".repeat(MAX_PROXY_ID + 1);
+        for bad in [
+            h(&[("x-forwarded-user", "")]),
+            h(&[("x-forwarded-user", long.as_str())]),
+            h(&[("x-forwarded-user", "a"), ("x-forwarded-user", "b")]),
+        ] {
+            assert_eq!(proxied(&p, &bad, proxy), Err(Claim::Malformed));
+        }
     }
 
     #[test]

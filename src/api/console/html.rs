@@ -66,8 +66,12 @@ pub enum Corner<'a> {
     Nothing,
     /// Sign-in is on and nobody is signed in.
     SignIn,
-    /// Signed in: who, and the sign-out form's CSRF token.
-    Person { label: &'a str, csrf: &'a str },
+    /// Signed in: who, and the sign-out form's CSRF token (none where
+    /// signing out is not ours: behind a proxy).
+    Person {
+        label: &'a str,
+        csrf: Option<&'a str>,
+    },
 }
 
 /// A line at the top of every page, for what people must not miss.
@@ -132,7 +136,10 @@ impl Frame<'_> {
         match self.corner {
             Corner::Nothing => {}
             Corner::SignIn => out.push_str("<a class=\"who\" href=\"/signin\">Sign in</a>"),
-            Corner::Person { label, csrf } => {
+            Corner::Person {
+                label,
+                csrf: Some(csrf),
+            } => {
                 let _ = write!(
                     out,
                     "<form class=\"who\" method=\"post\" action=\"/signout\"><span>{}</span> \
@@ -140,6 +147,9 @@ impl Frame<'_> {
                     esc(label),
                     esc(csrf)
                 );
+            }
+            Corner::Person { label, csrf: None } => {
+                let _ = write!(out, "<span class=\"who\">{}</span>", esc(label));
             }
         }
         out.push_str("</header><div id=\"banners\">");
@@ -215,7 +225,7 @@ mod tests {
             drawn: "18:02:10 UTC",
             corner: Corner::Person {
                 label: "<ana> (U1)",
-                csrf: "c\"sf",
+                csrf: Some("c\"sf"),
             },
             moment: Some(7),
         };

@@ -58,6 +58,8 @@ pub struct Settings {
     pub commands: Option<Arc<crate::command::Ctx>>,
     /// Room for live pages' event streams ([`MAX_STREAMS`]).
     pub streams: Arc<tokio::sync::Semaphore>,
+    /// With `sign_in: proxy`: the proxy's header and addresses.
+    pub proxy: Option<crate::config::ProxySignIn>,
     /// Scheduled checklist runs still to come, as the checklist runner
     /// publishes them; `None` where nothing runs checklists.
     pub ahead: Option<tokio::sync::watch::Receiver<Vec<crate::preflight::task::Upcoming>>>,
@@ -82,6 +84,7 @@ impl Settings {
             roles,
             commands,
             streams: Arc::new(tokio::sync::Semaphore::new(MAX_STREAMS)),
+            proxy: c.proxy.clone(),
             ahead: None,
         }
     }
@@ -105,6 +108,7 @@ impl Default for Settings {
             roles: RoleMap::default(),
             commands: None,
             streams: Arc::new(tokio::sync::Semaphore::new(MAX_STREAMS)),
+            proxy: None,
             ahead: None,
         }
     }
@@ -217,12 +221,89 @@ async fn store<T, E: std::fmt::Display>(
     }
 }
 
+/// A request's headers and the address it came from: behind a proxy,
+/// the proxy's, which decides whether its sign-in header is believed.
+pub struct Ask {
+    pub headers: HeaderMap,
+    pub peer: Option<std::net::IpAddr>,
+}
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Ask {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Ask, Self::Rejection> {
+        Ok(Ask {
+            headers: parts.headers.clone(),
+            peer: parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|c| c.0.ip()),
+        })
+    }
+}
+
+/// Who is signed in, by the console's way of signing in, and what the
+/// request claims besides ([`auth::Claim`]).
+async fn person(api: &Api, ask: &Ask) -> Result<(Option<Visitor>, auth::Claim), String> {
+    match (api.console.sign_in, &api.console.proxy) {
+        (SignIn::Tokens, _) => Ok((session_person(api, &ask.headers).await?, auth::Claim::None)),
+        (SignIn::Proxy, Some(p)) => Ok(match auth::proxied(p, &ask.headers, ask.peer) {
+            Ok(Some((user, name))) => (
+                proxy_person(api, &ask.headers, user, name)?,
+                auth::Claim::None,
+            ),
+            Ok(None) => (None, auth::Claim::None),
+            Err(claim) => {
+                tracing::warn!(peer = ?ask.peer, ?claim, "console: a sign-in header was refused");
+                crate::metrics::get()
+                    .console_signins
+                    .with(&["refused_header"])
+                    .inc();
+                (None, claim)
+            }
+        }),
+        _ => Ok((None, auth::Claim::None)),
+    }
+}
+
+/// The person the proxy named, with the role `chat.roles` gives their
+/// chat user id (none: not signed in), and the CSRF token of this
+/// browser's cookie, minted when it has none yet.
+fn proxy_person(
+    api: &Api,
+    headers: &HeaderMap,
+    user: String,
+    name: String,
+) -> Result<Option<Visitor>, String> {
+    let Some(role) = api.console.roles.resolve(&user, &[]) else {
+        return Ok(None);
+    };
+    let (secret, mint) = match auth::cookie(headers, auth::CSRF_COOKIE).filter(|c| !c.is_empty()) {
+        Some(c) => (c.to_owned(), None),
+        None => {
+            let fresh =
+                auth::mint("").map_err(|e| format!("reading the system's randomness: {e}"))?;
+            let set = auth::csrf_cookie(&fresh, auth::over_https(headers));
+            (fresh, Some(set))
+        }
+    };
+    Ok(Some(Visitor::Person {
+        actor: crate::command::Actor {
+            id: user,
+            name,
+            role,
+        },
+        csrf: auth::csrf_for(&secret),
+        mint,
+    }))
+}
+
 /// The signed-in person this request's session cookie names, if it names
 /// a live session of someone who still has a role.
-async fn person(api: &Api, headers: &HeaderMap) -> Result<Option<Visitor>, String> {
-    if api.console.sign_in != SignIn::Tokens {
-        return Ok(None);
-    }
+async fn session_person(api: &Api, headers: &HeaderMap) -> Result<Option<Visitor>, String> {
     let Some(secret) = auth::cookie(headers, auth::SESSION_COOKIE).filter(|s| !s.is_empty()) else {
         return Ok(None);
     };
@@ -240,6 +321,7 @@ async fn person(api: &Api, headers: &HeaderMap) -> Result<Option<Visitor>, Strin
             role,
         },
         csrf: auth::csrf_for(secret),
+        mint: None,
     }))
 }
 
@@ -261,8 +343,8 @@ fn csrf_matches(given: &str, expected: &str) -> bool {
 }
 
 /// Who is asking, or the answer that turns them away.
-async fn visitor(api: &Api, headers: &HeaderMap) -> Result<Visitor, Response> {
-    let person = match person(api, headers).await {
+async fn visitor(api: &Api, ask: &Ask) -> Result<Visitor, Response> {
+    let (person, claim) = match person(api, ask).await {
         Ok(p) => p,
         Err(e) => return Err(trouble(api, &e)),
     };
@@ -271,8 +353,9 @@ async fn visitor(api: &Api, headers: &HeaderMap) -> Result<Visitor, Response> {
         c.sign_in,
         c.open_to_viewers,
         api.token.is_some(),
-        bearer(api, headers),
+        bearer(api, &ask.headers),
         person,
+        claim,
     ) {
         Gate::Read(v) => Ok(v),
         Gate::SignInFirst => Err(redirect("/signin")),
@@ -340,11 +423,12 @@ async fn page_as(
     }
     let label;
     let corner = match who {
-        Visitor::Person { actor, csrf } => {
+        Visitor::Person { actor, csrf, .. } => {
             label = format!("{} ({})", actor.label(), actor.role);
             Corner::Person {
                 label: &label,
-                csrf,
+                // Behind a proxy, signing out is the proxy's.
+                csrf: (api.console.sign_in == SignIn::Tokens).then_some(csrf.as_str()),
             }
         }
         _ if api.console.sign_in == SignIn::Tokens => Corner::SignIn,
@@ -359,7 +443,17 @@ async fn page_as(
         corner,
         moment: live.then(|| views::moment(status, said)),
     };
-    html_response(code, frame.page(main))
+    let mut resp = html_response(code, frame.page(main));
+    // A browser the proxy signed in gets its CSRF secret with its first
+    // page; its forms carry the token derived from it.
+    if let Visitor::Person {
+        mint: Some(set), ..
+    } = who
+        && let Ok(v) = HeaderValue::from_str(set)
+    {
+        resp.headers_mut().append(header::SET_COOKIE, v);
+    }
+    resp
 }
 
 /// A page for someone not (yet) let in: no banners, no names.
@@ -425,21 +519,18 @@ fn query<Q>(api: &Api, q: Param<Q>, params: &str) -> Result<Q, Box<Response>> {
 
 /// What a list page starts with: who asks (or the answer turning them
 /// away), and the status for the banners.
-async fn list_start(
-    api: &Api,
-    headers: &HeaderMap,
-) -> Result<(Visitor, Option<Status>), Box<Response>> {
-    let who = visitor(api, headers).await.map_err(Box::new)?;
+async fn list_start(api: &Api, ask: &Ask) -> Result<(Visitor, Option<Status>), Box<Response>> {
+    let who = visitor(api, ask).await.map_err(Box::new)?;
     Ok((who, status(api).await.ok().flatten()))
 }
 
 /// [`list_start`] for a list that only pages: also which page.
 async fn paged_start(
     api: &Api,
-    headers: &HeaderMap,
+    ask: &Ask,
     q: PageParam,
 ) -> Result<(Visitor, usize, Option<Status>), Box<Response>> {
-    let who = visitor(api, headers).await.map_err(Box::new)?;
+    let who = visitor(api, ask).await.map_err(Box::new)?;
     let q = query(api, q, "<code>page</code>, a number from 1")?;
     Ok((who, q.page.unwrap_or(1), status(api).await.ok().flatten()))
 }
@@ -479,10 +570,10 @@ trait OneFilter {
 /// and the field's value.
 async fn filtered_start<Q: OneFilter>(
     api: &Api,
-    headers: &HeaderMap,
+    ask: &Ask,
     q: Param<Q>,
 ) -> Result<(Visitor, Option<Status>, usize, Option<String>), Box<Response>> {
-    let (who, status) = list_start(api, headers).await?;
+    let (who, status) = list_start(api, ask).await?;
     let (page, value) = query(api, q, Q::PARAMS)?.parts();
     Ok((who, status, page.unwrap_or(1), given(api, Q::FIELD, value)?))
 }
@@ -527,8 +618,8 @@ fn acts(who: &Visitor, back: &str) -> Option<views::Acts> {
 }
 
 /// `GET /`.
-pub async fn now(State(api): State<Arc<Api>>, headers: HeaderMap) -> Response {
-    let who = match visitor(&api, &headers).await {
+pub async fn now(State(api): State<Arc<Api>>, ask: Ask) -> Response {
+    let who = match visitor(&api, &ask).await {
         Ok(v) => v,
         Err(r) => return r,
     };
@@ -567,8 +658,8 @@ pub async fn now(State(api): State<Arc<Api>>, headers: HeaderMap) -> Response {
 const RECENT_INCIDENTS: i64 = 5;
 
 /// `GET /alerts`.
-pub async fn alerts(State(api): State<Arc<Api>>, headers: HeaderMap, q: PageParam) -> Response {
-    let (who, n, status) = match paged_start(&api, &headers, q).await {
+pub async fn alerts(State(api): State<Arc<Api>>, ask: Ask, q: PageParam) -> Response {
+    let (who, n, status) = match paged_start(&api, &ask, q).await {
         Ok(v) => v,
         Err(r) => return *r,
     };
@@ -584,8 +675,8 @@ pub async fn alerts(State(api): State<Arc<Api>>, headers: HeaderMap, q: PagePara
 }
 
 /// `GET /alerts/pending`.
-pub async fn pending(State(api): State<Arc<Api>>, headers: HeaderMap, q: PageParam) -> Response {
-    let (who, n, status) = match paged_start(&api, &headers, q).await {
+pub async fn pending(State(api): State<Arc<Api>>, ask: Ask, q: PageParam) -> Response {
+    let (who, n, status) = match paged_start(&api, &ask, q).await {
         Ok(v) => v,
         Err(r) => return *r,
     };
@@ -622,10 +713,10 @@ impl OneFilter for ChecklistsQuery {
 /// `GET /checklists`, `?checklist=NAME` for one checklist's runs.
 pub async fn checklists(
     State(api): State<Arc<Api>>,
-    headers: HeaderMap,
+    ask: Ask,
     q: Param<ChecklistsQuery>,
 ) -> Response {
-    let (who, status, n, checklist) = match filtered_start(&api, &headers, q).await {
+    let (who, status, n, checklist) = match filtered_start(&api, &ask, q).await {
         Ok(v) => v,
         Err(r) => return *r,
     };
@@ -693,12 +784,8 @@ impl OneFilter for SilencesQuery {
 
 /// `GET /silences`, `?matching=TEXT` for those with TEXT in their
 /// matchers, author, comment or id.
-pub async fn silences(
-    State(api): State<Arc<Api>>,
-    headers: HeaderMap,
-    q: Param<SilencesQuery>,
-) -> Response {
-    let (who, status, n, matching) = match filtered_start(&api, &headers, q).await {
+pub async fn silences(State(api): State<Arc<Api>>, ask: Ask, q: Param<SilencesQuery>) -> Response {
+    let (who, status, n, matching) = match filtered_start(&api, &ask, q).await {
         Ok(v) => v,
         Err(r) => return *r,
     };
@@ -753,8 +840,8 @@ async fn follower_page(api: &Api, who: &Visitor, title: &str) -> Response {
 }
 
 /// `GET /incidents`.
-pub async fn incidents(State(api): State<Arc<Api>>, headers: HeaderMap, q: PageParam) -> Response {
-    let (who, n, status) = match paged_start(&api, &headers, q).await {
+pub async fn incidents(State(api): State<Arc<Api>>, ask: Ask, q: PageParam) -> Response {
+    let (who, n, status) = match paged_start(&api, &ask, q).await {
         Ok(v) => v,
         Err(r) => return *r,
     };
@@ -790,11 +877,11 @@ pub async fn incidents(State(api): State<Arc<Api>>, headers: HeaderMap, q: PageP
 /// `GET /incidents/ID`.
 pub async fn incident(
     State(api): State<Arc<Api>>,
-    headers: HeaderMap,
+    ask: Ask,
     Path(id): Path<String>,
     q: PageParam,
 ) -> Response {
-    let (who, n, status) = match paged_start(&api, &headers, q).await {
+    let (who, n, status) = match paged_start(&api, &ask, q).await {
         Ok(v) => v,
         Err(r) => return *r,
     };
@@ -857,10 +944,10 @@ async fn in_chat(api: &Api, id: &str) -> views::InChat {
 /// was given.
 pub async fn chart(
     State(api): State<Arc<Api>>,
-    headers: HeaderMap,
+    ask: Ask,
     Path((id, seq)): Path<(String, String)>,
 ) -> Response {
-    let who = match visitor(&api, &headers).await {
+    let who = match visitor(&api, &ask).await {
         Ok(v) => v,
         Err(r) => return r,
     };
@@ -898,13 +985,9 @@ pub async fn chart(
 }
 
 /// `GET /runs`, `?runbook=&state=&incident=` for those runs only.
-pub async fn runs(
-    State(api): State<Arc<Api>>,
-    headers: HeaderMap,
-    q: Param<RunsQuery>,
-) -> Response {
+pub async fn runs(State(api): State<Arc<Api>>, ask: Ask, q: Param<RunsQuery>) -> Response {
     let start = async {
-        let (who, status) = list_start(&api, &headers).await?;
+        let (who, status) = list_start(&api, &ask).await?;
         let q = query(
             &api,
             q,
@@ -990,12 +1073,8 @@ pub async fn runs(
 }
 
 /// `GET /runs/ID`.
-pub async fn run(
-    State(api): State<Arc<Api>>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Response {
-    let who = match visitor(&api, &headers).await {
+pub async fn run(State(api): State<Arc<Api>>, ask: Ask, Path(id): Path<String>) -> Response {
+    let who = match visitor(&api, &ask).await {
         Ok(v) => v,
         Err(r) => return r,
     };
@@ -1052,6 +1131,14 @@ pub async fn signin_form(State(api): State<Arc<Api>>) -> Response {
             StatusCode::OK,
         );
     }
+    if api.console.sign_in == SignIn::Proxy {
+        return bare(
+            &api,
+            "Sign in",
+            "<p>Signing in is the proxy's in front of the console: open the console at its address to sign in there.</p>",
+            StatusCode::OK,
+        );
+    }
     bare(&api, "Sign in", &views::signin_form(None), StatusCode::OK)
 }
 
@@ -1063,11 +1150,11 @@ struct SignInForm {
 
 /// `POST /signin`: a token for a session.
 pub async fn signin(State(api): State<Arc<Api>>, headers: HeaderMap, body: Bytes) -> Response {
-    if api.console.sign_in == SignIn::Off {
+    if api.console.sign_in != SignIn::Tokens {
         return refused(
             &api,
             StatusCode::FORBIDDEN,
-            "Sign-in is off (server.console.sign_in).",
+            "Sign-in with a token is off (server.console.sign_in).",
         );
     }
     if !auth::same_origin(&headers) {
@@ -1216,7 +1303,7 @@ fn local(back: Option<&str>) -> &str {
 
 /// `POST /act`: one chat command, typed or clicked, by the signed-in
 /// person, answered on a page.
-pub async fn act(State(api): State<Arc<Api>>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn act(State(api): State<Arc<Api>>, ask: Ask, body: Bytes) -> Response {
     let m = crate::metrics::get();
     if api.console.sign_in == SignIn::Off {
         m.console_actions.with(&["refused"]).inc();
@@ -1234,9 +1321,9 @@ pub async fn act(State(api): State<Arc<Api>>, headers: HeaderMap, body: Bytes) -
             "This replica does not lead, so it cannot act; use the leader's console.",
         );
     };
-    let who = match person(&api, &headers).await {
-        Ok(Some(v)) => v,
-        Ok(None) => {
+    let who = match person(&api, &ask).await {
+        Ok((Some(v), auth::Claim::None)) => v,
+        Ok(_) => {
             m.console_actions.with(&["refused"]).inc();
             return refused(
                 &api,
@@ -1253,7 +1340,7 @@ pub async fn act(State(api): State<Arc<Api>>, headers: HeaderMap, body: Bytes) -
         Ok(f) => f,
         Err(e) => return refused(&api, StatusCode::BAD_REQUEST, &e),
     };
-    if !auth::same_origin(&headers) || !csrf_matches(&f.csrf, csrf) {
+    if !auth::same_origin(&ask.headers) || !csrf_matches(&f.csrf, csrf) {
         m.console_actions.with(&["refused"]).inc();
         tracing::warn!(user = %actor.id, "console: an action without this session's CSRF token or from another origin was refused");
         return refused(
@@ -1332,10 +1419,10 @@ struct Watching {
 /// still works, reloaded by hand).
 pub async fn events(
     State(api): State<Arc<Api>>,
-    headers: HeaderMap,
+    ask: Ask,
     q: Result<Query<EventsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
-    if let Err(r) = visitor(&api, &headers).await {
+    if let Err(r) = visitor(&api, &ask).await {
         return r;
     }
     let since = q.ok().and_then(|Query(q)| q.since);

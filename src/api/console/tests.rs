@@ -84,6 +84,7 @@ fn signing_in(open_to_viewers: bool) -> impl FnOnce(mpsc::Sender<Command>, Store
             offset: chrono::FixedOffset::east_opt(0).unwrap(),
             zone: "UTC".into(),
         })),
+        proxy: None,
         ahead: None,
     }
 }
@@ -935,4 +936,120 @@ fn header_of(r: &reqwest::Response, name: &str) -> String {
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_owned()
+}
+
+/// Settings for a console behind an authenticating proxy at `trusted`,
+/// which names people in `X-Forwarded-User` (and `ana@example.com` is
+/// chat user U1, a commander).
+fn behind_proxy(trusted: &'static str) -> impl FnOnce(mpsc::Sender<Command>, Store) -> Settings {
+    move |control, store| {
+        let c = crate::config::Config::load(
+            "c.yaml",
+            &format!(
+                "server:\n  console:\n    sign_in: proxy\n    proxy:\n      user_header: X-Forwarded-User\n      name_header: X-Forwarded-Preferred-Username\n      trusted: [{trusted}]\n      users: {{ana@example.com: U1}}\n"
+            ),
+        )
+        .unwrap();
+        Settings {
+            sign_in: SignIn::Proxy,
+            proxy: c.server.console.proxy,
+            ..signing_in(false)(control, store)
+        }
+    }
+}
+
+/// Issue 24: sign-in through a trusted header from an authenticating
+/// proxy. The proxy's word names a person (by chat user id, mapped from
+/// the proxy's id), whose role is chat.roles'; their forms carry a CSRF
+/// token from a cookie of their own; the header from anyone but the proxy
+/// is refused, never taken as someone.
+#[tokio::test]
+async fn behind_a_proxy_its_header_signs_people_in_and_only_its() {
+    let s = serve_with(None, 8, 1 << 20, behind_proxy("127.0.0.0/8")).await;
+    let ana = [
+        ("x-forwarded-user", "ana@example.com"),
+        ("x-forwarded-preferred-username", "Ana <Ops>"),
+    ];
+    let home = s.page("/", &ana).await;
+    assert_eq!(home.code, 200, "{}", home.body);
+    assert!(
+        home.body
+            .contains("<span class=\"who\">Ana &lt;Ops&gt; (U1) (commander)</span>"),
+        "{}",
+        home.body
+    );
+    assert!(
+        !home.body.contains("Sign out"),
+        "signing out is the proxy's"
+    );
+    let set = header(&home, "set-cookie").to_owned();
+    assert!(set.starts_with("firebreak_csrf="), "{set}");
+    for part in ["HttpOnly", "SameSite=Strict", "Path=/"] {
+        assert!(set.contains(part), "{set}");
+    }
+    let cookie = set.split(';').next().unwrap().to_owned();
+    let with: Vec<(&str, &str)> = ana
+        .iter()
+        .copied()
+        .chain([("cookie", cookie.as_str()), ("origin", s.base.as_str())])
+        .collect();
+    // The next page keeps the cookie's token and sets none.
+    let again = s.page("/", &with).await;
+    assert_eq!(header(&again, "set-cookie"), "");
+    let token = csrf(&again.body);
+
+    // Without the cookie the token is worth nothing.
+    let no_cookie: Vec<(&str, &str)> = ana
+        .iter()
+        .copied()
+        .chain([("origin", s.base.as_str())])
+        .collect();
+    let p = s
+        .form(
+            "/act",
+            &[("csrf", &token), ("command", "pause")],
+            &no_cookie,
+        )
+        .await;
+    assert_eq!(p.code, 403, "{}", p.body);
+    assert!(s.changes.lock().unwrap().is_empty());
+    let p = s
+        .form("/act", &[("csrf", &token), ("command", "pause")], &with)
+        .await;
+    assert_eq!(p.code, 200, "{}", p.body);
+    assert_eq!(*s.changes.lock().unwrap(), ["pause by Ana <Ops> (U1)"]);
+
+    // Nobody named: no page (opening to viewers is the config's choice);
+    // someone else is who chat.roles says: here, a viewer.
+    assert_eq!(s.page("/", &[]).await.code, 401);
+    let bo = s.page("/", &[("x-forwarded-user", "U999")]).await;
+    assert_eq!(bo.code, 200);
+    assert!(bo.body.contains("U999 (viewer)"), "{}", bo.body);
+    assert!(!bo.body.contains("value=\"pause\""), "{}", bo.body);
+    let twice = s
+        .page(
+            "/",
+            &[("x-forwarded-user", "U1"), ("x-forwarded-user", "U2")],
+        )
+        .await;
+    assert_eq!(twice.code, 401);
+    assert!(twice.body.contains("repeated"), "{}", twice.body);
+    assert_eq!(s.page("/signin", &[]).await.code, 200);
+    let p = s.form("/signin", &[("token", "fbc_x")], &[]).await;
+    assert_eq!(p.code, 403, "no tokens behind a proxy");
+
+    // The same header from an address that is not the proxy's.
+    let m = crate::metrics::get();
+    let before = m.console_signins.with(&["refused_header"]).get();
+    let s = serve_with(None, 8, 1 << 20, behind_proxy("10.0.0.0/8")).await;
+    let p = s.page("/", &ana).await;
+    assert_eq!(p.code, 401);
+    assert!(p.body.contains("not a trusted proxy"), "{}", p.body);
+    assert!(!p.body.contains("Ana"), "{}", p.body);
+    let p = s
+        .form("/act", &[("csrf", &token), ("command", "pause")], &with)
+        .await;
+    assert_eq!(p.code, 401, "{}", p.body);
+    assert!(s.changes.lock().unwrap().is_empty());
+    assert!(m.console_signins.with(&["refused_header"]).get() >= before + 2);
 }
