@@ -96,6 +96,18 @@ pub async fn chat_adapter(config: &Config) -> anyhow::Result<Arc<dyn ChatAdapter
 /// `server.listen` or, on a replica, put in place on its listener
 /// (`front`), and Socket Mode when an app token is. Returns the bound
 /// address.
+/// The Slack user groups `chat.roles` grants roles to, for the web
+/// console (chat commands ask through their own): `None` without Slack or
+/// without group grants.
+fn console_groups(config: &Config) -> anyhow::Result<Option<Arc<crate::inbound::slack::Groups>>> {
+    let Some(cfg) = &config.chat.slack else {
+        return Ok(None);
+    };
+    let slack = crate::chat::slack::Slack::from_config(cfg, &config.secrets)
+        .context("chat.slack, for the console's user groups")?;
+    Ok(crate::inbound::slack::Groups::for_roles(Arc::new(slack), &config.chat.roles).map(Arc::new))
+}
+
 async fn inbound(
     config: &Config,
     ctx: &Arc<crate::command::Ctx>,
@@ -517,6 +529,7 @@ impl Daemon {
                 config.chat.roles.clone(),
                 Some(ctx.clone()),
             )
+            .with_groups(console_groups(&config)?)
             .with_ahead(ahead),
         });
         let http_addr = inbound(&config, &ctx, &outbox, api, &tracker, &shutdown, front).await?;

@@ -64,6 +64,8 @@ const BODY_MAX: usize = 64 * 1024;
 /// How long user group members are trusted before asking Slack again: a
 /// person added to the on-call group can act within this long.
 const GROUPS_TTL: Duration = Duration::from_secs(300);
+/// How soon a failed read of the user groups is tried again.
+const GROUPS_RETRY: Duration = Duration::from_secs(10);
 
 /// How long an event id is remembered to drop Slack's redeliveries of one
 /// event (Slack retries for up to about an hour).
@@ -467,7 +469,12 @@ impl Groups {
     /// The groups, among those roles name, that `user` belongs to.
     pub async fn of(&self, user: &str) -> Vec<String> {
         let mut cache = self.cache.lock().await;
-        if cache.fresh_at.is_none_or(|at| at.elapsed() >= GROUPS_TTL) {
+        // Stale, and not tried in the last few seconds: while Slack is
+        // down, each ask does not wait on it again.
+        if cache.fresh_at.is_none_or(|at| at.elapsed() >= GROUPS_TTL)
+            && cache.tried_at.is_none_or(|at| at.elapsed() >= GROUPS_RETRY)
+        {
+            cache.tried_at = Some(Instant::now());
             let mut fresh = HashMap::new();
             let mut failed = false;
             for g in &self.ids {
@@ -485,8 +492,8 @@ impl Groups {
                 }
             }
             cache.members = fresh;
-            // A failed refresh is retried on the next command, not in
-            // five minutes: roles should not lag an outage's end.
+            // A failed refresh is retried within seconds, not in five
+            // minutes: roles should not lag an outage's end.
             cache.fresh_at = (!failed).then(Instant::now);
         }
         cache
@@ -502,6 +509,8 @@ impl Groups {
 struct GroupCache {
     /// When every group was last read; `None` until a full read works.
     fresh_at: Option<Instant>,
+    /// When a read was last tried, whether or not it worked.
+    tried_at: Option<Instant>,
     /// Group id -> member user ids.
     members: HashMap<String, Vec<String>>,
 }

@@ -60,6 +60,9 @@ pub struct Settings {
     pub streams: Arc<tokio::sync::Semaphore>,
     /// With `sign_in: proxy`: the proxy's header and addresses.
     pub proxy: Option<crate::config::ProxySignIn>,
+    /// The Slack user groups roles are granted to, where chat is Slack
+    /// and `chat.roles` names groups; `None`: roles are by user id only.
+    pub groups: Option<Arc<crate::inbound::slack::Groups>>,
     /// Scheduled checklist runs still to come, as the checklist runner
     /// publishes them; `None` where nothing runs checklists.
     pub ahead: Option<tokio::sync::watch::Receiver<Vec<crate::preflight::task::Upcoming>>>,
@@ -85,8 +88,15 @@ impl Settings {
             commands,
             streams: Arc::new(tokio::sync::Semaphore::new(MAX_STREAMS)),
             proxy: c.proxy.clone(),
+            groups: None,
             ahead: None,
         }
+    }
+
+    /// With the Slack user groups roles are granted to.
+    pub fn with_groups(mut self, groups: Option<Arc<crate::inbound::slack::Groups>>) -> Settings {
+        self.groups = groups;
+        self
     }
 
     /// With the checklist runner's schedule, for the home page.
@@ -109,6 +119,7 @@ impl Default for Settings {
             commands: None,
             streams: Arc::new(tokio::sync::Semaphore::new(MAX_STREAMS)),
             proxy: None,
+            groups: None,
             ahead: None,
         }
     }
@@ -252,7 +263,7 @@ async fn person(api: &Api, ask: &Ask) -> Result<(Option<Visitor>, auth::Claim), 
         (SignIn::Tokens, _) => Ok((session_person(api, &ask.headers).await?, auth::Claim::None)),
         (SignIn::Proxy, Some(p)) => Ok(match auth::proxied(p, &ask.headers, ask.peer) {
             Ok(Some((user, name))) => (
-                proxy_person(api, &ask.headers, user, name)?,
+                proxy_person(api, &ask.headers, user, name).await?,
                 auth::Claim::None,
             ),
             Ok(None) => (None, auth::Claim::None),
@@ -272,13 +283,13 @@ async fn person(api: &Api, ask: &Ask) -> Result<(Option<Visitor>, auth::Claim), 
 /// The person the proxy named, with the role `chat.roles` gives their
 /// chat user id (none: not signed in), and the CSRF token of this
 /// browser's cookie, minted when it has none yet.
-fn proxy_person(
+async fn proxy_person(
     api: &Api,
     headers: &HeaderMap,
     user: String,
     name: String,
 ) -> Result<Option<Visitor>, String> {
-    let Some(role) = api.console.roles.resolve(&user, &[]) else {
+    let Some(role) = role_of(api, &user).await else {
         return Ok(None);
     };
     let (secret, mint) = match auth::cookie(headers, auth::CSRF_COOKIE).filter(|c| !c.is_empty()) {
@@ -301,6 +312,26 @@ fn proxy_person(
     }))
 }
 
+/// How long a page waits for Slack to say which user groups someone is
+/// in; past it, the page goes on with the roles given by id only.
+const GROUPS_WAIT: Duration = Duration::from_secs(2);
+
+/// The role `chat.roles` gives chat user `user`, by id or, when roles are
+/// granted to Slack user groups, by the groups Slack says they are in.
+async fn role_of(api: &Api, user: &str) -> Option<crate::roles::Role> {
+    let groups = match &api.console.groups {
+        None => Vec::new(),
+        Some(g) => match tokio::time::timeout(GROUPS_WAIT, g.of(user)).await {
+            Ok(groups) => groups,
+            Err(_) => {
+                tracing::warn!(%user, "console: Slack did not say in time which user groups they are in; their role is by id only");
+                Vec::new()
+            }
+        },
+    };
+    api.console.roles.resolve(user, &groups)
+}
+
 /// The signed-in person this request's session cookie names, if it names
 /// a live session of someone who still has a role.
 async fn session_person(api: &Api, headers: &HeaderMap) -> Result<Option<Visitor>, String> {
@@ -311,7 +342,7 @@ async fn session_person(api: &Api, headers: &HeaderMap) -> Result<Option<Visitor
     let Some(s) = store(api.store.console_session(&digest, api.clock.now())).await? else {
         return Ok(None);
     };
-    let Some(role) = api.console.roles.resolve(&s.user, &[]) else {
+    let Some(role) = role_of(api, &s.user).await else {
         return Ok(None);
     };
     Ok(Some(Visitor::Person {
@@ -1193,7 +1224,7 @@ pub async fn signin(State(api): State<Arc<Api>>, headers: HeaderMap, body: Bytes
     let Some(t) = found else {
         return wrong(&api);
     };
-    if api.console.roles.resolve(&t.user, &[]).is_none() {
+    if role_of(&api, &t.user).await.is_none() {
         crate::metrics::get()
             .console_signins
             .with(&["no_role"])

@@ -85,6 +85,7 @@ fn signing_in(open_to_viewers: bool) -> impl FnOnce(mpsc::Sender<Command>, Store
             zone: "UTC".into(),
         })),
         proxy: None,
+        groups: None,
         ahead: None,
     }
 }
@@ -1052,4 +1053,72 @@ async fn behind_a_proxy_its_header_signs_people_in_and_only_its() {
     assert_eq!(p.code, 401, "{}", p.body);
     assert!(s.changes.lock().unwrap().is_empty());
     assert!(m.console_signins.with(&["refused_header"]).get() >= before + 2);
+}
+
+/// A role granted to a Slack user group is seen in the console as in
+/// chat, by asking Slack who is in the group; a Slack that does not
+/// answer holds no page for long, and the role is then by id only.
+#[tokio::test]
+async fn roles_granted_to_slack_user_groups_count_in_the_console() {
+    use axum::extract::Query;
+    use std::collections::HashMap;
+    async fn fake_slack(delay: std::time::Duration) -> reqwest::Url {
+        let app = axum::Router::new().route(
+            "/api/usergroups.users.list",
+            axum::routing::get(move |Query(q): Query<HashMap<String, String>>| async move {
+                tokio::time::sleep(delay).await;
+                let users: Vec<&str> = if q.get("usergroup").map(String::as_str) == Some("SONCALL")
+                {
+                    vec!["U777"]
+                } else {
+                    vec![]
+                };
+                axum::Json(serde_json::json!({"ok": true, "users": users}))
+            }),
+        );
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/api/", l.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(l, app).await });
+        url.parse().unwrap()
+    }
+    let roles = crate::config::Config::load(
+        "c.yaml",
+        "chat:\n  roles:\n    commander: {users: [U1], groups: [SONCALL]}\n",
+    )
+    .unwrap()
+    .chat
+    .roles;
+    for (delay, role) in [
+        (std::time::Duration::ZERO, "commander"),
+        (std::time::Duration::from_secs(30), "viewer"),
+    ] {
+        let slack = crate::chat::slack::Slack::new(
+            &fake_slack(delay).await,
+            "xoxb-test".into(),
+            std::time::Duration::from_secs(60),
+        )
+        .unwrap();
+        let groups =
+            crate::inbound::slack::Groups::for_roles(Arc::new(slack), &roles).map(Arc::new);
+        assert!(groups.is_some(), "the roles name a group");
+        let roles = roles.clone();
+        let s = serve_with(None, 8, 1 << 20, move |control, store| Settings {
+            roles,
+            groups,
+            ..behind_proxy("127.0.0.0/8")(control, store)
+        })
+        .await;
+        let started = std::time::Instant::now();
+        let page = s.page("/", &[("x-forwarded-user", "U777")]).await;
+        assert_eq!(page.code, 200, "{}", page.body);
+        assert!(
+            page.body.contains(&format!("U777 ({role})")),
+            "{role}: {}",
+            page.body
+        );
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "a slow Slack holds the page only for GROUPS_WAIT"
+        );
+    }
 }
