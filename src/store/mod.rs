@@ -578,6 +578,26 @@ fn run_record(r: &sqlx::any::AnyRow) -> Result<RunRecord> {
     })
 }
 
+/// A `steps` row whose first eight columns are in [`StepRecord`]'s order.
+fn step_record(r: &sqlx::any::AnyRow) -> Result<StepRecord> {
+    Ok(StepRecord {
+        run_id: r.try_get(0).map_err(q("read step"))?,
+        step_id: r.try_get(1).map_err(q("read step"))?,
+        state: {
+            let s: String = r.try_get(2).map_err(q("read step"))?;
+            StepState::parse(&s).ok_or_else(|| StoreError::Corrupt {
+                what: "step state",
+                detail: format!("{s:?}"),
+            })?
+        },
+        attempts: r.try_get(3).map_err(q("read step"))?,
+        started_at: r.try_get(4).map_err(q("read step"))?,
+        finished_at: r.try_get(5).map_err(q("read step"))?,
+        output_json: r.try_get(6).map_err(q("read step"))?,
+        error: r.try_get(7).map_err(q("read step"))?,
+    })
+}
+
 /// How long PostgreSQL lets a transaction of ours sit idle (its client
 /// frozen or cut off) before ending it, in ms. Our transactions send
 /// their statements back to back; this only bounds how long a frozen
@@ -1306,26 +1326,23 @@ impl Store {
             .fetch_all(&self.pool)
             .await
             .map_err(q("list steps"))?;
-        rows.iter()
-            .map(|r| {
-                Ok(StepRecord {
-                    run_id: r.try_get(0).map_err(q("read step"))?,
-                    step_id: r.try_get(1).map_err(q("read step"))?,
-                    state: {
-                        let s: String = r.try_get(2).map_err(q("read step"))?;
-                        StepState::parse(&s).ok_or_else(|| StoreError::Corrupt {
-                            what: "step state",
-                            detail: format!("{s:?}"),
-                        })?
-                    },
-                    attempts: r.try_get(3).map_err(q("read step"))?,
-                    started_at: r.try_get(4).map_err(q("read step"))?,
-                    finished_at: r.try_get(5).map_err(q("read step"))?,
-                    output_json: r.try_get(6).map_err(q("read step"))?,
-                    error: r.try_get(7).map_err(q("read step"))?,
-                })
-            })
-            .collect()
+        rows.iter().map(step_record).collect()
+    }
+
+    /// The newest step of each run not yet finished: where runs in
+    /// progress are.
+    pub async fn current_steps(&self) -> Result<Vec<StepRecord>> {
+        let rows = sqlx::query(
+            "SELECT s.run_id, s.step_id, s.state, s.attempts, s.started_at, s.finished_at, s.output_json, s.error
+             FROM steps s JOIN runs r ON r.id = s.run_id
+             WHERE r.finished_at IS NULL
+               AND s.seq = (SELECT MAX(t.seq) FROM steps t WHERE t.run_id = s.run_id)
+             ORDER BY s.run_id",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(q("list current steps"))?;
+        rows.iter().map(step_record).collect()
     }
 
     // --- alerts ------------------------------------------------------------
@@ -2348,6 +2365,47 @@ mod tests {
             let back = s.silences().await.unwrap();
             assert_eq!((back[0].starts_at, back[0].ends_at), (50, 50));
             assert_eq!(back[0].matchers, sil.matchers);
+        }
+    }
+
+    /// Where runs in progress are: the newest step of each unfinished
+    /// run, none of a finished one.
+    #[tokio::test]
+    async fn the_current_step_of_each_run_in_progress() {
+        use crate::run_state::{Going, Outcome};
+        for db in backends().await {
+            let s = Store::open(&db.url).await.unwrap();
+            for (id, key) in [("going", "a"), ("done", "b"), ("fresh", "c")] {
+                let r = RunRecord {
+                    id: id.into(),
+                    runbook: "move".into(),
+                    incident: "launch".into(),
+                    concurrency_key: key.into(),
+                    state: RunState::Going(Going::Running),
+                    started_at: 1,
+                    finished_at: None,
+                    error: None,
+                };
+                s.insert_run(&r, "{}").await.unwrap();
+            }
+            for (run, seq, step) in [
+                ("going", 0, "look"),
+                ("going", 1, "act"),
+                ("done", 0, "only"),
+            ] {
+                s.step_started(run, step, seq, 1, 10 + seq).await.unwrap();
+            }
+            s.finish_run("done", Outcome::Succeeded, 20, None)
+                .await
+                .unwrap();
+            let now: Vec<(String, String)> = s
+                .current_steps()
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|st| (st.run_id, st.step_id))
+                .collect();
+            assert_eq!(now, [("going".to_owned(), "act".to_owned())], "{}", db.url);
         }
     }
 

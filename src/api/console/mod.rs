@@ -665,18 +665,29 @@ pub async fn now(State(api): State<Arc<Api>>, ask: Ask) -> Response {
     let checklist = store(api.store.newest_checklist_runs(None, 0, 1))
         .await
         .unwrap_or_default();
+    // Extras: a store that cannot say leaves them out.
+    let steps = if status.as_ref().is_some_and(|s| !s.running.is_empty()) {
+        store(api.store.current_steps()).await.unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    let ahead = api
+        .console
+        .ahead
+        .as_ref()
+        .map(|a| a.borrow().clone())
+        .unwrap_or_default();
+    let leader = api.replica.as_ref().map(|r| r.describe());
     let main = match &status {
         Some(s) => views::now_page(
             s,
-            &recent,
-            checklist.first(),
-            &api
-                .console
-                .ahead
-                .as_ref()
-                .map(|a| a.borrow().clone())
-                .unwrap_or_default(),
-            api.replica.as_ref().map(|r| r.describe()).as_deref(),
+            &views::Home {
+                recent: &recent,
+                checklist: checklist.first(),
+                ahead: &ahead,
+                steps: &steps,
+                leader: leader.as_deref(),
+            },
             api.clock.now(),
             acts(&who, "/").as_ref(),
         ),

@@ -174,16 +174,31 @@ fn run_link(id: &str) -> String {
     format!("<a href=\"/runs/{}\">{}</a>", esc(&seg(id)), esc(id))
 }
 
+/// What the home page shows besides the control loop's status, read
+/// from the store and the checklist runner.
+#[derive(Default)]
+pub struct Home<'a> {
+    /// The newest incidents.
+    pub recent: &'a [IncidentSummary],
+    /// The newest checklist run, with its slot.
+    pub checklist: Option<&'a (String, crate::checklist::state::RunState)>,
+    /// Scheduled checklist runs still to come.
+    pub ahead: &'a [crate::preflight::task::Upcoming],
+    /// The newest step of each run in progress.
+    pub steps: &'a [StepRecord],
+    /// Who leads, where there are replicas.
+    pub leader: Option<&'a str>,
+}
+
 /// `GET /`: the night at a glance.
-pub fn now_page(
-    status: &Status,
-    recent: &[IncidentSummary],
-    checklist: Option<&(String, crate::checklist::state::RunState)>,
-    ahead: &[crate::preflight::task::Upcoming],
-    leader: Option<&str>,
-    now: Millis,
-    acts: Option<&Acts>,
-) -> String {
+pub fn now_page(status: &Status, home: &Home<'_>, now: Millis, acts: Option<&Acts>) -> String {
+    let Home {
+        recent,
+        checklist,
+        ahead,
+        steps,
+        leader,
+    } = *home;
     let mut out = String::new();
     let act =
         |label: &str, command: &str| acts.map(|a| a.button(label, command)).unwrap_or_default();
@@ -318,8 +333,17 @@ pub fn now_page(
         .iter()
         .take(PAGE_ROWS)
         .map(|(runbook, key, run)| {
+            let step = match steps.iter().find(|st| st.run_id == *run) {
+                Some(st) => format!(
+                    "<code>{}</code> {} ({} ago)",
+                    esc(&st.step_id),
+                    esc(st.state.as_str()),
+                    duration(now - st.started_at)
+                ),
+                None => "starting".to_owned(),
+            };
             format!(
-                "<td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td>",
+                "<td>{}</td><td><code>{}</code></td><td>{}</td><td>{step}</td><td>{}</td>",
                 esc(runbook),
                 esc(key),
                 run_link(run),
@@ -331,7 +355,7 @@ pub fn now_page(
         &mut out,
         "Runs in progress",
         "no runbook is running",
-        &["runbook", "concurrency key", "run", ""],
+        &["runbook", "concurrency key", "run", "step", ""],
         running,
         status.running.len(),
         Some("/runs"),
@@ -1180,7 +1204,12 @@ mod tests {
         now: Millis,
         acts: Option<&Acts>,
     ) -> String {
-        now_page(s, recent, None, &[], leader, now, acts)
+        let home = Home {
+            recent,
+            leader,
+            ..Home::default()
+        };
+        now_page(s, &home, now, acts)
     }
 
     fn status(label_value: &str) -> Status {
@@ -1232,6 +1261,37 @@ mod tests {
             page.contains("href=\"/incidents/..%2F..%2Fadmin\""),
             "{page}"
         );
+    }
+
+    /// Issue 24: runs in progress with their current step.
+    #[test]
+    fn runs_in_progress_show_their_current_step() {
+        let s = status("main");
+        let step = StepRecord {
+            run_id: "cap-1".into(),
+            step_id: "<cap>".into(),
+            state: crate::run_state::StepState::Running,
+            attempts: 1,
+            started_at: NOW - 5_000,
+            finished_at: None,
+            output_json: None,
+            error: None,
+        };
+        let page = now_page(
+            &s,
+            &Home {
+                steps: std::slice::from_ref(&step),
+                ..Home::default()
+            },
+            NOW,
+            None,
+        );
+        assert!(
+            page.contains("<td><code>&lt;cap&gt;</code> running (5s ago)</td>"),
+            "{page}"
+        );
+        let before = now_page(&s, &Home::default(), NOW, None);
+        assert!(before.contains("<td>starting</td>"), "{before}");
     }
 
     #[test]
