@@ -612,6 +612,9 @@ async fn filtered_start<Q: OneFilter>(
 /// How many names a filter's choice offers at most.
 const MAX_CHOICES: i64 = 200;
 
+/// The longest name a console token is issued with, in characters.
+pub const MAX_TOKEN_NAME: usize = 80;
+
 /// Issues a sign-in token for chat user `user`: the token (to hand to
 /// them, once) and what the store keeps of it.
 pub async fn issue_token(
@@ -620,18 +623,21 @@ pub async fn issue_token(
     name: &str,
     now: crate::clock::Millis,
 ) -> anyhow::Result<(String, crate::store::ConsoleToken)> {
+    // Shown on every page and in `console-token list`'s tab-separated
+    // lines: bounded, one line.
+    let name = name.trim();
+    if name.chars().count() > MAX_TOKEN_NAME || name.chars().any(char::is_control) {
+        anyhow::bail!(
+            "the name is at most {MAX_TOKEN_NAME} characters on one line, without tabs or control characters"
+        );
+    }
     let secret = auth::mint(auth::TOKEN_PREFIX)
         .map_err(|e| anyhow::anyhow!("reading the system's randomness: {e}"))?;
     let digest = auth::digest(&secret);
     let token = crate::store::ConsoleToken {
         id: auth::token_id(&digest),
         user: user.to_owned(),
-        name: if name.trim().is_empty() {
-            user
-        } else {
-            name.trim()
-        }
-        .to_owned(),
+        name: if name.is_empty() { user } else { name }.to_owned(),
         created_at: now,
         revoked_at: None,
     };

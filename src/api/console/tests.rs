@@ -1122,3 +1122,25 @@ async fn roles_granted_to_slack_user_groups_count_in_the_console() {
         );
     }
 }
+
+/// A token's name is shown on every page and listed one per line: it is
+/// bounded and one line, refused otherwise, before anything is stored.
+#[tokio::test]
+async fn a_token_name_is_short_and_one_line() {
+    let store = Store::open("sqlite::memory:").await.unwrap();
+    for bad in [
+        "x".repeat(super::MAX_TOKEN_NAME + 1),
+        "ana\tU2".into(),
+        "ana\nroot".into(),
+    ] {
+        let e = super::issue_token(&store, "U1", &bad, 1).await.unwrap_err();
+        assert!(e.to_string().contains("at most 80 characters"), "{e}");
+    }
+    assert!(store.console_tokens().await.unwrap().is_empty());
+    let (_, t) = super::issue_token(&store, "U1", &"é".repeat(80), 1)
+        .await
+        .unwrap();
+    assert_eq!(t.name.chars().count(), 80);
+    let (_, t) = super::issue_token(&store, "U1", "  ", 1).await.unwrap();
+    assert_eq!(t.name, "U1", "no name: the id");
+}
