@@ -109,6 +109,13 @@ pub struct ProxySignIn {
     pub users: BTreeMap<String, String>,
 }
 
+/// `s` as an HTTP header name (RFC 9110's token), lower case, or `None`.
+fn header_name(s: &str) -> Option<String> {
+    let s = s.trim();
+    let tchar = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+    (!s.is_empty() && s.len() <= 100 && s.chars().all(tchar)).then(|| s.to_ascii_lowercase())
+}
+
 /// An address block: `10.0.0.0/8`, `::1/128`, or one address.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Cidr {
@@ -805,9 +812,9 @@ impl Config {
             let proxy = rc.and_then(|r| r.proxy.as_ref()).and_then(|sp| {
                 let p = &sp.value;
                 let mut header = |h: &Sp<String>, field: &str| {
-                    match axum::http::HeaderName::from_bytes(h.value.trim().as_bytes()) {
-                        Ok(n) => Some(n.as_str().to_owned()),
-                        Err(_) => {
+                    match header_name(&h.value) {
+                        Some(n) => Some(n),
+                        None => {
                             c.err(
                                 Pos::of(h),
                                 field,

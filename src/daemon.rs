@@ -99,13 +99,16 @@ pub async fn chat_adapter(config: &Config) -> anyhow::Result<Arc<dyn ChatAdapter
 /// The Slack user groups `chat.roles` grants roles to, for the web
 /// console (chat commands ask through their own): `None` without Slack or
 /// without group grants.
-fn console_groups(config: &Config) -> anyhow::Result<Option<Arc<crate::inbound::slack::Groups>>> {
+fn console_groups(config: &Config) -> anyhow::Result<Option<Arc<dyn crate::roles::GroupLookup>>> {
     let Some(cfg) = &config.chat.slack else {
         return Ok(None);
     };
     let slack = crate::chat::slack::Slack::from_config(cfg, &config.secrets)
         .context("chat.slack, for the console's user groups")?;
-    Ok(crate::inbound::slack::Groups::for_roles(Arc::new(slack), &config.chat.roles).map(Arc::new))
+    Ok(
+        crate::inbound::slack::Groups::for_roles(Arc::new(slack), &config.chat.roles)
+            .map(|g| Arc::new(g) as Arc<dyn crate::roles::GroupLookup>),
+    )
 }
 
 async fn inbound(

@@ -15,6 +15,17 @@
 
 use serde::{Deserialize, Serialize};
 
+/// Who is in which user group, as the chat platform says: the edge that
+/// asks it implements this (Slack's Web API, cached), and those that
+/// resolve roles outside chat (the web console) ask through it.
+pub trait GroupLookup: Send + Sync {
+    /// The groups, among those roles name, that chat user `user` is in.
+    fn groups_of<'a>(
+        &'a self,
+        user: &'a str,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Vec<String>> + Send + 'a>>;
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {

@@ -505,6 +505,15 @@ impl Groups {
     }
 }
 
+impl crate::roles::GroupLookup for Groups {
+    fn groups_of<'a>(
+        &'a self,
+        user: &'a str,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Vec<String>> + Send + 'a>> {
+        Box::pin(self.of(user))
+    }
+}
+
 #[derive(Default)]
 struct GroupCache {
     /// When every group was last read; `None` until a full read works.

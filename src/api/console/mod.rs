@@ -62,7 +62,7 @@ pub struct Settings {
     pub proxy: Option<crate::config::ProxySignIn>,
     /// The Slack user groups roles are granted to, where chat is Slack
     /// and `chat.roles` names groups; `None`: roles are by user id only.
-    pub groups: Option<Arc<crate::inbound::slack::Groups>>,
+    pub groups: Option<Arc<dyn crate::roles::GroupLookup>>,
     /// Scheduled checklist runs still to come, as the checklist runner
     /// publishes them; `None` where nothing runs checklists.
     pub ahead: Option<tokio::sync::watch::Receiver<Vec<crate::preflight::task::Upcoming>>>,
@@ -94,7 +94,7 @@ impl Settings {
     }
 
     /// With the Slack user groups roles are granted to.
-    pub fn with_groups(mut self, groups: Option<Arc<crate::inbound::slack::Groups>>) -> Settings {
+    pub fn with_groups(mut self, groups: Option<Arc<dyn crate::roles::GroupLookup>>) -> Settings {
         self.groups = groups;
         self
     }
@@ -321,7 +321,7 @@ const GROUPS_WAIT: Duration = Duration::from_secs(2);
 async fn role_of(api: &Api, user: &str) -> Option<crate::roles::Role> {
     let groups = match &api.console.groups {
         None => Vec::new(),
-        Some(g) => match tokio::time::timeout(GROUPS_WAIT, g.of(user)).await {
+        Some(g) => match tokio::time::timeout(GROUPS_WAIT, g.groups_of(user)).await {
             Ok(groups) => groups,
             Err(_) => {
                 tracing::warn!(%user, "console: Slack did not say in time which user groups they are in; their role is by id only");

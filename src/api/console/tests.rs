@@ -1098,8 +1098,8 @@ async fn roles_granted_to_slack_user_groups_count_in_the_console() {
             std::time::Duration::from_secs(60),
         )
         .unwrap();
-        let groups =
-            crate::inbound::slack::Groups::for_roles(Arc::new(slack), &roles).map(Arc::new);
+        let groups = crate::inbound::slack::Groups::for_roles(Arc::new(slack), &roles)
+            .map(|g| Arc::new(g) as Arc<dyn crate::roles::GroupLookup>);
         assert!(groups.is_some(), "the roles name a group");
         let roles = roles.clone();
         let s = serve_with(None, 8, 1 << 20, move |control, store| Settings {
