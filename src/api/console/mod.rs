@@ -684,6 +684,15 @@ pub async fn now(State(api): State<Arc<Api>>, ask: Ask) -> Response {
         .map(|a| a.borrow().clone())
         .unwrap_or_default();
     let leader = api.replica.as_ref().map(|r| r.describe());
+    let mut cards = Vec::new();
+    for i in &recent {
+        if let Ok(Some(json)) = store(api.store.newest_card(&i.incident)).await
+            && let Ok(m) = serde_json::from_str::<crate::chat::ChatMessage>(&json)
+            && let Some(c) = m.card
+        {
+            cards.push((i.incident.clone(), c.status));
+        }
+    }
     let main = match &status {
         Some(s) => views::now_page(
             s,
@@ -692,6 +701,7 @@ pub async fn now(State(api): State<Arc<Api>>, ask: Ask) -> Response {
                 checklist: checklist.first(),
                 ahead: &ahead,
                 steps: &steps,
+                cards: &cards,
                 leader: leader.as_deref(),
             },
             api.clock.now(),

@@ -883,6 +883,13 @@ async fn an_incidents_page_shows_its_card_and_charts_as_chat_has_them() {
     outbox.post(&card_msg(&card)).await.unwrap();
 
     let cookie = sign_in(&s, &issue(&s.store, "U1", "ana").await).await;
+    let home = s.page("/", &[("cookie", cookie.as_str())]).await;
+    assert!(
+        home.body.contains("<th scope=\"col\">in chat</th>")
+            && home.body.contains("<td>✋ WAITING FOR APPROVAL</td>"),
+        "the home page gives each incident its card's state: {}",
+        home.body
+    );
     let page = s
         .page("/incidents/launch", &[("cookie", cookie.as_str())])
         .await;

@@ -186,6 +186,8 @@ pub struct Home<'a> {
     pub ahead: &'a [crate::preflight::task::Upcoming],
     /// The newest step of each run in progress.
     pub steps: &'a [StepRecord],
+    /// The state of each recent incident's card, by incident.
+    pub cards: &'a [(String, crate::chat::card::Status)],
     /// Who leads, where there are replicas.
     pub leader: Option<&'a str>,
 }
@@ -197,6 +199,7 @@ pub fn now_page(status: &Status, home: &Home<'_>, now: Millis, acts: Option<&Act
         checklist,
         ahead,
         steps,
+        cards,
         leader,
     } = *home;
     let mut out = String::new();
@@ -228,11 +231,21 @@ pub fn now_page(status: &Status, home: &Home<'_>, now: Millis, acts: Option<&Act
     if recent.is_empty() {
         out.push_str("<p class=\"muted\">no incidents yet.</p>");
     } else {
-        out.push_str(&table(
-            "the newest incidents",
-            &INCIDENT_HEAD,
-            &incident_rows(recent, Some(status)),
-        ));
+        // Beside each, its card's state as chat was last told it.
+        let rows: Vec<String> = incident_rows(recent, Some(status))
+            .into_iter()
+            .zip(recent)
+            .map(|(row, i)| {
+                let card = match cards.iter().find(|(id, _)| *id == i.incident) {
+                    Some((_, st)) => format!("{} {}", st.icon(), st.word()),
+                    None => "–".to_owned(),
+                };
+                format!("{row}<td>{card}</td>")
+            })
+            .collect();
+        let mut head = INCIDENT_HEAD.to_vec();
+        head.push("in chat");
+        out.push_str(&table("the newest incidents", &head, &rows));
         out.push_str("<p><a href=\"/incidents\">Every incident</a></p>");
     }
     if !ahead.is_empty() {
