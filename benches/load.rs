@@ -46,7 +46,8 @@
 //! - **the web console**: `FB_BENCH_PAGE_RATE` (2) console pages a
 //!   second over the same span, open loop, as someone watching the night
 //!   would open them: `/`, `/alerts`, `/incidents`, an incident's page,
-//!   `/runs`, with the API's bearer token (the console's rule without
+//!   `/runs`, `/runs` filtered by state and incident, `/checklists`, with
+//!   the API's bearer token (the console's rule without
 //!   sign-in). The latency is until the whole page is in hand; a page not
 //!   answered 200 within 10 s counts as infinitely slow. Reported as
 //!   p50/p99/max overall and per page, with the most table rows any one
@@ -112,7 +113,15 @@ const PAGE_P99_TARGET_MS: f64 = 1000.0;
 /// More table rows than this on one page is a list drawn whole.
 const PAGE_ROWS_MAX: usize = 500;
 /// The console pages the bench reads, in turn.
-const PAGES: [&str; 5] = ["/", "/alerts", "/incidents", "/incidents/event-0", "/runs"];
+const PAGES: [&str; 7] = [
+    "/",
+    "/alerts",
+    "/incidents",
+    "/incidents/event-0",
+    "/runs",
+    "/runs?state=succeeded&incident=event-0",
+    "/checklists",
+];
 /// The person typing commands; a responder, so `ack` is allowed.
 const USER: &str = "U0BENCH0001";
 /// Every pushed alert carries it, so only the bench's alerts are counted.
