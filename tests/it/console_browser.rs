@@ -7,7 +7,8 @@
 //! as it happens, without a reload.
 //!
 //! With `FIREBREAK_SCREENSHOTS=DIR` the pages are saved there as PNGs (the
-//! ones in `docs/` were made so).
+//! ones in `docs/` were made so, with `fonts-noto-color-emoji` installed
+//! for the cards' status icons).
 
 use crate::common::browser::Browser;
 use crate::common::{start_bot_with, start_sim, stop_bot};

@@ -1034,7 +1034,7 @@ pub fn incident_page(
         for (seq, title) in &chat.charts {
             let _ = write!(
                 out,
-                "<figure><img src=\"/incidents/{}/charts/{seq}\" alt=\"chart: {t}\" width=\"{w}\" height=\"{h}\"><figcaption>{t}</figcaption></figure>",
+                "<figure><img src=\"/incidents/{}/charts/{seq}\" alt=\"chart: {t}\" width=\"{w}\" height=\"{h}\"></figure>",
                 esc(&seg(&r.incident)),
                 t = esc(title),
                 w = crate::chat::chart::WIDTH,
