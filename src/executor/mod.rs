@@ -563,6 +563,9 @@ impl Run<'_> {
         }
     }
 
+    /// Records how a step ended, says `line` in the thread, then tells
+    /// the card: in that order, so the card never names a step before
+    /// the step's own line is queued.
     async fn record_end(
         &self,
         id: &str,
@@ -570,10 +573,8 @@ impl Run<'_> {
         attempts: i64,
         output: Option<&Json>,
         error: Option<&str>,
+        line: Option<(Kind, String)>,
     ) {
-        // Not reported here: the card names the step only once the
-        // step's own line is queued (each caller reports after its `say`), or the thread
-        // would tell of a step before it happened.
         if let Ok(mut p) = self.progress.lock() {
             p.1 = Some((id.to_owned(), state));
         }
@@ -596,6 +597,10 @@ impl Run<'_> {
         {
             tracing::error!(error = %e, run = %self.req.run_id, step = id, "cannot record step end");
         }
+        if let Some((kind, text)) = line {
+            self.say(kind, text).await;
+        }
+        self.report(None);
     }
 
     /// A gate in front of the run or of a step: `approval:<what>` in the
@@ -697,14 +702,13 @@ impl Run<'_> {
             StepResult::Done(o) => (Some(o), None),
             _ => (None, Some(note.as_str())),
         };
-        self.record_end(&id, state, 1, out, err).await;
         // A gate that stops the run is no tick in chat.
         let shown = match result {
             StepResult::Done(_) => Kind::Step,
             _ => Kind::StepFailed,
         };
-        self.say(shown, note.clone()).await;
-        self.report(None);
+        self.record_end(&id, state, 1, out, err, Some((shown, note.clone())))
+            .await;
         let by = answered.unwrap_or(By::Bot);
         self.timeline(answer_kind(state, &by), Some(&by), Some(&id), &note)
             .await;
@@ -714,7 +718,13 @@ impl Run<'_> {
     /// Records a step that ended without acting (skipped, failed before
     /// it could, a rollback held): entered and ended at once, so the
     /// record shows where the run went.
-    async fn record_unacted(&self, sid: &str, state: StepState, error: Option<&str>) {
+    async fn record_unacted(
+        &self,
+        sid: &str,
+        state: StepState,
+        error: Option<&str>,
+        line: Option<(Kind, String)>,
+    ) {
         let now = self.inner.env.clock.now();
         if let Err(e) = self
             .inner
@@ -724,7 +734,7 @@ impl Run<'_> {
         {
             tracing::error!(error = %e, run = %self.req.run_id, step = %sid, %state, "cannot record step");
         }
-        self.record_end(sid, state, 0, None, error).await;
+        self.record_end(sid, state, 0, None, error, line).await;
     }
 
     /// A step that failed before it could act (its `when` or parameters
@@ -732,14 +742,12 @@ impl Run<'_> {
     /// so the record shows where the run stopped.
     async fn failed_before_acting(&self, sid: &str, why: String) -> StepResult {
         self.effects.failure(false);
-        self.record_unacted(sid, StepState::Failed, Some(&why))
-            .await;
-        self.say(
+        let line = (
             Kind::StepFailed,
             format!("`{sid}` failed before acting: {why}"),
-        )
-        .await;
-        self.report(None);
+        );
+        self.record_unacted(sid, StepState::Failed, Some(&why), Some(line))
+            .await;
         let text = format!("{sid} failed: {why}");
         self.timeline(tl::Kind::StepFailed, None, Some(sid), &text)
             .await;
@@ -773,10 +781,9 @@ impl Run<'_> {
             match inner.templates.eval_bool(cond, &ctx) {
                 Ok(true) => {}
                 Ok(false) => {
-                    self.record_unacted(&sid, StepState::Skipped, None).await;
-                    self.say(Kind::Step, format!("`{sid}` skipped: `{cond}` is false"))
+                    let line = (Kind::Step, format!("`{sid}` skipped: `{cond}` is false"));
+                    self.record_unacted(&sid, StepState::Skipped, None, Some(line))
                         .await;
-                    self.report(None);
                     return StepResult::Skipped;
                 }
                 Err(e) => {
@@ -820,9 +827,15 @@ impl Run<'_> {
                     "step `{sid}` ({}) was in flight when the bot stopped, and repeating it is not known to be safe",
                     step.action
                 );
-                self.record_end(&sid, StepState::Interrupted, p.attempts, None, Some(&why))
-                    .await;
-                self.report(None);
+                self.record_end(
+                    &sid,
+                    StepState::Interrupted,
+                    p.attempts,
+                    None,
+                    Some(&why),
+                    None,
+                )
+                .await;
                 return StepResult::Interrupted(why);
             }
             attempt = p.attempts.max(0) as u32;
@@ -953,9 +966,7 @@ impl Run<'_> {
                     .answered
                     .as_ref()
                     .map_or(StepState::Succeeded, |a| a.state);
-                self.record_end(&sid, state, i64::from(attempt), Some(&done.output), None)
-                    .await;
-                self.say(
+                let line = (
                     Kind::Step,
                     format!(
                         "`{sid}` ({}) {} in {}",
@@ -963,9 +974,16 @@ impl Run<'_> {
                         done.summary,
                         human_ms(took)
                     ),
+                );
+                self.record_end(
+                    &sid,
+                    state,
+                    i64::from(attempt),
+                    Some(&done.output),
+                    None,
+                    Some(line),
                 )
                 .await;
-                self.report(None);
                 let text = format!("{sid}: {} ({})", done.summary, step.action);
                 self.step_timeline(tl::Kind::Step, done.answered.as_ref(), &sid, &text)
                     .await;
@@ -973,17 +991,22 @@ impl Run<'_> {
             }
             Err(e) => {
                 let state = e.answered.as_ref().map_or(StepState::Failed, |a| a.state);
-                self.record_end(&sid, state, i64::from(attempt), None, Some(&e.message))
-                    .await;
-                self.say(
+                let line = (
                     Kind::StepFailed,
                     format!(
                         "`{sid}` ({}) failed after {attempt} attempt(s): {}",
                         step.action, e.message
                     ),
+                );
+                self.record_end(
+                    &sid,
+                    state,
+                    i64::from(attempt),
+                    None,
+                    Some(&e.message),
+                    Some(line),
                 )
                 .await;
-                self.report(None);
                 let text = format!("{sid} failed: {}", e.message);
                 self.step_timeline(tl::Kind::StepFailed, e.answered.as_ref(), &sid, &text)
                     .await;
@@ -1076,9 +1099,9 @@ impl Run<'_> {
         // Its own place in the record, after the reads (steps are listed
         // in this order).
         self.seq += 1;
-        self.record_unacted(&rsid, StepState::Held, Some(&why))
+        // Said above, before the record.
+        self.record_unacted(&rsid, StepState::Held, Some(&why), None)
             .await;
-        self.report(None);
         Ok(Some(why))
     }
 
