@@ -688,6 +688,24 @@ impl Filters<'_> {
     }
 }
 
+/// A filtered list: its filter form, one page of `rows` under `title`
+/// (`none`: what an empty list says, unfiltered and filtered), and the
+/// pager, which keeps the filter.
+fn filtered<T>(
+    filters: &Filters<'_>,
+    list: &Paged<'_, T>,
+    title: &str,
+    none: [&str; 2],
+    head: &[&str],
+    rows: Vec<String>,
+) -> String {
+    let mut out = filters.form();
+    let none = none[usize::from(filters.narrows())];
+    section_of(&mut out, title, none, head, rows, list.total, None);
+    pager(&mut out, list, &filters.base());
+    out
+}
+
 /// The longest value a filter field takes, in bytes.
 pub const MAX_FILTER: usize = 200;
 
@@ -794,27 +812,19 @@ pub fn checklists_page(
     acts: Option<&Acts>,
     filters: &Filters<'_>,
 ) -> String {
-    let mut out = filters.form();
     let rows = list
         .rows
         .iter()
         .map(|(slot, r)| checklist_row(slot, r, acts))
         .collect();
-    section_of(
-        &mut out,
+    filtered(
+        filters,
+        list,
         "Checklist runs",
-        if filters.narrows() {
-            "no checklist run matches"
-        } else {
-            "no checklist has run yet"
-        },
+        ["no checklist has run yet", "no checklist run matches"],
         &CHECKLIST_HEAD,
         rows,
-        list.total,
-        None,
-    );
-    pager(&mut out, list, &filters.base());
-    out
+    )
 }
 
 const SILENCE_HEAD: [&str; 6] = ["id", "matchers", "by", "ends", "comment", ""];
@@ -850,26 +860,19 @@ pub fn silences_page(
     acts: Option<&Acts>,
     filters: &Filters<'_>,
 ) -> String {
-    let mut out = filters.form();
     let rows = list
         .rows
         .iter()
         .map(|s| silence_row(s, now, acts))
         .collect();
-    section_of(
-        &mut out,
+    let mut out = filtered(
+        filters,
+        list,
         "Silences",
-        if filters.narrows() {
-            "no active silence matches"
-        } else {
-            "no silence is active"
-        },
+        ["no silence is active", "no active silence matches"],
         &SILENCE_HEAD,
         rows,
-        list.total,
-        None,
     );
-    pager(&mut out, list, &filters.base());
     if let Some(a) = acts {
         out.push_str("<p>A new silence is a command: <code>silence alertname=\"RoomFilling\" room=\"main\" 30m \"why\"</code></p>");
         out.push_str(&a.command_box());
@@ -1088,23 +1091,15 @@ pub fn incident_page(
 
 /// `GET /runs`: newest first, those the filters let through.
 pub fn runs_page(list: &Paged<'_, RunRecord>, filters: &Filters<'_>) -> String {
-    let mut out = filters.form();
-    let rows: Vec<String> = list.rows.iter().map(run_row).collect();
-    section_of(
-        &mut out,
+    let rows = list.rows.iter().map(run_row).collect();
+    filtered(
+        filters,
+        list,
         "Runs",
-        if filters.narrows() {
-            "no run matches"
-        } else {
-            "no runs yet"
-        },
+        ["no runs yet", "no run matches"],
         &RUN_HEAD,
         rows,
-        list.total,
-        None,
-    );
-    pager(&mut out, list, &filters.base());
-    out
+    )
 }
 
 const RUN_HEAD: [&str; 6] = ["run", "runbook", "incident", "state", "started", "error"];
