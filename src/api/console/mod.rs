@@ -687,8 +687,7 @@ pub async fn now(State(api): State<Arc<Api>>, ask: Ask) -> Response {
     let mut cards = Vec::new();
     for i in &recent {
         if let Ok(Some(json)) = store(api.store.newest_card(&i.incident)).await
-            && let Ok(m) = serde_json::from_str::<crate::chat::ChatMessage>(&json)
-            && let Some(c) = m.card
+            && let Ok(Glance { card: Some(c), .. }) = serde_json::from_str(&json)
         {
             cards.push((i.incident.clone(), c.status));
         }
@@ -988,7 +987,10 @@ async fn in_chat(api: &Api, id: &str) -> views::InChat {
     let charts = match store(api.store.charts(id, MAX_CHARTS)).await {
         Ok(rows) => rows
             .iter()
-            .filter_map(|(seq, json)| Some((*seq, message(json)?.image?.title)))
+            .filter_map(|(seq, json)| {
+                let g: Glance = serde_json::from_str(json).ok()?;
+                Some((*seq, g.image?.title))
+            })
             .collect(),
         Err(e) => {
             tracing::warn!(error = %e, incident = %id, "cannot read the incident's charts");
@@ -996,6 +998,25 @@ async fn in_chat(api: &Api, id: &str) -> views::InChat {
         }
     };
     views::InChat { card, charts }
+}
+
+/// The parts of a queued chat message that lists show, read alone: a
+/// chart's title without decoding its PNG, a card's state without its
+/// alerts. The message is the bot's own, written by the outbox.
+#[derive(Deserialize)]
+struct Glance {
+    card: Option<GlanceCard>,
+    image: Option<GlanceImage>,
+}
+
+#[derive(Deserialize)]
+struct GlanceCard {
+    status: crate::chat::card::Status,
+}
+
+#[derive(Deserialize)]
+struct GlanceImage {
+    title: String,
 }
 
 /// `GET /incidents/ID/charts/N`: chart N of the incident, the PNG chat
