@@ -836,6 +836,21 @@ impl Config {
                         Err(e) => c.err(Pos::of(t), "server.console.proxy.trusted", e),
                     }
                 }
+                // The map decides who someone is: each target must be a
+                // chat user id `chat.roles` can name.
+                for (from, to) in &p.users {
+                    if !crate::roles::is_user_id(to) {
+                        c.err(
+                            Pos::of(sp),
+                            "server.console.proxy.users",
+                            format!(
+                                "{:?} (for {:?}) is not a chat user id; map the proxy's id to the member id `chat.roles` names, like U024BE7LH",
+                                crate::human::clip(to, 40),
+                                crate::human::clip(from, 40)
+                            ),
+                        );
+                    }
+                }
                 if p.trusted.is_empty() {
                     c.err(
                         Pos::of(sp),
@@ -1666,6 +1681,15 @@ server:
             "server:\n  console:\n    sign_in: proxy\n    proxy: {user_header: X-User, trusted: []}\n",
         );
         assert!(e[0].contains("give the proxy's addresses"), "{e:#?}");
+        let e = errors(
+            "server:\n  console:\n    sign_in: proxy\n    proxy: {user_header: X-User, trusted: [127.0.0.1], users: {ana@example.com: ana}}\n",
+        );
+        assert_eq!(e.len(), 1, "{e:#?}");
+        assert!(
+            e[0].starts_with("c.yaml:4:")
+                && e[0].contains("\"ana\" (for \"ana@example.com\") is not a chat user id"),
+            "{e:#?}"
+        );
     }
 
     #[test]
