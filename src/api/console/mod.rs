@@ -849,14 +849,15 @@ pub async fn silences(State(api): State<Arc<Api>>, ask: Ask, q: Param<SilencesQu
     let Some(s) = &status else {
         return follower_page(&api, &who, "Silences").await;
     };
-    let shown: Vec<crate::control::SilenceView> = match &matching {
-        None => s.silences.clone(),
+    let shown: std::borrow::Cow<'_, [crate::control::SilenceView]> = match &matching {
+        None => s.silences.as_slice().into(),
         Some(m) => s
             .silences
             .iter()
             .filter(|x| views::silence_has(x, m))
             .cloned()
-            .collect(),
+            .collect::<Vec<_>>()
+            .into(),
     };
     let filters = views::Filters {
         action: "/silences",
